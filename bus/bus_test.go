@@ -1,0 +1,261 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/local"
+)
+
+var env *local.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(local.TestMain(m, func(e *local.Env) error { env = e; return nil }))
+}
+
+// newNode returns a bus with its own Redis client, as a separate Brook node has.
+func newNode(t *testing.T) (*bus.Bus, *redis.Client) {
+	t.Helper()
+	opts, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	b := bus.New(rdb, bus.Options{Prefix: env.RedisPrefix + t.Name() + ":", Buffer: 16})
+	t.Cleanup(func() {
+		_ = b.Close()
+		_ = rdb.Close()
+	})
+	return b, rdb
+}
+
+func receive(t *testing.T, s *bus.Subscription) bus.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-s.C:
+		if !ok {
+			t.Fatalf("subscription closed: %v", s.Err())
+		}
+		return ev
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event within 5s")
+	}
+	return bus.Event{}
+}
+
+func TestDeliversAcrossNodes(t *testing.T) {
+	a, _ := newNode(t)
+	b, _ := newNode(t)
+	ctx := context.Background()
+	subA, err := a.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subB, err := b.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx, "room", map[string]string{"text": "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*bus.Subscription{subA, subB} {
+		ev := receive(t, s)
+		if ev.Topic != "room" || string(ev.Data) != `{"text":"hi"}` || ev.Gap {
+			t.Fatalf("got %+v", ev)
+		}
+	}
+}
+
+// Every event published after Subscribe returns is delivered: the subscription
+// is live in Redis before Subscribe returns. Gap-free resume depends on it.
+func TestSubscribeIsLiveOnReturn(t *testing.T) {
+	a, _ := newNode(t)
+	b, _ := newNode(t)
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		topic := fmt.Sprintf("t%d", i)
+		s, err := a.Subscribe(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.PublishRaw(ctx, topic, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if ev := receive(t, s); string(ev.Data) != "x" {
+			t.Fatalf("topic %s: got %+v", topic, ev)
+		}
+	}
+}
+
+func TestOneRedisSubscriptionPerTopicPerNode(t *testing.T) {
+	a, rdb := newNode(t)
+	b, _ := newNode(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var subs []*bus.Subscription
+	for i := 0; i < 100; i++ {
+		for _, n := range []*bus.Bus{a, b} {
+			s, err := n.Subscribe(ctx, "crowd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, s)
+		}
+	}
+	channel := env.RedisPrefix + t.Name() + ":crowd"
+	if n := rdb.PubSubNumSub(ctx, channel).Val()[channel]; n != 2 {
+		t.Fatalf("redis subscriptions for the topic: got %d, want 2 (one per node)", n)
+	}
+	if err := a.Publish(ctx, "crowd", 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range subs {
+		receive(t, s)
+	}
+	cancel()
+	for _, s := range subs {
+		for range s.C {
+		}
+		if s.Err() != nil {
+			t.Fatalf("ended with %v, want nil", s.Err())
+		}
+	}
+	waitFor(t, func() bool { return rdb.PubSubNumSub(context.Background(), channel).Val()[channel] == 0 })
+}
+
+func TestSlowSubscriberIsDroppedAlone(t *testing.T) {
+	a, _ := newNode(t)
+	ctx := context.Background()
+	slow, err := a.Subscribe(ctx, "feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast, err := a.Subscribe(ctx, "feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 100 // far more than the buffer of 16
+	// The fast subscriber reads each event before the next is published; the
+	// slow one reads nothing.
+	acks := make(chan bool)
+	go func() {
+		for range fast.C {
+			acks <- true
+		}
+		close(acks)
+	}()
+	for i := 0; i < n; i++ {
+		if err := a.Publish(ctx, "feed", i); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ok := <-acks:
+			if !ok {
+				t.Fatalf("fast subscriber ended after %d events: %v", i, fast.Err())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("fast subscriber did not get event %d", i)
+		}
+	}
+	drained := 0
+	for range slow.C {
+		drained++
+	}
+	if !errors.Is(slow.Err(), bus.ErrSlowSubscriber) {
+		t.Fatalf("slow subscriber ended with %v, want ErrSlowSubscriber", slow.Err())
+	}
+	if drained != 16 {
+		t.Fatalf("slow subscriber kept %d buffered events, want 16", drained)
+	}
+}
+
+func TestNoGoroutineLeakAfter10000Cycles(t *testing.T) {
+	a, _ := newNode(t)
+	ctx := context.Background()
+	// Warm up connections so pool goroutines are not counted as leaks.
+	for i := 0; i < 10; i++ {
+		c, cancel := context.WithCancel(ctx)
+		if _, err := a.Subscribe(c, "warm"); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10000/8; i++ {
+				c, cancel := context.WithCancel(ctx)
+				s, err := a.Subscribe(c, fmt.Sprintf("cycle-%d", i%50))
+				if err != nil {
+					cancel()
+					errs <- err
+					return
+				}
+				cancel()
+				for range s.C {
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before })
+	if topics, subs := a.Stats(); topics != 0 || subs != 0 {
+		t.Fatalf("bus still holds %d topics and %d subscribers", topics, subs)
+	}
+}
+
+func TestGapAfterRedisRestart(t *testing.T) {
+	if env.Redis == nil {
+		t.Skip("needs a private Redis server to restart")
+	}
+	a, _ := newNode(t)
+	ctx := context.Background()
+	s, err := a.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Redis.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Redis.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ev := receive(t, s)
+	if !ev.Gap {
+		t.Fatalf("first event after restart: got %+v, want a gap", ev)
+	}
+	// The subscription is live again: a new event arrives.
+	waitFor(t, func() bool { return a.Publish(ctx, "room", "after") == nil })
+	ev = receive(t, s)
+	if string(ev.Data) != `"after"` {
+		t.Fatalf("got %+v after resubscribe", ev)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

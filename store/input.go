@@ -1,0 +1,114 @@
+package store
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Limits on client input, enforced before anything is written.
+const (
+	// MaxPage is the largest page any list returns.
+	MaxPage = 100
+	// MaxDataBytes caps a custom data object, encoded as JSON.
+	MaxDataBytes = 32 << 10
+	// MaxUserIDLen caps user ids.
+	MaxUserIDLen = 64
+	// MaxBatch caps how many items one mutation may touch (users, ids).
+	MaxBatch = 100
+)
+
+// NewID returns a new time-ordered id. UUIDv7 ids sort by creation time, so
+// they double as pagination keys, and their random tail spreads writes.
+func NewID() uuid.UUID { return uuid.Must(uuid.NewV7()) }
+
+// ParseID parses a client-supplied UUID id.
+func ParseID(field, s string) (uuid.UUID, error) {
+	id, err := uuid.Parse(s)
+	if err != nil || len(s) != 36 {
+		return uuid.Nil, Invalid(field, "%q is not a valid id", truncate(s, 80))
+	}
+	return id, nil
+}
+
+// CheckUserID checks a user id: 1 to 64 letters, digits, or any of "_-@.".
+// Feed and channel ids embed user ids after a colon, so a colon is not allowed.
+func CheckUserID(field, id string) error {
+	if id == "" || len(id) > MaxUserIDLen {
+		return Invalid(field, "a user id must be 1 to %d characters", MaxUserIDLen)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-@.", r)) {
+			return Invalid(field, "%q is not a valid user id: use letters, digits and _-@. only", truncate(id, 80))
+		}
+	}
+	return nil
+}
+
+// CheckText checks that s is valid UTF-8 of at most max characters.
+func CheckText(field, s string, max int) error {
+	if !utf8.ValidString(s) {
+		return Invalid(field, "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return Invalid(field, "is %d characters long; the limit is %d", n, max)
+	}
+	return nil
+}
+
+// CheckData checks a custom data value: a JSON object of at most MaxDataBytes.
+// Nil (no data) is fine.
+func CheckData(field string, data json.RawMessage) error {
+	if data == nil {
+		return nil
+	}
+	if len(data) > MaxDataBytes {
+		return Invalid(field, "is %d bytes of JSON; the limit is %d", len(data), MaxDataBytes)
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+		return Invalid(field, "must be a JSON object")
+	}
+	return nil
+}
+
+// PageSize checks a first/last argument.
+func PageSize(field string, n int) (int, error) {
+	if n < 0 || n > MaxPage {
+		return 0, Invalid(field, "must be between 0 and %d, got %d", MaxPage, n)
+	}
+	return n, nil
+}
+
+// EncodeCursor turns a list position into an opaque cursor.
+func EncodeCursor(pos string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(pos))
+}
+
+// DecodeCursor turns a cursor from EncodeCursor back into a list position.
+// A cursor that was not made by EncodeCursor is an InputError.
+func DecodeCursor(field, cursor string) (string, error) {
+	if len(cursor) > 512 {
+		return "", Invalid(field, "is not a valid cursor")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil || len(b) == 0 || !utf8.Valid(b) {
+		return "", Invalid(field, "is not a valid cursor; pass an endCursor from a previous page")
+	}
+	return string(b), nil
+}
+
+// truncate shortens s for quoting in an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
