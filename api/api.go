@@ -1,0 +1,304 @@
+// Package api serves Brook's GraphQL API over HTTP and WebSocket: the gqlgen
+// handler with its transports, limits and caches, sign-in, GraphiQL,
+// health and metrics. It sits between the HTTP server and the resolvers.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	gqllru "github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/brookhq/brook/auth"
+	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/graph"
+	"github.com/brookhq/brook/resolvers"
+	"github.com/brookhq/brook/store"
+)
+
+// Options configures the API. Zero limits take the defaults below.
+type Options struct {
+	Store *store.Store
+	Bus   *bus.Bus
+	Keys  *auth.Keys
+	// Logger receives request logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Registry receives metrics and is served at /metrics; nil makes one.
+	Registry *prometheus.Registry
+
+	// Dev allows browser pages on any localhost origin.
+	Dev bool
+	// AllowedOrigins lists browser origins allowed to call the API ("*": any).
+	AllowedOrigins string
+	// Introspection and Playground turn on schema introspection and GraphiQL.
+	Introspection bool
+	Playground    bool
+
+	ComplexityLimit int
+	DepthLimit      int
+	TokenLimit      int
+	// MaxWebsocketMessage caps one WebSocket message from a client, in bytes.
+	MaxWebsocketMessage int64
+	// WebsocketWriteTimeout bounds one write to a client that stopped reading.
+	WebsocketWriteTimeout time.Duration
+	// PingInterval is how often the server pings graphql-transport-ws
+	// clients; a client that misses two pongs is disconnected.
+	PingInterval time.Duration
+}
+
+// Defaults for the limits.
+const (
+	DefaultComplexityLimit     = 5000
+	DefaultDepthLimit          = 12
+	DefaultTokenLimit          = 10000
+	DefaultMaxWebsocketMessage = 256 << 10
+)
+
+// Server is the HTTP handler of one Brook node.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	gql      *handler.Server
+	auth     *authenticator
+	present  graphql.ErrorPresenterFunc
+	metrics  *metrics
+	presence *presence
+	apqLocal *lru.Cache[string, string]
+	origins  *originPolicy
+
+	shuttingDown atomic.Bool
+	wsMu         sync.Mutex
+	wsConns      sync.WaitGroup
+	wsCtx        context.Context
+	wsCancel     context.CancelFunc
+	stopPresence context.CancelFunc
+	presenceDone chan struct{}
+}
+
+// New builds the API. Call Shutdown to close its WebSocket connections.
+func New(opts Options) (*Server, error) {
+	if opts.Store == nil || opts.Bus == nil || opts.Keys == nil {
+		return nil, errors.New("api: Store, Bus and Keys are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	setDefault(&opts.ComplexityLimit, DefaultComplexityLimit)
+	setDefault(&opts.DepthLimit, DefaultDepthLimit)
+	setDefault(&opts.TokenLimit, DefaultTokenLimit)
+	setDefault(&opts.MaxWebsocketMessage, DefaultMaxWebsocketMessage)
+	setDefault(&opts.WebsocketWriteTimeout, 10*time.Second)
+	setDefault(&opts.PingInterval, 20*time.Second)
+
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		auth:    newAuthenticator(opts.Keys, opts.Store),
+		present: presentError(opts.Logger),
+		metrics: newMetrics(opts.Registry),
+		origins: newOriginPolicy(opts.AllowedOrigins, opts.Dev),
+	}
+	s.apqLocal, _ = lru.New[string, string](1000)
+	s.wsCtx, s.wsCancel = context.WithCancel(context.Background())
+
+	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger, Present: s.present}
+	s.presence = &presence{store: opts.Store, log: opts.Logger, conns: map[string]string{}, announce: res.AnnouncePresence}
+	cfg := graph.Config{Resolvers: res}
+	resolvers.SetComplexity(&cfg.Complexity)
+	s.gql = s.newGraphQLHandler(graph.NewExecutableSchema(cfg))
+
+	presenceCtx, stop := context.WithCancel(context.Background())
+	s.stopPresence, s.presenceDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.presenceDone)
+		s.presence.run(presenceCtx)
+	}()
+
+	s.mux = http.NewServeMux()
+	if opts.Playground {
+		s.mux.Handle("GET /{$}", playground.Handler("Brook", "/query"))
+	}
+	s.mux.Handle("/query", s.cors(withErrorCodes(http.HandlerFunc(s.serveGraphQL))))
+	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// newGraphQLHandler assembles gqlgen's handler with explicit transports and
+// extensions, in the order gqlgen runs them.
+func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Server {
+	srv := handler.New(schema)
+	readLimit := s.opts.MaxWebsocketMessage
+	srv.AddTransport(transport.Websocket{
+		Implementation:        newGorillaWebsocket(s.origins, s.opts.WebsocketWriteTimeout, &s.shuttingDown),
+		InitFunc:              s.wsInit,
+		CloseFunc:             s.wsClose,
+		InitTimeout:           10 * time.Second,
+		KeepAlivePingInterval: 15 * time.Second,
+		PingPongInterval:      s.opts.PingInterval,
+		PayloadReadLimit:      &readLimit,
+	})
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+
+	srv.SetQueryCache(gqllru.New[*ast.QueryDocument](1000))
+	srv.SetErrorPresenter(s.present)
+	srv.SetRecoverFunc(recoverPanic(s.log))
+	srv.SetParserTokenLimit(s.opts.TokenLimit)
+
+	if s.opts.Introspection {
+		srv.Use(extension.Introspection{})
+	} else {
+		srv.Use(noIntrospection{})
+	}
+	srv.Use(extension.AutomaticPersistedQuery{Cache: apqCache{server: s}})
+	srv.Use(extension.FixedComplexityLimit(s.opts.ComplexityLimit))
+	srv.Use(depthLimit{max: s.opts.DepthLimit})
+
+	srv.AroundOperations(s.metrics.observeOperation)
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		// Fresh dataloaders for every response: per query or mutation, and per
+		// subscription event, never one cache for a connection's whole life.
+		resp := next(resolvers.WithLoaders(ctx, resolvers.NewLoaders(s.opts.Store)))
+		s.metrics.observeResponse(ctx, resp, s.log)
+		return resp
+	})
+	srv.AroundFields(markResolverErrors)
+	return srv
+}
+
+// Handler returns the HTTP handler: GraphiQL at /, the API at /query,
+// /healthz and /metrics.
+func (s *Server) Handler() http.Handler { return logRequests(s.log, s.mux) }
+
+// serveGraphQL routes /query: WebSocket upgrades authenticate in their
+// connection_init message, every other request needs a token up front.
+func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
+	if websocket.IsWebSocketUpgrade(r) {
+		s.serveWebsocket(w, r)
+		return
+	}
+	s.requireToken(s.gql).ServeHTTP(w, r)
+}
+
+// serveWebsocket runs one WebSocket connection. Its context ends when the
+// client leaves or when the server shuts down: http.Server.Shutdown does not
+// touch hijacked connections, so Shutdown cancels them itself.
+func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
+	if !s.origins.allowWebsocket(r) {
+		// Cross-site WebSocket hijacking: a page on a foreign origin is
+		// trying to use the visitor's connection.
+		s.writeError(w, r, auth.Forbidden("WebSocket connections from origin %q are not allowed; add it to BROOK_ALLOWED_ORIGINS", r.Header.Get("Origin")))
+		return
+	}
+	s.wsMu.Lock()
+	if s.shuttingDown.Load() {
+		s.wsMu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s.wsConns.Add(1)
+	s.wsMu.Unlock()
+	defer s.wsConns.Done()
+
+	s.metrics.connections.Inc()
+	defer s.metrics.connections.Dec()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.wsCtx, cancel)
+	defer stop()
+	ctx = context.WithValue(ctx, wsStateKey{}, &wsState{connID: uuid.Must(uuid.NewV7()).String()})
+	s.gql.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// Shutdown closes every WebSocket connection with a close frame (1001,
+// going away) and waits for their handlers to finish or ctx to end. Call it
+// alongside http.Server.Shutdown, which drains the other requests.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.wsMu.Lock()
+	s.shuttingDown.Store(true)
+	s.wsMu.Unlock()
+	s.wsCancel()
+	s.stopPresence()
+	done := make(chan struct{})
+	go func() {
+		s.wsConns.Wait()
+		<-s.presenceDone
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// cors lets allowed browser origins call /query.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin != "" && s.origins.allows(origin, r.Host) {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-Id")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Max-Age", "600")
+		}
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// serveHealth answers 200 when PostgreSQL and Redis both answer, 503 otherwise.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	pg, rd := "ok", "ok"
+	if err := s.opts.Store.DB().Ping(ctx); err != nil {
+		pg = "unreachable"
+	}
+	if err := s.opts.Store.Redis().Ping(ctx).Err(); err != nil {
+		rd = "unreachable"
+	}
+	status := "ok"
+	if pg != "ok" || rd != "ok" {
+		status = "unavailable"
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_, _ = w.Write([]byte(`{"status":"` + status + `","postgres":"` + pg + `","redis":"` + rd + `"}` + "\n"))
+}

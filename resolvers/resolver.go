@@ -1,0 +1,36 @@
+// Package resolvers implements Brook's GraphQL schema. Resolvers are thin:
+// they parse and authorize, call the store or bus, and map the result.
+package resolvers
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/brookhq/brook/auth"
+	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/store"
+)
+
+// Resolver holds what every resolver needs.
+type Resolver struct {
+	Store *store.Store
+	Bus   *bus.Bus
+	Log   *slog.Logger
+	// Present turns an error into the GraphQL error a client sees; it is
+	// used for errors that end a subscription after it has started.
+	Present func(ctx context.Context, err error) *gqlerror.Error
+}
+
+// caller returns the signed-in identity; the API lets no request without
+// one reach a resolver, so this fails only if that wiring breaks.
+func caller(ctx context.Context) (auth.Identity, error) { return auth.Caller(ctx) }
+
+// endSubscription reports why a subscription stopped early to its client.
+func (r *Resolver) endSubscription(ctx context.Context, err error) {
+	if err != nil && r.Present != nil {
+		transport.AddSubscriptionError(ctx, r.Present(ctx, err))
+	}
+}
