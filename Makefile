@@ -1,0 +1,32 @@
+# Brook: the two commands are `make run` and `make test`.
+GO ?= go
+
+.PHONY: run test deps generate check-generate vet ci
+
+## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data)
+run: deps
+	BROOK_DEV=true $(GO) run .
+
+## test: run every test against real PostgreSQL and Redis (private throwaway servers)
+test: deps
+	$(GO) test -count=1 -timeout 15m ./...
+
+## deps: make sure the PostgreSQL and Redis server binaries are installed
+deps:
+	@scripts/deps
+
+## generate: regenerate graph/ from schema/*.graphqls
+generate:
+	$(GO) generate ./...
+
+## check-generate: fail if the committed generated code is stale
+check-generate: generate
+	@git diff --exit-code -- graph resolvers gqlgen.yml || (echo "generated code is stale: run 'make generate' and commit" >&2; exit 1)
+	@test -z "$$(git status --porcelain -- graph resolvers)" || (git status --porcelain -- graph resolvers; echo "generate created files: commit them" >&2; exit 1)
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1)
+
+## ci: what CI runs on a clean clone
+ci: vet test check-generate

@@ -1,0 +1,417 @@
+// Brook is an open-source backend for activity feeds, chat and video-call
+// signaling: one Go server with a GraphQL API, on PostgreSQL and Redis.
+//
+// Usage:
+//
+//	brook                      serve the API (the default)
+//	brook token <user> [--admin] [--ttl 24h]
+//	                           print a signed token for a user
+//	brook migrate              apply database migrations and exit
+//	brook worker               run background workers only, no HTTP
+//
+// Configuration comes from the environment; see README.md. With
+// DATABASE_URL and REDIS_URL unset, Brook starts private PostgreSQL and
+// Redis servers under BROOK_DATA_DIR (./.data).
+package main
+
+//go:generate go tool gqlgen generate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/brookhq/brook/api"
+	"github.com/brookhq/brook/auth"
+	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/local"
+	"github.com/brookhq/brook/migrations"
+	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/workers"
+)
+
+// Config is everything Brook reads from its environment.
+type Config struct {
+	Addr            string
+	DatabaseURL     string
+	RedisURL        string
+	RedisPrefix     string
+	DataDir         string
+	JWTSecret       string
+	Dev             bool
+	Workers         int
+	AllowedOrigins  string
+	Introspection   bool
+	Playground      bool
+	ComplexityLimit int
+	DepthLimit      int
+	TokenLimit      int
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+	// Serve is false for a worker-only process.
+	Serve bool
+}
+
+// configFromEnv reads the configuration; getenv is os.Getenv outside tests.
+func configFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Addr:           firstSet(getenv("BROOK_ADDR"), prefixed(":", getenv("PORT")), ":8080"),
+		DatabaseURL:    getenv("DATABASE_URL"),
+		RedisURL:       getenv("REDIS_URL"),
+		RedisPrefix:    firstSet(getenv("BROOK_REDIS_PREFIX"), "brook:"),
+		DataDir:        firstSet(getenv("BROOK_DATA_DIR"), ".data"),
+		JWTSecret:      getenv("BROOK_JWT_SECRET"),
+		AllowedOrigins: getenv("BROOK_ALLOWED_ORIGINS"),
+		LogFormat:      firstSet(getenv("BROOK_LOG_FORMAT"), "text"),
+		Serve:          true,
+	}
+	var errs []error
+	parseBool := func(name string, def bool) bool {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", name, v))
+		}
+		return b
+	}
+	parseInt := func(name string, def int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a whole number of at least 0", name, v))
+		}
+		return n
+	}
+	c.Dev = parseBool("BROOK_DEV", false)
+	c.Introspection = parseBool("BROOK_INTROSPECTION", true)
+	c.Playground = parseBool("BROOK_PLAYGROUND", true)
+	c.Workers = parseInt("BROOK_WORKERS", 2)
+	c.ComplexityLimit = parseInt("BROOK_COMPLEXITY_LIMIT", api.DefaultComplexityLimit)
+	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
+	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
+	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second
+	if err := c.LogLevel.UnmarshalText([]byte(firstSet(getenv("BROOK_LOG_LEVEL"), "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("BROOK_LOG_LEVEL: %w", err))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("BROOK_LOG_FORMAT=%q: want text or json", c.LogFormat))
+	}
+	return c, errors.Join(errs...)
+}
+
+func firstSet(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func prefixed(prefix, v string) string {
+	if v == "" {
+		return ""
+	}
+	return prefix + v
+}
+
+func main() {
+	cfg, err := configFromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "brook: configuration:", err)
+		os.Exit(2)
+	}
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch cmd {
+	case "serve":
+		err = run(ctx, cfg, os.Stdout, nil)
+	case "worker":
+		cfg.Serve = false
+		err = run(ctx, cfg, os.Stdout, nil)
+	case "token":
+		err = printToken(cfg, args, os.Stdout)
+	case "migrate":
+		err = migrate(ctx, cfg)
+	default:
+		err = fmt.Errorf("unknown command %q; use serve, worker, token or migrate", cmd)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "brook:", err)
+		os.Exit(1)
+	}
+}
+
+// newLogger returns the process logger. Tokens and secrets are never logged.
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// jwtSecret returns the configured secret or, with none configured, one
+// generated once and kept in the data directory, so `brook token` and the
+// server agree without any setup.
+func jwtSecret(cfg Config) ([]byte, error) {
+	if cfg.JWTSecret != "" {
+		return []byte(cfg.JWTSecret), nil
+	}
+	path := filepath.Join(cfg.DataDir, "jwt-secret")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= auth.MinSecretLen {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(buf)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", cfg.DataDir, err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", path, err)
+	}
+	return []byte(secret), nil
+}
+
+// printToken implements `brook token <user_id> [--admin] [--ttl 24h]`.
+func printToken(cfg Config, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	admin := fs.Bool("admin", false, "give the token the admin role")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid (0: forever)")
+	var user string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		user, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if user == "" && fs.NArg() > 0 {
+		user = fs.Arg(0)
+	}
+	if user == "" {
+		return errors.New("usage: brook token <user_id> [--admin] [--ttl 24h]")
+	}
+	if err := store.CheckUserID("user_id", user); err != nil {
+		return err
+	}
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return err
+	}
+	keys, err := auth.NewKeys(secret)
+	if err != nil {
+		return err
+	}
+	tok, err := keys.Issue(user, *admin, *ttl)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(out, tok)
+	return err
+}
+
+// migrate implements `brook migrate`: it migrates DATABASE_URL, or the
+// private server under the data directory when that is unset.
+func migrate(ctx context.Context, cfg Config) error {
+	url := cfg.DatabaseURL
+	if url == "" {
+		pg, err := local.StartPostgres(ctx, filepath.Join(cfg.DataDir, "postgres"), true)
+		if err != nil {
+			return err
+		}
+		defer pg.Stop()
+		if err := pg.CreateDatabase(ctx, "brook"); err != nil {
+			return err
+		}
+		url = pg.URL("brook")
+	}
+	if err := migrations.Apply(ctx, url); err != nil {
+		return err
+	}
+	v, err := migrations.Version(ctx, url)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("database is at migration %d\n", v)
+	return nil
+}
+
+// run starts a Brook node and serves until ctx ends, then shuts down
+// gracefully. ready, if set, gets the listening address once serving.
+func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)) error {
+	log := newLogger(cfg, out)
+	secret, err := jwtSecret(cfg)
+	if err != nil {
+		return err
+	}
+	keys, err := auth.NewKeys(secret)
+	if err != nil {
+		return fmt.Errorf("BROOK_JWT_SECRET: %w", err)
+	}
+
+	env, err := local.Dev(ctx, cfg.DataDir, cfg.DatabaseURL, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	if env.Postgres != nil || env.Redis != nil {
+		log.Info("started private servers", "dir", cfg.DataDir, "postgres", env.Postgres != nil, "redis", env.Redis != nil)
+	}
+	if err := migrations.Apply(ctx, env.DatabaseURL); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	b := bus.New(st.Redis(), bus.Options{Prefix: cfg.RedisPrefix + "bus:", Logger: log, Registerer: reg})
+	defer b.Close()
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	var workDone sync.WaitGroup
+	if cfg.Workers > 0 {
+		runner := workers.New(st, b, workers.Options{Concurrency: cfg.Workers, Logger: log, Registerer: reg})
+		workDone.Add(1)
+		go func() {
+			defer workDone.Done()
+			if err := runner.Run(workCtx); err != nil {
+				log.Error("workers stopped", "err", err)
+			}
+		}()
+	}
+	// drainWorkers stops the workers after the batch in hand; it runs on
+	// every return, so no worker outlives the store it uses.
+	drainWorkers := func() {
+		stopWork()
+		workDone.Wait()
+	}
+	defer drainWorkers()
+
+	if !cfg.Serve {
+		log.Info("worker running", "concurrency", cfg.Workers)
+		<-ctx.Done()
+		log.Info("worker stopping")
+		return nil
+	}
+
+	srv, err := api.New(api.Options{
+		Store: st, Bus: b, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev,
+		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground,
+		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	addr := ln.Addr().String()
+	log.Info("serving", "addr", addr)
+	if cfg.Dev || env.Postgres != nil {
+		printWelcome(out, addr, keys)
+	}
+	if ready != nil {
+		ready(addr)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: closing connections and draining work", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var wsErr, httpErr error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		wsErr = srv.Shutdown(shutdownCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		httpErr = httpSrv.Shutdown(shutdownCtx)
+	}()
+	wg.Wait()
+	var errs []error
+	if wsErr != nil {
+		errs = append(errs, fmt.Errorf("close websockets: %w", wsErr))
+	}
+	if httpErr != nil {
+		errs = append(errs, fmt.Errorf("drain http: %w", httpErr))
+	}
+	drainWorkers()
+	log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// printWelcome tells a newcomer where to go and gives them a token.
+func printWelcome(out io.Writer, addr string, keys *auth.Keys) {
+	host, port, _ := net.SplitHostPort(addr)
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
+	tok, err := keys.Issue("alice", false, 24*time.Hour)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(out, `
+  Brook is running.
+
+    GraphiQL   %s/
+    API        %s/query   (WebSocket: ws://%s/query)
+
+  Paste this into GraphiQL's Headers tab to query as user "alice" (valid 24 h):
+
+    {"Authorization": "Bearer %s"}
+
+  Then run:  { me { id name online } }
+  Tokens for other users:  go run . token <user_id> [--admin]
+
+`, base, base, net.JoinHostPort(host, port), tok)
+}
