@@ -30,3 +30,15 @@ vet:
 
 ## ci: what CI runs on a clean clone
 ci: vet test check-generate
+
+.PHONY: bench-feeds bench-chat bench-calls
+
+## bench-feeds, bench-chat, bench-calls: measure and print the README's tables
+bench-feeds: deps
+	$(GO) run ./bench feeds
+
+bench-chat: deps
+	$(GO) run ./bench chat
+
+bench-calls: deps
+	$(GO) run ./bench calls

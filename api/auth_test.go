@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/client"
 )
 
 var env *brooktest.Env
@@ -73,16 +75,13 @@ func TestWebsocketRefusesBadTokensWith4403(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
 	for _, bad := range badTokens(t) {
 		t.Run(bad.name, func(t *testing.T) {
-			ws, err := n.Dial(t, brooktest.AuthPayload(bad.token))
-			if err != nil {
-				t.Fatal(err)
+			_, err := n.Dial(t, brooktest.AuthPayload(bad.token))
+			var ce *client.CloseError
+			if !errors.As(err, &ce) || ce.Code != 4403 {
+				t.Fatalf("dial: %v, want close 4403", err)
 			}
-			code, text := ws.WaitClosed(5 * time.Second)
-			if code != 4403 {
-				t.Fatalf("close code %d (%q), want 4403", code, text)
-			}
-			if !strings.Contains(text, bad.says) {
-				t.Fatalf("close reason %q does not say %q", text, bad.says)
+			if !strings.Contains(ce.Text, bad.says) {
+				t.Fatalf("close reason %q does not say %q", ce.Text, bad.says)
 			}
 		})
 	}

@@ -74,12 +74,22 @@ func (e *Env) token(t testing.TB, user string, admin bool, ttl time.Duration) st
 	return tok
 }
 
+// StoreOptions are the store options of the environment.
+func (e *Env) StoreOptions() store.Options {
+	return store.Options{DatabaseURL: e.DatabaseURL, RedisURL: e.RedisURL, RedisPrefix: e.RedisPrefix, Logger: quietLogger()}
+}
+
 // OpenStore opens a store on the environment, closed when the test ends.
-func (e *Env) OpenStore(t testing.TB) *store.Store {
+// adjust, if given, changes the options first.
+func (e *Env) OpenStore(t testing.TB, adjust ...func(*store.Options)) *store.Store {
 	t.Helper()
-	s, err := store.Open(context.Background(), store.Options{
-		DatabaseURL: e.DatabaseURL, RedisURL: e.RedisURL, RedisPrefix: e.RedisPrefix, Logger: quietLogger(),
-	})
+	opts := e.StoreOptions()
+	for _, f := range adjust {
+		if f != nil {
+			f(&opts)
+		}
+	}
+	s, err := store.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +101,10 @@ func (e *Env) OpenStore(t testing.TB) *store.Store {
 type NodeOptions struct {
 	// Workers is the number of job workers; zero means one, negative none.
 	Workers int
-	// API adjusts the API options before the node starts.
-	API func(*api.Options)
+	// Store, Runner and API adjust the node's options before it starts.
+	Store  func(*store.Options)
+	Runner func(*workers.Options)
+	API    func(*api.Options)
 	// Logger receives the node's logs; nil discards them unless
 	// BROOK_TEST_LOG is set.
 	Logger *slog.Logger
@@ -122,14 +134,16 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 		logger = quietLogger()
 	}
 	n := &Node{Registry: prometheus.NewRegistry()}
-	n.Store = e.OpenStore(t)
+	n.Store = e.OpenStore(t, opts.Store)
 	n.Bus = bus.New(n.Store.Redis(), bus.Options{Prefix: e.RedisPrefix + "bus:", Logger: logger, Registerer: n.Registry})
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
 	if opts.Workers >= 0 {
-		n.Runner = workers.New(n.Store, n.Bus, workers.Options{
-			Concurrency: max(opts.Workers, 1), Logger: logger, Registerer: n.Registry, PollInterval: 50 * time.Millisecond,
-		})
+		wo := workers.Options{Concurrency: max(opts.Workers, 1), Logger: logger, Registerer: n.Registry, PollInterval: 50 * time.Millisecond}
+		if opts.Runner != nil {
+			opts.Runner(&wo)
+		}
+		n.Runner = workers.New(n.Store, n.Bus, wo)
 		n.done.Add(1)
 		go func() {
 			defer n.done.Done()

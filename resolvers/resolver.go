@@ -12,6 +12,7 @@ import (
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/workers"
 )
 
 // Resolver holds what every resolver needs.
@@ -27,6 +28,10 @@ type Resolver struct {
 // caller returns the signed-in identity; the API lets no request without
 // one reach a resolver, so this fails only if that wiring breaks.
 func caller(ctx context.Context) (auth.Identity, error) { return auth.Caller(ctx) }
+
+// wakeWorkers tells the workers of every node that the transaction just
+// committed left them a job. It only saves the wait until they next poll.
+func (r *Resolver) wakeWorkers(ctx context.Context) { workers.Wake(ctx, r.Bus) }
 
 // endSubscription reports why a subscription stopped early to its client.
 func (r *Resolver) endSubscription(ctx context.Context, err error) {

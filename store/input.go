@@ -112,3 +112,19 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Page is one page of a list: at most the number of items asked for, and
+// whether more follow.
+type Page[T any] struct {
+	Items   []T
+	HasNext bool
+}
+
+// PageOf makes a Page from up to first+1 rows read for a page of first: the
+// extra row only says that more follow.
+func PageOf[T any](rows []T, first int) Page[T] {
+	if len(rows) > first {
+		return Page[T]{Items: rows[:first], HasNext: true}
+	}
+	return Page[T]{Items: rows}
+}

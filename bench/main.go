@@ -1,0 +1,51 @@
+// Command bench measures Brook on this machine and prints a Markdown table
+// per measurement, headed by the command, the machine and the date, ready
+// for the README:
+//
+//	go run ./bench feeds     (make bench-feeds)
+//	go run ./bench chat      (make bench-chat)
+//	go run ./bench calls     (make bench-calls)
+//
+// It starts its own private PostgreSQL and Redis servers (durable settings,
+// as in production) and real Brook server processes, and drives them as
+// clients would. Benchmarks are never timed assertions in tests.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// benchmarks maps a name to its run function.
+var benchmarks = map[string]func(ctx context.Context, h *harness, args []string) error{}
+
+func main() {
+	if len(os.Args) < 2 || benchmarks[os.Args[1]] == nil {
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench <name> [flags]; names:")
+		for name := range benchmarks {
+			fmt.Fprintln(os.Stderr, "  "+name)
+		}
+		os.Exit(2)
+	}
+	name, args := os.Args[1], os.Args[2:]
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	keep := fs.Bool("keep", false, "keep the benchmark's data directory")
+	_ = fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	h, err := newHarness(ctx, name, *keep)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	err = benchmarks[name](ctx, h, fs.Args())
+	h.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,4 @@
+package workers
+
+// registerCalls registers the background jobs of the calls product.
+func (r *Runner) registerCalls() {}

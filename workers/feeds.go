@@ -1,0 +1,4 @@
+package workers
+
+// registerFeeds registers the background jobs of the feeds product.
+func (r *Runner) registerFeeds() {}
