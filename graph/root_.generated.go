@@ -47,6 +47,11 @@ type ComplexityRoot struct {
 		Users func(childComplexity int, ids []string) int
 	}
 
+	ReactionCount struct {
+		Count func(childComplexity int) int
+		Kind  func(childComplexity int) int
+	}
+
 	Subscription struct {
 		UserUpdated func(childComplexity int, id string) int
 	}
@@ -131,6 +136,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["ids"].([]string)), true
+
+	case "ReactionCount.count":
+		if e.ComplexityRoot.ReactionCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReactionCount.Count(childComplexity), true
+	case "ReactionCount.kind":
+		if e.ComplexityRoot.ReactionCount.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReactionCount.Kind(childComplexity), true
 
 	case "Subscription.userUpdated":
 		if e.ComplexityRoot.Subscription.UserUpdated == nil {
@@ -364,6 +382,12 @@ type Mutation {
 type Subscription {
   "A user's profile after each change, and whenever the user comes online or goes offline."
   userUpdated(id: ID!): User!
+}
+
+"How many reactions of one kind something has (activities, messages)."
+type ReactionCount {
+  kind: String!
+  count: Int!
 }
 `, BuiltIn: false},
 }

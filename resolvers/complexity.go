@@ -12,6 +12,9 @@ import (
 func SetComplexity(c *graph.ComplexityRoot) {
 	c.Query.Users = func(child int, ids []string) int { return 1 + len(ids)*child }
 	c.Mutation.UpsertUsers = func(child int, users []*model.UserInput) int { return 1 + len(users)*child }
+	setFeedComplexity(c)
+	setChatComplexity(c)
+	setCallComplexity(c)
 }
 
 // listCost is the cost of a list field whose page size is n.

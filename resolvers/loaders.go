@@ -24,12 +24,20 @@ const loaderWait = 2 * time.Millisecond
 type Loaders struct {
 	Users  *Loader[string, *store.User]
 	Online *Loader[string, bool]
+
+	// Each product keeps its loaders in its own file.
+	feedLoaders
+	chatLoaders
+	callLoaders
 }
 
 // NewLoaders returns a set of loaders over s.
 func NewLoaders(s *store.Store) *Loaders {
 	return &Loaders{
-		Users: NewLoader(s.UsersByID),
+		feedLoaders: newFeedLoaders(s),
+		chatLoaders: newChatLoaders(s),
+		callLoaders: newCallLoaders(s),
+		Users:       NewLoader(s.UsersByID),
 		// Presence lives only in Redis; while Redis is unreachable everyone
 		// reads as offline rather than failing the query.
 		Online: NewLoader(func(ctx context.Context, ids []string) ([]bool, error) {
