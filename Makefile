@@ -1,15 +1,22 @@
 # Brook: the two commands are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run test deps generate check-generate vet ci
+.PHONY: run test fuzz deps generate check-generate vet ci
 
 ## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data)
 run: deps
 	BROOK_DEV=true $(GO) run .
 
-## test: run every test against real PostgreSQL and Redis (private throwaway servers)
+## test: run every test against real PostgreSQL and Redis (private throwaway servers),
+## then a short pass of every fuzz target
 test: deps
 	$(GO) test -count=1 -timeout 15m ./...
+	scripts/fuzz 20000x
+
+## fuzz: a long pass of every fuzz target (FUZZ_BUDGET executions each)
+FUZZ_BUDGET ?= 2000000x
+fuzz:
+	scripts/fuzz $(FUZZ_BUDGET)
 
 ## deps: make sure the PostgreSQL and Redis server binaries are installed
 deps:

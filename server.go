@@ -64,11 +64,65 @@ type Config struct {
 	ComplexityLimit int
 	DepthLimit      int
 	TokenLimit      int
+	Limits          Limits
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
 	// Serve is false for a worker-only process.
 	Serve bool
+}
+
+// Limits are the abuse limits; see README "Reliability and security".
+type Limits struct {
+	MaxBodyBytes                  int
+	MaxWebsocketMessageBytes      int
+	AliasLimit                    int
+	BatchLimit                    int
+	MaxSubscriptionsPerConnection int
+	MaxConnectionsPerUser         int
+	RatePerIP                     store.Rate
+	RatePerUser                   store.Rate
+	// SendRates are per-user budgets of the mutations that send, by field.
+	SendRates map[string]store.Rate
+}
+
+// sendRateVars names the environment variable of each sending mutation's budget.
+var sendRateVars = map[string]struct{ field, def string }{
+	"BROOK_RATE_ADD_ACTIVITY": {"addActivity", "10/s:30"},
+	"BROOK_RATE_SEND_MESSAGE": {"sendMessage", "20/s:40"},
+	"BROOK_RATE_SEND_SIGNAL":  {"sendSignal", "200/s:500"},
+	"BROOK_RATE_TYPING":       {"sendTypingEvent", "5/s:10"},
+}
+
+// parseRate reads "N/s", "N/m" or "N/h" with an optional ":BURST" (the burst
+// defaults to N); "0" or "off" turns the limit off.
+func parseRate(v string) (store.Rate, error) {
+	if v == "0" || v == "off" {
+		return store.Rate{}, nil
+	}
+	spec, burst, hasBurst := strings.Cut(v, ":")
+	n, unit, ok := strings.Cut(spec, "/")
+	rate, err := strconv.Atoi(n)
+	if !ok || err != nil || rate <= 0 {
+		return store.Rate{}, fmt.Errorf("%q: want N/s, N/m or N/h, optionally :BURST, or off", v)
+	}
+	r := store.Rate{Rate: rate, Burst: rate}
+	switch unit {
+	case "s":
+		r.Period = time.Second
+	case "m":
+		r.Period = time.Minute
+	case "h":
+		r.Period = time.Hour
+	default:
+		return store.Rate{}, fmt.Errorf("%q: the period must be s, m or h", v)
+	}
+	if hasBurst {
+		if r.Burst, err = strconv.Atoi(burst); err != nil || r.Burst < 1 {
+			return store.Rate{}, fmt.Errorf("%q: the burst must be a whole number of at least 1", v)
+		}
+	}
+	return r, nil
 }
 
 // configFromEnv reads the configuration; getenv is os.Getenv outside tests.
@@ -115,6 +169,27 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
 	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
 	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second
+	rate := func(name, def string) store.Rate {
+		r, err := parseRate(firstSet(getenv(name), def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%w", name, err))
+		}
+		return r
+	}
+	c.Limits = Limits{
+		MaxBodyBytes:                  parseInt("BROOK_MAX_BODY_BYTES", api.DefaultMaxBodyBytes),
+		MaxWebsocketMessageBytes:      parseInt("BROOK_MAX_WS_MESSAGE_BYTES", api.DefaultMaxWebsocketMessage),
+		AliasLimit:                    parseInt("BROOK_ALIAS_LIMIT", api.DefaultAliasLimit),
+		BatchLimit:                    parseInt("BROOK_BATCH_LIMIT", api.DefaultBatchLimit),
+		MaxSubscriptionsPerConnection: parseInt("BROOK_MAX_SUBSCRIPTIONS_PER_CONNECTION", api.DefaultMaxSubscriptionsPerConnection),
+		MaxConnectionsPerUser:         parseInt("BROOK_MAX_CONNECTIONS_PER_USER", 20),
+		RatePerIP:                     rate("BROOK_RATE_IP", "300/s:600"),
+		RatePerUser:                   rate("BROOK_RATE_USER", "100/s:200"),
+		SendRates:                     map[string]store.Rate{},
+	}
+	for name, v := range sendRateVars {
+		c.Limits.SendRates[v.field] = rate(name, v.def)
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(firstSet(getenv("BROOK_LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("BROOK_LOG_LEVEL: %w", err))
 	}
@@ -336,6 +411,15 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		Store: st, Bus: b, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev,
 		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground,
 		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
+		MaxBodyBytes:                  int64(cfg.Limits.MaxBodyBytes),
+		MaxWebsocketMessage:           int64(cfg.Limits.MaxWebsocketMessageBytes),
+		AliasLimit:                    cfg.Limits.AliasLimit,
+		BatchLimit:                    cfg.Limits.BatchLimit,
+		MaxSubscriptionsPerConnection: cfg.Limits.MaxSubscriptionsPerConnection,
+		MaxConnectionsPerUser:         cfg.Limits.MaxConnectionsPerUser,
+		RatePerIP:                     cfg.Limits.RatePerIP,
+		RatePerUser:                   cfg.Limits.RatePerUser,
+		SendRates:                     cfg.Limits.SendRates,
 	})
 	if err != nil {
 		return err

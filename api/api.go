@@ -60,14 +60,37 @@ type Options struct {
 	// PingInterval is how often the server pings graphql-transport-ws
 	// clients; a client that misses two pongs is disconnected.
 	PingInterval time.Duration
+
+	// MaxBodyBytes caps an HTTP request body.
+	MaxBodyBytes int64
+	// AliasLimit caps the aliased fields of one operation.
+	AliasLimit int
+	// BatchLimit caps the operations of one batched HTTP request.
+	BatchLimit int
+	// MaxSubscriptionsPerConnection caps the operations running at once on
+	// one WebSocket connection.
+	MaxSubscriptionsPerConnection int
+	// MaxConnectionsPerUser caps a user's open WebSocket connections across
+	// all nodes (0: no cap).
+	MaxConnectionsPerUser int
+	// RatePerIP and RatePerUser are request budgets shared by all nodes
+	// (zero: off). SendRates are the budgets of mutations that send
+	// (messages, signals, activities), per user, by root field name.
+	RatePerIP   store.Rate
+	RatePerUser store.Rate
+	SendRates   map[string]store.Rate
 }
 
 // Defaults for the limits.
 const (
-	DefaultComplexityLimit     = 5000
-	DefaultDepthLimit          = 12
-	DefaultTokenLimit          = 10000
-	DefaultMaxWebsocketMessage = 256 << 10
+	DefaultComplexityLimit               = 5000
+	DefaultDepthLimit                    = 12
+	DefaultTokenLimit                    = 10000
+	DefaultMaxWebsocketMessage           = 256 << 10
+	DefaultMaxBodyBytes                  = 1 << 20
+	DefaultAliasLimit                    = 50
+	DefaultBatchLimit                    = 10
+	DefaultMaxSubscriptionsPerConnection = 100
 )
 
 // Server is the HTTP handler of one Brook node.
@@ -109,6 +132,10 @@ func New(opts Options) (*Server, error) {
 	setDefault(&opts.MaxWebsocketMessage, DefaultMaxWebsocketMessage)
 	setDefault(&opts.WebsocketWriteTimeout, 10*time.Second)
 	setDefault(&opts.PingInterval, 20*time.Second)
+	setDefault(&opts.MaxBodyBytes, DefaultMaxBodyBytes)
+	setDefault(&opts.AliasLimit, DefaultAliasLimit)
+	setDefault(&opts.BatchLimit, DefaultBatchLimit)
+	setDefault(&opts.MaxSubscriptionsPerConnection, DefaultMaxSubscriptionsPerConnection)
 
 	s := &Server{
 		opts:    opts,
@@ -182,8 +209,10 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.Use(extension.AutomaticPersistedQuery{Cache: apqCache{server: s}})
 	srv.Use(extension.FixedComplexityLimit(s.opts.ComplexityLimit))
 	srv.Use(depthLimit{max: s.opts.DepthLimit})
+	srv.Use(aliasLimit{max: s.opts.AliasLimit})
 
-	srv.AroundOperations(s.metrics.observeOperation)
+	srv.AroundOperations(s.aroundOperation)
+	srv.AroundRootFields(s.spendSendBudget)
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		// Fresh dataloaders for every response: per query or mutation, and per
 		// subscription event, never one cache for a connection's whole life.
@@ -202,9 +231,24 @@ func (s *Server) Handler() http.Handler { return logRequests(s.log, s.mux) }
 // serveGraphQL routes /query: WebSocket upgrades authenticate in their
 // connection_init message, every other request needs a token up front.
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
+	if err := s.opts.Store.Allow(r.Context(), "ip:"+clientIP(r), s.opts.RatePerIP, "requests from your address"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	if websocket.IsWebSocketUpgrade(r) {
 		s.serveWebsocket(w, r)
 		return
+	}
+	if r.Method == http.MethodPost {
+		body, err := readBody(w, r, s.opts.MaxBodyBytes)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if isBatch(body) {
+			s.requireToken(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serveBatch(w, r, body) })).ServeHTTP(w, r)
+			return
+		}
 	}
 	s.requireToken(s.gql).ServeHTTP(w, r)
 }

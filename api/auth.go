@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -106,6 +108,8 @@ type wsState struct {
 	expires time.Time
 	// cancel ends the connection's token deadline.
 	cancel context.CancelFunc
+	// operations counts the operations running on the connection.
+	operations atomic.Int64
 }
 
 type wsStateKey struct{}
@@ -114,6 +118,9 @@ func wsStateFrom(ctx context.Context) *wsState {
 	st, _ := ctx.Value(wsStateKey{}).(*wsState)
 	return st
 }
+
+// closeTooManyConnections closes a connection over the per-user cap.
+const closeTooManyConnections = 4429
 
 // closeForbidden is the close code for a refused or expired token, as the
 // graphql-transport-ws protocol defines it.
@@ -142,6 +149,14 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 	st := wsStateFrom(ctx)
 	if st == nil {
 		return ctx, nil, errors.New("api: websocket state missing")
+	}
+	if limit := s.opts.MaxConnectionsPerUser; limit > 0 {
+		if open, err := s.opts.Store.OpenConnections(ctx, id.UserID); err == nil && open >= limit {
+			reason := fmt.Sprintf("RATE_LIMITED: user %q already has %d open connections, the limit", id.UserID, open)
+			ctx = transport.WithWebsocketCloseCode(ctx, closeTooManyConnections)
+			ctx = transport.AppendCloseReason(ctx, reason)
+			return ctx, nil, errors.New(reason)
+		}
 	}
 	st.user, st.expires = id.UserID, id.Expires
 	if info := requestFrom(ctx); info != nil {

@@ -52,8 +52,11 @@ func classify(err error) (code, message string, ext map[string]any) {
 		notFound *store.NotFoundError
 		conflict *store.ConflictError
 		retry    RetryAfterError
+		capped   *limitExceeded
 	)
 	switch {
+	case errors.As(err, &capped):
+		return CodeRateLimited, capped.Error(), nil
 	case errors.As(err, &retry):
 		return CodeRateLimited, retry.Error(), map[string]any{"retryAfter": retry.RetryAfterSeconds()}
 	case errors.Is(err, auth.ErrUnauthenticated):

@@ -7,6 +7,8 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/brookhq/brook/auth"
 )
 
 // depthLimit refuses operations nested deeper than max, before any resolver
@@ -135,4 +137,109 @@ func (c apqCache) Add(ctx context.Context, hash, query string) {
 	if err := c.server.opts.Store.SavePersistedQuery(ctx, hash, query); err != nil {
 		c.server.log.Warn("apq: save failed", "err", fmt.Sprint(err))
 	}
+}
+
+// aliasLimit refuses operations with more aliased fields than max, before
+// any resolver runs: aliases let one operation ask for the same costly
+// field many times over.
+type aliasLimit struct{ max int }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = aliasLimit{}
+
+func (aliasLimit) ExtensionName() string { return "AliasLimit" }
+
+func (aliasLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (a aliasLimit) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Operation == nil {
+		return nil
+	}
+	if n := countAliases(oc.Operation.SelectionSet, map[string]bool{}); n > a.max {
+		err := gqlerror.Errorf("operation uses %d aliases, which exceeds the limit of %d", n, a.max)
+		err.Extensions = map[string]any{"code": CodeComplexity, "limit": "aliases"}
+		return err
+	}
+	return nil
+}
+
+// countAliases counts fields whose alias differs from their name. A
+// fragment spread twice counts twice, as it is executed twice.
+func countAliases(set ast.SelectionSet, seen map[string]bool) int {
+	n := 0
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Alias != "" && s.Alias != s.Name {
+				n++
+			}
+			n += countAliases(s.SelectionSet, seen)
+		case *ast.InlineFragment:
+			n += countAliases(s.SelectionSet, seen)
+		case *ast.FragmentSpread:
+			if s.Definition != nil && !seen[s.Name] {
+				seen[s.Name] = true
+				n += countAliases(s.Definition.SelectionSet, seen)
+				delete(seen, s.Name)
+			}
+		}
+	}
+	return n
+}
+
+// limitExceeded is a per-connection or per-user cap reached; it maps to
+// RATE_LIMITED without a retry hint (wait for something to close).
+type limitExceeded struct{ message string }
+
+func (e *limitExceeded) Error() string { return e.message }
+
+// aroundOperation counts each operation, then applies the caps that hold
+// for any operation on any transport: the user's request budget and the
+// number of operations running at once on one WebSocket connection.
+func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	refuse := func(err error) graphql.ResponseHandler {
+		presented := s.present(ctx, err)
+		code, _ := presented.Extensions["code"].(string)
+		s.metrics.errors.WithLabelValues(code).Inc()
+		if info := requestFrom(ctx); info != nil {
+			info.addCodes([]string{code})
+		}
+		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{presented}})
+	}
+	if id, ok := auth.FromContext(ctx); ok {
+		if err := s.opts.Store.Allow(ctx, "user:"+id.UserID, s.opts.RatePerUser, "requests from your user"); err != nil {
+			return refuse(err)
+		}
+	}
+	if st := wsStateFrom(ctx); st != nil {
+		if st.operations.Add(1) > int64(s.opts.MaxSubscriptionsPerConnection) {
+			st.operations.Add(-1)
+			return refuse(&limitExceeded{fmt.Sprintf("this connection already runs %d operations, the limit; complete one or open another connection", s.opts.MaxSubscriptionsPerConnection)})
+		}
+		context.AfterFunc(ctx, func() { st.operations.Add(-1) })
+	}
+	return s.metrics.observeOperation(ctx, next)
+}
+
+// spendSendBudget charges mutations that send (messages, signals,
+// activities) to their own per-user budget, before their resolver runs.
+func (s *Server) spendSendBudget(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
+	// RootFieldContext.Object holds the field name, not the type, in this
+	// gqlgen version, so the operation says whether this is a mutation.
+	rfc, oc := graphql.GetRootFieldContext(ctx), graphql.GetOperationContext(ctx)
+	if rfc == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
+		return next(ctx)
+	}
+	rate, ok := s.opts.SendRates[rfc.Field.Name]
+	if !ok {
+		return next(ctx)
+	}
+	id, _ := auth.FromContext(ctx)
+	if err := s.opts.Store.Allow(ctx, "send:"+rfc.Field.Name+":"+id.UserID, rate, rfc.Field.Name+" calls from your user"); err != nil {
+		graphql.AddError(ctx, err)
+		return graphql.Null
+	}
+	return next(ctx)
 }

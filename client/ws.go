@@ -85,7 +85,8 @@ func Dial(ctx context.Context, wsURL string, opts DialOptions) (*Conn, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 256
 	}
-	c := &Conn{ws: ws, buffer: opts.Buffer, ops: map[string]chan Message{"": make(chan Message, 4)}, done: make(chan struct{})}
+	acks := make(chan Message, 4)
+	c := &Conn{ws: ws, buffer: opts.Buffer, ops: map[string]chan Message{"": acks}, done: make(chan struct{})}
 	init, _ := json.Marshal(opts.Payload)
 	if err := c.write(Message{Type: "connection_init", Payload: init}); err != nil {
 		ws.Close()
@@ -93,7 +94,7 @@ func Dial(ctx context.Context, wsURL string, opts DialOptions) (*Conn, error) {
 	}
 	go c.read()
 	select {
-	case m, ok := <-c.ops[""]:
+	case m, ok := <-acks:
 		if ok && m.Type == "connection_ack" {
 			return c, nil
 		}

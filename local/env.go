@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -126,6 +127,16 @@ func Test(ctx context.Context) (*Env, error) {
 // calls setup with it, runs the tests, and cleans up. Use it from a
 // package's TestMain: os.Exit(local.TestMain(m, func(e *local.Env) error {...})).
 func TestMain(m *testing.M, setup func(*Env) error) int {
+	// A fuzzing run (and each of its worker processes) runs only a fuzz
+	// target, which needs no servers: skip them rather than start a
+	// PostgreSQL per worker.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		return m.Run()
+	}
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	env, err := Test(ctx)
 	cancel()

@@ -93,3 +93,12 @@ func (s *Store) RefreshPresence(ctx context.Context, conns map[string]string, un
 	}
 	return nil
 }
+
+// OpenConnections returns how many connections a user has open, on all nodes.
+func (s *Store) OpenConnections(ctx context.Context, userID string) (int, error) {
+	n, err := s.rdb.ZCount(ctx, s.presenceKey(userID), strconv.FormatInt(time.Now().UnixMilli(), 10), "+inf").Result()
+	if err != nil {
+		return 0, fmt.Errorf("store: open connections: %w", err)
+	}
+	return int(n), nil
+}

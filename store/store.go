@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -41,6 +42,7 @@ type Store struct {
 	prefix     string
 	log        *slog.Logger
 	statements *atomic.Int64
+	limiter    *redis_rate.Limiter
 }
 
 // Querier runs SQL: a pool, a connection, or a transaction.
@@ -85,7 +87,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements}
+	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements, limiter: redis_rate.NewLimiter(rdb)}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
