@@ -1,7 +1,7 @@
 # Brook: the two commands are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run test fuzz deps generate check-generate vet ci
+.PHONY: run test test-e2e fuzz deps generate check-generate vet ci
 
 ## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data)
 run: deps
@@ -12,6 +12,13 @@ run: deps
 test: deps
 	$(GO) test -count=1 -timeout 15m ./...
 	scripts/fuzz 20000x
+
+## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
+## Apollo Client, graphql-js) against a real server; needs Node.js 20+ and npm
+test-e2e: deps
+	cd e2e && npm ci --no-audit --no-fund --loglevel=error
+	$(GO) build -o e2e/.bin/brook .
+	cd e2e && BROOK_BIN=$(CURDIR)/e2e/.bin/brook npm test
 
 ## fuzz: a long pass of every fuzz target (FUZZ_BUDGET executions each)
 FUZZ_BUDGET ?= 2000000x
