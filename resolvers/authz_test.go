@@ -1,0 +1,224 @@
+package resolvers_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/graph"
+)
+
+// The authorization matrix: every query, mutation and subscription of the
+// schema, run as each kind of caller, checked against one declared policy.
+// An operation without a row fails the test, so none can skip it.
+
+// role is a kind of caller.
+type role string
+
+const (
+	anonymous role = "anonymous" // no token
+	stranger  role = "user"      // signed in, no relation to the resource
+	owner     role = "owner"     // the resource's owner or a member
+	nonMember role = "nonmember" // signed in, and the resource exists but is not theirs
+	admin     role = "admin"     // admin token
+)
+
+var roles = []role{anonymous, stranger, owner, nonMember, admin}
+
+// outcome is what a role must get: "ok", or the error code.
+type outcome string
+
+const allowed outcome = "ok"
+
+// fixture is the world an operation runs in: who owns what.
+type fixture struct {
+	node *brooktest.Node
+	// users by role; anonymous has none.
+	users map[role]string
+}
+
+// policy is one row of the matrix.
+type policy struct {
+	// op is the root field, as "query.me" or "mutation.upsertUsers".
+	op string
+	// run builds the operation for a fresh fixture: its text and variables.
+	// Mutations get a fresh fixture per role, so one role's success cannot
+	// change another's answer.
+	run func(t *testing.T, f *fixture) (string, brooktest.Vars)
+	// want is the outcome per role.
+	want map[role]outcome
+}
+
+// everyone allows every signed-in caller.
+var everyone = map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: allowed, owner: allowed, nonMember: allowed, admin: allowed}
+
+// ownerOnly allows the owner and admins.
+var ownerOnly = map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: "FORBIDDEN", owner: allowed, nonMember: "FORBIDDEN", admin: allowed}
+
+// matrix is the declared policy of every operation.
+var matrix = []policy{
+	{op: "query.me", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		return `{ me { id } }`, nil
+	}},
+	{op: "query.user", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		return `query($id: ID!) { user(id: $id) { id name } }`, brooktest.Vars{"id": f.users[owner]}
+	}},
+	{op: "query.users", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		return `query($id: ID!) { users(ids: [$id]) { id } }`, brooktest.Vars{"id": f.users[owner]}
+	}},
+	{op: "mutation.upsertUsers", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		return `mutation($id: ID!) { upsertUsers(users: [{id: $id, name: "changed"}]) { id } }`, brooktest.Vars{"id": f.users[owner]}
+	}},
+	{op: "subscription.userUpdated", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		return `subscription($id: ID!) { userUpdated(id: $id) { id } }`, brooktest.Vars{"id": f.users[owner]}
+	}},
+}
+
+// schemaOperations lists every root field of the schema as "type.field".
+func schemaOperations() []string {
+	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
+	var ops []string
+	for kind, def := range map[string]string{"query": "Query", "mutation": "Mutation", "subscription": "Subscription"} {
+		t := schema.Types[def]
+		if t == nil {
+			continue
+		}
+		for _, f := range t.Fields {
+			if !strings.HasPrefix(f.Name, "__") {
+				ops = append(ops, kind+"."+f.Name)
+			}
+		}
+	}
+	slices.Sort(ops)
+	return ops
+}
+
+func TestAuthorizationMatrix(t *testing.T) {
+	declared := map[string]policy{}
+	for _, p := range matrix {
+		if _, dup := declared[p.op]; dup {
+			t.Fatalf("%s has two rows", p.op)
+		}
+		declared[p.op] = p
+	}
+	ops := schemaOperations()
+	var missing []string
+	for _, op := range ops {
+		if _, ok := declared[op]; !ok {
+			missing = append(missing, op)
+		}
+	}
+	for op := range declared {
+		if !slices.Contains(ops, op) {
+			t.Errorf("the matrix has a row for %s, which the schema does not have", op)
+		}
+	}
+
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	violations, checked := 0, 0
+	for i, op := range ops {
+		p, ok := declared[op]
+		if !ok {
+			continue
+		}
+		for _, r := range roles {
+			f := newFixture(t, n, fmt.Sprintf("%d-%s", i, r))
+			query, vars := p.run(t, f)
+			got := runAs(t, f, r, op, query, vars)
+			checked++
+			if got != p.want[r] {
+				violations++
+				t.Errorf("%s as %s: got %s, want %s", op, r, got, p.want[r])
+			}
+		}
+	}
+	t.Logf("authorization matrix: %d of %d schema operations covered, %d role checks, %d violations",
+		len(ops)-len(missing), len(ops), checked, violations)
+	if len(missing) > 0 {
+		t.Fatalf("operations without a row in the matrix: %s", strings.Join(missing, ", "))
+	}
+}
+
+// newFixture makes fresh users for a row, so rows cannot disturb each other.
+func newFixture(t *testing.T, n *brooktest.Node, tag string) *fixture {
+	f := &fixture{node: n, users: map[role]string{}}
+	for _, r := range []role{stranger, owner, nonMember, admin} {
+		f.users[r] = fmt.Sprintf("authz-%s-%s", tag, r)
+		tok := f.token(t, r)
+		n.Must(t, tok, `{ me { id } }`, nil, nil)
+	}
+	return f
+}
+
+func (f *fixture) token(t *testing.T, r role) string {
+	switch r {
+	case anonymous:
+		return ""
+	case admin:
+		return env.AdminToken(t, f.users[r])
+	}
+	return env.Token(t, f.users[r])
+}
+
+// runAs runs an operation as a role and returns "ok" or the first error code.
+// Subscriptions run over WebSocket; an anonymous caller cannot even open one.
+func runAs(t *testing.T, f *fixture, r role, op, query string, vars brooktest.Vars) outcome {
+	t.Helper()
+	if !strings.HasPrefix(op, "subscription.") {
+		resp := f.node.Query(t, f.token(t, r), query, vars)
+		if code := resp.Code(); code != "" {
+			return outcome(code)
+		}
+		return allowed
+	}
+	if r == anonymous {
+		_, err := f.node.Dial(t, brooktest.AuthPayload(""))
+		if err != nil && strings.Contains(err.Error(), "4403") {
+			return "UNAUTHENTICATED"
+		}
+		return outcome(fmt.Sprintf("anonymous websocket: %v", err))
+	}
+	ws := f.node.MustDial(t, f.token(t, r))
+	_, before := f.node.Bus.Stats()
+	sub := ws.Subscribe(query, vars)
+	defer sub.Complete()
+	// A subscription is allowed once it is live on the bus; a refusal
+	// arrives as an error instead.
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case m, ok := <-sub.C:
+			if !ok {
+				return "connection closed"
+			}
+			if m.Type == "error" {
+				var errs []struct {
+					Extensions map[string]any `json:"extensions"`
+				}
+				_ = json.Unmarshal(m.Payload, &errs)
+				if len(errs) > 0 {
+					code, _ := errs[0].Extensions["code"].(string)
+					return outcome(code)
+				}
+			}
+			var resp brooktest.Response
+			_ = json.Unmarshal(m.Payload, &resp)
+			if code := resp.Code(); code != "" {
+				return outcome(code)
+			}
+			return allowed
+		case <-tick.C:
+			if _, now := f.node.Bus.Stats(); now > before {
+				return allowed
+			}
+		case <-deadline:
+			return "no answer in 10s"
+		}
+	}
+}
