@@ -20,10 +20,13 @@ test-e2e: deps
 	$(GO) build -o e2e/.bin/brook .
 	cd e2e && BROOK_BIN=$(CURDIR)/e2e/.bin/brook npm test
 
-## fuzz: a long pass of every fuzz target (FUZZ_BUDGET executions each)
+## fuzz: a long pass of every Go fuzz target (FUZZ_BUDGET executions each) and of the
+## GraphQL fuzzer against a live node (FUZZ_GRAPHQL_OPS operations, a new seed each time)
 FUZZ_BUDGET ?= 2000000x
-fuzz:
+FUZZ_GRAPHQL_OPS ?= 30000
+fuzz: deps
 	scripts/fuzz $(FUZZ_BUDGET)
+	BROOK_GQLFUZZ_OPS=$(FUZZ_GRAPHQL_OPS) BROOK_GQLFUZZ_SEED=$$(date +%s) $(GO) test -count=1 -run TestGraphQLFuzz -v ./api/ | grep -E "graphql fuzz|FAIL|ok"
 
 ## deps: make sure the PostgreSQL and Redis server binaries are installed
 deps:

@@ -49,10 +49,14 @@ func CheckUserID(field, id string) error {
 	return nil
 }
 
-// CheckText checks that s is valid UTF-8 of at most max characters.
+// CheckText checks that s is valid UTF-8 of at most max characters,
+// without NUL characters (PostgreSQL text cannot hold them).
 func CheckText(field, s string, max int) error {
 	if !utf8.ValidString(s) {
 		return Invalid(field, "must be valid UTF-8")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return Invalid(field, "must not contain NUL characters")
 	}
 	if n := utf8.RuneCountInString(s); n > max {
 		return Invalid(field, "is %d characters long; the limit is %d", n, max)
@@ -73,7 +77,36 @@ func CheckData(field string, data json.RawMessage) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		return Invalid(field, "must be a JSON object")
 	}
+	// PostgreSQL's jsonb cannot hold a NUL character (\u0000) in a key or
+	// a string; only decoding tells an escaped NUL from an escaped backslash.
+	if bytes.Contains(trimmed, []byte(`u0000`)) {
+		var v any
+		if err := json.Unmarshal(trimmed, &v); err != nil || hasNUL(v) {
+			return Invalid(field, "must not contain NUL characters (\\u0000)")
+		}
+	}
 	return nil
+}
+
+// hasNUL reports whether a decoded JSON value has a NUL in a key or string.
+func hasNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.IndexByte(x, 0) >= 0
+	case []any:
+		for _, e := range x {
+			if hasNUL(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.IndexByte(k, 0) >= 0 || hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // PageSize checks a first/last argument.

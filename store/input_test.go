@@ -48,6 +48,9 @@ func TestCheckData(t *testing.T) {
 		{`null`, false},
 		{`{"a": }`, false},
 		{`{"big": "` + strings.Repeat("x", MaxDataBytes) + `"}`, false},
+		{`{"nul": "a\u0000b"}`, false},
+		{`{"a\u0000": 1}`, false},
+		{`{"escaped backslash": "\\u0000"}`, true},
 	}
 	for _, tc := range tests {
 		if err := CheckData("data", json.RawMessage(tc.data)); (err == nil) != tc.ok {
@@ -103,6 +106,9 @@ func TestCheckText(t *testing.T) {
 	}
 	if err := CheckText("name", "héllo!", 5); err == nil {
 		t.Error("6 runes over 5 must fail")
+	}
+	if err := CheckText("name", "a\x00b", 5); err == nil {
+		t.Error("NUL must fail")
 	}
 	if err := CheckText("name", string([]byte{0xff}), 5); err == nil {
 		t.Error("invalid UTF-8 must fail")
