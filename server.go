@@ -55,6 +55,7 @@ type Config struct {
 	RedisURL        string
 	RedisPrefix     string
 	DataDir         string
+	WebDir          string
 	JWTSecret       string
 	Dev             bool
 	Workers         int
@@ -133,6 +134,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		RedisURL:       getenv("REDIS_URL"),
 		RedisPrefix:    firstSet(getenv("BROOK_REDIS_PREFIX"), "brook:"),
 		DataDir:        firstSet(getenv("BROOK_DATA_DIR"), ".data"),
+		WebDir:         firstSet(getenv("BROOK_WEB_DIR"), "web/dist"),
 		JWTSecret:      getenv("BROOK_JWT_SECRET"),
 		AllowedOrigins: getenv("BROOK_ALLOWED_ORIGINS"),
 		LogFormat:      firstSet(getenv("BROOK_LOG_FORMAT"), "text"),
@@ -409,7 +411,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 
 	srv, err := api.New(api.Options{
 		Store: st, Bus: b, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev,
-		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground,
+		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground, WebDir: cfg.WebDir,
 		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
 		MaxBodyBytes:                  int64(cfg.Limits.MaxBodyBytes),
 		MaxWebsocketMessage:           int64(cfg.Limits.MaxWebsocketMessageBytes),
@@ -435,7 +437,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	addr := ln.Addr().String()
 	log.Info("serving", "addr", addr)
 	if cfg.Dev || env.Postgres != nil {
-		printWelcome(out, addr, keys)
+		printWelcome(out, addr, keys, cfg.WebDir)
 	}
 	if ready != nil {
 		ready(addr)
@@ -474,7 +476,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 }
 
 // printWelcome tells a newcomer where to go and gives them a token.
-func printWelcome(out io.Writer, addr string, keys *auth.Keys) {
+func printWelcome(out io.Writer, addr string, keys *auth.Keys, webDir string) {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"
@@ -496,6 +498,9 @@ func printWelcome(out io.Writer, addr string, keys *auth.Keys) {
 
   Then run:  { me { id name online } }
   Tokens for other users:  go run . token <user_id> [--admin]
-
 `, base, base, net.JoinHostPort(host, port), tok)
+	if _, err := os.Stat(filepath.Join(webDir, "index.html")); err == nil {
+		fmt.Fprintf(out, "\n  Demo app:  %s/app/   (sign in as anyone; open a second window as someone else)\n", base)
+	}
+	fmt.Fprintln(out)
 }

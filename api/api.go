@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +50,10 @@ type Options struct {
 	// Introspection and Playground turn on schema introspection and GraphiQL.
 	Introspection bool
 	Playground    bool
+	// WebDir holds the built web app (web/dist): the demo app served at
+	// /app/ and a self-hosted GraphiQL (graphiql.html) served at /. Without
+	// it, / serves GraphiQL from a CDN.
+	WebDir string
 
 	ComplexityLimit int
 	DepthLimit      int
@@ -163,7 +168,19 @@ func New(opts Options) (*Server, error) {
 
 	s.mux = http.NewServeMux()
 	if opts.Playground {
-		s.mux.Handle("GET /{$}", playground.Handler("Brook", "/query"))
+		if hasFile(opts.WebDir, "graphiql.html") {
+			page := filepath.Join(opts.WebDir, "graphiql.html")
+			s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, page) })
+		} else {
+			s.mux.Handle("GET /{$}", playground.Handler("Brook", "/query"))
+		}
+	}
+	if hasFile(opts.WebDir, "index.html") {
+		s.mux.Handle("GET /app/", s.serveApp())
+		s.mux.Handle("GET /app", http.RedirectHandler("/app/", http.StatusMovedPermanently))
+	}
+	if opts.Dev {
+		s.mux.HandleFunc("POST /dev/token", s.serveDevToken)
 	}
 	s.mux.Handle("/query", s.cors(withErrorCodes(http.HandlerFunc(s.serveGraphQL))))
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
