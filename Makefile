@@ -1,11 +1,18 @@
 # Brook: the two commands are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run test test-e2e fuzz deps generate check-generate vet ci
+.PHONY: run web test test-e2e fuzz deps generate check-generate vet ci
 
-## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data)
-run: deps
+## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data);
+## builds the demo app at /app/ when npm is present (skip with SKIP_WEB=1)
+run: deps web
 	BROOK_DEV=true $(GO) run .
+
+## web: build the demo app and the self-hosted GraphiQL into web/dist
+web:
+	@if [ -n "$(SKIP_WEB)" ]; then echo "web: skipped (SKIP_WEB set): / serves GraphiQL from a CDN and /app/ is off"; \
+	elif ! command -v npm >/dev/null 2>&1; then echo "web: npm not found, so the demo app at /app/ is off and / serves GraphiQL from a CDN; install Node.js 20+ to build it, or run 'make run SKIP_WEB=1' to skip this step"; \
+	else cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent; fi
 
 ## test: run every test against real PostgreSQL and Redis (private throwaway servers),
 ## then a short pass of every fuzz target
@@ -14,8 +21,11 @@ test: deps
 	scripts/fuzz 20000x
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
-## Apollo Client, graphql-js) against a real server; needs Node.js 20+ and npm
-test-e2e: deps
+## Apollo Client, graphql-js) and the browser tests (Chromium) against a real server;
+## screenshots land in e2e/artifacts/
+test-e2e:
+	@scripts/deps browser
+	cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
 	cd e2e && npm ci --no-audit --no-fund --loglevel=error
 	$(GO) build -o e2e/.bin/brook .
 	cd e2e && BROOK_BIN=$(CURDIR)/e2e/.bin/brook npm test

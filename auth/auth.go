@@ -139,6 +139,9 @@ func (k *Keys) Verify(token string) (Identity, error) {
 // ("Bearer <token>"); a bare token is accepted too.
 func FromHeader(v string) string {
 	v = strings.TrimSpace(v)
+	if strings.EqualFold(v, "bearer") {
+		return ""
+	}
 	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 		return strings.TrimSpace(v[7:])
 	}

@@ -1,0 +1,58 @@
+// GraphiQL, served by Brook at /, in a real browser: paste a token, run a
+// query, run a subscription and watch an event arrive.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startBrook, token, gql, repo } from '../lib/brook.mjs';
+import { launch, shot } from '../lib/browser.mjs';
+
+let server, browser;
+before(async () => {
+  server = await startBrook({ env: { BROOK_WEB_DIR: join(repo, 'web', 'dist') } });
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  await server?.remove();
+});
+
+// editor returns the CodeMirror instance inside the element matching css.
+async function setEditor(page, css, text) {
+  await page.locator(`${css} .CodeMirror:visible`).first().click();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.insertText(text);
+}
+
+async function resultText(page) {
+  return page.evaluate(() => document.querySelector('.result-window .CodeMirror')?.CodeMirror?.getValue() ?? '');
+}
+
+test('GraphiQL runs me with a pasted token and a live subscription', async () => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${server.url}/`);
+  await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+  await shot(page, 'graphiql-1-loaded');
+
+  if (!(await page.locator('.graphiql-editor-tool .CodeMirror:visible').count())) {
+    await page.getByRole('button', { name: 'Headers' }).click();
+  }
+  await setEditor(page, '.graphiql-editor-tool', JSON.stringify({ Authorization: `Bearer ${token('gq-alice')}` }));
+  await setEditor(page, '.graphiql-query-editor', '{ me { id role } }');
+  await page.locator('.graphiql-execute-button').click();
+  await page.waitForFunction(() => document.querySelector('.result-window .CodeMirror')?.CodeMirror?.getValue().includes('gq-alice'));
+  assert.match(await resultText(page), /"id": "gq-alice"/);
+  await shot(page, 'graphiql-2-me');
+
+  await setEditor(page, '.graphiql-query-editor', 'subscription { userUpdated(id: "gq-alice") { id name } }');
+  await page.locator('.graphiql-execute-button').click();
+  // Publish until the subscription (which starts asynchronously) sees it.
+  const deadline = Date.now() + 15_000;
+  let text = '';
+  while (!text.includes('Live Alice') && Date.now() < deadline) {
+    await gql(server, token('gq-alice'), 'mutation { upsertUsers(users: [{id: "gq-alice", name: "Live Alice"}]) { id } }');
+    await page.waitForTimeout(300);
+    text = await resultText(page);
+  }
+  assert.match(text, /"name": "Live Alice"/);
+  await shot(page, 'graphiql-3-subscription');
+});
