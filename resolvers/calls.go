@@ -447,6 +447,13 @@ func (r *Resolver) prefetchUsersOf(ctx context.Context, ps []*store.CallParticip
 	_ = r.loadersFor(ctx).Users.Prefetch(ctx, ids)
 }
 
+// callInList reports whether the object whose field is being resolved is
+// an element of a list: the list's resolver prefetched for all elements.
+func callInList(ctx context.Context) bool {
+	fc := graphql.GetFieldContext(ctx)
+	return fc != nil && fc.Parent != nil && fc.Parent.Index != nil
+}
+
 // sfuNode returns a configured SFU node by id.
 func (r *Resolver) sfuNode(id string) (*store.SFUNode, bool) {
 	for _, n := range store.SFUNodes(r.calls().nodes) {

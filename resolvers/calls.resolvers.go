@@ -55,7 +55,27 @@ func (r *callResolver) Sessions(ctx context.Context, obj *store.Call, first *int
 			return nil, err
 		}
 	}
-	return r.loadersFor(ctx).SessionsByCall.Load(ctx, callSessionsKey{call: obj.ID, first: n})
+	l := r.loadersFor(ctx)
+	sessions, err := l.SessionsByCall.Load(ctx, callSessionsKey{call: obj.ID, first: n})
+	if err != nil || len(sessions) == 0 || !selected(ctx, "participants") {
+		return sessions, err
+	}
+	ids := make([]uuid.UUID, len(sessions))
+	for i, cs := range sessions {
+		ids[i] = cs.ID
+	}
+	parts, err := l.CallParticipant.Fetch(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if selected(ctx, "participants", "user") {
+		var all []*store.CallParticipant
+		for _, ps := range parts {
+			all = append(all, ps...)
+		}
+		r.prefetchUsersOf(ctx, all)
+	}
+	return sessions, nil
 }
 
 func (r *callMemberResolver) User(ctx context.Context, obj *store.CallMember) (*store.User, error) {
@@ -95,7 +115,7 @@ func (r *callSessionResolver) Participants(ctx context.Context, obj *store.CallS
 			}
 		}
 	}
-	if selected(ctx, "user") {
+	if selected(ctx, "user") && !callInList(ctx) {
 		r.prefetchUsersOf(ctx, out)
 	}
 	return out, nil
