@@ -95,8 +95,11 @@ type callEvent struct {
 		LeftAt *string
 	}
 	Signal *struct {
-		ID      string
-		From    struct{ ID, User struct{ ID string } }
+		ID   string
+		From struct {
+			ID   string
+			User struct{ ID string }
+		}
 		To      string
 		Kind    string
 		Payload string
@@ -196,6 +199,14 @@ func TestCallCreateJoinLeave(t *testing.T) {
 		if ev.Type != "participant.joined" || ev.Participant.ID != want || ev.Participant.User.ID != alice || ev.Call != cid || ev.Session != bj.Session.ID {
 			t.Fatalf("event %+v, want %s joined", ev, want)
 		}
+	}
+
+	// A signal reaches exactly its addressee, with its sender.
+	n.Must(t, env.Token(t, alice), `mutation($p: ID!, $to: ID!, $pl: String!) { sendSignal(participant: $p, to: $to, kind: ICE_CANDIDATE, payload: $pl) { id } }`,
+		brooktest.Vars{"p": aj2.Participant.ID, "to": bj.Participant.ID, "pl": `{"candidate":"x"}`}, nil)
+	if ev := nextCallEvent(t, bobEvents); ev.Type != "signal" || ev.Signal.From.ID != aj2.Participant.ID || ev.Signal.From.User.ID != alice ||
+		ev.Signal.To != bj.Participant.ID || ev.Signal.Kind != "ICE_CANDIDATE" || ev.Signal.Payload != `{"candidate":"x"}` || ev.Session != bj.Session.ID {
+		t.Fatalf("signal event %+v", ev)
 	}
 
 	var live struct {
