@@ -447,6 +447,24 @@ func (r *Resolver) prefetchUsersOf(ctx context.Context, ps []*store.CallParticip
 	_ = r.loadersFor(ctx).Users.Prefetch(ctx, ids)
 }
 
+// callSignalBufs are encoding buffers for signals: the bus is done with
+// one when PublishRaw returns, so the signaling path encodes without
+// allocating.
+var callSignalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// publishSignal sends a signal event to its addressee's topic.
+func (r *Resolver) publishSignal(ctx context.Context, sig *store.Signal) error {
+	buf := callSignalBufs.Get().(*[]byte)
+	data := store.AppendCallEvent((*buf)[:0], &store.CallEvent{
+		Type: store.CallEventSignal, Call: sig.From.CallID, Session: sig.From.SessionID, Signal: sig, CreatedAt: sig.SentAt})
+	err := r.Bus.PublishRaw(ctx, store.CallParticipantTopic(sig.To), data)
+	if cap(data) <= 128<<10 {
+		*buf = data[:0]
+		callSignalBufs.Put(buf)
+	}
+	return err
+}
+
 // callInList reports whether the object whose field is being resolved is
 // an element of a list: the list's resolver prefetched for all elements.
 func callInList(ctx context.Context) bool {

@@ -244,11 +244,7 @@ func (r *mutationResolver) SendSignal(ctx context.Context, participant string, t
 		return nil, store.Conflict("participant %q has left the call", to)
 	}
 	sig := &store.Signal{ID: store.NewID(), From: from, To: toID, Kind: kind, Payload: payload, SentAt: time.Now().UTC()}
-	data, err := store.EncodeCallEvent(&store.CallEvent{Type: store.CallEventSignal, Call: from.CallID, Session: from.SessionID, Signal: sig, CreatedAt: sig.SentAt})
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Bus.PublishRaw(ctx, store.CallParticipantTopic(toID), data); err != nil {
+	if err := r.publishSignal(ctx, sig); err != nil {
 		return nil, err
 	}
 	return sig, nil
