@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -1300,6 +1301,59 @@ func UnmarshalCallInput(ctx context.Context, raw any) (store.CallInput, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCallMemberInput(ctx context.Context, obj any) (model.CallMemberInput, error) {
+	var it model.CallMemberInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["role"]; !present {
+		asMap["role"] = "member"
+	}
+
+	fieldsInOrder := [...]string{"user", "role"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "user":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("user"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.User = data
+		case "role":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("role"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Role = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCallMemberInput unmarshals raw into the CallMemberInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCallMemberInput(ctx context.Context, raw any) (model.CallMemberInput, error) {
+	var out model.CallMemberInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CallMemberInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -1813,6 +1867,11 @@ func (ec *executionContext) marshalNCallMember2ᚖgithubᚗcomᚋbrookhqᚋbrook
 	return ec._CallMember(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCallMemberInput2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallMemberInput(ctx context.Context, v any) (*model.CallMemberInput, error) {
+	res, err := ec.unmarshalInputCallMemberInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) marshalNCallParticipant2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipantᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.CallParticipant) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -1908,6 +1967,23 @@ func (ec *executionContext) marshalOCall2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋsto
 		return graphql.Null
 	}
 	return ec._Call(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCallMemberInput2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallMemberInputᚄ(ctx context.Context, v any) ([]*model.CallMemberInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.CallMemberInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCallMemberInput2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallMemberInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalOCallParticipant2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipant(ctx context.Context, sel ast.SelectionSet, v *store.CallParticipant) graphql.Marshaler {

@@ -90,12 +90,14 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CreateCall   func(childComplexity int, input store.CallInput) int
-		DrainSFUNode func(childComplexity int, id string, drained *bool) int
-		JoinCall     func(childComplexity int, id string) int
-		LeaveCall    func(childComplexity int, participant string) int
-		SendSignal   func(childComplexity int, participant string, to string, kind store.SignalKind, payload string) int
-		UpsertUsers  func(childComplexity int, users []*model.UserInput) int
+		CreateCall        func(childComplexity int, input store.CallInput) int
+		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
+		EndCall           func(childComplexity int, id string) int
+		JoinCall          func(childComplexity int, id string) int
+		LeaveCall         func(childComplexity int, participant string) int
+		SendSignal        func(childComplexity int, participant string, to string, kind store.SignalKind, payload string) int
+		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
+		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
 
 	PageInfo struct {
@@ -400,6 +402,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DrainSFUNode(childComplexity, args["id"].(string), args["drained"].(*bool)), true
+	case "Mutation.endCall":
+		if e.ComplexityRoot.Mutation.EndCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_endCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EndCall(childComplexity, args["id"].(string)), true
 	case "Mutation.joinCall":
 		if e.ComplexityRoot.Mutation.JoinCall == nil {
 			break
@@ -433,6 +446,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendSignal(childComplexity, args["participant"].(string), args["to"].(string), args["kind"].(store.SignalKind), args["payload"].(string)), true
+	case "Mutation.updateCallMembers":
+		if e.ComplexityRoot.Mutation.UpdateCallMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateCallMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateCallMembers(childComplexity, args["id"].(string), args["set"].([]*model.CallMemberInput), args["remove"].([]string)), true
 	case "Mutation.upsertUsers":
 		if e.ComplexityRoot.Mutation.UpsertUsers == nil {
 			break
@@ -668,6 +692,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("CallInput", ec.unmarshalInputCallInput),
+			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
 		)
 	}
@@ -876,7 +901,11 @@ type CallEvent {
   participant: CallParticipant
   "The signal, on signal events."
   signal: Signal
-  "Why the participant left, on participant.left: left or timeout."
+  """
+  Why the participant left, on participant.left: left (leaveCall), timeout
+  (no callEvents subscription for CALL_PARTICIPANT_TIMEOUT), removed (its user
+  was removed from the call) or ended (a host ended the call).
+  """
   reason: String
   createdAt: Time!
 }
@@ -889,6 +918,13 @@ input CallInput {
   "Users besides the creator who may join (at most 100); they must exist."
   members: [ID!]
   data: JSON
+}
+
+"A user to add to a call, or whose role to change."
+input CallMemberInput {
+  user: ID!
+  "host or member."
+  role: String! = "member"
 }
 
 extend type Query {
@@ -922,6 +958,17 @@ extend type Mutation {
   participant of the same session. The payload is at most 64 KB.
   """
   sendSignal(participant: ID!, to: ID!, kind: SignalKind!, payload: String!): Signal!
+  """
+  Adds members or changes their roles (set), and removes members (remove).
+  Removed members' participants leave the live session. Hosts and admins only.
+  """
+  updateCallMembers(id: ID!, set: [CallMemberInput!], remove: [ID!]): Call!
+  """
+  Ends the call's live session for everyone: every participant leaves
+  (reason ended) and the session ends. Returns false when no session was
+  live. Hosts and admins only.
+  """
+  endCall(id: ID!): Boolean!
   """
   Drains an SFU node (no new session is assigned to it; live sessions stay)
   or, with drained: false, puts it back. Admins only; shared by all nodes.

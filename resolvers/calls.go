@@ -465,6 +465,39 @@ func (r *Resolver) publishSignal(ctx context.Context, sig *store.Signal) error {
 	return err
 }
 
+// requireCallHost checks that the caller is a host of the call or an admin.
+func (r *Resolver) requireCallHost(ctx context.Context, cid string) error {
+	caller, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := store.ParseCallID("id", cid); err != nil {
+		return err
+	}
+	role, err := r.Store.CallMembership(ctx, cid, caller.UserID)
+	if err != nil {
+		return err
+	}
+	if role != store.CallRoleHost && !caller.IsAdmin() {
+		return auth.Forbidden("only the hosts of call %q and admins may do this", cid)
+	}
+	return nil
+}
+
+// finishDepartures follows a committed removal of participants: this
+// node's cache learns at once, then Redis, the other nodes and the
+// sessions' subscribers.
+func (r *Resolver) finishDepartures(ctx context.Context, d *store.CallDepartures) {
+	if d == nil {
+		return
+	}
+	rt := r.calls()
+	for _, p := range d.Left {
+		rt.markLeft(p.ID)
+	}
+	r.Store.FinishCallDepartures(ctx, r.Bus, d)
+}
+
 // callInList reports whether the object whose field is being resolved is
 // an element of a list: the list's resolver prefetched for all elements.
 func callInList(ctx context.Context) bool {

@@ -10,11 +10,11 @@ import (
 	"errors"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/graph"
+	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
+	"github.com/google/uuid"
 )
 
 func (r *callResolver) CreatedBy(ctx context.Context, obj *store.Call) (*store.User, error) {
@@ -202,8 +202,7 @@ func (r *mutationResolver) LeaveCall(ctx context.Context, participant string) (b
 	if err != nil {
 		return false, err
 	}
-	rt.markLeft(pid)
-	r.Store.FinishCallDepartures(ctx, r.Bus, d)
+	r.finishDepartures(ctx, d)
 	return len(d.Left) > 0, nil
 }
 
@@ -248,6 +247,34 @@ func (r *mutationResolver) SendSignal(ctx context.Context, participant string, t
 		return nil, err
 	}
 	return sig, nil
+}
+
+func (r *mutationResolver) UpdateCallMembers(ctx context.Context, id string, set []*model.CallMemberInput, remove []string) (*store.Call, error) {
+	if err := r.requireCallHost(ctx, id); err != nil {
+		return nil, err
+	}
+	changes := make([]store.CallMemberChange, len(set))
+	for i, m := range set {
+		changes[i] = store.CallMemberChange{UserID: m.User, Role: m.Role}
+	}
+	d, err := r.Store.UpdateCallMembers(ctx, id, changes, remove)
+	if err != nil {
+		return nil, err
+	}
+	r.finishDepartures(ctx, d)
+	return r.loadersFor(ctx).Calls.Load(ctx, id)
+}
+
+func (r *mutationResolver) EndCall(ctx context.Context, id string) (bool, error) {
+	if err := r.requireCallHost(ctx, id); err != nil {
+		return false, err
+	}
+	d, err := r.Store.EndCall(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	r.finishDepartures(ctx, d)
+	return d != nil && len(d.Ended) > 0, nil
 }
 
 func (r *mutationResolver) DrainSFUNode(ctx context.Context, id string, drained *bool) (*store.SFUNode, error) {

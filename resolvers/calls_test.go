@@ -555,7 +555,9 @@ func TestCallSFUAssignmentAndDrain(t *testing.T) {
 // when nobody is left; the events reach the other node's subscribers.
 func TestCallParticipantTimeoutAcrossNodes(t *testing.T) {
 	t.Parallel()
-	const timeout = time.Second
+	// Subscriptions refresh every third of the timeout; 2 s leaves a busy
+	// test machine ample room.
+	const timeout = 2 * time.Second
 	opts := brooktest.NodeOptions{
 		API: func(o *api.Options) { o.CallParticipantTimeout = timeout },
 		Runner: func(o *workers.Options) {
@@ -580,13 +582,13 @@ func TestCallParticipantTimeoutAcrossNodes(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 
-	// While subscriptions are open, participants outlive the timeout.
-	time.Sleep(3 * timeout)
-	if c := count(t, b, `SELECT count(*) FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, aj.Session.ID); c != 2 {
-		t.Fatalf("%d live participants, want alice and bob (carol timed out)", c)
-	}
+	// Carol times out; alice and bob, who joined earlier but are
+	// subscribed, are still in the call.
 	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != cj.Participant.ID || *ev.Reason != "timeout" {
 		t.Fatalf("event %+v", ev)
+	}
+	if c := count(t, b, `SELECT count(*) FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, aj.Session.ID); c != 2 {
+		t.Fatalf("%d live participants, want alice and bob", c)
 	}
 
 	// Node a goes away with alice's subscription; node b's sweep removes her.
@@ -676,5 +678,100 @@ func TestCallQueryStatements(t *testing.T) {
 	// sessions, their participants, the participants' users.
 	if large := statements(); small != 9 || large != small {
 		t.Fatalf("the call page ran %d statements with 2 sessions, %d with 4; want 9", small, large)
+	}
+}
+
+// Hosts manage members: adding, changing roles and removing (which takes
+// the removed user's participants out of the session), and end the call
+// for everyone.
+func TestCallMembersAndEnd(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createCall(t, n, alice, "default", "team-"+tag, bob)
+	update := `mutation($id: ID!, $set: [CallMemberInput!], $remove: [ID!]) {
+		updateCallMembers(id: $id, set: $set, remove: $remove) { members { user { id } role } } }`
+
+	// Members who are not hosts may not manage the call.
+	wantCode(t, n.Query(t, env.Token(t, bob), update, brooktest.Vars{"id": cid, "set": []map[string]any{{"user": carol}}}), api.CodeForbidden)
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": cid}), api.CodeForbidden)
+	// Bad input writes nothing.
+	for _, vars := range []brooktest.Vars{
+		{"id": cid, "set": []map[string]any{{"user": carol, "role": "owner"}}},
+		{"id": cid, "set": []map[string]any{{"user": "nobody-" + tag}}},
+		{"id": cid, "set": []map[string]any{{"user": carol}}, "remove": []string{carol}},
+		{"id": cid},
+	} {
+		wantCode(t, n.Query(t, env.Token(t, alice), update, vars), api.CodeBadUserInput)
+	}
+	if c := count(t, n, `SELECT count(*) FROM call_members WHERE call_id = $1`, cid); c != 2 {
+		t.Fatalf("%d members after bad input", c)
+	}
+
+	var out struct {
+		UpdateCallMembers struct {
+			Members []struct {
+				User struct{ ID string }
+				Role string
+			}
+		}
+	}
+	n.Must(t, env.Token(t, alice), update, brooktest.Vars{"id": cid, "set": []map[string]any{{"user": carol}, {"user": bob, "role": "host"}}}, &out)
+	roles := map[string]string{}
+	for _, m := range out.UpdateCallMembers.Members {
+		roles[m.User.ID] = m.Role
+	}
+	if len(roles) != 3 || roles[alice] != "host" || roles[bob] != "host" || roles[carol] != "member" {
+		t.Fatalf("members %+v", roles)
+	}
+
+	cj := joinCall(t, n, carol, cid).JoinCall
+	bj := joinCall(t, n, bob, cid).JoinCall
+	bobEvents := subscribeCallEvents(t, n, bob, bj.Participant.ID)
+	n.Must(t, env.Token(t, alice), update, brooktest.Vars{"id": cid, "remove": []string{carol}}, nil)
+	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != cj.Participant.ID || *ev.Reason != "removed" {
+		t.Fatalf("event %+v", ev)
+	}
+	wantCode(t, n.Query(t, env.Token(t, carol), joinCallQuery, brooktest.Vars{"id": cid}), api.CodeForbidden)
+
+	// Bob, now a host, ends the call: he leaves with everyone else and the
+	// session ends.
+	aj := joinCall(t, n, alice, cid).JoinCall
+	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.joined" || ev.Participant.ID != aj.Participant.ID {
+		t.Fatalf("event %+v", ev)
+	}
+	watch, err := n.Bus.Subscribe(context.Background(), store.CallSessionTopic(uuid.MustParse(bj.Session.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ended struct{ EndCall bool }
+	n.Must(t, env.Token(t, bob), `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": cid}, &ended)
+	if !ended.EndCall {
+		t.Fatal("endCall returned false")
+	}
+	left := map[string]bool{}
+	for len(left) < 2 {
+		e, err := store.DecodeCallEvent((<-watch.C).Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != "participant.left" || *e.Reason != "ended" {
+			t.Fatalf("event %+v", e)
+		}
+		left[e.Participant.ID.String()] = true
+	}
+	if e, _ := store.DecodeCallEvent((<-watch.C).Data); e.Type != "session.ended" {
+		t.Fatalf("event %+v", e)
+	}
+	if !left[aj.Participant.ID] || !left[bj.Participant.ID] {
+		t.Fatalf("left %v", left)
+	}
+	bobEvents.Expect("next") // his own departure
+	bobEvents.Expect("complete")
+	n.Must(t, env.Token(t, bob), `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": cid}, &ended)
+	if ended.EndCall {
+		t.Fatal("ending an ended call returned true")
 	}
 }

@@ -27,6 +27,10 @@ type CallParticipant struct {
 const (
 	CallLeftByRequest = "left"
 	CallLeftTimeout   = "timeout"
+	// CallLeftRemoved: a host removed the participant's user from the call.
+	CallLeftRemoved = "removed"
+	// CallLeftEnded: a host ended the call for everyone.
+	CallLeftEnded = "ended"
 )
 
 const participantColumns = `id, session_id, call_id, user_id, joined_at, left_at`

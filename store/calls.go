@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -263,4 +264,149 @@ func (s *Store) CallMembership(ctx context.Context, callID, userID string) (stri
 		return "", nil
 	}
 	return *role, nil
+}
+
+// CallMemberChange sets a user's role in a call (adding the user).
+type CallMemberChange struct {
+	UserID string
+	Role   string
+}
+
+// CheckCallRole checks a member role.
+func CheckCallRole(field, role string) error {
+	if role != CallRoleHost && role != CallRoleMember {
+		return Invalid(field, "%q is not a call role: use host or member", truncate(role, 40))
+	}
+	return nil
+}
+
+// UpdateCallMembers adds members or changes their roles (set) and removes
+// members (remove), in one transaction. Removed members' participants
+// leave the live session (reason "removed"), which ends when nobody is
+// left. Users to set must exist; a call keeps at most MaxCallMembers.
+func (s *Store) UpdateCallMembers(ctx context.Context, callID string, set []CallMemberChange, remove []string) (*CallDepartures, error) {
+	if len(set)+len(remove) == 0 {
+		return nil, Invalid("set", "give members to set or to remove")
+	}
+	if len(set) > MaxBatch || len(remove) > MaxBatch {
+		return nil, Invalid("set", "at most %d members to set and %d to remove per call", MaxBatch, MaxBatch)
+	}
+	seen := map[string]string{}
+	users := make([]string, len(set))
+	roles := make([]string, len(set))
+	for i, m := range set {
+		field := fmt.Sprintf("set[%d]", i)
+		if err := CheckUserID(field+".user", m.UserID); err != nil {
+			return nil, err
+		}
+		if err := CheckCallRole(field+".role", m.Role); err != nil {
+			return nil, err
+		}
+		if seen[m.UserID] != "" {
+			return nil, Invalid(field+".user", "user %q appears more than once", m.UserID)
+		}
+		seen[m.UserID] = field
+		users[i], roles[i] = m.UserID, m.Role
+	}
+	for i, u := range remove {
+		field := fmt.Sprintf("remove[%d]", i)
+		if err := CheckUserID(field, u); err != nil {
+			return nil, err
+		}
+		if seen[u] != "" {
+			return nil, Invalid(field, "user %q is both set and removed", u)
+		}
+		seen[u] = field
+	}
+	var d *CallDepartures
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		d = nil
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR UPDATE`, callID).Scan(&exists); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return NotFound("call", callID)
+			}
+			return err
+		}
+		var missing *string
+		if err := tx.QueryRow(ctx, `
+			SELECT u FROM unnest($1::text[]) AS u WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = u) LIMIT 1`,
+			users).Scan(&missing); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if missing != nil {
+			return Invalid(seen[*missing]+".user", "user %q does not exist; create it first with upsertUsers", *missing)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO call_members (call_id, user_id, role)
+			SELECT $1, u, r FROM unnest($2::text[], $3::text[]) AS m (u, r)
+			ON CONFLICT (call_id, user_id) DO UPDATE SET role = excluded.role`, callID, users, roles); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM call_members WHERE call_id = $1 AND user_id = ANY($2)`, callID, remove); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM call_members WHERE call_id = $1`, callID).Scan(&n); err != nil {
+			return err
+		}
+		if n > MaxCallMembers {
+			return Invalid("set", "a call has at most %d members; this would make %d", MaxCallMembers, n)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE calls SET updated_at = now() WHERE id = $1`, callID); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT p.id FROM call_participants p JOIN call_sessions cs ON cs.id = p.session_id
+			WHERE cs.call_id = $1 AND cs.ended_at IS NULL AND p.left_at IS NULL AND p.user_id = ANY($2)`, callID, remove)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil {
+			return err
+		}
+		d, err = RemoveCallParticipants(ctx, tx, ids, CallLeftRemoved)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: update call members: %w", err)
+	}
+	return d, nil
+}
+
+// EndCall ends the call's live session for everyone: every participant
+// leaves (reason "ended") and the session ends. It returns nil
+// departures when no session was live.
+func (s *Store) EndCall(ctx context.Context, callID string) (*CallDepartures, error) {
+	var d *CallDepartures
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		d = nil
+		// Lock the live session first, so no join slips in between.
+		var sid uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT id FROM call_sessions WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, callID).Scan(&sid)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, sid)
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		d, err = RemoveCallParticipants(ctx, tx, ids, CallLeftEnded)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: end call: %w", err)
+	}
+	return d, nil
 }
