@@ -202,9 +202,10 @@ func (rt *callRuntime) markLeft(id uuid.UUID) {
 	}
 }
 
-// remember caches the facts of a participant that has just joined here.
-func (rt *callRuntime) remember(p *store.CallParticipant) {
-	if rt.cacheLive.Load() {
+// remember caches the facts of a participant that has just joined here,
+// unless a departure arrived since gen (then it might be this one's).
+func (rt *callRuntime) remember(p *store.CallParticipant, gen uint64) {
+	if rt.cacheLive.Load() && rt.generation.Load() == gen {
 		rt.facts.Add(p.ID, p)
 	}
 }

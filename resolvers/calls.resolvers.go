@@ -151,6 +151,7 @@ func (r *mutationResolver) JoinCall(ctx context.Context, id string) (*store.Call
 		return nil, err
 	}
 	rt := r.calls()
+	gen := rt.generation.Load()
 	j, err := r.Store.JoinCall(ctx, store.JoinCallParams{
 		CallID: id, UserID: caller.UserID, Admin: caller.IsAdmin(), Nodes: rt.nodes,
 		ParticipantID: store.NewID(), LiveUntil: time.Now().Add(rt.timeout),
@@ -163,7 +164,7 @@ func (r *mutationResolver) JoinCall(ctx context.Context, id string) (*store.Call
 	case err != nil:
 		return nil, err
 	}
-	rt.remember(j.Participant)
+	rt.remember(j.Participant, gen)
 	if j.Started {
 		r.Store.PublishCallEvent(ctx, r.Bus, &store.CallEvent{Type: store.CallEventSessionStarted, Call: id, Session: j.Session.ID, CreatedAt: j.Session.StartedAt})
 	}
