@@ -775,3 +775,49 @@ func TestCallMembersAndEnd(t *testing.T) {
 		t.Fatal("ending an ended call returned true")
 	}
 }
+
+// Redis holds only what PostgreSQL can rebuild: with a participant's
+// signaling facts and liveness entry gone, signals still flow (the facts
+// come back from PostgreSQL) and the repair pass restores the liveness entry.
+func TestCallSurvivesRedisLoss(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createCall(t, n, alice, "default", "redis-"+tag, bob)
+	aj := joinCall(t, n, alice, cid).JoinCall
+	bj := joinCall(t, n, bob, cid).JoinCall
+	aliceEvents := subscribeCallEvents(t, n, alice, aj.Participant.ID)
+
+	ctx := context.Background()
+	rdb := n.Store.Redis()
+	live := n.Store.Key("calls", "live")
+	facts := []string{n.Store.Key("calls", "p", aj.Participant.ID), n.Store.Key("calls", "p", bj.Participant.ID)}
+	if err := rdb.ZRem(ctx, live, aj.Participant.ID, bj.Participant.ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Del(ctx, facts...).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A second node has no cached facts: it must rebuild them.
+	other := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	other.Must(t, env.Token(t, bob), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "sdp") { id } }`,
+		brooktest.Vars{"p": bj.Participant.ID, "to": aj.Participant.ID}, nil)
+	if ev := nextCallEvent(t, aliceEvents); ev.Type != "signal" || ev.Signal.From.ID != bj.Participant.ID {
+		t.Fatalf("event %+v", ev)
+	}
+	if n, err := rdb.Exists(ctx, facts...).Result(); err != nil || n != 2 {
+		t.Fatalf("facts restored in redis: %d, %v", n, err)
+	}
+
+	// The repair pass (due now) gives both participants a deadline again.
+	if _, err := n.Store.DB().Exec(ctx, `UPDATE jobs SET run_at = now() WHERE kind = 'calls.repair'`); err != nil {
+		t.Fatal(err)
+	}
+	brooktest.Eventually(t, "liveness entries restored", func() bool {
+		scores, err := rdb.ZMScore(ctx, live, aj.Participant.ID, bj.Participant.ID).Result()
+		return err == nil && scores[0] > 0 && scores[1] > 0
+	})
+}
