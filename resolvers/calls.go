@@ -23,12 +23,21 @@ import (
 // without a callEvents subscription (CALL_PARTICIPANT_TIMEOUT).
 const DefaultCallParticipantTimeout = 30 * time.Second
 
-// callLoaders are the dataloaders of the calls product.
+// callLoaders are the dataloaders of the calls product. A fresh set is
+// made for every response, subscription events included, so they are
+// created together on first use: a response that needs none (a relayed
+// signal, say) allocates nothing for them.
 type callLoaders struct {
+	callStore *store.Store
+	callOnce  sync.Once
+	callSet   *callLoaderSet
+}
+
+// callLoaderSet holds the calls product's loaders.
+type callLoaderSet struct {
 	Calls           *Loader[string, *store.Call]
 	CallMembers     *Loader[string, []*store.CallMember]
 	LiveSessions    *Loader[string, *store.CallSession]
-	CallSessions    *Loader[uuid.UUID, *store.CallSession]
 	SessionsByCall  *Loader[callSessionsKey, []*store.CallSession]
 	CallParticipant *Loader[uuid.UUID, []*store.CallParticipant]
 	SFUDrained      *Loader[string, bool]
@@ -40,12 +49,19 @@ type callSessionsKey struct {
 	first int
 }
 
-func newCallLoaders(s *store.Store) callLoaders {
-	return callLoaders{
+func newCallLoaders(s *store.Store) callLoaders { return callLoaders{callStore: s} }
+
+// calls returns the calls product's loaders, creating them on first use.
+func (l *callLoaders) calls() *callLoaderSet {
+	l.callOnce.Do(func() { l.callSet = newCallLoaderSet(l.callStore) })
+	return l.callSet
+}
+
+func newCallLoaderSet(s *store.Store) *callLoaderSet {
+	return &callLoaderSet{
 		Calls:        NewLoader(s.CallsByID),
 		CallMembers:  NewLoader(s.CallMembersByCall),
 		LiveSessions: NewLoader(s.LiveCallSessions),
-		CallSessions: NewLoader(s.CallSessionsByID),
 		SessionsByCall: NewLoader(func(ctx context.Context, keys []callSessionsKey) ([][]*store.CallSession, error) {
 			// Usually every key asks for the same page size: one statement.
 			out := make([][]*store.CallSession, len(keys))

@@ -29,7 +29,7 @@ func (r *callResolver) CreatedBy(ctx context.Context, obj *store.Call) (*store.U
 }
 
 func (r *callResolver) Members(ctx context.Context, obj *store.Call) ([]*store.CallMember, error) {
-	members, err := r.loadersFor(ctx).CallMembers.Load(ctx, obj.ID)
+	members, err := r.loadersFor(ctx).calls().CallMembers.Load(ctx, obj.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (r *callResolver) Members(ctx context.Context, obj *store.Call) ([]*store.C
 }
 
 func (r *callResolver) Session(ctx context.Context, obj *store.Call) (*store.CallSession, error) {
-	return r.loadersFor(ctx).LiveSessions.Load(ctx, obj.ID)
+	return r.loadersFor(ctx).calls().LiveSessions.Load(ctx, obj.ID)
 }
 
 func (r *callResolver) Sessions(ctx context.Context, obj *store.Call, first *int) ([]*store.CallSession, error) {
@@ -55,7 +55,7 @@ func (r *callResolver) Sessions(ctx context.Context, obj *store.Call, first *int
 			return nil, err
 		}
 	}
-	l := r.loadersFor(ctx)
+	l := r.loadersFor(ctx).calls()
 	sessions, err := l.SessionsByCall.Load(ctx, callSessionsKey{call: obj.ID, first: n})
 	if err != nil || len(sessions) == 0 || !selected(ctx, "participants") {
 		return sessions, err
@@ -91,7 +91,7 @@ func (r *callParticipantResolver) User(ctx context.Context, obj *store.CallParti
 }
 
 func (r *callSessionResolver) Call(ctx context.Context, obj *store.CallSession) (*store.Call, error) {
-	c, err := r.loadersFor(ctx).Calls.Load(ctx, obj.CallID)
+	c, err := r.loadersFor(ctx).calls().Calls.Load(ctx, obj.CallID)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (r *callSessionResolver) Call(ctx context.Context, obj *store.CallSession) 
 }
 
 func (r *callSessionResolver) Participants(ctx context.Context, obj *store.CallSession, live *bool) ([]*store.CallParticipant, error) {
-	all, err := r.loadersFor(ctx).CallParticipant.Load(ctx, obj.ID)
+	all, err := r.loadersFor(ctx).calls().CallParticipant.Load(ctx, obj.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +263,7 @@ func (r *mutationResolver) UpdateCallMembers(ctx context.Context, id string, set
 		return nil, err
 	}
 	r.finishDepartures(ctx, d)
-	return r.loadersFor(ctx).Calls.Load(ctx, id)
+	return r.loadersFor(ctx).calls().Calls.Load(ctx, id)
 }
 
 func (r *mutationResolver) EndCall(ctx context.Context, id string) (bool, error) {
@@ -315,7 +315,7 @@ func (r *queryResolver) Call(ctx context.Context, id string) (*store.Call, error
 	if role == "" && !caller.IsAdmin() {
 		return nil, auth.Forbidden("you are not a member of call %q", id)
 	}
-	return r.loadersFor(ctx).Calls.Load(ctx, id)
+	return r.loadersFor(ctx).calls().Calls.Load(ctx, id)
 }
 
 func (r *queryResolver) SfuNodes(ctx context.Context) ([]*store.SFUNode, error) {
@@ -330,7 +330,7 @@ func (r *queryResolver) SfuNodes(ctx context.Context) ([]*store.SFUNode, error) 
 }
 
 func (r *sFUNodeResolver) Drained(ctx context.Context, obj *store.SFUNode) (bool, error) {
-	return r.loadersFor(ctx).SFUDrained.Load(ctx, obj.ID)
+	return r.loadersFor(ctx).calls().SFUDrained.Load(ctx, obj.ID)
 }
 
 func (r *subscriptionResolver) CallEvents(ctx context.Context, participant string) (<-chan *store.CallEvent, error) {

@@ -205,27 +205,6 @@ func (s *Store) LiveCallSessions(ctx context.Context, callIDs []string) ([]*Call
 	return out, nil
 }
 
-// CallSessionsByID returns sessions by id, in order, nil where none exists.
-func (s *Store) CallSessionsByID(ctx context.Context, ids []uuid.UUID) ([]*CallSession, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM call_sessions WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("store: call sessions: %w", err)
-	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*CallSession, error) { return scanSession(r) })
-	if err != nil {
-		return nil, fmt.Errorf("store: call sessions: %w", err)
-	}
-	byID := make(map[uuid.UUID]*CallSession, len(found))
-	for _, cs := range found {
-		byID[cs.ID] = cs
-	}
-	out := make([]*CallSession, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
-}
-
 // CallSessionsByCall returns each call's newest sessions (at most first),
 // newest first, in one statement for all calls.
 func (s *Store) CallSessionsByCall(ctx context.Context, callIDs []string, first int) ([][]*CallSession, error) {
@@ -251,22 +230,6 @@ func (s *Store) CallSessionsByCall(ctx context.Context, callIDs []string, first 
 		if out[i] == nil {
 			out[i] = []*CallSession{}
 		}
-	}
-	return out, nil
-}
-
-// LiveCallSessionCount returns how many sessions are live, per SFU node.
-func (s *Store) LiveCallSessionCount(ctx context.Context) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT sfu_id, count(*) FROM call_sessions WHERE ended_at IS NULL GROUP BY sfu_id`)
-	if err != nil {
-		return nil, fmt.Errorf("store: live sessions: %w", err)
-	}
-	out := map[string]int{}
-	var id string
-	var n int
-	_, err = pgx.ForEachRow(rows, []any{&id, &n}, func() error { out[id] = n; return nil })
-	if err != nil {
-		return nil, fmt.Errorf("store: live sessions: %w", err)
 	}
 	return out, nil
 }
