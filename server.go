@@ -44,6 +44,7 @@ import (
 	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/local"
 	"github.com/brookhq/brook/migrations"
+	"github.com/brookhq/brook/sfu"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )
@@ -69,6 +70,10 @@ type Config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
+	// SFUNodes are the SFU media servers for calls (SFU_NODES).
+	SFUNodes []sfu.Node
+	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT.
+	CallParticipantTimeout time.Duration
 	// Serve is false for a worker-only process.
 	Serve bool
 }
@@ -194,6 +199,23 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(firstSet(getenv("BROOK_LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("BROOK_LOG_LEVEL: %w", err))
+	}
+	if nodes, err := sfu.Parse(getenv("SFU_NODES")); err != nil {
+		errs = append(errs, fmt.Errorf("SFU_NODES: %w", err))
+	} else {
+		c.SFUNodes = nodes
+	}
+	c.CallParticipantTimeout = 30 * time.Second
+	if v := getenv("CALL_PARTICIPANT_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if n, nerr := strconv.Atoi(v); nerr == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+		if err != nil || d < time.Second {
+			errs = append(errs, fmt.Errorf("CALL_PARTICIPANT_TIMEOUT=%q: want a duration of at least 1s, like 30s or 2m", v))
+		} else {
+			c.CallParticipantTimeout = d
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("BROOK_LOG_FORMAT=%q: want text or json", c.LogFormat))
@@ -385,7 +407,8 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	defer stopWork()
 	var workDone sync.WaitGroup
 	if cfg.Workers > 0 {
-		runner := workers.New(st, b, workers.Options{Concurrency: cfg.Workers, Logger: log, Registerer: reg})
+		runner := workers.New(st, b, workers.Options{Concurrency: cfg.Workers, Logger: log, Registerer: reg,
+			CallParticipantTimeout: cfg.CallParticipantTimeout})
 		workDone.Add(1)
 		go func() {
 			defer workDone.Done()
@@ -422,6 +445,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		RatePerIP:                     cfg.Limits.RatePerIP,
 		RatePerUser:                   cfg.Limits.RatePerUser,
 		SendRates:                     cfg.Limits.SendRates,
+		SFUNodes:                      cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout,
 	})
 	if err != nil {
 		return err

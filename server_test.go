@@ -54,6 +54,15 @@ func TestConfigFromEnv(t *testing.T) {
 		{"bad int", map[string]string{"BROOK_WORKERS": "-1"}, nil, "BROOK_WORKERS"},
 		{"bad level", map[string]string{"BROOK_LOG_LEVEL": "loud"}, nil, "BROOK_LOG_LEVEL"},
 		{"bad format", map[string]string{"BROOK_LOG_FORMAT": "xml"}, nil, "BROOK_LOG_FORMAT"},
+		{"calls defaults", nil, func(c Config) bool { return len(c.SFUNodes) == 0 && c.CallParticipantTimeout == 30*time.Second }, ""},
+		{"calls", map[string]string{"SFU_NODES": "eu-1@eu=wss://a.example;us-1=wss://b.example", "CALL_PARTICIPANT_TIMEOUT": "45s"},
+			func(c Config) bool {
+				return len(c.SFUNodes) == 2 && c.SFUNodes[0].Region == "eu" && c.SFUNodes[1].URL == "wss://b.example" &&
+					c.CallParticipantTimeout == 45*time.Second
+			}, ""},
+		{"timeout in seconds", map[string]string{"CALL_PARTICIPANT_TIMEOUT": "10"}, func(c Config) bool { return c.CallParticipantTimeout == 10*time.Second }, ""},
+		{"bad SFU_NODES", map[string]string{"SFU_NODES": "eu-1"}, nil, "SFU_NODES"},
+		{"bad timeout", map[string]string{"CALL_PARTICIPANT_TIMEOUT": "soon"}, nil, "CALL_PARTICIPANT_TIMEOUT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -30,6 +30,7 @@ import (
 	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/resolvers"
+	"github.com/brookhq/brook/sfu"
 	"github.com/brookhq/brook/store"
 )
 
@@ -84,6 +85,12 @@ type Options struct {
 	RatePerIP   store.Rate
 	RatePerUser store.Rate
 	SendRates   map[string]store.Rate
+	// SFUNodes are the SFU media servers call sessions are assigned to
+	// (SFU_NODES); none means sfu.Default.
+	SFUNodes []sfu.Node
+	// CallParticipantTimeout is how long a call participant stays without
+	// a callEvents subscription (CALL_PARTICIPANT_TIMEOUT; 0: 30 s).
+	CallParticipantTimeout time.Duration
 }
 
 // Defaults for the limits.
@@ -153,7 +160,8 @@ func New(opts Options) (*Server, error) {
 	s.apqLocal, _ = lru.New[string, string](1000)
 	s.wsCtx, s.wsCancel = context.WithCancel(context.Background())
 
-	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger, Present: s.present}
+	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger, Present: s.present,
+		SFUNodes: opts.SFUNodes, CallParticipantTimeout: opts.CallParticipantTimeout}
 	s.presence = &presence{store: opts.Store, log: opts.Logger, conns: map[string]string{}, announce: res.AnnouncePresence}
 	cfg := graph.Config{Resolvers: res}
 	resolvers.SetComplexity(&cfg.Complexity)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/store"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -22,8 +23,13 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Call() CallResolver
+	CallMember() CallMemberResolver
+	CallParticipant() CallParticipantResolver
+	CallSession() CallSessionResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	SFUNode() SFUNodeResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
 }
@@ -32,8 +38,66 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Call struct {
+		CreatedAt func(childComplexity int) int
+		CreatedBy func(childComplexity int) int
+		Data      func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Members   func(childComplexity int) int
+		Session   func(childComplexity int) int
+		Sessions  func(childComplexity int, first *int) int
+		Type      func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+	}
+
+	CallEvent struct {
+		Call        func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Participant func(childComplexity int) int
+		Reason      func(childComplexity int) int
+		Session     func(childComplexity int) int
+		Signal      func(childComplexity int) int
+		Type        func(childComplexity int) int
+	}
+
+	CallJoin struct {
+		Call        func(childComplexity int) int
+		Others      func(childComplexity int) int
+		Participant func(childComplexity int) int
+		Session     func(childComplexity int) int
+	}
+
+	CallMember struct {
+		CreatedAt func(childComplexity int) int
+		Role      func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
+	CallParticipant struct {
+		ID       func(childComplexity int) int
+		JoinedAt func(childComplexity int) int
+		LeftAt   func(childComplexity int) int
+		User     func(childComplexity int) int
+	}
+
+	CallSession struct {
+		Call         func(childComplexity int) int
+		EndedAt      func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Participants func(childComplexity int, live *bool) int
+		SFU          func(childComplexity int) int
+		StartedAt    func(childComplexity int) int
+	}
+
 	Mutation struct {
-		UpsertUsers func(childComplexity int, users []*model.UserInput) int
+		CreateCall        func(childComplexity int, input store.CallInput) int
+		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
+		EndCall           func(childComplexity int, id string) int
+		JoinCall          func(childComplexity int, id string) int
+		LeaveCall         func(childComplexity int, participant string) int
+		SendSignal        func(childComplexity int, participant string, to string, kind store.SignalKind, payload string) int
+		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
+		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
 
 	PageInfo struct {
@@ -42,9 +106,11 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Me    func(childComplexity int) int
-		User  func(childComplexity int, id string) int
-		Users func(childComplexity int, ids []string) int
+		Call     func(childComplexity int, id string) int
+		Me       func(childComplexity int) int
+		SfuNodes func(childComplexity int) int
+		User     func(childComplexity int, id string) int
+		Users    func(childComplexity int, ids []string) int
 	}
 
 	ReactionCount struct {
@@ -52,7 +118,24 @@ type ComplexityRoot struct {
 		Kind  func(childComplexity int) int
 	}
 
+	SFUNode struct {
+		Drained func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Region  func(childComplexity int) int
+		URL     func(childComplexity int) int
+	}
+
+	Signal struct {
+		From    func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Kind    func(childComplexity int) int
+		Payload func(childComplexity int) int
+		SentAt  func(childComplexity int) int
+		To      func(childComplexity int) int
+	}
+
 	Subscription struct {
+		CallEvents  func(childComplexity int, participant string) int
 		UserUpdated func(childComplexity int, id string) int
 	}
 
@@ -83,6 +166,297 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "Call.createdAt":
+		if e.ComplexityRoot.Call.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.CreatedAt(childComplexity), true
+	case "Call.createdBy":
+		if e.ComplexityRoot.Call.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.CreatedBy(childComplexity), true
+	case "Call.data":
+		if e.ComplexityRoot.Call.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.Data(childComplexity), true
+	case "Call.id":
+		if e.ComplexityRoot.Call.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.ID(childComplexity), true
+	case "Call.members":
+		if e.ComplexityRoot.Call.Members == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.Members(childComplexity), true
+	case "Call.session":
+		if e.ComplexityRoot.Call.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.Session(childComplexity), true
+	case "Call.sessions":
+		if e.ComplexityRoot.Call.Sessions == nil {
+			break
+		}
+
+		args, err := ec.field_Call_sessions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Call.Sessions(childComplexity, args["first"].(*int)), true
+	case "Call.type":
+		if e.ComplexityRoot.Call.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.Type(childComplexity), true
+	case "Call.updatedAt":
+		if e.ComplexityRoot.Call.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.UpdatedAt(childComplexity), true
+
+	case "CallEvent.call":
+		if e.ComplexityRoot.CallEvent.Call == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Call(childComplexity), true
+	case "CallEvent.createdAt":
+		if e.ComplexityRoot.CallEvent.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.CreatedAt(childComplexity), true
+	case "CallEvent.participant":
+		if e.ComplexityRoot.CallEvent.Participant == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Participant(childComplexity), true
+	case "CallEvent.reason":
+		if e.ComplexityRoot.CallEvent.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Reason(childComplexity), true
+	case "CallEvent.session":
+		if e.ComplexityRoot.CallEvent.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Session(childComplexity), true
+	case "CallEvent.signal":
+		if e.ComplexityRoot.CallEvent.Signal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Signal(childComplexity), true
+	case "CallEvent.type":
+		if e.ComplexityRoot.CallEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Type(childComplexity), true
+
+	case "CallJoin.call":
+		if e.ComplexityRoot.CallJoin.Call == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallJoin.Call(childComplexity), true
+	case "CallJoin.others":
+		if e.ComplexityRoot.CallJoin.Others == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallJoin.Others(childComplexity), true
+	case "CallJoin.participant":
+		if e.ComplexityRoot.CallJoin.Participant == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallJoin.Participant(childComplexity), true
+	case "CallJoin.session":
+		if e.ComplexityRoot.CallJoin.Session == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallJoin.Session(childComplexity), true
+
+	case "CallMember.createdAt":
+		if e.ComplexityRoot.CallMember.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallMember.CreatedAt(childComplexity), true
+	case "CallMember.role":
+		if e.ComplexityRoot.CallMember.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallMember.Role(childComplexity), true
+	case "CallMember.user":
+		if e.ComplexityRoot.CallMember.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallMember.User(childComplexity), true
+
+	case "CallParticipant.id":
+		if e.ComplexityRoot.CallParticipant.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.ID(childComplexity), true
+	case "CallParticipant.joinedAt":
+		if e.ComplexityRoot.CallParticipant.JoinedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.JoinedAt(childComplexity), true
+	case "CallParticipant.leftAt":
+		if e.ComplexityRoot.CallParticipant.LeftAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.LeftAt(childComplexity), true
+	case "CallParticipant.user":
+		if e.ComplexityRoot.CallParticipant.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.User(childComplexity), true
+
+	case "CallSession.call":
+		if e.ComplexityRoot.CallSession.Call == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallSession.Call(childComplexity), true
+	case "CallSession.endedAt":
+		if e.ComplexityRoot.CallSession.EndedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallSession.EndedAt(childComplexity), true
+	case "CallSession.id":
+		if e.ComplexityRoot.CallSession.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallSession.ID(childComplexity), true
+	case "CallSession.participants":
+		if e.ComplexityRoot.CallSession.Participants == nil {
+			break
+		}
+
+		args, err := ec.field_CallSession_participants_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.CallSession.Participants(childComplexity, args["live"].(*bool)), true
+	case "CallSession.sfu":
+		if e.ComplexityRoot.CallSession.SFU == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallSession.SFU(childComplexity), true
+	case "CallSession.startedAt":
+		if e.ComplexityRoot.CallSession.StartedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallSession.StartedAt(childComplexity), true
+
+	case "Mutation.createCall":
+		if e.ComplexityRoot.Mutation.CreateCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateCall(childComplexity, args["input"].(store.CallInput)), true
+	case "Mutation.drainSFUNode":
+		if e.ComplexityRoot.Mutation.DrainSFUNode == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_drainSFUNode_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DrainSFUNode(childComplexity, args["id"].(string), args["drained"].(*bool)), true
+	case "Mutation.endCall":
+		if e.ComplexityRoot.Mutation.EndCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_endCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.EndCall(childComplexity, args["id"].(string)), true
+	case "Mutation.joinCall":
+		if e.ComplexityRoot.Mutation.JoinCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_joinCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.JoinCall(childComplexity, args["id"].(string)), true
+	case "Mutation.leaveCall":
+		if e.ComplexityRoot.Mutation.LeaveCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_leaveCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LeaveCall(childComplexity, args["participant"].(string)), true
+	case "Mutation.sendSignal":
+		if e.ComplexityRoot.Mutation.SendSignal == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendSignal_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendSignal(childComplexity, args["participant"].(string), args["to"].(string), args["kind"].(store.SignalKind), args["payload"].(string)), true
+	case "Mutation.updateCallMembers":
+		if e.ComplexityRoot.Mutation.UpdateCallMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateCallMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateCallMembers(childComplexity, args["id"].(string), args["set"].([]*model.CallMemberInput), args["remove"].([]string)), true
 	case "Mutation.upsertUsers":
 		if e.ComplexityRoot.Mutation.UpsertUsers == nil {
 			break
@@ -108,12 +482,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "Query.call":
+		if e.ComplexityRoot.Query.Call == nil {
+			break
+		}
+
+		args, err := ec.field_Query_call_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Call(childComplexity, args["id"].(string)), true
+
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.sfuNodes":
+		if e.ComplexityRoot.Query.SfuNodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.SfuNodes(childComplexity), true
 	case "Query.user":
 		if e.ComplexityRoot.Query.User == nil {
 			break
@@ -150,6 +542,79 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ReactionCount.Kind(childComplexity), true
 
+	case "SFUNode.drained":
+		if e.ComplexityRoot.SFUNode.Drained == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SFUNode.Drained(childComplexity), true
+	case "SFUNode.id":
+		if e.ComplexityRoot.SFUNode.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SFUNode.ID(childComplexity), true
+	case "SFUNode.region":
+		if e.ComplexityRoot.SFUNode.Region == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SFUNode.Region(childComplexity), true
+	case "SFUNode.url":
+		if e.ComplexityRoot.SFUNode.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SFUNode.URL(childComplexity), true
+
+	case "Signal.from":
+		if e.ComplexityRoot.Signal.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.From(childComplexity), true
+	case "Signal.id":
+		if e.ComplexityRoot.Signal.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.ID(childComplexity), true
+	case "Signal.kind":
+		if e.ComplexityRoot.Signal.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.Kind(childComplexity), true
+	case "Signal.payload":
+		if e.ComplexityRoot.Signal.Payload == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.Payload(childComplexity), true
+	case "Signal.sentAt":
+		if e.ComplexityRoot.Signal.SentAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.SentAt(childComplexity), true
+	case "Signal.to":
+		if e.ComplexityRoot.Signal.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Signal.To(childComplexity), true
+
+	case "Subscription.callEvents":
+		if e.ComplexityRoot.Subscription.CallEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_callEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CallEvents(childComplexity, args["participant"].(string)), true
 	case "Subscription.userUpdated":
 		if e.ComplexityRoot.Subscription.UserUpdated == nil {
 			break
@@ -226,6 +691,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("CallInput", ec.unmarshalInputCallInput),
+			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
 		)
 	}
@@ -320,6 +787,205 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/calls.graphqls", Input: `"""
+A video call. Brook carries no media: it keeps the call, runs its sessions,
+assigns each session an SFU media server and relays WebRTC signaling.
+
+A call's id is ` + "`" + `type:id` + "`" + `, like ` + "`" + `default:standup` + "`" + `: the type (1 to 32 lowercase
+letters, digits, ` + "`" + `_` + "`" + ` or ` + "`" + `-` + "`" + `) groups calls of one kind, the id part (1 to 64
+letters, digits or ` + "`" + `_-@.` + "`" + `) is chosen by the app or generated.
+"""
+type Call {
+  "The full ` + "`" + `type:id` + "`" + `."
+  id: ID!
+  type: String!
+  createdBy: User!
+  createdAt: Time!
+  updatedAt: Time!
+  data: JSON
+  "Who may join: the host (the creator) first, then members. At most 1000."
+  members: [CallMember!]!
+  "The live session, if anyone is in the call."
+  session: CallSession
+  "Sessions of the call, newest first (at most 100)."
+  sessions(first: Int = 10): [CallSession!]!
+}
+
+"A user who may join a call."
+type CallMember {
+  user: User!
+  "host or member."
+  role: String!
+  createdAt: Time!
+}
+
+"""
+One run of a call, from its first join to its last leave. A call has at most
+one live session; every participant of a session uses the session's SFU.
+"""
+type CallSession {
+  id: ID!
+  call: Call!
+  startedAt: Time!
+  "Null while the session is live."
+  endedAt: Time
+  "The SFU media server hosting the session, fixed for its whole life."
+  sfu: SFUNode!
+  """
+  The session's participants in join order (at most 1000), those that left
+  included; ` + "`" + `live: true` + "`" + ` lists only those still in the session.
+  """
+  participants(live: Boolean = false): [CallParticipant!]!
+}
+
+"One join of a call session: a user on two devices is two participants."
+type CallParticipant {
+  "The id to use with callEvents, sendSignal and leaveCall."
+  id: ID!
+  user: User!
+  joinedAt: Time!
+  "Null while the participant is in the session."
+  leftAt: Time
+}
+
+"An SFU media server, from the SFU_NODES setting."
+type SFUNode {
+  id: ID!
+  "Where participants connect their media."
+  url: String!
+  region: String
+  "True when an admin has drained the node: no new session is assigned to it."
+  drained: Boolean!
+}
+
+"What joinCall returns: everything a client needs to connect."
+type CallJoin {
+  call: Call!
+  session: CallSession!
+  "The caller's new participant."
+  participant: CallParticipant!
+  "The session's other participants, in join order."
+  others: [CallParticipant!]!
+}
+
+"The kind of a WebRTC signaling message."
+enum SignalKind {
+  OFFER
+  ANSWER
+  ICE_CANDIDATE
+}
+
+"A WebRTC signaling message relayed from one participant to another. Not stored."
+type Signal {
+  id: ID!
+  from: CallParticipant!
+  "The participant it is addressed to."
+  to: ID!
+  kind: SignalKind!
+  "The SDP or ICE candidate, as the client sent it (at most 64 KB)."
+  payload: String!
+  sentAt: Time!
+}
+
+"""
+An event of a call session: ` + "`" + `participant.joined` + "`" + `, ` + "`" + `participant.left` + "`" + `,
+` + "`" + `signal` + "`" + `, ` + "`" + `session.started` + "`" + ` or ` + "`" + `session.ended` + "`" + `.
+"""
+type CallEvent {
+  type: String!
+  "The call's ` + "`" + `type:id` + "`" + `."
+  call: ID!
+  "The session the event belongs to."
+  session: ID!
+  "Who joined or left, on participant events."
+  participant: CallParticipant
+  "The signal, on signal events."
+  signal: Signal
+  """
+  Why the participant left, on participant.left: left (leaveCall), timeout
+  (no callEvents subscription for CALL_PARTICIPANT_TIMEOUT), removed (its user
+  was removed from the call) or ended (a host ended the call).
+  """
+  reason: String
+  createdAt: Time!
+}
+
+input CallInput {
+  "1 to 32 lowercase letters, digits, _ or -; for example default."
+  type: String!
+  "The id part of ` + "`" + `type:id` + "`" + ` (1 to 64 letters, digits or _-@.); generated when left out."
+  id: ID
+  "Users besides the creator who may join (at most 100); they must exist."
+  members: [ID!]
+  data: JSON
+}
+
+"A user to add to a call, or whose role to change."
+input CallMemberInput {
+  user: ID!
+  "host or member."
+  role: String! = "member"
+}
+
+extend type Query {
+  "A call by its ` + "`" + `type:id` + "`" + `, or null when there is none. Members and admins only."
+  call(id: ID!): Call
+  "The configured SFU nodes. Admins only."
+  sfuNodes: [SFUNode!]!
+}
+
+extend type Mutation {
+  """
+  Creates a call with the caller as its host. When an id is given and the
+  call exists, returns it unchanged (get-or-create); the caller must be a
+  member or an admin.
+  """
+  createCall(input: CallInput!): Call!
+  """
+  Joins a call as a new participant, starting a session (on an SFU chosen
+  for the call) if none is live. Members and admins only. Subscribe to
+  callEvents with the participant's id within CALL_PARTICIPANT_TIMEOUT, or
+  the participant is removed.
+  """
+  joinCall(id: ID!): CallJoin!
+  """
+  Leaves the call. The last participant out ends the session. Returns false
+  when the participant had already left.
+  """
+  leaveCall(participant: ID!): Boolean!
+  """
+  Relays a signaling message from the caller's own participant to another
+  participant of the same session. The payload is at most 64 KB.
+  """
+  sendSignal(participant: ID!, to: ID!, kind: SignalKind!, payload: String!): Signal!
+  """
+  Adds members or changes their roles (set), and removes members (remove).
+  Removed members' participants leave the live session. Hosts and admins only.
+  """
+  updateCallMembers(id: ID!, set: [CallMemberInput!], remove: [ID!]): Call!
+  """
+  Ends the call's live session for everyone: every participant leaves
+  (reason ended) and the session ends. Returns false when no session was
+  live. Hosts and admins only.
+  """
+  endCall(id: ID!): Boolean!
+  """
+  Drains an SFU node (no new session is assigned to it; live sessions stay)
+  or, with drained: false, puts it back. Admins only; shared by all nodes.
+  """
+  drainSFUNode(id: ID!, drained: Boolean = true): SFUNode!
+}
+
+extend type Subscription {
+  """
+  The events of the caller's own participant's session: joins, leaves,
+  signals addressed to this participant, and the session's end. The stream
+  completes after session.ended, or after this participant's own
+  participant.left. While it is open the participant stays in the call.
+  """
+  callEvents(participant: ID!): CallEvent!
+}
+`, BuiltIn: false},
 	{Name: "../schema/core.graphqls", Input: `"An instant in time, formatted as RFC 3339 (for example 2026-11-24T09:30:00Z)."
 scalar Time
 
@@ -396,6 +1062,140 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_Call(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Call_id(ctx, field)
+	case "type":
+		return ec.fieldContext_Call_type(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Call_createdBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Call_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Call_updatedAt(ctx, field)
+	case "data":
+		return ec.fieldContext_Call_data(ctx, field)
+	case "members":
+		return ec.fieldContext_Call_members(ctx, field)
+	case "session":
+		return ec.fieldContext_Call_session(ctx, field)
+	case "sessions":
+		return ec.fieldContext_Call_sessions(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Call", field.Name)
+}
+
+func (ec *executionContext) childFields_CallEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_CallEvent_type(ctx, field)
+	case "call":
+		return ec.fieldContext_CallEvent_call(ctx, field)
+	case "session":
+		return ec.fieldContext_CallEvent_session(ctx, field)
+	case "participant":
+		return ec.fieldContext_CallEvent_participant(ctx, field)
+	case "signal":
+		return ec.fieldContext_CallEvent_signal(ctx, field)
+	case "reason":
+		return ec.fieldContext_CallEvent_reason(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CallEvent_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_CallJoin(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "call":
+		return ec.fieldContext_CallJoin_call(ctx, field)
+	case "session":
+		return ec.fieldContext_CallJoin_session(ctx, field)
+	case "participant":
+		return ec.fieldContext_CallJoin_participant(ctx, field)
+	case "others":
+		return ec.fieldContext_CallJoin_others(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallJoin", field.Name)
+}
+
+func (ec *executionContext) childFields_CallMember(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_CallMember_user(ctx, field)
+	case "role":
+		return ec.fieldContext_CallMember_role(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CallMember_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallMember", field.Name)
+}
+
+func (ec *executionContext) childFields_CallParticipant(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CallParticipant_id(ctx, field)
+	case "user":
+		return ec.fieldContext_CallParticipant_user(ctx, field)
+	case "joinedAt":
+		return ec.fieldContext_CallParticipant_joinedAt(ctx, field)
+	case "leftAt":
+		return ec.fieldContext_CallParticipant_leftAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallParticipant", field.Name)
+}
+
+func (ec *executionContext) childFields_CallSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CallSession_id(ctx, field)
+	case "call":
+		return ec.fieldContext_CallSession_call(ctx, field)
+	case "startedAt":
+		return ec.fieldContext_CallSession_startedAt(ctx, field)
+	case "endedAt":
+		return ec.fieldContext_CallSession_endedAt(ctx, field)
+	case "sfu":
+		return ec.fieldContext_CallSession_sfu(ctx, field)
+	case "participants":
+		return ec.fieldContext_CallSession_participants(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallSession", field.Name)
+}
+
+func (ec *executionContext) childFields_SFUNode(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_SFUNode_id(ctx, field)
+	case "url":
+		return ec.fieldContext_SFUNode_url(ctx, field)
+	case "region":
+		return ec.fieldContext_SFUNode_region(ctx, field)
+	case "drained":
+		return ec.fieldContext_SFUNode_drained(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SFUNode", field.Name)
+}
+
+func (ec *executionContext) childFields_Signal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Signal_id(ctx, field)
+	case "from":
+		return ec.fieldContext_Signal_from(ctx, field)
+	case "to":
+		return ec.fieldContext_Signal_to(ctx, field)
+	case "kind":
+		return ec.fieldContext_Signal_kind(ctx, field)
+	case "payload":
+		return ec.fieldContext_Signal_payload(ctx, field)
+	case "sentAt":
+		return ec.fieldContext_Signal_sentAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Signal", field.Name)
+}
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {

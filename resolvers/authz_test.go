@@ -78,6 +78,71 @@ var matrix = []policy{
 	}},
 }
 
+// adminOnly allows admins alone.
+var adminOnly = map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: "FORBIDDEN", owner: "FORBIDDEN", nonMember: "FORBIDDEN", admin: allowed}
+
+// participantOnly allows only the user the participant belongs to: not even
+// an admin may act as another user's participant.
+var participantOnly = map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: "FORBIDDEN", owner: allowed, nonMember: "FORBIDDEN", admin: "FORBIDDEN"}
+
+func init() {
+	matrix = append(matrix,
+		policy{op: "query.call", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `query($id: ID!) { call(id: $id) { id } }`, brooktest.Vars{"id": f.call(t)}
+		}},
+		policy{op: "query.sfuNodes", want: adminOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `{ sfuNodes { id } }`, nil
+		}},
+		policy{op: "mutation.createCall", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			id := f.call(t) // get-or-create of an existing call: members and admins only
+			return `mutation($id: ID!) { createCall(input: {type: "default", id: $id}) { id } }`, brooktest.Vars{"id": strings.TrimPrefix(id, "default:")}
+		}},
+		policy{op: "mutation.joinCall", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($id: ID!) { joinCall(id: $id) { participant { id } } }`, brooktest.Vars{"id": f.call(t)}
+		}},
+		policy{op: "mutation.leaveCall", want: participantOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": f.join(t, f.call(t))}
+		}},
+		policy{op: "mutation.sendSignal", want: participantOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			call := f.call(t)
+			from, to := f.join(t, call), f.join(t, call) // the owner on two devices
+			return `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "v=0") { id } }`,
+				brooktest.Vars{"p": from, "to": to}
+		}},
+		policy{op: "mutation.updateCallMembers", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($id: ID!, $u: ID!) { updateCallMembers(id: $id, set: [{user: $u}]) { id } }`,
+				brooktest.Vars{"id": f.call(t), "u": f.users[stranger]}
+		}},
+		policy{op: "mutation.endCall", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			call := f.call(t)
+			f.join(t, call)
+			return `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": call}
+		}},
+		policy{op: "mutation.drainSFUNode", want: adminOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation { drainSFUNode(id: "local", drained: false) { id } }`, nil
+		}},
+		policy{op: "subscription.callEvents", want: participantOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `subscription($p: ID!) { callEvents(participant: $p) { type } }`, brooktest.Vars{"p": f.join(t, f.call(t))}
+		}},
+	)
+}
+
+// call creates a call hosted by the fixture's owner and returns its id.
+func (f *fixture) call(t *testing.T) string {
+	t.Helper()
+	var got struct{ CreateCall struct{ ID string } }
+	f.node.Must(t, f.token(t, owner), `mutation { createCall(input: {type: "default"}) { id } }`, nil, &got)
+	return got.CreateCall.ID
+}
+
+// join joins the owner to a call and returns the participant id.
+func (f *fixture) join(t *testing.T, call string) string {
+	t.Helper()
+	var got struct{ JoinCall struct{ Participant struct{ ID string } } }
+	f.node.Must(t, f.token(t, owner), `mutation($id: ID!) { joinCall(id: $id) { participant { id } } }`, brooktest.Vars{"id": call}, &got)
+	return got.JoinCall.Participant.ID
+}
+
 // schemaOperations lists every root field of the schema as "type.field".
 func schemaOperations() []string {
 	schema := graph.NewExecutableSchema(graph.Config{}).Schema()

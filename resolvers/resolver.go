@@ -5,12 +5,15 @@ package resolvers
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/sfu"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )
@@ -23,6 +26,16 @@ type Resolver struct {
 	// Present turns an error into the GraphQL error a client sees; it is
 	// used for errors that end a subscription after it has started.
 	Present func(ctx context.Context, err error) *gqlerror.Error
+
+	// SFUNodes are the SFU media servers call sessions are assigned to
+	// (SFU_NODES); none means sfu.Default.
+	SFUNodes []sfu.Node
+	// CallParticipantTimeout is how long a call participant stays without
+	// a callEvents subscription (CALL_PARTICIPANT_TIMEOUT; 0: 30 s).
+	CallParticipantTimeout time.Duration
+
+	callOnce sync.Once
+	callRT   *callRuntime
 }
 
 // caller returns the signed-in identity; the API lets no request without

@@ -8,6 +8,13 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
+// A user to add to a call, or whose role to change.
+type CallMemberInput struct {
+	User string `json:"user"`
+	// host or member.
+	Role string `json:"role"`
+}
+
 type Mutation struct {
 }
 

@@ -1,0 +1,65 @@
+package resolvers_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/brookhq/brook/auth"
+	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/resolvers"
+	"github.com/brookhq/brook/store"
+)
+
+// BenchmarkCallSignalRelay measures the signaling hot path in process:
+// sendSignal (authorization from the facts cache, encoding, PUBLISH to
+// Redis) through the bus (Redis delivery, fan-out) to the recipient's
+// callEvents channel (decoding). One op is one relayed signal; allocs/op
+// counts every allocation of the process on the way (GraphQL and
+// WebSocket framing excluded). `make bench-calls` runs it and prints the
+// figures.
+func BenchmarkCallSignalRelay(b *testing.B) {
+	n := env.StartNode(b, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	n.Must(b, env.AdminToken(b, "root"), `mutation($u: [UserInput!]!) { upsertUsers(users: $u) { id } }`,
+		brooktest.Vars{"u": []map[string]any{{"id": alice}, {"id": bob}}}, nil)
+	var created struct{ CreateCall struct{ ID string } }
+	n.Must(b, env.Token(b, alice), `mutation($in: CallInput!) { createCall(input: $in) { id } }`,
+		brooktest.Vars{"in": map[string]any{"type": "default", "id": "bench-" + tag, "members": []string{bob}}}, &created)
+	join := func(user string) string {
+		var out callJoinResult
+		n.Must(b, env.Token(b, user), joinCallQuery, brooktest.Vars{"id": created.CreateCall.ID}, &out)
+		return out.JoinCall.Participant.ID
+	}
+	from, to := join(alice), join(bob)
+
+	res := &resolvers.Resolver{Store: n.Store, Bus: n.Bus, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	aliceCtx := auth.WithIdentity(context.Background(), auth.Identity{UserID: alice, Role: auth.RoleUser})
+	bobCtx, cancel := context.WithCancel(auth.WithIdentity(context.Background(), auth.Identity{UserID: bob, Role: auth.RoleUser}))
+	defer cancel()
+	events, err := res.Subscription().CallEvents(bobCtx, to)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// A typical trickled ICE candidate.
+	const payload = `{"candidate":"candidate:1966762134 1 udp 2130706431 127.0.0.1 52153 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"hGfAkWqVbRnKxYzs"}`
+	send := func() {
+		if _, err := res.Mutation().SendSignal(aliceCtx, from, to, store.SignalICECandidate, payload); err != nil {
+			b.Fatal(err)
+		}
+		ev := <-events
+		if ev == nil || ev.Signal == nil || ev.Signal.Payload != payload {
+			b.Fatalf("event %+v", ev)
+		}
+	}
+	for i := 0; i < 100; i++ { // warm the caches
+		send()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		send()
+	}
+}
