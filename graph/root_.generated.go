@@ -888,8 +888,10 @@ type Signal {
 }
 
 """
-An event of a call session: ` + "`" + `participant.joined` + "`" + `, ` + "`" + `participant.left` + "`" + `,
-` + "`" + `signal` + "`" + `, ` + "`" + `session.started` + "`" + ` or ` + "`" + `session.ended` + "`" + `.
+An event of a call session: ` + "`" + `ready` + "`" + `, ` + "`" + `participant.joined` + "`" + `, ` + "`" + `participant.left` + "`" + `,
+` + "`" + `signal` + "`" + `, ` + "`" + `session.started` + "`" + ` or ` + "`" + `session.ended` + "`" + `. Every callEvents stream
+starts with ` + "`" + `ready` + "`" + ` (its participant is the subscriber's own): from then on
+signals sent to the participant arrive, so send offers after it.
 """
 type CallEvent {
   type: String!

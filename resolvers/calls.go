@@ -394,6 +394,15 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 	defer close(out)
 	defer cancel()
 	defer rt.liveness.release(me.ID)
+	// The subscriptions are live: say so first, so a client knows that
+	// signals sent to this participant from now on will arrive and can
+	// start negotiating (send its offers) without racing its own stream.
+	ready := &store.CallEvent{Type: store.CallEventReady, Call: me.CallID, Session: me.SessionID, Participant: me, CreatedAt: time.Now()}
+	select {
+	case out <- ready:
+	case <-ctx.Done():
+		return
+	}
 	for {
 		var ev bus.Event
 		var ok bool

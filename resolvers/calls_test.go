@@ -111,15 +111,13 @@ const callEventsQuery = `subscription($p: ID!) { callEvents(participant: $p) {
 	signal { id from { id user { id } } to kind payload } } }`
 
 // subscribeCallEvents subscribes to a participant's events on n and waits
-// until the node holds the subscription, so no later event is missed.
+// for the stream's ready event, after which no event is missed.
 func subscribeCallEvents(t *testing.T, n *brooktest.Node, user, pid string) *brooktest.Sub {
 	t.Helper()
-	_, before := n.Bus.Stats()
 	sub := n.MustDial(t, env.Token(t, user)).Subscribe(callEventsQuery, brooktest.Vars{"p": pid})
-	brooktest.Eventually(t, "callEvents subscribed", func() bool {
-		_, now := n.Bus.Stats()
-		return now >= before+2
-	})
+	if ev := nextCallEvent(t, sub); ev.Type != "ready" || ev.Participant.ID != pid {
+		t.Fatalf("first callEvents event: %+v, want ready for %s", ev, pid)
+	}
 	return sub
 }
 

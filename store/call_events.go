@@ -21,6 +21,9 @@ import (
 
 // Types of call events.
 const (
+	// CallEventReady is the first event of every callEvents stream: the
+	// subscription is live. It is never published on the bus.
+	CallEventReady          = "ready"
 	CallEventJoined         = "participant.joined"
 	CallEventLeft           = "participant.left"
 	CallEventSignal         = "signal"
