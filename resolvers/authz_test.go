@@ -138,7 +138,9 @@ func (f *fixture) call(t *testing.T) string {
 // join joins the owner to a call and returns the participant id.
 func (f *fixture) join(t *testing.T, call string) string {
 	t.Helper()
-	var got struct{ JoinCall struct{ Participant struct{ ID string } } }
+	var got struct {
+		JoinCall struct{ Participant struct{ ID string } }
+	}
 	f.node.Must(t, f.token(t, owner), `mutation($id: ID!) { joinCall(id: $id) { participant { id } } }`, brooktest.Vars{"id": call}, &got)
 	return got.JoinCall.Participant.ID
 }
