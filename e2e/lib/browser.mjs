@@ -14,6 +14,9 @@ const flags = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
   '--autoplay-policy=no-user-gesture-required',
+  // Offer plain host addresses rather than mDNS names, which nothing on an
+  // offline machine resolves: the two browsers must find each other.
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
 ];
 
 export function chromiumPath() {
@@ -31,4 +34,16 @@ export async function launch() {
 // shot saves a screenshot of page as artifacts/<name>.png.
 export async function shot(page, name) {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+// signIn opens the demo app in a new browser context as user.
+export async function openApp(browser, server, user) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`[${user}] page error:`, e.message));
+  await page.goto(`${server.url}/app/`);
+  await page.getByLabel('user id').fill(user);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('header .me').waitFor();
+  return page;
 }

@@ -115,3 +115,27 @@ test('the built-in retry reconnects after a server restart and the subscription 
     await c.dispose();
   }
 });
+
+test('callEvents: ready, then a signal from another participant', async () => {
+  const alice = token('ws-call-alice');
+  const bob = token('ws-call-bob');
+  await gql(server, bob, '{ me { id } }');
+  const created = await gql(server, alice, 'mutation { createCall(input: {type: "default", members: ["ws-call-bob"]}) { id } }');
+  const call = created.data.createCall.id;
+  const join = (tok) => gql(server, tok, `mutation { joinCall(id: "${call}") { participant { id } } }`);
+  const a = (await join(alice)).data.joinCall.participant.id;
+  const b = (await join(bob)).data.joinCall.participant.id;
+  const c = client(alice);
+  try {
+    const events = c.iterate({ query: `subscription { callEvents(participant: "${a}") { type signal { kind payload from { id } } } }` });
+    const ready = await events.next();
+    assert.equal(ready.value.data.callEvents.type, 'ready');
+    const sent = await gql(server, bob, `mutation { sendSignal(participant: "${b}", to: "${a}", kind: OFFER, payload: "v=0") { id } }`);
+    assert.equal(sent.errors, undefined, JSON.stringify(sent.errors));
+    const { value } = await events.next();
+    assert.deepEqual(value.data.callEvents, { type: 'signal', signal: { kind: 'OFFER', payload: 'v=0', from: { id: b } } });
+    await events.return();
+  } finally {
+    await c.dispose();
+  }
+});

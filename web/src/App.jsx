@@ -1,0 +1,37 @@
+import React from 'react';
+import { gql } from '@apollo/client';
+import { useQuery } from '@apollo/client/react';
+import { usePath } from './router.js';
+import { signOut } from './brook.js';
+import CallPage from './CallPage.jsx';
+
+const ME = gql`query Me { me { id name } }`;
+
+// The pages, by the first part of the path under /app/.
+const pages = [
+  { path: 'call', title: 'Call', Page: CallPage },
+];
+
+export default function App({ session, onSignOut }) {
+  const [path, go] = usePath();
+  const { data } = useQuery(ME); // also creates the user on first sign-in
+  const current = pages.find((p) => path.split('/')[0] === p.path) ?? pages[0];
+  return (
+    <div className="app">
+      <header>
+        <strong className="logo">Brook</strong>
+        <nav>
+          {pages.map((p) => (
+            <a key={p.path} href={`/app/${p.path}`} className={p === current ? 'active' : ''}
+              onClick={(e) => { e.preventDefault(); go(p.path); }}>{p.title}</a>
+          ))}
+        </nav>
+        <span className="me">{data?.me.name ?? session.userId}</span>
+        <button className="link" onClick={() => { signOut(); onSignOut(); }}>Sign out</button>
+      </header>
+      <main>
+        <current.Page session={session} path={path} go={go} />
+      </main>
+    </div>
+  );
+}
