@@ -74,6 +74,9 @@ type Config struct {
 	SFUNodes []sfu.Node
 	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT.
 	CallParticipantTimeout time.Duration
+	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
+	// are merged into timelines at read time instead of fanned out.
+	FeedPullThreshold int
 	// Serve is false for a worker-only process.
 	Serve bool
 }
@@ -173,6 +176,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.Playground = parseBool("BROOK_PLAYGROUND", true)
 	c.Workers = parseInt("BROOK_WORKERS", 2)
 	c.ComplexityLimit = parseInt("BROOK_COMPLEXITY_LIMIT", api.DefaultComplexityLimit)
+	c.FeedPullThreshold = parseInt("FEED_PULL_THRESHOLD", store.DefaultPullThreshold)
 	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
 	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
 	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second
@@ -392,7 +396,8 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	if err := migrations.Apply(ctx, env.DatabaseURL); err != nil {
 		return err
 	}
-	st, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix, Logger: log})
+	st, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix, Logger: log,
+		FeedPullThreshold: cfg.FeedPullThreshold})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync/atomic"
 
@@ -23,12 +24,18 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Activity() ActivityResolver
+	ActivityGroup() ActivityGroupResolver
 	Call() CallResolver
 	CallMember() CallMemberResolver
 	CallParticipant() CallParticipantResolver
 	CallSession() CallSessionResolver
+	Feed() FeedResolver
+	FeedUpdate() FeedUpdateResolver
+	Follow() FollowResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Reaction() ReactionResolver
 	SFUNode() SFUNodeResolver
 	Subscription() SubscriptionResolver
 	User() UserResolver
@@ -38,6 +45,57 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Activity struct {
+		Actor           func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		Data            func(childComplexity int) int
+		ForeignID       func(childComplexity int) int
+		ID              func(childComplexity int) int
+		LatestReactions func(childComplexity int, kind *string, first *int) int
+		Object          func(childComplexity int) int
+		Origin          func(childComplexity int) int
+		OwnReactions    func(childComplexity int) int
+		ReactionCounts  func(childComplexity int) int
+		Target          func(childComplexity int) int
+		Time            func(childComplexity int) int
+		To              func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		Verb            func(childComplexity int) int
+	}
+
+	ActivityConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ActivityEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ActivityGroup struct {
+		Activities    func(childComplexity int, first *int) int
+		ActivityCount func(childComplexity int) int
+		ActorCount    func(childComplexity int) int
+		Actors        func(childComplexity int, first *int) int
+		CreatedAt     func(childComplexity int) int
+		ID            func(childComplexity int) int
+		IsRead        func(childComplexity int) int
+		IsSeen        func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
+		Verb          func(childComplexity int) int
+	}
+
+	ActivityGroupConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ActivityGroupEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Call struct {
 		CreatedAt func(childComplexity int) int
 		CreatedBy func(childComplexity int) int
@@ -89,13 +147,60 @@ type ComplexityRoot struct {
 		StartedAt    func(childComplexity int) int
 	}
 
+	Feed struct {
+		Activities     func(childComplexity int, first *int, after *string) int
+		FollowerCount  func(childComplexity int) int
+		Followers      func(childComplexity int, first *int, after *string) int
+		Following      func(childComplexity int, first *int, after *string) int
+		FollowingCount func(childComplexity int) int
+		Group          func(childComplexity int) int
+		Groups         func(childComplexity int, first *int, after *string) int
+		ID             func(childComplexity int) int
+		Kind           func(childComplexity int) int
+		Owner          func(childComplexity int) int
+		UnreadCount    func(childComplexity int) int
+		UnseenCount    func(childComplexity int) int
+	}
+
+	FeedConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	FeedEdge struct {
+		CreatedAt func(childComplexity int) int
+		Cursor    func(childComplexity int) int
+		Node      func(childComplexity int) int
+	}
+
+	FeedUpdate struct {
+		Added   func(childComplexity int) int
+		Feed    func(childComplexity int) int
+		Removed func(childComplexity int) int
+	}
+
+	Follow struct {
+		CreatedAt func(childComplexity int) int
+		Source    func(childComplexity int) int
+		Target    func(childComplexity int) int
+	}
+
 	Mutation struct {
+		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
+		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage) int
 		CreateCall        func(childComplexity int, input store.CallInput) int
 		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
 		EndCall           func(childComplexity int, id string) int
+		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
 		JoinCall          func(childComplexity int, id string) int
 		LeaveCall         func(childComplexity int, participant string) int
+		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
+		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
+		RemoveActivity    func(childComplexity int, id string) int
+		RemoveReaction    func(childComplexity int, id string) int
 		SendSignal        func(childComplexity int, participant string, to string, kind store.SignalKind, payload string) int
+		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
+		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
@@ -106,11 +211,22 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Activity func(childComplexity int, id string) int
 		Call     func(childComplexity int, id string) int
+		Feed     func(childComplexity int, id string) int
 		Me       func(childComplexity int) int
 		SfuNodes func(childComplexity int) int
 		User     func(childComplexity int, id string) int
 		Users    func(childComplexity int, ids []string) int
+	}
+
+	Reaction struct {
+		Activity  func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		Data      func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Kind      func(childComplexity int) int
+		User      func(childComplexity int) int
 	}
 
 	ReactionCount struct {
@@ -136,6 +252,7 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		CallEvents  func(childComplexity int, participant string) int
+		FeedUpdated func(childComplexity int, feed string) int
 		UserUpdated func(childComplexity int, id string) int
 	}
 
@@ -165,6 +282,225 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Activity.actor":
+		if e.ComplexityRoot.Activity.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Actor(childComplexity), true
+	case "Activity.createdAt":
+		if e.ComplexityRoot.Activity.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.CreatedAt(childComplexity), true
+	case "Activity.data":
+		if e.ComplexityRoot.Activity.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Data(childComplexity), true
+	case "Activity.foreignId":
+		if e.ComplexityRoot.Activity.ForeignID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.ForeignID(childComplexity), true
+	case "Activity.id":
+		if e.ComplexityRoot.Activity.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.ID(childComplexity), true
+	case "Activity.latestReactions":
+		if e.ComplexityRoot.Activity.LatestReactions == nil {
+			break
+		}
+
+		args, err := ec.field_Activity_latestReactions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Activity.LatestReactions(childComplexity, args["kind"].(*string), args["first"].(*int)), true
+	case "Activity.object":
+		if e.ComplexityRoot.Activity.Object == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Object(childComplexity), true
+	case "Activity.origin":
+		if e.ComplexityRoot.Activity.Origin == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Origin(childComplexity), true
+	case "Activity.ownReactions":
+		if e.ComplexityRoot.Activity.OwnReactions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.OwnReactions(childComplexity), true
+	case "Activity.reactionCounts":
+		if e.ComplexityRoot.Activity.ReactionCounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.ReactionCounts(childComplexity), true
+	case "Activity.target":
+		if e.ComplexityRoot.Activity.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Target(childComplexity), true
+	case "Activity.time":
+		if e.ComplexityRoot.Activity.Time == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Time(childComplexity), true
+	case "Activity.to":
+		if e.ComplexityRoot.Activity.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.To(childComplexity), true
+	case "Activity.updatedAt":
+		if e.ComplexityRoot.Activity.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.UpdatedAt(childComplexity), true
+	case "Activity.verb":
+		if e.ComplexityRoot.Activity.Verb == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Verb(childComplexity), true
+
+	case "ActivityConnection.edges":
+		if e.ComplexityRoot.ActivityConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityConnection.Edges(childComplexity), true
+	case "ActivityConnection.pageInfo":
+		if e.ComplexityRoot.ActivityConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityConnection.PageInfo(childComplexity), true
+
+	case "ActivityEdge.cursor":
+		if e.ComplexityRoot.ActivityEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEdge.Cursor(childComplexity), true
+	case "ActivityEdge.node":
+		if e.ComplexityRoot.ActivityEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEdge.Node(childComplexity), true
+
+	case "ActivityGroup.activities":
+		if e.ComplexityRoot.ActivityGroup.Activities == nil {
+			break
+		}
+
+		args, err := ec.field_ActivityGroup_activities_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ActivityGroup.Activities(childComplexity, args["first"].(*int)), true
+	case "ActivityGroup.activityCount":
+		if e.ComplexityRoot.ActivityGroup.ActivityCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.ActivityCount(childComplexity), true
+	case "ActivityGroup.actorCount":
+		if e.ComplexityRoot.ActivityGroup.ActorCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.ActorCount(childComplexity), true
+	case "ActivityGroup.actors":
+		if e.ComplexityRoot.ActivityGroup.Actors == nil {
+			break
+		}
+
+		args, err := ec.field_ActivityGroup_actors_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ActivityGroup.Actors(childComplexity, args["first"].(*int)), true
+	case "ActivityGroup.createdAt":
+		if e.ComplexityRoot.ActivityGroup.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.CreatedAt(childComplexity), true
+	case "ActivityGroup.id":
+		if e.ComplexityRoot.ActivityGroup.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.ID(childComplexity), true
+	case "ActivityGroup.isRead":
+		if e.ComplexityRoot.ActivityGroup.IsRead == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.IsRead(childComplexity), true
+	case "ActivityGroup.isSeen":
+		if e.ComplexityRoot.ActivityGroup.IsSeen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.IsSeen(childComplexity), true
+	case "ActivityGroup.updatedAt":
+		if e.ComplexityRoot.ActivityGroup.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.UpdatedAt(childComplexity), true
+	case "ActivityGroup.verb":
+		if e.ComplexityRoot.ActivityGroup.Verb == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroup.Verb(childComplexity), true
+
+	case "ActivityGroupConnection.edges":
+		if e.ComplexityRoot.ActivityGroupConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroupConnection.Edges(childComplexity), true
+	case "ActivityGroupConnection.pageInfo":
+		if e.ComplexityRoot.ActivityGroupConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroupConnection.PageInfo(childComplexity), true
+
+	case "ActivityGroupEdge.cursor":
+		if e.ComplexityRoot.ActivityGroupEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroupEdge.Cursor(childComplexity), true
+	case "ActivityGroupEdge.node":
+		if e.ComplexityRoot.ActivityGroupEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityGroupEdge.Node(childComplexity), true
 
 	case "Call.createdAt":
 		if e.ComplexityRoot.Call.CreatedAt == nil {
@@ -380,6 +716,191 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CallSession.StartedAt(childComplexity), true
 
+	case "Feed.activities":
+		if e.ComplexityRoot.Feed.Activities == nil {
+			break
+		}
+
+		args, err := ec.field_Feed_activities_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Feed.Activities(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Feed.followerCount":
+		if e.ComplexityRoot.Feed.FollowerCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.FollowerCount(childComplexity), true
+	case "Feed.followers":
+		if e.ComplexityRoot.Feed.Followers == nil {
+			break
+		}
+
+		args, err := ec.field_Feed_followers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Feed.Followers(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Feed.following":
+		if e.ComplexityRoot.Feed.Following == nil {
+			break
+		}
+
+		args, err := ec.field_Feed_following_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Feed.Following(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Feed.followingCount":
+		if e.ComplexityRoot.Feed.FollowingCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.FollowingCount(childComplexity), true
+	case "Feed.group":
+		if e.ComplexityRoot.Feed.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.Group(childComplexity), true
+	case "Feed.groups":
+		if e.ComplexityRoot.Feed.Groups == nil {
+			break
+		}
+
+		args, err := ec.field_Feed_groups_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Feed.Groups(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Feed.id":
+		if e.ComplexityRoot.Feed.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.ID(childComplexity), true
+	case "Feed.kind":
+		if e.ComplexityRoot.Feed.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.Kind(childComplexity), true
+	case "Feed.owner":
+		if e.ComplexityRoot.Feed.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.Owner(childComplexity), true
+	case "Feed.unreadCount":
+		if e.ComplexityRoot.Feed.UnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.UnreadCount(childComplexity), true
+	case "Feed.unseenCount":
+		if e.ComplexityRoot.Feed.UnseenCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.UnseenCount(childComplexity), true
+
+	case "FeedConnection.edges":
+		if e.ComplexityRoot.FeedConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedConnection.Edges(childComplexity), true
+	case "FeedConnection.pageInfo":
+		if e.ComplexityRoot.FeedConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedConnection.PageInfo(childComplexity), true
+
+	case "FeedEdge.createdAt":
+		if e.ComplexityRoot.FeedEdge.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedEdge.CreatedAt(childComplexity), true
+	case "FeedEdge.cursor":
+		if e.ComplexityRoot.FeedEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedEdge.Cursor(childComplexity), true
+	case "FeedEdge.node":
+		if e.ComplexityRoot.FeedEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedEdge.Node(childComplexity), true
+
+	case "FeedUpdate.added":
+		if e.ComplexityRoot.FeedUpdate.Added == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedUpdate.Added(childComplexity), true
+	case "FeedUpdate.feed":
+		if e.ComplexityRoot.FeedUpdate.Feed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedUpdate.Feed(childComplexity), true
+	case "FeedUpdate.removed":
+		if e.ComplexityRoot.FeedUpdate.Removed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedUpdate.Removed(childComplexity), true
+
+	case "Follow.createdAt":
+		if e.ComplexityRoot.Follow.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Follow.CreatedAt(childComplexity), true
+	case "Follow.source":
+		if e.ComplexityRoot.Follow.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Follow.Source(childComplexity), true
+	case "Follow.target":
+		if e.ComplexityRoot.Follow.Target == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Follow.Target(childComplexity), true
+
+	case "Mutation.addActivity":
+		if e.ComplexityRoot.Mutation.AddActivity == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addActivity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddActivity(childComplexity, args["feed"].(string), args["input"].(store.ActivityInput)), true
+	case "Mutation.addReaction":
+		if e.ComplexityRoot.Mutation.AddReaction == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addReaction_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddReaction(childComplexity, args["activity"].(string), args["kind"].(string), args["data"].(json.RawMessage)), true
 	case "Mutation.createCall":
 		if e.ComplexityRoot.Mutation.CreateCall == nil {
 			break
@@ -413,6 +934,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EndCall(childComplexity, args["id"].(string)), true
+	case "Mutation.follow":
+		if e.ComplexityRoot.Mutation.Follow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_follow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Follow(childComplexity, args["source"].(string), args["target"].(string), args["activityCopyLimit"].(*int)), true
 	case "Mutation.joinCall":
 		if e.ComplexityRoot.Mutation.JoinCall == nil {
 			break
@@ -435,6 +967,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LeaveCall(childComplexity, args["participant"].(string)), true
+	case "Mutation.markFeedRead":
+		if e.ComplexityRoot.Mutation.MarkFeedRead == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markFeedRead_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkFeedRead(childComplexity, args["feed"].(string), args["groups"].([]string)), true
+	case "Mutation.markFeedSeen":
+		if e.ComplexityRoot.Mutation.MarkFeedSeen == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markFeedSeen_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkFeedSeen(childComplexity, args["feed"].(string), args["groups"].([]string)), true
+	case "Mutation.removeActivity":
+		if e.ComplexityRoot.Mutation.RemoveActivity == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeActivity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveActivity(childComplexity, args["id"].(string)), true
+	case "Mutation.removeReaction":
+		if e.ComplexityRoot.Mutation.RemoveReaction == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeReaction_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveReaction(childComplexity, args["id"].(string)), true
 	case "Mutation.sendSignal":
 		if e.ComplexityRoot.Mutation.SendSignal == nil {
 			break
@@ -446,6 +1022,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendSignal(childComplexity, args["participant"].(string), args["to"].(string), args["kind"].(store.SignalKind), args["payload"].(string)), true
+	case "Mutation.unfollow":
+		if e.ComplexityRoot.Mutation.Unfollow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unfollow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Unfollow(childComplexity, args["source"].(string), args["target"].(string), args["keepHistory"].(*bool)), true
+	case "Mutation.updateActivity":
+		if e.ComplexityRoot.Mutation.UpdateActivity == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateActivity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateActivity(childComplexity, args["id"].(string), args["data"].(json.RawMessage)), true
 	case "Mutation.updateCallMembers":
 		if e.ComplexityRoot.Mutation.UpdateCallMembers == nil {
 			break
@@ -482,6 +1080,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
 
+	case "Query.activity":
+		if e.ComplexityRoot.Query.Activity == nil {
+			break
+		}
+
+		args, err := ec.field_Query_activity_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Activity(childComplexity, args["id"].(string)), true
 	case "Query.call":
 		if e.ComplexityRoot.Query.Call == nil {
 			break
@@ -493,6 +1102,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Call(childComplexity, args["id"].(string)), true
+	case "Query.feed":
+		if e.ComplexityRoot.Query.Feed == nil {
+			break
+		}
+
+		args, err := ec.field_Query_feed_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Feed(childComplexity, args["id"].(string)), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -528,6 +1148,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["ids"].([]string)), true
+
+	case "Reaction.activity":
+		if e.ComplexityRoot.Reaction.Activity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reaction.Activity(childComplexity), true
+	case "Reaction.createdAt":
+		if e.ComplexityRoot.Reaction.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reaction.CreatedAt(childComplexity), true
+	case "Reaction.data":
+		if e.ComplexityRoot.Reaction.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reaction.Data(childComplexity), true
+	case "Reaction.id":
+		if e.ComplexityRoot.Reaction.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reaction.ID(childComplexity), true
+	case "Reaction.kind":
+		if e.ComplexityRoot.Reaction.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reaction.Kind(childComplexity), true
+	case "Reaction.user":
+		if e.ComplexityRoot.Reaction.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reaction.User(childComplexity), true
 
 	case "ReactionCount.count":
 		if e.ComplexityRoot.ReactionCount.Count == nil {
@@ -615,6 +1272,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.CallEvents(childComplexity, args["participant"].(string)), true
+	case "Subscription.feedUpdated":
+		if e.ComplexityRoot.Subscription.FeedUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_feedUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.FeedUpdated(childComplexity, args["feed"].(string)), true
 	case "Subscription.userUpdated":
 		if e.ComplexityRoot.Subscription.UserUpdated == nil {
 			break
@@ -691,6 +1359,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("ActivityInput", ec.unmarshalInputActivityInput),
 			graphql.NewInputUnmarshaler("CallInput", ec.unmarshalInputCallInput),
 			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
@@ -1058,12 +1727,316 @@ type ReactionCount {
   count: Int!
 }
 `, BuiltIn: false},
+	{Name: "../schema/feeds.graphqls", Input: `"""
+How a feed presents its activities: FLAT lists them newest first;
+AGGREGATED and NOTIFICATION also group them by verb and UTC day, and
+NOTIFICATION feeds are meant to be marked seen and read.
+"""
+enum FeedKind {
+  FLAT
+  AGGREGATED
+  NOTIFICATION
+}
+
+"""
+A feed, ` + "`" + `group:owner` + "`" + `. Every user has four: ` + "`" + `user:alice` + "`" + ` (where alice posts;
+anyone signed in reads it), ` + "`" + `timeline:alice` + "`" + ` (what the feeds she follows
+post), ` + "`" + `timeline_aggregated:alice` + "`" + ` (the same, grouped) and
+` + "`" + `notification:alice` + "`" + ` (grouped, with seen and read state). Only alice (or an
+admin) reads her timelines and notifications.
+"""
+type Feed {
+  id: ID!
+  group: String!
+  owner: User!
+  kind: FeedKind!
+  followerCount: Int!
+  followingCount: Int!
+  "Activities, newest first. At most 100 per page."
+  activities(first: Int = 25, after: String): ActivityConnection!
+  "Groups of activities by verb and UTC day, the newest group first (AGGREGATED and NOTIFICATION feeds; empty for FLAT)."
+  groups(first: Int = 25, after: String): ActivityGroupConnection!
+  "Groups not yet seen (0 for FLAT feeds)."
+  unseenCount: Int!
+  "Groups not yet read (0 for FLAT feeds)."
+  unreadCount: Int!
+  "Feeds that follow this one, by id."
+  followers(first: Int = 25, after: String): FeedConnection!
+  "Feeds this one follows, by id."
+  following(first: Int = 25, after: String): FeedConnection!
+}
+
+type FeedConnection {
+  edges: [FeedEdge!]!
+  pageInfo: PageInfo!
+}
+
+type FeedEdge {
+  cursor: String!
+  node: Feed!
+  "When the follow began."
+  createdAt: Time!
+}
+
+"Something an actor did: ` + "`" + `actor` + "`" + ` ` + "`" + `verb` + "`" + ` ` + "`" + `object` + "`" + ` (` + "`" + `target` + "`" + `), like alice post photo:1."
+type Activity {
+  id: ID!
+  actor: User!
+  verb: String!
+  object: String!
+  target: String
+  "The app's own id for the activity; with time it makes posting idempotent."
+  foreignId: String
+  "When it happened (the app may set it; defaults to when it was posted)."
+  time: Time!
+  data: JSON
+  "The feed it was posted to."
+  origin: Feed!
+  "The other feeds it was copied to."
+  to: [Feed!]!
+  reactionCounts: [ReactionCount!]!
+  "The caller's reactions to it."
+  ownReactions: [Reaction!]!
+  "The newest reactions, of one kind if given. At most 100."
+  latestReactions(kind: String, first: Int = 5): [Reaction!]!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+type ActivityConnection {
+  edges: [ActivityEdge!]!
+  pageInfo: PageInfo!
+}
+
+type ActivityEdge {
+  cursor: String!
+  node: Activity!
+}
+
+"The activities of a feed with one verb on one UTC day."
+type ActivityGroup {
+  "verb/YYYY-MM-DD, unique within its feed."
+  id: ID!
+  verb: String!
+  activityCount: Int!
+  actorCount: Int!
+  "The most recent distinct actors. At most 10."
+  actors(first: Int = 3): [User!]!
+  "The newest activities of the group. At most 10."
+  activities(first: Int = 10): [Activity!]!
+  "When its first activity was posted."
+  createdAt: Time!
+  "When its newest activity was posted."
+  updatedAt: Time!
+  isSeen: Boolean!
+  isRead: Boolean!
+}
+
+type ActivityGroupConnection {
+  edges: [ActivityGroupEdge!]!
+  pageInfo: PageInfo!
+}
+
+type ActivityGroupEdge {
+  cursor: String!
+  node: ActivityGroup!
+}
+
+"A user's reaction to an activity: at most one of each kind per user and activity."
+type Reaction {
+  id: ID!
+  "1 to 32 letters, digits, _ or -, like ` + "`" + `like` + "`" + ` or ` + "`" + `comment` + "`" + `."
+  kind: String!
+  user: User!
+  activity: Activity!
+  data: JSON
+  createdAt: Time!
+}
+
+"source (a timeline) shows what target posts."
+type Follow {
+  source: Feed!
+  target: Feed!
+  createdAt: Time!
+}
+
+"A change to a feed: activities added, activity ids removed."
+type FeedUpdate {
+  feed: Feed!
+  added: [Activity!]!
+  removed: [ID!]!
+}
+
+input ActivityInput {
+  "1 to 64 characters."
+  verb: String!
+  "1 to 1000 characters."
+  object: String!
+  target: String
+  "With time, makes posting idempotent: the same (feed, foreignId, time) is one activity."
+  foreignId: String
+  time: Time
+  data: JSON
+  """
+  More feeds that get a copy (at most 20), like ` + "`" + `notification:bob` + "`" + ` when
+  the activity mentions bob. Users may copy to notification feeds and their
+  own feeds; admins anywhere.
+  """
+  to: [ID!]
+}
+
+extend type Query {
+  "A feed the caller may read, or null if the id names no feed group."
+  feed(id: ID!): Feed
+  "An activity the caller may read, or null if there is none."
+  activity(id: ID!): Activity
+}
+
+extend type Mutation {
+  """
+  Posts an activity by the caller to a feed (a user posts only to
+  ` + "`" + `user:<self>` + "`" + `). It returns at once; followers' timelines receive it
+  in the background.
+  """
+  addActivity(feed: ID!, input: ActivityInput!): Activity!
+  "Replaces an activity's custom data (its actor or an admin)."
+  updateActivity(id: ID!, data: JSON!): Activity!
+  "Removes an activity from every feed it reached (its actor or an admin)."
+  removeActivity(id: ID!): Boolean!
+  """
+  Makes ` + "`" + `source` + "`" + ` (the caller's ` + "`" + `timeline:<self>` + "`" + `) follow ` + "`" + `target` + "`" + ` (a ` + "`" + `user:` + "`" + `
+  feed), and copies up to ` + "`" + `activityCopyLimit` + "`" + ` (0 to 1000) of target's
+  recent activities into it. Following again changes nothing.
+  """
+  follow(source: ID!, target: ID!, activityCopyLimit: Int = 100): Follow!
+  """
+  Ends a follow and, unless keepHistory, removes target's activities from
+  source. Returns whether source followed target.
+  """
+  unfollow(source: ID!, target: ID!, keepHistory: Boolean = false): Boolean!
+  "Reacts to an activity the caller may read; the same kind again returns the existing reaction."
+  addReaction(activity: ID!, kind: String!, data: JSON): Reaction!
+  "Removes one of the caller's reactions. Returns whether it existed."
+  removeReaction(id: ID!): Boolean!
+  "Marks groups (all if none given) of an aggregated or notification feed seen."
+  markFeedSeen(feed: ID!, groups: [ID!]): Feed!
+  "Marks groups (all if none given) of an aggregated or notification feed read (and seen)."
+  markFeedRead(feed: ID!, groups: [ID!]): Feed!
+}
+
+extend type Subscription {
+  "Activities added to and removed from a feed the caller may read, as they happen."
+  feedUpdated(feed: ID!): FeedUpdate!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_Activity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Activity_id(ctx, field)
+	case "actor":
+		return ec.fieldContext_Activity_actor(ctx, field)
+	case "verb":
+		return ec.fieldContext_Activity_verb(ctx, field)
+	case "object":
+		return ec.fieldContext_Activity_object(ctx, field)
+	case "target":
+		return ec.fieldContext_Activity_target(ctx, field)
+	case "foreignId":
+		return ec.fieldContext_Activity_foreignId(ctx, field)
+	case "time":
+		return ec.fieldContext_Activity_time(ctx, field)
+	case "data":
+		return ec.fieldContext_Activity_data(ctx, field)
+	case "origin":
+		return ec.fieldContext_Activity_origin(ctx, field)
+	case "to":
+		return ec.fieldContext_Activity_to(ctx, field)
+	case "reactionCounts":
+		return ec.fieldContext_Activity_reactionCounts(ctx, field)
+	case "ownReactions":
+		return ec.fieldContext_Activity_ownReactions(ctx, field)
+	case "latestReactions":
+		return ec.fieldContext_Activity_latestReactions(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Activity_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Activity_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Activity", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ActivityConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ActivityConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ActivityEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ActivityEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityGroup(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ActivityGroup_id(ctx, field)
+	case "verb":
+		return ec.fieldContext_ActivityGroup_verb(ctx, field)
+	case "activityCount":
+		return ec.fieldContext_ActivityGroup_activityCount(ctx, field)
+	case "actorCount":
+		return ec.fieldContext_ActivityGroup_actorCount(ctx, field)
+	case "actors":
+		return ec.fieldContext_ActivityGroup_actors(ctx, field)
+	case "activities":
+		return ec.fieldContext_ActivityGroup_activities(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ActivityGroup_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_ActivityGroup_updatedAt(ctx, field)
+	case "isSeen":
+		return ec.fieldContext_ActivityGroup_isSeen(ctx, field)
+	case "isRead":
+		return ec.fieldContext_ActivityGroup_isRead(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityGroup", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityGroupConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ActivityGroupConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ActivityGroupConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityGroupConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ActivityGroupEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ActivityGroupEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ActivityGroupEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ActivityGroupEdge", field.Name)
+}
 
 func (ec *executionContext) childFields_Call(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1165,6 +2138,120 @@ func (ec *executionContext) childFields_CallSession(ctx context.Context, field g
 		return ec.fieldContext_CallSession_participants(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallSession", field.Name)
+}
+
+func (ec *executionContext) childFields_Feed(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Feed_id(ctx, field)
+	case "group":
+		return ec.fieldContext_Feed_group(ctx, field)
+	case "owner":
+		return ec.fieldContext_Feed_owner(ctx, field)
+	case "kind":
+		return ec.fieldContext_Feed_kind(ctx, field)
+	case "followerCount":
+		return ec.fieldContext_Feed_followerCount(ctx, field)
+	case "followingCount":
+		return ec.fieldContext_Feed_followingCount(ctx, field)
+	case "activities":
+		return ec.fieldContext_Feed_activities(ctx, field)
+	case "groups":
+		return ec.fieldContext_Feed_groups(ctx, field)
+	case "unseenCount":
+		return ec.fieldContext_Feed_unseenCount(ctx, field)
+	case "unreadCount":
+		return ec.fieldContext_Feed_unreadCount(ctx, field)
+	case "followers":
+		return ec.fieldContext_Feed_followers(ctx, field)
+	case "following":
+		return ec.fieldContext_Feed_following(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Feed", field.Name)
+}
+
+func (ec *executionContext) childFields_FeedConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_FeedConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_FeedConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FeedConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_FeedEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_FeedEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_FeedEdge_node(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_FeedEdge_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FeedEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_FeedUpdate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "feed":
+		return ec.fieldContext_FeedUpdate_feed(ctx, field)
+	case "added":
+		return ec.fieldContext_FeedUpdate_added(ctx, field)
+	case "removed":
+		return ec.fieldContext_FeedUpdate_removed(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FeedUpdate", field.Name)
+}
+
+func (ec *executionContext) childFields_Follow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "source":
+		return ec.fieldContext_Follow_source(ctx, field)
+	case "target":
+		return ec.fieldContext_Follow_target(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Follow_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Follow", field.Name)
+}
+
+func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "hasNextPage":
+		return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
+	case "endCursor":
+		return ec.fieldContext_PageInfo_endCursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Reaction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Reaction_id(ctx, field)
+	case "kind":
+		return ec.fieldContext_Reaction_kind(ctx, field)
+	case "user":
+		return ec.fieldContext_Reaction_user(ctx, field)
+	case "activity":
+		return ec.fieldContext_Reaction_activity(ctx, field)
+	case "data":
+		return ec.fieldContext_Reaction_data(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Reaction_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Reaction", field.Name)
+}
+
+func (ec *executionContext) childFields_ReactionCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_ReactionCount_kind(ctx, field)
+	case "count":
+		return ec.fieldContext_ReactionCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReactionCount", field.Name)
 }
 
 func (ec *executionContext) childFields_SFUNode(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -1,14 +1,438 @@
 package resolvers
 
 import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/graph"
+	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 )
 
-// feedLoaders are the dataloaders of the feeds product.
-type feedLoaders struct{}
+// feedLoaders are the dataloaders of the feeds product, created together on
+// first use so a response that needs none allocates nothing for them.
+type feedLoaders struct {
+	feedStore *store.Store
+	feedOnce  sync.Once
+	feedSet   *feedLoaderSet
+}
 
-func newFeedLoaders(_ *store.Store) feedLoaders { return feedLoaders{} }
+// feedLoaderSet holds the feeds product's loaders.
+type feedLoaderSet struct {
+	Feeds           *Loader[string, *store.Feed]
+	Activities      *Loader[uuid.UUID, *store.Activity]
+	ReactionCounts  *Loader[uuid.UUID, []*store.ReactionCount]
+	OwnReactions    *Loader[ownReactionsKey, []*store.Reaction]
+	LatestReactions *Loader[latestReactionsKey, []*store.Reaction]
+}
+
+// ownReactionsKey asks for one user's reactions to one activity.
+type ownReactionsKey struct {
+	user     string
+	activity uuid.UUID
+}
+
+// latestReactionsKey asks for an activity's newest reactions.
+type latestReactionsKey struct {
+	activity uuid.UUID
+	kind     string
+	first    int
+}
+
+func newFeedLoaders(s *store.Store) feedLoaders { return feedLoaders{feedStore: s} }
+
+// feeds returns the feeds product's loaders, creating them on first use.
+func (l *feedLoaders) feeds() *feedLoaderSet {
+	l.feedOnce.Do(func() { l.feedSet = newFeedLoaderSet(l.feedStore) })
+	return l.feedSet
+}
+
+func newFeedLoaderSet(s *store.Store) *feedLoaderSet {
+	return &feedLoaderSet{
+		Feeds:      NewLoader(s.FeedsByID),
+		Activities: NewLoader(s.ActivitiesByID),
+		ReactionCounts: NewLoader(func(ctx context.Context, ids []uuid.UUID) ([][]*store.ReactionCount, error) {
+			counts, err := s.ReactionCounts(ctx, ids)
+			if err != nil {
+				return nil, err
+			}
+			out := make([][]*store.ReactionCount, len(counts))
+			for i, cs := range counts {
+				out[i] = make([]*store.ReactionCount, len(cs))
+				for j := range cs {
+					out[i][j] = &cs[j]
+				}
+			}
+			return out, nil
+		}),
+		OwnReactions: NewLoader(func(ctx context.Context, keys []ownReactionsKey) ([][]*store.Reaction, error) {
+			return byGroup(keys, func(k ownReactionsKey) string { return k.user }, func(k ownReactionsKey) uuid.UUID { return k.activity },
+				func(k ownReactionsKey, ids []uuid.UUID) ([][]*store.Reaction, error) { return s.OwnReactions(ctx, k.user, ids) })
+		}),
+		LatestReactions: NewLoader(func(ctx context.Context, keys []latestReactionsKey) ([][]*store.Reaction, error) {
+			type group struct {
+				kind  string
+				first int
+			}
+			return byGroup(keys, func(k latestReactionsKey) group { return group{k.kind, k.first} }, func(k latestReactionsKey) uuid.UUID { return k.activity },
+				func(k latestReactionsKey, ids []uuid.UUID) ([][]*store.Reaction, error) {
+					return s.LatestReactions(ctx, ids, k.kind, k.first)
+				})
+		}),
+	}
+}
+
+// byGroup runs one batched lookup per group of keys that share arguments
+// (usually one), so a page costs one statement per loader.
+func byGroup[K any, G comparable, V any](keys []K, groupOf func(K) G, idOf func(K) uuid.UUID, fetch func(K, []uuid.UUID) ([]V, error)) ([]V, error) {
+	out := make([]V, len(keys))
+	groups := map[G][]int{}
+	var order []G
+	for i, k := range keys {
+		g := groupOf(k)
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	for _, g := range order {
+		idx := groups[g]
+		ids := make([]uuid.UUID, len(idx))
+		for j, i := range idx {
+			ids[j] = idOf(keys[i])
+		}
+		values, err := fetch(keys[idx[0]], ids)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range idx {
+			out[i] = values[j]
+		}
+	}
+	return out, nil
+}
 
 // setFeedComplexity gives the feeds product's list fields their cost.
-func setFeedComplexity(_ *graph.ComplexityRoot) {}
+func setFeedComplexity(c *graph.ComplexityRoot) {
+	c.Feed.Activities = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Feed.Groups = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Feed.Followers = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Feed.Following = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Activity.LatestReactions = func(child int, _ *string, first *int) int { return listCost(child, first) }
+	c.Activity.OwnReactions = func(child int) int { return 1 + 5*child }
+	c.Activity.ReactionCounts = func(child int) int { return 1 + 5*child }
+	c.Activity.To = func(child int) int { return 1 + 20*child }
+	c.ActivityGroup.Actors = func(child int, first *int) int { return listCost(child, first) }
+	c.ActivityGroup.Activities = func(child int, first *int) int { return listCost(child, first) }
+	c.FeedUpdate.Added = func(child int) int { return 1 + 25*child }
+}
+
+// Limits on the lists of an activity group.
+const maxGroupList = 10
+
+// canReadFeed reports whether the caller may read a feed: anyone signed in
+// reads user feeds; timelines and notifications only their owner or admins.
+func canReadFeed(id auth.Identity, f *store.Feed) bool {
+	return id.IsAdmin() || f.Group == store.GroupUser || f.OwnerID == id.UserID
+}
+
+// readableFeed parses a feed id and checks that the caller may read it.
+func readableFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.Identity, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, id, err
+	}
+	f, err := store.ParseFeedID(field, feedID)
+	if err != nil {
+		return nil, id, err
+	}
+	if !canReadFeed(id, f) {
+		return nil, id, auth.Forbidden("only %s (or an admin) may read %s", f.OwnerID, f.ID)
+	}
+	return f, id, nil
+}
+
+// ownFeed parses a feed id and checks that the caller owns it (or is an admin).
+func ownFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.Identity, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, id, err
+	}
+	f, err := store.ParseFeedID(field, feedID)
+	if err != nil {
+		return nil, id, err
+	}
+	if !id.IsAdmin() && f.OwnerID != id.UserID {
+		return nil, id, auth.Forbidden("%s belongs to %s", f.ID, f.OwnerID)
+	}
+	return f, id, nil
+}
+
+// canReadActivity reports whether the caller may read an activity: its
+// actor, admins, and whoever may read its origin or owns a feed it was
+// copied to.
+func canReadActivity(id auth.Identity, a *store.Activity) bool {
+	if id.IsAdmin() || a.ActorID == id.UserID {
+		return true
+	}
+	if f, err := store.ParseFeedID("", a.FeedID); err == nil && canReadFeed(id, f) {
+		return true
+	}
+	for _, to := range a.To {
+		if f, err := store.ParseFeedID("", to); err == nil && f.OwnerID == id.UserID {
+			return true
+		}
+	}
+	return false
+}
+
+// readableActivity loads an activity the caller may read.
+func (r *Resolver) readableActivity(ctx context.Context, field, activityID string) (*store.Activity, auth.Identity, error) {
+	id, err := caller(ctx)
+	if err != nil {
+		return nil, id, err
+	}
+	aid, err := store.ParseID(field, activityID)
+	if err != nil {
+		return nil, id, err
+	}
+	a, err := r.loadersFor(ctx).feeds().Activities.Load(ctx, aid)
+	if err != nil {
+		return nil, id, err
+	}
+	if a == nil {
+		return nil, id, store.NotFound("activity", activityID)
+	}
+	if !canReadActivity(id, a) {
+		return nil, id, auth.Forbidden("you may not read activity %s", activityID)
+	}
+	return a, id, nil
+}
+
+// ownActivity loads an activity the caller posted (or any, for an admin).
+func (r *Resolver) ownActivity(ctx context.Context, activityID string) (*store.Activity, error) {
+	a, id, err := r.readableActivity(ctx, "id", activityID)
+	if err != nil {
+		return nil, err
+	}
+	if !id.IsAdmin() && a.ActorID != id.UserID {
+		return nil, auth.Forbidden("only its actor (or an admin) may change activity %s", activityID)
+	}
+	return a, nil
+}
+
+// loadFeed returns a feed with its counts.
+func (r *Resolver) loadFeed(ctx context.Context, feedID string) (*store.Feed, error) {
+	f, err := r.loadersFor(ctx).feeds().Feeds.Load(ctx, feedID)
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, store.Invalid("feed", "%q is not a feed id", feedID)
+	}
+	return f, nil
+}
+
+// prefetchActivities primes what a page of activities' children will ask
+// for, one statement per loader, whatever the page size.
+func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activity, path ...string) {
+	if len(acts) == 0 {
+		return
+	}
+	l := r.loadersFor(ctx)
+	fl := l.feeds()
+	at := func(field string) bool { return selected(ctx, append(path, field)...) }
+	ids := make([]uuid.UUID, len(acts))
+	actors := make([]string, len(acts))
+	for i, a := range acts {
+		ids[i] = a.ID
+		actors[i] = a.ActorID
+		fl.Activities.loader().Prime(ctx, a.ID, a)
+	}
+	if at("actor") {
+		_ = l.Users.Prefetch(ctx, actors)
+	}
+	if at("reactionCounts") {
+		_ = fl.ReactionCounts.Prefetch(ctx, ids)
+	}
+	if at("ownReactions") {
+		if me, err := caller(ctx); err == nil {
+			keys := make([]ownReactionsKey, len(ids))
+			for i, id := range ids {
+				keys[i] = ownReactionsKey{user: me.UserID, activity: id}
+			}
+			_ = fl.OwnReactions.Prefetch(ctx, keys)
+		}
+	}
+}
+
+// activityEdges maps a page of activities to a connection.
+func activityEdges(page store.Page[*store.Activity]) *model.ActivityConnection {
+	e, info := edges(page, func(a *store.Activity) string { return a.ID.String() },
+		func(c string, a *store.Activity) *model.ActivityEdge { return &model.ActivityEdge{Cursor: c, Node: a} })
+	return &model.ActivityConnection{Edges: e, PageInfo: info}
+}
+
+// uuidAfter decodes an after cursor that holds an id.
+func uuidAfter(first *int, after *string) (int, uuid.UUID, error) {
+	n, pos, err := pageArgs(first, after)
+	if err != nil || pos == "" {
+		return n, uuid.Nil, err
+	}
+	id, err := uuid.Parse(pos)
+	if err != nil {
+		return 0, uuid.Nil, store.Invalid("after", "is not a cursor of this list; pass an endCursor from a previous page")
+	}
+	return n, id, nil
+}
+
+// groupListSize checks the first argument of an activity group's lists.
+func groupListSize(first *int, def int) (int, error) {
+	if first == nil {
+		return def, nil
+	}
+	if *first < 0 || *first > maxGroupList {
+		return 0, store.Invalid("first", "must be between 0 and %d, got %d", maxGroupList, *first)
+	}
+	return *first, nil
+}
+
+// feedLinks returns a page of followers or followed feeds as a connection.
+func (r *Resolver) feedLinks(ctx context.Context, list func(context.Context, string, string, int) (store.Page[store.FeedLink], error),
+	feedID string, first *int, after *string) (*model.FeedConnection, error) {
+	n, pos, err := pageArgs(first, after)
+	if err != nil {
+		return nil, err
+	}
+	page, err := list(ctx, feedID, pos, n)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(page.Items))
+	for i, l := range page.Items {
+		ids[i] = l.FeedID
+	}
+	feeds, err := r.loadersFor(ctx).feeds().Feeds.Fetch(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]*store.Feed, len(feeds))
+	for _, f := range feeds {
+		if f != nil {
+			byID[f.ID] = f
+		}
+	}
+	e, info := edges(page, func(l store.FeedLink) string { return l.FeedID },
+		func(c string, l store.FeedLink) *model.FeedEdge {
+			return &model.FeedEdge{Cursor: c, Node: byID[l.FeedID], CreatedAt: l.CreatedAt}
+		})
+	return &model.FeedConnection{Edges: e, PageInfo: info}, nil
+}
+
+// followFeeds checks a follow's feeds: the source is the caller's own
+// timeline (any timeline, for an admin), the target a user feed.
+func followFeeds(ctx context.Context, source, target string) (*store.Feed, *store.Feed, error) {
+	src, _, err := ownFeed(ctx, "source", source)
+	if err != nil {
+		return nil, nil, err
+	}
+	if src.Group != store.GroupTimeline {
+		return nil, nil, store.Invalid("source", "only timeline feeds follow others: use timeline:%s", src.OwnerID)
+	}
+	dst, err := store.ParseFeedID("target", target)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dst.Group != store.GroupUser {
+		return nil, nil, store.Invalid("target", "only user feeds can be followed: use user:%s", dst.OwnerID)
+	}
+	return src, dst, nil
+}
+
+// markFeed marks groups of the caller's feed seen or read.
+func (r *Resolver) markFeed(ctx context.Context, feed string, groups []string, read bool) (*store.Feed, error) {
+	f, _, err := ownFeed(ctx, "feed", feed)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Store.MarkFeed(ctx, f, groups, read); err != nil {
+		return nil, err
+	}
+	return r.loadFeed(ctx, f.ID)
+}
+
+// streamFeed streams a feed's updates. A timeline also listens to the
+// feeds it follows that are merged at read time (they are never written
+// into it), so its live updates match what reading it shows.
+func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store.FeedUpdate, error) {
+	topics := []string{store.FeedTopic(f.ID)}
+	if f.Group == store.GroupTimeline || f.Group == store.GroupTimelineAggregated {
+		timeline := store.GroupTimeline + ":" + f.OwnerID
+		if f.Group == store.GroupTimelineAggregated {
+			topics = append(topics, store.FeedTopic(timeline))
+		}
+		pulled, err := r.Store.PulledFollows(ctx, timeline)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pulled {
+			topics = append(topics, store.FeedTopic(p))
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	events := make(chan []byte)
+	var wg sync.WaitGroup
+	for _, t := range topics {
+		sub, err := r.Bus.Subscribe(ctx, t)
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel()
+			for ev := range sub.C {
+				if ev.Gap {
+					continue
+				}
+				select {
+				case events <- ev.Data:
+				case <-ctx.Done():
+					return
+				}
+			}
+			r.endSubscription(ctx, sub.Err())
+		}()
+	}
+	out := make(chan *store.FeedUpdate, 1)
+	go func() {
+		defer close(out)
+		defer wg.Wait()
+		defer cancel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case data := <-events:
+				var u store.FeedUpdate
+				if err := json.Unmarshal(data, &u); err != nil {
+					r.Log.Warn("feeds: bad update event", "err", err)
+					continue
+				}
+				u.FeedID = f.ID
+				select {
+				case out <- &u:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}

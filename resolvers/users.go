@@ -95,3 +95,15 @@ func (r *Resolver) streamUser(ctx context.Context, id string, sub *bus.Subscript
 		}
 	}
 }
+
+// user loads a user that must exist, such as an actor or an owner.
+func (r *Resolver) user(ctx context.Context, id string) (*store.User, error) {
+	u, err := r.loadersFor(ctx).Users.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, store.NotFound("user", id)
+	}
+	return u, nil
+}

@@ -33,6 +33,10 @@ type Options struct {
 	MaxConns int32
 	// Logger receives storage warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
+	// are merged into timelines at read time instead of fanned out on write
+	// (0: DefaultPullThreshold).
+	FeedPullThreshold int
 }
 
 // Store is the handle on PostgreSQL and Redis that every layer above uses.
@@ -43,6 +47,8 @@ type Store struct {
 	log        *slog.Logger
 	statements *atomic.Int64
 	limiter    *redis_rate.Limiter
+
+	pullThreshold int
 }
 
 // Querier runs SQL: a pool, a connection, or a transaction.
@@ -87,7 +93,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements, limiter: redis_rate.NewLimiter(rdb)}
+	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements, limiter: redis_rate.NewLimiter(rdb),
+		pullThreshold: opts.FeedPullThreshold}
+	if s.pullThreshold <= 0 {
+		s.pullThreshold = DefaultPullThreshold
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -111,6 +121,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
+
+// PullThreshold is the follower count above which an actor's activities
+// are pulled at read time rather than pushed on write.
+func (s *Store) PullThreshold() int { return s.pullThreshold }
 
 // DB returns the PostgreSQL pool, for reads outside a transaction.
 func (s *Store) DB() *pgxpool.Pool { return s.pool }

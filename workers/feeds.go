@@ -1,4 +1,165 @@
 package workers
 
-// registerFeeds registers the background jobs of the feeds product.
-func (r *Runner) registerFeeds() {}
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/brookhq/brook/store"
+)
+
+// registerFeeds registers the background jobs of the feeds product. Each
+// writes set-based and idempotently, and announces what it wrote on the
+// feeds' topics only after its transaction commits.
+func (r *Runner) registerFeeds() {
+	r.Handle(store.JobFeedActivity, r.feedActivity)
+	r.Handle(store.JobFeedFanout, r.feedFanout)
+	r.Handle(store.JobFeedBackfill, r.feedBackfill)
+	r.Handle(store.JobFeedUnfollow, r.feedUnfollow)
+	r.Handle(store.JobFeedRemove, r.feedRemove)
+	r.Handle(store.JobFeedDemote, r.feedDemote)
+}
+
+// feedActivity announces a new activity in its origin and To feeds and,
+// for an actor below the pull threshold, fans it out to the followers: the
+// first page inline, the others as jobs any worker may take.
+func (r *Runner) feedActivity(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var j store.ActivityJob
+	if err := job.Decode(&j); err != nil {
+		return nil, err
+	}
+	acts, err := r.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
+	if err != nil || acts[0] == nil {
+		return nil, err // removed meanwhile: nothing to announce
+	}
+	a := acts[0]
+	feeds := append([]string{a.FeedID}, a.To...)
+	if j.Push {
+		pages, err := store.PlanFanout(ctx, tx, j)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pages[1:] {
+			if _, err := store.EnqueueJob(ctx, tx, store.JobFeedFanout, p); err != nil {
+				return nil, err
+			}
+		}
+		written, err := store.FanoutPage(ctx, tx, pages[0])
+		if err != nil {
+			return nil, err
+		}
+		feeds = append(feeds, written...)
+		if len(pages) > 1 {
+			return r.announce(feeds, store.FeedUpdate{Added: acts}, true), nil
+		}
+	}
+	return r.announce(feeds, store.FeedUpdate{Added: acts}, false), nil
+}
+
+// feedFanout writes one page of a fan-out.
+func (r *Runner) feedFanout(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var j store.FanoutJob
+	if err := job.Decode(&j); err != nil {
+		return nil, err
+	}
+	feeds, err := store.FanoutPage(ctx, tx, j)
+	if err != nil || len(feeds) == 0 {
+		return nil, err
+	}
+	acts, err := r.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
+	if err != nil || acts[0] == nil {
+		return nil, err
+	}
+	return r.announce(feeds, store.FeedUpdate{Added: acts}, false), nil
+}
+
+// feedBackfill copies a followed feed's recent activities into the follower.
+func (r *Runner) feedBackfill(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var j store.BackfillJob
+	if err := job.Decode(&j); err != nil {
+		return nil, err
+	}
+	acts, err := store.Backfill(ctx, tx, j)
+	if err != nil || len(acts) == 0 {
+		return nil, err
+	}
+	return r.announce([]string{j.Source}, store.FeedUpdate{Added: acts}, false), nil
+}
+
+// feedUnfollow removes what an ended follow brought into the follower.
+func (r *Runner) feedUnfollow(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var j store.UnfollowJob
+	if err := job.Decode(&j); err != nil {
+		return nil, err
+	}
+	ids, err := store.Unfollowed(ctx, tx, j)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return r.announce([]string{j.Source}, store.FeedUpdate{Removed: ids}, false), nil
+}
+
+// feedRemove removes a removed activity's entries a batch at a time,
+// queueing itself again while rows remain.
+func (r *Runner) feedRemove(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var j store.RemoveJob
+	if err := job.Decode(&j); err != nil {
+		return nil, err
+	}
+	feeds, more, err := store.RemoveEntries(ctx, tx, j)
+	if err != nil {
+		return nil, err
+	}
+	if more {
+		if _, err := store.EnqueueJob(ctx, tx, store.JobFeedRemove, j); err != nil {
+			return nil, err
+		}
+	}
+	return r.announce(feeds, store.FeedUpdate{Removed: []uuid.UUID{j.Activity}}, more), nil
+}
+
+// feedDemote backfills one page of a demoted feed's followers.
+func (r *Runner) feedDemote(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var j store.DemoteJob
+	if err := job.Decode(&j); err != nil {
+		return nil, err
+	}
+	next, err := store.Demote(ctx, tx, j)
+	if err != nil || next == nil {
+		return nil, err
+	}
+	_, err = store.EnqueueJob(ctx, tx, store.JobFeedDemote, next)
+	return nil, err
+}
+
+// announce returns the after-commit step that publishes an update to the
+// feeds' topics, and wakes the workers when the job left more jobs.
+func (r *Runner) announce(feeds []string, u store.FeedUpdate, wake bool) func(context.Context) {
+	return func(ctx context.Context) {
+		if wake {
+			r.Wake()
+			if r.bus != nil {
+				Wake(ctx, r.bus)
+			}
+		}
+		if r.bus == nil || len(feeds) == 0 {
+			return
+		}
+		data, err := json.Marshal(u)
+		if err != nil {
+			r.log.Error("feeds: encode update", "err", err)
+			return
+		}
+		topics := make([]string, len(feeds))
+		for i, f := range feeds {
+			topics[i] = store.FeedTopic(f)
+		}
+		// Updates are live notifications: the feed rows are committed, and a
+		// client that missed one reads the feed again.
+		if err := r.bus.PublishMany(ctx, topics, data); err != nil {
+			r.log.Warn("feeds: publish update", "feeds", len(feeds), "err", err)
+		}
+	}
+}

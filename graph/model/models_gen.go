@@ -4,15 +4,49 @@ package model
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/store"
 )
+
+type ActivityConnection struct {
+	Edges    []*ActivityEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+type ActivityEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *store.Activity `json:"node"`
+}
+
+type ActivityGroupConnection struct {
+	Edges    []*ActivityGroupEdge `json:"edges"`
+	PageInfo *PageInfo            `json:"pageInfo"`
+}
+
+type ActivityGroupEdge struct {
+	Cursor string               `json:"cursor"`
+	Node   *store.ActivityGroup `json:"node"`
+}
 
 // A user to add to a call, or whose role to change.
 type CallMemberInput struct {
 	User string `json:"user"`
 	// host or member.
 	Role string `json:"role"`
+}
+
+type FeedConnection struct {
+	Edges    []*FeedEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+type FeedEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *store.Feed `json:"node"`
+	// When the follow began.
+	CreatedAt time.Time `json:"createdAt"`
 }
 
 type Mutation struct {

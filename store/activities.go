@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Activity is something an actor did, posted to one origin feed and copied
+// into the feeds that follow it and the feeds named in To.
+type Activity struct {
+	ID        uuid.UUID
+	FeedID    string
+	ActorID   string
+	Verb      string
+	Object    string
+	Target    *string
+	ForeignID *string
+	Time      time.Time
+	Data      json.RawMessage
+	To        []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ActivityInput is a new activity.
+type ActivityInput struct {
+	Verb      string
+	Object    string
+	Target    *string
+	ForeignID *string
+	// Time is when it happened; nil means now. With ForeignID it makes the
+	// post idempotent: the same (feed, ForeignID, Time) is one activity.
+	Time *time.Time
+	Data json.RawMessage
+	// To are more feeds that get a copy, like "notification:bob".
+	To []string
+}
+
+// Limits on activities.
+const (
+	maxVerbLen     = 64
+	maxObjectLen   = 1000
+	maxForeignID   = 200
+	maxActivityTo  = 20
+	maxCopyLimit   = 1000
+	fanoutPageSize = 10_000
+)
+
+// Job kinds of the feeds product.
+const (
+	JobFeedActivity = "feed.activity"
+	JobFeedFanout   = "feed.fanout"
+	JobFeedBackfill = "feed.backfill"
+	JobFeedUnfollow = "feed.unfollow"
+	JobFeedRemove   = "feed.remove"
+	JobFeedDemote   = "feed.demote"
+)
+
+// FeedUpdate is the event feedUpdated streams: activities added to a feed
+// and ids removed from it. It carries whole activities, so subscribers need
+// no database query to deliver it.
+type FeedUpdate struct {
+	FeedID  string      `json:"feed"`
+	Added   []*Activity `json:"added,omitempty"`
+	Removed []uuid.UUID `json:"removed,omitempty"`
+}
+
+const activityColumns = `id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at`
+const activityColumnsA = `a.id, a.feed_id, a.actor_id, a.verb, a.object, a.target, a.foreign_id, a.time, a.data, a.to_feeds, a.created_at, a.updated_at`
+
+func scanActivity(row pgx.Row) (*Activity, error) {
+	var a Activity
+	err := row.Scan(&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+func scanActivityRow(row pgx.CollectableRow) (*Activity, error) { return scanActivity(row) }
+
+// checkActivity validates an activity input and normalizes its To list.
+func checkActivity(origin *Feed, in *ActivityInput) error {
+	if in.Verb == "" {
+		return Invalid("input.verb", "must not be empty")
+	}
+	if err := CheckText("input.verb", in.Verb, maxVerbLen); err != nil {
+		return err
+	}
+	if in.Object == "" {
+		return Invalid("input.object", "must not be empty")
+	}
+	if err := CheckText("input.object", in.Object, maxObjectLen); err != nil {
+		return err
+	}
+	if in.Target != nil {
+		if err := CheckText("input.target", *in.Target, maxObjectLen); err != nil {
+			return err
+		}
+	}
+	if in.ForeignID != nil {
+		if *in.ForeignID == "" {
+			return Invalid("input.foreignId", "must not be empty; leave it out instead")
+		}
+		if err := CheckText("input.foreignId", *in.ForeignID, maxForeignID); err != nil {
+			return err
+		}
+	}
+	if err := CheckData("input.data", in.Data); err != nil {
+		return err
+	}
+	if len(in.To) > maxActivityTo {
+		return Invalid("input.to", "at most %d feeds", maxActivityTo)
+	}
+	to := make([]string, 0, len(in.To))
+	for i, id := range in.To {
+		if _, err := ParseFeedID(fmt.Sprintf("input.to[%d]", i), id); err != nil {
+			return err
+		}
+		if id != origin.ID && !slices.Contains(to, id) {
+			to = append(to, id)
+		}
+	}
+	in.To = to
+	return nil
+}
+
+// AddActivity posts an activity by actor to origin. In one transaction it
+// writes the activity, its entries in the origin and To feeds, and the job
+// that fans it out to followers, so it returns without waiting for fan-out.
+// Posting the same (origin, ForeignID, Time) again returns the existing
+// activity and writes nothing.
+func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, in ActivityInput) (*Activity, error) {
+	if err := checkActivity(origin, &in); err != nil {
+		return nil, err
+	}
+	id := NewID()
+	created := idTime(id)
+	at := created
+	if in.Time != nil {
+		at = in.Time.UTC().Truncate(time.Microsecond)
+	}
+	var out *Activity
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		// FOR SHARE orders this post with follows that move the actor
+		// across the pull threshold (they update this row).
+		var followers int
+		err := tx.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, origin.ID).Scan(&followers)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		a, err := scanActivity(tx.QueryRow(ctx, `
+			INSERT INTO activities (id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+			ON CONFLICT (feed_id, foreign_id, time) WHERE foreign_id IS NOT NULL DO NOTHING
+			RETURNING `+activityColumns,
+			id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created))
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Posted before: return the first copy and write nothing.
+			out, err = scanActivity(tx.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities
+				WHERE feed_id = $1 AND foreign_id = $2 AND time = $3`, origin.ID, in.ForeignID, at))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		out = a
+		feeds := append([]string{origin.ID}, in.To...)
+		if _, err := tx.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
+			SELECT f, $2, $3 FROM unnest($1::text[]) AS f ON CONFLICT DO NOTHING`, feeds, a.ID, origin.ID); err != nil {
+			return err
+		}
+		_, err = EnqueueJob(ctx, tx, JobFeedActivity, ActivityJob{
+			Activity: a.ID, Origin: origin.ID, Push: followers <= s.pullThreshold,
+		})
+		return err
+	})
+	if err != nil {
+		var inErr *InputError
+		if errors.As(err, &inErr) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: add activity: %w", err)
+	}
+	return out, nil
+}
+
+// ActivityJob is the payload of the job that follows a new activity: it
+// announces the activity and, when Push is set, fans it out to followers.
+type ActivityJob struct {
+	Activity uuid.UUID `json:"activity"`
+	Origin   string    `json:"origin"`
+	Push     bool      `json:"push"`
+}
+
+// ActivitiesByID returns activities in the order of ids (nil where none).
+func (s *Store) ActivitiesByID(ctx context.Context, ids []uuid.UUID) ([]*Activity, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+activityColumns+` FROM activities WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: activities by id: %w", err)
+	}
+	acts, err := pgx.CollectRows(rows, scanActivityRow)
+	if err != nil {
+		return nil, fmt.Errorf("store: activities by id: %w", err)
+	}
+	byID := make(map[uuid.UUID]*Activity, len(acts))
+	for _, a := range acts {
+		byID[a.ID] = a
+	}
+	out := make([]*Activity, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+// Activity returns one activity.
+func (s *Store) Activity(ctx context.Context, id uuid.UUID) (*Activity, error) {
+	a, err := scanActivity(s.pool.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NotFound("activity", id.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: activity: %w", err)
+	}
+	return a, nil
+}
+
+// UpdateActivity replaces an activity's custom data.
+func (s *Store) UpdateActivity(ctx context.Context, id uuid.UUID, data json.RawMessage) (*Activity, error) {
+	if err := CheckData("data", data); err != nil {
+		return nil, err
+	}
+	a, err := scanActivity(s.pool.QueryRow(ctx, `UPDATE activities SET data = $2, updated_at = now()
+		WHERE id = $1 RETURNING `+activityColumns, id, data))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NotFound("activity", id.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: update activity: %w", err)
+	}
+	return a, nil
+}
+
+// RemoveActivity deletes an activity. It is gone from every read at once;
+// the job written with it removes its entries from every feed it reached
+// and announces the removal.
+func (s *Store) RemoveActivity(ctx context.Context, id uuid.UUID) error {
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM activities WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return NotFound("activity", id.String())
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM reaction_counts WHERE activity_id = $1`, id); err != nil {
+			return err
+		}
+		_, err = EnqueueJob(ctx, tx, JobFeedRemove, RemoveJob{Activity: id})
+		return err
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("store: remove activity: %w", err)
+	}
+	return err
+}
+
+// RemoveJob is the payload of the job that removes an activity's entries
+// and reactions, a bounded batch at a time.
+type RemoveJob struct {
+	Activity uuid.UUID `json:"activity"`
+}

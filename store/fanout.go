@@ -1,0 +1,162 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// FanoutJob is the payload of one bounded page of a fan-out: the followers
+// of Origin with After < source <= Upto ("" Upto: no upper bound) get the
+// activity. Pages of one activity run in parallel on any workers.
+type FanoutJob struct {
+	Activity uuid.UUID `json:"activity"`
+	Origin   string    `json:"origin"`
+	After    string    `json:"after"`
+	Upto     string    `json:"upto"`
+}
+
+// PlanFanout splits the fan-out of an activity into pages of at most
+// fanoutPageSize followers. It returns the pages in follower order; a
+// follower that arrives later is covered by the page its id falls in, or
+// by the follow's own backfill.
+func PlanFanout(ctx context.Context, tx pgx.Tx, a ActivityJob) ([]FanoutJob, error) {
+	rows, err := tx.Query(ctx, `SELECT source FROM (
+			SELECT source, row_number() OVER (ORDER BY source) AS n FROM follows WHERE target = $1
+		) x WHERE n % $2 = 0 ORDER BY source`, a.Origin, fanoutPageSize)
+	if err != nil {
+		return nil, fmt.Errorf("store: plan fan-out: %w", err)
+	}
+	bounds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: plan fan-out: %w", err)
+	}
+	pages := make([]FanoutJob, 0, len(bounds)+1)
+	after := ""
+	for _, b := range bounds {
+		pages = append(pages, FanoutJob{Activity: a.Activity, Origin: a.Origin, After: after, Upto: b})
+		after = b
+	}
+	return append(pages, FanoutJob{Activity: a.Activity, Origin: a.Origin, After: after}), nil
+}
+
+// FanoutPage writes one page of a fan-out with one set-based statement and
+// returns the feeds that got the activity. It is idempotent: a page run
+// again writes nothing twice, and a removed activity is written nowhere.
+func FanoutPage(ctx context.Context, tx pgx.Tx, j FanoutJob) ([]string, error) {
+	rows, err := tx.Query(ctx, `
+		INSERT INTO feed_entries (feed_id, activity_id, origin)
+		SELECT f.source, $1, $2 FROM follows f
+		WHERE f.target = $2 AND f.source > $3 AND ($4 = '' OR f.source <= $4)
+			AND EXISTS (SELECT 1 FROM activities WHERE id = $1)
+		ON CONFLICT DO NOTHING
+		RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto)
+	if err != nil {
+		return nil, fmt.Errorf("store: fan out: %w", err)
+	}
+	feeds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: fan out: %w", err)
+	}
+	return feeds, nil
+}
+
+// Backfill copies the target's activities from the follow's boundary into
+// the source and returns them, newest first. It does nothing if the follow
+// has ended meanwhile.
+func Backfill(ctx context.Context, tx pgx.Tx, j BackfillJob) ([]*Activity, error) {
+	rows, err := tx.Query(ctx, `
+		WITH ins AS (
+			INSERT INTO feed_entries (feed_id, activity_id, origin)
+			SELECT $1, e.activity_id, $2 FROM feed_entries e
+			WHERE e.feed_id = $2 AND e.activity_id >= $3
+				AND EXISTS (SELECT 1 FROM follows WHERE source = $1 AND target = $2)
+			ON CONFLICT DO NOTHING
+			RETURNING activity_id)
+		SELECT `+activityColumnsA+` FROM ins JOIN activities a ON a.id = ins.activity_id ORDER BY a.id DESC`,
+		j.Source, j.Target, j.PullFrom)
+	if err != nil {
+		return nil, fmt.Errorf("store: backfill: %w", err)
+	}
+	acts, err := pgx.CollectRows(rows, scanActivityRow)
+	if err != nil {
+		return nil, fmt.Errorf("store: backfill: %w", err)
+	}
+	return acts, nil
+}
+
+// Unfollowed removes from the source what an ended follow brought into it
+// and returns the removed activity ids. If source follows target again by
+// the time this runs, it removes nothing.
+func Unfollowed(ctx context.Context, tx pgx.Tx, j UnfollowJob) ([]uuid.UUID, error) {
+	rows, err := tx.Query(ctx, `
+		DELETE FROM feed_entries WHERE feed_id = $1 AND origin = $2
+			AND NOT EXISTS (SELECT 1 FROM follows WHERE source = $1 AND target = $2)
+		RETURNING activity_id`, j.Source, j.Target)
+	if err != nil {
+		return nil, fmt.Errorf("store: unfollow cleanup: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("store: unfollow cleanup: %w", err)
+	}
+	return ids, nil
+}
+
+// removeBatch bounds how many rows one removal job deletes.
+const removeBatch = 10_000
+
+// RemoveEntries deletes up to removeBatch entries and reactions of a
+// removed activity and returns the feeds it was removed from; more reports
+// whether rows remain for another run.
+func RemoveEntries(ctx context.Context, tx pgx.Tx, j RemoveJob) (feeds []string, more bool, err error) {
+	rows, err := tx.Query(ctx, `
+		DELETE FROM feed_entries WHERE activity_id = $1 AND feed_id IN (
+			SELECT feed_id FROM feed_entries WHERE activity_id = $1 LIMIT $2)
+		RETURNING feed_id`, j.Activity, removeBatch)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: remove entries: %w", err)
+	}
+	feeds, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, false, fmt.Errorf("store: remove entries: %w", err)
+	}
+	tag, err := tx.Exec(ctx, `DELETE FROM reactions WHERE activity_id = $1 AND id IN (
+			SELECT id FROM reactions WHERE activity_id = $1 LIMIT $2)`, j.Activity, removeBatch)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: remove reactions: %w", err)
+	}
+	return feeds, len(feeds) == removeBatch || tag.RowsAffected() == removeBatch, nil
+}
+
+// Demote copies, for one page of followers, the activities the feed posted
+// while it was pulled, and returns the next page's job (nil when done, in
+// which case the feed is no longer merged at read time, unless it crossed
+// the threshold again meanwhile).
+func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (*DemoteJob, error) {
+	var last *string
+	err := tx.QueryRow(ctx, `
+		WITH page AS (
+			SELECT source, pull_from FROM follows WHERE target = $1 AND source > $2 ORDER BY source LIMIT $4),
+		ins AS (
+			INSERT INTO feed_entries (feed_id, activity_id, origin)
+			SELECT p.source, e.activity_id, $1 FROM page p
+			JOIN feed_entries e ON e.feed_id = $1 AND e.activity_id >= greatest($3, p.pull_from)
+			ON CONFLICT DO NOTHING)
+		SELECT max(source) FROM page`, j.Feed, j.After, j.Since, fanoutPageSize).Scan(&last)
+	if err != nil {
+		return nil, fmt.Errorf("store: demote feed: %w", err)
+	}
+	if last != nil {
+		next := j
+		next.After = *last
+		return &next, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE feeds SET pulled_since = NULL WHERE id = $1 AND follower_count <= $2`,
+		j.Feed, j.Threshold); err != nil {
+		return nil, fmt.Errorf("store: demote feed: %w", err)
+	}
+	return nil, nil
+}
