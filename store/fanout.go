@@ -45,11 +45,14 @@ func PlanFanout(ctx context.Context, tx pgx.Tx, a ActivityJob) ([]FanoutJob, err
 // FanoutPage writes one page of a fan-out with one set-based statement and
 // returns the feeds that got the activity. It is idempotent: a page run
 // again writes nothing twice, and a removed activity is written nowhere.
+// A follow made after the activity gets it only if it falls within the
+// follow's backfill boundary, exactly as the read-time pull would show it.
 func FanoutPage(ctx context.Context, tx pgx.Tx, j FanoutJob) ([]string, error) {
 	rows, err := tx.Query(ctx, `
 		INSERT INTO feed_entries (feed_id, activity_id, origin)
 		SELECT f.source, $1, $2 FROM follows f
 		WHERE f.target = $2 AND f.source > $3 AND ($4 = '' OR f.source <= $4)
+			AND f.pull_from <= $1
 			AND EXISTS (SELECT 1 FROM activities WHERE id = $1)
 		ON CONFLICT DO NOTHING
 		RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto)

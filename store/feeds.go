@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -236,11 +237,14 @@ func (s *Store) FeedGroups(ctx context.Context, f *Feed, after uuid.UUID, first 
 		// The newest entry below the bound names the next day with any.
 		var newest *uuid.UUID
 		err := s.pool.QueryRow(ctx, feedSources+`
-			SELECT max(e.activity_id) FROM src CROSS JOIN LATERAL (
+			SELECT e.activity_id FROM src CROSS JOIN LATERAL (
 				SELECT activity_id FROM feed_entries
 				WHERE feed_id = src.feed AND activity_id < $3 AND activity_id >= src.since
 				ORDER BY activity_id DESC LIMIT 1
-			) e`, contentFeed(f), pullsFor(f), bound).Scan(&newest)
+			) e ORDER BY e.activity_id DESC LIMIT 1`, contentFeed(f), pullsFor(f), bound).Scan(&newest)
+		if errors.Is(err, pgx.ErrNoRows) {
+			break
+		}
 		if err != nil {
 			return Page[*ActivityGroup]{}, fmt.Errorf("store: feed groups: %w", err)
 		}
@@ -266,14 +270,14 @@ func (s *Store) dayGroups(ctx context.Context, f *Feed, from, below uuid.UUID) (
 	rows, err := s.pool.Query(ctx, feedSources+`
 		SELECT `+groupKeySQL+`, a.verb, count(*), count(DISTINCT a.actor_id),
 			(array_agg(a.id ORDER BY a.id DESC))[1:10],
-			min(a.created_at), max(a.created_at), max(a.id)
+			min(a.created_at), max(a.created_at), (array_agg(a.id ORDER BY a.id DESC))[1]
 		FROM (
 			SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
 				SELECT activity_id FROM feed_entries
 				WHERE feed_id = src.feed AND activity_id < $3 AND activity_id >= greatest(src.since, $4)
 			) e
 		) ids JOIN activities a ON a.id = ids.activity_id
-		GROUP BY 1, 2 ORDER BY max(a.id) DESC`, contentFeed(f), pullsFor(f), below, from)
+		GROUP BY 1, 2 ORDER BY (array_agg(a.id ORDER BY a.id DESC))[1] DESC`, contentFeed(f), pullsFor(f), below, from)
 	if err != nil {
 		return nil, fmt.Errorf("store: feed groups: %w", err)
 	}
@@ -295,8 +299,8 @@ func (s *Store) dayGroups(ctx context.Context, f *Feed, from, below uuid.UUID) (
 	}
 	rows, err = s.pool.Query(ctx, feedSources+`
 		SELECT k, actor_id FROM (
-			SELECT `+groupKeySQL+` AS k, a.actor_id, max(a.id) AS latest,
-				row_number() OVER (PARTITION BY `+groupKeySQL+` ORDER BY max(a.id) DESC) AS n
+			SELECT `+groupKeySQL+` AS k, a.actor_id, (array_agg(a.id ORDER BY a.id DESC))[1] AS latest,
+				row_number() OVER (PARTITION BY `+groupKeySQL+` ORDER BY (array_agg(a.id ORDER BY a.id DESC))[1] DESC) AS n
 			FROM (
 				SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
 					SELECT activity_id FROM feed_entries
@@ -393,7 +397,7 @@ func (s *Store) FeedUnseenUnread(ctx context.Context, f *Feed) (FeedCounts, erro
 		since = marks.read
 	}
 	rows, err := s.pool.Query(ctx, feedSources+`
-		SELECT `+groupKeySQL+`, max(a.id) FROM (
+		SELECT `+groupKeySQL+`, (array_agg(a.id ORDER BY a.id DESC))[1] FROM (
 			SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
 				SELECT activity_id FROM feed_entries
 				WHERE feed_id = src.feed AND activity_id > greatest(src.since, $3)
@@ -452,9 +456,9 @@ func (s *Store) MarkFeed(ctx context.Context, f *Feed, groups []string, read boo
 	return s.InTx(ctx, func(tx pgx.Tx) error {
 		if len(groups) == 0 {
 			_, err := tx.Exec(ctx, feedSources+`,
-				newest AS (SELECT max(e.activity_id) AS id FROM src CROSS JOIN LATERAL (
+				newest AS (SELECT e.activity_id AS id FROM src CROSS JOIN LATERAL (
 					SELECT activity_id FROM feed_entries WHERE feed_id = src.feed AND activity_id >= src.since
-					ORDER BY activity_id DESC LIMIT 1) e)
+					ORDER BY activity_id DESC LIMIT 1) e ORDER BY e.activity_id DESC LIMIT 1)
 				INSERT INTO feed_marks (feed_id, group_id, seen_upto, read_upto)
 				SELECT $3, '', newest.id, CASE WHEN $4 THEN newest.id END FROM newest WHERE newest.id IS NOT NULL
 				ON CONFLICT (feed_id, group_id) DO UPDATE SET
@@ -470,7 +474,7 @@ func (s *Store) MarkFeed(ctx context.Context, f *Feed, groups []string, read boo
 		// with no activities marks nothing.
 		_, err := tx.Exec(ctx, feedSources+`,
 			latest AS (
-				SELECT `+groupKeySQL+` AS g, max(a.id) AS id FROM (
+				SELECT `+groupKeySQL+` AS g, (array_agg(a.id ORDER BY a.id DESC))[1] AS id FROM (
 					SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
 						SELECT activity_id FROM feed_entries WHERE feed_id = src.feed
 						AND activity_id >= greatest(src.since, $6) AND activity_id < $7
