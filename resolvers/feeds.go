@@ -71,7 +71,9 @@ func newFeedLoaderSet(s *store.Store) *feedLoaderSet {
 		}),
 		OwnReactions: NewLoader(func(ctx context.Context, keys []ownReactionsKey) ([][]*store.Reaction, error) {
 			return byGroup(keys, func(k ownReactionsKey) string { return k.user }, func(k ownReactionsKey) uuid.UUID { return k.activity },
-				func(k ownReactionsKey, ids []uuid.UUID) ([][]*store.Reaction, error) { return s.OwnReactions(ctx, k.user, ids) })
+				func(k ownReactionsKey, ids []uuid.UUID) ([][]*store.Reaction, error) {
+					return s.OwnReactions(ctx, k.user, ids)
+				})
 		}),
 		LatestReactions: NewLoader(func(ctx context.Context, keys []latestReactionsKey) ([][]*store.Reaction, error) {
 			type group struct {

@@ -122,11 +122,15 @@ func TestFeedPostFollowAndTimeline(t *testing.T) {
 	var counts struct {
 		Bob struct {
 			FollowerCount, FollowingCount int
-			Followers                     struct{ Edges []struct{ Node struct{ ID string } } }
+			Followers                     struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 		Alice struct {
 			FollowingCount int
-			Following      struct{ Edges []struct{ Node struct{ ID string } } }
+			Following      struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 	}
 	n.Must(t, env.Token(t, u["alice"]), `query($b: ID!, $a: ID!) {
@@ -333,7 +337,10 @@ func TestFeedReactions(t *testing.T) {
 
 	var got struct {
 		Activity struct {
-			ReactionCounts  []struct{ Kind string; Count int }
+			ReactionCounts []struct {
+				Kind  string
+				Count int
+			}
 			OwnReactions    []reaction
 			LatestReactions []reaction
 			Likes           []reaction

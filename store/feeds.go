@@ -335,8 +335,8 @@ func (s *Store) dayGroups(ctx context.Context, f *Feed, from, below uuid.UUID) (
 // feedMarkSet is a feed's seen/read state: whole-feed watermarks and
 // per-group marks, each the newest activity id covered.
 type feedMarkSet struct {
-	seen, read             uuid.UUID
-	groupSeen, groupRead   map[string]uuid.UUID
+	seen, read           uuid.UUID
+	groupSeen, groupRead map[string]uuid.UUID
 }
 
 // apply sets a group's seen and read flags: a group is seen (read) when its
