@@ -404,7 +404,9 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	defer st.Close()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brook_sql_statements_total",
+			Help: "SQL statements this process has sent to PostgreSQL."}, func() float64 { return float64(st.Statements()) }))
 	b := bus.New(st.Redis(), bus.Options{Prefix: cfg.RedisPrefix + "bus:", Logger: log, Registerer: reg})
 	defer b.Close()
 
