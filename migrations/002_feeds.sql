@@ -46,8 +46,9 @@ CREATE TABLE IF NOT EXISTS follows (
     PRIMARY KEY (source, target)
 );
 
--- Fan-out pages through a target's followers in source order.
-CREATE INDEX IF NOT EXISTS follows_target ON follows (target, source);
+-- Fan-out pages through a target's followers in source order; pull_from is
+-- in the key so a page is an index-only scan.
+CREATE INDEX IF NOT EXISTS follows_target ON follows (target, source, pull_from);
 
 -- feeds keeps follow counts, and marks feeds whose activities are pulled at
 -- read time (pulled_since set) rather than pushed to followers on write.

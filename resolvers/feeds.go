@@ -202,10 +202,11 @@ func (r *Resolver) readableActivity(ctx context.Context, field, activityID strin
 	if err != nil {
 		return nil, id, err
 	}
-	a, err := r.loadersFor(ctx).feeds().Activities.Load(ctx, aid)
+	acts, err := r.loadersFor(ctx).feeds().Activities.Fetch(ctx, []uuid.UUID{aid})
 	if err != nil {
 		return nil, id, err
 	}
+	a := acts[0]
 	if a == nil {
 		return nil, id, store.NotFound("activity", activityID)
 	}

@@ -299,11 +299,17 @@ func (r *queryResolver) Feed(ctx context.Context, id string) (*store.Feed, error
 	if err != nil {
 		return nil, err
 	}
-	// Every user has every feed; a user that does not exist has none.
-	if u, err := r.loadersFor(ctx).Users.Load(ctx, f.OwnerID); err != nil || u == nil {
+	// Every user has every feed; a user that does not exist has none. Both
+	// lookups run at once: a root field has no siblings to batch with.
+	l := r.loadersFor(ctx)
+	if u, err := l.Users.Fetch(ctx, []string{f.OwnerID}); err != nil || u[0] == nil {
 		return nil, err
 	}
-	return r.loadFeed(ctx, f.ID)
+	feeds, err := l.feeds().Feeds.Fetch(ctx, []string{f.ID})
+	if err != nil {
+		return nil, err
+	}
+	return feeds[0], nil
 }
 
 func (r *queryResolver) Activity(ctx context.Context, id string) (*store.Activity, error) {

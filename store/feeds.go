@@ -157,14 +157,10 @@ const feedSources = `
 		WHERE $2 <> '' AND p.pulled_since IS NOT NULL
 	)`
 
-// FeedActivities returns a page of a feed's activities, newest first, after
-// the activity id after (uuid.Nil for the first page).
-func (s *Store) FeedActivities(ctx context.Context, f *Feed, after uuid.UUID, first int) (Page[*Activity], error) {
-	if after == uuid.Nil {
-		after = maxID
-	}
-	rows, err := s.pool.Query(ctx, feedSources+`
-		SELECT `+activityColumnsA+` FROM (
+// feedActivitiesSQL reads a page of a feed: a k-way merge by id of one
+// range scan per source feed.
+const feedActivitiesSQL = feedSources + `
+		SELECT ` + activityColumnsA + ` FROM (
 			SELECT DISTINCT e.activity_id FROM src
 			CROSS JOIN LATERAL (
 				SELECT activity_id FROM feed_entries
@@ -172,7 +168,15 @@ func (s *Store) FeedActivities(ctx context.Context, f *Feed, after uuid.UUID, fi
 				ORDER BY activity_id DESC LIMIT $4
 			) e
 		) ids JOIN activities a ON a.id = ids.activity_id
-		ORDER BY a.id DESC LIMIT $4`, contentFeed(f), pullsFor(f), after, first+1)
+		ORDER BY a.id DESC LIMIT $4`
+
+// FeedActivities returns a page of a feed's activities, newest first, after
+// the activity id after (uuid.Nil for the first page).
+func (s *Store) FeedActivities(ctx context.Context, f *Feed, after uuid.UUID, first int) (Page[*Activity], error) {
+	if after == uuid.Nil {
+		after = maxID
+	}
+	rows, err := s.pool.Query(ctx, feedActivitiesSQL, contentFeed(f), pullsFor(f), after, first+1)
 	if err != nil {
 		return Page[*Activity]{}, fmt.Errorf("store: feed activities: %w", err)
 	}

@@ -15,11 +15,11 @@ import (
 // feeds' topics only after its transaction commits.
 func (r *Runner) registerFeeds() {
 	r.Handle(store.JobFeedActivity, r.feedActivity)
-	r.Handle(store.JobFeedFanout, r.feedFanout)
+	r.HandleAlone(store.JobFeedFanout, r.feedFanout)
 	r.Handle(store.JobFeedBackfill, r.feedBackfill)
 	r.Handle(store.JobFeedUnfollow, r.feedUnfollow)
 	r.Handle(store.JobFeedRemove, r.feedRemove)
-	r.Handle(store.JobFeedDemote, r.feedDemote)
+	r.HandleAlone(store.JobFeedDemote, r.feedDemote)
 }
 
 // feedActivity announces a new activity in its origin and To feeds and,

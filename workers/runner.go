@@ -71,6 +71,7 @@ type Runner struct {
 	log   *slog.Logger
 
 	handlers  map[string]Handler
+	alone     map[string]bool
 	schedules map[string]time.Duration
 	wake      chan struct{}
 
@@ -95,6 +96,7 @@ func New(s *store.Store, b *bus.Bus, opts Options) *Runner {
 		opts:      opts,
 		log:       opts.Logger,
 		handlers:  map[string]Handler{},
+		alone:     map[string]bool{},
 		schedules: map[string]time.Duration{},
 		wake:      make(chan struct{}, 1),
 		ready: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -124,6 +126,15 @@ func setDefault[T comparable](v *T, def T) {
 
 // Handle registers the handler of a job kind.
 func (r *Runner) Handle(kind string, h Handler) { r.handlers[kind] = h }
+
+// HandleAlone registers the handler of a kind of large job (a page of a
+// fan-out, say): such jobs are claimed one per transaction, so the pages
+// of one fan-out run in parallel on every free worker rather than in one
+// worker's batch.
+func (r *Runner) HandleAlone(kind string, h Handler) {
+	r.handlers[kind] = h
+	r.alone[kind] = true
+}
 
 // Every registers a periodic job: fn runs about every interval, on one node
 // of the cluster at a time (the job is a single row in the outbox).
@@ -166,11 +177,16 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	kinds := make([]string, 0, len(r.handlers))
+	var kinds, large []string
 	for k := range r.handlers {
-		kinds = append(kinds, k)
+		if r.alone[k] {
+			large = append(large, k)
+		} else {
+			kinds = append(kinds, k)
+		}
 	}
 	slices.Sort(kinds)
+	slices.Sort(large)
 
 	var wg sync.WaitGroup
 	if r.bus != nil {
@@ -189,23 +205,33 @@ func (r *Runner) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.loop(ctx, kinds)
+			r.loop(ctx, kinds, large)
 		}()
 	}
 	wg.Wait()
 	return nil
 }
 
-// loop claims and runs batches until ctx ends.
-func (r *Runner) loop(ctx context.Context, kinds []string) {
+// loop claims and runs batches until ctx ends: a batch of ordinary jobs,
+// then one large job.
+func (r *Runner) loop(ctx context.Context, kinds, large []string) {
 	for ctx.Err() == nil {
 		// A batch in hand finishes even when ctx ends during it: shutdown
 		// drains work rather than abandoning it half done.
-		n, err := r.RunOnce(context.WithoutCancel(ctx), kinds)
+		n, err := r.runBatch(context.WithoutCancel(ctx), kinds, r.opts.BatchSize)
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("workers: claim failed", "err", err)
 		}
-		if n == r.opts.BatchSize {
+		m := 0
+		if len(large) > 0 && ctx.Err() == nil {
+			var lerr error
+			m, lerr = r.runBatch(context.WithoutCancel(ctx), large, 1)
+			if lerr != nil && ctx.Err() == nil {
+				r.log.Warn("workers: claim failed", "err", lerr)
+				err = lerr
+			}
+		}
+		if n == r.opts.BatchSize || m > 0 {
 			continue
 		}
 		wait := r.opts.PollInterval
@@ -224,11 +250,19 @@ func (r *Runner) loop(ctx context.Context, kinds []string) {
 // one transaction, each job under its own savepoint. It returns how many
 // jobs it claimed.
 func (r *Runner) RunOnce(ctx context.Context, kinds []string) (int, error) {
+	return r.runBatch(ctx, kinds, r.opts.BatchSize)
+}
+
+// runBatch claims up to limit ready jobs of the given kinds and runs them.
+func (r *Runner) runBatch(ctx context.Context, kinds []string, limit int) (int, error) {
+	if len(kinds) == 0 {
+		return 0, nil
+	}
 	var afters []func(context.Context)
 	var claimed int
 	err := r.store.InTx(ctx, func(tx pgx.Tx) error {
 		afters = afters[:0]
-		jobs, err := store.ClaimJobs(ctx, tx, kinds, r.opts.BatchSize)
+		jobs, err := store.ClaimJobs(ctx, tx, kinds, limit)
 		if err != nil {
 			return err
 		}
