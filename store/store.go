@@ -33,6 +33,10 @@ type Options struct {
 	MaxConns int32
 	// Logger receives storage warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT: channels with more
+	// members get unread counts computed at read time rather than pushed to
+	// each member's counters (0: DefaultChatPushMemberLimit).
+	ChatPushMemberLimit int
 }
 
 // Store is the handle on PostgreSQL and Redis that every layer above uses.
@@ -43,6 +47,7 @@ type Store struct {
 	log        *slog.Logger
 	statements *atomic.Int64
 	limiter    *redis_rate.Limiter
+	pushLimit  int
 }
 
 // Querier runs SQL: a pool, a connection, or a transaction.
@@ -87,7 +92,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements, limiter: redis_rate.NewLimiter(rdb)}
+	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements, limiter: redis_rate.NewLimiter(rdb),
+		pushLimit: opts.ChatPushMemberLimit}
+	if s.pushLimit <= 0 {
+		s.pushLimit = DefaultChatPushMemberLimit
+	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err

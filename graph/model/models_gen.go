@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/store"
 )
 
 // A user to add to a call, or whose role to change.
@@ -13,6 +14,36 @@ type CallMemberInput struct {
 	User string `json:"user"`
 	// host or member.
 	Role string `json:"role"`
+}
+
+type ChannelConnection struct {
+	Edges    []*ChannelEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+type ChannelEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *store.Channel `json:"node"`
+}
+
+type MemberConnection struct {
+	Edges    []*MemberEdge `json:"edges"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type MemberEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *store.Member `json:"node"`
+}
+
+type MessageConnection struct {
+	Edges    []*MessageEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+type MessageEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *store.Message `json:"node"`
 }
 
 type Mutation struct {
