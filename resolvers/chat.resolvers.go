@@ -8,160 +8,657 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"time"
 
+	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
+	"github.com/google/uuid"
 )
 
 func (r *channelResolver) CreatedBy(ctx context.Context, obj *store.Channel) (*store.User, error) {
-	panic(fmt.Errorf("not implemented: CreatedBy - createdBy"))
+	return r.chatUser(ctx, obj.CreatedByID)
 }
 
 func (r *channelResolver) LastMessage(ctx context.Context, obj *store.Channel) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: LastMessage - lastMessage"))
+	if obj.LastMessageID == nil {
+		return nil, nil
+	}
+	return r.loadersFor(ctx).chat().Messages.Load(ctx, *obj.LastMessageID)
 }
 
 func (r *channelResolver) UnreadCount(ctx context.Context, obj *store.Channel) (int, error) {
-	panic(fmt.Errorf("not implemented: UnreadCount - unreadCount"))
+	m, err := r.loadersFor(ctx).chat().MyMemberships.Load(ctx, obj.ID)
+	if err != nil || m == nil {
+		return 0, err
+	}
+	return m.UnreadCount, nil
 }
 
 func (r *channelResolver) Members(ctx context.Context, obj *store.Channel, first *int, after *string) (*model.MemberConnection, error) {
-	panic(fmt.Errorf("not implemented: Members - members"))
+	n := 100
+	if first != nil {
+		var err error
+		if n, err = store.PageSize("first", *first); err != nil {
+			return nil, err
+		}
+	}
+	pos := ""
+	if after != nil && *after != "" {
+		var err error
+		if pos, err = store.DecodeCursor("after", *after); err != nil {
+			return nil, err
+		}
+	}
+	page, err := r.Store.Members(ctx, obj.ID, n, pos)
+	if err != nil {
+		return nil, err
+	}
+	if selected(ctx, "edges", "node", "user") && len(page.Items) > 0 {
+		ids := make([]string, len(page.Items))
+		for i, m := range page.Items {
+			ids[i] = m.UserID
+		}
+		_ = r.loadersFor(ctx).Users.Prefetch(ctx, ids)
+	}
+	es, info := edges(page, store.MemberCursor, func(c string, m *store.Member) *model.MemberEdge { return &model.MemberEdge{Cursor: c, Node: m} })
+	return &model.MemberConnection{Edges: es, PageInfo: info}, nil
 }
 
 func (r *channelResolver) Messages(ctx context.Context, obj *store.Channel, last *int, before *string) (*model.MessageConnection, error) {
-	panic(fmt.Errorf("not implemented: Messages - messages"))
+	n := 50
+	if last != nil {
+		var err error
+		if n, err = store.PageSize("last", *last); err != nil {
+			return nil, err
+		}
+	}
+	var pos int64
+	if before != nil && *before != "" {
+		var err error
+		if pos, err = store.ParsePos("before", *before); err != nil {
+			return nil, err
+		}
+	}
+	page, err := r.Store.ChannelHistory(ctx, obj.ID, n, pos)
+	if err != nil {
+		return nil, err
+	}
+	conn := r.messageConnection(ctx, page, store.PosCursor)
+	// Backwards: the page's end is its oldest message.
+	if len(conn.Edges) > 0 {
+		c := conn.Edges[0].Cursor
+		conn.PageInfo.EndCursor = &c
+	}
+	return conn, nil
 }
 
 func (r *channelUnreadResolver) Channel(ctx context.Context, obj *store.ChannelUnread) (*store.Channel, error) {
-	panic(fmt.Errorf("not implemented: Channel - channel"))
+	c, err := r.loadersFor(ctx).chat().Channels.Load(ctx, obj.ChannelID)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, store.NotFound("channel", obj.ChannelID)
+	}
+	return c, nil
 }
 
 func (r *channelUnreadResolver) LastRead(ctx context.Context, obj *store.ChannelUnread) (*time.Time, error) {
-	panic(fmt.Errorf("not implemented: LastRead - lastRead"))
+	if obj.ReadAt != nil {
+		return obj.ReadAt, nil
+	}
+	m, err := r.loadersFor(ctx).chat().MyMemberships.Load(ctx, obj.ChannelID)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	return m.LastRead, nil
 }
 
 func (r *memberResolver) User(ctx context.Context, obj *store.Member) (*store.User, error) {
-	panic(fmt.Errorf("not implemented: User - user"))
+	return r.chatUser(ctx, obj.UserID)
 }
 
 func (r *messageResolver) Channel(ctx context.Context, obj *store.Message) (*store.Channel, error) {
-	panic(fmt.Errorf("not implemented: Channel - channel"))
+	c, err := r.loadersFor(ctx).chat().Channels.Load(ctx, obj.ChannelID)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, store.NotFound("channel", obj.ChannelID)
+	}
+	return c, nil
 }
 
 func (r *messageResolver) User(ctx context.Context, obj *store.Message) (*store.User, error) {
-	panic(fmt.Errorf("not implemented: User - user"))
+	if obj.Sender != nil && obj.Sender.ID == obj.UserID {
+		return obj.Sender, nil
+	}
+	return r.chatUser(ctx, obj.UserID)
 }
 
 func (r *messageResolver) Parent(ctx context.Context, obj *store.Message) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: Parent - parent"))
+	if obj.ParentID == nil {
+		return nil, nil
+	}
+	return r.loadersFor(ctx).chat().Messages.Load(ctx, *obj.ParentID)
 }
 
 func (r *messageResolver) Replies(ctx context.Context, obj *store.Message, first *int, after *string) (*model.MessageConnection, error) {
-	panic(fmt.Errorf("not implemented: Replies - replies"))
+	n, pos := 25, int64(0)
+	if first != nil {
+		var err error
+		if n, err = store.PageSize("first", *first); err != nil {
+			return nil, err
+		}
+	}
+	if after != nil && *after != "" {
+		var err error
+		if pos, err = store.ParsePos("after", *after); err != nil {
+			return nil, err
+		}
+	}
+	page, err := r.Store.Replies(ctx, obj.ID, n, pos)
+	if err != nil {
+		return nil, err
+	}
+	return r.messageConnection(ctx, page, store.PosCursor), nil
 }
 
 func (r *messageResolver) MentionedUsers(ctx context.Context, obj *store.Message) ([]*store.User, error) {
-	panic(fmt.Errorf("not implemented: MentionedUsers - mentionedUsers"))
+	if len(obj.MentionedUserIDs) == 0 {
+		return []*store.User{}, nil
+	}
+	users, err := r.loadersFor(ctx).Users.Fetch(ctx, obj.MentionedUserIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*store.User, 0, len(users))
+	for _, u := range users {
+		if u != nil {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 func (r *messageResolver) ReactionCounts(ctx context.Context, obj *store.Message) ([]*store.ReactionCount, error) {
-	panic(fmt.Errorf("not implemented: ReactionCounts - reactionCounts"))
+	counts := obj.Reactions
+	if counts == nil {
+		var err error
+		if counts, err = r.loadersFor(ctx).chat().ReactionCounts.Load(ctx, obj.ID); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]*store.ReactionCount, len(counts))
+	for i := range counts {
+		out[i] = &counts[i]
+	}
+	return out, nil
 }
 
 func (r *messageResolver) OwnReactions(ctx context.Context, obj *store.Message) ([]*store.MessageReaction, error) {
-	panic(fmt.Errorf("not implemented: OwnReactions - ownReactions"))
+	if obj.Reactions != nil && len(obj.Reactions) == 0 {
+		return []*store.MessageReaction{}, nil
+	}
+	return r.loadersFor(ctx).chat().OwnReactions.Load(ctx, obj.ID)
 }
 
 func (r *messageResolver) LatestReactions(ctx context.Context, obj *store.Message, first *int) ([]*store.MessageReaction, error) {
-	panic(fmt.Errorf("not implemented: LatestReactions - latestReactions"))
+	n := 5
+	if first != nil {
+		n = *first
+	}
+	if n < 0 || n > 25 {
+		return nil, store.Invalid("first", "must be between 0 and 25, got %d", n)
+	}
+	if n == 0 || (obj.Reactions != nil && len(obj.Reactions) == 0) {
+		return []*store.MessageReaction{}, nil
+	}
+	return r.loadersFor(ctx).chat().LatestReactions.Load(ctx, latestKey{id: obj.ID, n: n})
 }
 
 func (r *messageReactionResolver) User(ctx context.Context, obj *store.MessageReaction) (*store.User, error) {
-	panic(fmt.Errorf("not implemented: User - user"))
+	return r.chatUser(ctx, obj.UserID)
 }
 
 func (r *mutationResolver) CreateChannel(ctx context.Context, input store.ChannelInput) (*store.Channel, error) {
-	panic(fmt.Errorf("not implemented: CreateChannel - createChannel"))
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch, created, err := r.Store.CreateChannel(ctx, me.UserID, input)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		a, err := r.Store.ChannelForUser(ctx, ch.ID, me.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if err := requireRead(a, me); err != nil {
+			return nil, auth.Forbidden("channel %q already exists and you are not a member of it", ch.ID)
+		}
+		return ch, nil
+	}
+	members, err := store.ChannelMemberIDs(ctx, r.Store.DB(), ch.ID)
+	if err == nil {
+		r.afterMembership(ctx, &store.MemberChange{Channel: ch, Users: members}, true)
+	}
+	return ch, nil
 }
 
 func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage) (*store.Channel, error) {
-	panic(fmt.Errorf("not implemented: UpdateChannel - updateChannel"))
+	a, me, err := r.chatAccess(ctx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireOwner(a, me); err != nil {
+		return nil, err
+	}
+	ch, err := r.Store.UpdateChannel(ctx, id, name, image, data)
+	if err != nil {
+		return nil, err
+	}
+	r.publishChannel(ctx, store.EventChannelUpdated, id, me.UserID, nil)
+	return ch, nil
 }
 
 func (r *mutationResolver) AddMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
-	panic(fmt.Errorf("not implemented: AddMembers - addMembers"))
+	a, me, err := r.chatAccess(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireOwner(a, me); err != nil {
+		return nil, err
+	}
+	ch, err := r.Store.AddMembers(ctx, channel, userIds)
+	if err != nil {
+		return nil, err
+	}
+	r.afterMembership(ctx, ch, true)
+	return ch.Channel, nil
 }
 
 func (r *mutationResolver) RemoveMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
-	panic(fmt.Errorf("not implemented: RemoveMembers - removeMembers"))
+	a, me, err := r.chatAccess(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireOwner(a, me); err != nil {
+		return nil, err
+	}
+	ch, err := r.Store.RemoveMembers(ctx, channel, userIds)
+	if err != nil {
+		return nil, err
+	}
+	r.afterMembership(ctx, ch, false)
+	return ch.Channel, nil
 }
 
 func (r *mutationResolver) SendMessage(ctx context.Context, channel string, input store.MessageInput) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: SendMessage - sendMessage"))
+	if _, _, err := store.CheckMessageInput(input); err != nil {
+		return nil, err
+	}
+	a, me, err := r.chatAccess(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err
+	}
+	m, created, err := r.Store.SendMessage(ctx, channel, me.UserID, input)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		r.wakeWorkers(ctx)
+	}
+	return m, nil
 }
 
 func (r *mutationResolver) UpdateMessage(ctx context.Context, id string, text string, data json.RawMessage) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: UpdateMessage - updateMessage"))
+	m, _, me, err := r.messageAccess(ctx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if m.UserID != me.UserID && !me.IsAdmin() {
+		return nil, auth.Forbidden("only the author of message %s and admins may edit it", id)
+	}
+	m, err = r.Store.UpdateMessage(ctx, m.ID, text, data)
+	if err != nil {
+		return nil, err
+	}
+	r.publishChannel(ctx, store.EventMessageUpdated, m.ChannelID, me.UserID, r.withReactions(ctx, m))
+	return m, nil
 }
 
 func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: DeleteMessage - deleteMessage"))
+	m, a, me, err := r.messageAccess(ctx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if m.UserID != me.UserID && a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
+		return nil, auth.Forbidden("only the author of message %s, the channel's owners and admins may delete it", id)
+	}
+	m, err = r.Store.DeleteMessage(ctx, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	r.publishChannel(ctx, store.EventMessageDeleted, m.ChannelID, me.UserID, r.withReactions(ctx, m))
+	return m, nil
 }
 
 func (r *mutationResolver) SendReaction(ctx context.Context, message string, kind string) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: SendReaction - sendReaction"))
+	if err := store.CheckReactionKind("kind", kind); err != nil {
+		return nil, err
+	}
+	m, a, me, err := r.messageAccess(ctx, "message", message)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err
+	}
+	added, err := r.Store.AddReaction(ctx, m.ID, me.UserID, kind)
+	if err != nil {
+		return nil, err
+	}
+	if added {
+		r.publishChannel(ctx, store.EventReactionNew, m.ChannelID, me.UserID, r.withReactions(ctx, m))
+	}
+	return m, nil
 }
 
 func (r *mutationResolver) DeleteReaction(ctx context.Context, message string, kind string) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: DeleteReaction - deleteReaction"))
+	if err := store.CheckReactionKind("kind", kind); err != nil {
+		return nil, err
+	}
+	m, a, me, err := r.messageAccess(ctx, "message", message)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err
+	}
+	deleted, err := r.Store.DeleteReaction(ctx, m.ID, me.UserID, kind)
+	if err != nil {
+		return nil, err
+	}
+	if deleted {
+		r.publishChannel(ctx, store.EventReactionDeleted, m.ChannelID, me.UserID, r.withReactions(ctx, m))
+	}
+	return m, nil
 }
 
 func (r *mutationResolver) MarkRead(ctx context.Context, channel string, message *string) (*store.ChannelUnread, error) {
-	panic(fmt.Errorf("not implemented: MarkRead - markRead"))
+	a, me, err := r.chatAccess(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if a.Role == "" {
+		return nil, auth.Forbidden("you are not a member of channel %q", channel)
+	}
+	var msgID *uuid.UUID
+	if message != nil {
+		id, err := store.ParseID("message", *message)
+		if err != nil {
+			return nil, err
+		}
+		msgID = &id
+	}
+	p, err := r.Store.MarkRead(ctx, channel, me.UserID, msgID)
+	if err != nil {
+		return nil, err
+	}
+	totals, err := r.Store.RecordRead(ctx, p)
+	if err != nil {
+		r.Log.Warn("chat: record read in redis", "err", err)
+		_ = r.Store.InvalidateUnread(ctx, []string{me.UserID})
+	}
+	if !totals.Known {
+		if all, err := r.Store.UnreadTotalsFromDB(ctx, r.Store.DB(), []string{me.UserID}); err == nil {
+			totals = all[me.UserID]
+		}
+	}
+	var readMsg *store.Message
+	if p.MessageID != nil {
+		readMsg = &store.Message{ID: *p.MessageID, ChannelID: channel}
+		if m, err := r.Store.Message(ctx, *p.MessageID); err == nil {
+			readMsg = m
+		}
+	}
+	r.publishChannel(ctx, store.EventMessageRead, channel, me.UserID, readMsg)
+	c := channel
+	r.Store.PublishUserEvents(ctx, r.Bus, []string{me.UserID}, []*store.UserEvent{{Type: store.EventNotificationMarkRead, Channel: &c,
+		TotalUnreadCount: totals.Total, UnreadChannels: totals.Channels, CreatedAt: p.At}})
+	return &store.ChannelUnread{ChannelID: channel, UserID: me.UserID, UnreadCount: p.Unread, ReadAt: &p.At}, nil
 }
 
 func (r *mutationResolver) MarkAllRead(ctx context.Context) (*store.UnreadCounts, error) {
-	panic(fmt.Errorf("not implemented: MarkAllRead - markAllRead"))
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Store.MarkAllRead(ctx, me.UserID); err != nil {
+		return nil, err
+	}
+	if err := r.Store.InvalidateUnread(ctx, []string{me.UserID}); err != nil {
+		r.Log.Warn("chat: invalidate unread counters", "err", err)
+	}
+	counts, err := r.Store.UnreadCounts(ctx, me.UserID)
+	if err != nil {
+		return nil, err
+	}
+	r.Store.PublishUserEvents(ctx, r.Bus, []string{me.UserID}, []*store.UserEvent{{Type: store.EventNotificationMarkRead,
+		TotalUnreadCount: counts.TotalUnreadCount, UnreadChannels: counts.UnreadChannels, CreatedAt: time.Now().UTC()}})
+	return counts, nil
 }
 
 func (r *mutationResolver) SendTypingEvent(ctx context.Context, channel string, typing *bool) (bool, error) {
-	panic(fmt.Errorf("not implemented: SendTypingEvent - sendTypingEvent"))
+	a, me, err := r.chatAccess(ctx, "channel", channel)
+	if err != nil {
+		return false, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return false, err
+	}
+	typ := store.EventTypingStart
+	if typing != nil && !*typing {
+		typ = store.EventTypingStop
+	}
+	r.publishChannel(ctx, typ, channel, me.UserID, nil)
+	return true, nil
 }
 
 func (r *queryResolver) Channel(ctx context.Context, id string) (*store.Channel, error) {
-	panic(fmt.Errorf("not implemented: Channel - channel"))
+	a, me, err := r.chatAccess(ctx, "id", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRead(a, me); err != nil {
+		return nil, err
+	}
+	return a.Channel, nil
 }
 
 func (r *queryResolver) Message(ctx context.Context, id string) (*store.Message, error) {
-	panic(fmt.Errorf("not implemented: Message - message"))
+	m, a, me, err := r.messageAccess(ctx, "id", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRead(a, me); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 func (r *queryResolver) UnreadCounts(ctx context.Context) (*store.UnreadCounts, error) {
-	panic(fmt.Errorf("not implemented: UnreadCounts - unreadCounts"))
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return r.Store.UnreadCounts(ctx, me.UserID)
 }
 
 func (r *queryResolver) Channels(ctx context.Context, filter *store.ChannelFilter, first *int, after *string) (*model.ChannelConnection, error) {
-	panic(fmt.Errorf("not implemented: Channels - channels"))
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := 20
+	if first != nil {
+		if n, err = store.PageSize("first", *first); err != nil {
+			return nil, err
+		}
+	}
+	pos := ""
+	if after != nil && *after != "" {
+		if pos, err = store.DecodeCursor("after", *after); err != nil {
+			return nil, err
+		}
+	}
+	var f store.ChannelFilter
+	if filter != nil {
+		f = *filter
+	}
+	page, err := r.Store.UserChannels(ctx, me.UserID, f, n, pos)
+	if err != nil {
+		return nil, err
+	}
+	l := r.loadersFor(ctx)
+	if len(page.Items) > 0 {
+		ids := make([]string, len(page.Items))
+		var last []uuid.UUID
+		for i, c := range page.Items {
+			ids[i] = c.ID
+			if c.LastMessageID != nil {
+				last = append(last, *c.LastMessageID)
+			}
+		}
+		if selected(ctx, "edges", "node", "unreadCount") {
+			_ = l.chat().MyMemberships.Prefetch(ctx, ids)
+		}
+		if selected(ctx, "edges", "node", "lastMessage") {
+			_ = l.chat().Messages.Prefetch(ctx, last)
+		}
+	}
+	es, info := edges(page, store.ChannelCursor, func(c string, ch *store.Channel) *model.ChannelEdge { return &model.ChannelEdge{Cursor: c, Node: ch} })
+	return &model.ChannelConnection{Edges: es, PageInfo: info}, nil
 }
 
 func (r *queryResolver) SearchMessages(ctx context.Context, query string, channel *string, first *int, after *string) (*model.MessageConnection, error) {
-	panic(fmt.Errorf("not implemented: SearchMessages - searchMessages"))
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, pos, err := pageArgs(first, after)
+	if err != nil {
+		return nil, err
+	}
+	if first == nil {
+		n = 20
+	}
+	if channel != nil {
+		a, _, err := r.chatAccess(ctx, "channel", *channel)
+		if err != nil {
+			return nil, err
+		}
+		if err := requireRead(a, me); err != nil {
+			return nil, err
+		}
+	}
+	page, err := r.Store.SearchMessages(ctx, me.UserID, query, channel, n, pos)
+	if err != nil {
+		return nil, err
+	}
+	return r.messageConnection(ctx, page, func(m *store.Message) string { return m.ID.String() }), nil
 }
 
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string, after *string) (<-chan *store.Message, error) {
-	panic(fmt.Errorf("not implemented: MessageAdded - messageAdded"))
+	a, me, err := r.chatAccess(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRead(a, me); err != nil {
+		return nil, err
+	}
+	var afterID *uuid.UUID
+	if after != nil {
+		id, err := store.ParseID("after", *after)
+		if err != nil {
+			return nil, err
+		}
+		afterID = &id
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	// Subscribe first, then read where to start: nothing sent in between is missed.
+	sub, err := r.Bus.Subscribe(ctx, store.ChannelTopic(channel))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	var last int64
+	if afterID != nil {
+		m, err := r.Store.Message(ctx, *afterID)
+		if err == nil && m.ChannelID != channel {
+			err = store.NotFound("message in channel "+channel, *after)
+		}
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		last = m.Pos
+	} else {
+		now, err := r.Store.ChannelForUser(ctx, channel, me.UserID)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		last = now.Channel.LastPos
+	}
+	out := make(chan *store.Message, 1)
+	go r.streamMessages(ctx, cancel, channel, last, sub, out)
+	return out, nil
 }
 
 func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string) (<-chan *store.ChannelEvent, error) {
-	panic(fmt.Errorf("not implemented: ChannelEvents - channelEvents"))
+	a, me, err := r.chatAccess(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRead(a, me); err != nil {
+		return nil, err
+	}
+	sub, err := r.Bus.Subscribe(ctx, store.ChannelTopic(channel))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *store.ChannelEvent, 1)
+	go relay(r.Resolver, ctx, sub, out)
+	return out, nil
 }
 
 func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.UserEvent, error) {
-	panic(fmt.Errorf("not implemented: MyEvents - myEvents"))
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := r.Bus.Subscribe(ctx, store.UserChatTopic(me.UserID))
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan *store.UserEvent, 1)
+	go relay(r.Resolver, ctx, sub, out)
+	return out, nil
 }
 
 func (r *Resolver) Channel() graph.ChannelResolver { return &channelResolver{r} }
