@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"sync"
 	"time"
@@ -330,8 +331,8 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 				}
 				continue
 			}
-			var e store.ChannelEvent
-			if err := json.Unmarshal(ev.Data, &e); err != nil || e.Type != store.EventMessageNew || e.Message == nil {
+			e, err := decodeChannelEvent(ev.Data)
+			if err != nil || e.Type != store.EventMessageNew || e.Message == nil {
 				continue
 			}
 			m := e.Message
@@ -352,7 +353,7 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 
 // relay delivers decoded bus events until ctx ends or the bus drops the
 // subscription.
-func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out chan<- *T) {
+func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out chan<- *T, decode func([]byte) (*T, error)) {
 	defer close(out)
 	for {
 		select {
@@ -368,8 +369,8 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out c
 				// state (unreadCounts, messages) after a reconnect.
 				continue
 			}
-			v := new(T)
-			if err := json.Unmarshal(ev.Data, v); err != nil {
+			v, err := decode(ev.Data)
+			if err != nil {
 				r.Log.Warn("chat: bad event", "topic", ev.Topic, "err", err)
 				continue
 			}
@@ -380,4 +381,48 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out c
 			}
 		}
 	}
+}
+
+// channelEventCache decodes each channel event once per node rather than
+// once per subscriber: the bus hands every local subscriber of a topic the
+// same Data slice, so its address identifies the event. Holding the slice
+// keeps its memory from being reused while it is cached. Decoded events
+// are shared and must be treated as read-only.
+var channelEventCache struct {
+	mu   sync.Mutex
+	keys [64]*byte
+	vals [64]*store.ChannelEvent
+	next int
+}
+
+func decodeChannelEvent(data []byte) (*store.ChannelEvent, error) {
+	if len(data) == 0 {
+		return nil, errors.New("chat: empty event")
+	}
+	c := &channelEventCache
+	k := &data[0]
+	c.mu.Lock()
+	for i, key := range c.keys {
+		if key == k {
+			v := c.vals[i]
+			c.mu.Unlock()
+			return v, nil
+		}
+	}
+	c.mu.Unlock()
+	e := new(store.ChannelEvent)
+	if err := json.Unmarshal(data, e); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.keys[c.next], c.vals[c.next] = k, e
+	c.next = (c.next + 1) % len(c.keys)
+	c.mu.Unlock()
+	return e, nil
+}
+
+// decodeJSON decodes one subscriber's copy of an event.
+func decodeJSON[T any](data []byte) (*T, error) {
+	v := new(T)
+	return v, json.Unmarshal(data, v)
 }

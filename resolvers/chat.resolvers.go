@@ -643,7 +643,7 @@ func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string
 		return nil, err
 	}
 	out := make(chan *store.ChannelEvent, 1)
-	go relay(r.Resolver, ctx, sub, out)
+	go relay(r.Resolver, ctx, sub, out, decodeChannelEvent)
 	return out, nil
 }
 
@@ -657,7 +657,7 @@ func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.User
 		return nil, err
 	}
 	out := make(chan *store.UserEvent, 1)
-	go relay(r.Resolver, ctx, sub, out)
+	go relay(r.Resolver, ctx, sub, out, decodeJSON[store.UserEvent])
 	return out, nil
 }
 
