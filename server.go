@@ -77,6 +77,8 @@ type Config struct {
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
+	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT.
+	ChatPushMemberLimit int
 	// Serve is false for a worker-only process.
 	Serve bool
 }
@@ -219,6 +221,14 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("CALL_PARTICIPANT_TIMEOUT=%q: want a duration of at least 1s, like 30s or 2m", v))
 		} else {
 			c.CallParticipantTimeout = d
+		}
+	}
+	c.ChatPushMemberLimit = store.DefaultChatPushMemberLimit
+	if v := getenv("CHAT_PUSH_MEMBER_LIMIT"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("CHAT_PUSH_MEMBER_LIMIT=%q: want a positive number of members", v))
+		} else {
+			c.ChatPushMemberLimit = n
 		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -397,7 +407,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		return err
 	}
 	st, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix, Logger: log,
-		FeedPullThreshold: cfg.FeedPullThreshold})
+		FeedPullThreshold: cfg.FeedPullThreshold, ChatPushMemberLimit: cfg.ChatPushMemberLimit})
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,9 @@ func TestConfigFromEnv(t *testing.T) {
 		{"timeout in seconds", map[string]string{"CALL_PARTICIPANT_TIMEOUT": "10"}, func(c Config) bool { return c.CallParticipantTimeout == 10*time.Second }, ""},
 		{"bad SFU_NODES", map[string]string{"SFU_NODES": "eu-1"}, nil, "SFU_NODES"},
 		{"bad timeout", map[string]string{"CALL_PARTICIPANT_TIMEOUT": "soon"}, nil, "CALL_PARTICIPANT_TIMEOUT"},
+		{"chat push limit", map[string]string{"CHAT_PUSH_MEMBER_LIMIT": "250"}, func(c Config) bool { return c.ChatPushMemberLimit == 250 }, ""},
+		{"chat push limit default", map[string]string{}, func(c Config) bool { return c.ChatPushMemberLimit == 1000 }, ""},
+		{"bad chat push limit", map[string]string{"CHAT_PUSH_MEMBER_LIMIT": "many"}, nil, "CHAT_PUSH_MEMBER_LIMIT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

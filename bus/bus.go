@@ -467,3 +467,26 @@ func isTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
 }
+
+// Message is one event of a PublishBatch.
+type Message struct {
+	Topic string
+	Data  []byte
+}
+
+// PublishBatch sends several events, each to its topic, in one round trip.
+func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range msgs {
+			p.Publish(ctx, b.prefix+m.Topic, m.Data)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bus: publish batch: %w", err)
+	}
+	return nil
+}

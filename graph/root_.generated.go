@@ -30,9 +30,14 @@ type ResolverRoot interface {
 	CallMember() CallMemberResolver
 	CallParticipant() CallParticipantResolver
 	CallSession() CallSessionResolver
+	Channel() ChannelResolver
+	ChannelUnread() ChannelUnreadResolver
 	Feed() FeedResolver
 	FeedUpdate() FeedUpdateResolver
 	Follow() FollowResolver
+	Member() MemberResolver
+	Message() MessageResolver
+	MessageReaction() MessageReactionResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Reaction() ReactionResolver
@@ -147,6 +152,47 @@ type ComplexityRoot struct {
 		StartedAt    func(childComplexity int) int
 	}
 
+	Channel struct {
+		CreatedAt     func(childComplexity int) int
+		CreatedBy     func(childComplexity int) int
+		Data          func(childComplexity int) int
+		ID            func(childComplexity int) int
+		Image         func(childComplexity int) int
+		LastMessage   func(childComplexity int) int
+		LastMessageAt func(childComplexity int) int
+		MemberCount   func(childComplexity int) int
+		Members       func(childComplexity int, first *int, after *string) int
+		Messages      func(childComplexity int, last *int, before *string) int
+		Name          func(childComplexity int) int
+		Type          func(childComplexity int) int
+		UnreadCount   func(childComplexity int) int
+		UpdatedAt     func(childComplexity int) int
+	}
+
+	ChannelConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ChannelEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ChannelEvent struct {
+		Channel   func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		Message   func(childComplexity int) int
+		Type      func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
+	ChannelUnread struct {
+		Channel     func(childComplexity int) int
+		LastRead    func(childComplexity int) int
+		UnreadCount func(childComplexity int) int
+	}
+
 	Feed struct {
 		Activities     func(childComplexity int, first *int, after *string) int
 		FollowerCount  func(childComplexity int) int
@@ -185,23 +231,89 @@ type ComplexityRoot struct {
 		Target    func(childComplexity int) int
 	}
 
+	Member struct {
+		JoinedAt          func(childComplexity int) int
+		LastRead          func(childComplexity int) int
+		LastReadMessageID func(childComplexity int) int
+		Role              func(childComplexity int) int
+		UnreadCount       func(childComplexity int) int
+		User              func(childComplexity int) int
+	}
+
+	MemberConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	MemberEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	Message struct {
+		Channel         func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		Data            func(childComplexity int) int
+		DeletedAt       func(childComplexity int) int
+		ID              func(childComplexity int) int
+		LatestReactions func(childComplexity int, first *int) int
+		MentionedUsers  func(childComplexity int) int
+		OwnReactions    func(childComplexity int) int
+		Parent          func(childComplexity int) int
+		ReactionCounts  func(childComplexity int) int
+		Replies         func(childComplexity int, first *int, after *string) int
+		ReplyCount      func(childComplexity int) int
+		Text            func(childComplexity int) int
+		Type            func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
+		User            func(childComplexity int) int
+	}
+
+	MessageConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	MessageEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	MessageReaction struct {
+		CreatedAt func(childComplexity int) int
+		Kind      func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
 	Mutation struct {
 		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
+		AddMembers        func(childComplexity int, channel string, userIds []string) int
 		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage) int
 		CreateCall        func(childComplexity int, input store.CallInput) int
+		CreateChannel     func(childComplexity int, input store.ChannelInput) int
+		DeleteMessage     func(childComplexity int, id string) int
+		DeleteReaction    func(childComplexity int, message string, kind string) int
 		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
 		EndCall           func(childComplexity int, id string) int
 		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
 		JoinCall          func(childComplexity int, id string) int
 		LeaveCall         func(childComplexity int, participant string) int
+		MarkAllRead       func(childComplexity int) int
 		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
 		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
+		MarkRead          func(childComplexity int, channel string, message *string) int
 		RemoveActivity    func(childComplexity int, id string) int
+		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
 		RemoveReaction    func(childComplexity int, id string) int
+		SendMessage       func(childComplexity int, channel string, input store.MessageInput) int
+		SendReaction      func(childComplexity int, message string, kind string) int
 		SendSignal        func(childComplexity int, participant string, to string, kind store.SignalKind, payload string) int
+		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
 		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
+		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage) int
+		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
 
@@ -211,13 +323,18 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Activity func(childComplexity int, id string) int
-		Call     func(childComplexity int, id string) int
-		Feed     func(childComplexity int, id string) int
-		Me       func(childComplexity int) int
-		SfuNodes func(childComplexity int) int
-		User     func(childComplexity int, id string) int
-		Users    func(childComplexity int, ids []string) int
+		Activity       func(childComplexity int, id string) int
+		Call           func(childComplexity int, id string) int
+		Channel        func(childComplexity int, id string) int
+		Channels       func(childComplexity int, filter *store.ChannelFilter, first *int, after *string) int
+		Feed           func(childComplexity int, id string) int
+		Me             func(childComplexity int) int
+		Message        func(childComplexity int, id string) int
+		SearchMessages func(childComplexity int, query string, channel *string, first *int, after *string) int
+		SfuNodes       func(childComplexity int) int
+		UnreadCounts   func(childComplexity int) int
+		User           func(childComplexity int, id string) int
+		Users          func(childComplexity int, ids []string) int
 	}
 
 	Reaction struct {
@@ -251,9 +368,18 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		CallEvents  func(childComplexity int, participant string) int
-		FeedUpdated func(childComplexity int, feed string) int
-		UserUpdated func(childComplexity int, id string) int
+		CallEvents    func(childComplexity int, participant string) int
+		ChannelEvents func(childComplexity int, channel string) int
+		FeedUpdated   func(childComplexity int, feed string) int
+		MessageAdded  func(childComplexity int, channel string, after *string) int
+		MyEvents      func(childComplexity int) int
+		UserUpdated   func(childComplexity int, id string) int
+	}
+
+	UnreadCounts struct {
+		Channels         func(childComplexity int) int
+		TotalUnreadCount func(childComplexity int) int
+		UnreadChannels   func(childComplexity int) int
 	}
 
 	User struct {
@@ -266,6 +392,15 @@ type ComplexityRoot struct {
 		Online     func(childComplexity int) int
 		Role       func(childComplexity int) int
 		UpdatedAt  func(childComplexity int) int
+	}
+
+	UserEvent struct {
+		Channel          func(childComplexity int) int
+		CreatedAt        func(childComplexity int) int
+		Message          func(childComplexity int) int
+		TotalUnreadCount func(childComplexity int) int
+		Type             func(childComplexity int) int
+		UnreadChannels   func(childComplexity int) int
 	}
 }
 
@@ -716,6 +851,177 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CallSession.StartedAt(childComplexity), true
 
+	case "Channel.createdAt":
+		if e.ComplexityRoot.Channel.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.CreatedAt(childComplexity), true
+	case "Channel.createdBy":
+		if e.ComplexityRoot.Channel.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.CreatedBy(childComplexity), true
+	case "Channel.data":
+		if e.ComplexityRoot.Channel.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.Data(childComplexity), true
+	case "Channel.id":
+		if e.ComplexityRoot.Channel.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.ID(childComplexity), true
+	case "Channel.image":
+		if e.ComplexityRoot.Channel.Image == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.Image(childComplexity), true
+	case "Channel.lastMessage":
+		if e.ComplexityRoot.Channel.LastMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.LastMessage(childComplexity), true
+	case "Channel.lastMessageAt":
+		if e.ComplexityRoot.Channel.LastMessageAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.LastMessageAt(childComplexity), true
+	case "Channel.memberCount":
+		if e.ComplexityRoot.Channel.MemberCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.MemberCount(childComplexity), true
+	case "Channel.members":
+		if e.ComplexityRoot.Channel.Members == nil {
+			break
+		}
+
+		args, err := ec.field_Channel_members_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Channel.Members(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Channel.messages":
+		if e.ComplexityRoot.Channel.Messages == nil {
+			break
+		}
+
+		args, err := ec.field_Channel_messages_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Channel.Messages(childComplexity, args["last"].(*int), args["before"].(*string)), true
+	case "Channel.name":
+		if e.ComplexityRoot.Channel.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.Name(childComplexity), true
+	case "Channel.type":
+		if e.ComplexityRoot.Channel.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.Type(childComplexity), true
+	case "Channel.unreadCount":
+		if e.ComplexityRoot.Channel.UnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.UnreadCount(childComplexity), true
+	case "Channel.updatedAt":
+		if e.ComplexityRoot.Channel.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.UpdatedAt(childComplexity), true
+
+	case "ChannelConnection.edges":
+		if e.ComplexityRoot.ChannelConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelConnection.Edges(childComplexity), true
+	case "ChannelConnection.pageInfo":
+		if e.ComplexityRoot.ChannelConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelConnection.PageInfo(childComplexity), true
+
+	case "ChannelEdge.cursor":
+		if e.ComplexityRoot.ChannelEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEdge.Cursor(childComplexity), true
+	case "ChannelEdge.node":
+		if e.ComplexityRoot.ChannelEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEdge.Node(childComplexity), true
+
+	case "ChannelEvent.channel":
+		if e.ComplexityRoot.ChannelEvent.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEvent.Channel(childComplexity), true
+	case "ChannelEvent.createdAt":
+		if e.ComplexityRoot.ChannelEvent.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEvent.CreatedAt(childComplexity), true
+	case "ChannelEvent.message":
+		if e.ComplexityRoot.ChannelEvent.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEvent.Message(childComplexity), true
+	case "ChannelEvent.type":
+		if e.ComplexityRoot.ChannelEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEvent.Type(childComplexity), true
+	case "ChannelEvent.user":
+		if e.ComplexityRoot.ChannelEvent.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelEvent.User(childComplexity), true
+
+	case "ChannelUnread.channel":
+		if e.ComplexityRoot.ChannelUnread.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelUnread.Channel(childComplexity), true
+	case "ChannelUnread.lastRead":
+		if e.ComplexityRoot.ChannelUnread.LastRead == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelUnread.LastRead(childComplexity), true
+	case "ChannelUnread.unreadCount":
+		if e.ComplexityRoot.ChannelUnread.UnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelUnread.UnreadCount(childComplexity), true
+
 	case "Feed.activities":
 		if e.ComplexityRoot.Feed.Activities == nil {
 			break
@@ -879,6 +1185,221 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Follow.Target(childComplexity), true
 
+	case "Member.joinedAt":
+		if e.ComplexityRoot.Member.JoinedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.JoinedAt(childComplexity), true
+	case "Member.lastRead":
+		if e.ComplexityRoot.Member.LastRead == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.LastRead(childComplexity), true
+	case "Member.lastReadMessageId":
+		if e.ComplexityRoot.Member.LastReadMessageID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.LastReadMessageID(childComplexity), true
+	case "Member.role":
+		if e.ComplexityRoot.Member.Role == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.Role(childComplexity), true
+	case "Member.unreadCount":
+		if e.ComplexityRoot.Member.UnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.UnreadCount(childComplexity), true
+	case "Member.user":
+		if e.ComplexityRoot.Member.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.User(childComplexity), true
+
+	case "MemberConnection.edges":
+		if e.ComplexityRoot.MemberConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberConnection.Edges(childComplexity), true
+	case "MemberConnection.pageInfo":
+		if e.ComplexityRoot.MemberConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberConnection.PageInfo(childComplexity), true
+
+	case "MemberEdge.cursor":
+		if e.ComplexityRoot.MemberEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberEdge.Cursor(childComplexity), true
+	case "MemberEdge.node":
+		if e.ComplexityRoot.MemberEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MemberEdge.Node(childComplexity), true
+
+	case "Message.channel":
+		if e.ComplexityRoot.Message.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Channel(childComplexity), true
+	case "Message.createdAt":
+		if e.ComplexityRoot.Message.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.CreatedAt(childComplexity), true
+	case "Message.data":
+		if e.ComplexityRoot.Message.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Data(childComplexity), true
+	case "Message.deletedAt":
+		if e.ComplexityRoot.Message.DeletedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.DeletedAt(childComplexity), true
+	case "Message.id":
+		if e.ComplexityRoot.Message.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.ID(childComplexity), true
+	case "Message.latestReactions":
+		if e.ComplexityRoot.Message.LatestReactions == nil {
+			break
+		}
+
+		args, err := ec.field_Message_latestReactions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Message.LatestReactions(childComplexity, args["first"].(*int)), true
+	case "Message.mentionedUsers":
+		if e.ComplexityRoot.Message.MentionedUsers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.MentionedUsers(childComplexity), true
+	case "Message.ownReactions":
+		if e.ComplexityRoot.Message.OwnReactions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.OwnReactions(childComplexity), true
+	case "Message.parent":
+		if e.ComplexityRoot.Message.Parent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Parent(childComplexity), true
+	case "Message.reactionCounts":
+		if e.ComplexityRoot.Message.ReactionCounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.ReactionCounts(childComplexity), true
+	case "Message.replies":
+		if e.ComplexityRoot.Message.Replies == nil {
+			break
+		}
+
+		args, err := ec.field_Message_replies_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Message.Replies(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Message.replyCount":
+		if e.ComplexityRoot.Message.ReplyCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.ReplyCount(childComplexity), true
+	case "Message.text":
+		if e.ComplexityRoot.Message.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Text(childComplexity), true
+	case "Message.type":
+		if e.ComplexityRoot.Message.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Type(childComplexity), true
+	case "Message.updatedAt":
+		if e.ComplexityRoot.Message.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.UpdatedAt(childComplexity), true
+	case "Message.user":
+		if e.ComplexityRoot.Message.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.User(childComplexity), true
+
+	case "MessageConnection.edges":
+		if e.ComplexityRoot.MessageConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageConnection.Edges(childComplexity), true
+	case "MessageConnection.pageInfo":
+		if e.ComplexityRoot.MessageConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageConnection.PageInfo(childComplexity), true
+
+	case "MessageEdge.cursor":
+		if e.ComplexityRoot.MessageEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageEdge.Cursor(childComplexity), true
+	case "MessageEdge.node":
+		if e.ComplexityRoot.MessageEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageEdge.Node(childComplexity), true
+
+	case "MessageReaction.createdAt":
+		if e.ComplexityRoot.MessageReaction.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageReaction.CreatedAt(childComplexity), true
+	case "MessageReaction.kind":
+		if e.ComplexityRoot.MessageReaction.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageReaction.Kind(childComplexity), true
+	case "MessageReaction.user":
+		if e.ComplexityRoot.MessageReaction.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.MessageReaction.User(childComplexity), true
+
 	case "Mutation.addActivity":
 		if e.ComplexityRoot.Mutation.AddActivity == nil {
 			break
@@ -890,6 +1411,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddActivity(childComplexity, args["feed"].(string), args["input"].(store.ActivityInput)), true
+	case "Mutation.addMembers":
+		if e.ComplexityRoot.Mutation.AddMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddMembers(childComplexity, args["channel"].(string), args["userIds"].([]string)), true
 	case "Mutation.addReaction":
 		if e.ComplexityRoot.Mutation.AddReaction == nil {
 			break
@@ -912,6 +1444,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateCall(childComplexity, args["input"].(store.CallInput)), true
+	case "Mutation.createChannel":
+		if e.ComplexityRoot.Mutation.CreateChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateChannel(childComplexity, args["input"].(store.ChannelInput)), true
+	case "Mutation.deleteMessage":
+		if e.ComplexityRoot.Mutation.DeleteMessage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteMessage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteMessage(childComplexity, args["id"].(string)), true
+	case "Mutation.deleteReaction":
+		if e.ComplexityRoot.Mutation.DeleteReaction == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteReaction_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteReaction(childComplexity, args["message"].(string), args["kind"].(string)), true
 	case "Mutation.drainSFUNode":
 		if e.ComplexityRoot.Mutation.DrainSFUNode == nil {
 			break
@@ -967,6 +1532,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LeaveCall(childComplexity, args["participant"].(string)), true
+	case "Mutation.markAllRead":
+		if e.ComplexityRoot.Mutation.MarkAllRead == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.MarkAllRead(childComplexity), true
 	case "Mutation.markFeedRead":
 		if e.ComplexityRoot.Mutation.MarkFeedRead == nil {
 			break
@@ -989,6 +1560,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkFeedSeen(childComplexity, args["feed"].(string), args["groups"].([]string)), true
+	case "Mutation.markRead":
+		if e.ComplexityRoot.Mutation.MarkRead == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markRead_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkRead(childComplexity, args["channel"].(string), args["message"].(*string)), true
 	case "Mutation.removeActivity":
 		if e.ComplexityRoot.Mutation.RemoveActivity == nil {
 			break
@@ -1000,6 +1582,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveActivity(childComplexity, args["id"].(string)), true
+	case "Mutation.removeMembers":
+		if e.ComplexityRoot.Mutation.RemoveMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveMembers(childComplexity, args["channel"].(string), args["userIds"].([]string)), true
 	case "Mutation.removeReaction":
 		if e.ComplexityRoot.Mutation.RemoveReaction == nil {
 			break
@@ -1011,6 +1604,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveReaction(childComplexity, args["id"].(string)), true
+	case "Mutation.sendMessage":
+		if e.ComplexityRoot.Mutation.SendMessage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendMessage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendMessage(childComplexity, args["channel"].(string), args["input"].(store.MessageInput)), true
+	case "Mutation.sendReaction":
+		if e.ComplexityRoot.Mutation.SendReaction == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendReaction_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendReaction(childComplexity, args["message"].(string), args["kind"].(string)), true
 	case "Mutation.sendSignal":
 		if e.ComplexityRoot.Mutation.SendSignal == nil {
 			break
@@ -1022,6 +1637,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendSignal(childComplexity, args["participant"].(string), args["to"].(string), args["kind"].(store.SignalKind), args["payload"].(string)), true
+	case "Mutation.sendTypingEvent":
+		if e.ComplexityRoot.Mutation.SendTypingEvent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendTypingEvent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendTypingEvent(childComplexity, args["channel"].(string), args["typing"].(*bool)), true
 	case "Mutation.unfollow":
 		if e.ComplexityRoot.Mutation.Unfollow == nil {
 			break
@@ -1055,6 +1681,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateCallMembers(childComplexity, args["id"].(string), args["set"].([]*model.CallMemberInput), args["remove"].([]string)), true
+	case "Mutation.updateChannel":
+		if e.ComplexityRoot.Mutation.UpdateChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateChannel(childComplexity, args["id"].(string), args["name"].(*string), args["image"].(*string), args["data"].(json.RawMessage)), true
+	case "Mutation.updateMessage":
+		if e.ComplexityRoot.Mutation.UpdateMessage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateMessage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateMessage(childComplexity, args["id"].(string), args["text"].(string), args["data"].(json.RawMessage)), true
 	case "Mutation.upsertUsers":
 		if e.ComplexityRoot.Mutation.UpsertUsers == nil {
 			break
@@ -1102,6 +1750,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Call(childComplexity, args["id"].(string)), true
+	case "Query.channel":
+		if e.ComplexityRoot.Query.Channel == nil {
+			break
+		}
+
+		args, err := ec.field_Query_channel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Channel(childComplexity, args["id"].(string)), true
+	case "Query.channels":
+		if e.ComplexityRoot.Query.Channels == nil {
+			break
+		}
+
+		args, err := ec.field_Query_channels_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Channels(childComplexity, args["filter"].(*store.ChannelFilter), args["first"].(*int), args["after"].(*string)), true
 	case "Query.feed":
 		if e.ComplexityRoot.Query.Feed == nil {
 			break
@@ -1120,12 +1790,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Me(childComplexity), true
+	case "Query.message":
+		if e.ComplexityRoot.Query.Message == nil {
+			break
+		}
+
+		args, err := ec.field_Query_message_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Message(childComplexity, args["id"].(string)), true
+	case "Query.searchMessages":
+		if e.ComplexityRoot.Query.SearchMessages == nil {
+			break
+		}
+
+		args, err := ec.field_Query_searchMessages_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SearchMessages(childComplexity, args["query"].(string), args["channel"].(*string), args["first"].(*int), args["after"].(*string)), true
 	case "Query.sfuNodes":
 		if e.ComplexityRoot.Query.SfuNodes == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.SfuNodes(childComplexity), true
+	case "Query.unreadCounts":
+		if e.ComplexityRoot.Query.UnreadCounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.UnreadCounts(childComplexity), true
 	case "Query.user":
 		if e.ComplexityRoot.Query.User == nil {
 			break
@@ -1272,6 +1970,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.CallEvents(childComplexity, args["participant"].(string)), true
+	case "Subscription.channelEvents":
+		if e.ComplexityRoot.Subscription.ChannelEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_channelEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ChannelEvents(childComplexity, args["channel"].(string)), true
 	case "Subscription.feedUpdated":
 		if e.ComplexityRoot.Subscription.FeedUpdated == nil {
 			break
@@ -1283,6 +1992,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.FeedUpdated(childComplexity, args["feed"].(string)), true
+	case "Subscription.messageAdded":
+		if e.ComplexityRoot.Subscription.MessageAdded == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_messageAdded_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.MessageAdded(childComplexity, args["channel"].(string), args["after"].(*string)), true
+	case "Subscription.myEvents":
+		if e.ComplexityRoot.Subscription.MyEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.MyEvents(childComplexity), true
 	case "Subscription.userUpdated":
 		if e.ComplexityRoot.Subscription.UserUpdated == nil {
 			break
@@ -1294,6 +2020,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.UserUpdated(childComplexity, args["id"].(string)), true
+
+	case "UnreadCounts.channels":
+		if e.ComplexityRoot.UnreadCounts.Channels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadCounts.Channels(childComplexity), true
+	case "UnreadCounts.totalUnreadCount":
+		if e.ComplexityRoot.UnreadCounts.TotalUnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadCounts.TotalUnreadCount(childComplexity), true
+	case "UnreadCounts.unreadChannels":
+		if e.ComplexityRoot.UnreadCounts.UnreadChannels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadCounts.UnreadChannels(childComplexity), true
 
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
@@ -1350,6 +2095,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.User.UpdatedAt(childComplexity), true
 
+	case "UserEvent.channel":
+		if e.ComplexityRoot.UserEvent.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.Channel(childComplexity), true
+	case "UserEvent.createdAt":
+		if e.ComplexityRoot.UserEvent.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.CreatedAt(childComplexity), true
+	case "UserEvent.message":
+		if e.ComplexityRoot.UserEvent.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.Message(childComplexity), true
+	case "UserEvent.totalUnreadCount":
+		if e.ComplexityRoot.UserEvent.TotalUnreadCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.TotalUnreadCount(childComplexity), true
+	case "UserEvent.type":
+		if e.ComplexityRoot.UserEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.Type(childComplexity), true
+	case "UserEvent.unreadChannels":
+		if e.ComplexityRoot.UserEvent.UnreadChannels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UserEvent.UnreadChannels(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -1362,6 +2144,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ActivityInput", ec.unmarshalInputActivityInput),
 			graphql.NewInputUnmarshaler("CallInput", ec.unmarshalInputCallInput),
 			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
+			graphql.NewInputUnmarshaler("ChannelFilter", ec.unmarshalInputChannelFilter),
+			graphql.NewInputUnmarshaler("ChannelInput", ec.unmarshalInputChannelInput),
+			graphql.NewInputUnmarshaler("MessageInput", ec.unmarshalInputMessageInput),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
 		)
 	}
@@ -1655,6 +2440,267 @@ extend type Subscription {
   participant.left. While it is open the participant stays in the call.
   """
   callEvents(participant: ID!): CallEvent!
+}
+`, BuiltIn: false},
+	{Name: "../schema/chat.graphqls", Input: `"""
+A chat channel. Its id is ` + "`" + `type:id` + "`" + `, like ` + "`" + `messaging:general` + "`" + `. Type
+` + "`" + `messaging` + "`" + `: only members read, write and subscribe. Type ` + "`" + `livestream` + "`" + `: any
+signed-in user reads and subscribes, members write. The creator is the
+channel's owner; owners and admins update the channel and its members.
+"""
+type Channel {
+  "The full ` + "`" + `type:id` + "`" + `."
+  id: ID!
+  "messaging or livestream."
+  type: String!
+  name: String
+  image: String
+  data: JSON
+  createdBy: User!
+  createdAt: Time!
+  updatedAt: Time!
+  "When the newest message (thread replies included) was sent."
+  lastMessageAt: Time
+  lastMessage: Message
+  memberCount: Int!
+  "The caller's unread messages in the channel (0 for a non-member)."
+  unreadCount: Int!
+  "Members in join order."
+  members(first: Int = 100, after: String): MemberConnection!
+  """
+  Top-level messages, newest page first: ` + "`" + `last` + "`" + ` messages before the cursor
+  ` + "`" + `before` + "`" + `, in the order they were sent. ` + "`" + `pageInfo.hasNextPage` + "`" + ` says older
+  messages exist; pass ` + "`" + `pageInfo.endCursor` + "`" + ` (the oldest message's cursor) as
+  ` + "`" + `before` + "`" + ` for them.
+  """
+  messages(last: Int = 50, before: String): MessageConnection!
+}
+
+"A user in a channel."
+type Member {
+  user: User!
+  "owner or member."
+  role: String!
+  joinedAt: Time!
+  "When the member last marked the channel read."
+  lastRead: Time
+  lastReadMessageId: ID
+  unreadCount: Int!
+}
+
+type MemberConnection {
+  edges: [MemberEdge!]!
+  pageInfo: PageInfo!
+}
+
+type MemberEdge {
+  cursor: String!
+  node: Member!
+}
+
+"A chat message. Deleted messages stay, with type deleted and empty text."
+type Message {
+  id: ID!
+  channel: Channel!
+  user: User!
+  text: String!
+  "regular, reply (in a thread), deleted or system."
+  type: String!
+  "The thread's first message, for a reply."
+  parent: Message
+  replyCount: Int!
+  "Thread replies in the order they were sent."
+  replies(first: Int = 25, after: String): MessageConnection!
+  mentionedUsers: [User!]!
+  "How many reactions of each kind, most first."
+  reactionCounts: [ReactionCount!]!
+  "The caller's own reactions."
+  ownReactions: [MessageReaction!]!
+  "The newest reactions (at most 25)."
+  latestReactions(first: Int = 5): [MessageReaction!]!
+  data: JSON
+  createdAt: Time!
+  updatedAt: Time!
+  deletedAt: Time
+}
+
+type MessageConnection {
+  edges: [MessageEdge!]!
+  pageInfo: PageInfo!
+}
+
+type MessageEdge {
+  cursor: String!
+  node: Message!
+}
+
+type MessageReaction {
+  "1 to 32 lowercase letters, digits, _ or -, like like or thumbs_up."
+  kind: String!
+  user: User!
+  createdAt: Time!
+}
+
+"""
+The caller's unread messages. A channel's unread count is the number of
+top-level messages sent after the member's read position: thread replies are
+never unread, and deleting a message does not change counts.
+"""
+type UnreadCounts {
+  totalUnreadCount: Int!
+  "How many channels have unread messages."
+  unreadChannels: Int!
+  "The channels with unread messages."
+  channels: [ChannelUnread!]!
+}
+
+type ChannelUnread {
+  channel: Channel!
+  unreadCount: Int!
+  lastRead: Time
+}
+
+"""
+An event of a channel: message.new, message.updated, message.deleted,
+reaction.new, reaction.deleted, typing.start, typing.stop, message.read,
+member.added, member.removed or channel.updated.
+"""
+type ChannelEvent {
+  type: String!
+  "The channel's ` + "`" + `type:id` + "`" + `."
+  channel: ID!
+  "Who did it (the sender, the reader, the typist, the member)."
+  user: User
+  message: Message
+  createdAt: Time!
+}
+
+"""
+An event for the caller across all its channels:
+notification.message_new (a message in one of its channels, sent by someone
+else), notification.mark_read, notification.added_to_channel or
+notification.removed_from_channel, each with the caller's new totals.
+Channels above CHAT_PUSH_MEMBER_LIMIT members send no
+notification.message_new.
+"""
+type UserEvent {
+  type: String!
+  channel: ID
+  message: Message
+  totalUnreadCount: Int!
+  unreadChannels: Int!
+  createdAt: Time!
+}
+
+type ChannelConnection {
+  edges: [ChannelEdge!]!
+  pageInfo: PageInfo!
+}
+
+type ChannelEdge {
+  cursor: String!
+  node: Channel!
+}
+
+input ChannelInput {
+  "messaging or livestream."
+  type: String!
+  "The id part of ` + "`" + `type:id` + "`" + ` (1 to 64 letters, digits or _-@.); generated when left out."
+  id: ID
+  "At most 200 characters."
+  name: String
+  "An image URL, at most 2048 characters."
+  image: String
+  data: JSON
+  "Users besides the creator to add as members (at most 100); they must exist."
+  members: [ID!]
+}
+
+input ChannelFilter {
+  type: String
+  "Only channels with (true) or without (false) unread messages."
+  hasUnread: Boolean
+}
+
+input MessageInput {
+  """
+  A client-chosen UUID: sending again with the same id returns the first
+  message instead of a second one.
+  """
+  id: ID
+  "At most 5,000 characters."
+  text: String!
+  "The message to reply to, making this a thread reply."
+  parentId: ID
+  "At most 100 users."
+  mentionedUserIds: [ID!]
+  data: JSON
+}
+
+extend type Query {
+  "A channel by its ` + "`" + `type:id` + "`" + `, or null when there is none."
+  channel(id: ID!): Channel
+  "A message by id, or null when there is none."
+  message(id: ID!): Message
+  "The caller's unread counts across all its channels."
+  unreadCounts: UnreadCounts!
+  "The caller's channels, latest activity first."
+  channels(filter: ChannelFilter, first: Int = 20, after: String): ChannelConnection!
+  """
+  Messages whose text matches the query (PostgreSQL full-text search, all
+  words), newest first, in the caller's channels or in one given channel the
+  caller may read.
+  """
+  searchMessages(query: String!, channel: ID, first: Int = 20, after: String): MessageConnection!
+}
+
+extend type Mutation {
+  """
+  Creates a channel with the caller as its owner. When an id is given and
+  the channel exists, returns it unchanged (get-or-create); then the caller
+  must be able to read it.
+  """
+  createChannel(input: ChannelInput!): Channel!
+  "Changes a channel's name, image or data. Owners and admins only."
+  updateChannel(id: ID!, name: String, image: String, data: JSON): Channel!
+  "Adds members (at most 100 at once). Owners and admins only."
+  addMembers(channel: ID!, userIds: [ID!]!): Channel!
+  "Removes members (at most 100 at once). Owners and admins only."
+  removeMembers(channel: ID!, userIds: [ID!]!): Channel!
+  """
+  Sends a message; members only. It marks the channel read for the sender.
+  A client-chosen input.id makes a retry return the same message.
+  """
+  sendMessage(channel: ID!, input: MessageInput!): Message!
+  "Changes a message's text and data. Its author and admins only."
+  updateMessage(id: ID!, text: String!, data: JSON): Message!
+  "Soft-deletes a message. Its author, the channel's owners and admins only."
+  deleteMessage(id: ID!): Message!
+  "Adds the caller's reaction of a kind (at most 50 kinds a message)."
+  sendReaction(message: ID!, kind: String!): Message!
+  deleteReaction(message: ID!, kind: String!): Message!
+  """
+  Marks the channel read up to a message (default: the newest). A read
+  position never moves backwards.
+  """
+  markRead(channel: ID!, message: ID): ChannelUnread!
+  "Marks every channel of the caller read."
+  markAllRead: UnreadCounts!
+  "Tells the channel's subscribers the caller is typing (or stopped). Not stored."
+  sendTypingEvent(channel: ID!, typing: Boolean = true): Boolean!
+}
+
+extend type Subscription {
+  """
+  New messages of a channel (thread replies included), in order. With
+  ` + "`" + `after` + "`" + ` (a message id) it first replays the stored messages sent after
+  it, then continues live: no gap, no duplicate.
+  """
+  messageAdded(channel: ID!, after: ID): Message!
+  "Every event of a channel."
+  channelEvents(channel: ID!): ChannelEvent!
+  "The caller's notifications across all its channels."
+  myEvents: UserEvent!
 }
 `, BuiltIn: false},
 	{Name: "../schema/core.graphqls", Input: `"An instant in time, formatted as RFC 3339 (for example 2026-11-24T09:30:00Z)."
@@ -2140,6 +3186,88 @@ func (ec *executionContext) childFields_CallSession(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type CallSession", field.Name)
 }
 
+func (ec *executionContext) childFields_Channel(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Channel_id(ctx, field)
+	case "type":
+		return ec.fieldContext_Channel_type(ctx, field)
+	case "name":
+		return ec.fieldContext_Channel_name(ctx, field)
+	case "image":
+		return ec.fieldContext_Channel_image(ctx, field)
+	case "data":
+		return ec.fieldContext_Channel_data(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Channel_createdBy(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Channel_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Channel_updatedAt(ctx, field)
+	case "lastMessageAt":
+		return ec.fieldContext_Channel_lastMessageAt(ctx, field)
+	case "lastMessage":
+		return ec.fieldContext_Channel_lastMessage(ctx, field)
+	case "memberCount":
+		return ec.fieldContext_Channel_memberCount(ctx, field)
+	case "unreadCount":
+		return ec.fieldContext_Channel_unreadCount(ctx, field)
+	case "members":
+		return ec.fieldContext_Channel_members(ctx, field)
+	case "messages":
+		return ec.fieldContext_Channel_messages(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Channel", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ChannelConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ChannelConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ChannelEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ChannelEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_ChannelEvent_type(ctx, field)
+	case "channel":
+		return ec.fieldContext_ChannelEvent_channel(ctx, field)
+	case "user":
+		return ec.fieldContext_ChannelEvent_user(ctx, field)
+	case "message":
+		return ec.fieldContext_ChannelEvent_message(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_ChannelEvent_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelUnread(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "channel":
+		return ec.fieldContext_ChannelUnread_channel(ctx, field)
+	case "unreadCount":
+		return ec.fieldContext_ChannelUnread_unreadCount(ctx, field)
+	case "lastRead":
+		return ec.fieldContext_ChannelUnread_lastRead(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelUnread", field.Name)
+}
+
 func (ec *executionContext) childFields_Feed(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2216,6 +3344,114 @@ func (ec *executionContext) childFields_Follow(ctx context.Context, field graphq
 	return nil, fmt.Errorf("no field named %q was found under type Follow", field.Name)
 }
 
+func (ec *executionContext) childFields_Member(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_Member_user(ctx, field)
+	case "role":
+		return ec.fieldContext_Member_role(ctx, field)
+	case "joinedAt":
+		return ec.fieldContext_Member_joinedAt(ctx, field)
+	case "lastRead":
+		return ec.fieldContext_Member_lastRead(ctx, field)
+	case "lastReadMessageId":
+		return ec.fieldContext_Member_lastReadMessageId(ctx, field)
+	case "unreadCount":
+		return ec.fieldContext_Member_unreadCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Member", field.Name)
+}
+
+func (ec *executionContext) childFields_MemberConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_MemberConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_MemberConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MemberConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_MemberEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_MemberEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_MemberEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MemberEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Message(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Message_id(ctx, field)
+	case "channel":
+		return ec.fieldContext_Message_channel(ctx, field)
+	case "user":
+		return ec.fieldContext_Message_user(ctx, field)
+	case "text":
+		return ec.fieldContext_Message_text(ctx, field)
+	case "type":
+		return ec.fieldContext_Message_type(ctx, field)
+	case "parent":
+		return ec.fieldContext_Message_parent(ctx, field)
+	case "replyCount":
+		return ec.fieldContext_Message_replyCount(ctx, field)
+	case "replies":
+		return ec.fieldContext_Message_replies(ctx, field)
+	case "mentionedUsers":
+		return ec.fieldContext_Message_mentionedUsers(ctx, field)
+	case "reactionCounts":
+		return ec.fieldContext_Message_reactionCounts(ctx, field)
+	case "ownReactions":
+		return ec.fieldContext_Message_ownReactions(ctx, field)
+	case "latestReactions":
+		return ec.fieldContext_Message_latestReactions(ctx, field)
+	case "data":
+		return ec.fieldContext_Message_data(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Message_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Message_updatedAt(ctx, field)
+	case "deletedAt":
+		return ec.fieldContext_Message_deletedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Message", field.Name)
+}
+
+func (ec *executionContext) childFields_MessageConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_MessageConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_MessageConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MessageConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_MessageEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_MessageEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_MessageEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MessageEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_MessageReaction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "kind":
+		return ec.fieldContext_MessageReaction_kind(ctx, field)
+	case "user":
+		return ec.fieldContext_MessageReaction_user(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_MessageReaction_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type MessageReaction", field.Name)
+}
+
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "hasNextPage":
@@ -2286,6 +3522,18 @@ func (ec *executionContext) childFields_Signal(ctx context.Context, field graphq
 	return nil, fmt.Errorf("no field named %q was found under type Signal", field.Name)
 }
 
+func (ec *executionContext) childFields_UnreadCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "totalUnreadCount":
+		return ec.fieldContext_UnreadCounts_totalUnreadCount(ctx, field)
+	case "unreadChannels":
+		return ec.fieldContext_UnreadCounts_unreadChannels(ctx, field)
+	case "channels":
+		return ec.fieldContext_UnreadCounts_channels(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UnreadCounts", field.Name)
+}
+
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -2308,6 +3556,24 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_updatedAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
+}
+
+func (ec *executionContext) childFields_UserEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_UserEvent_type(ctx, field)
+	case "channel":
+		return ec.fieldContext_UserEvent_channel(ctx, field)
+	case "message":
+		return ec.fieldContext_UserEvent_message(ctx, field)
+	case "totalUnreadCount":
+		return ec.fieldContext_UserEvent_totalUnreadCount(ctx, field)
+	case "unreadChannels":
+		return ec.fieldContext_UserEvent_unreadChannels(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_UserEvent_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UserEvent", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -289,3 +289,82 @@ func runAs(t *testing.T, f *fixture, r role, op, query string, vars brooktest.Va
 		}
 	}
 }
+
+// memberOnly allows members alone: a read position is a member's own, so
+// not even an admin has one in a channel it is not in.
+var memberOnly = map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: "FORBIDDEN", owner: allowed, nonMember: "FORBIDDEN", admin: "FORBIDDEN"}
+
+func init() {
+	msgRow := func(op, query string) policy {
+		return policy{op: op, want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return query, brooktest.Vars{"m": f.message(t, f.channel(t))}
+		}}
+	}
+	chanRow := func(op, query string, want map[role]outcome) policy {
+		return policy{op: op, want: want, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return query, brooktest.Vars{"c": f.channel(t)}
+		}}
+	}
+	matrix = append(matrix,
+		chanRow("query.channel", `query($c: ID!) { channel(id: $c) { id messages { edges { node { id } } } } }`, ownerOnly),
+		msgRow("query.message", `query($m: ID!) { message(id: $m) { id text } }`),
+		policy{op: "query.unreadCounts", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `{ unreadCounts { totalUnreadCount } }`, nil
+		}},
+		policy{op: "query.channels", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.channel(t)
+			return `{ channels { edges { node { id } } } }`, nil
+		}},
+		policy{op: "query.searchMessages", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.message(t, f.channel(t))
+			return `{ searchMessages(query: "hello") { edges { node { id } } } }`, nil
+		}},
+		policy{op: "mutation.createChannel", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			id := f.channel(t) // get-or-create of an existing channel: members and admins only
+			return `mutation($id: ID!) { createChannel(input: {type: "messaging", id: $id}) { id } }`, brooktest.Vars{"id": strings.TrimPrefix(id, "messaging:")}
+		}},
+		chanRow("mutation.updateChannel", `mutation($c: ID!) { updateChannel(id: $c, name: "new") { id } }`, ownerOnly),
+		policy{op: "mutation.addMembers", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($c: ID!, $u: ID!) { addMembers(channel: $c, userIds: [$u]) { id } }`, brooktest.Vars{"c": f.channel(t), "u": f.users[nonMember]}
+		}},
+		policy{op: "mutation.removeMembers", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			// The user removed is a plain member, who may not remove others.
+			return `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { id } }`, brooktest.Vars{"c": f.channel(t, f.users[stranger]), "u": f.users[stranger]}
+		}},
+		chanRow("mutation.sendMessage", `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi"}) { id } }`, ownerOnly),
+		msgRow("mutation.updateMessage", `mutation($m: ID!) { updateMessage(id: $m, text: "edited") { id } }`),
+		msgRow("mutation.deleteMessage", `mutation($m: ID!) { deleteMessage(id: $m) { id } }`),
+		msgRow("mutation.sendReaction", `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`),
+		msgRow("mutation.deleteReaction", `mutation($m: ID!) { deleteReaction(message: $m, kind: "like") { id } }`),
+		chanRow("mutation.markRead", `mutation($c: ID!) { markRead(channel: $c) { unreadCount } }`, memberOnly),
+		policy{op: "mutation.markAllRead", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.channel(t)
+			return `mutation { markAllRead { totalUnreadCount } }`, nil
+		}},
+		chanRow("mutation.sendTypingEvent", `mutation($c: ID!) { sendTypingEvent(channel: $c) }`, ownerOnly),
+		chanRow("subscription.messageAdded", `subscription($c: ID!) { messageAdded(channel: $c) { id } }`, ownerOnly),
+		chanRow("subscription.channelEvents", `subscription($c: ID!) { channelEvents(channel: $c) { type } }`, ownerOnly),
+		policy{op: "subscription.myEvents", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `subscription { myEvents { type } }`, nil
+		}},
+	)
+}
+
+// channel creates a messaging channel owned by the fixture's owner (with
+// the given members) and returns its id.
+func (f *fixture) channel(t *testing.T, members ...string) string {
+	t.Helper()
+	var got struct{ CreateChannel struct{ ID string } }
+	f.node.Must(t, f.token(t, owner), `mutation($m: [ID!]) { createChannel(input: {type: "messaging", members: $m}) { id } }`,
+		brooktest.Vars{"m": members}, &got)
+	return got.CreateChannel.ID
+}
+
+// message sends a message from the owner to a channel and returns its id.
+func (f *fixture) message(t *testing.T, channel string) string {
+	t.Helper()
+	var got struct{ SendMessage struct{ ID string } }
+	f.node.Must(t, f.token(t, owner), `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hello"}) { id } }`,
+		brooktest.Vars{"c": channel}, &got)
+	return got.SendMessage.ID
+}

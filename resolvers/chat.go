@@ -1,14 +1,428 @@
 package resolvers
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/auth"
+	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/graph"
+	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 )
 
-// chatLoaders are the dataloaders of the chat product.
-type chatLoaders struct{}
+// chatLoaders are the dataloaders of the chat product, created together on
+// first use: a response that needs none (a typing event, say) allocates
+// nothing for them.
+type chatLoaders struct {
+	chatStore *store.Store
+	chatOnce  sync.Once
+	chatSet   *chatLoaderSet
+}
 
-func newChatLoaders(_ *store.Store) chatLoaders { return chatLoaders{} }
+// chatLoaderSet holds the chat product's loaders.
+type chatLoaderSet struct {
+	Channels        *Loader[string, *store.Channel]
+	Messages        *Loader[uuid.UUID, *store.Message]
+	ReactionCounts  *Loader[uuid.UUID, []store.ReactionCount]
+	OwnReactions    *Loader[uuid.UUID, []*store.MessageReaction]
+	LatestReactions *Loader[latestKey, []*store.MessageReaction]
+	// MyMemberships are the caller's memberships, by channel.
+	MyMemberships *Loader[string, *store.Member]
+}
+
+// latestKey asks for a message's newest n reactions.
+type latestKey struct {
+	id uuid.UUID
+	n  int
+}
+
+func newChatLoaders(s *store.Store) chatLoaders { return chatLoaders{chatStore: s} }
+
+// chat returns the chat product's loaders, creating them on first use.
+func (l *chatLoaders) chat() *chatLoaderSet {
+	l.chatOnce.Do(func() { l.chatSet = newChatLoaderSet(l.chatStore) })
+	return l.chatSet
+}
+
+func newChatLoaderSet(s *store.Store) *chatLoaderSet {
+	return &chatLoaderSet{
+		Channels:       NewLoader(s.ChannelsByID),
+		Messages:       NewLoader(s.MessagesByID),
+		ReactionCounts: NewLoader(s.MessageReactionCounts),
+		OwnReactions: NewLoader(func(ctx context.Context, ids []uuid.UUID) ([][]*store.MessageReaction, error) {
+			id, err := caller(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s.OwnMessageReactions(ctx, id.UserID, ids)
+		}),
+		LatestReactions: NewLoader(func(ctx context.Context, keys []latestKey) ([][]*store.MessageReaction, error) {
+			n := 0
+			ids := make([]uuid.UUID, len(keys))
+			for i, k := range keys {
+				n = max(n, k.n)
+				ids[i] = k.id
+			}
+			all, err := s.LatestMessageReactions(ctx, n, ids)
+			if err != nil {
+				return nil, err
+			}
+			for i, k := range keys {
+				if len(all[i]) > k.n {
+					all[i] = all[i][:k.n]
+				}
+			}
+			return all, nil
+		}),
+		MyMemberships: NewLoader(func(ctx context.Context, channels []string) ([]*store.Member, error) {
+			id, err := caller(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return s.MembershipsOf(ctx, id.UserID, channels)
+		}),
+	}
+}
 
 // setChatComplexity gives the chat product's list fields their cost.
-func setChatComplexity(_ *graph.ComplexityRoot) {}
+func setChatComplexity(c *graph.ComplexityRoot) {
+	c.Channel.Members = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Channel.Messages = func(child int, last *int, _ *string) int { return listCost(child, last) }
+	c.Message.Replies = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Message.LatestReactions = func(child int, first *int) int { return listCost(child, first) }
+	c.Message.MentionedUsers = func(child int) int { return 1 + 10*child }
+	c.Message.ReactionCounts = func(child int) int { return 1 + 10*child }
+	c.Message.OwnReactions = func(child int) int { return 1 + 5*child }
+	c.Query.Channels = func(child int, _ *store.ChannelFilter, first *int, _ *string) int { return listCost(child, first) }
+	c.Query.SearchMessages = func(child int, _ string, _ *string, first *int, _ *string) int { return listCost(child, first) }
+	c.UnreadCounts.Channels = func(child int) int { return 1 + 100*child }
+}
+
+// chatAccess loads a channel with the caller's role in it.
+func (r *Resolver) chatAccess(ctx context.Context, field, id string) (*store.ChannelAccess, auth.Identity, error) {
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, me, err
+	}
+	if _, err := store.ParseChannelID(field, id); err != nil {
+		return nil, me, err
+	}
+	a, err := r.Store.ChannelForUser(ctx, id, me.UserID)
+	return a, me, err
+}
+
+// canReadChannel: members and admins, and anyone for livestream channels.
+func canReadChannel(a *store.ChannelAccess, me auth.Identity) bool {
+	return a.Role != "" || me.IsAdmin() || a.Channel.Type == store.ChannelLivestream
+}
+
+func requireRead(a *store.ChannelAccess, me auth.Identity) error {
+	if !canReadChannel(a, me) {
+		return auth.Forbidden("you are not a member of channel %q", a.Channel.ID)
+	}
+	return nil
+}
+
+func requireWrite(a *store.ChannelAccess, me auth.Identity) error {
+	if a.Role == "" && !me.IsAdmin() {
+		return auth.Forbidden("only members of channel %q may write to it", a.Channel.ID)
+	}
+	return nil
+}
+
+func requireOwner(a *store.ChannelAccess, me auth.Identity) error {
+	if a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
+		return auth.Forbidden("only the owners of channel %q and admins may do this", a.Channel.ID)
+	}
+	return nil
+}
+
+// messageAccess loads a message and the caller's access to its channel.
+func (r *Resolver) messageAccess(ctx context.Context, field, raw string) (*store.Message, *store.ChannelAccess, auth.Identity, error) {
+	me, err := caller(ctx)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	id, err := store.ParseID(field, raw)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	m, err := r.Store.Message(ctx, id)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	a, err := r.Store.ChannelForUser(ctx, m.ChannelID, me.UserID)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	return m, a, me, nil
+}
+
+// chatUser loads a user the chat product refers to.
+func (r *Resolver) chatUser(ctx context.Context, id string) (*store.User, error) {
+	u, err := r.loadersFor(ctx).Users.Load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, store.NotFound("user", id)
+	}
+	return u, nil
+}
+
+// publishChannel publishes an event of a channel, with the caller as its user.
+func (r *Resolver) publishChannel(ctx context.Context, typ, channel string, userID string, msg *store.Message) {
+	u, _ := r.loadersFor(ctx).Users.Load(ctx, userID)
+	r.Store.PublishChannelEvent(ctx, r.Bus, &store.ChannelEvent{Type: typ, Channel: channel, User: u, Message: msg, CreatedAt: time.Now().UTC()})
+}
+
+// withReactions fills a message's reaction counts for an event, so its
+// subscribers need no query for them.
+func (r *Resolver) withReactions(ctx context.Context, m *store.Message) *store.Message {
+	counts, err := r.Store.MessageReactionCounts(ctx, []uuid.UUID{m.ID})
+	if err == nil {
+		c := *m
+		c.Reactions = counts[0]
+		return &c
+	}
+	return m
+}
+
+// notifyMembership tells users they were added to or removed from a
+// channel, with their totals.
+func (r *Resolver) notifyMembership(ctx context.Context, typ, channel string, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	totals, err := r.Store.UnreadTotalsFromDB(ctx, r.Store.DB(), users)
+	if err != nil {
+		r.Log.Warn("chat: membership notification totals", "err", err)
+		return
+	}
+	evs := make([]*store.UserEvent, len(users))
+	now := time.Now().UTC()
+	for i, u := range users {
+		c := channel
+		evs[i] = &store.UserEvent{Type: typ, Channel: &c, TotalUnreadCount: totals[u].Total, UnreadChannels: totals[u].Channels, CreatedAt: now}
+	}
+	r.Store.PublishUserEvents(ctx, r.Bus, users, evs)
+}
+
+// afterMembership follows a committed membership change: counters of the
+// users concerned (of every member, when the channel crossed the push
+// limit) are rebuilt on their next read, and everyone hears of it.
+func (r *Resolver) afterMembership(ctx context.Context, ch *store.MemberChange, added bool) {
+	users := ch.Users
+	if ch.Crossed {
+		all, err := store.ChannelMemberIDs(ctx, r.Store.DB(), ch.Channel.ID)
+		if err == nil {
+			users = append(append([]string{}, users...), all...)
+		}
+	}
+	if err := r.Store.InvalidateUnread(ctx, users); err != nil {
+		r.Log.Warn("chat: invalidate unread counters", "err", err)
+	}
+	typ, note := store.EventMemberAdded, store.EventNotificationAdded
+	if !added {
+		typ, note = store.EventMemberRemoved, store.EventNotificationRemovedFrom
+	}
+	for _, u := range ch.Users {
+		r.publishChannel(ctx, typ, ch.Channel.ID, u, nil)
+	}
+	r.notifyMembership(ctx, note, ch.Channel.ID, ch.Users)
+}
+
+// messageConnection maps a page of messages to a connection and prefetches
+// what the page's messages will load.
+func (r *Resolver) messageConnection(ctx context.Context, page store.Page[*store.Message], cursor func(*store.Message) string) *model.MessageConnection {
+	r.prefetchMessages(ctx, page.Items)
+	es, info := edges(page, cursor, func(c string, m *store.Message) *model.MessageEdge { return &model.MessageEdge{Cursor: c, Node: m} })
+	return &model.MessageConnection{Edges: es, PageInfo: info}
+}
+
+// prefetchMessages loads, one statement each, what the selected fields of
+// a list of messages need.
+func (r *Resolver) prefetchMessages(ctx context.Context, msgs []*store.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	l := r.loadersFor(ctx)
+	if selected(ctx, "edges", "node", "user") {
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i] = m.UserID
+		}
+		_ = l.Users.Prefetch(ctx, ids)
+	}
+	ids := make([]uuid.UUID, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	if selected(ctx, "edges", "node", "reactionCounts") {
+		_ = l.chat().ReactionCounts.Prefetch(ctx, ids)
+	}
+	if selected(ctx, "edges", "node", "ownReactions") {
+		_ = l.chat().OwnReactions.Prefetch(ctx, ids)
+	}
+}
+
+// replayPage is how many stored messages messageAdded reads at a time.
+const replayPage = 100
+
+// streamMessages delivers a channel's messages after position last: first
+// the stored ones, then live ones, deduplicated by position. A live
+// message past the next expected position, or a gap in the bus, makes it
+// read the missing ones from PostgreSQL, so nothing is skipped or
+// repeated whatever the bus does.
+func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, last int64,
+	sub *bus.Subscription, out chan<- *store.Message) {
+	defer close(out)
+	defer cancel()
+	send := func(m *store.Message) bool {
+		select {
+		case out <- m:
+			last = m.Pos
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	catchUp := func(upTo int64) bool {
+		for {
+			msgs, err := r.Store.MessagesAfter(ctx, channel, last, upTo, replayPage)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.endSubscription(ctx, err)
+				}
+				return false
+			}
+			for _, m := range msgs {
+				if !send(m) {
+					return false
+				}
+			}
+			if len(msgs) < replayPage {
+				return true
+			}
+		}
+	}
+	if !catchUp(math.MaxInt64) {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.C:
+			if !ok {
+				r.endSubscription(ctx, sub.Err())
+				return
+			}
+			if ev.Gap {
+				if !catchUp(math.MaxInt64) {
+					return
+				}
+				continue
+			}
+			e, err := decodeChannelEvent(ev.Data)
+			if err != nil || e.Type != store.EventMessageNew || e.Message == nil {
+				continue
+			}
+			m := e.Message
+			switch {
+			case m.Pos <= last:
+			case m.Pos == last+1:
+				if !send(m) {
+					return
+				}
+			default:
+				if !catchUp(m.Pos) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// relay delivers decoded bus events until ctx ends or the bus drops the
+// subscription.
+func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out chan<- *T, decode func([]byte) (*T, error)) {
+	defer close(out)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.C:
+			if !ok {
+				r.endSubscription(ctx, sub.Err())
+				return
+			}
+			if ev.Gap {
+				// Channel and user events are not replayed: clients re-read
+				// state (unreadCounts, messages) after a reconnect.
+				continue
+			}
+			v, err := decode(ev.Data)
+			if err != nil {
+				r.Log.Warn("chat: bad event", "topic", ev.Topic, "err", err)
+				continue
+			}
+			select {
+			case out <- v:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// channelEventCache decodes each channel event once per node rather than
+// once per subscriber: the bus hands every local subscriber of a topic the
+// same Data slice, so its address identifies the event. Holding the slice
+// keeps its memory from being reused while it is cached. Decoded events
+// are shared and must be treated as read-only.
+var channelEventCache struct {
+	mu   sync.Mutex
+	keys [64]*byte
+	vals [64]*store.ChannelEvent
+	next int
+}
+
+func decodeChannelEvent(data []byte) (*store.ChannelEvent, error) {
+	if len(data) == 0 {
+		return nil, errors.New("chat: empty event")
+	}
+	c := &channelEventCache
+	k := &data[0]
+	c.mu.Lock()
+	for i, key := range c.keys {
+		if key == k {
+			v := c.vals[i]
+			c.mu.Unlock()
+			return v, nil
+		}
+	}
+	c.mu.Unlock()
+	e := new(store.ChannelEvent)
+	if err := json.Unmarshal(data, e); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.keys[c.next], c.vals[c.next] = k, e
+	c.next = (c.next + 1) % len(c.keys)
+	c.mu.Unlock()
+	return e, nil
+}
+
+// decodeJSON decodes one subscriber's copy of an event.
+func decodeJSON[T any](data []byte) (*T, error) {
+	v := new(T)
+	return v, json.Unmarshal(data, v)
+}

@@ -22,9 +22,6 @@ type Reaction struct {
 	CreatedAt  time.Time
 }
 
-// maxReactionKind caps a reaction kind.
-const maxReactionKind = 32
-
 const reactionColumns = `id, activity_id, user_id, kind, data, created_at`
 
 func scanReaction(row pgx.Row) (*Reaction, error) {
@@ -36,19 +33,6 @@ func scanReaction(row pgx.Row) (*Reaction, error) {
 }
 
 func scanReactionRow(row pgx.CollectableRow) (*Reaction, error) { return scanReaction(row) }
-
-// CheckReactionKind checks a reaction kind: 1 to 32 letters, digits, _ or -.
-func CheckReactionKind(field, kind string) error {
-	if kind == "" || len(kind) > maxReactionKind {
-		return Invalid(field, "a reaction kind must be 1 to %d characters", maxReactionKind)
-	}
-	for _, r := range kind {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
-			return Invalid(field, "%q is not a valid reaction kind: use letters, digits, _ and - only", truncate(kind, 80))
-		}
-	}
-	return nil
-}
 
 // AddReaction adds userID's reaction of kind to an activity. Reacting with
 // the same kind again returns the existing reaction unchanged.

@@ -37,6 +37,10 @@ type Options struct {
 	// are merged into timelines at read time instead of fanned out on write
 	// (0: DefaultPullThreshold).
 	FeedPullThreshold int
+	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT: channels with more
+	// members get unread counts computed at read time rather than pushed to
+	// each member's counters (0: DefaultChatPushMemberLimit).
+	ChatPushMemberLimit int
 }
 
 // Store is the handle on PostgreSQL and Redis that every layer above uses.
@@ -49,6 +53,7 @@ type Store struct {
 	limiter    *redis_rate.Limiter
 
 	pullThreshold int
+	pushLimit     int
 }
 
 // Querier runs SQL: a pool, a connection, or a transaction.
@@ -94,9 +99,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		logger = slog.Default()
 	}
 	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements, limiter: redis_rate.NewLimiter(rdb),
-		pullThreshold: opts.FeedPullThreshold}
+		pullThreshold: opts.FeedPullThreshold, pushLimit: opts.ChatPushMemberLimit}
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
+	}
+	if s.pushLimit <= 0 {
+		s.pushLimit = DefaultChatPushMemberLimit
 	}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()

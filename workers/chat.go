@@ -1,4 +1,112 @@
 package workers
 
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/brookhq/brook/store"
+)
+
+// chatRepairKind compares recently active users' Redis unread counters
+// with PostgreSQL and has those that drifted rebuilt.
+const chatRepairKind = "chat.repair"
+
 // registerChat registers the background jobs of the chat product.
-func (r *Runner) registerChat() {}
+func (r *Runner) registerChat() {
+	r.Handle(store.ChatMessageKind, r.chatMessage)
+	interval := r.opts.ChatRepairInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	r.Every(chatRepairKind, interval, func(ctx context.Context, tx pgx.Tx, _ store.Job) (func(context.Context), error) {
+		users, err := r.store.RecentlyActiveChatUsers(ctx, tx, time.Now().Add(-10*interval), 1000)
+		if err != nil || len(users) == 0 {
+			return nil, err
+		}
+		n, err := r.store.RepairUnread(ctx, users)
+		if err != nil {
+			// Redis is away: nothing to compare now.
+			r.log.Warn("chat: unread repair skipped", "err", err)
+			return nil, nil
+		}
+		if n > 0 {
+			r.log.Warn("chat: unread counters drifted; rebuilding", "users", n)
+		}
+		return nil, nil
+	})
+}
+
+// chatMessage does what follows a sent message: the unread bookkeeping in
+// Redis (idempotent watermarks, so a retry changes nothing; done before
+// the commit so a Redis failure retries the job), then, after the commit,
+// message.new on the channel's topic and notification.message_new with
+// the new totals to every other member.
+func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var p store.ChatMessageJob
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	msg, ch, members, err := store.ChatMessageFacts(ctx, tx, p.MessageID)
+	if err != nil || msg == nil {
+		return nil, err
+	}
+	sender, err := r.store.User(ctx, msg.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	msg.Sender = sender
+	msg.Reactions = []store.ReactionCount{}
+	big := ch.MemberCount > r.store.ChatPushMemberLimit()
+	var notify []string
+	var events []*store.UserEvent
+	switch {
+	case msg.ParentID != nil:
+		// A reply counts for nobody; it only moves the sender's read position.
+		if _, err := r.store.RecordRead(ctx, &store.ReadPosition{ChannelID: ch.ID, UserID: msg.UserID, Seq: msg.Seq, Big: big}); err != nil {
+			return nil, err
+		}
+	case big:
+		// Pull: members' counts are computed at read time from this.
+		if err := r.store.SetBigChannelSeq(ctx, ch.ID, msg.Seq, msg.UserID); err != nil {
+			return nil, err
+		}
+	default:
+		totals, err := r.store.BumpUnread(ctx, ch.ID, msg.Seq, members, msg.UserID)
+		if err != nil {
+			return nil, err
+		}
+		var unknown []string
+		for i, u := range members {
+			if u != msg.UserID && !totals[i].Known {
+				unknown = append(unknown, u)
+			}
+		}
+		var fromDB map[string]store.UnreadTotals
+		if len(unknown) > 0 {
+			if fromDB, err = r.store.UnreadTotalsFromDB(ctx, tx, unknown); err != nil {
+				return nil, err
+			}
+		}
+		cid := ch.ID
+		for i, u := range members {
+			if u == msg.UserID {
+				continue
+			}
+			t := totals[i]
+			if !t.Known {
+				t = fromDB[u]
+			}
+			notify = append(notify, u)
+			events = append(events, &store.UserEvent{Type: store.EventNotificationMessageNew, Channel: &cid, Message: msg,
+				TotalUnreadCount: t.Total, UnreadChannels: t.Channels, CreatedAt: msg.CreatedAt})
+		}
+	}
+	return func(ctx context.Context) {
+		r.store.PublishChannelEvent(ctx, r.bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID,
+			User: sender, Message: msg, CreatedAt: msg.CreatedAt})
+		r.store.PublishUserEvents(ctx, r.bus, notify, events)
+	}, nil
+}

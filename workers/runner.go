@@ -61,6 +61,9 @@ type Options struct {
 	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT: the deadline the
 	// calls repair pass gives participants Redis lost (default 30s).
 	CallParticipantTimeout time.Duration
+	// ChatRepairInterval is how often the chat unread repair pass runs, on
+	// one node of the cluster (default 1m).
+	ChatRepairInterval time.Duration
 }
 
 // Runner claims and runs jobs.

@@ -37,6 +37,16 @@ type CallMemberInput struct {
 	Role string `json:"role"`
 }
 
+type ChannelConnection struct {
+	Edges    []*ChannelEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+type ChannelEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *store.Channel `json:"node"`
+}
+
 type FeedConnection struct {
 	Edges    []*FeedEdge `json:"edges"`
 	PageInfo *PageInfo   `json:"pageInfo"`
@@ -47,6 +57,26 @@ type FeedEdge struct {
 	Node   *store.Feed `json:"node"`
 	// When the follow began.
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+type MemberConnection struct {
+	Edges    []*MemberEdge `json:"edges"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type MemberEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *store.Member `json:"node"`
+}
+
+type MessageConnection struct {
+	Edges    []*MessageEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+type MessageEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *store.Message `json:"node"`
 }
 
 type Mutation struct {

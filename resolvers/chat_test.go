@@ -1,0 +1,722 @@
+package resolvers_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/store"
+)
+
+func createChannel(t *testing.T, n *brooktest.Node, user, typ, id string, members ...string) string {
+	t.Helper()
+	var out struct{ CreateChannel struct{ ID string } }
+	n.Must(t, env.Token(t, user), `mutation($in: ChannelInput!) { createChannel(input: $in) { id } }`,
+		brooktest.Vars{"in": map[string]any{"type": typ, "id": id, "members": members, "name": "Channel " + id}}, &out)
+	return out.CreateChannel.ID
+}
+
+type chatMsg struct {
+	ID         string
+	Text       string
+	Type       string
+	ReplyCount int
+	User       struct{ ID, Name string }
+	Parent     *struct{ ID string }
+}
+
+const msgFields = `id text type replyCount user { id name } parent { id }`
+
+func sendMsg(t *testing.T, n *brooktest.Node, user, channel, text string, extra ...map[string]any) chatMsg {
+	t.Helper()
+	in := map[string]any{"text": text}
+	for _, e := range extra {
+		for k, v := range e {
+			in[k] = v
+		}
+	}
+	var out struct{ SendMessage chatMsg }
+	n.Must(t, env.Token(t, user), `mutation($c: ID!, $in: MessageInput!) { sendMessage(channel: $c, input: $in) { `+msgFields+` } }`,
+		brooktest.Vars{"c": channel, "in": in}, &out)
+	return out.SendMessage
+}
+
+type unreadResult struct {
+	UnreadCounts struct {
+		TotalUnreadCount int
+		UnreadChannels   int
+		Channels         []struct {
+			Channel     struct{ ID string }
+			UnreadCount int
+		}
+	}
+}
+
+func unreadOf(t *testing.T, n *brooktest.Node, user string) map[string]int {
+	t.Helper()
+	var out unreadResult
+	n.Must(t, env.Token(t, user), `{ unreadCounts { totalUnreadCount unreadChannels channels { channel { id } unreadCount } } }`, nil, &out)
+	got := map[string]int{}
+	total := 0
+	for _, c := range out.UnreadCounts.Channels {
+		got[c.Channel.ID] = c.UnreadCount
+		total += c.UnreadCount
+	}
+	if total != out.UnreadCounts.TotalUnreadCount || len(got) != out.UnreadCounts.UnreadChannels {
+		t.Fatalf("totals disagree with channels: %+v", out)
+	}
+	return got
+}
+
+// Channels, members, messages, threads, reactions, edits, deletes, search,
+// read positions and the channel list, with their exact effects.
+func TestChatMessagingFlow(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createChannel(t, n, alice, "messaging", "general-"+tag, bob)
+	if cid != "messaging:general-"+tag {
+		t.Fatalf("channel id %q", cid)
+	}
+	// Get-or-create: a member gets it back unchanged; a stranger may not.
+	if again := createChannel(t, n, bob, "messaging", "general-"+tag); again != cid {
+		t.Fatalf("get-or-create returned %q", again)
+	}
+	wantCode(t, n.Query(t, env.Token(t, carol), `mutation { createChannel(input: {type: "messaging", id: "general-`+tag+`"}) { id } }`, nil), "FORBIDDEN")
+
+	m1 := sendMsg(t, n, alice, cid, "hello bob")
+	if m1.Type != "regular" || m1.User.ID != alice || m1.User.Name == "" {
+		t.Fatalf("message %+v", m1)
+	}
+	m2 := sendMsg(t, n, bob, cid, "hello alice, searchable words")
+	n.WaitForJobs(t)
+	if got := unreadOf(t, n, alice); got[cid] != 1 {
+		t.Fatalf("alice unread %v, want 1 (bob's message)", got)
+	}
+	if got := unreadOf(t, n, bob); got[cid] != 0 {
+		t.Fatalf("bob unread %v: sending marks read", got)
+	}
+
+	// Threads: a reply counts in replyCount, not as unread.
+	r1 := sendMsg(t, n, bob, cid, "in a thread", map[string]any{"parentId": m1.ID})
+	if r1.Type != "reply" || r1.Parent == nil || r1.Parent.ID != m1.ID {
+		t.Fatalf("reply %+v", r1)
+	}
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($c: ID!, $p: ID!) { sendMessage(channel: $c, input: {text: "x", parentId: $p}) { id } }`,
+		brooktest.Vars{"c": cid, "p": r1.ID}), "BAD_USER_INPUT")
+	n.WaitForJobs(t)
+	if got := unreadOf(t, n, alice); got[cid] != 1 {
+		t.Fatalf("alice unread %v after a reply, want still 1", got)
+	}
+	var thread struct {
+		Message struct {
+			ReplyCount int
+			Replies    struct {
+				Edges []struct{ Node struct{ ID, Text string } }
+			}
+		}
+	}
+	n.Must(t, env.Token(t, alice), `query($id: ID!) { message(id: $id) { replyCount replies { edges { node { id text } } } } }`, brooktest.Vars{"id": m1.ID}, &thread)
+	if thread.Message.ReplyCount != 1 || len(thread.Message.Replies.Edges) != 1 || thread.Message.Replies.Edges[0].Node.ID != r1.ID {
+		t.Fatalf("thread %+v", thread)
+	}
+
+	// Idempotent sends: the same id returns the same message, once.
+	id := uuid.NewString()
+	a := sendMsg(t, n, alice, cid, "once", map[string]any{"id": id})
+	b := sendMsg(t, n, alice, cid, "once", map[string]any{"id": id})
+	if a.ID != id || b.ID != id || count(t, n, `SELECT count(*) FROM messages WHERE id = $1`, id) != 1 {
+		t.Fatalf("idempotent send: %s %s", a.ID, b.ID)
+	}
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($c: ID!, $id: ID!) { sendMessage(channel: $c, input: {id: $id, text: "mine"}) { id } }`,
+		brooktest.Vars{"c": cid, "id": id}), "CONFLICT")
+
+	// Limits: nothing written.
+	before := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid)
+	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!, $t: String!) { sendMessage(channel: $c, input: {text: $t}) { id } }`,
+		brooktest.Vars{"c": cid, "t": strings.Repeat("é", 5001)}), "BAD_USER_INPUT")
+	sendMsg(t, n, alice, cid, strings.Repeat("é", 5000))
+	if after := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid); after != before+1 {
+		t.Fatalf("messages %d -> %d", before, after)
+	}
+
+	// Reactions: at most 50 kinds a message.
+	tok := env.Token(t, bob)
+	for i := 0; i < 50; i++ {
+		n.Must(t, tok, `mutation($m: ID!, $k: String!) { sendReaction(message: $m, kind: $k) { id } }`, brooktest.Vars{"m": m1.ID, "k": fmt.Sprintf("k%d", i)}, nil)
+	}
+	n.Must(t, env.Token(t, alice), `mutation($m: ID!) { sendReaction(message: $m, kind: "k0") { id } }`, brooktest.Vars{"m": m1.ID}, nil)
+	wantCode(t, n.Query(t, tok, `mutation($m: ID!) { sendReaction(message: $m, kind: "k50") { id } }`, brooktest.Vars{"m": m1.ID}), "BAD_USER_INPUT")
+	n.Must(t, tok, `mutation($m: ID!) { deleteReaction(message: $m, kind: "k49") { id } }`, brooktest.Vars{"m": m1.ID}, nil)
+	var reacted struct {
+		Message struct {
+			ReactionCounts []struct {
+				Kind  string
+				Count int
+			}
+			OwnReactions    []struct{ Kind string }
+			LatestReactions []struct {
+				Kind string
+				User struct{ ID string }
+			}
+		}
+	}
+	n.Must(t, env.Token(t, alice), `query($id: ID!) { message(id: $id) { reactionCounts { kind count } ownReactions { kind } latestReactions(first: 2) { kind user { id } } } }`,
+		brooktest.Vars{"id": m1.ID}, &reacted)
+	rm := reacted.Message
+	if len(rm.ReactionCounts) != 49 || rm.ReactionCounts[0].Kind != "k0" || rm.ReactionCounts[0].Count != 2 ||
+		len(rm.OwnReactions) != 1 || len(rm.LatestReactions) != 2 || rm.LatestReactions[0].User.ID != alice {
+		t.Fatalf("reactions %+v", rm)
+	}
+
+	// Edits by the author only; deletes by the author or the owner.
+	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($id: ID!) { updateMessage(id: $id, text: "hacked") { id } }`, brooktest.Vars{"id": m2.ID}), "FORBIDDEN")
+	var upd struct{ UpdateMessage struct{ Text string } }
+	n.Must(t, env.Token(t, bob), `mutation($id: ID!) { updateMessage(id: $id, text: "edited searchable") { text } }`, brooktest.Vars{"id": m2.ID}, &upd)
+	if upd.UpdateMessage.Text != "edited searchable" {
+		t.Fatalf("update %+v", upd)
+	}
+	unreadBefore := unreadOf(t, n, alice)
+	var del struct {
+		DeleteMessage struct {
+			Type, Text string
+			DeletedAt  *time.Time
+		}
+	}
+	n.Must(t, env.Token(t, alice), `mutation($id: ID!) { deleteMessage(id: $id) { type text deletedAt } }`, brooktest.Vars{"id": m2.ID}, &del)
+	if del.DeleteMessage.Type != "deleted" || del.DeleteMessage.Text != "" || del.DeleteMessage.DeletedAt == nil {
+		t.Fatalf("delete %+v", del)
+	}
+	if got := unreadOf(t, n, alice); fmt.Sprint(got) != fmt.Sprint(unreadBefore) {
+		t.Fatalf("deleting changed counts: %v -> %v", unreadBefore, got)
+	}
+
+	// Search: only channels the caller may read.
+	m3 := sendMsg(t, n, bob, cid, "findable needle here")
+	var found struct {
+		SearchMessages struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
+	}
+	n.Must(t, env.Token(t, alice), `{ searchMessages(query: "needle") { edges { node { id } } } }`, nil, &found)
+	if len(found.SearchMessages.Edges) != 1 || found.SearchMessages.Edges[0].Node.ID != m3.ID {
+		t.Fatalf("search %+v", found)
+	}
+	n.Must(t, env.Token(t, carol), `{ searchMessages(query: "needle") { edges { node { id } } } }`, nil, &found)
+	if len(found.SearchMessages.Edges) != 0 {
+		t.Fatalf("a stranger found %+v", found)
+	}
+	wantCode(t, n.Query(t, env.Token(t, carol), `query($c: ID!) { searchMessages(query: "needle", channel: $c) { edges { cursor } } }`, brooktest.Vars{"c": cid}), "FORBIDDEN")
+
+	// History, newest page first, each page oldest first.
+	var hist struct {
+		Channel struct {
+			MemberCount int
+			UnreadCount int
+			LastMessage struct{ ID string }
+			Messages    struct {
+				Edges []struct {
+					Cursor string
+					Node   struct{ ID, Text string }
+				}
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   string
+				}
+			}
+		}
+	}
+	hq := `query($id: ID!, $before: String) { channel(id: $id) { memberCount unreadCount lastMessage { id }
+		messages(last: 2, before: $before) { edges { cursor node { id text } } pageInfo { hasNextPage endCursor } } } }`
+	n.WaitForJobs(t)
+	n.Must(t, env.Token(t, alice), hq, brooktest.Vars{"id": cid}, &hist)
+	h := hist.Channel
+	if h.MemberCount != 2 || h.UnreadCount != 1 || h.LastMessage.ID != m3.ID || len(h.Messages.Edges) != 2 ||
+		h.Messages.Edges[1].Node.ID != m3.ID || !h.Messages.PageInfo.HasNextPage {
+		t.Fatalf("history %+v", h)
+	}
+	var seen []string
+	for page := 0; page < 10; page++ {
+		for i := len(hist.Channel.Messages.Edges) - 1; i >= 0; i-- {
+			seen = append(seen, hist.Channel.Messages.Edges[i].Node.ID)
+		}
+		if !hist.Channel.Messages.PageInfo.HasNextPage {
+			break
+		}
+		n.Must(t, env.Token(t, alice), hq, brooktest.Vars{"id": cid, "before": hist.Channel.Messages.PageInfo.EndCursor}, &hist)
+	}
+	if want := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1 AND parent_id IS NULL`, cid); len(seen) != want || seen[len(seen)-1] != m1.ID {
+		t.Fatalf("paged %d messages, want %d, oldest last", len(seen), want)
+	}
+
+	// Mark read up to a message, then everything; positions never go back.
+	var mr struct{ MarkRead struct{ UnreadCount int } }
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $m: ID!) { markRead(channel: $c, message: $m) { unreadCount } }`, brooktest.Vars{"c": cid, "m": m2.ID}, &mr)
+	if mr.MarkRead.UnreadCount != 1 {
+		t.Fatalf("markRead to m2 %+v", mr)
+	}
+	if got := unreadOf(t, n, alice); got[cid] != 1 {
+		t.Fatalf("unread after markRead %v", got)
+	}
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $m: ID!) { markRead(channel: $c, message: $m) { unreadCount } }`, brooktest.Vars{"c": cid, "m": m1.ID}, &mr)
+	if mr.MarkRead.UnreadCount != 1 {
+		t.Fatalf("markRead moved back %+v", mr)
+	}
+	var chans struct {
+		Channels struct {
+			Edges []struct {
+				Node struct {
+					ID          string
+					UnreadCount int
+				}
+			}
+		}
+	}
+	n.Must(t, env.Token(t, alice), `{ channels(filter: {hasUnread: true}) { edges { node { id unreadCount } } } }`, nil, &chans)
+	if len(chans.Channels.Edges) != 1 || chans.Channels.Edges[0].Node.UnreadCount != 1 {
+		t.Fatalf("channels with unread %+v", chans)
+	}
+	var all struct {
+		MarkAllRead struct{ TotalUnreadCount int }
+	}
+	n.Must(t, env.Token(t, alice), `mutation { markAllRead { totalUnreadCount } }`, nil, &all)
+	if all.MarkAllRead.TotalUnreadCount != 0 || len(unreadOf(t, n, alice)) != 0 {
+		t.Fatalf("markAllRead %+v", all)
+	}
+
+	// Members: owners add and remove; a new member starts with nothing unread.
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($c: ID!, $u: ID!) { addMembers(channel: $c, userIds: [$u]) { id } }`, brooktest.Vars{"c": cid, "u": carol}), "FORBIDDEN")
+	var added struct{ AddMembers struct{ MemberCount int } }
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { addMembers(channel: $c, userIds: [$u]) { memberCount } }`, brooktest.Vars{"c": cid, "u": carol}, &added)
+	if added.AddMembers.MemberCount != 3 || len(unreadOf(t, n, carol)) != 0 {
+		t.Fatalf("add members %+v", added)
+	}
+	sendMsg(t, n, bob, cid, "welcome carol")
+	n.WaitForJobs(t)
+	if got := unreadOf(t, n, carol); got[cid] != 1 {
+		t.Fatalf("carol unread %v", got)
+	}
+	var members struct {
+		Channel struct {
+			Members struct {
+				Edges []struct {
+					Node struct {
+						Role        string
+						UnreadCount int
+						User        struct{ ID string }
+					}
+				}
+			}
+		}
+	}
+	n.Must(t, env.Token(t, carol), `query($id: ID!) { channel(id: $id) { members { edges { node { role unreadCount user { id } } } } } }`, brooktest.Vars{"id": cid}, &members)
+	if e := members.Channel.Members.Edges; len(e) != 3 || e[0].Node.Role != "owner" || e[0].Node.User.ID != alice || e[2].Node.UnreadCount != 1 {
+		t.Fatalf("members %+v", members)
+	}
+	var removed struct{ RemoveMembers struct{ MemberCount int } }
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`, brooktest.Vars{"c": cid, "u": carol}, &removed)
+	if removed.RemoveMembers.MemberCount != 2 || len(unreadOf(t, n, carol)) != 0 {
+		t.Fatalf("remove members %+v, carol %v", removed, unreadOf(t, n, carol))
+	}
+	wantCode(t, n.Query(t, env.Token(t, carol), `query($id: ID!) { channel(id: $id) { id } }`, brooktest.Vars{"id": cid}), "FORBIDDEN")
+
+	var updated struct{ UpdateChannel struct{ Name string } }
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!) { updateChannel(id: $c, name: "Renamed") { name } }`, brooktest.Vars{"c": cid}, &updated)
+	if updated.UpdateChannel.Name != "Renamed" {
+		t.Fatalf("update channel %+v", updated)
+	}
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($c: ID!) { updateChannel(id: $c, name: "x") { name } }`, brooktest.Vars{"c": cid}), "FORBIDDEN")
+}
+
+// A non-member can neither read, write nor subscribe to a messaging
+// channel, over HTTP and WebSocket; anyone signed in reads a livestream.
+func TestChatPermissions(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, eve := "alice-"+tag, "eve-"+tag
+	callUsers(t, n, alice, eve)
+	cid := createChannel(t, n, alice, "messaging", "secret-"+tag)
+	m := sendMsg(t, n, alice, cid, "secret")
+	tok := env.Token(t, eve)
+	for _, q := range []struct {
+		q    string
+		vars brooktest.Vars
+	}{
+		{`query($c: ID!) { channel(id: $c) { id } }`, brooktest.Vars{"c": cid}},
+		{`query($m: ID!) { message(id: $m) { text } }`, brooktest.Vars{"m": m.ID}},
+		{`mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi"}) { id } }`, brooktest.Vars{"c": cid}},
+		{`mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID}},
+		{`mutation($c: ID!) { markRead(channel: $c) { unreadCount } }`, brooktest.Vars{"c": cid}},
+		{`mutation($c: ID!) { sendTypingEvent(channel: $c) }`, brooktest.Vars{"c": cid}},
+	} {
+		wantCode(t, n.Query(t, tok, q.q, q.vars), "FORBIDDEN")
+	}
+	ws := n.MustDial(t, tok)
+	for _, q := range []string{`subscription($c: ID!) { messageAdded(channel: $c) { id } }`, `subscription($c: ID!) { channelEvents(channel: $c) { type } }`} {
+		sub := ws.Subscribe(q, brooktest.Vars{"c": cid})
+		if msg := sub.Next(); !strings.Contains(string(msg.Payload), "FORBIDDEN") {
+			t.Fatalf("subscription by a non-member: %s %s", msg.Type, msg.Payload)
+		}
+	}
+	if count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid) != 1 {
+		t.Fatal("a non-member wrote")
+	}
+
+	live := createChannel(t, n, alice, "livestream", "show-"+tag)
+	lm := sendMsg(t, n, alice, live, "on air")
+	var got struct{ Message struct{ Text string } }
+	n.Must(t, tok, `query($m: ID!) { message(id: $m) { text } }`, brooktest.Vars{"m": lm.ID}, &got)
+	if got.Message.Text != "on air" {
+		t.Fatalf("livestream read %+v", got)
+	}
+	wantCode(t, n.Query(t, tok, `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi"}) { id } }`, brooktest.Vars{"c": live}), "FORBIDDEN")
+	sub := ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { text } }`, brooktest.Vars{"c": live})
+	waitSubscribed(t, n)
+	sendMsg(t, n, alice, live, "live one")
+	var ev struct{ MessageAdded struct{ Text string } }
+	sub.NextData(&ev)
+	if ev.MessageAdded.Text != "live one" {
+		t.Fatalf("livestream event %+v", ev)
+	}
+	wantCode(t, n.Query(t, tok, `mutation { createChannel(input: {type: "group"}) { id } }`, nil), "BAD_USER_INPUT")
+}
+
+// waitSubscribed gives a just-started subscription time to go live on the bus.
+func waitSubscribed(t *testing.T, n *brooktest.Node) {
+	t.Helper()
+	time.Sleep(150 * time.Millisecond)
+}
+
+// A client whose connection drops in the middle of a burst resumes with
+// after: and gets every message exactly once, in order.
+func TestChatMessageAddedResume(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: 2})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "burst-"+tag, bob)
+	const total = 40
+	q := `subscription($c: ID!, $after: ID) { messageAdded(channel: $c, after: $after) { id text } }`
+	type added struct{ MessageAdded struct{ ID, Text string } }
+
+	ws := n.MustDial(t, env.Token(t, bob))
+	sub := ws.Subscribe(q, brooktest.Vars{"c": cid})
+	waitSubscribed(t, n)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < total; i++ {
+			in := map[string]any{"text": fmt.Sprintf("m%02d", i)}
+			if err := n.Client(env.Token(t, alice)).Run(context.Background(),
+				`mutation($c: ID!, $in: MessageInput!) { sendMessage(channel: $c, input: $in) { id } }`,
+				brooktest.Vars{"c": cid, "in": in}, nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var got []string
+	var lastID string
+	for len(got) < 12 {
+		var ev added
+		sub.NextData(&ev)
+		got = append(got, ev.MessageAdded.Text)
+		lastID = ev.MessageAdded.ID
+	}
+	_ = ws.Close() // the connection drops mid-burst
+	time.Sleep(100 * time.Millisecond)
+	ws2 := n.MustDial(t, env.Token(t, bob))
+	sub2 := ws2.Subscribe(q, brooktest.Vars{"c": cid, "after": lastID})
+	for len(got) < total {
+		var ev added
+		sub2.NextData(&ev)
+		got = append(got, ev.MessageAdded.Text)
+	}
+	<-done
+	sub2.None(300 * time.Millisecond)
+	for i, text := range got {
+		if want := fmt.Sprintf("m%02d", i); text != want {
+			t.Fatalf("message %d is %q, want %q: %v", i, text, want, got)
+		}
+	}
+}
+
+// Typing events reach channel subscribers; notifications with totals reach
+// the members' myEvents.
+func TestChatTypingAndNotifications(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "typing-"+tag, bob)
+	ws := n.MustDial(t, env.Token(t, bob))
+	events := ws.Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type channel user { id name } message { text user { id } } } }`, brooktest.Vars{"c": cid})
+	mine := ws.Subscribe(`subscription { myEvents { type channel totalUnreadCount unreadChannels message { text } } }`, nil)
+	waitSubscribed(t, n)
+
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!) { sendTypingEvent(channel: $c) }`, brooktest.Vars{"c": cid}, nil)
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!) { sendTypingEvent(channel: $c, typing: false) }`, brooktest.Vars{"c": cid}, nil)
+	type chEv struct {
+		ChannelEvents struct {
+			Type, Channel string
+			User          struct{ ID, Name string }
+			Message       *struct {
+				Text string
+				User struct{ ID string }
+			}
+		}
+	}
+	for _, want := range []string{"typing.start", "typing.stop"} {
+		var ev chEv
+		events.NextData(&ev)
+		if ev.ChannelEvents.Type != want || ev.ChannelEvents.User.ID != alice || ev.ChannelEvents.Channel != cid {
+			t.Fatalf("event %+v, want %s", ev, want)
+		}
+	}
+	if count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid) != 0 {
+		t.Fatal("typing was stored")
+	}
+	sendMsg(t, n, alice, cid, "ping")
+	var ev chEv
+	events.NextData(&ev)
+	if ev.ChannelEvents.Type != "message.new" || ev.ChannelEvents.Message == nil || ev.ChannelEvents.Message.Text != "ping" || ev.ChannelEvents.Message.User.ID != alice {
+		t.Fatalf("message event %+v", ev)
+	}
+	var note struct {
+		MyEvents struct {
+			Type, Channel                    string
+			TotalUnreadCount, UnreadChannels int
+			Message                          struct{ Text string }
+		}
+	}
+	mine.NextData(&note)
+	if note.MyEvents.Type != "notification.message_new" || note.MyEvents.TotalUnreadCount != 1 || note.MyEvents.UnreadChannels != 1 || note.MyEvents.Message.Text != "ping" {
+		t.Fatalf("notification %+v", note)
+	}
+	n.Must(t, env.Token(t, bob), `mutation($c: ID!) { markRead(channel: $c) { unreadCount } }`, brooktest.Vars{"c": cid}, nil)
+	mine.NextData(&note)
+	if note.MyEvents.Type != "notification.mark_read" || note.MyEvents.TotalUnreadCount != 0 {
+		t.Fatalf("mark read notification %+v", note)
+	}
+}
+
+// A message sent on one node reaches subscribers on another.
+func TestChatTwoNodes(t *testing.T) {
+	t.Parallel()
+	a := env.StartNode(t, brooktest.NodeOptions{})
+	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, a, alice, bob)
+	cid := createChannel(t, a, alice, "messaging", "nodes-"+tag, bob)
+	ws := b.MustDial(t, env.Token(t, bob))
+	added := ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { text user { name } } }`, brooktest.Vars{"c": cid})
+	mine := ws.Subscribe(`subscription { myEvents { type totalUnreadCount } }`, nil)
+	waitSubscribed(t, b)
+	sendMsg(t, a, alice, cid, "across")
+	var ev struct {
+		MessageAdded struct {
+			Text string
+			User struct{ Name string }
+		}
+	}
+	added.NextData(&ev)
+	if ev.MessageAdded.Text != "across" || ev.MessageAdded.User.Name == "" {
+		t.Fatalf("event %+v", ev)
+	}
+	var note struct {
+		MyEvents struct {
+			Type             string
+			TotalUnreadCount int
+		}
+	}
+	mine.NextData(&note)
+	if note.MyEvents.Type != "notification.message_new" || note.MyEvents.TotalUnreadCount != 1 {
+		t.Fatalf("notification %+v", note)
+	}
+}
+
+// A history page costs the same statements whatever its length.
+func TestChatHistoryStatements(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	users := []string{"h0-" + tag, "h1-" + tag, "h2-" + tag}
+	callUsers(t, n, users...)
+	cid := createChannel(t, n, users[0], "messaging", "hist-"+tag, users[1:]...)
+	q := `query($id: ID!, $n: Int!) { channel(id: $id) { messages(last: $n) { edges { node { text user { name } reactionCounts { kind count } } } } } }`
+	tok := env.Token(t, users[0])
+	statements := func(size int) int64 {
+		n.Must(t, tok, q, brooktest.Vars{"id": cid, "n": size}, nil)
+		before := n.Store.Statements()
+		var out struct {
+			Channel struct {
+				Messages struct {
+					Edges []struct{ Node struct{ Text string } }
+				}
+			}
+		}
+		n.Must(t, tok, q, brooktest.Vars{"id": cid, "n": size}, &out)
+		if len(out.Channel.Messages.Edges) != size {
+			t.Fatalf("page of %d", len(out.Channel.Messages.Edges))
+		}
+		return n.Store.Statements() - before
+	}
+	for i := 0; i < 50; i++ {
+		m := sendMsg(t, n, users[i%3], cid, fmt.Sprintf("m%d", i))
+		if i%7 == 0 {
+			n.Must(t, env.Token(t, users[1]), `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID}, nil)
+		}
+	}
+	// channel and membership, the page, its users, its reaction counts.
+	if small, large := statements(5), statements(50); small != 4 || large != small {
+		t.Fatalf("history page ran %d statements for 5 messages, %d for 50; want 4", small, large)
+	}
+}
+
+// The property: after random interleavings of sends and reads by several
+// users, in small channels and one above the push limit, with Redis
+// flushed in the middle, every user's unreadCounts equal the truth
+// computed from PostgreSQL (and from a model of the operations).
+func TestChatUnreadCountsProperty(t *testing.T) {
+	// Not parallel: it flushes Redis, which parallel tests would feel.
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: 2, Store: func(o *store.Options) { o.ChatPushMemberLimit = 3 }})
+	tag := callTag()
+	users := []string{"p0-" + tag, "p1-" + tag, "p2-" + tag, "p3-" + tag}
+	callUsers(t, n, users...)
+	channels := []string{
+		createChannel(t, n, users[0], "messaging", "small-a-"+tag, users[1], users[2]),
+		createChannel(t, n, users[1], "messaging", "small-b-"+tag, users[3]),
+		createChannel(t, n, users[2], "messaging", "big-"+tag, users[0], users[1], users[3]), // 4 > 3: pull
+	}
+	members := map[string][]string{
+		channels[0]: {users[0], users[1], users[2]},
+		channels[1]: {users[1], users[3]},
+		channels[2]: {users[2], users[0], users[1], users[3]},
+	}
+	// The model: per channel the top-level count, per member the read count.
+	seq := map[string]int{}
+	read := map[string]map[string]int{}
+	for ch, ms := range members {
+		read[ch] = map[string]int{}
+		for _, u := range ms {
+			read[ch][u] = 0
+		}
+	}
+	var tops = map[string][]string{}
+	check := func(when string) {
+		t.Helper()
+		n.WaitForJobs(t)
+		for _, u := range users {
+			got := unreadOf(t, n, u)
+			truth, err := n.Store.UnreadCountsFromDB(context.Background(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int{}
+			for _, c := range truth.Channels {
+				want[c.ChannelID] = c.UnreadCount
+			}
+			model := map[string]int{}
+			for ch := range members {
+				if r, ok := read[ch][u]; ok && seq[ch] > r {
+					model[ch] = seq[ch] - r
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(want) != fmt.Sprint(model) {
+				t.Fatalf("%s: %s unread from redis %v, postgres %v, model %v", when, u, got, want, model)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	step := func(round int) {
+		// Several users act at once; the model is updated by the same
+		// commutative rules the server uses.
+		var mu sync.Mutex
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func(w int) {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(round), uint64(w)))
+				for i := 0; i < 8; i++ {
+					ch := channels[r.IntN(len(channels))]
+					ms := members[ch]
+					u := ms[r.IntN(len(ms))]
+					switch op := r.IntN(10); {
+					case op < 6:
+						mu.Lock()
+						parents := tops[ch]
+						mu.Unlock()
+						in := map[string]any{"text": "x"}
+						reply := op == 5 && len(parents) > 0
+						if reply {
+							in["parentId"] = parents[r.IntN(len(parents))]
+						}
+						var out struct{ SendMessage struct{ ID string } }
+						// The channel row lock serializes sends of one channel,
+						// so the model takes the same lock order under mu.
+						mu.Lock()
+						if err := n.Client(env.Token(t, u)).Run(context.Background(),
+							`mutation($c: ID!, $in: MessageInput!) { sendMessage(channel: $c, input: $in) { id } }`, brooktest.Vars{"c": ch, "in": in}, &out); err != nil {
+							mu.Unlock()
+							t.Error(err)
+							return
+						}
+						if !reply {
+							seq[ch]++
+							tops[ch] = append(tops[ch], out.SendMessage.ID)
+						}
+						read[ch][u] = max(read[ch][u], seq[ch])
+						mu.Unlock()
+					default:
+						mu.Lock()
+						if err := n.Client(env.Token(t, u)).Run(context.Background(),
+							`mutation($c: ID!) { markRead(channel: $c) { unreadCount } }`, brooktest.Vars{"c": ch}, nil); err != nil {
+							mu.Unlock()
+							t.Error(err)
+							return
+						}
+						read[ch][u] = seq[ch]
+						mu.Unlock()
+					}
+				}
+			}(w)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		step(round)
+		wg.Wait()
+		check(fmt.Sprintf("round %d", round))
+	}
+	// Redis loses everything in the middle of a round.
+	step(10)
+	if err := n.Store.Redis().FlushAll(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	check("after FLUSHALL")
+	step(11)
+	wg.Wait()
+	check("after FLUSHALL and another round")
+	// Drift is found and fixed by the repair pass.
+	h := n.Store.Key("chat", "u", users[1])
+	if err := n.Store.Redis().HSet(context.Background(), h, "s:"+channels[0], 999999).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fixed, err := n.Store.RepairUnread(context.Background(), users); err != nil || fixed != 1 {
+		t.Fatalf("repair fixed %d, %v", fixed, err)
+	}
+	check("after repair")
+}

@@ -1,0 +1,265 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Member is a user in a channel. UnreadCount is computed from sequence
+// numbers in PostgreSQL: channel.last_seq - last_read_seq.
+type Member struct {
+	ChannelID         string
+	UserID            string
+	Role              string
+	JoinedAt          time.Time
+	LastReadSeq       int64
+	LastRead          *time.Time
+	LastReadMessageID *uuid.UUID
+	UnreadCount       int
+}
+
+const memberColumns = `m.channel_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.last_read_at, m.last_read_message_id,
+	greatest(c.last_seq - m.last_read_seq, 0)`
+
+func scanMember(row pgx.Row) (*Member, error) {
+	var m Member
+	err := row.Scan(&m.ChannelID, &m.UserID, &m.Role, &m.JoinedAt, &m.LastReadSeq, &m.LastRead, &m.LastReadMessageID, &m.UnreadCount)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// MemberChange is the result of adding or removing members.
+type MemberChange struct {
+	Channel *Channel
+	// Users are the users actually added or removed.
+	Users []string
+	// Crossed is true when the change moved the channel across the push
+	// limit: every member's Redis counters must be rebuilt.
+	Crossed bool
+}
+
+// AddMembers adds users to a channel as members; users already in it are
+// left alone. A new member has read everything sent before it joined.
+func (s *Store) AddMembers(ctx context.Context, channelID string, users []string) (*MemberChange, error) {
+	if len(users) == 0 {
+		return nil, Invalid("userIds", "give at least one user")
+	}
+	if err := checkUserList("userIds", users); err != nil {
+		return nil, err
+	}
+	var out *MemberChange
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		if err := checkUsersExist(ctx, tx, "userIds", users); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `
+			INSERT INTO channel_members (channel_id, user_id, role, last_read_seq, last_read_at, last_read_message_id)
+			SELECT c.id, u, 'member', c.last_seq, now(), c.last_message_id
+			FROM channels c, unnest($2::text[]) AS u WHERE c.id = $1
+			ON CONFLICT (channel_id, user_id) DO NOTHING
+			RETURNING user_id`, channelID, users)
+		if err != nil {
+			return err
+		}
+		added, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		out, err = s.bumpMemberCount(ctx, tx, channelID, len(added))
+		if out != nil {
+			out.Users = added
+		}
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: add members: %w", err)
+	}
+	return out, nil
+}
+
+// RemoveMembers removes users from a channel.
+func (s *Store) RemoveMembers(ctx context.Context, channelID string, users []string) (*MemberChange, error) {
+	if len(users) == 0 {
+		return nil, Invalid("userIds", "give at least one user")
+	}
+	if err := checkUserList("userIds", users); err != nil {
+		return nil, err
+	}
+	var out *MemberChange
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2) RETURNING user_id`, channelID, users)
+		if err != nil {
+			return err
+		}
+		removed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		out, err = s.bumpMemberCount(ctx, tx, channelID, -len(removed))
+		if out != nil {
+			out.Users = removed
+		}
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: remove members: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) bumpMemberCount(ctx context.Context, tx pgx.Tx, channelID string, delta int) (*MemberChange, error) {
+	c, err := scanChannel(tx.QueryRow(ctx, `
+		UPDATE channels SET member_count = member_count + $2, updated_at = CASE WHEN $2 <> 0 THEN now() ELSE updated_at END
+		WHERE id = $1 RETURNING `+channelColumns, channelID, delta))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NotFound("channel", channelID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	limit := s.ChatPushMemberLimit()
+	return &MemberChange{Channel: c, Crossed: (c.MemberCount > limit) != (c.MemberCount-delta > limit)}, nil
+}
+
+// ChannelMemberIDs lists every member of a channel.
+func ChannelMemberIDs(ctx context.Context, q Querier, channelID string) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT user_id FROM channel_members WHERE channel_id = $1`, channelID)
+	if err != nil {
+		return nil, fmt.Errorf("store: channel members: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Members lists a channel's members in join order, first+1 rows after the
+// cursor position ("" for the start).
+func (s *Store) Members(ctx context.Context, channelID string, first int, after string) (Page[*Member], error) {
+	var afterJoined time.Time
+	afterUser := ""
+	if after != "" {
+		var micros int64
+		n, err := fmt.Sscanf(after, "%d|%s", &micros, &afterUser)
+		if err != nil || n != 2 {
+			return Page[*Member]{}, Invalid("after", "is not a valid cursor")
+		}
+		afterJoined = time.UnixMicro(micros)
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+memberColumns+` FROM channel_members m JOIN channels c ON c.id = m.channel_id
+		WHERE m.channel_id = $1 AND ($2::timestamptz IS NULL OR (m.joined_at, m.user_id) > ($2, $3))
+		ORDER BY m.joined_at, m.user_id LIMIT $4`, channelID, nilTime(afterJoined), afterUser, first+1)
+	if err != nil {
+		return Page[*Member]{}, fmt.Errorf("store: members: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Member, error) { return scanMember(r) })
+	if err != nil {
+		return Page[*Member]{}, fmt.Errorf("store: members: %w", err)
+	}
+	return PageOf(found, first), nil
+}
+
+func nilTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// MemberCursor is a member's position in Members.
+func MemberCursor(m *Member) string { return fmt.Sprintf("%d|%s", m.JoinedAt.UnixMicro(), m.UserID) }
+
+// MembershipsOf returns one user's membership in each channel, in order,
+// nil where the user is not a member.
+func (s *Store) MembershipsOf(ctx context.Context, userID string, channelIDs []string) ([]*Member, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+memberColumns+` FROM channel_members m JOIN channels c ON c.id = m.channel_id
+		WHERE m.user_id = $1 AND m.channel_id = ANY($2)`, userID, channelIDs)
+	if err != nil {
+		return nil, fmt.Errorf("store: memberships: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Member, error) { return scanMember(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: memberships: %w", err)
+	}
+	byID := make(map[string]*Member, len(found))
+	for _, m := range found {
+		byID[m.ChannelID] = m
+	}
+	out := make([]*Member, len(channelIDs))
+	for i, id := range channelIDs {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+// ReadPosition is where a member has read up to after MarkRead.
+type ReadPosition struct {
+	ChannelID string
+	UserID    string
+	Seq       int64
+	// Unread is the member's unread count in PostgreSQL after the change.
+	Unread int
+	At     time.Time
+	// MessageID is the message read up to, nil when the channel is empty.
+	MessageID *uuid.UUID
+	// Big is true for channels above the push limit.
+	Big bool
+}
+
+// MarkRead moves a member's read position to a message of the channel
+// (nil: the newest). The position never moves backwards. NotFound when the
+// user is not a member or the message is not in the channel.
+func (s *Store) MarkRead(ctx context.Context, channelID, userID string, message *uuid.UUID) (*ReadPosition, error) {
+	p := &ReadPosition{ChannelID: channelID, UserID: userID}
+	var lastSeq int64
+	var members int
+	err := s.pool.QueryRow(ctx, `
+		WITH target AS (
+			SELECT coalesce(msg.seq, c.last_seq) AS seq, coalesce(msg.id, c.last_message_id) AS id
+			FROM channels c LEFT JOIN messages msg ON msg.id = $3 AND msg.channel_id = c.id
+			WHERE c.id = $1 AND ($3::uuid IS NULL OR msg.id IS NOT NULL)
+		)
+		UPDATE channel_members m SET
+			last_read_message_id = CASE WHEN t.seq >= m.last_read_seq THEN t.id ELSE m.last_read_message_id END,
+			last_read_at = now(),
+			last_read_seq = greatest(m.last_read_seq, t.seq)
+		FROM target t, channels c
+		WHERE m.channel_id = $1 AND m.user_id = $2 AND c.id = m.channel_id
+		RETURNING m.last_read_seq, m.last_read_at, m.last_read_message_id, c.last_seq, c.member_count`,
+		channelID, userID, message).Scan(&p.Seq, &p.At, &p.MessageID, &lastSeq, &members)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if message != nil {
+			return nil, NotFound("message in the channel, or membership of", channelID)
+		}
+		return nil, NotFound("membership of channel", channelID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: mark read: %w", err)
+	}
+	p.Unread = int(max(lastSeq-p.Seq, 0))
+	p.Big = members > s.ChatPushMemberLimit()
+	return p, nil
+}
+
+// MarkAllRead marks every channel of the user read.
+func (s *Store) MarkAllRead(ctx context.Context, userID string) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE channel_members m SET last_read_seq = c.last_seq, last_read_at = now(), last_read_message_id = c.last_message_id
+		FROM channels c WHERE m.user_id = $1 AND c.id = m.channel_id AND m.last_read_seq < c.last_seq`, userID)
+	if err != nil {
+		return fmt.Errorf("store: mark all read: %w", err)
+	}
+	return nil
+}

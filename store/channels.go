@@ -1,0 +1,320 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Channel is a chat channel, addressed as "type:id".
+type Channel struct {
+	ID            string
+	Type          string
+	Name          *string
+	Image         *string
+	Data          json.RawMessage
+	CreatedByID   string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	LastSeq       int64
+	LastPos       int64
+	LastMessageID *uuid.UUID
+	LastMessageAt *time.Time
+	MemberCount   int
+}
+
+// Channel types: who may read and write.
+const (
+	// ChannelMessaging channels are read, written and followed by members only.
+	ChannelMessaging = "messaging"
+	// ChannelLivestream channels are read by any signed-in user; members write.
+	ChannelLivestream = "livestream"
+)
+
+// Roles of channel members: the creator is an owner.
+const (
+	ChannelRoleOwner  = "owner"
+	ChannelRoleMember = "member"
+)
+
+// DefaultChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT's default: channels
+// with more members get their unread counts computed at read time instead
+// of pushed to each member's Redis counters.
+const DefaultChatPushMemberLimit = 1000
+
+// ChannelInput creates a channel.
+type ChannelInput struct {
+	Type string
+	// ID is the id part of "type:id"; empty generates one.
+	ID      string
+	Name    *string
+	Image   *string
+	Data    json.RawMessage
+	Members []string
+}
+
+// ParseChannelID checks a full channel id, "type:id", and returns its type.
+func ParseChannelID(field, cid string) (string, error) {
+	typ, id, ok := strings.Cut(cid, ":")
+	if !ok {
+		return "", Invalid(field, "%q is not a channel id: channel ids are \"type:id\", like \"messaging:general\"", truncate(cid, 80))
+	}
+	if err := checkChannelType(field, typ); err != nil {
+		return "", err
+	}
+	if err := CheckUserID(field, id); err != nil {
+		return "", Invalid(field, "the id part of a channel id must be 1 to %d letters, digits or _-@.", MaxUserIDLen)
+	}
+	return typ, nil
+}
+
+func checkChannelType(field, t string) error {
+	if t != ChannelMessaging && t != ChannelLivestream {
+		return Invalid(field, "%q is not a channel type: use messaging or livestream", truncate(t, 40))
+	}
+	return nil
+}
+
+func checkUserList(field string, ids []string) error {
+	if len(ids) > MaxBatch {
+		return Invalid(field, "at most %d users at once, got %d", MaxBatch, len(ids))
+	}
+	seen := make(map[string]bool, len(ids))
+	for i, m := range ids {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if err := CheckUserID(f, m); err != nil {
+			return err
+		}
+		if seen[m] {
+			return Invalid(f, "user %q appears more than once", m)
+		}
+		seen[m] = true
+	}
+	return nil
+}
+
+func checkChannelProfile(name, image *string, data json.RawMessage) error {
+	if name != nil {
+		if err := CheckText("name", *name, maxUserName); err != nil {
+			return err
+		}
+	}
+	if image != nil {
+		if err := CheckText("image", *image, maxUserImage); err != nil {
+			return err
+		}
+	}
+	return CheckData("data", data)
+}
+
+const channelColumns = `id, type, name, image, data, created_by, created_at, updated_at, last_seq, last_pos, last_message_id, last_message_at, member_count`
+
+func scanChannel(row pgx.Row, extra ...any) (*Channel, error) {
+	var c Channel
+	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Image, &c.Data, &c.CreatedByID, &c.CreatedAt, &c.UpdatedAt,
+		&c.LastSeq, &c.LastPos, &c.LastMessageID, &c.LastMessageAt, &c.MemberCount}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// CreateChannel creates a channel with the creator as owner and the given
+// members, or, when a channel with the given id exists, returns it
+// unchanged (created is false). Members must be existing users.
+func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInput) (ch *Channel, created bool, err error) {
+	if err := checkChannelType("input.type", in.Type); err != nil {
+		return nil, false, err
+	}
+	if in.ID != "" {
+		if err := CheckUserID("input.id", in.ID); err != nil {
+			return nil, false, Invalid("input.id", "the id part of a channel id must be 1 to %d letters, digits or _-@.", MaxUserIDLen)
+		}
+	}
+	if err := checkUserList("input.members", in.Members); err != nil {
+		return nil, false, err
+	}
+	if err := checkChannelProfile(in.Name, in.Image, in.Data); err != nil {
+		return nil, false, err
+	}
+	id := in.ID
+	if id == "" {
+		id = NewID().String()
+	}
+	cid := in.Type + ":" + id
+	users := []string{creator}
+	roles := []string{ChannelRoleOwner}
+	for _, m := range in.Members {
+		if m != creator {
+			users = append(users, m)
+			roles = append(roles, ChannelRoleMember)
+		}
+	}
+	err = s.InTx(ctx, func(tx pgx.Tx) error {
+		ch, created = nil, false
+		c, err := scanChannel(tx.QueryRow(ctx, `
+			INSERT INTO channels (id, type, name, image, data, created_by, member_count) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING `+channelColumns, cid, in.Type, in.Name, in.Image, in.Data, creator, len(users)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			ch, err = scanChannel(tx.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, cid))
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkUsersExist(ctx, tx, "input.members", users); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO channel_members (channel_id, user_id, role)
+			SELECT $1, u, r FROM unnest($2::text[], $3::text[]) AS m (u, r)`, cid, users, roles); err != nil {
+			return err
+		}
+		ch, created = c, true
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("store: create channel: %w", err)
+	}
+	return ch, created, nil
+}
+
+// checkUsersExist fails with an InputError naming the first user that does not exist.
+func checkUsersExist(ctx context.Context, q Querier, field string, users []string) error {
+	var missing *string
+	if err := q.QueryRow(ctx, `
+		SELECT u FROM unnest($1::text[]) AS u WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = u) LIMIT 1`,
+		users).Scan(&missing); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	if missing != nil {
+		return Invalid(field, "user %q does not exist; create it first with upsertUsers", *missing)
+	}
+	return nil
+}
+
+// ChannelAccess is a channel with the caller's membership in it.
+type ChannelAccess struct {
+	Channel *Channel
+	// Role is the caller's role, "" when not a member.
+	Role string
+}
+
+// ChannelForUser returns a channel and the user's role in it, or NotFound.
+func (s *Store) ChannelForUser(ctx context.Context, channelID, userID string) (*ChannelAccess, error) {
+	var role *string
+	c, err := scanChannel(s.pool.QueryRow(ctx, `
+		SELECT `+prefixed("c.", channelColumns)+`, m.role FROM channels c
+		LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+		WHERE c.id = $1`, channelID, userID), &role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NotFound("channel", channelID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: channel: %w", err)
+	}
+	a := &ChannelAccess{Channel: c}
+	if role != nil {
+		a.Role = *role
+	}
+	return a, nil
+}
+
+// ChannelsByID returns channels by id, in order, with nil where none exists.
+func (s *Store) ChannelsByID(ctx context.Context, ids []string) ([]*Channel, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("store: channels by id: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Channel, error) { return scanChannel(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: channels by id: %w", err)
+	}
+	byID := make(map[string]*Channel, len(found))
+	for _, c := range found {
+		byID[c.ID] = c
+	}
+	out := make([]*Channel, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+// UpdateChannel changes a channel's profile; nil fields keep their value.
+func (s *Store) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage) (*Channel, error) {
+	if err := checkChannelProfile(name, image, data); err != nil {
+		return nil, err
+	}
+	c, err := scanChannel(s.pool.QueryRow(ctx, `
+		UPDATE channels SET name = coalesce($2, name), image = coalesce($3, image), data = coalesce($4, data), updated_at = now()
+		WHERE id = $1 RETURNING `+channelColumns, id, name, image, data))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NotFound("channel", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: update channel: %w", err)
+	}
+	return c, nil
+}
+
+// ChannelFilter narrows a user's channel list.
+type ChannelFilter struct {
+	Type      *string
+	HasUnread *bool
+}
+
+// UserChannels lists a user's channels, latest activity first, first+1 rows
+// after the cursor position ("" for the start).
+func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter, first int, after string) (Page[*Channel], error) {
+	// The position is "activity|id": activity is the last message time, or
+	// the creation time, as Unix microseconds.
+	afterAct, afterID := int64(1<<62), ""
+	if after != "" {
+		a, id, ok := strings.Cut(after, "|")
+		if _, err := fmt.Sscan(a, &afterAct); !ok || err != nil {
+			return Page[*Channel]{}, Invalid("after", "is not a valid cursor")
+		}
+		afterID = id
+	}
+	if f.Type != nil {
+		if err := checkChannelType("filter.type", *f.Type); err != nil {
+			return Page[*Channel]{}, err
+		}
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT `+prefixed("c.", channelColumns)+` FROM channel_members m JOIN channels c ON c.id = m.channel_id
+		WHERE m.user_id = $1
+		  AND ($2::text IS NULL OR c.type = $2)
+		  AND ($3::bool IS NULL OR (c.last_seq > m.last_read_seq) = $3)
+		  AND ((extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8, c.id) < ($4::int8, $5::text)
+		ORDER BY (extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8 DESC, c.id DESC
+		LIMIT $6`, userID, f.Type, f.HasUnread, afterAct, afterID, first+1)
+	if err != nil {
+		return Page[*Channel]{}, fmt.Errorf("store: user channels: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Channel, error) { return scanChannel(r) })
+	if err != nil {
+		return Page[*Channel]{}, fmt.Errorf("store: user channels: %w", err)
+	}
+	return PageOf(found, first), nil
+}
+
+// ChannelCursor is a channel's position in UserChannels.
+func ChannelCursor(c *Channel) string {
+	t := c.CreatedAt
+	if c.LastMessageAt != nil {
+		t = *c.LastMessageAt
+	}
+	return fmt.Sprintf("%d|%s", t.UnixMicro(), c.ID)
+}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/brookhq/brook/bus"
+)
+
+// Chat events travel on the event bus: channel events on the channel's
+// topic (messageAdded and channelEvents both read it), notifications on
+// each user's topic (myEvents). Both the API and the workers publish them.
+
+// Types of channel events.
+const (
+	EventMessageNew      = "message.new"
+	EventMessageUpdated  = "message.updated"
+	EventMessageDeleted  = "message.deleted"
+	EventReactionNew     = "reaction.new"
+	EventReactionDeleted = "reaction.deleted"
+	EventTypingStart     = "typing.start"
+	EventTypingStop      = "typing.stop"
+	EventMessageRead     = "message.read"
+	EventMemberAdded     = "member.added"
+	EventMemberRemoved   = "member.removed"
+	EventChannelUpdated  = "channel.updated"
+)
+
+// Types of user events.
+const (
+	EventNotificationMessageNew  = "notification.message_new"
+	EventNotificationMarkRead    = "notification.mark_read"
+	EventNotificationAdded       = "notification.added_to_channel"
+	EventNotificationRemovedFrom = "notification.removed_from_channel"
+)
+
+// ChannelEvent is one event of a channel, as channelEvents delivers it.
+// It carries everything its subscribers need (the message with its
+// author, the user), so delivering it costs no query.
+type ChannelEvent struct {
+	Type      string    `json:"type"`
+	Channel   string    `json:"channel"`
+	User      *User     `json:"user,omitempty"`
+	Message   *Message  `json:"message,omitempty"`
+	CreatedAt time.Time `json:"at"`
+}
+
+// UserEvent is one notification for a user, as myEvents delivers it.
+type UserEvent struct {
+	Type             string    `json:"type"`
+	Channel          *string   `json:"channel,omitempty"`
+	Message          *Message  `json:"message,omitempty"`
+	TotalUnreadCount int       `json:"total"`
+	UnreadChannels   int       `json:"channels"`
+	CreatedAt        time.Time `json:"at"`
+}
+
+// ChannelTopic is the bus topic of a channel's events.
+func ChannelTopic(channelID string) string { return "chat:c:" + channelID }
+
+// UserChatTopic is the bus topic of a user's chat notifications.
+func UserChatTopic(userID string) string { return "chat:u:" + userID }
+
+// PublishChannelEvent publishes ev on its channel's topic; failures are
+// logged (an ordered stream notices the gap and reads PostgreSQL).
+func (s *Store) PublishChannelEvent(ctx context.Context, b *bus.Bus, ev *ChannelEvent) {
+	data, err := json.Marshal(ev)
+	if err == nil {
+		err = b.PublishRaw(ctx, ChannelTopic(ev.Channel), data)
+	}
+	if err != nil {
+		s.log.Warn("chat: publish channel event", "type", ev.Type, "channel", ev.Channel, "err", err)
+	}
+}
+
+// PublishUserEvents publishes notifications, one per user, in one round trip.
+func (s *Store) PublishUserEvents(ctx context.Context, b *bus.Bus, users []string, evs []*UserEvent) {
+	msgs := make([]bus.Message, 0, len(users))
+	for i, u := range users {
+		data, err := json.Marshal(evs[i])
+		if err != nil {
+			continue
+		}
+		msgs = append(msgs, bus.Message{Topic: UserChatTopic(u), Data: data})
+	}
+	if err := b.PublishBatch(ctx, msgs); err != nil {
+		s.log.Warn("chat: publish notifications", "users", len(users), "err", err)
+	}
+}

@@ -1,0 +1,408 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Message is a chat message. Pos numbers every message of its channel
+// (replies included) in send order; Seq is the channel's top-level
+// sequence number at the message (its own for a top-level message).
+type Message struct {
+	ID               uuid.UUID       `json:"id"`
+	ChannelID        string          `json:"channel"`
+	Pos              int64           `json:"pos"`
+	Seq              int64           `json:"seq"`
+	UserID           string          `json:"user"`
+	Text             string          `json:"text"`
+	Type             string          `json:"type"`
+	ParentID         *uuid.UUID      `json:"parent,omitempty"`
+	ReplyCount       int             `json:"replyCount"`
+	MentionedUserIDs []string        `json:"mentioned,omitempty"`
+	Data             json.RawMessage `json:"data,omitempty"`
+	CreatedAt        time.Time       `json:"createdAt"`
+	UpdatedAt        time.Time       `json:"updatedAt"`
+	DeletedAt        *time.Time      `json:"deletedAt,omitempty"`
+
+	// Sender is the author's profile, carried in events so that delivering
+	// one costs no query per subscriber.
+	Sender *User `json:"sender,omitempty"`
+	// Reactions, when not nil, are the message's reaction counts as
+	// carried in an event (a new message has none).
+	Reactions []ReactionCount `json:"reactions,omitempty"`
+}
+
+// Message types.
+const (
+	MessageRegular = "regular"
+	MessageReply   = "reply"
+	MessageDeleted = "deleted"
+	MessageSystem  = "system"
+)
+
+// Limits on messages.
+const (
+	// MaxMessageText caps a message's text, in characters.
+	MaxMessageText = 5000
+	// MaxReactionKinds caps the distinct reaction kinds of one message.
+	MaxReactionKinds = 50
+)
+
+// MessageInput sends a message.
+type MessageInput struct {
+	ID               *string
+	Text             string
+	ParentID         *string
+	MentionedUserIDs []string
+	Data             json.RawMessage
+}
+
+const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at`
+
+func scanMessage(row pgx.Row) (*Message, error) {
+	var m Message
+	err := row.Scan(&m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
+		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func collectMessages(rows pgx.Rows, err error) ([]*Message, error) {
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Message, error) { return scanMessage(r) })
+}
+
+// ChatMessageJob is the payload of the job a sent message leaves in the
+// outbox: the unread bookkeeping and the events.
+type ChatMessageJob struct {
+	MessageID uuid.UUID `json:"message"`
+}
+
+// ChatMessageKind is the job kind of ChatMessageJob.
+const ChatMessageKind = "chat.message"
+
+// errSameID says another transaction inserted a message with the id first.
+var errSameID = errors.New("store: message id taken")
+
+// CheckMessageInput validates a message before anything is written and
+// returns its id (the client's, or a new one) and parent.
+func CheckMessageInput(in MessageInput) (uuid.UUID, *uuid.UUID, error) {
+	id := NewID()
+	if in.ID != nil {
+		var err error
+		if id, err = ParseID("input.id", *in.ID); err != nil {
+			return uuid.Nil, nil, err
+		}
+	}
+	if err := CheckText("input.text", in.Text, MaxMessageText); err != nil {
+		return uuid.Nil, nil, err
+	}
+	if strings.TrimSpace(in.Text) == "" {
+		return uuid.Nil, nil, Invalid("input.text", "must not be empty")
+	}
+	var parent *uuid.UUID
+	if in.ParentID != nil {
+		p, err := ParseID("input.parentId", *in.ParentID)
+		if err != nil {
+			return uuid.Nil, nil, err
+		}
+		parent = &p
+	}
+	if err := checkUserList("input.mentionedUserIds", in.MentionedUserIDs); err != nil {
+		return uuid.Nil, nil, err
+	}
+	return id, parent, CheckData("input.data", in.Data)
+}
+
+// SendMessage stores a message in one transaction: it takes the channel's
+// next position (and sequence number, for a top-level message) with an
+// UPDATE that locks the channel row, so positions commit in order; inserts
+// the message; marks the channel read for the sender; and leaves a
+// chat.message job in the outbox. A message id sent again by the same user
+// to the same channel with the same text returns the stored message
+// (created false); any other reuse of an id is a Conflict.
+func (s *Store) SendMessage(ctx context.Context, channelID, userID string, in MessageInput) (msg *Message, created bool, err error) {
+	id, parent, err := CheckMessageInput(in)
+	if err != nil {
+		return nil, false, err
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		err = s.InTx(ctx, func(tx pgx.Tx) error {
+			msg, created = nil, false
+			existing, err := scanMessage(tx.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, id))
+			if err == nil {
+				msg = existing
+				return nil
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			typ := MessageRegular
+			if parent != nil {
+				typ = MessageReply
+				var parentChannel string
+				var parentParent *uuid.UUID
+				err := tx.QueryRow(ctx, `SELECT channel_id, parent_id FROM messages WHERE id = $1 FOR UPDATE`, *parent).Scan(&parentChannel, &parentParent)
+				if errors.Is(err, pgx.ErrNoRows) || (err == nil && parentChannel != channelID) {
+					return Invalid("input.parentId", "message %s is not in channel %q", *parent, channelID)
+				}
+				if err != nil {
+					return err
+				}
+				if parentParent != nil {
+					return Invalid("input.parentId", "message %s is itself a reply: reply to the thread's first message", *parent)
+				}
+				if _, err := tx.Exec(ctx, `UPDATE messages SET reply_count = reply_count + 1 WHERE id = $1`, *parent); err != nil {
+					return err
+				}
+			}
+			top := int64(0)
+			if parent == nil {
+				top = 1
+			}
+			var pos, seq int64
+			err = tx.QueryRow(ctx, `
+				UPDATE channels SET last_pos = last_pos + 1, last_seq = last_seq + $2,
+					last_message_id = $3, last_message_at = now()
+				WHERE id = $1 RETURNING last_pos, last_seq`, channelID, top, id).Scan(&pos, &seq)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return NotFound("channel", channelID)
+			}
+			if err != nil {
+				return err
+			}
+			m, err := scanMessage(tx.QueryRow(ctx, `
+				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+				ON CONFLICT (id) DO NOTHING
+				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return errSameID
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `
+				UPDATE channel_members SET last_read_seq = greatest(last_read_seq, $3), last_read_at = now(), last_read_message_id = $4
+				WHERE channel_id = $1 AND user_id = $2`, channelID, userID, seq, id); err != nil {
+				return err
+			}
+			if _, err := EnqueueJob(ctx, tx, ChatMessageKind, ChatMessageJob{MessageID: id}); err != nil {
+				return err
+			}
+			msg, created = m, true
+			return nil
+		})
+		if !errors.Is(err, errSameID) {
+			break
+		}
+	}
+	if err != nil {
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+			return nil, false, err
+		}
+		return nil, false, fmt.Errorf("store: send message: %w", err)
+	}
+	if !created {
+		if msg.UserID != userID || msg.ChannelID != channelID || msg.Text != in.Text {
+			return nil, false, Conflict("message id %s is already taken by another message; send a new id", id)
+		}
+	}
+	return msg, created, nil
+}
+
+// MessagesByID returns messages by id, in order, with nil where none exists.
+func (s *Store) MessagesByID(ctx context.Context, ids []uuid.UUID) ([]*Message, error) {
+	found, err := collectMessages(s.pool.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ANY($1)`, ids))
+	if err != nil {
+		return nil, fmt.Errorf("store: messages by id: %w", err)
+	}
+	byID := make(map[uuid.UUID]*Message, len(found))
+	for _, m := range found {
+		byID[m.ID] = m
+	}
+	out := make([]*Message, len(ids))
+	for i, id := range ids {
+		out[i] = byID[id]
+	}
+	return out, nil
+}
+
+// Message returns one message, or NotFound.
+func (s *Store) Message(ctx context.Context, id uuid.UUID) (*Message, error) {
+	m, err := s.MessagesByID(ctx, []uuid.UUID{id})
+	if err != nil {
+		return nil, err
+	}
+	if m[0] == nil {
+		return nil, NotFound("message", id.String())
+	}
+	return m[0], nil
+}
+
+// ChannelHistory returns up to last+1 top-level messages of a channel sent
+// before position before (0: the newest), oldest first; the extra row (the
+// oldest, dropped) only says that older messages exist.
+func (s *Store) ChannelHistory(ctx context.Context, channelID string, last int, before int64) (Page[*Message], error) {
+	if before <= 0 {
+		before = 1 << 62
+	}
+	found, err := collectMessages(s.pool.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages
+		WHERE channel_id = $1 AND pos < $2 AND parent_id IS NULL
+		ORDER BY pos DESC LIMIT $3`, channelID, before, last+1))
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
+	}
+	page := PageOf(found, last)
+	// Oldest first.
+	for i, j := 0, len(page.Items)-1; i < j; i, j = i+1, j-1 {
+		page.Items[i], page.Items[j] = page.Items[j], page.Items[i]
+	}
+	return page, nil
+}
+
+// Replies returns first+1 replies of a thread after position after.
+func (s *Store) Replies(ctx context.Context, parent uuid.UUID, first int, after int64) (Page[*Message], error) {
+	found, err := collectMessages(s.pool.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages WHERE parent_id = $1 AND pos > $2
+		ORDER BY pos LIMIT $3`, parent, after, first+1))
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: replies: %w", err)
+	}
+	return PageOf(found, first), nil
+}
+
+// MessagesAfter returns up to limit messages of a channel (replies
+// included) with positions in (after, upTo], in order.
+func (s *Store) MessagesAfter(ctx context.Context, channelID string, after, upTo int64, limit int) ([]*Message, error) {
+	found, err := collectMessages(s.pool.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 AND pos > $2 AND pos <= $3
+		ORDER BY pos LIMIT $4`, channelID, after, upTo, limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: messages after: %w", err)
+	}
+	return found, nil
+}
+
+// PosCursor is the cursor of a message's position.
+func PosCursor(m *Message) string { return strconv.FormatInt(m.Pos, 10) }
+
+// ParsePos decodes a position cursor.
+func ParsePos(field, cursor string) (int64, error) {
+	s, err := DecodeCursor(field, cursor)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, Invalid(field, "is not a valid cursor; pass an endCursor from a previous page")
+	}
+	return n, nil
+}
+
+// UpdateMessage changes a message's text and data (nil data keeps it).
+func (s *Store) UpdateMessage(ctx context.Context, id uuid.UUID, text string, data json.RawMessage) (*Message, error) {
+	if err := CheckText("text", text, MaxMessageText); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(text) == "" {
+		return nil, Invalid("text", "must not be empty")
+	}
+	if err := CheckData("data", data); err != nil {
+		return nil, err
+	}
+	m, err := scanMessage(s.pool.QueryRow(ctx, `
+		UPDATE messages SET text = $2, data = coalesce($3, data), updated_at = now()
+		WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id, text, data))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, Conflict("message %s is deleted", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: update message: %w", err)
+	}
+	return m, nil
+}
+
+// DeleteMessage soft-deletes a message: the row stays with type deleted
+// and empty text. Unread counts do not change. Deleting twice is a no-op.
+func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (*Message, error) {
+	m, err := scanMessage(s.pool.QueryRow(ctx, `
+		UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL,
+			deleted_at = coalesce(deleted_at, now()), updated_at = now()
+		WHERE id = $1 RETURNING `+messageColumns, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, NotFound("message", id.String())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: delete message: %w", err)
+	}
+	return m, nil
+}
+
+// SearchMessages finds messages whose text matches query (all its words),
+// newest first, in the given channels or, when channels is nil, in the
+// user's channels. The position is the message id.
+func (s *Store) SearchMessages(ctx context.Context, userID, query string, channel *string, first int, after string) (Page[*Message], error) {
+	if err := CheckText("query", query, 200); err != nil {
+		return Page[*Message]{}, err
+	}
+	if strings.TrimSpace(query) == "" {
+		return Page[*Message]{}, Invalid("query", "must not be empty")
+	}
+	var afterID *uuid.UUID
+	if after != "" {
+		id, err := ParseID("after", after)
+		if err != nil {
+			return Page[*Message]{}, err
+		}
+		afterID = &id
+	}
+	found, err := collectMessages(s.pool.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages
+		WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', $2)
+		  AND deleted_at IS NULL
+		  AND CASE WHEN $3::text IS NULL
+		      THEN channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $1)
+		      ELSE channel_id = $3 END
+		  AND ($4::uuid IS NULL OR id < $4)
+		ORDER BY id DESC LIMIT $5`, userID, query, channel, afterID, first+1))
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: search messages: %w", err)
+	}
+	return PageOf(found, first), nil
+}
+
+// ChatMessageFacts loads what the chat.message job needs: the message, its
+// channel and the channel's members. A message that no longer exists
+// (its channel was deleted) returns nil.
+func ChatMessageFacts(ctx context.Context, q Querier, id uuid.UUID) (*Message, *Channel, []string, error) {
+	m, err := scanMessage(q.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("store: chat message job: %w", err)
+	}
+	c, err := scanChannel(q.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, m.ChannelID))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("store: chat message job: %w", err)
+	}
+	members, err := ChannelMemberIDs(ctx, q, m.ChannelID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return m, c, members, nil
+}
