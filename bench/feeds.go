@@ -34,6 +34,7 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 	followers := fs.Int("followers", 100_000, "followers of the large actor")
 	posts := fs.Int("posts", 300, "addActivity calls per actor for the latency figure")
 	seconds := fs.Float64("seconds", 5, "seconds per timeline read measurement")
+	only := fs.String("only", "", "run one part: fanout, latency or timeline")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,23 +77,29 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 		return err
 	}
 
-	fan := &table{title: fmt.Sprintf("Feeds: fan-out of one post to %d followers (timeline rows committed per second)", *followers),
-		cols: []string{"path", "rows", "time", "rows/s", "vs naive loop", "vs raw statement"}}
-	if err := fanoutFigures(ctx, h, st, srv, *followers, fan); err != nil {
-		return err
+	run := func(part string) bool { return *only == "" || *only == part }
+	if run("fanout") {
+		fan := &table{title: fmt.Sprintf("Feeds: fan-out of one post to %d followers (timeline rows committed per second)", *followers),
+			cols: []string{"path", "rows", "time", "rows/s", "vs naive loop", "vs raw statement"}}
+		if err := fanoutFigures(ctx, h, st, srv, *followers, fan); err != nil {
+			return err
+		}
+		fan.print(os.Stdout, cmd)
 	}
-	fan.print(os.Stdout, cmd)
-
-	lat := &table{title: "Feeds: addActivity latency (the mutation, fan-out left to the workers)",
-		cols: []string{"actor's followers", "posts", "p50", "p99", "max"}}
-	if err := addActivityFigures(ctx, h, srv, *posts, lat); err != nil {
-		return err
+	if run("latency") {
+		lat := &table{title: "Feeds: addActivity latency (the mutation, fan-out left to the workers)",
+			cols: []string{"actor's followers", "posts", "p50", "p99", "max"}}
+		if err := addActivityFigures(ctx, h, srv, *posts, lat); err != nil {
+			return err
+		}
+		lat.print(os.Stdout, cmd)
+		if _, err := db.Exec(ctx, `DELETE FROM jobs WHERE kind LIKE 'feed.%'`); err != nil {
+			return err
+		}
 	}
-	lat.print(os.Stdout, cmd)
-	if _, err := db.Exec(ctx, `DELETE FROM jobs WHERE kind LIKE 'feed.%'`); err != nil {
-		return err
+	if !run("timeline") {
+		return nil
 	}
-
 	read := &table{title: "Feeds: timeline page reads at concurrency 32 (following 500 feeds, 5 above the pull threshold)",
 		cols: []string{"path", "pages", "pages/s", "p50", "p99", "SQL statements per page"}}
 	if err := timelineFigures(ctx, h, st, time.Duration(*seconds*float64(time.Second)), read); err != nil {

@@ -705,3 +705,32 @@ func TestFeedTimelineStatements(t *testing.T) {
 		t.Fatalf("statements grow with the page: %d for 5, %d for 25", small, large)
 	}
 }
+
+// TestFeedFanoutMeetsBackfill checks the fan-out's fast path: when a
+// follower's backfill already wrote the activity, the page still writes
+// every other follower, once.
+func TestFeedFanoutMeetsBackfill(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	u := feedUsers(t, n, callTag(), "star", "a", "b", "c")
+	for _, who := range []string{"a", "b", "c"} {
+		follow(t, n, u[who], u["star"], 0)
+	}
+	n.WaitForJobs(t) // no workers: nothing to wait for but the follows
+	id := post(t, n, u["star"], "raced")
+	ctx := context.Background()
+	// b's timeline has the activity before the fan-out runs.
+	if _, err := n.Store.DB().Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin) VALUES ($1, $2, $3)`,
+		"timeline:"+u["b"], id, "user:"+u["star"]); err != nil {
+		t.Fatal(err)
+	}
+	w := env.StartNode(t, brooktest.NodeOptions{})
+	w.WaitForJobs(t)
+	var rows, distinct int
+	if err := n.Store.DB().QueryRow(ctx, `SELECT count(*), count(DISTINCT feed_id) FROM feed_entries WHERE activity_id = $1 AND feed_id LIKE 'timeline:%'`,
+		id).Scan(&rows, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 3 || distinct != 3 {
+		t.Fatalf("%d timeline rows (%d feeds), want 3", rows, distinct)
+	}
+}
