@@ -235,7 +235,7 @@ func (r *Resolver) loadFeed(ctx context.Context, feedID string) (*store.Feed, er
 		return nil, err
 	}
 	if f == nil {
-		return nil, store.Invalid("feed", "%q is not a feed id", feedID)
+		return nil, store.NotFound("feed", feedID)
 	}
 	return f, nil
 }

@@ -90,10 +90,15 @@ func pullsFor(f *Feed) string {
 	return ""
 }
 
-// FeedsByID returns feeds with their follow counts, in the order of ids (nil
-// for ids that are not feed ids).
+// FeedsByID returns feeds with their follow counts, in the order of ids:
+// nil for ids that are not feed ids or whose owner does not exist (every
+// user has every feed; a user that does not exist has none).
 func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, follower_count, following_count FROM feeds WHERE id = ANY($1)`, ids)
+	rows, err := s.pool.Query(ctx, `
+		SELECT ids.id, coalesce(f.follower_count, 0), coalesce(f.following_count, 0)
+		FROM unnest($1::text[]) AS ids(id)
+		JOIN users u ON u.id = split_part(ids.id, ':', 2)
+		LEFT JOIN feeds f ON f.id = ids.id`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: feeds by id: %w", err)
 	}
@@ -112,11 +117,14 @@ func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
 	}
 	out := make([]*Feed, len(ids))
 	for i, id := range ids {
+		c, ok := counts[id]
+		if !ok {
+			continue
+		}
 		f, err := ParseFeedID("id", id)
 		if err != nil {
 			continue
 		}
-		c := counts[id]
 		f.FollowerCount, f.FollowingCount = c[0], c[1]
 		out[i] = f
 	}
