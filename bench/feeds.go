@@ -312,8 +312,7 @@ const rawTimeline = `
 	WITH src AS (
 		SELECT 'timeline:reader'::text AS feed, '00000000-0000-0000-0000-000000000000'::uuid AS since
 		UNION ALL
-		SELECT f.target, f.pull_from FROM feeds p JOIN follows f ON f.source = 'timeline:reader' AND f.target = p.id
-		WHERE p.pulled_since IS NOT NULL),
+		SELECT target, pull_from FROM follows WHERE source = 'timeline:reader' AND pulled),
 	page AS (
 		SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
 			SELECT activity_id FROM feed_entries WHERE feed_id = src.feed AND activity_id >= src.since
@@ -334,10 +333,10 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 	seed := []string{
 		`INSERT INTO users (id, name) SELECT 'a' || g, 'Actor ' || g FROM generate_series(1, 500) g ON CONFLICT DO NOTHING`,
 		`INSERT INTO users (id, name) VALUES ('reader', 'Reader') ON CONFLICT DO NOTHING`,
-		`INSERT INTO follows (source, target, pull_from) SELECT 'timeline:reader', 'user:a' || g, '00000000-0000-0000-0000-000000000000'
+		`INSERT INTO follows (source, target, pull_from, pulled) SELECT 'timeline:reader', 'user:a' || g, '00000000-0000-0000-0000-000000000000', g <= 5
 			FROM generate_series(1, 500) g ON CONFLICT DO NOTHING`,
 		// a1..a5 have more followers than the default threshold (10,000).
-		`INSERT INTO follows (source, target, pull_from) SELECT 'timeline:u' || f, 'user:a' || a, '00000000-0000-0000-0000-000000000000'
+		`INSERT INTO follows (source, target, pull_from, pulled) SELECT 'timeline:u' || f, 'user:a' || a, '00000000-0000-0000-0000-000000000000', true
 			FROM generate_series(1, 5) a, generate_series(1, 10001) f ON CONFLICT DO NOTHING`,
 		`INSERT INTO feeds (id, follower_count, pulled_since) SELECT 'user:a' || g, CASE WHEN g <= 5 THEN 10002 ELSE 1 END,
 			CASE WHEN g <= 5 THEN '00000000-0000-7000-8000-000000000000'::uuid END FROM generate_series(1, 500) g

@@ -38,28 +38,33 @@ CREATE INDEX IF NOT EXISTS feed_entries_activity ON feed_entries (activity_id);
 -- follows: source (a timeline feed) follows target (a user feed).
 -- pull_from is the oldest activity of target the source sees: the follow's
 -- backfill boundary, which the read-time pull of large actors respects too.
+-- pulled marks follows whose source merges target's activities at read time
+-- (target is above the pull threshold, or its followers are being backfilled).
 CREATE TABLE IF NOT EXISTS follows (
     source     text        NOT NULL,
     target     text        NOT NULL,
     pull_from  uuid        NOT NULL,
+    pulled     boolean     NOT NULL DEFAULT false,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, target)
 );
+
+-- A timeline page finds the feeds it merges with one small index scan.
+CREATE INDEX IF NOT EXISTS follows_pulled ON follows (source, target) WHERE pulled;
 
 -- Fan-out pages through a target's followers in source order; pull_from is
 -- in the key so a page is an index-only scan.
 CREATE INDEX IF NOT EXISTS follows_target ON follows (target, source, pull_from);
 
--- feeds keeps follow counts, and marks feeds whose activities are pulled at
--- read time (pulled_since set) rather than pushed to followers on write.
+-- feeds keeps follow counts. pulled_since is set while a feed's followers
+-- merge it at read time: from when it crossed the pull threshold until a
+-- demotion has copied what it posted meanwhile into their timelines.
 CREATE TABLE IF NOT EXISTS feeds (
     id              text   PRIMARY KEY,
     follower_count  bigint NOT NULL DEFAULT 0,
     following_count bigint NOT NULL DEFAULT 0,
     pulled_since    uuid
 );
-
-CREATE INDEX IF NOT EXISTS feeds_pulled ON feeds (id) WHERE pulled_since IS NOT NULL;
 
 -- feed_marks records seen/read state of aggregated and notification feeds:
 -- everything up to seen_until/read_until, plus groups marked one by one

@@ -157,19 +157,31 @@ func RemoveEntries(ctx context.Context, tx pgx.Tx, j RemoveJob) (feeds []string,
 }
 
 // Demote copies, for one page of followers, the activities the feed posted
-// while it was pulled, and returns the next page's job (nil when done, in
-// which case the feed is no longer merged at read time, unless it crossed
-// the threshold again meanwhile).
+// while it was pulled, and clears those follows' read-time merge in the
+// same transaction. It returns the next page's job, or nil when done, when
+// the feed is no longer pulled. If the feed crossed the threshold again
+// meanwhile it stops at once: its follows were flagged again.
 func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (*DemoteJob, error) {
+	var followers int
+	// FOR SHARE orders this page with follows that cross the threshold.
+	err := tx.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, j.Feed).Scan(&followers)
+	if err != nil {
+		return nil, fmt.Errorf("store: demote feed: %w", err)
+	}
+	if followers > j.Threshold {
+		return nil, nil
+	}
 	var last *string
-	err := tx.QueryRow(ctx, `
+	err = tx.QueryRow(ctx, `
 		WITH page AS (
 			SELECT source, pull_from FROM follows WHERE target = $1 AND source > $2 ORDER BY source LIMIT $4),
 		ins AS (
 			INSERT INTO feed_entries (feed_id, activity_id, origin)
 			SELECT p.source, e.activity_id, $1 FROM page p
 			JOIN feed_entries e ON e.feed_id = $1 AND e.activity_id >= greatest($3, p.pull_from)
-			ON CONFLICT DO NOTHING)
+			ON CONFLICT DO NOTHING),
+		unflag AS (
+			UPDATE follows SET pulled = false WHERE target = $1 AND source IN (SELECT source FROM page) AND pulled)
 		SELECT max(source) FROM page`, j.Feed, j.After, j.Since, fanoutPageSize).Scan(&last)
 	if err != nil {
 		return nil, fmt.Errorf("store: demote feed: %w", err)
@@ -179,8 +191,7 @@ func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (*DemoteJob, error) {
 		next.After = *last
 		return &next, nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE feeds SET pulled_since = NULL WHERE id = $1 AND follower_count <= $2`,
-		j.Feed, j.Threshold); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE feeds SET pulled_since = NULL WHERE id = $1`, j.Feed); err != nil {
 		return nil, fmt.Errorf("store: demote feed: %w", err)
 	}
 	return nil, nil

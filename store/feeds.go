@@ -160,9 +160,7 @@ const feedSources = `
 	WITH src AS (
 		SELECT $1::text AS feed, '00000000-0000-0000-0000-000000000000'::uuid AS since
 		UNION ALL
-		SELECT f.target, f.pull_from FROM feeds p
-		JOIN follows f ON f.source = $2 AND f.target = p.id
-		WHERE $2 <> '' AND p.pulled_since IS NOT NULL
+		SELECT target, pull_from FROM follows WHERE source = $2 AND pulled
 	)`
 
 // feedActivitiesSQL reads a page of a feed: a k-way merge by id of one

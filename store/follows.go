@@ -82,7 +82,14 @@ func (s *Store) FollowFeed(ctx context.Context, source, target *Feed, copyLimit 
 		if err != nil {
 			return err
 		}
+		// Counting may take target across the threshold, flagging every
+		// follow of it, this one included.
 		if err := s.countFollow(ctx, tx, source.ID, target.ID, 1); err != nil {
+			return err
+		}
+		// A follow of a pulled feed merges it at read time from the start.
+		if _, err := tx.Exec(ctx, `UPDATE follows SET pulled = true WHERE source = $1 AND target = $2
+			AND EXISTS (SELECT 1 FROM feeds WHERE id = $2 AND pulled_since IS NOT NULL)`, source.ID, target.ID); err != nil {
 			return err
 		}
 		if copyLimit == 0 {
@@ -127,10 +134,12 @@ func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHist
 }
 
 // countFollow moves the follow counts by delta and moves target across the
-// pull threshold when its follower count crosses it: above, its new
-// activities are pulled at read time from now on; back at or below, a
-// durable job copies what it posted meanwhile into its followers'
-// timelines before the read-time merge stops.
+// pull threshold when its follower count crosses it. Crossing upwards, in
+// the same transaction (which addActivity's FOR SHARE orders against
+// posts), every follow of target is flagged to merge it at read time and
+// its new activities stop being pushed. Falling back, its new activities
+// are pushed again, and a durable job copies what it posted meanwhile into
+// its followers' timelines, clearing each follow's flag as it goes.
 func (s *Store) countFollow(ctx context.Context, tx pgx.Tx, source, target string, delta int) error {
 	if _, err := tx.Exec(ctx, `INSERT INTO feeds (id, following_count) VALUES ($1, greatest($2, 0))
 		ON CONFLICT (id) DO UPDATE SET following_count = greatest(feeds.following_count + $2, 0)`, source, delta); err != nil {
@@ -145,8 +154,11 @@ func (s *Store) countFollow(ctx context.Context, tx pgx.Tx, source, target strin
 		return err
 	}
 	switch {
-	case followers > s.pullThreshold && pulledSince == nil:
-		_, err = tx.Exec(ctx, `UPDATE feeds SET pulled_since = $2 WHERE id = $1`, target, NewID())
+	case followers > s.pullThreshold && followers-delta <= s.pullThreshold:
+		if _, err = tx.Exec(ctx, `UPDATE feeds SET pulled_since = coalesce(pulled_since, $2) WHERE id = $1`, target, NewID()); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE follows SET pulled = true WHERE target = $1 AND NOT pulled`, target)
 	case followers <= s.pullThreshold && pulledSince != nil && delta < 0:
 		_, err = EnqueueJob(ctx, tx, JobFeedDemote, DemoteJob{Feed: target, Since: *pulledSince, Threshold: s.pullThreshold})
 	}
@@ -190,8 +202,7 @@ func (s *Store) feedLinks(ctx context.Context, sql, feedID, after string, first 
 // PulledFollows returns the feeds that source follows and that are merged
 // at read time: a timeline's live updates listen to them too.
 func (s *Store) PulledFollows(ctx context.Context, source string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT f.target FROM feeds p JOIN follows f ON f.source = $1 AND f.target = p.id
-		WHERE p.pulled_since IS NOT NULL`, source)
+	rows, err := s.pool.Query(ctx, `SELECT target FROM follows WHERE source = $1 AND pulled`, source)
 	if err != nil {
 		return nil, fmt.Errorf("store: pulled follows: %w", err)
 	}
