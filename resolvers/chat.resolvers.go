@@ -171,17 +171,7 @@ func (r *messageResolver) MentionedUsers(ctx context.Context, obj *store.Message
 	if len(obj.MentionedUserIDs) == 0 {
 		return []*store.User{}, nil
 	}
-	users, err := r.loadersFor(ctx).Users.Fetch(ctx, obj.MentionedUserIDs)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*store.User, 0, len(users))
-	for _, u := range users {
-		if u != nil {
-			out = append(out, u)
-		}
-	}
-	return out, nil
+	return fetchPresent(ctx, r.loadersFor(ctx).Users, obj.MentionedUserIDs)
 }
 
 func (r *messageResolver) ReactionCounts(ctx context.Context, obj *store.Message) ([]*store.ReactionCount, error) {

@@ -25,17 +25,7 @@ func (r *activityResolver) Origin(ctx context.Context, obj *store.Activity) (*st
 }
 
 func (r *activityResolver) To(ctx context.Context, obj *store.Activity) ([]*store.Feed, error) {
-	feeds, err := r.loadersFor(ctx).feeds().Feeds.Fetch(ctx, obj.To)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*store.Feed, 0, len(feeds))
-	for _, f := range feeds {
-		if f != nil {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	return fetchPresent(ctx, r.loadersFor(ctx).feeds().Feeds, obj.To)
 }
 
 func (r *activityResolver) ReactionCounts(ctx context.Context, obj *store.Activity) ([]*store.ReactionCount, error) {
@@ -73,18 +63,7 @@ func (r *activityGroupResolver) Actors(ctx context.Context, obj *store.ActivityG
 	if err != nil {
 		return nil, err
 	}
-	ids := obj.ActorIDs[:min(n, len(obj.ActorIDs))]
-	users, err := r.loadersFor(ctx).Users.Fetch(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*store.User, 0, len(users))
-	for _, u := range users {
-		if u != nil {
-			out = append(out, u)
-		}
-	}
-	return out, nil
+	return fetchPresent(ctx, r.loadersFor(ctx).Users, obj.ActorIDs[:min(n, len(obj.ActorIDs))])
 }
 
 func (r *activityGroupResolver) Activities(ctx context.Context, obj *store.ActivityGroup, first *int) ([]*store.Activity, error) {
@@ -92,15 +71,9 @@ func (r *activityGroupResolver) Activities(ctx context.Context, obj *store.Activ
 	if err != nil {
 		return nil, err
 	}
-	acts, err := r.loadersFor(ctx).feeds().Activities.Fetch(ctx, obj.ActivityIDs[:min(n, len(obj.ActivityIDs))])
+	out, err := fetchPresent(ctx, r.loadersFor(ctx).feeds().Activities, obj.ActivityIDs[:min(n, len(obj.ActivityIDs))])
 	if err != nil {
 		return nil, err
-	}
-	out := make([]*store.Activity, 0, len(acts))
-	for _, a := range acts {
-		if a != nil {
-			out = append(out, a)
-		}
 	}
 	r.prefetchActivities(ctx, out)
 	return out, nil

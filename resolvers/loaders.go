@@ -170,3 +170,19 @@ func selected(ctx context.Context, path ...string) bool {
 	}
 	return true
 }
+
+// fetchPresent looks keys up now, in one batch, and returns the values that
+// exist, in key order: a list field leaves out what has gone.
+func fetchPresent[K comparable, V any](ctx context.Context, l *Loader[K, *V], keys []K) ([]*V, error) {
+	values, err := l.Fetch(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*V, 0, len(values))
+	for _, v := range values {
+		if v != nil {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}

@@ -58,18 +58,7 @@ func (s *Store) CallParticipantsBySession(ctx context.Context, sessionIDs []uuid
 	if err != nil {
 		return nil, fmt.Errorf("store: call participants: %w", err)
 	}
-	bySession := make(map[uuid.UUID][]*CallParticipant, len(sessionIDs))
-	for _, p := range found {
-		bySession[p.SessionID] = append(bySession[p.SessionID], p)
-	}
-	out := make([][]*CallParticipant, len(sessionIDs))
-	for i, id := range sessionIDs {
-		out[i] = bySession[id]
-		if out[i] == nil {
-			out[i] = []*CallParticipant{}
-		}
-	}
-	return out, nil
+	return groupBy(sessionIDs, found, func(p *CallParticipant) uuid.UUID { return p.SessionID }), nil
 }
 
 // CallDepartures is what removing participants did: who left, and which

@@ -220,16 +220,5 @@ func (s *Store) CallSessionsByCall(ctx context.Context, callIDs []string, first 
 	if err != nil {
 		return nil, fmt.Errorf("store: call sessions by call: %w", err)
 	}
-	byCall := make(map[string][]*CallSession, len(callIDs))
-	for _, cs := range found {
-		byCall[cs.CallID] = append(byCall[cs.CallID], cs)
-	}
-	out := make([][]*CallSession, len(callIDs))
-	for i, id := range callIDs {
-		out[i] = byCall[id]
-		if out[i] == nil {
-			out[i] = []*CallSession{}
-		}
-	}
-	return out, nil
+	return groupBy(callIDs, found, func(cs *CallSession) string { return cs.CallID }), nil
 }

@@ -233,18 +233,7 @@ func (s *Store) CallMembersByCall(ctx context.Context, callIDs []string) ([][]*C
 	if err != nil {
 		return nil, fmt.Errorf("store: call members: %w", err)
 	}
-	byCall := make(map[string][]*CallMember, len(callIDs))
-	for _, m := range found {
-		byCall[m.CallID] = append(byCall[m.CallID], m)
-	}
-	out := make([][]*CallMember, len(callIDs))
-	for i, id := range callIDs {
-		out[i] = byCall[id]
-		if out[i] == nil {
-			out[i] = []*CallMember{}
-		}
-	}
-	return out, nil
+	return groupBy(callIDs, found, func(m *CallMember) string { return m.CallID }), nil
 }
 
 // CallMembership returns the caller's role in a call ("" when the user is

@@ -138,16 +138,5 @@ func groupMessageReactions(rows pgx.Rows, err error, ids []uuid.UUID) ([][]*Mess
 	if err != nil {
 		return nil, fmt.Errorf("store: reactions: %w", err)
 	}
-	by := map[uuid.UUID][]*MessageReaction{}
-	for _, r := range found {
-		by[r.MessageID] = append(by[r.MessageID], r)
-	}
-	out := make([][]*MessageReaction, len(ids))
-	for i, id := range ids {
-		out[i] = by[id]
-		if out[i] == nil {
-			out[i] = []*MessageReaction{}
-		}
-	}
-	return out, nil
+	return groupBy(ids, found, func(r *MessageReaction) uuid.UUID { return r.MessageID }), nil
 }

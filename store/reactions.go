@@ -173,16 +173,5 @@ func (s *Store) LatestReactions(ctx context.Context, ids []uuid.UUID, kind strin
 }
 
 func groupReactions(ids []uuid.UUID, reactions []*Reaction) [][]*Reaction {
-	by := map[uuid.UUID][]*Reaction{}
-	for _, r := range reactions {
-		by[r.ActivityID] = append(by[r.ActivityID], r)
-	}
-	out := make([][]*Reaction, len(ids))
-	for i, id := range ids {
-		out[i] = by[id]
-		if out[i] == nil {
-			out[i] = []*Reaction{}
-		}
-	}
-	return out
+	return groupBy(ids, reactions, func(r *Reaction) uuid.UUID { return r.ActivityID })
 }
