@@ -132,7 +132,7 @@ function Room({ id, me }) {
   React.useEffect(() => { if (newest) markRead(); }, [newest]);
 
   const end = React.useRef(null);
-  React.useEffect(() => end.current?.scrollIntoView({ block: 'end' }), [newest]);
+  React.useEffect(() => { end.current?.scrollIntoView({ block: 'end' }); }, [newest]);
 
   const typists = useTypists(id, me);
 
