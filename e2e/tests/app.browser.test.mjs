@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startBrook, repo, metric, eventually } from '../lib/brook.mjs';
+import { startBrook, repo, metric, eventually, gql, token } from '../lib/brook.mjs';
 import { launch, openApp, shot } from '../lib/browser.mjs';
 
 let server, browser;
@@ -98,6 +98,24 @@ test('timeline: bob posts, and alice, who follows bob, sees it without reloading
     }
     await like.click();
     await post.locator('button.like:not(.on)', { hasText: '♥ 0' }).waitFor();
+
+    // Paging: ten more posts arrive live; after a reload the first page
+    // holds ten and "Load more" fetches the rest with the cursor.
+    const activities = alice.getByTestId('activity');
+    const total = (await activities.count()) + 10;
+    for (let i = 1; i <= 10; i++) {
+      const r = await gql(server, token('bob'), `mutation { addActivity(feed: "user:bob", input: {verb: "post", object: "note ${i}"}) { id } }`);
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    }
+    await alice.getByTestId('activity').filter({ hasText: 'note 10' }).waitFor({ timeout: 30_000 });
+    await eventually('all live', async () => (await activities.count()) === total, 30_000);
+    await alice.reload();
+    await alice.getByRole('button', { name: 'Load more' }).click();
+    await eventually('older page appended', async () => (await activities.count()) === total, 30_000);
+    await alice.getByRole('button', { name: 'Load more' }).waitFor({ state: 'detached' });
+    assert.equal(await activities.first().locator('.text').textContent(), 'note 10');
+    await activities.filter({ hasText: 'Shipping Brook' }).waitFor();
+    await shot(alice, 'timeline-5-load-more');
   } finally {
     await alice.context().close();
     await bob.context().close();

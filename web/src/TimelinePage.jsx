@@ -43,9 +43,11 @@ export default function TimelinePage({ session }) {
   const { data, loading, fetchMore, subscribeToMore } = useQuery(TIMELINE, { variables: { feed } });
   const [post] = useMutation(POST);
   const [follow] = useMutation(FOLLOW, { refetchQueries: [TIMELINE, FOLLOWING] });
+  const [followSelf] = useMutation(FOLLOW, { variables: { source: feed, target: `user:${me}` } });
 
-  // Follow yourself once, so your own posts show in your timeline too.
-  React.useEffect(() => { follow({ variables: { source: feed, target: `user:${me}` } }); }, [feed]);
+  // Your timeline follows your own feed, so your posts show in it too
+  // (following again changes nothing).
+  React.useEffect(() => { followSelf(); }, [feed]);
 
   // Live: put added activities on top, drop removed ones.
   React.useEffect(() => subscribeToMore({
