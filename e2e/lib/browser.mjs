@@ -36,12 +36,13 @@ export async function shot(page, name) {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 }
 
-// signIn opens the demo app in a new browser context as user.
-export async function openApp(browser, server, user) {
+// openApp opens the demo app in a new browser context as user, at a page
+// of the app (the path under /app/).
+export async function openApp(browser, server, user, path = '') {
   const context = await browser.newContext();
   const page = await context.newPage();
-  page.on('pageerror', (e) => console.error(`[${user}] page error:`, e.message));
-  await page.goto(`${server.url}/app/`);
+  page.on('pageerror', (e) => console.error(`[${user}] page error:`, e.stack ?? e.message));
+  await page.goto(`${server.url}/app/${path}`);
   await page.getByLabel('user id').fill(user);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.locator('header .me').waitFor();

@@ -10,6 +10,9 @@ import { getMainDefinition } from '@apollo/client/utilities';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { startBrook, token, gql as raw, metric, eventually } from '../lib/brook.mjs';
+// The demo app's cache policies: how Brook's connections page in Apollo's
+// cache (needs web/'s packages: make test-e2e installs both).
+import { typePolicies } from '../../web/src/cache.js';
 
 let server;
 before(async () => { server = await startBrook(); });
@@ -97,5 +100,138 @@ test('automatic persisted queries: miss, retry with the query, then hit', async 
     assert.equal(second.requests[0].query, undefined);
   } finally {
     await second.close();
+  }
+});
+
+function apolloWithPolicies(tok) {
+  const made = apollo(tok);
+  const client = new ApolloClient({ link: made.client.link, cache: new InMemoryCache({ typePolicies }) });
+  return { ...made, client, close: () => { client.stop(); return made.close(); } };
+}
+
+async function must(tok, query, variables) {
+  const r = await raw(server, tok, query, variables);
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  return r.data;
+}
+
+const ACTIVITY_FIELDS = 'id object actor { id } reactionCounts { kind count } ownReactions { id kind }';
+const TIMELINE = gql`query Timeline($feed: ID!, $after: String) {
+  feed(id: $feed) { id activities(first: 2, after: $after) {
+    edges { cursor node { ${ACTIVITY_FIELDS} } } pageInfo { hasNextPage endCursor } } }
+}`;
+
+test('a timeline: normalized activities, a reaction that updates the cached page, fetchMore with Relay cursors', async () => {
+  const [alice, bob] = [token('apollo-tl-alice'), token('apollo-tl-bob')];
+  await must(bob, '{ me { id } }');
+  await must(alice, 'mutation { follow(source: "timeline:apollo-tl-alice", target: "user:apollo-tl-bob") { createdAt } }');
+  const { client, requests, close } = apolloWithPolicies(alice);
+  try {
+    // Wait for bob's posts to reach alice's timeline through Apollo's
+    // subscription: the workers write followers' timelines after addActivity.
+    const base = await metric(server, 'brook_bus_subscribers');
+    const added = [];
+    const sub = client.subscribe({
+      query: gql`subscription { feedUpdated(feed: "timeline:apollo-tl-alice") { added { id } } }`,
+    }).subscribe({ next: (r) => added.push(...r.data.feedUpdated.added.map((a) => a.id)) });
+    await eventually('subscribed', async () => (await metric(server, 'brook_bus_subscribers')) === base + 1, 30_000);
+    const posted = [];
+    for (let i = 1; i <= 5; i++) {
+      const d = await must(bob, `mutation { addActivity(feed: "user:apollo-tl-bob", input: {verb: "post", object: "post ${i}"}) { id } }`);
+      posted.push(d.addActivity.id);
+    }
+    await eventually('all five in the timeline', () => added.length === 5, 30_000);
+    sub.unsubscribe();
+
+    const variables = { feed: 'timeline:apollo-tl-alice' };
+    const sent = requests.length;
+    const first = await client.query({ query: TIMELINE, variables });
+    assert.deepEqual(first.data.feed.activities.edges.map((e) => e.node.object), ['post 5', 'post 4']);
+    assert.equal(first.data.feed.activities.pageInfo.hasNextPage, true);
+    const cache = client.cache.extract();
+    for (const id of posted.slice(3)) assert.ok(cache[`Activity:${id}`], `Activity:${id} is normalized`);
+
+    // fetchMore with the connection's cursor appends the older pages.
+    const watch = client.watchQuery({ query: TIMELINE, variables });
+    const seen = [];
+    const watching = watch.subscribe({ next: (r) => seen.push(r.data?.feed.activities.edges.length) });
+    await eventually('watching', () => seen.includes(2));
+    let page = first.data.feed.activities.pageInfo;
+    while (page.hasNextPage) {
+      const more = await watch.fetchMore({ variables: { after: page.endCursor } });
+      page = more.data.feed.activities.pageInfo;
+    }
+    const all = client.readQuery({ query: TIMELINE, variables }).feed.activities;
+    assert.deepEqual(all.edges.map((e) => e.node.object), ['post 5', 'post 4', 'post 3', 'post 2', 'post 1']);
+    assert.equal(all.pageInfo.hasNextPage, false);
+    assert.equal(requests.length, sent + 3, 'one request per page');
+    await eventually('the watched query sees all five', () => seen.at(-1) === 5);
+
+    // A reaction's result updates the cached activity in the page.
+    const target = posted[2];
+    const before = requests.length;
+    await client.mutate({
+      mutation: gql`mutation($id: ID!) { addReaction(activity: $id, kind: "like") { id kind activity { id reactionCounts { kind count } ownReactions { id kind } } } }`,
+      variables: { id: target },
+    });
+    assert.equal(requests.length, before + 1, 'only the mutation went over the network');
+    const liked = client.readQuery({ query: TIMELINE, variables }).feed.activities.edges.find((e) => e.node.id === target).node;
+    assert.deepEqual(liked.reactionCounts, [{ __typename: 'ReactionCount', kind: 'like', count: 1 }]);
+    assert.equal(liked.ownReactions[0].kind, 'like');
+    watching.unsubscribe();
+  } finally {
+    await close();
+  }
+});
+
+const ROOM = gql`query Room($id: ID!, $before: String) {
+  channel(id: $id) { id name unreadCount lastMessage { id text }
+    messages(last: 3, before: $before) { edges { cursor node { id text user { id } } } pageInfo { hasNextPage endCursor } } }
+}`;
+
+test('a channel: normalized, history paged backwards with fetchMore, and mutations that update the cached channel', async () => {
+  const [alice, bob] = [token('apollo-ch-alice'), token('apollo-ch-bob')];
+  await must(bob, '{ me { id } }');
+  await must(alice, 'mutation { createChannel(input: {type: "messaging", id: "apollo", name: "Apollo", members: ["apollo-ch-bob"]}) { id } }');
+  for (let i = 1; i <= 7; i++) {
+    await must(bob, `mutation { sendMessage(channel: "messaging:apollo", input: {text: "m${i}"}) { id } }`);
+  }
+  const { client, requests, close } = apolloWithPolicies(alice);
+  try {
+    const variables = { id: 'messaging:apollo' };
+    const first = await client.query({ query: ROOM, variables });
+    assert.equal(first.data.channel.unreadCount, 7);
+    assert.equal(first.data.channel.lastMessage.text, 'm7');
+    assert.deepEqual(first.data.channel.messages.edges.map((e) => e.node.text), ['m5', 'm6', 'm7']);
+    assert.ok(client.cache.extract()['Channel:messaging:apollo'], 'the channel is normalized under Channel:messaging:apollo');
+
+    // Older pages go in front; endCursor is each page's oldest message.
+    const watch = client.watchQuery({ query: ROOM, variables });
+    const watching = watch.subscribe({ next: () => {} });
+    const sent = requests.length;
+    let page = first.data.channel.messages.pageInfo;
+    while (page.hasNextPage) {
+      const more = await watch.fetchMore({ variables: { before: page.endCursor } });
+      page = more.data.channel.messages.pageInfo;
+    }
+    assert.equal(requests.length, sent + 2, 'two older pages: m2..m4, then m1');
+    const history = client.readQuery({ query: ROOM, variables }).channel.messages;
+    assert.deepEqual(history.edges.map((e) => e.node.text), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
+    assert.equal(history.pageInfo.hasNextPage, false);
+
+    // Mutation results land on Channel:messaging:apollo, so the cached query
+    // changes without asking the server again.
+    const before = requests.length;
+    await client.mutate({
+      mutation: gql`mutation { sendMessage(channel: "messaging:apollo", input: {text: "hello from Apollo"}) {
+        id channel { id unreadCount lastMessage { id text } } } }`,
+    });
+    const after = client.readQuery({ query: ROOM, variables }).channel;
+    assert.equal(after.lastMessage.text, 'hello from Apollo');
+    assert.equal(after.unreadCount, 0, 'sending marks the channel read for the sender');
+    assert.equal(requests.length, before + 1);
+    watching.unsubscribe();
+  } finally {
+    await close();
   }
 });

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startBrook, repo } from '../lib/brook.mjs';
+import { startBrook, repo, metric, eventually, gql, token } from '../lib/brook.mjs';
 import { launch, openApp, shot } from '../lib/browser.mjs';
 
 let server, browser;
@@ -42,4 +42,132 @@ test('a video call: each side sees the other\'s camera, signaled through Brook',
   assert.ok(seconds < 10, `remote video playing on both sides after ${seconds}s`);
   await shot(alice, 'call-alice');
   await shot(bob, 'call-bob');
+});
+
+// subscribed waits until the server holds n more bus subscribers than at
+// base: the pages' subscriptions are live, so no event can slip past them.
+async function subscribed(base, n) {
+  await eventually(`${n} subscriptions live`, async () => (await metric(server, 'brook_bus_subscribers')) >= base + n, 30_000);
+}
+
+// unsubscribed waits until the server has dropped the subscriptions of
+// closed pages, so the next test starts from a settled count.
+async function unsubscribed(base) {
+  await eventually('closed pages unsubscribed', async () => (await metric(server, 'brook_bus_subscribers')) <= base, 30_000);
+}
+
+test('timeline: bob posts, and alice, who follows bob, sees it without reloading', async () => {
+  const base = await metric(server, 'brook_bus_subscribers');
+  const alice = await openApp(browser, server, 'alice', 'timeline');
+  const bob = await openApp(browser, server, 'bob', 'timeline');
+  try {
+    // Both timelines have loaded (so both users exist) and each page holds
+    // two subscriptions: myEvents and feedUpdated.
+    await alice.getByText('Nothing yet').waitFor();
+    await bob.getByText('Nothing yet').waitFor();
+    await subscribed(base, 4);
+
+    await alice.getByLabel('follow user').fill('bob');
+    await alice.getByRole('button', { name: 'Follow', exact: true }).click();
+    await alice.locator('.people li', { hasText: 'bob' }).waitFor();
+    await shot(alice, 'timeline-1-alice-follows-bob');
+
+    await bob.getByLabel('post text').fill('Shipping Brook\'s demo app today!');
+    await bob.getByRole('button', { name: 'Post' }).click();
+    await bob.getByTestId('activity').filter({ hasText: 'Shipping Brook' }).waitFor();
+    await shot(bob, 'timeline-2-bob-posts');
+
+    // No reload: feedUpdated brings it.
+    const post = alice.getByTestId('activity').filter({ hasText: 'Shipping Brook' });
+    await post.waitFor({ timeout: 30_000 });
+    assert.equal(await alice.evaluate(() => performance.getEntriesByType('navigation').length), 1);
+    await shot(alice, 'timeline-3-alice-sees-it-live');
+
+    // Like and unlike: the mutation results update the cached activity.
+    const like = post.getByRole('button', { name: 'like' });
+    await like.click();
+    await post.locator('button.like.on', { hasText: '♥ 1' }).waitFor();
+    await shot(alice, 'timeline-4-alice-likes-it');
+    if (process.env.UPDATE_DOCS_SCREENSHOTS) {
+      await bob.getByLabel('post text').fill('Timelines, chat and calls on one GraphQL API.');
+      await bob.getByRole('button', { name: 'Post' }).click();
+      await alice.getByTestId('activity').filter({ hasText: 'one GraphQL API' }).waitFor({ timeout: 30_000 });
+      await alice.getByLabel('post text').fill('Following bob now. Hi!');
+      await alice.screenshot({ path: join(repo, 'docs', 'demo-timeline.png'), clip: { x: 0, y: 0, width: 1280, height: 500 } });
+      await alice.getByLabel('post text').fill('');
+    }
+    await like.click();
+    await post.locator('button.like:not(.on)', { hasText: '♥ 0' }).waitFor();
+
+    // Paging: ten more posts arrive live; after a reload the first page
+    // holds ten and "Load more" fetches the rest with the cursor.
+    const activities = alice.getByTestId('activity');
+    const total = (await activities.count()) + 10;
+    for (let i = 1; i <= 10; i++) {
+      const r = await gql(server, token('bob'), `mutation { addActivity(feed: "user:bob", input: {verb: "post", object: "note ${i}"}) { id } }`);
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    }
+    await alice.getByTestId('activity').filter({ hasText: 'note 10' }).waitFor({ timeout: 30_000 });
+    await eventually('all live', async () => (await activities.count()) === total, 30_000);
+    await alice.reload();
+    await alice.getByRole('button', { name: 'Load more' }).click();
+    await eventually('older page appended', async () => (await activities.count()) === total, 30_000);
+    await alice.getByRole('button', { name: 'Load more' }).waitFor({ state: 'detached' });
+    assert.equal(await activities.first().locator('.text').textContent(), 'note 10');
+    await activities.filter({ hasText: 'Shipping Brook' }).waitFor();
+    await shot(alice, 'timeline-5-load-more');
+  } finally {
+    await alice.context().close();
+    await bob.context().close();
+    await unsubscribed(base);
+  }
+});
+
+test('chat: alice writes, bob\'s unread badge goes to 1 and back to 0 when he opens the room; typing shows on the other side', async () => {
+  const base = await metric(server, 'brook_bus_subscribers');
+  const alice = await openApp(browser, server, 'alice', 'chat');
+  const bob = await openApp(browser, server, 'bob', 'chat');
+  try {
+    await subscribed(base, 2); // myEvents on each page
+
+    await alice.getByLabel('chat with').fill('bob');
+    await alice.getByRole('button', { name: 'Chat', exact: true }).click();
+    await alice.getByLabel('message').waitFor();
+    await subscribed(base, 4); // alice's room: messageAdded, channelEvents
+    await alice.getByLabel('message').fill('Hi Bob! Did you see the demo?');
+    await alice.getByRole('button', { name: 'Send' }).click();
+    await alice.getByTestId('message').filter({ hasText: 'Hi Bob!' }).waitFor();
+    await shot(alice, 'chat-1-alice-sends');
+
+    // bob did not reload: myEvents told his page.
+    const channel = bob.getByTestId('channel').filter({ hasText: 'alice & bob' });
+    await channel.getByTestId('unread').filter({ hasText: /^1$/ }).waitFor({ timeout: 30_000 });
+    await bob.getByTestId('unread-total').filter({ hasText: /^1$/ }).waitFor();
+    await shot(bob, 'chat-2-bob-unread-1');
+
+    await channel.click();
+    await bob.getByTestId('message').filter({ hasText: 'Hi Bob!' }).waitFor();
+    await channel.getByTestId('unread').waitFor({ state: 'detached', timeout: 30_000 });
+    await bob.getByTestId('unread-total').waitFor({ state: 'detached', timeout: 30_000 });
+    await shot(bob, 'chat-3-bob-reads-badge-0');
+
+    // Typing, both ways, once both rooms are subscribed.
+    await subscribed(base, 6);
+    await alice.getByLabel('message').fill('Yes, it');
+    await bob.getByTestId('typing').filter({ hasText: 'alice is typing' }).waitFor({ timeout: 30_000 });
+    await shot(bob, 'chat-4-bob-sees-alice-typing');
+    await alice.getByLabel('message').fill('');
+    await bob.getByTestId('typing').filter({ hasText: /^$/ }).waitFor({ timeout: 30_000 });
+
+    await bob.getByLabel('message').fill('Looks great');
+    await alice.getByTestId('typing').filter({ hasText: 'bob is typing' }).waitFor({ timeout: 30_000 });
+    await bob.getByRole('button', { name: 'Send' }).click();
+    await alice.getByTestId('message').filter({ hasText: 'Looks great' }).waitFor({ timeout: 30_000 });
+    await alice.getByTestId('typing').filter({ hasText: /^$/ }).waitFor();
+    await shot(alice, 'chat-5-alice-gets-the-reply');
+  } finally {
+    await alice.context().close();
+    await bob.context().close();
+    await unsubscribed(base);
+  }
 });

@@ -4,6 +4,7 @@ import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/clien
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { getMainDefinition } from '@apollo/client/utilities';
 import { createClient } from 'graphql-ws';
+import { typePolicies } from './cache.js';
 
 const api = `${location.origin}/query`;
 
@@ -33,10 +34,12 @@ export function signOut() {
   sessionStorage.removeItem('brook.session');
 }
 
-// The Apollo Client setup a frontend team needs.
+// The Apollo Client setup a frontend team needs: queries and mutations over
+// HTTP, subscriptions over graphql-ws, one normalized cache (cache.js says
+// how it pages Brook's connections).
 export function createApollo(token) {
   const http = new HttpLink({ uri: api, headers: { authorization: `Bearer ${token}` } });
   const ws = new GraphQLWsLink(createClient({ url: api.replace(/^http/, 'ws'), connectionParams: { authToken: token } }));
   const link = ApolloLink.split(({ query }) => getMainDefinition(query).operation === 'subscription', ws, http);
-  return new ApolloClient({ link, cache: new InMemoryCache() });
+  return new ApolloClient({ link, cache: new InMemoryCache({ typePolicies }) });
 }

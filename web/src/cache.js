@@ -1,0 +1,29 @@
+// How Apollo's normalized cache stores Brook's lists. Every Brook object
+// with an `id` is normalized by its type and id (Activity:…, Channel:…), so a
+// mutation or subscription that returns one updates every view of it.
+import { relayStylePagination } from '@apollo/client/utilities';
+
+export const typePolicies = {
+  Feed: {
+    fields: {
+      // A timeline, newest first: `fetchMore({ variables: { after: endCursor } })`
+      // appends the next (older) page to the same list.
+      activities: relayStylePagination(),
+    },
+  },
+  Channel: {
+    fields: {
+      // Chat history pages backwards: `before: endCursor` (the page's oldest
+      // message) fetches older messages, which go in front. A write without
+      // `before` (the first page, or a live message added with updateQuery)
+      // replaces the list.
+      messages: {
+        keyArgs: false,
+        merge(existing, incoming, { args }) {
+          if (!existing || !args?.before) return incoming;
+          return { ...incoming, edges: [...incoming.edges, ...existing.edges] };
+        },
+      },
+    },
+  },
+};
