@@ -294,6 +294,9 @@ func (t *table) note(format string, args ...any) {
 // print writes the table to w under a header naming the command, the
 // machine and the date, so the figures can be pasted as they are.
 func (t *table) print(w io.Writer, command string) {
+	if len(t.rows) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "\n#### %s\n\n", t.title)
 	fmt.Fprintf(w, "`%s` on %s, %s.\n\n", command, machine(), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(t.cols, " | "), strings.Repeat("---|", len(t.cols)))
