@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,7 +86,136 @@ func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 // connection closes.
 func (c *gorillaConn) WriteJSON(v any) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if msg, ok := wireMessageOf(v); ok {
+		return c.writeWireMessage(msg)
+	}
 	return c.conn.WriteJSON(v)
+}
+
+// wireMessage is a graphql-transport-ws or graphql-ws message as gqlgen
+// hands it to WriteJSON.
+type wireMessage struct {
+	payload []byte
+	id, typ string
+}
+
+// wireLayout is where gqlgen's (unexported) message structs keep their
+// fields, found once per type by name; types that do not look like one
+// are encoded with encoding/json.
+var wireLayout sync.Map // reflect.Type -> *[3]int (payload, id, type), or nil
+
+func wireMessageOf(v any) (wireMessage, bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return wireMessage{}, false
+	}
+	rv = rv.Elem()
+	l, ok := wireLayout.Load(rv.Type())
+	if !ok {
+		l = layoutOf(rv.Type())
+		wireLayout.Store(rv.Type(), l)
+	}
+	idx, _ := l.(*[3]int)
+	if idx == nil {
+		return wireMessage{}, false
+	}
+	return wireMessage{payload: rv.Field(idx[0]).Bytes(), id: rv.Field(idx[1]).String(), typ: rv.Field(idx[2]).String()}, true
+}
+
+// layoutOf accepts exactly the shape of gqlgen's message structs:
+// Payload json.RawMessage "payload,omitempty", ID string "id,omitempty",
+// Type (a string) "type", and nothing else that JSON would encode.
+func layoutOf(t reflect.Type) *[3]int {
+	want := map[string]string{"Payload": "payload,omitempty", "ID": "id,omitempty", "Type": "type"}
+	var idx [3]int
+	found := 0
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, ok := want[f.Name]
+		if !ok || f.Tag.Get("json") != tag {
+			return nil
+		}
+		switch f.Name {
+		case "Payload":
+			if f.Type != reflect.TypeOf(json.RawMessage(nil)) {
+				return nil
+			}
+			idx[0] = i
+		case "ID":
+			if f.Type.Kind() != reflect.String {
+				return nil
+			}
+			idx[1] = i
+		case "Type":
+			if f.Type.Kind() != reflect.String {
+				return nil
+			}
+			idx[2] = i
+		}
+		found++
+	}
+	if found != 3 {
+		return nil
+	}
+	return &idx
+}
+
+// writeWireMessage writes msg as encoding/json would, straight into the
+// connection's (pooled) write buffer: gqlgen has already encoded the
+// payload (an operation's response, once per delivery), so it is not
+// re-encoded and re-validated a second time here.
+func (c *gorillaConn) writeWireMessage(msg wireMessage) error {
+	if !plainJSONString(msg.id) || !plainJSONString(msg.typ) {
+		return c.conn.WriteJSON(map[string]any{"payload": json.RawMessage(msg.payload), "id": msg.id, "type": msg.typ})
+	}
+	w, err := c.conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	if err := writeWire(w, msg); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// writeWire writes msg's JSON to w; msg's strings need no escaping.
+func writeWire(w io.Writer, msg wireMessage) error {
+	var arr [96]byte
+	buf := append(arr[:0], '{')
+	if len(msg.payload) > 0 {
+		buf = append(buf, `"payload":`...)
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		if _, err := w.Write(msg.payload); err != nil {
+			return err
+		}
+		buf = append(buf[:0], ',')
+	}
+	if msg.id != "" {
+		buf = append(buf, `"id":"`...)
+		buf = append(buf, msg.id...)
+		buf = append(buf, `",`...)
+	}
+	buf = append(buf, `"type":"`...)
+	buf = append(buf, msg.typ...)
+	buf = append(buf, `"}`...)
+	_, err := w.Write(buf)
+	return err
+}
+
+// plainJSONString: s needs no escaping in a JSON string (encoding/json
+// would also escape <, > and &).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // WriteClose sends a close frame. gqlgen closes with 1000 whenever the
