@@ -24,15 +24,21 @@ type gorillaWebsocket struct {
 	upgrader     websocket.Upgrader
 	writeTimeout time.Duration
 	shuttingDown *atomic.Bool
+	pinger       *pinger
 }
 
 // writeBuffers is shared by every connection's writes.
 var writeBuffers = &sync.Pool{}
 
-func newGorillaWebsocket(origins *originPolicy, writeTimeout time.Duration, shuttingDown *atomic.Bool) gorillaWebsocket {
+func newGorillaWebsocket(origins *originPolicy, writeTimeout time.Duration, shuttingDown *atomic.Bool, p *pinger) gorillaWebsocket {
 	return gorillaWebsocket{
+		pinger: p,
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:    1024,
+			// 0: read through the 4 KB buffer net/http has already
+			// allocated for the connection (it stays referenced by the
+			// server's connection while the handler runs) rather than
+			// allocating another.
+			ReadBufferSize:    0,
 			WriteBufferSize:   4096,
 			WriteBufferPool:   writeBuffers,
 			HandshakeTimeout:  10 * time.Second,
@@ -52,7 +58,11 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 	if err != nil {
 		return nil, err
 	}
-	return &gorillaConn{conn: conn, writeTimeout: g.writeTimeout, shuttingDown: g.shuttingDown, state: wsStateFrom(r.Context())}, nil
+	c := &gorillaConn{conn: conn, writeTimeout: g.writeTimeout, shuttingDown: g.shuttingDown, state: wsStateFrom(r.Context())}
+	if g.pinger != nil {
+		g.pinger.add(c)
+	}
+	return c, nil
 }
 
 // gorillaConn adapts a gorilla connection to gqlgen's WebsocketConn, with
@@ -63,6 +73,14 @@ type gorillaConn struct {
 	writeTimeout time.Duration
 	shuttingDown *atomic.Bool
 	state        *wsState
+
+	// writeMu serializes writes: gqlgen's (under its own lock) and the
+	// shared pinger's.
+	writeMu sync.Mutex
+	// Keep-alive state, owned by the pinger (see pinger.run).
+	nextPing     time.Time
+	receivedPong atomic.Bool
+	pinger       *pinger
 }
 
 var (
@@ -71,7 +89,12 @@ var (
 	_ transport.WebsocketReadDeadliner = (*gorillaConn)(nil)
 )
 
-func (c *gorillaConn) Close() error { return c.conn.Close() }
+func (c *gorillaConn) Close() error {
+	if c.pinger != nil {
+		c.pinger.remove(c)
+	}
+	return c.conn.Close()
+}
 
 func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 	t, r, err := c.conn.NextReader()
@@ -85,6 +108,8 @@ func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 // stopped reading cannot hold a writer forever: the write fails and the
 // connection closes.
 func (c *gorillaConn) WriteJSON(v any) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	if msg, ok := wireMessageOf(v); ok {
 		return c.writeWireMessage(msg)
@@ -234,6 +259,7 @@ func (c *gorillaConn) WriteClose(code int, message string) error {
 	if len(message) > 120 {
 		message = message[:120]
 	}
+	// WriteControl may be called alongside other writes.
 	return c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
 }
 
@@ -241,7 +267,124 @@ func (c *gorillaConn) Subprotocol() string { return c.conn.Subprotocol() }
 
 func (c *gorillaConn) SetReadLimit(limit int64) { c.conn.SetReadLimit(limit) }
 
-func (c *gorillaConn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+// SetReadDeadline is called by gqlgen with the zero time when a pong
+// arrives (its own ping loops are off: PingPongInterval is 0).
+func (c *gorillaConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.receivedPong.Store(true)
+	}
+	return c.conn.SetReadDeadline(t)
+}
+
+// pinger keeps every WebSocket connection of a node alive from one
+// goroutine, where gqlgen would start one (with its own ticker) per
+// connection. It does what gqlgen's loops do: graphql-transport-ws
+// connections get a ping every interval and must answer within two (the
+// read deadline closes them otherwise); graphql-ws connections get a
+// keep-alive ("ka") message every keepAlive.
+type pinger struct {
+	interval, keepAlive time.Duration
+
+	mu    sync.Mutex
+	conns map[*gorillaConn]struct{}
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newPinger(interval, keepAlive time.Duration) *pinger {
+	p := &pinger{interval: interval, keepAlive: keepAlive, conns: map[*gorillaConn]struct{}{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *pinger) period(c *gorillaConn) time.Duration {
+	if c.conn.Subprotocol() == transportWS {
+		return p.interval
+	}
+	return p.keepAlive
+}
+
+func (p *pinger) add(c *gorillaConn) {
+	c.pinger = p
+	now := time.Now()
+	c.nextPing = now.Add(p.period(c))
+	if c.conn.Subprotocol() == transportWS {
+		// The first pong is due within two intervals, as with gqlgen.
+		_ = c.conn.SetReadDeadline(now.Add(2 * p.interval))
+	}
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *pinger) remove(c *gorillaConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+// Close stops the pinger.
+func (p *pinger) Close() {
+	close(p.stop)
+	<-p.done
+}
+
+// transportWS is the graphql-transport-ws subprotocol.
+const transportWS = "graphql-transport-ws"
+
+// pingTick is how often the pinger looks for connections due a ping;
+// connections are pinged at their own phase, so pings spread out.
+const pingTick = time.Second
+
+func (p *pinger) run() {
+	defer close(p.done)
+	t := time.NewTicker(pingTick)
+	defer t.Stop()
+	var due []*gorillaConn
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			due = due[:0]
+			p.mu.Lock()
+			for c := range p.conns {
+				if !now.Before(c.nextPing) {
+					c.nextPing = now.Add(p.period(c))
+					due = append(due, c)
+				}
+			}
+			p.mu.Unlock()
+			for _, c := range due {
+				c.ping(now)
+			}
+			clear(due)
+		}
+	}
+}
+
+// ping sends one keep-alive message. A connection busy writing is alive
+// enough and is skipped this time; a write that cannot finish within a
+// second (a client that stopped reading) fails, and the missing pong then
+// closes the connection.
+func (c *gorillaConn) ping(now time.Time) {
+	if !c.writeMu.TryLock() {
+		return
+	}
+	defer c.writeMu.Unlock()
+	_ = c.conn.SetWriteDeadline(now.Add(time.Second))
+	if c.conn.Subprotocol() != transportWS {
+		_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ka"}`))
+		return
+	}
+	_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+	// As gqlgen: a pong since the last ping extends the deadline by two
+	// intervals; without one, the deadline set earlier stands.
+	if c.receivedPong.Swap(false) {
+		_ = c.conn.SetReadDeadline(now.Add(2 * c.pinger.interval))
+	}
+}
 
 // originPolicy decides which browser origins may call Brook. Requests
 // without an Origin header (servers, mobile apps, CLI tools) are not
