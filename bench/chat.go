@@ -327,6 +327,8 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 		return fmt.Errorf("unread counts disagree: %d vs %d", first.TotalUnreadCount, truth.TotalUnreadCount)
 	}
 	lat := &latencies{}
+	_ = st.Redis().ConfigResetStat(ctx).Err()
+	self0 := selfCPU()
 	for i := 0; i < 2000; i++ {
 		start := time.Now()
 		c, err := st.UnreadCounts(ctx, user)
@@ -338,6 +340,17 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 			return fmt.Errorf("unread counts changed")
 		}
 	}
+	// CPU per call, which a loaded machine disturbs far less than latency:
+	// the script in Redis (INFO commandstats) and this process's decoding.
+	selfPer := (selfCPU() - self0) / 2000
+	if info, err := st.Redis().Info(ctx, "commandstats").Result(); err == nil {
+		for _, line := range strings.Split(info, "\n") {
+			if strings.HasPrefix(line, "cmdstat_evalsha:") || strings.HasPrefix(line, "cmdstat_eval:") {
+				fmt.Fprintf(os.Stderr, "bench: unreadCounts: redis %s\n", strings.TrimSpace(line))
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: unreadCounts: client CPU %v per call (Go: send, decode, sort)\n", selfPer)
 	p50, p99, _, _ := lat.summary()
 	t.add("unreadCounts for a user in 1,000 channels (store, one Redis round trip), p50 / p99", ms(p50)+" / "+ms(p99))
 	s, err := h.startServer(ctx, nil)
