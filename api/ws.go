@@ -18,17 +18,15 @@ import (
 // gorillaWebsocket is gqlgen's WebsocketImplementation over gorilla/websocket
 // (gqlgen itself ships one only for coder/websocket).
 //
-// Idle connections stay small: reads use a 1 KB buffer and writes borrow a
-// buffer from a shared pool only while a message is being written.
+// Idle connections stay small: reads and writes go through the two 4 KB
+// buffers net/http already holds for the connection, and keep-alive pings
+// come from one goroutine for all connections.
 type gorillaWebsocket struct {
 	upgrader     websocket.Upgrader
 	writeTimeout time.Duration
 	shuttingDown *atomic.Bool
 	pinger       *pinger
 }
-
-// writeBuffers is shared by every connection's writes.
-var writeBuffers = &sync.Pool{}
 
 func newGorillaWebsocket(origins *originPolicy, writeTimeout time.Duration, shuttingDown *atomic.Bool, p *pinger) gorillaWebsocket {
 	return gorillaWebsocket{
@@ -38,9 +36,13 @@ func newGorillaWebsocket(origins *originPolicy, writeTimeout time.Duration, shut
 			// allocated for the connection (it stays referenced by the
 			// server's connection while the handler runs) rather than
 			// allocating another.
-			ReadBufferSize:    0,
-			WriteBufferSize:   4096,
-			WriteBufferPool:   writeBuffers,
+			ReadBufferSize: 0,
+			// Likewise for writes: net/http's 4 KB write buffer for the
+			// connection stays referenced by its server connection while the
+			// handler runs, so gorilla writing through it costs no memory,
+			// where a buffer from a shared pool would come on top of it.
+			WriteBufferSize:   0,
+			WriteBufferPool:   nil,
 			HandshakeTimeout:  10 * time.Second,
 			CheckOrigin:       origins.allowWebsocket,
 			EnableCompression: false,
