@@ -27,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -470,6 +471,17 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if addr := os.Getenv("BROOK_PPROF_ADDR"); addr != "" {
+		// Profiling for benchmarks and incidents, on its own listener (never
+		// on the public one): go tool pprof http://ADDR/debug/pprof/profile.
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go func() { log.Warn("pprof listener stopped", "err", http.ListenAndServe(addr, pm)) }()
+		log.Info("pprof listening", "addr", addr)
 	}
 	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	serveErr := make(chan error, 1)

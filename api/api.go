@@ -115,6 +115,7 @@ type Server struct {
 	present  graphql.ErrorPresenterFunc
 	metrics  *metrics
 	presence *presence
+	pinger   *pinger
 	apqLocal *lru.Cache[string, string]
 	origins  *originPolicy
 
@@ -165,6 +166,7 @@ func New(opts Options) (*Server, error) {
 	s.presence = &presence{store: opts.Store, log: opts.Logger, conns: map[string]string{}, announce: res.AnnouncePresence}
 	cfg := graph.Config{Resolvers: res}
 	resolvers.SetComplexity(&cfg.Complexity)
+	s.pinger = newPinger(opts.PingInterval, 15*time.Second)
 	s.gql = s.newGraphQLHandler(graph.NewExecutableSchema(cfg))
 
 	presenceCtx, stop := context.WithCancel(context.Background())
@@ -209,13 +211,14 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv := handler.New(schema)
 	readLimit := s.opts.MaxWebsocketMessage
 	srv.AddTransport(transport.Websocket{
-		Implementation:        newGorillaWebsocket(s.origins, s.opts.WebsocketWriteTimeout, &s.shuttingDown),
-		InitFunc:              s.wsInit,
-		CloseFunc:             s.wsClose,
-		InitTimeout:           10 * time.Second,
-		KeepAlivePingInterval: 15 * time.Second,
-		PingPongInterval:      s.opts.PingInterval,
-		PayloadReadLimit:      &readLimit,
+		// Keep-alive pings and graphql-ws "ka" messages come from one shared
+		// pinger rather than from gqlgen's per-connection goroutines
+		// (KeepAlivePingInterval and PingPongInterval stay 0).
+		Implementation:   newGorillaWebsocket(s.origins, s.opts.WebsocketWriteTimeout, &s.shuttingDown, s.pinger),
+		InitFunc:         s.wsInit,
+		CloseFunc:        s.wsClose,
+		InitTimeout:      10 * time.Second,
+		PayloadReadLimit: &readLimit,
 	})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
@@ -322,6 +325,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() {
 		s.wsConns.Wait()
 		<-s.presenceDone
+		s.pinger.Close()
 		close(done)
 	}()
 	select {

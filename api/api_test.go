@@ -450,3 +450,63 @@ func TestShutdownClosesWebsocketsWithGoingAway(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// The shared pinger pings graphql-transport-ws clients; one that answers
+// stays connected, one that never answers is disconnected after two
+// intervals.
+func TestKeepAlivePings(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) { o.PingInterval = 1500 * time.Millisecond }})
+	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/query"
+	dial := func() *websocket.Conn {
+		d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}}
+		conn, _, err := d.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		if err := conn.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + env.Token(t, "pinga")}}); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	polite, rude := dial(), dial()
+	done := make(chan error, 1)
+	go func() {
+		for {
+			_ = rude.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, _, err := rude.ReadMessage(); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	pings := 0
+	end := time.Now().Add(5 * time.Second)
+	for time.Now().Before(end) {
+		_ = polite.SetReadDeadline(end)
+		var m map[string]any
+		if err := polite.ReadJSON(&m); err != nil {
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				break
+			}
+			t.Fatalf("the client answering pings was disconnected: %v", err)
+		}
+		if m["type"] == "ping" {
+			pings++
+			if err := polite.WriteJSON(map[string]any{"type": "pong"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if pings < 2 {
+		t.Fatalf("%d pings in 5 s, want at least 2", pings)
+	}
+	select {
+	case err := <-done:
+		if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+			t.Fatalf("the client that never answers is still connected: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client that never answers is still connected")
+	}
+}

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,23 +18,31 @@ import (
 // gorillaWebsocket is gqlgen's WebsocketImplementation over gorilla/websocket
 // (gqlgen itself ships one only for coder/websocket).
 //
-// Idle connections stay small: reads use a 1 KB buffer and writes borrow a
-// buffer from a shared pool only while a message is being written.
+// Idle connections stay small: reads and writes go through the two 4 KB
+// buffers net/http already holds for the connection, and keep-alive pings
+// come from one goroutine for all connections.
 type gorillaWebsocket struct {
 	upgrader     websocket.Upgrader
 	writeTimeout time.Duration
 	shuttingDown *atomic.Bool
+	pinger       *pinger
 }
 
-// writeBuffers is shared by every connection's writes.
-var writeBuffers = &sync.Pool{}
-
-func newGorillaWebsocket(origins *originPolicy, writeTimeout time.Duration, shuttingDown *atomic.Bool) gorillaWebsocket {
+func newGorillaWebsocket(origins *originPolicy, writeTimeout time.Duration, shuttingDown *atomic.Bool, p *pinger) gorillaWebsocket {
 	return gorillaWebsocket{
+		pinger: p,
 		upgrader: websocket.Upgrader{
-			ReadBufferSize:    1024,
-			WriteBufferSize:   4096,
-			WriteBufferPool:   writeBuffers,
+			// 0: read through the 4 KB buffer net/http has already
+			// allocated for the connection (it stays referenced by the
+			// server's connection while the handler runs) rather than
+			// allocating another.
+			ReadBufferSize: 0,
+			// Likewise for writes: net/http's 4 KB write buffer for the
+			// connection stays referenced by its server connection while the
+			// handler runs, so gorilla writing through it costs no memory,
+			// where a buffer from a shared pool would come on top of it.
+			WriteBufferSize:   0,
+			WriteBufferPool:   nil,
 			HandshakeTimeout:  10 * time.Second,
 			CheckOrigin:       origins.allowWebsocket,
 			EnableCompression: false,
@@ -50,7 +60,11 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 	if err != nil {
 		return nil, err
 	}
-	return &gorillaConn{conn: conn, writeTimeout: g.writeTimeout, shuttingDown: g.shuttingDown, state: wsStateFrom(r.Context())}, nil
+	c := &gorillaConn{conn: conn, writeTimeout: g.writeTimeout, shuttingDown: g.shuttingDown, state: wsStateFrom(r.Context())}
+	if g.pinger != nil {
+		g.pinger.add(c)
+	}
+	return c, nil
 }
 
 // gorillaConn adapts a gorilla connection to gqlgen's WebsocketConn, with
@@ -61,6 +75,14 @@ type gorillaConn struct {
 	writeTimeout time.Duration
 	shuttingDown *atomic.Bool
 	state        *wsState
+
+	// writeMu serializes writes: gqlgen's (under its own lock) and the
+	// shared pinger's.
+	writeMu sync.Mutex
+	// Keep-alive state, owned by the pinger (see pinger.run).
+	nextPing     time.Time
+	receivedPong atomic.Bool
+	pinger       *pinger
 }
 
 var (
@@ -69,7 +91,12 @@ var (
 	_ transport.WebsocketReadDeadliner = (*gorillaConn)(nil)
 )
 
-func (c *gorillaConn) Close() error { return c.conn.Close() }
+func (c *gorillaConn) Close() error {
+	if c.pinger != nil {
+		c.pinger.remove(c)
+	}
+	return c.conn.Close()
+}
 
 func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 	t, r, err := c.conn.NextReader()
@@ -83,8 +110,139 @@ func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 // stopped reading cannot hold a writer forever: the write fails and the
 // connection closes.
 func (c *gorillaConn) WriteJSON(v any) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if msg, ok := wireMessageOf(v); ok {
+		return c.writeWireMessage(msg)
+	}
 	return c.conn.WriteJSON(v)
+}
+
+// wireMessage is a graphql-transport-ws or graphql-ws message as gqlgen
+// hands it to WriteJSON.
+type wireMessage struct {
+	payload []byte
+	id, typ string
+}
+
+// wireLayout is where gqlgen's (unexported) message structs keep their
+// fields, found once per type by name; types that do not look like one
+// are encoded with encoding/json.
+var wireLayout sync.Map // reflect.Type -> *[3]int (payload, id, type), or nil
+
+func wireMessageOf(v any) (wireMessage, bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return wireMessage{}, false
+	}
+	rv = rv.Elem()
+	l, ok := wireLayout.Load(rv.Type())
+	if !ok {
+		l = layoutOf(rv.Type())
+		wireLayout.Store(rv.Type(), l)
+	}
+	idx, _ := l.(*[3]int)
+	if idx == nil {
+		return wireMessage{}, false
+	}
+	return wireMessage{payload: rv.Field(idx[0]).Bytes(), id: rv.Field(idx[1]).String(), typ: rv.Field(idx[2]).String()}, true
+}
+
+// layoutOf accepts exactly the shape of gqlgen's message structs:
+// Payload json.RawMessage "payload,omitempty", ID string "id,omitempty",
+// Type (a string) "type", and nothing else that JSON would encode.
+func layoutOf(t reflect.Type) *[3]int {
+	want := map[string]string{"Payload": "payload,omitempty", "ID": "id,omitempty", "Type": "type"}
+	var idx [3]int
+	found := 0
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, ok := want[f.Name]
+		if !ok || f.Tag.Get("json") != tag {
+			return nil
+		}
+		switch f.Name {
+		case "Payload":
+			if f.Type != reflect.TypeOf(json.RawMessage(nil)) {
+				return nil
+			}
+			idx[0] = i
+		case "ID":
+			if f.Type.Kind() != reflect.String {
+				return nil
+			}
+			idx[1] = i
+		case "Type":
+			if f.Type.Kind() != reflect.String {
+				return nil
+			}
+			idx[2] = i
+		}
+		found++
+	}
+	if found != 3 {
+		return nil
+	}
+	return &idx
+}
+
+// writeWireMessage writes msg as encoding/json would, straight into the
+// connection's (pooled) write buffer: gqlgen has already encoded the
+// payload (an operation's response, once per delivery), so it is not
+// re-encoded and re-validated a second time here.
+func (c *gorillaConn) writeWireMessage(msg wireMessage) error {
+	if !plainJSONString(msg.id) || !plainJSONString(msg.typ) {
+		return c.conn.WriteJSON(map[string]any{"payload": json.RawMessage(msg.payload), "id": msg.id, "type": msg.typ})
+	}
+	w, err := c.conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	if err := writeWire(w, msg); err != nil {
+		return err
+	}
+	return w.Close()
+}
+
+// writeWire writes msg's JSON to w; msg's strings need no escaping.
+func writeWire(w io.Writer, msg wireMessage) error {
+	var arr [96]byte
+	buf := append(arr[:0], '{')
+	if len(msg.payload) > 0 {
+		buf = append(buf, `"payload":`...)
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		if _, err := w.Write(msg.payload); err != nil {
+			return err
+		}
+		buf = append(buf[:0], ',')
+	}
+	if msg.id != "" {
+		buf = append(buf, `"id":"`...)
+		buf = append(buf, msg.id...)
+		buf = append(buf, `",`...)
+	}
+	buf = append(buf, `"type":"`...)
+	buf = append(buf, msg.typ...)
+	buf = append(buf, `"}`...)
+	_, err := w.Write(buf)
+	return err
+}
+
+// plainJSONString: s needs no escaping in a JSON string (encoding/json
+// would also escape <, > and &).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // WriteClose sends a close frame. gqlgen closes with 1000 whenever the
@@ -103,6 +261,7 @@ func (c *gorillaConn) WriteClose(code int, message string) error {
 	if len(message) > 120 {
 		message = message[:120]
 	}
+	// WriteControl may be called alongside other writes.
 	return c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
 }
 
@@ -110,7 +269,124 @@ func (c *gorillaConn) Subprotocol() string { return c.conn.Subprotocol() }
 
 func (c *gorillaConn) SetReadLimit(limit int64) { c.conn.SetReadLimit(limit) }
 
-func (c *gorillaConn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+// SetReadDeadline is called by gqlgen with the zero time when a pong
+// arrives (its own ping loops are off: PingPongInterval is 0).
+func (c *gorillaConn) SetReadDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.receivedPong.Store(true)
+	}
+	return c.conn.SetReadDeadline(t)
+}
+
+// pinger keeps every WebSocket connection of a node alive from one
+// goroutine, where gqlgen would start one (with its own ticker) per
+// connection. It does what gqlgen's loops do: graphql-transport-ws
+// connections get a ping every interval and must answer within two (the
+// read deadline closes them otherwise); graphql-ws connections get a
+// keep-alive ("ka") message every keepAlive.
+type pinger struct {
+	interval, keepAlive time.Duration
+
+	mu    sync.Mutex
+	conns map[*gorillaConn]struct{}
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func newPinger(interval, keepAlive time.Duration) *pinger {
+	p := &pinger{interval: interval, keepAlive: keepAlive, conns: map[*gorillaConn]struct{}{},
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *pinger) period(c *gorillaConn) time.Duration {
+	if c.conn.Subprotocol() == transportWS {
+		return p.interval
+	}
+	return p.keepAlive
+}
+
+func (p *pinger) add(c *gorillaConn) {
+	c.pinger = p
+	now := time.Now()
+	c.nextPing = now.Add(p.period(c))
+	if c.conn.Subprotocol() == transportWS {
+		// The first pong is due within two intervals, as with gqlgen.
+		_ = c.conn.SetReadDeadline(now.Add(2 * p.interval))
+	}
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *pinger) remove(c *gorillaConn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+// Close stops the pinger.
+func (p *pinger) Close() {
+	close(p.stop)
+	<-p.done
+}
+
+// transportWS is the graphql-transport-ws subprotocol.
+const transportWS = "graphql-transport-ws"
+
+// pingTick is how often the pinger looks for connections due a ping;
+// connections are pinged at their own phase, so pings spread out.
+const pingTick = time.Second
+
+func (p *pinger) run() {
+	defer close(p.done)
+	t := time.NewTicker(pingTick)
+	defer t.Stop()
+	var due []*gorillaConn
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			due = due[:0]
+			p.mu.Lock()
+			for c := range p.conns {
+				if !now.Before(c.nextPing) {
+					c.nextPing = now.Add(p.period(c))
+					due = append(due, c)
+				}
+			}
+			p.mu.Unlock()
+			for _, c := range due {
+				c.ping(now)
+			}
+			clear(due)
+		}
+	}
+}
+
+// ping sends one keep-alive message. A connection busy writing is alive
+// enough and is skipped this time; a write that cannot finish within a
+// second (a client that stopped reading) fails, and the missing pong then
+// closes the connection.
+func (c *gorillaConn) ping(now time.Time) {
+	if !c.writeMu.TryLock() {
+		return
+	}
+	defer c.writeMu.Unlock()
+	_ = c.conn.SetWriteDeadline(now.Add(time.Second))
+	if c.conn.Subprotocol() != transportWS {
+		_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ka"}`))
+		return
+	}
+	_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+	// As gqlgen: a pong since the last ping extends the deadline by two
+	// intervals; without one, the deadline set earlier stands.
+	if c.receivedPong.Swap(false) {
+		_ = c.conn.SetReadDeadline(now.Add(2 * c.pinger.interval))
+	}
+}
 
 // originPolicy decides which browser origins may call Brook. Requests
 // without an Origin header (servers, mobile apps, CLI tools) are not

@@ -7,9 +7,12 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,13 +33,20 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	subscribers := fs.Int("subscribers", 1000, "messageAdded subscribers on the channel")
 	idle := fs.Int("idle", 10000, "idle WebSocket subscriptions for the memory figure")
 	seconds := fs.Float64("seconds", 10, "seconds of sending at 10 messages/s per node count")
+	nodeCounts := fs.String("nodes", "1,2", "node counts of the latency measurement")
+	only := fs.String("only", "", "run only these parts, comma-separated: latency,memory,unread,history (default all)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	want := func(part string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), part) }
 	const cmd = "make bench-chat"
 	lat := &table{title: "Chat: send-to-receive latency (sendMessage called → messageAdded received)",
 		cols: []string{"Brook nodes", "subscribers", "rate", "messages", "deliveries", "p50", "p99", "max", "lost"}}
-	for _, nodes := range []int{1, 2} {
+	for _, f := range strings.Split(*nodeCounts, ",") {
+		nodes, err := strconv.Atoi(f)
+		if err != nil || nodes < 1 || !want("latency") {
+			continue
+		}
 		fmt.Fprintf(os.Stderr, "bench: chat latency on %d node(s), %d subscribers\n", nodes, *subscribers)
 		if err := chatLatency(ctx, h, lat, nodes, *subscribers, time.Duration(*seconds*float64(time.Second))); err != nil {
 			return err
@@ -48,22 +58,28 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 		"outbox job that publishes the event. The load generator, Redis, PostgreSQL and the server(s) share the machine.", *subscribers+1)
 	mem := &table{title: "Chat: memory per idle WebSocket subscription",
 		cols: []string{"connections", "server RSS before", "server RSS after", "per subscription"}}
-	fmt.Fprintf(os.Stderr, "bench: chat memory with %d idle subscriptions\n", *idle)
-	if err := chatMemory(ctx, h, mem, *idle); err != nil {
-		return err
+	if want("memory") {
+		fmt.Fprintf(os.Stderr, "bench: chat memory with %d idle subscriptions\n", *idle)
+		if err := chatMemory(ctx, h, mem, *idle); err != nil {
+			return err
+		}
 	}
 	mem.note("Each connection is a graphql-transport-ws WebSocket with one messageAdded subscription on a livestream channel, then idle. RSS delta divided by the connections, after a settle.")
 	unread := &table{title: "Chat: unread counts",
 		cols: []string{"measurement", "result"}}
-	fmt.Fprintf(os.Stderr, "bench: chat unread counts\n")
-	if err := chatUnread(ctx, h, unread); err != nil {
-		return err
+	if want("unread") {
+		fmt.Fprintf(os.Stderr, "bench: chat unread counts\n")
+		if err := chatUnread(ctx, h, unread); err != nil {
+			return err
+		}
 	}
 	hist := &table{title: "Chat: message history page (`messages(last: 50) { user { name } reactionCounts }`)",
 		cols: []string{"path", "concurrency", "pages/s", "p50", "p99"}}
-	fmt.Fprintf(os.Stderr, "bench: chat history page\n")
-	if err := chatHistory(ctx, h, hist); err != nil {
-		return err
+	if want("history") {
+		fmt.Fprintf(os.Stderr, "bench: chat history page\n")
+		if err := chatHistory(ctx, h, hist); err != nil {
+			return err
+		}
 	}
 	lat.print(os.Stdout, cmd)
 	mem.print(os.Stdout, cmd)
@@ -179,6 +195,7 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	time.Sleep(time.Second)
+	cpu0, self0 := serversCPU(servers), selfCPU()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var swg sync.WaitGroup
@@ -200,6 +217,10 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 	for got.Load() < want && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Where the CPU went: the server(s) or the load generator (this
+	// process: 1,000 client sockets read and decoded on the same cores).
+	fmt.Fprintf(os.Stderr, "bench: CPU during sending: server(s) %v, load generator %v, %d messages\n",
+		(serversCPU(servers) - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond), total)
 	p50, p99, mx, n := lats.summary()
 	t.add(nodes, subs, "10/s", total, n, ms(p50), ms(p99), ms(mx), want-int64(n))
 	return nil
@@ -306,6 +327,8 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 		return fmt.Errorf("unread counts disagree: %d vs %d", first.TotalUnreadCount, truth.TotalUnreadCount)
 	}
 	lat := &latencies{}
+	_ = st.Redis().ConfigResetStat(ctx).Err()
+	self0 := selfCPU()
 	for i := 0; i < 2000; i++ {
 		start := time.Now()
 		c, err := st.UnreadCounts(ctx, user)
@@ -317,6 +340,17 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 			return fmt.Errorf("unread counts changed")
 		}
 	}
+	// CPU per call, which a loaded machine disturbs far less than latency:
+	// the script in Redis (INFO commandstats) and this process's decoding.
+	selfPer := (selfCPU() - self0) / 2000
+	if info, err := st.Redis().Info(ctx, "commandstats").Result(); err == nil {
+		for _, line := range strings.Split(info, "\n") {
+			if strings.HasPrefix(line, "cmdstat_evalsha:") || strings.HasPrefix(line, "cmdstat_eval:") {
+				fmt.Fprintf(os.Stderr, "bench: unreadCounts: redis %s\n", strings.TrimSpace(line))
+			}
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: unreadCounts: client CPU %v per call (Go: send, decode, sort)\n", selfPer)
 	p50, p99, _, _ := lat.summary()
 	t.add("unreadCounts for a user in 1,000 channels (store, one Redis round trip), p50 / p99", ms(p50)+" / "+ms(p99))
 	s, err := h.startServer(ctx, nil)
@@ -483,4 +517,21 @@ func chatHistory(ctx context.Context, h *harness, t *table) error {
 		"Brook runs 4 statements per page (channel and membership, messages, users, reaction counts) plus auth and rate limiting; "+
 		"the load generator shares the %d cores.", runtime.NumCPU())
 	return nil
+}
+
+// serversCPU is the CPU time the servers have used so far.
+func serversCPU(servers []*server) time.Duration {
+	var d time.Duration
+	for _, s := range servers {
+		c, _ := s.CPUTime()
+		d += c
+	}
+	return d
+}
+
+// selfCPU is the CPU time this process (the load generator) has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

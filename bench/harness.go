@@ -141,6 +141,16 @@ func (h *harness) startServer(ctx context.Context, env map[string]string) (*serv
 		"BROOK_RATE_SEND_SIGNAL": "10000000/s", "BROOK_RATE_TYPING": "10000000/s",
 		"BROOK_MAX_CONNECTIONS_PER_USER": "0",
 	}
+	if os.Getenv("BENCH_PPROF") != "" {
+		// Each server gets its own pprof listener, announced on stderr.
+		pl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		vars["BROOK_PPROF_ADDR"] = pl.Addr().String()
+		pl.Close()
+		fmt.Fprintf(os.Stderr, "bench: server %s: pprof at http://%s/debug/pprof/\n", addr, vars["BROOK_PPROF_ADDR"])
+	}
 	for k, v := range env {
 		vars[k] = v
 	}
@@ -284,6 +294,9 @@ func (t *table) note(format string, args ...any) {
 // print writes the table to w under a header naming the command, the
 // machine and the date, so the figures can be pasted as they are.
 func (t *table) print(w io.Writer, command string) {
+	if len(t.rows) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "\n#### %s\n\n", t.title)
 	fmt.Fprintf(w, "`%s` on %s, %s.\n\n", command, machine(), time.Now().UTC().Format("2006-01-02"))
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(t.cols, " | "), strings.Repeat("---|", len(t.cols)))

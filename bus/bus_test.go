@@ -38,7 +38,7 @@ func newNode(t *testing.T) (*bus.Bus, *redis.Client) {
 	return b, rdb
 }
 
-func receive(t *testing.T, s *bus.Subscription) bus.Event {
+func receive(t *testing.T, s *bus.Subscription) *bus.Event {
 	t.Helper()
 	select {
 	case ev, ok := <-s.C:
@@ -49,7 +49,7 @@ func receive(t *testing.T, s *bus.Subscription) bus.Event {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event within 5s")
 	}
-	return bus.Event{}
+	return nil
 }
 
 func TestDeliversAcrossNodes(t *testing.T) {

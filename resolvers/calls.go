@@ -404,7 +404,7 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 		return
 	}
 	for {
-		var ev bus.Event
+		var ev *bus.Event
 		var ok bool
 		var sub *bus.Subscription
 		select {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/bus"
@@ -276,11 +278,23 @@ func (r *Resolver) prefetchMessages(ctx context.Context, msgs []*store.Message) 
 // replayPage is how many stored messages messageAdded reads at a time.
 const replayPage = 100
 
+// reorderWait is how long messageAdded holds a live message that arrived
+// ahead of its predecessor before reading the missing positions from
+// PostgreSQL. Positions commit in order, so a missing one is committed and
+// its event is normally a moment behind (outbox jobs publish concurrently):
+// waiting for it costs no query, where reading at once would cost one per
+// subscriber of the channel.
+const reorderWait = 100 * time.Millisecond
+
+// reorderMax bounds the live messages held while waiting.
+const reorderMax = 64
+
 // streamMessages delivers a channel's messages after position last: first
 // the stored ones, then live ones, deduplicated by position. A live
-// message past the next expected position, or a gap in the bus, makes it
-// read the missing ones from PostgreSQL, so nothing is skipped or
-// repeated whatever the bus does.
+// message past the next expected position is held until the missing ones
+// arrive; if they have not come within reorderWait, or after a gap in the
+// bus, the missing positions are read from PostgreSQL, so nothing is
+// skipped or repeated whatever the bus does.
 func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, last int64,
 	sub *bus.Subscription, out chan<- *store.Message) {
 	defer close(out)
@@ -296,7 +310,7 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 	}
 	catchUp := func(upTo int64) bool {
 		for {
-			msgs, err := r.Store.MessagesAfter(ctx, channel, last, upTo, replayPage)
+			msgs, err := r.messagesAfter(ctx, channel, last, upTo)
 			if err != nil {
 				if ctx.Err() == nil {
 					r.endSubscription(ctx, err)
@@ -304,7 +318,7 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 				return false
 			}
 			for _, m := range msgs {
-				if !send(m) {
+				if m.Pos > last && !send(m) {
 					return false
 				}
 			}
@@ -313,6 +327,43 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 			}
 		}
 	}
+	// held are live messages past last+1, by position, waiting for the
+	// ones before them.
+	var held map[int64]*store.Message
+	var wait *time.Timer
+	var waitC <-chan time.Time
+	// release sends the held messages that now follow last and forgets
+	// those already sent.
+	release := func() bool {
+		for len(held) > 0 {
+			m, ok := held[last+1]
+			if !ok {
+				break
+			}
+			delete(held, m.Pos)
+			if !send(m) {
+				return false
+			}
+		}
+		for pos := range held {
+			if pos <= last {
+				delete(held, pos)
+			}
+		}
+		if len(held) == 0 && waitC != nil {
+			wait.Stop()
+			waitC = nil
+		}
+		return true
+	}
+	// fill reads from PostgreSQL everything up to the newest held message.
+	fill := func() bool {
+		upTo := last
+		for pos := range held {
+			upTo = max(upTo, pos)
+		}
+		return catchUp(upTo) && release()
+	}
 	if !catchUp(math.MaxInt64) {
 		return
 	}
@@ -320,13 +371,18 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 		select {
 		case <-ctx.Done():
 			return
+		case <-waitC:
+			waitC = nil
+			if !fill() {
+				return
+			}
 		case ev, ok := <-sub.C:
 			if !ok {
 				r.endSubscription(ctx, sub.Err())
 				return
 			}
 			if ev.Gap {
-				if !catchUp(math.MaxInt64) {
+				if !catchUp(math.MaxInt64) || !release() {
 					return
 				}
 				continue
@@ -339,17 +395,57 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 			switch {
 			case m.Pos <= last:
 			case m.Pos == last+1:
-				if !send(m) {
+				if !send(m) || !release() {
 					return
 				}
 			default:
-				if !catchUp(m.Pos) {
-					return
+				if held == nil {
+					held = map[int64]*store.Message{}
+				}
+				held[m.Pos] = m
+				if len(held) > reorderMax {
+					if !fill() {
+						return
+					}
+				} else if waitC == nil {
+					if wait == nil {
+						wait = time.NewTimer(reorderWait)
+					} else {
+						wait.Reset(reorderWait)
+					}
+					waitC = wait.C
 				}
 			}
 		}
 	}
 }
+
+// messagesAfter reads a page of a channel's messages after a position for
+// messageAdded. Subscribers of the same channel that miss the same
+// positions at the same moment (all of them, when the bus reconnects) share
+// one query: the messages are read-only.
+func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upTo int64) ([]*store.Message, error) {
+	key := channel + "\x00" + strconv.FormatInt(after, 10) + "\x00" + strconv.FormatInt(upTo, 10)
+	ch := replays.DoChan(key, func() (any, error) {
+		// Not the caller's context: the query outlives a caller that leaves
+		// while others wait for it.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return r.Store.MessagesAfter(qctx, channel, after, upTo, replayPage)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.([]*store.Message), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// replays deduplicates messageAdded's reads of missed messages on a node.
+var replays singleflight.Group
 
 // relay delivers decoded bus events until ctx ends or the bus drops the
 // subscription.

@@ -720,3 +720,55 @@ func TestChatUnreadCountsProperty(t *testing.T) {
 	}
 	check("after repair")
 }
+
+// Events of one channel may arrive out of order (outbox jobs publish
+// concurrently): messageAdded holds a message that comes before its
+// predecessor and delivers both in order; a predecessor whose event never
+// comes is read from PostgreSQL after a short wait.
+func TestChatMessageAddedReorders(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1}) // events only as published below
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "reorder-"+tag, bob)
+	ws := n.MustDial(t, env.Token(t, bob))
+	sub := ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { text } }`, brooktest.Vars{"c": cid})
+	waitSubscribed(t, n)
+	ctx := context.Background()
+	var msgs []*store.Message
+	for i := 0; i < 4; i++ {
+		m, _, err := n.Store.SendMessage(ctx, cid, alice, store.MessageInput{Text: fmt.Sprintf("r%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	publish := func(m *store.Message) {
+		n.Store.PublishChannelEvent(ctx, n.Bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: cid, Message: m, CreatedAt: m.CreatedAt})
+	}
+	next := func() string {
+		var ev struct{ MessageAdded struct{ Text string } }
+		sub.NextData(&ev)
+		return ev.MessageAdded.Text
+	}
+	// r1 before r0: held, then both in order.
+	publish(msgs[1])
+	time.Sleep(20 * time.Millisecond)
+	publish(msgs[0])
+	for _, want := range []string{"r0", "r1"} {
+		if got := next(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	// r3 without r2: r2 is read from PostgreSQL, then r3; r2's late event
+	// is not delivered again.
+	publish(msgs[3])
+	for _, want := range []string{"r2", "r3"} {
+		if got := next(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	publish(msgs[2])
+	sub.None(300 * time.Millisecond)
+}

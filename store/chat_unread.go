@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -131,33 +133,74 @@ local t, c = totals(h, ub, prefix)
 return {t, c}
 `)
 
-// readScript reads a user's unread counts. KEYS: hash, big hash. ARGV:
-// prefix. Returns {1, channel, n, ...} or, when a rebuild is needed,
-// {0, gen}.
-var readScript = redis.NewScript(`
-local h, ub, prefix = KEYS[1], KEYS[2], ARGV[1]
-if redis.call('HEXISTS', h, 'ok') == 0 then return {0, redis.call('HGET', h, 'gen') or '0'} end
-local all = redis.call('HGETALL', h)
-local s, r = {}, {}
-for i = 1, #all, 2 do
-  local p = string.sub(all[i], 1, 2)
-  if p == 's:' then s[string.sub(all[i], 3)] = tonumber(all[i + 1])
-  elseif p == 'r:' then r[string.sub(all[i], 3)] = tonumber(all[i + 1]) end
-end
-local out = {1}
-for ch, sv in pairs(s) do
-  local n = sv - (r[ch] or 0)
-  if n > 0 then out[#out + 1] = ch; out[#out + 1] = n end
-end
+// bigReadScript reads a user's counts in channels above the push limit
+// (computed from each channel's sequence key). KEYS: big hash. ARGV:
+// prefix. Returns {1, channel, n, ...} or, when a sequence key is missing
+// (a rebuild is needed), {0}. The user's own hash is read with a plain
+// HGETALL in the same MULTI: a script would convert all of its fields
+// (two per channel) into Lua strings and back, several times the cost of
+// the command itself.
+var bigReadScript = redis.NewScript(`
+local ub, prefix = KEYS[1], ARGV[1]
 local big = redis.call('HGETALL', ub)
+local out = {1}
 for i = 1, #big, 2 do
   local sv = redis.call('GET', prefix .. 'chat:seq:' .. big[i])
-  if not sv then return {0, redis.call('HGET', h, 'gen') or '0'} end
+  if not sv then return {0} end
   local n = tonumber(sv) - tonumber(big[i + 1])
   if n > 0 then out[#out + 1] = big[i]; out[#out + 1] = n end
 end
 return out
 `)
+
+// readUnread reads a user's unread counts from Redis in one round trip
+// (MULTI: HGETALL of the user's hash, the big-channel script, EXEC).
+// complete is false when the counters must be rebuilt first; gen is then
+// the hash's generation to rebuild against.
+func (s *Store) readUnread(ctx context.Context, user string) (counts []ChannelUnread, complete bool, gen string, err error) {
+	h, ub := s.unreadKeys(user)
+	var all *redis.MapStringStringCmd
+	var big *redis.Cmd
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		all = p.HGetAll(ctx, h)
+		big = bigReadScript.Eval(ctx, p, []string{ub}, s.prefix)
+		return nil
+	})
+	if err != nil {
+		return nil, false, "", err
+	}
+	fields := all.Val()
+	bigRes, _ := big.Slice()
+	if fields["ok"] == "" || len(bigRes) == 0 || bigRes[0] != int64(1) {
+		gen = fields["gen"]
+		if gen == "" {
+			gen = "0"
+		}
+		return nil, false, gen, nil
+	}
+	read := make(map[string]int64, len(fields)/2)
+	for k, v := range fields {
+		if strings.HasPrefix(k, "r:") {
+			read[k[2:]], _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	counts = make([]ChannelUnread, 0, len(read)+len(bigRes)/2)
+	for k, v := range fields {
+		if !strings.HasPrefix(k, "s:") {
+			continue
+		}
+		seq, _ := strconv.ParseInt(v, 10, 64)
+		if n := seq - read[k[2:]]; n > 0 {
+			counts = append(counts, ChannelUnread{ChannelID: k[2:], UserID: user, UnreadCount: int(n)})
+		}
+	}
+	for i := 1; i+1 < len(bigRes); i += 2 {
+		ch, _ := bigRes[i].(string)
+		n, _ := bigRes[i+1].(int64)
+		counts = append(counts, ChannelUnread{ChannelID: ch, UserID: user, UnreadCount: int(n)})
+	}
+	return counts, true, "", nil
+}
 
 // rebuildScript replaces a user's counters with PostgreSQL's, merged with
 // max() into what Redis already has (every value in either place was
@@ -328,7 +371,7 @@ func countsFromRows(user string, rows []unreadRow) *UnreadCounts {
 }
 
 func finishCounts(c *UnreadCounts) {
-	sort.Slice(c.Channels, func(i, j int) bool { return c.Channels[i].ChannelID < c.Channels[j].ChannelID })
+	slices.SortFunc(c.Channels, func(a, b *ChannelUnread) int { return strings.Compare(a.ChannelID, b.ChannelID) })
 	c.TotalUnreadCount, c.UnreadChannels = 0, len(c.Channels)
 	for _, ch := range c.Channels {
 		c.TotalUnreadCount += ch.UnreadCount
@@ -339,23 +382,19 @@ func finishCounts(c *UnreadCounts) {
 // trip; when the user's counters are incomplete, from PostgreSQL, which
 // also rebuilds them; and while Redis is unreachable, from PostgreSQL.
 func (s *Store) UnreadCounts(ctx context.Context, user string) (*UnreadCounts, error) {
-	h, ub := s.unreadKeys(user)
-	res, err := readScript.Run(ctx, s.rdb, []string{h, ub}, s.prefix).Slice()
+	counts, complete, gen, err := s.readUnread(ctx, user)
 	if err != nil {
 		s.log.Warn("chat: unread counts from PostgreSQL: redis failed", "err", err)
 		return s.UnreadCountsFromDB(ctx, user)
 	}
-	if n, _ := res[0].(int64); n == 1 {
-		out := &UnreadCounts{Channels: make([]*ChannelUnread, 0, (len(res)-1)/2)}
-		for i := 1; i+1 < len(res); i += 2 {
-			ch, _ := res[i].(string)
-			n, _ := res[i+1].(int64)
-			out.Channels = append(out.Channels, &ChannelUnread{ChannelID: ch, UserID: user, UnreadCount: int(n)})
+	if complete {
+		out := &UnreadCounts{Channels: make([]*ChannelUnread, len(counts))}
+		for i := range counts {
+			out.Channels[i] = &counts[i]
 		}
 		finishCounts(out)
 		return out, nil
 	}
-	gen, _ := res[1].(string)
 	rows, err := s.unreadRows(ctx, user)
 	if err != nil {
 		return nil, err
@@ -425,12 +464,11 @@ func (s *Store) RecentlyActiveChatUsers(ctx context.Context, q Querier, since ti
 func (s *Store) RepairUnread(ctx context.Context, users []string) (int, error) {
 	var bad []string
 	for _, u := range users {
-		h, ub := s.unreadKeys(u)
-		res, err := readScript.Run(ctx, s.rdb, []string{h, ub}, s.prefix).Slice()
+		counts, complete, _, err := s.readUnread(ctx, u)
 		if err != nil {
 			return 0, fmt.Errorf("store: repair unread: %w", err)
 		}
-		if n, _ := res[0].(int64); n != 1 {
+		if !complete {
 			continue // already rebuilt on the next read
 		}
 		truth, err := s.UnreadCountsFromDB(ctx, u)
@@ -438,9 +476,8 @@ func (s *Store) RepairUnread(ctx context.Context, users []string) (int, error) {
 			return 0, err
 		}
 		got := map[string]int64{}
-		for i := 1; i+1 < len(res); i += 2 {
-			ch, _ := res[i].(string)
-			got[ch], _ = res[i+1].(int64)
+		for _, c := range counts {
+			got[c.ChannelID] = int64(c.UnreadCount)
 		}
 		same := len(got) == len(truth.Channels)
 		for _, c := range truth.Channels {
