@@ -417,8 +417,17 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 		if err != nil {
 			return err
 		}
+		// Scan every value, as a program using the page would.
 		n := 0
+		var id uuid.UUID
+		var verb, object, name string
+		var at time.Time
+		var counts, own []byte
 		for rows.Next() {
+			if err := rows.Scan(&id, &verb, &object, &at, &name, &counts, &own); err != nil {
+				rows.Close()
+				return err
+			}
 			n++
 		}
 		rows.Close()
