@@ -122,7 +122,9 @@ func TestWorkerKilledMidFanout(t *testing.T) {
 	// A follower reads it through the API, once.
 	var feed struct {
 		Feed struct {
-			Activities struct{ Edges []struct{ Node struct{ ID string } } }
+			Activities struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
 		}
 	}
 	if err := api.Client(c.token(t, "f777", false)).Run(ctx, `{ feed(id: "timeline:f777") { activities(first: 5) { edges { node { id } } } } }`,
