@@ -41,6 +41,7 @@ type soak struct {
 	delivered  map[string]*atomic.Int64
 	deliveries map[string]*latencies
 	measuring  atomic.Bool
+	skipped    atomic.Int64
 }
 
 // soakPeer is a call participant with its own WebSocket.
@@ -161,9 +162,9 @@ func benchSoak(ctx context.Context, h *harness, args []string) error {
 		p50, p99, mx, _ := s.deliveries[k].summary()
 		opsT.add(k+" delivered (sent → received on a subscription)", s.delivered[k].Load(), "", ms(p50), ms(p99), ms(mx))
 	}
-	opsT.note("Errors in total: %d. Operations are started at a fixed rate, each with a 30 s timeout (a timeout counts as an error); "+
+	opsT.note("Errors in total: %d; operations skipped: %d. Operations are started at a fixed rate, each with a 30 s timeout (a timeout counts as an error); "+
 		"an operation that finds 256 already in flight is skipped, so an overloaded machine shows in the counts rather than in a growing queue. "+
-		"Deliveries are timed from just before the operation's request to the event read off a subscriber's socket.", totalErrs)
+		"Deliveries are timed from just before the operation's request to the event read off a subscriber's socket.", totalErrs, s.skipped.Load())
 	s.firstErrs.Range(func(k, v any) bool {
 		opsT.note("First %s error: %s", k, v)
 		return true
@@ -487,6 +488,9 @@ func (s *soak) traffic(ctx context.Context, rate int) {
 		select {
 		case sem <- struct{}{}:
 		default:
+			if s.measuring.Load() {
+				s.skipped.Add(1)
+			}
 			continue // the system is saturated: skip rather than pile up
 		}
 		wg.Add(1)
