@@ -25,8 +25,8 @@ func TestWorkerKilledMidFanout(t *testing.T) {
 	c := newCluster(t, false)
 	// A threshold above the follower count: the actor is pushed (fanned
 	// out), not merged at read time.
-	common := map[string]string{"FEED_PULL_THRESHOLD": "1000000"}
-	api := c.startBrook(t, nil, map[string]string{"BROOK_WORKERS": "0", "FEED_PULL_THRESHOLD": "1000000"})
+	const threshold = "1000000"
+	api := c.startBrook(t, nil, map[string]string{"BROOK_WORKERS": "0", "FEED_PULL_THRESHOLD": threshold})
 	c.users(t, api, "star")
 	ctx := context.Background()
 	if _, err := c.DB.Exec(ctx, `INSERT INTO follows (source, target, pull_from)
@@ -62,7 +62,7 @@ func TestWorkerKilledMidFanout(t *testing.T) {
 	q.Set("application_name", "victim")
 	u.RawQuery = q.Encode()
 	victim := c.startBrook(t, []string{"worker"}, map[string]string{"DATABASE_URL": u.String(), "BROOK_WORKERS": "2",
-		"FEED_PULL_THRESHOLD": common["FEED_PULL_THRESHOLD"]})
+		"FEED_PULL_THRESHOLD": threshold})
 	var state string
 	eventually(t, 60*time.Second, "both worker goroutines blocked in a fan-out page", func() bool {
 		var blocked, ready int
@@ -102,7 +102,7 @@ func TestWorkerKilledMidFanout(t *testing.T) {
 	}
 
 	restarted := time.Now()
-	c.startBrook(t, []string{"worker"}, map[string]string{"BROOK_WORKERS": "2", "FEED_PULL_THRESHOLD": common["FEED_PULL_THRESHOLD"]})
+	c.startBrook(t, []string{"worker"}, map[string]string{"BROOK_WORKERS": "2", "FEED_PULL_THRESHOLD": threshold})
 	eventually(t, 60*time.Second, "the restarted worker finished the fan-out", func() bool {
 		var left int
 		_ = c.DB.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE payload->>'activity' = $1`, id).Scan(&left)
