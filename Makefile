@@ -69,3 +69,14 @@ bench-chat: deps
 
 bench-calls: deps
 	$(GO) run ./bench calls
+
+.PHONY: soak
+
+## soak: mixed traffic (feeds, chat, calls) on two nodes for SOAK_DURATION after a
+## minute of warm-up, with SOAK_CONNECTIONS WebSocket subscriptions; prints goroutines
+## and memory at the start and the end, errors and p99s
+SOAK_DURATION ?= 10m
+SOAK_CONNECTIONS ?= 2000
+SOAK_RATE ?= 100
+soak: deps
+	$(GO) run ./bench soak -- -duration $(SOAK_DURATION) -connections $(SOAK_CONNECTIONS) -rate $(SOAK_RATE)

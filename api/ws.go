@@ -108,15 +108,26 @@ func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 
 // WriteJSON writes one message. The write deadline means a client that has
 // stopped reading cannot hold a writer forever: the write fails and the
-// connection closes.
+// connection closes. gqlgen only reports a failed write and carries on, so
+// the connection is closed here: that ends gqlgen's read loop, which tears
+// the connection and its subscriptions down. (Without it, a client that
+// stops reading stayed connected, its writes failing, until the missed
+// pongs ended it, twice the ping interval (40 s) later; found while
+// writing fault test 5.)
 func (c *gorillaConn) WriteJSON(v any) error {
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	var err error
 	if msg, ok := wireMessageOf(v); ok {
-		return c.writeWireMessage(msg)
+		err = c.writeWireMessage(msg)
+	} else {
+		err = c.conn.WriteJSON(v)
 	}
-	return c.conn.WriteJSON(v)
+	if err != nil {
+		_ = c.conn.Close()
+	}
+	return err
 }
 
 // wireMessage is a graphql-transport-ws or graphql-ws message as gqlgen

@@ -5,6 +5,7 @@
 //	go run ./bench feeds     (make bench-feeds)
 //	go run ./bench chat      (make bench-chat)
 //	go run ./bench calls     (make bench-calls)
+//	go run ./bench soak      (make soak)
 //
 // It starts its own private PostgreSQL and Redis servers (durable settings,
 // as in production) and real Brook server processes, and drives them as

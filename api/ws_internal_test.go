@@ -1,0 +1,63 @@
+package api
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// A write that times out (the client stopped reading) closes the
+// connection, so gqlgen's read loop ends and the connection and its
+// subscriptions are torn down at once, rather than when missed pongs end
+// it much later. gqlgen itself only reports the failed write.
+func TestFailedWriteClosesConnection(t *testing.T) {
+	impl := newGorillaWebsocket(newOriginPolicy("", false), 100*time.Millisecond, new(atomic.Bool), nil)
+	conns := make(chan *gorillaConn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := impl.upgrader
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		conns <- &gorillaConn{conn: c, writeTimeout: impl.writeTimeout, shuttingDown: impl.shuttingDown}
+	}))
+	defer srv.Close()
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if err == nil {
+			_ = c.(*net.TCPConn).SetReadBuffer(4096)
+		}
+		return c, err
+	}}
+	client, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close() // and never read: a client that stopped reading
+	c := <-conns
+	payload := map[string]string{"data": strings.Repeat("x", 64<<10)}
+	var werr error
+	for i := 0; i < 100_000 && werr == nil; i++ {
+		werr = c.WriteJSON(payload)
+	}
+	if werr == nil {
+		t.Fatal("writes to a client that does not read never failed")
+	}
+	// The read side ends too: the connection is closed, not left open.
+	done := make(chan error, 1)
+	go func() { _, _, err := c.NextReader(); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("read succeeded on a connection whose write failed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection stayed open after a failed write")
+	}
+}
