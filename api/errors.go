@@ -31,6 +31,9 @@ const (
 	CodeRateLimited     = "RATE_LIMITED"
 	CodeComplexity      = "COMPLEXITY_LIMIT_EXCEEDED"
 	CodeInternal        = "INTERNAL"
+	// CodeUnavailable means the database could not be reached: try again
+	// shortly (retryAfter says when).
+	CodeUnavailable = "UNAVAILABLE"
 	// CodePersistedQueryNotFound is part of the APQ protocol: it tells the
 	// client to resend the operation with its text.
 	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
@@ -85,6 +88,8 @@ func classify(err error) (code, message string, ext map[string]any) {
 		return CodeBadUserInput, "invalid input", nil
 	case errors.Is(err, store.ErrConflict):
 		return CodeConflict, "conflict", nil
+	case store.IsUnavailable(err):
+		return CodeUnavailable, "the service is briefly unavailable (its database could not be reached); try again", map[string]any{"retryAfter": 1}
 	case errors.Is(err, bus.ErrSlowSubscriber):
 		return CodeRateLimited, "this subscription fell behind and was ended: events arrived faster than the client read them; subscribe again (streams with an `after` argument resume where you left off)", nil
 	}

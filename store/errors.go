@@ -3,6 +3,11 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Sentinel errors of the storage layer. The GraphQL layer maps them to
@@ -66,4 +71,27 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 // Conflict returns a ConflictError with a formatted message.
 func Conflict(format string, args ...any) error {
 	return &ConflictError{Message: fmt.Sprintf(format, args...)}
+}
+
+// IsUnavailable reports whether err means PostgreSQL could not be reached or
+// dropped the connection (a restart, a failover, a network cut), rather
+// than that the request was wrong: the same request may well succeed in a
+// moment.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down, crashed or starting up.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	}
+	var netErr *net.OpError
+	return errors.As(err, &netErr) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || pgconn.Timeout(err)
 }
