@@ -37,14 +37,15 @@ func (r *queryResolver) Me(ctx context.Context) (*store.User, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := r.loadersFor(ctx).Users.Load(ctx, id.UserID)
+	// A root field has no siblings to batch with: fetch at once.
+	users, err := r.loadersFor(ctx).Users.Fetch(ctx, []string{id.UserID})
 	if err != nil {
 		return nil, err
 	}
-	if u == nil {
+	if users[0] == nil {
 		return nil, store.NotFound("user", id.UserID)
 	}
-	return u, nil
+	return users[0], nil
 }
 
 func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error) {

@@ -78,6 +78,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	statements := new(atomic.Int64)
 	cfg.ConnConfig.Tracer = statementCounter{n: statements}
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerUUID(c.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open pool: %w", err)
