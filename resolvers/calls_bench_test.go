@@ -43,6 +43,10 @@ func BenchmarkCallSignalRelay(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// Every stream opens with a ready event.
+	if ev := <-events; ev == nil || ev.Type != store.CallEventReady {
+		b.Fatalf("first event %+v, want ready", ev)
+	}
 	// A typical trickled ICE candidate.
 	const payload = `{"candidate":"candidate:1966762134 1 udp 2130706431 127.0.0.1 52153 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"hGfAkWqVbRnKxYzs"}`
 	send := func() {
