@@ -522,3 +522,27 @@ func decodeJSON[T any](data []byte) (*T, error) {
 	v := new(T)
 	return v, json.Unmarshal(data, v)
 }
+
+// react adds or removes the caller's reaction to a message (change reports
+// whether anything changed) and announces it on the channel as event.
+func (r *Resolver) react(ctx context.Context, message, kind, event string,
+	change func(ctx context.Context, message uuid.UUID, userID, kind string) (bool, error)) (*store.Message, error) {
+	if err := store.CheckReactionKind("kind", kind); err != nil {
+		return nil, err
+	}
+	m, a, me, err := r.messageAccess(ctx, "message", message)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err
+	}
+	changed, err := change(ctx, m.ID, me.UserID, kind)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		r.publishChannel(ctx, event, m.ChannelID, me.UserID, r.withReactions(ctx, m))
+	}
+	return m, nil
+}

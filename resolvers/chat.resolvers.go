@@ -342,45 +342,11 @@ func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (*store
 }
 
 func (r *mutationResolver) SendReaction(ctx context.Context, message string, kind string) (*store.Message, error) {
-	if err := store.CheckReactionKind("kind", kind); err != nil {
-		return nil, err
-	}
-	m, a, me, err := r.messageAccess(ctx, "message", message)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireWrite(a, me); err != nil {
-		return nil, err
-	}
-	added, err := r.Store.AddMessageReaction(ctx, m.ID, me.UserID, kind)
-	if err != nil {
-		return nil, err
-	}
-	if added {
-		r.publishChannel(ctx, store.EventReactionNew, m.ChannelID, me.UserID, r.withReactions(ctx, m))
-	}
-	return m, nil
+	return r.react(ctx, message, kind, store.EventReactionNew, r.Store.AddMessageReaction)
 }
 
 func (r *mutationResolver) DeleteReaction(ctx context.Context, message string, kind string) (*store.Message, error) {
-	if err := store.CheckReactionKind("kind", kind); err != nil {
-		return nil, err
-	}
-	m, a, me, err := r.messageAccess(ctx, "message", message)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireWrite(a, me); err != nil {
-		return nil, err
-	}
-	deleted, err := r.Store.DeleteMessageReaction(ctx, m.ID, me.UserID, kind)
-	if err != nil {
-		return nil, err
-	}
-	if deleted {
-		r.publishChannel(ctx, store.EventReactionDeleted, m.ChannelID, me.UserID, r.withReactions(ctx, m))
-	}
-	return m, nil
+	return r.react(ctx, message, kind, store.EventReactionDeleted, r.Store.DeleteMessageReaction)
 }
 
 func (r *mutationResolver) MarkRead(ctx context.Context, channel string, message *string) (*store.ChannelUnread, error) {
