@@ -73,7 +73,9 @@ func CheckData(field string, data json.RawMessage) error {
 	if len(data) > MaxDataBytes {
 		return Invalid(field, "is %d bytes of JSON; the limit is %d", len(data), MaxDataBytes)
 	}
-	trimmed := bytes.TrimSpace(data)
+	// JSON's whitespace only: bytes.TrimSpace would also drop \v and \f,
+	// which PostgreSQL's jsonb parser refuses.
+	trimmed := bytes.Trim(data, " \t\n\r")
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		return Invalid(field, "must be a JSON object")
 	}
