@@ -176,6 +176,14 @@ const feedActivitiesSQL = feedSources + `
 		) ids JOIN activities a ON a.id = ids.activity_id
 		ORDER BY a.id DESC LIMIT $4`
 
+// sourceEntries is the SQL of the distinct activity ids of the page's
+// sources (feedSources) whose entries satisfy cond, a condition on
+// activity_id that may use src.since.
+func sourceEntries(cond string) string {
+	return `SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
+		SELECT activity_id FROM feed_entries WHERE feed_id = src.feed AND ` + cond + `) e`
+}
+
 // FeedActivities returns a page of a feed's activities, newest first, after
 // the activity id after (uuid.Nil for the first page).
 func (s *Store) FeedActivities(ctx context.Context, f *Feed, after uuid.UUID, first int) (Page[*Activity], error) {
@@ -281,12 +289,7 @@ func (s *Store) dayGroups(ctx context.Context, f *Feed, from, below uuid.UUID) (
 		SELECT `+groupKeySQL+`, a.verb, count(*), count(DISTINCT a.actor_id),
 			(array_agg(a.id ORDER BY a.id DESC))[1:10],
 			min(a.created_at), max(a.created_at), (array_agg(a.id ORDER BY a.id DESC))[1]
-		FROM (
-			SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
-				SELECT activity_id FROM feed_entries
-				WHERE feed_id = src.feed AND activity_id < $3 AND activity_id >= greatest(src.since, $4)
-			) e
-		) ids JOIN activities a ON a.id = ids.activity_id
+		FROM (`+sourceEntries(`activity_id < $3 AND activity_id >= greatest(src.since, $4)`)+`) ids JOIN activities a ON a.id = ids.activity_id
 		GROUP BY 1, 2 ORDER BY (array_agg(a.id ORDER BY a.id DESC))[1] DESC`, contentFeed(f), pullsFor(f), below, from)
 	if err != nil {
 		return nil, fmt.Errorf("store: feed groups: %w", err)
@@ -311,12 +314,7 @@ func (s *Store) dayGroups(ctx context.Context, f *Feed, from, below uuid.UUID) (
 		SELECT k, actor_id FROM (
 			SELECT `+groupKeySQL+` AS k, a.actor_id, (array_agg(a.id ORDER BY a.id DESC))[1] AS latest,
 				row_number() OVER (PARTITION BY `+groupKeySQL+` ORDER BY (array_agg(a.id ORDER BY a.id DESC))[1] DESC) AS n
-			FROM (
-				SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
-					SELECT activity_id FROM feed_entries
-					WHERE feed_id = src.feed AND activity_id < $3 AND activity_id >= greatest(src.since, $4)
-				) e
-			) ids JOIN activities a ON a.id = ids.activity_id
+			FROM (`+sourceEntries(`activity_id < $3 AND activity_id >= greatest(src.since, $4)`)+`) ids JOIN activities a ON a.id = ids.activity_id
 			GROUP BY 1, 2
 		) x WHERE n <= 10 AND k = ANY($5) ORDER BY k, latest DESC`, contentFeed(f), pullsFor(f), below, from, keys)
 	if err != nil {
@@ -407,12 +405,7 @@ func (s *Store) FeedUnseenUnread(ctx context.Context, f *Feed) (FeedCounts, erro
 		since = marks.read
 	}
 	rows, err := s.pool.Query(ctx, feedSources+`
-		SELECT `+groupKeySQL+`, (array_agg(a.id ORDER BY a.id DESC))[1] FROM (
-			SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
-				SELECT activity_id FROM feed_entries
-				WHERE feed_id = src.feed AND activity_id > greatest(src.since, $3)
-			) e
-		) ids JOIN activities a ON a.id = ids.activity_id
+		SELECT `+groupKeySQL+`, (array_agg(a.id ORDER BY a.id DESC))[1] FROM (`+sourceEntries(`activity_id > greatest(src.since, $3)`)+`) ids JOIN activities a ON a.id = ids.activity_id
 		GROUP BY 1`, contentFeed(f), pullsFor(f), since)
 	if err != nil {
 		return c, fmt.Errorf("store: feed counts: %w", err)
@@ -484,12 +477,7 @@ func (s *Store) MarkFeed(ctx context.Context, f *Feed, groups []string, read boo
 		// with no activities marks nothing.
 		_, err := tx.Exec(ctx, feedSources+`,
 			latest AS (
-				SELECT `+groupKeySQL+` AS g, (array_agg(a.id ORDER BY a.id DESC))[1] AS id FROM (
-					SELECT DISTINCT e.activity_id FROM src CROSS JOIN LATERAL (
-						SELECT activity_id FROM feed_entries WHERE feed_id = src.feed
-						AND activity_id >= greatest(src.since, $6) AND activity_id < $7
-					) e
-				) ids JOIN activities a ON a.id = ids.activity_id
+				SELECT `+groupKeySQL+` AS g, (array_agg(a.id ORDER BY a.id DESC))[1] AS id FROM (`+sourceEntries(`activity_id >= greatest(src.since, $6) AND activity_id < $7`)+`) ids JOIN activities a ON a.id = ids.activity_id
 				WHERE `+groupKeySQL+` = ANY($5)
 				GROUP BY 1)
 			INSERT INTO feed_marks (feed_id, group_id, seen_upto, read_upto)
