@@ -448,18 +448,6 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 	}
 }
 
-// callUser loads a user a call refers to.
-func (r *Resolver) callUser(ctx context.Context, id string) (*store.User, error) {
-	u, err := r.loadersFor(ctx).Users.Load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if u == nil {
-		return nil, store.NotFound("user", id)
-	}
-	return u, nil
-}
-
 // prefetchUsersOf loads the users of a list of participants in one
 // statement, for the user fields below the list.
 func (r *Resolver) prefetchUsersOf(ctx context.Context, ps []*store.CallParticipant) {

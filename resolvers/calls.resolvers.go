@@ -79,7 +79,7 @@ func (r *callResolver) Sessions(ctx context.Context, obj *store.Call, first *int
 }
 
 func (r *callMemberResolver) User(ctx context.Context, obj *store.CallMember) (*store.User, error) {
-	return r.callUser(ctx, obj.UserID)
+	return r.user(ctx, obj.UserID)
 }
 
 func (r *callParticipantResolver) User(ctx context.Context, obj *store.CallParticipant) (*store.User, error) {
@@ -87,7 +87,7 @@ func (r *callParticipantResolver) User(ctx context.Context, obj *store.CallParti
 		// Events ask for the sender's user id on the signaling path: no lookup.
 		return &store.User{ID: obj.UserID}, nil
 	}
-	return r.callUser(ctx, obj.UserID)
+	return r.user(ctx, obj.UserID)
 }
 
 func (r *callSessionResolver) Call(ctx context.Context, obj *store.CallSession) (*store.Call, error) {

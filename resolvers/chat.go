@@ -167,18 +167,6 @@ func (r *Resolver) messageAccess(ctx context.Context, field, raw string) (*store
 	return m, a, me, nil
 }
 
-// chatUser loads a user the chat product refers to.
-func (r *Resolver) chatUser(ctx context.Context, id string) (*store.User, error) {
-	u, err := r.loadersFor(ctx).Users.Load(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if u == nil {
-		return nil, store.NotFound("user", id)
-	}
-	return u, nil
-}
-
 // publishChannel publishes an event of a channel, with the caller as its user.
 func (r *Resolver) publishChannel(ctx context.Context, typ, channel string, userID string, msg *store.Message) {
 	u, _ := r.loadersFor(ctx).Users.Load(ctx, userID)

@@ -19,7 +19,7 @@ import (
 )
 
 func (r *channelResolver) CreatedBy(ctx context.Context, obj *store.Channel) (*store.User, error) {
-	return r.chatUser(ctx, obj.CreatedByID)
+	return r.user(ctx, obj.CreatedByID)
 }
 
 func (r *channelResolver) LastMessage(ctx context.Context, obj *store.Channel) (*store.Message, error) {
@@ -118,7 +118,7 @@ func (r *channelUnreadResolver) LastRead(ctx context.Context, obj *store.Channel
 }
 
 func (r *memberResolver) User(ctx context.Context, obj *store.Member) (*store.User, error) {
-	return r.chatUser(ctx, obj.UserID)
+	return r.user(ctx, obj.UserID)
 }
 
 func (r *messageResolver) Channel(ctx context.Context, obj *store.Message) (*store.Channel, error) {
@@ -136,7 +136,7 @@ func (r *messageResolver) User(ctx context.Context, obj *store.Message) (*store.
 	if obj.Sender != nil && obj.Sender.ID == obj.UserID {
 		return obj.Sender, nil
 	}
-	return r.chatUser(ctx, obj.UserID)
+	return r.user(ctx, obj.UserID)
 }
 
 func (r *messageResolver) Parent(ctx context.Context, obj *store.Message) (*store.Message, error) {
@@ -211,7 +211,7 @@ func (r *messageResolver) LatestReactions(ctx context.Context, obj *store.Messag
 }
 
 func (r *messageReactionResolver) User(ctx context.Context, obj *store.MessageReaction) (*store.User, error) {
-	return r.chatUser(ctx, obj.UserID)
+	return r.user(ctx, obj.UserID)
 }
 
 func (r *mutationResolver) CreateChannel(ctx context.Context, input store.ChannelInput) (*store.Channel, error) {

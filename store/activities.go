@@ -210,15 +210,7 @@ func (s *Store) ActivitiesByID(ctx context.Context, ids []uuid.UUID) ([]*Activit
 	if err != nil {
 		return nil, fmt.Errorf("store: activities by id: %w", err)
 	}
-	byID := make(map[uuid.UUID]*Activity, len(acts))
-	for _, a := range acts {
-		byID[a.ID] = a
-	}
-	out := make([]*Activity, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
+	return inOrder(ids, acts, func(a *Activity) uuid.UUID { return a.ID }), nil
 }
 
 // Activity returns one activity.

@@ -203,15 +203,7 @@ func (s *Store) CallsByID(ctx context.Context, ids []string) ([]*Call, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: calls by id: %w", err)
 	}
-	byID := make(map[string]*Call, len(found))
-	for _, c := range found {
-		byID[c.ID] = c
-	}
-	out := make([]*Call, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
+	return inOrder(ids, found, func(c *Call) string { return c.ID }), nil
 }
 
 // CallMembersByCall returns the members of each call (host first, then by

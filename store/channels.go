@@ -240,15 +240,7 @@ func (s *Store) ChannelsByID(ctx context.Context, ids []string) ([]*Channel, err
 	if err != nil {
 		return nil, fmt.Errorf("store: channels by id: %w", err)
 	}
-	byID := make(map[string]*Channel, len(found))
-	for _, c := range found {
-		byID[c.ID] = c
-	}
-	out := make([]*Channel, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
+	return inOrder(ids, found, func(c *Channel) string { return c.ID }), nil
 }
 
 // UpdateChannel changes a channel's profile; nil fields keep their value.

@@ -18,3 +18,17 @@ func groupBy[K comparable, V any](keys []K, items []V, keyOf func(V) K) [][]V {
 	}
 	return out
 }
+
+// inOrder returns, for each of keys, the item whose key it is, or the zero
+// V (nil) where none was found: a batched lookup answers in the order asked.
+func inOrder[K comparable, V any](keys []K, items []V, keyOf func(V) K) []V {
+	by := make(map[K]V, len(items))
+	for _, it := range items {
+		by[keyOf(it)] = it
+	}
+	out := make([]V, len(keys))
+	for i, k := range keys {
+		out[i] = by[k]
+	}
+	return out
+}

@@ -229,15 +229,7 @@ func (s *Store) MessagesByID(ctx context.Context, ids []uuid.UUID) ([]*Message, 
 	if err != nil {
 		return nil, fmt.Errorf("store: messages by id: %w", err)
 	}
-	byID := make(map[uuid.UUID]*Message, len(found))
-	for _, m := range found {
-		byID[m.ID] = m
-	}
-	out := make([]*Message, len(ids))
-	for i, id := range ids {
-		out[i] = byID[id]
-	}
-	return out, nil
+	return inOrder(ids, found, func(m *Message) uuid.UUID { return m.ID }), nil
 }
 
 // Message returns one message, or NotFound.
