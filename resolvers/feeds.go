@@ -28,6 +28,8 @@ type feedLoaderSet struct {
 	ReactionCounts  *Loader[uuid.UUID, []*store.ReactionCount]
 	OwnReactions    *Loader[ownReactionsKey, []*store.Reaction]
 	LatestReactions *Loader[latestReactionsKey, []*store.Reaction]
+	// Counts answers unseenCount and unreadCount together, once per feed.
+	Counts *Loader[string, store.FeedCounts]
 }
 
 // ownReactionsKey asks for one user's reactions to one activity.
@@ -53,7 +55,20 @@ func (l *feedLoaders) feeds() *feedLoaderSet {
 
 func newFeedLoaderSet(s *store.Store) *feedLoaderSet {
 	return &feedLoaderSet{
-		Feeds:      NewLoader(s.FeedsByID),
+		Feeds: NewLoader(s.FeedsByID),
+		Counts: NewLoader(func(ctx context.Context, ids []string) ([]store.FeedCounts, error) {
+			out := make([]store.FeedCounts, len(ids))
+			for i, id := range ids {
+				f, err := store.ParseFeedID("feed", id)
+				if err != nil {
+					return nil, err
+				}
+				if out[i], err = s.FeedUnseenUnread(ctx, f); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
+		}),
 		Activities: NewLoader(s.ActivitiesByID),
 		ReactionCounts: NewLoader(func(ctx context.Context, ids []uuid.UUID) ([][]*store.ReactionCount, error) {
 			counts, err := s.ReactionCounts(ctx, ids)

@@ -115,12 +115,12 @@ func (r *feedResolver) Groups(ctx context.Context, obj *store.Feed, first *int, 
 }
 
 func (r *feedResolver) UnseenCount(ctx context.Context, obj *store.Feed) (int, error) {
-	c, err := r.Store.FeedUnseenUnread(ctx, obj)
+	c, err := r.loadersFor(ctx).feeds().Counts.Load(ctx, obj.ID)
 	return c.Unseen, err
 }
 
 func (r *feedResolver) UnreadCount(ctx context.Context, obj *store.Feed) (int, error) {
-	c, err := r.Store.FeedUnseenUnread(ctx, obj)
+	c, err := r.loadersFor(ctx).feeds().Counts.Load(ctx, obj.ID)
 	return c.Unread, err
 }
 
