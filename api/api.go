@@ -118,6 +118,7 @@ type Server struct {
 	pinger   *pinger
 	apqLocal *lru.Cache[string, string]
 	origins  *originPolicy
+	blocks   addressBlocks
 
 	shuttingDown atomic.Bool
 	wsMu         sync.Mutex
@@ -240,7 +241,6 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.Use(aliasLimit{max: s.opts.AliasLimit})
 
 	srv.AroundOperations(s.aroundOperation)
-	srv.AroundRootFields(s.spendSendBudget)
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		// Fresh dataloaders for every response: per query or mutation, and per
 		// subscription event, never one cache for a connection's whole life.
@@ -259,14 +259,23 @@ func (s *Server) Handler() http.Handler { return logRequests(s.log, s.mux) }
 // serveGraphQL routes /query: WebSocket upgrades authenticate in their
 // connection_init message, every other request needs a token up front.
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
-	if err := s.opts.Store.Allow(r.Context(), "ip:"+clientIP(r), s.opts.RatePerIP, "requests from your address"); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+	address := store.Budget{Key: "ip:" + clientIP(r), Rate: s.opts.RatePerIP, What: "requests from your address"}
 	if websocket.IsWebSocketUpgrade(r) {
+		if err := s.opts.Store.AllowAll(r.Context(), address); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		s.serveWebsocket(w, r)
 		return
 	}
+	if err := s.blocks.check(address); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	charge := &addressCharge{address: address}
+	r = r.WithContext(context.WithValue(r.Context(), addressChargeKey{}, charge))
+	w = &refusalWriter{ResponseWriter: w, charge: charge}
+	defer s.settle(r.Context(), charge)
 	if r.Method == http.MethodPost {
 		body, err := readBody(w, r, s.opts.MaxBodyBytes)
 		if err != nil {

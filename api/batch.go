@@ -65,6 +65,8 @@ func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request, body []byte)
 	out.WriteByte(']')
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(out.Len()))
+	// 200 whatever any one operation's fate: each carries its own errors.
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out.Bytes())
 }
 

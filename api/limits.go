@@ -2,13 +2,21 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/brookhq/brook/auth"
+	"github.com/brookhq/brook/store"
 )
 
 // depthLimit refuses operations nested deeper than max, before any resolver
@@ -196,8 +204,12 @@ type limitExceeded struct{ message string }
 func (e *limitExceeded) Error() string { return e.message }
 
 // aroundOperation counts each operation, then applies the caps that hold
-// for any operation on any transport: the user's request budget and the
-// number of operations running at once on one WebSocket connection.
+// for any operation on any transport: the request budgets and the number of
+// operations running at once on one WebSocket connection. Every budget the
+// operation spends (the address of an HTTP request, the user's requests,
+// each sending mutation field's own budget) is checked in one Redis round
+// trip, and an operation over any of them is refused whole, so that no
+// mutation is half done.
 func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 	refuse := func(err error) graphql.ResponseHandler {
 		presented := s.present(ctx, err)
@@ -208,10 +220,21 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 		}
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{presented}})
 	}
+	budgets := make([]store.Budget, 0, 4)
+	charge := chargeFrom(ctx)
+	if charge != nil && charge.taken.CompareAndSwap(false, true) {
+		budgets = append(budgets, charge.address)
+	}
 	if id, ok := auth.FromContext(ctx); ok {
-		if err := s.opts.Store.Allow(ctx, "user:"+id.UserID, s.opts.RatePerUser, "requests from your user"); err != nil {
-			return refuse(err)
+		budgets = append(budgets, store.Budget{Key: "user:" + id.UserID, Rate: s.opts.RatePerUser, What: "requests from your user"})
+		budgets = s.sendBudgets(ctx, id.UserID, budgets)
+	}
+	if err := s.opts.Store.AllowAll(ctx, budgets...); err != nil {
+		if charge != nil {
+			charge.refused(err)
+			s.blocks.add(err)
 		}
+		return refuse(err)
 	}
 	if st := wsStateFrom(ctx); st != nil {
 		if st.operations.Add(1) > int64(s.opts.MaxSubscriptionsPerConnection) {
@@ -223,23 +246,124 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 	return s.metrics.observeOperation(ctx, next)
 }
 
-// spendSendBudget charges mutations that send (messages, signals,
-// activities) to their own per-user budget, before their resolver runs.
-func (s *Server) spendSendBudget(ctx context.Context, next graphql.RootResolver) graphql.Marshaler {
-	// RootFieldContext.Object holds the field name, not the type, in this
-	// gqlgen version, so the operation says whether this is a mutation.
-	rfc, oc := graphql.GetRootFieldContext(ctx), graphql.GetOperationContext(ctx)
-	if rfc == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
-		return next(ctx)
+// sendBudgets appends the budgets of a mutation's sending fields
+// (messages, signals, activities): each such root field spends one event
+// of its own per-user budget on top of the request budget.
+func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.Budget) []store.Budget {
+	oc := graphql.GetOperationContext(ctx)
+	if len(s.opts.SendRates) == 0 || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
+		return budgets
 	}
-	rate, ok := s.opts.SendRates[rfc.Field.Name]
+	for _, f := range graphql.CollectFields(oc, oc.Operation.SelectionSet, []string{"Mutation"}) {
+		if rate, ok := s.opts.SendRates[f.Name]; ok {
+			budgets = append(budgets, store.Budget{Key: "send:" + f.Name + ":" + user, Rate: rate, What: f.Name + " calls from your user"})
+		}
+	}
+	return budgets
+}
+
+// addressCharge is the address budget of one HTTP request. It is spent
+// with the request's operation, in the same round trip as the operation's
+// own budgets; a request that ends before any operation runs (a bad token,
+// a malformed body, a query that does not parse) spends it when it ends.
+type addressCharge struct {
+	address store.Budget
+	taken   atomic.Bool
+	// retryAfter is set when the operation was refused for a spent budget,
+	// so that the HTTP answer is 429 with a Retry-After header.
+	retryAfter atomic.Int64
+}
+
+type addressChargeKey struct{}
+
+func chargeFrom(ctx context.Context) *addressCharge {
+	c, _ := ctx.Value(addressChargeKey{}).(*addressCharge)
+	return c
+}
+
+func (c *addressCharge) refused(err error) {
+	var rl *store.RateLimitedError
+	if errors.As(err, &rl) {
+		c.retryAfter.Store(int64(rl.RetryAfter))
+	}
+}
+
+// settle spends the address budget of a request that ran no operation.
+func (s *Server) settle(ctx context.Context, c *addressCharge) {
+	if c.taken.CompareAndSwap(false, true) {
+		s.blocks.add(s.opts.Store.AllowAll(context.WithoutCancel(ctx), c.address))
+	}
+}
+
+// refusalWriter turns the implicit 200 of a GraphQL response into 429 with
+// Retry-After when the request's operation was refused for a spent budget.
+type refusalWriter struct {
+	http.ResponseWriter
+	charge      *addressCharge
+	wroteHeader bool
+}
+
+func (w *refusalWriter) WriteHeader(status int) {
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *refusalWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		if wait := time.Duration(w.charge.retryAfter.Load()); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			w.WriteHeader(http.StatusTooManyRequests)
+		}
+		w.wroteHeader = true
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *refusalWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// addressBlocks remembers on this node the address budgets Redis reported
+// spent, until they can pay again, so that a flood of requests which never
+// reach an operation is refused up front without a round trip each.
+type addressBlocks struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+// add records the budget a *store.RateLimitedError names, if it is an
+// address budget.
+func (b *addressBlocks) add(err error) {
+	var rl *store.RateLimitedError
+	if !errors.As(err, &rl) || !strings.HasPrefix(rl.Key, "ip:") {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if b.until == nil {
+		b.until = map[string]time.Time{}
+	}
+	if len(b.until) >= 10000 {
+		for k, t := range b.until {
+			if now.After(t) {
+				delete(b.until, k)
+			}
+		}
+	}
+	b.until[rl.Key] = now.Add(rl.RetryAfter)
+}
+
+// check refuses a budget recorded as spent until it can pay again.
+func (b *addressBlocks) check(budget store.Budget) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t, ok := b.until[budget.Key]
 	if !ok {
-		return next(ctx)
+		return nil
 	}
-	id, _ := auth.FromContext(ctx)
-	if err := s.opts.Store.Allow(ctx, "send:"+rfc.Field.Name+":"+id.UserID, rate, rfc.Field.Name+" calls from your user"); err != nil {
-		graphql.AddError(ctx, err)
-		return graphql.Null
+	if wait := time.Until(t); wait > 0 {
+		return &store.RateLimitedError{What: budget.What, Key: budget.Key, RetryAfter: wait}
 	}
-	return next(ctx)
+	delete(b.until, budget.Key)
+	return nil
 }

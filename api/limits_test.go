@@ -194,12 +194,28 @@ func TestRateLimits(t *testing.T) {
 	if r := a.Query(t, stok, `{ me { id } }`, nil); r.Code() != "" {
 		t.Fatalf("a query after the send budget is spent: %+v", r.Errors)
 	}
+	// A mutation whose sending fields do not all fit is refused whole:
+	// one event is left, and neither of the two upserts happens.
+	twice := fmt.Sprintf("twice-%d", time.Now().UnixNano())
+	ttok := env.Token(t, twice)
+	if r := a.Query(t, ttok, fmt.Sprintf(`mutation { upsertUsers(users: [{id: %q}]) { id } }`, twice), nil); r.Code() != "" {
+		t.Fatalf("first send: %+v", r.Errors)
+	}
+	r = a.Query(t, ttok, `mutation { x: upsertUsers(users: [{id: "rl-x", name: "X"}]) { id } y: upsertUsers(users: [{id: "rl-y", name: "Y"}]) { id } }`, nil)
+	if r.Code() != "RATE_LIMITED" || r.Status != 429 || len(r.Errors) != 1 {
+		t.Fatalf("two sends with one left: %d %+v", r.Status, r.Errors)
+	}
+	for _, id := range []string{"rl-x", "rl-y"} {
+		if u, err := a.Store.User(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("user %s was written by a refused mutation: %+v %v", id, u, err)
+		}
+	}
 }
 
 func TestRateLimitPerIP(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
 		o.RatePerIP = store.Rate{Rate: 3, Period: time.Minute, Burst: 3}
-	}})
+	}, Store: ownBudgets})
 	// Unauthenticated requests count too, and a WebSocket upgrade is one request.
 	_ = n.Query(t, "", `{ me { id } }`, nil)
 	_ = n.Query(t, "", `{ me { id } }`, nil)
@@ -207,6 +223,38 @@ func TestRateLimitPerIP(t *testing.T) {
 	r := n.Query(t, env.Token(t, "ip"), `{ me { id } }`, nil)
 	if r.Status != 429 || r.Code() != "RATE_LIMITED" {
 		t.Fatalf("fourth request from the address: %d %+v", r.Status, r.Errors)
+	}
+	// Requests that never reach an operation are refused up front too.
+	for _, token := range []string{"", "not-a-token"} {
+		r := n.Query(t, token, `{ me { id } }`, nil)
+		if r.Status != 429 || r.Code() != "RATE_LIMITED" {
+			t.Fatalf("request with token %q: %d %+v", token, r.Status, r.Errors)
+		}
+	}
+	if _, err := n.Dial(t, brooktest.AuthPayload(env.Token(t, "ip"))); err == nil {
+		t.Fatal("a WebSocket upgrade from a spent address was accepted")
+	}
+}
+
+// ownBudgets gives a node Redis keys of its own, so that its address budget
+// (every test request comes from 127.0.0.1) is not one another test spent.
+func ownBudgets(o *store.Options) { o.RedisPrefix += fmt.Sprint("own", time.Now().UnixNano(), ":") }
+
+// Requests that fail before any operation runs spend their address's budget
+// when they end: the one that finds it spent has already been answered, and
+// from then on the node refuses the address up front without asking Redis.
+func TestRateLimitPerIPCountsFailedRequests(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
+		o.RatePerIP = store.Rate{Rate: 2, Period: time.Minute, Burst: 2}
+	}, Store: ownBudgets})
+	tok := env.Token(t, "failing")
+	for i, req := range []struct{ token, query string }{{"not-a-token", `{ me { id } }`}, {tok, `{ me { id }`}, {tok, `{ nope }`}} {
+		if r := n.Query(t, req.token, req.query, nil); r.Status == 429 || r.Code() == "" {
+			t.Fatalf("request %d: %d %+v", i+1, r.Status, r.Errors)
+		}
+	}
+	if r := n.Query(t, tok, `{ me { id } }`, nil); r.Status != 429 || r.Code() != "RATE_LIMITED" {
+		t.Fatalf("fourth request: %d %+v", r.Status, r.Errors)
 	}
 }
 

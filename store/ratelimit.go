@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
 )
 
 // Rate is a rate limit: Rate events per Period, with bursts of up to Burst.
@@ -31,6 +33,8 @@ func (r Rate) String() string {
 type RateLimitedError struct {
 	// What names the budget, like "requests from your user".
 	What string
+	// Key is the budget's key, as the Budget gave it.
+	Key string
 	// RetryAfter is how long until one more event is allowed.
 	RetryAfter time.Duration
 }
@@ -45,21 +49,93 @@ func (e *RateLimitedError) RetryAfterSeconds() float64 {
 	return float64(tenths) / 10
 }
 
-// Allow spends one event of the budget key under rate (GCRA in Redis, so the
-// budget is shared by every node). A spent budget is a *RateLimitedError
-// naming what. When Redis cannot be reached the event is allowed: losing
-// Redis costs protection for a moment, never service.
-func (s *Store) Allow(ctx context.Context, key string, rate Rate, what string) error {
-	if rate.Off() {
-		return nil
-	}
-	res, err := s.limiter.Allow(ctx, s.Key("rate", key), redis_rate.Limit{Rate: rate.Rate, Period: rate.Period, Burst: max(rate.Burst, 1)})
-	if err != nil {
-		s.log.Warn("rate limit check failed; allowing", "key", key, "err", err)
-		return nil
-	}
-	if res.Allowed == 0 {
-		return &RateLimitedError{What: what, RetryAfter: max(res.RetryAfter, time.Millisecond)}
-	}
-	return nil
+// Budget is one budget an event spends: Cost events (at least one) of the
+// budget Key under Rate. What names it in the error when it is spent.
+type Budget struct {
+	Key  string
+	Rate Rate
+	What string
+	Cost int
 }
+
+// Allow spends one event of the budget key under rate. See AllowAll.
+func (s *Store) Allow(ctx context.Context, key string, rate Rate, what string) error {
+	return s.AllowAll(ctx, Budget{Key: key, Rate: rate, What: what})
+}
+
+// AllowAll spends an event from every budget at once, in one Redis round
+// trip, or from none of them: when any is spent the result is a
+// *RateLimitedError naming the first such budget and nothing is charged. The
+// budgets live in Redis, so every node shares them. Budgets with the same key
+// are charged as one with their costs added. When Redis cannot be reached
+// the event is allowed: losing Redis costs protection for a moment, never
+// service.
+func (s *Store) AllowAll(ctx context.Context, budgets ...Budget) error {
+	keys := make([]string, 0, len(budgets))
+	args := make([]any, 0, 4*len(budgets))
+	var named []Budget
+	for _, b := range budgets {
+		if b.Rate.Off() {
+			continue
+		}
+		cost := max(b.Cost, 1)
+		key := s.Key("rate", b.Key)
+		if i := slices.Index(keys, key); i >= 0 {
+			args[4*i+3] = args[4*i+3].(int) + cost
+			continue
+		}
+		keys = append(keys, key)
+		named = append(named, b)
+		args = append(args, max(b.Rate.Burst, 1), b.Rate.Rate, b.Rate.Period.Seconds(), cost)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	res, err := gcra.Run(ctx, s.rdb, keys, args...).Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("unexpected reply %v", res)
+	}
+	if err != nil {
+		s.log.Warn("rate limit check failed; allowing", "keys", keys, "err", err)
+		return nil
+	}
+	spent, _ := res[0].(int64)
+	if spent == 0 {
+		return nil
+	}
+	wait, _ := strconv.ParseFloat(fmt.Sprint(res[1]), 64)
+	return &RateLimitedError{What: named[spent-1].What, Key: named[spent-1].Key, RetryAfter: max(time.Duration(wait*float64(time.Second)), time.Millisecond)}
+}
+
+// gcra is the generic cell rate algorithm (the one go-redis/redis_rate
+// runs) over several budgets in one script, so that one round trip checks
+// them all and charges either all or none. KEYS are the budgets; ARGV holds
+// burst, rate, period in seconds and cost for each. It returns {0, "0"} when
+// every budget was charged, or {i, seconds to wait} for the first budget i
+// (from 1) that cannot pay.
+var gcra = redis.NewScript(`
+redis.replicate_commands()
+local t = redis.call("TIME")
+-- seconds since 2017, so that the float keeps microseconds
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+local tats = {}
+for i, key in ipairs(KEYS) do
+  local burst = tonumber(ARGV[4*i-3])
+  local interval = tonumber(ARGV[4*i-1]) / tonumber(ARGV[4*i-2])
+  local tat = tonumber(redis.call("GET", key) or now)
+  tat = math.max(tat, now)
+  local new_tat = tat + interval * tonumber(ARGV[4*i])
+  local diff = now - (new_tat - interval * burst)
+  if diff < 0 then
+    return {i, tostring(-diff)}
+  end
+  tats[i] = new_tat
+end
+for i, key in ipairs(KEYS) do
+  local ttl = math.ceil(tats[i] - now)
+  if ttl > 0 then
+    redis.call("SET", key, tats[i], "EX", ttl)
+  end
+end
+return {0, "0"}
+`)

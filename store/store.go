@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -50,7 +49,6 @@ type Store struct {
 	prefix     string
 	log        *slog.Logger
 	statements *atomic.Int64
-	limiter    *redis_rate.Limiter
 
 	pullThreshold int
 	pushLimit     int
@@ -106,7 +104,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements, limiter: redis_rate.NewLimiter(rdb),
+	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements,
 		pullThreshold: opts.FeedPullThreshold, pushLimit: opts.ChatPushMemberLimit}
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
