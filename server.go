@@ -80,6 +80,10 @@ type Config struct {
 	FeedPullThreshold int
 	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT.
 	ChatPushMemberLimit int
+	// HeapFloor is BROOK_GC_HEAP_FLOOR_MB in bytes: the garbage collector
+	// does not run before the heap reaches it (see gc.go). 0 when off, and
+	// when GOGC is set, which then rules alone.
+	HeapFloor uint64
 	// Serve is false for a worker-only process.
 	Serve bool
 }
@@ -183,6 +187,9 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
 	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
 	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second
+	if floor := parseInt("BROOK_GC_HEAP_FLOOR_MB", 256); getenv("GOGC") == "" {
+		c.HeapFloor = uint64(floor) << 20
+	}
 	rate := func(name, def string) store.Rate {
 		r, err := parseRate(firstSet(getenv(name), def))
 		if err != nil {
@@ -387,6 +394,18 @@ func migrate(ctx context.Context, cfg Config) error {
 // gracefully. ready, if set, gets the listening address once serving.
 func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)) error {
 	log := newLogger(cfg, out)
+	if cfg.HeapFloor > 0 {
+		floorCtx, stopFloor := context.WithCancel(ctx)
+		floorDone := make(chan struct{})
+		go func() {
+			defer close(floorDone)
+			keepHeapFloor(floorCtx, cfg.HeapFloor, log)
+		}()
+		defer func() {
+			stopFloor()
+			<-floorDone
+		}()
+	}
 	secret, err := jwtSecret(cfg)
 	if err != nil {
 		return err
