@@ -70,7 +70,7 @@ func benchCalls(ctx context.Context, h *harness, args []string) error {
 	}
 	const cmd = "make bench-calls"
 	relay := &table{title: "Calls: signal relay latency (sendSignal called → callEvents message received)",
-		cols: []string{"Brook nodes", "target rate", "achieved rate", "signals", "p50", "p99", "max", "lost", "server CPU per 1,000 signals"}}
+		cols: []string{"Brook nodes", "target rate", "achieved rate", "signals", "p50", "p99", "max", "lost", "server CPU per 1,000 signals", "load generator CPU per 1,000 signals"}}
 	joins := &table{title: fmt.Sprintf("Calls: joinCall and leaveCall latency with %d live calls", *nCalls),
 		cols: []string{"Brook nodes", "joins", "joinCall p50", "joinCall p99", "joinCall max", "leaveCall p50", "leaveCall p99"}}
 	for _, nodes := range []int{1, 2} {
@@ -314,6 +314,7 @@ func (b *callsBench) measureRelay(ctx context.Context, t *table, nodes, rate int
 	if err != nil {
 		return err
 	}
+	selfBefore := selfCPU()
 	const senders = 128
 	work := make(chan int, senders)
 	var wg sync.WaitGroup
@@ -360,16 +361,19 @@ func (b *callsBench) measureRelay(ctx context.Context, t *table, nodes, rate int
 	if err != nil {
 		return err
 	}
+	selfUsed := selfCPU() - selfBefore
 	if n := sendErrs.Load(); n > 0 {
 		fmt.Fprintf(os.Stderr, "bench: %d sendSignal errors, the last: %v\n", n, lastErr.Load())
 	}
 	p50, p99, mx, n := b.lat.summary()
-	cpuPer1000 := time.Duration(0)
+	cpuPer1000, selfPer1000 := time.Duration(0), time.Duration(0)
 	if n > 0 {
 		cpuPer1000 = (cpuAfter - cpuBefore) * 1000 / time.Duration(n)
+		selfPer1000 = selfUsed * 1000 / time.Duration(n)
 	}
 	t.add(nodes, fmt.Sprintf("%d/s", rate), fmt.Sprintf("%.0f/s", float64(total)/elapsed.Seconds()), n,
-		ms(p50), ms(p99), ms(mx), int64(total)-int64(n), fmt.Sprintf("%.0f ms", float64(cpuPer1000.Microseconds())/1000))
+		ms(p50), ms(p99), ms(mx), int64(total)-int64(n), fmt.Sprintf("%.0f ms", float64(cpuPer1000.Microseconds())/1000),
+		fmt.Sprintf("%.0f ms", float64(selfPer1000.Microseconds())/1000))
 	return nil
 }
 

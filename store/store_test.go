@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-func open(t *testing.T) *store.Store {
+func open(t testing.TB) *store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: env.RedisPrefix})
 	if err != nil {
