@@ -167,10 +167,14 @@ func (r *Resolver) messageAccess(ctx context.Context, field, raw string) (*store
 	return m, a, me, nil
 }
 
-// publishChannel publishes an event of a channel, with the caller as its user.
+// publishChannel publishes an event of a channel, with the caller as its
+// user. These events (edits, deletions, reactions, typing) are not replayed:
+// one lost while Redis is away is logged, and clients re-read on reconnect.
 func (r *Resolver) publishChannel(ctx context.Context, typ, channel string, userID string, msg *store.Message) {
 	u, _ := r.loadersFor(ctx).Users.Load(ctx, userID)
-	r.Store.PublishChannelEvent(ctx, r.Bus, &store.ChannelEvent{Type: typ, Channel: channel, User: u, Message: msg, CreatedAt: time.Now().UTC()})
+	if err := r.Store.PublishChannelEvent(ctx, r.Bus, &store.ChannelEvent{Type: typ, Channel: channel, User: u, Message: msg, CreatedAt: time.Now().UTC()}); err != nil {
+		r.Log.Warn("chat: event not published", "type", typ, "channel", channel, "err", err)
+	}
 }
 
 // withReactions fills a message's reaction counts for an event, so its

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/brookhq/brook/bus"
@@ -62,16 +63,16 @@ func ChannelTopic(channelID string) string { return "chat:c:" + channelID }
 // UserChatTopic is the bus topic of a user's chat notifications.
 func UserChatTopic(userID string) string { return "chat:u:" + userID }
 
-// PublishChannelEvent publishes ev on its channel's topic; failures are
-// logged (an ordered stream notices the gap and reads PostgreSQL).
-func (s *Store) PublishChannelEvent(ctx context.Context, b *bus.Bus, ev *ChannelEvent) {
+// PublishChannelEvent publishes ev on its channel's topic.
+func (s *Store) PublishChannelEvent(ctx context.Context, b *bus.Bus, ev *ChannelEvent) error {
 	data, err := json.Marshal(ev)
 	if err == nil {
 		err = b.PublishRaw(ctx, ChannelTopic(ev.Channel), data)
 	}
 	if err != nil {
-		s.log.Warn("chat: publish channel event", "type", ev.Type, "channel", ev.Channel, "err", err)
+		return fmt.Errorf("store: publish %s on channel %s: %w", ev.Type, ev.Channel, err)
 	}
+	return nil
 }
 
 // PublishUserEvents publishes notifications, one per user, in one round trip.

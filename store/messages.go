@@ -93,6 +93,13 @@ type ChatMessageJob struct {
 // ChatMessageKind is the job kind of ChatMessageJob.
 const ChatMessageKind = "chat.message"
 
+// ChatMessageEventKind is the job that publishes a message's message.new
+// event again when the publish after its ChatMessageKind job failed (Redis
+// away): a live subscriber notices a missing message only when a later one
+// arrives, so without it the last message of a conversation could wait for
+// the next. Its payload is a ChatMessageJob.
+const ChatMessageEventKind = "chat.message_event"
+
 // errSameID says another transaction inserted a message with the id first.
 var errSameID = errors.New("store: message id taken")
 

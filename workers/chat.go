@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/brookhq/brook/store"
@@ -17,6 +18,7 @@ const chatRepairKind = "chat.repair"
 // registerChat registers the background jobs of the chat product.
 func (r *Runner) registerChat() {
 	r.Handle(store.ChatMessageKind, r.chatMessage)
+	r.Handle(store.ChatMessageEventKind, r.chatMessageEvent)
 	interval := r.opts.ChatRepairInterval
 	if interval <= 0 {
 		interval = time.Minute
@@ -49,16 +51,11 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 	if err := job.Decode(&p); err != nil {
 		return nil, err
 	}
-	msg, ch, members, err := store.ChatMessageFacts(ctx, tx, p.MessageID)
+	msg, ch, members, err := r.messageFacts(ctx, tx, p.MessageID)
 	if err != nil || msg == nil {
 		return nil, err
 	}
-	sender, err := r.store.User(ctx, msg.UserID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	msg.Sender = sender
-	msg.Reactions = []store.ReactionCount{}
+	sender := msg.Sender
 	big := ch.MemberCount > r.store.ChatPushMemberLimit()
 	var notify []string
 	var events []*store.UserEvent
@@ -105,8 +102,49 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 		}
 	}
 	return func(ctx context.Context) {
-		r.store.PublishChannelEvent(ctx, r.bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID,
-			User: sender, Message: msg, CreatedAt: msg.CreatedAt})
+		ev := &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID, User: sender, Message: msg, CreatedAt: msg.CreatedAt}
+		if err := r.store.PublishChannelEvent(ctx, r.bus, ev); err != nil {
+			// The job has committed; a durable job publishes it again.
+			if _, qerr := store.EnqueueJob(ctx, r.store.DB(), store.ChatMessageEventKind, p); qerr != nil {
+				r.log.Error("chat: message.new lost: not published, nor queued to be", "message", p.MessageID, "err", err, "queue_err", qerr)
+			} else {
+				r.log.Warn("chat: message.new not published; queued to be published again", "message", p.MessageID, "err", err)
+			}
+		}
 		r.store.PublishUserEvents(ctx, r.bus, notify, events)
 	}, nil
+}
+
+// chatMessageEvent publishes a message's message.new event again (see
+// store.ChatMessageEventKind). A failure fails the job, which retries with
+// backoff until Redis takes the event; subscribers that already have the
+// message (read from PostgreSQL meanwhile) ignore it.
+func (r *Runner) chatMessageEvent(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	var p store.ChatMessageJob
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	msg, ch, _, err := r.messageFacts(ctx, tx, p.MessageID)
+	if err != nil || msg == nil {
+		return nil, err
+	}
+	return nil, r.store.PublishChannelEvent(ctx, r.bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID,
+		User: msg.Sender, Message: msg, CreatedAt: msg.CreatedAt})
+}
+
+// messageFacts loads a sent message as its message.new event carries it
+// (with its sender, and no reactions yet), its channel and the channel's
+// members. A message deleted since is nil.
+func (r *Runner) messageFacts(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*store.Message, *store.Channel, []string, error) {
+	msg, ch, members, err := store.ChatMessageFacts(ctx, tx, id)
+	if err != nil || msg == nil {
+		return nil, nil, nil, err
+	}
+	sender, err := r.store.User(ctx, msg.UserID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, nil, nil, err
+	}
+	msg.Sender = sender
+	msg.Reactions = []store.ReactionCount{}
+	return msg, ch, members, nil
 }

@@ -1,0 +1,59 @@
+package resolvers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/workers"
+)
+
+// A message whose message.new could not be published (Redis refused it
+// after the job committed) is published again by a durable job: a live
+// subscriber gets it without waiting for a later message to reveal the gap.
+// (Not parallel: other tests' workers would take the jobs.)
+func TestMessageEventPublishedAgainAfterAFailedPublish(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "pub-alice-"+tag, "pub-bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "pub-"+tag, bob)
+	sub := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id text } }`,
+		brooktest.Vars{"c": cid})
+	sub.None(200 * time.Millisecond) // live, and nothing to replay
+	sent := sendMsg(t, n, alice, cid, "the last word")
+
+	// A worker whose bus cannot reach Redis does the message's job: the
+	// bookkeeping commits, the publish after it fails.
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	deadBus := bus.New(dead, bus.Options{Prefix: env.RedisPrefix + "bus:"})
+	t.Cleanup(func() { _ = deadBus.Close(); _ = dead.Close() })
+	ctx := context.Background()
+	cut := workers.New(n.Store, deadBus, workers.Options{Concurrency: 1})
+	if done, err := cut.RunOnce(ctx, []string{store.ChatMessageKind}); err != nil || done != 1 {
+		t.Fatalf("message job: %d done, %v", done, err)
+	}
+	var queued int
+	if err := n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM jobs WHERE kind = $1 AND payload->>'message' = $2`,
+		store.ChatMessageEventKind, sent.ID).Scan(&queued); err != nil || queued != 1 {
+		t.Fatalf("republish jobs queued: %d, %v", queued, err)
+	}
+	sub.None(200 * time.Millisecond)
+
+	// A worker that reaches Redis publishes it; the subscriber gets it once.
+	ok := workers.New(n.Store, n.Bus, workers.Options{Concurrency: 1})
+	if done, err := ok.RunOnce(ctx, []string{store.ChatMessageEventKind}); err != nil || done != 1 {
+		t.Fatalf("republish job: %d done, %v", done, err)
+	}
+	var got struct{ MessageAdded struct{ ID, Text string } }
+	sub.NextData(&got)
+	if got.MessageAdded.ID != sent.ID || got.MessageAdded.Text != "the last word" {
+		t.Fatalf("subscriber got %+v, want %s", got.MessageAdded, sent.ID)
+	}
+	sub.None(200 * time.Millisecond)
+}
