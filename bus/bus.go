@@ -354,7 +354,9 @@ func (b *Bus) receive(ctx context.Context) {
 	defer close(b.done)
 	lastHeard := time.Now()
 	backoff := 50 * time.Millisecond
-	broken := false
+	// broken: the connection failed and events may have been missed since;
+	// resyncing: the resync PING is on its way, and its answer ends that.
+	broken, resyncing := false, false
 	for ctx.Err() == nil {
 		b.mu.Lock()
 		ps := b.ps
@@ -364,15 +366,20 @@ func (b *Bus) receive(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if isTimeout(err) && !broken {
-				if time.Since(lastHeard) < deadAfter {
-					// Quiet: ask for a sign of life.
-					_ = ps.Ping(ctx, "")
+			if isTimeout(err) && !broken && time.Since(lastHeard) < deadAfter {
+				// Quiet: ask for a sign of life. A ping that fails means the
+				// connection broke, and go-redis dials a new one unseen:
+				// events may have been lost, so resync as for any failure.
+				if err = ps.Ping(ctx, ""); err == nil {
 					continue
 				}
-				b.log.Warn("bus: redis subscription connection is silent; reconnecting")
-			} else if !broken {
-				b.log.Warn("bus: redis subscription connection failed; reconnecting", "err", err)
+			}
+			if !broken {
+				if isTimeout(err) {
+					b.log.Warn("bus: redis subscription connection is silent; reconnecting")
+				} else {
+					b.log.Warn("bus: redis subscription connection failed; reconnecting", "err", err)
+				}
 			}
 			broken = true
 			select {
@@ -381,11 +388,17 @@ func (b *Bus) receive(ctx context.Context) {
 			case <-time.After(backoff):
 			}
 			backoff = min(backoff*2, 2*time.Second)
-			b.reconnect(ctx)
+			resyncing = b.reconnect(ctx)
 			continue
 		}
 		lastHeard = time.Now()
 		backoff = 50 * time.Millisecond
+		if broken && !resyncing {
+			// The resync PING failed (Redis was still away) but go-redis has
+			// since dialed and subscribed again on its own: events flow, so
+			// ask again for the answer that proves it and signals the gap.
+			resyncing = ps.Ping(ctx, resyncPing) == nil
+		}
 		switch m := msg.(type) {
 		case *redis.Message:
 			b.dispatch(m)
@@ -397,7 +410,7 @@ func (b *Bus) receive(ctx context.Context) {
 			}
 			b.mu.Unlock()
 			if m.Payload == resyncPing && broken {
-				broken = false
+				broken, resyncing = false, false
 				b.signalGap()
 			}
 		}
@@ -409,12 +422,13 @@ func (b *Bus) receive(ctx context.Context) {
 const resyncPing = "brook-bus-resync"
 
 // reconnect replaces the subscription connection with a new one subscribed
-// to every wanted topic, then sends the resync PING.
-func (b *Bus) reconnect(ctx context.Context) {
+// to every wanted topic, then sends the resync PING. It reports whether the
+// PING was sent.
+func (b *Bus) reconnect(ctx context.Context) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return
+		return false
 	}
 	_ = b.ps.Close()
 	channels := make([]string, 0, len(b.topics))
@@ -422,12 +436,14 @@ func (b *Bus) reconnect(ctx context.Context) {
 		channels = append(channels, b.prefix+topic)
 	}
 	b.ps = b.rdb.Subscribe(ctx, channels...)
+	b.gaps.Inc()
 	// Pending subscribers waited on the old connection; they time out and
 	// report an error rather than wait for an answer that will not come.
 	if err := b.ps.Ping(ctx, resyncPing); err != nil {
 		b.log.Debug("bus: resync ping failed; will retry", "err", err)
+		return false
 	}
-	b.gaps.Inc()
+	return true
 }
 
 // signalGap tells every subscriber that events may have been missed.

@@ -259,3 +259,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A subscription connection that Redis drops (here CLIENT KILL) is replaced,
+// and subscribers hear of the gap before the next live event.
+func TestGapAfterTheConnectionIsKilled(t *testing.T) {
+	a, rdb := newNode(t)
+	b, _ := newNode(t)
+	ctx := context.Background()
+	s, err := a.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	ev := receive(t, s)
+	if !ev.Gap {
+		t.Fatalf("first event after the kill: got %+v, want a gap", ev)
+	}
+	if err := b.Publish(ctx, "room", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if ev = receive(t, s); string(ev.Data) != `"after"` {
+		t.Fatalf("got %+v after resubscribe", ev)
+	}
+}
