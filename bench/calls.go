@@ -57,6 +57,7 @@ func benchCalls(ctx context.Context, h *harness, args []string) error {
 	nCalls := fs.Int("calls", 200, "live calls")
 	seconds := fs.Float64("seconds", 5, "seconds per signal rate")
 	ratesFlag := fs.String("rates", "100,1000,5000", "signal rates per second")
+	transports := fs.String("transports", "http", "how sendSignal is sent: http, websocket or http,websocket")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func benchCalls(ctx context.Context, h *harness, args []string) error {
 	}
 	const cmd = "make bench-calls"
 	relay := &table{title: "Calls: signal relay latency (sendSignal called → callEvents message received)",
-		cols: []string{"Brook nodes", "target rate", "achieved rate", "signals", "p50", "p99", "max", "lost", "server CPU per 1,000 signals", "load generator CPU per 1,000 signals"}}
+		cols: []string{"Brook nodes", "sendSignal over", "target rate", "achieved rate", "signals", "p50", "p99", "max", "lost", "server CPU per 1,000 signals", "load generator CPU per 1,000 signals"}}
 	joins := &table{title: fmt.Sprintf("Calls: joinCall and leaveCall latency with %d live calls", *nCalls),
 		cols: []string{"Brook nodes", "joins", "joinCall p50", "joinCall p99", "joinCall max", "leaveCall p50", "leaveCall p99"}}
 	for _, nodes := range []int{1, 2} {
@@ -84,18 +85,25 @@ func benchCalls(ctx context.Context, h *harness, args []string) error {
 			b.close()
 			return err
 		}
-		for _, rate := range rates {
-			fmt.Fprintf(os.Stderr, "bench: calls on %d node(s): %d signals/s\n", nodes, rate)
-			if err := b.measureRelay(ctx, relay, nodes, rate, time.Duration(*seconds*float64(time.Second))); err != nil {
+		for _, transport := range strings.Split(*transports, ",") {
+			if transport != "http" && transport != "websocket" {
 				b.close()
-				return err
+				return fmt.Errorf("-transports: %q is neither http nor websocket", transport)
+			}
+			for _, rate := range rates {
+				fmt.Fprintf(os.Stderr, "bench: calls on %d node(s): %d signals/s over %s\n", nodes, rate, transport)
+				if err := b.measureRelay(ctx, relay, nodes, transport, rate, time.Duration(*seconds*float64(time.Second))); err != nil {
+					b.close()
+					return err
+				}
 			}
 		}
 		b.close()
 	}
 	relay.note("%d calls of 2 to 8 participants (%d participants), each participant with its own WebSocket "+
-		"subscription; each signal goes from a random participant to another of the same call, over HTTP, "+
-		"with an ICE-candidate-sized payload. With 2 nodes participants alternate between the nodes, so about half "+
+		"subscription; each signal goes from a random participant to another of the same call, with an "+
+		"ICE-candidate-sized payload, over HTTP (a POST per signal) or over the sender's own WebSocket (a "+
+		"graphql-transport-ws operation beside its callEvents subscription). With 2 nodes participants alternate between the nodes, so about half "+
 		"the signals cross nodes through Redis. The load generator, Redis, PostgreSQL and the server(s) share the machine; "+
 		"CPU is the server processes' user+system time.", *nCalls, callsParticipants(*nCalls))
 	joins.note("Each join adds a second device of a member to one of the live calls; its leave follows. Concurrency 8.")
@@ -303,7 +311,7 @@ func (b *callsBench) measureJoins(ctx context.Context, t *table, nodes int) erro
 
 // measureRelay sends signals at rate for d, open loop, and records the
 // latency of each from the send to its arrival at the addressee.
-func (b *callsBench) measureRelay(ctx context.Context, t *table, nodes, rate int, d time.Duration) error {
+func (b *callsBench) measureRelay(ctx context.Context, t *table, nodes int, transport string, rate int, d time.Duration) error {
 	total := int(float64(rate) * d.Seconds())
 	b.sentAt = make([]atomic.Int64, total)
 	b.got.Store(0)
@@ -331,9 +339,14 @@ func (b *callsBench) measureRelay(ctx context.Context, t *table, nodes, rate int
 				j := (i + 1 + rng.IntN(len(c)-1)) % len(c)
 				from, to := c[i], c[j]
 				payload := `{"seq":` + strconv.Itoa(seq) + `,"candidate":"candidate:1966762134 1 udp 2130706431 10.0.0.1 52153 typ host","sdpMid":"0","sdpMLineIndex":0}`
+				vars := client.Vars{"p": from.pid, "to": to.pid, "pl": payload}
 				b.sentAt[seq].Store(time.Now().UnixNano())
-				err := from.http.Run(ctx, `mutation($p: ID!, $to: ID!, $pl: String!) { sendSignal(participant: $p, to: $to, kind: ICE_CANDIDATE, payload: $pl) { id } }`,
-					client.Vars{"p": from.pid, "to": to.pid, "pl": payload}, nil)
+				var err error
+				if transport == "websocket" {
+					err = from.conn.Run(ctx, callsSendSignal, vars, nil)
+				} else {
+					err = from.http.Run(ctx, callsSendSignal, vars, nil)
+				}
 				if err != nil {
 					sendErrs.Add(1)
 					lastErr.Store(err)
@@ -371,11 +384,14 @@ func (b *callsBench) measureRelay(ctx context.Context, t *table, nodes, rate int
 		cpuPer1000 = (cpuAfter - cpuBefore) * 1000 / time.Duration(n)
 		selfPer1000 = selfUsed * 1000 / time.Duration(n)
 	}
-	t.add(nodes, fmt.Sprintf("%d/s", rate), fmt.Sprintf("%.0f/s", float64(total)/elapsed.Seconds()), n,
+	t.add(nodes, transport, fmt.Sprintf("%d/s", rate), fmt.Sprintf("%.0f/s", float64(total)/elapsed.Seconds()), n,
 		ms(p50), ms(p99), ms(mx), int64(total)-int64(n), fmt.Sprintf("%.0f ms", float64(cpuPer1000.Microseconds())/1000),
 		fmt.Sprintf("%.0f ms", float64(selfPer1000.Microseconds())/1000))
 	return nil
 }
+
+// callsSendSignal is the mutation every signal is.
+const callsSendSignal = `mutation($p: ID!, $to: ID!, $pl: String!) { sendSignal(participant: $p, to: $to, kind: ICE_CANDIDATE, payload: $pl) { id } }`
 
 func (b *callsBench) cpu() (time.Duration, error) {
 	var total time.Duration

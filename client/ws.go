@@ -200,7 +200,34 @@ type Subscription struct {
 
 // Subscribe starts an operation (usually a subscription).
 func (c *Conn) Subscribe(query string, vars Vars) (*Subscription, error) {
-	ch := make(chan Message, c.buffer)
+	return c.start(query, vars, c.buffer)
+}
+
+// Run runs a query or mutation on the connection, waits for its result
+// and decodes its data into out (when not nil).
+func (c *Conn) Run(ctx context.Context, query string, vars Vars, out any) error {
+	op, err := c.start(query, vars, 2) // next, then complete
+	if err != nil {
+		return err
+	}
+	var result error
+	for {
+		r, err := op.Next(ctx)
+		switch {
+		case errors.Is(err, ErrComplete):
+			return result
+		case err != nil:
+			return err
+		case r.Err() != nil:
+			result = r.Err()
+		case out != nil:
+			result = r.Decode(out)
+		}
+	}
+}
+
+func (c *Conn) start(query string, vars Vars, buffer int) (*Subscription, error) {
+	ch := make(chan Message, buffer)
 	c.mu.Lock()
 	if c.closed != nil {
 		c.mu.Unlock()
