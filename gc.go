@@ -32,8 +32,11 @@ func gcPercentFor(live, roots, floor uint64) int {
 	return int(min(p, 10000))
 }
 
-// keepHeapFloor adjusts GOGC to the live heap once a second until ctx
-// ends, then restores the setting it found.
+// keepHeapFloor adjusts GOGC to the live heap every 100 ms until ctx ends,
+// then restores the setting it found. (A collection that finds a much
+// larger live heap than the last sets its next target with the old GOGC;
+// the next adjustment corrects it, so the heap overshoots by at most what
+// is allocated meanwhile.)
 func keepHeapFloor(ctx context.Context, floor uint64, log *slog.Logger) {
 	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
 	prev := debug.SetGCPercent(100)
@@ -56,7 +59,7 @@ func keepHeapFloor(ctx context.Context, floor uint64, log *slog.Logger) {
 		}
 	}
 	adjust()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {

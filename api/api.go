@@ -275,7 +275,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	charge := &addressCharge{address: address}
 	r = r.WithContext(context.WithValue(r.Context(), addressChargeKey{}, charge))
 	w = &refusalWriter{ResponseWriter: w, charge: charge}
-	defer s.settle(r.Context(), charge)
+	defer s.settle(r.Context(), w, charge)
 	if r.Method == http.MethodPost {
 		body, err := readBody(w, r, s.opts.MaxBodyBytes)
 		if err != nil {

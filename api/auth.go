@@ -86,6 +86,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusForbidden
 	case CodeRateLimited:
 		status = http.StatusTooManyRequests
+		var rl *store.RateLimitedError
+		if errors.As(err, &rl) {
+			w.Header().Set("Retry-After", retryAfterSeconds(rl.RetryAfter))
+		}
 	case CodeBadUserInput, CodeComplexity:
 		status = http.StatusBadRequest
 	}

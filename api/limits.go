@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,12 +226,28 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 	}
 	if id, ok := auth.FromContext(ctx); ok {
 		budgets = append(budgets, store.Budget{Key: "user:" + id.UserID, Rate: s.opts.RatePerUser, What: "requests from your user"})
-		budgets = s.sendBudgets(ctx, id.UserID, budgets)
+		var err error
+		if budgets, err = s.sendBudgets(ctx, id.UserID, budgets); err != nil {
+			if charge != nil {
+				charge.taken.Store(false) // the request still spends its address's budget
+			}
+			return refuse(err)
+		}
 	}
 	if err := s.opts.Store.AllowAll(ctx, budgets...); err != nil {
-		if charge != nil {
-			charge.refused(err)
-			s.blocks.add(err)
+		var rl *store.RateLimitedError
+		switch {
+		case charge == nil:
+		case errors.As(err, &rl) && rl.Key == charge.address.Key:
+			// Over the address's budget: HTTP 429, and refused up front
+			// from now on (see addressBlocks).
+			charge.refused(rl)
+			s.blocks.add(rl)
+		default:
+			// Refused for another budget, so nothing was charged: the
+			// request still spends its address's budget, with a later
+			// operation of its batch or when it ends.
+			charge.taken.Store(false)
 		}
 		return refuse(err)
 	}
@@ -248,18 +263,25 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 
 // sendBudgets appends the budgets of a mutation's sending fields
 // (messages, signals, activities): each such root field spends one event
-// of its own per-user budget on top of the request budget.
-func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.Budget) []store.Budget {
+// of its own per-user budget on top of the request budget. A mutation
+// that calls one more times than its budget's burst could never pass, and
+// is refused as such rather than told to retry.
+func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.Budget) ([]store.Budget, error) {
 	oc := graphql.GetOperationContext(ctx)
 	if len(s.opts.SendRates) == 0 || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
-		return budgets
+		return budgets, nil
 	}
+	calls := map[string]int{}
 	for _, f := range graphql.CollectFields(oc, oc.Operation.SelectionSet, []string{"Mutation"}) {
-		if rate, ok := s.opts.SendRates[f.Name]; ok {
+		if rate, ok := s.opts.SendRates[f.Name]; ok && !rate.Off() {
+			calls[f.Name]++
+			if burst := max(rate.Burst, 1); calls[f.Name] > burst {
+				return nil, &limitExceeded{fmt.Sprintf("this operation calls %s more than %d times, the most one operation may (the burst of its rate limit); split it", f.Name, burst)}
+			}
 			budgets = append(budgets, store.Budget{Key: "send:" + f.Name + ":" + user, Rate: rate, What: f.Name + " calls from your user"})
 		}
 	}
-	return budgets
+	return budgets, nil
 }
 
 // addressCharge is the address budget of one HTTP request. It is spent
@@ -281,17 +303,23 @@ func chargeFrom(ctx context.Context) *addressCharge {
 	return c
 }
 
-func (c *addressCharge) refused(err error) {
-	var rl *store.RateLimitedError
-	if errors.As(err, &rl) {
-		c.retryAfter.Store(int64(rl.RetryAfter))
-	}
+func (c *addressCharge) refused(rl *store.RateLimitedError) {
+	c.retryAfter.Store(int64(rl.RetryAfter))
 }
 
-// settle spends the address budget of a request that ran no operation.
-func (s *Server) settle(ctx context.Context, c *addressCharge) {
-	if c.taken.CompareAndSwap(false, true) {
-		s.blocks.add(s.opts.Store.AllowAll(context.WithoutCancel(ctx), c.address))
+// settle spends the address budget of a request that ran no operation (or
+// whose operations were refused for other budgets), once its answer has
+// been sent.
+func (s *Server) settle(ctx context.Context, w http.ResponseWriter, c *addressCharge) {
+	if !c.taken.CompareAndSwap(false, true) {
+		return
+	}
+	_ = http.NewResponseController(w).Flush()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	var rl *store.RateLimitedError
+	if errors.As(s.opts.Store.AllowAll(ctx, c.address), &rl) {
+		s.blocks.add(rl)
 	}
 }
 
@@ -311,12 +339,17 @@ func (w *refusalWriter) WriteHeader(status int) {
 func (w *refusalWriter) Write(p []byte) (int, error) {
 	if !w.wroteHeader {
 		if wait := time.Duration(w.charge.retryAfter.Load()); wait > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			w.Header().Set("Retry-After", retryAfterSeconds(wait))
 			w.WriteHeader(http.StatusTooManyRequests)
 		}
 		w.wroteHeader = true
 	}
 	return w.ResponseWriter.Write(p)
+}
+
+// retryAfterSeconds is a Retry-After header value: whole seconds, rounded up.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }
 
 // Unwrap lets http.ResponseController reach the connection.
@@ -330,24 +363,26 @@ type addressBlocks struct {
 	until map[string]time.Time
 }
 
-// add records the budget a *store.RateLimitedError names, if it is an
-// address budget.
-func (b *addressBlocks) add(err error) {
-	var rl *store.RateLimitedError
-	if !errors.As(err, &rl) || !strings.HasPrefix(rl.Key, "ip:") {
-		return
-	}
+// maxAddressBlocks bounds addressBlocks: past it, an address found spent
+// is not remembered and pays its Redis round trip each time.
+const maxAddressBlocks = 10000
+
+// add records a spent address budget until it can pay again.
+func (b *addressBlocks) add(rl *store.RateLimitedError) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
 	if b.until == nil {
 		b.until = map[string]time.Time{}
 	}
-	if len(b.until) >= 10000 {
+	if len(b.until) >= maxAddressBlocks {
 		for k, t := range b.until {
 			if now.After(t) {
 				delete(b.until, k)
 			}
+		}
+		if len(b.until) >= maxAddressBlocks {
+			return
 		}
 	}
 	b.until[rl.Key] = now.Add(rl.RetryAfter)

@@ -202,10 +202,17 @@ func TestRateLimits(t *testing.T) {
 		t.Fatalf("first send: %+v", r.Errors)
 	}
 	r = a.Query(t, ttok, `mutation { x: upsertUsers(users: [{id: "rl-x", name: "X"}]) { id } y: upsertUsers(users: [{id: "rl-y", name: "Y"}]) { id } }`, nil)
-	if r.Code() != "RATE_LIMITED" || r.Status != 429 || len(r.Errors) != 1 {
+	if r.Code() != "RATE_LIMITED" || r.Status != 200 || len(r.Errors) != 1 {
 		t.Fatalf("two sends with one left: %d %+v", r.Status, r.Errors)
 	}
-	for _, id := range []string{"rl-x", "rl-y"} {
+	// More sends than the budget's burst can never pass: refused as such,
+	// with no retry hint, and the request budget is not spent by it.
+	r = a.Query(t, env.Token(t, fmt.Sprintf("many-%d", time.Now().UnixNano())),
+		`mutation { x: upsertUsers(users: [{id: "rl-x"}]) { id } y: upsertUsers(users: [{id: "rl-y"}]) { id } z: upsertUsers(users: [{id: "rl-z"}]) { id } }`, nil)
+	if r.Code() != "RATE_LIMITED" || !strings.Contains(r.Errors[0].Message, "more than 2 times") || r.Errors[0].Extensions["retryAfter"] != nil {
+		t.Fatalf("three sends with a burst of two: %+v", r.Errors)
+	}
+	for _, id := range []string{"rl-x", "rl-y", "rl-z"} {
 		if u, err := a.Store.User(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("user %s was written by a refused mutation: %+v %v", id, u, err)
 		}
@@ -294,3 +301,30 @@ func TestTokensNeverLogged(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// An operation refused for another budget still spends its request's
+// address budget: a client cannot step around the address limit by sending
+// operations that are refused anyway.
+func TestRefusedRequestsSpendTheAddressBudget(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
+		o.RatePerIP = store.Rate{Rate: 3, Period: time.Minute, Burst: 3}
+		o.RatePerUser = store.Rate{Rate: 1, Period: time.Minute, Burst: 1}
+	}, Store: ownBudgets})
+	tok := env.Token(t, fmt.Sprintf("refused-%d", time.Now().UnixNano()))
+	want := []struct {
+		status int
+		code   string
+	}{{200, ""}, {200, "RATE_LIMITED"}, {200, "RATE_LIMITED"}}
+	for i, w := range want {
+		r := n.Query(t, tok, `{ me { id } }`, nil)
+		if r.Status != w.status || r.Code() != w.code {
+			t.Fatalf("request %d: %d %+v, want %d %s", i+1, r.Status, r.Errors, w.status, w.code)
+		}
+	}
+	// The refused requests spent the address's budget as they ended (after
+	// their answers were sent), so the address is soon refused itself.
+	brooktest.Eventually(t, "the address is refused", func() bool {
+		r := n.Query(t, tok, `{ me { id } }`, nil)
+		return r.Status == 429 && r.Code() == "RATE_LIMITED"
+	})
+}

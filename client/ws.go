@@ -203,8 +203,8 @@ func (c *Conn) Subscribe(query string, vars Vars) (*Subscription, error) {
 	return c.start(query, vars, c.buffer)
 }
 
-// Run runs a query or mutation on the connection, waits for its result
-// and decodes its data into out (when not nil).
+// Run runs a query or mutation (not a subscription) on the connection,
+// waits for its result and decodes its data into out (when not nil).
 func (c *Conn) Run(ctx context.Context, query string, vars Vars, out any) error {
 	op, err := c.start(query, vars, 2) // next, then complete
 	if err != nil {
@@ -216,6 +216,9 @@ func (c *Conn) Run(ctx context.Context, query string, vars Vars, out any) error 
 		switch {
 		case errors.Is(err, ErrComplete):
 			return result
+		case ctx.Err() != nil:
+			_ = op.Complete()
+			return err
 		case err != nil:
 			return err
 		case r.Err() != nil:

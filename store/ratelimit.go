@@ -58,14 +58,10 @@ type Budget struct {
 	Cost int
 }
 
-// Allow spends one event of the budget key under rate. See AllowAll.
-func (s *Store) Allow(ctx context.Context, key string, rate Rate, what string) error {
-	return s.AllowAll(ctx, Budget{Key: key, Rate: rate, What: what})
-}
-
 // AllowAll spends an event from every budget at once, in one Redis round
 // trip, or from none of them: when any is spent the result is a
-// *RateLimitedError naming the first such budget and nothing is charged. The
+// *RateLimitedError naming the first such budget, with the wait after
+// which all of them can pay, and nothing is charged. The
 // budgets live in Redis, so every node shares them. Budgets with the same key
 // are charged as one with their costs added. When Redis cannot be reached
 // the event is allowed: losing Redis costs protection for a moment, never
@@ -112,13 +108,13 @@ func (s *Store) AllowAll(ctx context.Context, budgets ...Budget) error {
 // them all and charges either all or none. KEYS are the budgets; ARGV holds
 // burst, rate, period in seconds and cost for each. It returns {0, "0"} when
 // every budget was charged, or {i, seconds to wait} for the first budget i
-// (from 1) that cannot pay.
+// (from 1) that cannot pay, with the longest wait of those that cannot.
 var gcra = redis.NewScript(`
 redis.replicate_commands()
 local t = redis.call("TIME")
 -- seconds since 2017, so that the float keeps microseconds
 local now = (t[1] - 1483228800) + (t[2] / 1000000)
-local tats = {}
+local tats, spent, wait = {}, 0, 0
 for i, key in ipairs(KEYS) do
   local burst = tonumber(ARGV[4*i-3])
   local interval = tonumber(ARGV[4*i-1]) / tonumber(ARGV[4*i-2])
@@ -127,9 +123,13 @@ for i, key in ipairs(KEYS) do
   local new_tat = tat + interval * tonumber(ARGV[4*i])
   local diff = now - (new_tat - interval * burst)
   if diff < 0 then
-    return {i, tostring(-diff)}
+    if spent == 0 then spent = i end
+    wait = math.max(wait, -diff)
   end
   tats[i] = new_tat
+end
+if spent > 0 then
+  return {spent, tostring(wait)}
 end
 for i, key in ipairs(KEYS) do
   local ttl = math.ceil(tats[i] - now)

@@ -34,9 +34,20 @@ func TestAllowAllChargesEveryBudgetOrNone(t *testing.T) {
 	if rl.RetryAfter <= 0 || rl.RetryAfter > 30*time.Second+time.Second {
 		t.Fatalf("retry after %v; one event of 2 per minute frees in about 30s", rl.RetryAfter)
 	}
+	// With two budgets spent, the wait is the longer of the two: the
+	// narrow one names the error (it comes first), the slower one sets
+	// the wait.
+	slow := store.Budget{Key: "slow:" + tag, Rate: store.Rate{Rate: 1, Period: time.Hour, Burst: 1}, What: "slow things"}
+	if err := s.AllowAll(ctx, slow); err != nil {
+		t.Fatal(err)
+	}
+	err = s.AllowAll(ctx, narrow, slow)
+	if !errors.As(err, &rl) || rl.What != "narrow things" || rl.RetryAfter < 59*time.Minute {
+		t.Fatalf("two spent budgets: %v", err)
+	}
 	// 2 spent of 10: eight more fit the wide budget alone, the ninth does not.
 	for i := 0; i < 8; i++ {
-		if err := s.Allow(ctx, wide.Key, wide.Rate, wide.What); err != nil {
+		if err := s.AllowAll(ctx, wide); err != nil {
 			t.Fatalf("wide event %d: %v", i+3, err)
 		}
 	}

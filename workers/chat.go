@@ -128,7 +128,11 @@ func (r *Runner) chatMessageEvent(ctx context.Context, tx pgx.Tx, job store.Job)
 	if err != nil || msg == nil {
 		return nil, err
 	}
-	return nil, r.store.PublishChannelEvent(ctx, r.bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID,
+	// The job holds its batch's transaction: while Redis is away, fail
+	// fast and retry later rather than wait out the client's timeouts.
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return nil, r.store.PublishChannelEvent(pctx, r.bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID,
 		User: msg.Sender, Message: msg, CreatedAt: msg.CreatedAt})
 }
 
