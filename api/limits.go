@@ -287,12 +287,13 @@ func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.B
 // addressCharge is the address budget of one HTTP request. It is spent
 // with the request's operation, in the same round trip as the operation's
 // own budgets; a request that ends before any operation runs (a bad token,
-// a malformed body, a query that does not parse) spends it when it ends.
+// a malformed body, a query that does not parse), or whose operations were
+// refused for other budgets, spends it when it ends.
 type addressCharge struct {
 	address store.Budget
 	taken   atomic.Bool
-	// retryAfter is set when the operation was refused for a spent budget,
-	// so that the HTTP answer is 429 with a Retry-After header.
+	// retryAfter is set when an operation was refused for the address's
+	// budget, so that the HTTP answer is 429 with a Retry-After header.
 	retryAfter atomic.Int64
 }
 
@@ -324,7 +325,8 @@ func (s *Server) settle(ctx context.Context, w http.ResponseWriter, c *addressCh
 }
 
 // refusalWriter turns the implicit 200 of a GraphQL response into 429 with
-// Retry-After when the request's operation was refused for a spent budget.
+// Retry-After when the request's operation was refused for its address's
+// budget.
 type refusalWriter struct {
 	http.ResponseWriter
 	charge      *addressCharge
