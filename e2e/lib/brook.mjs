@@ -8,6 +8,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const secret = 'e2e-secret-e2e-secret-e2e-secret-0123456789';
@@ -148,4 +150,16 @@ export async function eventually(what, fn, ms = 10_000) {
     if (Date.now() > deadline) throw new Error(`${what}: not true within ${ms} ms`);
     await sleep(50);
   }
+}
+
+// wsClient is graphql-ws's own client, unmodified, signed in to server with
+// tok; it does not retry unless options say so.
+export function wsClient(server, tok, options = {}) {
+  return createClient({
+    url: server.wsUrl,
+    webSocketImpl: WebSocket,
+    connectionParams: { authToken: tok },
+    retryAttempts: 0,
+    ...options,
+  });
 }

@@ -3,23 +3,11 @@
 // restart without losing or repeating a message.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
-import { startBrook, token, gql, metric, eventually } from '../lib/brook.mjs';
+import { startBrook, token, gql, metric, eventually, wsClient } from '../lib/brook.mjs';
 
 let server;
 before(async () => { server = await startBrook(); });
 after(async () => { await server?.remove(); });
-
-function client(tok, options = {}) {
-  return createClient({
-    url: server.wsUrl,
-    webSocketImpl: WebSocket,
-    connectionParams: { authToken: tok },
-    retryAttempts: 0,
-    ...options,
-  });
-}
 
 // must runs an operation over HTTP and fails the test on any error.
 async function must(tok, query, variables) {
@@ -49,7 +37,7 @@ const SEND = 'mutation($c: ID!, $t: String!) { sendMessage(channel: $c, input: {
 test('feedUpdated: a followed user\'s post reaches the follower\'s timeline', async () => {
   const t = await users('wsf-alice', 'wsf-bob');
   await must(t['wsf-alice'], 'mutation { follow(source: "timeline:wsf-alice", target: "user:wsf-bob") { createdAt } }');
-  const c = client(t['wsf-alice']);
+  const c = wsClient(server, t['wsf-alice']);
   try {
     const { first, events } = await live(c,
       'subscription { feedUpdated(feed: "timeline:wsf-alice") { feed { id } added { id verb object actor { id } } removed } }');
@@ -75,7 +63,7 @@ test('messageAdded: a member receives a message sent by another', async () => {
   // Start after a message of our own, so none sent once we subscribe can
   // fall between subscribing and the server reading where "now" is.
   const { sendMessage: m0 } = await must(t['wsm-alice'], SEND, { c: 'messaging:wsm', t: 'first' });
-  const c = client(t['wsm-alice']);
+  const c = wsClient(server, t['wsm-alice']);
   try {
     const { first, events } = await live(c,
       'subscription($c: ID!, $a: ID) { messageAdded(channel: $c, after: $a) { id text user { id } } }',
@@ -92,7 +80,7 @@ test('messageAdded: a member receives a message sent by another', async () => {
 test('channelEvents: typing.start and typing.stop from another member', async () => {
   const t = await users('wse-alice', 'wse-bob');
   await must(t['wse-alice'], 'mutation { createChannel(input: {type: "messaging", id: "wse", members: ["wse-bob"]}) { id } }');
-  const c = client(t['wse-alice']);
+  const c = wsClient(server, t['wse-alice']);
   try {
     const { first, events } = await live(c,
       'subscription { channelEvents(channel: "messaging:wse") { type channel user { id } } }');
@@ -109,7 +97,7 @@ test('channelEvents: typing.start and typing.stop from another member', async ()
 test('myEvents: notification.message_new with the new unread totals', async () => {
   const t = await users('wsn-alice', 'wsn-bob');
   await must(t['wsn-bob'], 'mutation { createChannel(input: {type: "messaging", id: "wsn", members: ["wsn-alice"]}) { id } }');
-  const c = client(t['wsn-alice']);
+  const c = wsClient(server, t['wsn-alice']);
   try {
     const { first, events } = await live(c,
       'subscription { myEvents { type channel totalUnreadCount unreadChannels message { text user { id } } } }');
@@ -138,7 +126,7 @@ test('after a server restart, the built-in retry and messageAdded(after:) delive
   let letReconnect;
   const reconnectAllowed = new Promise((ok) => { letReconnect = ok; });
   let connects = 0;
-  const c = client(t['wsr-alice'], {
+  const c = wsClient(server, t['wsr-alice'], {
     retryAttempts: Infinity,
     shouldRetry: () => true,
     retryWait: () => reconnectAllowed,

@@ -1,23 +1,11 @@
 // The reference client of the graphql-transport-ws protocol, unmodified.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createClient } from 'graphql-ws';
-import WebSocket from 'ws';
-import { startBrook, token, gql, metric, eventually } from '../lib/brook.mjs';
+import { startBrook, token, gql, metric, eventually, wsClient } from '../lib/brook.mjs';
 
 let server;
 before(async () => { server = await startBrook(); });
 after(async () => { await server?.remove(); });
-
-function client(tok, options = {}) {
-  return createClient({
-    url: server.wsUrl,
-    webSocketImpl: WebSocket,
-    connectionParams: { authToken: tok },
-    retryAttempts: 0,
-    ...options,
-  });
-}
 
 // result runs a query or mutation and returns its result once complete.
 function result(c, payload) {
@@ -32,7 +20,7 @@ function result(c, payload) {
 }
 
 test('query and mutation with a token in connectionParams', async () => {
-  const c = client(token('ws-alice'));
+  const c = wsClient(server, token('ws-alice'));
   try {
     const me = await result(c, { query: '{ me { id role } }' });
     assert.deepEqual(me.data, { me: { id: 'ws-alice', role: 'user' } });
@@ -44,7 +32,7 @@ test('query and mutation with a token in connectionParams', async () => {
 });
 
 test('a subscription receives what a mutation publishes', async () => {
-  const c = client(token('ws-watcher'));
+  const c = wsClient(server, token('ws-watcher'));
   try {
     const base = await metric(server, 'brook_bus_subscribers');
     const events = c.iterate({ query: 'subscription { userUpdated(id: "ws-bob") { id name } }' });
@@ -62,7 +50,7 @@ test('a subscription receives what a mutation publishes', async () => {
 test('a bad token is refused with close code 4403', async () => {
   for (const bad of ['', 'garbage', token('x', { ttlSeconds: -60 })]) {
     const closed = new Promise((ok) => {
-      const c = client(bad, { on: { closed: (e) => ok(e) } });
+      const c = wsClient(server, bad, { on: { closed: (e) => ok(e) } });
       c.subscribe({ query: '{ me { id } }' }, { next() {}, error() {}, complete() {} });
     });
     const e = await closed;
@@ -72,7 +60,7 @@ test('a bad token is refused with close code 4403', async () => {
 });
 
 test('complete from the client stops the work on the server', async () => {
-  const c = client(token('ws-quitter'));
+  const c = wsClient(server, token('ws-quitter'));
   try {
     const before = await metric(server, 'brook_bus_subscribers');
     const events = c.iterate({ query: 'subscription { userUpdated(id: "nobody") { id } }' });
@@ -90,7 +78,7 @@ test('complete from the client stops the work on the server', async () => {
 
 test('the built-in retry reconnects after a server restart and the subscription resumes', async () => {
   let connects = 0;
-  const c = client(token('ws-patient'), {
+  const c = wsClient(server, token('ws-patient'), {
     retryAttempts: 30,
     shouldRetry: () => true,
     retryWait: async () => new Promise((ok) => setTimeout(ok, 300)),
@@ -125,7 +113,7 @@ test('callEvents: ready, then a signal from another participant', async () => {
   const join = (tok) => gql(server, tok, `mutation { joinCall(id: "${call}") { participant { id } } }`);
   const a = (await join(alice)).data.joinCall.participant.id;
   const b = (await join(bob)).data.joinCall.participant.id;
-  const c = client(alice);
+  const c = wsClient(server, alice);
   try {
     const events = c.iterate({ query: `subscription { callEvents(participant: "${a}") { type signal { kind payload from { id } } } }` });
     const ready = await events.next();
