@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -38,6 +39,19 @@ func main() {
 	_ = fs.Parse(args)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		// The load generator's own CPU profile: it shares the cores with
+		// the servers it measures.
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	h, err := newHarness(ctx, name, *keep)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
