@@ -57,14 +57,22 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 		"just before the sendMessage request to the message read off each subscriber's socket; it includes the "+
 		"outbox job that publishes the event. The load generator, Redis, PostgreSQL and the server(s) share the machine.", *subscribers+1)
 	mem := &table{title: "Chat: memory per idle WebSocket subscription",
-		cols: []string{"connections", "server RSS before", "server RSS after", "per subscription"}}
+		cols: []string{"server", "connections", "server RSS before", "server RSS after", "per connection"}}
 	if want("memory") {
 		fmt.Fprintf(os.Stderr, "bench: chat memory with %d idle subscriptions\n", *idle)
 		if err := chatMemory(ctx, h, mem, *idle); err != nil {
 			return err
 		}
+		for _, f := range floorModes {
+			fmt.Fprintf(os.Stderr, "bench: WebSocket floor (%s) with %d idle connections\n", f.mode, *idle)
+			if err := wsFloor(ctx, mem, *idle, f.mode, f.what); err != nil {
+				return err
+			}
+		}
 	}
-	mem.note("Each connection is a graphql-transport-ws WebSocket with one messageAdded subscription on a livestream channel, then idle. RSS delta divided by the connections, after a settle.")
+	mem.note("Brook's connections are each a graphql-transport-ws WebSocket with one messageAdded subscription on a livestream channel, then idle. " +
+		"The bare rows are gorilla/websocket servers with nothing else (run by this benchmark's own binary): the floor of the transport Brook uses. " +
+		"RSS delta divided by the connections, after a settle of 5 s.")
 	unread := &table{title: "Chat: unread counts",
 		cols: []string{"measurement", "result"}}
 	if want("unread") {
@@ -287,7 +295,7 @@ func chatMemory(ctx context.Context, h *harness, t *table, n int) error {
 	if err != nil {
 		return err
 	}
-	t.add(n, fmt.Sprintf("%.1f MB", float64(before)/1e6), fmt.Sprintf("%.1f MB", float64(after)/1e6),
+	t.add("Brook: graphql-transport-ws, one messageAdded subscription", n, fmt.Sprintf("%.1f MB", float64(before)/1e6), fmt.Sprintf("%.1f MB", float64(after)/1e6),
 		fmt.Sprintf("%.1f KB", float64(after-before)/float64(n)/1024))
 	return nil
 }

@@ -197,8 +197,11 @@ func (s *server) Client(token string) *client.Client { return client.New(s.URL, 
 func (s *server) WebsocketURL() string { return client.WebsocketURL(s.URL) }
 
 // RSS returns the server process's resident memory in bytes.
-func (s *server) RSS() (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+func (s *server) RSS() (int64, error) { return rssOf(s.cmd.Process.Pid) }
+
+// rssOf returns a process's resident memory in bytes.
+func rssOf(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}

@@ -26,6 +26,13 @@ import (
 var benchmarks = map[string]func(ctx context.Context, h *harness, args []string) error{}
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == floorServerArg {
+		if err := runFloorServer(os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 || benchmarks[os.Args[1]] == nil {
 		fmt.Fprintln(os.Stderr, "usage: go run ./bench <name> [flags]; names:")
 		for name := range benchmarks {

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The WebSocket floor is what a bare gorilla/websocket connection costs a
+// Go server on this machine, with nothing of GraphQL: the reference that
+// says how much of the chat memory figure is the transport's own. The bench
+// binary runs the bare server itself (`bench _wsfloor <mode>`), so that its
+// memory is a process of its own, measured like Brook's.
+
+// floorServerArg is the hidden first argument that runs the bare server.
+const floorServerArg = "_wsfloor"
+
+// floorModes are the bare servers measured, by mode: how each keeps an
+// idle connection.
+var floorModes = []struct{ mode, what string }{
+	{"reading", "bare gorilla/websocket, no GraphQL: the HTTP handler's goroutine reads, through net/http's buffers"},
+	{"returned", "bare gorilla/websocket, no GraphQL: the HTTP handler returns, one reader goroutine, write buffers pooled"},
+}
+
+// runFloorServer serves bare WebSocket connections on a free loopback port,
+// printed on the first line of stdout, until it is killed.
+func runFloorServer(mode string) error {
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	if mode == "returned" {
+		up.WriteBufferPool = &sync.Pool{}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	read := func(c *websocket.Conn) {
+		defer c.Close()
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}
+	fmt.Println(ln.Addr().String())
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		if mode == "returned" {
+			go read(c)
+			return
+		}
+		read(c)
+	}))
+}
+
+// wsFloor starts a bare server in the given mode, opens n idle connections
+// to it and adds the server's RSS per connection to t.
+func wsFloor(ctx context.Context, t *table, n int, mode, what string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], floorServerArg, mode)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("bare server: %w", err)
+	}
+	url := "ws://" + strings.TrimSpace(addr) + "/"
+	time.Sleep(time.Second)
+	before, err := rssOf(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	conns := make([]*websocket.Conn, n)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+			if err == nil {
+				// One message, as a client's connection_init, so the
+				// server has read from every connection.
+				err = c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init"}`))
+			}
+			if err != nil {
+				failed.Store(err)
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		return fmt.Errorf("bare connections: %w", err)
+	}
+	time.Sleep(5 * time.Second)
+	after, err := rssOf(cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	if after < before {
+		return errors.New("bare server: RSS fell while connections opened")
+	}
+	t.add(what, n, fmt.Sprintf("%.1f MB", float64(before)/1e6), fmt.Sprintf("%.1f MB", float64(after)/1e6),
+		fmt.Sprintf("%.1f KB", float64(after-before)/float64(n)/1024))
+	return nil
+}
