@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/brookhq/brook/client"
+	"golang.org/x/sync/errgroup"
 )
 
 func init() { benchmarks["calls"] = benchCalls }
@@ -200,22 +201,12 @@ func (b *callsBench) setup(ctx context.Context, nodes, nCalls int) error {
 		}
 	}
 	// One WebSocket per participant, as one device each.
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	var failed atomic.Value
+	var g errgroup.Group
+	g.SetLimit(32)
 	for _, p := range b.peers {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := b.subscribe(ctx, p); err != nil {
-				failed.Store(err)
-			}
-		}()
+		g.Go(func() error { return b.subscribe(ctx, p) })
 	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	// Give the subscriptions a moment to be live everywhere.
@@ -270,7 +261,18 @@ func (b *callsBench) measureJoins(ctx context.Context, t *table, nodes int) erro
 	var joinLat, leaveLat latencies
 	work := make(chan int)
 	var wg sync.WaitGroup
-	var failed atomic.Value
+	// The first failure; atomic.Value would panic on errors of different types.
+	var (
+		failMu sync.Mutex
+		failed error
+	)
+	fail := func(err error) {
+		failMu.Lock()
+		defer failMu.Unlock()
+		if failed == nil {
+			failed = err
+		}
+	}
 	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
 		go func() {
@@ -282,13 +284,13 @@ func (b *callsBench) measureJoins(ctx context.Context, t *table, nodes int) erro
 				start := time.Now()
 				pid, err := callsJoin(ctx, p.http, cid)
 				if err != nil {
-					failed.Store(err)
+					fail(err)
 					continue
 				}
 				joinLat.add(time.Since(start))
 				start = time.Now()
 				if err := p.http.Run(ctx, `mutation($p: ID!) { leaveCall(participant: $p) }`, client.Vars{"p": pid}, nil); err != nil {
-					failed.Store(err)
+					fail(err)
 					continue
 				}
 				leaveLat.add(time.Since(start))
@@ -300,8 +302,8 @@ func (b *callsBench) measureJoins(ctx context.Context, t *table, nodes int) erro
 	}
 	close(work)
 	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
-		return fmt.Errorf("join/leave: %w", err)
+	if failed != nil {
+		return fmt.Errorf("join/leave: %w", failed)
 	}
 	jp50, jp99, jmax, n := joinLat.summary()
 	lp50, lp99, _, _ := leaveLat.summary()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/brookhq/brook/client"
 	"github.com/brookhq/brook/store"
+	"golang.org/x/sync/errgroup"
 )
 
 func init() { benchmarks["chat"] = benchChat }
@@ -156,30 +157,23 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 		}
 	}()
 	var mu sync.Mutex
-	sem := make(chan struct{}, 32)
-	var wg sync.WaitGroup
-	var failed atomic.Value
+	var g errgroup.Group
+	g.SetLimit(32)
 	for i, u := range users {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			s := servers[i%nodes]
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			conn, err := client.Dial(dctx, s.WebsocketURL(), client.DialOptions{Payload: client.AuthPayload(h.token(u, false)), Buffer: 1024})
 			if err != nil {
-				failed.Store(err)
-				return
+				return err
 			}
 			mu.Lock()
 			conns = append(conns, conn)
 			mu.Unlock()
 			sub, err := conn.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id text } }`, client.Vars{"c": cid})
 			if err != nil {
-				failed.Store(err)
-				return
+				return err
 			}
 			go func() {
 				for m := range sub.C {
@@ -196,10 +190,10 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 					}
 				}
 			}()
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	time.Sleep(time.Second)
@@ -257,37 +251,30 @@ func chatMemory(ctx context.Context, h *harness, t *table, n int) error {
 			}
 		}
 	}()
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	var failed atomic.Value
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+	var g errgroup.Group
+	g.SetLimit(64)
+	for i := range conns {
+		g.Go(func() error {
 			dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 			defer cancel()
 			// A few users, each with many connections, as devices.
 			conn, err := client.Dial(dctx, s.WebsocketURL(), client.DialOptions{Payload: client.AuthPayload(h.token(fmt.Sprintf("mem-%d", i%100), false)), Buffer: 4})
 			if err != nil {
-				failed.Store(err)
-				return
+				return err
 			}
 			conns[i] = conn
 			sub, err := conn.Subscribe(`subscription { messageAdded(channel: "livestream:mem") { id } }`, nil)
 			if err != nil {
-				failed.Store(err)
-				return
+				return err
 			}
 			go func() {
 				for range sub.C {
 				}
 			}()
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("idle connections: %w", err)
 	}
 	time.Sleep(5 * time.Second)

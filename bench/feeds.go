@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/client"
@@ -412,51 +413,19 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 		}
 		return err
 	})
+	// Scan every value of both pages, as a program using them would.
+	var (
+		id           uuid.UUID
+		verb, object string
+		name         string
+		at           time.Time
+		counts, own  []byte
+	)
 	raw := measureConcurrent(ctx, 32, dur, func() error {
-		rows, err := db.Query(ctx, rawTimeline)
-		if err != nil {
-			return err
-		}
-		// Scan every value, as a program using the page would.
-		n := 0
-		var id uuid.UUID
-		var verb, object, name string
-		var at time.Time
-		var counts, own []byte
-		for rows.Next() {
-			if err := rows.Scan(&id, &verb, &object, &at, &name, &counts, &own); err != nil {
-				rows.Close()
-				return err
-			}
-			n++
-		}
-		rows.Close()
-		if n != 25 {
-			return fmt.Errorf("raw page has %d rows", n)
-		}
-		return rows.Err()
+		return readPage(ctx, db, rawTimeline, 25, &id, &verb, &object, &at, &name, &counts, &own)
 	})
 	floor := measureConcurrent(ctx, 32, dur, func() error {
-		rows, err := db.Query(ctx, floorTimeline)
-		if err != nil {
-			return err
-		}
-		n := 0
-		var id uuid.UUID
-		var verb, object string
-		var at time.Time
-		for rows.Next() {
-			if err := rows.Scan(&id, &verb, &object, &at); err != nil {
-				rows.Close()
-				return err
-			}
-			n++
-		}
-		rows.Close()
-		if n != 25 {
-			return fmt.Errorf("floor page has %d rows", n)
-		}
-		return rows.Err()
+		return readPage(ctx, db, floorTimeline, 25, &id, &verb, &object, &at)
 	})
 	for _, m := range []struct {
 		name string
@@ -481,6 +450,29 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 const floorTimeline = `
 	SELECT a.id, a.verb, a.object, a.time FROM feed_entries e JOIN activities a ON a.id = e.activity_id
 	WHERE e.feed_id = 'timeline:reader' ORDER BY e.activity_id DESC LIMIT 25`
+
+// readPage runs a page query and scans every row into dest, expecting want rows.
+func readPage(ctx context.Context, db *pgxpool.Pool, query string, want int, dest ...any) error {
+	rows, err := db.Query(ctx, query)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("page has %d rows, want %d", n, want)
+	}
+	return nil
+}
 
 // uuidAt returns a UUIDv7 for instant at.
 func uuidAt(at time.Time) uuid.UUID {

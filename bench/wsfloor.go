@@ -11,10 +11,10 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sync/errgroup"
 )
 
 // The WebSocket floor is what a bare gorilla/websocket connection costs a
@@ -99,30 +99,21 @@ func wsFloor(ctx context.Context, t *table, n int, mode, what string) error {
 			}
 		}
 	}()
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	var failed atomic.Value
+	var g errgroup.Group
+	g.SetLimit(64)
 	for i := range conns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
+		g.Go(func() error {
 			c, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
-			if err == nil {
-				// One message, as a client's connection_init, so the
-				// server has read from every connection.
-				err = c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init"}`))
-			}
 			if err != nil {
-				failed.Store(err)
-				return
+				return err
 			}
 			conns[i] = c
-		}()
+			// One message, as a client's connection_init, so the server
+			// has read from every connection.
+			return c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init"}`))
+		})
 	}
-	wg.Wait()
-	if err, _ := failed.Load().(error); err != nil {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("bare connections: %w", err)
 	}
 	time.Sleep(5 * time.Second)
