@@ -458,8 +458,8 @@ func (s *Store) RecentlyActiveChatUsers(ctx context.Context, q Querier, since ti
 }
 
 // RepairUnread compares users' Redis counters with PostgreSQL and
-// invalidates those that differ, so their next read rebuilds them. It
-// returns how many it invalidated. Counters still waiting for a queued
+// discards those that differ, so their next read rebuilds them. It
+// returns how many it discarded. Counters still waiting for a queued
 // job look different too; rebuilding them is harmless.
 func (s *Store) RepairUnread(ctx context.Context, users []string) (int, error) {
 	var bad []string
@@ -489,10 +489,33 @@ func (s *Store) RepairUnread(ctx context.Context, users []string) (int, error) {
 			bad = append(bad, u)
 		}
 	}
-	if len(bad) > 0 {
-		if err := s.InvalidateUnread(ctx, bad); err != nil {
-			return 0, err
-		}
+	if err := s.discardUnread(ctx, bad); err != nil {
+		return 0, err
 	}
 	return len(bad), nil
+}
+
+// discardScript drops a user's counters and watermarks but keeps the
+// generation, bumped, so a rebuild that read PostgreSQL before this does
+// not write. KEYS: hash, big hash.
+var discardScript = redis.NewScript(`
+local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], 'gen', gen)
+return 1
+`)
+
+// discardUnread throws drifted counters away. Invalidating them is not
+// enough: a rebuild keeps the larger of each Redis and PostgreSQL value
+// (a larger one in Redis is normally newer), so a value that drifted too
+// high would survive it. What workers write after the discard is newer
+// than the rebuild's read, and is kept.
+func (s *Store) discardUnread(ctx context.Context, users []string) error {
+	for _, u := range users {
+		h, ub := s.unreadKeys(u)
+		if err := discardScript.Run(ctx, s.rdb, []string{h, ub}).Err(); err != nil {
+			return fmt.Errorf("store: discard unread: %w", err)
+		}
+	}
+	return nil
 }
