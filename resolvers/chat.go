@@ -287,7 +287,10 @@ const reorderMax = 64
 // arrive; if they have not come within reorderWait, or after a gap in the
 // bus, the missing positions are read from PostgreSQL, so nothing is
 // skipped or repeated whatever the bus does.
-func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, last int64,
+//
+// The stream ends with FORBIDDEN when the subscriber is removed from a
+// channel it may then no longer read.
+func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, me auth.Identity, last int64,
 	sub *bus.Subscription, out chan<- *store.Message) {
 	defer close(out)
 	defer cancel()
@@ -374,13 +377,25 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 				return
 			}
 			if ev.Gap {
+				// A removal may have been missed with the other events.
+				if err := r.keepsRead(ctx, channel, me, nil); err != nil {
+					r.endSubscription(ctx, err)
+					return
+				}
 				if !catchUp(math.MaxInt64) || !release() {
 					return
 				}
 				continue
 			}
 			e, err := decodeChannelEvent(ev.Data)
-			if err != nil || e.Type != store.EventMessageNew || e.Message == nil {
+			if err != nil {
+				continue
+			}
+			if err := r.keepsRead(ctx, channel, me, e); err != nil {
+				r.endSubscription(ctx, err)
+				return
+			}
+			if e.Type != store.EventMessageNew || e.Message == nil {
 				continue
 			}
 			m := e.Message
@@ -439,9 +454,27 @@ func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upT
 // replays deduplicates messageAdded's reads of missed messages on a node.
 var replays singleflight.Group
 
+// keepsRead reports, as the error a new subscription would get, whether
+// the subscriber may still read a channel after event e (nil: after a gap
+// in the bus, when any event may have been missed). Only the subscriber's
+// own removal can take that right away, so other events cost nothing.
+func (r *Resolver) keepsRead(ctx context.Context, channel string, me auth.Identity, e *store.ChannelEvent) error {
+	if e != nil && (e.Type != store.EventMemberRemoved || (e.User != nil && e.User.ID != me.UserID)) {
+		return nil
+	}
+	a, err := r.Store.ChannelForUser(ctx, channel, me.UserID)
+	if err != nil {
+		return err
+	}
+	return requireRead(a, me)
+}
+
 // relay delivers decoded bus events until ctx ends or the bus drops the
-// subscription.
-func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out chan<- *T, decode func([]byte) (*T, error)) {
+// subscription. allowed, when set, is asked after each delivered event
+// and after each gap (with nil) whether the subscriber may go on; its
+// error ends the stream.
+func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out chan<- *T, decode func([]byte) (*T, error),
+	allowed func(*T) error) {
 	defer close(out)
 	for {
 		select {
@@ -455,6 +488,12 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out c
 			if ev.Gap {
 				// Channel and user events are not replayed: clients re-read
 				// state (unreadCounts, messages) after a reconnect.
+				if allowed != nil {
+					if err := allowed(nil); err != nil {
+						r.endSubscription(ctx, err)
+						return
+					}
+				}
 				continue
 			}
 			v, err := decode(ev.Data)
@@ -466,6 +505,12 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out c
 			case out <- v:
 			case <-ctx.Done():
 				return
+			}
+			if allowed != nil {
+				if err := allowed(v); err != nil {
+					r.endSubscription(ctx, err)
+					return
+				}
 			}
 		}
 	}

@@ -582,7 +582,7 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string,
 		last = now.Channel.LastPos
 	}
 	out := make(chan *store.Message, 1)
-	go r.streamMessages(ctx, cancel, channel, last, sub, out)
+	go r.streamMessages(ctx, cancel, channel, me, last, sub, out)
 	return out, nil
 }
 
@@ -599,7 +599,7 @@ func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string
 		return nil, err
 	}
 	out := make(chan *store.ChannelEvent, 1)
-	go relay(r.Resolver, ctx, sub, out, decodeChannelEvent)
+	go relay(r.Resolver, ctx, sub, out, decodeChannelEvent, func(e *store.ChannelEvent) error { return r.keepsRead(ctx, channel, me, e) })
 	return out, nil
 }
 
@@ -613,7 +613,7 @@ func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.User
 		return nil, err
 	}
 	out := make(chan *store.UserEvent, 1)
-	go relay(r.Resolver, ctx, sub, out, decodeJSON[store.UserEvent])
+	go relay(r.Resolver, ctx, sub, out, decodeJSON[store.UserEvent], nil)
 	return out, nil
 }
 

@@ -391,6 +391,63 @@ func TestChatPermissions(t *testing.T) {
 	wantCode(t, n.Query(t, tok, `mutation { createChannel(input: {type: "group"}) { id } }`, nil), "BAD_USER_INPUT")
 }
 
+// A member removed from a messaging channel while subscribed stops
+// receiving it: both streams end with FORBIDDEN (channelEvents after the
+// removal itself) and later messages never arrive. A member removed from
+// a livestream channel, which anyone may read, keeps its stream.
+func TestChatRemovedMemberLosesSubscriptions(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, carol := "alice-"+tag, "carol-"+tag
+	callUsers(t, n, alice, carol)
+	cid := createChannel(t, n, alice, "messaging", "private-"+tag, carol)
+	live := createChannel(t, n, alice, "livestream", "stage-"+tag, carol)
+	ws := n.MustDial(t, env.Token(t, carol))
+	msgs := ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { text } }`, brooktest.Vars{"c": cid})
+	events := ws.Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type user { id } } }`, brooktest.Vars{"c": cid})
+	stage := ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { text } }`, brooktest.Vars{"c": live})
+	waitSubscribed(t, n)
+	sendMsg(t, n, alice, cid, "before")
+	var m struct{ MessageAdded struct{ Text string } }
+	msgs.NextData(&m)
+	if m.MessageAdded.Text != "before" {
+		t.Fatalf("before the removal: %+v", m)
+	}
+	if ev := events.Next(); !strings.Contains(string(ev.Payload), "message.new") {
+		t.Fatalf("channel event before the removal: %s %s", ev.Type, ev.Payload)
+	}
+
+	remove := `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`
+	n.Must(t, env.Token(t, alice), remove, brooktest.Vars{"c": cid, "u": carol}, nil)
+	n.Must(t, env.Token(t, alice), remove, brooktest.Vars{"c": live, "u": carol}, nil)
+	if got := msgs.Next(); got.Type != "error" || !strings.Contains(string(got.Payload), "FORBIDDEN") {
+		t.Fatalf("messageAdded after the removal: %s %s", got.Type, got.Payload)
+	}
+	var ev struct {
+		ChannelEvents struct {
+			Type string
+			User struct{ ID string }
+		}
+	}
+	events.NextData(&ev)
+	if ev.ChannelEvents.Type != "member.removed" || ev.ChannelEvents.User.ID != carol {
+		t.Fatalf("the removal event: %+v", ev)
+	}
+	if got := events.Next(); got.Type != "error" || !strings.Contains(string(got.Payload), "FORBIDDEN") {
+		t.Fatalf("channelEvents after the removal: %s %s", got.Type, got.Payload)
+	}
+	sendMsg(t, n, alice, cid, "after")
+	msgs.None(300 * time.Millisecond)
+	events.None(10 * time.Millisecond)
+
+	sendMsg(t, n, alice, live, "still on air")
+	stage.NextData(&m)
+	if m.MessageAdded.Text != "still on air" {
+		t.Fatalf("livestream after the removal: %+v", m)
+	}
+}
+
 // waitSubscribed gives a just-started subscription time to go live on the bus.
 func waitSubscribed(t *testing.T, n *brooktest.Node) {
 	t.Helper()
