@@ -304,6 +304,13 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 		return nil, err
 	}
 	if created {
+		// Sending marked the channel read for the sender in PostgreSQL;
+		// Redis says so now rather than when the job runs, so the sender's
+		// count never shows more than the truth meanwhile.
+		big := a.Channel.MemberCount > r.Store.ChatPushMemberLimit()
+		if _, err := r.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: big}); err != nil {
+			r.Log.Warn("chat: record the sender's read in redis", "err", err)
+		}
 		r.wakeWorkers(ctx)
 	}
 	return m, nil

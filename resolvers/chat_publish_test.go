@@ -57,3 +57,45 @@ func TestMessageEventPublishedAgainAfterAFailedPublish(t *testing.T) {
 	}
 	sub.None(200 * time.Millisecond)
 }
+
+// Sending marks the channel read for the sender at once, in Redis too:
+// before the message's job has run, the sender's count is already what
+// PostgreSQL says, never more. (Not parallel: other tests' workers would
+// take the jobs.)
+func TestSendingMarksReadBeforeTheJobRuns(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "read-alice-"+tag, "read-bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "read-"+tag, bob)
+	ctx := context.Background()
+	jobs := workers.New(n.Store, n.Bus, workers.Options{Concurrency: 1})
+	runJobs := func(want int) {
+		t.Helper()
+		if done, err := jobs.RunOnce(ctx, []string{store.ChatMessageKind}); err != nil || done != want {
+			t.Fatalf("message jobs: %d done, %v; want %d", done, err, want)
+		}
+	}
+	sendMsg(t, n, alice, cid, "one")
+	sendMsg(t, n, alice, cid, "two")
+	runJobs(2)
+	if got := unreadOf(t, n, bob)[cid]; got != 2 {
+		t.Fatalf("bob's unread before he writes: %d, want 2", got)
+	}
+
+	sendMsg(t, n, bob, cid, "my turn")
+	truth, err := n.Store.UnreadCountsFromDB(ctx, bob)
+	if err != nil || truth.TotalUnreadCount != 0 {
+		t.Fatalf("bob's unread in postgres after sending: %+v, %v", truth, err)
+	}
+	if got := unreadOf(t, n, bob)[cid]; got != 0 {
+		t.Fatalf("bob's unread after sending, before the job: %d, want 0", got)
+	}
+	runJobs(1)
+	if got := unreadOf(t, n, bob)[cid]; got != 0 {
+		t.Fatalf("bob's unread after the job: %d, want 0", got)
+	}
+	if got := unreadOf(t, n, alice)[cid]; got != 1 {
+		t.Fatalf("alice's unread after the job: %d, want 1", got)
+	}
+}
