@@ -251,21 +251,66 @@ func (s *Store) CallParticipantFacts(ctx context.Context, ids []uuid.UUID) ([]*C
 	if err != nil {
 		return nil, fmt.Errorf("store: call participant facts: %w", err)
 	}
+	if factsRead != nil {
+		factsRead()
+	}
 	byID := make(map[uuid.UUID]*CallParticipant, len(found))
+	var restored []uuid.UUID
 	for _, p := range found {
 		byID[p.ID] = p
 		if p.LeftAt == nil {
 			if err := s.rdb.Set(ctx, s.callFactsKey(p.ID), encodeFacts(p), callFactsTTL).Err(); err != nil {
 				s.log.Warn("calls: restore participant facts", "err", err)
+				continue
 			}
+			restored = append(restored, p.ID)
 		}
 	}
+	s.dropFactsOfLeft(ctx, restored)
 	for i, id := range ids {
 		if out[i] == nil {
 			out[i] = byID[id]
 		}
 	}
 	return out, nil
+}
+
+// factsRead, when set (by tests), runs between CallParticipantFacts'
+// PostgreSQL read and its writing the facts back to Redis.
+var factsRead func()
+
+// dropFactsOfLeft deletes the facts just put back in Redis of participants
+// that have left meanwhile. A leave deletes its participant's facts after
+// it commits, which may be before the write that put them back from an
+// older read; without this check such a participant would look live to
+// the signaling path until the facts expired. Checking after the write
+// closes the race: a leave that committed before the check is seen by
+// it, and one that commits after it deletes the facts itself.
+func (s *Store) dropFactsOfLeft(ctx context.Context, ids []uuid.UUID) {
+	if len(ids) == 0 {
+		return
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id FROM call_participants WHERE id = ANY($1) AND left_at IS NOT NULL`, ids)
+	var left []uuid.UUID
+	if err == nil {
+		left, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	}
+	if err == nil && len(left) > 0 {
+		keys := make([]string, len(left))
+		for i, id := range left {
+			keys[i] = s.callFactsKey(id)
+		}
+		err = s.rdb.Del(ctx, keys...).Err()
+	}
+	if err != nil {
+		// Drop them all: a missing key only costs a read of PostgreSQL.
+		keys := make([]string, len(ids))
+		for i, id := range ids {
+			keys[i] = s.callFactsKey(id)
+		}
+		_ = s.rdb.Del(ctx, keys...).Err()
+		s.log.Warn("calls: check restored participant facts", "err", err)
+	}
 }
 
 // KeepCallParticipantsAlive pushes the liveness deadline of participants
