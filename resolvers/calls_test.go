@@ -241,10 +241,10 @@ func TestCallCreateJoinLeave(t *testing.T) {
 	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != aj2.Participant.ID {
 		t.Fatalf("event %+v", ev)
 	}
-	// Bob is the last one: his leave ends the session; his own stream gets
-	// his departure and completes.
+	// Bob is the last one: his leave ends the session; his own stream says
+	// so and completes.
 	leave(bob, bj.Participant.ID)
-	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != bj.Participant.ID {
+	if ev := nextCallEvent(t, bobEvents); ev.Type != "session.ended" || ev.Session != bj.Session.ID {
 		t.Fatalf("event %+v", ev)
 	}
 	bobEvents.Expect("complete")
@@ -276,8 +276,9 @@ func TestCallCreateJoinLeave(t *testing.T) {
 	}
 }
 
-// The session's own stream delivers session.ended to a participant whose
-// session is ended by another participant's departure (watched on the bus).
+// The last one out ends the session, and a client following its own
+// participant hears session.ended before its stream completes; on the bus
+// the session's end comes before the departure that caused it.
 func TestCallSessionEndedEvent(t *testing.T) {
 	t.Parallel()
 	n := env.StartNode(t, brooktest.NodeOptions{})
@@ -291,6 +292,7 @@ func TestCallSessionEndedEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	events := subscribeCallEvents(t, n, alice, j.Participant.ID)
 	n.Must(t, env.Token(t, alice), `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": j.Participant.ID}, nil)
 	var types []string
 	for len(types) < 2 {
@@ -301,9 +303,13 @@ func TestCallSessionEndedEvent(t *testing.T) {
 		}
 		types = append(types, e.Type)
 	}
-	if types[0] != "participant.left" || types[1] != "session.ended" {
+	if types[0] != "session.ended" || types[1] != "participant.left" {
 		t.Fatalf("events %v", types)
 	}
+	if ev := nextCallEvent(t, events); ev.Type != "session.ended" {
+		t.Fatalf("the leaving client's last event: %+v", ev)
+	}
+	events.Expect("complete")
 }
 
 // Only members and admins join, read and subscribe; a participant id works
@@ -612,7 +618,7 @@ func TestCallParticipantTimeoutAcrossNodes(t *testing.T) {
 			t.Fatalf("event %+v", e)
 		}
 	}
-	if types[0] != "participant.left" || types[1] != "session.ended" {
+	if types[0] != "session.ended" || types[1] != "participant.left" {
 		t.Fatalf("events %v", types)
 	}
 	if c := count(t, b, `SELECT count(*) FROM call_sessions WHERE id = $1 AND ended_at IS NOT NULL`, sid); c != 1 {
@@ -749,6 +755,9 @@ func TestCallMembersAndEnd(t *testing.T) {
 	if !ended.EndCall {
 		t.Fatal("endCall returned false")
 	}
+	if e, _ := store.DecodeCallEvent((<-watch.C).Data); e.Type != "session.ended" {
+		t.Fatalf("event %+v", e)
+	}
 	left := map[string]bool{}
 	for len(left) < 2 {
 		e, err := store.DecodeCallEvent((<-watch.C).Data)
@@ -760,13 +769,12 @@ func TestCallMembersAndEnd(t *testing.T) {
 		}
 		left[e.Participant.ID.String()] = true
 	}
-	if e, _ := store.DecodeCallEvent((<-watch.C).Data); e.Type != "session.ended" {
-		t.Fatalf("event %+v", e)
-	}
 	if !left[aj.Participant.ID] || !left[bj.Participant.ID] {
 		t.Fatalf("left %v", left)
 	}
-	bobEvents.Expect("next") // his own departure
+	if ev := nextCallEvent(t, bobEvents); ev.Type != "session.ended" || ev.Call != cid {
+		t.Fatalf("bob's last event: %+v", ev)
+	}
 	bobEvents.Expect("complete")
 	n.Must(t, env.Token(t, bob), `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": cid}, &ended)
 	if ended.EndCall {

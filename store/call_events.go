@@ -386,7 +386,7 @@ type Publisher interface {
 
 // FinishCallDepartures does what follows a committed removal of
 // participants: it drops them from Redis, tells every node to forget their
-// cached facts, and announces participant.left and session.ended to the
+// cached facts, and announces session.ended and participant.left to the
 // sessions' subscribers. Run it after the commit.
 func (s *Store) FinishCallDepartures(ctx context.Context, pub Publisher, d *CallDepartures) {
 	if d == nil {
@@ -405,13 +405,17 @@ func (s *Store) FinishCallDepartures(ctx context.Context, pub Publisher, d *Call
 			s.log.Warn("calls: publish left participants", "err", err)
 		}
 	}
+	// A session that ended with these departures says so first: a
+	// callEvents stream ends at the first event that ends it (the session's
+	// end, or its own participant's departure), and its client should learn
+	// that the session is over, not only that it left.
+	for _, cs := range d.Ended {
+		s.PublishCallEvent(ctx, pub, &CallEvent{Type: CallEventSessionEnded, Call: cs.CallID, Session: cs.ID, CreatedAt: *cs.EndedAt})
+	}
 	reason := d.Reason
 	for _, p := range d.Left {
 		s.PublishCallEvent(ctx, pub, &CallEvent{Type: CallEventLeft, Call: p.CallID, Session: p.SessionID,
 			Participant: p, Reason: &reason, CreatedAt: *p.LeftAt})
-	}
-	for _, cs := range d.Ended {
-		s.PublishCallEvent(ctx, pub, &CallEvent{Type: CallEventSessionEnded, Call: cs.CallID, Session: cs.ID, CreatedAt: *cs.EndedAt})
 	}
 }
 
