@@ -685,6 +685,86 @@ func TestCallQueryStatements(t *testing.T) {
 	}
 }
 
+// The signaling path runs no SQL: once a participant's facts are cached,
+// sendSignal and the callEvents delivery it causes use Redis and the bus
+// only, even with the sender's user and the signal's fields selected.
+func TestCallSignalingRunsNoSQL(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createCall(t, n, alice, "default", "nosql-"+tag, bob)
+	aj := joinCall(t, n, alice, cid).JoinCall
+	bj := joinCall(t, n, bob, cid).JoinCall
+	bobEvents := subscribeCallEvents(t, n, bob, bj.Participant.ID)
+	tok := env.Token(t, alice)
+	send := func(i int) {
+		t.Helper()
+		payload := fmt.Sprintf("candidate:%d", i)
+		n.Must(t, tok, `mutation($p: ID!, $to: ID!, $pl: String!) {
+			sendSignal(participant: $p, to: $to, kind: ICE_CANDIDATE, payload: $pl) { id kind payload sentAt from { id } } }`,
+			brooktest.Vars{"p": aj.Participant.ID, "to": bj.Participant.ID, "pl": payload}, nil)
+		if ev := nextCallEvent(t, bobEvents); ev.Type != "signal" || ev.Signal.Payload != payload || ev.Signal.From.ID != aj.Participant.ID {
+			t.Fatalf("event %+v", ev)
+		}
+	}
+	send(0) // the sign-in and the caches warm up
+	before := n.Store.Statements()
+	for i := 1; i <= 50; i++ {
+		send(i)
+	}
+	if d := n.Store.Statements() - before; d != 0 {
+		t.Fatalf("50 signals ran %d SQL statements, want 0", d)
+	}
+}
+
+// A departure on one node reaches the participant caches of the others: a
+// node that had relayed signals between participants refuses them once
+// one has left, or been removed from the call, through another node.
+func TestCallDepartureReachesOtherNodesCaches(t *testing.T) {
+	t.Parallel()
+	a := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, a, alice, bob, carol)
+	cid := createCall(t, a, alice, "default", "caches-"+tag, bob, carol)
+	aj := joinCall(t, a, alice, cid).JoinCall
+	bj := joinCall(t, a, bob, cid).JoinCall
+	cj := joinCall(t, a, carol, cid).JoinCall
+	signal := `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "sdp") { id } }`
+	send := func(user, from, to string) *brooktest.Response {
+		return b.Query(t, env.Token(t, user), signal, brooktest.Vars{"p": from, "to": to})
+	}
+	// Node b relays between all three, so it has them cached.
+	for _, s := range [][3]string{{alice, aj.Participant.ID, bj.Participant.ID}, {bob, bj.Participant.ID, cj.Participant.ID},
+		{carol, cj.Participant.ID, aj.Participant.ID}} {
+		if r := send(s[0], s[1], s[2]); len(r.Errors) > 0 {
+			t.Fatalf("signal before the departures: %+v", r.Errors)
+		}
+	}
+	refused := func(user, from, to string) bool {
+		r := send(user, from, to)
+		return len(r.Errors) > 0 && r.Code() == api.CodeConflict
+	}
+
+	// Bob leaves through node a.
+	a.Must(t, env.Token(t, bob), `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": bj.Participant.ID}, nil)
+	brooktest.Eventually(t, "node b refuses signals to bob", func() bool { return refused(alice, aj.Participant.ID, bj.Participant.ID) })
+	if !refused(bob, bj.Participant.ID, cj.Participant.ID) {
+		t.Fatal("node b relayed a signal from bob after he left")
+	}
+
+	// Carol is removed from the call through node a.
+	a.Must(t, env.Token(t, alice), `mutation($id: ID!, $remove: [ID!]) { updateCallMembers(id: $id, remove: $remove) { id } }`,
+		brooktest.Vars{"id": cid, "remove": []string{carol}}, nil)
+	brooktest.Eventually(t, "node b refuses signals to carol", func() bool { return refused(alice, aj.Participant.ID, cj.Participant.ID) })
+	if !refused(carol, cj.Participant.ID, aj.Participant.ID) {
+		t.Fatal("node b relayed a signal from carol after her removal")
+	}
+}
+
 // Hosts manage members: adding, changing roles and removing (which takes
 // the removed user's participants out of the session), and end the call
 // for everyone.
