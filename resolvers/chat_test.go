@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -445,6 +446,76 @@ func TestChatRemovedMemberLosesSubscriptions(t *testing.T) {
 	stage.NextData(&m)
 	if m.MessageAdded.Text != "still on air" {
 		t.Fatalf("livestream after the removal: %+v", m)
+	}
+}
+
+// The channel list: the caller's channels, latest top-level message
+// first (a thread reply moves nothing and is no channel's lastMessage),
+// filtered by type, paged with cursors.
+func TestChatChannelList(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	first := createChannel(t, n, alice, "messaging", "first-"+tag, bob)
+	second := createChannel(t, n, alice, "messaging", "second-"+tag, bob)
+	stage := createChannel(t, n, alice, "livestream", "stage-"+tag, bob)
+	top := sendMsg(t, n, alice, first, "first's news")
+	sendMsg(t, n, alice, second, "second's news")
+	sendMsg(t, n, alice, stage, "stage's news")
+	// A reply in the first channel, the oldest activity, changes nothing.
+	sendMsg(t, n, bob, first, "a reply", map[string]any{"parentId": top.ID})
+
+	type page struct {
+		Channels struct {
+			Edges []struct {
+				Node struct {
+					ID          string
+					LastMessage struct{ Text string }
+				}
+			}
+			PageInfo struct {
+				HasNextPage bool
+				EndCursor   string
+			}
+		}
+	}
+	list := func(vars brooktest.Vars) page {
+		t.Helper()
+		var p page
+		n.Must(t, env.Token(t, bob), `query($type: String, $first: Int, $after: String) {
+			channels(filter: {type: $type}, first: $first, after: $after) {
+				edges { node { id lastMessage { text } } } pageInfo { hasNextPage endCursor } } }`, vars, &p)
+		return p
+	}
+	ids := func(p page) []string {
+		var out []string
+		for _, e := range p.Channels.Edges {
+			out = append(out, e.Node.ID)
+		}
+		return out
+	}
+	all := list(brooktest.Vars{})
+	if got := ids(all); !slices.Equal(got, []string{stage, second, first}) {
+		t.Fatalf("channels %v, want %v", got, []string{stage, second, first})
+	}
+	if last := all.Channels.Edges[2].Node.LastMessage.Text; last != "first's news" {
+		t.Fatalf("first's lastMessage is %q, want its last top-level message", last)
+	}
+	if got := ids(list(brooktest.Vars{"type": "messaging"})); !slices.Equal(got, []string{second, first}) {
+		t.Fatalf("messaging channels %v", got)
+	}
+	p1 := list(brooktest.Vars{"first": 2})
+	p2 := list(brooktest.Vars{"first": 2, "after": p1.Channels.PageInfo.EndCursor})
+	if !p1.Channels.PageInfo.HasNextPage || p2.Channels.PageInfo.HasNextPage ||
+		!slices.Equal(append(ids(p1), ids(p2)...), []string{stage, second, first}) {
+		t.Fatalf("pages %v %v", ids(p1), ids(p2))
+	}
+	// A new top-level message moves its channel to the top.
+	sendMsg(t, n, bob, first, "first again")
+	if got := ids(list(brooktest.Vars{})); !slices.Equal(got, []string{first, stage, second}) {
+		t.Fatalf("after a new message: %v", got)
 	}
 }
 

@@ -179,10 +179,14 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, in Me
 			if parent == nil {
 				top = 1
 			}
+			// A thread reply takes a position but is not the channel's
+			// last message: it neither moves the channel up the list nor
+			// becomes its preview.
 			var pos, seq int64
 			err = tx.QueryRow(ctx, `
 				UPDATE channels SET last_pos = last_pos + 1, last_seq = last_seq + $2,
-					last_message_id = $3, last_message_at = now()
+					last_message_id = CASE WHEN $2 = 1 THEN $3 ELSE last_message_id END,
+					last_message_at = CASE WHEN $2 = 1 THEN now() ELSE last_message_at END
 				WHERE id = $1 RETURNING last_pos, last_seq`, channelID, top, id).Scan(&pos, &seq)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return NotFound("channel", channelID)
