@@ -519,6 +519,93 @@ func TestChatChannelList(t *testing.T) {
 	}
 }
 
+// Every mutation that changes a channel announces it on channelEvents,
+// with who did it and the message concerned, and users added to or
+// removed from a channel hear it on myEvents.
+func TestChatEventsOfEveryMutation(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createChannel(t, n, alice, "messaging", "events-"+tag, bob)
+	events := n.MustDial(t, env.Token(t, alice)).Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) {
+		type channel user { id } message { id text deletedAt reactionCounts { kind count } } } }`, brooktest.Vars{"c": cid})
+	mine := n.MustDial(t, env.Token(t, carol)).Subscribe(`subscription { myEvents { type channel } }`, nil)
+	waitSubscribed(t, n)
+
+	type event struct {
+		Type, Channel string
+		User          *struct{ ID string }
+		Message       *struct {
+			ID, Text       string
+			DeletedAt      *string
+			ReactionCounts []struct {
+				Kind  string
+				Count int
+			}
+		}
+	}
+	next := func(typ, user string) event {
+		t.Helper()
+		var out struct{ ChannelEvents event }
+		events.NextData(&out)
+		ev := out.ChannelEvents
+		if ev.Type != typ || ev.Channel != cid || ev.User == nil || ev.User.ID != user {
+			t.Fatalf("got %+v, want %s by %s", ev, typ, user)
+		}
+		return ev
+	}
+	do := func(user, q string, vars brooktest.Vars) {
+		t.Helper()
+		n.Must(t, env.Token(t, user), q, vars, nil)
+	}
+	m := sendMsg(t, n, alice, cid, "hello")
+	if ev := next("message.new", alice); ev.Message == nil || ev.Message.ID != m.ID {
+		t.Fatalf("message.new %+v", ev)
+	}
+	do(alice, `mutation($m: ID!) { updateMessage(id: $m, text: "hello again") { id } }`, brooktest.Vars{"m": m.ID})
+	if ev := next("message.updated", alice); ev.Message.Text != "hello again" {
+		t.Fatalf("message.updated %+v", ev)
+	}
+	do(bob, `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID})
+	if ev := next("reaction.new", bob); len(ev.Message.ReactionCounts) != 1 || ev.Message.ReactionCounts[0].Count != 1 {
+		t.Fatalf("reaction.new %+v", ev)
+	}
+	do(bob, `mutation($m: ID!) { deleteReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID})
+	if ev := next("reaction.deleted", bob); len(ev.Message.ReactionCounts) != 0 {
+		t.Fatalf("reaction.deleted %+v", ev)
+	}
+	do(bob, `mutation($c: ID!) { markRead(channel: $c) { unreadCount } }`, brooktest.Vars{"c": cid})
+	if ev := next("message.read", bob); ev.Message == nil || ev.Message.ID != m.ID {
+		t.Fatalf("message.read %+v", ev)
+	}
+	do(alice, `mutation($c: ID!) { updateChannel(id: $c, name: "Renamed") { id } }`, brooktest.Vars{"c": cid})
+	next("channel.updated", alice)
+
+	var note struct {
+		MyEvents struct{ Type, Channel string }
+	}
+	do(alice, `mutation($c: ID!, $u: [ID!]!) { addMembers(channel: $c, userIds: $u) { id } }`, brooktest.Vars{"c": cid, "u": []string{carol}})
+	next("member.added", carol)
+	mine.NextData(&note)
+	if note.MyEvents.Type != "notification.added_to_channel" || note.MyEvents.Channel != cid {
+		t.Fatalf("carol heard %+v", note)
+	}
+	do(alice, `mutation($c: ID!, $u: [ID!]!) { removeMembers(channel: $c, userIds: $u) { id } }`, brooktest.Vars{"c": cid, "u": []string{carol}})
+	next("member.removed", carol)
+	mine.NextData(&note)
+	if note.MyEvents.Type != "notification.removed_from_channel" || note.MyEvents.Channel != cid {
+		t.Fatalf("carol heard %+v", note)
+	}
+
+	do(alice, `mutation($m: ID!) { deleteMessage(id: $m) { id } }`, brooktest.Vars{"m": m.ID})
+	if ev := next("message.deleted", alice); ev.Message.DeletedAt == nil {
+		t.Fatalf("message.deleted %+v", ev)
+	}
+	events.None(200 * time.Millisecond)
+}
+
 // waitSubscribed gives a just-started subscription time to go live on the bus.
 func waitSubscribed(t *testing.T, n *brooktest.Node) {
 	t.Helper()
