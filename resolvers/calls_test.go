@@ -354,6 +354,10 @@ func TestCallPermissionsAndInput(t *testing.T) {
 	}
 	wantCode(t, n.Query(t, tok(alice), joinCallQuery, brooktest.Vars{"id": "no-colon"}), api.CodeBadUserInput)
 
+	signal := `mutation($p: ID!, $to: ID!, $k: SignalKind!, $pl: String!) { sendSignal(participant: $p, to: $to, kind: $k, payload: $pl) { id } }`
+	sv := func(p, to, pl string) brooktest.Vars {
+		return brooktest.Vars{"p": p, "to": to, "k": "OFFER", "pl": pl}
+	}
 	// An admin joins without being a member.
 	bj := joinCall(t, n, bob, cid).JoinCall
 	aj := joinCall(t, n, alice, cid).JoinCall
@@ -363,10 +367,17 @@ func TestCallPermissionsAndInput(t *testing.T) {
 		t.Fatalf("admin joined session %s, not %s", adminJoin.JoinCall.Session.ID, bj.Session.ID)
 	}
 
-	signal := `mutation($p: ID!, $to: ID!, $k: SignalKind!, $pl: String!) { sendSignal(participant: $p, to: $to, kind: $k, payload: $pl) { id } }`
-	sv := func(p, to, pl string) brooktest.Vars {
-		return brooktest.Vars{"p": p, "to": to, "k": "OFFER", "pl": pl}
+	// The admin signals and subscribes with its own participant.
+	admin := env.AdminToken(t, "ops-"+tag)
+	adminEvents := n.MustDial(t, admin).Subscribe(callEventsQuery, brooktest.Vars{"p": adminJoin.JoinCall.Participant.ID})
+	if ev := nextCallEvent(t, adminEvents); ev.Type != "ready" {
+		t.Fatalf("admin's first event %+v", ev)
 	}
+	n.Must(t, tok(bob), signal, sv(bj.Participant.ID, adminJoin.JoinCall.Participant.ID, "to the admin"), nil)
+	if ev := nextCallEvent(t, adminEvents); ev.Type != "signal" || ev.Signal.Payload != "to the admin" {
+		t.Fatalf("admin's signal event %+v", ev)
+	}
+	n.Must(t, admin, signal, sv(adminJoin.JoinCall.Participant.ID, bj.Participant.ID, "from the admin"), nil)
 	// Another user's participant id: no signal, no subscription, no leave.
 	wantCode(t, n.Query(t, tok(mallory), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
 	wantCode(t, n.Query(t, tok(alice), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
@@ -819,6 +830,12 @@ func TestCallMembersAndEnd(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 	wantCode(t, n.Query(t, env.Token(t, carol), joinCallQuery, brooktest.Vars{"id": cid}), api.CodeForbidden)
+	// Her participant id, taken out of the session, signals and follows nothing.
+	wantCode(t, n.Query(t, env.Token(t, carol), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "sdp") { id } }`,
+		brooktest.Vars{"p": cj.Participant.ID, "to": bj.Participant.ID}), api.CodeConflict)
+	if m := n.MustDial(t, env.Token(t, carol)).Subscribe(callEventsQuery, brooktest.Vars{"p": cj.Participant.ID}).Next(); !strings.Contains(string(m.Payload), `"code":"`+api.CodeConflict+`"`) {
+		t.Fatalf("callEvents with a removed participant: %s %s", m.Type, m.Payload)
+	}
 
 	// Bob, now a host, ends the call: he leaves with everyone else and the
 	// session ends.
