@@ -145,9 +145,25 @@ func TestChatMessagingFlow(t *testing.T) {
 	before := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid)
 	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!, $t: String!) { sendMessage(channel: $c, input: {text: $t}) { id } }`,
 		brooktest.Vars{"c": cid, "t": strings.Repeat("é", 5001)}), "BAD_USER_INPUT")
-	sendMsg(t, n, alice, cid, strings.Repeat("é", 5000))
+	long := sendMsg(t, n, alice, cid, strings.Repeat("é", 5000))
 	if after := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid); after != before+1 {
 		t.Fatalf("messages %d -> %d", before, after)
+	}
+	// The same limit for edits, and at most 100 mentioned users; the
+	// refused edit leaves the text as it was.
+	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($id: ID!, $t: String!) { updateMessage(id: $id, text: $t) { id } }`,
+		brooktest.Vars{"id": long.ID, "t": strings.Repeat("é", 5001)}), "BAD_USER_INPUT")
+	if c := count(t, n, `SELECT count(*) FROM messages WHERE id = $1 AND text = $2`, long.ID, strings.Repeat("é", 5000)); c != 1 {
+		t.Fatal("a refused edit changed the message")
+	}
+	mentions := make([]string, 101)
+	for i := range mentions {
+		mentions[i] = alice
+	}
+	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!, $m: [ID!]) { sendMessage(channel: $c, input: {text: "hi all", mentionedUserIds: $m}) { id } }`,
+		brooktest.Vars{"c": cid, "m": mentions}), "BAD_USER_INPUT")
+	if after := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid); after != before+1 {
+		t.Fatalf("messages %d -> %d after the refused ones", before, after)
 	}
 
 	// Reactions: at most 50 kinds a message.
