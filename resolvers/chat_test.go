@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -871,11 +872,68 @@ func TestChatUnreadCountsProperty(t *testing.T) {
 			}
 		}
 	}
+	// checkTruth compares Redis with PostgreSQL only (the model cannot
+	// know the commit order of racing operations).
+	checkTruth := func(when string) {
+		t.Helper()
+		n.WaitForJobs(t)
+		for _, u := range users {
+			got := unreadOf(t, n, u)
+			truth, err := n.Store.UnreadCountsFromDB(context.Background(), u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int{}
+			for _, c := range truth.Channels {
+				want[c.ChannelID] = c.UnreadCount
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("%s: %s unread from redis %v, postgres %v", when, u, got, want)
+			}
+		}
+	}
+	// resync sets the model from PostgreSQL's sequence numbers.
+	resync := func() {
+		t.Helper()
+		for ch, ms := range members {
+			var last int
+			if err := n.Store.DB().QueryRow(context.Background(), `SELECT last_seq FROM channels WHERE id = $1`, ch).Scan(&last); err != nil {
+				t.Fatal(err)
+			}
+			seq[ch] = last
+			for _, u := range ms {
+				var r int
+				if err := n.Store.DB().QueryRow(context.Background(),
+					`SELECT last_read_seq FROM channel_members WHERE channel_id = $1 AND user_id = $2`, ch, u).Scan(&r); err != nil {
+					t.Fatal(err)
+				}
+				read[ch][u] = r
+			}
+		}
+	}
 	var wg sync.WaitGroup
-	step := func(round int) {
-		// Several users act at once; the model is updated by the same
-		// commutative rules the server uses.
+	// done counts the operations of the current round, so Redis can be
+	// flushed while a round is under way.
+	var done atomic.Int64
+	// step runs a round: four users act at once, 8 operations each. In a
+	// serialized round each operation and its model update hold mu, in the
+	// order the server commits them (the channel row lock orders a
+	// channel's sends), so the model stays exact; in a concurrent round the
+	// operations overlap freely and only Redis against PostgreSQL is
+	// checked.
+	step := func(round int, concurrent bool) {
 		var mu sync.Mutex
+		done.Store(0)
+		lock := func() {
+			if !concurrent {
+				mu.Lock()
+			}
+		}
+		unlock := func() {
+			if !concurrent {
+				mu.Unlock()
+			}
+		}
 		for w := 0; w < 4; w++ {
 			wg.Add(1)
 			go func(w int) {
@@ -888,7 +946,7 @@ func TestChatUnreadCountsProperty(t *testing.T) {
 					switch op := r.IntN(10); {
 					case op < 6:
 						mu.Lock()
-						parents := tops[ch]
+						parents := slices.Clone(tops[ch])
 						mu.Unlock()
 						in := map[string]any{"text": "x"}
 						reply := op == 5 && len(parents) > 0
@@ -896,14 +954,15 @@ func TestChatUnreadCountsProperty(t *testing.T) {
 							in["parentId"] = parents[r.IntN(len(parents))]
 						}
 						var out struct{ SendMessage struct{ ID string } }
-						// The channel row lock serializes sends of one channel,
-						// so the model takes the same lock order under mu.
-						mu.Lock()
+						lock()
 						if err := n.Client(env.Token(t, u)).Run(context.Background(),
 							`mutation($c: ID!, $in: MessageInput!) { sendMessage(channel: $c, input: $in) { id } }`, brooktest.Vars{"c": ch, "in": in}, &out); err != nil {
-							mu.Unlock()
+							unlock()
 							t.Error(err)
 							return
+						}
+						if concurrent {
+							mu.Lock()
 						}
 						if !reply {
 							seq[ch]++
@@ -912,35 +971,52 @@ func TestChatUnreadCountsProperty(t *testing.T) {
 						read[ch][u] = max(read[ch][u], seq[ch])
 						mu.Unlock()
 					default:
-						mu.Lock()
+						lock()
 						if err := n.Client(env.Token(t, u)).Run(context.Background(),
 							`mutation($c: ID!) { markRead(channel: $c) { unreadCount } }`, brooktest.Vars{"c": ch}, nil); err != nil {
-							mu.Unlock()
+							unlock()
 							t.Error(err)
 							return
+						}
+						if concurrent {
+							mu.Lock()
 						}
 						read[ch][u] = seq[ch]
 						mu.Unlock()
 					}
+					done.Add(1)
 				}
 			}(w)
 		}
 	}
 	for round := 0; round < 3; round++ {
-		step(round)
+		step(round, false)
 		wg.Wait()
 		check(fmt.Sprintf("round %d", round))
 	}
 	// Redis loses everything in the middle of a round.
-	step(10)
+	step(10, false)
+	for done.Load() < 12 {
+		time.Sleep(time.Millisecond)
+	}
 	if err := n.Store.Redis().FlushAll(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
 	check("after FLUSHALL")
-	step(11)
+	step(11, false)
 	wg.Wait()
 	check("after FLUSHALL and another round")
+	// Users act concurrently: sends and reads of one channel race.
+	for round := 20; round < 23; round++ {
+		step(round, true)
+		wg.Wait()
+		checkTruth(fmt.Sprintf("concurrent round %d", round))
+	}
+	// The model could not follow the racing operations' commit order: set
+	// it from PostgreSQL, and all three agree again.
+	resync()
+	check("after the concurrent rounds")
 	// Drift is found and fixed by the repair pass.
 	h := n.Store.Key("chat", "u", users[1])
 	if err := n.Store.Redis().HSet(context.Background(), h, "s:"+channels[0], 999999).Err(); err != nil {
