@@ -623,6 +623,42 @@ func TestChatEventsOfEveryMutation(t *testing.T) {
 	events.None(200 * time.Millisecond)
 }
 
+// The repair pass compares users who only receive too: a member of a
+// channel with a new message is among the users it checks, and a counter
+// of hers that drifted is fixed.
+func TestChatRepairCoversReceivers(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, carol := "alice-"+tag, "carol-"+tag
+	callUsers(t, n, alice, carol)
+	cid := createChannel(t, n, alice, "messaging", "repair-"+tag, carol)
+	time.Sleep(5 * time.Millisecond)
+	since := time.Now() // after carol joined: only the message makes her recent
+	time.Sleep(5 * time.Millisecond)
+	sendMsg(t, n, alice, cid, "news")
+	n.WaitForJobs(t)
+	if got := unreadOf(t, n, carol)[cid]; got != 1 {
+		t.Fatalf("carol's unread %d, want 1", got)
+	}
+	ctx := context.Background()
+	recent, err := n.Store.RecentlyActiveChatUsers(ctx, n.Store.DB(), since, 100_000)
+	if err != nil || !slices.Contains(recent, carol) {
+		t.Fatalf("users the repair pass checks: carol missing (%v)", err)
+	}
+	if err := n.Store.Redis().HSet(ctx, n.Store.Key("chat", "u", carol), "s:"+cid, 999999).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if fixed, err := n.Store.RepairUnread(ctx, []string{carol}); err != nil || fixed != 1 {
+		t.Fatalf("repair fixed %d, %v", fixed, err)
+	}
+	for i := 0; i < 2; i++ {
+		if got := unreadOf(t, n, carol)[cid]; got != 1 {
+			t.Fatalf("carol's unread after the repair (read %d): %d, want 1", i+1, got)
+		}
+	}
+}
+
 // waitSubscribed gives a just-started subscription time to go live on the bus.
 func waitSubscribed(t *testing.T, n *brooktest.Node) {
 	t.Helper()

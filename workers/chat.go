@@ -11,8 +11,8 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
-// chatRepairKind compares recently active users' Redis unread counters
-// with PostgreSQL and has those that drifted rebuilt.
+// chatRepairKind compares the Redis unread counters of users whose counts
+// changed lately with PostgreSQL and has those that drifted rebuilt.
 const chatRepairKind = "chat.repair"
 
 // registerChat registers the background jobs of the chat product.
