@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"runtime"
@@ -238,53 +239,24 @@ func chatMemory(ctx context.Context, h *harness, t *table, n int) error {
 	if err := owner.Run(ctx, `mutation { createChannel(input: {type: "livestream", id: "mem"}) { id } }`, nil, nil); err != nil {
 		return err
 	}
-	time.Sleep(time.Second)
-	before, err := s.RSS()
-	if err != nil {
-		return err
-	}
-	conns := make([]*client.Conn, n)
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				_ = c.Close()
-			}
+	return memoryPerConnection(t, "Brook: graphql-transport-ws, one messageAdded subscription", s.cmd.Process.Pid, n, func(i int) (io.Closer, error) {
+		dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		// A few users, each with many connections, as devices.
+		conn, err := client.Dial(dctx, s.WebsocketURL(), client.DialOptions{Payload: client.AuthPayload(h.token(fmt.Sprintf("mem-%d", i%100), false)), Buffer: 4})
+		if err != nil {
+			return nil, err
 		}
-	}()
-	var g errgroup.Group
-	g.SetLimit(64)
-	for i := range conns {
-		g.Go(func() error {
-			dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			defer cancel()
-			// A few users, each with many connections, as devices.
-			conn, err := client.Dial(dctx, s.WebsocketURL(), client.DialOptions{Payload: client.AuthPayload(h.token(fmt.Sprintf("mem-%d", i%100), false)), Buffer: 4})
-			if err != nil {
-				return err
+		sub, err := conn.Subscribe(`subscription { messageAdded(channel: "livestream:mem") { id } }`, nil)
+		if err != nil {
+			return conn, err
+		}
+		go func() {
+			for range sub.C {
 			}
-			conns[i] = conn
-			sub, err := conn.Subscribe(`subscription { messageAdded(channel: "livestream:mem") { id } }`, nil)
-			if err != nil {
-				return err
-			}
-			go func() {
-				for range sub.C {
-				}
-			}()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("idle connections: %w", err)
-	}
-	time.Sleep(5 * time.Second)
-	after, err := s.RSS()
-	if err != nil {
-		return err
-	}
-	t.add("Brook: graphql-transport-ws, one messageAdded subscription", n, fmt.Sprintf("%.1f MB", float64(before)/1e6), fmt.Sprintf("%.1f MB", float64(after)/1e6),
-		fmt.Sprintf("%.1f KB", float64(after-before)/float64(n)/1024))
-	return nil
+		}()
+		return conn, nil
+	})
 }
 
 func chatUnread(ctx context.Context, h *harness, t *table) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -86,12 +87,27 @@ func wsFloor(ctx context.Context, t *table, n int, mode, what string) error {
 		return fmt.Errorf("bare server: %w", err)
 	}
 	url := "ws://" + strings.TrimSpace(addr) + "/"
+	return memoryPerConnection(t, what, cmd.Process.Pid, n, func(i int) (io.Closer, error) {
+		c, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		// One message, as a client's connection_init, so the server has
+		// read from every connection.
+		return c, c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init"}`))
+	})
+}
+
+// memoryPerConnection opens n idle connections with open (64 at a time)
+// and adds to t the process's RSS before, after a settle, and per
+// connection. The connections are closed when it returns.
+func memoryPerConnection(t *table, what string, pid, n int, open func(i int) (io.Closer, error)) error {
 	time.Sleep(time.Second)
-	before, err := rssOf(cmd.Process.Pid)
+	before, err := rssOf(pid)
 	if err != nil {
 		return err
 	}
-	conns := make([]*websocket.Conn, n)
+	conns := make([]io.Closer, n)
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
@@ -103,26 +119,21 @@ func wsFloor(ctx context.Context, t *table, n int, mode, what string) error {
 	g.SetLimit(64)
 	for i := range conns {
 		g.Go(func() error {
-			c, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
-			if err != nil {
-				return err
-			}
+			c, err := open(i)
 			conns[i] = c
-			// One message, as a client's connection_init, so the server
-			// has read from every connection.
-			return c.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init"}`))
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return fmt.Errorf("bare connections: %w", err)
+		return fmt.Errorf("idle connections: %w", err)
 	}
 	time.Sleep(5 * time.Second)
-	after, err := rssOf(cmd.Process.Pid)
+	after, err := rssOf(pid)
 	if err != nil {
 		return err
 	}
 	if after < before {
-		return errors.New("bare server: RSS fell while connections opened")
+		return errors.New("RSS fell while connections opened")
 	}
 	t.add(what, n, fmt.Sprintf("%.1f MB", float64(before)/1e6), fmt.Sprintf("%.1f MB", float64(after)/1e6),
 		fmt.Sprintf("%.1f KB", float64(after-before)/float64(n)/1024))
