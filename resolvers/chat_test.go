@@ -780,6 +780,44 @@ func TestChatTypingAndNotifications(t *testing.T) {
 	}
 }
 
+// Members of a channel above CHAT_PUSH_MEMBER_LIMIT hear of new messages
+// on myEvents as members of small channels do, with totals that count
+// both kinds of channel.
+func TestChatBigChannelNotifications(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
+	tag := callTag()
+	alice, bob, carol, dave := "alice-"+tag, "bob-"+tag, "carol-"+tag, "dave-"+tag
+	callUsers(t, n, alice, bob, carol, dave)
+	big := createChannel(t, n, alice, "messaging", "big-"+tag, bob, carol, dave) // 4 > 2: pull
+	small := createChannel(t, n, alice, "messaging", "small-"+tag, bob)
+	mine := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription { myEvents { type channel totalUnreadCount unreadChannels message { text } } }`, nil)
+	waitSubscribed(t, n)
+	var note struct {
+		MyEvents struct {
+			Type, Channel                    string
+			TotalUnreadCount, UnreadChannels int
+			Message                          struct{ Text string }
+		}
+	}
+	for i, m := range []struct{ channel, text string }{{small, "small one"}, {big, "big one"}, {big, "big two"}} {
+		sendMsg(t, n, alice, m.channel, m.text)
+		mine.NextData(&note)
+		wantChannels := 1
+		if i > 0 {
+			wantChannels = 2
+		}
+		if note.MyEvents.Type != "notification.message_new" || note.MyEvents.Channel != m.channel || note.MyEvents.Message.Text != m.text ||
+			note.MyEvents.TotalUnreadCount != i+1 || note.MyEvents.UnreadChannels != wantChannels {
+			t.Fatalf("notification %d: %+v", i, note)
+		}
+	}
+	if got := unreadOf(t, n, bob); got[big] != 2 || got[small] != 1 {
+		t.Fatalf("bob's unread %v", got)
+	}
+	mine.None(200 * time.Millisecond)
+}
+
 // A message sent on one node reaches subscribers on another.
 func TestChatTwoNodes(t *testing.T) {
 	t.Parallel()

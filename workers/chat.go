@@ -59,6 +59,12 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 	big := ch.MemberCount > r.store.ChatPushMemberLimit()
 	var notify []string
 	var events []*store.UserEvent
+	cid := ch.ID
+	note := func(u string, t store.UnreadTotals) {
+		notify = append(notify, u)
+		events = append(events, &store.UserEvent{Type: store.EventNotificationMessageNew, Channel: &cid, Message: msg,
+			TotalUnreadCount: t.Total, UnreadChannels: t.Channels, CreatedAt: msg.CreatedAt})
+	}
 	switch {
 	case msg.ParentID != nil:
 		// A reply counts for nobody; it only moves the sender's read position.
@@ -87,7 +93,6 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 				return nil, err
 			}
 		}
-		cid := ch.ID
 		for i, u := range members {
 			if u == msg.UserID {
 				continue
@@ -96,9 +101,7 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 			if !t.Known {
 				t = fromDB[u]
 			}
-			notify = append(notify, u)
-			events = append(events, &store.UserEvent{Type: store.EventNotificationMessageNew, Channel: &cid, Message: msg,
-				TotalUnreadCount: t.Total, UnreadChannels: t.Channels, CreatedAt: msg.CreatedAt})
+			note(u, t)
 		}
 	}
 	return func(ctx context.Context) {
@@ -111,8 +114,50 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 				r.log.Warn("chat: message.new not published; queued to be published again", "message", p.MessageID, "err", err)
 			}
 		}
+		if big {
+			// Notifications go only to members with an open connection
+			// (their presence), with totals from PostgreSQL: nothing is
+			// written per member, and a member offline now reads its counts
+			// when it comes. After message.new, which they must not delay.
+			r.noteOnlineMembers(ctx, members, msg.UserID, note)
+		}
 		r.store.PublishUserEvents(ctx, r.bus, notify, events)
 	}, nil
+}
+
+// noteOnlineMembers calls note with the totals of each member but the
+// sender that has an open connection. It runs after the job's commit, so
+// a failure only costs the notifications (logged): the counts stay right,
+// read on demand.
+func (r *Runner) noteOnlineMembers(ctx context.Context, members []string, sender string, note func(string, store.UnreadTotals)) {
+	others := make([]string, 0, len(members))
+	for _, u := range members {
+		if u != sender {
+			others = append(others, u)
+		}
+	}
+	online, err := r.store.Online(ctx, others)
+	if err != nil {
+		r.log.Warn("chat: presence for notifications", "err", err)
+		return
+	}
+	var live []string
+	for i, u := range others {
+		if online[i] {
+			live = append(live, u)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	totals, err := r.store.UnreadTotalsFromDB(ctx, r.store.DB(), live)
+	if err != nil {
+		r.log.Warn("chat: totals for notifications", "err", err)
+		return
+	}
+	for _, u := range live {
+		note(u, totals[u])
+	}
 }
 
 // chatMessageEvent publishes a message's message.new event again (see
