@@ -380,6 +380,23 @@ func TestChatPermissions(t *testing.T) {
 		wantCode(t, n.Query(t, tok, q.q, q.vars), "FORBIDDEN")
 	}
 	ws := n.MustDial(t, tok)
+	// The same reads and writes over the WebSocket are refused too.
+	for _, q := range []struct {
+		q    string
+		vars brooktest.Vars
+	}{
+		{`query($c: ID!) { channel(id: $c) { id } }`, brooktest.Vars{"c": cid}},
+		{`query($m: ID!) { message(id: $m) { text } }`, brooktest.Vars{"m": m.ID}},
+		{`mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi"}) { id } }`, brooktest.Vars{"c": cid}},
+		{`mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID}},
+	} {
+		if msg := ws.Subscribe(q.q, q.vars).Next(); !strings.Contains(string(msg.Payload), "FORBIDDEN") {
+			t.Fatalf("%s over the WebSocket by a non-member: %s %s", q.q, msg.Type, msg.Payload)
+		}
+	}
+	if count(t, n, `SELECT count(*) FROM message_reactions WHERE message_id = $1`, m.ID) != 0 {
+		t.Fatal("a non-member reacted")
+	}
 	for _, q := range []string{`subscription($c: ID!) { messageAdded(channel: $c) { id } }`, `subscription($c: ID!) { channelEvents(channel: $c) { type } }`} {
 		sub := ws.Subscribe(q, brooktest.Vars{"c": cid})
 		if msg := sub.Next(); !strings.Contains(string(msg.Payload), "FORBIDDEN") {
