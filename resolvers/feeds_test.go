@@ -448,6 +448,62 @@ func TestFeedAggregationAndSeenRead(t *testing.T) {
 	}
 }
 
+// Copies and groups at their edges: a verb holding "/" still names a
+// group that can be marked; a copy to a timeline_aggregated feed (which
+// only shows its timeline) or to a feed of no user is refused with
+// nothing written; timeline_aggregated counts its timeline's follows.
+func TestFeedCopiesAndGroupsAtTheirEdges(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	u := feedUsers(t, n, tag, "alice", "bob")
+	add := func(to []string, verb string) *brooktest.Response {
+		return n.Query(t, env.Token(t, u["alice"]), `mutation($f: ID!, $in: ActivityInput!) { addActivity(feed: $f, input: $in) { id } }`,
+			brooktest.Vars{"f": "user:" + u["alice"], "in": map[string]any{"verb": verb, "object": "photo:1", "to": to}})
+	}
+	if r := add([]string{"notification:" + u["bob"]}, "photo/upload"); len(r.Errors) > 0 {
+		t.Fatalf("post: %+v", r.Errors)
+	}
+	n.WaitForJobs(t)
+	bob := env.Token(t, u["bob"])
+	feed := "notification:" + u["bob"]
+	groups, unseen, _ := feedGroups(t, n, bob, feed)
+	day := time.Now().UTC().Format(time.DateOnly)
+	if len(groups) != 1 || groups[0].ID != "photo/upload/"+day || unseen != 1 {
+		t.Fatalf("groups %+v, unseen %d", groups, unseen)
+	}
+	n.Must(t, bob, `mutation($f: ID!, $g: [ID!]) { markFeedSeen(feed: $f, groups: $g) { unseenCount } }`,
+		brooktest.Vars{"f": feed, "g": []string{groups[0].ID}}, nil)
+	if groups, unseen, _ = feedGroups(t, n, bob, feed); unseen != 0 || !groups[0].IsSeen {
+		t.Fatalf("after marking %s seen: unseen %d, %+v", "photo/upload/"+day, unseen, groups)
+	}
+	wantCode(t, n.Query(t, bob, `mutation($f: ID!, $g: [ID!]) { markFeedSeen(feed: $f, groups: $g) { unseenCount } }`,
+		brooktest.Vars{"f": feed, "g": []string{"photo/upload"}}), "BAD_USER_INPUT")
+
+	before := count(t, n, `SELECT count(*) FROM activities WHERE actor_id = $1`, u["alice"])
+	wantCode(t, add([]string{"timeline_aggregated:" + u["alice"]}, "post"), "BAD_USER_INPUT")
+	wantCode(t, add([]string{"notification:" + u["bob"], "notification:ghost-" + tag}, "post"), "NOT_FOUND")
+	if after := count(t, n, `SELECT count(*) FROM activities WHERE actor_id = $1`, u["alice"]); after != before {
+		t.Fatalf("refused copies wrote %d activities", after-before)
+	}
+
+	follow(t, n, u["bob"], u["alice"], 10)
+	var counts struct {
+		Timeline, Aggregated struct {
+			FollowingCount int
+			Following      struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
+		}
+	}
+	n.Must(t, bob, `query($t: ID!, $a: ID!) { timeline: feed(id: $t) { followingCount following { edges { node { id } } } }
+		aggregated: feed(id: $a) { followingCount following { edges { node { id } } } } }`,
+		brooktest.Vars{"t": "timeline:" + u["bob"], "a": "timeline_aggregated:" + u["bob"]}, &counts)
+	if counts.Timeline.FollowingCount != 1 || counts.Aggregated.FollowingCount != 1 || len(counts.Aggregated.Following.Edges) != 1 {
+		t.Fatalf("following: %+v", counts)
+	}
+}
+
 // TestFeedPushPullEquivalence runs one story in two worlds: one where every
 // actor is fanned out on write and one where the popular actor crosses the
 // pull threshold (both ways). The timelines must read the same.

@@ -121,8 +121,13 @@ func checkActivity(origin *Feed, in *ActivityInput) error {
 	}
 	to := make([]string, 0, len(in.To))
 	for i, id := range in.To {
-		if _, err := ParseFeedID(fmt.Sprintf("input.to[%d]", i), id); err != nil {
+		field := fmt.Sprintf("input.to[%d]", i)
+		f, err := ParseFeedID(field, id)
+		if err != nil {
 			return err
+		}
+		if f.Group == GroupTimelineAggregated {
+			return Invalid(field, "%s shows the activities of timeline:%s; copy to that feed instead", id, f.OwnerID)
 		}
 		if id != origin.ID && !slices.Contains(to, id) {
 			to = append(to, id)
@@ -172,6 +177,16 @@ func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, i
 			return err
 		}
 		out = a
+		if len(in.To) > 0 {
+			// Every feed copied to exists: it belongs to a user.
+			missing, err := missingFeedOwners(ctx, tx, in.To)
+			if err != nil {
+				return err
+			}
+			if missing != "" {
+				return NotFound("feed", missing)
+			}
+		}
 		feeds := append([]string{origin.ID}, in.To...)
 		if _, err := tx.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
 			SELECT f, $2, $3 FROM unnest($1::text[]) AS f ON CONFLICT DO NOTHING`, feeds, a.ID, origin.ID); err != nil {
@@ -184,12 +199,29 @@ func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, i
 	})
 	if err != nil {
 		var inErr *InputError
-		if errors.As(err, &inErr) {
+		if errors.As(err, &inErr) || errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("store: add activity: %w", err)
 	}
 	return out, nil
+}
+
+// missingFeedOwners returns the first of feeds whose owner is no user, or
+// "" when every feed has one.
+func missingFeedOwners(ctx context.Context, q Querier, feeds []string) (string, error) {
+	var missing *string
+	err := q.QueryRow(ctx, `
+		SELECT f FROM unnest($1::text[]) WITH ORDINALITY AS t(f, n)
+		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = split_part(t.f, ':', 2))
+		ORDER BY n LIMIT 1`, feeds).Scan(&missing)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil || missing == nil {
+		return "", err
+	}
+	return *missing, nil
 }
 
 // ActivityJob is the payload of the job that follows a new activity: it

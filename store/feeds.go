@@ -94,11 +94,13 @@ func pullsFor(f *Feed) string {
 // nil for ids that are not feed ids or whose owner does not exist (every
 // user has every feed; a user that does not exist has none).
 func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
+	// A timeline_aggregated feed has its timeline's follows, so its counts.
 	rows, err := s.pool.Query(ctx, `
 		SELECT ids.id, coalesce(f.follower_count, 0), coalesce(f.following_count, 0)
 		FROM unnest($1::text[]) AS ids(id)
 		JOIN users u ON u.id = split_part(ids.id, ':', 2)
-		LEFT JOIN feeds f ON f.id = ids.id`, ids)
+		LEFT JOIN feeds f ON f.id = CASE WHEN split_part(ids.id, ':', 1) = 'timeline_aggregated'
+			THEN 'timeline:' || split_part(ids.id, ':', 2) ELSE ids.id END`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: feeds by id: %w", err)
 	}
@@ -444,9 +446,14 @@ func (s *Store) MarkFeed(ctx context.Context, f *Feed, groups []string, read boo
 	// The groups' days bound the scan that finds their newest activities.
 	var lo, hi time.Time
 	for i, g := range groups {
-		verb, d, ok := strings.Cut(g, "/")
-		day, err := time.Parse(time.DateOnly, d)
-		if !ok || verb == "" || err != nil {
+		// The day is after the last "/": a verb may hold one.
+		slash := strings.LastIndexByte(g, '/')
+		var day time.Time
+		err := errors.New("no day")
+		if slash > 0 {
+			day, err = time.Parse(time.DateOnly, g[slash+1:])
+		}
+		if err != nil {
 			return Invalid(fmt.Sprintf("groups[%d]", i), "%q is not a group id of this feed", truncate(g, 80))
 		}
 		if lo.IsZero() || day.Before(lo) {
