@@ -504,6 +504,59 @@ func TestFeedCopiesAndGroupsAtTheirEdges(t *testing.T) {
 	}
 }
 
+// Paging through groups shows each group once, whole: a group whose
+// activities straddle a page's cursor is not shown again with its older
+// ones.
+func TestFeedGroupPages(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	u := feedUsers(t, n, callTag(), "alice", "bob", "carol")
+	mention := func(user, verb, object string) {
+		n.Must(t, env.Token(t, user), `mutation($f: ID!, $in: ActivityInput!) { addActivity(feed: $f, input: $in) { id } }`,
+			brooktest.Vars{"f": "user:" + user, "in": map[string]any{"verb": verb, "object": object, "to": []string{"notification:" + u["bob"]}}}, nil)
+	}
+	mention(u["alice"], "mention", "a1")
+	mention(u["carol"], "like", "b1")
+	mention(u["alice"], "mention", "a2")
+	n.WaitForJobs(t)
+	var seen []string
+	after := ""
+	for page := 0; page < 5; page++ {
+		var out struct {
+			Feed struct {
+				Groups struct {
+					Edges []struct {
+						Node struct {
+							Verb          string
+							ActivityCount int
+						}
+					}
+					PageInfo struct {
+						HasNextPage bool
+						EndCursor   string
+					}
+				}
+			}
+		}
+		vars := brooktest.Vars{"f": "notification:" + u["bob"]}
+		if after != "" {
+			vars["after"] = after
+		}
+		n.Must(t, env.Token(t, u["bob"]), `query($f: ID!, $after: String) { feed(id: $f) { groups(first: 1, after: $after) {
+			edges { node { verb activityCount } } pageInfo { hasNextPage endCursor } } } }`, vars, &out)
+		for _, e := range out.Feed.Groups.Edges {
+			seen = append(seen, fmt.Sprintf("%s(%d)", e.Node.Verb, e.Node.ActivityCount))
+		}
+		if !out.Feed.Groups.PageInfo.HasNextPage {
+			break
+		}
+		after = out.Feed.Groups.PageInfo.EndCursor
+	}
+	if fmt.Sprint(seen) != "[mention(2) like(1)]" {
+		t.Fatalf("groups page by page: %v", seen)
+	}
+}
+
 // TestFeedPushPullEquivalence runs one story in two worlds: one where every
 // actor is fanned out on write and one where the popular actor crosses the
 // pull threshold (both ways). The timelines must read the same.

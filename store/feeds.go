@@ -272,11 +272,17 @@ func (s *Store) FeedGroups(ctx context.Context, f *Feed, after uuid.UUID, first 
 			break
 		}
 		day := groupDay(*newest)
-		dayGroups, err := s.dayGroups(ctx, f, timeFloor(day), bound)
+		// The whole day is grouped: a group an earlier page showed (its
+		// newest activity at or above the cursor) may have older
+		// activities below it, which grouped alone would show it again.
+		dayGroups, err := s.dayGroups(ctx, f, timeFloor(day), timeFloor(day.AddDate(0, 0, 1)))
 		if err != nil {
 			return Page[*ActivityGroup]{}, err
 		}
 		for _, g := range dayGroups {
+			if bytes.Compare(g.LatestID[:], bound[:]) >= 0 {
+				continue
+			}
 			marks.apply(g)
 			groups = append(groups, g)
 		}
