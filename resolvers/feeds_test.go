@@ -557,6 +557,42 @@ func TestFeedGroupPages(t *testing.T) {
 	}
 }
 
+// Unfollowing with keepHistory keeps what the timeline showed, whether
+// the actor was pushed to it or merged at read time (above the pull
+// threshold): the same story reads the same in both worlds.
+func TestFeedUnfollowKeepsHistoryOfAPulledActor(t *testing.T) {
+	t.Parallel()
+	var timelines [][]string
+	for _, threshold := range []int{1000, 1} {
+		n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.FeedPullThreshold = threshold }})
+		u := feedUsers(t, n, callTag(), "reader", "star", "fan")
+		follow(t, n, u["fan"], u["star"], 10)
+		follow(t, n, u["reader"], u["star"], 10) // two followers: above a threshold of 1
+		post(t, n, u["star"], "s1")
+		post(t, n, u["star"], "s2")
+		n.WaitForJobs(t)
+		reader := env.Token(t, u["reader"])
+		before := feedObjects(t, n, reader, "timeline:"+u["reader"], 10)
+		if !unfollow(t, n, u["reader"], u["star"], true) {
+			t.Fatal("unfollow returned false")
+		}
+		n.WaitForJobs(t)
+		after := feedObjects(t, n, reader, "timeline:"+u["reader"], 10)
+		if len(before) != 2 || fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Fatalf("threshold %d: timeline %v before the unfollow, %v after", threshold, before, after)
+		}
+		timelines = append(timelines, after)
+	}
+	for i := range timelines[0] {
+		// Objects match; the actor ids differ by tag between the worlds.
+		_, a, _ := strings.Cut(timelines[0][i], ":")
+		_, b, _ := strings.Cut(timelines[1][i], ":")
+		if a != b {
+			t.Fatalf("push world %v, pull world %v", timelines[0], timelines[1])
+		}
+	}
+}
+
 // TestFeedPushPullEquivalence runs one story in two worlds: one where every
 // actor is fanned out on write and one where the popular actor crosses the
 // pull threshold (both ways). The timelines must read the same.

@@ -110,19 +110,30 @@ func (s *Store) FollowFeed(ctx context.Context, source, target *Feed, copyLimit 
 func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHistory bool) (bool, error) {
 	var existed bool
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM follows WHERE source = $1 AND target = $2`, source.ID, target.ID)
+		var pulled bool
+		var pullFrom uuid.UUID
+		err := tx.QueryRow(ctx, `DELETE FROM follows WHERE source = $1 AND target = $2 RETURNING pulled, pull_from`,
+			source.ID, target.ID).Scan(&pulled, &pullFrom)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		existed = tag.RowsAffected() > 0
-		if !existed {
-			return nil
-		}
+		existed = true
 		if err := s.countFollow(ctx, tx, source.ID, target.ID, -1); err != nil {
 			return err
 		}
 		if keepHistory {
-			return nil
+			if pulled {
+				// The timeline merged the target's activities at read time;
+				// with the follow gone it keeps them as rows, as if they
+				// had been pushed.
+				_, err = tx.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
+					SELECT $1, activity_id, origin FROM feed_entries WHERE feed_id = $2 AND activity_id >= $3
+					ON CONFLICT DO NOTHING`, source.ID, target.ID, pullFrom)
+			}
+			return err
 		}
 		_, err = EnqueueJob(ctx, tx, JobFeedUnfollow, UnfollowJob{Source: source.ID, Target: target.ID})
 		return err
