@@ -223,14 +223,25 @@ type ActivityGroup struct {
 	IsRead   bool
 }
 
-// groupKeySQL is the aggregation rule in SQL: activities group by verb and
-// the UTC day they were posted. GroupKey is the same rule in Go. Keep the
-// two together: the rule lives here and nowhere else.
+// The aggregation rule: activities group by verb and the UTC day they were
+// posted, and a group's id is "verb/day". It lives here and nowhere else:
+// groupKeySQL in SQL, groupKey, groupKeyDay and groupDay in Go.
 const groupKeySQL = `a.verb || '/' || ((a.created_at AT TIME ZONE 'UTC')::date)::text`
 
-// GroupKey is the id of the group an activity with verb posted at t joins.
-func GroupKey(verb string, t time.Time) string {
+// groupKey is the id of the group an activity with verb posted at t joins.
+func groupKey(verb string, t time.Time) string {
 	return verb + "/" + t.UTC().Format(time.DateOnly)
+}
+
+// groupKeyDay returns the day of a group id. The day is after the last
+// "/": a verb may hold one.
+func groupKeyDay(id string) (time.Time, bool) {
+	slash := strings.LastIndexByte(id, '/')
+	if slash <= 0 {
+		return time.Time{}, false
+	}
+	day, err := time.Parse(time.DateOnly, id[slash+1:])
+	return day, err == nil && groupKey(id[:slash], day) == id
 }
 
 // groupDay is the UTC day an activity id was made on: its group's day.
@@ -452,14 +463,8 @@ func (s *Store) MarkFeed(ctx context.Context, f *Feed, groups []string, read boo
 	// The groups' days bound the scan that finds their newest activities.
 	var lo, hi time.Time
 	for i, g := range groups {
-		// The day is after the last "/": a verb may hold one.
-		slash := strings.LastIndexByte(g, '/')
-		var day time.Time
-		err := errors.New("no day")
-		if slash > 0 {
-			day, err = time.Parse(time.DateOnly, g[slash+1:])
-		}
-		if err != nil {
+		day, ok := groupKeyDay(g)
+		if !ok {
 			return Invalid(fmt.Sprintf("groups[%d]", i), "%q is not a group id of this feed", truncate(g, 80))
 		}
 		if lo.IsZero() || day.Before(lo) {
