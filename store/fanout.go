@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -156,6 +157,10 @@ func RemoveEntries(ctx context.Context, tx pgx.Tx, j RemoveJob) (feeds []string,
 	return feeds, len(feeds) == removeBatch || tag.RowsAffected() == removeBatch, nil
 }
 
+// demoteMargin is how much older than pulled_since a post that was not
+// pushed can be (see Demote).
+const demoteMargin = time.Minute
+
 // Demote copies, for one page of followers, the activities the feed posted
 // while it was pulled, and clears those follows' read-time merge in the
 // same transaction. It returns the next page's job, or nil when done, when
@@ -171,6 +176,11 @@ func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (*DemoteJob, error) {
 	if followers > j.Threshold {
 		return nil, nil
 	}
+	// A post can make its id before it waits for the lock of the follow
+	// that took its actor above the threshold, so be older than
+	// pulled_since and still not pushed. Copying from a minute earlier
+	// covers it; what was pushed before is already there (ON CONFLICT).
+	since := timeFloor(idTime(j.Since).Add(-demoteMargin))
 	var last *string
 	err = tx.QueryRow(ctx, `
 		WITH page AS (
@@ -182,7 +192,7 @@ func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (*DemoteJob, error) {
 			ON CONFLICT DO NOTHING),
 		unflag AS (
 			UPDATE follows SET pulled = false WHERE target = $1 AND source IN (SELECT source FROM page) AND pulled)
-		SELECT max(source) FROM page`, j.Feed, j.After, j.Since, fanoutPageSize).Scan(&last)
+		SELECT max(source) FROM page`, j.Feed, j.After, since, fanoutPageSize).Scan(&last)
 	if err != nil {
 		return nil, fmt.Errorf("store: demote feed: %w", err)
 	}
