@@ -166,7 +166,10 @@ func TestStopDrainsTheBatchInHand(t *testing.T) {
 	setupTable(t, s, "drain_runs")
 	enqueue(t, s, "test.slow", 3)
 	started := make(chan struct{}, 3)
-	r := workers.New(s, nil, workers.Options{Concurrency: 1, BatchSize: 3, PollInterval: 10 * time.Millisecond})
+	// Room in the batch for the product's periodic jobs too (earlier tests
+	// scheduled them): when one was due it took a slot, and the third slow
+	// job was left for a batch that never came.
+	r := workers.New(s, nil, workers.Options{Concurrency: 1, BatchSize: 10, PollInterval: 10 * time.Millisecond})
 	r.Handle("test.slow", func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
 		started <- struct{}{}
 		time.Sleep(200 * time.Millisecond)
