@@ -165,6 +165,14 @@ func (s *Store) callLiveKey() string { return s.Key("calls", "live") }
 
 func (s *Store) callFactsKey(id uuid.UUID) string { return s.Key("calls", "p", id.String()) }
 
+func (s *Store) callFactsKeys(ids []uuid.UUID) []string {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.callFactsKey(id)
+	}
+	return keys
+}
+
 // callFactsTTL bounds how long facts stay in Redis; a call longer than
 // that reads them from PostgreSQL once and puts them back.
 const callFactsTTL = 12 * time.Hour
@@ -221,11 +229,7 @@ func (s *Store) rememberCallParticipant(ctx context.Context, p *CallParticipant,
 // back in Redis when still in the call).
 func (s *Store) CallParticipantFacts(ctx context.Context, ids []uuid.UUID) ([]*CallParticipant, error) {
 	out := make([]*CallParticipant, len(ids))
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = s.callFactsKey(id)
-	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	vals, err := s.rdb.MGet(ctx, s.callFactsKeys(ids)...).Result()
 	if err != nil {
 		s.log.Warn("calls: participant facts from redis; reading postgres", "err", err)
 		vals = make([]any, len(ids))
@@ -296,19 +300,11 @@ func (s *Store) dropFactsOfLeft(ctx context.Context, ids []uuid.UUID) {
 		left, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
 	}
 	if err == nil && len(left) > 0 {
-		keys := make([]string, len(left))
-		for i, id := range left {
-			keys[i] = s.callFactsKey(id)
-		}
-		err = s.rdb.Del(ctx, keys...).Err()
+		err = s.rdb.Del(ctx, s.callFactsKeys(left)...).Err()
 	}
 	if err != nil {
 		// Drop them all: a missing key only costs a read of PostgreSQL.
-		keys := make([]string, len(ids))
-		for i, id := range ids {
-			keys[i] = s.callFactsKey(id)
-		}
-		_ = s.rdb.Del(ctx, keys...).Err()
+		_ = s.rdb.Del(ctx, s.callFactsKeys(ids)...).Err()
 		s.log.Warn("calls: check restored participant facts", "err", err)
 	}
 }
@@ -364,14 +360,12 @@ func (s *Store) ForgetCallParticipants(ctx context.Context, ids []uuid.UUID) err
 		return nil
 	}
 	members := make([]any, len(ids))
-	keys := make([]string, len(ids))
 	for i, id := range ids {
 		members[i] = id.String()
-		keys[i] = s.callFactsKey(id)
 	}
 	_, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		pl.ZRem(ctx, s.callLiveKey(), members...)
-		pl.Del(ctx, keys...)
+		pl.Del(ctx, s.callFactsKeys(ids)...)
 		return nil
 	})
 	if err != nil {
