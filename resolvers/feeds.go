@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -383,74 +384,194 @@ func (r *Resolver) markFeed(ctx context.Context, feed string, groups []string, r
 	return r.loadFeed(ctx, f.ID)
 }
 
+// followsChanged tells the live updates of timelines to read again which
+// feeds they merge at read time.
+func (r *Resolver) followsChanged(ctx context.Context, timelines []string) {
+	if err := store.PublishFollowsChanged(ctx, r.Bus, timelines); err != nil {
+		r.Log.Warn("feeds: publish follow changes", "err", err)
+	}
+}
+
 // streamFeed streams a feed's updates. A timeline also listens to the
 // feeds it follows that are merged at read time (they are never written
-// into it), so its live updates match what reading it shows.
+// into it), so its live updates match what reading it shows; it reads
+// that set again whenever its follows topic says it changed, and after
+// any gap in the bus.
 func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store.FeedUpdate, error) {
-	topics := []string{store.FeedTopic(f.ID)}
-	if f.Group == store.GroupTimeline || f.Group == store.GroupTimelineAggregated {
-		timeline := store.GroupTimeline + ":" + f.OwnerID
-		if f.Group == store.GroupTimelineAggregated {
-			topics = append(topics, store.FeedTopic(timeline))
-		}
-		pulled, err := r.Store.PulledFollows(ctx, timeline)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range pulled {
-			topics = append(topics, store.FeedTopic(p))
-		}
-	}
 	ctx, cancel := context.WithCancel(ctx)
-	events := make(chan []byte)
-	var wg sync.WaitGroup
-	for _, t := range topics {
-		sub, err := r.Bus.Subscribe(ctx, t)
-		if err != nil {
-			cancel()
-			wg.Wait()
-			return nil, err
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer cancel()
-			for ev := range sub.C {
-				if ev.Gap {
-					continue
-				}
-				select {
-				case events <- ev.Data:
-				case <-ctx.Done():
-					return
-				}
+	s := &feedStream{r: r, ctx: ctx, cancel: cancel, events: make(chan feedEvent), own: map[string]bool{}, pulled: map[string]context.CancelFunc{}}
+	fail := func(err error) (<-chan *store.FeedUpdate, error) {
+		cancel()
+		s.wg.Wait()
+		return nil, err
+	}
+	s.own[store.FeedTopic(f.ID)] = true
+	if _, err := s.listen(store.FeedTopic(f.ID)); err != nil {
+		return fail(err)
+	}
+	if f.Group == store.GroupTimeline || f.Group == store.GroupTimelineAggregated {
+		s.timeline = store.GroupTimeline + ":" + f.OwnerID
+		if f.Group == store.GroupTimelineAggregated {
+			s.own[store.FeedTopic(s.timeline)] = true
+			if _, err := s.listen(store.FeedTopic(s.timeline)); err != nil {
+				return fail(err)
 			}
-			r.endSubscription(ctx, sub.Err())
-		}()
+		}
+		// Listening for changes before reading them misses none.
+		if _, err := s.listen(store.FollowsTopic(s.timeline)); err != nil {
+			return fail(err)
+		}
+		if err := s.follow(); err != nil {
+			return fail(err)
+		}
 	}
 	out := make(chan *store.FeedUpdate, 1)
 	go func() {
 		defer close(out)
-		defer wg.Wait()
+		defer s.wg.Wait()
 		defer cancel()
 		for {
+			var ev feedEvent
 			select {
 			case <-ctx.Done():
 				return
-			case data := <-events:
-				var u store.FeedUpdate
-				if err := json.Unmarshal(data, &u); err != nil {
-					r.Log.Warn("feeds: bad update event", "err", err)
+			case ev = <-s.events:
+			}
+			if ev.gap || ev.topic == store.FollowsTopic(s.timeline) {
+				if s.timeline == "" {
 					continue
 				}
-				u.FeedID = f.ID
-				select {
-				case out <- &u:
-				case <-ctx.Done():
+				if err := s.follow(); err != nil {
+					r.endSubscription(ctx, err)
 					return
 				}
+				continue
+			}
+			if !s.own[ev.topic] && s.pulled[ev.topic] == nil {
+				continue // from a feed no longer merged
+			}
+			var u store.FeedUpdate
+			if err := json.Unmarshal(ev.data, &u); err != nil {
+				r.Log.Warn("feeds: bad update event", "err", err)
+				continue
+			}
+			if !s.fresh(&u) {
+				continue
+			}
+			u.FeedID = f.ID
+			select {
+			case out <- &u:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
 	return out, nil
+}
+
+// feedStream is the state of one feedUpdated subscription: the bus topics
+// it listens to and the activities it delivered last.
+type feedStream struct {
+	r        *Resolver
+	ctx      context.Context
+	cancel   context.CancelFunc
+	timeline string
+	events   chan feedEvent
+	wg       sync.WaitGroup
+
+	// own are the topics of the feed itself (and of its timeline);
+	// pulled are those of the feeds it merges at read time, each with the
+	// function that stops listening. Only the stream's goroutine changes
+	// them once streaming.
+	own    map[string]bool
+	pulled map[string]context.CancelFunc
+	// recent are the last activities delivered as added, oldest first: an
+	// activity of a feed that moves from read-time merge back to fan-out
+	// can arrive both ways while the stream catches up.
+	recent []uuid.UUID
+}
+
+// feedEvent is one bus event of one of a stream's topics.
+type feedEvent struct {
+	topic string
+	data  []byte
+	gap   bool
+}
+
+// feedRecent is how many delivered activities a stream remembers.
+const feedRecent = 256
+
+// listen subscribes to topic and forwards its events to the stream until
+// the stream ends or the topic is dropped. A subscription the bus ends
+// (a slow subscriber, the bus closing) ends the stream.
+func (s *feedStream) listen(topic string) (stop context.CancelFunc, err error) {
+	tctx, stop := context.WithCancel(s.ctx)
+	sub, err := s.r.Bus.Subscribe(tctx, topic)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for ev := range sub.C {
+			select {
+			case s.events <- feedEvent{topic: topic, data: ev.Data, gap: ev.Gap}:
+			case <-tctx.Done():
+				return
+			}
+		}
+		if tctx.Err() == nil {
+			s.r.endSubscription(s.ctx, sub.Err())
+			s.cancel()
+		}
+	}()
+	return stop, nil
+}
+
+// follow reads the feeds the timeline merges at read time and listens to
+// exactly those.
+func (s *feedStream) follow() error {
+	pulled, err := s.r.Store.PulledFollows(s.ctx, s.timeline)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, p := range pulled {
+		want[store.FeedTopic(p)] = true
+	}
+	for topic, stop := range s.pulled {
+		if !want[topic] {
+			stop()
+			delete(s.pulled, topic)
+		}
+	}
+	for topic := range want {
+		if s.pulled[topic] == nil && !s.own[topic] {
+			stop, err := s.listen(topic)
+			if err != nil {
+				return err
+			}
+			s.pulled[topic] = stop
+		}
+	}
+	return nil
+}
+
+// fresh drops from u the activities the stream delivered already and
+// reports whether anything is left to deliver.
+func (s *feedStream) fresh(u *store.FeedUpdate) bool {
+	added := u.Added[:0]
+	for _, a := range u.Added {
+		if slices.Contains(s.recent, a.ID) {
+			continue
+		}
+		added = append(added, a)
+		if len(s.recent) == feedRecent {
+			s.recent = append(s.recent[:0], s.recent[1:]...)
+		}
+		s.recent = append(s.recent, a.ID)
+	}
+	u.Added = added
+	return len(u.Added) > 0 || len(u.Removed) > 0
 }

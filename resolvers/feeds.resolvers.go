@@ -213,6 +213,7 @@ func (r *mutationResolver) Follow(ctx context.Context, source string, target str
 		return nil, err
 	}
 	r.wakeWorkers(ctx)
+	r.followsChanged(ctx, append([]string{src.ID}, f.Remerged...))
 	return f, nil
 }
 
@@ -226,6 +227,9 @@ func (r *mutationResolver) Unfollow(ctx context.Context, source string, target s
 		return false, err
 	}
 	r.wakeWorkers(ctx)
+	if existed {
+		r.followsChanged(ctx, []string{src.ID})
+	}
 	return existed, nil
 }
 

@@ -879,3 +879,74 @@ func TestFeedFanoutMeetsBackfill(t *testing.T) {
 		t.Fatalf("%d timeline rows (%d feeds), want 3", rows, distinct)
 	}
 }
+
+// TestFeedUpdatedFollowsTheMergedSet keeps one timeline subscription open
+// while the feeds it merges at read time change under it: a followed actor
+// crossing the pull threshold through someone else's follow, falling back
+// below it, and the reader unfollowing it while it is merged. Its live
+// updates must match what reading the timeline shows throughout: every
+// post once, none after the unfollow, and the unfollowed actor's
+// activities announced as removed.
+func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.FeedPullThreshold = 2 }})
+	u := feedUsers(t, n, callTag(), "reader", "star", "fan1", "fan2")
+	follow(t, n, u["reader"], u["star"], 0)
+	follow(t, n, u["fan1"], u["star"], 0) // two followers: not above 2, pushed
+
+	ws := n.MustDial(t, env.Token(t, u["reader"]))
+	sub := ws.Subscribe(`subscription($f: ID!) { feedUpdated(feed: $f) { added { id object } removed } }`,
+		brooktest.Vars{"f": "timeline:" + u["reader"]})
+	brooktest.Eventually(t, "subscribed", func() bool { _, s := n.Bus.Stats(); return s >= 2 })
+	type update struct {
+		FeedUpdated struct {
+			Added   []activityNode
+			Removed []string
+		}
+	}
+	expectAdded := func(id string) {
+		t.Helper()
+		var got update
+		sub.NextData(&got)
+		if len(got.FeedUpdated.Added) != 1 || got.FeedUpdated.Added[0].ID != id {
+			t.Fatalf("expected %s added, got %+v", id, got.FeedUpdated)
+		}
+	}
+
+	pushed := post(t, n, u["star"], "pushed")
+	expectAdded(pushed)
+
+	// fan2's follow takes star above the threshold: star is merged at read
+	// time from now on, and never written into the reader's timeline.
+	follow(t, n, u["fan2"], u["star"], 0)
+	merged := post(t, n, u["star"], "merged")
+	expectAdded(merged)
+	sub.None(300 * time.Millisecond)
+
+	// fan2 leaves: star falls back to fan-out on write, and the stream
+	// stops listening to star's own feed; a post still arrives once.
+	unfollow(t, n, u["fan2"], u["star"], false)
+	n.WaitForJobs(t)
+	again := post(t, n, u["star"], "pushed again")
+	expectAdded(again)
+	sub.None(300 * time.Millisecond)
+
+	// Merged once more, then unfollowed by the reader: what the timeline
+	// showed of star goes, and star's next post does not arrive.
+	follow(t, n, u["fan2"], u["star"], 0)
+	last := post(t, n, u["star"], "merged again")
+	expectAdded(last)
+	unfollow(t, n, u["reader"], u["star"], false)
+	n.WaitForJobs(t)
+	var got update
+	sub.NextData(&got)
+	for _, id := range []string{pushed, merged, again, last} {
+		if !slices.Contains(got.FeedUpdated.Removed, id) {
+			t.Fatalf("after the unfollow: removed %v, want %s among them", got.FeedUpdated.Removed, id)
+		}
+	}
+	post(t, n, u["star"], "not followed")
+	sub.None(300 * time.Millisecond)
+	if objects := feedObjects(t, n, env.Token(t, u["reader"]), "timeline:"+u["reader"], 10); len(objects) != 0 {
+		t.Fatalf("timeline after the unfollow: %v", objects)
+	}
+}

@@ -128,8 +128,38 @@ func Unfollowed(ctx context.Context, tx pgx.Tx, j UnfollowJob) ([]uuid.UUID, err
 	if err != nil {
 		return nil, fmt.Errorf("store: unfollow cleanup: %w", err)
 	}
+	if !j.Pulled {
+		return ids, nil
+	}
+	// The timeline merged the target at read time: what it showed of it
+	// (the newest, as far as a reader pages) leaves it too, unless the
+	// follow is back.
+	rows, err = tx.Query(ctx, `
+		SELECT activity_id FROM feed_entries WHERE feed_id = $2 AND activity_id >= $3
+			AND NOT EXISTS (SELECT 1 FROM follows WHERE source = $1 AND target = $2)
+		ORDER BY activity_id DESC LIMIT $4`, j.Source, j.Target, j.PullFrom, maxPulledRemovals)
+	if err != nil {
+		return nil, fmt.Errorf("store: unfollow cleanup: %w", err)
+	}
+	merged, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("store: unfollow cleanup: %w", err)
+	}
+	deleted := make(map[uuid.UUID]bool, len(ids))
+	for _, id := range ids {
+		deleted[id] = true
+	}
+	for _, id := range merged {
+		if !deleted[id] {
+			ids = append(ids, id)
+		}
+	}
 	return ids, nil
 }
+
+// maxPulledRemovals bounds the removals announced when a timeline stops
+// merging a feed: its newest activities, far more than a client pages.
+const maxPulledRemovals = 1000
 
 // removeBatch bounds how many rows one removal job deletes.
 const removeBatch = 10_000
@@ -166,15 +196,15 @@ const demoteMargin = time.Minute
 // same transaction. It returns the next page's job, or nil when done, when
 // the feed is no longer pulled. If the feed crossed the threshold again
 // meanwhile it stops at once: its follows were flagged again.
-func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (*DemoteJob, error) {
+func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (next *DemoteJob, unflagged []string, err error) {
 	var followers int
 	// FOR SHARE orders this page with follows that cross the threshold.
-	err := tx.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, j.Feed).Scan(&followers)
+	err = tx.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, j.Feed).Scan(&followers)
 	if err != nil {
-		return nil, fmt.Errorf("store: demote feed: %w", err)
+		return nil, nil, fmt.Errorf("store: demote feed: %w", err)
 	}
 	if followers > j.Threshold {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// A post can make its id before it waits for the lock of the follow
 	// that took its actor above the threshold, so be older than
@@ -191,18 +221,20 @@ func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (*DemoteJob, error) {
 			JOIN feed_entries e ON e.feed_id = $1 AND e.activity_id >= greatest($3, p.pull_from)
 			ON CONFLICT DO NOTHING),
 		unflag AS (
-			UPDATE follows SET pulled = false WHERE target = $1 AND source IN (SELECT source FROM page) AND pulled)
-		SELECT max(source) FROM page`, j.Feed, j.After, since, fanoutPageSize).Scan(&last)
+			UPDATE follows SET pulled = false WHERE target = $1 AND source IN (SELECT source FROM page) AND pulled
+			RETURNING source)
+		SELECT (SELECT max(source) FROM page), (SELECT coalesce(array_agg(source), '{}') FROM unflag)`,
+		j.Feed, j.After, since, fanoutPageSize).Scan(&last, &unflagged)
 	if err != nil {
-		return nil, fmt.Errorf("store: demote feed: %w", err)
+		return nil, nil, fmt.Errorf("store: demote feed: %w", err)
 	}
 	if last != nil {
 		next := j
 		next.After = *last
-		return &next, nil
+		return &next, unflagged, nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE feeds SET pulled_since = NULL WHERE id = $1`, j.Feed); err != nil {
-		return nil, fmt.Errorf("store: demote feed: %w", err)
+		return nil, nil, fmt.Errorf("store: demote feed: %w", err)
 	}
-	return nil, nil
+	return nil, unflagged, nil
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/brookhq/brook/bus"
 )
 
 // Follow says that Source (a timeline) shows the activities of Target.
@@ -15,6 +17,10 @@ type Follow struct {
 	SourceID  string
 	TargetID  string
 	CreatedAt time.Time
+	// Remerged are the timelines that merge the target at read time from
+	// this follow on because it took the target above the pull threshold
+	// (its followers, this one included).
+	Remerged []string
 }
 
 // BackfillJob is the payload of the job that copies a followed feed's
@@ -26,10 +32,13 @@ type BackfillJob struct {
 }
 
 // UnfollowJob is the payload of the job that removes what an ended follow
-// brought into a feed.
+// brought into a feed. Pulled is set when the timeline merged the target
+// at read time, from PullFrom on: those activities leave its reads too.
 type UnfollowJob struct {
-	Source string `json:"source"`
-	Target string `json:"target"`
+	Source   string    `json:"source"`
+	Target   string    `json:"target"`
+	Pulled   bool      `json:"pulled,omitempty"`
+	PullFrom uuid.UUID `json:"pull_from,omitempty"`
 }
 
 // DemoteJob is the payload of the job that moves a feed that fell below
@@ -84,7 +93,7 @@ func (s *Store) FollowFeed(ctx context.Context, source, target *Feed, copyLimit 
 		}
 		// Counting may take target across the threshold, flagging every
 		// follow of it, this one included.
-		if err := s.countFollow(ctx, tx, source.ID, target.ID, 1); err != nil {
+		if f.Remerged, err = s.countFollow(ctx, tx, source.ID, target.ID, 1); err != nil {
 			return err
 		}
 		// A follow of a pulled feed merges it at read time from the start.
@@ -121,7 +130,7 @@ func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHist
 			return err
 		}
 		existed = true
-		if err := s.countFollow(ctx, tx, source.ID, target.ID, -1); err != nil {
+		if _, err := s.countFollow(ctx, tx, source.ID, target.ID, -1); err != nil {
 			return err
 		}
 		if keepHistory {
@@ -135,7 +144,7 @@ func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHist
 			}
 			return err
 		}
-		_, err = EnqueueJob(ctx, tx, JobFeedUnfollow, UnfollowJob{Source: source.ID, Target: target.ID})
+		_, err = EnqueueJob(ctx, tx, JobFeedUnfollow, UnfollowJob{Source: source.ID, Target: target.ID, Pulled: pulled, PullFrom: pullFrom})
 		return err
 	})
 	if err != nil {
@@ -148,13 +157,14 @@ func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHist
 // pull threshold when its follower count crosses it. Crossing upwards, in
 // the same transaction (which addActivity's FOR SHARE orders against
 // posts), every follow of target is flagged to merge it at read time and
-// its new activities stop being pushed. Falling back, its new activities
-// are pushed again, and a durable job copies what it posted meanwhile into
-// its followers' timelines, clearing each follow's flag as it goes.
-func (s *Store) countFollow(ctx context.Context, tx pgx.Tx, source, target string, delta int) error {
+// its new activities stop being pushed; the flagged followers are
+// returned. Falling back, its new activities are pushed again, and a
+// durable job copies what it posted meanwhile into its followers'
+// timelines, clearing each follow's flag as it goes.
+func (s *Store) countFollow(ctx context.Context, tx pgx.Tx, source, target string, delta int) ([]string, error) {
 	if _, err := tx.Exec(ctx, `INSERT INTO feeds (id, following_count) VALUES ($1, greatest($2, 0))
 		ON CONFLICT (id) DO UPDATE SET following_count = greatest(feeds.following_count + $2, 0)`, source, delta); err != nil {
-		return err
+		return nil, err
 	}
 	var followers int
 	var pulledSince *uuid.UUID
@@ -162,18 +172,22 @@ func (s *Store) countFollow(ctx context.Context, tx pgx.Tx, source, target strin
 		ON CONFLICT (id) DO UPDATE SET follower_count = greatest(feeds.follower_count + $2, 0)
 		RETURNING follower_count, pulled_since`, target, delta).Scan(&followers, &pulledSince)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch {
 	case followers > s.pullThreshold && followers-delta <= s.pullThreshold:
 		if _, err = tx.Exec(ctx, `UPDATE feeds SET pulled_since = coalesce(pulled_since, $2) WHERE id = $1`, target, NewID()); err != nil {
-			return err
+			return nil, err
 		}
-		_, err = tx.Exec(ctx, `UPDATE follows SET pulled = true WHERE target = $1 AND NOT pulled`, target)
+		rows, err := tx.Query(ctx, `UPDATE follows SET pulled = true WHERE target = $1 AND NOT pulled RETURNING source`, target)
+		if err != nil {
+			return nil, err
+		}
+		return pgx.CollectRows(rows, pgx.RowTo[string])
 	case followers <= s.pullThreshold && pulledSince != nil && delta < 0:
 		_, err = EnqueueJob(ctx, tx, JobFeedDemote, DemoteJob{Feed: target, Since: *pulledSince, Threshold: s.pullThreshold})
 	}
-	return err
+	return nil, err
 }
 
 // FeedLink is one feed in a list of followers or followed feeds.
@@ -208,6 +222,27 @@ func (s *Store) feedLinks(ctx context.Context, sql, feedID, after string, first 
 		return Page[FeedLink]{}, fmt.Errorf("store: follows: %w", err)
 	}
 	return PageOf(links, first), nil
+}
+
+// FollowsTopic is the bus topic that tells a timeline's live updates that
+// the feeds it merges at read time changed (a follow or unfollow, or a
+// followed feed crossing the pull threshold): they read them again.
+func FollowsTopic(timelineID string) string { return "follows:" + timelineID }
+
+// PublishFollowsChanged tells the live updates of timelines that the feeds
+// they merge at read time may have changed.
+func PublishFollowsChanged(ctx context.Context, b *bus.Bus, timelines []string) error {
+	if len(timelines) == 0 {
+		return nil
+	}
+	topics := make([]string, len(timelines))
+	for i, t := range timelines {
+		topics[i] = FollowsTopic(t)
+	}
+	if err := b.PublishMany(ctx, topics, []byte("{}")); err != nil {
+		return fmt.Errorf("store: publish follow changes: %w", err)
+	}
+	return nil
 }
 
 // PulledFollows returns the feeds that source follows and that are merged

@@ -126,12 +126,29 @@ func (r *Runner) feedDemote(ctx context.Context, tx pgx.Tx, job store.Job) (func
 	if err := job.Decode(&j); err != nil {
 		return nil, err
 	}
-	next, err := store.Demote(ctx, tx, j)
-	if err != nil || next == nil {
+	next, unflagged, err := store.Demote(ctx, tx, j)
+	if err != nil {
 		return nil, err
 	}
-	_, err = store.EnqueueJob(ctx, tx, store.JobFeedDemote, next)
-	return nil, err
+	if next != nil {
+		if _, err := store.EnqueueJob(ctx, tx, store.JobFeedDemote, next); err != nil {
+			return nil, err
+		}
+	}
+	return r.remerged(unflagged), nil
+}
+
+// remerged returns the after-commit step that tells the live updates of
+// timelines to read again which feeds they merge at read time.
+func (r *Runner) remerged(timelines []string) func(context.Context) {
+	if r.bus == nil || len(timelines) == 0 {
+		return nil
+	}
+	return func(ctx context.Context) {
+		if err := store.PublishFollowsChanged(ctx, r.bus, timelines); err != nil {
+			r.log.Warn("feeds: publish follow changes", "timelines", len(timelines), "err", err)
+		}
+	}
 }
 
 // announce returns the after-commit step that publishes an update to the
