@@ -70,3 +70,37 @@ func FuzzFromHeader(f *testing.F) {
 		}
 	})
 }
+
+// A token verified once is remembered, but its expiry still holds: the
+// same token is refused once it has expired, remembered or not.
+func TestRememberedTokenStillExpires(t *testing.T) {
+	k := keys(t)
+	start := time.Now()
+	now := start
+	k.now = func() time.Time { return now }
+	tok, err := k.Issue("alice", false, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []time.Duration{0, time.Second, time.Minute + leeway - 2*time.Second} {
+		now = start.Add(at)
+		if id, err := k.Verify(tok); err != nil || id.UserID != "alice" || id.Role != RoleUser {
+			t.Fatalf("at +%v: %+v %v", at, id, err)
+		}
+	}
+	if k.verified.Len() != 1 {
+		t.Fatalf("%d tokens remembered, want 1", k.verified.Len())
+	}
+	now = start.Add(time.Minute + leeway + 2*time.Second)
+	for i := 0; i < 2; i++ { // remembered, then parsed again
+		_, err := k.Verify(tok)
+		var reason *ReasonError
+		if !errors.Is(err, ErrUnauthenticated) || !errors.As(err, &reason) || !strings.Contains(reason.Reason, "expired") {
+			t.Fatalf("expired token, try %d: %v", i, err)
+		}
+	}
+	// A token that differs in its signature is checked, not remembered.
+	if _, err := k.Verify(tok[:len(tok)-2] + "xx"); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("tampered token: %v", err)
+	}
+}
