@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -171,9 +172,15 @@ func (r *Resolver) messageAccess(ctx context.Context, field, raw string) (*store
 // user. These events (edits, deletions, reactions, typing) are not replayed:
 // one lost while Redis is away is logged, and clients re-read on reconnect.
 func (r *Resolver) publishChannel(ctx context.Context, typ, channel string, userID string, msg *store.Message) {
-	u, _ := r.loadersFor(ctx).Users.Load(ctx, userID)
-	if err := r.Store.PublishChannelEvent(ctx, r.Bus, &store.ChannelEvent{Type: typ, Channel: channel, User: u, Message: msg, CreatedAt: time.Now().UTC()}); err != nil {
-		r.Log.Warn("chat: event not published", "type", typ, "channel", channel, "err", err)
+	r.publishChannelEvent(ctx, &store.ChannelEvent{Type: typ, Channel: channel, Message: msg}, userID)
+}
+
+// publishChannelEvent publishes ev with userID's profile as its user.
+func (r *Resolver) publishChannelEvent(ctx context.Context, ev *store.ChannelEvent, userID string) {
+	ev.User, _ = r.loadersFor(ctx).Users.Load(ctx, userID)
+	ev.CreatedAt = time.Now().UTC()
+	if err := r.Store.PublishChannelEvent(ctx, r.Bus, ev); err != nil {
+		r.Log.Warn("chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
 	}
 }
 
@@ -209,6 +216,10 @@ func (r *Resolver) notifyMembership(ctx context.Context, typ, channel string, us
 	r.Store.PublishUserEvents(ctx, r.Bus, users, evs)
 }
 
+// membershipEvents, when set (by tests), runs after a membership change
+// has committed and before its events are published.
+var membershipEvents func(channel string)
+
 // afterMembership follows a committed membership change: counters of the
 // users concerned (of every member, when the channel crossed the push
 // limit) are rebuilt on their next read, and everyone hears of it.
@@ -227,8 +238,15 @@ func (r *Resolver) afterMembership(ctx context.Context, ch *store.MemberChange, 
 	if !added {
 		typ, note = store.EventMemberRemoved, store.EventNotificationRemovedFrom
 	}
+	if membershipEvents != nil {
+		membershipEvents(ch.Channel.ID)
+	}
 	for _, u := range ch.Users {
-		r.publishChannel(ctx, typ, ch.Channel.ID, u, nil)
+		ev := &store.ChannelEvent{Type: typ, Channel: ch.Channel.ID}
+		if !added {
+			ev.Removals, ev.Removed = ch.Channel.MemberRemovals, ch.Users
+		}
+		r.publishChannelEvent(ctx, ev, u)
 	}
 	r.notifyMembership(ctx, note, ch.Channel.ID, ch.Users)
 }
@@ -290,7 +308,7 @@ const reorderMax = 64
 //
 // The stream ends with FORBIDDEN when the subscriber is removed from a
 // channel it may then no longer read.
-func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, me auth.Identity, last int64,
+func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, guard *readGuard, last int64,
 	sub *bus.Subscription, out chan<- *store.Message) {
 	defer close(out)
 	defer cancel()
@@ -378,7 +396,7 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 			}
 			if ev.Gap {
 				// A removal may have been missed with the other events.
-				if err := r.keepsRead(ctx, channel, me, nil); err != nil {
+				if err := guard.check(ctx, nil); err != nil {
 					r.endSubscription(ctx, err)
 					return
 				}
@@ -391,7 +409,7 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 			if err != nil {
 				continue
 			}
-			if err := r.keepsRead(ctx, channel, me, e); err != nil {
+			if err := guard.check(ctx, e); err != nil {
 				r.endSubscription(ctx, err)
 				return
 			}
@@ -454,27 +472,74 @@ func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upT
 // replays deduplicates messageAdded's reads of missed messages on a node.
 var replays singleflight.Group
 
-// keepsRead reports, as the error a new subscription would get, whether
-// the subscriber may still read a channel after event e (nil: after a gap
-// in the bus, when any event may have been missed). Only the subscriber's
-// own removal can take that right away, so other events cost nothing.
-func (r *Resolver) keepsRead(ctx context.Context, channel string, me auth.Identity, e *store.ChannelEvent) error {
-	if e != nil && (e.Type != store.EventMemberRemoved || (e.User != nil && e.User.ID != me.UserID)) {
-		return nil
+// readGuard decides, event by event, whether a subscriber may still read
+// a channel. Only a removal takes that right away, and the events that
+// could reach a removed member (message.new, member.removed) carry the
+// channel's count of removals: the guard asks PostgreSQL only when an
+// event shows a removal it cannot account for, its own, one it missed, or
+// one whose event a message overtook (the message was sent after the
+// removal committed, so the subscriber must not get it if it was removed).
+// Other events cost nothing.
+type readGuard struct {
+	r       *Resolver
+	channel string
+	me      auth.Identity
+	// verified is the channel's MemberRemovals when the subscriber was
+	// last known to read it.
+	verified int64
+}
+
+func (r *Resolver) newReadGuard(a *store.ChannelAccess, me auth.Identity) *readGuard {
+	return &readGuard{r: r, channel: a.Channel.ID, me: me, verified: a.Channel.MemberRemovals}
+}
+
+// check returns, as the error a new subscription would get, whether the
+// subscriber may go on reading after event e (nil: after a gap in the
+// bus, when any event may have been missed).
+func (g *readGuard) check(ctx context.Context, e *store.ChannelEvent) error {
+	switch {
+	case e == nil:
+		return g.recheck(ctx)
+	case g.removes(e):
+		return g.recheck(ctx)
+	case e.Type == store.EventMemberRemoved:
+		switch {
+		case e.Removals == g.verified+1:
+			g.verified = e.Removals // the next removal, of others only
+		case e.Removals > g.verified+1:
+			return g.recheck(ctx)
+		}
+	case e.Removals > g.verified:
+		return g.recheck(ctx)
 	}
-	a, err := r.Store.ChannelForUser(ctx, channel, me.UserID)
+	return nil
+}
+
+// removes reports whether e is the removal of the guard's subscriber.
+func (g *readGuard) removes(e *store.ChannelEvent) bool {
+	return e != nil && e.Type == store.EventMemberRemoved &&
+		((e.User != nil && e.User.ID == g.me.UserID) || slices.Contains(e.Removed, g.me.UserID))
+}
+
+func (g *readGuard) recheck(ctx context.Context) error {
+	a, err := g.r.Store.ChannelForUser(ctx, g.channel, g.me.UserID)
 	if err != nil {
 		return err
 	}
-	return requireRead(a, me)
+	if err := requireRead(a, g.me); err != nil {
+		return err
+	}
+	g.verified = max(g.verified, a.Channel.MemberRemovals)
+	return nil
 }
 
 // relay delivers decoded bus events until ctx ends or the bus drops the
-// subscription. allowed, when set, is asked after each delivered event
-// and after each gap (with nil) whether the subscriber may go on; its
-// error ends the stream.
+// subscription. allowed, when set, is asked before each event and after
+// each gap (with nil) whether the subscriber may go on: its error ends the
+// stream, after the event when deliver is set (so that a subscriber sees
+// its own removal), before it otherwise.
 func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out chan<- *T, decode func([]byte) (*T, error),
-	allowed func(*T) error) {
+	allowed func(*T) (deliver bool, err error)) {
 	defer close(out)
 	for {
 		select {
@@ -489,7 +554,7 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out c
 				// Channel and user events are not replayed: clients re-read
 				// state (unreadCounts, messages) after a reconnect.
 				if allowed != nil {
-					if err := allowed(nil); err != nil {
+					if _, err := allowed(nil); err != nil {
 						r.endSubscription(ctx, err)
 						return
 					}
@@ -501,16 +566,20 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out c
 				r.Log.Warn("chat: bad event", "topic", ev.Topic, "err", err)
 				continue
 			}
-			select {
-			case out <- v:
-			case <-ctx.Done():
-				return
-			}
+			deliver, end := true, error(nil)
 			if allowed != nil {
-				if err := allowed(v); err != nil {
-					r.endSubscription(ctx, err)
+				deliver, end = allowed(v)
+			}
+			if deliver {
+				select {
+				case out <- v:
+				case <-ctx.Done():
 					return
 				}
+			}
+			if end != nil {
+				r.endSubscription(ctx, end)
+				return
 			}
 		}
 	}

@@ -589,7 +589,7 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string,
 		last = now.Channel.LastPos
 	}
 	out := make(chan *store.Message, 1)
-	go r.streamMessages(ctx, cancel, channel, me, last, sub, out)
+	go r.streamMessages(ctx, cancel, channel, r.newReadGuard(a, me), last, sub, out)
 	return out, nil
 }
 
@@ -606,7 +606,11 @@ func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string
 		return nil, err
 	}
 	out := make(chan *store.ChannelEvent, 1)
-	go relay(r.Resolver, ctx, sub, out, decodeChannelEvent, func(e *store.ChannelEvent) error { return r.keepsRead(ctx, channel, me, e) })
+	guard := r.newReadGuard(a, me)
+	go relay(r.Resolver, ctx, sub, out, decodeChannelEvent, func(e *store.ChannelEvent) (bool, error) {
+		err := guard.check(ctx, e)
+		return err == nil || guard.removes(e), err
+	})
 	return out, nil
 }
 

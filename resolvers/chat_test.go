@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 )
 
@@ -473,6 +474,61 @@ func TestChatRemovedMemberLosesSubscriptions(t *testing.T) {
 	stage.NextData(&m)
 	if m.MessageAdded.Text != "still on air" {
 		t.Fatalf("livestream after the removal: %+v", m)
+	}
+}
+
+// A message sent after a member's removal has committed must not reach
+// that member even when its message.new event overtakes the removal's own
+// events (held back here until the member's subscriptions have answered).
+func TestChatRemovalOvertakenByAMessage(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createChannel(t, n, alice, "messaging", "race-"+tag, bob, carol)
+	sub := func(user string) (*brooktest.Sub, *brooktest.Sub) {
+		ws := n.MustDial(t, env.Token(t, user))
+		return ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { text } }`, brooktest.Vars{"c": cid}),
+			ws.Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type message { text } } }`, brooktest.Vars{"c": cid})
+	}
+	bobMsgs, _ := sub(bob)
+	carolMsgs, carolEvents := sub(carol)
+	waitSubscribed(t, n)
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	reset := resolvers.HoldMembershipEvents(func(channel string) {
+		if channel == cid {
+			close(held)
+			<-release
+		}
+	})
+	t.Cleanup(func() { letGo(); reset() })
+	removed := make(chan error, 1)
+	go func() {
+		removed <- n.Client(env.Token(t, alice)).Run(context.Background(),
+			`mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`, brooktest.Vars{"c": cid, "u": carol}, nil)
+	}()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removal did not commit")
+	}
+	sendMsg(t, n, alice, cid, "after the removal")
+	for name, s := range map[string]*brooktest.Sub{"messageAdded": carolMsgs, "channelEvents": carolEvents} {
+		if got := s.Next(); got.Type != "error" || !strings.Contains(string(got.Payload), "FORBIDDEN") {
+			t.Fatalf("carol's %s, removed before the message was sent: %s %s", name, got.Type, got.Payload)
+		}
+	}
+	var m struct{ MessageAdded struct{ Text string } }
+	bobMsgs.NextData(&m)
+	if m.MessageAdded.Text != "after the removal" {
+		t.Fatalf("bob, still a member: %+v", m)
+	}
+	letGo()
+	if err := <-removed; err != nil {
+		t.Fatal(err)
 	}
 }
 

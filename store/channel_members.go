@@ -122,7 +122,8 @@ func (s *Store) RemoveMembers(ctx context.Context, channelID string, users []str
 
 func (s *Store) bumpMemberCount(ctx context.Context, tx pgx.Tx, channelID string, delta int) (*MemberChange, error) {
 	c, err := scanChannel(tx.QueryRow(ctx, `
-		UPDATE channels SET member_count = member_count + $2, updated_at = CASE WHEN $2 <> 0 THEN now() ELSE updated_at END
+		UPDATE channels SET member_count = member_count + $2, updated_at = CASE WHEN $2 <> 0 THEN now() ELSE updated_at END,
+			member_removals = member_removals + CASE WHEN $2 < 0 THEN 1 ELSE 0 END
 		WHERE id = $1 RETURNING `+channelColumns, channelID, delta))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("channel", channelID)

@@ -27,6 +27,9 @@ type Channel struct {
 	LastMessageID *uuid.UUID
 	LastMessageAt *time.Time
 	MemberCount   int
+	// MemberRemovals counts the transactions that removed members: events
+	// carry it so that subscriptions notice a removal they missed.
+	MemberRemovals int64
 }
 
 // Channel types: who may read and write.
@@ -113,12 +116,12 @@ func checkChannelProfile(name, image *string, data json.RawMessage) error {
 	return CheckData("data", data)
 }
 
-const channelColumns = `id, type, name, image, data, created_by, created_at, updated_at, last_seq, last_pos, last_message_id, last_message_at, member_count`
+const channelColumns = `id, type, name, image, data, created_by, created_at, updated_at, last_seq, last_pos, last_message_id, last_message_at, member_count, member_removals`
 
 func scanChannel(row pgx.Row, extra ...any) (*Channel, error) {
 	var c Channel
 	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Image, &c.Data, &c.CreatedByID, &c.CreatedAt, &c.UpdatedAt,
-		&c.LastSeq, &c.LastPos, &c.LastMessageID, &c.LastMessageAt, &c.MemberCount}, extra...)
+		&c.LastSeq, &c.LastPos, &c.LastMessageID, &c.LastMessageAt, &c.MemberCount, &c.MemberRemovals}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}

@@ -105,7 +105,8 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 		}
 	}
 	return func(ctx context.Context) {
-		ev := &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID, User: sender, Message: msg, CreatedAt: msg.CreatedAt}
+		ev := &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID, User: sender, Message: msg, CreatedAt: msg.CreatedAt,
+			Removals: ch.MemberRemovals}
 		if err := r.store.PublishChannelEvent(ctx, r.bus, ev); err != nil {
 			// The job has committed; a durable job publishes it again.
 			if _, qerr := store.EnqueueJob(ctx, r.store.DB(), store.ChatMessageEventKind, p); qerr != nil {
@@ -178,7 +179,7 @@ func (r *Runner) chatMessageEvent(ctx context.Context, tx pgx.Tx, job store.Job)
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	return nil, r.store.PublishChannelEvent(pctx, r.bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID,
-		User: msg.Sender, Message: msg, CreatedAt: msg.CreatedAt})
+		User: msg.Sender, Message: msg, CreatedAt: msg.CreatedAt, Removals: ch.MemberRemovals})
 }
 
 // messageFacts loads a sent message as its message.new event carries it
