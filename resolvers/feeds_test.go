@@ -217,6 +217,10 @@ func TestFeedPermissionsAndInput(t *testing.T) {
 		{"post to own timeline", alice, add, brooktest.Vars{"f": "timeline:" + u["alice"], "in": ok}, "FORBIDDEN"},
 		{"copy to another's timeline", alice, add, brooktest.Vars{"f": "user:" + u["alice"], "in": with("to", []string{"timeline:" + u["bob"]})}, "FORBIDDEN"},
 		{"empty verb", alice, add, brooktest.Vars{"f": "user:" + u["alice"], "in": with("verb", "")}, "BAD_USER_INPUT"},
+		{"long verb", alice, add, brooktest.Vars{"f": "user:" + u["alice"], "in": with("verb", strings.Repeat("v", 65))}, "BAD_USER_INPUT"},
+		{"data a string", alice, add, brooktest.Vars{"f": "user:" + u["alice"], "in": with("data", "text")}, "BAD_USER_INPUT"},
+		{"too many groups to mark", alice, `mutation($f: ID!, $g: [ID!]!) { markFeedRead(feed: $f, groups: $g) { id } }`,
+			brooktest.Vars{"f": "notification:" + u["alice"], "g": slices.Repeat([]string{"x"}, 101)}, "BAD_USER_INPUT"},
 		{"long object", alice, add, brooktest.Vars{"f": "user:" + u["alice"], "in": with("object", strings.Repeat("o", 1001))}, "BAD_USER_INPUT"},
 		{"data not an object", alice, add, brooktest.Vars{"f": "user:" + u["alice"], "in": with("data", []int{1})}, "BAD_USER_INPUT"},
 		{"too many copies", alice, add, brooktest.Vars{"f": "user:" + u["alice"], "in": with("to", slices.Repeat([]string{"notification:" + u["bob"]}, 21))}, "BAD_USER_INPUT"},
@@ -259,6 +263,27 @@ func TestFeedPermissionsAndInput(t *testing.T) {
 	n.Must(t, alice, `mutation($id: ID!) { updateActivity(id: $id, data: {a: 1}) { data } }`, brooktest.Vars{"id": id}, &upd)
 	if upd.UpdateActivity.Data["a"] != float64(1) {
 		t.Fatalf("updated data = %v", upd.UpdateActivity.Data)
+	}
+	// Data that is not an object, and reactions of no kind, change nothing.
+	for _, bad := range []any{[]int{1}, "text", 3} {
+		wantCode(t, n.Query(t, alice, `mutation($id: ID!, $d: JSON!) { updateActivity(id: $id, data: $d) { id } }`,
+			brooktest.Vars{"id": id, "d": bad}), "BAD_USER_INPUT")
+		wantCode(t, n.Query(t, bob, `mutation($id: ID!, $d: JSON) { addReaction(activity: $id, kind: "like", data: $d) { id } }`,
+			brooktest.Vars{"id": id, "d": bad}), "BAD_USER_INPUT")
+	}
+	for _, kind := range []string{"", strings.Repeat("k", 65)} {
+		wantCode(t, n.Query(t, bob, `mutation($id: ID!, $k: String!) { addReaction(activity: $id, kind: $k) { id } }`,
+			brooktest.Vars{"id": id, "k": kind}), "BAD_USER_INPUT")
+	}
+	var after struct {
+		Activity struct {
+			Data           map[string]any
+			ReactionCounts []struct{ Kind string }
+		}
+	}
+	n.Must(t, alice, `query($id: ID!) { activity(id: $id) { data reactionCounts { kind } } }`, brooktest.Vars{"id": id}, &after)
+	if fmt.Sprint(after.Activity.Data) != "map[a:1]" || len(after.Activity.ReactionCounts) != 0 {
+		t.Fatalf("after refused changes: data %v, reactions %v", after.Activity.Data, after.Activity.ReactionCounts)
 	}
 	// A notification copy lets its owner read an activity of a feed they could not.
 	var note struct{ AddActivity struct{ ID string } }
