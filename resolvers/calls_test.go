@@ -924,3 +924,97 @@ func TestCallSurvivesRedisLoss(t *testing.T) {
 		return err == nil && scores[0] > 0 && scores[1] > 0
 	})
 }
+
+// A member removed while their joinCall is in flight does not stay in the
+// call: the join holds the call's row (shared) and the change of members
+// waits for it, then finds and removes its participant. Here the join is
+// held on the session's row lock while the removal is made.
+func TestCallMemberRemovedDuringJoin(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createCall(t, n, alice, "default", "race-"+tag, bob)
+	aj := joinCall(t, n, alice, cid).JoinCall
+	ctx := context.Background()
+	tx, err := n.Store.DB().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM call_sessions WHERE id = $1 FOR UPDATE`, aj.Session.ID); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func(sql string) bool {
+		var c int
+		_ = n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, sql).Scan(&c)
+		return c > 0
+	}
+	joined := make(chan error, 1)
+	var bj callJoinResult
+	go func() { joined <- n.Client(env.Token(t, bob)).Run(ctx, joinCallQuery, brooktest.Vars{"id": cid}, &bj) }()
+	brooktest.Eventually(t, "bob's join waits on the session's row", func() bool { return waiting("%call_sessions%FOR UPDATE%") })
+	removed := make(chan error, 1)
+	go func() {
+		removed <- n.Client(env.Token(t, alice)).Run(ctx, `mutation($id: ID!, $r: [ID!]) { updateCallMembers(id: $id, remove: $r) { id } }`,
+			brooktest.Vars{"id": cid, "r": []string{bob}}, nil)
+	}()
+	// The removal either waits for the join (as it must) or, wrongly,
+	// finishes before the join can commit.
+	brooktest.Eventually(t, "the removal waits or ends", func() bool { return waiting("%FROM calls WHERE id = $1 FOR UPDATE%") || len(removed) > 0 })
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []chan error{joined, removed} {
+		select {
+		case err := <-c:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the join or the removal did not finish")
+		}
+	}
+	if live := count(t, n, `SELECT count(*) FROM call_participants WHERE call_id = $1 AND user_id = $2 AND left_at IS NULL`, cid, bob); live != 0 {
+		t.Fatalf("bob, removed from the call, has %d live participants", live)
+	}
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "x") { id } }`,
+		brooktest.Vars{"p": bj.JoinCall.Participant.ID, "to": aj.Participant.ID}), "CONFLICT")
+}
+
+// A session lists at most 1,000 participants: every live one, whatever
+// how many left before them, then the latest to leave.
+func TestCallLiveParticipantsPastTheListLimit(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createCall(t, n, alice, "default", "long-"+tag, bob)
+	aj := joinCall(t, n, alice, cid).JoinCall
+	ids := make([]uuid.UUID, store.MaxCallParticipantsListed)
+	for i := range ids {
+		ids[i] = store.NewID()
+	}
+	if _, err := n.Store.DB().Exec(context.Background(), `
+		INSERT INTO call_participants (id, session_id, call_id, user_id, left_at, left_reason)
+		SELECT u, $2, $3, $4, now(), 'left' FROM unnest($1::uuid[]) AS u`, ids, aj.Session.ID, cid, alice); err != nil {
+		t.Fatal(err)
+	}
+	bj := joinCall(t, n, bob, cid).JoinCall
+	var out struct {
+		Call struct {
+			Session struct {
+				Live, All []struct{ ID string }
+			}
+		}
+	}
+	n.Must(t, env.Token(t, alice), `query($id: ID!) { call(id: $id) { session {
+		live: participants(live: true) { id } all: participants { id } } } }`, brooktest.Vars{"id": cid}, &out)
+	s := out.Call.Session
+	if len(s.Live) != 2 || s.Live[0].ID != aj.Participant.ID || s.Live[1].ID != bj.Participant.ID {
+		t.Fatalf("live participants %v, want alice %s then bob %s", s.Live, aj.Participant.ID, bj.Participant.ID)
+	}
+	if len(s.All) != store.MaxCallParticipantsListed || s.All[0].ID != aj.Participant.ID || s.All[len(s.All)-1].ID != bj.Participant.ID {
+		t.Fatalf("all participants: %d, first %v, last %v", len(s.All), s.All[0], s.All[len(s.All)-1])
+	}
+}

@@ -44,13 +44,15 @@ func scanParticipant(row pgx.Row) (*CallParticipant, error) {
 }
 
 // CallParticipantsBySession returns each session's participants in join
-// order (at most MaxCallParticipantsListed per session), in one statement.
+// order, in one statement. A session lists at most
+// MaxCallParticipantsListed: every live participant first, then those who
+// left most recently (a long session of many rejoins keeps its live ones).
 func (s *Store) CallParticipantsBySession(ctx context.Context, sessionIDs []uuid.UUID) ([][]*CallParticipant, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+participantColumns+` FROM (
-			SELECT p.*, row_number() OVER (PARTITION BY session_id ORDER BY id) AS n
+			SELECT p.*, row_number() OVER (PARTITION BY session_id ORDER BY left_at IS NOT NULL, id DESC) AS n
 			FROM call_participants p WHERE session_id = ANY($1)
-		) ranked WHERE n <= $2 ORDER BY session_id, n`, sessionIDs, MaxCallParticipantsListed)
+		) ranked WHERE n <= $2 ORDER BY session_id, id`, sessionIDs, MaxCallParticipantsListed)
 	if err != nil {
 		return nil, fmt.Errorf("store: call participants: %w", err)
 	}

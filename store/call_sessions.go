@@ -81,6 +81,17 @@ func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, erro
 	var out *CallJoin
 	err := s.InTx(ctx, func(tx pgx.Tx) error {
 		out = &CallJoin{}
+		// Shares the call's row lock with other joins, so that a change of
+		// members (which takes it FOR UPDATE) waits for this join and then
+		// sees its participant, or this join sees the change (a statement
+		// of its own, read after the lock, with a fresh snapshot).
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR SHARE`, p.CallID).Scan(&exists); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return NotFound("call", p.CallID)
+			}
+			return err
+		}
 		var role *string
 		call, err := scanCallWithRole(tx.QueryRow(ctx, `
 			SELECT `+prefixed("c.", callColumns)+`, m.role FROM calls c
