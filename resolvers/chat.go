@@ -191,6 +191,9 @@ func (r *Resolver) withReactions(ctx context.Context, m *store.Message) *store.M
 	if err == nil {
 		c := *m
 		c.Reactions = counts[0]
+		if c.Reactions == nil {
+			c.Reactions = []store.ReactionCount{}
+		}
 		return &c
 	}
 	return m

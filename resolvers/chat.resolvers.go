@@ -306,10 +306,13 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 	if created {
 		// Sending marked the channel read for the sender in PostgreSQL;
 		// Redis says so now rather than when the job runs, so the sender's
-		// count never shows more than the truth meanwhile.
-		big := a.Channel.MemberCount > r.Store.ChatPushMemberLimit()
-		if _, err := r.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: big}); err != nil {
-			r.Log.Warn("chat: record the sender's read in redis", "err", err)
+		// count never shows more than the truth meanwhile. (An admin who
+		// is no member has no read position.)
+		if a.Role != "" {
+			big := a.Channel.MemberCount > r.Store.ChatPushMemberLimit()
+			if _, err := r.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: big}); err != nil {
+				r.Log.Warn("chat: record the sender's read in redis", "err", err)
+			}
 		}
 		r.wakeWorkers(ctx)
 	}
@@ -317,9 +320,12 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 }
 
 func (r *mutationResolver) UpdateMessage(ctx context.Context, id string, text string, data json.RawMessage) (*store.Message, error) {
-	m, _, me, err := r.messageAccess(ctx, "id", id)
+	m, a, me, err := r.messageAccess(ctx, "id", id)
 	if err != nil {
 		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err // an author no longer a member edits nothing
 	}
 	if m.UserID != me.UserID && !me.IsAdmin() {
 		return nil, auth.Forbidden("only the author of message %s and admins may edit it", id)
@@ -335,6 +341,9 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id string, text st
 func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (*store.Message, error) {
 	m, a, me, err := r.messageAccess(ctx, "id", id)
 	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
 		return nil, err
 	}
 	if m.UserID != me.UserID && a.Role != store.ChannelRoleOwner && !me.IsAdmin() {

@@ -920,6 +920,94 @@ func TestChatTwoNodes(t *testing.T) {
 	}
 }
 
+// Delivering a message runs no query on the subscribers' node, even for
+// the reaction fields: the event carries the new message's (empty)
+// reactions, and a reaction's event its counts. (ownReactions of a message
+// with reactions is the viewer's own, and is read.)
+func TestChatDeliveryRunsNoQueryPerSubscriber(t *testing.T) {
+	a := env.StartNode(t, brooktest.NodeOptions{})
+	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, a, alice, bob)
+	cid := createChannel(t, a, alice, "messaging", "quiet-"+tag, bob)
+	ws := b.MustDial(t, env.Token(t, bob))
+	var subs []*brooktest.Sub
+	for i := 0; i < 5; i++ {
+		subs = append(subs,
+			ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id reactionCounts { kind count } ownReactions { kind } latestReactions { kind } } }`,
+				brooktest.Vars{"c": cid}),
+			ws.Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type message { reactionCounts { kind count } } } }`,
+				brooktest.Vars{"c": cid}))
+	}
+	waitSubscribed(t, b)
+	before := b.Store.Statements()
+	m := sendMsg(t, a, alice, cid, "quiet")
+	for _, s := range subs {
+		if got := s.Next(); got.Type != "next" || !strings.Contains(string(got.Payload), `"reactionCounts":[]`) {
+			t.Fatalf("delivery: %s %s", got.Type, got.Payload)
+		}
+	}
+	a.Must(t, env.Token(t, alice), `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID}, nil)
+	for _, s := range subs[1:2] {
+		if got := s.Next(); !strings.Contains(string(got.Payload), `"reactionCounts":[{"kind":"like","count":1}]`) {
+			t.Fatalf("reaction event: %s %s", got.Type, got.Payload)
+		}
+	}
+	if ran := b.Store.Statements() - before; ran != 0 {
+		t.Fatalf("the subscribers' node ran %d statements to deliver", ran)
+	}
+}
+
+// An author removed from a channel no longer edits or deletes what they
+// wrote there: members write.
+func TestChatRemovedAuthorChangesNothing(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "gone-"+tag, bob)
+	m := sendMsg(t, n, bob, cid, "bob's words")
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`,
+		brooktest.Vars{"c": cid, "u": bob}, nil)
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($id: ID!) { updateMessage(id: $id, text: "rewritten") { text } }`,
+		brooktest.Vars{"id": m.ID}), "FORBIDDEN")
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($id: ID!) { deleteMessage(id: $id) { type } }`, brooktest.Vars{"id": m.ID}), "FORBIDDEN")
+	var out struct{ Message struct{ Text, Type string } }
+	n.Must(t, env.Token(t, alice), `query($id: ID!) { message(id: $id) { text type } }`, brooktest.Vars{"id": m.ID}, &out)
+	if out.Message.Text != "bob's words" || out.Message.Type != "regular" {
+		t.Fatalf("after the removed author's attempts: %+v", out.Message)
+	}
+}
+
+// An admin who is no member may post, in a channel of any size, and has no
+// read position there: its unread counts stay those of its memberships.
+func TestChatAdminPostingHasNoUnread(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
+	tag := callTag()
+	alice, bob, carol, mod := "alice-"+tag, "bob-"+tag, "carol-"+tag, "mod-"+tag
+	callUsers(t, n, alice, bob, carol, mod)
+	big := createChannel(t, n, alice, "livestream", "big-"+tag, bob, carol) // 3 > 2: counted at read time
+	small := createChannel(t, n, alice, "messaging", "small-"+tag, bob)
+	admin := env.AdminToken(t, mod)
+	q := `{ unreadCounts { totalUnreadCount unreadChannels channels { channel { id } unreadCount } } }`
+	var out unreadResult
+	n.Must(t, admin, q, nil, &out) // its counters now live in Redis
+	for _, c := range []string{big, small} {
+		n.Must(t, admin, `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "moderator here"}) { id } }`, brooktest.Vars{"c": c}, nil)
+		n.WaitForJobs(t)
+		sendMsg(t, n, alice, c, "one")
+		sendMsg(t, n, alice, c, "two")
+	}
+	n.WaitForJobs(t)
+	n.Must(t, admin, q, nil, &out)
+	if out.UnreadCounts.TotalUnreadCount != 0 || out.UnreadCounts.UnreadChannels != 0 || len(out.UnreadCounts.Channels) != 0 {
+		t.Fatalf("the admin's unread counts: %+v", out.UnreadCounts)
+	}
+}
+
 // A history page costs the same statements whatever its length.
 func TestChatHistoryStatements(t *testing.T) {
 	t.Parallel()

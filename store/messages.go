@@ -36,8 +36,9 @@ type Message struct {
 	// one costs no query per subscriber.
 	Sender *User `json:"sender,omitempty"`
 	// Reactions, when not nil, are the message's reaction counts as
-	// carried in an event (a new message has none).
-	Reactions []ReactionCount `json:"reactions,omitempty"`
+	// carried in an event (a new message has none: empty, not nil, which
+	// the JSON keeps apart as [] and null).
+	Reactions []ReactionCount `json:"reactions"`
 }
 
 // Message types.

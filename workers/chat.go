@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,15 +66,23 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 		events = append(events, &store.UserEvent{Type: store.EventNotificationMessageNew, Channel: &cid, Message: msg,
 			TotalUnreadCount: t.Total, UnreadChannels: t.Channels, CreatedAt: msg.CreatedAt})
 	}
+	// A sender who is no member (an admin) has no read position: recording
+	// one would count the channel's next messages as its unread.
+	reader := msg.UserID
+	if !slices.Contains(members, reader) {
+		reader = ""
+	}
 	switch {
 	case msg.ParentID != nil:
 		// A reply counts for nobody; it only moves the sender's read position.
-		if _, err := r.store.RecordRead(ctx, &store.ReadPosition{ChannelID: ch.ID, UserID: msg.UserID, Seq: msg.Seq, Big: big}); err != nil {
-			return nil, err
+		if reader != "" {
+			if _, err := r.store.RecordRead(ctx, &store.ReadPosition{ChannelID: ch.ID, UserID: reader, Seq: msg.Seq, Big: big}); err != nil {
+				return nil, err
+			}
 		}
 	case big:
 		// Pull: members' counts are computed at read time from this.
-		if err := r.store.SetBigChannelSeq(ctx, ch.ID, msg.Seq, msg.UserID); err != nil {
+		if err := r.store.SetBigChannelSeq(ctx, ch.ID, msg.Seq, reader); err != nil {
 			return nil, err
 		}
 	default:
