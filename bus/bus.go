@@ -160,6 +160,56 @@ func (b *Bus) PublishRaw(ctx context.Context, topic string, data []byte) error {
 	return nil
 }
 
+// publishOrHold publishes ARGV[2] on channel ARGV[1]; when no node
+// listens, it keeps it in the list KEYS[1] (the newest ARGV[4] of them, for
+// ARGV[3] ms) for TakeHeld. One script, so a subscription confirmed after
+// it runs finds the message held, and one confirmed before receives it.
+var publishOrHold = redis.NewScript(`
+local n = redis.call('PUBLISH', ARGV[1], ARGV[2])
+if n == 0 then
+  redis.call('RPUSH', KEYS[1], ARGV[2])
+  redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return n`)
+
+// PublishOrHold sends data to every subscriber of topic on every node, as
+// PublishRaw does; when topic has no subscriber anywhere it keeps data
+// instead, with at most the last max others, for ttl, until a subscriber
+// takes it with TakeHeld. It is for messages addressed to one receiver
+// that may not have subscribed yet (a WebRTC offer to a participant whose
+// stream is starting), and costs one round trip, as PublishRaw does.
+func (b *Bus) PublishOrHold(ctx context.Context, topic string, data []byte, ttl time.Duration, max int) error {
+	err := publishOrHold.Run(ctx, b.rdb, []string{b.heldKey(topic)}, b.prefix+topic, data, ttl.Milliseconds(), max).Err()
+	if err != nil {
+		return fmt.Errorf("bus: publish to %s: %w", topic, err)
+	}
+	return nil
+}
+
+// TakeHeld returns, oldest first, and forgets the messages PublishOrHold
+// kept for topic. Call it once a subscription to topic is live: every
+// message published after that reaches the subscription instead.
+func (b *Bus) TakeHeld(ctx context.Context, topic string) ([][]byte, error) {
+	key := b.heldKey(topic)
+	var held *redis.StringSliceCmd
+	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		held = p.LRange(ctx, key, 0, -1)
+		p.Del(ctx, key)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: take held messages of %s: %w", topic, err)
+	}
+	out := make([][]byte, len(held.Val()))
+	for i, m := range held.Val() {
+		out[i] = []byte(m)
+	}
+	return out, nil
+}
+
+func (b *Bus) heldKey(topic string) string { return b.prefix + "held:" + topic }
+
 // publishChunk bounds how many publishes go to Redis in one pipeline.
 const publishChunk = 1000
 

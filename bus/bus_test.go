@@ -284,3 +284,49 @@ func TestGapAfterTheConnectionIsKilled(t *testing.T) {
 		t.Fatalf("got %+v after resubscribe", ev)
 	}
 }
+
+// A message for a topic no node listens to is held, the newest few of them
+// for a while, until a subscriber takes them; one for a watched topic is
+// delivered and not held.
+func TestPublishOrHold(t *testing.T) {
+	a, _ := newNode(t)
+	b, _ := newNode(t)
+	ctx := context.Background()
+	for i := 1; i <= 4; i++ {
+		if err := a.PublishOrHold(ctx, "inbox", []byte(fmt.Sprintf("m%d", i)), time.Minute, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub, err := b.Subscribe(ctx, "inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := b.TakeHeld(ctx, "inbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprintf("%s", held) != "[m2 m3 m4]" {
+		t.Fatalf("held %s, want the newest 3 in order", held)
+	}
+	if again, err := b.TakeHeld(ctx, "inbox"); err != nil || len(again) != 0 {
+		t.Fatalf("taken twice: %s %v", again, err)
+	}
+	if err := a.PublishOrHold(ctx, "inbox", []byte("live"), time.Minute, 3); err != nil {
+		t.Fatal(err)
+	}
+	if ev := receive(t, sub); string(ev.Data) != "live" {
+		t.Fatalf("live message %q", ev.Data)
+	}
+	if held, _ := b.TakeHeld(ctx, "inbox"); len(held) != 0 {
+		t.Fatalf("a delivered message was held too: %s", held)
+	}
+
+	// Held messages expire.
+	if err := a.PublishOrHold(ctx, "quiet", []byte("stale"), 50*time.Millisecond, 3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if held, _ := b.TakeHeld(ctx, "quiet"); len(held) != 0 {
+		t.Fatalf("expired messages still held: %s", held)
+	}
+}

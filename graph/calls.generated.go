@@ -465,6 +465,38 @@ func (ec *executionContext) fieldContext_CallEvent_signal(_ context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _CallEvent_participants(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallEvent_participants(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Participants, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*store.CallParticipant) graphql.Marshaler {
+			return ec.marshalOCallParticipant2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipantᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CallEvent_participants(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CallEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CallParticipant(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CallEvent_reason(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1475,6 +1507,11 @@ func (ec *executionContext) _CallEvent(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "participants":
+			out.Values[i] = ec._CallEvent_participants(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "reason":
 			out.Values[i] = ec._CallEvent_reason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -1984,6 +2021,25 @@ func (ec *executionContext) unmarshalOCallMemberInput2ᚕᚖgithubᚗcomᚋbrook
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) marshalOCallParticipant2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipantᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.CallParticipant) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCallParticipant2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipant(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalOCallParticipant2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipant(ctx context.Context, sel ast.SelectionSet, v *store.CallParticipant) graphql.Marshaler {

@@ -114,13 +114,14 @@ type ComplexityRoot struct {
 	}
 
 	CallEvent struct {
-		Call        func(childComplexity int) int
-		CreatedAt   func(childComplexity int) int
-		Participant func(childComplexity int) int
-		Reason      func(childComplexity int) int
-		Session     func(childComplexity int) int
-		Signal      func(childComplexity int) int
-		Type        func(childComplexity int) int
+		Call         func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Participant  func(childComplexity int) int
+		Participants func(childComplexity int) int
+		Reason       func(childComplexity int) int
+		Session      func(childComplexity int) int
+		Signal       func(childComplexity int) int
+		Type         func(childComplexity int) int
 	}
 
 	CallJoin struct {
@@ -715,6 +716,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallEvent.Participant(childComplexity), true
+	case "CallEvent.participants":
+		if e.ComplexityRoot.CallEvent.Participants == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Participants(childComplexity), true
 	case "CallEvent.reason":
 		if e.ComplexityRoot.CallEvent.Reason == nil {
 			break
@@ -2344,8 +2351,11 @@ type Signal {
 """
 An event of a call session: ` + "`" + `ready` + "`" + `, ` + "`" + `participant.joined` + "`" + `, ` + "`" + `participant.left` + "`" + `,
 ` + "`" + `signal` + "`" + `, ` + "`" + `session.started` + "`" + ` or ` + "`" + `session.ended` + "`" + `. Every callEvents stream
-starts with ` + "`" + `ready` + "`" + ` (its participant is the subscriber's own): from then on
-signals sent to the participant arrive, so send offers after it.
+starts with ` + "`" + `ready` + "`" + ` (its participant is the subscriber's own, its
+participants everyone live in the session then): from then on signals sent
+to the participant arrive, so send offers after it. Signals sent to the
+participant before its stream started (within CALL_PARTICIPANT_TIMEOUT, the
+newest 256) follow ` + "`" + `ready` + "`" + `, before live events.
 """
 type CallEvent {
   type: String!
@@ -2357,6 +2367,12 @@ type CallEvent {
   participant: CallParticipant
   "The signal, on signal events."
   signal: Signal
+  """
+  On ready: the session's live participants at that moment, the subscriber
+  included, in join order. Joins before the stream started come only here,
+  not as participant.joined.
+  """
+  participants: [CallParticipant!]
   """
   Why the participant left, on participant.left: left (leaveCall), timeout
   (no callEvents subscription for CALL_PARTICIPANT_TIMEOUT), removed (its user
@@ -3120,6 +3136,8 @@ func (ec *executionContext) childFields_CallEvent(ctx context.Context, field gra
 		return ec.fieldContext_CallEvent_participant(ctx, field)
 	case "signal":
 		return ec.fieldContext_CallEvent_signal(ctx, field)
+	case "participants":
+		return ec.fieldContext_CallEvent_participants(ctx, field)
 	case "reason":
 		return ec.fieldContext_CallEvent_reason(ctx, field)
 	case "createdAt":

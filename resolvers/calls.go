@@ -387,21 +387,55 @@ func onlyID(ctx context.Context) bool {
 	return true
 }
 
+// startOfStream returns what a callEvents stream starts with, once its
+// subscriptions are live: ready, with the session's live participants,
+// then the signals sent to the participant before (held by the bus).
+func (rt *callRuntime) startOfStream(ctx context.Context, me *store.CallParticipant) ([]*store.CallEvent, error) {
+	lists, err := rt.r.Store.CallParticipantsBySession(ctx, []uuid.UUID{me.SessionID})
+	if err != nil {
+		return nil, err
+	}
+	live := make([]*store.CallParticipant, 0, len(lists[0]))
+	for _, p := range lists[0] {
+		if p.LeftAt == nil {
+			live = append(live, p)
+		}
+	}
+	held, err := rt.r.Bus.TakeHeld(ctx, store.CallParticipantTopic(me.ID))
+	if err != nil {
+		return nil, err
+	}
+	start := make([]*store.CallEvent, 0, 1+len(held))
+	start = append(start, &store.CallEvent{Type: store.CallEventReady, Call: me.CallID, Session: me.SessionID, Participant: me,
+		Participants: live, CreatedAt: time.Now()})
+	for _, data := range held {
+		e, err := store.DecodeCallEvent(data)
+		if err != nil {
+			rt.log.Warn("callEvents: bad held event", "err", err)
+			continue
+		}
+		start = append(start, e)
+	}
+	return start, nil
+}
+
 // streamCallEvents relays a participant's events until the session ends,
 // the participant leaves, or the client goes away.
 func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.CancelFunc, me *store.CallParticipant,
-	session, own *bus.Subscription, out chan<- *store.CallEvent) {
+	session, own *bus.Subscription, start []*store.CallEvent, out chan<- *store.CallEvent) {
 	defer close(out)
 	defer cancel()
 	defer rt.liveness.release(me.ID)
-	// The subscriptions are live: say so first, so a client knows that
-	// signals sent to this participant from now on will arrive and can
-	// start negotiating (send its offers) without racing its own stream.
-	ready := &store.CallEvent{Type: store.CallEventReady, Call: me.CallID, Session: me.SessionID, Participant: me, CreatedAt: time.Now()}
-	select {
-	case out <- ready:
-	case <-ctx.Done():
-		return
+	// The subscriptions are live: say so first (with who is there), so a
+	// client knows that signals sent to this participant from now on will
+	// arrive and can start negotiating (send its offers) without racing
+	// its own stream; then what was sent before it started.
+	for _, e := range start {
+		select {
+		case out <- e:
+		case <-ctx.Done():
+			return
+		}
 	}
 	for {
 		var ev *bus.Event
@@ -466,12 +500,18 @@ func (r *Resolver) prefetchUsersOf(ctx context.Context, ps []*store.CallParticip
 // allocating.
 var callSignalBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
+// maxHeldSignals bounds the signals kept for a participant whose stream
+// has not started: an offer and its trickled ICE candidates fit.
+const maxHeldSignals = 256
+
 // publishSignal sends a signal event to its addressee's topic.
 func (r *Resolver) publishSignal(ctx context.Context, sig *store.Signal) error {
 	buf := callSignalBufs.Get().(*[]byte)
 	data := store.AppendCallEvent((*buf)[:0], &store.CallEvent{
 		Type: store.CallEventSignal, Call: sig.From.CallID, Session: sig.From.SessionID, Signal: sig, CreatedAt: sig.SentAt})
-	err := r.Bus.PublishRaw(ctx, store.CallParticipantTopic(sig.To), data)
+	// Held when the addressee's stream has not started yet: it starts
+	// within the participant timeout or the participant is gone.
+	err := r.Bus.PublishOrHold(ctx, store.CallParticipantTopic(sig.To), data, r.calls().timeout, maxHeldSignals)
 	if cap(data) <= 128<<10 {
 		*buf = data[:0]
 		callSignalBufs.Put(buf)

@@ -367,12 +367,18 @@ func (r *subscriptionResolver) CallEvents(ctx context.Context, participant strin
 			rt.liveness.release(me.ID)
 		}
 	}
+	var start []*store.CallEvent
+	if err == nil {
+		if start, err = rt.startOfStream(ctx, me); err != nil {
+			rt.liveness.release(me.ID)
+		}
+	}
 	if err != nil {
 		cancel()
 		return nil, err
 	}
 	out := make(chan *store.CallEvent, 1)
-	go rt.streamCallEvents(ctx, cancel, me, session, own, out)
+	go rt.streamCallEvents(ctx, cancel, me, session, own, start, out)
 	return out, nil
 }
 

@@ -94,7 +94,8 @@ type callEvent struct {
 		User   struct{ ID string }
 		LeftAt *string
 	}
-	Signal *struct {
+	Participants []struct{ ID string }
+	Signal       *struct {
 		ID   string
 		From struct {
 			ID   string
@@ -107,7 +108,7 @@ type callEvent struct {
 }
 
 const callEventsQuery = `subscription($p: ID!) { callEvents(participant: $p) {
-	type call session reason participant { id user { id } leftAt }
+	type call session reason participant { id user { id } leftAt } participants { id }
 	signal { id from { id user { id } } to kind payload } } }`
 
 // subscribeCallEvents subscribes to a participant's events on n and waits
@@ -1017,4 +1018,53 @@ func TestCallLiveParticipantsPastTheListLimit(t *testing.T) {
 	if len(s.All) != store.MaxCallParticipantsListed || s.All[0].ID != aj.Participant.ID || s.All[len(s.All)-1].ID != bj.Participant.ID {
 		t.Fatalf("all participants: %d, first %v, last %v", len(s.All), s.All[0], s.All[len(s.All)-1])
 	}
+}
+
+// Signals sent to a participant whose callEvents stream has not started
+// yet (it joined, the other side saw it in others and sent its offer at
+// once) are not lost: they follow ready, in order, on whichever node the
+// stream starts, and ready names everyone already in the session.
+func TestCallSignalsBeforeTheStreamStarts(t *testing.T) {
+	a := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, a, alice, bob)
+	cid := createCall(t, a, alice, "default", "early-"+tag, bob)
+	bj := joinCall(t, b, bob, cid).JoinCall
+	aj := joinCall(t, a, alice, cid).JoinCall
+	if len(aj.Others) != 1 || aj.Others[0].ID != bj.Participant.ID {
+		t.Fatalf("alice's others: %+v", aj.Others)
+	}
+	subscribeCallEvents(t, a, alice, aj.Participant.ID)
+	signal := func(kind, payload string) {
+		t.Helper()
+		a.Must(t, env.Token(t, alice), `mutation($p: ID!, $to: ID!, $k: SignalKind!, $pl: String!) {
+			sendSignal(participant: $p, to: $to, kind: $k, payload: $pl) { id } }`,
+			brooktest.Vars{"p": aj.Participant.ID, "to": bj.Participant.ID, "k": kind, "pl": payload}, nil)
+	}
+	signal("OFFER", "offer-1")
+	signal("ICE_CANDIDATE", "ice-1")
+
+	sub := b.MustDial(t, env.Token(t, bob)).Subscribe(callEventsQuery, brooktest.Vars{"p": bj.Participant.ID})
+	ready := nextCallEvent(t, sub)
+	if ready.Type != "ready" || len(ready.Participants) != 2 || ready.Participants[0].ID != bj.Participant.ID ||
+		ready.Participants[1].ID != aj.Participant.ID {
+		t.Fatalf("ready: %+v, want bob's participant then alice's", ready)
+	}
+	for _, want := range []string{"offer-1", "ice-1"} {
+		if ev := nextCallEvent(t, sub); ev.Type != "signal" || ev.Signal.Payload != want || ev.Signal.From.ID != aj.Participant.ID {
+			t.Fatalf("held signal: %+v, want %s", ev, want)
+		}
+	}
+	signal("OFFER", "offer-2")
+	if ev := nextCallEvent(t, sub); ev.Type != "signal" || ev.Signal.Payload != "offer-2" {
+		t.Fatalf("live signal: %+v", ev)
+	}
+	// A stream started again (a reconnect) gets nothing twice.
+	again := b.MustDial(t, env.Token(t, bob)).Subscribe(callEventsQuery, brooktest.Vars{"p": bj.Participant.ID})
+	if ev := nextCallEvent(t, again); ev.Type != "ready" {
+		t.Fatalf("second stream: %+v", ev)
+	}
+	again.None(200 * time.Millisecond)
 }

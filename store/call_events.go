@@ -43,6 +43,9 @@ type CallEvent struct {
 	// Reason says why a participant left: left or timeout.
 	Reason    *string   `json:"reason,omitempty"`
 	CreatedAt time.Time `json:"at"`
+	// Participants are the session's live participants, on ready (made
+	// by the subscription itself, never published).
+	Participants []*CallParticipant `json:"-"`
 }
 
 // SignalKind is the kind of a WebRTC signaling message.
