@@ -538,6 +538,13 @@ func (r *Resolver) requireCallHost(ctx context.Context, cid string) error {
 	return nil
 }
 
+// departureTimeout bounds what follows a committed departure.
+const departureTimeout = 10 * time.Second
+
+// departuresCommitted, when set (by tests), runs with the request's context
+// after a removal of participants commits and before what follows it.
+var departuresCommitted func(ctx context.Context)
+
 // finishDepartures follows a committed removal of participants: this
 // node's cache learns at once, then Redis, the other nodes and the
 // sessions' subscribers.
@@ -545,6 +552,14 @@ func (r *Resolver) finishDepartures(ctx context.Context, d *store.CallDepartures
 	if d == nil {
 		return
 	}
+	if departuresCommitted != nil {
+		departuresCommitted(ctx)
+	}
+	// The removal has committed: what follows must happen even when the
+	// request that made it ends now (a client that leaves and closes its
+	// tab at once), as nothing would repeat it later.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), departureTimeout)
+	defer cancel()
 	rt := r.calls()
 	for _, p := range d.Left {
 		rt.markLeft(p.ID)

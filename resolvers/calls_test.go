@@ -14,6 +14,7 @@ import (
 
 	"github.com/brookhq/brook/api"
 	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/sfu"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
@@ -1067,4 +1068,38 @@ func TestCallSignalsBeforeTheStreamStarts(t *testing.T) {
 		t.Fatalf("second stream: %+v", ev)
 	}
 	again.None(200 * time.Millisecond)
+}
+
+// A leave whose request ends right after its commit (the client closed its
+// tab) still does what follows: the others hear of it and the participant
+// can no longer be signaled.
+func TestCallLeaveOutlivesItsRequest(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createCall(t, n, alice, "default", "tab-"+tag, bob)
+	aj := joinCall(t, n, alice, cid).JoinCall
+	bj := joinCall(t, n, bob, cid).JoinCall
+	bobEvents := subscribeCallEvents(t, n, bob, bj.Participant.ID)
+	reqCtx, closeTab := context.WithCancel(context.Background())
+	ended := make(chan bool, 1)
+	t.Cleanup(resolvers.OnDeparturesCommitted(func(ctx context.Context) {
+		closeTab()
+		select {
+		case <-ctx.Done():
+			ended <- true
+		case <-time.After(5 * time.Second):
+			ended <- false
+		}
+	}))
+	_ = n.Client(env.Token(t, alice)).Run(reqCtx, `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": aj.Participant.ID}, nil)
+	if !<-ended {
+		t.Fatal("the leave's request did not end after its commit")
+	}
+	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != aj.Participant.ID {
+		t.Fatalf("bob's next event: %+v", ev)
+	}
+	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "x") { id } }`,
+		brooktest.Vars{"p": bj.Participant.ID, "to": aj.Participant.ID}), "CONFLICT")
 }

@@ -1,9 +1,19 @@
 package resolvers
 
+import "context"
+
 // HoldMembershipEvents sets the function that runs after a membership
 // change has committed and before its events are published, and returns a
 // function that removes it.
 func HoldMembershipEvents(f func(channel string)) (reset func()) {
 	membershipEvents = f
 	return func() { membershipEvents = nil }
+}
+
+// OnDeparturesCommitted sets the function that runs with the request's
+// context after a removal of call participants commits, and returns a
+// function that removes it.
+func OnDeparturesCommitted(f func(ctx context.Context)) (reset func()) {
+	departuresCommitted = f
+	return func() { departuresCommitted = nil }
 }
