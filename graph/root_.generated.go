@@ -2355,7 +2355,12 @@ starts with ` + "`" + `ready` + "`" + ` (its participant is the subscriber's own
 participants everyone live in the session then): from then on signals sent
 to the participant arrive, so send offers after it. Signals sent to the
 participant before its stream started (within CALL_PARTICIPANT_TIMEOUT, the
-newest 256) follow ` + "`" + `ready` + "`" + `, before live events.
+newest 256) follow ` + "`" + `ready` + "`" + `, before live events. ` + "`" + `session.started` + "`" + ` goes out
+when a join starts a session, before any stream of it can be open: the
+joiner learns it from joinCall (its session) and the others from ` + "`" + `ready` + "`" + `.
+A stream ends after ` + "`" + `session.ended` + "`" + ` (when the last participant leaves or a
+host ends the call, before the departures' own ` + "`" + `participant.left` + "`" + `) or after
+its own participant's ` + "`" + `participant.left` + "`" + `.
 """
 type CallEvent {
   type: String!
@@ -2475,7 +2480,7 @@ type Channel {
   createdBy: User!
   createdAt: Time!
   updatedAt: Time!
-  "When the newest message (thread replies included) was sent."
+  "When the newest top-level message was sent (thread replies do not move it)."
   lastMessageAt: Time
   lastMessage: Message
   memberCount: Int!
@@ -2596,8 +2601,8 @@ An event for the caller across all its channels:
 notification.message_new (a message in one of its channels, sent by someone
 else), notification.mark_read, notification.added_to_channel or
 notification.removed_from_channel, each with the caller's new totals.
-Channels above CHAT_PUSH_MEMBER_LIMIT members send no
-notification.message_new.
+In channels above CHAT_PUSH_MEMBER_LIMIT members, notification.message_new
+goes only to members with an open connection.
 """
 type UserEvent {
   type: String!
