@@ -1008,6 +1008,68 @@ func TestChatAdminPostingHasNoUnread(t *testing.T) {
 	}
 }
 
+// Messages sent with ids of the client's choosing (any UUID) are searched
+// newest first, page after page, like the server's, and an old one does
+// not make its channel look active to the unread repair pass.
+func TestChatClientChosenIDsKeepTimeOrder(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "ids-"+tag, bob)
+	ids := []string{"ffffffff-ffff-4fff-bfff-ffffffffffff", "", "00000000-0000-4000-8000-000000000001", "", "7fffffff-ffff-4fff-bfff-ffffffffffff"}
+	var sent []string
+	for i, id := range ids {
+		var extra []map[string]any
+		if id != "" {
+			extra = append(extra, map[string]any{"id": id})
+		}
+		sent = append(sent, sendMsg(t, n, alice, cid, fmt.Sprintf("zebra %d", i), extra...).ID)
+	}
+	var got []string
+	after := ""
+	for page := 0; page < 5 && (page == 0 || after != ""); page++ {
+		var out struct {
+			SearchMessages struct {
+				Edges []struct {
+					Cursor string
+					Node   struct{ ID string }
+				}
+				PageInfo struct {
+					HasNextPage bool
+					EndCursor   string
+				}
+			}
+		}
+		n.Must(t, env.Token(t, bob), `query($a: String) { searchMessages(query: "zebra", first: 2, after: $a) {
+			edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }`, brooktest.Vars{"a": after}, &out)
+		for _, e := range out.SearchMessages.Edges {
+			got = append(got, e.Node.ID)
+		}
+		after = ""
+		if out.SearchMessages.PageInfo.HasNextPage {
+			after = out.SearchMessages.PageInfo.EndCursor
+		}
+	}
+	want := slices.Clone(sent)
+	slices.Reverse(want)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("search pages: %v\nwant newest first: %v", got, want)
+	}
+
+	n.WaitForJobs(t)
+	since := time.Now()
+	time.Sleep(10 * time.Millisecond)
+	active, err := n.Store.RecentlyActiveChatUsers(context.Background(), n.Store.DB(), since, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(active, alice) || slices.Contains(active, bob) {
+		t.Fatalf("members of a channel quiet since %v look active: %v", since, active)
+	}
+}
+
 // A history page costs the same statements whatever its length.
 func TestChatHistoryStatements(t *testing.T) {
 	t.Parallel()

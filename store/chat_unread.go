@@ -447,16 +447,15 @@ func (s *Store) UnreadTotalsFromDB(ctx context.Context, q Querier, users []strin
 
 // RecentlyActiveChatUsers lists users whose counters changed since the
 // given time (at most limit), for the repair pass: those who read or were
-// added to a channel, and the members of channels with a new message
-// (message ids are UUIDv7, so the messages since then are a range of the
-// primary key).
+// added to a channel, and the members of channels with a new message (by
+// the time it was sent: a client may choose any id).
 func (s *Store) RecentlyActiveChatUsers(ctx context.Context, q Querier, since time.Time, limit int) ([]string, error) {
 	rows, err := q.Query(ctx, `
 		SELECT user_id FROM channel_members WHERE last_read_at >= $1 OR joined_at >= $1
 		UNION
 		SELECT m.user_id FROM channel_members m
-		WHERE m.channel_id IN (SELECT channel_id FROM messages WHERE id >= $2)
-		LIMIT $3`, since, timeFloor(since), limit)
+		WHERE m.channel_id IN (SELECT channel_id FROM messages WHERE created_at >= $1)
+		LIMIT $2`, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: active chat users: %w", err)
 	}

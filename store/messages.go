@@ -357,8 +357,9 @@ func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (*Message, erro
 }
 
 // SearchMessages finds messages whose text matches query (all its words),
-// newest first, in the given channels or, when channels is nil, in the
-// user's channels. The position is the message id.
+// newest first (by the time they were sent: a client may choose any id),
+// in the given channels or, when channels is nil, in the user's channels.
+// The position is the message id.
 func (s *Store) SearchMessages(ctx context.Context, userID, query string, channel *string, first int, after string) (Page[*Message], error) {
 	if err := CheckText("query", query, 200); err != nil {
 		return Page[*Message]{}, err
@@ -381,8 +382,8 @@ func (s *Store) SearchMessages(ctx context.Context, userID, query string, channe
 		  AND CASE WHEN $3::text IS NULL
 		      THEN channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $1)
 		      ELSE channel_id = $3 END
-		  AND ($4::uuid IS NULL OR id < $4)
-		ORDER BY id DESC LIMIT $5`, userID, query, channel, afterID, first+1))
+		  AND ($4::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $4))
+		ORDER BY created_at DESC, id DESC LIMIT $5`, userID, query, channel, afterID, first+1))
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: search messages: %w", err)
 	}
