@@ -299,7 +299,10 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 	if err := requireWrite(a, me); err != nil {
 		return nil, err
 	}
-	m, created, err := r.Store.SendMessage(ctx, channel, me.UserID, input)
+	m, created, err := r.Store.SendMessage(ctx, channel, me.UserID, a.Role != "", input)
+	if errors.Is(err, store.ErrNotChannelMember) {
+		return nil, auth.Forbidden("you were removed from channel %q", channel)
+	}
 	if err != nil {
 		return nil, err
 	}

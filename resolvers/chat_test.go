@@ -2,6 +2,7 @@ package resolvers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -981,6 +982,34 @@ func TestChatRemovedAuthorChangesNothing(t *testing.T) {
 	}
 }
 
+// A member's message whose transaction starts after the member's removal
+// committed (its access was checked before; or a deadlock with the removal
+// made it retry) is refused with nothing written.
+func TestChatSendAfterRemovalCommits(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "late-"+tag, bob)
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`,
+		brooktest.Vars{"c": cid, "u": bob}, nil)
+	_, _, err := n.Store.SendMessage(context.Background(), cid, bob, true, store.MessageInput{Text: "too late"})
+	if !errors.Is(err, store.ErrNotChannelMember) {
+		t.Fatalf("a removed member's send: %v", err)
+	}
+	if c := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid); c != 0 {
+		t.Fatalf("%d messages written", c)
+	}
+	var ch struct {
+		Channel struct{ LastMessageAt *string }
+	}
+	n.Must(t, env.Token(t, alice), `query($c: ID!) { channel(id: $c) { lastMessageAt } }`, brooktest.Vars{"c": cid}, &ch)
+	if ch.Channel.LastMessageAt != nil {
+		t.Fatalf("the refused send moved the channel: %+v", ch)
+	}
+}
+
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {
@@ -1326,7 +1355,7 @@ func TestChatMessageAddedReorders(t *testing.T) {
 	ctx := context.Background()
 	var msgs []*store.Message
 	for i := 0; i < 4; i++ {
-		m, _, err := n.Store.SendMessage(ctx, cid, alice, store.MessageInput{Text: fmt.Sprintf("r%d", i)})
+		m, _, err := n.Store.SendMessage(ctx, cid, alice, true, store.MessageInput{Text: fmt.Sprintf("r%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

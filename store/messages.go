@@ -134,14 +134,21 @@ func CheckMessageInput(in MessageInput) (uuid.UUID, *uuid.UUID, error) {
 	return id, parent, CheckData("input.data", in.Data)
 }
 
+// ErrNotChannelMember means a member's message found it no longer a member
+// of the channel when it was written.
+var ErrNotChannelMember = errors.New("store: not a member of the channel")
+
 // SendMessage stores a message in one transaction: it takes the channel's
 // next position (and sequence number, for a top-level message) with an
 // UPDATE that locks the channel row, so positions commit in order; inserts
 // the message; marks the channel read for the sender; and leaves a
 // chat.message job in the outbox. A message id sent again by the same user
 // to the same channel with the same text returns the stored message
-// (created false); any other reuse of an id is a Conflict.
-func (s *Store) SendMessage(ctx context.Context, channelID, userID string, in MessageInput) (msg *Message, created bool, err error) {
+// (created false); any other reuse of an id is a Conflict. asMember says
+// the sender writes as a member (not as an admin who is none): the
+// transaction locks its membership first, and a sender removed meanwhile
+// gets ErrNotChannelMember with nothing written.
+func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMember bool, in MessageInput) (msg *Message, created bool, err error) {
 	id, parent, err := CheckMessageInput(in)
 	if err != nil {
 		return nil, false, err
@@ -156,6 +163,20 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, in Me
 			}
 			if !errors.Is(err, pgx.ErrNoRows) {
 				return err
+			}
+			// The sender's membership row before the channel's, in the order
+			// a removal locks them; FOR UPDATE, as the row's read position is
+			// written below (two shared holders could not both upgrade).
+			if asMember {
+				var one int
+				err := tx.QueryRow(ctx, `SELECT 1 FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
+					channelID, userID).Scan(&one)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return ErrNotChannelMember
+				}
+				if err != nil {
+					return err
+				}
 			}
 			typ := MessageRegular
 			if parent != nil {
@@ -222,7 +243,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, in Me
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotChannelMember) {
 			return nil, false, err
 		}
 		return nil, false, fmt.Errorf("store: send message: %w", err)
