@@ -72,6 +72,99 @@ func selectionDepth(set ast.SelectionSet, seen map[string]bool) int {
 	return deepest
 }
 
+// numberLiterals refuses operations with a number literal no 64-bit
+// value holds (`data: {a: 1e1000000}`): gqlparser panics on one when it
+// reads arguments, which the complexity limit does first, and PostgreSQL
+// could not store it anyway. It runs before the complexity limit.
+type numberLiterals struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = numberLiterals{}
+
+func (numberLiterals) ExtensionName() string { return "NumberLiterals" }
+
+func (numberLiterals) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (numberLiterals) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if oc.Doc == nil {
+		return nil
+	}
+	var bad *ast.Value
+	var walkValue func(v *ast.Value)
+	walkValue = func(v *ast.Value) {
+		if v == nil || bad != nil {
+			return
+		}
+		switch v.Kind {
+		case ast.IntValue:
+			if _, err := strconv.ParseInt(v.Raw, 10, 64); err != nil {
+				bad = v
+			}
+		case ast.FloatValue:
+			if _, err := strconv.ParseFloat(v.Raw, 64); err != nil {
+				bad = v
+			}
+		}
+		for _, c := range v.Children {
+			walkValue(c.Value)
+		}
+	}
+	walkArgs := func(args ast.ArgumentList, dirs ast.DirectiveList) {
+		for _, a := range args {
+			walkValue(a.Value)
+		}
+		for _, d := range dirs {
+			for _, a := range d.Arguments {
+				walkValue(a.Value)
+			}
+		}
+	}
+	var walkSet func(set ast.SelectionSet)
+	walkSet = func(set ast.SelectionSet) {
+		for _, sel := range set {
+			switch s := sel.(type) {
+			case *ast.Field:
+				walkArgs(s.Arguments, s.Directives)
+				walkSet(s.SelectionSet)
+			case *ast.InlineFragment:
+				walkArgs(nil, s.Directives)
+				walkSet(s.SelectionSet)
+			case *ast.FragmentSpread:
+				walkArgs(nil, s.Directives)
+			}
+		}
+	}
+	for _, op := range oc.Doc.Operations {
+		for _, v := range op.VariableDefinitions {
+			walkValue(v.DefaultValue)
+		}
+		walkArgs(nil, op.Directives)
+		walkSet(op.SelectionSet)
+	}
+	for _, f := range oc.Doc.Fragments {
+		walkArgs(nil, f.Directives)
+		walkSet(f.SelectionSet)
+	}
+	if bad == nil {
+		return nil
+	}
+	err := gqlerror.Errorf("the number %s is out of range: numbers must fit in 64 bits", truncateRaw(bad.Raw))
+	if bad.Position != nil {
+		err.Locations = []gqlerror.Location{{Line: bad.Position.Line, Column: bad.Position.Column}}
+	}
+	err.Extensions = map[string]any{"code": CodeBadUserInput}
+	return err
+}
+
+func truncateRaw(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
 // noIntrospection refuses introspection before any resolver runs, when it
 // is turned off for production. __typename stays available: clients such as
 // Apollo add it to every selection.

@@ -2,6 +2,7 @@ package resolvers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -1007,6 +1008,35 @@ func TestChatSendAfterRemovalCommits(t *testing.T) {
 	n.Must(t, env.Token(t, alice), `query($c: ID!) { channel(id: $c) { lastMessageAt } }`, brooktest.Vars{"c": cid}, &ch)
 	if ch.Channel.LastMessageAt != nil {
 		t.Fatalf("the refused send moved the channel: %+v", ch)
+	}
+}
+
+// Numbers no 64-bit value holds are refused as bad input wherever they
+// come, in a literal or a variable, and the largest and smallest that
+// pass are stored.
+func TestChatDataNumbersAtTheirLimits(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice := "alice-" + tag
+	callUsers(t, n, alice)
+	cid := createChannel(t, n, alice, "messaging", "num-"+tag)
+	tok := env.Token(t, alice)
+	for _, lit := range []string{"1e1000000", "-1e309", "99999999999999999999"} {
+		wantCode(t, n.Query(t, tok, `mutation($c: ID!) { updateChannel(id: $c, data: {a: `+lit+`}) { id } }`, brooktest.Vars{"c": cid}), "BAD_USER_INPUT")
+	}
+	for _, raw := range []string{`{"a":1e1000000}`, `{"a":1e-1000000}`} {
+		wantCode(t, n.Query(t, tok, `mutation($c: ID!, $d: JSON) { sendMessage(channel: $c, input: {text: "x", data: $d}) { id } }`,
+			brooktest.Vars{"c": cid, "d": json.RawMessage(raw)}), "BAD_USER_INPUT")
+	}
+	var out struct{ SendMessage struct{ Data map[string]any } }
+	n.Must(t, tok, `mutation($c: ID!, $d: JSON) { sendMessage(channel: $c, input: {text: "x", data: $d}) { data } }`,
+		brooktest.Vars{"c": cid, "d": json.RawMessage(`{"big":1.5e308,"small":1e-1000,"tiny":5e-324}`)}, &out)
+	if out.SendMessage.Data["big"] != 1.5e308 {
+		t.Fatalf("stored data %v", out.SendMessage.Data)
+	}
+	if c := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid); c != 1 {
+		t.Fatalf("%d messages stored, want the one that passed", c)
 	}
 }
 

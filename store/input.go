@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -79,6 +80,9 @@ func CheckData(field string, data json.RawMessage) error {
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
 		return Invalid(field, "must be a JSON object")
 	}
+	if num, ok := outOfRangeNumber(trimmed); ok {
+		return Invalid(field, "holds the number %s, out of range: numbers must fit in 64 bits", truncate(num, 40))
+	}
 	// PostgreSQL's jsonb cannot hold a NUL character (\u0000) in a key or
 	// a string; only decoding tells an escaped NUL from an escaped backslash.
 	if bytes.Contains(trimmed, []byte(`u0000`)) {
@@ -88,6 +92,52 @@ func CheckData(field string, data json.RawMessage) error {
 		}
 	}
 	return nil
+}
+
+// outOfRangeNumber returns the first number of valid JSON data that no
+// float64 holds (PostgreSQL's jsonb would refuse the largest and smallest
+// of them with an internal error), scanning without decoding.
+func outOfRangeNumber(data []byte) (string, bool) {
+	inString, escaped := false, false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			for j < len(data) && strings.IndexByte("+-.0123456789eE", data[j]) >= 0 {
+				j++
+			}
+			if num := string(data[i:j]); !numberInRange(num) {
+				return num, true
+			}
+			i = j - 1
+		}
+	}
+	return "", false
+}
+
+// numberInRange reports whether a JSON number fits a float64 and is not so
+// small that PostgreSQL's numeric cannot hold it.
+func numberInRange(num string) bool {
+	if _, err := strconv.ParseFloat(num, 64); err != nil {
+		return false
+	}
+	if i := strings.IndexAny(num, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(num[i+1:])
+		return err == nil && exp >= -1000
+	}
+	return true
 }
 
 // hasNUL reports whether a decoded JSON value has a NUL in a key or string.

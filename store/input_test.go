@@ -51,6 +51,11 @@ func TestCheckData(t *testing.T) {
 		{`{"nul": "a\u0000b"}`, false},
 		{`{"a\u0000": 1}`, false},
 		{`{"escaped backslash": "\\u0000"}`, true},
+		{`{"a": 1e1000000}`, false},
+		{`{"a": [1, -1e309]}`, false},
+		{`{"a": 1e-1000000}`, false},
+		{`{"a": 1.5e308, "b": -0.5e-300, "c": [5e-324, 1E+2, -0], "d": 1e-1000}`, true},
+		{`{"in a string": "1e1000000", "k\"1e999": 1}`, true},
 	}
 	for _, tc := range tests {
 		if err := CheckData("data", json.RawMessage(tc.data)); (err == nil) != tc.ok {
