@@ -144,6 +144,15 @@ func TestChatMessagingFlow(t *testing.T) {
 	}
 	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($c: ID!, $id: ID!) { sendMessage(channel: $c, input: {id: $id, text: "mine"}) { id } }`,
 		brooktest.Vars{"c": cid, "id": id}), "CONFLICT")
+	// Another text under the id is another message, until the message is
+	// edited: a retry queued offline then still gets the stored message.
+	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!, $id: ID!) { sendMessage(channel: $c, input: {id: $id, text: "twice"}) { id } }`,
+		brooktest.Vars{"c": cid, "id": id}), "CONFLICT")
+	n.Must(t, env.Token(t, alice), `mutation($id: ID!) { updateMessage(id: $id, text: "once, edited") { id } }`, brooktest.Vars{"id": id}, nil)
+	if c := sendMsg(t, n, alice, cid, "once", map[string]any{"id": id}); c.ID != id || c.Text != "once, edited" ||
+		count(t, n, `SELECT count(*) FROM messages WHERE id = $1`, id) != 1 {
+		t.Fatalf("retry after an edit: %+v", c)
+	}
 
 	// Limits: nothing written.
 	before := count(t, n, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid)

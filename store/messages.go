@@ -249,7 +249,11 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 		return nil, false, fmt.Errorf("store: send message: %w", err)
 	}
 	if !created {
-		if msg.UserID != userID || msg.ChannelID != channelID || msg.Text != in.Text {
+		// A retry: the same sender and channel, and the same text unless
+		// the message was edited or deleted since (its text then says
+		// nothing about what was sent).
+		changed := msg.DeletedAt != nil || !msg.UpdatedAt.Equal(msg.CreatedAt)
+		if msg.UserID != userID || msg.ChannelID != channelID || (msg.Text != in.Text && !changed) {
 			return nil, false, Conflict("message id %s is already taken by another message; send a new id", id)
 		}
 	}
