@@ -387,6 +387,42 @@ func onlyID(ctx context.Context) bool {
 	return true
 }
 
+// deliverHeld sends the signals the bus held for the participant, in
+// order, and reports whether the stream goes on.
+func (rt *callRuntime) deliverHeld(ctx context.Context, me *store.CallParticipant, out chan<- *store.CallEvent) bool {
+	held, err := rt.heldSignals(ctx, me)
+	if err != nil {
+		rt.log.Warn("callEvents: held signals", "participant", me.ID, "err", err)
+	}
+	for _, e := range held {
+		select {
+		case out <- e:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// heldSignals takes the signals the bus held for the participant while no
+// node listened to it.
+func (rt *callRuntime) heldSignals(ctx context.Context, me *store.CallParticipant) ([]*store.CallEvent, error) {
+	held, err := rt.r.Bus.TakeHeld(ctx, store.CallParticipantTopic(me.ID))
+	if err != nil {
+		return nil, err
+	}
+	events := make([]*store.CallEvent, 0, len(held))
+	for _, data := range held {
+		e, err := store.DecodeCallEvent(data)
+		if err != nil {
+			rt.log.Warn("callEvents: bad held event", "err", err)
+			continue
+		}
+		events = append(events, e)
+	}
+	return events, nil
+}
+
 // startOfStream returns what a callEvents stream starts with, once its
 // subscriptions are live: ready, with the session's live participants,
 // then the signals sent to the participant before (held by the bus).
@@ -401,22 +437,13 @@ func (rt *callRuntime) startOfStream(ctx context.Context, me *store.CallParticip
 			live = append(live, p)
 		}
 	}
-	held, err := rt.r.Bus.TakeHeld(ctx, store.CallParticipantTopic(me.ID))
+	held, err := rt.heldSignals(ctx, me)
 	if err != nil {
 		return nil, err
 	}
-	start := make([]*store.CallEvent, 0, 1+len(held))
-	start = append(start, &store.CallEvent{Type: store.CallEventReady, Call: me.CallID, Session: me.SessionID, Participant: me,
-		Participants: live, CreatedAt: time.Now()})
-	for _, data := range held {
-		e, err := store.DecodeCallEvent(data)
-		if err != nil {
-			rt.log.Warn("callEvents: bad held event", "err", err)
-			continue
-		}
-		start = append(start, e)
-	}
-	return start, nil
+	ready := &store.CallEvent{Type: store.CallEventReady, Call: me.CallID, Session: me.SessionID, Participant: me,
+		Participants: live, CreatedAt: time.Now()}
+	return append([]*store.CallEvent{ready}, held...), nil
 }
 
 // streamCallEvents relays a participant's events until the session ends,
@@ -455,10 +482,16 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 		}
 		var e *store.CallEvent
 		if ev.Gap {
+			// Signals sent while this node's subscription was gone were
+			// held (nobody listened): deliver them now, once per gap
+			// (every topic of the stream reports it).
+			if sub == own && !rt.deliverHeld(ctx, me, out) {
+				return
+			}
 			// Events may have been lost while Redis was away: if this
 			// participant has left meanwhile, say so and end the stream.
-			// (Signals lost in a gap are not replayed; WebRTC clients
-			// recover with an ICE restart.)
+			// (Other lost events are not replayed; WebRTC clients recover
+			// with an ICE restart.)
 			now, err := rt.r.Store.CallParticipantFacts(ctx, []uuid.UUID{me.ID})
 			if err != nil || now[0] == nil || now[0].LeftAt == nil {
 				continue

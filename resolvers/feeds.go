@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -387,6 +388,10 @@ func (r *Resolver) markFeed(ctx context.Context, feed string, groups []string, r
 // followsChanged tells the live updates of timelines to read again which
 // feeds they merge at read time.
 func (r *Resolver) followsChanged(ctx context.Context, timelines []string) {
+	// The change has committed: tell the streams even if the request that
+	// made it ends now.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	if err := store.PublishFollowsChanged(ctx, r.Bus, timelines); err != nil {
 		r.Log.Warn("feeds: publish follow changes", "err", err)
 	}
@@ -437,18 +442,17 @@ func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store
 				return
 			case ev = <-s.events:
 			}
-			if ev.gap || ev.topic == store.FollowsTopic(s.timeline) {
-				if s.timeline == "" {
-					continue
-				}
+			// Every topic's subscription reports the same gap (they share
+			// one Redis connection): the follows topic's one re-reads.
+			if ev.topic == store.FollowsTopic(s.timeline) {
 				if err := s.follow(); err != nil {
 					r.endSubscription(ctx, err)
 					return
 				}
 				continue
 			}
-			if !s.own[ev.topic] && s.pulled[ev.topic] == nil {
-				continue // from a feed no longer merged
+			if ev.gap || (!s.own[ev.topic] && s.pulled[ev.topic] == nil) {
+				continue // a gap, or from a feed no longer merged
 			}
 			var u store.FeedUpdate
 			if err := json.Unmarshal(ev.data, &u); err != nil {
@@ -559,8 +563,14 @@ func (s *feedStream) follow() error {
 }
 
 // fresh drops from u the activities the stream delivered already and
-// reports whether anything is left to deliver.
+// reports whether anything is left to deliver. A removed activity is
+// forgotten: it may come back (a follow, an unfollow, a follow again).
 func (s *feedStream) fresh(u *store.FeedUpdate) bool {
+	for _, id := range u.Removed {
+		if i := slices.Index(s.recent, id); i >= 0 {
+			s.recent = slices.Delete(s.recent, i, i+1)
+		}
+	}
 	added := u.Added[:0]
 	for _, a := range u.Added {
 		if slices.Contains(s.recent, a.ID) {

@@ -974,4 +974,16 @@ func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
 	if objects := feedObjects(t, n, env.Token(t, u["reader"]), "timeline:"+u["reader"], 10); len(objects) != 0 {
 		t.Fatalf("timeline after the unfollow: %v", objects)
 	}
+
+	// Followed again with a backfill: activities removed before come back.
+	follow(t, n, u["reader"], u["star"], 10)
+	n.WaitForJobs(t)
+	sub.NextData(&got)
+	var back []string
+	for _, a := range got.FeedUpdated.Added {
+		back = append(back, a.ID)
+	}
+	if !slices.Contains(back, last) || !slices.Contains(back, pushed) {
+		t.Fatalf("after following again: added %v, want %s and %s among them", back, last, pushed)
+	}
 }

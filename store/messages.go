@@ -407,7 +407,8 @@ func (s *Store) SearchMessages(ctx context.Context, userID, query string, channe
 		  AND CASE WHEN $3::text IS NULL
 		      THEN channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $1)
 		      ELSE channel_id = $3 END
-		  AND ($4::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM messages WHERE id = $4))
+		  AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM messages c
+		      WHERE c.id = $4 AND (messages.created_at, messages.id) < (c.created_at, c.id)))
 		ORDER BY created_at DESC, id DESC LIMIT $5`, userID, query, channel, afterID, first+1))
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: search messages: %w", err)
