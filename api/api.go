@@ -292,6 +292,9 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// Not a WebSocket upgrade: any other Upgrade header (curl --http2 sends
+	// "h2c") must not steer the request to gqlgen's WebSocket transport.
+	r.Header.Del("Upgrade")
 	charge := &addressCharge{address: address}
 	r = r.WithContext(context.WithValue(r.Context(), addressChargeKey{}, charge))
 	w = &refusalWriter{ResponseWriter: w, charge: charge}
@@ -337,8 +340,15 @@ func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(s.wsCtx, cancel)
 	defer stop()
-	ctx = context.WithValue(ctx, wsStateKey{}, &wsState{connID: uuid.Must(uuid.NewV7()).String()})
+	st := &wsState{connID: uuid.Must(uuid.NewV7()).String()}
+	ctx = context.WithValue(ctx, wsStateKey{}, st)
 	s.gql.ServeHTTP(w, r.WithContext(ctx))
+	// gqlgen returns without closing the socket on some refused
+	// connection_init messages (a payload that is not an object); a
+	// connection whose handler has returned is over either way.
+	if st.conn != nil {
+		_ = st.conn.Close()
+	}
 }
 
 // Shutdown closes every WebSocket connection with a close frame (1001,

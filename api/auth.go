@@ -92,6 +92,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	case CodeBadUserInput, CodeComplexity:
 		status = http.StatusBadRequest
+	case CodeUnavailable:
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	}
 	if info := requestFrom(r.Context()); info != nil {
 		code, _ := presented.Extensions["code"].(string)
@@ -114,6 +117,8 @@ type wsState struct {
 	cancel context.CancelFunc
 	// operations counts the operations running on the connection.
 	operations atomic.Int64
+	// conn is the accepted connection, closed when its handler returns.
+	conn *gorillaConn
 }
 
 type wsStateKey struct{}
@@ -130,6 +135,10 @@ const closeTooManyConnections = 4429
 // graphql-transport-ws protocol defines it.
 const closeForbidden = 4403
 
+// closeTryAgainLater is the WebSocket close code for a server that cannot
+// serve the connection now but will soon (RFC 6455's 1013).
+const closeTryAgainLater = 1013
+
 // wsInit authenticates a WebSocket connection from its connection_init
 // payload: {"authToken": "<token>"} or {"Authorization": "Bearer <token>"}.
 // A bad token closes the socket with 4403. The connection's context ends
@@ -142,12 +151,18 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 	id, err := s.auth.signIn(ctx, token)
 	if err != nil {
 		presented := s.present(ctx, err)
-		code := closeForbidden
-		if presented.Extensions["code"] != CodeUnauthenticated {
-			code = 4500
+		code, reason := closeForbidden, "Forbidden: "+presented.Message
+		switch presented.Extensions["code"] {
+		case CodeUnauthenticated:
+		case CodeUnavailable:
+			// 1013 (try again later): graphql-ws clients reconnect after
+			// it, where 4500 would stop them for good.
+			code, reason = closeTryAgainLater, presented.Message
+		default:
+			code, reason = 4500, presented.Message
 		}
 		ctx = transport.WithWebsocketCloseCode(ctx, code)
-		ctx = transport.AppendCloseReason(ctx, "Forbidden: "+presented.Message)
+		ctx = transport.AppendCloseReason(ctx, reason)
 		return ctx, nil, errors.New(presented.Message)
 	}
 	st := wsStateFrom(ctx)

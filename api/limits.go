@@ -312,6 +312,11 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 		}
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{presented}})
 	}
+	if oc := graphql.GetOperationContext(ctx); oc.Operation != nil && oc.Operation.Operation == ast.Subscription && wsStateFrom(ctx) == nil {
+		// Over HTTP a subscription would hold the request until its first
+		// event, outside every WebSocket limit.
+		return refuse(store.Invalid("", "subscriptions run over a WebSocket (graphql-transport-ws or graphql-ws), not over HTTP"))
+	}
 	budgets := make([]store.Budget, 0, 4)
 	charge := chargeFrom(ctx)
 	if charge != nil && charge.taken.CompareAndSwap(false, true) {

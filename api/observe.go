@@ -82,10 +82,12 @@ func (m *metrics) observeOperation(ctx context.Context, next graphql.OperationHa
 
 // observeResponse records latency and error codes of each response.
 func (m *metrics) observeResponse(ctx context.Context, resp *graphql.Response, log *slog.Logger) {
-	oc := graphql.GetOperationContext(ctx)
-	if oc == nil || resp == nil {
+	// A request that never became an operation (a malformed body) has no
+	// operation context, and GetOperationContext panics without one.
+	if resp == nil || !graphql.HasOperationContext(ctx) {
 		return
 	}
+	oc := graphql.GetOperationContext(ctx)
 	var codes []string
 	for _, e := range resp.Errors {
 		code, _ := e.Extensions["code"].(string)

@@ -61,6 +61,9 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 		return nil, err
 	}
 	c := &gorillaConn{conn: conn, writeTimeout: g.writeTimeout, shuttingDown: g.shuttingDown, state: wsStateFrom(r.Context())}
+	if c.state != nil {
+		c.state.conn = c
+	}
 	if g.pinger != nil {
 		g.pinger.add(c)
 	}
