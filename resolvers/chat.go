@@ -325,8 +325,14 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 		}
 	}
 	catchUp := func(upTo int64) bool {
-		for {
+		for page := 0; ; page++ {
 			msgs, err := r.messagesAfter(ctx, channel, last, upTo)
+			if err == nil && page > 0 && len(msgs) > 0 {
+				// A long replay to a slow client outlasts the check its
+				// subscription began with: the member may have been
+				// removed since, and these messages sent after.
+				err = guard.recheck(ctx)
+			}
 			if err != nil {
 				if ctx.Err() == nil {
 					r.endSubscription(ctx, err)

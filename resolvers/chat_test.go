@@ -1049,6 +1049,59 @@ func TestChatDataNumbersAtTheirLimits(t *testing.T) {
 	}
 }
 
+// A message that commits while a member is being added (after the add read
+// the channel, before it locked the channel's row) came before the join:
+// the new member has nothing unread.
+func TestChatMemberAddedDuringASend(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createChannel(t, n, alice, "messaging", "join-"+tag, bob)
+	ctx := context.Background()
+	tx, err := n.Store.DB().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM channels WHERE id = $1 FOR UPDATE`, cid); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		var c int
+		_ = n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+			AND (query LIKE '%UPDATE channels%' OR query LIKE '%INSERT INTO channel_members%')`).Scan(&c)
+		return c
+	}
+	done := make(chan error, 2)
+	go func() {
+		done <- n.Client(env.Token(t, bob)).Run(ctx, `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "just before"}) { id } }`, brooktest.Vars{"c": cid}, nil)
+	}()
+	brooktest.Eventually(t, "the send waits on the channel's row", func() bool { return waiting() == 1 })
+	go func() {
+		done <- n.Client(env.Token(t, alice)).Run(ctx, `mutation($c: ID!, $u: [ID!]!) { addMembers(channel: $c, userIds: $u) { id } }`,
+			brooktest.Vars{"c": cid, "u": []string{carol}}, nil)
+	}()
+	brooktest.Eventually(t, "the add waits behind it", func() bool { return waiting() == 2 })
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.WaitForJobs(t)
+	if got := unreadOf(t, n, carol); len(got) != 0 {
+		t.Fatalf("carol, added after the message committed: unread %v", got)
+	}
+	if c := count(t, n, `SELECT count(*) FROM channel_members m JOIN channels c ON c.id = m.channel_id
+		WHERE m.channel_id = $1 AND m.user_id = $2 AND m.last_read_seq = c.last_seq`, cid, carol); c != 1 {
+		t.Fatal("carol's read position is not the channel's last message")
+	}
+}
+
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {

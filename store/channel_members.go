@@ -73,9 +73,16 @@ func (s *Store) AddMembers(ctx context.Context, channelID string, users []string
 			return err
 		}
 		out, err = s.bumpMemberCount(ctx, tx, channelID, len(added))
-		if out != nil {
-			out.Users = added
+		if err != nil || len(added) == 0 {
+			return err
 		}
+		out.Users = added
+		// The insert read the channel before this transaction locked its
+		// row; messages that committed in between came before the join,
+		// so the new members have read them too.
+		_, err = tx.Exec(ctx, `UPDATE channel_members SET last_read_seq = $3, last_read_message_id = $4
+			WHERE channel_id = $1 AND user_id = ANY($2) AND last_read_seq < $3`,
+			channelID, added, out.Channel.LastSeq, out.Channel.LastMessageID)
 		return err
 	})
 	if err != nil {
