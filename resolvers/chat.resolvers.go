@@ -313,8 +313,15 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 		// is no member has no read position.)
 		if a.Role != "" {
 			big := a.Channel.MemberCount > r.Store.ChatPushMemberLimit()
-			if _, err := r.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: big}); err != nil {
+			totals, err := r.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: big})
+			switch {
+			case err != nil:
 				r.Log.Warn("chat: record the sender's read in redis", "err", err)
+			case totals.Known:
+				// The sender's other devices show the channel read too.
+				c := channel
+				r.Store.PublishUserEvents(ctx, r.Bus, []string{me.UserID}, []*store.UserEvent{{Type: store.EventNotificationMarkRead,
+					Channel: &c, TotalUnreadCount: totals.Total, UnreadChannels: totals.Channels, CreatedAt: m.CreatedAt}})
 			}
 		}
 		r.wakeWorkers(ctx)

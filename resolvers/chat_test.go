@@ -1102,6 +1102,36 @@ func TestChatMemberAddedDuringASend(t *testing.T) {
 	}
 }
 
+// Sending marks the channel read for the sender: its other devices hear
+// it as notification.mark_read with the new totals.
+func TestChatSendingTellsTheSendersDevices(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "devices-"+tag, bob)
+	sendMsg(t, n, alice, cid, "one")
+	sendMsg(t, n, alice, cid, "two")
+	n.WaitForJobs(t)
+	if got := unreadOf(t, n, bob); got[cid] != 2 {
+		t.Fatalf("bob's unread before he writes: %v", got)
+	}
+	phone := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription { myEvents { type channel totalUnreadCount unreadChannels } }`, nil)
+	waitSubscribed(t, n)
+	sendMsg(t, n, bob, cid, "from the laptop")
+	var ev struct {
+		MyEvents struct {
+			Type, Channel                    string
+			TotalUnreadCount, UnreadChannels int
+		}
+	}
+	phone.NextData(&ev)
+	if ev.MyEvents.Type != "notification.mark_read" || ev.MyEvents.Channel != cid || ev.MyEvents.TotalUnreadCount != 0 || ev.MyEvents.UnreadChannels != 0 {
+		t.Fatalf("bob's phone heard %+v", ev.MyEvents)
+	}
+}
+
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {
