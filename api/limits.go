@@ -371,6 +371,11 @@ func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.B
 	}
 	calls := map[string]int{}
 	for _, f := range graphql.CollectFields(oc, oc.Operation.SelectionSet, []string{"Mutation"}) {
+		if f.Name == "sendTypingEvent" && f.ArgumentMap(oc.Variables)["typing"] == false {
+			// typing.stop is free: refusing it would leave others seeing
+			// the user type (there is no server-side expiry).
+			continue
+		}
 		if rate, ok := s.opts.SendRates[f.Name]; ok && !rate.Off() {
 			calls[f.Name]++
 			if burst := max(rate.Burst, 1); calls[f.Name] > burst {

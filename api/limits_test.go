@@ -328,3 +328,33 @@ func TestRefusedRequestsSpendTheAddressBudget(t *testing.T) {
 		return r.Status == 429 && r.Code() == "RATE_LIMITED"
 	})
 }
+
+// typing.stop never spends the typing budget: a client that typed in a
+// burst can still say it stopped (nothing on the server would).
+func TestTypingStopIsFree(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
+		o.SendRates = map[string]store.Rate{"sendTypingEvent": {Rate: 1, Period: time.Minute, Burst: 2}}
+	}})
+	user := fmt.Sprintf("typist-%d", time.Now().UnixNano())
+	tok := env.Token(t, user)
+	n.Must(t, tok, `mutation($id: ID!) { upsertUsers(users: [{id: $id}]) { id } }`, brooktest.Vars{"id": user}, nil)
+	var ch struct{ CreateChannel struct{ ID string } }
+	n.Must(t, tok, `mutation { createChannel(input: {type: "messaging"}) { id } }`, nil, &ch)
+	typing := func(on bool) *brooktest.Response {
+		return n.Query(t, tok, `mutation($c: ID!, $on: Boolean!) { sendTypingEvent(channel: $c, typing: $on) }`,
+			brooktest.Vars{"c": ch.CreateChannel.ID, "on": on})
+	}
+	for i := 0; i < 2; i++ {
+		if r := typing(true); r.Code() != "" {
+			t.Fatalf("typing.start %d: %+v", i+1, r.Errors)
+		}
+	}
+	if r := typing(true); r.Code() != "RATE_LIMITED" {
+		t.Fatalf("a third typing.start in the burst: %+v", r.Errors)
+	}
+	for i := 0; i < 3; i++ {
+		if r := typing(false); r.Code() != "" {
+			t.Fatalf("typing.stop %d: %+v", i+1, r.Errors)
+		}
+	}
+}
