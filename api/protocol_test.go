@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -97,5 +98,61 @@ func TestInitPayloadNotAnObjectClosesTheConnection(t *testing.T) {
 			}
 		}
 		_ = conn.Close()
+	}
+}
+
+// A subscribe under an id still running closes the connection with 4409,
+// as graphql-transport-ws says; an id completed by the client can be used
+// again.
+func TestDuplicateOperationIDs(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/query"
+	d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}}
+	conn, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	send := func(v string) {
+		t.Helper()
+		if err := conn.WriteMessage(websocket.TextMessage, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recv := func() (map[string]any, error) {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var m map[string]any
+		err := conn.ReadJSON(&m)
+		return m, err
+	}
+	send(`{"type":"connection_init","payload":{"authToken":"` + env.Token(t, "dup") + `"}}`)
+	if m, err := recv(); err != nil || m["type"] != "connection_ack" {
+		t.Fatalf("init: %v %v", m, err)
+	}
+	sub := `{"type":"subscribe","id":"1","payload":{"query":"subscription { userUpdated(id: \"dup\") { name } }"}}`
+	send(sub)
+	send(`{"type":"complete","id":"1"}`)
+	send(sub) // the id is free again
+	send(`{"type":"ping"}`)
+	for {
+		m, err := recv()
+		if err != nil {
+			t.Fatalf("before the duplicate: %v", err)
+		}
+		if m["type"] == "pong" {
+			break
+		}
+	}
+	send(sub) // "1" is running
+	for {
+		_, err := recv()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4409 {
+			t.Fatalf("a second subscribe under a running id: %v, want close 4409", err)
+		}
+		return
 	}
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -82,6 +83,10 @@ type gorillaConn struct {
 	// writeMu serializes writes: gqlgen's (under its own lock) and the
 	// shared pinger's.
 	writeMu sync.Mutex
+	// ops are the operation ids the client started that neither side has
+	// completed.
+	opsMu sync.Mutex
+	ops   map[string]struct{}
 	// Keep-alive state, owned by the pinger (see pinger.run).
 	nextPing     time.Time
 	receivedPong atomic.Bool
@@ -106,7 +111,67 @@ func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived, websocket.CloseGoingAway) {
 		return t, nil, transport.ErrWebsocketClosed
 	}
-	return t, r, err
+	if err != nil || t != websocket.TextMessage {
+		return t, r, err
+	}
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return t, nil, err
+	}
+	if id, dup := c.track(data); dup {
+		// graphql-transport-ws: a subscribe under an id still running
+		// closes the connection with 4409. (gqlgen would start a second
+		// stream under the id, and the first could never be completed.)
+		c.writeMu.Lock()
+		_ = c.conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(closeDuplicateOperation, "Subscriber for "+truncateRaw(id)+" already exists"),
+			time.Now().Add(time.Second))
+		c.writeMu.Unlock()
+		_ = c.conn.Close()
+		return t, nil, transport.ErrWebsocketClosed
+	}
+	return t, bytes.NewReader(data), nil
+}
+
+// closeDuplicateOperation is graphql-transport-ws's close code for a
+// subscribe whose id is already in use.
+const closeDuplicateOperation = 4409
+
+// track follows the operation ids the client starts and either side
+// completes, and reports a start under an id still in use.
+func (c *gorillaConn) track(data []byte) (id string, dup bool) {
+	var m struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	if json.Unmarshal(data, &m) != nil || m.ID == "" {
+		return "", false
+	}
+	c.opsMu.Lock()
+	defer c.opsMu.Unlock()
+	switch m.Type {
+	case "subscribe", "start":
+		if _, running := c.ops[m.ID]; running {
+			return m.ID, true
+		}
+		if c.ops == nil {
+			c.ops = map[string]struct{}{}
+		}
+		c.ops[m.ID] = struct{}{}
+	case "complete", "stop":
+		delete(c.ops, m.ID)
+	}
+	return "", false
+}
+
+// ended forgets an operation id the server completed or failed.
+func (c *gorillaConn) ended(msg wireMessage) {
+	if msg.typ != "complete" && msg.typ != "error" {
+		return
+	}
+	c.opsMu.Lock()
+	delete(c.ops, msg.id)
+	c.opsMu.Unlock()
 }
 
 // WriteJSON writes one message. The write deadline means a client that has
@@ -123,6 +188,7 @@ func (c *gorillaConn) WriteJSON(v any) error {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	var err error
 	if msg, ok := wireMessageOf(v); ok {
+		c.ended(msg)
 		err = c.writeWireMessage(msg)
 	} else {
 		err = c.conn.WriteJSON(v)
