@@ -102,8 +102,8 @@ func TestInitPayloadNotAnObjectClosesTheConnection(t *testing.T) {
 }
 
 // A subscribe under an id still running closes the connection with 4409,
-// as graphql-transport-ws says; an id completed by the client can be used
-// again.
+// as graphql-transport-ws says; an id whose operation has ended can be
+// used again.
 func TestDuplicateOperationIDs(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
 	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/query"
@@ -132,6 +132,15 @@ func TestDuplicateOperationIDs(t *testing.T) {
 	sub := `{"type":"subscribe","id":"1","payload":{"query":"subscription { userUpdated(id: \"dup\") { name } }"}}`
 	send(sub)
 	send(`{"type":"complete","id":"1"}`)
+	for { // the server says when the operation has ended
+		m, err := recv()
+		if err != nil {
+			t.Fatalf("waiting for the first operation to end: %v", err)
+		}
+		if m["type"] == "complete" && m["id"] == "1" {
+			break
+		}
+	}
 	send(sub) // the id is free again
 	send(`{"type":"ping"}`)
 	for {

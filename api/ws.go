@@ -83,8 +83,8 @@ type gorillaConn struct {
 	// writeMu serializes writes: gqlgen's (under its own lock) and the
 	// shared pinger's.
 	writeMu sync.Mutex
-	// ops are the operation ids the client started that neither side has
-	// completed.
+	// ops are the operation ids the client started whose operations have
+	// not ended.
 	opsMu sync.Mutex
 	ops   map[string]struct{}
 	// Keep-alive state, owned by the pinger (see pinger.run).
@@ -137,8 +137,10 @@ func (c *gorillaConn) NextReader() (int, io.Reader, error) {
 // subscribe whose id is already in use.
 const closeDuplicateOperation = 4409
 
-// track follows the operation ids the client starts and either side
-// completes, and reports a start under an id still in use.
+// track follows the operation ids the client starts, and reports a start
+// under an id still in use: from the client's subscribe until the server's
+// complete or error for it (which gqlgen sends when the operation has
+// ended, also after the client's own complete).
 func (c *gorillaConn) track(data []byte) (id string, dup bool) {
 	var m struct {
 		Type string `json:"type"`
@@ -158,8 +160,6 @@ func (c *gorillaConn) track(data []byte) (id string, dup bool) {
 			c.ops = map[string]struct{}{}
 		}
 		c.ops[m.ID] = struct{}{}
-	case "complete", "stop":
-		delete(c.ops, m.ID)
 	}
 	return "", false
 }
