@@ -134,7 +134,8 @@ test('a timeline: normalized activities, a reaction that updates the cached page
     const sub = client.subscribe({
       query: gql`subscription { feedUpdated(feed: "timeline:apollo-tl-alice") { added { id } } }`,
     }).subscribe({ next: (r) => added.push(...r.data.feedUpdated.added.map((a) => a.id)) });
-    await eventually('subscribed', async () => (await metric(server, 'brook_bus_subscribers')) === base + 1, 30_000);
+    // A timeline's stream listens to its feed and to its follows topic.
+    await eventually('subscribed', async () => (await metric(server, 'brook_bus_subscribers')) === base + 2, 30_000);
     const posted = [];
     for (let i = 1; i <= 5; i++) {
       const d = await must(bob, `mutation { addActivity(feed: "user:apollo-tl-bob", input: {verb: "post", object: "post ${i}"}) { id } }`);
