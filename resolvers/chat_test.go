@@ -1132,6 +1132,27 @@ func TestChatSendingTellsTheSendersDevices(t *testing.T) {
 	}
 }
 
+// Reading unread counts is one Redis round trip once the counters are
+// built, also for a member of a big channel with no message yet.
+func TestChatUnreadReadsStayInRedis(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	createChannel(t, n, alice, "livestream", "quiet-big-"+tag, bob, carol) // 3 > 2, no message
+	tok := env.Token(t, bob)
+	q := `{ unreadCounts { totalUnreadCount } }`
+	n.Must(t, tok, q, nil, nil) // builds the counters
+	for i := 0; i < 3; i++ {
+		before := n.Store.Statements()
+		n.Must(t, tok, q, nil, nil)
+		if ran := n.Store.Statements() - before; ran != 0 {
+			t.Fatalf("read %d ran %d statements", i+1, ran)
+		}
+	}
+}
+
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {

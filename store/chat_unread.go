@@ -223,7 +223,10 @@ for i = 3, #ARGV, 4 do
   if ARGV[i + 3] == '1' then
     redis.call('HSET', ub, ch, math.max(r, oldub[ch] or 0))
     local key = prefix .. 'chat:seq:' .. ch
-    if tonumber(redis.call('GET', key) or '0') < s then redis.call('SET', key, s) end
+    local cur = redis.call('GET', key)
+    -- Set even at 0: a missing key means "rebuild", so a big channel
+    -- with no message yet would send every read to PostgreSQL.
+    if not cur or tonumber(cur) < s then redis.call('SET', key, s) end
   else
     local ss, rr = math.max(s, old['s:' .. ch] or 0), math.max(r, old['r:' .. ch] or 0)
     redis.call('HSET', h, 's:' .. ch, ss, 'r:' .. ch, rr)
