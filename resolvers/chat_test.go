@@ -1153,6 +1153,33 @@ func TestChatUnreadReadsStayInRedis(t *testing.T) {
 	}
 }
 
+// Redis may evict a user's big-channel hash on its own (it is a key of its
+// own): the next read notices and rebuilds, rather than leaving those
+// channels out.
+func TestChatUnreadSurvivesALostBigHash(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	big := createChannel(t, n, alice, "livestream", "evict-big-"+tag, bob, carol)
+	small := createChannel(t, n, alice, "messaging", "evict-small-"+tag, bob)
+	sendMsg(t, n, alice, big, "one")
+	sendMsg(t, n, alice, big, "two")
+	sendMsg(t, n, alice, small, "three")
+	n.WaitForJobs(t)
+	want := fmt.Sprint(map[string]int{big: 2, small: 1})
+	if got := unreadOf(t, n, bob); fmt.Sprint(got) != want {
+		t.Fatalf("before: %v, want %v", got, want)
+	}
+	if err := n.Store.Redis().Del(context.Background(), n.Store.Key("chat", "ub", bob)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := unreadOf(t, n, bob); fmt.Sprint(got) != want {
+		t.Fatalf("after the big hash was lost: %v, want %v", got, want)
+	}
+}
+
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {

@@ -60,6 +60,9 @@ local function totals(h, ub, prefix)
   local t = tonumber(redis.call('HGET', h, 't') or '0')
   local c = tonumber(redis.call('HGET', h, 'c') or '0')
   local big = redis.call('HGETALL', ub)
+  -- Fewer big channels than the rebuild wrote: the big hash was lost
+  -- (evicted) on its own, and the totals are unknown until a rebuild.
+  if #big / 2 < tonumber(redis.call('HGET', h, 'b') or '0') then return nil end
   for i = 1, #big, 2 do
     local s = tonumber(redis.call('GET', prefix .. 'chat:seq:' .. big[i]) or '0')
     local n = s - tonumber(big[i + 1])
@@ -97,8 +100,9 @@ for i = 1, #KEYS / 2 do
   local h, ub = KEYS[2 * i - 1], KEYS[2 * i]
   local r = 0
   if i == sender then r = seq end
-  if apply(h, ch, seq, r) then
-    local t, c = totals(h, ub, prefix)
+  local t, c
+  if apply(h, ch, seq, r) then t, c = totals(h, ub, prefix) end
+  if t then
     out[#out + 1] = t; out[#out + 1] = c
   else
     out[#out + 1] = -1; out[#out + 1] = -1
@@ -130,19 +134,22 @@ else
 end
 if not ok then return {-1, -1} end
 local t, c = totals(h, ub, prefix)
+if not t then return {-1, -1} end
 return {t, c}
 `)
 
 // bigReadScript reads a user's counts in channels above the push limit
-// (computed from each channel's sequence key). KEYS: big hash. ARGV:
+// (computed from each channel's sequence key). KEYS: big hash, hash. ARGV:
 // prefix. Returns {1, channel, n, ...} or, when a sequence key is missing
-// (a rebuild is needed), {0}. The user's own hash is read with a plain
+// or the big hash holds fewer channels than the rebuild wrote (field b of
+// the hash: it was evicted), {0}, a rebuild being needed. The user's own hash is read with a plain
 // HGETALL in the same MULTI: a script would convert all of its fields
 // (two per channel) into Lua strings and back, several times the cost of
 // the command itself.
 var bigReadScript = redis.NewScript(`
-local ub, prefix = KEYS[1], ARGV[1]
+local ub, h, prefix = KEYS[1], KEYS[2], ARGV[1]
 local big = redis.call('HGETALL', ub)
+if #big / 2 < tonumber(redis.call('HGET', h, 'b') or '0') then return {0} end
 local out = {1}
 for i = 1, #big, 2 do
   local sv = redis.call('GET', prefix .. 'chat:seq:' .. big[i])
@@ -163,7 +170,7 @@ func (s *Store) readUnread(ctx context.Context, user string) (counts []ChannelUn
 	var big *redis.Cmd
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		all = p.HGetAll(ctx, h)
-		big = bigReadScript.Eval(ctx, p, []string{ub}, s.prefix)
+		big = bigReadScript.Eval(ctx, p, []string{ub, h}, s.prefix)
 		return nil
 	})
 	if err != nil {
@@ -217,10 +224,11 @@ for i = 1, #all, 2 do old[all[i]] = tonumber(all[i + 1]) end
 all = redis.call('HGETALL', ub)
 for i = 1, #all, 2 do oldub[all[i]] = tonumber(all[i + 1]) end
 redis.call('DEL', h, ub)
-local t, c = 0, 0
+local t, c, b = 0, 0, 0
 for i = 3, #ARGV, 4 do
   local ch, s, r = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if ARGV[i + 3] == '1' then
+    b = b + 1
     redis.call('HSET', ub, ch, math.max(r, oldub[ch] or 0))
     local key = prefix .. 'chat:seq:' .. ch
     local cur = redis.call('GET', key)
@@ -233,7 +241,7 @@ for i = 3, #ARGV, 4 do
     if ss > rr then t = t + ss - rr; c = c + 1 end
   end
 end
-redis.call('HSET', h, 't', t, 'c', c, 'gen', gen, 'ok', 1)
+redis.call('HSET', h, 't', t, 'c', c, 'b', b, 'gen', gen, 'ok', 1)
 return 1
 `)
 
