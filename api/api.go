@@ -235,7 +235,7 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	} else {
 		srv.Use(noIntrospection{})
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: apqCache{server: s}})
+	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: apqCache{server: s}}})
 	srv.Use(numberLiterals{})
 	srv.Use(extension.FixedComplexityLimit(s.opts.ComplexityLimit))
 	srv.Use(depthLimit{max: s.opts.DepthLimit})

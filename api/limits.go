@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
@@ -209,6 +210,24 @@ func introspects(set ast.SelectionSet, seen map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// persistedQueries is gqlgen's automatic persisted queries, with a code on
+// every error: gqlgen's WebSocket transport sends these errors as they
+// are, without the error presenter that gives HTTP answers their codes.
+type persistedQueries struct {
+	extension.AutomaticPersistedQuery
+}
+
+func (p persistedQueries) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	err := p.AutomaticPersistedQuery.MutateOperationParameters(ctx, params)
+	if err != nil && err.Extensions["code"] == nil {
+		if err.Extensions == nil {
+			err.Extensions = map[string]any{}
+		}
+		err.Extensions["code"] = CodeBadUserInput
+	}
+	return err
 }
 
 // apqCache keeps automatic persisted queries in Redis, shared by all nodes,

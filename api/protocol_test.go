@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -163,5 +164,44 @@ func TestDuplicateOperationIDs(t *testing.T) {
 			t.Fatalf("a second subscribe under a running id: %v, want close 4409", err)
 		}
 		return
+	}
+}
+
+// Persisted-query errors over the WebSocket carry a code, as over HTTP.
+func TestPersistedQueryErrorsOverWebsocket(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	url := "ws" + strings.TrimPrefix(n.URL, "http") + "/query"
+	d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}}
+	conn, _, err := d.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	read := func() string {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(msg)
+	}
+	_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"connection_init","payload":{"authToken":"`+env.Token(t, "apq-ws")+`"}}`))
+	if m := read(); !strings.Contains(m, "connection_ack") {
+		t.Fatalf("init: %s", m)
+	}
+	for i, ext := range []string{
+		`{"persistedQuery":{"version":1,"sha256Hash":"deadbeef"}}`,
+		`{"persistedQuery":{"version":9,"sha256Hash":"deadbeef"}}`,
+	} {
+		id := fmt.Sprint(i + 1)
+		_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"subscribe","id":"`+id+`","payload":{"query":"{ me { id } }","extensions":`+ext+`}}`))
+		m := read()
+		for strings.Contains(m, `"type":"complete"`) { // the previous operation's end
+			m = read()
+		}
+		if !strings.Contains(m, `"id":"`+id+`"`) || !strings.Contains(m, `"code":"BAD_USER_INPUT"`) {
+			t.Errorf("%s: %s", ext, m)
+		}
 	}
 }
