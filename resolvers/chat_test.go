@@ -1180,6 +1180,30 @@ func TestChatUnreadSurvivesALostBigHash(t *testing.T) {
 	}
 }
 
+// A message job that read the channel's members just before a removal
+// counts nothing for the removed user once its counters were rebuilt
+// without the channel.
+func TestChatLateBumpSkipsARemovedMember(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "late-bump-"+tag, bob)
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`,
+		brooktest.Vars{"c": cid, "u": bob}, nil)
+	if got := unreadOf(t, n, bob); len(got) != 0 { // rebuilt without the channel
+		t.Fatalf("bob after his removal: %v", got)
+	}
+	// The job of a message sent before the removal, with the members it read then.
+	if _, err := n.Store.BumpUnread(context.Background(), cid, 5, []string{alice, bob}, alice); err != nil {
+		t.Fatal(err)
+	}
+	if got := unreadOf(t, n, bob); len(got) != 0 {
+		t.Fatalf("bob, removed, after a late bump: %v", got)
+	}
+}
+
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {

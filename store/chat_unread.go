@@ -74,6 +74,10 @@ local function apply(h, ch, s1, r1)
   local fs, fr = 's:' .. ch, 'r:' .. ch
   local ok = redis.call('HEXISTS', h, 'ok') == 1
   local v = redis.call('HMGET', h, fs, fr)
+  -- A complete hash lists every channel of the user: one it does not
+  -- list is not the user's (a job that read the members before a removal
+  -- must not count the channel for the removed user).
+  if ok and not v[1] then return ok end
   local s0, r0 = tonumber(v[1] or '0'), tonumber(v[2] or '0')
   local s, r = math.max(s0, s1), math.max(r0, r1)
   if s ~= s0 then redis.call('HSET', h, fs, s) end
