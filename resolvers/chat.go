@@ -327,6 +327,9 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 	catchUp := func(upTo int64) bool {
 		for page := 0; ; page++ {
 			msgs, err := r.messagesAfter(ctx, channel, last, upTo)
+			if replayPageRead != nil {
+				replayPageRead(channel, page)
+			}
 			if err == nil && page > 0 && len(msgs) > 0 {
 				// A long replay to a slow client outlasts the check its
 				// subscription began with: the member may have been
@@ -453,6 +456,10 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 		}
 	}
 }
+
+// replayPageRead, when set (by tests), runs after messageAdded's replay
+// has read a page (counted from 0) and before it delivers it.
+var replayPageRead func(channel string, page int)
 
 // messagesAfter reads a page of a channel's messages after a position for
 // messageAdded. Subscribers of the same channel that miss the same

@@ -1204,6 +1204,62 @@ func TestChatLateBumpSkipsARemovedMember(t *testing.T) {
 	}
 }
 
+// A long messageAdded(after:) replay re-checks membership as it goes: a
+// member removed during it gets FORBIDDEN, and never what was sent after
+// the removal. The removal and the message come while the replay holds
+// its first page; the second, read after them, holds the message.
+func TestChatReplayStopsAtARemoval(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "replay-"+tag, bob)
+	first := sendMsg(t, n, alice, cid, "m0")
+	for i := 1; i <= 150; i++ { // two pages after the first message
+		if _, _, err := n.Store.SendMessage(context.Background(), cid, alice, true, store.MessageInput{Text: fmt.Sprintf("m%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.WaitForJobs(t)
+	var once sync.Once
+	t.Cleanup(resolvers.OnReplayPageRead(func(channel string, page int) {
+		if channel != cid || page != 0 {
+			return
+		}
+		once.Do(func() { // on the server's goroutine: no t.Fatal here
+			c := n.Client(env.Token(t, alice))
+			if err := c.Run(context.Background(), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`,
+				brooktest.Vars{"c": cid, "u": bob}, nil); err != nil {
+				t.Error(err)
+			}
+			if err := c.Run(context.Background(), `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "after the removal"}) { id } }`,
+				brooktest.Vars{"c": cid}, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}))
+	sub := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!, $a: ID) { messageAdded(channel: $c, after: $a) { text } }`,
+		brooktest.Vars{"c": cid, "a": first.ID})
+	got := 0
+	for {
+		m := sub.Next()
+		if m.Type == "next" {
+			if strings.Contains(string(m.Payload), "after the removal") {
+				t.Fatal("a message sent after the removal reached the removed member")
+			}
+			got++
+			continue
+		}
+		if m.Type != "error" || !strings.Contains(string(m.Payload), "FORBIDDEN") {
+			t.Fatalf("after %d messages: %s %s, want FORBIDDEN", got, m.Type, m.Payload)
+		}
+		break
+	}
+	if got != 100 {
+		t.Fatalf("%d messages replayed before the removal was seen, want the first page's 100", got)
+	}
+}
+
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {

@@ -17,3 +17,11 @@ func OnDeparturesCommitted(f func(ctx context.Context)) (reset func()) {
 	departuresCommitted = f
 	return func() { departuresCommitted = nil }
 }
+
+// OnReplayPageRead sets the function that runs after messageAdded's replay
+// has read a page and before it delivers it, and returns a function that
+// removes it.
+func OnReplayPageRead(f func(channel string, page int)) (reset func()) {
+	replayPageRead = f
+	return func() { replayPageRead = nil }
+}
