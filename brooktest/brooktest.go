@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/brookhq/brook/api"
@@ -222,4 +223,30 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Querier runs a query that returns one row: a pool, a connection or a
+// transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// LockWaiters counts the sessions waiting for a lock held by the session
+// whose backend pid is holder, directly or queued behind another such
+// waiter. Tests that stage a race by holding a row lock count their own
+// waiters this way, never those of the tests and test binaries that share
+// the PostgreSQL server with them.
+func LockWaiters(t testing.TB, db Querier, holder uint32) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(context.Background(), `
+		WITH RECURSIVE waiter(pid) AS (
+			SELECT pid FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))
+			UNION
+			SELECT a.pid FROM pg_stat_activity a JOIN waiter w ON w.pid = ANY (pg_blocking_pids(a.pid))
+		)
+		SELECT count(*) FROM waiter`, int32(holder)).Scan(&n); err != nil {
+		t.Fatalf("brooktest: count lock waiters: %v", err)
+	}
+	return n
 }

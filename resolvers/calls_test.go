@@ -947,15 +947,11 @@ func TestCallMemberRemovedDuringJoin(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM call_sessions WHERE id = $1 FOR UPDATE`, aj.Session.ID); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func(sql string) bool {
-		var c int
-		_ = n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`, sql).Scan(&c)
-		return c > 0
-	}
+	waiting := func() int { return brooktest.LockWaiters(t, n.Store.DB(), tx.Conn().PgConn().PID()) }
 	joined := make(chan error, 1)
 	var bj callJoinResult
 	go func() { joined <- n.Client(env.Token(t, bob)).Run(ctx, joinCallQuery, brooktest.Vars{"id": cid}, &bj) }()
-	brooktest.Eventually(t, "bob's join waits on the session's row", func() bool { return waiting("%call_sessions%FOR UPDATE%") })
+	brooktest.Eventually(t, "bob's join waits on the session's row", func() bool { return waiting() == 1 })
 	removed := make(chan error, 1)
 	go func() {
 		removed <- n.Client(env.Token(t, alice)).Run(ctx, `mutation($id: ID!, $r: [ID!]) { updateCallMembers(id: $id, remove: $r) { id } }`,
@@ -963,7 +959,7 @@ func TestCallMemberRemovedDuringJoin(t *testing.T) {
 	}()
 	// The removal either waits for the join (as it must) or, wrongly,
 	// finishes before the join can commit.
-	brooktest.Eventually(t, "the removal waits or ends", func() bool { return waiting("%FROM calls WHERE id = $1 FOR UPDATE%") || len(removed) > 0 })
+	brooktest.Eventually(t, "the removal waits or ends", func() bool { return waiting() == 2 || len(removed) > 0 })
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1068,12 +1068,7 @@ func TestChatMemberAddedDuringASend(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM channels WHERE id = $1 FOR UPDATE`, cid); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() int {
-		var c int
-		_ = n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
-			AND (query LIKE '%UPDATE channels%' OR query LIKE '%INSERT INTO channel_members%')`).Scan(&c)
-		return c
-	}
+	waiting := func() int { return brooktest.LockWaiters(t, n.Store.DB(), tx.Conn().PgConn().PID()) }
 	done := make(chan error, 2)
 	go func() {
 		done <- n.Client(env.Token(t, bob)).Run(ctx, `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "just before"}) { id } }`, brooktest.Vars{"c": cid}, nil)
