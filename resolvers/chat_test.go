@@ -1051,7 +1051,9 @@ func TestChatDataNumbersAtTheirLimits(t *testing.T) {
 
 // A message that commits while a member is being added (after the add read
 // the channel, before it locked the channel's row) came before the join:
-// the new member has nothing unread.
+// the new member has nothing unread. The test holds the new member's users
+// row, so the add's insert, its snapshot of the channel taken, waits in its
+// foreign key check while the message is sent and committed.
 func TestChatMemberAddedDuringASend(t *testing.T) {
 	t.Parallel()
 	n := env.StartNode(t, brooktest.NodeOptions{})
@@ -1065,27 +1067,23 @@ func TestChatMemberAddedDuringASend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM channels WHERE id = $1 FOR UPDATE`, cid); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, carol); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() int { return brooktest.LockWaiters(t, n.Store.DB(), tx.Conn().PgConn().PID()) }
-	done := make(chan error, 2)
+	added := make(chan error, 1)
 	go func() {
-		done <- n.Client(env.Token(t, bob)).Run(ctx, `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "just before"}) { id } }`, brooktest.Vars{"c": cid}, nil)
-	}()
-	brooktest.Eventually(t, "the send waits on the channel's row", func() bool { return waiting() == 1 })
-	go func() {
-		done <- n.Client(env.Token(t, alice)).Run(ctx, `mutation($c: ID!, $u: [ID!]!) { addMembers(channel: $c, userIds: $u) { id } }`,
+		added <- n.Client(env.Token(t, alice)).Run(ctx, `mutation($c: ID!, $u: [ID!]!) { addMembers(channel: $c, userIds: $u) { id } }`,
 			brooktest.Vars{"c": cid, "u": []string{carol}}, nil)
 	}()
-	brooktest.Eventually(t, "the add waits behind it", func() bool { return waiting() == 2 })
+	brooktest.Eventually(t, "the add waits on carol's row", func() bool {
+		return brooktest.LockWaiters(t, n.Store.DB(), tx.Conn().PgConn().PID()) == 1
+	})
+	sendMsg(t, n, bob, cid, "just before")
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 2; i++ {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+	if err := <-added; err != nil {
+		t.Fatal(err)
 	}
 	n.WaitForJobs(t)
 	if got := unreadOf(t, n, carol); len(got) != 0 {
