@@ -19,7 +19,6 @@ import (
 	gqllru "github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/99designs/gqlgen/graphql/playground"
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,6 +115,7 @@ type Server struct {
 	metrics  *metrics
 	presence *presence
 	pinger   *pinger
+	upgrader *websocket.Upgrader
 	apqLocal *lru.Cache[string, string]
 	origins  *originPolicy
 	blocks   addressBlocks
@@ -162,12 +162,13 @@ func New(opts Options) (*Server, error) {
 	s.apqLocal, _ = lru.New[string, string](1000)
 	s.wsCtx, s.wsCancel = context.WithCancel(context.Background())
 
-	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger, Present: s.present,
+	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger, Present: s.present, SubscriptionFailed: SubscriptionFailed,
 		SFUNodes: opts.SFUNodes, CallParticipantTimeout: opts.CallParticipantTimeout}
 	s.presence = &presence{store: opts.Store, log: opts.Logger, conns: map[string]string{}, announce: res.AnnouncePresence}
 	cfg := graph.Config{Resolvers: res}
 	resolvers.SetComplexity(&cfg.Complexity)
 	s.pinger = newPinger(opts.PingInterval, 15*time.Second)
+	s.upgrader = s.newUpgrader()
 	s.gql = s.newGraphQLHandler(graph.NewExecutableSchema(cfg))
 
 	presenceCtx, stop := context.WithCancel(context.Background())
@@ -210,17 +211,7 @@ func setDefault[T comparable](v *T, def T) {
 // extensions, in the order gqlgen runs them.
 func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Server {
 	srv := handler.New(schema)
-	readLimit := s.opts.MaxWebsocketMessage
-	srv.AddTransport(transport.Websocket{
-		// Keep-alive pings and graphql-ws "ka" messages come from one shared
-		// pinger rather than from gqlgen's per-connection goroutines
-		// (KeepAlivePingInterval and PingPongInterval stay 0).
-		Implementation:   newGorillaWebsocket(s.origins, s.opts.WebsocketWriteTimeout, &s.shuttingDown, s.pinger),
-		InitFunc:         s.wsInit,
-		CloseFunc:        s.wsClose,
-		InitTimeout:      10 * time.Second,
-		PayloadReadLimit: &readLimit,
-	})
+	srv.AddTransport(wsTransport{s})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -313,9 +304,11 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	s.requireToken(s.gql).ServeHTTP(w, r)
 }
 
-// serveWebsocket runs one WebSocket connection. Its context ends when the
-// client leaves or when the server shuts down: http.Server.Shutdown does not
-// touch hijacked connections, so Shutdown cancels them itself.
+// serveWebsocket hands a WebSocket upgrade to the transport (wsTransport),
+// which serves the connection from a goroutine of its own. The connection's
+// context ends when the client leaves or when the server shuts down:
+// http.Server.Shutdown does not touch hijacked connections, so Shutdown
+// cancels them itself and waits for them.
 func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	if !s.origins.allowWebsocket(r) {
 		// Cross-site WebSocket hijacking: a page on a foreign origin is
@@ -330,24 +323,14 @@ func (s *Server) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	// The connection's goroutine is done with it when it ends.
 	s.wsConns.Add(1)
 	s.wsMu.Unlock()
-	defer s.wsConns.Done()
 
-	s.metrics.connections.Inc()
-	defer s.metrics.connections.Dec()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	stop := context.AfterFunc(s.wsCtx, cancel)
-	defer stop()
-	st := &wsState{connID: uuid.Must(uuid.NewV7()).String()}
-	ctx = context.WithValue(ctx, wsStateKey{}, st)
-	s.gql.ServeHTTP(w, r.WithContext(ctx))
-	// gqlgen returns without closing the socket on some refused
-	// connection_init messages (a payload that is not an object); a
-	// connection whose handler has returned is over either way.
-	if st.conn != nil {
-		_ = st.conn.Close()
+	acc := &wsAccept{}
+	s.gql.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), wsAcceptKey{}, acc)))
+	if !acc.accepted {
+		s.wsConns.Done()
 	}
 }
 

@@ -69,7 +69,7 @@ func (s *Server) requireToken(next http.Handler) http.Handler {
 			return
 		}
 		if info := requestFrom(r.Context()); info != nil {
-			info.user = id.UserID
+			info.setUser(id.UserID)
 		}
 		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 	})
@@ -117,8 +117,6 @@ type wsState struct {
 	cancel context.CancelFunc
 	// operations counts the operations running on the connection.
 	operations atomic.Int64
-	// conn is the accepted connection, closed when its handler returns.
-	conn *gorillaConn
 }
 
 type wsStateKey struct{}
@@ -139,11 +137,17 @@ const closeForbidden = 4403
 // serve the connection now but will soon (RFC 6455's 1013).
 const closeTryAgainLater = 1013
 
+// wsRefusal is why a connection_init was refused: the close code and reason.
+type wsRefusal struct {
+	code   int
+	reason string
+}
+
 // wsInit authenticates a WebSocket connection from its connection_init
 // payload: {"authToken": "<token>"} or {"Authorization": "Bearer <token>"}.
-// A bad token closes the socket with 4403. The connection's context ends
-// when the token expires, which closes the connection.
-func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+// A bad token is refused with 4403. The connection's context ends when the
+// token expires, which closes the connection.
+func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (context.Context, *wsRefusal) {
 	token := payload.GetString("authToken")
 	if token == "" {
 		token = auth.FromHeader(payload.Authorization())
@@ -161,36 +165,31 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 		default:
 			code, reason = 4500, presented.Message
 		}
-		ctx = transport.WithWebsocketCloseCode(ctx, code)
-		ctx = transport.AppendCloseReason(ctx, reason)
-		return ctx, nil, errors.New(presented.Message)
+		return ctx, &wsRefusal{code, reason}
 	}
 	st := wsStateFrom(ctx)
 	if st == nil {
-		return ctx, nil, errors.New("api: websocket state missing")
+		return ctx, &wsRefusal{4500, "api: websocket state missing"}
 	}
 	if limit := s.opts.MaxConnectionsPerUser; limit > 0 {
 		if open, err := s.opts.Store.OpenConnections(ctx, id.UserID); err == nil && open >= limit {
-			reason := fmt.Sprintf("RATE_LIMITED: user %q already has %d open connections, the limit", id.UserID, open)
-			ctx = transport.WithWebsocketCloseCode(ctx, closeTooManyConnections)
-			ctx = transport.AppendCloseReason(ctx, reason)
-			return ctx, nil, errors.New(reason)
+			return ctx, &wsRefusal{closeTooManyConnections, fmt.Sprintf("RATE_LIMITED: user %q already has %d open connections, the limit", id.UserID, open)}
 		}
 	}
 	st.user, st.expires = id.UserID, id.Expires
 	if info := requestFrom(ctx); info != nil {
-		info.user = id.UserID
+		info.setUser(id.UserID)
 	}
 	ctx = auth.WithIdentity(ctx, id)
 	if !id.Expires.IsZero() {
 		ctx, st.cancel = context.WithDeadline(ctx, id.Expires)
 	}
 	s.presence.connect(ctx, st.connID, id.UserID)
-	return ctx, nil, nil
+	return ctx, nil
 }
 
 // wsClose runs when a WebSocket connection ends.
-func (s *Server) wsClose(ctx context.Context, _ int) {
+func (s *Server) wsClose(ctx context.Context) {
 	st := wsStateFrom(ctx)
 	if st == nil {
 		return

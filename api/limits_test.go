@@ -358,3 +358,38 @@ func TestTypingStopIsFree(t *testing.T) {
 		}
 	}
 }
+
+// A WebSocket connection is one request in the log: one line, written when
+// the connection closes (its HTTP handler returned long before), with its
+// user, status 101 and the operations it ran.
+func TestWebsocketLoggedWhenItCloses(t *testing.T) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), nil))
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Logger: logger})
+	ws := n.MustDial(t, env.Token(t, "logan"))
+	ws.Subscribe(`{ me { id } }`, nil).Expect("next")
+	lines := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, l := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(l, "status=101") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if l := lines(); len(l) != 0 {
+		t.Fatalf("the open connection was logged: %q", l)
+	}
+	_ = ws.Close()
+	brooktest.Eventually(t, "the closed connection is logged", func() bool { return len(lines()) == 1 })
+	if l := lines()[0]; !strings.Contains(l, "user=logan") || !strings.Contains(l, `ops="[query me]"`) {
+		t.Fatalf("the connection's line: %s", l)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -121,6 +122,29 @@ type requestInfo struct {
 	mu    sync.Mutex
 	ops   []string
 	codes []string
+
+	// holders are how many must release the request before its line is
+	// logged: the HTTP handler, and the WebSocket connection it upgraded,
+	// which outlives it.
+	holders atomic.Int32
+	logLine func()
+}
+
+// detach keeps the request open after its HTTP handler returns, until
+// release: a WebSocket connection is one request that ends when it closes.
+func (r *requestInfo) detach() { r.holders.Add(1) }
+
+// release lets go of the request; the last to let go logs it.
+func (r *requestInfo) release() {
+	if r.holders.Add(-1) == 0 {
+		r.logLine()
+	}
+}
+
+func (r *requestInfo) setUser(user string) {
+	r.mu.Lock()
+	r.user = user
+	r.mu.Unlock()
 }
 
 func (r *requestInfo) addOperation(op string) {
@@ -188,19 +212,26 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", info.id)
 		sw := &statusWriter{ResponseWriter: w}
 		start := time.Now()
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestKey{}, info)))
-		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
-			return
+		// The line, logged when the request ends, holds on to nothing of
+		// the request (a WebSocket connection outlives its handler).
+		method, path, status := r.Method, r.URL.Path, 0
+		info.holders.Store(1)
+		info.logLine = func() {
+			if path == "/healthz" || path == "/metrics" {
+				return
+			}
+			info.mu.Lock()
+			defer info.mu.Unlock()
+			log.Info("request", "request_id", info.id, "method", method, "path", path,
+				"status", status, "ms", float64(time.Since(start).Microseconds())/1000,
+				"user", info.user, "ops", info.ops, "codes", info.codes)
 		}
-		status := sw.status
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), requestKey{}, info)))
+		status = sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		info.mu.Lock()
-		defer info.mu.Unlock()
-		log.Info("request", "request_id", info.id, "method", r.Method, "path", r.URL.Path,
-			"status", status, "ms", float64(time.Since(start).Microseconds())/1000,
-			"user", info.user, "ops", info.ops, "codes", info.codes)
+		info.release()
 	})
 }
 

@@ -198,3 +198,86 @@ func (w *rawWS) signIn(user string) {
 		w.t.Fatalf("init: %s %v", m, err)
 	}
 }
+
+// closeCode reads until the connection closes and returns its close code
+// (0 when it stays open for 5 s or ends without one).
+func (w *rawWS) closeCode() int {
+	w.t.Helper()
+	for {
+		_, err := w.recv()
+		var ce *websocket.CloseError
+		switch {
+		case errors.As(err, &ce):
+			return ce.Code
+		case err != nil:
+			return 0
+		}
+	}
+}
+
+// The protocol's rules, each closing the connection with the code
+// graphql-transport-ws gives it.
+func TestGraphQLTransportWSCloseCodes(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	for _, c := range []struct {
+		name string
+		run  func(w *rawWS)
+		want int
+	}{
+		{"subscribe before connection_init", func(w *rawWS) {
+			w.send(`{"id":"1","type":"subscribe","payload":{"query":"{ me { id } }"}}`)
+		}, 4401},
+		{"a second connection_init", func(w *rawWS) {
+			w.signIn("ann")
+			w.send(`{"type":"connection_init","payload":{}}`)
+		}, 4429},
+		{"a message that is not JSON", func(w *rawWS) { w.send(`{"type":`) }, 4400},
+		{"an unknown message type", func(w *rawWS) {
+			w.signIn("ann")
+			w.send(`{"type":"start","id":"1","payload":{"query":"{ me { id } }"}}`)
+		}, 4400},
+		{"subscribe without an id", func(w *rawWS) {
+			w.signIn("ann")
+			w.send(`{"type":"subscribe","payload":{"query":"{ me { id } }"}}`)
+		}, 4400},
+	} {
+		w := dialRaw(t, n, "graphql-transport-ws")
+		c.run(w)
+		if got := w.closeCode(); got != c.want {
+			t.Errorf("%s: closed with %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// A ping before connection_init is answered; an operation that fails
+// validation gets one error message (no complete), and the connection
+// goes on.
+func TestGraphQLTransportWSErrorsAndPings(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	w := dialRaw(t, n, "graphql-transport-ws")
+	w.send(`{"type":"ping","payload":{"t":1}}`)
+	if m, err := w.recv(); err != nil || m != `{"type":"pong","payload":{"t":1}}` {
+		t.Fatalf("ping before init: %s %v", m, err)
+	}
+	w.signIn("ann")
+	w.send(`{"id":"bad","type":"subscribe","payload":{"query":"{ nope }"}}`)
+	m, err := w.recv()
+	var msg struct {
+		ID, Type string
+		Payload  []struct {
+			Message    string
+			Extensions map[string]any
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(m), &msg) != nil || msg.ID != "bad" || msg.Type != "error" ||
+		len(msg.Payload) == 0 || msg.Payload[0].Extensions["code"] != "BAD_USER_INPUT" {
+		t.Fatalf("a query that fails validation: %s %v", m, err)
+	}
+	w.send(`{"id":"ok","type":"subscribe","payload":{"query":"{ me { id } }"}}`)
+	if m, err := w.recv(); err != nil || !strings.Contains(m, `"id":"ok","type":"next"`) {
+		t.Fatalf("after the error, the next message is %s %v, want the next operation's result", m, err)
+	}
+	if m, err := w.recv(); err != nil || m != `{"id":"ok","type":"complete"}` {
+		t.Fatalf("after the result: %s %v", m, err)
+	}
+}

@@ -2,405 +2,675 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/url"
-	"reflect"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
 )
 
-// gorillaWebsocket is gqlgen's WebsocketImplementation over gorilla/websocket
-// (gqlgen itself ships one only for coder/websocket).
+// Brook's WebSocket transport speaks graphql-transport-ws (the protocol of
+// the graphql-ws library, Apollo Client and urql) and the legacy graphql-ws
+// protocol of subscriptions-transport-ws, over gorilla/websocket.
 //
-// Idle connections stay small: reads and writes go through the two 4 KB
-// buffers net/http already holds for the connection, and keep-alive pings
-// come from one goroutine for all connections.
-type gorillaWebsocket struct {
-	upgrader     websocket.Upgrader
-	writeTimeout time.Duration
-	shuttingDown *atomic.Bool
-	pinger       *pinger
-}
+// It takes the place of gqlgen's transport.Websocket, which a connection
+// cost four goroutines (the HTTP handler reading, one waiting for the
+// connection to end, one per operation, and the operation's stream) and
+// net/http's two 4 KB buffers. Here the HTTP handler returns once the
+// connection is upgraded; one goroutine reads the connection, running no
+// GraphQL code itself, so its stack stays small; an idle connection holds a
+// 1 KB read buffer and borrows a write buffer only while it writes;
+// keep-alive pings come from one goroutine for all connections; and each
+// response is written once, straight into the frame.
 
-func newGorillaWebsocket(origins *originPolicy, writeTimeout time.Duration, shuttingDown *atomic.Bool, p *pinger) gorillaWebsocket {
-	return gorillaWebsocket{
-		pinger: p,
-		upgrader: websocket.Upgrader{
-			// 0: read through the 4 KB buffer net/http has already
-			// allocated for the connection (it stays referenced by the
-			// server's connection while the handler runs) rather than
-			// allocating another.
-			ReadBufferSize: 0,
-			// Likewise for writes: net/http's 4 KB write buffer for the
-			// connection stays referenced by its server connection while the
-			// handler runs, so gorilla writing through it costs no memory,
-			// where a buffer from a shared pool would come on top of it.
-			WriteBufferSize:   0,
-			WriteBufferPool:   nil,
-			HandshakeTimeout:  10 * time.Second,
-			CheckOrigin:       origins.allowWebsocket,
-			EnableCompression: false,
-		},
-		writeTimeout: writeTimeout,
-		shuttingDown: shuttingDown,
+// The WebSocket subprotocols Brook speaks.
+const (
+	transportWS = "graphql-transport-ws"
+	legacyWS    = "graphql-ws"
+)
+
+// Close codes of graphql-transport-ws.
+const (
+	closeBadRequest         = 4400
+	closeUnauthorized       = 4401
+	closeInitTimeout        = 4408
+	closeDuplicateOperation = 4409
+	closeTooManyInits       = 4429
+)
+
+// wsInitTimeout is how long a new connection has to send connection_init.
+const wsInitTimeout = 10 * time.Second
+
+// wsReadBuffer is a connection's read buffer. Client messages are small (a
+// subscribe is a few hundred bytes); larger ones are read through it.
+const wsReadBuffer = 1024
+
+// wsWriteBuffers lends connections a frame buffer while they write.
+var wsWriteBuffers = &sync.Pool{}
+
+func (s *Server) newUpgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:   wsReadBuffer,
+		WriteBufferPool:  wsWriteBuffers,
+		HandshakeTimeout: 10 * time.Second,
+		CheckOrigin:      s.origins.allowWebsocket,
+		Subprotocols:     []string{transportWS, legacyWS},
 	}
 }
 
-// Accept upgrades the request, offering the GraphQL subprotocols gqlgen speaks.
-func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
-	up := g.upgrader
-	up.Subprotocols = opts.Subprotocols
-	conn, err := up.Upgrade(w, r, opts.ResponseHeader)
+// wsTransport is the gqlgen transport of WebSocket upgrades. Going through
+// gqlgen's handler hands the connection the executor with every extension
+// the HTTP transports have.
+type wsTransport struct{ s *Server }
+
+var _ graphql.Transport = wsTransport{}
+
+func (wsTransport) Supports(r *http.Request) bool { return websocket.IsWebSocketUpgrade(r) }
+
+func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	t.s.acceptWebsocket(w, r, exec)
+}
+
+// wsAccept tells serveWebsocket whether the transport took the connection
+// over (and with it the connection's place in Server.wsConns).
+type wsAccept struct{ accepted bool }
+
+type wsAcceptKey struct{}
+
+// acceptWebsocket upgrades the request and leaves the connection to a
+// goroutine of its own.
+func (s *Server) acceptWebsocket(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	acc, _ := r.Context().Value(wsAcceptKey{}).(*wsAccept)
+	if acc == nil {
+		http.Error(w, "WebSocket upgrades are served at /query", http.StatusBadRequest)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		return nil, err
+		return // the upgrader has answered with an HTTP error
 	}
-	c := &gorillaConn{conn: conn, writeTimeout: g.writeTimeout, shuttingDown: g.shuttingDown, state: wsStateFrom(r.Context())}
-	if c.state != nil {
-		c.state.conn = c
+	acc.accepted = true
+	c := &wsConn{s: s, ws: ws, exec: exec, legacy: ws.Subprotocol() != transportWS,
+		state: &wsState{connID: uuid.Must(uuid.NewV7()).String()}, info: requestFrom(r.Context())}
+	// The request's context ends when the handler returns; the
+	// connection's ends when the connection or the server does.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	c.ctx, c.cancel = context.WithValue(ctx, wsStateKey{}, c.state), cancel
+	if c.info != nil {
+		c.info.detach()
 	}
-	if g.pinger != nil {
-		g.pinger.add(c)
-	}
-	return c, nil
+	go c.serve()
 }
 
-// gorillaConn adapts a gorilla connection to gqlgen's WebsocketConn, with
-// the optional read limit and read deadline so payload limits and missing
-// pongs are enforced.
-type gorillaConn struct {
-	conn         *websocket.Conn
-	writeTimeout time.Duration
-	shuttingDown *atomic.Bool
-	state        *wsState
+// wsConn is one WebSocket connection.
+type wsConn struct {
+	s      *Server
+	ws     *websocket.Conn
+	exec   graphql.GraphExecutor
+	legacy bool
+	state  *wsState
+	info   *requestInfo
+	// ctx is the connection's context, the signed-in caller's after
+	// connection_init; cancel ends it. Only the reading goroutine sets ctx.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	signedIn bool
+	// stopWatch stops the server's shutdown from cancelling ctx.
+	stopWatch func() bool
 
-	// writeMu serializes writes: gqlgen's (under its own lock) and the
-	// shared pinger's.
+	// writeMu serializes writes: the operations' and the pinger's.
 	writeMu sync.Mutex
-	// ops are the operation ids the client started whose operations have
-	// not ended.
-	opsMu sync.Mutex
-	ops   map[string]struct{}
+
+	mu     sync.Mutex
+	ops    map[string]*wsOperation
+	closed bool
+
 	// Keep-alive state, owned by the pinger (see pinger.run).
 	nextPing     time.Time
 	receivedPong atomic.Bool
-	pinger       *pinger
 }
 
-var (
-	_ transport.WebsocketConn          = (*gorillaConn)(nil)
-	_ transport.WebsocketReadLimiter   = (*gorillaConn)(nil)
-	_ transport.WebsocketReadDeadliner = (*gorillaConn)(nil)
-)
+// wsOperation is one operation a client started.
+type wsOperation struct {
+	id     string
+	cancel context.CancelFunc
+	// rc is the operation's context once it is valid.
+	rc *graphql.OperationContext
 
-func (c *gorillaConn) Close() error {
-	if c.pinger != nil {
-		c.pinger.remove(c)
-	}
-	return c.conn.Close()
+	mu sync.Mutex
+	// errs end the operation with an error message rather than complete.
+	errs gqlerror.List
 }
 
-func (c *gorillaConn) NextReader() (int, io.Reader, error) {
-	t, r, err := c.conn.NextReader()
-	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseNoStatusReceived, websocket.CloseGoingAway) {
-		return t, nil, transport.ErrWebsocketClosed
+type wsOperationKey struct{}
+
+// SubscriptionFailed makes err the reason the subscription in ctx ends:
+// its client gets it in an error message in place of complete.
+func SubscriptionFailed(ctx context.Context, err *gqlerror.Error) {
+	if op, _ := ctx.Value(wsOperationKey{}).(*wsOperation); op != nil {
+		op.fail(err)
 	}
-	if err != nil || t != websocket.TextMessage {
-		return t, r, err
-	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return t, nil, err
-	}
-	if id, dup := c.track(data); dup {
-		// graphql-transport-ws: a subscribe under an id still running
-		// closes the connection with 4409. (gqlgen would start a second
-		// stream under the id, and the first could never be completed.)
-		c.writeMu.Lock()
-		_ = c.conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(closeDuplicateOperation, "Subscriber for "+truncateRaw(id)+" already exists"),
-			time.Now().Add(time.Second))
-		c.writeMu.Unlock()
-		_ = c.conn.Close()
-		return t, nil, transport.ErrWebsocketClosed
-	}
-	return t, bytes.NewReader(data), nil
 }
 
-// closeDuplicateOperation is graphql-transport-ws's close code for a
-// subscribe whose id is already in use.
-const closeDuplicateOperation = 4409
-
-// track follows the operation ids the client starts, and reports a start
-// under an id still in use: from the client's subscribe until the server's
-// complete or error for it (which gqlgen sends when the operation has
-// ended, also after the client's own complete).
-func (c *gorillaConn) track(data []byte) (id string, dup bool) {
-	var m struct {
-		Type string `json:"type"`
-		ID   string `json:"id"`
-	}
-	if json.Unmarshal(data, &m) != nil || m.ID == "" {
-		return "", false
-	}
-	c.opsMu.Lock()
-	defer c.opsMu.Unlock()
-	switch m.Type {
-	case "subscribe", "start":
-		if _, running := c.ops[m.ID]; running {
-			return m.ID, true
-		}
-		if c.ops == nil {
-			c.ops = map[string]struct{}{}
-		}
-		c.ops[m.ID] = struct{}{}
-	}
-	return "", false
+func (op *wsOperation) fail(errs ...*gqlerror.Error) {
+	op.mu.Lock()
+	op.errs = append(op.errs, errs...)
+	op.mu.Unlock()
 }
 
-// ended forgets an operation id the server completed or failed.
-func (c *gorillaConn) ended(msg wireMessage) {
-	if msg.typ != "complete" && msg.typ != "error" {
+// serve signs the connection in, then hands it to a reader of its own.
+func (c *wsConn) serve() {
+	if c.init() {
+		// Signing in (a token to verify, Redis to ask) grew this
+		// goroutine's stack; the reader that waits on the connection for
+		// hours starts with a small one.
+		go c.readAll()
 		return
 	}
-	c.opsMu.Lock()
-	delete(c.ops, msg.id)
-	c.opsMu.Unlock()
+	c.end()
 }
 
-// WriteJSON writes one message. The write deadline means a client that has
-// stopped reading cannot hold a writer forever: the write fails and the
-// connection closes. gqlgen only reports a failed write and carries on, so
-// the connection is closed here: that ends gqlgen's read loop, which tears
-// the connection and its subscriptions down. (Without it, a client that
-// stops reading stayed connected, its writes failing, until the missed
-// pongs ended it, twice the ping interval (40 s) later; found while
-// writing fault test 5.)
-func (c *gorillaConn) WriteJSON(v any) error {
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
-	var err error
-	if msg, ok := wireMessageOf(v); ok {
-		c.ended(msg)
-		err = c.writeWireMessage(msg)
-	} else {
-		err = c.conn.WriteJSON(v)
+// readAll reads the connection until it ends, then cleans up after it.
+func (c *wsConn) readAll() {
+	defer c.end()
+	for c.next() {
 	}
+}
+
+// end cleans up after the connection.
+func (c *wsConn) end() {
+	s := c.s
+	c.stopWatch()
+	c.close(websocket.CloseNormalClosure, "")
+	c.cancel()
+	s.wsClose(c.ctx)
+	s.metrics.connections.Dec()
+	if c.info != nil {
+		c.info.release()
+	}
+	s.wsConns.Done()
+}
+
+// wsMessage is a message from the client, of either protocol.
+type wsMessage struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// errBadMessage is a message that is not a protocol message.
+var errBadMessage = errors.New("invalid message received")
+
+// read returns the next message and when it started arriving.
+func (c *wsConn) read() (wsMessage, time.Time, error) {
+	var m wsMessage
+	_, r, err := c.ws.NextReader()
 	if err != nil {
-		_ = c.conn.Close()
+		return m, time.Time{}, err
 	}
-	return err
-}
-
-// wireMessage is a graphql-transport-ws or graphql-ws message as gqlgen
-// hands it to WriteJSON.
-type wireMessage struct {
-	payload []byte
-	id, typ string
-}
-
-// wireLayout is where gqlgen's (unexported) message structs keep their
-// fields, found once per type by name; types that do not look like one
-// are encoded with encoding/json.
-var wireLayout sync.Map // reflect.Type -> *[3]int (payload, id, type), or nil
-
-func wireMessageOf(v any) (wireMessage, bool) {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
-		return wireMessage{}, false
-	}
-	rv = rv.Elem()
-	l, ok := wireLayout.Load(rv.Type())
-	if !ok {
-		l = layoutOf(rv.Type())
-		wireLayout.Store(rv.Type(), l)
-	}
-	idx, _ := l.(*[3]int)
-	if idx == nil {
-		return wireMessage{}, false
-	}
-	return wireMessage{payload: rv.Field(idx[0]).Bytes(), id: rv.Field(idx[1]).String(), typ: rv.Field(idx[2]).String()}, true
-}
-
-// layoutOf accepts exactly the shape of gqlgen's message structs:
-// Payload json.RawMessage "payload,omitempty", ID string "id,omitempty",
-// Type (a string) "type", and nothing else that JSON would encode.
-func layoutOf(t reflect.Type) *[3]int {
-	want := map[string]string{"Payload": "payload,omitempty", "ID": "id,omitempty", "Type": "type"}
-	var idx [3]int
-	found := 0
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		tag, ok := want[f.Name]
-		if !ok || f.Tag.Get("json") != tag {
-			return nil
-		}
-		switch f.Name {
-		case "Payload":
-			if f.Type != reflect.TypeOf(json.RawMessage(nil)) {
-				return nil
-			}
-			idx[0] = i
-		case "ID":
-			if f.Type.Kind() != reflect.String {
-				return nil
-			}
-			idx[1] = i
-		case "Type":
-			if f.Type.Kind() != reflect.String {
-				return nil
-			}
-			idx[2] = i
-		}
-		found++
-	}
-	if found != 3 {
-		return nil
-	}
-	return &idx
-}
-
-// writeWireMessage writes msg as encoding/json would, straight into the
-// connection's (pooled) write buffer: gqlgen has already encoded the
-// payload (an operation's response, once per delivery), so it is not
-// re-encoded and re-validated a second time here.
-func (c *gorillaConn) writeWireMessage(msg wireMessage) error {
-	if !plainJSONString(msg.id) || !plainJSONString(msg.typ) {
-		return c.conn.WriteJSON(map[string]any{"payload": json.RawMessage(msg.payload), "id": msg.id, "type": msg.typ})
-	}
-	w, err := c.conn.NextWriter(websocket.TextMessage)
+	start := graphql.Now()
+	data, err := io.ReadAll(r)
 	if err != nil {
-		return err
+		return m, start, err
 	}
-	if err := writeWire(w, msg); err != nil {
-		return err
+	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
+		return m, start, errBadMessage
 	}
-	return w.Close()
+	return m, start, nil
 }
 
-// writeWire writes msg's JSON to w; msg's strings need no escaping.
-func writeWire(w io.Writer, msg wireMessage) error {
-	var arr [96]byte
-	buf := append(arr[:0], '{')
-	if len(msg.payload) > 0 {
-		buf = append(buf, `"payload":`...)
-		if _, err := w.Write(buf); err != nil {
-			return err
+// readFailed ends the connection after a failed read.
+func (c *wsConn) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, errBadMessage):
+		c.protocolError(err.Error())
+	case errors.As(err, &ne) && ne.Timeout() && !c.signedIn:
+		if c.legacy {
+			c.protocolError("connection initialisation timeout")
+		} else {
+			c.close(closeInitTimeout, "Connection initialisation timeout")
 		}
-		if _, err := w.Write(msg.payload); err != nil {
-			return err
-		}
-		buf = append(buf[:0], ',')
+	default:
+		// The client left, a pong is overdue, or a message was over the
+		// limit (gorilla has sent 1009).
+		c.close(websocket.CloseNormalClosure, "")
 	}
-	if msg.id != "" {
-		buf = append(buf, `"id":"`...)
-		buf = append(buf, msg.id...)
-		buf = append(buf, `",`...)
-	}
-	buf = append(buf, `"type":"`...)
-	buf = append(buf, msg.typ...)
-	buf = append(buf, `"}`...)
-	_, err := w.Write(buf)
-	return err
 }
 
-// plainJSONString: s needs no escaping in a JSON string (encoding/json
-// would also escape <, > and &).
-func plainJSONString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+// protocolError closes the connection for a message the protocol does not
+// allow: 4400 in graphql-transport-ws; in graphql-ws a connection_error
+// message, then 1002.
+func (c *wsConn) protocolError(reason string) {
+	if c.legacy {
+		c.sendConnectionError(reason)
+		c.close(websocket.CloseProtocolError, reason)
+		return
+	}
+	c.close(closeBadRequest, reason)
+}
+
+func (c *wsConn) sendConnectionError(reason string) {
+	b, _ := json.Marshal(map[string]string{"message": reason})
+	c.send("", "connection_error", b)
+}
+
+// init waits for connection_init and signs the connection in.
+func (c *wsConn) init() bool {
+	c.s.metrics.connections.Inc()
+	c.stopWatch = context.AfterFunc(c.s.wsCtx, c.cancel)
+	c.ws.SetReadLimit(c.s.opts.MaxWebsocketMessage)
+	_ = c.ws.SetReadDeadline(time.Now().Add(wsInitTimeout))
+	for {
+		m, _, err := c.read()
+		if err != nil {
+			c.readFailed(err)
 			return false
 		}
+		switch {
+		case m.Type == "connection_init":
+			return c.signIn(m)
+		case !c.legacy && m.Type == "ping":
+			c.send("", "pong", m.Payload)
+		case !c.legacy && m.Type == "pong":
+		case !c.legacy && m.Type == "subscribe":
+			c.close(closeUnauthorized, "Unauthorized")
+			return false
+		case c.legacy && m.Type == "connection_terminate":
+			c.close(websocket.CloseNormalClosure, "terminated")
+			return false
+		default:
+			c.protocolError("unexpected message " + strconv.Quote(m.Type) + " before connection_init")
+			return false
+		}
+	}
+}
+
+// signIn answers connection_init: the connection is acknowledged and runs
+// as the payload's token says, or is closed with the reason.
+func (c *wsConn) signIn(m wsMessage) bool {
+	var payload transport.InitPayload
+	if len(m.Payload) > 0 {
+		if err := json.Unmarshal(m.Payload, &payload); err != nil {
+			c.protocolError("the connection_init payload must be an object")
+			return false
+		}
+	}
+	ctx, refusal := c.s.wsInit(c.ctx, payload)
+	if refusal != nil {
+		if c.legacy {
+			c.sendConnectionError(refusal.reason)
+		}
+		c.close(refusal.code, refusal.reason)
+		return false
+	}
+	c.ctx, c.signedIn = ctx, true
+	_ = c.ws.SetReadDeadline(time.Time{})
+	c.send("", "connection_ack", nil)
+	if c.legacy {
+		c.send("", "ka", nil)
+	}
+	c.s.pinger.add(c)
+	// The connection ends with its context: at shutdown, and when the
+	// token expires.
+	context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
+	return true
+}
+
+// next reads and handles one message; false: the connection is over.
+func (c *wsConn) next() bool {
+	m, start, err := c.read()
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	switch {
+	case m.Type == "subscribe" && !c.legacy, m.Type == "start" && c.legacy:
+		return c.start(m, start)
+	case m.Type == "complete" && !c.legacy, m.Type == "stop" && c.legacy:
+		c.mu.Lock()
+		op := c.ops[m.ID]
+		c.mu.Unlock()
+		if op != nil {
+			op.cancel()
+		}
+	case m.Type == "ping" && !c.legacy:
+		c.send("", "pong", m.Payload)
+	case m.Type == "pong" && !c.legacy:
+		// The pinger extends the deadline at its next ping.
+		c.receivedPong.Store(true)
+		_ = c.ws.SetReadDeadline(time.Time{})
+	case m.Type == "connection_init" && !c.legacy:
+		c.close(closeTooManyInits, "Too many initialisation requests")
+		return false
+	case m.Type == "connection_terminate" && c.legacy:
+		c.close(websocket.CloseNormalClosure, "terminated")
+		return false
+	default:
+		c.protocolError("unexpected message " + strconv.Quote(m.Type))
+		return false
 	}
 	return true
 }
 
-// WriteClose sends a close frame. gqlgen closes with 1000 whenever the
-// connection's context ends; the code says why instead: 1001 (going away)
-// when the server is shutting down, so clients reconnect, and 4403 when the
-// token has expired, so clients sign in again.
-func (c *gorillaConn) WriteClose(code int, message string) error {
-	if code == websocket.CloseNormalClosure {
-		switch {
-		case c.shuttingDown.Load():
-			code, message = websocket.CloseGoingAway, "server shutting down"
-		case c.state != nil && !c.state.expires.IsZero() && !time.Now().Before(c.state.expires):
-			code, message = closeForbidden, "Forbidden: the token has expired; reconnect with a new one"
-		}
+// start begins an operation, in a goroutine of its own.
+func (c *wsConn) start(m wsMessage, start time.Time) bool {
+	if m.ID == "" {
+		c.protocolError(m.Type + " without an id")
+		return false
 	}
-	if len(message) > 120 {
-		message = message[:120]
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false
 	}
-	// WriteControl may be called alongside other writes.
-	return c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
+	if _, running := c.ops[m.ID]; running {
+		c.mu.Unlock()
+		c.close(closeDuplicateOperation, "Subscriber for "+truncateRaw(m.ID)+" already exists")
+		return false
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	op := &wsOperation{id: m.ID, cancel: cancel}
+	if c.ops == nil {
+		c.ops = map[string]*wsOperation{}
+	}
+	c.ops[m.ID] = op
+	c.mu.Unlock()
+	go c.run(ctx, op, m.Payload, start)
+	return true
 }
 
-func (c *gorillaConn) Subprotocol() string { return c.conn.Subprotocol() }
-
-func (c *gorillaConn) SetReadLimit(limit int64) { c.conn.SetReadLimit(limit) }
-
-// SetReadDeadline is called by gqlgen with the zero time when a pong
-// arrives (its own ping loops are off: PingPongInterval is 0).
-func (c *gorillaConn) SetReadDeadline(t time.Time) error {
-	if t.IsZero() {
-		c.receivedPong.Store(true)
+// run parses, validates and executes one operation and sends its
+// responses, then complete, or error when it failed.
+func (c *wsConn) run(ctx context.Context, op *wsOperation, payload json.RawMessage, start time.Time) {
+	responses, ctx, subscription := c.prepare(ctx, op, payload, start)
+	switch {
+	case responses == nil:
+		c.finish(op)
+	case subscription:
+		// A subscription waits for its events for hours: in a goroutine
+		// whose stack has not grown by parsing, validating and resolving.
+		go c.deliver(ctx, op, responses)
+	default:
+		c.deliver(ctx, op, responses)
 	}
-	return c.conn.SetReadDeadline(t)
+}
+
+// prepare parses and validates an operation and starts it; responses is
+// nil when it has already failed.
+func (c *wsConn) prepare(ctx context.Context, op *wsOperation, payload json.RawMessage, start time.Time) (responses graphql.ResponseHandler, _ context.Context, subscription bool) {
+	defer op.recover(ctx)
+	ctx = graphql.StartOperationTrace(ctx)
+	params := &graphql.RawParams{}
+	if err := decodeParams(payload, params); err != nil {
+		op.fail(c.exec.DispatchError(ctx, gqlerror.List{gqlerror.Errorf("the %s payload is not a GraphQL request: %v", op.id, err)}).Errors...)
+		return nil, ctx, false
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	rc, errs := c.exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		// Before execution (a parse or validation error): an error message.
+		op.fail(c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs).Errors...)
+		return nil, ctx, false
+	}
+	op.rc = rc
+	ctx = context.WithValue(graphql.WithOperationContext(ctx, rc), wsOperationKey{}, op)
+	responses, ctx = c.exec.DispatchOperation(ctx, rc)
+	return responses, ctx, rc.Operation != nil && rc.Operation.Operation == ast.Subscription
+}
+
+// deliver sends an operation's responses until it ends.
+func (c *wsConn) deliver(ctx context.Context, op *wsOperation, responses graphql.ResponseHandler) {
+	defer c.finish(op)
+	defer op.recover(ctx)
+	for {
+		resp := responses(ctx)
+		if resp == nil || !c.sendResponse(op.id, resp) {
+			return
+		}
+	}
+}
+
+// recover turns a panic of the operation into its error.
+func (op *wsOperation) recover(ctx context.Context) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	var err error = fmt.Errorf("panic: %v", r)
+	if op.rc != nil {
+		err = op.rc.Recover(ctx, r)
+	}
+	var gqlErr *gqlerror.Error
+	if !errors.As(err, &gqlErr) {
+		gqlErr = &gqlerror.Error{Message: "internal error", Extensions: map[string]any{"code": CodeInternal}}
+	}
+	op.fail(gqlErr)
+}
+
+// decodeParams reads a subscribe payload as a GraphQL request, numbers kept
+// as written (as gqlgen's HTTP transports do).
+func decodeParams(payload json.RawMessage, params *graphql.RawParams) error {
+	if len(payload) == 0 {
+		return errors.New("no payload")
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	return dec.Decode(params)
+}
+
+// finish ends an operation: complete, or error with why it failed. Nothing
+// is sent when the whole connection is ending.
+func (c *wsConn) finish(op *wsOperation) {
+	c.mu.Lock()
+	if c.ops[op.id] == op {
+		delete(c.ops, op.id)
+	}
+	closed := c.closed
+	c.mu.Unlock()
+	op.cancel()
+	if closed || c.ctx.Err() != nil {
+		return
+	}
+	op.mu.Lock()
+	errs := op.errs
+	op.mu.Unlock()
+	if len(errs) == 0 {
+		c.send(op.id, "complete", nil)
+		return
+	}
+	b, err := json.Marshal(errs)
+	if err != nil {
+		b = []byte(`[{"message":"internal error"}]`)
+	}
+	c.send(op.id, "error", b)
+}
+
+// sendResponse sends one response of an operation. Its data, already JSON,
+// is written as it is (encoding/json would scan and copy it again).
+func (c *wsConn) sendResponse(id string, resp *graphql.Response) bool {
+	data := []byte(resp.Data)
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	var errs, ext []byte
+	if len(resp.Errors) > 0 {
+		errs, _ = json.Marshal(resp.Errors)
+	}
+	if len(resp.Extensions) > 0 {
+		ext, _ = json.Marshal(resp.Extensions)
+	}
+	typ := "next"
+	if c.legacy {
+		typ = "data"
+	}
+	parts := [][]byte{[]byte(`{"data":`), data, nil, nil, nil, nil, []byte(`}`)}
+	if errs != nil {
+		parts[2], parts[3] = []byte(`,"errors":`), errs
+	}
+	if ext != nil {
+		parts[4], parts[5] = []byte(`,"extensions":`), ext
+	}
+	return c.send(id, typ, parts...)
+}
+
+// send writes one message {"id":id,"type":typ,"payload":<payload parts>}
+// (id and payload when not empty). A write that fails (a client that stopped
+// reading runs into the write timeout) closes the connection.
+func (c *wsConn) send(id, typ string, payload ...[]byte) bool {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.opts.WebsocketWriteTimeout))
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err == nil {
+		err = writeEnvelope(w, id, typ, payload)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		_ = c.ws.Close()
+		return false
+	}
+	return true
+}
+
+// writeEnvelope writes a protocol message to w.
+func writeEnvelope(w io.Writer, id, typ string, payload [][]byte) error {
+	var arr [128]byte
+	buf := append(arr[:0], '{')
+	if id != "" {
+		buf = append(buf, `"id":`...)
+		buf = appendJSONString(buf, id)
+		buf = append(buf, ',')
+	}
+	buf = append(buf, `"type":`...)
+	buf = appendJSONString(buf, typ)
+	size := 0
+	for _, p := range payload {
+		size += len(p)
+	}
+	if size == 0 {
+		buf = append(buf, '}')
+		_, err := w.Write(buf)
+		return err
+	}
+	buf = append(buf, `,"payload":`...)
+	if _, err := w.Write(buf); err != nil {
+		return err
+	}
+	for _, p := range payload {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write([]byte{'}'})
+	return err
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			b, _ := json.Marshal(s)
+			return append(buf, b...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}
+
+// close ends the connection with a close frame, once, and its operations
+// with it. A normal close says why instead when it has a reason: 1001
+// (going away) when the server is shutting down, so clients reconnect, and
+// 4403 when the token has expired, so clients sign in again.
+func (c *wsConn) close(code int, reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	ops := c.ops
+	c.ops = nil
+	c.mu.Unlock()
+	for _, op := range ops {
+		op.cancel()
+	}
+	if code == websocket.CloseNormalClosure {
+		switch {
+		case c.s.shuttingDown.Load():
+			code, reason = websocket.CloseGoingAway, "server shutting down"
+		case !c.state.expires.IsZero() && !time.Now().Before(c.state.expires):
+			code, reason = closeForbidden, "Forbidden: the token has expired; reconnect with a new one"
+		}
+	}
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	// WriteControl may be called alongside other writes.
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	_ = c.ws.Close()
+	c.s.pinger.remove(c)
 }
 
 // pinger keeps every WebSocket connection of a node alive from one
-// goroutine, where gqlgen would start one (with its own ticker) per
-// connection. It does what gqlgen's loops do: graphql-transport-ws
-// connections get a ping every interval and must answer within two (the
-// read deadline closes them otherwise); graphql-ws connections get a
-// keep-alive ("ka") message every keepAlive.
+// goroutine. graphql-transport-ws connections get a ping every interval and
+// must answer within two (the read deadline closes them otherwise);
+// graphql-ws connections get a keep-alive ("ka") message every keepAlive.
 type pinger struct {
 	interval, keepAlive time.Duration
 
 	mu    sync.Mutex
-	conns map[*gorillaConn]struct{}
+	conns map[*wsConn]struct{}
 	stop  chan struct{}
 	done  chan struct{}
 }
 
 func newPinger(interval, keepAlive time.Duration) *pinger {
-	p := &pinger{interval: interval, keepAlive: keepAlive, conns: map[*gorillaConn]struct{}{},
+	p := &pinger{interval: interval, keepAlive: keepAlive, conns: map[*wsConn]struct{}{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go p.run()
 	return p
 }
 
-func (p *pinger) period(c *gorillaConn) time.Duration {
-	if c.conn.Subprotocol() == transportWS {
-		return p.interval
+func (p *pinger) period(c *wsConn) time.Duration {
+	if c.legacy {
+		return p.keepAlive
 	}
-	return p.keepAlive
+	return p.interval
 }
 
-func (p *pinger) add(c *gorillaConn) {
-	c.pinger = p
+func (p *pinger) add(c *wsConn) {
 	now := time.Now()
-	c.nextPing = now.Add(p.period(c))
-	if c.conn.Subprotocol() == transportWS {
-		// The first pong is due within two intervals, as with gqlgen.
-		_ = c.conn.SetReadDeadline(now.Add(2 * p.interval))
-	}
 	p.mu.Lock()
+	c.nextPing = now.Add(p.period(c))
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
+	if !c.legacy {
+		// The first pong is due within two intervals.
+		_ = c.ws.SetReadDeadline(now.Add(2 * p.interval))
+	}
 }
 
-func (p *pinger) remove(c *gorillaConn) {
+func (p *pinger) remove(c *wsConn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	p.mu.Unlock()
@@ -412,9 +682,6 @@ func (p *pinger) Close() {
 	<-p.done
 }
 
-// transportWS is the graphql-transport-ws subprotocol.
-const transportWS = "graphql-transport-ws"
-
 // pingTick is how often the pinger looks for connections due a ping;
 // connections are pinged at their own phase, so pings spread out.
 const pingTick = time.Second
@@ -423,7 +690,7 @@ func (p *pinger) run() {
 	defer close(p.done)
 	t := time.NewTicker(pingTick)
 	defer t.Stop()
-	var due []*gorillaConn
+	var due []*wsConn
 	for {
 		select {
 		case <-p.stop:
@@ -439,7 +706,7 @@ func (p *pinger) run() {
 			}
 			p.mu.Unlock()
 			for _, c := range due {
-				c.ping(now)
+				p.ping(c, now)
 			}
 			clear(due)
 		}
@@ -450,71 +717,20 @@ func (p *pinger) run() {
 // enough and is skipped this time; a write that cannot finish within a
 // second (a client that stopped reading) fails, and the missing pong then
 // closes the connection.
-func (c *gorillaConn) ping(now time.Time) {
+func (p *pinger) ping(c *wsConn, now time.Time) {
 	if !c.writeMu.TryLock() {
 		return
 	}
 	defer c.writeMu.Unlock()
-	_ = c.conn.SetWriteDeadline(now.Add(time.Second))
-	if c.conn.Subprotocol() != transportWS {
-		_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ka"}`))
+	_ = c.ws.SetWriteDeadline(now.Add(time.Second))
+	if c.legacy {
+		_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ka"}`))
 		return
 	}
-	_ = c.conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
-	// As gqlgen: a pong since the last ping extends the deadline by two
-	// intervals; without one, the deadline set earlier stands.
+	_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`))
+	// A pong since the last ping extends the deadline by two intervals;
+	// without one, the deadline set earlier stands.
 	if c.receivedPong.Swap(false) {
-		_ = c.conn.SetReadDeadline(now.Add(2 * c.pinger.interval))
+		_ = c.ws.SetReadDeadline(now.Add(2 * p.interval))
 	}
-}
-
-// originPolicy decides which browser origins may call Brook. Requests
-// without an Origin header (servers, mobile apps, CLI tools) are not
-// browser cross-site requests and are allowed.
-type originPolicy struct {
-	any       bool
-	allowed   map[string]bool
-	localhost bool
-}
-
-// newOriginPolicy parses a comma-separated list of origins; "*" allows any.
-// Dev mode also allows any http://localhost or 127.0.0.1 origin.
-func newOriginPolicy(list string, dev bool) *originPolicy {
-	p := &originPolicy{allowed: map[string]bool{}, localhost: dev}
-	for _, o := range strings.Split(list, ",") {
-		o = strings.TrimRight(strings.TrimSpace(o), "/")
-		switch o {
-		case "":
-		case "*":
-			p.any = true
-		default:
-			p.allowed[strings.ToLower(o)] = true
-		}
-	}
-	return p
-}
-
-// allows reports whether a browser page at origin may call Brook at host.
-func (p *originPolicy) allows(origin, host string) bool {
-	if origin == "" || p.any || p.allowed[strings.ToLower(origin)] {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, host) {
-		return true
-	}
-	if p.localhost {
-		h := u.Hostname()
-		return h == "localhost" || h == "127.0.0.1" || h == "::1"
-	}
-	return false
-}
-
-// allowWebsocket is the upgrader's CheckOrigin: it refuses cross-site
-// WebSocket hijacking from pages on origins not allowed.
-func (p *originPolicy) allowWebsocket(r *http.Request) bool {
-	return p.allows(r.Header.Get("Origin"), r.Host)
 }

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/brookhq/brook/auth"
@@ -26,6 +25,9 @@ type Resolver struct {
 	// Present turns an error into the GraphQL error a client sees; it is
 	// used for errors that end a subscription after it has started.
 	Present func(ctx context.Context, err error) *gqlerror.Error
+	// SubscriptionFailed makes err the reason the subscription in ctx
+	// ends, which its client gets in place of a normal end.
+	SubscriptionFailed func(ctx context.Context, err *gqlerror.Error)
 
 	// SFUNodes are the SFU media servers call sessions are assigned to
 	// (SFU_NODES); none means sfu.Default.
@@ -48,7 +50,7 @@ func (r *Resolver) wakeWorkers(ctx context.Context) { workers.Wake(ctx, r.Bus) }
 
 // endSubscription reports why a subscription stopped early to its client.
 func (r *Resolver) endSubscription(ctx context.Context, err error) {
-	if err != nil && r.Present != nil {
-		transport.AddSubscriptionError(ctx, r.Present(ctx, err))
+	if err != nil && r.Present != nil && r.SubscriptionFailed != nil {
+		r.SubscriptionFailed(ctx, r.Present(ctx, err))
 	}
 }
