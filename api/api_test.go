@@ -262,9 +262,16 @@ func TestLegacyGraphqlWsProtocol(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(m["payload"]), "Old Client") {
 		t.Fatalf("data: %v", m)
 	}
+	// After stop, as in subscriptions-transport-ws's own server, nothing
+	// more comes for the operation.
 	send(map[string]any{"type": "stop", "id": "1"})
-	recv("complete")
 	brooktest.Eventually(t, "subscription ends after stop", func() bool { _, s := n.Bus.Stats(); return s == 0 })
+	n.Must(t, env.Token(t, "legacy"), `mutation { upsertUsers(users: [{id: "legacy", name: "Older Client"}]) { id } }`, nil, nil)
+	_ = conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	var after map[string]any
+	if err := conn.ReadJSON(&after); err == nil && after["type"] != "ka" {
+		t.Fatalf("after stop: %v", after)
+	}
 }
 
 func TestPersistedQueries(t *testing.T) {

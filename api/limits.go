@@ -161,7 +161,7 @@ func (numberLiterals) MutateOperationContext(_ context.Context, oc *graphql.Oper
 
 func truncateRaw(s string) string {
 	if len(s) > 40 {
-		return s[:40] + "…"
+		return truncateUTF8(s, 40) + "…"
 	}
 	return s
 }

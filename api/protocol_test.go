@@ -94,46 +94,25 @@ func TestInitPayloadNotAnObjectClosesTheConnection(t *testing.T) {
 }
 
 // A subscribe under an id still running closes the connection with 4409,
-// as graphql-transport-ws says; an id whose operation has ended can be
-// used again.
+// as graphql-transport-ws says; an id the client has completed can be used
+// again at once, and the completed operation sends nothing more.
 func TestDuplicateOperationIDs(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
 	ws := dialRaw(t, n, "graphql-transport-ws")
 	ws.signIn("dup")
 	sub := `{"type":"subscribe","id":"1","payload":{"query":"subscription { userUpdated(id: \"dup\") { name } }"}}`
-	ws.send(sub)
-	ws.send(`{"type":"complete","id":"1"}`)
-	for { // the server says when the operation has ended
-		m, err := ws.recv()
-		if err != nil {
-			t.Fatalf("waiting for the first operation to end: %v", err)
-		}
-		if strings.Contains(m, `"type":"complete"`) && strings.Contains(m, `"id":"1"`) {
-			break
-		}
+	for i := 0; i < 20; i++ {
+		ws.send(sub)
+		ws.send(`{"type":"complete","id":"1"}`)
 	}
 	ws.send(sub) // the id is free again
 	ws.send(`{"type":"ping"}`)
-	for {
-		m, err := ws.recv()
-		if err != nil {
-			t.Fatalf("before the duplicate: %v", err)
-		}
-		if strings.Contains(m, `"type":"pong"`) {
-			break
-		}
+	if m, err := ws.recv(); err != nil || m != `{"type":"pong"}` {
+		t.Fatalf("after subscribe and complete 20 times, the server sent %s %v; want only the pong", m, err)
 	}
 	ws.send(sub) // "1" is running
-	for {
-		_, err := ws.recv()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != 4409 {
-			t.Fatalf("a second subscribe under a running id: %v, want close 4409", err)
-		}
-		return
+	if code := ws.closeCode(); code != 4409 {
+		t.Fatalf("a second subscribe under a running id: closed with %d, want 4409", code)
 	}
 }
 
@@ -279,5 +258,55 @@ func TestGraphQLTransportWSErrorsAndPings(t *testing.T) {
 	}
 	if m, err := w.recv(); err != nil || m != `{"id":"ok","type":"complete"}` {
 		t.Fatalf("after the result: %s %v", m, err)
+	}
+}
+
+// Shutdown closes, with 1001, also a connection that has not sent its
+// connection_init yet, at once rather than when its 10 s to send one run
+// out; a second Shutdown does nothing.
+func TestShutdownClosesConnectionsBeforeInit(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	w := dialRaw(t, n, "graphql-transport-ws")
+	w.send(`{"type":"ping"}`)
+	if m, err := w.recv(); err != nil || m != `{"type":"pong"}` {
+		t.Fatalf("ping: %s %v", m, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		n.Stop()
+		close(done)
+	}()
+	if code := w.closeCode(); code != websocket.CloseGoingAway {
+		t.Fatalf("closed with %d, want 1001", code)
+	}
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("shutdown waited for the connection's connection_init")
+	}
+	n.Stop()
+}
+
+// A deferred fragment's response keeps its label, path and hasNext over
+// the WebSocket, so a client knows where it goes and when the stream ends.
+func TestDeferOverWebsocket(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	w := dialRaw(t, n, "graphql-transport-ws")
+	w.signIn("deferer")
+	w.send(`{"id":"d","type":"subscribe","payload":{"query":"{ me { id ... @defer(label: \"L\") { online } } }"}}`)
+	var parts []string
+	for {
+		m, err := w.recv()
+		if err != nil {
+			t.Fatalf("after %q: %v", parts, err)
+		}
+		if strings.Contains(m, `"type":"complete"`) {
+			break
+		}
+		parts = append(parts, m)
+	}
+	if len(parts) != 2 || !strings.Contains(parts[0], `"hasNext":true`) ||
+		!strings.Contains(parts[1], `"label":"L"`) || !strings.Contains(parts[1], `"path":["me"]`) || !strings.Contains(parts[1], `"hasNext":false`) {
+		t.Fatalf("deferred responses: %q", parts)
 	}
 }

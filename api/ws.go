@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -133,6 +135,10 @@ type wsConn struct {
 
 	// writeMu serializes writes: the operations' and the pinger's.
 	writeMu sync.Mutex
+	// preparing holds the connection's reader while an operation it
+	// started is parsed, validated and started: one at a time per
+	// connection, so a client cannot put every core to validating.
+	preparing chan struct{}
 
 	mu     sync.Mutex
 	ops    map[string]*wsOperation
@@ -149,6 +155,8 @@ type wsOperation struct {
 	cancel context.CancelFunc
 	// rc is the operation's context once it is valid.
 	rc *graphql.OperationContext
+	// completed: the client completed the operation.
+	completed atomic.Bool
 
 	mu sync.Mutex
 	// errs end the operation with an error message rather than complete.
@@ -173,20 +181,36 @@ func (op *wsOperation) fail(errs ...*gqlerror.Error) {
 
 // serve signs the connection in, then hands it to a reader of its own.
 func (c *wsConn) serve() {
+	reading := false
+	defer func() {
+		if !reading {
+			c.end()
+		}
+	}()
+	defer c.recoverConn()
 	if c.init() {
 		// Signing in (a token to verify, Redis to ask) grew this
 		// goroutine's stack; the reader that waits on the connection for
 		// hours starts with a small one.
+		reading = true
 		go c.readAll()
-		return
 	}
-	c.end()
 }
 
 // readAll reads the connection until it ends, then cleans up after it.
 func (c *wsConn) readAll() {
 	defer c.end()
+	defer c.recoverConn()
 	for c.next() {
+	}
+}
+
+// recoverConn turns a panic while serving the connection into its end
+// (1011, internal error), logged, where it would stop the whole node.
+func (c *wsConn) recoverConn() {
+	if r := recover(); r != nil {
+		c.s.log.Error("websocket: panic", "panic", r, "stack", string(debug.Stack()))
+		c.close(websocket.CloseInternalServerErr, "internal error")
 	}
 }
 
@@ -272,6 +296,8 @@ func (c *wsConn) sendConnectionError(reason string) {
 func (c *wsConn) init() bool {
 	c.s.metrics.connections.Inc()
 	c.stopWatch = context.AfterFunc(c.s.wsCtx, c.cancel)
+	// Shutdown closes connections still waiting for connection_init too.
+	context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
 	c.ws.SetReadLimit(c.s.opts.MaxWebsocketMessage)
 	_ = c.ws.SetReadDeadline(time.Now().Add(wsInitTimeout))
 	for {
@@ -341,18 +367,22 @@ func (c *wsConn) next() bool {
 	case m.Type == "subscribe" && !c.legacy, m.Type == "start" && c.legacy:
 		return c.start(m, start)
 	case m.Type == "complete" && !c.legacy, m.Type == "stop" && c.legacy:
+		// The client is done with the operation: nothing more is sent for
+		// it, and its id may be used again at once.
 		c.mu.Lock()
 		op := c.ops[m.ID]
+		delete(c.ops, m.ID)
 		c.mu.Unlock()
 		if op != nil {
+			op.completed.Store(true)
 			op.cancel()
 		}
 	case m.Type == "ping" && !c.legacy:
 		c.send("", "pong", m.Payload)
 	case m.Type == "pong" && !c.legacy:
-		// The pinger extends the deadline at its next ping.
+		// The next pong is due within two intervals of this one.
 		c.receivedPong.Store(true)
-		_ = c.ws.SetReadDeadline(time.Time{})
+		_ = c.ws.SetReadDeadline(time.Now().Add(2 * c.s.pinger.interval))
 	case m.Type == "connection_init" && !c.legacy:
 		c.close(closeTooManyInits, "Too many initialisation requests")
 		return false
@@ -389,6 +419,10 @@ func (c *wsConn) start(m wsMessage, start time.Time) bool {
 	}
 	c.ops[m.ID] = op
 	c.mu.Unlock()
+	if c.preparing == nil {
+		c.preparing = make(chan struct{}, 1)
+	}
+	c.preparing <- struct{}{}
 	go c.run(ctx, op, m.Payload, start)
 	return true
 }
@@ -397,6 +431,7 @@ func (c *wsConn) start(m wsMessage, start time.Time) bool {
 // responses, then complete, or error when it failed.
 func (c *wsConn) run(ctx context.Context, op *wsOperation, payload json.RawMessage, start time.Time) {
 	responses, ctx, subscription := c.prepare(ctx, op, payload, start)
+	<-c.preparing
 	switch {
 	case responses == nil:
 		c.finish(op)
@@ -438,7 +473,7 @@ func (c *wsConn) deliver(ctx context.Context, op *wsOperation, responses graphql
 	defer op.recover(ctx)
 	for {
 		resp := responses(ctx)
-		if resp == nil || !c.sendResponse(op.id, resp) {
+		if resp == nil || op.completed.Load() || !c.sendResponse(op.id, resp) {
 			return
 		}
 	}
@@ -482,7 +517,7 @@ func (c *wsConn) finish(op *wsOperation) {
 	closed := c.closed
 	c.mu.Unlock()
 	op.cancel()
-	if closed || c.ctx.Err() != nil {
+	if closed || op.completed.Load() || c.ctx.Err() != nil {
 		return
 	}
 	op.mu.Lock()
@@ -502,6 +537,18 @@ func (c *wsConn) finish(op *wsOperation) {
 // sendResponse sends one response of an operation. Its data, already JSON,
 // is written as it is (encoding/json would scan and copy it again).
 func (c *wsConn) sendResponse(id string, resp *graphql.Response) bool {
+	typ := "next"
+	if c.legacy {
+		typ = "data"
+	}
+	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
+		// An incremental (@defer) response: its placement fields too.
+		b, err := json.Marshal(resp)
+		if err != nil {
+			return false
+		}
+		return c.send(id, typ, b)
+	}
 	data := []byte(resp.Data)
 	if len(data) == 0 {
 		data = []byte("null")
@@ -512,10 +559,6 @@ func (c *wsConn) sendResponse(id string, resp *graphql.Response) bool {
 	}
 	if len(resp.Extensions) > 0 {
 		ext, _ = json.Marshal(resp.Extensions)
-	}
-	typ := "next"
-	if c.legacy {
-		typ = "data"
 	}
 	parts := [][]byte{[]byte(`{"data":`), data, nil, nil, nil, nil, []byte(`}`)}
 	if errs != nil {
@@ -622,13 +665,23 @@ func (c *wsConn) close(code int, reason string) {
 			code, reason = closeForbidden, "Forbidden: the token has expired; reconnect with a new one"
 		}
 	}
-	if len(reason) > 120 {
-		reason = reason[:120]
-	}
+	reason = truncateUTF8(reason, 120)
 	// WriteControl may be called alongside other writes.
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
 	_ = c.ws.Close()
 	c.s.pinger.remove(c)
+}
+
+// truncateUTF8 cuts s to at most n bytes, on a character boundary (a close
+// reason must be valid UTF-8).
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // pinger keeps every WebSocket connection of a node alive from one
@@ -638,10 +691,11 @@ func (c *wsConn) close(code int, reason string) {
 type pinger struct {
 	interval, keepAlive time.Duration
 
-	mu    sync.Mutex
-	conns map[*wsConn]struct{}
-	stop  chan struct{}
-	done  chan struct{}
+	mu        sync.Mutex
+	conns     map[*wsConn]struct{}
+	stop      chan struct{}
+	closeOnce sync.Once
+	done      chan struct{}
 }
 
 func newPinger(interval, keepAlive time.Duration) *pinger {
@@ -676,9 +730,9 @@ func (p *pinger) remove(c *wsConn) {
 	p.mu.Unlock()
 }
 
-// Close stops the pinger.
+// Close stops the pinger; later calls do nothing.
 func (p *pinger) Close() {
-	close(p.stop)
+	p.closeOnce.Do(func() { close(p.stop) })
 	<-p.done
 }
 
@@ -722,7 +776,9 @@ func (p *pinger) ping(c *wsConn, now time.Time) {
 		return
 	}
 	defer c.writeMu.Unlock()
-	_ = c.ws.SetWriteDeadline(now.Add(time.Second))
+	// From now, not from the tick: an earlier connection's ping may have
+	// taken its full second.
+	_ = c.ws.SetWriteDeadline(time.Now().Add(time.Second))
 	if c.legacy {
 		_ = c.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ka"}`))
 		return
@@ -731,6 +787,6 @@ func (p *pinger) ping(c *wsConn, now time.Time) {
 	// A pong since the last ping extends the deadline by two intervals;
 	// without one, the deadline set earlier stands.
 	if c.receivedPong.Swap(false) {
-		_ = c.ws.SetReadDeadline(now.Add(2 * p.interval))
+		_ = c.ws.SetReadDeadline(time.Now().Add(2 * p.interval))
 	}
 }
