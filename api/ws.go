@@ -158,6 +158,18 @@ type wsOperation struct {
 	// completed: the client completed the operation.
 	completed atomic.Bool
 
+	// pushed: the subscription's stream calls ready after each event (see
+	// SubscriptionReady). Set while the operation starts.
+	pushed bool
+	// dmu serializes deliveries. Until responses is set, ready only
+	// counts (pending) what the start then delivers.
+	dmu       sync.Mutex
+	conn      *wsConn
+	ctx       context.Context
+	responses graphql.ResponseHandler
+	pending   int
+	done      bool
+
 	mu sync.Mutex
 	// errs end the operation with an error message rather than complete.
 	errs gqlerror.List
@@ -171,6 +183,61 @@ func SubscriptionFailed(ctx context.Context, err *gqlerror.Error) {
 	if op, _ := ctx.Value(wsOperationKey{}).(*wsOperation); op != nil {
 		op.fail(err)
 	}
+}
+
+// SubscriptionReady returns, for the subscription being resolved in ctx,
+// what its stream calls after each event it puts in its channel and after
+// closing it: the event is then executed and written from the stream's
+// goroutine, and no goroutine of the transport waits on the channel.
+func SubscriptionReady(ctx context.Context) func() {
+	op, _ := ctx.Value(wsOperationKey{}).(*wsOperation)
+	if op == nil {
+		return nil
+	}
+	op.pushed = true
+	return op.ready
+}
+
+// ready delivers the event the stream has just put in its channel, or the
+// end of the stream.
+func (op *wsOperation) ready() {
+	op.dmu.Lock()
+	defer op.dmu.Unlock()
+	if op.responses == nil {
+		op.pending++
+		return
+	}
+	op.deliverOne()
+}
+
+// deliverOne executes the operation for the next event and sends the
+// response; called with dmu held.
+func (op *wsOperation) deliverOne() {
+	if op.done {
+		return
+	}
+	resp, ok := op.next()
+	if !ok {
+		op.done = true
+		op.conn.finish(op)
+		return
+	}
+	if !op.completed.Load() {
+		op.conn.sendResponse(op.id, resp)
+	}
+}
+
+// next runs the operation's response handler: ok is false at the end of
+// the stream, or after a panic (the operation's error).
+func (op *wsOperation) next() (resp *graphql.Response, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, ok = nil, false
+			op.fail(op.recovered(r))
+		}
+	}()
+	resp = op.responses(op.ctx)
+	return resp, resp != nil
 }
 
 func (op *wsOperation) fail(errs ...*gqlerror.Error) {
@@ -413,7 +480,7 @@ func (c *wsConn) start(m wsMessage, start time.Time) bool {
 		return false
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
-	op := &wsOperation{id: m.ID, cancel: cancel}
+	op := &wsOperation{id: m.ID, cancel: cancel, conn: c, ctx: ctx}
 	if c.ops == nil {
 		c.ops = map[string]*wsOperation{}
 	}
@@ -435,6 +502,15 @@ func (c *wsConn) run(ctx context.Context, op *wsOperation, payload json.RawMessa
 	switch {
 	case responses == nil:
 		c.finish(op)
+	case subscription && op.pushed:
+		// Its stream delivers each event (ready); what it sent while the
+		// operation started is delivered now.
+		op.dmu.Lock()
+		op.ctx, op.responses = ctx, responses
+		for ; op.pending > 0 && !op.done; op.pending-- {
+			op.deliverOne()
+		}
+		op.dmu.Unlock()
 	case subscription:
 		// A subscription waits for its events for hours: in a goroutine
 		// whose stack has not grown by parsing, validating and resolving.
@@ -447,7 +523,7 @@ func (c *wsConn) run(ctx context.Context, op *wsOperation, payload json.RawMessa
 // prepare parses and validates an operation and starts it; responses is
 // nil when it has already failed.
 func (c *wsConn) prepare(ctx context.Context, op *wsOperation, payload json.RawMessage, start time.Time) (responses graphql.ResponseHandler, _ context.Context, subscription bool) {
-	defer op.recover(ctx)
+	defer op.recover()
 	ctx = graphql.StartOperationTrace(ctx)
 	params := &graphql.RawParams{}
 	if err := decodeParams(payload, params); err != nil {
@@ -470,7 +546,7 @@ func (c *wsConn) prepare(ctx context.Context, op *wsOperation, payload json.RawM
 // deliver sends an operation's responses until it ends.
 func (c *wsConn) deliver(ctx context.Context, op *wsOperation, responses graphql.ResponseHandler) {
 	defer c.finish(op)
-	defer op.recover(ctx)
+	defer op.recover()
 	for {
 		resp := responses(ctx)
 		if resp == nil || op.completed.Load() || !c.sendResponse(op.id, resp) {
@@ -480,20 +556,22 @@ func (c *wsConn) deliver(ctx context.Context, op *wsOperation, responses graphql
 }
 
 // recover turns a panic of the operation into its error.
-func (op *wsOperation) recover(ctx context.Context) {
-	r := recover()
-	if r == nil {
-		return
+func (op *wsOperation) recover() {
+	if r := recover(); r != nil {
+		op.fail(op.recovered(r))
 	}
+}
+
+func (op *wsOperation) recovered(r any) *gqlerror.Error {
 	var err error = fmt.Errorf("panic: %v", r)
 	if op.rc != nil {
-		err = op.rc.Recover(ctx, r)
+		err = op.rc.Recover(op.ctx, r)
 	}
 	var gqlErr *gqlerror.Error
 	if !errors.As(err, &gqlErr) {
 		gqlErr = &gqlerror.Error{Message: "internal error", Extensions: map[string]any{"code": CodeInternal}}
 	}
-	op.fail(gqlErr)
+	return gqlErr
 }
 
 // decodeParams reads a subscribe payload as a GraphQL request, numbers kept

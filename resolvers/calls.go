@@ -389,15 +389,13 @@ func onlyID(ctx context.Context) bool {
 
 // deliverHeld sends the signals the bus held for the participant, in
 // order, and reports whether the stream goes on.
-func (rt *callRuntime) deliverHeld(ctx context.Context, me *store.CallParticipant, out chan<- *store.CallEvent) bool {
+func (rt *callRuntime) deliverHeld(ctx context.Context, me *store.CallParticipant, out *stream[store.CallEvent]) bool {
 	held, err := rt.heldSignals(ctx, me)
 	if err != nil {
 		rt.log.Warn("callEvents: held signals", "participant", me.ID, "err", err)
 	}
 	for _, e := range held {
-		select {
-		case out <- e:
-		case <-ctx.Done():
+		if !out.send(ctx, e) {
 			return false
 		}
 	}
@@ -449,8 +447,8 @@ func (rt *callRuntime) startOfStream(ctx context.Context, me *store.CallParticip
 // streamCallEvents relays a participant's events until the session ends,
 // the participant leaves, or the client goes away.
 func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.CancelFunc, me *store.CallParticipant,
-	session, own *bus.Subscription, start []*store.CallEvent, out chan<- *store.CallEvent) {
-	defer close(out)
+	session, own *bus.Subscription, start []*store.CallEvent, out *stream[store.CallEvent]) {
+	defer out.close()
 	defer cancel()
 	defer rt.liveness.release(me.ID)
 	// The subscriptions are live: say so first (with who is there), so a
@@ -458,9 +456,7 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 	// arrive and can start negotiating (send its offers) without racing
 	// its own stream; then what was sent before it started.
 	for _, e := range start {
-		select {
-		case out <- e:
-		case <-ctx.Done():
+		if !out.send(ctx, e) {
 			return
 		}
 	}
@@ -504,9 +500,7 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 				continue
 			}
 		}
-		select {
-		case out <- e:
-		case <-ctx.Done():
+		if !out.send(ctx, e) {
 			return
 		}
 		if e.Type == store.CallEventSessionEnded || (e.Type == store.CallEventLeft && e.Participant != nil && e.Participant.ID == me.ID) {

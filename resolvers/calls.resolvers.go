@@ -377,9 +377,9 @@ func (r *subscriptionResolver) CallEvents(ctx context.Context, participant strin
 		cancel()
 		return nil, err
 	}
-	out := make(chan *store.CallEvent, 1)
+	out := newStream[store.CallEvent](r.Resolver, ctx)
 	go rt.streamCallEvents(ctx, cancel, me, session, own, start, out)
-	return out, nil
+	return out.ch, nil
 }
 
 func (r *Resolver) Call() graph.CallResolver { return &callResolver{r} }

@@ -312,17 +312,15 @@ const reorderMax = 64
 // The stream ends with FORBIDDEN when the subscriber is removed from a
 // channel it may then no longer read.
 func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, guard *readGuard, last int64,
-	sub *bus.Subscription, out chan<- *store.Message) {
-	defer close(out)
+	sub *bus.Subscription, out *stream[store.Message]) {
+	defer out.close()
 	defer cancel()
 	send := func(m *store.Message) bool {
-		select {
-		case out <- m:
-			last = m.Pos
-			return true
-		case <-ctx.Done():
+		if !out.send(ctx, m) {
 			return false
 		}
+		last = m.Pos
+		return true
 	}
 	catchUp := func(upTo int64) bool {
 		for page := 0; ; page++ {
@@ -554,9 +552,9 @@ func (g *readGuard) recheck(ctx context.Context) error {
 // each gap (with nil) whether the subscriber may go on: its error ends the
 // stream, after the event when deliver is set (so that a subscriber sees
 // its own removal), before it otherwise.
-func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out chan<- *T, decode func([]byte) (*T, error),
+func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out *stream[T], decode func([]byte) (*T, error),
 	allowed func(*T) (deliver bool, err error)) {
-	defer close(out)
+	defer out.close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -586,12 +584,8 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out c
 			if allowed != nil {
 				deliver, end = allowed(v)
 			}
-			if deliver {
-				select {
-				case out <- v:
-				case <-ctx.Done():
-					return
-				}
+			if deliver && !out.send(ctx, v) {
+				return
 			}
 			if end != nil {
 				r.endSubscription(ctx, end)

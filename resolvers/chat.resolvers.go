@@ -607,9 +607,9 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string,
 		}
 		last = now.Channel.LastPos
 	}
-	out := make(chan *store.Message, 1)
+	out := newStream[store.Message](r.Resolver, ctx)
 	go r.streamMessages(ctx, cancel, channel, r.newReadGuard(a, me), last, sub, out)
-	return out, nil
+	return out.ch, nil
 }
 
 func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string) (<-chan *store.ChannelEvent, error) {
@@ -624,13 +624,13 @@ func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *store.ChannelEvent, 1)
+	out := newStream[store.ChannelEvent](r.Resolver, ctx)
 	guard := r.newReadGuard(a, me)
 	go relay(r.Resolver, ctx, sub, out, decodeChannelEvent, func(e *store.ChannelEvent) (bool, error) {
 		err := guard.check(ctx, e)
 		return err == nil || guard.removes(e), err
 	})
-	return out, nil
+	return out.ch, nil
 }
 
 func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.UserEvent, error) {
@@ -642,9 +642,9 @@ func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.User
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *store.UserEvent, 1)
+	out := newStream[store.UserEvent](r.Resolver, ctx)
 	go relay(r.Resolver, ctx, sub, out, decodeJSON[store.UserEvent], nil)
-	return out, nil
+	return out.ch, nil
 }
 
 func (r *Resolver) Channel() graph.ChannelResolver { return &channelResolver{r} }

@@ -86,9 +86,9 @@ func (r *subscriptionResolver) UserUpdated(ctx context.Context, id string) (<-ch
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *store.User, 1)
+	out := newStream[store.User](r.Resolver, ctx)
 	go r.streamUser(ctx, id, sub, out)
-	return out, nil
+	return out.ch, nil
 }
 
 func (r *userResolver) Online(ctx context.Context, obj *store.User) (bool, error) {

@@ -430,9 +430,9 @@ func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store
 			return fail(err)
 		}
 	}
-	out := make(chan *store.FeedUpdate, 1)
+	out := newStream[store.FeedUpdate](r, ctx)
 	go func() {
-		defer close(out)
+		defer out.close()
 		defer s.wg.Wait()
 		defer cancel()
 		for {
@@ -463,14 +463,12 @@ func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store
 				continue
 			}
 			u.FeedID = f.ID
-			select {
-			case out <- &u:
-			case <-ctx.Done():
+			if !out.send(ctx, &u) {
 				return
 			}
 		}
 	}()
-	return out, nil
+	return out.ch, nil
 }
 
 // feedStream is the state of one feedUpdated subscription: the bus topics

@@ -28,6 +28,11 @@ type Resolver struct {
 	// SubscriptionFailed makes err the reason the subscription in ctx
 	// ends, which its client gets in place of a normal end.
 	SubscriptionFailed func(ctx context.Context, err *gqlerror.Error)
+	// SubscriptionReady returns, for the subscription being resolved in
+	// ctx, what its stream calls after each event it puts in its channel
+	// and after closing it: the transport then delivers the event from the
+	// stream's goroutine. nil: the transport waits on the channel itself.
+	SubscriptionReady func(ctx context.Context) func()
 
 	// SFUNodes are the SFU media servers call sessions are assigned to
 	// (SFU_NODES); none means sfu.Default.
@@ -53,4 +58,44 @@ func (r *Resolver) endSubscription(ctx context.Context, err error) {
 	if err != nil && r.Present != nil && r.SubscriptionFailed != nil {
 		r.SubscriptionFailed(ctx, r.Present(ctx, err))
 	}
+}
+
+// stream is a subscription's channel of events. After each event it puts
+// in the channel, and after closing it, it calls the transport's ready,
+// which delivers the event from the stream's own goroutine: a goroutine
+// and a hand-off less per subscription than a transport goroutine waiting
+// on the channel.
+type stream[T any] struct {
+	ch    chan *T
+	ready func()
+}
+
+// newStream makes the stream of the subscription being resolved in ctx.
+// Make it once nothing can fail any more: the resolver's next step is to
+// start the goroutine that sends to it and closes it.
+func newStream[T any](r *Resolver, ctx context.Context) *stream[T] {
+	s := &stream[T]{ch: make(chan *T, 1), ready: func() {}}
+	if r.SubscriptionReady != nil {
+		if f := r.SubscriptionReady(ctx); f != nil {
+			s.ready = f
+		}
+	}
+	return s
+}
+
+// send puts v in the stream, or reports false when ctx ends first.
+func (s *stream[T]) send(ctx context.Context, v *T) bool {
+	select {
+	case s.ch <- v:
+		s.ready()
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// close ends the stream; call it last, after any endSubscription.
+func (s *stream[T]) close() {
+	close(s.ch)
+	s.ready()
 }

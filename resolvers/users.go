@@ -62,8 +62,8 @@ func userChanges(id auth.Identity, in []*model.UserInput) ([]store.UserChange, e
 
 // streamUser relays a user's updates from the bus until ctx ends. After a
 // gap in the bus it re-reads the user, so a missed update is not lost.
-func (r *Resolver) streamUser(ctx context.Context, id string, sub *bus.Subscription, out chan<- *store.User) {
-	defer close(out)
+func (r *Resolver) streamUser(ctx context.Context, id string, sub *bus.Subscription, out *stream[store.User]) {
+	defer out.close()
 	for {
 		select {
 		case <-ctx.Done():
@@ -87,9 +87,7 @@ func (r *Resolver) streamUser(ctx context.Context, id string, sub *bus.Subscript
 					continue
 				}
 			}
-			select {
-			case out <- u:
-			case <-ctx.Done():
+			if !out.send(ctx, u) {
 				return
 			}
 		}
