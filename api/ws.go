@@ -22,6 +22,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/brookhq/brook/resolvers"
 )
 
 // Brook's WebSocket transport speaks graphql-transport-ws (the protocol of
@@ -169,6 +171,10 @@ type wsOperation struct {
 	responses graphql.ResponseHandler
 	pending   int
 	done      bool
+	// shareKey says with which operations its responses may be shared.
+	shareKey string
+	// filling is the shared response this operation makes next.
+	filling *sharedResponse
 
 	mu sync.Mutex
 	// errs end the operation with an error message rather than complete.
@@ -185,22 +191,24 @@ func SubscriptionFailed(ctx context.Context, err *gqlerror.Error) {
 	}
 }
 
-// SubscriptionReady returns, for the subscription being resolved in ctx,
-// what its stream calls after each event it puts in its channel and after
-// closing it: the event is then executed and written from the stream's
-// goroutine, and no goroutine of the transport waits on the channel.
-func SubscriptionReady(ctx context.Context) func() {
+// SubscriptionDelivery returns, for the subscription being resolved in
+// ctx, how its stream hands events over: each is executed and written from
+// the stream's goroutine, and no goroutine of the transport waits on the
+// stream's channel.
+func SubscriptionDelivery(ctx context.Context) resolvers.Delivery {
 	op, _ := ctx.Value(wsOperationKey{}).(*wsOperation)
 	if op == nil {
 		return nil
 	}
 	op.pushed = true
-	return op.ready
+	return op
 }
 
-// ready delivers the event the stream has just put in its channel, or the
+var _ resolvers.Delivery = (*wsOperation)(nil)
+
+// Ready delivers the event the stream has just put in its channel, or the
 // end of the stream.
-func (op *wsOperation) ready() {
+func (op *wsOperation) Ready() {
 	op.dmu.Lock()
 	defer op.dmu.Unlock()
 	if op.responses == nil {
@@ -210,9 +218,47 @@ func (op *wsOperation) ready() {
 	op.deliverOne()
 }
 
+// Take delivers ev with the response another operation made for the same
+// event and selection, when the selection can be shared (see shareKey). The
+// first operation to deliver an event makes the response; the others wait
+// for it.
+func (op *wsOperation) Take(ev any) bool {
+	if ev == nil {
+		return false
+	}
+	op.dmu.Lock()
+	defer op.dmu.Unlock()
+	if op.responses == nil || op.shareKey == "" || op.done || op.completed.Load() {
+		return false
+	}
+	e, mine := op.conn.s.shared.get(sharedKey{ev, op.shareKey})
+	if mine {
+		op.filling = e // resolved by the Ready that follows
+		return false
+	}
+	select {
+	case <-e.done:
+	case <-op.ctx.Done():
+		return false
+	}
+	if e.payload == nil {
+		return false
+	}
+	op.conn.send(op.id, op.conn.nextType(), e.payload)
+	return true
+}
+
 // deliverOne executes the operation for the next event and sends the
 // response; called with dmu held.
 func (op *wsOperation) deliverOne() {
+	fill := op.filling
+	op.filling = nil
+	var payload []byte
+	defer func() {
+		if fill != nil {
+			fill.resolve(payload)
+		}
+	}()
 	if op.done {
 		return
 	}
@@ -222,7 +268,14 @@ func (op *wsOperation) deliverOne() {
 		op.conn.finish(op)
 		return
 	}
-	if !op.completed.Load() {
+	if fill != nil {
+		payload = sharedPayload(resp)
+	}
+	switch {
+	case op.completed.Load():
+	case payload != nil:
+		op.conn.send(op.id, op.conn.nextType(), payload)
+	default:
 		op.conn.sendResponse(op.id, resp)
 	}
 }
@@ -537,7 +590,7 @@ func (c *wsConn) prepare(ctx context.Context, op *wsOperation, payload json.RawM
 		op.fail(c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs).Errors...)
 		return nil, ctx, false
 	}
-	op.rc = rc
+	op.rc, op.shareKey = rc, shareKey(rc)
 	ctx = context.WithValue(graphql.WithOperationContext(ctx, rc), wsOperationKey{}, op)
 	responses, ctx = c.exec.DispatchOperation(ctx, rc)
 	return responses, ctx, rc.Operation != nil && rc.Operation.Operation == ast.Subscription
@@ -612,13 +665,18 @@ func (c *wsConn) finish(op *wsOperation) {
 	c.send(op.id, "error", b)
 }
 
+// nextType is the type of a message with a response.
+func (c *wsConn) nextType() string {
+	if c.legacy {
+		return "data"
+	}
+	return "next"
+}
+
 // sendResponse sends one response of an operation. Its data, already JSON,
 // is written as it is (encoding/json would scan and copy it again).
 func (c *wsConn) sendResponse(id string, resp *graphql.Response) bool {
-	typ := "next"
-	if c.legacy {
-		typ = "data"
-	}
+	typ := c.nextType()
 	if resp.Label != "" || resp.Path != nil || resp.HasNext != nil {
 		// An incremental (@defer) response: its placement fields too.
 		b, err := json.Marshal(resp)

@@ -1632,3 +1632,63 @@ func TestChatMessageAddedReorders(t *testing.T) {
 	publish(msgs[2])
 	sub.None(300 * time.Millisecond)
 }
+
+// Subscribers given the same message with the same selection share one
+// execution of it (api/shared.go), each still under its own operation id;
+// a selection that depends on the subscriber (ownReactions) is executed
+// for it, and a reaction later shows in its own reactions only.
+func TestChatSharedDeliveries(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createChannel(t, n, alice, "messaging", "shared-"+tag, bob, carol)
+	shared := `subscription($c: ID!) { messageAdded(channel: $c) { id text user { id } } }`
+	own := `subscription($c: ID!) { channelEvents(channel: $c) { type message { id ownReactions { kind } } } }`
+	bobWS := n.MustDial(t, env.Token(t, bob))
+	carolWS := n.MustDial(t, env.Token(t, carol))
+	subs := []*brooktest.Sub{bobWS.Subscribe(shared, brooktest.Vars{"c": cid}), bobWS.Subscribe(shared, brooktest.Vars{"c": cid}),
+		carolWS.Subscribe(shared, brooktest.Vars{"c": cid})}
+	bobOwn := bobWS.Subscribe(own, brooktest.Vars{"c": cid})
+	carolOwn := carolWS.Subscribe(own, brooktest.Vars{"c": cid})
+	waitSubscribed(t, n)
+	m := sendMsg(t, n, alice, cid, "for all")
+	for i, s := range subs {
+		var got struct {
+			MessageAdded struct {
+				ID, Text string
+				User     struct{ ID string }
+			}
+		}
+		s.NextData(&got)
+		if got.MessageAdded.ID != m.ID || got.MessageAdded.Text != "for all" || got.MessageAdded.User.ID != alice {
+			t.Fatalf("subscriber %d got %+v", i, got)
+		}
+	}
+	type ownEvent struct {
+		ChannelEvents struct {
+			Type    string
+			Message struct {
+				ID           string
+				OwnReactions []struct{ Kind string }
+			}
+		}
+	}
+	for _, s := range []*brooktest.Sub{bobOwn, carolOwn} {
+		var ev ownEvent
+		s.NextData(&ev)
+		if ev.ChannelEvents.Type != "message.new" {
+			t.Fatalf("first channel event %+v", ev)
+		}
+	}
+	n.Must(t, env.Token(t, bob), `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID}, nil)
+	for who, s := range map[string]*brooktest.Sub{bob: bobOwn, carol: carolOwn} {
+		var ev ownEvent
+		s.NextData(&ev)
+		kinds := len(ev.ChannelEvents.Message.OwnReactions)
+		if ev.ChannelEvents.Type != "reaction.new" || (who == bob) != (kinds == 1) {
+			t.Fatalf("%s heard %+v", who, ev)
+		}
+	}
+}

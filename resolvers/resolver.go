@@ -28,11 +28,10 @@ type Resolver struct {
 	// SubscriptionFailed makes err the reason the subscription in ctx
 	// ends, which its client gets in place of a normal end.
 	SubscriptionFailed func(ctx context.Context, err *gqlerror.Error)
-	// SubscriptionReady returns, for the subscription being resolved in
-	// ctx, what its stream calls after each event it puts in its channel
-	// and after closing it: the transport then delivers the event from the
-	// stream's goroutine. nil: the transport waits on the channel itself.
-	SubscriptionReady func(ctx context.Context) func()
+	// SubscriptionDelivery returns, for the subscription being resolved in
+	// ctx, how its stream hands events to the transport; nil: the
+	// transport waits on the stream's channel itself.
+	SubscriptionDelivery func(ctx context.Context) Delivery
 
 	// SFUNodes are the SFU media servers call sessions are assigned to
 	// (SFU_NODES); none means sfu.Default.
@@ -60,34 +59,46 @@ func (r *Resolver) endSubscription(ctx context.Context, err error) {
 	}
 }
 
-// stream is a subscription's channel of events. After each event it puts
-// in the channel, and after closing it, it calls the transport's ready,
-// which delivers the event from the stream's own goroutine: a goroutine
-// and a hand-off less per subscription than a transport goroutine waiting
-// on the channel.
+// Delivery is how a subscription's stream hands its events to the
+// transport, which delivers them from the stream's own goroutine: a
+// goroutine and a hand-off less per subscription than a transport
+// goroutine waiting on the channel.
+type Delivery interface {
+	// Take delivers ev with a response already made for the same event
+	// (shared by the stream's of a channel's subscribers), if it can.
+	Take(ev any) bool
+	// Ready delivers the event just put in the stream's channel, or the
+	// end of the stream after it was closed.
+	Ready()
+}
+
+// stream is a subscription's channel of events and its delivery.
 type stream[T any] struct {
-	ch    chan *T
-	ready func()
+	ch chan *T
+	d  Delivery
 }
 
 // newStream makes the stream of the subscription being resolved in ctx.
 // Make it once nothing can fail any more: the resolver's next step is to
 // start the goroutine that sends to it and closes it.
 func newStream[T any](r *Resolver, ctx context.Context) *stream[T] {
-	s := &stream[T]{ch: make(chan *T, 1), ready: func() {}}
-	if r.SubscriptionReady != nil {
-		if f := r.SubscriptionReady(ctx); f != nil {
-			s.ready = f
-		}
+	s := &stream[T]{ch: make(chan *T, 1)}
+	if r.SubscriptionDelivery != nil {
+		s.d = r.SubscriptionDelivery(ctx)
 	}
 	return s
 }
 
-// send puts v in the stream, or reports false when ctx ends first.
+// send delivers v, or reports false when ctx ends first.
 func (s *stream[T]) send(ctx context.Context, v *T) bool {
+	if s.d != nil && s.d.Take(v) {
+		return true
+	}
 	select {
 	case s.ch <- v:
-		s.ready()
+		if s.d != nil {
+			s.d.Ready()
+		}
 		return true
 	case <-ctx.Done():
 		return false
@@ -97,5 +108,7 @@ func (s *stream[T]) send(ctx context.Context, v *T) bool {
 // close ends the stream; call it last, after any endSubscription.
 func (s *stream[T]) close() {
 	close(s.ch)
-	s.ready()
+	if s.d != nil {
+		s.d.Ready()
+	}
 }
