@@ -267,13 +267,7 @@ func TestRateLimitPerIPCountsFailedRequests(t *testing.T) {
 
 // Tokens and secrets never reach the logs, whatever happens to a request.
 func TestTokensNeverLogged(t *testing.T) {
-	var mu sync.Mutex
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, logged := captureLogs()
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Logger: logger})
 	tok := env.Token(t, "secretive")
 	n.Must(t, tok, `{ me { id } }`, nil, nil)
@@ -284,9 +278,7 @@ func TestTokensNeverLogged(t *testing.T) {
 	_, _ = n.Dial(t, brooktest.AuthPayload(tok[:len(tok)-2]))
 	n.Store.DB().Close() // an internal error is logged in full
 	_ = n.Query(t, tok, `{ user(id: "x") { id } }`, nil)
-	mu.Lock()
-	defer mu.Unlock()
-	text := logs.String()
+	text := logged()
 	if !strings.Contains(text, "internal error") || !strings.Contains(text, "request_id") {
 		t.Fatalf("expected request and error logs, got:\n%s", text)
 	}
@@ -295,6 +287,22 @@ func TestTokensNeverLogged(t *testing.T) {
 		if strings.Contains(text, secret) {
 			t.Fatalf("logs contain a secret %q", secret[:10])
 		}
+	}
+}
+
+// captureLogs returns a logger (debug and up) and what it has logged so far.
+func captureLogs() (*slog.Logger, func() string) {
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return logger, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
 	}
 }
 
@@ -363,21 +371,13 @@ func TestTypingStopIsFree(t *testing.T) {
 // the connection closes (its HTTP handler returned long before), with its
 // user, status 101 and the operations it ran.
 func TestWebsocketLoggedWhenItCloses(t *testing.T) {
-	var mu sync.Mutex
-	var logs bytes.Buffer
-	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), nil))
+	logger, logged := captureLogs()
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Logger: logger})
 	ws := n.MustDial(t, env.Token(t, "logan"))
 	ws.Subscribe(`{ me { id } }`, nil).Expect("next")
 	lines := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
 		var out []string
-		for _, l := range strings.Split(logs.String(), "\n") {
+		for _, l := range strings.Split(logged(), "\n") {
 			if strings.Contains(l, "status=101") {
 				out = append(out, l)
 			}
