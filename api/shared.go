@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -33,8 +32,9 @@ var sharedFields = map[string]bool{
 }
 
 // shareKey returns the key under which an operation's responses may be
-// shared with other operations given the same event: the same document,
-// operation and variables, and only sharedFields. "" when it may not.
+// shared with other operations given the same event and document (see
+// sharedKey): the same operation and variables, and only sharedFields. ""
+// when it may not.
 func shareKey(rc *graphql.OperationContext) string {
 	if rc.Operation == nil || rc.Operation.Operation != ast.Subscription || !sharedSelection(rc.Operation.SelectionSet) {
 		return ""
@@ -43,7 +43,7 @@ func shareKey(rc *graphql.OperationContext) string {
 	if err != nil {
 		return ""
 	}
-	return fmt.Sprintf("%p\x00%s\x00%s", rc.Doc, rc.OperationName, vars)
+	return rc.OperationName + "\x00" + string(vars)
 }
 
 func sharedSelection(set ast.SelectionSet) bool {
@@ -89,6 +89,9 @@ func plainDirectives(ds ast.DirectiveList) bool {
 // the first operation to deliver the event, waited for by the others.
 type sharedResponse struct {
 	done chan struct{}
+	// fillerDone is the filling operation's end: its waiters stop
+	// waiting then, resolved or not.
+	fillerDone <-chan struct{}
 	// payload is the response; nil when it could not be shared (it had
 	// errors, or its operation ended first).
 	payload []byte
@@ -99,8 +102,12 @@ func (e *sharedResponse) resolve(payload []byte) {
 	close(e.done)
 }
 
+// sharedKey is an event and a selection of it: the document (held, so
+// that its address is not another document's while the key is listed) and
+// the operation's shareKey.
 type sharedKey struct {
 	event any
+	doc   *ast.QueryDocument
 	key   string
 }
 
@@ -115,8 +122,8 @@ type sharedResponses struct {
 }
 
 // get returns the entry for k, and whether the caller made it (and must
-// resolve it).
-func (c *sharedResponses) get(k sharedKey) (*sharedResponse, bool) {
+// resolve it; fillerDone is when the caller's operation ends).
+func (c *sharedResponses) get(k sharedKey, fillerDone <-chan struct{}) (*sharedResponse, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i := range c.keys {
@@ -124,7 +131,7 @@ func (c *sharedResponses) get(k sharedKey) (*sharedResponse, bool) {
 			return c.vals[i], false
 		}
 	}
-	e := &sharedResponse{done: make(chan struct{})}
+	e := &sharedResponse{done: make(chan struct{}), fillerDone: fillerDone}
 	c.keys[c.next], c.vals[c.next] = k, e
 	c.next = (c.next + 1) % len(c.keys)
 	return e, true

@@ -12,7 +12,8 @@ import (
 // Responses are shared only for selections whose answer cannot depend on
 // the subscriber: any field that can (ownReactions, a channel's unread
 // count, an unknown one) or @defer makes the selection the subscriber's
-// own; the key tells documents, operations and variables apart.
+// own; the key tells operations and variables apart (and sharedKey
+// documents).
 func TestShareKey(t *testing.T) {
 	schema := graph.NewExecutableSchema(graph.Config{}).Schema()
 	key := func(q string, vars map[string]any) string {

@@ -171,8 +171,10 @@ type wsOperation struct {
 	responses graphql.ResponseHandler
 	pending   int
 	done      bool
-	// shareKey says with which operations its responses may be shared.
+	// shareKey and shareDoc say with which operations its responses may
+	// be shared.
 	shareKey string
+	shareDoc *ast.QueryDocument
 	// filling is the shared response this operation makes next.
 	filling *sharedResponse
 
@@ -228,48 +230,69 @@ func (op *wsOperation) Take(ev any) bool {
 	}
 	op.dmu.Lock()
 	defer op.dmu.Unlock()
-	if op.responses == nil || op.shareKey == "" || op.done || op.completed.Load() {
+	if op.responses == nil || op.shareKey == "" || op.done || op.completed.Load() || op.ctx.Err() != nil {
 		return false
 	}
-	e, mine := op.conn.s.shared.get(sharedKey{ev, op.shareKey})
+	e, mine := op.conn.s.shared.get(sharedKey{event: ev, doc: op.shareDoc, key: op.shareKey}, op.ctx.Done())
 	if mine {
-		op.filling = e // resolved by the Ready that follows
+		op.filling = e // resolved by the Ready (or Abandon) that follows
 		return false
 	}
+	// The filler may end before it resolves the entry: then this
+	// operation executes the event itself.
 	select {
 	case <-e.done:
+	case <-e.fillerDone:
+		return false
 	case <-op.ctx.Done():
 		return false
 	}
-	if e.payload == nil {
+	if e.payload == nil || op.completed.Load() {
 		return false
 	}
 	op.conn.send(op.id, op.conn.nextType(), e.payload)
 	return true
 }
 
+// Abandon gives up the shared response this operation was to make: its
+// stream ended before it put the event in its channel.
+func (op *wsOperation) Abandon() {
+	op.dmu.Lock()
+	defer op.dmu.Unlock()
+	if op.filling != nil {
+		op.filling.resolve(nil)
+		op.filling = nil
+	}
+}
+
 // deliverOne executes the operation for the next event and sends the
-// response; called with dmu held.
+// response; called with dmu held. A shared response it makes is handed
+// to the operations waiting for it before its own write, which a slow
+// client can hold up.
 func (op *wsOperation) deliverOne() {
 	fill := op.filling
 	op.filling = nil
-	var payload []byte
-	defer func() {
+	resolve := func(payload []byte) {
 		if fill != nil {
 			fill.resolve(payload)
+			fill = nil
 		}
-	}()
+	}
+	defer resolve(nil) // a panic, or the end of the stream
 	if op.done {
 		return
 	}
 	resp, ok := op.next()
 	if !ok {
 		op.done = true
+		resolve(nil)
 		op.conn.finish(op)
 		return
 	}
+	var payload []byte
 	if fill != nil {
 		payload = sharedPayload(resp)
+		resolve(payload)
 	}
 	switch {
 	case op.completed.Load():
@@ -590,7 +613,7 @@ func (c *wsConn) prepare(ctx context.Context, op *wsOperation, payload json.RawM
 		op.fail(c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs).Errors...)
 		return nil, ctx, false
 	}
-	op.rc, op.shareKey = rc, shareKey(rc)
+	op.rc, op.shareKey, op.shareDoc = rc, shareKey(rc), rc.Doc
 	ctx = context.WithValue(graphql.WithOperationContext(ctx, rc), wsOperationKey{}, op)
 	responses, ctx = c.exec.DispatchOperation(ctx, rc)
 	return responses, ctx, rc.Operation != nil && rc.Operation.Operation == ast.Subscription

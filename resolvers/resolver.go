@@ -70,6 +70,9 @@ type Delivery interface {
 	// Ready delivers the event just put in the stream's channel, or the
 	// end of the stream after it was closed.
 	Ready()
+	// Abandon follows a Take that returned false when the stream ends
+	// before it puts the event in its channel.
+	Abandon()
 }
 
 // stream is a subscription's channel of events and its delivery.
@@ -101,6 +104,9 @@ func (s *stream[T]) send(ctx context.Context, v *T) bool {
 		}
 		return true
 	case <-ctx.Done():
+		if s.d != nil {
+			s.d.Abandon()
+		}
 		return false
 	}
 }
