@@ -37,8 +37,11 @@ import (
 // connection is upgraded; one goroutine reads the connection, running no
 // GraphQL code itself, so its stack stays small; an idle connection holds a
 // 1 KB read buffer and borrows a write buffer only while it writes;
-// keep-alive pings come from one goroutine for all connections; and each
-// response is written once, straight into the frame.
+// keep-alive pings come from one goroutine for all connections; a
+// subscription's events are executed and written from its resolver's
+// stream goroutine (resolvers.Delivery), and shared between subscribers
+// where they can be (shared.go); and each response is written once,
+// straight into the frame.
 
 // The WebSocket subprotocols Brook speaks.
 const (
@@ -160,10 +163,10 @@ type wsOperation struct {
 	// completed: the client completed the operation.
 	completed atomic.Bool
 
-	// pushed: the subscription's stream calls ready after each event (see
-	// SubscriptionReady). Set while the operation starts.
+	// pushed: the subscription's stream calls Ready after each event (see
+	// SubscriptionDelivery). Set while the operation starts.
 	pushed bool
-	// dmu serializes deliveries. Until responses is set, ready only
+	// dmu serializes deliveries. Until responses is set, Ready only
 	// counts (pending) what the start then delivers.
 	dmu       sync.Mutex
 	conn      *wsConn
@@ -579,7 +582,7 @@ func (c *wsConn) run(ctx context.Context, op *wsOperation, payload json.RawMessa
 	case responses == nil:
 		c.finish(op)
 	case subscription && op.pushed:
-		// Its stream delivers each event (ready); what it sent while the
+		// Its stream delivers each event (Ready); what it sent while the
 		// operation started is delivered now.
 		op.dmu.Lock()
 		op.ctx, op.responses = ctx, responses

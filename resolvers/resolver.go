@@ -65,7 +65,7 @@ func (r *Resolver) endSubscription(ctx context.Context, err error) {
 // goroutine waiting on the channel.
 type Delivery interface {
 	// Take delivers ev with a response already made for the same event
-	// (shared by the stream's of a channel's subscribers), if it can.
+	// (shared by the streams of a channel's subscribers), if it can.
 	Take(ev any) bool
 	// Ready delivers the event just put in the stream's channel, or the
 	// end of the stream after it was closed.
