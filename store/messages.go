@@ -416,24 +416,46 @@ func (s *Store) SearchMessages(ctx context.Context, userID, query string, channe
 	return PageOf(found, first), nil
 }
 
-// ChatMessageFacts loads what the chat.message job needs: the message, its
-// channel and the channel's members. A message that no longer exists
-// (its channel was deleted) returns nil.
+// ChatMessageFacts loads what the chat.message job needs: the message with
+// its sender (nil when the user is gone), its channel and the channel's
+// members, in one round trip (the job is on the way from a send to its
+// subscribers). A message that no longer exists (its channel was deleted)
+// returns nil.
 func ChatMessageFacts(ctx context.Context, q Querier, id uuid.UUID) (*Message, *Channel, []string, error) {
-	m, err := scanMessage(q.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, id))
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE id = $1`, id)
+	b.Queue(`SELECT `+userColumns+` FROM users WHERE id = (SELECT user_id FROM messages WHERE id = $1)`, id)
+	b.Queue(`SELECT `+channelColumns+` FROM channels WHERE id = (SELECT channel_id FROM messages WHERE id = $1)`, id)
+	b.Queue(`SELECT user_id FROM channel_members WHERE channel_id = (SELECT channel_id FROM messages WHERE id = $1)`, id)
+	br := q.SendBatch(ctx, b)
+	defer br.Close()
+	fail := func(err error) (*Message, *Channel, []string, error) {
+		return nil, nil, nil, fmt.Errorf("store: chat message job: %w", err)
+	}
+	m, err := scanMessage(br.QueryRow())
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("store: chat message job: %w", err)
+		return fail(err)
 	}
-	c, err := scanChannel(q.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, m.ChannelID))
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("store: chat message job: %w", err)
+	if m.Sender, err = scanUser(br.QueryRow()); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fail(err)
 	}
-	members, err := ChannelMemberIDs(ctx, q, m.ChannelID)
+	c, err := scanChannel(br.QueryRow())
 	if err != nil {
-		return nil, nil, nil, err
+		return fail(err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return fail(err)
+	}
+	members, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fail(err)
+	}
+	if err := br.Close(); err != nil {
+		return fail(err)
 	}
 	return m, c, members, nil
 }

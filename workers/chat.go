@@ -2,7 +2,6 @@ package workers
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
@@ -199,11 +198,6 @@ func (r *Runner) messageFacts(ctx context.Context, tx pgx.Tx, id uuid.UUID) (*st
 	if err != nil || msg == nil {
 		return nil, nil, nil, err
 	}
-	sender, err := r.store.User(ctx, msg.UserID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, nil, nil, err
-	}
-	msg.Sender = sender
 	msg.Reactions = []store.ReactionCount{}
 	return msg, ch, members, nil
 }
