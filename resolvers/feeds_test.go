@@ -942,7 +942,12 @@ func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
 
 	// fan2's follow takes star above the threshold: star is merged at read
 	// time from now on, and never written into the reader's timeline.
+	_, base := n.Bus.Stats()
 	follow(t, n, u["fan2"], u["star"], 0)
+	// A post in the moment before the stream listens to star's feed
+	// arrives only in reads (the README says so): wait for it.
+	listening := func() bool { _, s := n.Bus.Stats(); return s == base+1 }
+	brooktest.Eventually(t, "the stream listens to star's feed", listening)
 	merged := post(t, n, u["star"], "merged")
 	expectAdded(merged)
 	sub.None(300 * time.Millisecond)
@@ -954,10 +959,12 @@ func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
 	again := post(t, n, u["star"], "pushed again")
 	expectAdded(again)
 	sub.None(300 * time.Millisecond)
+	brooktest.Eventually(t, "the stream no longer listens to star's feed", func() bool { _, s := n.Bus.Stats(); return s == base })
 
 	// Merged once more, then unfollowed by the reader: what the timeline
 	// showed of star goes, and star's next post does not arrive.
 	follow(t, n, u["fan2"], u["star"], 0)
+	brooktest.Eventually(t, "the stream listens to star's feed again", listening)
 	last := post(t, n, u["star"], "merged again")
 	expectAdded(last)
 	unfollow(t, n, u["reader"], u["star"], false)
