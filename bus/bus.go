@@ -94,6 +94,41 @@ type Subscription struct {
 	topic string
 	err   error
 	stop  func() bool
+	// wake, set by Park, runs on a goroutine of its own at the next
+	// event or at the end. Written only by the reader before it sets
+	// parked; read only by whoever clears parked.
+	wake   func()
+	parked atomic.Bool
+	// ended is set before C is closed.
+	ended atomic.Bool
+}
+
+// Park arranges for wake to run, on a goroutine of its own, when the next
+// event arrives or the subscription ends, and reports true. It reports
+// false, arranging nothing, when an event is already waiting in C or C is
+// closed: the caller reads C instead.
+//
+// It lets an idle subscriber hold no goroutine: a reader that would block
+// on C parks and returns, and wake takes up reading where it left off.
+// Call it only from the subscription's one reader.
+func (s *Subscription) Park(wake func()) bool {
+	s.wake = wake
+	s.parked.Store(true)
+	// An event or the end may have come before parked was set, and its
+	// sender seen nothing to wake: then unpark, unless the sender has
+	// since cleared parked itself and started wake.
+	if len(s.c) == 0 && !s.ended.Load() {
+		return true
+	}
+	return !s.parked.CompareAndSwap(true, false)
+}
+
+// woken starts a parked subscriber's wake, after an event was put in C or
+// C was closed.
+func (s *Subscription) woken() {
+	if s.parked.Load() && s.parked.CompareAndSwap(true, false) {
+		go s.wake()
+	}
 }
 
 // Err says why C was closed: nil after the context ended, ErrSlowSubscriber,
@@ -344,7 +379,9 @@ func (b *Bus) removeLocked(s *Subscription, err error) {
 	delete(subs, s)
 	b.subscribers.Dec()
 	s.err = err
+	s.ended.Store(true)
 	close(s.c)
+	s.woken()
 	if s.stop != nil {
 		s.stop()
 	}
@@ -505,6 +542,7 @@ func (b *Bus) signalGap() {
 		for s := range subs {
 			select {
 			case s.c <- gap:
+				s.woken()
 			default:
 				b.dropped.Inc()
 				b.removeLocked(s, ErrSlowSubscriber)
@@ -526,6 +564,7 @@ func (b *Bus) dispatch(m *redis.Message) {
 	for s := range b.topics[ev.Topic] {
 		select {
 		case s.c <- ev:
+			s.woken()
 		default:
 			b.dropped.Inc()
 			b.removeLocked(s, ErrSlowSubscriber)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -328,5 +330,128 @@ func TestPublishOrHold(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	if held, _ := b.TakeHeld(ctx, "quiet"); len(held) != 0 {
 		t.Fatalf("expired messages still held: %s", held)
+	}
+}
+
+// A parked subscriber is woken once for the next event and once for its
+// end, and is not parked while an event waits in C.
+func TestParkWakesAtTheNextEventAndAtTheEnd(t *testing.T) {
+	b, _ := newNode(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := b.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	woken := make(chan string, 4)
+	if !s.Park(func() { woken <- "first" }) {
+		t.Fatal("an idle subscription did not park")
+	}
+	if err := b.PublishRaw(ctx, "room", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case w := <-woken:
+		if w != "first" {
+			t.Fatalf("woke %q", w)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken by an event")
+	}
+	// The event is still waiting: no parking until it is read.
+	if s.Park(func() { woken <- "unexpected" }) {
+		t.Fatal("parked with an event waiting")
+	}
+	if ev := receive(t, s); string(ev.Data) != "a" {
+		t.Fatalf("got %+v", ev)
+	}
+	if !s.Park(func() { woken <- "end" }) {
+		t.Fatal("did not park after reading")
+	}
+	cancel()
+	select {
+	case w := <-woken:
+		if w != "end" {
+			t.Fatalf("woke %q", w)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not woken by the end")
+	}
+	if _, ok := <-s.C; ok {
+		t.Fatal("C not closed at the end")
+	}
+	if s.Park(func() { woken <- "after end" }) {
+		t.Fatal("parked after the end")
+	}
+	select {
+	case w := <-woken:
+		t.Fatalf("woke %q more than once", w)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// A reader that parks whenever C is empty gets every event, in order, and
+// never runs twice at once, however events and parking interleave.
+func TestParkingReaderGetsEveryEventOnce(t *testing.T) {
+	b, _ := newNode(t)
+	ctx := context.Background()
+	s, err := b.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	var running atomic.Int32
+	got := make(chan int, n)
+	twice := make(chan struct{}, 1)
+	var read func()
+	read = func() {
+		if running.Add(1) != 1 {
+			select {
+			case twice <- struct{}{}:
+			default:
+			}
+		}
+		for {
+			// Counted out before parking: once parked, the next wake may
+			// start at once.
+			running.Add(-1)
+			if s.Park(read) {
+				return
+			}
+			running.Add(1)
+			ev, ok := <-s.C
+			if !ok {
+				running.Add(-1)
+				return
+			}
+			i, _ := strconv.Atoi(string(ev.Data))
+			got <- i
+		}
+	}
+	go read()
+	// Published in bursts of 8, each awaited (the buffer holds 16): the
+	// reader finds events waiting, parks between bursts, and is woken
+	// while parking.
+	for i := 0; i < n; i += 8 {
+		for j := i; j < i+8; j++ {
+			if err := b.PublishRaw(ctx, "room", []byte(strconv.Itoa(j))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for j := i; j < i+8; j++ {
+			select {
+			case g := <-got:
+				if g != j {
+					t.Fatalf("event %d arrived as number %d", g, j)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%d of %d events arrived (%v)", j, n, s.Err())
+			}
+		}
+	}
+	select {
+	case <-twice:
+		t.Fatal("two readers ran at once")
+	default:
 	}
 }

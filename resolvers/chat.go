@@ -313,8 +313,10 @@ const reorderMax = 64
 // channel it may then no longer read.
 func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, guard *readGuard, last int64,
 	sub *bus.Subscription, out *stream[store.Message]) {
-	defer out.close()
-	defer cancel()
+	end := func() {
+		cancel()
+		out.close()
+	}
 	send := func(m *store.Message) bool {
 		if !out.send(ctx, m) {
 			return false
@@ -387,51 +389,50 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 		}
 		return catchUp(upTo) && release()
 	}
-	if !catchUp(math.MaxInt64) {
-		return
-	}
-	for {
+	// next handles one event, or the end of the reorder wait; false: the
+	// stream has ended.
+	next := func() bool {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-waitC:
 			waitC = nil
 			if !fill() {
-				return
+				return false
 			}
 		case ev, ok := <-sub.C:
 			if !ok {
 				r.endSubscription(ctx, sub.Err())
-				return
+				return false
 			}
 			if ev.Gap {
 				// A removal may have been missed with the other events.
 				if err := guard.check(ctx, nil); err != nil {
 					r.endSubscription(ctx, err)
-					return
+					return false
 				}
 				if !catchUp(math.MaxInt64) || !release() {
-					return
+					return false
 				}
-				continue
+				return true
 			}
 			e, err := decodeChannelEvent(ev.Data)
 			if err != nil {
-				continue
+				return true
 			}
 			if err := guard.check(ctx, e); err != nil {
 				r.endSubscription(ctx, err)
-				return
+				return false
 			}
 			if e.Type != store.EventMessageNew || e.Message == nil {
-				continue
+				return true
 			}
 			m := e.Message
 			switch {
 			case m.Pos <= last:
 			case m.Pos == last+1:
 				if !send(m) || !release() {
-					return
+					return false
 				}
 			default:
 				if held == nil {
@@ -440,7 +441,7 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 				held[m.Pos] = m
 				if len(held) > reorderMax {
 					if !fill() {
-						return
+						return false
 					}
 				} else if waitC == nil {
 					if wait == nil {
@@ -452,7 +453,27 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 				}
 			}
 		}
+		return true
 	}
+	if !catchUp(math.MaxInt64) {
+		end()
+		return
+	}
+	// An idle stream holds no goroutine: it parks on the bus subscription,
+	// which starts follow again at the next event or at the end.
+	var follow func()
+	follow = func() {
+		for {
+			if waitC == nil && sub.Park(follow) {
+				return
+			}
+			if !next() {
+				end()
+				return
+			}
+		}
+	}
+	follow()
 }
 
 // replayPageRead, when set (by tests), runs after messageAdded's replay
@@ -554,15 +575,15 @@ func (g *readGuard) recheck(ctx context.Context) error {
 // its own removal), before it otherwise.
 func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out *stream[T], decode func([]byte) (*T, error),
 	allowed func(*T) (deliver bool, err error)) {
-	defer out.close()
-	for {
+	// next handles one event; false: the stream has ended.
+	next := func() bool {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case ev, ok := <-sub.C:
 			if !ok {
 				r.endSubscription(ctx, sub.Err())
-				return
+				return false
 			}
 			if ev.Gap {
 				// Channel and user events are not replayed: clients re-read
@@ -570,29 +591,44 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out *
 				if allowed != nil {
 					if _, err := allowed(nil); err != nil {
 						r.endSubscription(ctx, err)
-						return
+						return false
 					}
 				}
-				continue
+				return true
 			}
 			v, err := decode(ev.Data)
 			if err != nil {
 				r.Log.Warn("chat: bad event", "topic", ev.Topic, "err", err)
-				continue
+				return true
 			}
 			deliver, end := true, error(nil)
 			if allowed != nil {
 				deliver, end = allowed(v)
 			}
 			if deliver && !out.send(ctx, v) {
-				return
+				return false
 			}
 			if end != nil {
 				r.endSubscription(ctx, end)
+				return false
+			}
+		}
+		return true
+	}
+	// An idle stream holds no goroutine (see streamMessages).
+	var follow func()
+	follow = func() {
+		for {
+			if sub.Park(follow) {
+				return
+			}
+			if !next() {
+				out.close()
 				return
 			}
 		}
 	}
+	follow()
 }
 
 // channelEventCache decodes each channel event once per node rather than
