@@ -242,13 +242,19 @@ func (op *wsOperation) Take(ev any) bool {
 		return false
 	}
 	// The filler may end before it resolves the entry: then this
-	// operation executes the event itself.
+	// operation executes the event itself. (Most find it resolved: the
+	// first receive, on its own, takes no lock, where the select locks
+	// channels a thousand streams share.)
 	select {
 	case <-e.done:
-	case <-e.fillerDone:
-		return false
-	case <-op.ctx.Done():
-		return false
+	default:
+		select {
+		case <-e.done:
+		case <-e.fillerDone:
+			return false
+		case <-op.ctx.Done():
+			return false
+		}
 	}
 	if e.payload == nil || op.completed.Load() {
 		return false
