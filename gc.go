@@ -4,9 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
 )
 
 // The garbage collector runs when the heap has grown by GOGC percent over
@@ -32,13 +32,16 @@ func gcPercentFor(live, roots, floor uint64) int {
 	return int(min(p, 10000))
 }
 
-// keepHeapFloor adjusts GOGC to the live heap every 100 ms until ctx ends,
-// then restores the setting it found. (A collection that finds a much
-// larger live heap than the last sets its next target with the old GOGC;
-// the next adjustment corrects it, so the heap overshoots by at most what
-// is allocated meanwhile.)
+// keepHeapFloor adjusts GOGC to the live heap after every collection
+// until ctx ends, then restores the setting it found. Adjusting as each
+// cycle ends (rather than on a timer) matters while the heap grows fast,
+// as when thousands of connections open at once: a cycle that finds a much
+// larger live heap than the last would otherwise set its next target with
+// the old, high GOGC, and the heap overshoot the floor by hundreds of
+// megabytes before the next tick.
 func keepHeapFloor(ctx context.Context, floor uint64, log *slog.Logger) {
 	samples := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}
+	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
 	set := 100
@@ -51,22 +54,57 @@ func keepHeapFloor(ctx context.Context, floor uint64, log *slog.Logger) {
 			}
 			v[i] = s.Value.Uint64()
 		}
+		p := gcPercentFor(v[0], v[1]+v[2], floor)
 		// Small moves are not worth a change.
-		if p := gcPercentFor(v[0], v[1]+v[2], floor); p*20 < set*19 || p*20 > set*21 {
-			set = p
-			debug.SetGCPercent(p)
-			log.Debug("gc: heap floor", "live_bytes", v[0], "root_bytes", v[1]+v[2], "gogc", p)
+		if p*20 >= set*19 && p*20 <= set*21 {
+			return
 		}
+		debug.SetGCPercent(p)
+		// The runtime counts more stack than the last cycle scanned (the
+		// stacks of goroutines started since), so a high GOGC can put its
+		// target well above the floor: correct p by the target it made.
+		if metrics.Read(goal); p > 100 && goal[0].Value.Kind() == metrics.KindUint64 {
+			if g := goal[0].Value.Uint64(); g > v[0] && g > floor+floor/20 {
+				p = max(100, int(float64(p)*float64(floor-min(v[0], floor))/float64(g-v[0])))
+				debug.SetGCPercent(p)
+			}
+		}
+		set = p
+		log.Debug("gc: heap floor", "live_bytes", v[0], "root_bytes", v[1]+v[2], "gogc", p)
 	}
 	adjust()
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
+	cycles := gcCycles(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-cycles:
 			adjust()
 		}
 	}
+}
+
+// gcSentinel is garbage made to learn when a collection has run: its
+// finalizer runs after the cycle that found it unreachable.
+type gcSentinel struct{ _ *byte }
+
+// gcCycles returns a channel that receives after garbage collections
+// (coalesced when the receiver is behind) until ctx ends.
+func gcCycles(ctx context.Context) <-chan struct{} {
+	c := make(chan struct{}, 1)
+	var arm func()
+	arm = func() {
+		runtime.SetFinalizer(&gcSentinel{}, func(*gcSentinel) {
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case c <- struct{}{}:
+			default:
+			}
+			arm()
+		})
+	}
+	arm()
+	return c
 }

@@ -67,3 +67,31 @@ func TestKeepHeapFloor(t *testing.T) {
 		t.Fatalf("GOGC after the floor stopped: %d, want %d", p, before)
 	}
 }
+
+// gcCycles reports each collection, and stops reporting when ctx ends.
+func TestGCCyclesFollowCollections(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cycles := gcCycles(ctx)
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+		select {
+		case <-cycles:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("collection %d not reported", i+1)
+		}
+	}
+	cancel()
+	runtime.GC()
+	runtime.GC() // the sentinel armed before cancel may still report once
+	select {
+	case <-cycles:
+	default:
+	}
+	runtime.GC()
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-cycles:
+		t.Fatal("a collection reported after the context ended")
+	default:
+	}
+}
