@@ -195,6 +195,29 @@ func (b *Bus) PublishRaw(ctx context.Context, topic string, data []byte) error {
 	return nil
 }
 
+// publishOnce publishes ARGV[2] on channel ARGV[1] unless the key KEYS[1]
+// exists, and sets it (for ARGV[3] ms): one script, so of the calls that
+// share a key exactly one publishes.
+var publishOnce = redis.NewScript(`
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
+  redis.call('PUBLISH', ARGV[1], ARGV[2])
+  return 1
+end
+return 0`)
+
+// PublishOnce sends data to every subscriber of topic on every node, as
+// PublishRaw does, unless a PublishOnce with the same key did within ttl,
+// and reports whether this call published. It lets two paths that must
+// each make sure an event goes out (the request that made it, and a
+// durable job in case that request's node died first) publish it once.
+func (b *Bus) PublishOnce(ctx context.Context, topic, key string, ttl time.Duration, data []byte) (bool, error) {
+	n, err := publishOnce.Run(ctx, b.rdb, []string{b.prefix + "once:" + key}, b.prefix+topic, data, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("bus: publish to %s: %w", topic, err)
+	}
+	return n == 1, nil
+}
+
 // publishOrHold publishes ARGV[2] on channel ARGV[1]; when no node
 // listens, it keeps it in the list KEYS[1] (the newest ARGV[4] of them, for
 // ARGV[3] ms) for TakeHeld. One script, so a subscription confirmed after

@@ -455,3 +455,53 @@ func TestParkingReaderGetsEveryEventOnce(t *testing.T) {
 	default:
 	}
 }
+
+// Of the PublishOnce calls that share a key, exactly one publishes, from
+// whichever node.
+func TestPublishOnce(t *testing.T) {
+	a, _ := newNode(t)
+	b, _ := newNode(t)
+	ctx := context.Background()
+	sub, err := a.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keys outlive the test: unique ones, for -count.
+	k1, k2 := fmt.Sprintf("m1-%d", time.Now().UnixNano()), fmt.Sprintf("m2-%d", time.Now().UnixNano())
+	var published atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		node := a
+		if i%2 == 1 {
+			node = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ok, err := node.PublishOnce(ctx, "room", k1, time.Minute, []byte("m1"))
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				published.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := published.Load(); n != 1 {
+		t.Fatalf("%d calls published, want 1", n)
+	}
+	if ok, err := a.PublishOnce(ctx, "room", k2, time.Minute, []byte("m2")); err != nil || !ok {
+		t.Fatalf("another key: published %v, %v", ok, err)
+	}
+	for _, want := range []string{"m1", "m2"} {
+		if ev := receive(t, sub); string(ev.Data) != want {
+			t.Fatalf("got %q, want %q", ev.Data, want)
+		}
+	}
+	select {
+	case ev := <-sub.C:
+		t.Fatalf("extra event %q", ev.Data)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

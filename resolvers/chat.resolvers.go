@@ -307,6 +307,11 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 		return nil, err
 	}
 	if created {
+		// Its subscribers get it now, not when the message's job has run
+		// (which publishes it only if this did not).
+		if err := r.Store.PublishSent(ctx, r.Bus, m); err != nil {
+			r.Log.Warn("chat: publish message.new; its job will", "message", m.ID, "err", err)
+		}
 		// Sending marked the channel read for the sender in PostgreSQL;
 		// Redis says so now rather than when the job runs, so the sender's
 		// count never shows more than the truth meanwhile. (An admin who

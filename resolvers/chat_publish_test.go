@@ -26,21 +26,27 @@ func TestMessageEventPublishedAgainAfterAFailedPublish(t *testing.T) {
 	sub := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id text } }`,
 		brooktest.Vars{"c": cid})
 	sub.None(200 * time.Millisecond) // live, and nothing to replay
-	sent := sendMsg(t, n, alice, cid, "the last word")
+	// Sent as by a node that stopped before its own publish: only the
+	// message's job is left to publish it.
+	ctx := context.Background()
+	sent, created, err := n.Store.SendMessage(ctx, cid, alice, true, store.MessageInput{Text: "the last word"})
+	if err != nil || !created {
+		t.Fatalf("send: created %v, %v", created, err)
+	}
+	sub.None(200 * time.Millisecond)
 
 	// A worker whose bus cannot reach Redis does the message's job: the
 	// bookkeeping commits, the publish after it fails.
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	deadBus := bus.New(dead, bus.Options{Prefix: env.RedisPrefix + "bus:"})
 	t.Cleanup(func() { _ = deadBus.Close(); _ = dead.Close() })
-	ctx := context.Background()
 	cut := workers.New(n.Store, deadBus, workers.Options{Concurrency: 1})
 	if done, err := cut.RunOnce(ctx, []string{store.ChatMessageKind}); err != nil || done != 1 {
 		t.Fatalf("message job: %d done, %v", done, err)
 	}
 	var queued int
 	if err := n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM jobs WHERE kind = $1 AND payload->>'message' = $2`,
-		store.ChatMessageEventKind, sent.ID).Scan(&queued); err != nil || queued != 1 {
+		store.ChatMessageEventKind, sent.ID.String()).Scan(&queued); err != nil || queued != 1 {
 		t.Fatalf("republish jobs queued: %d, %v", queued, err)
 	}
 	sub.None(200 * time.Millisecond)
@@ -52,7 +58,7 @@ func TestMessageEventPublishedAgainAfterAFailedPublish(t *testing.T) {
 	}
 	var got struct{ MessageAdded struct{ ID, Text string } }
 	sub.NextData(&got)
-	if got.MessageAdded.ID != sent.ID || got.MessageAdded.Text != "the last word" {
+	if got.MessageAdded.ID != sent.ID.String() || got.MessageAdded.Text != "the last word" {
 		t.Fatalf("subscriber got %+v, want %s", got.MessageAdded, sent.ID)
 	}
 	sub.None(200 * time.Millisecond)
@@ -98,4 +104,55 @@ func TestSendingMarksReadBeforeTheJobRuns(t *testing.T) {
 	if got := unreadOf(t, n, alice)[cid]; got != 1 {
 		t.Fatalf("alice's unread after the job: %d, want 1", got)
 	}
+}
+
+// sendMessage publishes message.new itself, before the message's job has
+// run, and the job, which would publish it if the request had not, does
+// not publish it again: channelEvents delivers it exactly once. (Not
+// parallel: other tests' workers would take the jobs.)
+func TestMessageNewPublishedOnceBeforeTheJob(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob := "once-alice-"+tag, "once-bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "once-"+tag, bob)
+	events := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type message { id text user { id } } } }`,
+		brooktest.Vars{"c": cid})
+	added := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id } }`,
+		brooktest.Vars{"c": cid})
+	events.None(200 * time.Millisecond)
+	added.None(0)
+	sent := sendMsg(t, n, alice, cid, "at once")
+
+	type chEv struct {
+		ChannelEvents struct {
+			Type    string
+			Message struct {
+				ID, Text string
+				User     struct{ ID string }
+			}
+		}
+	}
+	var ev chEv
+	events.NextData(&ev)
+	if e := ev.ChannelEvents; e.Type != "message.new" || e.Message.ID != sent.ID || e.Message.Text != "at once" || e.Message.User.ID != alice {
+		t.Fatalf("event before the job: %+v", e)
+	}
+	var got struct{ MessageAdded struct{ ID string } }
+	added.NextData(&got)
+	if got.MessageAdded.ID != sent.ID {
+		t.Fatalf("messageAdded before the job: %+v", got)
+	}
+	var pending int
+	if err := n.Store.DB().QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE kind = $1 AND payload->>'message' = $2`,
+		store.ChatMessageKind, sent.ID).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("the message's job: %d pending, %v", pending, err)
+	}
+
+	jobs := workers.New(n.Store, n.Bus, workers.Options{Concurrency: 1})
+	if done, err := jobs.RunOnce(context.Background(), []string{store.ChatMessageKind}); err != nil || done != 1 {
+		t.Fatalf("message job: %d done, %v", done, err)
+	}
+	events.None(300 * time.Millisecond)
+	added.None(0)
 }

@@ -80,6 +80,40 @@ func (s *Store) PublishChannelEvent(ctx context.Context, b *bus.Bus, ev *Channel
 	return nil
 }
 
+// messageNewOnce is how long a message.new stays marked published, so that
+// the message's job, which normally runs within a second, does not publish
+// it again. A job later than that (workers down for ten minutes) publishes
+// it a second time: messageAdded skips it, channelEvents delivers it twice.
+const messageNewOnce = 10 * time.Minute
+
+// PublishMessageNew publishes a new message's message.new event, with the
+// channel's member removals when it was sent, unless it was published
+// already: the request that sent the message publishes it at once, and the
+// message's durable job again in case that request's node stopped first.
+// It reports whether this call published it.
+func (s *Store) PublishMessageNew(ctx context.Context, b *bus.Bus, m *Message, removals int64) (bool, error) {
+	ev := &ChannelEvent{Type: EventMessageNew, Channel: m.ChannelID, User: m.Sender, Message: m, CreatedAt: m.CreatedAt, Removals: removals}
+	data, err := json.Marshal(ev)
+	published := false
+	if err == nil {
+		published, err = b.PublishOnce(ctx, ChannelTopic(m.ChannelID), "message.new:"+m.ID.String(), messageNewOnce, data)
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: publish message.new on channel %s: %w", m.ChannelID, err)
+	}
+	return published, nil
+}
+
+// PublishSent publishes the message.new event of a message SendMessage has
+// just sent (see PublishMessageNew).
+func (s *Store) PublishSent(ctx context.Context, b *bus.Bus, m *Message) error {
+	if !m.sent || m.Sender == nil {
+		return nil // not just sent, or its author could not be read: the job publishes it
+	}
+	_, err := s.PublishMessageNew(ctx, b, m, m.removals)
+	return err
+}
+
 // PublishUserEvents publishes notifications, one per user, in one round trip.
 func (s *Store) PublishUserEvents(ctx context.Context, b *bus.Bus, users []string, evs []*UserEvent) {
 	msgs := make([]bus.Message, 0, len(users))

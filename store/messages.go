@@ -39,6 +39,11 @@ type Message struct {
 	// carried in an event (a new message has none: empty, not nil, which
 	// the JSON keeps apart as [] and null).
 	Reactions []ReactionCount `json:"reactions"`
+
+	// sent is set on a message SendMessage has just sent, with removals,
+	// the channel's MemberRemovals then (what its message.new carries).
+	sent     bool
+	removals int64
 }
 
 // Message types.
@@ -204,12 +209,12 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			// A thread reply takes a position but is not the channel's
 			// last message: it neither moves the channel up the list nor
 			// becomes its preview.
-			var pos, seq int64
+			var pos, seq, removals int64
 			err = tx.QueryRow(ctx, `
 				UPDATE channels SET last_pos = last_pos + 1, last_seq = last_seq + $2,
 					last_message_id = CASE WHEN $2 = 1 THEN $3 ELSE last_message_id END,
 					last_message_at = CASE WHEN $2 = 1 THEN now() ELSE last_message_at END
-				WHERE id = $1 RETURNING last_pos, last_seq`, channelID, top, id).Scan(&pos, &seq)
+				WHERE id = $1 RETURNING last_pos, last_seq, member_removals`, channelID, top, id).Scan(&pos, &seq, &removals)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return NotFound("channel", channelID)
 			}
@@ -235,6 +240,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			if _, err := EnqueueJob(ctx, tx, ChatMessageKind, ChatMessageJob{MessageID: id}); err != nil {
 				return err
 			}
+			m.sent, m.removals = true, removals
 			msg, created = m, true
 			return nil
 		})
@@ -247,6 +253,15 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			return nil, false, err
 		}
 		return nil, false, fmt.Errorf("store: send message: %w", err)
+	}
+	if created {
+		// Its message.new event carries the author's profile. (Read after
+		// the commit, as the event is published: a profile edited in
+		// between is the newer one.)
+		if msg.Sender, err = s.User(ctx, userID); err != nil {
+			s.log.Warn("chat: load a message's sender for its event", "message", msg.ID, "err", err)
+		}
+		msg.Reactions = []ReactionCount{}
 	}
 	if !created {
 		// A retry: the same sender and channel, and the same text unless

@@ -55,7 +55,6 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 	if err != nil || msg == nil {
 		return nil, err
 	}
-	sender := msg.Sender
 	big := ch.MemberCount > r.store.ChatPushMemberLimit()
 	var notify []string
 	var events []*store.UserEvent
@@ -113,9 +112,9 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 		}
 	}
 	return func(ctx context.Context) {
-		ev := &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID, User: sender, Message: msg, CreatedAt: msg.CreatedAt,
-			Removals: ch.MemberRemovals}
-		if err := r.store.PublishChannelEvent(ctx, r.bus, ev); err != nil {
+		// The request that sent the message has normally published it
+		// already; this publishes it if that request's node stopped first.
+		if _, err := r.store.PublishMessageNew(ctx, r.bus, msg, ch.MemberRemovals); err != nil {
 			// The job has committed; a durable job publishes it again.
 			if _, qerr := store.EnqueueJob(ctx, r.store.DB(), store.ChatMessageEventKind, p); qerr != nil {
 				r.log.Error("chat: message.new lost: not published, nor queued to be", "message", p.MessageID, "err", err, "queue_err", qerr)
@@ -186,8 +185,8 @@ func (r *Runner) chatMessageEvent(ctx context.Context, tx pgx.Tx, job store.Job)
 	// fast and retry later rather than wait out the client's timeouts.
 	pctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return nil, r.store.PublishChannelEvent(pctx, r.bus, &store.ChannelEvent{Type: store.EventMessageNew, Channel: ch.ID,
-		User: msg.Sender, Message: msg, CreatedAt: msg.CreatedAt, Removals: ch.MemberRemovals})
+	_, err = r.store.PublishMessageNew(pctx, r.bus, msg, ch.MemberRemovals)
+	return nil, err
 }
 
 // messageFacts loads a sent message as its message.new event carries it
