@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -151,7 +152,7 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 	sentAt := make([]atomic.Int64, total)
 	lats := &latencies{}
 	var got atomic.Int64
-	var conns []*client.Conn
+	var conns []io.Closer
 	defer func() {
 		for _, c := range conns {
 			_ = c.Close()
@@ -165,32 +166,27 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 			s := servers[i%nodes]
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			conn, err := client.Dial(dctx, s.WebsocketURL(), client.DialOptions{Payload: client.AuthPayload(h.token(u, false)), Buffer: 1024})
+			conn, err := bareSubscribe(dctx, s.WebsocketURL(), client.AuthPayload(h.token(u, false)),
+				`subscription($c: ID!) { messageAdded(channel: $c) { id text } }`, client.Vars{"c": cid},
+				func(data []byte, at time.Time) {
+					match := chatSeq.FindSubmatch(data)
+					if match == nil || !bytes.Contains(data, []byte(`"type":"next"`)) {
+						return
+					}
+					seq, _ := strconv.Atoi(string(match[1]))
+					if seq < total {
+						if sent := sentAt[seq].Load(); sent > 0 {
+							lats.add(at.Sub(time.Unix(0, sent)))
+							got.Add(1)
+						}
+					}
+				})
 			if err != nil {
 				return err
 			}
 			mu.Lock()
 			conns = append(conns, conn)
 			mu.Unlock()
-			sub, err := conn.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id text } }`, client.Vars{"c": cid})
-			if err != nil {
-				return err
-			}
-			go func() {
-				for m := range sub.C {
-					match := chatSeq.FindSubmatch(m.Payload)
-					if m.Type != "next" || match == nil {
-						continue
-					}
-					seq, _ := strconv.Atoi(string(match[1]))
-					if seq < total {
-						if sent := sentAt[seq].Load(); sent > 0 {
-							lats.add(m.Received.Sub(time.Unix(0, sent)))
-							got.Add(1)
-						}
-					}
-				}
-			}()
 			return nil
 		})
 	}
@@ -198,6 +194,7 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	time.Sleep(time.Second)
+	fmt.Fprintf(os.Stderr, "bench: sending %d messages\n", total)
 	cpu0, self0 := serversCPU(servers), selfCPU()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
