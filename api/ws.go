@@ -61,9 +61,10 @@ const (
 // wsInitTimeout is how long a new connection has to send connection_init.
 const wsInitTimeout = 10 * time.Second
 
-// wsReadBuffer is a connection's read buffer. Client messages are small (a
-// subscribe is a few hundred bytes); larger ones are read through it.
-const wsReadBuffer = 1024
+// wsReadBuffer is a connection's read buffer, held for the connection's
+// life. Clients send few messages, and small ones (a subscribe is a few
+// hundred bytes); larger ones are read through it, in a few more reads.
+const wsReadBuffer = 256
 
 // wsWriteBuffers lends connections a frame buffer while they write.
 var wsWriteBuffers = &sync.Pool{}
@@ -135,8 +136,10 @@ type wsConn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	signedIn bool
-	// stopWatch stops the server's shutdown from cancelling ctx.
-	stopWatch func() bool
+	// stopWatch stops the server's shutdown from cancelling ctx;
+	// stopPreInit, the closing of the connection at shutdown before it
+	// signed in.
+	stopWatch, stopPreInit func() bool
 
 	// writeMu serializes writes: the operations' and the pinger's.
 	writeMu sync.Mutex
@@ -350,11 +353,35 @@ func (c *wsConn) serve() {
 }
 
 // readAll reads the connection until it ends, then cleans up after it.
+// Each message is handled on a goroutine of its own while the reader
+// waits: decoding it and starting an operation grow a stack to 8 KB, which
+// the reader, waiting on the connection for hours, would keep (the
+// runtime shrinks only stacks three quarters unused). Clients send few
+// messages: a goroutine each costs less than the stack.
 func (c *wsConn) readAll() {
 	defer c.end()
 	defer c.recoverConn()
-	for c.next() {
+	for {
+		data, start, err := c.readFrame()
+		handled := make(chan bool, 1)
+		go c.handle(data, start, err, handled)
+		if !<-handled {
+			return
+		}
 	}
+}
+
+// handle decodes and handles one message read by readAll, and sends on
+// handled whether the connection goes on.
+func (c *wsConn) handle(data []byte, start time.Time, err error, handled chan<- bool) {
+	goOn := false
+	defer func() { handled <- goOn }()
+	defer c.recoverConn()
+	var m wsMessage
+	if err == nil {
+		m, err = decodeMessage(data)
+	}
+	goOn = c.next(m, start, err)
 }
 
 // recoverConn turns a panic while serving the connection into its end
@@ -392,20 +419,33 @@ var errBadMessage = errors.New("invalid message received")
 
 // read returns the next message and when it started arriving.
 func (c *wsConn) read() (wsMessage, time.Time, error) {
-	var m wsMessage
+	data, start, err := c.readFrame()
+	if err != nil {
+		return wsMessage{}, start, err
+	}
+	m, err := decodeMessage(data)
+	return m, start, err
+}
+
+// readFrame returns the next message's bytes and when they started
+// arriving.
+func (c *wsConn) readFrame() ([]byte, time.Time, error) {
 	_, r, err := c.ws.NextReader()
 	if err != nil {
-		return m, time.Time{}, err
+		return nil, time.Time{}, err
 	}
 	start := graphql.Now()
 	data, err := io.ReadAll(r)
-	if err != nil {
-		return m, start, err
-	}
+	return data, start, err
+}
+
+// decodeMessage decodes a protocol message.
+func decodeMessage(data []byte) (wsMessage, error) {
+	var m wsMessage
 	if err := json.Unmarshal(data, &m); err != nil || m.Type == "" {
-		return m, start, errBadMessage
+		return m, errBadMessage
 	}
-	return m, start, nil
+	return m, nil
 }
 
 // readFailed ends the connection after a failed read.
@@ -449,7 +489,7 @@ func (c *wsConn) init() bool {
 	c.s.metrics.connections.Inc()
 	c.stopWatch = context.AfterFunc(c.s.wsCtx, c.cancel)
 	// Shutdown closes connections still waiting for connection_init too.
-	context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
+	c.stopPreInit = context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
 	c.ws.SetReadLimit(c.s.opts.MaxWebsocketMessage)
 	_ = c.ws.SetReadDeadline(time.Now().Add(wsInitTimeout))
 	for {
@@ -503,14 +543,16 @@ func (c *wsConn) signIn(m wsMessage) bool {
 	}
 	c.s.pinger.add(c)
 	// The connection ends with its context: at shutdown, and when the
-	// token expires.
+	// token expires. (This replaces the watch set before sign-in, on the
+	// context it derives from.)
+	c.stopPreInit()
 	context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
 	return true
 }
 
-// next reads and handles one message; false: the connection is over.
-func (c *wsConn) next() bool {
-	m, start, err := c.read()
+// next handles one message read (or the failure to read one); false: the
+// connection is over.
+func (c *wsConn) next(m wsMessage, start time.Time, err error) bool {
 	if err != nil {
 		c.readFailed(err)
 		return false
