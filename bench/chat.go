@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,11 +58,13 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	}
 	lat.note("One messaging channel with %d members, each with its own WebSocket and messageAdded subscription "+
 		"(alternating between the nodes with 2 nodes); one member sends 10 messages/s over HTTP. Latency runs from "+
-		"just before the sendMessage request to the message read off each subscriber's socket; it includes the "+
-		"outbox job that publishes the event. The load generator, Redis, PostgreSQL and the server(s) share the machine.", *subscribers+1)
+		"just before the sendMessage request to the message read off each subscriber's socket (a bare "+
+		"graphql-transport-ws reader per subscriber, one goroutine, no decoding); sendMessage publishes the event once it commits. "+
+		"The load generator, Redis, PostgreSQL and the server(s) share the machine.", *subscribers+1)
 	mem := &table{title: "Chat: memory per idle WebSocket subscription",
 		cols: []string{"server", "connections", "server RSS before", "server RSS after", "per connection"}}
 	if want("memory") {
+		settle()
 		fmt.Fprintf(os.Stderr, "bench: chat memory with %d idle subscriptions\n", *idle)
 		if err := chatMemory(ctx, h, mem, *idle); err != nil {
 			return err
@@ -79,6 +82,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	unread := &table{title: "Chat: unread counts",
 		cols: []string{"measurement", "result"}}
 	if want("unread") {
+		settle()
 		fmt.Fprintf(os.Stderr, "bench: chat unread counts\n")
 		if err := chatUnread(ctx, h, unread); err != nil {
 			return err
@@ -87,6 +91,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	hist := &table{title: "Chat: message history page (`messages(last: 50) { user { name } reactionCounts }`)",
 		cols: []string{"path", "concurrency", "pages/s", "p50", "p99"}}
 	if want("history") {
+		settle()
 		fmt.Fprintf(os.Stderr, "bench: chat history page\n")
 		if err := chatHistory(ctx, h, hist); err != nil {
 			return err
@@ -100,6 +105,16 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 }
 
 // chatUsers creates users through the API.
+// settle lets what one part of a benchmark left behind (this process's
+// garbage from thousands of connections, servers winding down) pass
+// before the next part measures, in this process especially: the unread
+// counts part calls the store from it.
+func settle() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(3 * time.Second)
+}
+
 func chatUsers(ctx context.Context, h *harness, s *server, users []string) error {
 	admin := s.Client(h.token("bench-admin", true))
 	for i := 0; i < len(users); i += 100 {
