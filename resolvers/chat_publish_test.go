@@ -13,16 +13,22 @@ import (
 	"github.com/brookhq/brook/workers"
 )
 
+// channelWithoutWorkers starts a node whose jobs only the test runs, and
+// a messaging channel of two new users, alice and bob, named after prefix.
+func channelWithoutWorkers(t *testing.T, prefix string) (n *brooktest.Node, alice, bob, cid string) {
+	n = env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tag := callTag()
+	alice, bob = prefix+"-alice-"+tag, prefix+"-bob-"+tag
+	callUsers(t, n, alice, bob)
+	return n, alice, bob, createChannel(t, n, alice, "messaging", prefix+"-"+tag, bob)
+}
+
 // A message whose message.new could not be published (Redis refused it
 // after the job committed) is published again by a durable job: a live
 // subscriber gets it without waiting for a later message to reveal the gap.
 // (Not parallel: other tests' workers would take the jobs.)
 func TestMessageEventPublishedAgainAfterAFailedPublish(t *testing.T) {
-	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
-	tag := callTag()
-	alice, bob := "pub-alice-"+tag, "pub-bob-"+tag
-	callUsers(t, n, alice, bob)
-	cid := createChannel(t, n, alice, "messaging", "pub-"+tag, bob)
+	n, alice, bob, cid := channelWithoutWorkers(t, "pub")
 	sub := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id text } }`,
 		brooktest.Vars{"c": cid})
 	sub.None(200 * time.Millisecond) // live, and nothing to replay
@@ -69,11 +75,7 @@ func TestMessageEventPublishedAgainAfterAFailedPublish(t *testing.T) {
 // PostgreSQL says, never more. (Not parallel: other tests' workers would
 // take the jobs.)
 func TestSendingMarksReadBeforeTheJobRuns(t *testing.T) {
-	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
-	tag := callTag()
-	alice, bob := "read-alice-"+tag, "read-bob-"+tag
-	callUsers(t, n, alice, bob)
-	cid := createChannel(t, n, alice, "messaging", "read-"+tag, bob)
+	n, alice, bob, cid := channelWithoutWorkers(t, "read")
 	ctx := context.Background()
 	jobs := workers.New(n.Store, n.Bus, workers.Options{Concurrency: 1})
 	runJobs := func(want int) {
@@ -111,11 +113,7 @@ func TestSendingMarksReadBeforeTheJobRuns(t *testing.T) {
 // not publish it again: channelEvents delivers it exactly once. (Not
 // parallel: other tests' workers would take the jobs.)
 func TestMessageNewPublishedOnceBeforeTheJob(t *testing.T) {
-	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
-	tag := callTag()
-	alice, bob := "once-alice-"+tag, "once-bob-"+tag
-	callUsers(t, n, alice, bob)
-	cid := createChannel(t, n, alice, "messaging", "once-"+tag, bob)
+	n, alice, bob, cid := channelWithoutWorkers(t, "once")
 	events := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type message { id text user { id } } } }`,
 		brooktest.Vars{"c": cid})
 	added := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id } }`,
