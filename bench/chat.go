@@ -45,12 +45,13 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	want := func(part string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), part) }
 	const cmd = "make bench-chat"
 	lat := &table{title: "Chat: send-to-receive latency (sendMessage called → messageAdded received)",
-		cols: []string{"Brook nodes", "subscribers", "rate", "messages", "deliveries", "p50", "p99", "max", "lost"}}
+		cols: []string{"Brook nodes", "subscribers", "rate", "messages", "deliveries", "p50", "p99", "max", "lost", "sendMessage request p99 / max"}}
 	for _, f := range strings.Split(*nodeCounts, ",") {
 		nodes, err := strconv.Atoi(f)
 		if err != nil || nodes < 1 || !want("latency") {
 			continue
 		}
+		settle()
 		fmt.Fprintf(os.Stderr, "bench: chat latency on %d node(s), %d subscribers\n", nodes, *subscribers)
 		if err := chatLatency(ctx, h, lat, nodes, *subscribers, time.Duration(*seconds*float64(time.Second))); err != nil {
 			return err
@@ -59,7 +60,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	lat.note("One messaging channel with %d members, each with its own WebSocket and messageAdded subscription "+
 		"(alternating between the nodes with 2 nodes); one member sends 10 messages/s over HTTP. Latency runs from "+
 		"just before the sendMessage request to the message read off each subscriber's socket (a bare "+
-		"graphql-transport-ws reader per subscriber, one goroutine, no decoding); sendMessage publishes the event once it commits. "+
+		"graphql-transport-ws reader per subscriber, one goroutine, no decoding); sendMessage publishes the event once it commits, so its request's own latency (last column) is part of every delivery's. "+
 		"The load generator, Redis, PostgreSQL and the server(s) share the machine.", *subscribers+1)
 	unread := &table{title: "Chat: unread counts",
 		cols: []string{"measurement", "result"}}
@@ -108,11 +109,14 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	return nil
 }
 
-// settle lets what one part of a benchmark left behind (this process's
-// garbage from thousands of connections, servers winding down) pass
-// before the next part measures, in this process especially: the unread
-// counts part calls the store from it.
+// settle lets what one part of a benchmark left behind pass before the
+// next part measures: the data it wrote, which the kernel would otherwise
+// write back during the next part (PostgreSQL's commits then wait on the
+// disk: sendMessage requests of 100-180 ms, measured), and this process's
+// garbage from thousands of connections (the unread counts part calls the
+// store from here).
 func settle() {
+	syscall.Sync()
 	runtime.GC()
 	debug.FreeOSMemory()
 	time.Sleep(3 * time.Second)
@@ -171,6 +175,9 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 	sentAt := make([]atomic.Int64, total)
 	lats := &latencies{}
 	var got atomic.Int64
+	// The sendMessage requests' own latency: the event is published when
+	// the send has committed, so a slow commit delays every delivery.
+	sends := &latencies{}
 	var conns []io.Closer
 	defer func() {
 		for _, c := range conns {
@@ -224,6 +231,7 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 		go func() {
 			defer swg.Done()
 			sentAt[seq].Store(time.Now().UnixNano())
+			defer func() { sends.add(time.Since(time.Unix(0, sentAt[seq].Load()))) }()
 			if err := owner.Run(ctx, `mutation($c: ID!, $t: String!) { sendMessage(channel: $c, input: {text: $t}) { id } }`,
 				client.Vars{"c": cid, "t": fmt.Sprintf("bench-%d", seq)}, nil); err != nil {
 				fmt.Fprintln(os.Stderr, "bench: send:", err)
@@ -241,7 +249,8 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 	fmt.Fprintf(os.Stderr, "bench: CPU during sending: server(s) %v, load generator %v, %d messages\n",
 		(serversCPU(servers) - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond), total)
 	p50, p99, mx, n := lats.summary()
-	t.add(nodes, subs, "10/s", total, n, ms(p50), ms(p99), ms(mx), want-int64(n))
+	_, sendP99, sendMax, _ := sends.summary()
+	t.add(nodes, subs, "10/s", total, n, ms(p50), ms(p99), ms(mx), want-int64(n), ms(sendP99)+" / "+ms(sendMax))
 	return nil
 }
 
