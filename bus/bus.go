@@ -94,13 +94,13 @@ type Subscription struct {
 	topic string
 	err   error
 	stop  func() bool
-	// wake, set by Park, runs on a goroutine of its own at the next
-	// event or at the end. Written only by the reader before it sets
-	// parked; read only by whoever clears parked.
+	// wakeMu guards wake, set by Park to run on a goroutine of its own
+	// at the next event or at the end, and ended, set when C is closed.
+	// (A mutex, not atomics alone: whether C holds an event is read with
+	// len, which orders nothing by itself.)
+	wakeMu sync.Mutex
 	wake   func()
-	parked atomic.Bool
-	// ended is set before C is closed.
-	ended atomic.Bool
+	ended  bool
 }
 
 // Park arranges for wake to run, on a goroutine of its own, when the next
@@ -112,22 +112,29 @@ type Subscription struct {
 // on C parks and returns, and wake takes up reading where it left off.
 // Call it only from the subscription's one reader.
 func (s *Subscription) Park(wake func()) bool {
-	s.wake = wake
-	s.parked.Store(true)
-	// An event or the end may have come before parked was set, and its
-	// sender seen nothing to wake: then unpark, unless the sender has
-	// since cleared parked itself and started wake.
-	if len(s.c) == 0 && !s.ended.Load() {
-		return true
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	// A sender puts its event in C before it takes wakeMu (woken): if it
+	// took it first, the event is seen here; if after, it finds wake.
+	if len(s.c) > 0 || s.ended {
+		return false
 	}
-	return !s.parked.CompareAndSwap(true, false)
+	s.wake = wake
+	return true
 }
 
-// woken starts a parked subscriber's wake, after an event was put in C or
-// C was closed.
-func (s *Subscription) woken() {
-	if s.parked.Load() && s.parked.CompareAndSwap(true, false) {
-		go s.wake()
+// woken starts a parked subscriber's wake, after an event was put in C,
+// or after C was closed (end set).
+func (s *Subscription) woken(end bool) {
+	s.wakeMu.Lock()
+	w := s.wake
+	s.wake = nil
+	if end {
+		s.ended = true
+	}
+	s.wakeMu.Unlock()
+	if w != nil {
+		go w()
 	}
 }
 
@@ -197,13 +204,13 @@ func (b *Bus) PublishRaw(ctx context.Context, topic string, data []byte) error {
 
 // publishOnce publishes ARGV[2] on channel ARGV[1] unless the key KEYS[1]
 // exists, and sets it (for ARGV[3] ms): one script, so of the calls that
-// share a key exactly one publishes.
+// share a key exactly one publishes. The key is set after the PUBLISH, so
+// a PUBLISH that fails (scripts do not roll back) leaves it unset.
 var publishOnce = redis.NewScript(`
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then
-  redis.call('PUBLISH', ARGV[1], ARGV[2])
-  return 1
-end
-return 0`)
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
+return 1`)
 
 // PublishOnce sends data to every subscriber of topic on every node, as
 // PublishRaw does, unless a PublishOnce with the same key did within ttl,
@@ -402,9 +409,8 @@ func (b *Bus) removeLocked(s *Subscription, err error) {
 	delete(subs, s)
 	b.subscribers.Dec()
 	s.err = err
-	s.ended.Store(true)
 	close(s.c)
-	s.woken()
+	s.woken(true)
 	if s.stop != nil {
 		s.stop()
 	}
@@ -565,7 +571,7 @@ func (b *Bus) signalGap() {
 		for s := range subs {
 			select {
 			case s.c <- gap:
-				s.woken()
+				s.woken(false)
 			default:
 				b.dropped.Inc()
 				b.removeLocked(s, ErrSlowSubscriber)
@@ -587,7 +593,7 @@ func (b *Bus) dispatch(m *redis.Message) {
 	for s := range b.topics[ev.Topic] {
 		select {
 		case s.c <- ev:
-			s.woken()
+			s.woken(false)
 		default:
 			b.dropped.Inc()
 			b.removeLocked(s, ErrSlowSubscriber)
