@@ -44,7 +44,9 @@ func keepHeapFloor(ctx context.Context, floor uint64, log *slog.Logger) {
 	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	prev := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(prev)
-	set := 100
+	// want is the GOGC last asked for, before any correction: small
+	// moves of it are not worth a change.
+	want := 100
 	adjust := func() {
 		metrics.Read(samples)
 		var v [3]uint64
@@ -55,10 +57,10 @@ func keepHeapFloor(ctx context.Context, floor uint64, log *slog.Logger) {
 			v[i] = s.Value.Uint64()
 		}
 		p := gcPercentFor(v[0], v[1]+v[2], floor)
-		// Small moves are not worth a change.
-		if p*20 >= set*19 && p*20 <= set*21 {
+		if p*20 >= want*19 && p*20 <= want*21 {
 			return
 		}
+		want = p
 		debug.SetGCPercent(p)
 		// The runtime counts more stack than the last cycle scanned (the
 		// stacks of goroutines started since), so a high GOGC can put its
@@ -69,7 +71,6 @@ func keepHeapFloor(ctx context.Context, floor uint64, log *slog.Logger) {
 				debug.SetGCPercent(p)
 			}
 		}
-		set = p
 		log.Debug("gc: heap floor", "live_bytes", v[0], "root_bytes", v[1]+v[2], "gogc", p)
 	}
 	adjust()
