@@ -861,7 +861,9 @@ func TestChatTypingAndNotifications(t *testing.T) {
 // on myEvents as members of small channels do, with totals that count
 // both kinds of channel.
 func TestChatBigChannelNotifications(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its node's push limit is not the other nodes', whose
+	// workers would take its jobs, and it theirs, and count them with the
+	// wrong limit (the jobs table is shared).
 	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
 	tag := callTag()
 	alice, bob, carol, dave := "alice-"+tag, "bob-"+tag, "carol-"+tag, "dave-"+tag
@@ -1150,7 +1152,9 @@ func TestChatUnreadReadsStayInRedis(t *testing.T) {
 // own): the next read notices and rebuilds, rather than leaving those
 // channels out.
 func TestChatUnreadSurvivesALostBigHash(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its node's push limit is not the other nodes', whose
+	// workers would take its jobs, and it theirs, and count them with the
+	// wrong limit (the jobs table is shared).
 	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
 	tag := callTag()
 	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
@@ -1256,7 +1260,9 @@ func TestChatReplayStopsAtARemoval(t *testing.T) {
 // An admin who is no member may post, in a channel of any size, and has no
 // read position there: its unread counts stay those of its memberships.
 func TestChatAdminPostingHasNoUnread(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its node's push limit is not the other nodes', whose
+	// workers would take its jobs, and it theirs, and count them with the
+	// wrong limit (the jobs table is shared).
 	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
 	tag := callTag()
 	alice, bob, carol, mod := "alice-"+tag, "bob-"+tag, "carol-"+tag, "mod-"+tag
