@@ -2,6 +2,7 @@ package resolvers_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -153,4 +154,45 @@ func TestMessageNewPublishedOnceBeforeTheJob(t *testing.T) {
 	}
 	events.None(300 * time.Millisecond)
 	added.None(0)
+}
+
+// Chat streams park between events (they hold no goroutine while idle):
+// each still delivers after idling, and each ends, leaving nothing behind,
+// when its client completes it while it is parked. (Not parallel: it
+// counts the process's goroutines.)
+func TestChatParkedStreamsDeliverAndEnd(t *testing.T) {
+	n, alice, bob, cid := channelWithoutWorkers(t, "park")
+	ws := n.MustDial(t, env.Token(t, bob))
+	added := ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { text } }`, brooktest.Vars{"c": cid})
+	events := ws.Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type } }`, brooktest.Vars{"c": cid})
+	for _, text := range []string{"one", "two", "three"} {
+		time.Sleep(100 * time.Millisecond) // idle: parked
+		sendMsg(t, n, alice, cid, text)
+		var got struct{ MessageAdded struct{ Text string } }
+		added.NextData(&got)
+		var ev struct{ ChannelEvents struct{ Type string } }
+		events.NextData(&ev)
+		if got.MessageAdded.Text != text || ev.ChannelEvents.Type != "message.new" {
+			t.Fatalf("after idling: %+v, %+v; want %q", got, ev, text)
+		}
+	}
+	added.Complete()
+	events.Complete()
+	brooktest.Eventually(t, "the streams end", func() bool { _, s := n.Bus.Stats(); return s == 0 })
+
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i := 0; i < 100; i++ {
+		subs := []*brooktest.Sub{
+			ws.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id } }`, brooktest.Vars{"c": cid}),
+			ws.Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type } }`, brooktest.Vars{"c": cid}),
+			ws.Subscribe(`subscription { myEvents { type } }`, nil),
+		}
+		brooktest.Eventually(t, "subscribed", func() bool { _, s := n.Bus.Stats(); return s == 3 })
+		for _, s := range subs {
+			s.Complete()
+		}
+		brooktest.Eventually(t, "completed streams end", func() bool { _, s := n.Bus.Stats(); return s == 0 })
+	}
+	brooktest.Eventually(t, "no goroutine left behind", func() bool { return runtime.NumGoroutine() <= before })
 }
