@@ -459,21 +459,8 @@ func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc
 		end()
 		return
 	}
-	// An idle stream holds no goroutine: it parks on the bus subscription,
-	// which starts follow again at the next event or at the end.
-	var follow func()
-	follow = func() {
-		for {
-			if waitC == nil && sub.Park(follow) {
-				return
-			}
-			if !next() {
-				end()
-				return
-			}
-		}
-	}
-	follow()
+	// Held messages wait on the reorder timer, not on the bus: no parking.
+	follow(sub, func() bool { return waitC == nil }, next, end)
 }
 
 // replayPageRead, when set (by tests), runs after messageAdded's replay
@@ -615,20 +602,28 @@ func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out *
 		}
 		return true
 	}
-	// An idle stream holds no goroutine (see streamMessages).
-	var follow func()
-	follow = func() {
+	follow(sub, func() bool { return true }, next, out.close)
+}
+
+// follow runs next, which handles one event of sub, until it reports the
+// stream's end, then runs end. An idle stream holds no goroutine: when
+// canPark allows, it parks on sub rather than wait on it, and the bus
+// starts it again, on a goroutine of its own, at the next event or at the
+// end of the subscription.
+func follow(sub *bus.Subscription, canPark, next func() bool, end func()) {
+	var run func()
+	run = func() {
 		for {
-			if sub.Park(follow) {
+			if canPark() && sub.Park(run) {
 				return
 			}
 			if !next() {
-				out.close()
+				end()
 				return
 			}
 		}
 	}
-	follow()
+	run()
 }
 
 // channelEventCache decodes each channel event once per node rather than
