@@ -190,7 +190,8 @@ func (c *cluster) startBrook(t *testing.T, args []string, env map[string]string)
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("log of brook %v (pid %d):\n%s", args, cmd.Process.Pid, tailString(p.Log(), 4000))
+			t.Logf("log of brook %v (pid %d), request lines left out:\n%s\nits last lines:\n%s",
+				args, cmd.Process.Pid, tailString(withoutRequests(p.Log()), 8000), tailString(p.Log(), 2000))
 		}
 	})
 	worker := len(args) > 0 && args[0] == "worker"
@@ -331,4 +332,16 @@ func tailString(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// withoutRequests leaves out the access log's lines, one per request, so
+// that a failure shows what else the server said.
+func withoutRequests(log string) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, "msg=request ") {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }
