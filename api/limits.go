@@ -368,14 +368,15 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 		}
 		return refuse(err)
 	}
+	var release func()
 	if st := wsStateFrom(ctx); st != nil {
 		if st.operations.Add(1) > int64(s.opts.MaxSubscriptionsPerConnection) {
 			st.operations.Add(-1)
 			return refuse(&limitExceeded{fmt.Sprintf("this connection already runs %d operations, the limit; complete one or open another connection", s.opts.MaxSubscriptionsPerConnection)})
 		}
-		context.AfterFunc(ctx, func() { st.operations.Add(-1) })
+		release = func() { st.operations.Add(-1) }
 	}
-	return s.metrics.observeOperation(ctx, next)
+	return s.metrics.observeOperation(ctx, next, release)
 }
 
 // sendBudgets appends the budgets of a mutation's sending fields

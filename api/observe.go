@@ -66,8 +66,10 @@ func rootField(op *ast.OperationDefinition) string {
 	return "fragment"
 }
 
-// observeOperation counts operations and keeps the subscriptions gauge.
-func (m *metrics) observeOperation(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+// observeOperation counts operations and keeps the subscriptions gauge;
+// release, when not nil, runs too when the operation ends. (One watch of
+// the context for both: an idle subscription holds each for hours.)
+func (m *metrics) observeOperation(ctx context.Context, next graphql.OperationHandler, release func()) graphql.ResponseHandler {
 	oc := graphql.GetOperationContext(ctx)
 	typ, field := string(oc.Operation.Operation), rootField(oc.Operation)
 	m.operations.WithLabelValues(typ, field).Inc()
@@ -76,7 +78,14 @@ func (m *metrics) observeOperation(ctx context.Context, next graphql.OperationHa
 	}
 	if oc.Operation.Operation == ast.Subscription {
 		m.subscriptions.Inc()
-		context.AfterFunc(ctx, m.subscriptions.Dec)
+		if done := release; done != nil {
+			release = func() { m.subscriptions.Dec(); done() }
+		} else {
+			release = m.subscriptions.Dec
+		}
+	}
+	if release != nil {
+		context.AfterFunc(ctx, release)
 	}
 	return next(ctx)
 }

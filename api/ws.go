@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -148,8 +149,11 @@ type wsConn struct {
 	// connection, so a client cannot put every core to validating.
 	preparing chan struct{}
 
-	mu     sync.Mutex
-	ops    map[string]*wsOperation
+	mu sync.Mutex
+	// ops are the running operations, looked up by id: a slice, as a
+	// connection runs few (at most MaxSubscriptionsPerConnection) and a
+	// map of even one entry costs an idle connection a few hundred bytes.
+	ops    []*wsOperation
 	closed bool
 
 	// Keep-alive state, owned by the pinger (see pinger.run).
@@ -564,8 +568,7 @@ func (c *wsConn) next(m wsMessage, start time.Time, err error) bool {
 		// The client is done with the operation: nothing more is sent for
 		// it, and its id may be used again at once.
 		c.mu.Lock()
-		op := c.ops[m.ID]
-		delete(c.ops, m.ID)
+		op := c.removeOp(m.ID, nil)
 		c.mu.Unlock()
 		if op != nil {
 			op.completed.Store(true)
@@ -601,17 +604,14 @@ func (c *wsConn) start(m wsMessage, start time.Time) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if _, running := c.ops[m.ID]; running {
+	if c.findOp(m.ID) >= 0 {
 		c.mu.Unlock()
 		c.close(closeDuplicateOperation, "Subscriber for "+truncateRaw(m.ID)+" already exists")
 		return false
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	op := &wsOperation{id: m.ID, cancel: cancel, conn: c, ctx: ctx}
-	if c.ops == nil {
-		c.ops = map[string]*wsOperation{}
-	}
-	c.ops[m.ID] = op
+	c.ops = append(c.ops, op)
 	c.mu.Unlock()
 	if c.preparing == nil {
 		c.preparing = make(chan struct{}, 1)
@@ -712,13 +712,29 @@ func decodeParams(payload json.RawMessage, params *graphql.RawParams) error {
 	return dec.Decode(params)
 }
 
+// findOp returns the index in c.ops of the operation with the id, or -1.
+// Call it with c.mu held.
+func (c *wsConn) findOp(id string) int {
+	return slices.IndexFunc(c.ops, func(op *wsOperation) bool { return op.id == id })
+}
+
+// removeOp takes the operation with the id out of c.ops and returns it;
+// when only is not nil, only if it is that one. Call it with c.mu held.
+func (c *wsConn) removeOp(id string, only *wsOperation) *wsOperation {
+	i := c.findOp(id)
+	if i < 0 || (only != nil && c.ops[i] != only) {
+		return nil
+	}
+	op := c.ops[i]
+	c.ops = slices.Delete(c.ops, i, i+1)
+	return op
+}
+
 // finish ends an operation: complete, or error with why it failed. Nothing
 // is sent when the whole connection is ending.
 func (c *wsConn) finish(op *wsOperation) {
 	c.mu.Lock()
-	if c.ops[op.id] == op {
-		delete(c.ops, op.id)
-	}
+	c.removeOp(op.id, op)
 	closed := c.closed
 	c.mu.Unlock()
 	op.cancel()

@@ -138,6 +138,11 @@ func (s *Subscription) woken(end bool) {
 	}
 }
 
+// Close ends the subscription at once, as the end of its context would:
+// C is closed and Err reports nil. A subscriber that ends on its own
+// closes it rather than keep a context of its own to cancel.
+func (s *Subscription) Close() { s.bus.remove(s, nil) }
+
 // Err says why C was closed: nil after the context ended, ErrSlowSubscriber,
 // or ErrClosed. Call it only after C is closed.
 func (s *Subscription) Err() error {

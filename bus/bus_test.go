@@ -133,6 +133,48 @@ func TestOneRedisSubscriptionPerTopicPerNode(t *testing.T) {
 	waitFor(t, func() bool { return rdb.PubSubNumSub(context.Background(), channel).Val()[channel] == 0 })
 }
 
+// Close ends one subscription as the end of its context would: its C is
+// closed, a parked reader wakes, the others go on, and the topic is
+// unsubscribed in Redis with the last of them.
+func TestCloseEndsOneSubscription(t *testing.T) {
+	a, rdb := newNode(t)
+	ctx := context.Background()
+	first, err := a.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := a.Subscribe(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	woke := make(chan struct{})
+	if !first.Park(func() { close(woke) }) {
+		t.Fatal("Park refused with nothing to read")
+	}
+	first.Close()
+	first.Close() // a second Close does nothing
+	select {
+	case <-woke:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the parked reader did not wake at Close")
+	}
+	if _, ok := <-first.C; ok || first.Err() != nil {
+		t.Fatalf("after Close: C open %v, Err %v; want closed and nil", ok, first.Err())
+	}
+	if err := a.Publish(ctx, "room", 1); err != nil {
+		t.Fatal(err)
+	}
+	if ev := receive(t, second); string(ev.Data) != "1" {
+		t.Fatalf("the other subscription got %+v", ev)
+	}
+	channel := env.RedisPrefix + t.Name() + ":room"
+	if n := rdb.PubSubNumSub(ctx, channel).Val()[channel]; n != 1 {
+		t.Fatalf("redis subscriptions with one left: %d, want 1", n)
+	}
+	second.Close()
+	waitFor(t, func() bool { return rdb.PubSubNumSub(ctx, channel).Val()[channel] == 0 })
+}
+
 func TestSlowSubscriberIsDroppedAlone(t *testing.T) {
 	a, _ := newNode(t)
 	ctx := context.Background()

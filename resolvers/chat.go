@@ -311,10 +311,10 @@ const reorderMax = 64
 //
 // The stream ends with FORBIDDEN when the subscriber is removed from a
 // channel it may then no longer read.
-func (r *Resolver) streamMessages(ctx context.Context, cancel context.CancelFunc, channel string, guard *readGuard, last int64,
+func (r *Resolver) streamMessages(ctx context.Context, channel string, guard *readGuard, last int64,
 	sub *bus.Subscription, out *stream[store.Message]) {
 	end := func() {
-		cancel()
+		sub.Close()
 		out.close()
 	}
 	send := func(m *store.Message) bool {

@@ -586,11 +586,9 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string,
 		}
 		afterID = &id
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	// Subscribe first, then read where to start: nothing sent in between is missed.
 	sub, err := r.Bus.Subscribe(ctx, store.ChannelTopic(channel))
 	if err != nil {
-		cancel()
 		return nil, err
 	}
 	var last int64
@@ -600,20 +598,20 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string,
 			err = store.NotFound("message in channel "+channel, *after)
 		}
 		if err != nil {
-			cancel()
+			sub.Close()
 			return nil, err
 		}
 		last = m.Pos
 	} else {
 		now, err := r.Store.ChannelForUser(ctx, channel, me.UserID)
 		if err != nil {
-			cancel()
+			sub.Close()
 			return nil, err
 		}
 		last = now.Channel.LastPos
 	}
 	out := newStream[store.Message](r.Resolver, ctx)
-	go r.streamMessages(ctx, cancel, channel, r.newReadGuard(a, me), last, sub, out)
+	go r.streamMessages(ctx, channel, r.newReadGuard(a, me), last, sub, out)
 	return out.ch, nil
 }
 
