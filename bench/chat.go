@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"runtime"
@@ -89,7 +90,14 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	if want("memory") {
 		settle()
 		fmt.Fprintf(os.Stderr, "bench: chat memory with %d idle subscriptions\n", *idle)
-		if err := chatMemory(ctx, h, mem, *idle); err != nil {
+		if err := chatMemory(ctx, h, mem, *idle, "Brook: graphql-transport-ws, one messageAdded subscription", nil); err != nil {
+			return err
+		}
+		// The heap floor (256 MB by default) lets the heap grow to it
+		// before the first collection: the same connections, without it.
+		settle()
+		fmt.Fprintf(os.Stderr, "bench: chat memory with %d idle subscriptions, heap floor off\n", *idle)
+		if err := chatMemory(ctx, h, mem, *idle, "Brook, the same, BROOK_GC_HEAP_FLOOR_MB=0 (heap floor off)", map[string]string{"BROOK_GC_HEAP_FLOOR_MB": "0"}); err != nil {
 			return err
 		}
 		for _, f := range floorModes {
@@ -100,6 +108,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 		}
 	}
 	mem.note("Brook's connections are each a graphql-transport-ws WebSocket with one messageAdded subscription on a livestream channel, then idle. " +
+		"The second row is the same with the heap floor off: with it the heap grows to 256 MB before the first collection, and more of the garbage made while connections open stays in spans that live objects hold. " +
 		"The bare rows are gorilla/websocket servers with nothing else (run by this benchmark's own binary): the floor of the transport Brook uses. " +
 		"RSS delta divided by the connections, after a settle of 5 s.")
 	lat.print(os.Stdout, cmd)
@@ -254,8 +263,13 @@ func chatLatency(ctx context.Context, h *harness, t *table, nodes, subs int, d t
 	return nil
 }
 
-func chatMemory(ctx context.Context, h *harness, t *table, n int) error {
-	s, err := h.startServer(ctx, map[string]string{"BROOK_RATE_IP": "off"})
+func chatMemory(ctx context.Context, h *harness, t *table, n int, what string, env map[string]string) error {
+	env = maps.Clone(env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	env["BROOK_RATE_IP"] = "off"
+	s, err := h.startServer(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -264,7 +278,7 @@ func chatMemory(ctx context.Context, h *harness, t *table, n int) error {
 	if err := owner.Run(ctx, `mutation { createChannel(input: {type: "livestream", id: "mem"}) { id } }`, nil, nil); err != nil {
 		return err
 	}
-	return memoryPerConnection(t, "Brook: graphql-transport-ws, one messageAdded subscription", s.cmd.Process.Pid, n, func(i int) (io.Closer, error) {
+	return memoryPerConnection(t, what, s.cmd.Process.Pid, n, func(i int) (io.Closer, error) {
 		dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		// A few users, each with many connections, as devices.
