@@ -229,7 +229,7 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	}
 	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: apqCache{server: s}}})
 	srv.Use(numberLiterals{})
-	srv.Use(extension.FixedComplexityLimit(s.opts.ComplexityLimit))
+	srv.Use(&complexityLimit{max: s.opts.ComplexityLimit})
 	srv.Use(depthLimit{max: s.opts.DepthLimit})
 	srv.Use(aliasLimit{max: s.opts.AliasLimit})
 

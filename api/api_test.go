@@ -330,7 +330,8 @@ func TestLimits(t *testing.T) {
 	if r := n.Query(t, tok, deep, nil); r.Code() != "" {
 		t.Fatalf("depth 2 must pass: %+v", r.Errors)
 	}
-	if r := n.Query(t, tok, `query($ids: [ID!]!) { users(ids: $ids) { id name image role online lastActive createdAt } }`, brooktest.Vars{"ids": manyIDs(10)}); r.Code() != "COMPLEXITY_LIMIT_EXCEEDED" {
+	if r := n.Query(t, tok, `query($ids: [ID!]!) { users(ids: $ids) { id name image role online lastActive createdAt } }`, brooktest.Vars{"ids": manyIDs(10)}); r.Code() != "COMPLEXITY_LIMIT_EXCEEDED" || r.Errors[0].Extensions["limit"] != "complexity" ||
+		!strings.Contains(r.Errors[0].Message, "which exceeds the limit of 50") || len(r.Data) > 0 && string(r.Data) != "null" {
 		t.Fatalf("complexity: %+v", r.Errors)
 	}
 	if r := n.Query(t, tok, `{ me { id } `+strings.Repeat(" a: me { id }", 60)+` }`, nil); r.Code() != "BAD_USER_INPUT" {
