@@ -313,154 +313,178 @@ const reorderMax = 64
 // channel it may then no longer read.
 func (r *Resolver) streamMessages(ctx context.Context, channel string, guard *readGuard, last int64,
 	sub *bus.Subscription, out *stream[store.Message]) {
-	end := func() {
-		sub.Close()
-		out.close()
-	}
-	send := func(m *store.Message) bool {
-		if !out.send(ctx, m) {
-			return false
-		}
-		last = m.Pos
-		return true
-	}
-	catchUp := func(upTo int64) bool {
-		for page := 0; ; page++ {
-			msgs, err := r.messagesAfter(ctx, channel, last, upTo)
-			if replayPageRead != nil {
-				replayPageRead(channel, page)
-			}
-			if err == nil && page > 0 && len(msgs) > 0 {
-				// A long replay to a slow client outlasts the check its
-				// subscription began with: the member may have been
-				// removed since, and these messages sent after.
-				err = guard.recheck(ctx)
-			}
-			if err != nil {
-				if ctx.Err() == nil {
-					r.endSubscription(ctx, err)
-				}
-				return false
-			}
-			for _, m := range msgs {
-				if m.Pos > last && !send(m) {
-					return false
-				}
-			}
-			if len(msgs) < replayPage {
-				return true
-			}
-		}
-	}
-	// held are live messages past last+1, by position, waiting for the
-	// ones before them.
-	var held map[int64]*store.Message
-	var wait *time.Timer
-	var waitC <-chan time.Time
-	// release sends the held messages that now follow last and forgets
-	// those already sent.
-	release := func() bool {
-		for len(held) > 0 {
-			m, ok := held[last+1]
-			if !ok {
-				break
-			}
-			delete(held, m.Pos)
-			if !send(m) {
-				return false
-			}
-		}
-		for pos := range held {
-			if pos <= last {
-				delete(held, pos)
-			}
-		}
-		if len(held) == 0 && waitC != nil {
-			wait.Stop()
-			waitC = nil
-		}
-		return true
-	}
-	// fill reads from PostgreSQL everything up to the newest held message.
-	fill := func() bool {
-		upTo := last
-		for pos := range held {
-			upTo = max(upTo, pos)
-		}
-		return catchUp(upTo) && release()
-	}
-	// next handles one event, or the end of the reorder wait; false: the
-	// stream has ended.
-	next := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-waitC:
-			waitC = nil
-			if !fill() {
-				return false
-			}
-		case ev, ok := <-sub.C:
-			if !ok {
-				r.endSubscription(ctx, sub.Err())
-				return false
-			}
-			if ev.Gap {
-				// A removal may have been missed with the other events.
-				if err := guard.check(ctx, nil); err != nil {
-					r.endSubscription(ctx, err)
-					return false
-				}
-				if !catchUp(math.MaxInt64) || !release() {
-					return false
-				}
-				return true
-			}
-			e, err := decodeChannelEvent(ev.Data)
-			if err != nil {
-				return true
-			}
-			if err := guard.check(ctx, e); err != nil {
-				r.endSubscription(ctx, err)
-				return false
-			}
-			if e.Type != store.EventMessageNew || e.Message == nil {
-				return true
-			}
-			m := e.Message
-			switch {
-			case m.Pos <= last:
-			case m.Pos == last+1:
-				if !send(m) || !release() {
-					return false
-				}
-			default:
-				if held == nil {
-					held = map[int64]*store.Message{}
-				}
-				held[m.Pos] = m
-				if len(held) > reorderMax {
-					if !fill() {
-						return false
-					}
-				} else if waitC == nil {
-					if wait == nil {
-						wait = time.NewTimer(reorderWait)
-					} else {
-						wait.Reset(reorderWait)
-					}
-					waitC = wait.C
-				}
-			}
-		}
-		return true
-	}
-	if !catchUp(math.MaxInt64) {
-		end()
+	s := &messageStream{r: r, ctx: ctx, channel: channel, guard: guard, last: last, sub: sub, out: out}
+	if !s.catchUp(math.MaxInt64) {
+		s.end()
 		return
 	}
-	// Held messages wait on the reorder timer, not on the bus: no parking.
-	follow(sub, func() bool { return waitC == nil }, next, end)
+	follow(sub, s)
+}
+
+// messageStream is the state of one messageAdded stream (see
+// streamMessages): one object, where closures over the same variables
+// were a dozen, and an idle subscription holds it for hours.
+type messageStream struct {
+	r       *Resolver
+	ctx     context.Context
+	channel string
+	guard   *readGuard
+	// last is the position of the last message delivered.
+	last int64
+	sub  *bus.Subscription
+	out  *stream[store.Message]
+	// held are live messages past last+1, by position, waiting for the
+	// ones before them.
+	held  map[int64]*store.Message
+	wait  *time.Timer
+	waitC <-chan time.Time
+}
+
+func (s *messageStream) end() {
+	s.sub.Close()
+	s.out.close()
+}
+
+// canPark: held messages wait on the reorder timer, not on the bus.
+func (s *messageStream) canPark() bool { return s.waitC == nil }
+
+func (s *messageStream) send(m *store.Message) bool {
+	if !s.out.send(s.ctx, m) {
+		return false
+	}
+	s.last = m.Pos
+	return true
+}
+
+// catchUp reads from PostgreSQL and delivers the messages after last up
+// to upTo.
+func (s *messageStream) catchUp(upTo int64) bool {
+	for page := 0; ; page++ {
+		msgs, err := s.r.messagesAfter(s.ctx, s.channel, s.last, upTo)
+		if replayPageRead != nil {
+			replayPageRead(s.channel, page)
+		}
+		if err == nil && page > 0 && len(msgs) > 0 {
+			// A long replay to a slow client outlasts the check its
+			// subscription began with: the member may have been
+			// removed since, and these messages sent after.
+			err = s.guard.recheck(s.ctx)
+		}
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.r.endSubscription(s.ctx, err)
+			}
+			return false
+		}
+		for _, m := range msgs {
+			if m.Pos > s.last && !s.send(m) {
+				return false
+			}
+		}
+		if len(msgs) < replayPage {
+			return true
+		}
+	}
+}
+
+// release sends the held messages that now follow last and forgets those
+// already sent.
+func (s *messageStream) release() bool {
+	for len(s.held) > 0 {
+		m, ok := s.held[s.last+1]
+		if !ok {
+			break
+		}
+		delete(s.held, m.Pos)
+		if !s.send(m) {
+			return false
+		}
+	}
+	for pos := range s.held {
+		if pos <= s.last {
+			delete(s.held, pos)
+		}
+	}
+	if len(s.held) == 0 && s.waitC != nil {
+		s.wait.Stop()
+		s.waitC = nil
+	}
+	return true
+}
+
+// fill reads from PostgreSQL everything up to the newest held message.
+func (s *messageStream) fill() bool {
+	upTo := s.last
+	for pos := range s.held {
+		upTo = max(upTo, pos)
+	}
+	return s.catchUp(upTo) && s.release()
+}
+
+// next handles one event, or the end of the reorder wait; false: the
+// stream has ended.
+func (s *messageStream) next() bool {
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-s.waitC:
+		s.waitC = nil
+		if !s.fill() {
+			return false
+		}
+	case ev, ok := <-s.sub.C:
+		if !ok {
+			s.r.endSubscription(s.ctx, s.sub.Err())
+			return false
+		}
+		if ev.Gap {
+			// A removal may have been missed with the other events.
+			if err := s.guard.check(s.ctx, nil); err != nil {
+				s.r.endSubscription(s.ctx, err)
+				return false
+			}
+			return s.catchUp(math.MaxInt64) && s.release()
+		}
+		e, err := decodeChannelEvent(ev.Data)
+		if err != nil {
+			return true
+		}
+		if err := s.guard.check(s.ctx, e); err != nil {
+			s.r.endSubscription(s.ctx, err)
+			return false
+		}
+		if e.Type != store.EventMessageNew || e.Message == nil {
+			return true
+		}
+		return s.live(e.Message)
+	}
+	return true
+}
+
+// live handles a message that came over the bus.
+func (s *messageStream) live(m *store.Message) bool {
+	switch {
+	case m.Pos <= s.last:
+	case m.Pos == s.last+1:
+		return s.send(m) && s.release()
+	default:
+		if s.held == nil {
+			s.held = map[int64]*store.Message{}
+		}
+		s.held[m.Pos] = m
+		if len(s.held) > reorderMax {
+			return s.fill()
+		}
+		if s.waitC == nil {
+			if s.wait == nil {
+				s.wait = time.NewTimer(reorderWait)
+			} else {
+				s.wait.Reset(reorderWait)
+			}
+			s.waitC = s.wait.C
+		}
+	}
+	return true
 }
 
 // replayPageRead, when set (by tests), runs after messageAdded's replay
@@ -562,63 +586,89 @@ func (g *readGuard) recheck(ctx context.Context) error {
 // its own removal), before it otherwise.
 func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out *stream[T], decode func([]byte) (*T, error),
 	allowed func(*T) (deliver bool, err error)) {
-	// next handles one event; false: the stream has ended.
-	next := func() bool {
-		select {
-		case <-ctx.Done():
-			return false
-		case ev, ok := <-sub.C:
-			if !ok {
-				r.endSubscription(ctx, sub.Err())
-				return false
-			}
-			if ev.Gap {
-				// Channel and user events are not replayed: clients re-read
-				// state (unreadCounts, messages) after a reconnect.
-				if allowed != nil {
-					if _, err := allowed(nil); err != nil {
-						r.endSubscription(ctx, err)
-						return false
-					}
-				}
-				return true
-			}
-			v, err := decode(ev.Data)
-			if err != nil {
-				r.Log.Warn("chat: bad event", "topic", ev.Topic, "err", err)
-				return true
-			}
-			deliver, end := true, error(nil)
-			if allowed != nil {
-				deliver, end = allowed(v)
-			}
-			if deliver && !out.send(ctx, v) {
-				return false
-			}
-			if end != nil {
-				r.endSubscription(ctx, end)
-				return false
-			}
-		}
-		return true
-	}
-	follow(sub, func() bool { return true }, next, out.close)
+	follow(sub, &relayStream[T]{r: r, ctx: ctx, sub: sub, out: out, decode: decode, allowed: allowed})
 }
 
-// follow runs next, which handles one event of sub, until it reports the
-// stream's end, then runs end. An idle stream holds no goroutine: when
-// canPark allows, it parks on sub rather than wait on it, and the bus
-// starts it again, on a goroutine of its own, at the next event or at the
-// end of the subscription.
-func follow(sub *bus.Subscription, canPark, next func() bool, end func()) {
+// relayStream is the state of one relayed stream (see relay).
+type relayStream[T any] struct {
+	r       *Resolver
+	ctx     context.Context
+	sub     *bus.Subscription
+	out     *stream[T]
+	decode  func([]byte) (*T, error)
+	allowed func(*T) (deliver bool, err error)
+}
+
+func (s *relayStream[T]) canPark() bool { return true }
+
+func (s *relayStream[T]) end() { s.out.close() }
+
+// next handles one event; false: the stream has ended.
+func (s *relayStream[T]) next() bool {
+	select {
+	case <-s.ctx.Done():
+		return false
+	case ev, ok := <-s.sub.C:
+		if !ok {
+			s.r.endSubscription(s.ctx, s.sub.Err())
+			return false
+		}
+		if ev.Gap {
+			// Channel and user events are not replayed: clients re-read
+			// state (unreadCounts, messages) after a reconnect.
+			if s.allowed != nil {
+				if _, err := s.allowed(nil); err != nil {
+					s.r.endSubscription(s.ctx, err)
+					return false
+				}
+			}
+			return true
+		}
+		v, err := s.decode(ev.Data)
+		if err != nil {
+			s.r.Log.Warn("chat: bad event", "topic", ev.Topic, "err", err)
+			return true
+		}
+		deliver, end := true, error(nil)
+		if s.allowed != nil {
+			deliver, end = s.allowed(v)
+		}
+		if deliver && !s.out.send(s.ctx, v) {
+			return false
+		}
+		if end != nil {
+			s.r.endSubscription(s.ctx, end)
+			return false
+		}
+	}
+	return true
+}
+
+// follower is a stream that follow drives.
+type follower interface {
+	// canPark reports whether the stream may park: it waits on nothing
+	// but the bus.
+	canPark() bool
+	// next handles one event of the bus; false: the stream has ended.
+	next() bool
+	// end runs once, after next reported the end.
+	end()
+}
+
+// follow runs f.next, which handles one event of sub, until it reports
+// the stream's end, then runs f.end. An idle stream holds no goroutine:
+// when f.canPark allows, it parks on sub rather than wait on it, and the
+// bus starts it again, on a goroutine of its own, at the next event or at
+// the end of the subscription.
+func follow(sub *bus.Subscription, f follower) {
 	var run func()
 	run = func() {
 		for {
-			if canPark() && sub.Park(run) {
+			if f.canPark() && sub.Park(run) {
 				return
 			}
-			if !next() {
-				end()
+			if !f.next() {
+				f.end()
 				return
 			}
 		}
