@@ -155,6 +155,15 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			out.Extensions["code"] = CodeBadUserInput
 			return &out
 		}
+		if code == CodeInternal && !isBug && ctx.Err() != nil && errors.Is(inner, context.Canceled) {
+			// The operation's client left (it closed the connection,
+			// completed the subscription or dropped the request) or the
+			// server is shutting down: no fault of Brook's to log as one,
+			// and trying again is the advice.
+			log.Debug("operation cancelled", "request_id", RequestID(ctx), "path", gqlErr.Path.String(), "err", inner)
+			code, message = CodeUnavailable, "the operation was cancelled: its request or connection ended, or the server is shutting down; try again"
+			ext = map[string]any{"retryAfter": 1}
+		}
 		if code == CodeInternal || isBug {
 			id := RequestID(ctx)
 			log.Error("internal error", "request_id", id, "path", gqlErr.Path.String(), "err", inner)
