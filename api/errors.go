@@ -105,6 +105,14 @@ type resolverError struct{ err error }
 func (e *resolverError) Error() string { return e.err.Error() }
 func (e *resolverError) Unwrap() error { return e.err }
 
+// presentResolverError presents an error a resolver reports outside its
+// return value (why a subscription's stream ended), as the field
+// middleware would have tagged it: an error Brook does not recognize is
+// INTERNAL and logged, never shown to the client as its own mistake.
+func (s *Server) presentResolverError(ctx context.Context, err error) *gqlerror.Error {
+	return s.present(ctx, &resolverError{err: err})
+}
+
 // markResolverErrors is the field middleware that tags resolver errors.
 func markResolverErrors(ctx context.Context, next graphql.Resolver) (any, error) {
 	res, err := next(ctx)
@@ -155,11 +163,13 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			out.Extensions["code"] = CodeBadUserInput
 			return &out
 		}
-		if code == CodeInternal && !isBug && ctx.Err() != nil && errors.Is(inner, context.Canceled) {
+		if code == CodeInternal && !isBug && ctx.Err() != nil &&
+			(errors.Is(inner, context.Canceled) || errors.Is(inner, context.DeadlineExceeded)) {
 			// The operation's client left (it closed the connection,
-			// completed the subscription or dropped the request) or the
-			// server is shutting down: no fault of Brook's to log as one,
-			// and trying again is the advice.
+			// completed the subscription or dropped the request), its
+			// token expired (the connection's deadline), or the server is
+			// shutting down: no fault of Brook's to log as one, and trying
+			// again is the advice.
 			log.Debug("operation cancelled", "request_id", RequestID(ctx), "path", gqlErr.Path.String(), "err", inner)
 			code, message = CodeUnavailable, "the operation was cancelled: its request or connection ended, or the server is shutting down; try again"
 			ext = map[string]any{"retryAfter": 1}

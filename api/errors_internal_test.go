@@ -24,6 +24,7 @@ func TestPresentCancelledOperation(t *testing.T) {
 		logged    bool
 	}{
 		{"cancelled with its context", true, fmt.Errorf("bus: subscribe to chat:u:a: %w", context.Canceled), CodeUnavailable, false},
+		{"past its connection's deadline", true, fmt.Errorf("store: read: %w", context.DeadlineExceeded), CodeUnavailable, false},
 		{"canceled error while the context is live", false, fmt.Errorf("x: %w", context.Canceled), CodeInternal, true},
 		{"another error after the context ended", true, errors.New("boom"), CodeInternal, true},
 	}
@@ -49,5 +50,20 @@ func TestPresentCancelledOperation(t *testing.T) {
 				t.Fatalf("retryAfter %v, want 1", out.Extensions["retryAfter"])
 			}
 		})
+	}
+}
+
+// Why a subscription's stream ended is presented as a resolver's error: one
+// Brook does not recognize is INTERNAL, logged, its text kept from the
+// client (not BAD_USER_INPUT with the text, as for gqlgen's coercion errors).
+func TestPresentStreamEndError(t *testing.T) {
+	var logged bytes.Buffer
+	s := &Server{present: presentError(slog.New(slog.NewTextHandler(&logged, nil)))}
+	out := s.presentResolverError(context.Background(), errors.New("store: messages after: canceling statement due to statement timeout"))
+	if out.Extensions["code"] != CodeInternal || strings.Contains(out.Message, "statement") {
+		t.Fatalf("got %v %q, want INTERNAL without the error's text", out.Extensions["code"], out.Message)
+	}
+	if !strings.Contains(logged.String(), "statement timeout") {
+		t.Fatalf("the error is not in the log: %q", logged.String())
 	}
 }

@@ -340,9 +340,11 @@ type messageStream struct {
 	waitC <-chan time.Time
 }
 
+// end closes the stream, then the bus subscription: its client hears of
+// the end without waiting for the bus (which may write to Redis).
 func (s *messageStream) end() {
-	s.sub.Close()
 	s.out.close()
+	s.sub.Close()
 }
 
 // canPark: held messages wait on the reorder timer, not on the bus.
