@@ -113,8 +113,10 @@ type wsState struct {
 	user   string
 	// expires is when the connection's token expires (zero: never).
 	expires time.Time
-	// cancel ends the connection's token deadline.
-	cancel context.CancelFunc
+	// end ends the connection's context; expiry calls it when the token
+	// expires.
+	end    context.CancelFunc
+	expiry *time.Timer
 	// operations counts the operations running on the connection.
 	operations atomic.Int64
 }
@@ -181,8 +183,10 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 		info.setUser(id.UserID)
 	}
 	ctx = auth.WithIdentity(ctx, id)
-	if !id.Expires.IsZero() {
-		ctx, st.cancel = context.WithDeadline(ctx, id.Expires)
+	if !id.Expires.IsZero() && st.end != nil {
+		// A timer on the connection's own context, rather than a deadline
+		// context under it: one context less for every connection.
+		st.expiry = time.AfterFunc(time.Until(id.Expires), st.end)
 	}
 	s.presence.connect(ctx, st.connID, id.UserID)
 	return ctx, nil
@@ -194,8 +198,8 @@ func (s *Server) wsClose(ctx context.Context) {
 	if st == nil {
 		return
 	}
-	if st.cancel != nil {
-		st.cancel()
+	if st.expiry != nil {
+		st.expiry.Stop()
 	}
 	if st.user != "" {
 		s.presence.disconnect(st.connID, st.user)

@@ -115,13 +115,33 @@ func (s *Server) acceptWebsocket(w http.ResponseWriter, r *http.Request, exec gr
 	c := &wsConn{s: s, ws: ws, exec: exec, legacy: ws.Subprotocol() != transportWS,
 		state: &wsState{connID: uuid.Must(uuid.NewV7()).String()}, info: requestFrom(r.Context())}
 	// The request's context ends when the handler returns; the
-	// connection's ends when the connection or the server does.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	// connection's ends when the connection or the server does, or its
+	// token expires (wsInit).
+	ctx, cancel := context.WithCancel(connContext{Context: s.wsCtx, values: context.WithoutCancel(r.Context())})
 	c.ctx, c.cancel = context.WithValue(ctx, wsStateKey{}, c.state), cancel
+	c.state.end = cancel
 	if c.info != nil {
 		c.info.detach()
 	}
 	go c.serve()
+}
+
+// connContext is the parent of a connection's context: it ends with the
+// server's WebSocket context and carries the upgrade request's values.
+// Deriving the connection's context from it puts the connection straight
+// among the server context's children, where watching that context with
+// AfterFunc cost every connection a context more (values must come from
+// a context without cancellation, which Value makes them).
+type connContext struct {
+	context.Context
+	values context.Context
+}
+
+func (c connContext) Value(key any) any {
+	if v := c.values.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
 }
 
 // wsConn is one WebSocket connection.
@@ -137,10 +157,6 @@ type wsConn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	signedIn bool
-	// stopWatch stops the server's shutdown from cancelling ctx;
-	// stopPreInit, the closing of the connection at shutdown before it
-	// signed in.
-	stopWatch, stopPreInit func() bool
 
 	// writeMu serializes writes: the operations' and the pinger's.
 	writeMu sync.Mutex
@@ -400,7 +416,6 @@ func (c *wsConn) recoverConn() {
 // end cleans up after the connection.
 func (c *wsConn) end() {
 	s := c.s
-	c.stopWatch()
 	c.close(websocket.CloseNormalClosure, "")
 	c.cancel()
 	s.wsClose(c.ctx)
@@ -491,9 +506,9 @@ func (c *wsConn) sendConnectionError(reason string) {
 // init waits for connection_init and signs the connection in.
 func (c *wsConn) init() bool {
 	c.s.metrics.connections.Inc()
-	c.stopWatch = context.AfterFunc(c.s.wsCtx, c.cancel)
-	// Shutdown closes connections still waiting for connection_init too.
-	c.stopPreInit = context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
+	// The connection closes when its context ends: at shutdown (before
+	// connection_init too) and when its token expires.
+	context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
 	c.ws.SetReadLimit(c.s.opts.MaxWebsocketMessage)
 	_ = c.ws.SetReadDeadline(time.Now().Add(wsInitTimeout))
 	for {
@@ -546,11 +561,6 @@ func (c *wsConn) signIn(m wsMessage) bool {
 		c.send("", "ka", nil)
 	}
 	c.s.pinger.add(c)
-	// The connection ends with its context: at shutdown, and when the
-	// token expires. (This replaces the watch set before sign-in, on the
-	// context it derives from.)
-	c.stopPreInit()
-	context.AfterFunc(c.ctx, func() { c.close(websocket.CloseNormalClosure, "") })
 	return true
 }
 

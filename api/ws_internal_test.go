@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +60,42 @@ func TestFailedWriteClosesConnection(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the connection stayed open after a failed write")
+	}
+}
+
+// A connection's context ends with the server's WebSocket context, keeps
+// the upgrade request's values but not its end, and joins the server
+// context's children directly: no goroutine or extra context per
+// connection to watch the server's.
+func TestConnContext(t *testing.T) {
+	type key struct{}
+	server, shutdown := context.WithCancel(context.Background())
+	defer shutdown()
+	request, requestDone := context.WithCancel(context.WithValue(context.Background(), key{}, "request"))
+	const n = 50
+	var conns [n]context.Context
+	for i := range conns {
+		ctx, cancel := context.WithCancel(connContext{Context: server, values: context.WithoutCancel(request)})
+		defer cancel()
+		conns[i] = ctx
+	}
+	requestDone()
+	for _, ctx := range conns {
+		if got := ctx.Value(key{}); got != "request" {
+			t.Fatalf("value %v, want the request's", got)
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the request's end ended the connection")
+		}
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "context.(*cancelCtx).propagateCancel") {
+		t.Fatalf("a goroutine watches the server's context for a connection:\n%s", stacks)
+	}
+	shutdown()
+	for _, ctx := range conns {
+		if ctx.Err() != context.Canceled {
+			t.Fatalf("after shutdown: %v, want canceled", ctx.Err())
+		}
 	}
 }
