@@ -66,7 +66,7 @@ func TestConfigFromEnv(t *testing.T) {
 		{"chat push limit", map[string]string{"CHAT_PUSH_MEMBER_LIMIT": "250"}, func(c Config) bool { return c.ChatPushMemberLimit == 250 }, ""},
 		{"chat push limit default", map[string]string{}, func(c Config) bool { return c.ChatPushMemberLimit == 1000 }, ""},
 		{"bad chat push limit", map[string]string{"CHAT_PUSH_MEMBER_LIMIT": "many"}, nil, "CHAT_PUSH_MEMBER_LIMIT"},
-		{"heap floor default", nil, func(c Config) bool { return c.HeapFloor == 256<<20 }, ""},
+		{"heap floor default", nil, func(c Config) bool { return c.HeapFloor == 128<<20 }, ""},
 		{"heap floor", map[string]string{"BROOK_GC_HEAP_FLOOR_MB": "64"}, func(c Config) bool { return c.HeapFloor == 64<<20 }, ""},
 		{"heap floor off", map[string]string{"BROOK_GC_HEAP_FLOOR_MB": "0"}, func(c Config) bool { return c.HeapFloor == 0 }, ""},
 		{"GOGC rules alone", map[string]string{"GOGC": "200"}, func(c Config) bool { return c.HeapFloor == 0 }, ""},
