@@ -167,7 +167,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			(errors.Is(inner, context.Canceled) || errors.Is(inner, context.DeadlineExceeded)) {
 			// The operation's client left (it closed the connection,
 			// completed the subscription or dropped the request), its
-			// token expired (the connection's deadline), or the server is
+			// token expired (which ends the connection), or the server is
 			// shutting down: no fault of Brook's to log as one, and trying
 			// again is the advice.
 			log.Debug("operation cancelled", "request_id", RequestID(ctx), "path", gqlErr.Path.String(), "err", inner)

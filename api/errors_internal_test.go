@@ -24,7 +24,7 @@ func TestPresentCancelledOperation(t *testing.T) {
 		logged    bool
 	}{
 		{"cancelled with its context", true, fmt.Errorf("bus: subscribe to chat:u:a: %w", context.Canceled), CodeUnavailable, false},
-		{"past its connection's deadline", true, fmt.Errorf("store: read: %w", context.DeadlineExceeded), CodeUnavailable, false},
+		{"past a deadline", true, fmt.Errorf("store: read: %w", context.DeadlineExceeded), CodeUnavailable, false},
 		{"canceled error while the context is live", false, fmt.Errorf("x: %w", context.Canceled), CodeInternal, true},
 		{"another error after the context ended", true, errors.New("boom"), CodeInternal, true},
 	}

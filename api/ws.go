@@ -948,8 +948,16 @@ func (p *pinger) period(c *wsConn) time.Duration {
 	return p.interval
 }
 
+// add starts pinging c, unless c is already closed: its close has removed
+// it from the pinger for good (a token that expired within auth's leeway
+// closes the connection while it signs in).
 func (p *pinger) add(c *wsConn) {
 	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
 	p.mu.Lock()
 	c.nextPing = now.Add(p.period(c))
 	p.conns[c] = struct{}{}
