@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -42,7 +43,7 @@ func FuzzDecodeCursor(f *testing.F) {
 			}
 			return
 		}
-		if pos == "" || !utf8.ValidString(pos) {
+		if pos == "" || !utf8.ValidString(pos) || strings.Contains(pos, "\x00") {
 			t.Fatalf("DecodeCursor(%q) = %q", s, pos)
 		}
 		if back, err := DecodeCursor("after", EncodeCursor(pos)); err != nil || back != pos {

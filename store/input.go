@@ -181,7 +181,9 @@ func DecodeCursor(field, cursor string) (string, error) {
 		return "", Invalid(field, "is not a valid cursor")
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) == 0 || !utf8.Valid(b) {
+	// PostgreSQL text holds no NUL: a position with one would reach it and
+	// fail there, as an internal error.
+	if err != nil || len(b) == 0 || !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
 		return "", Invalid(field, "is not a valid cursor; pass an endCursor from a previous page")
 	}
 	return string(b), nil

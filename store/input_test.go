@@ -74,7 +74,7 @@ func TestCursorsRoundTripAndRejectTampering(t *testing.T) {
 			t.Errorf("round trip %q: %q %v", pos, got, err)
 		}
 	}
-	for _, bad := range []string{"", "!!!", "%%%", strings.Repeat("A", 600), EncodeCursor(string([]byte{0xff, 0xfe}))} {
+	for _, bad := range []string{"", "!!!", "%%%", strings.Repeat("A", 600), EncodeCursor(string([]byte{0xff, 0xfe})), EncodeCursor("1|\x00"), "MXwA"} {
 		if _, err := DecodeCursor("after", bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("DecodeCursor(%.20q) = %v, want an input error", bad, err)
 		}
