@@ -2556,7 +2556,7 @@ type MessageEdge {
 }
 
 type MessageReaction {
-  "1 to 32 lowercase letters, digits, _ or -, like like or thumbs_up."
+  "1 to 32 letters, digits, _ or -, like like or thumbs_up. Case counts: Like and like are two kinds."
   kind: String!
   user: User!
   createdAt: Time!
@@ -2598,8 +2598,9 @@ type ChannelEvent {
 
 """
 An event for the caller across all its channels:
-notification.message_new (a message in one of its channels, sent by someone
-else), notification.mark_read, notification.added_to_channel or
+notification.message_new (a top-level message in one of its channels, sent
+by someone else; thread replies count for no one's unread and come only
+through messageAdded and channelEvents), notification.mark_read, notification.added_to_channel or
 notification.removed_from_channel, each with the caller's new totals.
 In channels above CHAT_PUSH_MEMBER_LIMIT members, notification.message_new
 goes only to members with an open connection.
