@@ -176,7 +176,23 @@ func (r *Resolver) publishChannel(ctx context.Context, typ, channel string, user
 }
 
 // publishChannelEvent publishes ev with userID's profile as its user.
+// Every event carries the channel's count of member removals, read after
+// the change it reports committed: a subscriber's readGuard then refuses
+// it to a member removed before, whose own member.removed event may come
+// later or be lost.
 func (r *Resolver) publishChannelEvent(ctx context.Context, ev *store.ChannelEvent, userID string) {
+	if ev.Removals == 0 {
+		n, err := r.Store.ChannelMemberRemovals(ctx, ev.Channel)
+		if err != nil {
+			// Not published, like an event the bus could not take: without
+			// the count a removed member could get it, and asking every
+			// subscriber to check its membership would send them all to
+			// the database that just failed.
+			r.Log.Warn("chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
+			return
+		}
+		ev.Removals = n
+	}
 	ev.User, _ = r.loadersFor(ctx).Users.Load(ctx, userID)
 	ev.CreatedAt = time.Now().UTC()
 	if err := r.Store.PublishChannelEvent(ctx, r.Bus, ev); err != nil {
@@ -197,6 +213,52 @@ func (r *Resolver) withReactions(ctx context.Context, m *store.Message) *store.M
 		return &c
 	}
 	return m
+}
+
+// readableUnread leaves out of counts the channels the caller may no
+// longer read, when the response selects their channel: a counter Redis
+// still holds for a channel the caller was removed from (removals clear
+// the counters, but a write racing the removal can put one back until a
+// rebuild or the repair pass) must not open that channel's profile and
+// history. Without channel, an entry is an id and a number, and the read
+// stays one Redis round trip.
+func (r *Resolver) readableUnread(ctx context.Context, me auth.Identity, counts *store.UnreadCounts) (*store.UnreadCounts, error) {
+	if len(counts.Channels) == 0 || !selected(ctx, "channels", "channel") {
+		return counts, nil
+	}
+	ids := make([]string, len(counts.Channels))
+	for i, c := range counts.Channels {
+		ids[i] = c.ChannelID
+	}
+	l := r.loadersFor(ctx).chat()
+	channels, err := l.Channels.Fetch(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	members, err := l.MyMemberships.Fetch(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := *counts
+	out.Channels = make([]*store.ChannelUnread, 0, len(ids))
+	for i, c := range counts.Channels {
+		if channels[i] != nil {
+			a := &store.ChannelAccess{Channel: channels[i]}
+			if members[i] != nil {
+				a.Role = members[i].Role
+			}
+			if canReadChannel(a, me) {
+				out.Channels = append(out.Channels, c)
+				continue
+			}
+		}
+		// Nor does the channel count in the totals.
+		out.TotalUnreadCount = max(0, out.TotalUnreadCount-c.UnreadCount)
+		if c.UnreadCount > 0 {
+			out.UnreadChannels = max(0, out.UnreadChannels-1)
+		}
+	}
+	return &out, nil
 }
 
 // notifyMembership tells users they were added to or removed from a
@@ -521,13 +583,12 @@ func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upT
 var replays singleflight.Group
 
 // readGuard decides, event by event, whether a subscriber may still read
-// a channel. Only a removal takes that right away, and the events that
-// could reach a removed member (message.new, member.removed) carry the
-// channel's count of removals: the guard asks PostgreSQL only when an
-// event shows a removal it cannot account for, its own, one it missed, or
-// one whose event a message overtook (the message was sent after the
-// removal committed, so the subscriber must not get it if it was removed).
-// Other events cost nothing.
+// a channel. Only a removal takes that right away, and every channel event
+// carries the channel's count of removals when it was made: the guard asks
+// PostgreSQL only when an event shows a removal it cannot account for, its
+// own, one it missed, or one whose event another event overtook (made after
+// the removal committed, so the subscriber must not get it if it was
+// removed). Other events cost nothing.
 type readGuard struct {
 	r       *Resolver
 	channel string

@@ -364,11 +364,13 @@ func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (*store
 	if m.UserID != me.UserID && a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
 		return nil, auth.Forbidden("only the author of message %s, the channel's owners and admins may delete it", id)
 	}
-	m, err = r.Store.DeleteMessage(ctx, m.ID)
+	m, deleted, err := r.Store.DeleteMessage(ctx, m.ID)
 	if err != nil {
 		return nil, err
 	}
-	r.publishChannel(ctx, store.EventMessageDeleted, m.ChannelID, me.UserID, r.withReactions(ctx, m))
+	if deleted {
+		r.publishChannel(ctx, store.EventMessageDeleted, m.ChannelID, me.UserID, r.withReactions(ctx, m))
+	}
 	return m, nil
 }
 
@@ -441,7 +443,7 @@ func (r *mutationResolver) MarkAllRead(ctx context.Context) (*store.UnreadCounts
 	}
 	r.Store.PublishUserEvents(ctx, r.Bus, []string{me.UserID}, []*store.UserEvent{{Type: store.EventNotificationMarkRead,
 		TotalUnreadCount: counts.TotalUnreadCount, UnreadChannels: counts.UnreadChannels, CreatedAt: time.Now().UTC()}})
-	return counts, nil
+	return r.readableUnread(ctx, me, counts)
 }
 
 func (r *mutationResolver) SendTypingEvent(ctx context.Context, channel string, typing *bool) (bool, error) {
@@ -493,7 +495,11 @@ func (r *queryResolver) UnreadCounts(ctx context.Context) (*store.UnreadCounts, 
 	if err != nil {
 		return nil, err
 	}
-	return r.Store.UnreadCounts(ctx, me.UserID)
+	counts, err := r.Store.UnreadCounts(ctx, me.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return r.readableUnread(ctx, me, counts)
 }
 
 func (r *queryResolver) Channels(ctx context.Context, filter *store.ChannelFilter, first *int, after *string) (*model.ChannelConnection, error) {

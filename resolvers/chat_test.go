@@ -144,6 +144,9 @@ func TestChatMessagingFlow(t *testing.T) {
 	}
 	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($c: ID!, $id: ID!) { sendMessage(channel: $c, input: {id: $id, text: "mine"}) { id } }`,
 		brooktest.Vars{"c": cid, "id": id}), "CONFLICT")
+	// The same text as a reply is another message too.
+	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!, $id: ID!, $p: ID!) { sendMessage(channel: $c, input: {id: $id, text: "once", parentId: $p}) { id } }`,
+		brooktest.Vars{"c": cid, "id": id, "p": m1.ID}), "CONFLICT")
 	// Another text under the id is another message, until the message is
 	// edited: a retry queued offline then still gets the stored message.
 	wantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!, $id: ID!) { sendMessage(channel: $c, input: {id: $id, text: "twice"}) { id } }`,
@@ -543,6 +546,49 @@ func TestChatRemovalOvertakenByAMessage(t *testing.T) {
 	}
 }
 
+// Every channel event, not only a new message, made after a member's
+// removal has committed is refused to that member even when it overtakes
+// the removal's own events: an edit's new text must not reach them.
+func TestChatRemovalOvertakenByAnEdit(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, carol := "alice-"+tag, "carol-"+tag
+	callUsers(t, n, alice, carol)
+	cid := createChannel(t, n, alice, "messaging", "edit-race-"+tag, carol)
+	m := sendMsg(t, n, alice, cid, "before the removal")
+	events := n.MustDial(t, env.Token(t, carol)).Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type message { text } } }`, brooktest.Vars{"c": cid})
+	waitSubscribed(t, n)
+
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	reset := resolvers.HoldMembershipEvents(func(channel string) {
+		if channel == cid {
+			close(held)
+			<-release
+		}
+	})
+	t.Cleanup(func() { letGo(); reset() })
+	removed := make(chan error, 1)
+	go func() {
+		removed <- n.Client(env.Token(t, alice)).Run(context.Background(),
+			`mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`, brooktest.Vars{"c": cid, "u": carol}, nil)
+	}()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removal did not commit")
+	}
+	n.Must(t, env.Token(t, alice), `mutation($m: ID!) { updateMessage(id: $m, text: "edited after the removal") { id } }`, brooktest.Vars{"m": m.ID}, nil)
+	if got := events.Next(); got.Type != "error" || !strings.Contains(string(got.Payload), "FORBIDDEN") {
+		t.Fatalf("carol's channelEvents, removed before the edit: %s %s", got.Type, got.Payload)
+	}
+	letGo()
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The channel list: the caller's channels, latest top-level message
 // first (a thread reply moves nothing and is no channel's lastMessage),
 // filtered by type, paged with cursors.
@@ -693,9 +739,18 @@ func TestChatEventsOfEveryMutation(t *testing.T) {
 		t.Fatalf("carol heard %+v", note)
 	}
 
-	do(alice, `mutation($m: ID!) { deleteMessage(id: $m) { id } }`, brooktest.Vars{"m": m.ID})
+	const del = `mutation($m: ID!) { deleteMessage(id: $m) { type deletedAt updatedAt } }`
+	var first, again struct {
+		DeleteMessage struct{ Type, DeletedAt, UpdatedAt string }
+	}
+	n.Must(t, env.Token(t, alice), del, brooktest.Vars{"m": m.ID}, &first)
 	if ev := next("message.deleted", alice); ev.Message.DeletedAt == nil {
 		t.Fatalf("message.deleted %+v", ev)
+	}
+	// Deleting again changes nothing and tells no one.
+	n.Must(t, env.Token(t, alice), del, brooktest.Vars{"m": m.ID}, &again)
+	if again != first || first.DeleteMessage.Type != "deleted" {
+		t.Fatalf("second delete %+v, first %+v", again, first)
 	}
 	events.None(200 * time.Millisecond)
 }
@@ -1174,6 +1229,47 @@ func TestChatUnreadSurvivesALostBigHash(t *testing.T) {
 	}
 	if got := unreadOf(t, n, bob); fmt.Sprint(got) != want {
 		t.Fatalf("after the big hash was lost: %v, want %v", got, want)
+	}
+}
+
+// A counter Redis still holds for a channel its user was removed from (a
+// write that raced the removal put it back) does not open the channel:
+// unreadCounts leaves it out, totals too, when channel is selected.
+func TestChatUnreadLeavesOutAChannelNoLongerRead(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, carol := "alice-"+tag, "carol-"+tag
+	callUsers(t, n, alice, carol)
+	kept := createChannel(t, n, alice, "messaging", "kept-"+tag, carol)
+	gone := createChannel(t, n, alice, "messaging", "gone-"+tag, carol)
+	sendMsg(t, n, alice, kept, "one")
+	n.WaitForJobs(t)
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { id } }`, brooktest.Vars{"c": gone, "u": carol}, nil)
+	if got := unreadOf(t, n, carol); fmt.Sprint(got) != fmt.Sprint(map[string]int{kept: 1}) {
+		t.Fatalf("before: %v", got)
+	}
+	// The stale counter: 3 unread in the channel carol left.
+	ctx := context.Background()
+	h := n.Store.Key("chat", "u", carol)
+	if err := n.Store.Redis().HSet(ctx, h, "s:"+gone, 3, "r:"+gone, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.Redis().HIncrBy(ctx, h, "t", 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.Redis().HIncrBy(ctx, h, "c", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var ids struct {
+		UnreadCounts struct{ Channels []struct{ UnreadCount int } }
+	}
+	n.Must(t, env.Token(t, carol), `{ unreadCounts { channels { unreadCount } } }`, nil, &ids)
+	if len(ids.UnreadCounts.Channels) != 2 {
+		t.Fatalf("the stale counter is not in Redis as the test means: %+v", ids)
+	}
+	if got := unreadOf(t, n, carol); fmt.Sprint(got) != fmt.Sprint(map[string]int{kept: 1}) {
+		t.Fatalf("with a stale counter: %v", got)
 	}
 }
 

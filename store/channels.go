@@ -246,6 +246,17 @@ func (s *Store) ChannelsByID(ctx context.Context, ids []string) ([]*Channel, err
 	return inOrder(ids, found, func(c *Channel) string { return c.ID }), nil
 }
 
+// ChannelMemberRemovals returns a channel's MemberRemovals now (0 for a
+// channel that does not exist).
+func (s *Store) ChannelMemberRemovals(ctx context.Context, id string) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT member_removals FROM channels WHERE id = $1`, id).Scan(&n)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("store: channel member removals: %w", err)
+	}
+	return n, nil
+}
+
 // UpdateChannel changes a channel's profile; nil fields keep their value.
 func (s *Store) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage) (*Channel, error) {
 	if err := checkChannelProfile(name, image, data); err != nil {

@@ -45,9 +45,10 @@ type ChannelEvent struct {
 	User      *User     `json:"user,omitempty"`
 	Message   *Message  `json:"message,omitempty"`
 	CreatedAt time.Time `json:"at"`
-	// Removals is the channel's MemberRemovals when the event was made,
-	// on message.new and member.removed (0: not carried). Removed lists
-	// everyone a member.removed event's removal took out.
+	// Removals is the channel's MemberRemovals when the event was made
+	// (0: not carried, in events published before every event carried
+	// it). Removed lists everyone a member.removed event's removal took
+	// out.
 	Removals int64    `json:"rm,omitempty"`
 	Removed  []string `json:"removed,omitempty"`
 }

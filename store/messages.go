@@ -264,11 +264,12 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 		msg.Reactions = []ReactionCount{}
 	}
 	if !created {
-		// A retry: the same sender and channel, and the same text unless
-		// the message was edited or deleted since (its text then says
-		// nothing about what was sent).
+		// A retry: the same sender, channel and thread, and the same text
+		// unless the message was edited or deleted since (its text then
+		// says nothing about what was sent).
 		changed := msg.DeletedAt != nil || !msg.UpdatedAt.Equal(msg.CreatedAt)
-		if msg.UserID != userID || msg.ChannelID != channelID || (msg.Text != in.Text && !changed) {
+		sameThread := (msg.ParentID == nil) == (parent == nil) && (parent == nil || *msg.ParentID == *parent)
+		if msg.UserID != userID || msg.ChannelID != channelID || !sameThread || (msg.Text != in.Text && !changed) {
 			return nil, false, Conflict("message id %s is already taken by another message; send a new id", id)
 		}
 	}
@@ -381,19 +382,21 @@ func (s *Store) UpdateMessage(ctx context.Context, id uuid.UUID, text string, da
 }
 
 // DeleteMessage soft-deletes a message: the row stays with type deleted
-// and empty text. Unread counts do not change. Deleting twice is a no-op.
-func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (*Message, error) {
-	m, err := scanMessage(s.pool.QueryRow(ctx, `
+// and empty text. Unread counts do not change. Deleting twice is a no-op:
+// the message comes back as it is, and deleted is false.
+func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (m *Message, deleted bool, err error) {
+	m, err = scanMessage(s.pool.QueryRow(ctx, `
 		UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL,
-			deleted_at = coalesce(deleted_at, now()), updated_at = now()
-		WHERE id = $1 RETURNING `+messageColumns, id))
+			deleted_at = now(), updated_at = now()
+		WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, NotFound("message", id.String())
+		m, err = s.Message(ctx, id)
+		return m, false, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: delete message: %w", err)
+		return nil, false, fmt.Errorf("store: delete message: %w", err)
 	}
-	return m, nil
+	return m, true, nil
 }
 
 // SearchMessages finds messages whose text matches query (all its words),
