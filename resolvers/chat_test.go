@@ -1297,6 +1297,47 @@ func TestChatLateBumpSkipsARemovedMember(t *testing.T) {
 	}
 }
 
+// The same for a channel above the push limit: a read position or a
+// send recorded in Redis after the removal's rebuild (both committed
+// before the removal) puts nothing back, and the channel's later messages
+// count nothing for the removed member.
+func TestChatLateBigReadSkipsARemovedMember(t *testing.T) {
+	// Not parallel: its node's push limit is not the other nodes'.
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Store: func(o *store.Options) { o.ChatPushMemberLimit = 2 }})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createChannel(t, n, alice, "messaging", "late-big-"+tag, bob, carol)
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`,
+		brooktest.Vars{"c": cid, "u": bob}, nil)
+	counts := func() (total int, channels int) {
+		var out struct {
+			UnreadCounts struct {
+				TotalUnreadCount int
+				Channels         []struct{ UnreadCount int }
+			}
+		}
+		n.Must(t, env.Token(t, bob), `{ unreadCounts { totalUnreadCount channels { unreadCount } } }`, nil, &out)
+		return out.UnreadCounts.TotalUnreadCount, len(out.UnreadCounts.Channels)
+	}
+	if total, channels := counts(); total != 0 || channels != 0 { // rebuilt without the channel
+		t.Fatalf("bob after his removal: %d in %d channels", total, channels)
+	}
+	ctx := context.Background()
+	if _, err := n.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: cid, UserID: bob, Seq: 1, Big: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.SetBigChannelSeq(ctx, cid, 1, bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Store.SetBigChannelSeq(ctx, cid, 5, alice); err != nil { // four more messages
+		t.Fatal(err)
+	}
+	if total, channels := counts(); total != 0 || channels != 0 {
+		t.Fatalf("bob, removed, after late writes: %d in %d channels", total, channels)
+	}
+}
+
 // A long messageAdded(after:) replay re-checks membership as it goes: a
 // member removed during it gets FORBIDDEN, and never what was sent after
 // the removal. The removal and the message come while the replay holds

@@ -70,6 +70,15 @@ local function totals(h, ub, prefix)
   end
   return t, c
 end
+-- readBig records a read position in a channel above the push limit.
+-- Complete counters list every big channel of the user: one they do not
+-- list is not the user's (a read or send that committed before a removal
+-- must not put the channel back after the rebuild that dropped it).
+local function readBig(h, ub, ch, seq)
+  local cur = redis.call('HGET', ub, ch)
+  if not cur and redis.call('HEXISTS', h, 'ok') == 1 then return end
+  if tonumber(cur or '0') < seq then redis.call('HSET', ub, ch, seq) end
+end
 local function apply(h, ch, s1, r1)
   local fs, fr = 's:' .. ch, 'r:' .. ch
   local ok = redis.call('HEXISTS', h, 'ok') == 1
@@ -116,12 +125,12 @@ return out
 `)
 
 // bigSeqScript records the last_seq of a channel above the push limit,
-// and the sender's read position. KEYS: seq key, sender's big hash.
-// ARGV: channel, seq.
-var bigSeqScript = redis.NewScript(`
+// and the sender's read position. KEYS: seq key, sender's big hash,
+// sender's hash. ARGV: channel, seq.
+var bigSeqScript = redis.NewScript(unreadLib + `
 local seq = tonumber(ARGV[2])
 if tonumber(redis.call('GET', KEYS[1]) or '0') < seq then redis.call('SET', KEYS[1], seq) end
-if KEYS[2] ~= '' and tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') < seq then redis.call('HSET', KEYS[2], ARGV[1], seq) end
+if KEYS[2] ~= '' then readBig(KEYS[3], KEYS[2], ARGV[1], seq) end
 return 1
 `)
 
@@ -131,7 +140,7 @@ var markReadScript = redis.NewScript(unreadLib + `
 local h, ub, ch, seq, prefix = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local ok
 if ARGV[3] == '1' then
-  if tonumber(redis.call('HGET', ub, ch) or '0') < seq then redis.call('HSET', ub, ch, seq) end
+  readBig(h, ub, ch, seq)
   ok = redis.call('HEXISTS', h, 'ok') == 1
 else
   ok = apply(h, ch, seq, seq)
@@ -289,11 +298,11 @@ func (s *Store) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 // SetBigChannelSeq records the last_seq of a channel above the push limit
 // and the sender's read position.
 func (s *Store) SetBigChannelSeq(ctx context.Context, channelID string, seq int64, sender string) error {
-	ub := ""
+	h, ub := "", ""
 	if sender != "" {
-		_, ub = s.unreadKeys(sender)
+		h, ub = s.unreadKeys(sender)
 	}
-	if err := bigSeqScript.Run(ctx, s.rdb, []string{s.Key("chat", "seq", channelID), ub}, channelID, seq).Err(); err != nil {
+	if err := bigSeqScript.Run(ctx, s.rdb, []string{s.Key("chat", "seq", channelID), ub, h}, channelID, seq).Err(); err != nil {
 		return fmt.Errorf("store: big channel seq: %w", err)
 	}
 	return nil
@@ -323,11 +332,15 @@ func (s *Store) InvalidateUnread(ctx context.Context, users []string) error {
 	if len(users) == 0 {
 		return nil
 	}
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	// One MULTI: a rebuild that read PostgreSQL before the change must not
+	// write between a user's two commands, where it found its gen still
+	// current, wrote the old memberships and set ok again after it was
+	// cleared.
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, u := range users {
 			h, _ := s.unreadKeys(u)
-			p.HDel(ctx, h, "ok")
 			p.HIncrBy(ctx, h, "gen", 1)
+			p.HDel(ctx, h, "ok")
 		}
 		return nil
 	})
