@@ -474,16 +474,19 @@ func (s *Store) UnreadTotalsFromDB(ctx context.Context, q Querier, users []strin
 }
 
 // RecentlyActiveChatUsers lists users whose counters changed since the
-// given time (at most limit), for the repair pass: those who read or were
-// added to a channel, and the members of channels with a new message (by
-// the time it was sent: a client may choose any id).
+// given time (at most limit, a random choice when there are more), for
+// the repair pass: those who read or were added to a channel, and the
+// members of channels with a new message (by the time it was sent: a
+// client may choose any id). Random, because one busy channel with more
+// members than limit would otherwise fill every pass with the same users.
 func (s *Store) RecentlyActiveChatUsers(ctx context.Context, q Querier, since time.Time, limit int) ([]string, error) {
 	rows, err := q.Query(ctx, `
-		SELECT user_id FROM channel_members WHERE last_read_at >= $1 OR joined_at >= $1
-		UNION
-		SELECT m.user_id FROM channel_members m
-		WHERE m.channel_id IN (SELECT channel_id FROM messages WHERE created_at >= $1)
-		LIMIT $2`, since, limit)
+		SELECT user_id FROM (
+			SELECT user_id FROM channel_members WHERE last_read_at >= $1 OR joined_at >= $1
+			UNION
+			SELECT m.user_id FROM channel_members m
+			WHERE m.channel_id IN (SELECT channel_id FROM messages WHERE created_at >= $1)
+		) AS active ORDER BY random() LIMIT $2`, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: active chat users: %w", err)
 	}
