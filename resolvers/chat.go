@@ -376,7 +376,7 @@ const reorderMax = 64
 func (r *Resolver) streamMessages(ctx context.Context, channel string, guard *readGuard, last int64,
 	sub *bus.Subscription, out *stream[store.Message]) {
 	s := &messageStream{r: r, ctx: ctx, channel: channel, guard: guard, last: last, sub: sub, out: out}
-	if !s.catchUp(math.MaxInt64) {
+	if !s.catchUp(math.MaxInt64, true) {
 		s.end()
 		return
 	}
@@ -421,17 +421,20 @@ func (s *messageStream) send(m *store.Message) bool {
 }
 
 // catchUp reads from PostgreSQL and delivers the messages after last up
-// to upTo.
-func (s *messageStream) catchUp(upTo int64) bool {
+// to upTo; starting: what the stream missed before it went live.
+func (s *messageStream) catchUp(upTo int64, starting bool) bool {
+	confirmed := false
 	for page := 0; ; page++ {
-		msgs, err := s.r.messagesAfter(s.ctx, s.channel, s.last, upTo)
+		msgs, led, err := s.r.messagesAfter(s.ctx, s.channel, s.last, upTo)
 		if replayPageRead != nil {
 			replayPageRead(s.channel, page)
 		}
-		if err == nil && page > 0 && len(msgs) > 0 {
-			// A long replay to a slow client outlasts the check its
-			// subscription began with: the member may have been
-			// removed since, and these messages sent after.
+		if err == nil && len(msgs) > 0 && (starting || page > 0) {
+			// The member may have been removed since the check its
+			// subscription began with, and these messages sent after:
+			// while it subscribed (the removal's event came before its
+			// bus subscription), or during a long replay to a slow client.
+			// (Live, the guard sees removals in the events.)
 			err = s.guard.recheck(s.ctx)
 		}
 		if err != nil {
@@ -446,7 +449,15 @@ func (s *messageStream) catchUp(upTo int64) bool {
 			}
 		}
 		if len(msgs) < replayPage {
-			return true
+			// The last page must come from a query that began after the
+			// stream's bus subscription did: one this stream joined may
+			// have begun before, and missed a message whose event came
+			// before the subscription too. One more read is such a query
+			// (a read started after the joined one ended).
+			if led || confirmed {
+				return true
+			}
+			confirmed = true
 		}
 	}
 }
@@ -482,7 +493,7 @@ func (s *messageStream) fill() bool {
 	for pos := range s.held {
 		upTo = max(upTo, pos)
 	}
-	return s.catchUp(upTo) && s.release()
+	return s.catchUp(upTo, false) && s.release()
 }
 
 // next handles one event, or the end of the reorder wait; false: the
@@ -507,7 +518,7 @@ func (s *messageStream) next() bool {
 				s.r.endSubscription(s.ctx, err)
 				return false
 			}
-			return s.catchUp(math.MaxInt64) && s.release()
+			return s.catchUp(math.MaxInt64, false) && s.release()
 		}
 		e, err := decodeChannelEvent(ev.Data)
 		if err != nil {
@@ -555,27 +566,41 @@ func (s *messageStream) live(m *store.Message) bool {
 // has read a page (counted from 0) and before it delivers it.
 var replayPageRead func(channel string, page int)
 
+// replayQuery, when set (by tests), runs as a stream asks for a page
+// (queried false) and in the query it began or joined, once it has read
+// (queried true).
+var replayQuery func(channel string, queried bool)
+
 // messagesAfter reads a page of a channel's messages after a position for
 // messageAdded. Subscribers of the same channel that miss the same
 // positions at the same moment (all of them, when the bus reconnects) share
 // one query: the messages are read-only.
-func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upTo int64) ([]*store.Message, error) {
+// led is false when the caller joined a query another caller had begun.
+func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upTo int64) (msgs []*store.Message, led bool, err error) {
 	key := channel + "\x00" + strconv.FormatInt(after, 10) + "\x00" + strconv.FormatInt(upTo, 10)
+	if replayQuery != nil {
+		replayQuery(channel, false)
+	}
 	ch := replays.DoChan(key, func() (any, error) {
+		led = true // runs for the caller that begins the query only
 		// Not the caller's context: the query outlives a caller that leaves
 		// while others wait for it.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		return r.Store.MessagesAfter(qctx, channel, after, upTo, replayPage)
+		msgs, err := r.Store.MessagesAfter(qctx, channel, after, upTo, replayPage)
+		if replayQuery != nil {
+			replayQuery(channel, true)
+		}
+		return msgs, err
 	})
 	select {
 	case res := <-ch:
 		if res.Err != nil {
-			return nil, res.Err
+			return nil, led, res.Err
 		}
-		return res.Val.([]*store.Message), nil
+		return res.Val.([]*store.Message), led, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err() // led is the query's to write until it ends
 	}
 }
 

@@ -1343,6 +1343,14 @@ func TestChatLateBigReadSkipsARemovedMember(t *testing.T) {
 // the removal. The removal and the message come while the replay holds
 // its first page; the second, read after them, holds the message.
 func TestChatReplayStopsAtARemoval(t *testing.T) {
+	// The removal comes while the replay holds its first page (before it
+	// delivers any: a member removed while subscribing) or its second.
+	for _, atPage := range []int{0, 1} {
+		t.Run(fmt.Sprint("page ", atPage), func(t *testing.T) { replayStopsAtARemoval(t, atPage) })
+	}
+}
+
+func replayStopsAtARemoval(t *testing.T, atPage int) {
 	n := env.StartNode(t, brooktest.NodeOptions{})
 	tag := callTag()
 	alice, bob := "alice-"+tag, "bob-"+tag
@@ -1357,7 +1365,7 @@ func TestChatReplayStopsAtARemoval(t *testing.T) {
 	n.WaitForJobs(t)
 	var once sync.Once
 	t.Cleanup(resolvers.OnReplayPageRead(func(channel string, page int) {
-		if channel != cid || page != 0 {
+		if channel != cid || page != atPage {
 			return
 		}
 		once.Do(func() { // on the server's goroutine: no t.Fatal here
@@ -1389,8 +1397,59 @@ func TestChatReplayStopsAtARemoval(t *testing.T) {
 		}
 		break
 	}
-	if got != 100 {
-		t.Fatalf("%d messages replayed before the removal was seen, want the first page's 100", got)
+	if want := atPage * 100; got != want {
+		t.Fatalf("%d messages replayed before the removal was seen, want the %d of the pages before", got, want)
+	}
+}
+
+// Two clients resume from the same message at the same moment and share
+// one replay query. The second subscribed after a message whose event it
+// therefore missed, and the query it joined read before that message
+// committed: it still gets the message, without waiting for another.
+func TestChatResumeJoiningAnEarlierReplay(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	callUsers(t, n, alice, bob, carol)
+	cid := createChannel(t, n, alice, "messaging", "join-replay-"+tag, bob, carol)
+	x := sendMsg(t, n, alice, cid, "x")
+	asked, queried, release := make(chan struct{}, 16), make(chan struct{}), make(chan struct{})
+	var held, released sync.Once
+	letGo := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(resolvers.OnReplayQuery(func(channel string, done bool) {
+		if channel != cid {
+			return
+		}
+		if !done {
+			asked <- struct{}{}
+			return
+		}
+		held.Do(func() { close(queried); <-release })
+	}))
+	t.Cleanup(letGo)
+	wait := func(c <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-c:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not happen", what)
+		}
+	}
+	const q = `subscription($c: ID!, $a: ID) { messageAdded(channel: $c, after: $a) { text } }`
+	bobSub := n.MustDial(t, env.Token(t, bob)).Subscribe(q, brooktest.Vars{"c": cid, "a": x.ID})
+	wait(asked, "bob's replay")
+	wait(queried, "bob's replay query")
+	sendMsg(t, n, alice, cid, "y")
+	carolSub := n.MustDial(t, env.Token(t, carol)).Subscribe(q, brooktest.Vars{"c": cid, "a": x.ID})
+	wait(asked, "carol's replay")
+	time.Sleep(50 * time.Millisecond) // carol joins bob's query, which is held
+	letGo()
+	for name, sub := range map[string]*brooktest.Sub{"bob": bobSub, "carol": carolSub} {
+		var m struct{ MessageAdded struct{ Text string } }
+		sub.NextData(&m)
+		if m.MessageAdded.Text != "y" {
+			t.Fatalf("%s got %+v, want y", name, m)
+		}
 	}
 }
 

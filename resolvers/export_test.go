@@ -25,3 +25,11 @@ func OnReplayPageRead(f func(channel string, page int)) (reset func()) {
 	replayPageRead = f
 	return func() { replayPageRead = nil }
 }
+
+// OnReplayQuery sets the function that runs as a messageAdded stream asks
+// for a page of its replay (queried false) and in the shared query, once it
+// has read (queried true), and returns a function that removes it.
+func OnReplayQuery(f func(channel string, queried bool)) (reset func()) {
+	replayQuery = f
+	return func() { replayQuery = nil }
+}
