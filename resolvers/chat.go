@@ -588,6 +588,9 @@ func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upT
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		msgs, err := r.Store.MessagesAfter(qctx, channel, after, upTo, replayPage)
+		if err == nil {
+			r.fillReplayed(qctx, msgs)
+		}
 		if replayQuery != nil {
 			replayQuery(channel, true)
 		}
@@ -601,6 +604,41 @@ func (r *Resolver) messagesAfter(ctx context.Context, channel string, after, upT
 		return res.Val.([]*store.Message), led, nil
 	case <-ctx.Done():
 		return nil, false, ctx.Err() // led is the query's to write until it ends
+	}
+}
+
+// fillReplayed gives a page of replayed messages their authors and
+// reaction counts, as live messages carry them in their events: each
+// message of a replay is a response of its own, whose loaders would wait
+// and query for each one (a few hundred messages a second at most, and
+// a long resume on a busy channel outlasted its bus buffer). Best effort:
+// what is missing is loaded as before.
+func (r *Resolver) fillReplayed(ctx context.Context, msgs []*store.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	ids := make([]uuid.UUID, len(msgs))
+	var users []string
+	for i, m := range msgs {
+		ids[i] = m.ID
+		if !slices.Contains(users, m.UserID) {
+			users = append(users, m.UserID)
+		}
+	}
+	if found, err := r.Store.UsersByID(ctx, users); err == nil {
+		for _, m := range msgs {
+			if i := slices.Index(users, m.UserID); found[i] != nil {
+				m.Sender = found[i]
+			}
+		}
+	}
+	if counts, err := r.Store.MessageReactionCounts(ctx, ids); err == nil {
+		for i, m := range msgs {
+			m.Reactions = counts[i]
+			if m.Reactions == nil {
+				m.Reactions = []store.ReactionCount{}
+			}
+		}
 	}
 }
 

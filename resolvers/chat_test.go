@@ -1402,6 +1402,37 @@ func replayStopsAtARemoval(t *testing.T, atPage int) {
 	}
 }
 
+// Replayed messages come with their authors and reaction counts, as live
+// ones do, read once per page.
+func TestChatReplayedMessagesAreWhole(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := callTag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	callUsers(t, n, alice, bob)
+	cid := createChannel(t, n, alice, "messaging", "whole-"+tag, bob)
+	x := sendMsg(t, n, alice, cid, "x")
+	m := sendMsg(t, n, bob, cid, "liked")
+	n.Must(t, env.Token(t, alice), `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`, brooktest.Vars{"m": m.ID}, nil)
+	sub := n.MustDial(t, env.Token(t, alice)).Subscribe(`subscription($c: ID!, $a: ID) { messageAdded(channel: $c, after: $a) {
+		text user { id } reactionCounts { kind count } } }`, brooktest.Vars{"c": cid, "a": x.ID})
+	var got struct {
+		MessageAdded struct {
+			Text           string
+			User           struct{ ID string }
+			ReactionCounts []struct {
+				Kind  string
+				Count int
+			}
+		}
+	}
+	sub.NextData(&got)
+	r := got.MessageAdded
+	if r.Text != "liked" || r.User.ID != bob || len(r.ReactionCounts) != 1 || r.ReactionCounts[0].Kind != "like" || r.ReactionCounts[0].Count != 1 {
+		t.Fatalf("replayed %+v", r)
+	}
+}
+
 // Two clients resume from the same message at the same moment and share
 // one replay query. The second subscribed after a message whose event it
 // therefore missed, and the query it joined read before that message
