@@ -175,6 +175,20 @@ func readableFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.
 	return f, id, nil
 }
 
+// requireFeedRead checks that the caller may read f's content: the check
+// readableFeed makes for feed(id), for a feed reached inside another object
+// (a follower, an activity's to or origin, a follow's source).
+func requireFeedRead(ctx context.Context, f *store.Feed) error {
+	id, err := caller(ctx)
+	if err != nil {
+		return err
+	}
+	if !canReadFeed(id, f) {
+		return auth.Forbidden("only %s (or an admin) may read %s", f.OwnerID, f.ID)
+	}
+	return nil
+}
+
 // ownFeed parses a feed id and checks that the caller owns it (or is an admin).
 func ownFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.Identity, error) {
 	id, err := caller(ctx)

@@ -84,6 +84,9 @@ func (r *feedResolver) Owner(ctx context.Context, obj *store.Feed) (*store.User,
 }
 
 func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.ActivityConnection, error) {
+	if err := requireFeedRead(ctx, obj); err != nil {
+		return nil, err
+	}
 	n, pos, err := uuidAfter(first, after)
 	if err != nil {
 		return nil, err
@@ -97,6 +100,9 @@ func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *i
 }
 
 func (r *feedResolver) Groups(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.ActivityGroupConnection, error) {
+	if err := requireFeedRead(ctx, obj); err != nil {
+		return nil, err
+	}
 	n, pos, err := uuidAfter(first, after)
 	if err != nil {
 		return nil, err
@@ -115,11 +121,17 @@ func (r *feedResolver) Groups(ctx context.Context, obj *store.Feed, first *int, 
 }
 
 func (r *feedResolver) UnseenCount(ctx context.Context, obj *store.Feed) (int, error) {
+	if err := requireFeedRead(ctx, obj); err != nil {
+		return 0, err
+	}
 	c, err := r.loadersFor(ctx).feeds().Counts.Load(ctx, obj.ID)
 	return c.Unseen, err
 }
 
 func (r *feedResolver) UnreadCount(ctx context.Context, obj *store.Feed) (int, error) {
+	if err := requireFeedRead(ctx, obj); err != nil {
+		return 0, err
+	}
 	c, err := r.loadersFor(ctx).feeds().Counts.Load(ctx, obj.ID)
 	return c.Unread, err
 }
@@ -129,6 +141,9 @@ func (r *feedResolver) Followers(ctx context.Context, obj *store.Feed, first *in
 }
 
 func (r *feedResolver) Following(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.FeedConnection, error) {
+	if err := requireFeedRead(ctx, obj); err != nil {
+		return nil, err
+	}
 	// timeline_aggregated has the timeline's follows.
 	id := obj.ID
 	if obj.Group == store.GroupTimelineAggregated {

@@ -299,6 +299,49 @@ func TestFeedPermissionsAndInput(t *testing.T) {
 	}
 }
 
+// A feed reached inside another object is read under the same rule as
+// feed(id): another user's timeline or notifications, reached as a
+// follower of a public feed or as an activity's target, give FORBIDDEN
+// for their content; their ids stay visible.
+func TestFeedNestedReadsAreChecked(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	u := feedUsers(t, n, callTag(), "alice", "bob", "carol")
+	follow(t, n, u["alice"], u["bob"], 100)
+	post(t, n, u["bob"], "for followers")
+	var sent struct{ AddActivity struct{ ID string } }
+	n.Must(t, env.Token(t, u["carol"]), `mutation($f: ID!, $to: [ID!]) { addActivity(feed: $f, input: {verb: "post", object: "hi", to: $to}) { id } }`,
+		brooktest.Vars{"f": "user:" + u["carol"], "to": []string{"notification:" + u["alice"]}}, &sent)
+	n.WaitForJobs(t)
+	followers := `query($f: ID!) { feed(id: $f) { followers { edges { node { id %s } } } } }`
+	target := `query($a: ID!) { activity(id: $a) { to { id %s } } }`
+	carol, alice := env.Token(t, u["carol"]), env.Token(t, u["alice"])
+	for _, c := range []struct {
+		name, token, query string
+		vars               brooktest.Vars
+		code               string
+	}{
+		{"ids of followers", carol, fmt.Sprintf(followers, ""), brooktest.Vars{"f": "user:" + u["bob"]}, ""},
+		{"a follower's timeline", carol, fmt.Sprintf(followers, "activities { edges { node { id } } }"), brooktest.Vars{"f": "user:" + u["bob"]}, "FORBIDDEN"},
+		{"a follower's groups", carol, fmt.Sprintf(followers, "groups { edges { node { id } } }"), brooktest.Vars{"f": "user:" + u["bob"]}, "FORBIDDEN"},
+		{"a follower's follows", carol, fmt.Sprintf(followers, "following { edges { node { id } } }"), brooktest.Vars{"f": "user:" + u["bob"]}, "FORBIDDEN"},
+		{"the owner, the same way", alice, fmt.Sprintf(followers, "activities { edges { node { id } } }"), brooktest.Vars{"f": "user:" + u["bob"]}, ""},
+		{"ids of targets", carol, fmt.Sprintf(target, ""), brooktest.Vars{"a": sent.AddActivity.ID}, ""},
+		{"a target's notifications", carol, fmt.Sprintf(target, "activities { edges { node { id } } }"), brooktest.Vars{"a": sent.AddActivity.ID}, "FORBIDDEN"},
+		{"a target's unseen count", carol, fmt.Sprintf(target, "unseenCount"), brooktest.Vars{"a": sent.AddActivity.ID}, "FORBIDDEN"},
+		{"a target's unread count", carol, fmt.Sprintf(target, "unreadCount"), brooktest.Vars{"a": sent.AddActivity.ID}, "FORBIDDEN"},
+	} {
+		resp := n.Query(t, c.token, c.query, c.vars)
+		if c.code == "" {
+			if len(resp.Errors) > 0 {
+				t.Fatalf("%s: %+v", c.name, resp.Errors)
+			}
+			continue
+		}
+		wantCode(t, resp, c.code)
+	}
+}
+
 func TestFeedRemoveAndUnfollow(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{})
 	u := feedUsers(t, n, callTag(), "alice", "bob", "carol")
