@@ -2986,9 +2986,9 @@ extend type Mutation {
   addReaction(activity: ID!, kind: String!, data: JSON): Reaction!
   "Removes one of the caller's reactions. Returns whether it existed."
   removeReaction(id: ID!): Boolean!
-  "Marks groups (all if none given) of an aggregated or notification feed seen."
+  "Marks groups of an aggregated or notification feed seen: all when groups is left out, none when it is an empty list."
   markFeedSeen(feed: ID!, groups: [ID!]): Feed!
-  "Marks groups (all if none given) of an aggregated or notification feed read (and seen)."
+  "Marks groups of an aggregated or notification feed read (and seen): all when groups is left out, none when it is an empty list."
   markFeedRead(feed: ID!, groups: [ID!]): Feed!
 }
 

@@ -393,6 +393,11 @@ func (r *Resolver) markFeed(ctx context.Context, feed string, groups []string, r
 	if err != nil {
 		return nil, err
 	}
+	if groups != nil && len(groups) == 0 {
+		// An empty selection (a multi-select with nothing in it) marks
+		// nothing; only leaving groups out marks the whole feed.
+		return r.loadFeed(ctx, f.ID)
+	}
 	if err := r.Store.MarkFeed(ctx, f, groups, read); err != nil {
 		return nil, err
 	}

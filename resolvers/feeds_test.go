@@ -494,6 +494,12 @@ func TestFeedAggregationAndSeenRead(t *testing.T) {
 	if unseen != 1 || unread != 2 || !groups[1].IsSeen || groups[0].IsSeen {
 		t.Fatalf("after marking like seen: unseen %d unread %d %+v", unseen, unread, groups)
 	}
+	// An empty list of groups marks nothing, as a literal and as a variable.
+	n.Must(t, bob, `mutation($f: ID!) { markFeedRead(feed: $f, groups: []) { unreadCount } }`, brooktest.Vars{"f": feed}, nil)
+	n.Must(t, bob, `mutation($f: ID!, $g: [ID!]) { markFeedSeen(feed: $f, groups: $g) { unseenCount } }`, brooktest.Vars{"f": feed, "g": []string{}}, nil)
+	if _, unseen, unread = feedGroups(t, n, bob, feed); unseen != 1 || unread != 2 {
+		t.Fatalf("after marking no groups: unseen %d unread %d", unseen, unread)
+	}
 	n.Must(t, bob, `mutation($f: ID!) { markFeedRead(feed: $f) { unreadCount } }`, brooktest.Vars{"f": feed}, nil)
 	if _, unseen, unread = feedGroups(t, n, bob, feed); unseen != 0 || unread != 0 {
 		t.Fatalf("after marking all read: unseen %d unread %d", unseen, unread)
