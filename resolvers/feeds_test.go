@@ -342,6 +342,54 @@ func TestFeedNestedReadsAreChecked(t *testing.T) {
 	}
 }
 
+// A removed activity whose entries are still waiting for their job
+// neither shortens a page nor ends the feed there.
+func TestFeedPagesSkipARemovedActivity(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	u := feedUsers(t, n, callTag(), "bob")
+	var ids []string
+	for i := 1; i <= 5; i++ {
+		ids = append(ids, post(t, n, u["bob"], fmt.Sprint("p", i)))
+	}
+	n.Must(t, env.Token(t, u["bob"]), `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": ids[3]}, nil)
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		var out struct {
+			Feed struct {
+				Activities struct {
+					Edges    []struct{ Node struct{ Object string } }
+					PageInfo struct {
+						HasNextPage bool
+						EndCursor   string
+					}
+				}
+			}
+		}
+		vars := brooktest.Vars{"f": "user:" + u["bob"]}
+		if after != "" {
+			vars["a"] = after
+		}
+		n.Must(t, env.Token(t, u["bob"]), `query($f: ID!, $a: String) { feed(id: $f) { activities(first: 2, after: $a) {
+			edges { node { object } } pageInfo { hasNextPage endCursor } } } }`, vars, &out)
+		a := out.Feed.Activities
+		for _, e := range a.Edges {
+			got = append(got, e.Node.Object)
+		}
+		if pages == 0 && len(a.Edges) != 2 {
+			t.Fatalf("first page %+v, want 2 activities", a)
+		}
+		if !a.PageInfo.HasNextPage || pages > 5 {
+			break
+		}
+		after = a.PageInfo.EndCursor
+	}
+	if fmt.Sprint(got) != "[p5 p3 p2 p1]" {
+		t.Fatalf("pages gave %v", got)
+	}
+}
+
 func TestFeedRemoveAndUnfollow(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{})
 	u := feedUsers(t, n, callTag(), "alice", "bob", "carol")

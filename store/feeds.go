@@ -166,14 +166,18 @@ const feedSources = `
 	)`
 
 // feedActivitiesSQL reads a page of a feed: a k-way merge by id of one
-// range scan per source feed.
+// range scan per source feed. Each scan skips entries of removed
+// activities before its limit (their entries go in a job that may not
+// have run yet): counted in the limit and dropped by the join after it,
+// they ended a page early and hid what followed.
 const feedActivitiesSQL = feedSources + `
 		SELECT ` + activityColumnsA + ` FROM (
 			SELECT DISTINCT e.activity_id FROM src
 			CROSS JOIN LATERAL (
-				SELECT activity_id FROM feed_entries
-				WHERE feed_id = src.feed AND activity_id < $3 AND activity_id >= src.since
-				ORDER BY activity_id DESC LIMIT $4
+				SELECT fe.activity_id FROM feed_entries fe
+				WHERE fe.feed_id = src.feed AND fe.activity_id < $3 AND fe.activity_id >= src.since
+				  AND EXISTS (SELECT 1 FROM activities x WHERE x.id = fe.activity_id)
+				ORDER BY fe.activity_id DESC LIMIT $4
 			) e
 		) ids JOIN activities a ON a.id = ids.activity_id
 		ORDER BY a.id DESC LIMIT $4`
