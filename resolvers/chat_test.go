@@ -491,6 +491,34 @@ func TestChatRemovedMemberLosesSubscriptions(t *testing.T) {
 	}
 }
 
+// removeHoldingEvents has owner remove member from channel cid and
+// returns once the removal has committed, its events held back until
+// letGo; removed then gives the removal's result.
+func removeHoldingEvents(t *testing.T, n *brooktest.Node, cid, owner, member string) (letGo func(), removed <-chan error) {
+	t.Helper()
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	letGo = func() { once.Do(func() { close(release) }) }
+	reset := resolvers.HoldMembershipEvents(func(channel string) {
+		if channel == cid {
+			close(held)
+			<-release
+		}
+	})
+	t.Cleanup(func() { letGo(); reset() })
+	done := make(chan error, 1)
+	go func() {
+		done <- n.Client(env.Token(t, owner)).Run(context.Background(),
+			`mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`, brooktest.Vars{"c": cid, "u": member}, nil)
+	}()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the removal did not commit")
+	}
+	return letGo, done
+}
+
 // A message sent after a member's removal has committed must not reach
 // that member even when its message.new event overtakes the removal's own
 // events (held back here until the member's subscriptions have answered).
@@ -509,26 +537,7 @@ func TestChatRemovalOvertakenByAMessage(t *testing.T) {
 	carolMsgs, carolEvents := sub(carol)
 	waitSubscribed(t, n)
 
-	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	letGo := func() { once.Do(func() { close(release) }) }
-	reset := resolvers.HoldMembershipEvents(func(channel string) {
-		if channel == cid {
-			close(held)
-			<-release
-		}
-	})
-	t.Cleanup(func() { letGo(); reset() })
-	removed := make(chan error, 1)
-	go func() {
-		removed <- n.Client(env.Token(t, alice)).Run(context.Background(),
-			`mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`, brooktest.Vars{"c": cid, "u": carol}, nil)
-	}()
-	select {
-	case <-held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the removal did not commit")
-	}
+	letGo, removed := removeHoldingEvents(t, n, cid, alice, carol)
 	sendMsg(t, n, alice, cid, "after the removal")
 	for name, s := range map[string]*brooktest.Sub{"messageAdded": carolMsgs, "channelEvents": carolEvents} {
 		if got := s.Next(); got.Type != "error" || !strings.Contains(string(got.Payload), "FORBIDDEN") {
@@ -559,26 +568,7 @@ func TestChatRemovalOvertakenByAnEdit(t *testing.T) {
 	events := n.MustDial(t, env.Token(t, carol)).Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type message { text } } }`, brooktest.Vars{"c": cid})
 	waitSubscribed(t, n)
 
-	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	letGo := func() { once.Do(func() { close(release) }) }
-	reset := resolvers.HoldMembershipEvents(func(channel string) {
-		if channel == cid {
-			close(held)
-			<-release
-		}
-	})
-	t.Cleanup(func() { letGo(); reset() })
-	removed := make(chan error, 1)
-	go func() {
-		removed <- n.Client(env.Token(t, alice)).Run(context.Background(),
-			`mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`, brooktest.Vars{"c": cid, "u": carol}, nil)
-	}()
-	select {
-	case <-held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the removal did not commit")
-	}
+	letGo, removed := removeHoldingEvents(t, n, cid, alice, carol)
 	n.Must(t, env.Token(t, alice), `mutation($m: ID!) { updateMessage(id: $m, text: "edited after the removal") { id } }`, brooktest.Vars{"m": m.ID}, nil)
 	if got := events.Next(); got.Type != "error" || !strings.Contains(string(got.Payload), "FORBIDDEN") {
 		t.Fatalf("carol's channelEvents, removed before the edit: %s %s", got.Type, got.Payload)
