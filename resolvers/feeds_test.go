@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/brookhq/brook/brooktest"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
@@ -387,6 +389,74 @@ func TestFeedPagesSkipARemovedActivity(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "[p5 p3 p2 p1]" {
 		t.Fatalf("pages gave %v", got)
+	}
+}
+
+// A fan-out page still writing when its activity is removed leaves
+// nothing behind: the removal waits for the page, and the removal's job,
+// run after it, deletes what the page wrote. (Without the wait, the job
+// could run first, find nothing, and the page commit its rows after.)
+func TestFeedRemovalWaitsForAFanoutPage(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	u := feedUsers(t, n, callTag(), "alice", "bob")
+	follow(t, n, u["alice"], u["bob"], 100)
+	id, err := uuid.Parse(post(t, n, u["bob"], "short-lived"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	entries := func() int {
+		var c int
+		if err := n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM feed_entries WHERE activity_id = $1 AND feed_id <> $2`, id, "user:"+u["bob"]).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	runRemoveJob := func() {
+		tx, err := n.Store.DB().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := store.RemoveEntries(ctx, tx, store.RemoveJob{Activity: id}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := n.Store.DB().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = page.Rollback(ctx) }()
+	if feeds, err := store.FanoutPage(ctx, page, store.FanoutJob{Activity: id, Origin: "user:" + u["bob"]}); err != nil || len(feeds) != 1 {
+		t.Fatalf("fan-out page: %v %v", feeds, err)
+	}
+	removed := make(chan error, 1)
+	go func() { removed <- n.Store.RemoveActivity(ctx, id) }()
+	select {
+	case err := <-removed:
+		// The removal did not wait: its job runs before the page commits.
+		if err != nil {
+			t.Fatal(err)
+		}
+		runRemoveJob()
+		if err := page.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Fatalf("the removal did not wait for the fan-out page: %d entries left", entries())
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := page.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	runRemoveJob()
+	if c := entries(); c != 0 {
+		t.Fatalf("%d entries of the removed activity left", c)
 	}
 }
 

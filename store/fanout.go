@@ -45,7 +45,10 @@ func PlanFanout(ctx context.Context, tx pgx.Tx, a ActivityJob) ([]FanoutJob, err
 
 // FanoutPage writes one page of a fan-out with one set-based statement and
 // returns the feeds that got the activity. It is idempotent: a page run
-// again writes nothing twice, and a removed activity is written nowhere.
+// again writes nothing twice, and a removed activity is written nowhere:
+// the page holds the activity's row (FOR SHARE) until it commits, so a
+// removal waits for it, and the removal's job, which comes after, finds
+// the page's rows to delete.
 // A follow made after the activity gets it only if it falls within the
 // follow's backfill boundary, exactly as the read-time pull would show it.
 //
@@ -59,7 +62,7 @@ func FanoutPage(ctx context.Context, tx pgx.Tx, j FanoutJob) ([]string, error) {
 		SELECT f.source, $1, $2 FROM follows f
 		WHERE f.target = $2 AND f.source > $3 AND ($4 = '' OR f.source <= $4)
 			AND f.pull_from <= $1
-			AND EXISTS (SELECT 1 FROM activities WHERE id = $1)`
+			AND EXISTS (SELECT 1 FROM activities WHERE id = $1 FOR SHARE)`
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: fan out: %w", err)
@@ -91,14 +94,15 @@ func collectFeeds(rows pgx.Rows, err error) ([]string, error) {
 
 // Backfill copies the target's activities from the follow's boundary into
 // the source and returns them, newest first. It does nothing if the follow
-// has ended meanwhile.
+// has ended meanwhile; it holds the follow's row until it commits, so an
+// unfollow waits for it and the unfollow's cleanup finds what it copied.
 func Backfill(ctx context.Context, tx pgx.Tx, j BackfillJob) ([]*Activity, error) {
 	rows, err := tx.Query(ctx, `
 		WITH ins AS (
 			INSERT INTO feed_entries (feed_id, activity_id, origin)
 			SELECT $1, e.activity_id, $2 FROM feed_entries e
 			WHERE e.feed_id = $2 AND e.activity_id >= $3
-				AND EXISTS (SELECT 1 FROM follows WHERE source = $1 AND target = $2)
+				AND EXISTS (SELECT 1 FROM follows WHERE source = $1 AND target = $2 FOR SHARE)
 			ON CONFLICT DO NOTHING
 			RETURNING activity_id)
 		SELECT `+activityColumnsA+` FROM ins JOIN activities a ON a.id = ins.activity_id ORDER BY a.id DESC`,
