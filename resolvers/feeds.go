@@ -169,10 +169,18 @@ func readableFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.
 	if err != nil {
 		return nil, id, err
 	}
-	if !canReadFeed(id, f) {
-		return nil, id, auth.Forbidden("only %s (or an admin) may read %s", f.OwnerID, f.ID)
+	if err := checkFeedRead(id, f); err != nil {
+		return nil, id, err
 	}
 	return f, id, nil
+}
+
+// checkFeedRead is FORBIDDEN when id may not read f's content.
+func checkFeedRead(id auth.Identity, f *store.Feed) error {
+	if !canReadFeed(id, f) {
+		return auth.Forbidden("only %s (or an admin) may read %s", f.OwnerID, f.ID)
+	}
+	return nil
 }
 
 // requireFeedRead checks that the caller may read f's content: the check
@@ -183,10 +191,7 @@ func requireFeedRead(ctx context.Context, f *store.Feed) error {
 	if err != nil {
 		return err
 	}
-	if !canReadFeed(id, f) {
-		return auth.Forbidden("only %s (or an admin) may read %s", f.OwnerID, f.ID)
-	}
-	return nil
+	return checkFeedRead(id, f)
 }
 
 // ownFeed parses a feed id and checks that the caller owns it (or is an admin).
