@@ -193,6 +193,12 @@ func (r *Resolver) publishChannelEvent(ctx context.Context, ev *store.ChannelEve
 		}
 		ev.Removals = n
 	}
+	r.sendChannelEvent(ctx, ev, userID)
+}
+
+// sendChannelEvent publishes ev, which carries its removal count, with
+// userID's profile as its user.
+func (r *Resolver) sendChannelEvent(ctx context.Context, ev *store.ChannelEvent, userID string) {
 	ev.User, _ = r.loadersFor(ctx).Users.Load(ctx, userID)
 	ev.CreatedAt = time.Now().UTC()
 	if err := r.Store.PublishChannelEvent(ctx, r.Bus, ev); err != nil {
@@ -307,11 +313,13 @@ func (r *Resolver) afterMembership(ctx context.Context, ch *store.MemberChange, 
 		membershipEvents(ch.Channel.ID)
 	}
 	for _, u := range ch.Users {
-		ev := &store.ChannelEvent{Type: typ, Channel: ch.Channel.ID}
+		// The change's own transaction read the removal count: no read
+		// per user.
+		ev := &store.ChannelEvent{Type: typ, Channel: ch.Channel.ID, Removals: ch.Channel.MemberRemovals}
 		if !added {
-			ev.Removals, ev.Removed = ch.Channel.MemberRemovals, ch.Users
+			ev.Removed = ch.Users
 		}
-		r.publishChannelEvent(ctx, ev, u)
+		r.sendChannelEvent(ctx, ev, u)
 	}
 	r.notifyMembership(ctx, note, ch.Channel.ID, ch.Users)
 }
