@@ -17,6 +17,7 @@ import (
 
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -31,8 +32,8 @@ const (
 	CodeRateLimited     = "RATE_LIMITED"
 	CodeComplexity      = "COMPLEXITY_LIMIT_EXCEEDED"
 	CodeInternal        = "INTERNAL"
-	// CodeUnavailable means the database could not be reached: try again
-	// shortly (retryAfter says when).
+	// CodeUnavailable means PostgreSQL or Redis could not be reached (the
+	// message says which): try again shortly (retryAfter says when).
 	CodeUnavailable = "UNAVAILABLE"
 	// CodePersistedQueryNotFound is part of the APQ protocol: it tells the
 	// client to resend the operation with its text.
@@ -45,6 +46,10 @@ type RetryAfterError interface {
 	error
 	RetryAfterSeconds() float64
 }
+
+// errAtConnectionCap refuses a request that arrived on a connection past
+// the server's total connection cap.
+var errAtConnectionCap = errors.New("the server holds as many connections as it may (BROOK_MAX_CONNECTIONS); try again shortly")
 
 // classify picks the code and the client-safe message for an error that
 // came from Brook's own code.
@@ -88,8 +93,14 @@ func classify(err error) (code, message string, ext map[string]any) {
 		return CodeBadUserInput, "invalid input", nil
 	case errors.Is(err, store.ErrConflict):
 		return CodeConflict, "conflict", nil
+	case errors.Is(err, errAtConnectionCap):
+		return CodeUnavailable, errAtConnectionCap.Error(), map[string]any{"retryAfter": 1}
+	case errors.Is(err, redisguard.ErrUnavailable):
+		// Checked before the database: a broken Redis connection is a
+		// network error too.
+		return CodeUnavailable, "the service is briefly unavailable (Redis, which carries live events, could not be reached; PostgreSQL answers the rest); try again", map[string]any{"retryAfter": 1}
 	case store.IsUnavailable(err):
-		return CodeUnavailable, "the service is briefly unavailable (its database could not be reached); try again", map[string]any{"retryAfter": 1}
+		return CodeUnavailable, "the service is briefly unavailable (PostgreSQL, its database, could not be reached); try again", map[string]any{"retryAfter": 1}
 	case errors.Is(err, bus.ErrSlowSubscriber):
 		return CodeRateLimited, "this subscription fell behind and was ended: events arrived faster than the client read them; subscribe again (streams with an `after` argument resume where you left off)", nil
 	}

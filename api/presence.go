@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -32,7 +33,7 @@ func (p *presence) connect(ctx context.Context, connID, userID string) {
 	p.mu.Unlock()
 	wasOffline, err := p.store.MarkOnline(ctx, userID, connID, time.Now().Add(presenceLease))
 	if err != nil {
-		p.log.Warn("presence: mark online", "user", userID, "err", err)
+		p.log.Log(ctx, redisguard.LogLevel(err), "presence: mark online", "user", userID, "err", err)
 		return
 	}
 	if wasOffline {
@@ -48,7 +49,7 @@ func (p *presence) disconnect(connID, userID string) {
 	defer cancel()
 	nowOffline, err := p.store.MarkOffline(ctx, userID, connID)
 	if err != nil {
-		p.log.Warn("presence: mark offline", "user", userID, "err", err)
+		p.log.Log(ctx, redisguard.LogLevel(err), "presence: mark offline", "user", userID, "err", err)
 		return
 	}
 	if nowOffline {
@@ -69,7 +70,7 @@ func (p *presence) run(ctx context.Context) {
 			conns := maps.Clone(p.conns)
 			p.mu.Unlock()
 			if err := p.store.RefreshPresence(ctx, conns, time.Now().Add(presenceLease)); err != nil {
-				p.log.Warn("presence: refresh", "err", err)
+				p.log.Log(ctx, redisguard.LogLevel(err), "presence: refresh", "err", err)
 			}
 		}
 	}

@@ -136,7 +136,7 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 	}
 	n := &Node{Registry: prometheus.NewRegistry()}
 	n.Store = e.OpenStore(t, opts.Store)
-	n.Bus = bus.New(n.Store.Redis(), bus.Options{Prefix: e.RedisPrefix + "bus:", Logger: logger, Registerer: n.Registry})
+	n.Bus = bus.New(n.Store.Redis(), bus.Options{Prefix: e.RedisPrefix + "bus:", Logger: logger, Registerer: n.Registry, Health: n.Store.RedisGuard()})
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel
 	if opts.Workers >= 0 {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // Errors a subscription can end with.
@@ -54,6 +56,24 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the bus metrics; nil means none are registered.
 	Registerer prometheus.Registerer
+	// Health says whether Redis answers (a *redisguard.Guard); nil means
+	// always assume it does.
+	Health Health
+}
+
+// Health is what the bus asks of the guard on its Redis client. While
+// Redis does not answer, Subscribe fails at once; when it answers again,
+// every subscriber gets a Gap event, as publishes may have failed
+// meanwhile.
+type Health interface {
+	// Err is non-nil while Redis is known not to answer.
+	Err() error
+	// Opened is closed when Redis is next found not answering.
+	Opened() <-chan struct{}
+	// OnRecover adds what to run when Redis answers again.
+	OnRecover(func(context.Context) error)
+	// Suspect asks for a check that Redis answers at all.
+	Suspect()
 }
 
 // Bus publishes events and fans them out to local subscribers.
@@ -62,6 +82,7 @@ type Bus struct {
 	prefix string
 	buffer int
 	log    *slog.Logger
+	health Health
 
 	mu     sync.Mutex
 	ps     *redis.PubSub
@@ -167,6 +188,7 @@ func New(rdb *redis.Client, opts Options) *Bus {
 		prefix: opts.Prefix,
 		buffer: buffer,
 		log:    logger,
+		health: opts.Health,
 		ps:     rdb.Subscribe(ctx),
 		topics: map[string]map[*Subscription]struct{}{},
 		pings:  map[string]chan struct{}{},
@@ -185,6 +207,12 @@ func New(rdb *redis.Client, opts Options) *Bus {
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(b.subscribers, b.topicsOpen, b.delivered, b.dropped, b.gaps)
+	}
+	if b.health != nil {
+		b.health.OnRecover(func(context.Context) error {
+			b.signalGap()
+			return nil
+		})
 	}
 	go b.receive(ctx)
 	return b
@@ -332,6 +360,13 @@ const subscribeTimeout = 5 * time.Second
 // subscription is live in Redis, so every event published after it returns
 // is delivered. The subscription ends when ctx is done.
 func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error) {
+	var down <-chan struct{}
+	if b.health != nil {
+		if err := b.health.Err(); err != nil {
+			return nil, fmt.Errorf("bus: subscribe to %s: %w", topic, err)
+		}
+		down = b.health.Opened()
+	}
 	c := make(chan *Event, b.buffer)
 	s := &Subscription{C: c, c: c, bus: b, topic: topic}
 
@@ -351,7 +386,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error
 			delete(b.topics, topic)
 			b.topicsOpen.Dec()
 			b.mu.Unlock()
-			return nil, fmt.Errorf("bus: subscribe to %s: %w", topic, err)
+			return nil, fmt.Errorf("bus: subscribe to %s: %w", topic, &redisguard.UnavailableError{Err: err})
 		}
 	}
 	subs[s] = struct{}{}
@@ -364,25 +399,51 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error
 	b.mu.Unlock()
 
 	if pingErr == nil {
-		timer := time.NewTimer(subscribeTimeout)
-		defer timer.Stop()
-		select {
-		case <-ready:
+		pingErr = b.awaitConfirmation(ctx, ready, down)
+		if pingErr == nil {
 			b.mu.Lock()
 			if _, live := b.topics[topic][s]; live {
 				s.stop = context.AfterFunc(ctx, func() { b.remove(s, nil) })
 			}
 			b.mu.Unlock()
 			return s, nil
-		case <-ctx.Done():
-			pingErr = ctx.Err()
-		case <-timer.C:
-			pingErr = errors.New("redis did not confirm in time")
 		}
+	} else if ctx.Err() == nil && !errors.Is(pingErr, redisguard.ErrUnavailable) {
+		pingErr = &redisguard.UnavailableError{Err: pingErr}
 	}
 	b.forgetPing(token)
 	b.remove(s, nil)
 	return nil, fmt.Errorf("bus: subscribe to %s: %w", topic, pingErr)
+}
+
+// confirmProbeEvery is how long a subscription waits for Redis to confirm
+// before it asks the guard to check that Redis answers at all: a Redis
+// that hangs then has the guard's circuit opened, which ends every waiting
+// subscription at once (down).
+const confirmProbeEvery = 250 * time.Millisecond
+
+// awaitConfirmation waits for the answer to a subscription's PING.
+func (b *Bus) awaitConfirmation(ctx context.Context, ready, down <-chan struct{}) error {
+	timer := time.NewTimer(subscribeTimeout)
+	defer timer.Stop()
+	probe := time.NewTicker(confirmProbeEvery)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ready:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-down:
+			return &redisguard.UnavailableError{Err: errors.New("redis stopped answering")}
+		case <-probe.C:
+			if b.health != nil {
+				b.health.Suspect()
+			}
+		case <-timer.C:
+			return &redisguard.UnavailableError{Err: errors.New("redis did not confirm the subscription in time")}
+		}
+	}
 }
 
 func (b *Bus) newPing() (string, chan struct{}) {

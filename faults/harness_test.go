@@ -49,9 +49,14 @@ var build struct {
 	err  error
 }
 
-// brookBinary builds the Brook server from this module, once per test binary.
+// brookBinary builds the Brook server from this module, once per test
+// binary. BROOK_FAULTS_BIN names a binary to use instead: one built from
+// an earlier commit shows which faults a change fixed.
 func brookBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("BROOK_FAULTS_BIN"); bin != "" {
+		return bin
+	}
 	build.once.Do(func() {
 		path := filepath.Join(binDir, "brook")
 		out, err := exec.Command("go", "build", "-o", path, "github.com/brookhq/brook").CombinedOutput()

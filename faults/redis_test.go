@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +31,8 @@ type chatLoad struct {
 	idle   chan struct{}              // receives when the loop is paused between sends
 	stop   chan struct{}
 	done   chan struct{}
+	// closeOnce guards stop.
+	closeOnce sync.Once
 }
 
 func (l *chatLoad) run() {
@@ -99,6 +99,12 @@ func (l *chatLoad) pause() {
 }
 
 func (l *chatLoad) resume() { l.paused.Store(false) }
+
+// close stops the load, once, and waits for its loop to end.
+func (l *chatLoad) close() {
+	l.closeOnce.Do(func() { close(l.stop) })
+	<-l.done
+}
 
 func (l *chatLoad) errors() map[string]int {
 	l.mu.Lock()
@@ -180,107 +186,12 @@ func TestRedisFlushedAndRestarted(t *testing.T) {
 	c := newCluster(t, false)
 	p := c.startBrook(t, nil, map[string]string{"BROOK_WORKERS": "2"})
 	ctx := context.Background()
-	senders := []string{"s0", "s1", "s2"}
-	readers := []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"}
-	everyone := append(append([]string{}, senders...), readers...)
-	c.users(t, p, everyone...)
-	l := &chatLoad{p: p, acked: map[string][]string{}, errs: map[string]int{}, lat: map[string][]time.Duration{},
-		idle: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	for i := 0; i < 3; i++ {
-		var out struct{ CreateChannel struct{ ID string } }
-		if err := p.Client(c.token(t, "s0", false)).Run(ctx, `mutation($id: ID!, $m: [ID!]) {
-			createChannel(input: {type: "messaging", id: $id, members: $m}) { id } }`,
-			client.Vars{"id": fmt.Sprintf("f2-%d", i), "m": everyone[1:]}, &out); err != nil {
-			t.Fatal(err)
-		}
-		l.channels = append(l.channels, out.CreateChannel.ID)
-	}
-	for _, u := range senders {
-		l.senders = append(l.senders, p.Client(c.token(t, u, false)))
-	}
-	for _, u := range readers {
-		l.readers = append(l.readers, p.Client(c.token(t, u, false)))
-	}
-
-	// r0 follows the first channel live, from the start.
-	conn, err := client.Dial(ctx, client.WebsocketURL(p.URL), client.DialOptions{Payload: client.AuthPayload(c.token(t, "r0", false)), Buffer: 100_000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	sub, err := conn.Subscribe(`subscription($c: ID!) { messageAdded(channel: $c) { id } }`, client.Vars{"c": l.channels[0]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		gotMu  sync.Mutex
-		got    []string
-		subEnd error
-	)
-	subDone := make(chan struct{})
-	go func() {
-		defer close(subDone)
-		for {
-			r, err := sub.Next(ctx)
-			if err == nil {
-				err = r.Err()
-			}
-			if err != nil {
-				gotMu.Lock()
-				subEnd = err
-				gotMu.Unlock()
-				return
-			}
-			var m struct{ MessageAdded struct{ ID string } }
-			if err := r.Decode(&m); err == nil {
-				gotMu.Lock()
-				got = append(got, m.MessageAdded.ID)
-				gotMu.Unlock()
-			}
-		}
-	}()
-	// The subscription is live once it delivers a message sent after it:
-	// a subscribe has no answer, and a message sent while it is still
-	// starting may come before the point it delivers from. Only then does
-	// the load start (a message of it did, in 3 of 5 runs of the whole
-	// suite on 2 cores).
-	received := func() int { gotMu.Lock(); defer gotMu.Unlock(); return len(got) }
-	first := l.senders[0]
-	eventually(t, 30*time.Second, "the subscription delivers", func() bool {
-		if received() > 0 {
-			return true
-		}
-		var out struct{ SendMessage struct{ ID string } }
-		if err := first.Run(ctx, `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "probe"}) { id } }`,
-			client.Vars{"c": l.channels[0]}, &out); err != nil {
-			t.Fatal(err)
-		}
-		l.acked[l.channels[0]] = append(l.acked[l.channels[0]], out.SendMessage.ID)
-		time.Sleep(100 * time.Millisecond)
-		return received() > 0
-	})
-	// Probes sent before the point the subscription delivers from are not
-	// its to deliver; it delivers every one after in order, from the first
-	// it received, even those still on their way.
-	gotMu.Lock()
-	probes := l.acked[l.channels[0]]
-	firstGot := got[0]
-	gotMu.Unlock()
-	i := slices.Index(probes, firstGot)
-	if i < 0 {
-		t.Fatalf("the subscription's first message %s is none of the probes %v", firstGot, probes)
-	}
-	l.acked[l.channels[0]] = probes[i:]
+	l, everyone := c.newChatLoad(t, p, "f2")
+	f := c.follow(t, p, l, "r0")
+	received := f.received
+	defer l.close()
 
 	go l.run()
-	defer func() {
-		select {
-		case <-l.stop:
-		default:
-			close(l.stop)
-		}
-		<-l.done
-	}()
 	l.waitFor(t, 30)
 
 	// 1. FLUSHALL while messages are being sent.
@@ -316,54 +227,13 @@ func TestRedisFlushedAndRestarted(t *testing.T) {
 	down, sentWhileDown := time.Since(killedAt), l.total.Load()-atKill
 	l.phase.Store("up again")
 	l.waitFor(t, 30)
-	close(l.stop)
-	<-l.done
+	l.close()
 
 	// The subscription resumed: it has every acknowledged message of its
 	// channel once, in order (what it missed while Redis was down it
 	// re-read from PostgreSQL).
-	l.mu.Lock()
-	want := append([]string(nil), l.acked[l.channels[0]]...)
-	l.mu.Unlock()
-	stoppedAt := time.Now()
-	deadline := time.Now().Add(60 * time.Second)
-	for received() < len(want) && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	gotMu.Lock()
-	if len(got) < len(want) {
-		// Which messages, sent when: against the phases, they say which
-		// path lost them.
-		have := map[string]bool{}
-		for _, id := range got {
-			have[id] = true
-		}
-		var missing []string
-		for i, id := range want {
-			if !have[id] {
-				var pos int64
-				var at time.Time
-				_ = c.DB.QueryRow(ctx, `SELECT pos, created_at FROM messages WHERE id = $1`, id).Scan(&pos, &at)
-				missing = append(missing, fmt.Sprintf("#%d of %d %s (pos %d, sent %s)", i+1, len(want), id, pos, at.UTC().Format("15:04:05.000")))
-			}
-		}
-		t.Fatalf("the subscription has %d of %d acknowledged messages after 60 s (ended: %v); missing %s; Redis killed %s, restarted %s, sending stopped %s",
-			len(got), len(want), subEnd, strings.Join(missing, ", "), killedAt.UTC().Format("15:04:05.000"),
-			killedAt.Add(down).UTC().Format("15:04:05.000"), stoppedAt.UTC().Format("15:04:05.000"))
-	}
-	seen := map[string]int{}
-	for _, id := range got {
-		seen[id]++
-	}
-	for _, id := range want {
-		if seen[id] != 1 {
-			t.Fatalf("message %s received %d times; want once", id, seen[id])
-		}
-	}
-	if len(got) != len(want) {
-		t.Fatalf("subscription received %d messages, %d acknowledged", len(got), len(want))
-	}
-	gotMu.Unlock()
+	f.checkAll(t, c, l, fmt.Sprintf("Redis killed %s, restarted %s", killedAt.UTC().Format("15:04:05.000"),
+		killedAt.Add(down).UTC().Format("15:04:05.000")))
 
 	// Every unread count is exact once the retried bookkeeping is done.
 	var mismatch string
@@ -394,5 +264,5 @@ func TestRedisFlushedAndRestarted(t *testing.T) {
 	t.Logf("fault 2: %d messages sent to 3 channels of 11 members (Redis flushed once, killed for %s during which %d were sent), "+
 		"0 failed sends or reads; unreadCounts answered exactly from PostgreSQL while Redis was down; the subscription "+
 		"had %d messages when Redis came back and then all %d once each; all %d users' unread counts exact afterwards",
-		l.total.Load(), down.Round(100*time.Millisecond), sentWhileDown, beforeUp, len(want), len(everyone))
+		l.total.Load(), down.Round(100*time.Millisecond), sentWhileDown, beforeUp, f.received(), len(everyone))
 }

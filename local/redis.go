@@ -122,6 +122,23 @@ func (r *Redis) Stop() error { return r.signal(syscall.SIGTERM) }
 // Kill ends the server at once with SIGKILL, as a crash would.
 func (r *Redis) Kill() error { return r.signal(syscall.SIGKILL) }
 
+// Freeze stops the server process (SIGSTOP): it keeps its connections and
+// accepts new ones, but answers nothing until Thaw, as a hung or swapped
+// out server would.
+func (r *Redis) Freeze() error { return r.pause(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT).
+func (r *Redis) Thaw() error { return r.pause(syscall.SIGCONT) }
+
+func (r *Redis) pause(sig syscall.Signal) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return errors.New("local: redis is not running")
+	}
+	return r.cmd.Process.Signal(sig)
+}
+
 func (r *Redis) signal(sig syscall.Signal) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,6 +146,7 @@ func (r *Redis) signal(sig syscall.Signal) error {
 		return nil
 	}
 	_ = r.cmd.Process.Signal(sig)
+	_ = r.cmd.Process.Signal(syscall.SIGCONT) // a frozen server handles SIGTERM too
 	select {
 	case <-r.done:
 	case <-time.After(10 * time.Second):

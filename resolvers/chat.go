@@ -17,6 +17,7 @@ import (
 	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -188,7 +189,7 @@ func (r *Resolver) publishChannelEvent(ctx context.Context, ev *store.ChannelEve
 			// the count a removed member could get it, and asking every
 			// subscriber to check its membership would send them all to
 			// the database that just failed.
-			r.Log.Warn("chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
+			r.Log.Log(ctx, redisguard.LogLevel(err), "chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
 			return
 		}
 		ev.Removals = n
@@ -202,7 +203,7 @@ func (r *Resolver) sendChannelEvent(ctx context.Context, ev *store.ChannelEvent,
 	ev.User, _ = r.loadersFor(ctx).Users.Load(ctx, userID)
 	ev.CreatedAt = time.Now().UTC()
 	if err := r.Store.PublishChannelEvent(ctx, r.Bus, ev); err != nil {
-		r.Log.Warn("chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
+		r.Log.Log(ctx, redisguard.LogLevel(err), "chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
 	}
 }
 
@@ -303,7 +304,7 @@ func (r *Resolver) afterMembership(ctx context.Context, ch *store.MemberChange, 
 		}
 	}
 	if err := r.Store.InvalidateUnread(ctx, users); err != nil {
-		r.Log.Warn("chat: invalidate unread counters", "err", err)
+		r.Log.Log(ctx, redisguard.LogLevel(err), "chat: invalidate unread counters", "err", err)
 	}
 	typ, note := store.EventMemberAdded, store.EventNotificationAdded
 	if !added {

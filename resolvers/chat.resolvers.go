@@ -14,6 +14,7 @@ import (
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"
 )
@@ -310,7 +311,7 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 		// Its subscribers get it now, not when the message's job has run
 		// (which publishes it only if this did not).
 		if err := r.Store.PublishSent(ctx, r.Bus, m); err != nil {
-			r.Log.Warn("chat: publish message.new; its job will", "message", m.ID, "err", err)
+			r.Log.Log(ctx, redisguard.LogLevel(err), "chat: publish message.new; its job will", "message", m.ID, "err", err)
 		}
 		// Sending marked the channel read for the sender in PostgreSQL;
 		// Redis says so now rather than when the job runs, so the sender's
@@ -321,7 +322,7 @@ func (r *mutationResolver) SendMessage(ctx context.Context, channel string, inpu
 			totals, err := r.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: big})
 			switch {
 			case err != nil:
-				r.Log.Warn("chat: record the sender's read in redis", "err", err)
+				r.Log.Log(ctx, redisguard.LogLevel(err), "chat: record the sender's read in redis", "err", err)
 			case totals.Known:
 				// The sender's other devices show the channel read too.
 				c := channel
@@ -404,7 +405,7 @@ func (r *mutationResolver) MarkRead(ctx context.Context, channel string, message
 	}
 	totals, err := r.Store.RecordRead(ctx, p)
 	if err != nil {
-		r.Log.Warn("chat: record read in redis", "err", err)
+		r.Log.Log(ctx, redisguard.LogLevel(err), "chat: record read in redis", "err", err)
 		_ = r.Store.InvalidateUnread(ctx, []string{me.UserID})
 	}
 	if !totals.Known {
@@ -435,7 +436,7 @@ func (r *mutationResolver) MarkAllRead(ctx context.Context) (*store.UnreadCounts
 		return nil, err
 	}
 	if err := r.Store.InvalidateUnread(ctx, []string{me.UserID}); err != nil {
-		r.Log.Warn("chat: invalidate unread counters", "err", err)
+		r.Log.Log(ctx, redisguard.LogLevel(err), "chat: invalidate unread counters", "err", err)
 	}
 	counts, err := r.Store.UnreadCounts(ctx, me.UserID)
 	if err != nil {

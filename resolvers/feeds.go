@@ -12,6 +12,7 @@ import (
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -417,7 +418,7 @@ func (r *Resolver) followsChanged(ctx context.Context, timelines []string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := store.PublishFollowsChanged(ctx, r.Bus, timelines); err != nil {
-		r.Log.Warn("feeds: publish follow changes", "err", err)
+		r.Log.Log(ctx, redisguard.LogLevel(err), "feeds: publish follow changes", "err", err)
 	}
 }
 

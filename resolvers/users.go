@@ -8,6 +8,7 @@ import (
 	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -18,7 +19,7 @@ func userTopic(id string) string { return "user:" + id }
 // The event carries the whole user, so delivering it costs no query.
 func (r *Resolver) publishUser(ctx context.Context, u *store.User) {
 	if err := r.Bus.Publish(ctx, userTopic(u.ID), u); err != nil {
-		r.Log.Warn("publish user update", "user", u.ID, "err", err)
+		r.Log.Log(ctx, redisguard.LogLevel(err), "publish user update", "user", u.ID, "err", err)
 	}
 }
 
@@ -27,7 +28,7 @@ func (r *Resolver) publishUser(ctx context.Context, u *store.User) {
 func (r *Resolver) AnnouncePresence(ctx context.Context, userID string) {
 	u, err := r.Store.User(ctx, userID)
 	if err != nil {
-		r.Log.Warn("announce presence", "user", userID, "err", err)
+		r.Log.Log(ctx, redisguard.LogLevel(err), "announce presence", "user", userID, "err", err)
 		return
 	}
 	r.publishUser(ctx, u)

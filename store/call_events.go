@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // Call events travel on the event bus: session-wide events (joins, leaves,
@@ -405,7 +407,7 @@ func (s *Store) FinishCallDepartures(ctx context.Context, pub Publisher, d *Call
 			left[i] = p.ID
 		}
 		if err := pub.PublishRaw(ctx, CallLeftTopic, EncodeCallLeft(left)); err != nil {
-			s.log.Warn("calls: publish left participants", "err", err)
+			s.log.Log(ctx, redisguard.LogLevel(err), "calls: publish left participants", "err", err)
 		}
 	}
 	// A session that ended with these departures says so first: a
@@ -429,6 +431,6 @@ func (s *Store) PublishCallEvent(ctx context.Context, pub Publisher, ev *CallEve
 		err = pub.PublishRaw(ctx, CallSessionTopic(ev.Session), data)
 	}
 	if err != nil {
-		s.log.Warn("calls: publish event", "type", ev.Type, "session", ev.Session, "err", err)
+		s.log.Log(ctx, redisguard.LogLevel(err), "calls: publish event", "type", ev.Type, "session", ev.Session, "err", err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // CallParticipant is one join of a call session: a user on two devices is
@@ -220,7 +222,7 @@ func (s *Store) rememberCallParticipant(ctx context.Context, p *CallParticipant,
 		return nil
 	})
 	if err != nil {
-		s.log.Warn("calls: remember participant in redis", "participant", p.ID, "err", err)
+		s.log.Log(ctx, redisguard.LogLevel(err), "calls: remember participant in redis", "participant", p.ID, "err", err)
 	}
 }
 
@@ -233,7 +235,7 @@ func (s *Store) CallParticipantFacts(ctx context.Context, ids []uuid.UUID) ([]*C
 	out := make([]*CallParticipant, len(ids))
 	vals, err := s.rdb.MGet(ctx, s.callFactsKeys(ids)...).Result()
 	if err != nil {
-		s.log.Warn("calls: participant facts from redis; reading postgres", "err", err)
+		s.log.Log(ctx, redisguard.LogLevel(err), "calls: participant facts from redis; reading postgres", "err", err)
 		vals = make([]any, len(ids))
 	}
 	var missing []uuid.UUID

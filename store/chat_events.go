@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // Chat events travel on the event bus: channel events on the channel's
@@ -128,7 +129,7 @@ func (s *Store) PublishUserEvents(ctx context.Context, b *bus.Bus, users []strin
 		msgs = append(msgs, bus.Message{Topic: UserChatTopic(u), Data: data})
 	}
 	if err := b.PublishBatch(ctx, msgs); err != nil {
-		s.log.Warn("chat: publish notifications", "users", len(users), "err", err)
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: publish notifications", "users", len(users), "err", err)
 	}
 }
 

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // Unread counts: PostgreSQL holds the truth (channels.last_seq and
@@ -54,8 +58,14 @@ func (s *Store) unreadKeys(user string) (h, ub string) {
 	return s.Key("chat", "u", user), s.Key("chat", "ub", user)
 }
 
-// unreadLib is shared by the scripts below.
+// unreadLib is shared by the scripts below. complete says whether a
+// user's hash lists every channel of the user exactly: rebuilt (ok) in the
+// current epoch (see settleUnread).
 const unreadLib = `
+local function complete(h, prefix)
+  if redis.call('HEXISTS', h, 'ok') == 0 then return false end
+  return (redis.call('HGET', h, 'e') or '0') == (redis.call('GET', prefix .. 'chat:epoch') or '0')
+end
 local function totals(h, ub, prefix)
   local t = tonumber(redis.call('HGET', h, 't') or '0')
   local c = tonumber(redis.call('HGET', h, 'c') or '0')
@@ -74,14 +84,14 @@ end
 -- Complete counters list every big channel of the user: one they do not
 -- list is not the user's (a read or send that committed before a removal
 -- must not put the channel back after the rebuild that dropped it).
-local function readBig(h, ub, ch, seq)
+local function readBig(h, ub, ch, seq, prefix)
   local cur = redis.call('HGET', ub, ch)
-  if not cur and redis.call('HEXISTS', h, 'ok') == 1 then return end
+  if not cur and complete(h, prefix) then return end
   if tonumber(cur or '0') < seq then redis.call('HSET', ub, ch, seq) end
 end
-local function apply(h, ch, s1, r1)
+local function apply(h, ch, s1, r1, prefix)
   local fs, fr = 's:' .. ch, 'r:' .. ch
-  local ok = redis.call('HEXISTS', h, 'ok') == 1
+  local ok = complete(h, prefix)
   local v = redis.call('HMGET', h, fs, fr)
   -- A complete hash lists every channel of the user: one it does not
   -- list is not the user's (a job that read the members before a removal
@@ -114,7 +124,7 @@ for i = 1, #KEYS / 2 do
   local r = 0
   if i == sender then r = seq end
   local t, c
-  if apply(h, ch, seq, r) then t, c = totals(h, ub, prefix) end
+  if apply(h, ch, seq, r, prefix) then t, c = totals(h, ub, prefix) end
   if t then
     out[#out + 1] = t; out[#out + 1] = c
   else
@@ -126,11 +136,11 @@ return out
 
 // bigSeqScript records the last_seq of a channel above the push limit,
 // and the sender's read position. KEYS: seq key, sender's big hash,
-// sender's hash. ARGV: channel, seq.
+// sender's hash. ARGV: channel, seq, key prefix.
 var bigSeqScript = redis.NewScript(unreadLib + `
 local seq = tonumber(ARGV[2])
 if tonumber(redis.call('GET', KEYS[1]) or '0') < seq then redis.call('SET', KEYS[1], seq) end
-if KEYS[2] ~= '' then readBig(KEYS[3], KEYS[2], ARGV[1], seq) end
+if KEYS[2] ~= '' then readBig(KEYS[3], KEYS[2], ARGV[1], seq, ARGV[3]) end
 return 1
 `)
 
@@ -140,10 +150,10 @@ var markReadScript = redis.NewScript(unreadLib + `
 local h, ub, ch, seq, prefix = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[4]
 local ok
 if ARGV[3] == '1' then
-  readBig(h, ub, ch, seq)
-  ok = redis.call('HEXISTS', h, 'ok') == 1
+  readBig(h, ub, ch, seq, prefix)
+  ok = complete(h, prefix)
 else
-  ok = apply(h, ch, seq, seq)
+  ok = apply(h, ch, seq, seq, prefix)
 end
 if not ok then return {-1, -1} end
 local t, c = totals(h, ub, prefix)
@@ -181,17 +191,19 @@ func (s *Store) readUnread(ctx context.Context, user string) (counts []ChannelUn
 	h, ub := s.unreadKeys(user)
 	var all *redis.MapStringStringCmd
 	var big *redis.Cmd
+	var epoch *redis.StringCmd
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		all = p.HGetAll(ctx, h)
 		big = bigReadScript.Eval(ctx, p, []string{ub, h}, s.prefix)
+		epoch = p.Get(ctx, s.unreadEpochKey())
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, "", err
 	}
 	fields := all.Val()
 	bigRes, _ := big.Slice()
-	if fields["ok"] == "" || len(bigRes) == 0 || bigRes[0] != int64(1) {
+	if fields["ok"] == "" || len(bigRes) == 0 || bigRes[0] != int64(1) || cmp.Or(fields["e"], "0") != cmp.Or(epoch.Val(), "0") {
 		gen = fields["gen"]
 		if gen == "" {
 			gen = "0"
@@ -254,9 +266,36 @@ for i = 3, #ARGV, 4 do
     if ss > rr then t = t + ss - rr; c = c + 1 end
   end
 end
-redis.call('HSET', h, 't', t, 'c', c, 'b', b, 'gen', gen, 'ok', 1)
+redis.call('HSET', h, 't', t, 'c', c, 'b', b, 'gen', gen, 'ok', 1, 'e', redis.call('GET', prefix .. 'chat:epoch') or '0')
 return 1
 `)
+
+func (s *Store) unreadEpochKey() string { return s.Key("chat", "epoch") }
+
+// unreadWriteFailed records that a write to the unread counters failed:
+// Redis may lack a change PostgreSQL committed, so no counter may be
+// trusted until settleUnread has moved the epoch.
+func (s *Store) unreadWriteFailed() { s.unreadDirty.Add(1) }
+
+// settleUnread makes every user's counters incomplete after a write to
+// them failed (on this node), by moving the epoch that complete counters
+// carry: each user's next read rebuilds them from PostgreSQL. It runs
+// before this node next reads or writes counters, and when Redis answers
+// again after the circuit opened, so that no counter missing a change is
+// served once Redis is back. An error means the counters cannot be
+// trusted yet: read PostgreSQL.
+func (s *Store) settleUnread(ctx context.Context) error {
+	seen := s.unreadDirty.Load()
+	if seen == 0 {
+		return nil
+	}
+	if err := s.rdb.Incr(ctx, s.unreadEpochKey()).Err(); err != nil {
+		return fmt.Errorf("store: move the unread epoch: %w", err)
+	}
+	s.unreadDirty.CompareAndSwap(seen, 0)
+	s.log.Info("chat: unread counters rebuild from PostgreSQL on their next read, after a failed write to Redis")
+	return nil
+}
 
 // UnreadTotals are a user's totals after a change, as events carry them.
 type UnreadTotals struct {
@@ -282,8 +321,10 @@ func (s *Store) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 			senderIdx = i + 1
 		}
 	}
+	_ = s.settleUnread(ctx)
 	res, err := bumpScript.Run(ctx, s.rdb, keys, channelID, seq, senderIdx, s.prefix).Int64Slice()
 	if err != nil {
+		s.unreadWriteFailed()
 		return nil, fmt.Errorf("store: bump unread: %w", err)
 	}
 	out := make([]UnreadTotals, len(members))
@@ -302,7 +343,8 @@ func (s *Store) SetBigChannelSeq(ctx context.Context, channelID string, seq int6
 	if sender != "" {
 		h, ub = s.unreadKeys(sender)
 	}
-	if err := bigSeqScript.Run(ctx, s.rdb, []string{s.Key("chat", "seq", channelID), ub, h}, channelID, seq).Err(); err != nil {
+	if err := bigSeqScript.Run(ctx, s.rdb, []string{s.Key("chat", "seq", channelID), ub, h}, channelID, seq, s.prefix).Err(); err != nil {
+		s.unreadWriteFailed()
 		return fmt.Errorf("store: big channel seq: %w", err)
 	}
 	return nil
@@ -316,8 +358,10 @@ func (s *Store) RecordRead(ctx context.Context, p *ReadPosition) (UnreadTotals, 
 	if p.Big {
 		big = "1"
 	}
+	_ = s.settleUnread(ctx)
 	res, err := markReadScript.Run(ctx, s.rdb, []string{h, ub}, p.ChannelID, p.Seq, big, s.prefix).Int64Slice()
 	if err != nil {
+		s.unreadWriteFailed()
 		return UnreadTotals{}, fmt.Errorf("store: record read: %w", err)
 	}
 	if res[0] < 0 {
@@ -345,6 +389,7 @@ func (s *Store) InvalidateUnread(ctx context.Context, users []string) error {
 		return nil
 	})
 	if err != nil {
+		s.unreadWriteFailed()
 		return fmt.Errorf("store: invalidate unread: %w", err)
 	}
 	return nil
@@ -410,9 +455,12 @@ func finishCounts(c *UnreadCounts) {
 // trip; when the user's counters are incomplete, from PostgreSQL, which
 // also rebuilds them; and while Redis is unreachable, from PostgreSQL.
 func (s *Store) UnreadCounts(ctx context.Context, user string) (*UnreadCounts, error) {
+	if err := s.settleUnread(ctx); err != nil {
+		return s.UnreadCountsFromDB(ctx, user)
+	}
 	counts, complete, gen, err := s.readUnread(ctx, user)
 	if err != nil {
-		s.log.Warn("chat: unread counts from PostgreSQL: redis failed", "err", err)
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: unread counts from PostgreSQL: redis failed", "err", err)
 		return s.UnreadCountsFromDB(ctx, user)
 	}
 	if complete {
@@ -428,7 +476,7 @@ func (s *Store) UnreadCounts(ctx context.Context, user string) (*UnreadCounts, e
 		return nil, err
 	}
 	if err := s.rebuildUnread(ctx, user, gen, rows); err != nil {
-		s.log.Warn("chat: rebuild unread counters", "user", user, "err", err)
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: rebuild unread counters", "user", user, "err", err)
 	}
 	return countsFromRows(user, rows), nil
 }
@@ -498,6 +546,9 @@ func (s *Store) RecentlyActiveChatUsers(ctx context.Context, q Querier, since ti
 // returns how many it discarded. Counters still waiting for a queued
 // job look different too; rebuilding them is harmless.
 func (s *Store) RepairUnread(ctx context.Context, users []string) (int, error) {
+	if err := s.settleUnread(ctx); err != nil {
+		return 0, fmt.Errorf("store: repair unread: %w", err)
+	}
 	var bad []string
 	for _, u := range users {
 		counts, complete, _, err := s.readUnread(ctx, u)
@@ -550,6 +601,7 @@ func (s *Store) discardUnread(ctx context.Context, users []string) error {
 	for _, u := range users {
 		h, ub := s.unreadKeys(u)
 		if err := discardScript.Run(ctx, s.rdb, []string{h, ub}).Err(); err != nil {
+			s.unreadWriteFailed()
 			return fmt.Errorf("store: discard unread: %w", err)
 		}
 	}

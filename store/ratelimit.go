@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // Rate is a rate limit: Rate events per Period, with bursts of up to Burst.
@@ -92,7 +94,7 @@ func (s *Store) AllowAll(ctx context.Context, budgets ...Budget) error {
 		err = fmt.Errorf("unexpected reply %v", res)
 	}
 	if err != nil {
-		s.log.Warn("rate limit check failed; allowing", "keys", keys, "err", err)
+		s.log.Log(ctx, redisguard.LogLevel(err), "rate limit check failed; allowing", "keys", keys, "err", err)
 		return nil
 	}
 	spent, _ := res[0].(int64)

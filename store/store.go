@@ -17,7 +17,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // Options says where the data lives.
@@ -40,6 +43,11 @@ type Options struct {
 	// members get unread counts computed at read time rather than pushed to
 	// each member's counters (0: DefaultChatPushMemberLimit).
 	ChatPushMemberLimit int
+	// RedisTimeout bounds one Redis command on the request path (0: 50 ms);
+	// see package redisguard.
+	RedisTimeout time.Duration
+	// Registerer receives the Redis guard's metrics; nil registers none.
+	Registerer prometheus.Registerer
 }
 
 // Store is the handle on PostgreSQL and Redis that every layer above uses.
@@ -49,6 +57,11 @@ type Store struct {
 	prefix     string
 	log        *slog.Logger
 	statements *atomic.Int64
+
+	guard *redisguard.Guard
+	// unreadDirty counts failed writes to the unread counters not yet
+	// settled (see settleUnread).
+	unreadDirty atomic.Int64
 
 	pullThreshold int
 	pushLimit     int
@@ -106,20 +119,29 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// keep their pool's larger buffers.
 	ropts.ReadBufferSize = 8 << 10
 	ropts.WriteBufferSize = 8 << 10
+	// Commands take their deadline from the context, which the guard
+	// below sets short on the request path: a Redis that hangs (stopped,
+	// swapped out) costs a request tens of milliseconds, not seconds.
+	ropts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(ropts)
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, rdb: rdb, prefix: opts.RedisPrefix, log: logger, statements: statements,
+	guard := redisguard.New(redisguard.Options{Timeout: opts.RedisTimeout, Logger: logger, Registerer: opts.Registerer})
+	guard.Attach(rdb)
+	s := &Store{pool: pool, rdb: rdb, guard: guard, prefix: opts.RedisPrefix, log: logger, statements: statements,
 		pullThreshold: opts.FeedPullThreshold, pushLimit: opts.ChatPushMemberLimit}
+	guard.OnRecover(s.settleUnread)
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
 	}
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultChatPushMemberLimit
 	}
-	if err := s.Ping(ctx); err != nil {
+	// The first contact may be slow (a server just started): not a
+	// request's deadline.
+	if err := s.Ping(redisguard.Background(ctx)); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -128,6 +150,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 // Close releases all connections.
 func (s *Store) Close() {
+	s.guard.Close()
 	s.pool.Close()
 	_ = s.rdb.Close()
 }
@@ -152,6 +175,10 @@ func (s *Store) DB() *pgxpool.Pool { return s.pool }
 
 // Redis returns the Redis client.
 func (s *Store) Redis() *redis.Client { return s.rdb }
+
+// RedisGuard returns the guard on the Redis client: whether Redis answers,
+// and what to run when it answers again.
+func (s *Store) RedisGuard() *redisguard.Guard { return s.guard }
 
 // Key returns the Redis key for the given parts, with the configured prefix.
 func (s *Store) Key(parts ...string) string {

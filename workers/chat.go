@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -119,7 +120,7 @@ func (r *Runner) chatMessage(ctx context.Context, tx pgx.Tx, job store.Job) (fun
 			if _, qerr := store.EnqueueJob(ctx, r.store.DB(), store.ChatMessageEventKind, p); qerr != nil {
 				r.log.Error("chat: message.new lost: not published, nor queued to be", "message", p.MessageID, "err", err, "queue_err", qerr)
 			} else {
-				r.log.Warn("chat: message.new not published; queued to be published again", "message", p.MessageID, "err", err)
+				r.log.Log(ctx, redisguard.LogLevel(err), "chat: message.new not published; queued to be published again", "message", p.MessageID, "err", err)
 			}
 		}
 		if big {
@@ -146,7 +147,7 @@ func (r *Runner) noteOnlineMembers(ctx context.Context, members []string, sender
 	}
 	online, err := r.store.Online(ctx, others)
 	if err != nil {
-		r.log.Warn("chat: presence for notifications", "err", err)
+		r.log.Log(ctx, redisguard.LogLevel(err), "chat: presence for notifications", "err", err)
 		return
 	}
 	var live []string

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -146,7 +147,7 @@ func (r *Runner) remerged(timelines []string) func(context.Context) {
 	}
 	return func(ctx context.Context) {
 		if err := store.PublishFollowsChanged(ctx, r.bus, timelines); err != nil {
-			r.log.Warn("feeds: publish follow changes", "timelines", len(timelines), "err", err)
+			r.log.Log(ctx, redisguard.LogLevel(err), "feeds: publish follow changes", "timelines", len(timelines), "err", err)
 		}
 	}
 }
@@ -176,7 +177,7 @@ func (r *Runner) announce(feeds []string, u store.FeedUpdate, wake bool) func(co
 		// Updates are live notifications: the feed rows are committed, and a
 		// client that missed one reads the feed again.
 		if err := r.bus.PublishMany(ctx, topics, data); err != nil {
-			r.log.Warn("feeds: publish update", "feeds", len(feeds), "err", err)
+			r.log.Log(ctx, redisguard.LogLevel(err), "feeds: publish update", "feeds", len(feeds), "err", err)
 		}
 	}
 }

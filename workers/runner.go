@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -175,6 +176,9 @@ func (r *Runner) Wake() {
 
 // Run runs jobs until ctx ends, then finishes the batch in hand and returns.
 func (r *Runner) Run(ctx context.Context) error {
+	// Jobs' Redis bookkeeping may be large (counters of a thousand
+	// members): it gets the longer background timeout.
+	ctx = redisguard.Background(ctx)
 	for kind, interval := range r.schedules {
 		if err := store.ScheduleJob(ctx, r.store.DB(), singletonID(kind), kind, time.Now().Add(interval)); err != nil {
 			return err
@@ -253,7 +257,7 @@ func (r *Runner) loop(ctx context.Context, kinds, large []string) {
 // one transaction, each job under its own savepoint. It returns how many
 // jobs it claimed.
 func (r *Runner) RunOnce(ctx context.Context, kinds []string) (int, error) {
-	return r.runBatch(ctx, kinds, r.opts.BatchSize)
+	return r.runBatch(redisguard.Background(ctx), kinds, r.opts.BatchSize)
 }
 
 // runBatch claims up to limit ready jobs of the given kinds and runs them.
