@@ -31,7 +31,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -45,227 +44,9 @@ import (
 	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/local"
 	"github.com/brookhq/brook/migrations"
-	"github.com/brookhq/brook/sfu"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )
-
-// Config is everything Brook reads from its environment.
-type Config struct {
-	Addr            string
-	DatabaseURL     string
-	RedisURL        string
-	RedisPrefix     string
-	DataDir         string
-	WebDir          string
-	JWTSecret       string
-	Dev             bool
-	Workers         int
-	AllowedOrigins  string
-	Introspection   bool
-	Playground      bool
-	ComplexityLimit int
-	DepthLimit      int
-	TokenLimit      int
-	Limits          Limits
-	LogLevel        slog.Level
-	LogFormat       string
-	ShutdownTimeout time.Duration
-	// SFUNodes are the SFU media servers for calls (SFU_NODES).
-	SFUNodes []sfu.Node
-	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT.
-	CallParticipantTimeout time.Duration
-	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
-	// are merged into timelines at read time instead of fanned out.
-	FeedPullThreshold int
-	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT.
-	ChatPushMemberLimit int
-	// HeapFloor is BROOK_GC_HEAP_FLOOR_MB in bytes: the garbage collector
-	// does not run before the heap reaches it (see gc.go). 0 when off, and
-	// when GOGC is set, which then rules alone.
-	HeapFloor uint64
-	// Serve is false for a worker-only process.
-	Serve bool
-}
-
-// Limits are the abuse limits; see README "Reliability and security".
-type Limits struct {
-	MaxBodyBytes                  int
-	MaxWebsocketMessageBytes      int
-	AliasLimit                    int
-	BatchLimit                    int
-	MaxSubscriptionsPerConnection int
-	MaxConnectionsPerUser         int
-	RatePerIP                     store.Rate
-	RatePerUser                   store.Rate
-	// SendRates are per-user budgets of the mutations that send, by field.
-	SendRates map[string]store.Rate
-}
-
-// sendRateVars names the environment variable of each sending mutation's budget.
-var sendRateVars = map[string]struct{ field, def string }{
-	"BROOK_RATE_ADD_ACTIVITY": {"addActivity", "10/s:30"},
-	"BROOK_RATE_SEND_MESSAGE": {"sendMessage", "20/s:40"},
-	"BROOK_RATE_SEND_SIGNAL":  {"sendSignal", "200/s:500"},
-	"BROOK_RATE_TYPING":       {"sendTypingEvent", "5/s:10"},
-}
-
-// parseRate reads "N/s", "N/m" or "N/h" with an optional ":BURST" (the burst
-// defaults to N); "0" or "off" turns the limit off.
-func parseRate(v string) (store.Rate, error) {
-	if v == "0" || v == "off" {
-		return store.Rate{}, nil
-	}
-	spec, burst, hasBurst := strings.Cut(v, ":")
-	n, unit, ok := strings.Cut(spec, "/")
-	rate, err := strconv.Atoi(n)
-	if !ok || err != nil || rate <= 0 {
-		return store.Rate{}, fmt.Errorf("%q: want N/s, N/m or N/h, optionally :BURST, or off", v)
-	}
-	r := store.Rate{Rate: rate, Burst: rate}
-	switch unit {
-	case "s":
-		r.Period = time.Second
-	case "m":
-		r.Period = time.Minute
-	case "h":
-		r.Period = time.Hour
-	default:
-		return store.Rate{}, fmt.Errorf("%q: the period must be s, m or h", v)
-	}
-	if hasBurst {
-		if r.Burst, err = strconv.Atoi(burst); err != nil || r.Burst < 1 {
-			return store.Rate{}, fmt.Errorf("%q: the burst must be a whole number of at least 1", v)
-		}
-	}
-	return r, nil
-}
-
-// configFromEnv reads the configuration; getenv is os.Getenv outside tests.
-func configFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
-		Addr:           firstSet(getenv("BROOK_ADDR"), prefixed(":", getenv("PORT")), ":8080"),
-		DatabaseURL:    getenv("DATABASE_URL"),
-		RedisURL:       getenv("REDIS_URL"),
-		RedisPrefix:    firstSet(getenv("BROOK_REDIS_PREFIX"), "brook:"),
-		DataDir:        firstSet(getenv("BROOK_DATA_DIR"), ".data"),
-		WebDir:         firstSet(getenv("BROOK_WEB_DIR"), "web/dist"),
-		JWTSecret:      getenv("BROOK_JWT_SECRET"),
-		AllowedOrigins: getenv("BROOK_ALLOWED_ORIGINS"),
-		LogFormat:      firstSet(getenv("BROOK_LOG_FORMAT"), "text"),
-		Serve:          true,
-	}
-	var errs []error
-	parseBool := func(name string, def bool) bool {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: want true or false", name, v))
-		}
-		return b
-	}
-	parseInt := func(name string, def int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("%s=%q: want a whole number of at least 0", name, v))
-		}
-		return n
-	}
-	c.Dev = parseBool("BROOK_DEV", false)
-	c.Introspection = parseBool("BROOK_INTROSPECTION", true)
-	c.Playground = parseBool("BROOK_PLAYGROUND", true)
-	c.Workers = parseInt("BROOK_WORKERS", 2)
-	c.ComplexityLimit = parseInt("BROOK_COMPLEXITY_LIMIT", api.DefaultComplexityLimit)
-	c.FeedPullThreshold = parseInt("FEED_PULL_THRESHOLD", store.DefaultPullThreshold)
-	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
-	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
-	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second
-	// 128 MB keeps what the floor does for latency under load (signals at
-	// 1,000/s: p99 about as with 256, half of what it is without; see the
-	// README's Calls) and costs a node holding thousands of idle
-	// connections nothing, as their live heap soon passes half of it: with
-	// 256 such a node's heap grew to the floor first, 10 KB more RSS per
-	// connection at 10,000.
-	if floor := parseInt("BROOK_GC_HEAP_FLOOR_MB", 128); getenv("GOGC") == "" {
-		c.HeapFloor = uint64(floor) << 20
-	}
-	rate := func(name, def string) store.Rate {
-		r, err := parseRate(firstSet(getenv(name), def))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%w", name, err))
-		}
-		return r
-	}
-	c.Limits = Limits{
-		MaxBodyBytes:                  parseInt("BROOK_MAX_BODY_BYTES", api.DefaultMaxBodyBytes),
-		MaxWebsocketMessageBytes:      parseInt("BROOK_MAX_WS_MESSAGE_BYTES", api.DefaultMaxWebsocketMessage),
-		AliasLimit:                    parseInt("BROOK_ALIAS_LIMIT", api.DefaultAliasLimit),
-		BatchLimit:                    parseInt("BROOK_BATCH_LIMIT", api.DefaultBatchLimit),
-		MaxSubscriptionsPerConnection: parseInt("BROOK_MAX_SUBSCRIPTIONS_PER_CONNECTION", api.DefaultMaxSubscriptionsPerConnection),
-		MaxConnectionsPerUser:         parseInt("BROOK_MAX_CONNECTIONS_PER_USER", 20),
-		RatePerIP:                     rate("BROOK_RATE_IP", "300/s:600"),
-		RatePerUser:                   rate("BROOK_RATE_USER", "100/s:200"),
-		SendRates:                     map[string]store.Rate{},
-	}
-	for name, v := range sendRateVars {
-		c.Limits.SendRates[v.field] = rate(name, v.def)
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(firstSet(getenv("BROOK_LOG_LEVEL"), "info"))); err != nil {
-		errs = append(errs, fmt.Errorf("BROOK_LOG_LEVEL: %w", err))
-	}
-	if nodes, err := sfu.Parse(getenv("SFU_NODES")); err != nil {
-		errs = append(errs, fmt.Errorf("SFU_NODES: %w", err))
-	} else {
-		c.SFUNodes = nodes
-	}
-	c.CallParticipantTimeout = 30 * time.Second
-	if v := getenv("CALL_PARTICIPANT_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if n, nerr := strconv.Atoi(v); nerr == nil {
-			d, err = time.Duration(n)*time.Second, nil
-		}
-		if err != nil || d < time.Second {
-			errs = append(errs, fmt.Errorf("CALL_PARTICIPANT_TIMEOUT=%q: want a duration of at least 1s, like 30s or 2m", v))
-		} else {
-			c.CallParticipantTimeout = d
-		}
-	}
-	c.ChatPushMemberLimit = store.DefaultChatPushMemberLimit
-	if v := getenv("CHAT_PUSH_MEMBER_LIMIT"); v != "" {
-		if n, err := strconv.Atoi(v); err != nil || n < 1 {
-			errs = append(errs, fmt.Errorf("CHAT_PUSH_MEMBER_LIMIT=%q: want a positive number of members", v))
-		} else {
-			c.ChatPushMemberLimit = n
-		}
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("BROOK_LOG_FORMAT=%q: want text or json", c.LogFormat))
-	}
-	return c, errors.Join(errs...)
-}
-
-func firstSet(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-func prefixed(prefix, v string) string {
-	if v == "" {
-		return ""
-	}
-	return prefix + v
-}
 
 func main() {
 	cfg, err := configFromEnv(os.Getenv)
@@ -432,18 +213,19 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	if err := migrations.Apply(ctx, env.DatabaseURL); err != nil {
 		return err
 	}
+	reg := prometheus.NewRegistry()
 	st, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix, Logger: log,
-		FeedPullThreshold: cfg.FeedPullThreshold, ChatPushMemberLimit: cfg.ChatPushMemberLimit})
+		FeedPullThreshold: cfg.FeedPullThreshold, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
+		RedisTimeout: cfg.RedisTimeout, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brook_sql_statements_total",
 			Help: "SQL statements this process has sent to PostgreSQL."}, func() float64 { return float64(st.Statements()) }))
-	b := bus.New(st.Redis(), bus.Options{Prefix: cfg.RedisPrefix + "bus:", Logger: log, Registerer: reg})
+	b := bus.New(st.Redis(), bus.Options{Prefix: cfg.RedisPrefix + "bus:", Logger: log, Registerer: reg, Health: st.RedisGuard()})
 	defer b.Close()
 
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -493,9 +275,9 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg, log, reg)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return err
 	}
 	if addr := os.Getenv("BROOK_PPROF_ADDR"); addr != "" {
 		// Profiling for benchmarks and incidents, on its own listener (never
@@ -508,7 +290,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		go func() { log.Warn("pprof listener stopped", "err", http.ListenAndServe(addr, pm)) }()
 		log.Info("pprof listening", "addr", addr)
 	}
-	httpSrv := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	httpSrv := newHTTPServer(cfg.HTTP, ln, srv.Handler(), srv.RefuseAtCapacity())
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 

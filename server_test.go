@@ -48,6 +48,15 @@ func TestConfigFromEnv(t *testing.T) {
 		}, ""},
 		{"PORT", map[string]string{"PORT": "9000"}, func(c Config) bool { return c.Addr == ":9000" }, ""},
 		{"BROOK_ADDR wins", map[string]string{"PORT": "9000", "BROOK_ADDR": "127.0.0.1:7000"}, func(c Config) bool { return c.Addr == "127.0.0.1:7000" }, ""},
+		{"dev listens on loopback", map[string]string{"BROOK_DEV": "true"}, func(c Config) bool { return c.Addr == "127.0.0.1:8080" }, ""},
+		{"dev PORT", map[string]string{"BROOK_DEV": "true", "PORT": "9000"}, func(c Config) bool { return c.Addr == "127.0.0.1:9000" }, ""},
+		{"dev BROOK_ADDR wins", map[string]string{"BROOK_DEV": "true", "BROOK_ADDR": ":7000"}, func(c Config) bool { return c.Addr == ":7000" }, ""},
+		{"http limits", nil, func(c Config) bool {
+			return c.HTTP.ReadTimeout == 20*time.Second && c.HTTP.IdleTimeout == time.Minute && c.HTTP.MaxConnections == -1 &&
+				c.HTTP.MaxConnectionsPerAddress == 1000 && c.RedisTimeout == 50*time.Millisecond
+		}, ""},
+		{"bad read timeout", map[string]string{"BROOK_READ_TIMEOUT": "soon"}, nil, "BROOK_READ_TIMEOUT"},
+		{"bad redis timeout", map[string]string{"REDIS_TIMEOUT": "0s"}, nil, "REDIS_TIMEOUT"},
 		{"switches", map[string]string{"BROOK_DEV": "true", "BROOK_INTROSPECTION": "false", "BROOK_PLAYGROUND": "0"},
 			func(c Config) bool { return c.Dev && !c.Introspection && !c.Playground }, ""},
 		{"bad bool", map[string]string{"BROOK_DEV": "yes please"}, nil, "BROOK_DEV"},

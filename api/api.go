@@ -264,6 +264,12 @@ func withLookupStops(ctx context.Context) context.Context {
 	return graphql.WithFieldContext(ctx, &graphql.FieldContext{})
 }
 
+// RefuseAtCapacity answers a request that arrived on a connection past the
+// total connection cap: 503 UNAVAILABLE with Retry-After.
+func (s *Server) RefuseAtCapacity() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errAtConnectionCap) })
+}
+
 // Handler returns the HTTP handler: GraphiQL at /, the API at /query,
 // /healthz and /metrics.
 func (s *Server) Handler() http.Handler { return logRequests(s.log, s.mux) }

@@ -21,6 +21,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if errors.As(err, &tooLarge) {
 		return nil, store.Invalid("", "the request body is larger than the limit of %d bytes", limit)
 	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return nil, store.Invalid("", "the request body did not arrive within the server's read timeout (BROOK_READ_TIMEOUT); send it at once")
+	}
 	if err != nil {
 		return nil, store.Invalid("", "the request body could not be read")
 	}

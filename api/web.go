@@ -2,12 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/store"
 )
 
@@ -43,6 +45,16 @@ func hasFile(dir, name string) bool {
 	return err == nil && !st.IsDir()
 }
 
+// fromLoopback reports whether r came from this machine.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // devTokenTTL is how long a token from the dev endpoint lasts.
 const devTokenTTL = 24 * time.Hour
 
@@ -52,6 +64,13 @@ const devTokenTTL = 24 * time.Hour
 //
 //	POST /dev/token {"userId": "alice", "admin": false} → {"token": "..."}
 func (s *Server) serveDevToken(w http.ResponseWriter, r *http.Request) {
+	if !fromLoopback(r) {
+		// Anyone who reaches this endpoint gets any token, admin
+		// included: only someone on this machine may. The address is the
+		// TCP peer's, never a forwarded header a client could write.
+		s.writeError(w, r, auth.Forbidden("the dev token endpoint answers only requests from this machine (loopback); run `brook token <user>` on the server instead"))
+		return
+	}
 	var req struct {
 		UserID string `json:"userId"`
 		Admin  bool   `json:"admin"`

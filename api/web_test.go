@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,6 +48,52 @@ func TestDevTokenOnlyInDevMode(t *testing.T) {
 	if status, body := httpDo(t, http.MethodPost, dev.URL+"/dev/token", `{"userId":"no spaces"}`); status != 400 || !strings.Contains(body, "BAD_USER_INPUT") {
 		t.Fatalf("bad user id: %d %s", status, body)
 	}
+}
+
+// Whoever reaches the dev token endpoint gets any token, admin included:
+// it answers only requests from this machine.
+func TestDevTokenRefusesOtherMachines(t *testing.T) {
+	dev := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) { o.Dev = true }})
+	// A request from another address, as the handler sees it.
+	req := httptest.NewRequest(http.MethodPost, "/dev/token", strings.NewReader(`{"userId":"mallory","admin":true}`))
+	req.RemoteAddr = "203.0.113.7:40000"
+	req.Header.Set("X-Forwarded-For", "127.0.0.1") // never trusted for this
+	rec := httptest.NewRecorder()
+	dev.API.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "FORBIDDEN") || strings.Contains(rec.Body.String(), "token\":") {
+		t.Fatalf("dev token for another machine: %d %s", rec.Code, rec.Body.String())
+	}
+	// And over the network, when this machine has an address other than
+	// loopback to listen on and connect from.
+	ip := externalIP()
+	if ip == nil {
+		t.Log("no non-loopback address here: checked at the handler only")
+		return
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Logf("cannot listen on %s: %v; checked at the handler only", ip, err)
+		return
+	}
+	srv := httptest.NewUnstartedServer(dev.API.Handler())
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	status, body := httpDo(t, http.MethodPost, srv.URL+"/dev/token", `{"userId":"mallory","admin":true}`)
+	if status != http.StatusForbidden || !strings.Contains(body, "loopback") {
+		t.Fatalf("dev token over %s: %d %s", ip, status, body)
+	}
+}
+
+// externalIP returns an IPv4 address of this machine that is not loopback.
+func externalIP() net.IP {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP
+		}
+	}
+	return nil
 }
 
 func TestServesTheBuiltWebApp(t *testing.T) {

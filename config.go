@@ -1,0 +1,272 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/brookhq/brook/api"
+	"github.com/brookhq/brook/sfu"
+	"github.com/brookhq/brook/store"
+)
+
+// Config is everything Brook reads from its environment.
+type Config struct {
+	Addr            string
+	DatabaseURL     string
+	RedisURL        string
+	RedisPrefix     string
+	DataDir         string
+	WebDir          string
+	JWTSecret       string
+	Dev             bool
+	Workers         int
+	AllowedOrigins  string
+	Introspection   bool
+	Playground      bool
+	ComplexityLimit int
+	DepthLimit      int
+	TokenLimit      int
+	Limits          Limits
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+	// SFUNodes are the SFU media servers for calls (SFU_NODES).
+	SFUNodes []sfu.Node
+	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT.
+	CallParticipantTimeout time.Duration
+	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
+	// are merged into timelines at read time instead of fanned out.
+	FeedPullThreshold int
+	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT.
+	ChatPushMemberLimit int
+	// RedisTimeout is REDIS_TIMEOUT: how long a request waits for one Redis
+	// command before it goes on without Redis (see internal/redisguard).
+	RedisTimeout time.Duration
+	// HeapFloor is BROOK_GC_HEAP_FLOOR_MB in bytes: the garbage collector
+	// does not run before the heap reaches it (see gc.go). 0 when off, and
+	// when GOGC is set, which then rules alone.
+	HeapFloor uint64
+	// HTTP are the API listener's timeouts and connection caps.
+	HTTP HTTPLimits
+	// Serve is false for a worker-only process.
+	Serve bool
+}
+
+// HTTPLimits keep slow and idle clients from holding the server's
+// connections (see listen.go).
+type HTTPLimits struct {
+	// ReadTimeout bounds reading one request, body included
+	// (BROOK_READ_TIMEOUT): a client trickling its body is cut after it.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from its headers to its answer's end
+	// (BROOK_WRITE_TIMEOUT).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection idle this long
+	// (BROOK_IDLE_TIMEOUT).
+	IdleTimeout time.Duration
+	// MaxConnections caps the open connections, WebSockets included
+	// (BROOK_MAX_CONNECTIONS; -1: nine tenths of the file limit; 0: none).
+	MaxConnections int
+	// MaxConnectionsPerAddress caps one client address's open connections
+	// (BROOK_MAX_CONNECTIONS_PER_ADDRESS; 0: none). Behind a load balancer
+	// every client has its address: turn it off there and cap at the
+	// balancer.
+	MaxConnectionsPerAddress int
+}
+
+// Limits are the abuse limits; see README "Reliability and security".
+type Limits struct {
+	MaxBodyBytes                  int
+	MaxWebsocketMessageBytes      int
+	AliasLimit                    int
+	BatchLimit                    int
+	MaxSubscriptionsPerConnection int
+	MaxConnectionsPerUser         int
+	RatePerIP                     store.Rate
+	RatePerUser                   store.Rate
+	// SendRates are per-user budgets of the mutations that send, by field.
+	SendRates map[string]store.Rate
+}
+
+// sendRateVars names the environment variable of each sending mutation's budget.
+var sendRateVars = map[string]struct{ field, def string }{
+	"BROOK_RATE_ADD_ACTIVITY": {"addActivity", "10/s:30"},
+	"BROOK_RATE_SEND_MESSAGE": {"sendMessage", "20/s:40"},
+	"BROOK_RATE_SEND_SIGNAL":  {"sendSignal", "200/s:500"},
+	"BROOK_RATE_TYPING":       {"sendTypingEvent", "5/s:10"},
+}
+
+// parseRate reads "N/s", "N/m" or "N/h" with an optional ":BURST" (the burst
+// defaults to N); "0" or "off" turns the limit off.
+func parseRate(v string) (store.Rate, error) {
+	if v == "0" || v == "off" {
+		return store.Rate{}, nil
+	}
+	spec, burst, hasBurst := strings.Cut(v, ":")
+	n, unit, ok := strings.Cut(spec, "/")
+	rate, err := strconv.Atoi(n)
+	if !ok || err != nil || rate <= 0 {
+		return store.Rate{}, fmt.Errorf("%q: want N/s, N/m or N/h, optionally :BURST, or off", v)
+	}
+	r := store.Rate{Rate: rate, Burst: rate}
+	switch unit {
+	case "s":
+		r.Period = time.Second
+	case "m":
+		r.Period = time.Minute
+	case "h":
+		r.Period = time.Hour
+	default:
+		return store.Rate{}, fmt.Errorf("%q: the period must be s, m or h", v)
+	}
+	if hasBurst {
+		if r.Burst, err = strconv.Atoi(burst); err != nil || r.Burst < 1 {
+			return store.Rate{}, fmt.Errorf("%q: the burst must be a whole number of at least 1", v)
+		}
+	}
+	return r, nil
+}
+
+// configFromEnv reads the configuration; getenv is os.Getenv outside tests.
+func configFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		DatabaseURL:    getenv("DATABASE_URL"),
+		RedisURL:       getenv("REDIS_URL"),
+		RedisPrefix:    firstSet(getenv("BROOK_REDIS_PREFIX"), "brook:"),
+		DataDir:        firstSet(getenv("BROOK_DATA_DIR"), ".data"),
+		WebDir:         firstSet(getenv("BROOK_WEB_DIR"), "web/dist"),
+		JWTSecret:      getenv("BROOK_JWT_SECRET"),
+		AllowedOrigins: getenv("BROOK_ALLOWED_ORIGINS"),
+		LogFormat:      firstSet(getenv("BROOK_LOG_FORMAT"), "text"),
+		Serve:          true,
+	}
+	var errs []error
+	parseBool := func(name string, def bool) bool {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", name, v))
+		}
+		return b
+	}
+	parseInt := func(name string, def int) int {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a whole number of at least 0", name, v))
+		}
+		return n
+	}
+	c.Dev = parseBool("BROOK_DEV", false)
+	c.Introspection = parseBool("BROOK_INTROSPECTION", true)
+	c.Playground = parseBool("BROOK_PLAYGROUND", true)
+	c.Workers = parseInt("BROOK_WORKERS", 2)
+	c.ComplexityLimit = parseInt("BROOK_COMPLEXITY_LIMIT", api.DefaultComplexityLimit)
+	c.FeedPullThreshold = parseInt("FEED_PULL_THRESHOLD", store.DefaultPullThreshold)
+	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
+	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
+	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second
+	// 128 MB keeps what the floor does for latency under load (signals at
+	// 1,000/s: p99 about as with 256, half of what it is without; see the
+	// README's Calls) and costs a node holding thousands of idle
+	// connections nothing, as their live heap soon passes half of it: with
+	// 256 such a node's heap grew to the floor first, 10 KB more RSS per
+	// connection at 10,000.
+	if floor := parseInt("BROOK_GC_HEAP_FLOOR_MB", 128); getenv("GOGC") == "" {
+		c.HeapFloor = uint64(floor) << 20
+	}
+	rate := func(name, def string) store.Rate {
+		r, err := parseRate(firstSet(getenv(name), def))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%w", name, err))
+		}
+		return r
+	}
+	c.Limits = Limits{
+		MaxBodyBytes:                  parseInt("BROOK_MAX_BODY_BYTES", api.DefaultMaxBodyBytes),
+		MaxWebsocketMessageBytes:      parseInt("BROOK_MAX_WS_MESSAGE_BYTES", api.DefaultMaxWebsocketMessage),
+		AliasLimit:                    parseInt("BROOK_ALIAS_LIMIT", api.DefaultAliasLimit),
+		BatchLimit:                    parseInt("BROOK_BATCH_LIMIT", api.DefaultBatchLimit),
+		MaxSubscriptionsPerConnection: parseInt("BROOK_MAX_SUBSCRIPTIONS_PER_CONNECTION", api.DefaultMaxSubscriptionsPerConnection),
+		MaxConnectionsPerUser:         parseInt("BROOK_MAX_CONNECTIONS_PER_USER", 20),
+		RatePerIP:                     rate("BROOK_RATE_IP", "300/s:600"),
+		RatePerUser:                   rate("BROOK_RATE_USER", "100/s:200"),
+		SendRates:                     map[string]store.Rate{},
+	}
+	for name, v := range sendRateVars {
+		c.Limits.SendRates[v.field] = rate(name, v.def)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(firstSet(getenv("BROOK_LOG_LEVEL"), "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("BROOK_LOG_LEVEL: %w", err))
+	}
+	if nodes, err := sfu.Parse(getenv("SFU_NODES")); err != nil {
+		errs = append(errs, fmt.Errorf("SFU_NODES: %w", err))
+	} else {
+		c.SFUNodes = nodes
+	}
+	// parseDuration reads a duration like 30s or 2m (a bare number is
+	// seconds) between lo and hi.
+	parseDuration := func(name string, def, lo, hi time.Duration) time.Duration {
+		v := getenv(name)
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if n, nerr := strconv.Atoi(v); nerr == nil {
+			d, err = time.Duration(n)*time.Second, nil
+		}
+		if err != nil || d < lo || d > hi {
+			errs = append(errs, fmt.Errorf("%s=%q: want a duration from %s to %s, like %s", name, v, lo, hi, def))
+			return def
+		}
+		return d
+	}
+	c.CallParticipantTimeout = parseDuration("CALL_PARTICIPANT_TIMEOUT", 30*time.Second, time.Second, 24*time.Hour)
+	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
+	c.HTTP = HTTPLimits{
+		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),
+		WriteTimeout:             parseDuration("BROOK_WRITE_TIMEOUT", 60*time.Second, 100*time.Millisecond, time.Hour),
+		IdleTimeout:              parseDuration("BROOK_IDLE_TIMEOUT", 60*time.Second, 100*time.Millisecond, time.Hour),
+		MaxConnections:           parseInt("BROOK_MAX_CONNECTIONS", -1),
+		MaxConnectionsPerAddress: parseInt("BROOK_MAX_CONNECTIONS_PER_ADDRESS", 1000),
+	}
+	// Dev mode hands out tokens to whoever asks: by default it listens on
+	// this machine only.
+	port := firstSet(getenv("PORT"), "8080")
+	if c.Dev {
+		c.Addr = firstSet(getenv("BROOK_ADDR"), "127.0.0.1:"+port)
+	} else {
+		c.Addr = firstSet(getenv("BROOK_ADDR"), ":"+port)
+	}
+	c.ChatPushMemberLimit = store.DefaultChatPushMemberLimit
+	if v := getenv("CHAT_PUSH_MEMBER_LIMIT"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("CHAT_PUSH_MEMBER_LIMIT=%q: want a positive number of members", v))
+		} else {
+			c.ChatPushMemberLimit = n
+		}
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("BROOK_LOG_FORMAT=%q: want text or json", c.LogFormat))
+	}
+	return c, errors.Join(errs...)
+}
+
+func firstSet(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
