@@ -40,10 +40,11 @@ const (
 )
 
 // RetryAfterError is an error after which the client should wait before
-// trying again. It maps to RATE_LIMITED with a retryAfter hint in seconds.
+// trying again. It maps to RATE_LIMITED with a retryAfter hint in whole
+// seconds, the same number as the Retry-After header of an HTTP refusal.
 type RetryAfterError interface {
 	error
-	RetryAfterSeconds() float64
+	RetryAfterSeconds() int
 }
 
 // classify picks the code and the client-safe message for an error that
