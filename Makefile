@@ -5,8 +5,11 @@ GO ?= go
 
 ## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data);
 ## builds the demo app at /app/ when npm is present (skip with SKIP_WEB=1)
+# Built, then exec'd rather than `go run .`: on Ctrl-C `go run` exits 1
+# whatever its child did, and make reports that as an error. Exec'd, Brook
+# is the recipe, and its clean shutdown is the recipe's status.
 run: deps web
-	BROOK_DEV=true $(GO) run .
+	$(GO) build -o .data/brook . && BROOK_DEV=true exec .data/brook
 
 ## web: build the demo app and the self-hosted GraphiQL into web/dist
 web:

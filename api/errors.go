@@ -41,10 +41,11 @@ const (
 )
 
 // RetryAfterError is an error after which the client should wait before
-// trying again. It maps to RATE_LIMITED with a retryAfter hint in seconds.
+// trying again. It maps to RATE_LIMITED with a retryAfter hint in whole
+// seconds, the same number as the Retry-After header of an HTTP refusal.
 type RetryAfterError interface {
 	error
-	RetryAfterSeconds() float64
+	RetryAfterSeconds() int
 }
 
 // errAtConnectionCap refuses a request that arrived on a connection past
@@ -225,12 +226,11 @@ func withErrorCodes(next http.Handler) http.Handler {
 	})
 }
 
-// codingWriter buffers only error responses (status 400 and up), and adds
-// the missing codes when they are complete.
+// codingWriter holds back only error responses (status 400 and up), adds
+// the missing codes and cuts overlong messages.
 type codingWriter struct {
 	http.ResponseWriter
 	status int
-	buf    []byte
 }
 
 func (c *codingWriter) WriteHeader(status int) {
@@ -250,18 +250,20 @@ func (c *codingWriter) Write(b []byte) (int, error) {
 	if c.status < 400 {
 		return c.ResponseWriter.Write(b)
 	}
-	c.buf = append(c.buf, b...)
-	if len(c.buf) > 1<<20 {
-		return 0, errors.New("api: error response too large")
-	}
-	// gqlgen writes an error response in one call; finish it now.
-	c.flushError()
+	// gqlgen writes an error response in one call; finish it now. Nothing
+	// is held across calls, so there is no buffer to bound: even an
+	// answer that quotes a whole 1 MiB body, escaped to twice that, is
+	// parsed and cut short rather than dropped.
+	c.flushError(b)
 	return len(b), nil
 }
 
-func (c *codingWriter) flushError() {
-	body := c.buf
-	c.buf = nil
+// maxErrorMessage caps the message of an error response: gqlgen quotes a
+// body it cannot decode whole, and an answer as large as the request helps
+// no one.
+const maxErrorMessage = 300
+
+func (c *codingWriter) flushError(body []byte) {
 	var resp struct {
 		Errors []map[string]any `json:"errors"`
 		Data   json.RawMessage  `json:"data,omitempty"`
@@ -276,6 +278,10 @@ func (c *codingWriter) flushError() {
 			}
 			if _, ok := ext["code"]; !ok {
 				ext["code"] = CodeBadUserInput
+				changed = true
+			}
+			if msg, _ := e["message"].(string); len(msg) > maxErrorMessage {
+				e["message"] = truncateUTF8(msg, maxErrorMessage) + "…"
 				changed = true
 			}
 		}

@@ -507,9 +507,9 @@ func (w *refusalWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// retryAfterSeconds is a Retry-After header value: whole seconds, rounded up.
+// retryAfterSeconds is a Retry-After header value: store.RetryAfterSeconds.
 func retryAfterSeconds(d time.Duration) string {
-	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
+	return strconv.Itoa(store.RetryAfterSeconds(d))
 }
 
 // Unwrap lets http.ResponseController reach the connection.

@@ -393,3 +393,45 @@ func TestWebsocketLoggedWhenItCloses(t *testing.T) {
 		t.Fatalf("the connection's line: %s", l)
 	}
 }
+
+// A refusal for rate gives one wait, in whole seconds, in the Retry-After
+// header and in extensions.retryAfter alike: a header of 1 beside a body
+// of 0.1 leaves a client to guess which to honor.
+func TestRetryAfterHeaderMatchesBody(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
+		o.RatePerIP = store.Rate{Rate: 4, Period: time.Second, Burst: 1} // a wait under a second
+	}, Store: ownBudgets})
+	tok := env.Token(t, "retry-after")
+	refused := 0
+	for i := 0; i < 6; i++ {
+		req, _ := http.NewRequest(http.MethodPost, n.URL+"/query", strings.NewReader(`{"query":"{ me { id } }"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			continue
+		}
+		refused++
+		var out struct {
+			Errors []struct {
+				Extensions map[string]any `json:"extensions"`
+			} `json:"errors"`
+		}
+		if err := json.Unmarshal(raw, &out); err != nil || len(out.Errors) == 0 {
+			t.Fatalf("429 %s: %v", raw, err)
+		}
+		header := resp.Header.Get("Retry-After")
+		body, _ := out.Errors[0].Extensions["retryAfter"].(float64)
+		if header != fmt.Sprint(body) || body < 1 || body != float64(int(body)) {
+			t.Errorf("request %d: Retry-After %q, extensions.retryAfter %v: want the same whole seconds, at least 1", i+1, header, out.Errors[0].Extensions["retryAfter"])
+		}
+	}
+	if refused < 2 {
+		t.Fatalf("%d of 6 requests at once were refused, with a burst of 1", refused)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -308,5 +309,40 @@ func TestDeferOverWebsocket(t *testing.T) {
 	if len(parts) != 2 || !strings.Contains(parts[0], `"hasNext":true`) ||
 		!strings.Contains(parts[1], `"label":"L"`) || !strings.Contains(parts[1], `"path":["me"]`) || !strings.Contains(parts[1], `"hasNext":false`) {
 		t.Fatalf("deferred responses: %q", parts)
+	}
+}
+
+// A body gqlgen cannot decode is answered with a short error whatever its
+// size: gqlgen's message quotes the whole body, and echoing 900 KB back
+// (or twice that, escaped) to whoever sent it serves no one.
+func TestMalformedBodyIsNotEchoedWhole(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	tok := env.Token(t, "echo")
+	for name, body := range map[string]string{
+		"truncated JSON":               `{"query":"{ me { id } }","variables":{"pad":"` + strings.Repeat("é", 450_000),
+		"quotes, doubled when escaped": `{"query":` + strings.Repeat(`"`, 900_000),
+	} {
+		status, raw := post(t, n.URL, tok, "application/json", []byte(body))
+		var out struct {
+			Errors []struct {
+				Message    string         `json:"message"`
+				Extensions map[string]any `json:"extensions"`
+			} `json:"errors"`
+		}
+		if err := json.Unmarshal([]byte(raw), &out); err != nil {
+			t.Errorf("%s: HTTP %d, the answer (%d bytes) is not JSON: %.200q", name, status, len(raw), raw)
+			continue
+		}
+		if status < 400 || status >= 500 || len(out.Errors) == 0 || out.Errors[0].Extensions["code"] != "BAD_USER_INPUT" {
+			t.Errorf("%s: HTTP %d %.300s", name, status, raw)
+		}
+		if len(raw) > 2048 {
+			t.Errorf("%s: a %d-byte body got a %d-byte answer: %.300s", name, len(body), len(raw), raw)
+		}
+		for _, e := range out.Errors {
+			if !utf8.ValidString(e.Message) {
+				t.Errorf("%s: the message was cut inside a character: %q", name, e.Message)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -49,6 +50,13 @@ func Dev(ctx context.Context, dir, databaseURL, redisURL string) (*Env, error) {
 	e := &Env{DatabaseURL: databaseURL, RedisURL: redisURL}
 	if databaseURL == "" {
 		pg, err := StartPostgres(ctx, filepath.Join(dir, "postgres"), true)
+		var running *AlreadyRunningError
+		if errors.As(err, &running) {
+			// Name the directory the user chose, not the cluster inside it.
+			if abs, absErr := filepath.Abs(dir); absErr == nil {
+				running.Dir = abs
+			}
+		}
 		if err != nil {
 			return nil, err
 		}

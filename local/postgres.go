@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -53,6 +54,9 @@ func StartPostgres(ctx context.Context, dir string, durable bool) (*Postgres, er
 	dir, err = filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)
+	}
+	if pid, ok := runningPostmaster(dir); ok {
+		return nil, &AlreadyRunningError{Dir: dir, PID: pid}
 	}
 	if err := account.prepareDir(dir); err != nil {
 		return nil, err
@@ -101,8 +105,52 @@ func (p *Postgres) Start(ctx context.Context) error {
 		if lastErr = p.startOnce(ctx); lastErr == nil {
 			return nil
 		}
+		if pid, ok := runningPostmaster(p.Dir); ok {
+			// Another process started a server on this directory first.
+			return &AlreadyRunningError{Dir: p.Dir, PID: pid}
+		}
 	}
 	return lastErr
+}
+
+// AlreadyRunningError means another PostgreSQL server (most likely another
+// Brook's, from a `make run` in another terminal) runs on the data
+// directory: two servers cannot share one.
+type AlreadyRunningError struct {
+	// Dir is the data directory: Brook's (BROOK_DATA_DIR) from Dev, the
+	// cluster's own from StartPostgres.
+	Dir string
+	// PID is the running server's postmaster.
+	PID int
+}
+
+func (e *AlreadyRunningError) Error() string {
+	return fmt.Sprintf("Brook is already running with data directory %s (PostgreSQL pid %d); stop it first, or set BROOK_DATA_DIR to another directory", e.Dir, e.PID)
+}
+
+// runningPostmaster reports the pid of a PostgreSQL server running on the
+// data directory dir, from the postmaster.pid it keeps there. A file left
+// by a server that died names a pid that is gone, or (after a reboot) one
+// another program now has; that file is stale and PostgreSQL starts over
+// it by itself, so neither counts.
+func runningPostmaster(dir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0, false
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 0 || pid == os.Getpid() {
+		return 0, false
+	}
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return 0, false
+	}
+	// Where /proc tells a process's name, make sure it is PostgreSQL's.
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && !strings.Contains(string(comm), "postgres") {
+		return 0, false
+	}
+	return pid, true
 }
 
 func (p *Postgres) startOnce(ctx context.Context) error {

@@ -42,13 +42,19 @@ type RateLimitedError struct {
 }
 
 func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("too many %s; retry in %.1fs", e.What, e.RetryAfterSeconds())
+	return fmt.Sprintf("too many %s; retry in %ds", e.What, e.RetryAfterSeconds())
 }
 
-// RetryAfterSeconds is RetryAfter in seconds, rounded up to a tenth.
-func (e *RateLimitedError) RetryAfterSeconds() float64 {
-	tenths := (e.RetryAfter + 100*time.Millisecond - 1) / (100 * time.Millisecond)
-	return float64(tenths) / 10
+// RetryAfterSeconds is RetryAfter as the API reports it, in
+// extensions.retryAfter and in the Retry-After header alike.
+func (e *RateLimitedError) RetryAfterSeconds() int { return RetryAfterSeconds(e.RetryAfter) }
+
+// RetryAfterSeconds is a wait in whole seconds, rounded up, and at least 1:
+// the Retry-After header can say nothing finer, and a client told 0 would
+// retry at once into the same refusal. It is the one rule for every wait
+// the API reports, so that header and body never disagree.
+func RetryAfterSeconds(d time.Duration) int {
+	return max(int((d+time.Second-1)/time.Second), 1)
 }
 
 // Budget is one budget an event spends: Cost events (at least one) of the
