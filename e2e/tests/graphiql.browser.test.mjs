@@ -1,5 +1,6 @@
-// GraphiQL, served by Brook at /, in a real browser: paste a token, run a
-// query, run a subscription and watch an event arrive.
+// GraphiQL, served by Brook at /, in a real browser: the schema loads into
+// Docs at once, paste a token, run a query, run a subscription and watch an
+// event arrive.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -26,6 +27,26 @@ async function setEditor(page, css, text) {
 async function resultText(page) {
   return page.evaluate(() => document.querySelector('.result-window .CodeMirror')?.CodeMirror?.getValue() ?? '');
 }
+
+// openDocs opens the documentation explorer and waits for it to settle on
+// the schema's root types or an error, and returns its text.
+async function openDocs(page) {
+  await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
+  await page.locator('.graphiql-doc-explorer .graphiql-doc-explorer-root-type, .graphiql-doc-explorer-error').first().waitFor();
+  return page.locator('.graphiql-doc-explorer').innerText();
+}
+
+test('GraphiQL shows the schema in Docs with no error after load', async () => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${server.url}/`);
+  await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+  const docs = await openDocs(page);
+  await shot(page, 'graphiql-0-docs');
+  assert.doesNotMatch(docs, /Error fetching schema/);
+  assert.match(docs, /query\s*:\s*Query/);
+  assert.match(docs, /mutation\s*:\s*Mutation/);
+  assert.doesNotMatch(await resultText(page), /UNAUTHENTICATED/);
+});
 
 test('GraphiQL runs me with a pasted token and a live subscription', async () => {
   const page = await (await browser.newContext()).newPage();
