@@ -48,6 +48,32 @@ test('GraphiQL shows the schema in Docs with no error after load', async () => {
   assert.doesNotMatch(await resultText(page), /UNAUTHENTICATED/);
 });
 
+// Outside dev mode the schema needs a token: pasting one fetches it again,
+// with no click on GraphiQL's re-fetch button.
+test('GraphiQL fetches the schema again when the Headers tab changes', async () => {
+  const prod = await startBrook({ env: { BROOK_WEB_DIR: join(repo, 'web', 'dist'), BROOK_DEV: 'false' } });
+  try {
+    const page = await (await browser.newContext()).newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e));
+    await page.goto(`${prod.url}/`);
+    await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+    assert.match(await openDocs(page), /Error fetching schema/, 'no token, no dev mode: no schema yet');
+    if (!(await page.locator('.graphiql-editor-tool .CodeMirror:visible').count())) {
+      await page.getByRole('button', { name: 'Headers' }).click();
+    }
+    await setEditor(page, '.graphiql-editor-tool', JSON.stringify({ Authorization: `Bearer ${token('gq-bob')}` }));
+    await page.locator('.graphiql-doc-explorer .graphiql-doc-explorer-root-type').first().waitFor({ timeout: 10_000 });
+    const docs = await page.locator('.graphiql-doc-explorer').innerText();
+    await shot(page, 'graphiql-0-refetched');
+    assert.doesNotMatch(docs, /Error fetching schema/);
+    assert.match(docs, /query\s*:\s*Query/);
+    assert.deepEqual(errors, [], 'no page errors (a missing /dev/token is silent)');
+  } finally {
+    await prod.remove();
+  }
+});
+
 test('GraphiQL runs me with a pasted token and a live subscription', async () => {
   const page = await (await browser.newContext()).newPage();
   await page.goto(`${server.url}/`);

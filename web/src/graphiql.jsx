@@ -1,8 +1,9 @@
 // GraphiQL served by Brook itself at /, so it works without a CDN.
 // Paste {"Authorization": "Bearer <token>"} into the Headers tab: queries and
 // mutations send it over HTTP, subscriptions in the WebSocket's
-// connection_init payload.
-import React from 'react';
+// connection_init payload. The schema is fetched again whenever the Headers
+// tab changes.
+import React, { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { GraphiQL } from 'graphiql';
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
@@ -43,6 +44,50 @@ const fetcher = (params, opts) => {
   })();
 };
 
+// headersSettle is how long the Headers tab must stay unchanged before the
+// schema is fetched again with it: pasting or typing a token fetches once.
+const headersSettle = 500;
+
+// parseHeaders returns the Headers tab's text as an object, or null when it
+// is not a JSON object (yet: the user may be typing).
+function parseHeaders(text) {
+  try {
+    const v = JSON.parse(text || '{}');
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+// BrookGraphiQL is GraphiQL that fetches the schema again when the Headers
+// tab settles on new headers, so a pasted token never leaves Docs on
+// "Error fetching schema". GraphiQL introspects whenever its fetcher
+// changes, with the Headers tab as it is then: a new fetcher (the same
+// behaviour under a new identity) is the way to ask it to.
+function BrookGraphiQL() {
+  const [generation, setGeneration] = useState(0);
+  const timer = useRef(undefined);
+  // fetched is the headers the schema was last fetched with, as JSON.
+  const fetched = useRef(undefined);
+  const onEditHeaders = useCallback((text) => {
+    clearTimeout(timer.current);
+    timer.current = setTimeout(() => {
+      const parsed = parseHeaders(text);
+      // Half-typed JSON would only make GraphiQL report the headers invalid.
+      if (parsed && JSON.stringify(parsed) !== fetched.current) setGeneration((g) => g + 1);
+    }, headersSettle);
+  }, []);
+  useEffect(() => () => clearTimeout(timer.current), []);
+  const current = useMemo(() => (params, opts) => {
+    if (params.operationName === 'IntrospectionQuery') fetched.current = JSON.stringify(opts?.headers ?? {});
+    return fetcher(params, opts);
+  }, [generation]); // eslint-disable-line react-hooks/exhaustive-deps
+  return (
+    <GraphiQL fetcher={current} defaultQuery={defaultQuery} defaultHeaders={'{\n  "Authorization": "Bearer "\n}'}
+      onEditHeaders={onEditHeaders} isHeadersEditorEnabled shouldPersistHeaders />
+  );
+}
+
 const defaultQuery = `# Welcome to Brook. Put a token in the Headers tab below:
 #   {"Authorization": "Bearer <token>"}
 # (make run prints one; more with: go run . token <user_id>)
@@ -56,6 +101,4 @@ const defaultQuery = `# Welcome to Brook. Put a token in the Headers tab below:
 }
 `;
 
-createRoot(document.getElementById('graphiql')).render(
-  <GraphiQL fetcher={fetcher} defaultQuery={defaultQuery} defaultHeaders={'{\n  "Authorization": "Bearer "\n}'} isHeadersEditorEnabled shouldPersistHeaders />,
-);
+createRoot(document.getElementById('graphiql')).render(<BrookGraphiQL />);
