@@ -48,6 +48,16 @@ test('GraphiQL shows the schema in Docs with no error after load', async () => {
   assert.doesNotMatch(await resultText(page), /UNAUTHENTICATED/);
 });
 
+test('GraphiQL in dev mode starts with a token for alice', async () => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${server.url}/`);
+  await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+  await page.locator('.graphiql-execute-button').click(); // the default query: { me { id name online } }
+  await page.waitForFunction(() => /"me"|"errors"/.test(document.querySelector('.result-window .CodeMirror')?.CodeMirror?.getValue() ?? ''));
+  assert.match(await resultText(page), /"id": "alice"/);
+  await shot(page, 'graphiql-0-dev-token');
+});
+
 // Outside dev mode the schema needs a token: pasting one fetches it again,
 // with no click on GraphiQL's re-fetch button.
 test('GraphiQL fetches the schema again when the Headers tab changes', async () => {
