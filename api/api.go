@@ -275,7 +275,8 @@ func (s *Server) RefuseAtCapacity() http.Handler {
 func (s *Server) Handler() http.Handler { return logRequests(s.log, s.mux) }
 
 // serveGraphQL routes /query: WebSocket upgrades authenticate in their
-// connection_init message, every other request needs a token up front.
+// connection_init message, every other request needs a token up front
+// (but for introspection in dev mode: see requireTokenOrDevIntrospection).
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 	address := store.Budget{Key: "ip:" + clientIP(r), Rate: s.opts.RatePerIP, What: "requests from your address"}
 	if websocket.IsWebSocketUpgrade(r) {
@@ -308,7 +309,7 @@ func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.requireToken(s.gql).ServeHTTP(w, r)
+	s.requireTokenOrDevIntrospection(s.gql).ServeHTTP(w, r)
 }
 
 // serveWebsocket hands a WebSocket upgrade to the transport (wsTransport),

@@ -1,5 +1,6 @@
-// GraphiQL, served by Brook at /, in a real browser: paste a token, run a
-// query, run a subscription and watch an event arrive.
+// GraphiQL, served by Brook at /, in a real browser: the schema loads into
+// Docs at once, paste a token, run a query, run a subscription and watch an
+// event arrive.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -26,6 +27,62 @@ async function setEditor(page, css, text) {
 async function resultText(page) {
   return page.evaluate(() => document.querySelector('.result-window .CodeMirror')?.CodeMirror?.getValue() ?? '');
 }
+
+// openDocs opens the documentation explorer and waits for it to settle on
+// the schema's root types or an error, and returns its text.
+async function openDocs(page) {
+  await page.getByRole('button', { name: 'Show Documentation Explorer' }).click();
+  await page.locator('.graphiql-doc-explorer .graphiql-doc-explorer-root-type, .graphiql-doc-explorer-error').first().waitFor();
+  return page.locator('.graphiql-doc-explorer').innerText();
+}
+
+test('GraphiQL shows the schema in Docs with no error after load', async () => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${server.url}/`);
+  await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+  const docs = await openDocs(page);
+  await shot(page, 'graphiql-0-docs');
+  assert.doesNotMatch(docs, /Error fetching schema/);
+  assert.match(docs, /query\s*:\s*Query/);
+  assert.match(docs, /mutation\s*:\s*Mutation/);
+  assert.doesNotMatch(await resultText(page), /UNAUTHENTICATED/);
+});
+
+test('GraphiQL in dev mode starts with a token for alice', async () => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(`${server.url}/`);
+  await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+  await page.locator('.graphiql-execute-button').click(); // the default query: { me { id name online } }
+  await page.waitForFunction(() => /"me"|"errors"/.test(document.querySelector('.result-window .CodeMirror')?.CodeMirror?.getValue() ?? ''));
+  assert.match(await resultText(page), /"id": "alice"/);
+  await shot(page, 'graphiql-0-dev-token');
+});
+
+// Outside dev mode the schema needs a token: pasting one fetches it again,
+// with no click on GraphiQL's re-fetch button.
+test('GraphiQL fetches the schema again when the Headers tab changes', async () => {
+  const prod = await startBrook({ env: { BROOK_WEB_DIR: join(repo, 'web', 'dist'), BROOK_DEV: 'false' } });
+  try {
+    const page = await (await browser.newContext()).newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(e));
+    await page.goto(`${prod.url}/`);
+    await page.locator('.graphiql-query-editor .CodeMirror').waitFor();
+    assert.match(await openDocs(page), /Error fetching schema/, 'no token, no dev mode: no schema yet');
+    if (!(await page.locator('.graphiql-editor-tool .CodeMirror:visible').count())) {
+      await page.getByRole('button', { name: 'Headers' }).click();
+    }
+    await setEditor(page, '.graphiql-editor-tool', JSON.stringify({ Authorization: `Bearer ${token('gq-bob')}` }));
+    await page.locator('.graphiql-doc-explorer .graphiql-doc-explorer-root-type').first().waitFor({ timeout: 10_000 });
+    const docs = await page.locator('.graphiql-doc-explorer').innerText();
+    await shot(page, 'graphiql-0-refetched');
+    assert.doesNotMatch(docs, /Error fetching schema/);
+    assert.match(docs, /query\s*:\s*Query/);
+    assert.deepEqual(errors, [], 'no page errors (a missing /dev/token is silent)');
+  } finally {
+    await prod.remove();
+  }
+});
 
 test('GraphiQL runs me with a pasted token and a live subscription', async () => {
   const page = await (await browser.newContext()).newPage();
