@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -296,8 +295,16 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 
 	addr := ln.Addr().String()
 	log.Info("serving", "addr", addr)
+	if cfg.Dev {
+		// The docs' examples run as these users, as pasted.
+		if err := st.AddUsersIfMissing(ctx, demoUsers); err != nil {
+			return err
+		}
+	}
 	if cfg.Dev || env.Postgres != nil {
-		printWelcome(out, addr, keys, cfg.WebDir)
+		if err := printWelcome(out, addr, keys, cfg); err != nil {
+			return err
+		}
 	}
 	if ready != nil {
 		ready(addr)
@@ -333,34 +340,4 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	drainWorkers()
 	log.Info("stopped")
 	return errors.Join(errs...)
-}
-
-// printWelcome tells a newcomer where to go and gives them a token.
-func printWelcome(out io.Writer, addr string, keys *auth.Keys, webDir string) {
-	host, port, _ := net.SplitHostPort(addr)
-	if host == "" || host == "::" || host == "0.0.0.0" {
-		host = "localhost"
-	}
-	base := "http://" + net.JoinHostPort(host, port)
-	tok, err := keys.Issue("alice", false, 24*time.Hour)
-	if err != nil {
-		return
-	}
-	fmt.Fprintf(out, `
-  Brook is running.
-
-    GraphiQL   %s/
-    API        %s/query   (WebSocket: ws://%s/query)
-
-  Paste this into GraphiQL's Headers tab to query as user "alice" (valid 24 h):
-
-    {"Authorization": "Bearer %s"}
-
-  Then run:  { me { id name online } }
-  Tokens for other users:  go run . token <user_id> [--admin]
-`, base, base, net.JoinHostPort(host, port), tok)
-	if _, err := os.Stat(filepath.Join(webDir, "index.html")); err == nil {
-		fmt.Fprintf(out, "\n  Demo app:  %s/app/   (sign in as anyone; open a second window as someone else)\n", base)
-	}
-	fmt.Fprintln(out)
 }

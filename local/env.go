@@ -131,6 +131,25 @@ func Test(ctx context.Context) (*Env, error) {
 	return e, nil
 }
 
+// NewDatabase creates another empty database on the environment's
+// PostgreSQL server, dropped by Close, and returns its URL and a Redis key
+// prefix of its own: a fresh world for one test that needs one.
+func (e *Env) NewDatabase(ctx context.Context) (databaseURL, redisPrefix string, err error) {
+	tag := randomTag()
+	name := "brook_extra_" + tag
+	if err := createDatabase(ctx, e.DatabaseURL, name); err != nil {
+		return "", "", err
+	}
+	u, err := url.Parse(e.DatabaseURL)
+	if err != nil {
+		return "", "", fmt.Errorf("local: parse database URL: %w", err)
+	}
+	admin := e.DatabaseURL
+	e.cleanup = append(e.cleanup, func() { dropDatabase(admin, name) })
+	u.Path = "/" + name
+	return u.String(), e.RedisPrefix + "extra:" + tag + ":", nil
+}
+
 // TestMain gives a test binary its environment: it starts one with Test,
 // calls setup with it, runs the tests, and cleans up. Use it from a
 // package's TestMain: os.Exit(local.TestMain(m, func(e *local.Env) error {...})).

@@ -176,6 +176,23 @@ func (s *Store) User(ctx context.Context, id string) (*User, error) {
 	return u, nil
 }
 
+// AddUsersIfMissing creates the users that do not exist yet, with the
+// names given, and leaves existing ones as they are (the demo users of
+// dev mode).
+func (s *Store) AddUsersIfMissing(ctx context.Context, names map[string]string) error {
+	ids, labels := make([]string, 0, len(names)), make([]string, 0, len(names))
+	for id, name := range names {
+		ids, labels = append(ids, id), append(labels, name)
+	}
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO users (id, name) SELECT * FROM unnest($1::text[], $2::text[])
+		ON CONFLICT (id) DO NOTHING`, ids, labels)
+	if err != nil {
+		return fmt.Errorf("store: add users: %w", err)
+	}
+	return nil
+}
+
 // TouchUser records that a signed-in user is active, creating the user with
 // the given role on first use.
 func (s *Store) TouchUser(ctx context.Context, id, role string) error {

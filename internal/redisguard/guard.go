@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // ErrUnavailable matches every error of a command that Redis did not
@@ -146,6 +147,9 @@ func (g *Guard) Attach(rdb *redis.Client) {
 	opts := *rdb.Options()
 	opts.PoolSize, opts.MinIdleConns, opts.MaxIdleConns, opts.MaxRetries = 1, 0, 1, -1
 	opts.ContextTimeoutEnabled = true
+	// The options' maintenance-notification state belongs to rdb; the
+	// pinger needs none.
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	g.pinger = redis.NewClient(&opts)
 	rdb.AddHook(g)
 }
