@@ -39,7 +39,7 @@ FUZZ_BUDGET ?= 2000000x
 FUZZ_GRAPHQL_OPS ?= 30000
 fuzz: deps
 	scripts/fuzz $(FUZZ_BUDGET)
-	BROOK_GQLFUZZ_OPS=$(FUZZ_GRAPHQL_OPS) BROOK_GQLFUZZ_SEED=$$(date +%s) $(GO) test -count=1 -run TestGraphQLFuzz -v ./api/ | grep -E "graphql fuzz|FAIL|ok"
+	BROOK_GQLFUZZ_OPS=$(FUZZ_GRAPHQL_OPS) BROOK_GQLFUZZ_SEED=$$(date +%s) $(GO) test -count=1 -run TestGraphQLFuzz -v ./internal/api/ | grep -E "graphql fuzz|FAIL|ok"
 
 ## deps: make sure the PostgreSQL and Redis server binaries are installed
 deps:
@@ -65,13 +65,13 @@ ci: vet test check-generate
 
 ## bench-feeds, bench-chat, bench-calls: measure and print the README's tables
 bench-feeds: deps
-	$(GO) run ./bench feeds
+	$(GO) run ./internal/bench feeds
 
 bench-chat: deps
-	$(GO) run ./bench chat
+	$(GO) run ./internal/bench chat
 
 bench-calls: deps
-	$(GO) run ./bench calls
+	$(GO) run ./internal/bench calls
 
 .PHONY: soak
 
@@ -82,4 +82,4 @@ SOAK_DURATION ?= 10m
 SOAK_CONNECTIONS ?= 2000
 SOAK_RATE ?= 100
 soak: deps
-	$(GO) run ./bench soak -- -duration $(SOAK_DURATION) -connections $(SOAK_CONNECTIONS) -rate $(SOAK_RATE)
+	$(GO) run ./internal/bench soak -- -duration $(SOAK_DURATION) -connections $(SOAK_CONNECTIONS) -rate $(SOAK_RATE)

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brookhq/brook/api"
-	"github.com/brookhq/brook/sfu"
+	"github.com/brookhq/brook/internal/api"
+	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
 )
 

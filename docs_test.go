@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brookhq/brook/client"
+	"github.com/brookhq/brook/internal/client"
 )
 
 // The docs' examples run as pasted. Every ```graphql block of README.md

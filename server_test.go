@@ -20,9 +20,9 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/brookhq/brook/auth"
-	"github.com/brookhq/brook/brooktest"
-	"github.com/brookhq/brook/local"
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/migrations"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/brookhq/brook/auth"
+	"github.com/brookhq/brook/internal/auth"
 )
 
 // demoUsers are the users dev mode creates (id: name), so that the docs'

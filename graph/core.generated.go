@@ -14,7 +14,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/brookhq/brook/graph/model"
-	"github.com/brookhq/brook/scalar"
+	"github.com/brookhq/brook/internal/scalar"
 	"github.com/brookhq/brook/store"
 	"github.com/vektah/gqlparser/v2/ast"
 )

@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/brookhq/brook/local"
+	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/migrations"
 )
 

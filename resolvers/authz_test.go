@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brookhq/brook/brooktest"
 	"github.com/brookhq/brook/graph"
+	"github.com/brookhq/brook/internal/brooktest"
 )
 
 // The authorization matrix: every query, mutation and subscription of the

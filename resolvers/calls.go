@@ -12,10 +12,10 @@ import (
 	"github.com/google/uuid"
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	"github.com/brookhq/brook/auth"
-	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/graph"
-	"github.com/brookhq/brook/sfu"
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
 )
 

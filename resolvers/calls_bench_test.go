@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"testing"
 
-	"github.com/brookhq/brook/auth"
-	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 )

@@ -12,10 +12,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/brookhq/brook/api"
-	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/internal/api"
+	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/resolvers"
-	"github.com/brookhq/brook/sfu"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )

@@ -13,8 +13,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/brookhq/brook/brooktest"
-	"github.com/brookhq/brook/client"
+	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/client"
 )
 
 // Two real WebRTC peers (pion) connect through Brook: each joins the call

@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/singleflight"
 
-	"github.com/brookhq/brook/auth"
-	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )

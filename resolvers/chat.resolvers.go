@@ -11,9 +11,9 @@ import (
 	"errors"
 	"time"
 
-	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"

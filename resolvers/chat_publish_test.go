@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/brookhq/brook/brooktest"
-	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )

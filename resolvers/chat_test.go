@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 )

@@ -9,9 +9,9 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/brookhq/brook/auth"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )

@@ -3,7 +3,7 @@ package resolvers_test
 import (
 	"testing"
 
-	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/internal/brooktest"
 )
 
 // The feeds product's rows of the authorization matrix.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )

@@ -3,7 +3,7 @@ package resolvers_test
 import (
 	"testing"
 
-	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/internal/brooktest"
 )
 
 // env is shared by every integration test of the GraphQL API in this package.

@@ -10,9 +10,9 @@ import (
 
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/brookhq/brook/auth"
-	"github.com/brookhq/brook/bus"
-	"github.com/brookhq/brook/sfu"
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/brookhq/brook/auth"
-	"github.com/brookhq/brook/bus"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )

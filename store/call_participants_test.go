@@ -7,7 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/brookhq/brook/sfu"
+	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/brookhq/brook/sfu"
+	"github.com/brookhq/brook/internal/sfu"
 )
 
 // CallSession is one run of a call, from its first join to its last leave.

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
 )
 

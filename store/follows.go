@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/brookhq/brook/bus"
+	"github.com/brookhq/brook/internal/bus"
 )
 
 // Follow says that Source (a timeline) shows the activities of Target.

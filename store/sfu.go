@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/brookhq/brook/sfu"
+	"github.com/brookhq/brook/internal/sfu"
 )
 
 // SFUNode is an SFU media server as the API shows it: a configured node,

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brookhq/brook/local"
+	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/migrations"
 	"github.com/brookhq/brook/store"
 )

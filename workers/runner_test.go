@@ -10,7 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/brookhq/brook/brooktest"
+	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )

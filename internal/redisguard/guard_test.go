@@ -9,8 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/internal/redisguard"
-	"github.com/brookhq/brook/local"
 )
 
 func startRedis(t *testing.T) (*local.Redis, *redis.Client, *redisguard.Guard) {

@@ -1,0 +1,252 @@
+// Package brooktest runs real Brook nodes for integration tests: each node
+// has its own store, bus, workers and API on a loopback HTTP server, over the
+// test binary's private PostgreSQL database and Redis server. Nothing is
+// mocked. It also has small GraphQL clients for HTTP and WebSocket.
+package brooktest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/brookhq/brook/internal/api"
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/local"
+	"github.com/brookhq/brook/migrations"
+	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/workers"
+)
+
+// Secret is the JWT secret of every test node.
+const Secret = "brooktest-secret-brooktest-secret-0123456789"
+
+// Env is a test binary's environment: a migrated database and a Redis server.
+type Env struct {
+	*local.Env
+	Keys *auth.Keys
+}
+
+// Main is a TestMain for packages that run Brook nodes: it starts the
+// environment, migrates it, runs the tests, and cleans up.
+//
+//	var env *brooktest.Env
+//	func TestMain(m *testing.M) { brooktest.Main(m, &env) }
+func Main(m *testing.M, env **Env) {
+	os.Exit(local.TestMain(m, func(e *local.Env) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := migrations.Apply(ctx, e.DatabaseURL); err != nil {
+			return err
+		}
+		keys, err := auth.NewKeys([]byte(Secret))
+		if err != nil {
+			return err
+		}
+		*env = &Env{Env: e, Keys: keys}
+		return nil
+	}))
+}
+
+// Token returns a token for user, valid for an hour.
+func (e *Env) Token(t testing.TB, user string) string {
+	return e.token(t, user, false, time.Hour)
+}
+
+// AdminToken returns an admin token for user, valid for an hour.
+func (e *Env) AdminToken(t testing.TB, user string) string {
+	return e.token(t, user, true, time.Hour)
+}
+
+func (e *Env) token(t testing.TB, user string, admin bool, ttl time.Duration) string {
+	t.Helper()
+	tok, err := e.Keys.Issue(user, admin, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// StoreOptions are the store options of the environment.
+func (e *Env) StoreOptions() store.Options {
+	return store.Options{DatabaseURL: e.DatabaseURL, RedisURL: e.RedisURL, RedisPrefix: e.RedisPrefix, Logger: quietLogger()}
+}
+
+// OpenStore opens a store on the environment, closed when the test ends.
+// adjust, if given, changes the options first.
+func (e *Env) OpenStore(t testing.TB, adjust ...func(*store.Options)) *store.Store {
+	t.Helper()
+	opts := e.StoreOptions()
+	for _, f := range adjust {
+		if f != nil {
+			f(&opts)
+		}
+	}
+	s, err := store.Open(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NodeOptions tunes a test node.
+type NodeOptions struct {
+	// Workers is the number of job workers; zero means one, negative none.
+	Workers int
+	// Store, Runner and API adjust the node's options before it starts.
+	Store  func(*store.Options)
+	Runner func(*workers.Options)
+	API    func(*api.Options)
+	// Logger receives the node's logs; nil discards them unless
+	// BROOK_TEST_LOG is set.
+	Logger *slog.Logger
+}
+
+// Node is one running Brook node.
+type Node struct {
+	// URL is the node's base URL (http://127.0.0.1:port).
+	URL      string
+	Store    *store.Store
+	Bus      *bus.Bus
+	API      *api.Server
+	Runner   *workers.Runner
+	Registry *prometheus.Registry
+
+	server  *httptest.Server
+	stop    context.CancelFunc
+	done    sync.WaitGroup
+	stopped sync.Once
+}
+
+// StartNode starts a node that stops when the test ends.
+func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
+	t.Helper()
+	logger := opts.Logger
+	if logger == nil {
+		logger = quietLogger()
+	}
+	n := &Node{Registry: prometheus.NewRegistry()}
+	n.Store = e.OpenStore(t, opts.Store)
+	n.Bus = bus.New(n.Store.Redis(), bus.Options{Prefix: e.RedisPrefix + "bus:", Logger: logger, Registerer: n.Registry, Health: n.Store.RedisGuard()})
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stop = cancel
+	if opts.Workers >= 0 {
+		wo := workers.Options{Concurrency: max(opts.Workers, 1), Logger: logger, Registerer: n.Registry, PollInterval: 50 * time.Millisecond}
+		if opts.Runner != nil {
+			opts.Runner(&wo)
+		}
+		n.Runner = workers.New(n.Store, n.Bus, wo)
+		n.done.Add(1)
+		go func() {
+			defer n.done.Done()
+			_ = n.Runner.Run(ctx)
+		}()
+	}
+	apiOpts := api.Options{
+		Store: n.Store, Bus: n.Bus, Keys: e.Keys, Logger: logger, Registry: n.Registry,
+		Introspection: true, Playground: true,
+	}
+	if opts.API != nil {
+		opts.API(&apiOpts)
+	}
+	srv, err := api.New(apiOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.API = srv
+	n.server = httptest.NewServer(srv.Handler())
+	n.URL = n.server.URL
+	t.Cleanup(n.Stop)
+	return n
+}
+
+// Stop shuts the node down as SIGTERM would: WebSocket clients get a close
+// frame, in-flight requests finish, workers drain. It is safe to call twice.
+func (n *Node) Stop() {
+	n.stopped.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.API.Shutdown(ctx)
+		n.server.Close()
+		n.stop()
+		n.done.Wait()
+		_ = n.Bus.Close()
+	})
+}
+
+// WaitForJobs waits until the outbox holds no ready job, or fails the test.
+func (n *Node) WaitForJobs(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := n.Store.JobStats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Ready == 0 && st.Parked == 0 {
+			return
+		}
+		if st.Parked > 0 {
+			parked, _ := n.Store.ParkedJobs(context.Background(), 5)
+			t.Fatalf("jobs parked: %+v", parked)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs still waiting after 30s: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func quietLogger() *slog.Logger {
+	if os.Getenv("BROOK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Eventually retries cond until it holds or 10 seconds pass.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within 10s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Querier runs a query that returns one row: a pool, a connection or a
+// transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// LockWaiters counts the sessions waiting for a lock held by the session
+// whose backend pid is holder, directly or queued behind another such
+// waiter. Tests that stage a race by holding a row lock count their own
+// waiters this way, never those of the tests and test binaries that share
+// the PostgreSQL server with them.
+func LockWaiters(t testing.TB, db Querier, holder uint32) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(context.Background(), `
+		WITH RECURSIVE waiter(pid) AS (
+			SELECT pid FROM pg_stat_activity WHERE $1::int = ANY (pg_blocking_pids(pid))
+			UNION
+			SELECT a.pid FROM pg_stat_activity a JOIN waiter w ON w.pid = ANY (pg_blocking_pids(a.pid))
+		)
+		SELECT count(*) FROM waiter`, int32(holder)).Scan(&n); err != nil {
+		t.Fatalf("brooktest: count lock waiters: %v", err)
+	}
+	return n
+}
