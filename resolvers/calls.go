@@ -16,6 +16,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 )
 
@@ -389,13 +390,13 @@ func onlyID(ctx context.Context) bool {
 
 // deliverHeld sends the signals the bus held for the participant, in
 // order, and reports whether the stream goes on.
-func (rt *callRuntime) deliverHeld(ctx context.Context, me *store.CallParticipant, out *stream[store.CallEvent]) bool {
+func (rt *callRuntime) deliverHeld(ctx context.Context, me *store.CallParticipant, out *stream.Out[store.CallEvent]) bool {
 	held, err := rt.heldSignals(ctx, me)
 	if err != nil {
 		rt.log.Warn("callEvents: held signals", "participant", me.ID, "err", err)
 	}
 	for _, e := range held {
-		if !out.send(ctx, e) {
+		if !out.Send(ctx, e) {
 			return false
 		}
 	}
@@ -447,8 +448,8 @@ func (rt *callRuntime) startOfStream(ctx context.Context, me *store.CallParticip
 // streamCallEvents relays a participant's events until the session ends,
 // the participant leaves, or the client goes away.
 func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.CancelFunc, me *store.CallParticipant,
-	session, own *bus.Subscription, start []*store.CallEvent, out *stream[store.CallEvent]) {
-	defer out.close()
+	session, own *bus.Subscription, start []*store.CallEvent, out *stream.Out[store.CallEvent]) {
+	defer out.Close()
 	defer cancel()
 	defer rt.liveness.release(me.ID)
 	// The subscriptions are live: say so first (with who is there), so a
@@ -456,7 +457,7 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 	// arrive and can start negotiating (send its offers) without racing
 	// its own stream; then what was sent before it started.
 	for _, e := range start {
-		if !out.send(ctx, e) {
+		if !out.Send(ctx, e) {
 			return
 		}
 	}
@@ -473,7 +474,7 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 			sub = own
 		}
 		if !ok {
-			rt.r.endSubscription(ctx, sub.Err())
+			stream.End(ctx, sub.Err())
 			return
 		}
 		var e *store.CallEvent
@@ -500,7 +501,7 @@ func (rt *callRuntime) streamCallEvents(ctx context.Context, cancel context.Canc
 				continue
 			}
 		}
-		if !out.send(ctx, e) {
+		if !out.Send(ctx, e) {
 			return
 		}
 		if e.Type == store.CallEventSessionEnded || (e.Type == store.CallEventLeft && e.Participant != nil && e.Participant.ID == me.ID) {

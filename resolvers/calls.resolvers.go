@@ -13,6 +13,7 @@ import (
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"
 )
@@ -377,9 +378,9 @@ func (r *subscriptionResolver) CallEvents(ctx context.Context, participant strin
 		cancel()
 		return nil, err
 	}
-	out := newStream[store.CallEvent](r.Resolver, ctx)
+	out := stream.New[store.CallEvent](ctx)
 	go rt.streamCallEvents(ctx, cancel, me, session, own, start, out)
-	return out.ch, nil
+	return out.C, nil
 }
 
 func (r *Resolver) Call() graph.CallResolver { return &callResolver{r} }

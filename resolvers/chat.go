@@ -18,6 +18,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 )
 
@@ -383,13 +384,13 @@ const reorderMax = 64
 // The stream ends with FORBIDDEN when the subscriber is removed from a
 // channel it may then no longer read.
 func (r *Resolver) streamMessages(ctx context.Context, channel string, guard *readGuard, last int64,
-	sub *bus.Subscription, out *stream[store.Message]) {
+	sub *bus.Subscription, out *stream.Out[store.Message]) {
 	s := &messageStream{r: r, ctx: ctx, channel: channel, guard: guard, last: last, sub: sub, out: out}
 	if !s.catchUp(math.MaxInt64, true) {
-		s.end()
+		s.Stop()
 		return
 	}
-	follow(sub, s)
+	stream.Follow(sub, s)
 }
 
 // messageStream is the state of one messageAdded stream (see
@@ -403,7 +404,7 @@ type messageStream struct {
 	// last is the position of the last message delivered.
 	last int64
 	sub  *bus.Subscription
-	out  *stream[store.Message]
+	out  *stream.Out[store.Message]
 	// held are live messages past last+1, by position, waiting for the
 	// ones before them.
 	held  map[int64]*store.Message
@@ -411,18 +412,18 @@ type messageStream struct {
 	waitC <-chan time.Time
 }
 
-// end closes the stream, then the bus subscription: its client hears of
+// Stop closes the stream, then the bus subscription: its client hears of
 // the end without waiting for the bus (which may write to Redis).
-func (s *messageStream) end() {
-	s.out.close()
+func (s *messageStream) Stop() {
+	s.out.Close()
 	s.sub.Close()
 }
 
-// canPark: held messages wait on the reorder timer, not on the bus.
-func (s *messageStream) canPark() bool { return s.waitC == nil }
+// CanPark: held messages wait on the reorder timer, not on the bus.
+func (s *messageStream) CanPark() bool { return s.waitC == nil }
 
 func (s *messageStream) send(m *store.Message) bool {
-	if !s.out.send(s.ctx, m) {
+	if !s.out.Send(s.ctx, m) {
 		return false
 	}
 	s.last = m.Pos
@@ -448,7 +449,7 @@ func (s *messageStream) catchUp(upTo int64, starting bool) bool {
 		}
 		if err != nil {
 			if s.ctx.Err() == nil {
-				s.r.endSubscription(s.ctx, err)
+				stream.End(s.ctx, err)
 			}
 			return false
 		}
@@ -505,9 +506,9 @@ func (s *messageStream) fill() bool {
 	return s.catchUp(upTo, false) && s.release()
 }
 
-// next handles one event, or the end of the reorder wait; false: the
+// Next handles one event, or the end of the reorder wait; false: the
 // stream has ended.
-func (s *messageStream) next() bool {
+func (s *messageStream) Next() bool {
 	select {
 	case <-s.ctx.Done():
 		return false
@@ -518,13 +519,13 @@ func (s *messageStream) next() bool {
 		}
 	case ev, ok := <-s.sub.C:
 		if !ok {
-			s.r.endSubscription(s.ctx, s.sub.Err())
+			stream.End(s.ctx, s.sub.Err())
 			return false
 		}
 		if ev.Gap {
 			// A removal may have been missed with the other events.
 			if err := s.guard.check(s.ctx, nil); err != nil {
-				s.r.endSubscription(s.ctx, err)
+				stream.End(s.ctx, err)
 				return false
 			}
 			return s.catchUp(math.MaxInt64, false) && s.release()
@@ -534,7 +535,7 @@ func (s *messageStream) next() bool {
 			return true
 		}
 		if err := s.guard.check(s.ctx, e); err != nil {
-			s.r.endSubscription(s.ctx, err)
+			stream.End(s.ctx, err)
 			return false
 		}
 		if e.Type != store.EventMessageNew || e.Message == nil {
@@ -712,103 +713,6 @@ func (g *readGuard) recheck(ctx context.Context) error {
 	}
 	g.verified = max(g.verified, a.Channel.MemberRemovals)
 	return nil
-}
-
-// relay delivers decoded bus events until ctx ends or the bus drops the
-// subscription. allowed, when set, is asked before each event and after
-// each gap (with nil) whether the subscriber may go on: its error ends the
-// stream, after the event when deliver is set (so that a subscriber sees
-// its own removal), before it otherwise.
-func relay[T any](r *Resolver, ctx context.Context, sub *bus.Subscription, out *stream[T], decode func([]byte) (*T, error),
-	allowed func(*T) (deliver bool, err error)) {
-	follow(sub, &relayStream[T]{r: r, ctx: ctx, sub: sub, out: out, decode: decode, allowed: allowed})
-}
-
-// relayStream is the state of one relayed stream (see relay).
-type relayStream[T any] struct {
-	r       *Resolver
-	ctx     context.Context
-	sub     *bus.Subscription
-	out     *stream[T]
-	decode  func([]byte) (*T, error)
-	allowed func(*T) (deliver bool, err error)
-}
-
-func (s *relayStream[T]) canPark() bool { return true }
-
-func (s *relayStream[T]) end() { s.out.close() }
-
-// next handles one event; false: the stream has ended.
-func (s *relayStream[T]) next() bool {
-	select {
-	case <-s.ctx.Done():
-		return false
-	case ev, ok := <-s.sub.C:
-		if !ok {
-			s.r.endSubscription(s.ctx, s.sub.Err())
-			return false
-		}
-		if ev.Gap {
-			// Channel and user events are not replayed: clients re-read
-			// state (unreadCounts, messages) after a reconnect.
-			if s.allowed != nil {
-				if _, err := s.allowed(nil); err != nil {
-					s.r.endSubscription(s.ctx, err)
-					return false
-				}
-			}
-			return true
-		}
-		v, err := s.decode(ev.Data)
-		if err != nil {
-			s.r.Log.Warn("chat: bad event", "topic", ev.Topic, "err", err)
-			return true
-		}
-		deliver, end := true, error(nil)
-		if s.allowed != nil {
-			deliver, end = s.allowed(v)
-		}
-		if deliver && !s.out.send(s.ctx, v) {
-			return false
-		}
-		if end != nil {
-			s.r.endSubscription(s.ctx, end)
-			return false
-		}
-	}
-	return true
-}
-
-// follower is a stream that follow drives.
-type follower interface {
-	// canPark reports whether the stream may park: it waits on nothing
-	// but the bus.
-	canPark() bool
-	// next handles one event of the bus; false: the stream has ended.
-	next() bool
-	// end runs once, after next reported the end.
-	end()
-}
-
-// follow runs f.next, which handles one event of sub, until it reports
-// the stream's end, then runs f.end. An idle stream holds no goroutine:
-// when f.canPark allows, it parks on sub rather than wait on it, and the
-// bus starts it again, on a goroutine of its own, at the next event or at
-// the end of the subscription.
-func follow(sub *bus.Subscription, f follower) {
-	var run func()
-	run = func() {
-		for {
-			if f.canPark() && sub.Park(run) {
-				return
-			}
-			if !f.next() {
-				f.end()
-				return
-			}
-		}
-	}
-	run()
 }
 
 // channelEventCache decodes each channel event once per node rather than

@@ -15,6 +15,7 @@ import (
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"
 )
@@ -617,9 +618,9 @@ func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string,
 		}
 		last = now.Channel.LastPos
 	}
-	out := newStream[store.Message](r.Resolver, ctx)
+	out := stream.New[store.Message](ctx)
 	go r.streamMessages(ctx, channel, r.newReadGuard(a, me), last, sub, out)
-	return out.ch, nil
+	return out.C, nil
 }
 
 func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string) (<-chan *store.ChannelEvent, error) {
@@ -634,13 +635,13 @@ func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string
 	if err != nil {
 		return nil, err
 	}
-	out := newStream[store.ChannelEvent](r.Resolver, ctx)
+	out := stream.New[store.ChannelEvent](ctx)
 	guard := r.newReadGuard(a, me)
-	go relay(r.Resolver, ctx, sub, out, decodeChannelEvent, func(e *store.ChannelEvent) (bool, error) {
+	go stream.Relay(ctx, r.Log, sub, out, decodeChannelEvent, func(e *store.ChannelEvent) (bool, error) {
 		err := guard.check(ctx, e)
 		return err == nil || guard.removes(e), err
 	})
-	return out.ch, nil
+	return out.C, nil
 }
 
 func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.UserEvent, error) {
@@ -652,9 +653,9 @@ func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.User
 	if err != nil {
 		return nil, err
 	}
-	out := newStream[store.UserEvent](r.Resolver, ctx)
-	go relay(r.Resolver, ctx, sub, out, decodeJSON[store.UserEvent], nil)
-	return out.ch, nil
+	out := stream.New[store.UserEvent](ctx)
+	go stream.Relay(ctx, r.Log, sub, out, decodeJSON[store.UserEvent], nil)
+	return out.C, nil
 }
 
 func (r *Resolver) Channel() graph.ChannelResolver { return &channelResolver{r} }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
+	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 )
 
@@ -86,9 +87,9 @@ func (r *subscriptionResolver) UserUpdated(ctx context.Context, id string) (<-ch
 	if err != nil {
 		return nil, err
 	}
-	out := newStream[store.User](r.Resolver, ctx)
+	out := stream.New[store.User](ctx)
 	go r.streamUser(ctx, id, sub, out)
-	return out.ch, nil
+	return out.C, nil
 }
 
 func (r *userResolver) Online(ctx context.Context, obj *store.User) (bool, error) {

@@ -13,6 +13,7 @@ import (
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 )
 
@@ -455,9 +456,9 @@ func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store
 			return fail(err)
 		}
 	}
-	out := newStream[store.FeedUpdate](r, ctx)
+	out := stream.New[store.FeedUpdate](ctx)
 	go func() {
-		defer out.close()
+		defer out.Close()
 		defer s.wg.Wait()
 		defer cancel()
 		for {
@@ -471,7 +472,7 @@ func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store
 			// one Redis connection): the follows topic's one re-reads.
 			if ev.topic == store.FollowsTopic(s.timeline) {
 				if err := s.follow(); err != nil {
-					r.endSubscription(ctx, err)
+					stream.End(ctx, err)
 					return
 				}
 				continue
@@ -488,12 +489,12 @@ func (r *Resolver) streamFeed(ctx context.Context, f *store.Feed) (<-chan *store
 				continue
 			}
 			u.FeedID = f.ID
-			if !out.send(ctx, &u) {
+			if !out.Send(ctx, &u) {
 				return
 			}
 		}
 	}()
-	return out.ch, nil
+	return out.C, nil
 }
 
 // feedStream is the state of one feedUpdated subscription: the bus topics
@@ -549,7 +550,7 @@ func (s *feedStream) listen(topic string) (stop context.CancelFunc, err error) {
 			}
 		}
 		if tctx.Err() == nil {
-			s.r.endSubscription(s.ctx, sub.Err())
+			stream.End(s.ctx, sub.Err())
 			s.cancel()
 		}
 	}()

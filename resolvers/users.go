@@ -9,6 +9,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 )
 
@@ -63,15 +64,15 @@ func userChanges(id auth.Identity, in []*model.UserInput) ([]store.UserChange, e
 
 // streamUser relays a user's updates from the bus until ctx ends. After a
 // gap in the bus it re-reads the user, so a missed update is not lost.
-func (r *Resolver) streamUser(ctx context.Context, id string, sub *bus.Subscription, out *stream[store.User]) {
-	defer out.close()
+func (r *Resolver) streamUser(ctx context.Context, id string, sub *bus.Subscription, out *stream.Out[store.User]) {
+	defer out.Close()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case ev, ok := <-sub.C:
 			if !ok {
-				r.endSubscription(ctx, sub.Err())
+				stream.End(ctx, sub.Err())
 				return
 			}
 			var u *store.User
@@ -88,7 +89,7 @@ func (r *Resolver) streamUser(ctx context.Context, id string, sub *bus.Subscript
 					continue
 				}
 			}
-			if !out.send(ctx, u) {
+			if !out.Send(ctx, u) {
 				return
 			}
 		}

@@ -163,7 +163,7 @@ func New(opts Options) (*Server, error) {
 	s.apqLocal, _ = lru.New[string, string](1000)
 	s.wsCtx, s.wsCancel = context.WithCancel(context.Background())
 
-	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger, Present: s.presentResolverError, SubscriptionFailed: SubscriptionFailed, SubscriptionDelivery: SubscriptionDelivery,
+	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger,
 		SFUNodes: opts.SFUNodes, CallParticipantTimeout: opts.CallParticipantTimeout}
 	s.presence = &presence{store: opts.Store, log: opts.Logger, conns: map[string]string{}, announce: res.AnnouncePresence}
 	cfg := graph.Config{Resolvers: res}

@@ -24,7 +24,7 @@ import (
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
-	"github.com/brookhq/brook/resolvers"
+	"github.com/brookhq/brook/internal/stream"
 )
 
 // Brook's WebSocket transport speaks graphql-transport-ws (the protocol of
@@ -209,30 +209,23 @@ type wsOperation struct {
 	errs gqlerror.List
 }
 
-type wsOperationKey struct{}
-
-// SubscriptionFailed makes err the reason the subscription in ctx ends:
-// its client gets it in an error message in place of complete.
-func SubscriptionFailed(ctx context.Context, err *gqlerror.Error) {
-	if op, _ := ctx.Value(wsOperationKey{}).(*wsOperation); op != nil {
-		op.fail(err)
-	}
-}
-
-// SubscriptionDelivery returns, for the subscription being resolved in
-// ctx, how its stream hands events over: each is executed and written from
-// the stream's goroutine, and no goroutine of the transport waits on the
-// stream's channel.
-func SubscriptionDelivery(ctx context.Context) resolvers.Delivery {
-	op, _ := ctx.Value(wsOperationKey{}).(*wsOperation)
-	if op == nil {
-		return nil
-	}
+// Delivery returns how the subscription's stream hands events over (see
+// stream.Transport): each is executed and written from the stream's
+// goroutine, and no goroutine of the transport waits on the stream's
+// channel.
+func (op *wsOperation) Delivery() stream.Delivery {
 	op.pushed = true
 	return op
 }
 
-var _ resolvers.Delivery = (*wsOperation)(nil)
+// Fail makes err the reason the subscription ends: its client gets it in
+// an error message in place of complete. An error Brook does not
+// recognize is INTERNAL and logged, never shown as the client's mistake.
+func (op *wsOperation) Fail(ctx context.Context, err error) {
+	op.fail(op.conn.s.presentResolverError(ctx, err))
+}
+
+var _ stream.Transport = (*wsOperation)(nil)
 
 // Ready delivers the event the stream has just put in its channel, or the
 // end of the stream.
@@ -675,7 +668,7 @@ func (c *wsConn) prepare(ctx context.Context, op *wsOperation, payload json.RawM
 		return nil, ctx, false
 	}
 	op.rc, op.shareKey, op.shareDoc = rc, shareKey(rc), rc.Doc
-	ctx = context.WithValue(graphql.WithOperationContext(ctx, rc), wsOperationKey{}, op)
+	ctx = stream.WithTransport(graphql.WithOperationContext(ctx, rc), op)
 	responses, ctx = c.exec.DispatchOperation(ctx, rc)
 	return responses, ctx, rc.Operation != nil && rc.Operation.Operation == ast.Subscription
 }
