@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/internal/api"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
 )
@@ -86,10 +88,10 @@ type Limits struct {
 	BatchLimit                    int
 	MaxSubscriptionsPerConnection int
 	MaxConnectionsPerUser         int
-	RatePerIP                     store.Rate
-	RatePerUser                   store.Rate
+	RatePerIP                     ephemeral.Rate
+	RatePerUser                   ephemeral.Rate
 	// SendRates are per-user budgets of the mutations that send, by field.
-	SendRates map[string]store.Rate
+	SendRates map[string]ephemeral.Rate
 }
 
 // sendRateVars names the environment variable of each sending mutation's budget.
@@ -102,17 +104,17 @@ var sendRateVars = map[string]struct{ field, def string }{
 
 // parseRate reads "N/s", "N/m" or "N/h" with an optional ":BURST" (the burst
 // defaults to N); "0" or "off" turns the limit off.
-func parseRate(v string) (store.Rate, error) {
+func parseRate(v string) (ephemeral.Rate, error) {
 	if v == "0" || v == "off" {
-		return store.Rate{}, nil
+		return ephemeral.Rate{}, nil
 	}
 	spec, burst, hasBurst := strings.Cut(v, ":")
 	n, unit, ok := strings.Cut(spec, "/")
 	rate, err := strconv.Atoi(n)
 	if !ok || err != nil || rate <= 0 {
-		return store.Rate{}, fmt.Errorf("%q: want N/s, N/m or N/h, optionally :BURST, or off", v)
+		return ephemeral.Rate{}, fmt.Errorf("%q: want N/s, N/m or N/h, optionally :BURST, or off", v)
 	}
-	r := store.Rate{Rate: rate, Burst: rate}
+	r := ephemeral.Rate{Rate: rate, Burst: rate}
 	switch unit {
 	case "s":
 		r.Period = time.Second
@@ -121,11 +123,11 @@ func parseRate(v string) (store.Rate, error) {
 	case "h":
 		r.Period = time.Hour
 	default:
-		return store.Rate{}, fmt.Errorf("%q: the period must be s, m or h", v)
+		return ephemeral.Rate{}, fmt.Errorf("%q: the period must be s, m or h", v)
 	}
 	if hasBurst {
 		if r.Burst, err = strconv.Atoi(burst); err != nil || r.Burst < 1 {
-			return store.Rate{}, fmt.Errorf("%q: the burst must be a whole number of at least 1", v)
+			return ephemeral.Rate{}, fmt.Errorf("%q: the burst must be a whole number of at least 1", v)
 		}
 	}
 	return r, nil
@@ -185,7 +187,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	if floor := parseInt("BROOK_GC_HEAP_FLOOR_MB", 128); getenv("GOGC") == "" {
 		c.HeapFloor = uint64(floor) << 20
 	}
-	rate := func(name, def string) store.Rate {
+	rate := func(name, def string) ephemeral.Rate {
 		r, err := parseRate(firstSet(getenv(name), def))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s=%w", name, err))
@@ -201,7 +203,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		MaxConnectionsPerUser:         parseInt("BROOK_MAX_CONNECTIONS_PER_USER", 20),
 		RatePerIP:                     rate("BROOK_RATE_IP", "300/s:600"),
 		RatePerUser:                   rate("BROOK_RATE_USER", "100/s:200"),
-		SendRates:                     map[string]store.Rate{},
+		SendRates:                     map[string]ephemeral.Rate{},
 	}
 	for name, v := range sendRateVars {
 		c.Limits.SendRates[v.field] = rate(name, v.def)
@@ -248,7 +250,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	} else {
 		c.Addr = firstSet(getenv("BROOK_ADDR"), ":"+port)
 	}
-	c.ChatPushMemberLimit = store.DefaultChatPushMemberLimit
+	c.ChatPushMemberLimit = chat.DefaultPushMemberLimit
 	if v := getenv("CHAT_PUSH_MEMBER_LIMIT"); v != "" {
 		if n, err := strconv.Atoi(v); err != nil || n < 1 {
 			errs = append(errs, fmt.Errorf("CHAT_PUSH_MEMBER_LIMIT=%q: want a positive number of members", v))

@@ -40,8 +40,8 @@ import (
 
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/auth"
-	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/local"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/migrations"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
@@ -213,41 +213,20 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	st, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix, Logger: log,
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
+		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
 		FeedPullThreshold: cfg.FeedPullThreshold, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
-		RedisTimeout: cfg.RedisTimeout, Registerer: reg})
+		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout,
+		Workers: workers.Options{Concurrency: cfg.Workers, CallParticipantTimeout: cfg.CallParticipantTimeout}})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brook_sql_statements_total",
-			Help: "SQL statements this process has sent to PostgreSQL."}, func() float64 { return float64(st.Statements()) }))
-	b := bus.New(st.Redis(), bus.Options{Prefix: cfg.RedisPrefix + "bus:", Logger: log, Registerer: reg, Health: st.RedisGuard()})
-	defer b.Close()
-
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
-	var workDone sync.WaitGroup
-	if cfg.Workers > 0 {
-		runner := workers.New(st, b, workers.Options{Concurrency: cfg.Workers, Logger: log, Registerer: reg,
-			CallParticipantTimeout: cfg.CallParticipantTimeout})
-		workDone.Add(1)
-		go func() {
-			defer workDone.Done()
-			if err := runner.Run(workCtx); err != nil {
-				log.Error("workers stopped", "err", err)
-			}
-		}()
-	}
-	// drainWorkers stops the workers after the batch in hand; it runs on
-	// every return, so no worker outlives the store it uses.
-	drainWorkers := func() {
-		stopWork()
-		workDone.Wait()
-	}
-	defer drainWorkers()
+	// Close runs on every return, after the workers drained (Stop, below):
+	// no worker outlives the store it uses.
+	defer n.Close()
+	n.Start(ctx)
+	defer n.Stop()
 
 	if !cfg.Serve {
 		log.Info("worker running", "concurrency", cfg.Workers)
@@ -257,7 +236,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	}
 
 	srv, err := api.New(api.Options{
-		Store: st, Bus: b, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev,
+		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev,
 		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground, WebDir: cfg.WebDir,
 		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
 		MaxBodyBytes:                  int64(cfg.Limits.MaxBodyBytes),
@@ -269,7 +248,6 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		RatePerIP:                     cfg.Limits.RatePerIP,
 		RatePerUser:                   cfg.Limits.RatePerUser,
 		SendRates:                     cfg.Limits.SendRates,
-		SFUNodes:                      cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout,
 	})
 	if err != nil {
 		return err
@@ -297,7 +275,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	log.Info("serving", "addr", addr)
 	if cfg.Dev {
 		// The docs' examples run as these users, as pasted.
-		if err := st.AddUsersIfMissing(ctx, demoUsers); err != nil {
+		if err := n.People.AddIfMissing(ctx, demoUsers); err != nil {
 			return err
 		}
 	}
@@ -337,7 +315,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	if httpErr != nil {
 		errs = append(errs, fmt.Errorf("drain http: %w", httpErr))
 	}
-	drainWorkers()
+	n.Stop()
 	log.Info("stopped")
 	return errors.Join(errs...)
 }

@@ -119,18 +119,18 @@ func TestTokenCommand(t *testing.T) {
 	}
 }
 
-// node is a Brook server started with run(), as main does.
-type node struct {
+// serverNode is a Brook server started with run(), as main does.
+type serverNode struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
 	out    *syncBuffer
 }
 
-func startNode(t *testing.T, cfg Config) *node {
+func startNode(t *testing.T, cfg Config) *serverNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
+	n := &serverNode{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
 	ready := make(chan string, 1)
 	go func() { n.done <- run(ctx, cfg, n.out, func(addr string) { ready <- addr }) }()
 	select {
@@ -144,7 +144,7 @@ func startNode(t *testing.T, cfg Config) *node {
 	return n
 }
 
-func (n *node) stop(t *testing.T) error {
+func (n *serverNode) stop(t *testing.T) error {
 	n.cancel()
 	select {
 	case err, ok := <-n.done:

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"
@@ -641,7 +642,7 @@ func (ec *executionContext) fieldContext_ChannelEdge_node(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _ChannelEvent_type(ctx context.Context, field graphql.CollectedField, obj *store.ChannelEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ChannelEvent_type(ctx context.Context, field graphql.CollectedField, obj *chat.ChannelEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -664,7 +665,7 @@ func (ec *executionContext) fieldContext_ChannelEvent_type(_ context.Context, fi
 	return graphql.NewScalarFieldContext("ChannelEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _ChannelEvent_channel(ctx context.Context, field graphql.CollectedField, obj *store.ChannelEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ChannelEvent_channel(ctx context.Context, field graphql.CollectedField, obj *chat.ChannelEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -687,7 +688,7 @@ func (ec *executionContext) fieldContext_ChannelEvent_channel(_ context.Context,
 	return graphql.NewScalarFieldContext("ChannelEvent", field, false, false, "ID")
 }
 
-func (ec *executionContext) _ChannelEvent_user(ctx context.Context, field graphql.CollectedField, obj *store.ChannelEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ChannelEvent_user(ctx context.Context, field graphql.CollectedField, obj *chat.ChannelEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -719,7 +720,7 @@ func (ec *executionContext) fieldContext_ChannelEvent_user(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _ChannelEvent_message(ctx context.Context, field graphql.CollectedField, obj *store.ChannelEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ChannelEvent_message(ctx context.Context, field graphql.CollectedField, obj *chat.ChannelEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -751,7 +752,7 @@ func (ec *executionContext) fieldContext_ChannelEvent_message(_ context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _ChannelEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.ChannelEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _ChannelEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *chat.ChannelEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1857,7 +1858,7 @@ func (ec *executionContext) fieldContext_UnreadCounts_channels(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _UserEvent_type(ctx context.Context, field graphql.CollectedField, obj *store.UserEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _UserEvent_type(ctx context.Context, field graphql.CollectedField, obj *chat.UserEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1880,7 +1881,7 @@ func (ec *executionContext) fieldContext_UserEvent_type(_ context.Context, field
 	return graphql.NewScalarFieldContext("UserEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _UserEvent_channel(ctx context.Context, field graphql.CollectedField, obj *store.UserEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _UserEvent_channel(ctx context.Context, field graphql.CollectedField, obj *chat.UserEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1903,7 +1904,7 @@ func (ec *executionContext) fieldContext_UserEvent_channel(_ context.Context, fi
 	return graphql.NewScalarFieldContext("UserEvent", field, false, false, "ID")
 }
 
-func (ec *executionContext) _UserEvent_message(ctx context.Context, field graphql.CollectedField, obj *store.UserEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _UserEvent_message(ctx context.Context, field graphql.CollectedField, obj *chat.UserEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1935,7 +1936,7 @@ func (ec *executionContext) fieldContext_UserEvent_message(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _UserEvent_totalUnreadCount(ctx context.Context, field graphql.CollectedField, obj *store.UserEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _UserEvent_totalUnreadCount(ctx context.Context, field graphql.CollectedField, obj *chat.UserEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1958,7 +1959,7 @@ func (ec *executionContext) fieldContext_UserEvent_totalUnreadCount(_ context.Co
 	return graphql.NewScalarFieldContext("UserEvent", field, false, false, "Int")
 }
 
-func (ec *executionContext) _UserEvent_unreadChannels(ctx context.Context, field graphql.CollectedField, obj *store.UserEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _UserEvent_unreadChannels(ctx context.Context, field graphql.CollectedField, obj *chat.UserEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1981,7 +1982,7 @@ func (ec *executionContext) fieldContext_UserEvent_unreadChannels(_ context.Cont
 	return graphql.NewScalarFieldContext("UserEvent", field, false, false, "Int")
 }
 
-func (ec *executionContext) _UserEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.UserEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _UserEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *chat.UserEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2393,7 +2394,7 @@ func (ec *executionContext) _ChannelEdge(ctx context.Context, sel ast.SelectionS
 
 var channelEventImplementors = []string{"ChannelEvent"}
 
-func (ec *executionContext) _ChannelEvent(ctx context.Context, sel ast.SelectionSet, obj *store.ChannelEvent) graphql.Marshaler {
+func (ec *executionContext) _ChannelEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.ChannelEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, channelEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -2905,7 +2906,7 @@ func (ec *executionContext) _UnreadCounts(ctx context.Context, sel ast.Selection
 
 var userEventImplementors = []string{"UserEvent"}
 
-func (ec *executionContext) _UserEvent(ctx context.Context, sel ast.SelectionSet, obj *store.UserEvent) graphql.Marshaler {
+func (ec *executionContext) _UserEvent(ctx context.Context, sel ast.SelectionSet, obj *chat.UserEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, userEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -3005,7 +3006,7 @@ func (ec *executionContext) marshalNChannelEdge2ᚖgithubᚗcomᚋbrookhqᚋbroo
 	return ec._ChannelEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNChannelEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelEvent(ctx context.Context, sel ast.SelectionSet, v *store.ChannelEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNChannelEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋchatᚐChannelEvent(ctx context.Context, sel ast.SelectionSet, v *chat.ChannelEvent) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ChannelEvent!")
 		return graphql.Null
@@ -3159,7 +3160,7 @@ func (ec *executionContext) marshalNUnreadCounts2ᚖgithubᚗcomᚋbrookhqᚋbro
 	return ec._UnreadCounts(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNUserEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUserEvent(ctx context.Context, sel ast.SelectionSet, v *store.UserEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNUserEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋchatᚐUserEvent(ctx context.Context, sel ast.SelectionSet, v *chat.UserEvent) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "UserEvent!")
 		return graphql.Null

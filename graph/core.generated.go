@@ -13,6 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/internal/scalar"
 	"github.com/brookhq/brook/store"
@@ -70,8 +71,8 @@ type SubscriptionResolver interface {
 	UserUpdated(ctx context.Context, id string) (<-chan *store.User, error)
 	CallEvents(ctx context.Context, participant string) (<-chan *store.CallEvent, error)
 	MessageAdded(ctx context.Context, channel string, after *string) (<-chan *store.Message, error)
-	ChannelEvents(ctx context.Context, channel string) (<-chan *store.ChannelEvent, error)
-	MyEvents(ctx context.Context) (<-chan *store.UserEvent, error)
+	ChannelEvents(ctx context.Context, channel string) (<-chan *chat.ChannelEvent, error)
+	MyEvents(ctx context.Context) (<-chan *chat.UserEvent, error)
 	FeedUpdated(ctx context.Context, feed string) (<-chan *store.FeedUpdate, error)
 }
 type UserResolver interface {
@@ -3029,8 +3030,8 @@ func (ec *executionContext) _Subscription_channelEvents(ctx context.Context, fie
 			return ec.Resolvers.Subscription().ChannelEvents(ctx, fc.Args["channel"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.ChannelEvent) graphql.Marshaler {
-			return ec.marshalNChannelEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelEvent(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.ChannelEvent) graphql.Marshaler {
+			return ec.marshalNChannelEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋchatᚐChannelEvent(ctx, selections, v)
 		},
 		true,
 		true,
@@ -3072,8 +3073,8 @@ func (ec *executionContext) _Subscription_myEvents(ctx context.Context, field gr
 			return ec.Resolvers.Subscription().MyEvents(ctx)
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.UserEvent) graphql.Marshaler {
-			return ec.marshalNUserEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUserEvent(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *chat.UserEvent) graphql.Marshaler {
+			return ec.marshalNUserEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋchatᚐUserEvent(ctx, selections, v)
 		},
 		true,
 		true,

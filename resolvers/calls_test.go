@@ -14,6 +14,7 @@ import (
 
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
@@ -74,16 +75,6 @@ func joinCall(t *testing.T, n *brooktest.Node, user, cid string) callJoinResult 
 	return out
 }
 
-func wantCode(t *testing.T, r *brooktest.Response, code string) {
-	t.Helper()
-	if r.Code() != code {
-		t.Fatalf("want %s, got %s: %s", code, r.Code(), r.Data)
-	}
-	if r.Errors[0].Message == "" {
-		t.Fatalf("%s without a message", code)
-	}
-}
-
 // callEvent is a callEvents message as the tests select it.
 type callEvent struct {
 	Type        string
@@ -128,15 +119,6 @@ func nextCallEvent(t *testing.T, sub *brooktest.Sub) callEvent {
 	var out struct{ CallEvents callEvent }
 	sub.NextData(&out)
 	return out.CallEvents
-}
-
-func count(t *testing.T, n *brooktest.Node, sql string, args ...any) int {
-	t.Helper()
-	var c int
-	if err := n.Store.DB().QueryRow(context.Background(), sql, args...).Scan(&c); err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // The life of a call: create (get-or-create), join on two devices, leave,
@@ -273,7 +255,7 @@ func TestCallCreateJoinLeave(t *testing.T) {
 	if again.Session.ID == bj.Session.ID || again.Session.SFU != bj.Session.SFU {
 		t.Fatalf("second session %+v, first %+v", again.Session, bj.Session)
 	}
-	if c := count(t, n, `SELECT count(*) FROM call_sessions WHERE call_id = $1`, cid); c != 2 {
+	if c := n.Count(t, `SELECT count(*) FROM call_sessions WHERE call_id = $1`, cid); c != 2 {
 		t.Fatalf("%d sessions", c)
 	}
 }
@@ -326,12 +308,12 @@ func TestCallPermissionsAndInput(t *testing.T) {
 	tok := func(u string) string { return env.Token(t, u) }
 
 	// Non-members.
-	wantCode(t, n.Query(t, tok(mallory), joinCallQuery, brooktest.Vars{"id": cid}), api.CodeForbidden)
-	wantCode(t, n.Query(t, tok(mallory), `query($id: ID!) { call(id: $id) { id } }`, brooktest.Vars{"id": cid}), api.CodeForbidden)
-	wantCode(t, n.Query(t, tok(mallory), `mutation($in: CallInput!) { createCall(input: $in) { id } }`,
+	brooktest.WantCode(t, n.Query(t, tok(mallory), joinCallQuery, brooktest.Vars{"id": cid}), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, tok(mallory), `query($id: ID!) { call(id: $id) { id } }`, brooktest.Vars{"id": cid}), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, tok(mallory), `mutation($in: CallInput!) { createCall(input: $in) { id } }`,
 		brooktest.Vars{"in": map[string]any{"type": "default", "id": "private-" + tag}}), api.CodeForbidden)
 	// Unknown calls.
-	wantCode(t, n.Query(t, tok(alice), joinCallQuery, brooktest.Vars{"id": "default:nope-" + tag}), api.CodeNotFound)
+	brooktest.WantCode(t, n.Query(t, tok(alice), joinCallQuery, brooktest.Vars{"id": "default:nope-" + tag}), api.CodeNotFound)
 	var none struct{ Call *struct{ ID string } }
 	n.Must(t, tok(alice), `query { call(id: "default:nope") { id } }`, nil, &none)
 	if none.Call != nil {
@@ -340,7 +322,7 @@ func TestCallPermissionsAndInput(t *testing.T) {
 
 	// Bad input: nothing is written.
 	callsOfTest := `SELECT count(*) FROM calls WHERE id LIKE '%' || $1`
-	before := count(t, n, callsOfTest, tag)
+	before := n.Count(t, callsOfTest, tag)
 	for _, in := range []map[string]any{
 		{"type": "Default!", "id": "x-" + tag},
 		{"type": "default", "id": "a:b"},
@@ -349,12 +331,12 @@ func TestCallPermissionsAndInput(t *testing.T) {
 		{"type": "default", "id": "m-" + tag, "members": []string{bob, bob}},
 		{"type": "default", "id": "m-" + tag, "data": []int{1}},
 	} {
-		wantCode(t, n.Query(t, tok(alice), `mutation($in: CallInput!) { createCall(input: $in) { id } }`, brooktest.Vars{"in": in}), api.CodeBadUserInput)
+		brooktest.WantCode(t, n.Query(t, tok(alice), `mutation($in: CallInput!) { createCall(input: $in) { id } }`, brooktest.Vars{"in": in}), api.CodeBadUserInput)
 	}
-	if after := count(t, n, callsOfTest, tag); after != before {
+	if after := n.Count(t, callsOfTest, tag); after != before {
 		t.Fatalf("bad input wrote %d calls", after-before)
 	}
-	wantCode(t, n.Query(t, tok(alice), joinCallQuery, brooktest.Vars{"id": "no-colon"}), api.CodeBadUserInput)
+	brooktest.WantCode(t, n.Query(t, tok(alice), joinCallQuery, brooktest.Vars{"id": "no-colon"}), api.CodeBadUserInput)
 
 	signal := `mutation($p: ID!, $to: ID!, $k: SignalKind!, $pl: String!) { sendSignal(participant: $p, to: $to, kind: $k, payload: $pl) { id } }`
 	sv := func(p, to, pl string) brooktest.Vars {
@@ -381,40 +363,40 @@ func TestCallPermissionsAndInput(t *testing.T) {
 	}
 	n.Must(t, admin, signal, sv(adminJoin.JoinCall.Participant.ID, bj.Participant.ID, "from the admin"), nil)
 	// Another user's participant id: no signal, no subscription, no leave.
-	wantCode(t, n.Query(t, tok(mallory), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
-	wantCode(t, n.Query(t, tok(alice), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
-	wantCode(t, n.Query(t, env.AdminToken(t, "ops-"+tag), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
-	wantCode(t, n.Query(t, tok(alice), `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": bj.Participant.ID}), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, tok(mallory), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, tok(alice), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, env.AdminToken(t, "ops-"+tag), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, tok(alice), `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": bj.Participant.ID}), api.CodeForbidden)
 	sub := n.MustDial(t, tok(alice)).Subscribe(callEventsQuery, brooktest.Vars{"p": bj.Participant.ID})
 	if m := sub.Next(); !strings.Contains(string(m.Payload), `"code":"`+api.CodeForbidden+`"`) {
 		t.Fatalf("subscription error %s", m.Payload)
 	}
 	// Bad signals.
-	wantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, aj.Participant.ID, strings.Repeat("x", 64<<10+1))), api.CodeBadUserInput)
-	wantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, aj.Participant.ID, "")), api.CodeBadUserInput)
-	wantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, bj.Participant.ID, "x")), api.CodeBadUserInput)
-	wantCode(t, n.Query(t, tok(bob), signal, sv("not-an-id", aj.Participant.ID, "x")), api.CodeBadUserInput)
-	wantCode(t, n.Query(t, tok(bob), signal, brooktest.Vars{"p": bj.Participant.ID, "to": aj.Participant.ID, "k": "HELLO", "pl": "x"}), api.CodeBadUserInput)
-	wantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, uuid.NewString(), "x")), api.CodeNotFound)
-	wantCode(t, n.Query(t, tok(bob), signal, sv(uuid.NewString(), aj.Participant.ID, "x")), api.CodeNotFound)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, aj.Participant.ID, strings.Repeat("x", 64<<10+1))), api.CodeBadUserInput)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, aj.Participant.ID, "")), api.CodeBadUserInput)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, bj.Participant.ID, "x")), api.CodeBadUserInput)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv("not-an-id", aj.Participant.ID, "x")), api.CodeBadUserInput)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, brooktest.Vars{"p": bj.Participant.ID, "to": aj.Participant.ID, "k": "HELLO", "pl": "x"}), api.CodeBadUserInput)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, uuid.NewString(), "x")), api.CodeNotFound)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv(uuid.NewString(), aj.Participant.ID, "x")), api.CodeNotFound)
 	// The 64 KB payload itself is fine.
 	n.Must(t, tok(bob), signal, sv(bj.Participant.ID, aj.Participant.ID, strings.Repeat("x", 64<<10)), nil)
 	// A participant of another call's session is not reachable.
 	other := createCall(t, n, bob, "default", "other-"+tag)
 	oj := joinCall(t, n, bob, other).JoinCall
-	wantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, oj.Participant.ID, "x")), api.CodeNotFound)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, oj.Participant.ID, "x")), api.CodeNotFound)
 	// After leaving, a participant id signals nothing and is not signalled.
 	n.Must(t, tok(alice), `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": aj.Participant.ID}, nil)
-	wantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeConflict)
-	wantCode(t, n.Query(t, tok(alice), signal, sv(aj.Participant.ID, bj.Participant.ID, "x")), api.CodeConflict)
+	brooktest.WantCode(t, n.Query(t, tok(bob), signal, sv(bj.Participant.ID, aj.Participant.ID, "x")), api.CodeConflict)
+	brooktest.WantCode(t, n.Query(t, tok(alice), signal, sv(aj.Participant.ID, bj.Participant.ID, "x")), api.CodeConflict)
 	sub = n.MustDial(t, tok(alice)).Subscribe(callEventsQuery, brooktest.Vars{"p": aj.Participant.ID})
 	if m := sub.Next(); !strings.Contains(string(m.Payload), `"code":"`+api.CodeConflict+`"`) {
 		t.Fatalf("subscription error %s", m.Payload)
 	}
 	// Admin-only operations.
-	wantCode(t, n.Query(t, tok(alice), `mutation { drainSFUNode(id: "local") { id } }`, nil), api.CodeForbidden)
-	wantCode(t, n.Query(t, tok(alice), `{ sfuNodes { id } }`, nil), api.CodeForbidden)
-	wantCode(t, n.Query(t, env.AdminToken(t, "ops-"+tag), `mutation { drainSFUNode(id: "nope") { id } }`, nil), api.CodeNotFound)
+	brooktest.WantCode(t, n.Query(t, tok(alice), `mutation { drainSFUNode(id: "local") { id } }`, nil), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, tok(alice), `{ sfuNodes { id } }`, nil), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, env.AdminToken(t, "ops-"+tag), `mutation { drainSFUNode(id: "nope") { id } }`, nil), api.CodeNotFound)
 }
 
 // Joins racing on two nodes start exactly one session.
@@ -464,10 +446,10 @@ func TestCallConcurrentJoinsStartOneSession(t *testing.T) {
 				t.Fatalf("round %d: joins got sessions %v", round, sessions)
 			}
 		}
-		if c := count(t, a, `SELECT count(*) FROM call_sessions WHERE call_id = $1`, cid); c != 1 {
+		if c := a.Count(t, `SELECT count(*) FROM call_sessions WHERE call_id = $1`, cid); c != 1 {
 			t.Fatalf("round %d: %d sessions", round, c)
 		}
-		if c := count(t, a, `SELECT count(DISTINCT id) FROM call_participants WHERE call_id = $1 AND left_at IS NULL`, cid); c != users {
+		if c := a.Count(t, `SELECT count(DISTINCT id) FROM call_participants WHERE call_id = $1 AND left_at IS NULL`, cid); c != users {
 			t.Fatalf("round %d: %d live participants", round, c)
 		}
 	}
@@ -483,7 +465,7 @@ func TestCallSFUAssignmentAndDrain(t *testing.T) {
 	for i := range nodes {
 		nodes[i] = sfu.Node{ID: fmt.Sprintf("sfu%d-%s", i, tag), URL: fmt.Sprintf("wss://sfu-%d.example:443", i), Region: "eu"}
 	}
-	opts := brooktest.NodeOptions{API: func(o *api.Options) { o.SFUNodes = nodes }}
+	opts := brooktest.NodeOptions{Node: func(o *node.Options) { o.SFUNodes = nodes }}
 	a := env.StartNode(t, opts)
 	b := env.StartNode(t, opts)
 	alice := "alice-" + tag
@@ -556,7 +538,7 @@ func TestCallSFUAssignmentAndDrain(t *testing.T) {
 	for _, n := range nodes {
 		a.Must(t, admin, `mutation($id: ID!) { drainSFUNode(id: $id) { id } }`, brooktest.Vars{"id": n.ID}, nil)
 	}
-	wantCode(t, b.Query(t, env.Token(t, alice), joinCallQuery, brooktest.Vars{"id": createCall(t, a, alice, "default", "nowhere-"+tag)}), api.CodeConflict)
+	brooktest.WantCode(t, b.Query(t, env.Token(t, alice), joinCallQuery, brooktest.Vars{"id": createCall(t, a, alice, "default", "nowhere-"+tag)}), api.CodeConflict)
 	// Undrain.
 	b.Must(t, admin, `mutation($id: ID!) { drainSFUNode(id: $id, drained: false) { id drained } }`, brooktest.Vars{"id": drained}, &d)
 	if d.DrainSFUNode.Drained {
@@ -576,7 +558,7 @@ func TestCallParticipantTimeoutAcrossNodes(t *testing.T) {
 	// test machine ample room.
 	const timeout = 2 * time.Second
 	opts := brooktest.NodeOptions{
-		API: func(o *api.Options) { o.CallParticipantTimeout = timeout },
+		Node: func(o *node.Options) { o.CallParticipantTimeout = timeout },
 		Runner: func(o *workers.Options) {
 			o.CallSweepInterval = 100 * time.Millisecond
 			o.CallParticipantTimeout = timeout
@@ -604,7 +586,7 @@ func TestCallParticipantTimeoutAcrossNodes(t *testing.T) {
 	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != cj.Participant.ID || *ev.Reason != "timeout" {
 		t.Fatalf("event %+v", ev)
 	}
-	if c := count(t, b, `SELECT count(*) FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, aj.Session.ID); c != 2 {
+	if c := b.Count(t, `SELECT count(*) FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, aj.Session.ID); c != 2 {
 		t.Fatalf("%d live participants, want alice and bob", c)
 	}
 
@@ -634,10 +616,10 @@ func TestCallParticipantTimeoutAcrossNodes(t *testing.T) {
 	if types[0] != "session.ended" || types[1] != "participant.left" {
 		t.Fatalf("events %v", types)
 	}
-	if c := count(t, b, `SELECT count(*) FROM call_sessions WHERE id = $1 AND ended_at IS NOT NULL`, sid); c != 1 {
+	if c := b.Count(t, `SELECT count(*) FROM call_sessions WHERE id = $1 AND ended_at IS NOT NULL`, sid); c != 1 {
 		t.Fatal("session not ended")
 	}
-	if c := count(t, b, `SELECT count(*) FROM call_participants WHERE session_id = $1 AND left_reason = 'timeout'`, sid); c != 3 {
+	if c := b.Count(t, `SELECT count(*) FROM call_participants WHERE session_id = $1 AND left_reason = 'timeout'`, sid); c != 3 {
 		t.Fatalf("%d participants timed out, want 3", c)
 	}
 }
@@ -792,8 +774,8 @@ func TestCallMembersAndEnd(t *testing.T) {
 		updateCallMembers(id: $id, set: $set, remove: $remove) { members { user { id } role } } }`
 
 	// Members who are not hosts may not manage the call.
-	wantCode(t, n.Query(t, env.Token(t, bob), update, brooktest.Vars{"id": cid, "set": []map[string]any{{"user": carol}}}), api.CodeForbidden)
-	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": cid}), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, env.Token(t, bob), update, brooktest.Vars{"id": cid, "set": []map[string]any{{"user": carol}}}), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, env.Token(t, bob), `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": cid}), api.CodeForbidden)
 	// Bad input writes nothing.
 	for _, vars := range []brooktest.Vars{
 		{"id": cid, "set": []map[string]any{{"user": carol, "role": "owner"}}},
@@ -801,9 +783,9 @@ func TestCallMembersAndEnd(t *testing.T) {
 		{"id": cid, "set": []map[string]any{{"user": carol}}, "remove": []string{carol}},
 		{"id": cid},
 	} {
-		wantCode(t, n.Query(t, env.Token(t, alice), update, vars), api.CodeBadUserInput)
+		brooktest.WantCode(t, n.Query(t, env.Token(t, alice), update, vars), api.CodeBadUserInput)
 	}
-	if c := count(t, n, `SELECT count(*) FROM call_members WHERE call_id = $1`, cid); c != 2 {
+	if c := n.Count(t, `SELECT count(*) FROM call_members WHERE call_id = $1`, cid); c != 2 {
 		t.Fatalf("%d members after bad input", c)
 	}
 
@@ -831,9 +813,9 @@ func TestCallMembersAndEnd(t *testing.T) {
 	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != cj.Participant.ID || *ev.Reason != "removed" {
 		t.Fatalf("event %+v", ev)
 	}
-	wantCode(t, n.Query(t, env.Token(t, carol), joinCallQuery, brooktest.Vars{"id": cid}), api.CodeForbidden)
+	brooktest.WantCode(t, n.Query(t, env.Token(t, carol), joinCallQuery, brooktest.Vars{"id": cid}), api.CodeForbidden)
 	// Her participant id, taken out of the session, signals and follows nothing.
-	wantCode(t, n.Query(t, env.Token(t, carol), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "sdp") { id } }`,
+	brooktest.WantCode(t, n.Query(t, env.Token(t, carol), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "sdp") { id } }`,
 		brooktest.Vars{"p": cj.Participant.ID, "to": bj.Participant.ID}), api.CodeConflict)
 	if m := n.MustDial(t, env.Token(t, carol)).Subscribe(callEventsQuery, brooktest.Vars{"p": cj.Participant.ID}).Next(); !strings.Contains(string(m.Payload), `"code":"`+api.CodeConflict+`"`) {
 		t.Fatalf("callEvents with a removed participant: %s %s", m.Type, m.Payload)
@@ -896,9 +878,9 @@ func TestCallSurvivesRedisLoss(t *testing.T) {
 	aliceEvents := subscribeCallEvents(t, n, alice, aj.Participant.ID)
 
 	ctx := context.Background()
-	rdb := n.Store.Redis()
-	live := n.Store.Key("calls", "live")
-	facts := []string{n.Store.Key("calls", "p", aj.Participant.ID), n.Store.Key("calls", "p", bj.Participant.ID)}
+	rdb := n.State.Redis()
+	live := n.State.Key("calls", "live")
+	facts := []string{n.State.Key("calls", "p", aj.Participant.ID), n.State.Key("calls", "p", bj.Participant.ID)}
 	if err := rdb.ZRem(ctx, live, aj.Participant.ID, bj.Participant.ID).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -973,10 +955,10 @@ func TestCallMemberRemovedDuringJoin(t *testing.T) {
 			t.Fatal("the join or the removal did not finish")
 		}
 	}
-	if live := count(t, n, `SELECT count(*) FROM call_participants WHERE call_id = $1 AND user_id = $2 AND left_at IS NULL`, cid, bob); live != 0 {
+	if live := n.Count(t, `SELECT count(*) FROM call_participants WHERE call_id = $1 AND user_id = $2 AND left_at IS NULL`, cid, bob); live != 0 {
 		t.Fatalf("bob, removed from the call, has %d live participants", live)
 	}
-	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "x") { id } }`,
+	brooktest.WantCode(t, n.Query(t, env.Token(t, bob), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "x") { id } }`,
 		brooktest.Vars{"p": bj.JoinCall.Participant.ID, "to": aj.Participant.ID}), "CONFLICT")
 }
 
@@ -1096,6 +1078,6 @@ func TestCallLeaveOutlivesItsRequest(t *testing.T) {
 	if ev := nextCallEvent(t, bobEvents); ev.Type != "participant.left" || ev.Participant.ID != aj.Participant.ID {
 		t.Fatalf("bob's next event: %+v", ev)
 	}
-	wantCode(t, n.Query(t, env.Token(t, bob), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "x") { id } }`,
+	brooktest.WantCode(t, n.Query(t, env.Token(t, bob), `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "x") { id } }`,
 		brooktest.Vars{"p": bj.Participant.ID, "to": aj.Participant.ID}), "CONFLICT")
 }

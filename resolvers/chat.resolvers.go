@@ -8,16 +8,12 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
+	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
-	"github.com/brookhq/brook/internal/auth"
-	"github.com/brookhq/brook/internal/redisguard"
-	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
-	"github.com/google/uuid"
 )
 
 func (r *channelResolver) CreatedBy(ctx context.Context, obj *store.Channel) (*store.User, error) {
@@ -40,51 +36,19 @@ func (r *channelResolver) UnreadCount(ctx context.Context, obj *store.Channel) (
 }
 
 func (r *channelResolver) Members(ctx context.Context, obj *store.Channel, first *int, after *string) (*model.MemberConnection, error) {
-	n := 100
-	if first != nil {
-		var err error
-		if n, err = store.PageSize("first", *first); err != nil {
-			return nil, err
-		}
-	}
-	pos := ""
-	if after != nil && *after != "" {
-		var err error
-		if pos, err = store.DecodeCursor("after", *after); err != nil {
-			return nil, err
-		}
-	}
-	page, err := r.Store.Members(ctx, obj.ID, n, pos)
+	page, err := r.Chat.Members(ctx, obj, first, after)
 	if err != nil {
 		return nil, err
 	}
-	if selected(ctx, "edges", "node", "user") && len(page.Items) > 0 {
-		ids := make([]string, len(page.Items))
-		for i, m := range page.Items {
-			ids[i] = m.UserID
-		}
-		_ = r.loadersFor(ctx).Users.Prefetch(ctx, ids)
+	if selected(ctx, "edges", "node", "user") {
+		prefetchUsers(ctx, r.loadersFor(ctx), page.Items, func(m *store.Member) string { return m.UserID })
 	}
 	es, info := edges(page, store.MemberCursor, func(c string, m *store.Member) *model.MemberEdge { return &model.MemberEdge{Cursor: c, Node: m} })
 	return &model.MemberConnection{Edges: es, PageInfo: info}, nil
 }
 
 func (r *channelResolver) Messages(ctx context.Context, obj *store.Channel, last *int, before *string) (*model.MessageConnection, error) {
-	n := 50
-	if last != nil {
-		var err error
-		if n, err = store.PageSize("last", *last); err != nil {
-			return nil, err
-		}
-	}
-	var pos int64
-	if before != nil && *before != "" {
-		var err error
-		if pos, err = store.ParsePos("before", *before); err != nil {
-			return nil, err
-		}
-	}
-	page, err := r.Store.ChannelHistory(ctx, obj.ID, n, pos)
+	page, err := r.Chat.History(ctx, obj, last, before)
 	if err != nil {
 		return nil, err
 	}
@@ -149,20 +113,7 @@ func (r *messageResolver) Parent(ctx context.Context, obj *store.Message) (*stor
 }
 
 func (r *messageResolver) Replies(ctx context.Context, obj *store.Message, first *int, after *string) (*model.MessageConnection, error) {
-	n, pos := 25, int64(0)
-	if first != nil {
-		var err error
-		if n, err = store.PageSize("first", *first); err != nil {
-			return nil, err
-		}
-	}
-	if after != nil && *after != "" {
-		var err error
-		if pos, err = store.ParsePos("after", *after); err != nil {
-			return nil, err
-		}
-	}
-	page, err := r.Store.Replies(ctx, obj.ID, n, pos)
+	page, err := r.Chat.Replies(ctx, obj, first, after)
 	if err != nil {
 		return nil, err
 	}
@@ -217,361 +168,83 @@ func (r *messageReactionResolver) User(ctx context.Context, obj *store.MessageRe
 }
 
 func (r *mutationResolver) CreateChannel(ctx context.Context, input store.ChannelInput) (*store.Channel, error) {
-	me, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ch, created, err := r.Store.CreateChannel(ctx, me.UserID, input)
-	if err != nil {
-		return nil, err
-	}
-	if !created {
-		a, err := r.Store.ChannelForUser(ctx, ch.ID, me.UserID)
-		if err != nil {
-			return nil, err
-		}
-		if err := requireRead(a, me); err != nil {
-			return nil, auth.Forbidden("channel %q already exists and you are not a member of it", ch.ID)
-		}
-		return ch, nil
-	}
-	members, err := store.ChannelMemberIDs(ctx, r.Store.DB(), ch.ID)
-	if err == nil {
-		r.afterMembership(ctx, &store.MemberChange{Channel: ch, Users: members}, true)
-	}
-	return ch, nil
+	return r.Chat.CreateChannel(ctx, input)
 }
 
 func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage) (*store.Channel, error) {
-	a, me, err := r.chatAccess(ctx, "id", id)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireOwner(a, me); err != nil {
-		return nil, err
-	}
-	ch, err := r.Store.UpdateChannel(ctx, id, name, image, data)
-	if err != nil {
-		return nil, err
-	}
-	r.publishChannel(ctx, store.EventChannelUpdated, id, me.UserID, nil)
-	return ch, nil
+	return r.Chat.UpdateChannel(ctx, id, name, image, data)
 }
 
 func (r *mutationResolver) AddMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
-	a, me, err := r.chatAccess(ctx, "channel", channel)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireOwner(a, me); err != nil {
-		return nil, err
-	}
-	ch, err := r.Store.AddMembers(ctx, channel, userIds)
-	if err != nil {
-		return nil, err
-	}
-	r.afterMembership(ctx, ch, true)
-	return ch.Channel, nil
+	return r.Chat.AddMembers(ctx, channel, userIds)
 }
 
 func (r *mutationResolver) RemoveMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
-	a, me, err := r.chatAccess(ctx, "channel", channel)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireOwner(a, me); err != nil {
-		return nil, err
-	}
-	ch, err := r.Store.RemoveMembers(ctx, channel, userIds)
-	if err != nil {
-		return nil, err
-	}
-	r.afterMembership(ctx, ch, false)
-	return ch.Channel, nil
+	return r.Chat.RemoveMembers(ctx, channel, userIds)
 }
 
 func (r *mutationResolver) SendMessage(ctx context.Context, channel string, input store.MessageInput) (*store.Message, error) {
-	if _, _, err := store.CheckMessageInput(input); err != nil {
-		return nil, err
-	}
-	a, me, err := r.chatAccess(ctx, "channel", channel)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireWrite(a, me); err != nil {
-		return nil, err
-	}
-	m, created, err := r.Store.SendMessage(ctx, channel, me.UserID, a.Role != "", input)
-	if errors.Is(err, store.ErrNotChannelMember) {
-		return nil, auth.Forbidden("you were removed from channel %q", channel)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		// Its subscribers get it now, not when the message's job has run
-		// (which publishes it only if this did not).
-		if err := r.Store.PublishSent(ctx, r.Bus, m); err != nil {
-			r.Log.Log(ctx, redisguard.LogLevel(err), "chat: publish message.new; its job will", "message", m.ID, "err", err)
-		}
-		// Sending marked the channel read for the sender in PostgreSQL;
-		// Redis says so now rather than when the job runs, so the sender's
-		// count never shows more than the truth meanwhile. (An admin who
-		// is no member has no read position.)
-		if a.Role != "" {
-			big := a.Channel.MemberCount > r.Store.ChatPushMemberLimit()
-			totals, err := r.Store.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: big})
-			switch {
-			case err != nil:
-				r.Log.Log(ctx, redisguard.LogLevel(err), "chat: record the sender's read in redis", "err", err)
-			case totals.Known:
-				// The sender's other devices show the channel read too.
-				c := channel
-				r.Store.PublishUserEvents(ctx, r.Bus, []string{me.UserID}, []*store.UserEvent{{Type: store.EventNotificationMarkRead,
-					Channel: &c, TotalUnreadCount: totals.Total, UnreadChannels: totals.Channels, CreatedAt: m.CreatedAt}})
-			}
-		}
-		r.wakeWorkers(ctx)
-	}
-	return m, nil
+	return r.Chat.SendMessage(ctx, channel, input)
 }
 
 func (r *mutationResolver) UpdateMessage(ctx context.Context, id string, text string, data json.RawMessage) (*store.Message, error) {
-	m, a, me, err := r.messageAccess(ctx, "id", id)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireWrite(a, me); err != nil {
-		return nil, err // an author no longer a member edits nothing
-	}
-	if m.UserID != me.UserID && !me.IsAdmin() {
-		return nil, auth.Forbidden("only the author of message %s and admins may edit it", id)
-	}
-	m, err = r.Store.UpdateMessage(ctx, m.ID, text, data)
-	if err != nil {
-		return nil, err
-	}
-	r.publishChannel(ctx, store.EventMessageUpdated, m.ChannelID, me.UserID, r.withReactions(ctx, m))
-	return m, nil
+	return r.Chat.UpdateMessage(ctx, id, text, data)
 }
 
 func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (*store.Message, error) {
-	m, a, me, err := r.messageAccess(ctx, "id", id)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireWrite(a, me); err != nil {
-		return nil, err
-	}
-	if m.UserID != me.UserID && a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
-		return nil, auth.Forbidden("only the author of message %s, the channel's owners and admins may delete it", id)
-	}
-	m, deleted, err := r.Store.DeleteMessage(ctx, m.ID)
-	if err != nil {
-		return nil, err
-	}
-	if deleted {
-		r.publishChannel(ctx, store.EventMessageDeleted, m.ChannelID, me.UserID, r.withReactions(ctx, m))
-	}
-	return m, nil
+	return r.Chat.DeleteMessage(ctx, id)
 }
 
 func (r *mutationResolver) SendReaction(ctx context.Context, message string, kind string) (*store.Message, error) {
-	return r.react(ctx, message, kind, store.EventReactionNew, r.Store.AddMessageReaction)
+	return r.Chat.SendReaction(ctx, message, kind)
 }
 
 func (r *mutationResolver) DeleteReaction(ctx context.Context, message string, kind string) (*store.Message, error) {
-	return r.react(ctx, message, kind, store.EventReactionDeleted, r.Store.DeleteMessageReaction)
+	return r.Chat.DeleteReaction(ctx, message, kind)
 }
 
 func (r *mutationResolver) MarkRead(ctx context.Context, channel string, message *string) (*store.ChannelUnread, error) {
-	a, me, err := r.chatAccess(ctx, "channel", channel)
-	if err != nil {
-		return nil, err
-	}
-	if a.Role == "" {
-		return nil, auth.Forbidden("you are not a member of channel %q", channel)
-	}
-	var msgID *uuid.UUID
-	if message != nil {
-		id, err := store.ParseID("message", *message)
-		if err != nil {
-			return nil, err
-		}
-		msgID = &id
-	}
-	p, err := r.Store.MarkRead(ctx, channel, me.UserID, msgID)
-	if err != nil {
-		return nil, err
-	}
-	totals, err := r.Store.RecordRead(ctx, p)
-	if err != nil {
-		r.Log.Log(ctx, redisguard.LogLevel(err), "chat: record read in redis", "err", err)
-		_ = r.Store.InvalidateUnread(ctx, []string{me.UserID})
-	}
-	if !totals.Known {
-		if all, err := r.Store.UnreadTotalsFromDB(ctx, r.Store.DB(), []string{me.UserID}); err == nil {
-			totals = all[me.UserID]
-		}
-	}
-	var readMsg *store.Message
-	if p.MessageID != nil {
-		readMsg = &store.Message{ID: *p.MessageID, ChannelID: channel}
-		if m, err := r.Store.Message(ctx, *p.MessageID); err == nil {
-			readMsg = m
-		}
-	}
-	r.publishChannel(ctx, store.EventMessageRead, channel, me.UserID, readMsg)
-	c := channel
-	r.Store.PublishUserEvents(ctx, r.Bus, []string{me.UserID}, []*store.UserEvent{{Type: store.EventNotificationMarkRead, Channel: &c,
-		TotalUnreadCount: totals.Total, UnreadChannels: totals.Channels, CreatedAt: p.At}})
-	return &store.ChannelUnread{ChannelID: channel, UserID: me.UserID, UnreadCount: p.Unread, ReadAt: &p.At}, nil
+	return r.Chat.MarkRead(ctx, channel, message)
 }
 
 func (r *mutationResolver) MarkAllRead(ctx context.Context) (*store.UnreadCounts, error) {
-	me, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := r.Store.MarkAllRead(ctx, me.UserID); err != nil {
-		return nil, err
-	}
-	if err := r.Store.InvalidateUnread(ctx, []string{me.UserID}); err != nil {
-		r.Log.Log(ctx, redisguard.LogLevel(err), "chat: invalidate unread counters", "err", err)
-	}
-	counts, err := r.Store.UnreadCounts(ctx, me.UserID)
-	if err != nil {
-		return nil, err
-	}
-	r.Store.PublishUserEvents(ctx, r.Bus, []string{me.UserID}, []*store.UserEvent{{Type: store.EventNotificationMarkRead,
-		TotalUnreadCount: counts.TotalUnreadCount, UnreadChannels: counts.UnreadChannels, CreatedAt: time.Now().UTC()}})
-	return r.readableUnread(ctx, me, counts)
+	return r.Chat.MarkAllRead(ctx, selected(ctx, "channels", "channel"), chatLookup{r.loadersFor(ctx).chat()})
 }
 
 func (r *mutationResolver) SendTypingEvent(ctx context.Context, channel string, typing *bool) (bool, error) {
-	a, me, err := r.chatAccess(ctx, "channel", channel)
-	if err != nil {
-		return false, err
-	}
-	if err := requireWrite(a, me); err != nil {
-		return false, err
-	}
-	typ := store.EventTypingStart
-	if typing != nil && !*typing {
-		typ = store.EventTypingStop
-	}
-	r.publishChannel(ctx, typ, channel, me.UserID, nil)
-	return true, nil
+	return r.Chat.SendTypingEvent(ctx, channel, typing)
 }
 
 func (r *queryResolver) Channel(ctx context.Context, id string) (*store.Channel, error) {
-	a, me, err := r.chatAccess(ctx, "id", id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := requireRead(a, me); err != nil {
-		return nil, err
-	}
-	return a.Channel, nil
+	return r.Chat.Channel(ctx, id)
 }
 
 func (r *queryResolver) Message(ctx context.Context, id string) (*store.Message, error) {
-	m, a, me, err := r.messageAccess(ctx, "id", id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := requireRead(a, me); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return r.Chat.Message(ctx, id)
 }
 
 func (r *queryResolver) UnreadCounts(ctx context.Context) (*store.UnreadCounts, error) {
-	me, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	counts, err := r.Store.UnreadCounts(ctx, me.UserID)
-	if err != nil {
-		return nil, err
-	}
-	return r.readableUnread(ctx, me, counts)
+	return r.Chat.MyUnreadCounts(ctx, selected(ctx, "channels", "channel"), chatLookup{r.loadersFor(ctx).chat()})
 }
 
 func (r *queryResolver) Channels(ctx context.Context, filter *store.ChannelFilter, first *int, after *string) (*model.ChannelConnection, error) {
-	me, err := caller(ctx)
+	page, err := r.Chat.Channels(ctx, filter, first, after)
 	if err != nil {
 		return nil, err
 	}
-	n := 20
-	if first != nil {
-		if n, err = store.PageSize("first", *first); err != nil {
-			return nil, err
-		}
+	l := r.loadersFor(ctx).chat()
+	if selected(ctx, "edges", "node", "unreadCount") {
+		_ = l.MyMemberships.Prefetch(ctx, mapItems(page.Items, func(c *store.Channel) string { return c.ID }))
 	}
-	pos := ""
-	if after != nil && *after != "" {
-		if pos, err = store.DecodeCursor("after", *after); err != nil {
-			return nil, err
-		}
-	}
-	var f store.ChannelFilter
-	if filter != nil {
-		f = *filter
-	}
-	page, err := r.Store.UserChannels(ctx, me.UserID, f, n, pos)
-	if err != nil {
-		return nil, err
-	}
-	l := r.loadersFor(ctx)
-	if len(page.Items) > 0 {
-		ids := make([]string, len(page.Items))
-		var last []uuid.UUID
-		for i, c := range page.Items {
-			ids[i] = c.ID
-			if c.LastMessageID != nil {
-				last = append(last, *c.LastMessageID)
-			}
-		}
-		if selected(ctx, "edges", "node", "unreadCount") {
-			_ = l.chat().MyMemberships.Prefetch(ctx, ids)
-		}
-		if selected(ctx, "edges", "node", "lastMessage") {
-			_ = l.chat().Messages.Prefetch(ctx, last)
-		}
+	if selected(ctx, "edges", "node", "lastMessage") {
+		_ = l.Messages.Prefetch(ctx, lastMessageIDs(page.Items))
 	}
 	es, info := edges(page, store.ChannelCursor, func(c string, ch *store.Channel) *model.ChannelEdge { return &model.ChannelEdge{Cursor: c, Node: ch} })
 	return &model.ChannelConnection{Edges: es, PageInfo: info}, nil
 }
 
 func (r *queryResolver) SearchMessages(ctx context.Context, query string, channel *string, first *int, after *string) (*model.MessageConnection, error) {
-	me, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	n, pos, err := pageArgs(first, after)
-	if err != nil {
-		return nil, err
-	}
-	if first == nil {
-		n = 20
-	}
-	if channel != nil {
-		a, _, err := r.chatAccess(ctx, "channel", *channel)
-		if err != nil {
-			return nil, err
-		}
-		if err := requireRead(a, me); err != nil {
-			return nil, err
-		}
-	}
-	page, err := r.Store.SearchMessages(ctx, me.UserID, query, channel, n, pos)
+	page, err := r.Chat.SearchMessages(ctx, query, channel, first, after)
 	if err != nil {
 		return nil, err
 	}
@@ -579,83 +252,15 @@ func (r *queryResolver) SearchMessages(ctx context.Context, query string, channe
 }
 
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string, after *string) (<-chan *store.Message, error) {
-	a, me, err := r.chatAccess(ctx, "channel", channel)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireRead(a, me); err != nil {
-		return nil, err
-	}
-	var afterID *uuid.UUID
-	if after != nil {
-		id, err := store.ParseID("after", *after)
-		if err != nil {
-			return nil, err
-		}
-		afterID = &id
-	}
-	// Subscribe first, then read where to start: nothing sent in between is missed.
-	sub, err := r.Bus.Subscribe(ctx, store.ChannelTopic(channel))
-	if err != nil {
-		return nil, err
-	}
-	var last int64
-	if afterID != nil {
-		m, err := r.Store.Message(ctx, *afterID)
-		if err == nil && m.ChannelID != channel {
-			err = store.NotFound("message in channel "+channel, *after)
-		}
-		if err != nil {
-			sub.Close()
-			return nil, err
-		}
-		last = m.Pos
-	} else {
-		now, err := r.Store.ChannelForUser(ctx, channel, me.UserID)
-		if err != nil {
-			sub.Close()
-			return nil, err
-		}
-		last = now.Channel.LastPos
-	}
-	out := stream.New[store.Message](ctx)
-	go r.streamMessages(ctx, channel, r.newReadGuard(a, me), last, sub, out)
-	return out.C, nil
+	return r.Chat.MessageAdded(ctx, channel, after)
 }
 
-func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string) (<-chan *store.ChannelEvent, error) {
-	a, me, err := r.chatAccess(ctx, "channel", channel)
-	if err != nil {
-		return nil, err
-	}
-	if err := requireRead(a, me); err != nil {
-		return nil, err
-	}
-	sub, err := r.Bus.Subscribe(ctx, store.ChannelTopic(channel))
-	if err != nil {
-		return nil, err
-	}
-	out := stream.New[store.ChannelEvent](ctx)
-	guard := r.newReadGuard(a, me)
-	go stream.Relay(ctx, r.Log, sub, out, decodeChannelEvent, func(e *store.ChannelEvent) (bool, error) {
-		err := guard.check(ctx, e)
-		return err == nil || guard.removes(e), err
-	})
-	return out.C, nil
+func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string) (<-chan *chat.ChannelEvent, error) {
+	return r.Chat.ChannelEvents(ctx, channel)
 }
 
-func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *store.UserEvent, error) {
-	me, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	sub, err := r.Bus.Subscribe(ctx, store.UserChatTopic(me.UserID))
-	if err != nil {
-		return nil, err
-	}
-	out := stream.New[store.UserEvent](ctx)
-	go stream.Relay(ctx, r.Log, sub, out, decodeJSON[store.UserEvent], nil)
-	return out.C, nil
+func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *chat.UserEvent, error) {
+	return r.Chat.MyEvents(ctx)
 }
 
 func (r *Resolver) Channel() graph.ChannelResolver { return &channelResolver{r} }

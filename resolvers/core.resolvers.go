@@ -10,43 +10,19 @@ import (
 
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
-	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 )
 
 func (r *mutationResolver) UpsertUsers(ctx context.Context, users []*model.UserInput) ([]*store.User, error) {
-	id, err := caller(ctx)
+	changes, err := userChanges(users)
 	if err != nil {
 		return nil, err
 	}
-	changes, err := userChanges(id, users)
-	if err != nil {
-		return nil, err
-	}
-	out, err := r.Store.UpsertUsers(ctx, changes)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range out {
-		r.publishUser(ctx, u)
-	}
-	return out, nil
+	return r.People.Upsert(ctx, changes)
 }
 
 func (r *queryResolver) Me(ctx context.Context) (*store.User, error) {
-	id, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// A root field has no siblings to batch with: fetch at once.
-	users, err := r.loadersFor(ctx).Users.Fetch(ctx, []string{id.UserID})
-	if err != nil {
-		return nil, err
-	}
-	if users[0] == nil {
-		return nil, store.NotFound("user", id.UserID)
-	}
-	return users[0], nil
+	return r.People.Me(ctx)
 }
 
 func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error) {
@@ -57,39 +33,18 @@ func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error
 }
 
 func (r *queryResolver) Users(ctx context.Context, ids []string) ([]*store.User, error) {
-	if len(ids) > store.MaxBatch {
-		return nil, store.Invalid("ids", "at most %d ids per call, got %d", store.MaxBatch, len(ids))
-	}
-	for i, id := range ids {
-		if err := store.CheckUserID("ids", id); err != nil {
-			return nil, store.Invalid("ids", "ids[%d]: %v", i, err)
-		}
-	}
-	l := r.loadersFor(ctx)
-	users, err := l.Users.Fetch(ctx, ids)
-	if err != nil {
+	if err := r.People.CheckIDs(ids); err != nil {
 		return nil, err
 	}
+	l := r.loadersFor(ctx)
 	if selected(ctx, "online") {
 		_ = l.Online.Prefetch(ctx, ids)
 	}
-	return users, nil
+	return l.Users.Fetch(ctx, ids)
 }
 
 func (r *subscriptionResolver) UserUpdated(ctx context.Context, id string) (<-chan *store.User, error) {
-	if _, err := caller(ctx); err != nil {
-		return nil, err
-	}
-	if err := store.CheckUserID("id", id); err != nil {
-		return nil, err
-	}
-	sub, err := r.Bus.Subscribe(ctx, userTopic(id))
-	if err != nil {
-		return nil, err
-	}
-	out := stream.New[store.User](ctx)
-	go r.streamUser(ctx, id, sub, out)
-	return out.C, nil
+	return r.People.Updated(ctx, id)
 }
 
 func (r *userResolver) Online(ctx context.Context, obj *store.User) (bool, error) {

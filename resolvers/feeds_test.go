@@ -3,7 +3,6 @@ package resolvers_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )
@@ -259,8 +259,8 @@ func TestFeedPermissionsAndInput(t *testing.T) {
 
 	// Activities: their actor changes them; others who may read them only react.
 	id := post(t, n, u["alice"], "mine")
-	wantCode(t, n.Query(t, bob, `mutation($id: ID!) { updateActivity(id: $id, data: {a: 1}) { id } }`, brooktest.Vars{"id": id}), "FORBIDDEN")
-	wantCode(t, n.Query(t, bob, `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": id}), "FORBIDDEN")
+	brooktest.WantCode(t, n.Query(t, bob, `mutation($id: ID!) { updateActivity(id: $id, data: {a: 1}) { id } }`, brooktest.Vars{"id": id}), "FORBIDDEN")
+	brooktest.WantCode(t, n.Query(t, bob, `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": id}), "FORBIDDEN")
 	var upd struct{ UpdateActivity struct{ Data map[string]any } }
 	n.Must(t, alice, `mutation($id: ID!) { updateActivity(id: $id, data: {a: 1}) { data } }`, brooktest.Vars{"id": id}, &upd)
 	if upd.UpdateActivity.Data["a"] != float64(1) {
@@ -268,13 +268,13 @@ func TestFeedPermissionsAndInput(t *testing.T) {
 	}
 	// Data that is not an object, and reactions of no kind, change nothing.
 	for _, bad := range []any{[]int{1}, "text", 3} {
-		wantCode(t, n.Query(t, alice, `mutation($id: ID!, $d: JSON!) { updateActivity(id: $id, data: $d) { id } }`,
+		brooktest.WantCode(t, n.Query(t, alice, `mutation($id: ID!, $d: JSON!) { updateActivity(id: $id, data: $d) { id } }`,
 			brooktest.Vars{"id": id, "d": bad}), "BAD_USER_INPUT")
-		wantCode(t, n.Query(t, bob, `mutation($id: ID!, $d: JSON) { addReaction(activity: $id, kind: "like", data: $d) { id } }`,
+		brooktest.WantCode(t, n.Query(t, bob, `mutation($id: ID!, $d: JSON) { addReaction(activity: $id, kind: "like", data: $d) { id } }`,
 			brooktest.Vars{"id": id, "d": bad}), "BAD_USER_INPUT")
 	}
 	for _, kind := range []string{"", strings.Repeat("k", 65)} {
-		wantCode(t, n.Query(t, bob, `mutation($id: ID!, $k: String!) { addReaction(activity: $id, kind: $k) { id } }`,
+		brooktest.WantCode(t, n.Query(t, bob, `mutation($id: ID!, $k: String!) { addReaction(activity: $id, kind: $k) { id } }`,
 			brooktest.Vars{"id": id, "k": kind}), "BAD_USER_INPUT")
 	}
 	var after struct {
@@ -340,7 +340,7 @@ func TestFeedNestedReadsAreChecked(t *testing.T) {
 			}
 			continue
 		}
-		wantCode(t, resp, c.code)
+		brooktest.WantCode(t, resp, c.code)
 	}
 }
 
@@ -424,7 +424,7 @@ func TestFeedRemovalWaitsForAFanoutPage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := store.RemoveEntries(ctx, tx, store.RemoveJob{Activity: id}); err != nil {
+		if _, _, err := n.Store.WithTx(tx).RemoveEntries(ctx, store.RemoveJob{Activity: id}); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Commit(ctx); err != nil {
@@ -436,7 +436,7 @@ func TestFeedRemovalWaitsForAFanoutPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = page.Rollback(ctx) }()
-	if feeds, err := store.FanoutPage(ctx, page, store.FanoutJob{Activity: id, Origin: "user:" + u["bob"]}); err != nil || len(feeds) != 1 {
+	if feeds, err := n.Store.WithTx(page).FanoutPage(ctx, store.FanoutJob{Activity: id, Origin: "user:" + u["bob"]}); err != nil || len(feeds) != 1 {
 		t.Fatalf("fan-out page: %v %v", feeds, err)
 	}
 	removed := make(chan error, 1)
@@ -477,7 +477,7 @@ func TestFeedRemoveAndUnfollow(t *testing.T) {
 
 	bob := env.Token(t, u["bob"])
 	n.Must(t, bob, `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": a1}, nil)
-	wantCode(t, n.Query(t, bob, `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": a1}), "NOT_FOUND")
+	brooktest.WantCode(t, n.Query(t, bob, `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": a1}), "NOT_FOUND")
 	n.WaitForJobs(t)
 	for _, f := range []struct{ user, feed string }{{u["alice"], "timeline:" + u["alice"]}, {u["carol"], "timeline:" + u["carol"]}, {u["bob"], "user:" + u["bob"]}} {
 		if got := feedObjects(t, n, env.Token(t, f.user), f.feed, 25); !slices.Equal(got, []string{u["bob"] + ":two"}) {
@@ -524,8 +524,8 @@ func TestFeedReactions(t *testing.T) {
 	}
 	n.Must(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": id, "k": "like"}, nil)
 	n.Must(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": id, "k": "comment"}, nil)
-	wantCode(t, n.Query(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": id, "k": "no spaces"}), "BAD_USER_INPUT")
-	wantCode(t, n.Query(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": "01900000-0000-7000-8000-000000000000", "k": "like"}), "NOT_FOUND")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": id, "k": "no spaces"}), "BAD_USER_INPUT")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": "01900000-0000-7000-8000-000000000000", "k": "like"}), "NOT_FOUND")
 
 	var got struct {
 		Activity struct {
@@ -546,7 +546,7 @@ func TestFeedReactions(t *testing.T) {
 		len(a.Likes) != 1 || a.Likes[0].User.ID != u["carol"] {
 		t.Fatalf("reactions: %+v", a)
 	}
-	wantCode(t, n.Query(t, env.Token(t, u["carol"]), `mutation($id: ID!) { removeReaction(id: $id) }`, brooktest.Vars{"id": r1.AddReaction.ID}), "FORBIDDEN")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["carol"]), `mutation($id: ID!) { removeReaction(id: $id) }`, brooktest.Vars{"id": r1.AddReaction.ID}), "FORBIDDEN")
 	var rm struct{ RemoveReaction bool }
 	n.Must(t, env.Token(t, u["bob"]), `mutation($id: ID!) { removeReaction(id: $id) }`, brooktest.Vars{"id": r1.AddReaction.ID}, &rm)
 	if !rm.RemoveReaction {
@@ -675,13 +675,13 @@ func TestFeedCopiesAndGroupsAtTheirEdges(t *testing.T) {
 	if groups, unseen, _ = feedGroups(t, n, bob, feed); unseen != 0 || !groups[0].IsSeen {
 		t.Fatalf("after marking %s seen: unseen %d, %+v", "photo/upload/"+day, unseen, groups)
 	}
-	wantCode(t, n.Query(t, bob, `mutation($f: ID!, $g: [ID!]) { markFeedSeen(feed: $f, groups: $g) { unseenCount } }`,
+	brooktest.WantCode(t, n.Query(t, bob, `mutation($f: ID!, $g: [ID!]) { markFeedSeen(feed: $f, groups: $g) { unseenCount } }`,
 		brooktest.Vars{"f": feed, "g": []string{"photo/upload"}}), "BAD_USER_INPUT")
 
-	before := count(t, n, `SELECT count(*) FROM activities WHERE actor_id = $1`, u["alice"])
-	wantCode(t, add([]string{"timeline_aggregated:" + u["alice"]}, "post"), "BAD_USER_INPUT")
-	wantCode(t, add([]string{"notification:" + u["bob"], "notification:ghost-" + tag}, "post"), "NOT_FOUND")
-	if after := count(t, n, `SELECT count(*) FROM activities WHERE actor_id = $1`, u["alice"]); after != before {
+	before := n.Count(t, `SELECT count(*) FROM activities WHERE actor_id = $1`, u["alice"])
+	brooktest.WantCode(t, add([]string{"timeline_aggregated:" + u["alice"]}, "post"), "BAD_USER_INPUT")
+	brooktest.WantCode(t, add([]string{"notification:" + u["bob"], "notification:ghost-" + tag}, "post"), "NOT_FOUND")
+	if after := n.Count(t, `SELECT count(*) FROM activities WHERE actor_id = $1`, u["alice"]); after != before {
 		t.Fatalf("refused copies wrote %d activities", after-before)
 	}
 
@@ -762,7 +762,7 @@ func TestFeedUnfollowKeepsHistoryOfAPulledActor(t *testing.T) {
 	t.Parallel()
 	var timelines [][]string
 	for _, threshold := range []int{1000, 1} {
-		n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.FeedPullThreshold = threshold }})
+		n := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) { o.FeedPullThreshold = threshold }})
 		u := feedUsers(t, n, callTag(), "reader", "star", "fan")
 		follow(t, n, u["fan"], u["star"], 10)
 		follow(t, n, u["reader"], u["star"], 10) // two followers: above a threshold of 1
@@ -795,8 +795,8 @@ func TestFeedUnfollowKeepsHistoryOfAPulledActor(t *testing.T) {
 // actor is fanned out on write and one where the popular actor crosses the
 // pull threshold (both ways). The timelines must read the same.
 func TestFeedPushPullEquivalence(t *testing.T) {
-	push := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.FeedPullThreshold = 1000 }})
-	pull := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.FeedPullThreshold = 3 }})
+	push := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) { o.FeedPullThreshold = 1000 }})
+	pull := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) { o.FeedPullThreshold = 3 }})
 	type world struct {
 		n *brooktest.Node
 		u map[string]string
@@ -887,8 +887,8 @@ func TestFeedPushPullEquivalence(t *testing.T) {
 // the activity exactly once.
 func TestFeedWorkerKilledMidJob(t *testing.T) {
 	// A threshold above the follower count: this actor is fanned out.
-	big := func(o *store.Options) { o.FeedPullThreshold = 1_000_000 }
-	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Store: big})
+	big := func(o *node.Options) { o.FeedPullThreshold = 1_000_000 }
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Node: big})
 	tag := callTag()
 	star := tag + "-star"
 	callUsers(t, n, star)
@@ -916,22 +916,20 @@ func TestFeedWorkerKilledMidJob(t *testing.T) {
 		SELECT max(source), $1, $2 FROM follows WHERE target = $2`, id, "user:"+star); err != nil {
 		t.Fatal(err)
 	}
-	victim := env.OpenStore(t, func(o *store.Options) {
-		big(o)
-		u, err := url.Parse(o.DatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("application_name", tag+"victim")
-		u.RawQuery = q.Encode()
-		o.DatabaseURL = u.String()
-	})
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	r := workers.New(victim, n.Bus, workers.Options{BatchSize: 1, Concurrency: 1, Logger: slog.New(slog.DiscardHandler)})
-	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(wctx) }()
+	// A node of its own whose one worker claims one job at a time, on
+	// connections the test can find by name and kill.
+	victim := env.StartNode(t, brooktest.NodeOptions{Workers: 1, Runner: func(o *workers.Options) { o.BatchSize = 1 },
+		Node: func(o *node.Options) {
+			big(o)
+			u, err := url.Parse(o.DatabaseURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Set("application_name", tag+"victim")
+			u.RawQuery = q.Encode()
+			o.DatabaseURL = u.String()
+		}})
 	brooktest.Eventually(t, "the worker is blocked in the middle of the fan-out", func() bool {
 		var busy int
 		_ = n.Store.DB().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
@@ -949,11 +947,9 @@ func TestFeedWorkerKilledMidJob(t *testing.T) {
 	if written-1 < 10_000 || written-1 >= followers {
 		t.Fatalf("the worker was killed with %d rows committed; want it mid-way", written-1)
 	}
-	stop()
-	<-done
-	victim.Close()
+	victim.Stop()
 
-	n2 := env.StartNode(t, brooktest.NodeOptions{Store: big})
+	n2 := env.StartNode(t, brooktest.NodeOptions{Node: big})
 	n2.WaitForJobs(t)
 	brooktest.Eventually(t, "jobs done", func() bool {
 		var left int
@@ -1086,7 +1082,7 @@ func TestFeedFanoutMeetsBackfill(t *testing.T) {
 // post once, none after the unfollow, and the unfollowed actor's
 // activities announced as removed.
 func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
-	n := env.StartNode(t, brooktest.NodeOptions{Store: func(o *store.Options) { o.FeedPullThreshold = 2 }})
+	n := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) { o.FeedPullThreshold = 2 }})
 	u := feedUsers(t, n, callTag(), "reader", "star", "fan1", "fan2")
 	follow(t, n, u["reader"], u["star"], 0)
 	follow(t, n, u["fan1"], u["star"], 0) // two followers: not above 2, pushed

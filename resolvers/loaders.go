@@ -31,22 +31,14 @@ type Loaders struct {
 	callLoaders
 }
 
-// NewLoaders returns a set of loaders over s.
-func NewLoaders(s *store.Store) *Loaders {
+// NewLoaders returns a set of loaders over the products.
+func (r *Resolver) NewLoaders() *Loaders {
 	return &Loaders{
-		feedLoaders: newFeedLoaders(s),
-		chatLoaders: newChatLoaders(s),
-		callLoaders: newCallLoaders(s),
-		Users:       NewLoader(s.UsersByID),
-		// Presence lives only in Redis; while Redis is unreachable everyone
-		// reads as offline rather than failing the query.
-		Online: NewLoader(func(ctx context.Context, ids []string) ([]bool, error) {
-			online, err := s.Online(ctx, ids)
-			if err != nil {
-				return make([]bool, len(ids)), nil
-			}
-			return online, nil
-		}),
+		feedLoaders: newFeedLoaders(r.Store),
+		chatLoaders: newChatLoaders(r.Chat),
+		callLoaders: newCallLoaders(r.Store),
+		Users:       NewLoader(r.People.ByID),
+		Online:      NewLoader(r.People.Online),
 	}
 }
 
@@ -63,7 +55,7 @@ func (r *Resolver) loadersFor(ctx context.Context) *Loaders {
 	if l, ok := ctx.Value(loadersKey{}).(*Loaders); ok {
 		return l
 	}
-	return NewLoaders(r.Store)
+	return r.NewLoaders()
 }
 
 // Loader batches lookups of V by K. Fetch returns one value per key, in key

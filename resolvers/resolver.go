@@ -1,5 +1,8 @@
-// Package resolvers implements Brook's GraphQL schema. Resolvers are thin:
-// they parse and authorize, call the store or bus, and map the result.
+// Package resolvers implements Brook's GraphQL schema as glue: a resolver
+// reads its arguments, calls one method of a product (users, feeds, chat,
+// calls), and maps the result; the products own the rules. What is
+// GraphQL's own stays here: per-operation dataloaders, prefetching what a
+// selection needs, connections and cost.
 package resolvers
 
 import (
@@ -8,18 +11,31 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brookhq/brook/calls"
+	"github.com/brookhq/brook/chat"
+	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/users"
 	"github.com/brookhq/brook/workers"
 )
 
 // Resolver holds what every resolver needs.
 type Resolver struct {
+	People *users.Service
+	Feeds  *feeds.Service
+	Chat   *chat.Service
+	Calls  *calls.Service
+	Log    *slog.Logger
+
+	// Store, State and Bus serve the feeds and calls resolvers until their
+	// rules move into their products.
 	Store *store.Store
+	State *ephemeral.State
 	Bus   *bus.Bus
-	Log   *slog.Logger
 
 	// SFUNodes are the SFU media servers call sessions are assigned to
 	// (SFU_NODES); none means sfu.Default.

@@ -153,15 +153,15 @@ func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, i
 		at = in.Time.UTC().Truncate(time.Microsecond)
 	}
 	var out *Activity
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		// FOR SHARE orders this post with follows that move the actor
 		// across the pull threshold (they update this row).
 		var followers int
-		err := tx.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, origin.ID).Scan(&followers)
+		err := tx.db.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, origin.ID).Scan(&followers)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
-		a, err := scanActivity(tx.QueryRow(ctx, `
+		a, err := scanActivity(tx.db.QueryRow(ctx, `
 			INSERT INTO activities (id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
 			ON CONFLICT (feed_id, foreign_id, time) WHERE foreign_id IS NOT NULL DO NOTHING
@@ -169,7 +169,7 @@ func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, i
 			id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created))
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Posted before: return the first copy and write nothing.
-			out, err = scanActivity(tx.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities
+			out, err = scanActivity(tx.db.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities
 				WHERE feed_id = $1 AND foreign_id = $2 AND time = $3`, origin.ID, in.ForeignID, at))
 			return err
 		}
@@ -179,7 +179,7 @@ func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, i
 		out = a
 		if len(in.To) > 0 {
 			// Every feed copied to exists: it belongs to a user.
-			missing, err := missingFeedOwners(ctx, tx, in.To)
+			missing, err := tx.missingFeedOwners(ctx, in.To)
 			if err != nil {
 				return err
 			}
@@ -188,11 +188,11 @@ func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, i
 			}
 		}
 		feeds := append([]string{origin.ID}, in.To...)
-		if _, err := tx.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
+		if _, err := tx.db.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
 			SELECT f, $2, $3 FROM unnest($1::text[]) AS f ON CONFLICT DO NOTHING`, feeds, a.ID, origin.ID); err != nil {
 			return err
 		}
-		_, err = EnqueueJob(ctx, tx, JobFeedActivity, ActivityJob{
+		_, err = tx.EnqueueJob(ctx, JobFeedActivity, ActivityJob{
 			Activity: a.ID, Origin: origin.ID, Push: followers <= s.pullThreshold,
 		})
 		return err
@@ -209,9 +209,9 @@ func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, i
 
 // missingFeedOwners returns the first of feeds whose owner is no user, or
 // "" when every feed has one.
-func missingFeedOwners(ctx context.Context, q Querier, feeds []string) (string, error) {
+func (s *Store) missingFeedOwners(ctx context.Context, feeds []string) (string, error) {
 	var missing *string
-	err := q.QueryRow(ctx, `
+	err := s.db.QueryRow(ctx, `
 		SELECT f FROM unnest($1::text[]) WITH ORDINALITY AS t(f, n)
 		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = split_part(t.f, ':', 2))
 		ORDER BY n LIMIT 1`, feeds).Scan(&missing)
@@ -234,7 +234,7 @@ type ActivityJob struct {
 
 // ActivitiesByID returns activities in the order of ids (nil where none).
 func (s *Store) ActivitiesByID(ctx context.Context, ids []uuid.UUID) ([]*Activity, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+activityColumns+` FROM activities WHERE id = ANY($1)`, ids)
+	rows, err := s.db.Query(ctx, `SELECT `+activityColumns+` FROM activities WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: activities by id: %w", err)
 	}
@@ -247,7 +247,7 @@ func (s *Store) ActivitiesByID(ctx context.Context, ids []uuid.UUID) ([]*Activit
 
 // Activity returns one activity.
 func (s *Store) Activity(ctx context.Context, id uuid.UUID) (*Activity, error) {
-	a, err := scanActivity(s.pool.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities WHERE id = $1`, id))
+	a, err := scanActivity(s.db.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("activity", id.String())
 	}
@@ -262,7 +262,7 @@ func (s *Store) UpdateActivity(ctx context.Context, id uuid.UUID, data json.RawM
 	if err := CheckData("data", data); err != nil {
 		return nil, err
 	}
-	a, err := scanActivity(s.pool.QueryRow(ctx, `UPDATE activities SET data = $2, updated_at = now()
+	a, err := scanActivity(s.db.QueryRow(ctx, `UPDATE activities SET data = $2, updated_at = now()
 		WHERE id = $1 RETURNING `+activityColumns, id, data))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("activity", id.String())
@@ -277,18 +277,18 @@ func (s *Store) UpdateActivity(ctx context.Context, id uuid.UUID, data json.RawM
 // the job written with it removes its entries from every feed it reached
 // and announces the removal.
 func (s *Store) RemoveActivity(ctx context.Context, id uuid.UUID) error {
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM activities WHERE id = $1`, id)
+	err := s.InTx(ctx, func(tx *Store) error {
+		tag, err := tx.db.Exec(ctx, `DELETE FROM activities WHERE id = $1`, id)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return NotFound("activity", id.String())
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM reaction_counts WHERE activity_id = $1`, id); err != nil {
+		if _, err := tx.db.Exec(ctx, `DELETE FROM reaction_counts WHERE activity_id = $1`, id); err != nil {
 			return err
 		}
-		_, err = EnqueueJob(ctx, tx, JobFeedRemove, RemoveJob{Activity: id})
+		_, err = tx.EnqueueJob(ctx, JobFeedRemove, RemoveJob{Activity: id})
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {

@@ -50,7 +50,7 @@ func scanParticipant(row pgx.Row) (*CallParticipant, error) {
 // MaxCallParticipantsListed: every live participant first, then those who
 // left most recently (a long session of many rejoins keeps its live ones).
 func (s *Store) CallParticipantsBySession(ctx context.Context, sessionIDs []uuid.UUID) ([][]*CallParticipant, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT `+participantColumns+` FROM (
 			SELECT p.*, row_number() OVER (PARTITION BY session_id ORDER BY left_at IS NOT NULL, id DESC) AS n
 			FROM call_participants p WHERE session_id = ANY($1)
@@ -80,12 +80,12 @@ type CallDepartures struct {
 // locks the sessions first, in id order, so it serializes with joins (which
 // lock the live session) and with other removals without deadlocks. Ids
 // that are unknown or already left are skipped, so it is idempotent.
-func RemoveCallParticipants(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, reason string) (*CallDepartures, error) {
+func (s *Store) RemoveCallParticipants(ctx context.Context, ids []uuid.UUID, reason string) (*CallDepartures, error) {
 	d := &CallDepartures{Reason: reason, IDs: ids}
 	if len(ids) == 0 {
 		return d, nil
 	}
-	rows, err := tx.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT id FROM call_sessions WHERE ended_at IS NULL AND id IN (
 			SELECT session_id FROM call_participants WHERE id = ANY($1) AND left_at IS NULL)
 		ORDER BY id FOR UPDATE`, ids)
@@ -99,7 +99,7 @@ func RemoveCallParticipants(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, rea
 	if len(sessions) == 0 {
 		return d, nil
 	}
-	rows, err = tx.Query(ctx, `
+	rows, err = s.db.Query(ctx, `
 		UPDATE call_participants SET left_at = now(), left_reason = $2
 		WHERE id = ANY($1) AND left_at IS NULL
 		RETURNING `+participantColumns, ids, reason)
@@ -109,7 +109,7 @@ func RemoveCallParticipants(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, rea
 	if d.Left, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*CallParticipant, error) { return scanParticipant(r) }); err != nil {
 		return nil, fmt.Errorf("store: remove call participants: %w", err)
 	}
-	rows, err = tx.Query(ctx, `
+	rows, err = s.db.Query(ctx, `
 		UPDATE call_sessions cs SET ended_at = now()
 		WHERE cs.id = ANY($1) AND cs.ended_at IS NULL
 		  AND NOT EXISTS (SELECT 1 FROM call_participants p WHERE p.session_id = cs.id AND p.left_at IS NULL)
@@ -126,9 +126,9 @@ func RemoveCallParticipants(ctx context.Context, tx pgx.Tx, ids []uuid.UUID, rea
 // LeaveCall removes one participant in its own transaction.
 func (s *Store) LeaveCall(ctx context.Context, id uuid.UUID, reason string) (*CallDepartures, error) {
 	var d *CallDepartures
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		var err error
-		d, err = RemoveCallParticipants(ctx, tx, []uuid.UUID{id}, reason)
+		d, err = tx.RemoveCallParticipants(ctx, []uuid.UUID{id}, reason)
 		return err
 	})
 	return d, err
@@ -136,8 +136,8 @@ func (s *Store) LeaveCall(ctx context.Context, id uuid.UUID, reason string) (*Ca
 
 // EndEmptyCallSessions ends live sessions that have no live participant
 // left (a repair pass: joins and removals never leave such a session).
-func EndEmptyCallSessions(ctx context.Context, tx pgx.Tx, limit int) ([]*CallSession, error) {
-	rows, err := tx.Query(ctx, `
+func (s *Store) EndEmptyCallSessions(ctx context.Context, limit int) ([]*CallSession, error) {
+	rows, err := s.db.Query(ctx, `
 		UPDATE call_sessions cs SET ended_at = now()
 		WHERE cs.id IN (
 			SELECT s.id FROM call_sessions s
@@ -251,7 +251,7 @@ func (s *Store) CallParticipantFacts(ctx context.Context, ids []uuid.UUID) ([]*C
 	if len(missing) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+participantColumns+` FROM call_participants WHERE id = ANY($1)`, missing)
+	rows, err := s.db.Query(ctx, `SELECT `+participantColumns+` FROM call_participants WHERE id = ANY($1)`, missing)
 	if err != nil {
 		return nil, fmt.Errorf("store: call participant facts: %w", err)
 	}
@@ -298,7 +298,7 @@ func (s *Store) dropFactsOfLeft(ctx context.Context, ids []uuid.UUID) {
 	if len(ids) == 0 {
 		return
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id FROM call_participants WHERE id = ANY($1) AND left_at IS NOT NULL`, ids)
+	rows, err := s.db.Query(ctx, `SELECT id FROM call_participants WHERE id = ANY($1) AND left_at IS NOT NULL`, ids)
 	var left []uuid.UUID
 	if err == nil {
 		left, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
@@ -383,12 +383,12 @@ func (s *Store) ForgetCallParticipants(ctx context.Context, ids []uuid.UUID) err
 // deadline of until, so it times out unless a subscription keeps it
 // alive. It pages through live participants in batches; it returns how
 // many entries it restored.
-func (s *Store) RestoreCallLiveness(ctx context.Context, q Querier, until time.Time) (int, error) {
+func (s *Store) RestoreCallLiveness(ctx context.Context, until time.Time) (int, error) {
 	restored := 0
 	after := uuid.Nil
 	score := float64(until.UnixMilli())
 	for {
-		rows, err := q.Query(ctx, `SELECT id FROM call_participants WHERE left_at IS NULL AND id > $1 ORDER BY id LIMIT 1000`, after)
+		rows, err := s.db.Query(ctx, `SELECT id FROM call_participants WHERE left_at IS NULL AND id > $1 ORDER BY id LIMIT 1000`, after)
 		if err != nil {
 			return restored, fmt.Errorf("store: restore call liveness: %w", err)
 		}

@@ -79,21 +79,21 @@ type JoinCallParams struct {
 // last leave cannot end it under a join.
 func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, error) {
 	var out *CallJoin
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		out = &CallJoin{}
 		// Shares the call's row lock with other joins, so that a change of
 		// members (which takes it FOR UPDATE) waits for this join and then
 		// sees its participant, or this join sees the change (a statement
 		// of its own, read after the lock, with a fresh snapshot).
 		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR SHARE`, p.CallID).Scan(&exists); err != nil {
+		if err := tx.db.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR SHARE`, p.CallID).Scan(&exists); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return NotFound("call", p.CallID)
 			}
 			return err
 		}
 		var role *string
-		call, err := scanCallWithRole(tx.QueryRow(ctx, `
+		call, err := scanCallWithRole(tx.db.QueryRow(ctx, `
 			SELECT `+prefixed("c.", callColumns)+`, m.role FROM calls c
 			LEFT JOIN call_members m ON m.call_id = c.id AND m.user_id = $2
 			WHERE c.id = $1`, p.CallID, p.UserID), &role)
@@ -111,7 +111,7 @@ func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, erro
 			if attempt == 3 {
 				return errors.New("live session vanished three times")
 			}
-			cs, err := scanSession(tx.QueryRow(ctx, `
+			cs, err := scanSession(tx.db.QueryRow(ctx, `
 				SELECT `+sessionColumns+` FROM call_sessions
 				WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, p.CallID))
 			if err == nil {
@@ -121,7 +121,7 @@ func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, erro
 			if !errors.Is(err, pgx.ErrNoRows) {
 				return err
 			}
-			drained, err := drainedSFUs(ctx, tx)
+			drained, err := tx.DrainedSFUs(ctx)
 			if err != nil {
 				return err
 			}
@@ -130,7 +130,7 @@ func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, erro
 				return ErrNoSFU
 			}
 			api := sfuNode(node)
-			cs, err = scanSession(tx.QueryRow(ctx, `
+			cs, err = scanSession(tx.db.QueryRow(ctx, `
 				INSERT INTO call_sessions (id, call_id, sfu_id, sfu_url, sfu_region) VALUES ($1, $2, $3, $4, $5)
 				ON CONFLICT (call_id) WHERE ended_at IS NULL DO NOTHING
 				RETURNING `+sessionColumns, NewID(), p.CallID, api.ID, api.URL, api.Region))
@@ -142,14 +142,14 @@ func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, erro
 			}
 			out.Session, out.Started = cs, true
 		}
-		part, err := scanParticipant(tx.QueryRow(ctx, `
+		part, err := scanParticipant(tx.db.QueryRow(ctx, `
 			INSERT INTO call_participants (id, session_id, call_id, user_id) VALUES ($1, $2, $3, $4)
 			RETURNING `+participantColumns, p.ParticipantID, out.Session.ID, p.CallID, p.UserID))
 		if err != nil {
 			return err
 		}
 		out.Participant = part
-		rows, err := tx.Query(ctx, `
+		rows, err := tx.db.Query(ctx, `
 			SELECT `+participantColumns+` FROM call_participants
 			WHERE session_id = $1 AND left_at IS NULL AND id <> $2 ORDER BY id LIMIT $3`,
 			out.Session.ID, p.ParticipantID, MaxCallParticipantsListed)
@@ -197,7 +197,7 @@ func prefixed(alias, columns string) string {
 
 // LiveCallSessions returns each call's live session, or nil.
 func (s *Store) LiveCallSessions(ctx context.Context, callIDs []string) ([]*CallSession, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM call_sessions WHERE call_id = ANY($1) AND ended_at IS NULL`, callIDs)
+	rows, err := s.db.Query(ctx, `SELECT `+sessionColumns+` FROM call_sessions WHERE call_id = ANY($1) AND ended_at IS NULL`, callIDs)
 	if err != nil {
 		return nil, fmt.Errorf("store: live call sessions: %w", err)
 	}
@@ -219,7 +219,7 @@ func (s *Store) LiveCallSessions(ctx context.Context, callIDs []string) ([]*Call
 // CallSessionsByCall returns each call's newest sessions (at most first),
 // newest first, in one statement for all calls.
 func (s *Store) CallSessionsByCall(ctx context.Context, callIDs []string, first int) ([][]*CallSession, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT `+sessionColumns+` FROM (
 			SELECT cs.*, row_number() OVER (PARTITION BY call_id ORDER BY id DESC) AS n
 			FROM call_sessions cs WHERE call_id = ANY($1)

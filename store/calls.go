@@ -142,14 +142,14 @@ func (s *Store) CreateCall(ctx context.Context, creator string, in CallInput) (c
 		id = NewID().String()
 	}
 	cid := in.Type + ":" + id
-	err = s.InTx(ctx, func(tx pgx.Tx) error {
+	err = s.InTx(ctx, func(tx *Store) error {
 		call, created = nil, false
-		c, err := scanCall(tx.QueryRow(ctx, `
+		c, err := scanCall(tx.db.QueryRow(ctx, `
 			INSERT INTO calls (id, type, created_by, data) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+callColumns, cid, in.Type, creator, in.Data))
 		if errors.Is(err, pgx.ErrNoRows) {
-			existing, err := scanCall(tx.QueryRow(ctx, `SELECT `+callColumns+` FROM calls WHERE id = $1`, cid))
+			existing, err := scanCall(tx.db.QueryRow(ctx, `SELECT `+callColumns+` FROM calls WHERE id = $1`, cid))
 			if err != nil {
 				return err
 			}
@@ -166,7 +166,7 @@ func (s *Store) CreateCall(ctx context.Context, creator string, in CallInput) (c
 		}
 		roles[0] = CallRoleHost
 		var missing *string
-		if err := tx.QueryRow(ctx, `
+		if err := tx.db.QueryRow(ctx, `
 			SELECT u FROM unnest($1::text[]) AS u WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = u) LIMIT 1`,
 			users).Scan(&missing); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
@@ -174,7 +174,7 @@ func (s *Store) CreateCall(ctx context.Context, creator string, in CallInput) (c
 		if missing != nil {
 			return NotFound("user", *missing)
 		}
-		if _, err := tx.Exec(ctx, `
+		if _, err := tx.db.Exec(ctx, `
 			INSERT INTO call_members (call_id, user_id, role)
 			SELECT $1, u, r FROM unnest($2::text[], $3::text[]) AS m (u, r)
 			ON CONFLICT DO NOTHING`, cid, users, roles); err != nil {
@@ -195,7 +195,7 @@ func (s *Store) CreateCall(ctx context.Context, creator string, in CallInput) (c
 
 // CallsByID returns calls by id, in order, with nil where none exists.
 func (s *Store) CallsByID(ctx context.Context, ids []string) ([]*Call, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ANY($1)`, ids)
+	rows, err := s.db.Query(ctx, `SELECT `+callColumns+` FROM calls WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: calls by id: %w", err)
 	}
@@ -209,7 +209,7 @@ func (s *Store) CallsByID(ctx context.Context, ids []string) ([]*Call, error) {
 // CallMembersByCall returns the members of each call (host first, then by
 // when they were added), at most MaxCallMembers per call.
 func (s *Store) CallMembersByCall(ctx context.Context, callIDs []string) ([][]*CallMember, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT call_id, user_id, role, created_at FROM (
 			SELECT m.*, row_number() OVER (PARTITION BY call_id ORDER BY role = 'host' DESC, created_at, user_id) AS n
 			FROM call_members m WHERE call_id = ANY($1)
@@ -232,7 +232,7 @@ func (s *Store) CallMembersByCall(ctx context.Context, callIDs []string) ([][]*C
 // not a member), or NotFound when there is no such call.
 func (s *Store) CallMembership(ctx context.Context, callID, userID string) (string, error) {
 	var role *string
-	err := s.pool.QueryRow(ctx, `
+	err := s.db.QueryRow(ctx, `
 		SELECT m.role FROM calls c LEFT JOIN call_members m ON m.call_id = c.id AND m.user_id = $2
 		WHERE c.id = $1`, callID, userID).Scan(&role)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -300,17 +300,17 @@ func (s *Store) UpdateCallMembers(ctx context.Context, callID string, set []Call
 		seen[u] = field
 	}
 	var d *CallDepartures
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		d = nil
 		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR UPDATE`, callID).Scan(&exists); err != nil {
+		if err := tx.db.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR UPDATE`, callID).Scan(&exists); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
 				return NotFound("call", callID)
 			}
 			return err
 		}
 		var missing *string
-		if err := tx.QueryRow(ctx, `
+		if err := tx.db.QueryRow(ctx, `
 			SELECT u FROM unnest($1::text[]) AS u WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = u) LIMIT 1`,
 			users).Scan(&missing); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return err
@@ -318,26 +318,26 @@ func (s *Store) UpdateCallMembers(ctx context.Context, callID string, set []Call
 		if missing != nil {
 			return Invalid(seen[*missing]+".user", "user %q does not exist; create it first with upsertUsers", *missing)
 		}
-		if _, err := tx.Exec(ctx, `
+		if _, err := tx.db.Exec(ctx, `
 			INSERT INTO call_members (call_id, user_id, role)
 			SELECT $1, u, r FROM unnest($2::text[], $3::text[]) AS m (u, r)
 			ON CONFLICT (call_id, user_id) DO UPDATE SET role = excluded.role`, callID, users, roles); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM call_members WHERE call_id = $1 AND user_id = ANY($2)`, callID, remove); err != nil {
+		if _, err := tx.db.Exec(ctx, `DELETE FROM call_members WHERE call_id = $1 AND user_id = ANY($2)`, callID, remove); err != nil {
 			return err
 		}
 		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM call_members WHERE call_id = $1`, callID).Scan(&n); err != nil {
+		if err := tx.db.QueryRow(ctx, `SELECT count(*) FROM call_members WHERE call_id = $1`, callID).Scan(&n); err != nil {
 			return err
 		}
 		if n > MaxCallMembers {
 			return Invalid("set", "a call has at most %d members; this would make %d", MaxCallMembers, n)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE calls SET updated_at = now() WHERE id = $1`, callID); err != nil {
+		if _, err := tx.db.Exec(ctx, `UPDATE calls SET updated_at = now() WHERE id = $1`, callID); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `
+		rows, err := tx.db.Query(ctx, `
 			SELECT p.id FROM call_participants p JOIN call_sessions cs ON cs.id = p.session_id
 			WHERE cs.call_id = $1 AND cs.ended_at IS NULL AND p.left_at IS NULL AND p.user_id = ANY($2)`, callID, remove)
 		if err != nil {
@@ -347,7 +347,7 @@ func (s *Store) UpdateCallMembers(ctx context.Context, callID string, set []Call
 		if err != nil {
 			return err
 		}
-		d, err = RemoveCallParticipants(ctx, tx, ids, CallLeftRemoved)
+		d, err = tx.RemoveCallParticipants(ctx, ids, CallLeftRemoved)
 		return err
 	})
 	if err != nil {
@@ -364,18 +364,18 @@ func (s *Store) UpdateCallMembers(ctx context.Context, callID string, set []Call
 // departures when no session was live.
 func (s *Store) EndCall(ctx context.Context, callID string) (*CallDepartures, error) {
 	var d *CallDepartures
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		d = nil
 		// Lock the live session first, so no join slips in between.
 		var sid uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT id FROM call_sessions WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, callID).Scan(&sid)
+		err := tx.db.QueryRow(ctx, `SELECT id FROM call_sessions WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, callID).Scan(&sid)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT id FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, sid)
+		rows, err := tx.db.Query(ctx, `SELECT id FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, sid)
 		if err != nil {
 			return err
 		}
@@ -383,7 +383,7 @@ func (s *Store) EndCall(ctx context.Context, callID string) (*CallDepartures, er
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		d, err = RemoveCallParticipants(ctx, tx, ids, CallLeftEnded)
+		d, err = tx.RemoveCallParticipants(ctx, ids, CallLeftEnded)
 		return err
 	})
 	if err != nil {

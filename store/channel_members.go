@@ -40,9 +40,9 @@ type MemberChange struct {
 	Channel *Channel
 	// Users are the users actually added or removed.
 	Users []string
-	// Crossed is true when the change moved the channel across the push
-	// limit: every member's Redis counters must be rebuilt.
-	Crossed bool
+	// Before is the channel's member count before the change (after it:
+	// Channel.MemberCount).
+	Before int
 }
 
 // AddMembers adds users to a channel as members; users already in it are
@@ -55,11 +55,11 @@ func (s *Store) AddMembers(ctx context.Context, channelID string, users []string
 		return nil, err
 	}
 	var out *MemberChange
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		if err := checkUsersExist(ctx, tx, "userIds", users); err != nil {
+	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.checkUsersExist(ctx, "userIds", users); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `
+		rows, err := tx.db.Query(ctx, `
 			INSERT INTO channel_members (channel_id, user_id, role, last_read_seq, last_read_at, last_read_message_id)
 			SELECT c.id, u, 'member', c.last_seq, now(), c.last_message_id
 			FROM channels c, unnest($2::text[]) AS u WHERE c.id = $1
@@ -72,7 +72,7 @@ func (s *Store) AddMembers(ctx context.Context, channelID string, users []string
 		if err != nil {
 			return err
 		}
-		out, err = s.bumpMemberCount(ctx, tx, channelID, len(added))
+		out, err = tx.bumpMemberCount(ctx, channelID, len(added))
 		if err != nil || len(added) == 0 {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *Store) AddMembers(ctx context.Context, channelID string, users []string
 		// The insert read the channel before this transaction locked its
 		// row; messages that committed in between came before the join,
 		// so the new members have read them too.
-		_, err = tx.Exec(ctx, `UPDATE channel_members SET last_read_seq = $3, last_read_message_id = $4
+		_, err = tx.db.Exec(ctx, `UPDATE channel_members SET last_read_seq = $3, last_read_message_id = $4
 			WHERE channel_id = $1 AND user_id = ANY($2) AND last_read_seq < $3`,
 			channelID, added, out.Channel.LastSeq, out.Channel.LastMessageID)
 		return err
@@ -103,8 +103,8 @@ func (s *Store) RemoveMembers(ctx context.Context, channelID string, users []str
 		return nil, err
 	}
 	var out *MemberChange
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `DELETE FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2) RETURNING user_id`, channelID, users)
+	err := s.InTx(ctx, func(tx *Store) error {
+		rows, err := tx.db.Query(ctx, `DELETE FROM channel_members WHERE channel_id = $1 AND user_id = ANY($2) RETURNING user_id`, channelID, users)
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func (s *Store) RemoveMembers(ctx context.Context, channelID string, users []str
 		if err != nil {
 			return err
 		}
-		out, err = s.bumpMemberCount(ctx, tx, channelID, -len(removed))
+		out, err = tx.bumpMemberCount(ctx, channelID, -len(removed))
 		if out != nil {
 			out.Users = removed
 		}
@@ -127,8 +127,8 @@ func (s *Store) RemoveMembers(ctx context.Context, channelID string, users []str
 	return out, nil
 }
 
-func (s *Store) bumpMemberCount(ctx context.Context, tx pgx.Tx, channelID string, delta int) (*MemberChange, error) {
-	c, err := scanChannel(tx.QueryRow(ctx, `
+func (s *Store) bumpMemberCount(ctx context.Context, channelID string, delta int) (*MemberChange, error) {
+	c, err := scanChannel(s.db.QueryRow(ctx, `
 		UPDATE channels SET member_count = member_count + $2, updated_at = CASE WHEN $2 <> 0 THEN now() ELSE updated_at END,
 			member_removals = member_removals + CASE WHEN $2 < 0 THEN 1 ELSE 0 END
 		WHERE id = $1 RETURNING `+channelColumns, channelID, delta))
@@ -138,13 +138,12 @@ func (s *Store) bumpMemberCount(ctx context.Context, tx pgx.Tx, channelID string
 	if err != nil {
 		return nil, err
 	}
-	limit := s.ChatPushMemberLimit()
-	return &MemberChange{Channel: c, Crossed: (c.MemberCount > limit) != (c.MemberCount-delta > limit)}, nil
+	return &MemberChange{Channel: c, Before: c.MemberCount - delta}, nil
 }
 
 // ChannelMemberIDs lists every member of a channel.
-func ChannelMemberIDs(ctx context.Context, q Querier, channelID string) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT user_id FROM channel_members WHERE channel_id = $1`, channelID)
+func (s *Store) ChannelMemberIDs(ctx context.Context, channelID string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `SELECT user_id FROM channel_members WHERE channel_id = $1`, channelID)
 	if err != nil {
 		return nil, fmt.Errorf("store: channel members: %w", err)
 	}
@@ -164,7 +163,7 @@ func (s *Store) Members(ctx context.Context, channelID string, first int, after 
 		}
 		afterJoined = time.UnixMicro(micros)
 	}
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT `+memberColumns+` FROM channel_members m JOIN channels c ON c.id = m.channel_id
 		WHERE m.channel_id = $1 AND ($2::timestamptz IS NULL OR (m.joined_at, m.user_id) > ($2, $3))
 		ORDER BY m.joined_at, m.user_id LIMIT $4`, channelID, nilTime(afterJoined), afterUser, first+1)
@@ -191,7 +190,7 @@ func MemberCursor(m *Member) string { return fmt.Sprintf("%d|%s", m.JoinedAt.Uni
 // MembershipsOf returns one user's membership in each channel, in order,
 // nil where the user is not a member.
 func (s *Store) MembershipsOf(ctx context.Context, userID string, channelIDs []string) ([]*Member, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT `+memberColumns+` FROM channel_members m JOIN channels c ON c.id = m.channel_id
 		WHERE m.user_id = $1 AND m.channel_id = ANY($2)`, userID, channelIDs)
 	if err != nil {
@@ -222,7 +221,10 @@ type ReadPosition struct {
 	At     time.Time
 	// MessageID is the message read up to, nil when the channel is empty.
 	MessageID *uuid.UUID
-	// Big is true for channels above the push limit.
+	// Members is the channel's member count.
+	Members int
+	// Big is true for channels above the push limit (the chat product
+	// says which are).
 	Big bool
 }
 
@@ -233,7 +235,7 @@ func (s *Store) MarkRead(ctx context.Context, channelID, userID string, message 
 	p := &ReadPosition{ChannelID: channelID, UserID: userID}
 	var lastSeq int64
 	var members int
-	err := s.pool.QueryRow(ctx, `
+	err := s.db.QueryRow(ctx, `
 		WITH target AS (
 			SELECT coalesce(msg.seq, c.last_seq) AS seq, coalesce(msg.id, c.last_message_id) AS id
 			FROM channels c LEFT JOIN messages msg ON msg.id = $3 AND msg.channel_id = c.id
@@ -257,13 +259,13 @@ func (s *Store) MarkRead(ctx context.Context, channelID, userID string, message 
 		return nil, fmt.Errorf("store: mark read: %w", err)
 	}
 	p.Unread = int(max(lastSeq-p.Seq, 0))
-	p.Big = members > s.ChatPushMemberLimit()
+	p.Members = members
 	return p, nil
 }
 
 // MarkAllRead marks every channel of the user read.
 func (s *Store) MarkAllRead(ctx context.Context, userID string) error {
-	_, err := s.pool.Exec(ctx, `
+	_, err := s.db.Exec(ctx, `
 		UPDATE channel_members m SET last_read_seq = c.last_seq, last_read_at = now(), last_read_message_id = c.last_message_id
 		FROM channels c WHERE m.user_id = $1 AND c.id = m.channel_id AND m.last_read_seq < c.last_seq`, userID)
 	if err != nil {

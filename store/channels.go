@@ -46,11 +46,6 @@ const (
 	ChannelRoleMember = "member"
 )
 
-// DefaultChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT's default: channels
-// with more members get their unread counts computed at read time instead
-// of pushed to each member's Redis counters.
-const DefaultChatPushMemberLimit = 1000
-
 // ChannelInput creates a channel.
 type ChannelInput struct {
 	Type string
@@ -159,23 +154,23 @@ func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInp
 			roles = append(roles, ChannelRoleMember)
 		}
 	}
-	err = s.InTx(ctx, func(tx pgx.Tx) error {
+	err = s.InTx(ctx, func(tx *Store) error {
 		ch, created = nil, false
-		c, err := scanChannel(tx.QueryRow(ctx, `
+		c, err := scanChannel(tx.db.QueryRow(ctx, `
 			INSERT INTO channels (id, type, name, image, data, created_by, member_count) VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+channelColumns, cid, in.Type, in.Name, in.Image, in.Data, creator, len(users)))
 		if errors.Is(err, pgx.ErrNoRows) {
-			ch, err = scanChannel(tx.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, cid))
+			ch, err = scanChannel(tx.db.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, cid))
 			return err
 		}
 		if err != nil {
 			return err
 		}
-		if err := checkUsersExist(ctx, tx, "input.members", users); err != nil {
+		if err := tx.checkUsersExist(ctx, "input.members", users); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `
+		if _, err := tx.db.Exec(ctx, `
 			INSERT INTO channel_members (channel_id, user_id, role)
 			SELECT $1, u, r FROM unnest($2::text[], $3::text[]) AS m (u, r)`, cid, users, roles); err != nil {
 			return err
@@ -193,9 +188,9 @@ func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInp
 }
 
 // checkUsersExist fails with an InputError naming the first user that does not exist.
-func checkUsersExist(ctx context.Context, q Querier, field string, users []string) error {
+func (s *Store) checkUsersExist(ctx context.Context, field string, users []string) error {
 	var missing *string
-	if err := q.QueryRow(ctx, `
+	if err := s.db.QueryRow(ctx, `
 		SELECT u FROM unnest($1::text[]) AS u WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = u) LIMIT 1`,
 		users).Scan(&missing); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return err
@@ -216,7 +211,7 @@ type ChannelAccess struct {
 // ChannelForUser returns a channel and the user's role in it, or NotFound.
 func (s *Store) ChannelForUser(ctx context.Context, channelID, userID string) (*ChannelAccess, error) {
 	var role *string
-	c, err := scanChannel(s.pool.QueryRow(ctx, `
+	c, err := scanChannel(s.db.QueryRow(ctx, `
 		SELECT `+prefixed("c.", channelColumns)+`, m.role FROM channels c
 		LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
 		WHERE c.id = $1`, channelID, userID), &role)
@@ -235,7 +230,7 @@ func (s *Store) ChannelForUser(ctx context.Context, channelID, userID string) (*
 
 // ChannelsByID returns channels by id, in order, with nil where none exists.
 func (s *Store) ChannelsByID(ctx context.Context, ids []string) ([]*Channel, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ANY($1)`, ids)
+	rows, err := s.db.Query(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels by id: %w", err)
 	}
@@ -250,7 +245,7 @@ func (s *Store) ChannelsByID(ctx context.Context, ids []string) ([]*Channel, err
 // channel that does not exist).
 func (s *Store) ChannelMemberRemovals(ctx context.Context, id string) (int64, error) {
 	var n int64
-	err := s.pool.QueryRow(ctx, `SELECT member_removals FROM channels WHERE id = $1`, id).Scan(&n)
+	err := s.db.QueryRow(ctx, `SELECT member_removals FROM channels WHERE id = $1`, id).Scan(&n)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, fmt.Errorf("store: channel member removals: %w", err)
 	}
@@ -262,7 +257,7 @@ func (s *Store) UpdateChannel(ctx context.Context, id string, name, image *strin
 	if err := checkChannelProfile(name, image, data); err != nil {
 		return nil, err
 	}
-	c, err := scanChannel(s.pool.QueryRow(ctx, `
+	c, err := scanChannel(s.db.QueryRow(ctx, `
 		UPDATE channels SET name = coalesce($2, name), image = coalesce($3, image), data = coalesce($4, data), updated_at = now()
 		WHERE id = $1 RETURNING `+channelColumns, id, name, image, data))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -298,7 +293,7 @@ func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter
 			return Page[*Channel]{}, err
 		}
 	}
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT `+prefixed("c.", channelColumns)+` FROM channel_members m JOIN channels c ON c.id = m.channel_id
 		WHERE m.user_id = $1
 		  AND ($2::text IS NULL OR c.type = $2)

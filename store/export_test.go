@@ -7,18 +7,3 @@ func SetFactsRead(f func()) (reset func()) {
 	factsRead = f
 	return func() { factsRead = nil }
 }
-
-// EncodeUserEvents encodes evs one after the other as PublishUserEvents
-// does.
-func EncodeUserEvents(evs []*UserEvent) ([][]byte, error) {
-	var enc userEventEncoder
-	out := make([][]byte, len(evs))
-	for i, ev := range evs {
-		data, err := enc.encode(ev)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = data
-	}
-	return out, nil
-}

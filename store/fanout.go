@@ -23,8 +23,8 @@ type FanoutJob struct {
 // fanoutPageSize followers. It returns the pages in follower order; a
 // follower that arrives later is covered by the page its id falls in, or
 // by the follow's own backfill.
-func PlanFanout(ctx context.Context, tx pgx.Tx, a ActivityJob) ([]FanoutJob, error) {
-	rows, err := tx.Query(ctx, `SELECT source FROM (
+func (s *Store) PlanFanout(ctx context.Context, a ActivityJob) ([]FanoutJob, error) {
+	rows, err := s.db.Query(ctx, `SELECT source FROM (
 			SELECT source, row_number() OVER (ORDER BY source) AS n FROM follows WHERE target = $1
 		) x WHERE n % $2 = 0 ORDER BY source`, a.Origin, fanoutPageSize)
 	if err != nil {
@@ -56,14 +56,14 @@ func PlanFanout(ctx context.Context, tx pgx.Tx, a ActivityJob) ([]FanoutJob, err
 // than ON CONFLICT over thousands of rows; only if some row exists already
 // (a backfill got there first, or the page ran before) is it rolled back
 // and written again skipping the rows that exist.
-func FanoutPage(ctx context.Context, tx pgx.Tx, j FanoutJob) ([]string, error) {
+func (s *Store) FanoutPage(ctx context.Context, j FanoutJob) ([]string, error) {
 	const page = `
 		INSERT INTO feed_entries (feed_id, activity_id, origin)
 		SELECT f.source, $1, $2 FROM follows f
 		WHERE f.target = $2 AND f.source > $3 AND ($4 = '' OR f.source <= $4)
 			AND f.pull_from <= $1
 			AND EXISTS (SELECT 1 FROM activities WHERE id = $1 FOR SHARE)`
-	sp, err := tx.Begin(ctx)
+	sp, err := s.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: fan out: %w", err)
 	}
@@ -78,7 +78,7 @@ func FanoutPage(ctx context.Context, tx pgx.Tx, j FanoutJob) ([]string, error) {
 	if !isUniqueViolation(err) {
 		return nil, fmt.Errorf("store: fan out: %w", err)
 	}
-	feeds, err = collectFeeds(tx.Query(ctx, page+` ON CONFLICT DO NOTHING RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto))
+	feeds, err = collectFeeds(s.db.Query(ctx, page+` ON CONFLICT DO NOTHING RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto))
 	if err != nil {
 		return nil, fmt.Errorf("store: fan out: %w", err)
 	}
@@ -96,8 +96,8 @@ func collectFeeds(rows pgx.Rows, err error) ([]string, error) {
 // the source and returns them, newest first. It does nothing if the follow
 // has ended meanwhile; it holds the follow's row until it commits, so an
 // unfollow waits for it and the unfollow's cleanup finds what it copied.
-func Backfill(ctx context.Context, tx pgx.Tx, j BackfillJob) ([]*Activity, error) {
-	rows, err := tx.Query(ctx, `
+func (s *Store) Backfill(ctx context.Context, j BackfillJob) ([]*Activity, error) {
+	rows, err := s.db.Query(ctx, `
 		WITH ins AS (
 			INSERT INTO feed_entries (feed_id, activity_id, origin)
 			SELECT $1, e.activity_id, $2 FROM feed_entries e
@@ -120,8 +120,8 @@ func Backfill(ctx context.Context, tx pgx.Tx, j BackfillJob) ([]*Activity, error
 // Unfollowed removes from the source what an ended follow brought into it
 // and returns the removed activity ids. If source follows target again by
 // the time this runs, it removes nothing.
-func Unfollowed(ctx context.Context, tx pgx.Tx, j UnfollowJob) ([]uuid.UUID, error) {
-	rows, err := tx.Query(ctx, `
+func (s *Store) Unfollowed(ctx context.Context, j UnfollowJob) ([]uuid.UUID, error) {
+	rows, err := s.db.Query(ctx, `
 		DELETE FROM feed_entries WHERE feed_id = $1 AND origin = $2
 			AND NOT EXISTS (SELECT 1 FROM follows WHERE source = $1 AND target = $2)
 		RETURNING activity_id`, j.Source, j.Target)
@@ -138,7 +138,7 @@ func Unfollowed(ctx context.Context, tx pgx.Tx, j UnfollowJob) ([]uuid.UUID, err
 	// The timeline merged the target at read time: what it showed of it
 	// (the newest, as far as a reader pages) leaves it too, unless the
 	// follow is back.
-	rows, err = tx.Query(ctx, `
+	rows, err = s.db.Query(ctx, `
 		SELECT activity_id FROM feed_entries WHERE feed_id = $2 AND activity_id >= $3
 			AND NOT EXISTS (SELECT 1 FROM follows WHERE source = $1 AND target = $2)
 		ORDER BY activity_id DESC LIMIT $4`, j.Source, j.Target, j.PullFrom, maxPulledRemovals)
@@ -171,8 +171,8 @@ const removeBatch = 10_000
 // RemoveEntries deletes up to removeBatch entries and reactions of a
 // removed activity and returns the feeds it was removed from; more reports
 // whether rows remain for another run.
-func RemoveEntries(ctx context.Context, tx pgx.Tx, j RemoveJob) (feeds []string, more bool, err error) {
-	rows, err := tx.Query(ctx, `
+func (s *Store) RemoveEntries(ctx context.Context, j RemoveJob) (feeds []string, more bool, err error) {
+	rows, err := s.db.Query(ctx, `
 		DELETE FROM feed_entries WHERE activity_id = $1 AND feed_id IN (
 			SELECT feed_id FROM feed_entries WHERE activity_id = $1 LIMIT $2)
 		RETURNING feed_id`, j.Activity, removeBatch)
@@ -183,7 +183,7 @@ func RemoveEntries(ctx context.Context, tx pgx.Tx, j RemoveJob) (feeds []string,
 	if err != nil {
 		return nil, false, fmt.Errorf("store: remove entries: %w", err)
 	}
-	tag, err := tx.Exec(ctx, `DELETE FROM reactions WHERE activity_id = $1 AND id IN (
+	tag, err := s.db.Exec(ctx, `DELETE FROM reactions WHERE activity_id = $1 AND id IN (
 			SELECT id FROM reactions WHERE activity_id = $1 LIMIT $2)`, j.Activity, removeBatch)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: remove reactions: %w", err)
@@ -200,10 +200,10 @@ const demoteMargin = time.Minute
 // same transaction. It returns the next page's job, or nil when done, when
 // the feed is no longer pulled. If the feed crossed the threshold again
 // meanwhile it stops at once: its follows were flagged again.
-func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (next *DemoteJob, unflagged []string, err error) {
+func (s *Store) Demote(ctx context.Context, j DemoteJob) (next *DemoteJob, unflagged []string, err error) {
 	var followers int
 	// FOR SHARE orders this page with follows that cross the threshold.
-	err = tx.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, j.Feed).Scan(&followers)
+	err = s.db.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, j.Feed).Scan(&followers)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: demote feed: %w", err)
 	}
@@ -216,7 +216,7 @@ func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (next *DemoteJob, unfla
 	// covers it; what was pushed before is already there (ON CONFLICT).
 	since := timeFloor(idTime(j.Since).Add(-demoteMargin))
 	var last *string
-	err = tx.QueryRow(ctx, `
+	err = s.db.QueryRow(ctx, `
 		WITH page AS (
 			SELECT source, pull_from FROM follows WHERE target = $1 AND source > $2 ORDER BY source LIMIT $4),
 		ins AS (
@@ -237,7 +237,7 @@ func Demote(ctx context.Context, tx pgx.Tx, j DemoteJob) (next *DemoteJob, unfla
 		next.After = *last
 		return &next, unflagged, nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE feeds SET pulled_since = NULL WHERE id = $1`, j.Feed); err != nil {
+	if _, err := s.db.Exec(ctx, `UPDATE feeds SET pulled_since = NULL WHERE id = $1`, j.Feed); err != nil {
 		return nil, nil, fmt.Errorf("store: demote feed: %w", err)
 	}
 	return nil, unflagged, nil

@@ -16,7 +16,7 @@ import (
 // the post in that order.
 func TestDemoteKeepsAPostThatRacedTheCrossing(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: env.RedisPrefix, FeedPullThreshold: 1})
+	s, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, FeedPullThreshold: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

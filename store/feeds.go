@@ -95,7 +95,7 @@ func pullsFor(f *Feed) string {
 // user has every feed; a user that does not exist has none).
 func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
 	// A timeline_aggregated feed has its timeline's follows, so its counts.
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT ids.id, coalesce(f.follower_count, 0), coalesce(f.following_count, 0)
 		FROM unnest($1::text[]) AS ids(id)
 		JOIN users u ON u.id = split_part(ids.id, ':', 2)
@@ -196,7 +196,7 @@ func (s *Store) FeedActivities(ctx context.Context, f *Feed, after uuid.UUID, fi
 	if after == uuid.Nil {
 		after = maxID
 	}
-	rows, err := s.pool.Query(ctx, feedActivitiesSQL, contentFeed(f), pullsFor(f), after, first+1)
+	rows, err := s.db.Query(ctx, feedActivitiesSQL, contentFeed(f), pullsFor(f), after, first+1)
 	if err != nil {
 		return Page[*Activity]{}, fmt.Errorf("store: feed activities: %w", err)
 	}
@@ -271,7 +271,7 @@ func (s *Store) FeedGroups(ctx context.Context, f *Feed, after uuid.UUID, first 
 	for len(groups) <= first {
 		// The newest entry below the bound names the next day with any.
 		var newest *uuid.UUID
-		err := s.pool.QueryRow(ctx, feedSources+`
+		err := s.db.QueryRow(ctx, feedSources+`
 			SELECT e.activity_id FROM src CROSS JOIN LATERAL (
 				SELECT activity_id FROM feed_entries
 				WHERE feed_id = src.feed AND activity_id < $3 AND activity_id >= src.since
@@ -308,7 +308,7 @@ func (s *Store) FeedGroups(ctx context.Context, f *Feed, after uuid.UUID, first 
 
 // dayGroups aggregates the entries of a feed with ids in [from, below).
 func (s *Store) dayGroups(ctx context.Context, f *Feed, from, below uuid.UUID) ([]*ActivityGroup, error) {
-	rows, err := s.pool.Query(ctx, feedSources+`
+	rows, err := s.db.Query(ctx, feedSources+`
 		SELECT `+groupKeySQL+`, a.verb, count(*), count(DISTINCT a.actor_id),
 			(array_agg(a.id ORDER BY a.id DESC))[1:10],
 			min(a.created_at), max(a.created_at), (array_agg(a.id ORDER BY a.id DESC))[1]
@@ -333,7 +333,7 @@ func (s *Store) dayGroups(ctx context.Context, f *Feed, from, below uuid.UUID) (
 	for i, g := range groups {
 		keys[i] = g.ID
 	}
-	rows, err = s.pool.Query(ctx, feedSources+`
+	rows, err = s.db.Query(ctx, feedSources+`
 		SELECT k, actor_id FROM (
 			SELECT `+groupKeySQL+` AS k, a.actor_id, (array_agg(a.id ORDER BY a.id DESC))[1] AS latest,
 				row_number() OVER (PARTITION BY `+groupKeySQL+` ORDER BY (array_agg(a.id ORDER BY a.id DESC))[1] DESC) AS n
@@ -381,7 +381,7 @@ func (m *feedMarkSet) apply(g *ActivityGroup) {
 
 func (s *Store) feedMarks(ctx context.Context, feedID string) (*feedMarkSet, error) {
 	m := &feedMarkSet{groupSeen: map[string]uuid.UUID{}, groupRead: map[string]uuid.UUID{}}
-	rows, err := s.pool.Query(ctx, `SELECT group_id, coalesce(seen_upto, '00000000-0000-0000-0000-000000000000'),
+	rows, err := s.db.Query(ctx, `SELECT group_id, coalesce(seen_upto, '00000000-0000-0000-0000-000000000000'),
 		coalesce(read_upto, '00000000-0000-0000-0000-000000000000') FROM feed_marks WHERE feed_id = $1`, feedID)
 	if err != nil {
 		return nil, fmt.Errorf("store: feed marks: %w", err)
@@ -427,7 +427,7 @@ func (s *Store) FeedUnseenUnread(ctx context.Context, f *Feed) (FeedCounts, erro
 	if bytes.Compare(marks.read[:], since[:]) < 0 {
 		since = marks.read
 	}
-	rows, err := s.pool.Query(ctx, feedSources+`
+	rows, err := s.db.Query(ctx, feedSources+`
 		SELECT `+groupKeySQL+`, (array_agg(a.id ORDER BY a.id DESC))[1] FROM (`+sourceEntries(`activity_id > greatest(src.since, $3)`)+`) ids JOIN activities a ON a.id = ids.activity_id
 		GROUP BY 1`, contentFeed(f), pullsFor(f), since)
 	if err != nil {
@@ -478,9 +478,9 @@ func (s *Store) MarkFeed(ctx context.Context, f *Feed, groups []string, read boo
 			hi = end
 		}
 	}
-	return s.InTx(ctx, func(tx pgx.Tx) error {
+	return s.InTx(ctx, func(tx *Store) error {
 		if len(groups) == 0 {
-			_, err := tx.Exec(ctx, feedSources+`,
+			_, err := tx.db.Exec(ctx, feedSources+`,
 				newest AS (SELECT e.activity_id AS id FROM src CROSS JOIN LATERAL (
 					SELECT activity_id FROM feed_entries WHERE feed_id = src.feed AND activity_id >= src.since
 					ORDER BY activity_id DESC LIMIT 1) e ORDER BY e.activity_id DESC LIMIT 1)
@@ -497,7 +497,7 @@ func (s *Store) MarkFeed(ctx context.Context, f *Feed, groups []string, read boo
 		}
 		// Each group is marked up to its newest activity now; a group id
 		// with no activities marks nothing.
-		_, err := tx.Exec(ctx, feedSources+`,
+		_, err := tx.db.Exec(ctx, feedSources+`,
 			latest AS (
 				SELECT `+groupKeySQL+` AS g, (array_agg(a.id ORDER BY a.id DESC))[1] AS id FROM (`+sourceEntries(`activity_id >= greatest(src.since, $6) AND activity_id < $7`)+`) ids JOIN activities a ON a.id = ids.activity_id
 				WHERE `+groupKeySQL+` = ANY($5)

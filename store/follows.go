@@ -68,24 +68,24 @@ func (s *Store) FollowFeed(ctx context.Context, source, target *Feed, copyLimit 
 		return nil, err
 	}
 	f := &Follow{SourceID: source.ID, TargetID: target.ID}
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		// The boundary: the copyLimit-th newest activity of target, so the
 		// backfill and the read-time pull show exactly the same ones.
 		var pullFrom uuid.UUID
 		if copyLimit == 0 {
 			pullFrom = NewID()
 		} else {
-			err := tx.QueryRow(ctx, `SELECT coalesce((SELECT activity_id FROM feed_entries WHERE feed_id = $1
+			err := tx.db.QueryRow(ctx, `SELECT coalesce((SELECT activity_id FROM feed_entries WHERE feed_id = $1
 				ORDER BY activity_id DESC OFFSET $2 LIMIT 1), '00000000-0000-0000-0000-000000000000')`,
 				target.ID, copyLimit-1).Scan(&pullFrom)
 			if err != nil {
 				return err
 			}
 		}
-		err := tx.QueryRow(ctx, `INSERT INTO follows (source, target, pull_from) VALUES ($1, $2, $3)
+		err := tx.db.QueryRow(ctx, `INSERT INTO follows (source, target, pull_from) VALUES ($1, $2, $3)
 			ON CONFLICT (source, target) DO NOTHING RETURNING created_at`, source.ID, target.ID, pullFrom).Scan(&f.CreatedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return tx.QueryRow(ctx, `SELECT created_at FROM follows WHERE source = $1 AND target = $2`,
+			return tx.db.QueryRow(ctx, `SELECT created_at FROM follows WHERE source = $1 AND target = $2`,
 				source.ID, target.ID).Scan(&f.CreatedAt)
 		}
 		if err != nil {
@@ -93,18 +93,18 @@ func (s *Store) FollowFeed(ctx context.Context, source, target *Feed, copyLimit 
 		}
 		// Counting may take target across the threshold, flagging every
 		// follow of it, this one included.
-		if f.Remerged, err = s.countFollow(ctx, tx, source.ID, target.ID, 1); err != nil {
+		if f.Remerged, err = tx.countFollow(ctx, source.ID, target.ID, 1); err != nil {
 			return err
 		}
 		// A follow of a pulled feed merges it at read time from the start.
-		if _, err := tx.Exec(ctx, `UPDATE follows SET pulled = true WHERE source = $1 AND target = $2
+		if _, err := tx.db.Exec(ctx, `UPDATE follows SET pulled = true WHERE source = $1 AND target = $2
 			AND EXISTS (SELECT 1 FROM feeds WHERE id = $2 AND pulled_since IS NOT NULL)`, source.ID, target.ID); err != nil {
 			return err
 		}
 		if copyLimit == 0 {
 			return nil
 		}
-		_, err = EnqueueJob(ctx, tx, JobFeedBackfill, BackfillJob{Source: source.ID, Target: target.ID, PullFrom: pullFrom})
+		_, err = tx.EnqueueJob(ctx, JobFeedBackfill, BackfillJob{Source: source.ID, Target: target.ID, PullFrom: pullFrom})
 		return err
 	})
 	if err != nil {
@@ -118,10 +118,10 @@ func (s *Store) FollowFeed(ctx context.Context, source, target *Feed, copyLimit 
 // followed target.
 func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHistory bool) (bool, error) {
 	var existed bool
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		var pulled bool
 		var pullFrom uuid.UUID
-		err := tx.QueryRow(ctx, `DELETE FROM follows WHERE source = $1 AND target = $2 RETURNING pulled, pull_from`,
+		err := tx.db.QueryRow(ctx, `DELETE FROM follows WHERE source = $1 AND target = $2 RETURNING pulled, pull_from`,
 			source.ID, target.ID).Scan(&pulled, &pullFrom)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
@@ -130,7 +130,7 @@ func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHist
 			return err
 		}
 		existed = true
-		if _, err := s.countFollow(ctx, tx, source.ID, target.ID, -1); err != nil {
+		if _, err := tx.countFollow(ctx, source.ID, target.ID, -1); err != nil {
 			return err
 		}
 		if keepHistory {
@@ -138,13 +138,13 @@ func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHist
 				// The timeline merged the target's activities at read time;
 				// with the follow gone it keeps them as rows, as if they
 				// had been pushed.
-				_, err = tx.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
+				_, err = tx.db.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
 					SELECT $1, activity_id, origin FROM feed_entries WHERE feed_id = $2 AND activity_id >= $3
 					ON CONFLICT DO NOTHING`, source.ID, target.ID, pullFrom)
 			}
 			return err
 		}
-		_, err = EnqueueJob(ctx, tx, JobFeedUnfollow, UnfollowJob{Source: source.ID, Target: target.ID, Pulled: pulled, PullFrom: pullFrom})
+		_, err = tx.EnqueueJob(ctx, JobFeedUnfollow, UnfollowJob{Source: source.ID, Target: target.ID, Pulled: pulled, PullFrom: pullFrom})
 		return err
 	})
 	if err != nil {
@@ -161,14 +161,14 @@ func (s *Store) UnfollowFeed(ctx context.Context, source, target *Feed, keepHist
 // returned. Falling back, its new activities are pushed again, and a
 // durable job copies what it posted meanwhile into its followers'
 // timelines, clearing each follow's flag as it goes.
-func (s *Store) countFollow(ctx context.Context, tx pgx.Tx, source, target string, delta int) ([]string, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO feeds (id, following_count) VALUES ($1, greatest($2, 0))
+func (s *Store) countFollow(ctx context.Context, source, target string, delta int) ([]string, error) {
+	if _, err := s.db.Exec(ctx, `INSERT INTO feeds (id, following_count) VALUES ($1, greatest($2, 0))
 		ON CONFLICT (id) DO UPDATE SET following_count = greatest(feeds.following_count + $2, 0)`, source, delta); err != nil {
 		return nil, err
 	}
 	var followers int
 	var pulledSince *uuid.UUID
-	err := tx.QueryRow(ctx, `INSERT INTO feeds (id, follower_count) VALUES ($1, greatest($2, 0))
+	err := s.db.QueryRow(ctx, `INSERT INTO feeds (id, follower_count) VALUES ($1, greatest($2, 0))
 		ON CONFLICT (id) DO UPDATE SET follower_count = greatest(feeds.follower_count + $2, 0)
 		RETURNING follower_count, pulled_since`, target, delta).Scan(&followers, &pulledSince)
 	if err != nil {
@@ -176,16 +176,16 @@ func (s *Store) countFollow(ctx context.Context, tx pgx.Tx, source, target strin
 	}
 	switch {
 	case followers > s.pullThreshold && followers-delta <= s.pullThreshold:
-		if _, err = tx.Exec(ctx, `UPDATE feeds SET pulled_since = coalesce(pulled_since, $2) WHERE id = $1`, target, NewID()); err != nil {
+		if _, err = s.db.Exec(ctx, `UPDATE feeds SET pulled_since = coalesce(pulled_since, $2) WHERE id = $1`, target, NewID()); err != nil {
 			return nil, err
 		}
-		rows, err := tx.Query(ctx, `UPDATE follows SET pulled = true WHERE target = $1 AND NOT pulled RETURNING source`, target)
+		rows, err := s.db.Query(ctx, `UPDATE follows SET pulled = true WHERE target = $1 AND NOT pulled RETURNING source`, target)
 		if err != nil {
 			return nil, err
 		}
 		return pgx.CollectRows(rows, pgx.RowTo[string])
 	case followers <= s.pullThreshold && pulledSince != nil && delta < 0:
-		_, err = EnqueueJob(ctx, tx, JobFeedDemote, DemoteJob{Feed: target, Since: *pulledSince, Threshold: s.pullThreshold})
+		_, err = s.EnqueueJob(ctx, JobFeedDemote, DemoteJob{Feed: target, Since: *pulledSince, Threshold: s.pullThreshold})
 	}
 	return nil, err
 }
@@ -209,7 +209,7 @@ func (s *Store) Following(ctx context.Context, feedID, after string, first int) 
 }
 
 func (s *Store) feedLinks(ctx context.Context, sql, feedID, after string, first int) (Page[FeedLink], error) {
-	rows, err := s.pool.Query(ctx, sql, feedID, after, first+1)
+	rows, err := s.db.Query(ctx, sql, feedID, after, first+1)
 	if err != nil {
 		return Page[FeedLink]{}, fmt.Errorf("store: follows: %w", err)
 	}
@@ -248,7 +248,7 @@ func PublishFollowsChanged(ctx context.Context, b *bus.Bus, timelines []string) 
 // PulledFollows returns the feeds that source follows and that are merged
 // at read time: a timeline's live updates listen to them too.
 func (s *Store) PulledFollows(ctx context.Context, source string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT target FROM follows WHERE source = $1 AND pulled`, source)
+	rows, err := s.db.Query(ctx, `SELECT target FROM follows WHERE source = $1 AND pulled`, source)
 	if err != nil {
 		return nil, fmt.Errorf("store: pulled follows: %w", err)
 	}

@@ -215,3 +215,24 @@ func PageOf[T any](rows []T, first int) Page[T] {
 	}
 	return Page[T]{Items: rows}
 }
+
+// PageArgs checks a connection's first/after arguments and returns the
+// page size (def when first is left out) and the decoded position to
+// continue after ("" for the first page).
+func PageArgs(first *int, after *string, def int) (int, string, error) {
+	n := def
+	if first != nil {
+		var err error
+		if n, err = PageSize("first", *first); err != nil {
+			return 0, "", err
+		}
+	}
+	if after == nil || *after == "" {
+		return n, "", nil
+	}
+	pos, err := DecodeCursor("after", *after)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, pos, nil
+}

@@ -32,12 +32,12 @@ func (j Job) Decode(v any) error {
 
 // EnqueueJob writes a job to run as soon as a worker is free. Call it with
 // the transaction that writes the rows the job derives from.
-func EnqueueJob(ctx context.Context, q Querier, kind string, payload any) (uuid.UUID, error) {
-	return EnqueueJobAt(ctx, q, kind, payload, time.Time{})
+func (s *Store) EnqueueJob(ctx context.Context, kind string, payload any) (uuid.UUID, error) {
+	return s.EnqueueJobAt(ctx, kind, payload, time.Time{})
 }
 
 // EnqueueJobAt writes a job that runs no earlier than at (zero: now).
-func EnqueueJobAt(ctx context.Context, q Querier, kind string, payload any, at time.Time) (uuid.UUID, error) {
+func (s *Store) EnqueueJobAt(ctx context.Context, kind string, payload any, at time.Time) (uuid.UUID, error) {
 	data, err := json.Marshal(payload)
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("store: encode %s job: %w", kind, err)
@@ -47,7 +47,7 @@ func EnqueueJobAt(ctx context.Context, q Querier, kind string, payload any, at t
 	if !at.IsZero() {
 		runAt = at
 	}
-	_, err = q.Exec(ctx, `INSERT INTO jobs (id, kind, payload, run_at) VALUES ($1, $2, $3, coalesce($4, now()))`,
+	_, err = s.db.Exec(ctx, `INSERT INTO jobs (id, kind, payload, run_at) VALUES ($1, $2, $3, coalesce($4, now()))`,
 		id, kind, data, runAt)
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("store: enqueue %s job: %w", kind, err)
@@ -58,8 +58,8 @@ func EnqueueJobAt(ctx context.Context, q Querier, kind string, payload any, at t
 // ScheduleJob makes sure the singleton job id of kind exists, to run no
 // earlier than at; if it exists it is left alone. Periodic work uses one
 // such row, so it runs on one node at a time across the cluster.
-func ScheduleJob(ctx context.Context, q Querier, id uuid.UUID, kind string, at time.Time) error {
-	_, err := q.Exec(ctx, `INSERT INTO jobs (id, kind, payload, run_at) VALUES ($1, $2, '{}', $3)
+func (s *Store) ScheduleJob(ctx context.Context, id uuid.UUID, kind string, at time.Time) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO jobs (id, kind, payload, run_at) VALUES ($1, $2, '{}', $3)
 		ON CONFLICT (id) DO NOTHING`, id, kind, at)
 	if err != nil {
 		return fmt.Errorf("store: schedule %s job: %w", kind, err)
@@ -69,8 +69,8 @@ func ScheduleJob(ctx context.Context, q Querier, id uuid.UUID, kind string, at t
 
 // RescheduleJob moves a claimed singleton job to run again at at, instead
 // of deleting it.
-func RescheduleJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, at time.Time) error {
-	_, err := tx.Exec(ctx, `UPDATE jobs SET run_at = $2, attempts = 0, last_error = NULL WHERE id = $1`, id, at)
+func (s *Store) RescheduleJob(ctx context.Context, id uuid.UUID, at time.Time) error {
+	_, err := s.db.Exec(ctx, `UPDATE jobs SET run_at = $2, attempts = 0, last_error = NULL WHERE id = $1`, id, at)
 	if err != nil {
 		return fmt.Errorf("store: reschedule job: %w", err)
 	}
@@ -80,8 +80,8 @@ func RescheduleJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, at time.Time) e
 // ClaimJobs locks up to limit ready jobs of the given kinds for tx. Jobs
 // other transactions hold are skipped, so any number of workers on any
 // number of nodes share the queue without running a job twice at once.
-func ClaimJobs(ctx context.Context, tx pgx.Tx, kinds []string, limit int) ([]Job, error) {
-	rows, err := tx.Query(ctx, `
+func (s *Store) ClaimJobs(ctx context.Context, kinds []string, limit int) ([]Job, error) {
+	rows, err := s.db.Query(ctx, `
 		SELECT id, kind, payload, attempts, run_at, created_at FROM jobs
 		WHERE parked_at IS NULL AND run_at <= now() AND kind = ANY($1)
 		ORDER BY run_at
@@ -102,8 +102,8 @@ func ClaimJobs(ctx context.Context, tx pgx.Tx, kinds []string, limit int) ([]Job
 }
 
 // CompleteJob deletes a claimed job; it commits with the job's work.
-func CompleteJob(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
-	if _, err := tx.Exec(ctx, `DELETE FROM jobs WHERE id = $1`, id); err != nil {
+func (s *Store) CompleteJob(ctx context.Context, id uuid.UUID) error {
+	if _, err := s.db.Exec(ctx, `DELETE FROM jobs WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("store: complete job: %w", err)
 	}
 	return nil
@@ -111,8 +111,8 @@ func CompleteJob(ctx context.Context, tx pgx.Tx, id uuid.UUID) error {
 
 // FailJob records a failed attempt of a claimed job: it runs again at
 // retryAt, or, when park is set, not again until someone looks at it.
-func FailJob(ctx context.Context, tx pgx.Tx, id uuid.UUID, reason string, retryAt time.Time, park bool) error {
-	_, err := tx.Exec(ctx, `
+func (s *Store) FailJob(ctx context.Context, id uuid.UUID, reason string, retryAt time.Time, park bool) error {
+	_, err := s.db.Exec(ctx, `
 		UPDATE jobs SET attempts = attempts + 1, last_error = $2, run_at = $3,
 			parked_at = CASE WHEN $4 THEN now() END
 		WHERE id = $1`, id, truncate(reason, 2000), retryAt, park)
@@ -136,7 +136,7 @@ type JobStats struct {
 func (s *Store) JobStats(ctx context.Context) (JobStats, error) {
 	var st JobStats
 	var lagSeconds float64
-	err := s.pool.QueryRow(ctx, `
+	err := s.db.QueryRow(ctx, `
 		SELECT
 			count(*) FILTER (WHERE parked_at IS NULL AND run_at <= now()),
 			coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE parked_at IS NULL AND run_at <= now())), 0)::float8,
@@ -157,7 +157,7 @@ type ParkedJob struct {
 
 // ParkedJobs lists parked jobs, oldest first.
 func (s *Store) ParkedJobs(ctx context.Context, limit int) ([]ParkedJob, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT id, kind, payload, attempts, run_at, created_at, coalesce(last_error, '') FROM jobs
 		WHERE parked_at IS NOT NULL ORDER BY parked_at LIMIT $1`, limit)
 	if err != nil {

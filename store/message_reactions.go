@@ -26,11 +26,11 @@ func (s *Store) AddMessageReaction(ctx context.Context, message uuid.UUID, userI
 		return false, err
 	}
 	var added bool
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		added = false
 		// Lock the message so concurrent new kinds count one at a time.
 		var deleted *time.Time
-		err := tx.QueryRow(ctx, `SELECT deleted_at FROM messages WHERE id = $1 FOR UPDATE`, message).Scan(&deleted)
+		err := tx.db.QueryRow(ctx, `SELECT deleted_at FROM messages WHERE id = $1 FOR UPDATE`, message).Scan(&deleted)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return NotFound("message", message.String())
 		}
@@ -42,7 +42,7 @@ func (s *Store) AddMessageReaction(ctx context.Context, message uuid.UUID, userI
 		}
 		var kinds int
 		var known bool
-		if err := tx.QueryRow(ctx, `
+		if err := tx.db.QueryRow(ctx, `
 			SELECT count(DISTINCT kind), coalesce(bool_or(kind = $2), false) FROM message_reactions WHERE message_id = $1`,
 			message, kind).Scan(&kinds, &known); err != nil {
 			return err
@@ -50,7 +50,7 @@ func (s *Store) AddMessageReaction(ctx context.Context, message uuid.UUID, userI
 		if !known && kinds >= MaxReactionKinds {
 			return Invalid("kind", "message %s already has %d reaction kinds, the limit", message, MaxReactionKinds)
 		}
-		tag, err := tx.Exec(ctx, `
+		tag, err := tx.db.Exec(ctx, `
 			INSERT INTO message_reactions (message_id, user_id, kind) VALUES ($1, $2, $3)
 			ON CONFLICT DO NOTHING`, message, userID, kind)
 		if err != nil {
@@ -73,7 +73,7 @@ func (s *Store) DeleteMessageReaction(ctx context.Context, message uuid.UUID, us
 	if err := CheckReactionKind("kind", kind); err != nil {
 		return false, err
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM message_reactions WHERE message_id = $1 AND user_id = $2 AND kind = $3`, message, userID, kind)
+	tag, err := s.db.Exec(ctx, `DELETE FROM message_reactions WHERE message_id = $1 AND user_id = $2 AND kind = $3`, message, userID, kind)
 	if err != nil {
 		return false, fmt.Errorf("store: delete reaction: %w", err)
 	}
@@ -82,7 +82,7 @@ func (s *Store) DeleteMessageReaction(ctx context.Context, message uuid.UUID, us
 
 // MessageReactionCounts returns each message's reaction counts, most first.
 func (s *Store) MessageReactionCounts(ctx context.Context, ids []uuid.UUID) ([][]ReactionCount, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT message_id, kind, count(*) FROM message_reactions WHERE message_id = ANY($1)
 		GROUP BY message_id, kind ORDER BY message_id, count(*) DESC, kind`, ids)
 	if err != nil {
@@ -110,7 +110,7 @@ func (s *Store) MessageReactionCounts(ctx context.Context, ids []uuid.UUID) ([][
 
 // OwnMessageReactions returns one user's reactions to each message.
 func (s *Store) OwnMessageReactions(ctx context.Context, userID string, ids []uuid.UUID) ([][]*MessageReaction, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT message_id, user_id, kind, created_at FROM message_reactions
 		WHERE message_id = ANY($1) AND user_id = $2 ORDER BY created_at, kind`, ids, userID)
 	return groupMessageReactions(rows, err, ids)
@@ -118,7 +118,7 @@ func (s *Store) OwnMessageReactions(ctx context.Context, userID string, ids []uu
 
 // LatestMessageReactions returns the newest n reactions of each message.
 func (s *Store) LatestMessageReactions(ctx context.Context, n int, ids []uuid.UUID) ([][]*MessageReaction, error) {
-	rows, err := s.pool.Query(ctx, `
+	rows, err := s.db.Query(ctx, `
 		SELECT message_id, user_id, kind, created_at FROM (
 			SELECT r.*, row_number() OVER (PARTITION BY message_id ORDER BY created_at DESC, user_id, kind) AS n
 			FROM message_reactions r WHERE message_id = ANY($1)

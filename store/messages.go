@@ -40,10 +40,11 @@ type Message struct {
 	// the JSON keeps apart as [] and null).
 	Reactions []ReactionCount `json:"reactions"`
 
-	// sent is set on a message SendMessage has just sent, with removals,
-	// the channel's MemberRemovals then (what its message.new carries).
-	sent     bool
-	removals int64
+	// Sent is set on a message SendMessage has just sent, with
+	// SentRemovals, the channel's MemberRemovals then (what its
+	// message.new carries).
+	Sent         bool  `json:"-"`
+	SentRemovals int64 `json:"-"`
 }
 
 // Message types.
@@ -159,9 +160,9 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 		return nil, false, err
 	}
 	for attempt := 0; attempt < 2; attempt++ {
-		err = s.InTx(ctx, func(tx pgx.Tx) error {
+		err = s.InTx(ctx, func(tx *Store) error {
 			msg, created = nil, false
-			existing, err := scanMessage(tx.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, id))
+			existing, err := scanMessage(tx.db.QueryRow(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, id))
 			if err == nil {
 				msg = existing
 				return nil
@@ -174,7 +175,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			// written below (two shared holders could not both upgrade).
 			if asMember {
 				var one int
-				err := tx.QueryRow(ctx, `SELECT 1 FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
+				err := tx.db.QueryRow(ctx, `SELECT 1 FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
 					channelID, userID).Scan(&one)
 				if errors.Is(err, pgx.ErrNoRows) {
 					return ErrNotChannelMember
@@ -188,7 +189,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 				typ = MessageReply
 				var parentChannel string
 				var parentParent *uuid.UUID
-				err := tx.QueryRow(ctx, `SELECT channel_id, parent_id FROM messages WHERE id = $1 FOR UPDATE`, *parent).Scan(&parentChannel, &parentParent)
+				err := tx.db.QueryRow(ctx, `SELECT channel_id, parent_id FROM messages WHERE id = $1 FOR UPDATE`, *parent).Scan(&parentChannel, &parentParent)
 				if errors.Is(err, pgx.ErrNoRows) || (err == nil && parentChannel != channelID) {
 					return Invalid("input.parentId", "message %s is not in channel %q", *parent, channelID)
 				}
@@ -198,7 +199,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 				if parentParent != nil {
 					return Invalid("input.parentId", "message %s is itself a reply: reply to the thread's first message", *parent)
 				}
-				if _, err := tx.Exec(ctx, `UPDATE messages SET reply_count = reply_count + 1 WHERE id = $1`, *parent); err != nil {
+				if _, err := tx.db.Exec(ctx, `UPDATE messages SET reply_count = reply_count + 1 WHERE id = $1`, *parent); err != nil {
 					return err
 				}
 			}
@@ -210,7 +211,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			// last message: it neither moves the channel up the list nor
 			// becomes its preview.
 			var pos, seq, removals int64
-			err = tx.QueryRow(ctx, `
+			err = tx.db.QueryRow(ctx, `
 				UPDATE channels SET last_pos = last_pos + 1, last_seq = last_seq + $2,
 					last_message_id = CASE WHEN $2 = 1 THEN $3 ELSE last_message_id END,
 					last_message_at = CASE WHEN $2 = 1 THEN now() ELSE last_message_at END
@@ -221,7 +222,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			if err != nil {
 				return err
 			}
-			m, err := scanMessage(tx.QueryRow(ctx, `
+			m, err := scanMessage(tx.db.QueryRow(ctx, `
 				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 				ON CONFLICT (id) DO NOTHING
@@ -232,15 +233,15 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `
+			if _, err := tx.db.Exec(ctx, `
 				UPDATE channel_members SET last_read_seq = greatest(last_read_seq, $3), last_read_at = now(), last_read_message_id = $4
 				WHERE channel_id = $1 AND user_id = $2`, channelID, userID, seq, id); err != nil {
 				return err
 			}
-			if _, err := EnqueueJob(ctx, tx, ChatMessageKind, ChatMessageJob{MessageID: id}); err != nil {
+			if _, err := tx.EnqueueJob(ctx, ChatMessageKind, ChatMessageJob{MessageID: id}); err != nil {
 				return err
 			}
-			m.sent, m.removals = true, removals
+			m.Sent, m.SentRemovals = true, removals
 			msg, created = m, true
 			return nil
 		})
@@ -278,7 +279,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 
 // MessagesByID returns messages by id, in order, with nil where none exists.
 func (s *Store) MessagesByID(ctx context.Context, ids []uuid.UUID) ([]*Message, error) {
-	found, err := collectMessages(s.pool.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ANY($1)`, ids))
+	found, err := collectMessages(s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ANY($1)`, ids))
 	if err != nil {
 		return nil, fmt.Errorf("store: messages by id: %w", err)
 	}
@@ -304,7 +305,7 @@ func (s *Store) ChannelHistory(ctx context.Context, channelID string, last int, 
 	if before <= 0 {
 		before = 1 << 62
 	}
-	found, err := collectMessages(s.pool.Query(ctx, `
+	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
 		WHERE channel_id = $1 AND pos < $2 AND parent_id IS NULL
 		ORDER BY pos DESC LIMIT $3`, channelID, before, last+1))
@@ -321,7 +322,7 @@ func (s *Store) ChannelHistory(ctx context.Context, channelID string, last int, 
 
 // Replies returns first+1 replies of a thread after position after.
 func (s *Store) Replies(ctx context.Context, parent uuid.UUID, first int, after int64) (Page[*Message], error) {
-	found, err := collectMessages(s.pool.Query(ctx, `
+	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages WHERE parent_id = $1 AND pos > $2
 		ORDER BY pos LIMIT $3`, parent, after, first+1))
 	if err != nil {
@@ -333,7 +334,7 @@ func (s *Store) Replies(ctx context.Context, parent uuid.UUID, first int, after 
 // MessagesAfter returns up to limit messages of a channel (replies
 // included) with positions in (after, upTo], in order.
 func (s *Store) MessagesAfter(ctx context.Context, channelID string, after, upTo int64, limit int) ([]*Message, error) {
-	found, err := collectMessages(s.pool.Query(ctx, `
+	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 AND pos > $2 AND pos <= $3
 		ORDER BY pos LIMIT $4`, channelID, after, upTo, limit))
 	if err != nil {
@@ -369,7 +370,7 @@ func (s *Store) UpdateMessage(ctx context.Context, id uuid.UUID, text string, da
 	if err := CheckData("data", data); err != nil {
 		return nil, err
 	}
-	m, err := scanMessage(s.pool.QueryRow(ctx, `
+	m, err := scanMessage(s.db.QueryRow(ctx, `
 		UPDATE messages SET text = $2, data = coalesce($3, data), updated_at = now()
 		WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id, text, data))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -385,7 +386,7 @@ func (s *Store) UpdateMessage(ctx context.Context, id uuid.UUID, text string, da
 // and empty text. Unread counts do not change. Deleting twice is a no-op:
 // the message comes back as it is, and deleted is false.
 func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (m *Message, deleted bool, err error) {
-	m, err = scanMessage(s.pool.QueryRow(ctx, `
+	m, err = scanMessage(s.db.QueryRow(ctx, `
 		UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL,
 			deleted_at = now(), updated_at = now()
 		WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id))
@@ -418,7 +419,7 @@ func (s *Store) SearchMessages(ctx context.Context, userID, query string, channe
 		}
 		afterID = &id
 	}
-	found, err := collectMessages(s.pool.Query(ctx, `
+	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
 		WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', $2)
 		  AND deleted_at IS NULL
@@ -439,13 +440,13 @@ func (s *Store) SearchMessages(ctx context.Context, userID, query string, channe
 // members, in one round trip (the job is on the way from a send to its
 // subscribers). A message that no longer exists (its channel was deleted)
 // returns nil.
-func ChatMessageFacts(ctx context.Context, q Querier, id uuid.UUID) (*Message, *Channel, []string, error) {
+func (s *Store) ChatMessageFacts(ctx context.Context, id uuid.UUID) (*Message, *Channel, []string, error) {
 	b := &pgx.Batch{}
 	b.Queue(`SELECT `+messageColumns+` FROM messages WHERE id = $1`, id)
 	b.Queue(`SELECT `+userColumns+` FROM users WHERE id = (SELECT user_id FROM messages WHERE id = $1)`, id)
 	b.Queue(`SELECT `+channelColumns+` FROM channels WHERE id = (SELECT channel_id FROM messages WHERE id = $1)`, id)
 	b.Queue(`SELECT user_id FROM channel_members WHERE channel_id = (SELECT channel_id FROM messages WHERE id = $1)`, id)
-	br := q.SendBatch(ctx, b)
+	br := s.db.SendBatch(ctx, b)
 	defer br.Close()
 	fail := func(err error) (*Message, *Channel, []string, error) {
 		return nil, nil, nil, fmt.Errorf("store: chat message job: %w", err)

@@ -44,14 +44,14 @@ func (s *Store) AddReaction(ctx context.Context, activityID uuid.UUID, userID, k
 		return nil, err
 	}
 	var out *Reaction
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
-		r, err := scanReaction(tx.QueryRow(ctx, `
+	err := s.InTx(ctx, func(tx *Store) error {
+		r, err := scanReaction(tx.db.QueryRow(ctx, `
 			INSERT INTO reactions (id, activity_id, user_id, kind, data)
 			SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM activities WHERE id = $2)
 			ON CONFLICT (activity_id, user_id, kind) DO NOTHING
 			RETURNING `+reactionColumns, NewID(), activityID, userID, kind, data))
 		if errors.Is(err, pgx.ErrNoRows) {
-			out, err = scanReaction(tx.QueryRow(ctx, `SELECT `+reactionColumns+` FROM reactions
+			out, err = scanReaction(tx.db.QueryRow(ctx, `SELECT `+reactionColumns+` FROM reactions
 				WHERE activity_id = $1 AND user_id = $2 AND kind = $3`, activityID, userID, kind))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return NotFound("activity", activityID.String())
@@ -62,7 +62,7 @@ func (s *Store) AddReaction(ctx context.Context, activityID uuid.UUID, userID, k
 			return err
 		}
 		out = r
-		_, err = tx.Exec(ctx, `INSERT INTO reaction_counts (activity_id, kind, count) VALUES ($1, $2, 1)
+		_, err = tx.db.Exec(ctx, `INSERT INTO reaction_counts (activity_id, kind, count) VALUES ($1, $2, 1)
 			ON CONFLICT (activity_id, kind) DO UPDATE SET count = reaction_counts.count + 1`, activityID, kind)
 		return err
 	})
@@ -74,7 +74,7 @@ func (s *Store) AddReaction(ctx context.Context, activityID uuid.UUID, userID, k
 
 // ReactionByID returns one reaction.
 func (s *Store) ReactionByID(ctx context.Context, id uuid.UUID) (*Reaction, error) {
-	r, err := scanReaction(s.pool.QueryRow(ctx, `SELECT `+reactionColumns+` FROM reactions WHERE id = $1`, id))
+	r, err := scanReaction(s.db.QueryRow(ctx, `SELECT `+reactionColumns+` FROM reactions WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("reaction", id.String())
 	}
@@ -87,10 +87,10 @@ func (s *Store) ReactionByID(ctx context.Context, id uuid.UUID) (*Reaction, erro
 // RemoveReaction deletes a reaction and reports whether it existed.
 func (s *Store) RemoveReaction(ctx context.Context, id uuid.UUID) (bool, error) {
 	var removed bool
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		var activityID uuid.UUID
 		var kind string
-		err := tx.QueryRow(ctx, `DELETE FROM reactions WHERE id = $1 RETURNING activity_id, kind`, id).Scan(&activityID, &kind)
+		err := tx.db.QueryRow(ctx, `DELETE FROM reactions WHERE id = $1 RETURNING activity_id, kind`, id).Scan(&activityID, &kind)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -98,7 +98,7 @@ func (s *Store) RemoveReaction(ctx context.Context, id uuid.UUID) (bool, error) 
 			return err
 		}
 		removed = true
-		_, err = tx.Exec(ctx, `UPDATE reaction_counts SET count = greatest(count - 1, 0)
+		_, err = tx.db.Exec(ctx, `UPDATE reaction_counts SET count = greatest(count - 1, 0)
 			WHERE activity_id = $1 AND kind = $2`, activityID, kind)
 		return err
 	})
@@ -111,7 +111,7 @@ func (s *Store) RemoveReaction(ctx context.Context, id uuid.UUID) (bool, error) 
 // ReactionCounts returns each activity's reaction counts by kind, in the
 // order of ids.
 func (s *Store) ReactionCounts(ctx context.Context, ids []uuid.UUID) ([][]ReactionCount, error) {
-	rows, err := s.pool.Query(ctx, `SELECT activity_id, kind, count FROM reaction_counts
+	rows, err := s.db.Query(ctx, `SELECT activity_id, kind, count FROM reaction_counts
 		WHERE activity_id = ANY($1) AND count > 0 ORDER BY activity_id, kind`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: reaction counts: %w", err)
@@ -142,7 +142,7 @@ func (s *Store) ReactionCounts(ctx context.Context, ids []uuid.UUID) ([][]Reacti
 // OwnReactions returns userID's reactions to each activity, in the order
 // of ids.
 func (s *Store) OwnReactions(ctx context.Context, userID string, ids []uuid.UUID) ([][]*Reaction, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+reactionColumns+` FROM reactions
+	rows, err := s.db.Query(ctx, `SELECT `+reactionColumns+` FROM reactions
 		WHERE activity_id = ANY($1) AND user_id = $2 ORDER BY id`, ids, userID)
 	if err != nil {
 		return nil, fmt.Errorf("store: own reactions: %w", err)
@@ -157,7 +157,7 @@ func (s *Store) OwnReactions(ctx context.Context, userID string, ids []uuid.UUID
 // LatestReactions returns up to first newest reactions to each activity
 // (of kind, unless kind is empty), in the order of ids.
 func (s *Store) LatestReactions(ctx context.Context, ids []uuid.UUID, kind string, first int) ([][]*Reaction, error) {
-	rows, err := s.pool.Query(ctx, `SELECT r.id, r.activity_id, r.user_id, r.kind, r.data, r.created_at
+	rows, err := s.db.Query(ctx, `SELECT r.id, r.activity_id, r.user_id, r.kind, r.data, r.created_at
 		FROM unnest($1::uuid[]) AS a(id) CROSS JOIN LATERAL (
 			SELECT `+reactionColumns+` FROM reactions
 			WHERE activity_id = a.id AND ($2 = '' OR kind = $2) ORDER BY id DESC LIMIT $3) r

@@ -47,7 +47,7 @@ func (s *Store) SetSFUDrained(ctx context.Context, id string, drained bool, by s
 	} else {
 		sql, args = `DELETE FROM sfu_drains WHERE sfu_id = $1`, []any{id}
 	}
-	tag, err := s.pool.Exec(ctx, sql, args...)
+	tag, err := s.db.Exec(ctx, sql, args...)
 	if err != nil {
 		return false, fmt.Errorf("store: drain sfu: %w", err)
 	}
@@ -56,11 +56,7 @@ func (s *Store) SetSFUDrained(ctx context.Context, id string, drained bool, by s
 
 // DrainedSFUs returns the ids of drained SFU nodes.
 func (s *Store) DrainedSFUs(ctx context.Context) (map[string]bool, error) {
-	return drainedSFUs(ctx, s.pool)
-}
-
-func drainedSFUs(ctx context.Context, q Querier) (map[string]bool, error) {
-	rows, err := q.Query(ctx, `SELECT sfu_id FROM sfu_drains`)
+	rows, err := s.db.Query(ctx, `SELECT sfu_id FROM sfu_drains`)
 	if err != nil {
 		return nil, fmt.Errorf("store: drained sfus: %w", err)
 	}

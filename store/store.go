@@ -1,9 +1,7 @@
-// Package store is Brook's storage layer: every SQL statement and every Redis
-// command lives here, one file per entity, next to the method that runs it.
-//
-// PostgreSQL (or CockroachDB) holds everything a user could lose; Redis holds
-// only what can be rebuilt exactly from PostgreSQL (counters, presence,
-// caches). Methods that must be atomic take a pgx.Tx explicitly.
+// Package store is Brook's SQL: every statement lives here, one file per
+// table group, next to the method that runs it. PostgreSQL holds
+// everything a user could lose. Every method is on *Store, which is bound
+// to the pool or, inside InTx, to a transaction.
 package store
 
 import (
@@ -11,26 +9,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/brookhq/brook/internal/redisguard"
 )
 
 // Options says where the data lives.
 type Options struct {
-	// DatabaseURL is a PostgreSQL or CockroachDB connection URL.
+	// DatabaseURL is a PostgreSQL connection URL.
 	DatabaseURL string
-	// RedisURL is a Redis connection URL.
-	RedisURL string
-	// RedisPrefix is prepended to every Redis key Brook uses.
-	RedisPrefix string
 	// MaxConns caps the PostgreSQL pool (0: pgx's default, 4 per CPU, at least 20 here).
 	MaxConns int32
 	// Logger receives storage warnings; nil means slog.Default().
@@ -39,44 +31,38 @@ type Options struct {
 	// are merged into timelines at read time instead of fanned out on write
 	// (0: DefaultPullThreshold).
 	FeedPullThreshold int
-	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT: channels with more
-	// members get unread counts computed at read time rather than pushed to
-	// each member's counters (0: DefaultChatPushMemberLimit).
-	ChatPushMemberLimit int
-	// RedisTimeout bounds one Redis command on the request path (0: 50 ms);
-	// see package redisguard.
-	RedisTimeout time.Duration
-	// Registerer receives the Redis guard's metrics; nil registers none.
-	Registerer prometheus.Registerer
+
+	// Redis and RedisPrefix are the calls' participant facts' Redis, until
+	// they move to package ephemeral.
+	Redis       *redis.Client
+	RedisPrefix string
 }
 
-// Store is the handle on PostgreSQL and Redis that every layer above uses.
+// Store runs Brook's SQL. A Store is bound to the pool, or, inside InTx, to
+// one transaction: every method runs on whichever it is bound to, so a
+// product composes one transaction from several methods.
 type Store struct {
 	pool       *pgxpool.Pool
+	db         Querier
 	rdb        *redis.Client
 	prefix     string
 	log        *slog.Logger
 	statements *atomic.Int64
 
-	guard *redisguard.Guard
-	// unreadDirty counts failed writes to the unread counters not yet
-	// settled (see settleUnread).
-	unreadDirty atomic.Int64
-
 	pullThreshold int
-	pushLimit     int
 }
 
-// Querier runs SQL: a pool, a connection, or a transaction.
+// Querier runs SQL: a pool or a transaction.
 type Querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
+	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// Open connects to PostgreSQL and Redis and checks that both answer.
+// Open connects to PostgreSQL and checks that it answers.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(opts.DatabaseURL)
 	if err != nil {
@@ -97,51 +83,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open pool: %w", err)
 	}
-	ropts, err := redis.ParseURL(opts.RedisURL)
-	if err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("store: parse redis URL: %w", err)
-	}
-	// Fail fast while Redis is down: callers fall back to PostgreSQL.
-	ropts.MaxRetries = 1
-	// One dial per attempt: go-redis otherwise retries a refused dial 5
-	// times, 100 ms apart, which made every Redis call of a request take
-	// about a second while Redis was down (fault test 2).
-	ropts.DialerRetries = 1
-	ropts.DialTimeout = 2 * time.Second
-	ropts.ReadTimeout = 2 * time.Second
-	ropts.WriteTimeout = 2 * time.Second
-	ropts.PoolSize = 50
-	// Brook's commands and replies are small (the largest, a user's unread
-	// counts in 1,000 channels, is about 20 KB and is read in a few fills);
-	// go-redis's 32 KiB buffers each way held 10 MB on a node whose pool
-	// and subscriptions had grown while 10,000 clients connected. Pipelines
-	// keep their pool's larger buffers.
-	ropts.ReadBufferSize = 8 << 10
-	ropts.WriteBufferSize = 8 << 10
-	// Commands take their deadline from the context, which the guard
-	// below sets short on the request path: a Redis that hangs (stopped,
-	// swapped out) costs a request tens of milliseconds, not seconds.
-	ropts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(ropts)
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	guard := redisguard.New(redisguard.Options{Timeout: opts.RedisTimeout, Logger: logger, Registerer: opts.Registerer})
-	guard.Attach(rdb)
-	s := &Store{pool: pool, rdb: rdb, guard: guard, prefix: opts.RedisPrefix, log: logger, statements: statements,
-		pullThreshold: opts.FeedPullThreshold, pushLimit: opts.ChatPushMemberLimit}
-	guard.OnRecover(s.settleUnread)
+	s := &Store{pool: pool, db: pool, rdb: opts.Redis, prefix: opts.RedisPrefix, log: logger, statements: statements,
+		pullThreshold: opts.FeedPullThreshold}
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
 	}
-	if s.pushLimit <= 0 {
-		s.pushLimit = DefaultChatPushMemberLimit
-	}
-	// The first contact may be slow (a server just started): not a
-	// request's deadline.
-	if err := s.Ping(redisguard.Background(ctx)); err != nil {
+	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -149,19 +100,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 // Close releases all connections.
-func (s *Store) Close() {
-	s.guard.Close()
-	s.pool.Close()
-	_ = s.rdb.Close()
-}
+func (s *Store) Close() { s.pool.Close() }
 
-// Ping checks that PostgreSQL and Redis both answer.
+// Ping checks that PostgreSQL answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("store: postgres: %w", err)
-	}
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("store: redis: %w", err)
 	}
 	return nil
 }
@@ -170,41 +114,34 @@ func (s *Store) Ping(ctx context.Context) error {
 // are pulled at read time rather than pushed on write.
 func (s *Store) PullThreshold() int { return s.pullThreshold }
 
+// SQL returns what s runs SQL on: the pool, or the transaction s is bound
+// to (for tests and tools that write their own statements in one).
+func (s *Store) SQL() Querier { return s.db }
+
 // DB returns the PostgreSQL pool, for reads outside a transaction.
 func (s *Store) DB() *pgxpool.Pool { return s.pool }
 
-// Redis returns the Redis client.
+// Redis returns the calls' Redis client, until the participants' facts
+// move to package ephemeral.
 func (s *Store) Redis() *redis.Client { return s.rdb }
 
-// RedisGuard returns the guard on the Redis client: whether Redis answers,
-// and what to run when it answers again.
-func (s *Store) RedisGuard() *redisguard.Guard { return s.guard }
-
 // Key returns the Redis key for the given parts, with the configured prefix.
-func (s *Store) Key(parts ...string) string {
-	n := len(s.prefix)
-	for _, p := range parts {
-		n += len(p) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, s.prefix...)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, ':')
-		}
-		b = append(b, p...)
-	}
-	return string(b)
-}
+func (s *Store) Key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
 
-// InTx runs fn in a transaction and commits it if fn returns nil. A
-// serialization failure (which CockroachDB reports under contention) reruns
-// fn from the start, so fn must not have effects outside the transaction.
-func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+// InTx runs fn with a Store bound to a transaction and commits it if fn
+// returns nil; on a Store already bound to one, fn runs in a savepoint of
+// it. A serialization failure or deadlock of a top-level transaction
+// reruns fn from the start, so fn must not have effects outside the
+// transaction.
+func (s *Store) InTx(ctx context.Context, fn func(tx *Store) error) error {
+	run := func(tx pgx.Tx) error { return fn(s.WithTx(tx)) }
+	if s.db != Querier(s.pool) {
+		return pgx.BeginFunc(ctx, s.db, run)
+	}
 	const attempts = 5
 	var err error
 	for i := 0; i < attempts; i++ {
-		err = pgx.BeginFunc(ctx, s.pool, fn)
+		err = pgx.BeginFunc(ctx, s.pool, run)
 		if !isRetryable(err) {
 			return err
 		}
@@ -215,6 +152,20 @@ func (s *Store) InTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		}
 	}
 	return err
+}
+
+// ConnClosed reports whether the connection of the transaction s is bound
+// to has closed (the transaction is lost with it).
+func (s *Store) ConnClosed() bool {
+	tx, ok := s.db.(pgx.Tx)
+	return ok && tx.Conn().IsClosed()
+}
+
+// WithTx returns a Store bound to tx, an open transaction.
+func (s *Store) WithTx(tx pgx.Tx) *Store {
+	c := *s
+	c.db = tx
+	return &c
 }
 
 // isRetryable reports a serialization failure or deadlock, after which the

@@ -103,7 +103,7 @@ func (s *Store) UpsertUsers(ctx context.Context, users []UserChange) ([]*User, e
 		return nil, err
 	}
 	out := make([]*User, len(users))
-	err := s.InTx(ctx, func(tx pgx.Tx) error {
+	err := s.InTx(ctx, func(tx *Store) error {
 		b := &pgx.Batch{}
 		for _, u := range users {
 			var data json.RawMessage
@@ -121,7 +121,7 @@ func (s *Store) UpsertUsers(ctx context.Context, users []UserChange) ([]*User, e
 				RETURNING `+userColumns,
 				u.ID, u.Name.Value, u.Image.Value, data, u.Name.Set, u.Image.Set, u.Data.Set)
 		}
-		res := tx.SendBatch(ctx, b)
+		res := tx.db.SendBatch(ctx, b)
 		defer res.Close()
 		for i := range users {
 			u, err := scanUser(res.QueryRow())
@@ -141,7 +141,7 @@ func (s *Store) UpsertUsers(ctx context.Context, users []UserChange) ([]*User, e
 // UsersByID returns the users with the given ids, in the same order, with
 // nil where a user does not exist.
 func (s *Store) UsersByID(ctx context.Context, ids []string) ([]*User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids)
+	rows, err := s.db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: users by id: %w", err)
 	}
@@ -166,7 +166,7 @@ func (s *Store) UsersByID(ctx context.Context, ids []string) ([]*User, error) {
 
 // User returns one user, or a NotFound error.
 func (s *Store) User(ctx context.Context, id string) (*User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
+	u, err := scanUser(s.db.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id))
 	if err == pgx.ErrNoRows {
 		return nil, NotFound("user", id)
 	}
@@ -184,7 +184,7 @@ func (s *Store) AddUsersIfMissing(ctx context.Context, names map[string]string) 
 	for id, name := range names {
 		ids, labels = append(ids, id), append(labels, name)
 	}
-	_, err := s.pool.Exec(ctx, `
+	_, err := s.db.Exec(ctx, `
 		INSERT INTO users (id, name) SELECT * FROM unnest($1::text[], $2::text[])
 		ON CONFLICT (id) DO NOTHING`, ids, labels)
 	if err != nil {
@@ -196,7 +196,7 @@ func (s *Store) AddUsersIfMissing(ctx context.Context, names map[string]string) 
 // TouchUser records that a signed-in user is active, creating the user with
 // the given role on first use.
 func (s *Store) TouchUser(ctx context.Context, id, role string) error {
-	_, err := s.pool.Exec(ctx, `
+	_, err := s.db.Exec(ctx, `
 		INSERT INTO users (id, role, last_active) VALUES ($1, $2, now())
 		ON CONFLICT (id) DO UPDATE SET last_active = now()`, id, role)
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/brookhq/brook/store"
 )
 
@@ -36,7 +34,7 @@ func (r *Runner) registerCalls() {
 		timeout = 30 * time.Second
 	}
 	r.Every(callSweepKind, interval, r.callSweep)
-	r.Every(callRepairKind, max(2*timeout, time.Minute), func(ctx context.Context, tx pgx.Tx, _ store.Job) (func(context.Context), error) {
+	r.Every(callRepairKind, max(2*timeout, time.Minute), func(ctx context.Context, tx *store.Store, _ store.Job) (func(context.Context), error) {
 		return r.callRepair(ctx, tx, timeout)
 	})
 }
@@ -45,12 +43,12 @@ func (r *Runner) registerCalls() {
 // deadlines are in Redis (refreshed by the node holding each participant's
 // subscription); the removal is one transaction in PostgreSQL, and the
 // events and Redis cleanup follow the commit.
-func (r *Runner) callSweep(ctx context.Context, tx pgx.Tx, _ store.Job) (func(context.Context), error) {
+func (r *Runner) callSweep(ctx context.Context, tx *store.Store, _ store.Job) (func(context.Context), error) {
 	ids, err := r.store.ExpiredCallParticipants(ctx, time.Now(), callSweepBatch)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	d, err := store.RemoveCallParticipants(ctx, tx, ids, store.CallLeftTimeout)
+	d, err := tx.RemoveCallParticipants(ctx, ids, store.CallLeftTimeout)
 	if err != nil {
 		return nil, err
 	}
@@ -64,15 +62,15 @@ func (r *Runner) callSweep(ctx context.Context, tx pgx.Tx, _ store.Job) (func(co
 // data: participants still in a call get a fresh deadline (so they time
 // out unless a subscription keeps them alive), and sessions with nobody
 // left end.
-func (r *Runner) callRepair(ctx context.Context, tx pgx.Tx, timeout time.Duration) (func(context.Context), error) {
-	restored, err := r.store.RestoreCallLiveness(ctx, tx, time.Now().Add(timeout))
+func (r *Runner) callRepair(ctx context.Context, tx *store.Store, timeout time.Duration) (func(context.Context), error) {
+	restored, err := tx.RestoreCallLiveness(ctx, time.Now().Add(timeout))
 	if err != nil {
 		return nil, err
 	}
 	if restored > 0 {
 		r.log.Warn("calls: restored liveness entries missing from redis", "participants", restored)
 	}
-	ended, err := store.EndEmptyCallSessions(ctx, tx, 500)
+	ended, err := tx.EndEmptyCallSessions(ctx, 500)
 	if err != nil || len(ended) == 0 {
 		return nil, err
 	}

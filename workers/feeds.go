@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
@@ -26,7 +25,7 @@ func (r *Runner) registerFeeds() {
 // feedActivity announces a new activity in its origin and To feeds and,
 // for an actor below the pull threshold, fans it out to the followers: the
 // first page inline, the others as jobs any worker may take.
-func (r *Runner) feedActivity(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+func (r *Runner) feedActivity(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 	var j store.ActivityJob
 	if err := job.Decode(&j); err != nil {
 		return nil, err
@@ -38,16 +37,16 @@ func (r *Runner) feedActivity(ctx context.Context, tx pgx.Tx, job store.Job) (fu
 	a := acts[0]
 	feeds := append([]string{a.FeedID}, a.To...)
 	if j.Push {
-		pages, err := store.PlanFanout(ctx, tx, j)
+		pages, err := tx.PlanFanout(ctx, j)
 		if err != nil {
 			return nil, err
 		}
 		for _, p := range pages[1:] {
-			if _, err := store.EnqueueJob(ctx, tx, store.JobFeedFanout, p); err != nil {
+			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
 				return nil, err
 			}
 		}
-		written, err := store.FanoutPage(ctx, tx, pages[0])
+		written, err := tx.FanoutPage(ctx, pages[0])
 		if err != nil {
 			return nil, err
 		}
@@ -60,12 +59,12 @@ func (r *Runner) feedActivity(ctx context.Context, tx pgx.Tx, job store.Job) (fu
 }
 
 // feedFanout writes one page of a fan-out.
-func (r *Runner) feedFanout(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+func (r *Runner) feedFanout(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 	var j store.FanoutJob
 	if err := job.Decode(&j); err != nil {
 		return nil, err
 	}
-	feeds, err := store.FanoutPage(ctx, tx, j)
+	feeds, err := tx.FanoutPage(ctx, j)
 	if err != nil || len(feeds) == 0 {
 		return nil, err
 	}
@@ -77,12 +76,12 @@ func (r *Runner) feedFanout(ctx context.Context, tx pgx.Tx, job store.Job) (func
 }
 
 // feedBackfill copies a followed feed's recent activities into the follower.
-func (r *Runner) feedBackfill(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+func (r *Runner) feedBackfill(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 	var j store.BackfillJob
 	if err := job.Decode(&j); err != nil {
 		return nil, err
 	}
-	acts, err := store.Backfill(ctx, tx, j)
+	acts, err := tx.Backfill(ctx, j)
 	if err != nil || len(acts) == 0 {
 		return nil, err
 	}
@@ -90,12 +89,12 @@ func (r *Runner) feedBackfill(ctx context.Context, tx pgx.Tx, job store.Job) (fu
 }
 
 // feedUnfollow removes what an ended follow brought into the follower.
-func (r *Runner) feedUnfollow(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+func (r *Runner) feedUnfollow(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 	var j store.UnfollowJob
 	if err := job.Decode(&j); err != nil {
 		return nil, err
 	}
-	ids, err := store.Unfollowed(ctx, tx, j)
+	ids, err := tx.Unfollowed(ctx, j)
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
@@ -104,17 +103,17 @@ func (r *Runner) feedUnfollow(ctx context.Context, tx pgx.Tx, job store.Job) (fu
 
 // feedRemove removes a removed activity's entries a batch at a time,
 // queueing itself again while rows remain.
-func (r *Runner) feedRemove(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+func (r *Runner) feedRemove(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 	var j store.RemoveJob
 	if err := job.Decode(&j); err != nil {
 		return nil, err
 	}
-	feeds, more, err := store.RemoveEntries(ctx, tx, j)
+	feeds, more, err := tx.RemoveEntries(ctx, j)
 	if err != nil {
 		return nil, err
 	}
 	if more {
-		if _, err := store.EnqueueJob(ctx, tx, store.JobFeedRemove, j); err != nil {
+		if _, err := tx.EnqueueJob(ctx, store.JobFeedRemove, j); err != nil {
 			return nil, err
 		}
 	}
@@ -122,17 +121,17 @@ func (r *Runner) feedRemove(ctx context.Context, tx pgx.Tx, job store.Job) (func
 }
 
 // feedDemote backfills one page of a demoted feed's followers.
-func (r *Runner) feedDemote(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+func (r *Runner) feedDemote(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 	var j store.DemoteJob
 	if err := job.Decode(&j); err != nil {
 		return nil, err
 	}
-	next, unflagged, err := store.Demote(ctx, tx, j)
+	next, unflagged, err := tx.Demote(ctx, j)
 	if err != nil {
 		return nil, err
 	}
 	if next != nil {
-		if _, err := store.EnqueueJob(ctx, tx, store.JobFeedDemote, next); err != nil {
+		if _, err := tx.EnqueueJob(ctx, store.JobFeedDemote, next); err != nil {
 			return nil, err
 		}
 	}

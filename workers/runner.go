@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/brookhq/brook/internal/bus"
@@ -29,7 +28,7 @@ import (
 // commit together with the job's deletion, or not at all. It may return a
 // function to run after the commit, for effects outside PostgreSQL
 // (publishing events, Redis bookkeeping).
-type Handler func(ctx context.Context, tx pgx.Tx, job store.Job) (after func(context.Context), err error)
+type Handler func(ctx context.Context, tx *store.Store, job store.Job) (after func(context.Context), err error)
 
 // WakeTopic is the bus topic that tells workers on every node that new jobs
 // are waiting. It only shortens the wait: workers poll anyway.
@@ -62,9 +61,6 @@ type Options struct {
 	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT: the deadline the
 	// calls repair pass gives participants Redis lost (default 30s).
 	CallParticipantTimeout time.Duration
-	// ChatRepairInterval is how often the chat unread repair pass runs, on
-	// one node of the cluster (default 1m).
-	ChatRepairInterval time.Duration
 }
 
 // Runner claims and runs jobs.
@@ -116,7 +112,6 @@ func New(s *store.Store, b *bus.Bus, opts Options) *Runner {
 		opts.Registerer.MustRegister(r.ready, r.lag, r.parked, r.runs)
 	}
 	r.registerFeeds()
-	r.registerChat()
 	r.registerCalls()
 	return r
 }
@@ -145,12 +140,12 @@ func (r *Runner) HandleAlone(kind string, h Handler) {
 func (r *Runner) Every(kind string, interval time.Duration, fn Handler) {
 	r.schedules[kind] = interval
 	id := singletonID(kind)
-	r.handlers[kind] = func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	r.handlers[kind] = func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 		after, err := fn(ctx, tx, job)
 		if err != nil {
 			return nil, err
 		}
-		if err := store.RescheduleJob(ctx, tx, id, time.Now().Add(interval)); err != nil {
+		if err := tx.RescheduleJob(ctx, id, time.Now().Add(interval)); err != nil {
 			return nil, err
 		}
 		return after, errKeepJob
@@ -180,7 +175,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// members): it gets the longer background timeout.
 	ctx = redisguard.Background(ctx)
 	for kind, interval := range r.schedules {
-		if err := store.ScheduleJob(ctx, r.store.DB(), singletonID(kind), kind, time.Now().Add(interval)); err != nil {
+		if err := r.store.ScheduleJob(ctx, singletonID(kind), kind, time.Now().Add(interval)); err != nil {
 			return err
 		}
 	}
@@ -267,9 +262,9 @@ func (r *Runner) runBatch(ctx context.Context, kinds []string, limit int) (int, 
 	}
 	var afters []func(context.Context)
 	var claimed int
-	err := r.store.InTx(ctx, func(tx pgx.Tx) error {
+	err := r.store.InTx(ctx, func(tx *store.Store) error {
 		afters = afters[:0]
-		jobs, err := store.ClaimJobs(ctx, tx, kinds, limit)
+		jobs, err := tx.ClaimJobs(ctx, kinds, limit)
 		if err != nil {
 			return err
 		}
@@ -297,31 +292,27 @@ func (r *Runner) runBatch(ctx context.Context, kinds []string, limit int) (int, 
 // run runs one claimed job under a savepoint. A failing job is rolled back
 // alone and rescheduled with backoff (or parked), and the batch goes on;
 // only a failure to record that aborts the batch.
-func (r *Runner) run(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+func (r *Runner) run(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 	h := r.handlers[job.Kind]
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return nil, err
-	}
 	start := time.Now()
-	after, err := safely(ctx, h, sp, job)
-	if err == nil || errors.Is(err, errKeepJob) {
-		if err == nil {
-			err = store.CompleteJob(ctx, sp, job.ID)
-		} else {
-			err = nil
+	var after func(context.Context)
+	err := tx.InTx(ctx, func(sp *store.Store) error {
+		var err error
+		after, err = safely(ctx, h, sp, job)
+		if errors.Is(err, errKeepJob) {
+			return nil
 		}
-		if err == nil {
-			err = sp.Commit(ctx)
+		if err != nil {
+			return err
 		}
-		if err == nil {
-			r.runs.WithLabelValues(job.Kind, "done").Inc()
-			r.log.Debug("job done", "kind", job.Kind, "id", job.ID, "ms", time.Since(start).Milliseconds())
-			return after, nil
-		}
+		return sp.CompleteJob(ctx, job.ID)
+	})
+	if err == nil {
+		r.runs.WithLabelValues(job.Kind, "done").Inc()
+		r.log.Debug("job done", "kind", job.Kind, "id", job.ID, "ms", time.Since(start).Milliseconds())
+		return after, nil
 	}
-	_ = sp.Rollback(ctx)
-	if tx.Conn().IsClosed() {
+	if tx.ConnClosed() {
 		return nil, err
 	}
 	park := job.Attempts+1 >= r.opts.MaxAttempts
@@ -333,12 +324,12 @@ func (r *Runner) run(ctx context.Context, tx pgx.Tx, job store.Job) (func(contex
 		r.runs.WithLabelValues(job.Kind, "failed").Inc()
 		r.log.Warn("job failed; will retry", "kind", job.Kind, "id", job.ID, "attempt", job.Attempts+1, "retry_at", retryAt, "err", err)
 	}
-	return nil, store.FailJob(ctx, tx, job.ID, err.Error(), retryAt, park)
+	return nil, tx.FailJob(ctx, job.ID, err.Error(), retryAt, park)
 }
 
 // safely runs a handler, turning a panic into an error so one bad job
 // cannot take the worker down.
-func safely(ctx context.Context, h Handler, tx pgx.Tx, job store.Job) (after func(context.Context), err error) {
+func safely(ctx context.Context, h Handler, tx *store.Store, job store.Job) (after func(context.Context), err error) {
 	if h == nil {
 		return nil, fmt.Errorf("no handler for job kind %q", job.Kind)
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
@@ -32,9 +30,9 @@ func setupTable(t *testing.T, s *store.Store, name string) {
 
 func enqueue(t *testing.T, s *store.Store, kind string, n int) {
 	t.Helper()
-	err := s.InTx(context.Background(), func(tx pgx.Tx) error {
+	err := s.InTx(context.Background(), func(tx *store.Store) error {
 		for i := 0; i < n; i++ {
-			if _, err := store.EnqueueJob(context.Background(), tx, kind, map[string]int{"i": i}); err != nil {
+			if _, err := tx.EnqueueJob(context.Background(), kind, map[string]int{"i": i}); err != nil {
 				return err
 			}
 		}
@@ -82,10 +80,10 @@ func TestRunnersShareTheQueue(t *testing.T) {
 	for w := 0; w < 4; w++ {
 		worker := w
 		r := workers.New(env.OpenStore(t), nil, workers.Options{Concurrency: 2, BatchSize: 7, PollInterval: 10 * time.Millisecond})
-		r.Handle("test.shared", func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+		r.Handle("test.shared", func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 			ran.Add(1)
 			// A duplicate run would violate the primary key and fail the batch.
-			_, err := tx.Exec(ctx, `INSERT INTO shared_runs (job, worker) VALUES ($1, $2)`, job.ID, worker)
+			_, err := tx.SQL().Exec(ctx, `INSERT INTO shared_runs (job, worker) VALUES ($1, $2)`, job.ID, worker)
 			return nil, err
 		})
 		startRunner(t, r)
@@ -111,8 +109,8 @@ func TestFailuresRetryThenPark(t *testing.T) {
 	enqueue(t, s, "test.broken", 1)
 	var flakyCalls atomic.Int64
 	r := workers.New(s, nil, workers.Options{Concurrency: 1, PollInterval: 10 * time.Millisecond, MaxAttempts: 2})
-	r.Handle("test.flaky", func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
-		if _, err := tx.Exec(ctx, `INSERT INTO retry_runs (job) VALUES ($1)`, job.ID); err != nil {
+	r.Handle("test.flaky", func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
+		if _, err := tx.SQL().Exec(ctx, `INSERT INTO retry_runs (job) VALUES ($1)`, job.ID); err != nil {
 			return nil, err
 		}
 		if job.Attempts == 0 && flakyCalls.Add(1) == 1 {
@@ -120,8 +118,8 @@ func TestFailuresRetryThenPark(t *testing.T) {
 		}
 		return nil, nil
 	})
-	r.Handle("test.broken", func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
-		if _, err := tx.Exec(ctx, `INSERT INTO retry_runs (job) VALUES ($1)`, job.ID); err != nil {
+	r.Handle("test.broken", func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
+		if _, err := tx.SQL().Exec(ctx, `INSERT INTO retry_runs (job) VALUES ($1)`, job.ID); err != nil {
 			return nil, err
 		}
 		panic("always broken")
@@ -170,10 +168,10 @@ func TestStopDrainsTheBatchInHand(t *testing.T) {
 	// scheduled them): when one was due it took a slot, and the third slow
 	// job was left for a batch that never came.
 	r := workers.New(s, nil, workers.Options{Concurrency: 1, BatchSize: 10, PollInterval: 10 * time.Millisecond})
-	r.Handle("test.slow", func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	r.Handle("test.slow", func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 		started <- struct{}{}
 		time.Sleep(200 * time.Millisecond)
-		_, err := tx.Exec(ctx, `INSERT INTO drain_runs (job) VALUES ($1)`, job.ID)
+		_, err := tx.SQL().Exec(ctx, `INSERT INTO drain_runs (job) VALUES ($1)`, job.ID)
 		return nil, err
 	})
 	stop := startRunner(t, r)
@@ -193,7 +191,7 @@ func TestAfterRunsOnlyAfterCommit(t *testing.T) {
 	enqueue(t, s, "test.after", 2)
 	var afters atomic.Int64
 	r := workers.New(s, nil, workers.Options{Concurrency: 1, BatchSize: 2, PollInterval: 10 * time.Millisecond})
-	r.Handle("test.after", func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+	r.Handle("test.after", func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 		var i struct{ I int }
 		if err := job.Decode(&i); err != nil {
 			return nil, err
@@ -218,7 +216,7 @@ func TestPeriodicJobIsASingleton(t *testing.T) {
 	start := time.Now()
 	for i := 0; i < 3; i++ {
 		r := workers.New(env.OpenStore(t), nil, workers.Options{Concurrency: 2, PollInterval: 10 * time.Millisecond})
-		r.Every("test.periodic", 300*time.Millisecond, func(ctx context.Context, tx pgx.Tx, job store.Job) (func(context.Context), error) {
+		r.Every("test.periodic", 300*time.Millisecond, func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 			runs.Add(1)
 			return nil, nil
 		})

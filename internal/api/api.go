@@ -27,16 +27,19 @@ import (
 
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/internal/auth"
-	"github.com/brookhq/brook/internal/bus"
-	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 )
 
 // Options configures the API. Zero limits take the defaults below.
 type Options struct {
+	// Resolver is the products as GraphQL resolves them.
+	Resolver *resolvers.Resolver
+	// State holds rate-limit budgets, presence and persisted queries.
+	State *ephemeral.State
+	// Store is PostgreSQL, for the health check.
 	Store *store.Store
-	Bus   *bus.Bus
 	Keys  *auth.Keys
 	// Logger receives request logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -81,15 +84,9 @@ type Options struct {
 	// RatePerIP and RatePerUser are request budgets shared by all nodes
 	// (zero: off). SendRates are the budgets of mutations that send
 	// (messages, signals, activities), per user, by root field name.
-	RatePerIP   store.Rate
-	RatePerUser store.Rate
-	SendRates   map[string]store.Rate
-	// SFUNodes are the SFU media servers call sessions are assigned to
-	// (SFU_NODES); none means sfu.Default.
-	SFUNodes []sfu.Node
-	// CallParticipantTimeout is how long a call participant stays without
-	// a callEvents subscription (CALL_PARTICIPANT_TIMEOUT; 0: 30 s).
-	CallParticipantTimeout time.Duration
+	RatePerIP   ephemeral.Rate
+	RatePerUser ephemeral.Rate
+	SendRates   map[string]ephemeral.Rate
 }
 
 // Defaults for the limits.
@@ -132,8 +129,8 @@ type Server struct {
 
 // New builds the API. Call Shutdown to close its WebSocket connections.
 func New(opts Options) (*Server, error) {
-	if opts.Store == nil || opts.Bus == nil || opts.Keys == nil {
-		return nil, errors.New("api: Store, Bus and Keys are required")
+	if opts.Resolver == nil || opts.State == nil || opts.Store == nil || opts.Keys == nil {
+		return nil, errors.New("api: Resolver, State, Store and Keys are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -155,7 +152,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
-		auth:    newAuthenticator(opts.Keys, opts.Store),
+		auth:    newAuthenticator(opts.Keys, opts.Resolver.People),
 		present: presentError(opts.Logger),
 		metrics: newMetrics(opts.Registry),
 		origins: newOriginPolicy(opts.AllowedOrigins, opts.Dev),
@@ -163,9 +160,8 @@ func New(opts Options) (*Server, error) {
 	s.apqLocal, _ = lru.New[string, string](1000)
 	s.wsCtx, s.wsCancel = context.WithCancel(context.Background())
 
-	res := &resolvers.Resolver{Store: opts.Store, Bus: opts.Bus, Log: opts.Logger,
-		SFUNodes: opts.SFUNodes, CallParticipantTimeout: opts.CallParticipantTimeout}
-	s.presence = &presence{store: opts.Store, log: opts.Logger, conns: map[string]string{}, announce: res.AnnouncePresence}
+	res := opts.Resolver
+	s.presence = &presence{state: opts.State, log: opts.Logger, conns: map[string]string{}, announce: res.People.AnnouncePresence}
 	cfg := graph.Config{Resolvers: res}
 	resolvers.SetComplexity(&cfg.Complexity)
 	s.pinger = newPinger(opts.PingInterval, 15*time.Second)
@@ -240,7 +236,7 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		// Fresh dataloaders for every response: per query or mutation, and per
 		// subscription event, never one cache for a connection's whole life.
-		resp := next(resolvers.WithLoaders(ctx, resolvers.NewLoaders(s.opts.Store)))
+		resp := next(resolvers.WithLoaders(ctx, s.opts.Resolver.NewLoaders()))
 		s.metrics.observeResponse(ctx, resp, s.log)
 		return resp
 	})
@@ -278,9 +274,9 @@ func (s *Server) Handler() http.Handler { return logRequests(s.log, s.mux) }
 // connection_init message, every other request needs a token up front
 // (but for introspection in dev mode: see requireTokenOrDevIntrospection).
 func (s *Server) serveGraphQL(w http.ResponseWriter, r *http.Request) {
-	address := store.Budget{Key: "ip:" + clientIP(r), Rate: s.opts.RatePerIP, What: "requests from your address"}
+	address := ephemeral.Budget{Key: "ip:" + clientIP(r), Rate: s.opts.RatePerIP, What: "requests from your address"}
 	if websocket.IsWebSocketUpgrade(r) {
-		if err := s.opts.Store.AllowAll(r.Context(), address); err != nil {
+		if err := s.opts.State.AllowAll(r.Context(), address); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -392,10 +388,10 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
 	pg, rd := "ok", "ok"
-	if err := s.opts.Store.DB().Ping(ctx); err != nil {
+	if err := s.opts.Store.Ping(ctx); err != nil {
 		pg = "unreachable"
 	}
-	if err := s.opts.Store.Redis().Ping(ctx).Err(); err != nil {
+	if err := s.opts.State.Ping(ctx); err != nil {
 		rd = "unreachable"
 	}
 	status := "ok"

@@ -14,7 +14,9 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/users"
 )
 
 // touchEvery is how often a signed-in user's row is touched (created on
@@ -25,13 +27,13 @@ const touchEvery = time.Minute
 // user exists, so no resolver runs for a caller without a valid token.
 type authenticator struct {
 	keys    *auth.Keys
-	store   *store.Store
+	people  *users.Service
 	touched *lru.Cache[string, time.Time]
 }
 
-func newAuthenticator(keys *auth.Keys, s *store.Store) *authenticator {
+func newAuthenticator(keys *auth.Keys, people *users.Service) *authenticator {
 	touched, _ := lru.New[string, time.Time](100_000)
-	return &authenticator{keys: keys, store: s, touched: touched}
+	return &authenticator{keys: keys, people: people, touched: touched}
 }
 
 // signIn verifies token and records the user's activity.
@@ -47,11 +49,7 @@ func (a *authenticator) signIn(ctx context.Context, token string) (auth.Identity
 		return auth.Identity{}, auth.Unauthenticated("the token's user_id is not a valid user id (1 to 64 letters, digits or _-@.)")
 	}
 	if last, ok := a.touched.Get(id.UserID); !ok || time.Since(last) > touchEvery {
-		role := store.RoleUser
-		if id.IsAdmin() {
-			role = store.RoleAdmin
-		}
-		if err := a.store.TouchUser(ctx, id.UserID, role); err != nil {
+		if err := a.people.Touch(ctx, id); err != nil {
 			return auth.Identity{}, err
 		}
 		a.touched.Add(id.UserID, time.Now())
@@ -86,7 +84,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusForbidden
 	case CodeRateLimited:
 		status = http.StatusTooManyRequests
-		var rl *store.RateLimitedError
+		var rl *ephemeral.RateLimitedError
 		if errors.As(err, &rl) {
 			w.Header().Set("Retry-After", retryAfterSeconds(rl.RetryAfter))
 		}
@@ -174,7 +172,7 @@ func (s *Server) wsInit(ctx context.Context, payload transport.InitPayload) (con
 		return ctx, &wsRefusal{4500, "api: websocket state missing"}
 	}
 	if limit := s.opts.MaxConnectionsPerUser; limit > 0 {
-		if open, err := s.opts.Store.OpenConnections(ctx, id.UserID); err == nil && open >= limit {
+		if open, err := s.opts.State.OpenConnections(ctx, id.UserID); err == nil && open >= limit {
 			return ctx, &wsRefusal{closeTooManyConnections, fmt.Sprintf("RATE_LIMITED: user %q already has %d open connections, the limit", id.UserID, open)}
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/store"
 )
 
@@ -275,7 +276,7 @@ func (c apqCache) Get(ctx context.Context, hash string) (string, bool) {
 	if q, ok := c.server.apqLocal.Get(hash); ok {
 		return q, true
 	}
-	q, ok, err := c.server.opts.Store.PersistedQuery(ctx, hash)
+	q, ok, err := c.server.opts.State.PersistedQuery(ctx, hash)
 	if err != nil {
 		c.server.log.Warn("apq: lookup failed; the client will resend the query", "err", err)
 		return "", false
@@ -288,7 +289,7 @@ func (c apqCache) Get(ctx context.Context, hash string) (string, bool) {
 
 func (c apqCache) Add(ctx context.Context, hash, query string) {
 	c.server.apqLocal.Add(hash, query)
-	if err := c.server.opts.Store.SavePersistedQuery(ctx, hash, query); err != nil {
+	if err := c.server.opts.State.SavePersistedQuery(ctx, hash, query); err != nil {
 		c.server.log.Warn("apq: save failed", "err", fmt.Sprint(err))
 	}
 }
@@ -371,13 +372,13 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 		// event, outside every WebSocket limit.
 		return refuse(store.Invalid("", "subscriptions run over a WebSocket (graphql-transport-ws or graphql-ws), not over HTTP"))
 	}
-	budgets := make([]store.Budget, 0, 4)
+	budgets := make([]ephemeral.Budget, 0, 4)
 	charge := chargeFrom(ctx)
 	if charge != nil && charge.taken.CompareAndSwap(false, true) {
 		budgets = append(budgets, charge.address)
 	}
 	if id, ok := auth.FromContext(ctx); ok {
-		budgets = append(budgets, store.Budget{Key: "user:" + id.UserID, Rate: s.opts.RatePerUser, What: "requests from your user"})
+		budgets = append(budgets, ephemeral.Budget{Key: "user:" + id.UserID, Rate: s.opts.RatePerUser, What: "requests from your user"})
 		var err error
 		if budgets, err = s.sendBudgets(ctx, id.UserID, budgets); err != nil {
 			if charge != nil {
@@ -386,8 +387,8 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 			return refuse(err)
 		}
 	}
-	if err := s.opts.Store.AllowAll(ctx, budgets...); err != nil {
-		var rl *store.RateLimitedError
+	if err := s.opts.State.AllowAll(ctx, budgets...); err != nil {
+		var rl *ephemeral.RateLimitedError
 		switch {
 		case charge == nil:
 		case errors.As(err, &rl) && rl.Key == charge.address.Key:
@@ -419,7 +420,7 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 // of its own per-user budget on top of the request budget. A mutation
 // that calls one more times than its budget's burst could never pass, and
 // is refused as such rather than told to retry.
-func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.Budget) ([]store.Budget, error) {
+func (s *Server) sendBudgets(ctx context.Context, user string, budgets []ephemeral.Budget) ([]ephemeral.Budget, error) {
 	oc := graphql.GetOperationContext(ctx)
 	if len(s.opts.SendRates) == 0 || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Mutation {
 		return budgets, nil
@@ -436,7 +437,7 @@ func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.B
 			if burst := max(rate.Burst, 1); calls[f.Name] > burst {
 				return nil, &limitExceeded{fmt.Sprintf("this operation calls %s more than %d times, the most one operation may (the burst of its rate limit); split it", f.Name, burst)}
 			}
-			budgets = append(budgets, store.Budget{Key: "send:" + f.Name + ":" + user, Rate: rate, What: f.Name + " calls from your user"})
+			budgets = append(budgets, ephemeral.Budget{Key: "send:" + f.Name + ":" + user, Rate: rate, What: f.Name + " calls from your user"})
 		}
 	}
 	return budgets, nil
@@ -448,7 +449,7 @@ func (s *Server) sendBudgets(ctx context.Context, user string, budgets []store.B
 // a malformed body, a query that does not parse), or whose operations were
 // refused for other budgets, spends it when it ends.
 type addressCharge struct {
-	address store.Budget
+	address ephemeral.Budget
 	taken   atomic.Bool
 	// retryAfter is set when an operation was refused for the address's
 	// budget, so that the HTTP answer is 429 with a Retry-After header.
@@ -462,7 +463,7 @@ func chargeFrom(ctx context.Context) *addressCharge {
 	return c
 }
 
-func (c *addressCharge) refused(rl *store.RateLimitedError) {
+func (c *addressCharge) refused(rl *ephemeral.RateLimitedError) {
 	c.retryAfter.Store(int64(rl.RetryAfter))
 }
 
@@ -476,8 +477,8 @@ func (s *Server) settle(ctx context.Context, w http.ResponseWriter, c *addressCh
 	_ = http.NewResponseController(w).Flush()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	var rl *store.RateLimitedError
-	if errors.As(s.opts.Store.AllowAll(ctx, c.address), &rl) {
+	var rl *ephemeral.RateLimitedError
+	if errors.As(s.opts.State.AllowAll(ctx, c.address), &rl) {
 		s.blocks.add(rl)
 	}
 }
@@ -507,9 +508,9 @@ func (w *refusalWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// retryAfterSeconds is a Retry-After header value: store.RetryAfterSeconds.
+// retryAfterSeconds is a Retry-After header value: ephemeral.RetryAfterSeconds.
 func retryAfterSeconds(d time.Duration) string {
-	return strconv.Itoa(store.RetryAfterSeconds(d))
+	return strconv.Itoa(ephemeral.RetryAfterSeconds(d))
 }
 
 // Unwrap lets http.ResponseController reach the connection.
@@ -528,7 +529,7 @@ type addressBlocks struct {
 const maxAddressBlocks = 10000
 
 // add records a spent address budget until it can pay again.
-func (b *addressBlocks) add(rl *store.RateLimitedError) {
+func (b *addressBlocks) add(rl *ephemeral.RateLimitedError) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
@@ -549,7 +550,7 @@ func (b *addressBlocks) add(rl *store.RateLimitedError) {
 }
 
 // check refuses a budget recorded as spent until it can pay again.
-func (b *addressBlocks) check(budget store.Budget) error {
+func (b *addressBlocks) check(budget ephemeral.Budget) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	t, ok := b.until[budget.Key]
@@ -557,7 +558,7 @@ func (b *addressBlocks) check(budget store.Budget) error {
 		return nil
 	}
 	if wait := time.Until(t); wait > 0 {
-		return &store.RateLimitedError{What: budget.What, Key: budget.Key, RetryAfter: wait}
+		return &ephemeral.RateLimitedError{What: budget.What, Key: budget.Key, RetryAfter: wait}
 	}
 	delete(b.until, budget.Key)
 	return nil

@@ -17,6 +17,8 @@ import (
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/internal/client"
+	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/store"
 )
 
@@ -153,10 +155,10 @@ func TestConnectionsPerUser(t *testing.T) {
 }
 
 func TestRateLimits(t *testing.T) {
-	perUser := store.Rate{Rate: 5, Period: time.Minute, Burst: 5}
+	perUser := ephemeral.Rate{Rate: 5, Period: time.Minute, Burst: 5}
 	opts := func(o *api.Options) {
 		o.RatePerUser = perUser
-		o.SendRates = map[string]store.Rate{"upsertUsers": {Rate: 2, Period: time.Minute, Burst: 2}}
+		o.SendRates = map[string]ephemeral.Rate{"upsertUsers": {Rate: 2, Period: time.Minute, Burst: 2}}
 	}
 	a := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: opts})
 	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: opts})
@@ -221,8 +223,8 @@ func TestRateLimits(t *testing.T) {
 
 func TestRateLimitPerIP(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
-		o.RatePerIP = store.Rate{Rate: 3, Period: time.Minute, Burst: 3}
-	}, Store: ownBudgets})
+		o.RatePerIP = ephemeral.Rate{Rate: 3, Period: time.Minute, Burst: 3}
+	}, Node: ownBudgets})
 	// Unauthenticated requests count too, and a WebSocket upgrade is one request.
 	_ = n.Query(t, "", `{ me { id } }`, nil)
 	_ = n.Query(t, "", `{ me { id } }`, nil)
@@ -245,15 +247,15 @@ func TestRateLimitPerIP(t *testing.T) {
 
 // ownBudgets gives a node Redis keys of its own, so that its address budget
 // (every test request comes from 127.0.0.1) is not one another test spent.
-func ownBudgets(o *store.Options) { o.RedisPrefix += fmt.Sprint("own", time.Now().UnixNano(), ":") }
+func ownBudgets(o *node.Options) { o.RedisPrefix += fmt.Sprint("own", time.Now().UnixNano(), ":") }
 
 // Requests that fail before any operation runs spend their address's budget
 // when they end: the one that finds it spent has already been answered, and
 // from then on the node refuses the address up front without asking Redis.
 func TestRateLimitPerIPCountsFailedRequests(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
-		o.RatePerIP = store.Rate{Rate: 2, Period: time.Minute, Burst: 2}
-	}, Store: ownBudgets})
+		o.RatePerIP = ephemeral.Rate{Rate: 2, Period: time.Minute, Burst: 2}
+	}, Node: ownBudgets})
 	tok := env.Token(t, "failing")
 	for i, req := range []struct{ token, query string }{{"not-a-token", `{ me { id } }`}, {tok, `{ me { id }`}, {tok, `{ nope }`}} {
 		if r := n.Query(t, req.token, req.query, nil); r.Status == 429 || r.Code() == "" {
@@ -315,9 +317,9 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // operations that are refused anyway.
 func TestRefusedRequestsSpendTheAddressBudget(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
-		o.RatePerIP = store.Rate{Rate: 3, Period: time.Minute, Burst: 3}
-		o.RatePerUser = store.Rate{Rate: 1, Period: time.Minute, Burst: 1}
-	}, Store: ownBudgets})
+		o.RatePerIP = ephemeral.Rate{Rate: 3, Period: time.Minute, Burst: 3}
+		o.RatePerUser = ephemeral.Rate{Rate: 1, Period: time.Minute, Burst: 1}
+	}, Node: ownBudgets})
 	tok := env.Token(t, fmt.Sprintf("refused-%d", time.Now().UnixNano()))
 	want := []struct {
 		status int
@@ -341,7 +343,7 @@ func TestRefusedRequestsSpendTheAddressBudget(t *testing.T) {
 // burst can still say it stopped (nothing on the server would).
 func TestTypingStopIsFree(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
-		o.SendRates = map[string]store.Rate{"sendTypingEvent": {Rate: 1, Period: time.Minute, Burst: 2}}
+		o.SendRates = map[string]ephemeral.Rate{"sendTypingEvent": {Rate: 1, Period: time.Minute, Burst: 2}}
 	}})
 	user := fmt.Sprintf("typist-%d", time.Now().UnixNano())
 	tok := env.Token(t, user)
@@ -399,8 +401,8 @@ func TestWebsocketLoggedWhenItCloses(t *testing.T) {
 // of 0.1 leaves a client to guess which to honor.
 func TestRetryAfterHeaderMatchesBody(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
-		o.RatePerIP = store.Rate{Rate: 4, Period: time.Second, Burst: 1} // a wait under a second
-	}, Store: ownBudgets})
+		o.RatePerIP = ephemeral.Rate{Rate: 4, Period: time.Second, Burst: 1} // a wait under a second
+	}, Node: ownBudgets})
 	tok := env.Token(t, "retry-after")
 	refused := 0
 	for i := 0; i < 6; i++ {

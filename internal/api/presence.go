@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/redisguard"
-	"github.com/brookhq/brook/store"
 )
 
 // presenceLease is how long a connection counts as open without a refresh.
@@ -19,7 +19,7 @@ const presenceLease = 60 * time.Second
 // presence tracks this node's WebSocket connections in Redis, which makes a
 // user online while any node holds a connection of theirs.
 type presence struct {
-	store    *store.Store
+	state    *ephemeral.State
 	announce func(ctx context.Context, userID string)
 	log      *slog.Logger
 
@@ -31,7 +31,7 @@ func (p *presence) connect(ctx context.Context, connID, userID string) {
 	p.mu.Lock()
 	p.conns[connID] = userID
 	p.mu.Unlock()
-	wasOffline, err := p.store.MarkOnline(ctx, userID, connID, time.Now().Add(presenceLease))
+	wasOffline, err := p.state.MarkOnline(ctx, userID, connID, time.Now().Add(presenceLease))
 	if err != nil {
 		p.log.Log(ctx, redisguard.LogLevel(err), "presence: mark online", "user", userID, "err", err)
 		return
@@ -47,7 +47,7 @@ func (p *presence) disconnect(connID, userID string) {
 	p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	nowOffline, err := p.store.MarkOffline(ctx, userID, connID)
+	nowOffline, err := p.state.MarkOffline(ctx, userID, connID)
 	if err != nil {
 		p.log.Log(ctx, redisguard.LogLevel(err), "presence: mark offline", "user", userID, "err", err)
 		return
@@ -69,7 +69,7 @@ func (p *presence) run(ctx context.Context) {
 			p.mu.Lock()
 			conns := maps.Clone(p.conns)
 			p.mu.Unlock()
-			if err := p.store.RefreshPresence(ctx, conns, time.Now().Add(presenceLease)); err != nil {
+			if err := p.state.RefreshPresence(ctx, conns, time.Now().Add(presenceLease)); err != nil {
 				p.log.Log(ctx, redisguard.LogLevel(err), "presence: refresh", "err", err)
 			}
 		}

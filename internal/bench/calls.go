@@ -15,8 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/brookhq/brook/internal/client"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/brookhq/brook/internal/client"
 )
 
 func init() { benchmarks["calls"] = benchCalls }

@@ -21,9 +21,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/brookhq/brook/internal/client"
 	"github.com/brookhq/brook/store"
-	"golang.org/x/sync/errgroup"
 )
 
 func init() { benchmarks["chat"] = benchChat }
@@ -300,12 +301,12 @@ func chatMemory(ctx context.Context, h *harness, t *table, n int, what string, e
 }
 
 func chatUnread(ctx context.Context, h *harness, t *table) error {
-	st, err := h.openStore(ctx, nil)
+	n, err := h.openNode(ctx, nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	db := st.DB()
+	defer n.Close()
+	st, db := n.Store, n.Store.DB()
 	// A user in 1,000 channels, seeded with SQL: each channel has 1 to 50
 	// messages of which the user read some; 5 channels are above the push
 	// limit (read at read time).
@@ -325,7 +326,7 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 		FROM generate_series(1, 1000) AS i ON CONFLICT DO NOTHING`, user); err != nil {
 		return err
 	}
-	first, err := st.UnreadCounts(ctx, user) // rebuilds the counters
+	first, err := n.Chat.UnreadCounts(ctx, user) // rebuilds the counters
 	if err != nil {
 		return err
 	}
@@ -334,11 +335,11 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 		return fmt.Errorf("unread counts disagree: %d vs %d", first.TotalUnreadCount, truth.TotalUnreadCount)
 	}
 	lat := &latencies{}
-	_ = st.Redis().ConfigResetStat(ctx).Err()
+	_ = n.State.Redis().ConfigResetStat(ctx).Err()
 	self0 := selfCPU()
 	for i := 0; i < 2000; i++ {
 		start := time.Now()
-		c, err := st.UnreadCounts(ctx, user)
+		c, err := n.Chat.UnreadCounts(ctx, user)
 		if err != nil {
 			return err
 		}
@@ -350,7 +351,7 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 	// CPU per call, which a loaded machine disturbs far less than latency:
 	// the script in Redis (INFO commandstats) and this process's decoding.
 	selfPer := (selfCPU() - self0) / 2000
-	if info, err := st.Redis().Info(ctx, "commandstats").Result(); err == nil {
+	if info, err := n.State.Redis().Info(ctx, "commandstats").Result(); err == nil {
 		for _, line := range strings.Split(info, "\n") {
 			if strings.HasPrefix(line, "cmdstat_evalsha:") || strings.HasPrefix(line, "cmdstat_eval:") {
 				fmt.Fprintf(os.Stderr, "bench: unreadCounts: redis %s\n", strings.TrimSpace(line))
@@ -398,7 +399,7 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 						return
 					}
 					ch := fmt.Sprintf("messaging:bk-%d", i%20)
-					if _, err := st.BumpUnread(ctx, ch, i, members, members[0]); err != nil {
+					if _, err := n.State.BumpUnread(ctx, ch, i, members, members[0]); err != nil {
 						fmt.Fprintln(os.Stderr, "bench: bump:", err)
 						return
 					}
@@ -409,7 +410,7 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 		t.add(fmt.Sprintf("bookkeeping, 100-member channels, Brook (one Lua script per message, watermarks, totals), %d at once", conc),
 			fmt.Sprintf("%.0f messages/s", msgs/time.Since(start).Seconds()))
 	}
-	rdb := st.Redis()
+	rdb := n.State.Redis()
 	start := time.Now()
 	const naive = 200
 	for i := 0; i < naive; i++ {
@@ -446,11 +447,12 @@ func chatHistory(ctx context.Context, h *harness, t *table) error {
 	if err := owner.Run(ctx, `mutation($m: [ID!]) { createChannel(input: {type: "messaging", id: "hist", members: $m}) { id } }`, client.Vars{"m": users[1:]}, nil); err != nil {
 		return err
 	}
-	st, err := h.openStore(ctx, nil)
+	hn, err := h.openNode(ctx, nil)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer hn.Close()
+	st := hn.Store
 	for i := 0; i < 200; i++ {
 		m, _, err := st.SendMessage(ctx, "messaging:hist", users[i%4], true, store.MessageInput{Text: fmt.Sprintf("history message %d", i)})
 		if err != nil {

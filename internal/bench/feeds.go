@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
@@ -17,8 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/client"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )
@@ -46,12 +45,12 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := h.openStore(ctx, func(o *store.Options) { o.FeedPullThreshold = 1_000_000 })
+	n, err := h.openNode(ctx, func(o *node.Options) { o.FeedPullThreshold = 1_000_000 })
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	db := st.DB()
+	defer n.Close()
+	st, db := n.Store, n.Store.DB()
 	fmt.Fprintf(os.Stderr, "bench: feeds: seeding an actor with %d followers\n", *followers)
 	if _, err := db.Exec(ctx, `INSERT INTO users (id, name) SELECT 'u' || g, 'User ' || g FROM generate_series(1, $1) g
 		ON CONFLICT DO NOTHING`, *followers); err != nil {
@@ -142,7 +141,7 @@ func fanoutFigures(ctx context.Context, h *harness, st *store.Store, srv *server
 			return err
 		}},
 		{"Brook workers (outbox job, INSERT ... SELECT per 10,000-follower page)", func(id uuid.UUID) error {
-			return runFanoutWorkers(ctx, st, id)
+			return runFanoutWorkers(ctx, h, id)
 		}},
 		{"COPY of the follower list (measured to choose the write path)", func(id uuid.UUID) error {
 			rows, err := db.Query(ctx, `SELECT source FROM follows WHERE target = 'user:star'`)
@@ -240,21 +239,21 @@ func fanoutFigures(ctx context.Context, h *harness, st *store.Store, srv *server
 // runFanoutWorkers enqueues the fan-out job of an activity, as addActivity
 // does, and runs Brook's workers (the code a server runs, with a real bus
 // publishing the feed updates) until the job and its pages are done.
-func runFanoutWorkers(ctx context.Context, st *store.Store, id uuid.UUID) error {
-	if err := st.InTx(ctx, func(tx pgx.Tx) error {
-		_, err := store.EnqueueJob(ctx, tx, store.JobFeedActivity, store.ActivityJob{Activity: id, Origin: "user:star", Push: true})
-		return err
-	}); err != nil {
+func runFanoutWorkers(ctx context.Context, h *harness, id uuid.UUID) error {
+	n, err := h.openNode(ctx, func(o *node.Options) {
+		o.FeedPullThreshold = 1_000_000
+		o.Workers = workers.Options{Concurrency: 2, PollInterval: 5 * time.Millisecond}
+	})
+	if err != nil {
 		return err
 	}
-	b := bus.New(st.Redis(), bus.Options{Prefix: "bench:"})
-	defer b.Close()
-	runner := workers.New(st, b, workers.Options{Concurrency: 2, PollInterval: 5 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = runner.Run(rctx) }()
-	defer func() { stop(); <-done }()
+	defer n.Close()
+	st := n.Store
+	if _, err := st.EnqueueJob(ctx, store.JobFeedActivity, store.ActivityJob{Activity: id, Origin: "user:star", Push: true}); err != nil {
+		return err
+	}
+	n.Start(ctx)
+	defer n.Stop()
 	for {
 		var left int
 		if err := st.DB().QueryRow(ctx, `SELECT count(*) FROM jobs WHERE kind LIKE 'feed.%'`).Scan(&left); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,8 +22,8 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/client"
 	"github.com/brookhq/brook/internal/local"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/migrations"
-	"github.com/brookhq/brook/store"
 )
 
 // secret signs the benchmark's tokens.
@@ -77,14 +78,15 @@ func (h *harness) Close() {
 	}
 }
 
-// openStore opens a store on the benchmark's servers, for seeding data and
-// for measuring storage paths directly.
-func (h *harness) openStore(ctx context.Context, adjust func(*store.Options)) (*store.Store, error) {
-	opts := store.Options{DatabaseURL: h.env.DatabaseURL, RedisURL: h.env.RedisURL, MaxConns: 64}
+// openNode opens a node's parts on the benchmark's servers, without
+// workers (start them with Start) and without serving: for seeding data
+// and for measuring the products' paths directly.
+func (h *harness) openNode(ctx context.Context, adjust func(*node.Options)) (*node.Node, error) {
+	opts := node.Options{DatabaseURL: h.env.DatabaseURL, RedisURL: h.env.RedisURL, MaxConns: 64, Logger: slog.New(slog.DiscardHandler)}
 	if adjust != nil {
 		adjust(&opts)
 	}
-	return store.Open(ctx, opts)
+	return node.Open(ctx, opts)
 }
 
 // token signs a token for user.

@@ -6,10 +6,13 @@ package brooktest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,8 +22,8 @@ import (
 
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/auth"
-	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/local"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/migrations"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
@@ -77,7 +80,7 @@ func (e *Env) token(t testing.TB, user string, admin bool, ttl time.Duration) st
 
 // StoreOptions are the store options of the environment.
 func (e *Env) StoreOptions() store.Options {
-	return store.Options{DatabaseURL: e.DatabaseURL, RedisURL: e.RedisURL, RedisPrefix: e.RedisPrefix, Logger: quietLogger()}
+	return store.Options{DatabaseURL: e.DatabaseURL, Logger: quietLogger()}
 }
 
 // OpenStore opens a store on the environment, closed when the test ends.
@@ -102,8 +105,8 @@ func (e *Env) OpenStore(t testing.TB, adjust ...func(*store.Options)) *store.Sto
 type NodeOptions struct {
 	// Workers is the number of job workers; zero means one, negative none.
 	Workers int
-	// Store, Runner and API adjust the node's options before it starts.
-	Store  func(*store.Options)
+	// Node, Runner and API adjust the node's options before it starts.
+	Node   func(*node.Options)
 	Runner func(*workers.Options)
 	API    func(*api.Options)
 	// Logger receives the node's logs; nil discards them unless
@@ -113,17 +116,13 @@ type NodeOptions struct {
 
 // Node is one running Brook node.
 type Node struct {
+	*node.Node
 	// URL is the node's base URL (http://127.0.0.1:port).
 	URL      string
-	Store    *store.Store
-	Bus      *bus.Bus
 	API      *api.Server
-	Runner   *workers.Runner
 	Registry *prometheus.Registry
 
 	server  *httptest.Server
-	stop    context.CancelFunc
-	done    sync.WaitGroup
 	stopped sync.Once
 }
 
@@ -135,24 +134,23 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 		logger = quietLogger()
 	}
 	n := &Node{Registry: prometheus.NewRegistry()}
-	n.Store = e.OpenStore(t, opts.Store)
-	n.Bus = bus.New(n.Store.Redis(), bus.Options{Prefix: e.RedisPrefix + "bus:", Logger: logger, Registerer: n.Registry, Health: n.Store.RedisGuard()})
-	ctx, cancel := context.WithCancel(context.Background())
-	n.stop = cancel
+	no := node.Options{DatabaseURL: e.DatabaseURL, RedisURL: e.RedisURL, RedisPrefix: e.RedisPrefix, Logger: logger, Registerer: n.Registry}
 	if opts.Workers >= 0 {
-		wo := workers.Options{Concurrency: max(opts.Workers, 1), Logger: logger, Registerer: n.Registry, PollInterval: 50 * time.Millisecond}
+		no.Workers = workers.Options{Concurrency: max(opts.Workers, 1), PollInterval: 50 * time.Millisecond}
 		if opts.Runner != nil {
-			opts.Runner(&wo)
+			opts.Runner(&no.Workers)
 		}
-		n.Runner = workers.New(n.Store, n.Bus, wo)
-		n.done.Add(1)
-		go func() {
-			defer n.done.Done()
-			_ = n.Runner.Run(ctx)
-		}()
 	}
+	if opts.Node != nil {
+		opts.Node(&no)
+	}
+	var err error
+	if n.Node, err = node.Open(context.Background(), no); err != nil {
+		t.Fatal(err)
+	}
+	n.Start(context.Background())
 	apiOpts := api.Options{
-		Store: n.Store, Bus: n.Bus, Keys: e.Keys, Logger: logger, Registry: n.Registry,
+		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: e.Keys, Logger: logger, Registry: n.Registry,
 		Introspection: true, Playground: true,
 	}
 	if opts.API != nil {
@@ -160,6 +158,7 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 	}
 	srv, err := api.New(apiOpts)
 	if err != nil {
+		n.Close()
 		t.Fatal(err)
 	}
 	n.API = srv
@@ -177,9 +176,7 @@ func (n *Node) Stop() {
 		defer cancel()
 		_ = n.API.Shutdown(ctx)
 		n.server.Close()
-		n.stop()
-		n.done.Wait()
-		_ = n.Bus.Close()
+		n.Node.Close()
 	})
 }
 
@@ -249,4 +246,33 @@ func LockWaiters(t testing.TB, db Querier, holder uint32) int {
 		t.Fatalf("brooktest: count lock waiters: %v", err)
 	}
 	return n
+}
+
+// Tag returns a random tag of 8 hex digits, for names that must not
+// collide with those of other tests sharing the database.
+func Tag() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// AddUsers creates users (with an admin token), each named after its id
+// with a capital first letter.
+func (e *Env) AddUsers(t testing.TB, n *Node, ids ...string) {
+	t.Helper()
+	users := make([]map[string]any, len(ids))
+	for i, id := range ids {
+		users[i] = map[string]any{"id": id, "name": strings.ToUpper(id[:1]) + id[1:]}
+	}
+	n.Must(t, e.AdminToken(t, "root"), `mutation($u: [UserInput!]!) { upsertUsers(users: $u) { id } }`, Vars{"u": users}, nil)
+}
+
+// Count runs a query that returns one number, as the tests count rows.
+func (n *Node) Count(t testing.TB, sql string, args ...any) int {
+	t.Helper()
+	var c int
+	if err := n.Store.DB().QueryRow(context.Background(), sql, args...).Scan(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

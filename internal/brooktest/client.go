@@ -172,3 +172,15 @@ func (s *Sub) Complete() {
 		s.t.Fatal(err)
 	}
 }
+
+// WantCode fails the test unless the operation failed with code, and with
+// a message saying why.
+func WantCode(t testing.TB, r *Response, code string) {
+	t.Helper()
+	if r.Code() != code {
+		t.Fatalf("want %s, got %s: %s", code, r.Code(), r.Data)
+	}
+	if r.Errors[0].Message == "" {
+		t.Fatalf("%s without a message", code)
+	}
+}

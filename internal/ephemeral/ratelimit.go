@@ -1,4 +1,4 @@
-package store
+package ephemeral
 
 import (
 	"context"
@@ -74,7 +74,7 @@ type Budget struct {
 // are charged as one with their costs added. When Redis cannot be reached
 // the event is allowed: losing Redis costs protection for a moment, never
 // service.
-func (s *Store) AllowAll(ctx context.Context, budgets ...Budget) error {
+func (s *State) AllowAll(ctx context.Context, budgets ...Budget) error {
 	keys := make([]string, 0, len(budgets))
 	args := make([]any, 0, 4*len(budgets))
 	var named []Budget

@@ -1,4 +1,4 @@
-package store_test
+package ephemeral_test
 
 import (
 	"context"
@@ -7,27 +7,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/internal/ephemeral"
 )
 
 func TestAllowAllChargesEveryBudgetOrNone(t *testing.T) {
 	s, other := open(t), open(t)
 	ctx := context.Background()
 	tag := fmt.Sprint(time.Now().UnixNano())
-	wide := store.Budget{Key: "wide:" + tag, Rate: store.Rate{Rate: 10, Period: time.Minute, Burst: 10}, What: "wide things"}
-	narrow := store.Budget{Key: "narrow:" + tag, Rate: store.Rate{Rate: 2, Period: time.Minute, Burst: 2}, What: "narrow things"}
-	off := store.Budget{Key: "off:" + tag, What: "unlimited things"}
+	wide := ephemeral.Budget{Key: "wide:" + tag, Rate: ephemeral.Rate{Rate: 10, Period: time.Minute, Burst: 10}, What: "wide things"}
+	narrow := ephemeral.Budget{Key: "narrow:" + tag, Rate: ephemeral.Rate{Rate: 2, Period: time.Minute, Burst: 2}, What: "narrow things"}
+	off := ephemeral.Budget{Key: "off:" + tag, What: "unlimited things"}
 
 	// Two events fit the narrow budget; the second comes through another
 	// store, as from another node.
-	for i, st := range []*store.Store{s, other} {
+	for i, st := range []*ephemeral.State{s, other} {
 		if err := st.AllowAll(ctx, wide, narrow, off); err != nil {
 			t.Fatalf("event %d: %v", i+1, err)
 		}
 	}
 	// The third is refused by the narrow budget, and the wide one pays nothing.
 	err := s.AllowAll(ctx, wide, narrow, off)
-	var rl *store.RateLimitedError
+	var rl *ephemeral.RateLimitedError
 	if !errors.As(err, &rl) || rl.What != "narrow things" {
 		t.Fatalf("third event: %v", err)
 	}
@@ -37,7 +37,7 @@ func TestAllowAllChargesEveryBudgetOrNone(t *testing.T) {
 	// With two budgets spent, the wait is the longer of the two: the
 	// narrow one names the error (it comes first), the slower one sets
 	// the wait.
-	slow := store.Budget{Key: "slow:" + tag, Rate: store.Rate{Rate: 1, Period: time.Hour, Burst: 1}, What: "slow things"}
+	slow := ephemeral.Budget{Key: "slow:" + tag, Rate: ephemeral.Rate{Rate: 1, Period: time.Hour, Burst: 1}, What: "slow things"}
 	if err := s.AllowAll(ctx, slow); err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +59,13 @@ func TestAllowAllChargesEveryBudgetOrNone(t *testing.T) {
 func TestAllowAllAddsTheCostsOfOneKey(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
-	b := store.Budget{Key: fmt.Sprint("same:", time.Now().UnixNano()), Rate: store.Rate{Rate: 3, Period: time.Minute, Burst: 3}, What: "sends"}
+	b := ephemeral.Budget{Key: fmt.Sprint("same:", time.Now().UnixNano()), Rate: ephemeral.Rate{Rate: 3, Period: time.Minute, Burst: 3}, What: "sends"}
 	// Twice in one call costs two; a third and fourth together do not fit
 	// the one event left, and are refused whole.
 	if err := s.AllowAll(ctx, b, b); err != nil {
 		t.Fatal(err)
 	}
-	var rl *store.RateLimitedError
+	var rl *ephemeral.RateLimitedError
 	if err := s.AllowAll(ctx, b, b); !errors.As(err, &rl) {
 		t.Fatalf("two more of three: %v", err)
 	}

@@ -1,4 +1,4 @@
-package store_test
+package chat_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/store"
 )
 
@@ -22,14 +23,14 @@ func TestUserEventsEncodeAsJSON(t *testing.T) {
 		Type: store.MessageRegular, MentionedUserIDs: []string{"bo"}, Data: json.RawMessage(`{"a": [1, 2]}`), CreatedAt: at, UpdatedAt: at,
 		Sender: &store.User{ID: "ana", Name: &name}}
 	second := &store.Message{ID: uuid.New(), ChannelID: channel, UserID: "bo", Text: "reply", Type: store.MessageReply, ParentID: &parent, CreatedAt: at, UpdatedAt: at}
-	evs := []*store.UserEvent{
-		{Type: store.EventNotificationMessageNew, Channel: &channel, Message: first, TotalUnreadCount: 3, UnreadChannels: 1, CreatedAt: at},
-		{Type: store.EventNotificationMessageNew, Channel: &channel, Message: first, TotalUnreadCount: 40, UnreadChannels: 12, CreatedAt: at},
-		{Type: store.EventNotificationMessageNew, Channel: &channel, Message: second, CreatedAt: at},
-		{Type: store.EventNotificationMarkRead, CreatedAt: at},
-		{Type: store.EventNotificationMessageNew, Channel: &channel, Message: first, TotalUnreadCount: 1, UnreadChannels: 1, CreatedAt: at},
+	evs := []*chat.UserEvent{
+		{Type: chat.EventNotificationMessageNew, Channel: &channel, Message: first, TotalUnreadCount: 3, UnreadChannels: 1, CreatedAt: at},
+		{Type: chat.EventNotificationMessageNew, Channel: &channel, Message: first, TotalUnreadCount: 40, UnreadChannels: 12, CreatedAt: at},
+		{Type: chat.EventNotificationMessageNew, Channel: &channel, Message: second, CreatedAt: at},
+		{Type: chat.EventNotificationMarkRead, CreatedAt: at},
+		{Type: chat.EventNotificationMessageNew, Channel: &channel, Message: first, TotalUnreadCount: 1, UnreadChannels: 1, CreatedAt: at},
 	}
-	got, err := store.EncodeUserEvents(evs)
+	got, err := chat.EncodeUserEvents(evs)
 	if err != nil {
 		t.Fatal(err)
 	}

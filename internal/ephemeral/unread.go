@@ -1,24 +1,21 @@
-package store
+package ephemeral
 
 import (
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/store"
 )
 
-// Unread counts: PostgreSQL holds the truth (channels.last_seq and
-// channel_members.last_read_seq); Redis holds one hash per user so that
-// reading a user's counts across 1,000 channels is one round trip.
+// Unread counters: PostgreSQL holds the truth (see store/unread.go); Redis
+// holds one hash per user so that reading a user's counts across 1,000
+// channels is one round trip.
 //
 // The hash (chat:u:<user>) keeps, per channel, the highest sequence number
 // counted (s:<channel>) and the read sequence number (r:<channel>): the
@@ -26,41 +23,22 @@ import (
 // max(), so applying an update twice or out of order changes nothing: a
 // retried job cannot double-count. The fields t and c keep the totals (sum
 // of unread, channels with unread) for the notification events; ok marks
-// the hash complete, gen counts invalidations. A hash without ok (after a
-// flush, an eviction, a restart, or an invalidation) is rebuilt exactly
-// from PostgreSQL by the next read.
+// the hash complete, gen counts invalidations, e is the epoch it was
+// rebuilt in. A hash without ok, or of an older epoch (after a flush, an
+// eviction, a restart, an invalidation, or a failed write), is rebuilt
+// exactly from PostgreSQL by the next read.
 //
 // Channels above the push limit are not written per member: chat:seq:<id>
 // holds their last_seq, and the user's chat:ub:<user> hash their read
 // sequence numbers; reads compute those counts on the spot.
 
-// UnreadCounts are a user's unread messages.
-type UnreadCounts struct {
-	TotalUnreadCount int
-	UnreadChannels   int
-	Channels         []*ChannelUnread
-}
-
-// ChannelUnread is a user's unread count in one channel.
-type ChannelUnread struct {
-	ChannelID   string
-	UserID      string
-	UnreadCount int
-	// ReadAt is when the user last read the channel, when known.
-	ReadAt *time.Time
-}
-
-// ChatPushMemberLimit is the member count above which a channel's unread
-// counts are computed at read time.
-func (s *Store) ChatPushMemberLimit() int { return s.pushLimit }
-
-func (s *Store) unreadKeys(user string) (h, ub string) {
+func (s *State) unreadKeys(user string) (h, ub string) {
 	return s.Key("chat", "u", user), s.Key("chat", "ub", user)
 }
 
 // unreadLib is shared by the scripts below. complete says whether a
 // user's hash lists every channel of the user exactly: rebuilt (ok) in the
-// current epoch (see settleUnread).
+// current epoch (see SettleUnread).
 const unreadLib = `
 local function complete(h, prefix)
   if redis.call('HEXISTS', h, 'ok') == 0 then return false end
@@ -183,11 +161,11 @@ end
 return out
 `)
 
-// readUnread reads a user's unread counts from Redis in one round trip
+// ReadUnread reads a user's unread counts from Redis in one round trip
 // (MULTI: HGETALL of the user's hash, the big-channel script, EXEC).
 // complete is false when the counters must be rebuilt first; gen is then
 // the hash's generation to rebuild against.
-func (s *Store) readUnread(ctx context.Context, user string) (counts []ChannelUnread, complete bool, gen string, err error) {
+func (s *State) ReadUnread(ctx context.Context, user string) (counts []store.ChannelUnread, complete bool, gen string, err error) {
 	h, ub := s.unreadKeys(user)
 	var all *redis.MapStringStringCmd
 	var big *redis.Cmd
@@ -216,20 +194,20 @@ func (s *Store) readUnread(ctx context.Context, user string) (counts []ChannelUn
 			read[k[2:]], _ = strconv.ParseInt(v, 10, 64)
 		}
 	}
-	counts = make([]ChannelUnread, 0, len(read)+len(bigRes)/2)
+	counts = make([]store.ChannelUnread, 0, len(read)+len(bigRes)/2)
 	for k, v := range fields {
 		if !strings.HasPrefix(k, "s:") {
 			continue
 		}
 		seq, _ := strconv.ParseInt(v, 10, 64)
 		if n := seq - read[k[2:]]; n > 0 {
-			counts = append(counts, ChannelUnread{ChannelID: k[2:], UserID: user, UnreadCount: int(n)})
+			counts = append(counts, store.ChannelUnread{ChannelID: k[2:], UserID: user, UnreadCount: int(n)})
 		}
 	}
 	for i := 1; i+1 < len(bigRes); i += 2 {
 		ch, _ := bigRes[i].(string)
 		n, _ := bigRes[i+1].(int64)
-		counts = append(counts, ChannelUnread{ChannelID: ch, UserID: user, UnreadCount: int(n)})
+		counts = append(counts, store.ChannelUnread{ChannelID: ch, UserID: user, UnreadCount: int(n)})
 	}
 	return counts, true, "", nil
 }
@@ -270,45 +248,37 @@ redis.call('HSET', h, 't', t, 'c', c, 'b', b, 'gen', gen, 'ok', 1, 'e', redis.ca
 return 1
 `)
 
-func (s *Store) unreadEpochKey() string { return s.Key("chat", "epoch") }
+func (s *State) unreadEpochKey() string { return s.Key("chat", "epoch") }
 
 // unreadWriteFailed records that a write to the unread counters failed:
 // Redis may lack a change PostgreSQL committed, so no counter may be
-// trusted until settleUnread has moved the epoch.
-func (s *Store) unreadWriteFailed() { s.unreadDirty.Add(1) }
+// trusted until SettleUnread has moved the epoch.
+func (s *State) unreadWriteFailed() { s.unreadDirty.Add(1) }
 
-// settleUnread makes every user's counters incomplete after a write to
+// SettleUnread makes every user's counters incomplete after a write to
 // them failed (on this node), by moving the epoch that complete counters
 // carry: each user's next read rebuilds them from PostgreSQL. It runs
 // before this node next reads or writes counters, and when Redis answers
 // again after the circuit opened, so that no counter missing a change is
 // served once Redis is back. An error means the counters cannot be
 // trusted yet: read PostgreSQL.
-func (s *Store) settleUnread(ctx context.Context) error {
+func (s *State) SettleUnread(ctx context.Context) error {
 	seen := s.unreadDirty.Load()
 	if seen == 0 {
 		return nil
 	}
 	if err := s.rdb.Incr(ctx, s.unreadEpochKey()).Err(); err != nil {
-		return fmt.Errorf("store: move the unread epoch: %w", err)
+		return fmt.Errorf("ephemeral: move the unread epoch: %w", err)
 	}
 	s.unreadDirty.CompareAndSwap(seen, 0)
 	s.log.Info("chat: unread counters rebuild from PostgreSQL on their next read, after a failed write to Redis")
 	return nil
 }
 
-// UnreadTotals are a user's totals after a change, as events carry them.
-type UnreadTotals struct {
-	Total    int
-	Channels int
-	// Known is false when Redis could not say (incomplete counters).
-	Known bool
-}
-
 // BumpUnread counts a new top-level message in Redis for the members of
 // a channel under the push limit (the sender's own read position moves
 // too), in one round trip, and returns each member's new totals.
-func (s *Store) BumpUnread(ctx context.Context, channelID string, seq int64, members []string, sender string) ([]UnreadTotals, error) {
+func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, members []string, sender string) ([]store.UnreadTotals, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
@@ -321,16 +291,16 @@ func (s *Store) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 			senderIdx = i + 1
 		}
 	}
-	_ = s.settleUnread(ctx)
+	_ = s.SettleUnread(ctx)
 	res, err := bumpScript.Run(ctx, s.rdb, keys, channelID, seq, senderIdx, s.prefix).Int64Slice()
 	if err != nil {
 		s.unreadWriteFailed()
-		return nil, fmt.Errorf("store: bump unread: %w", err)
+		return nil, fmt.Errorf("ephemeral: bump unread: %w", err)
 	}
-	out := make([]UnreadTotals, len(members))
+	out := make([]store.UnreadTotals, len(members))
 	for i := range out {
 		if t, c := res[2*i], res[2*i+1]; t >= 0 {
-			out[i] = UnreadTotals{Total: int(t), Channels: int(c), Known: true}
+			out[i] = store.UnreadTotals{Total: int(t), Channels: int(c), Known: true}
 		}
 	}
 	return out, nil
@@ -338,41 +308,41 @@ func (s *Store) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 
 // SetBigChannelSeq records the last_seq of a channel above the push limit
 // and the sender's read position.
-func (s *Store) SetBigChannelSeq(ctx context.Context, channelID string, seq int64, sender string) error {
+func (s *State) SetBigChannelSeq(ctx context.Context, channelID string, seq int64, sender string) error {
 	h, ub := "", ""
 	if sender != "" {
 		h, ub = s.unreadKeys(sender)
 	}
 	if err := bigSeqScript.Run(ctx, s.rdb, []string{s.Key("chat", "seq", channelID), ub, h}, channelID, seq, s.prefix).Err(); err != nil {
 		s.unreadWriteFailed()
-		return fmt.Errorf("store: big channel seq: %w", err)
+		return fmt.Errorf("ephemeral: big channel seq: %w", err)
 	}
 	return nil
 }
 
 // RecordRead moves a user's read position in Redis after MarkRead
 // committed, and returns the user's new totals.
-func (s *Store) RecordRead(ctx context.Context, p *ReadPosition) (UnreadTotals, error) {
+func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.UnreadTotals, error) {
 	h, ub := s.unreadKeys(p.UserID)
 	big := "0"
 	if p.Big {
 		big = "1"
 	}
-	_ = s.settleUnread(ctx)
+	_ = s.SettleUnread(ctx)
 	res, err := markReadScript.Run(ctx, s.rdb, []string{h, ub}, p.ChannelID, p.Seq, big, s.prefix).Int64Slice()
 	if err != nil {
 		s.unreadWriteFailed()
-		return UnreadTotals{}, fmt.Errorf("store: record read: %w", err)
+		return store.UnreadTotals{}, fmt.Errorf("ephemeral: record read: %w", err)
 	}
 	if res[0] < 0 {
-		return UnreadTotals{}, nil
+		return store.UnreadTotals{}, nil
 	}
-	return UnreadTotals{Total: int(res[0]), Channels: int(res[1]), Known: true}, nil
+	return store.UnreadTotals{Total: int(res[0]), Channels: int(res[1]), Known: true}, nil
 }
 
 // InvalidateUnread marks users' counters incomplete, so the next read
 // rebuilds them from PostgreSQL (after membership changes).
-func (s *Store) InvalidateUnread(ctx context.Context, users []string) error {
+func (s *State) InvalidateUnread(ctx context.Context, users []string) error {
 	if len(users) == 0 {
 		return nil
 	}
@@ -390,201 +360,27 @@ func (s *Store) InvalidateUnread(ctx context.Context, users []string) error {
 	})
 	if err != nil {
 		s.unreadWriteFailed()
-		return fmt.Errorf("store: invalidate unread: %w", err)
+		return fmt.Errorf("ephemeral: invalidate unread: %w", err)
 	}
 	return nil
 }
 
-// unreadRow is one membership with its sequence numbers.
-type unreadRow struct {
-	channel       string
-	lastSeq, read int64
-	members       int
-	readAt        *time.Time
-}
-
-func (s *Store) unreadRows(ctx context.Context, user string) ([]unreadRow, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT m.channel_id, c.last_seq, m.last_read_seq, c.member_count, m.last_read_at
-		FROM channel_members m JOIN channels c ON c.id = m.channel_id WHERE m.user_id = $1`, user)
-	if err != nil {
-		return nil, fmt.Errorf("store: unread rows: %w", err)
-	}
-	var out []unreadRow
-	var r unreadRow
-	_, err = pgx.ForEachRow(rows, []any{&r.channel, &r.lastSeq, &r.read, &r.members, &r.readAt}, func() error {
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: unread rows: %w", err)
-	}
-	return out, nil
-}
-
-// UnreadCountsFromDB computes a user's unread counts from PostgreSQL alone:
-// the truth, and the answer while Redis is down.
-func (s *Store) UnreadCountsFromDB(ctx context.Context, user string) (*UnreadCounts, error) {
-	rows, err := s.unreadRows(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	return countsFromRows(user, rows), nil
-}
-
-func countsFromRows(user string, rows []unreadRow) *UnreadCounts {
-	out := &UnreadCounts{Channels: []*ChannelUnread{}}
-	for _, r := range rows {
-		if n := int(r.lastSeq - r.read); n > 0 {
-			out.Channels = append(out.Channels, &ChannelUnread{ChannelID: r.channel, UserID: user, UnreadCount: n, ReadAt: r.readAt})
-		}
-	}
-	finishCounts(out)
-	return out
-}
-
-func finishCounts(c *UnreadCounts) {
-	slices.SortFunc(c.Channels, func(a, b *ChannelUnread) int { return strings.Compare(a.ChannelID, b.ChannelID) })
-	c.TotalUnreadCount, c.UnreadChannels = 0, len(c.Channels)
-	for _, ch := range c.Channels {
-		c.TotalUnreadCount += ch.UnreadCount
-	}
-}
-
-// UnreadCounts returns a user's unread counts: from Redis in one round
-// trip; when the user's counters are incomplete, from PostgreSQL, which
-// also rebuilds them; and while Redis is unreachable, from PostgreSQL.
-func (s *Store) UnreadCounts(ctx context.Context, user string) (*UnreadCounts, error) {
-	if err := s.settleUnread(ctx); err != nil {
-		return s.UnreadCountsFromDB(ctx, user)
-	}
-	counts, complete, gen, err := s.readUnread(ctx, user)
-	if err != nil {
-		s.log.Log(ctx, redisguard.LogLevel(err), "chat: unread counts from PostgreSQL: redis failed", "err", err)
-		return s.UnreadCountsFromDB(ctx, user)
-	}
-	if complete {
-		out := &UnreadCounts{Channels: make([]*ChannelUnread, len(counts))}
-		for i := range counts {
-			out.Channels[i] = &counts[i]
-		}
-		finishCounts(out)
-		return out, nil
-	}
-	rows, err := s.unreadRows(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.rebuildUnread(ctx, user, gen, rows); err != nil {
-		s.log.Log(ctx, redisguard.LogLevel(err), "chat: rebuild unread counters", "user", user, "err", err)
-	}
-	return countsFromRows(user, rows), nil
-}
-
-func (s *Store) rebuildUnread(ctx context.Context, user, gen string, rows []unreadRow) error {
+// RebuildUnread replaces a user's counters with the memberships read from
+// PostgreSQL (see rebuildScript); channels above pushLimit members are big.
+func (s *State) RebuildUnread(ctx context.Context, user, gen string, rows []store.UnreadRow, pushLimit int) error {
 	h, ub := s.unreadKeys(user)
 	args := make([]any, 0, 2+4*len(rows))
 	args = append(args, s.prefix, gen)
 	for _, r := range rows {
 		big := "0"
-		if r.members > s.pushLimit {
+		if r.Members > pushLimit {
 			big = "1"
 		}
-		args = append(args, r.channel, r.lastSeq, r.read, big)
+		args = append(args, r.Channel, r.LastSeq, r.Read, big)
 	}
 	return rebuildScript.Run(ctx, s.rdb, []string{h, ub}, args...).Err()
 }
 
-// UnreadTotalsFromDB computes users' totals from PostgreSQL, for events
-// about users whose Redis counters are incomplete.
-func (s *Store) UnreadTotalsFromDB(ctx context.Context, q Querier, users []string) (map[string]UnreadTotals, error) {
-	rows, err := q.Query(ctx, `
-		SELECT m.user_id, coalesce(sum(c.last_seq - m.last_read_seq), 0)::int8, count(*)
-		FROM channel_members m JOIN channels c ON c.id = m.channel_id
-		WHERE m.user_id = ANY($1) AND c.last_seq > m.last_read_seq GROUP BY m.user_id`, users)
-	if err != nil {
-		return nil, fmt.Errorf("store: unread totals: %w", err)
-	}
-	out := make(map[string]UnreadTotals, len(users))
-	for _, u := range users {
-		out[u] = UnreadTotals{Known: true}
-	}
-	var u string
-	var total, chans int64
-	_, err = pgx.ForEachRow(rows, []any{&u, &total, &chans}, func() error {
-		out[u] = UnreadTotals{Total: int(total), Channels: int(chans), Known: true}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: unread totals: %w", err)
-	}
-	return out, nil
-}
-
-// RecentlyActiveChatUsers lists users whose counters changed since the
-// given time (at most limit, a random choice when there are more), for
-// the repair pass: those who read or were added to a channel, and the
-// members of channels with a new message (by the time it was sent: a
-// client may choose any id). Random, because one busy channel with more
-// members than limit would otherwise fill every pass with the same users.
-func (s *Store) RecentlyActiveChatUsers(ctx context.Context, q Querier, since time.Time, limit int) ([]string, error) {
-	rows, err := q.Query(ctx, `
-		SELECT user_id FROM (
-			SELECT user_id FROM channel_members WHERE last_read_at >= $1 OR joined_at >= $1
-			UNION
-			SELECT m.user_id FROM channel_members m
-			WHERE m.channel_id IN (SELECT channel_id FROM messages WHERE created_at >= $1)
-		) AS active ORDER BY random() LIMIT $2`, since, limit)
-	if err != nil {
-		return nil, fmt.Errorf("store: active chat users: %w", err)
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
-}
-
-// RepairUnread compares users' Redis counters with PostgreSQL and
-// discards those that differ, so their next read rebuilds them. It
-// returns how many it discarded. Counters still waiting for a queued
-// job look different too; rebuilding them is harmless.
-func (s *Store) RepairUnread(ctx context.Context, users []string) (int, error) {
-	if err := s.settleUnread(ctx); err != nil {
-		return 0, fmt.Errorf("store: repair unread: %w", err)
-	}
-	var bad []string
-	for _, u := range users {
-		counts, complete, _, err := s.readUnread(ctx, u)
-		if err != nil {
-			return 0, fmt.Errorf("store: repair unread: %w", err)
-		}
-		if !complete {
-			continue // already rebuilt on the next read
-		}
-		truth, err := s.UnreadCountsFromDB(ctx, u)
-		if err != nil {
-			return 0, err
-		}
-		got := map[string]int64{}
-		for _, c := range counts {
-			got[c.ChannelID] = int64(c.UnreadCount)
-		}
-		same := len(got) == len(truth.Channels)
-		for _, c := range truth.Channels {
-			if got[c.ChannelID] != int64(c.UnreadCount) {
-				same = false
-			}
-		}
-		if !same {
-			bad = append(bad, u)
-		}
-	}
-	if err := s.discardUnread(ctx, bad); err != nil {
-		return 0, err
-	}
-	return len(bad), nil
-}
-
-// discardScript drops a user's counters and watermarks but keeps the
-// generation, bumped, so a rebuild that read PostgreSQL before this does
-// not write. KEYS: hash, big hash.
 var discardScript = redis.NewScript(`
 local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -592,17 +388,17 @@ redis.call('HSET', KEYS[1], 'gen', gen)
 return 1
 `)
 
-// discardUnread throws drifted counters away. Invalidating them is not
+// DiscardUnread throws drifted counters away. Invalidating them is not
 // enough: a rebuild keeps the larger of each Redis and PostgreSQL value
 // (a larger one in Redis is normally newer), so a value that drifted too
 // high would survive it. What workers write after the discard is newer
 // than the rebuild's read, and is kept.
-func (s *Store) discardUnread(ctx context.Context, users []string) error {
+func (s *State) DiscardUnread(ctx context.Context, users []string) error {
 	for _, u := range users {
 		h, ub := s.unreadKeys(u)
 		if err := discardScript.Run(ctx, s.rdb, []string{h, ub}).Err(); err != nil {
 			s.unreadWriteFailed()
-			return fmt.Errorf("store: discard unread: %w", err)
+			return fmt.Errorf("ephemeral: discard unread: %w", err)
 		}
 	}
 	return nil

@@ -1,17 +1,20 @@
-package store_test
+package chat_test
 
 import (
 	"context"
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/brookhq/brook/internal/brooktest"
 )
 
 // BenchmarkUnreadCounts reads the unread counts of a user in 1,000
 // channels, 5 of them above the push limit, as `make bench-chat` does:
 // one Redis round trip and the decoding of its reply.
 func BenchmarkUnreadCounts(b *testing.B) {
-	s := open(b)
+	n := env.StartNode(b, brooktest.NodeOptions{Workers: -1})
+	s := n.Store
 	ctx := context.Background()
 	user := fmt.Sprint("heavy-", time.Now().UnixNano())
 	db := s.DB()
@@ -38,13 +41,13 @@ func BenchmarkUnreadCounts(b *testing.B) {
 	if err != nil || truth.UnreadChannels < 900 {
 		b.Fatalf("truth: %+v %v", truth, err)
 	}
-	if _, err := s.UnreadCounts(ctx, user); err != nil { // builds the counters
+	if _, err := n.Chat.UnreadCounts(ctx, user); err != nil { // builds the counters
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		c, err := s.UnreadCounts(ctx, user)
+		c, err := n.Chat.UnreadCounts(ctx, user)
 		if err != nil || c.TotalUnreadCount != truth.TotalUnreadCount {
 			b.Fatalf("counts: %d, want %d (%v)", c.TotalUnreadCount, truth.TotalUnreadCount, err)
 		}

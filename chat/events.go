@@ -1,4 +1,4 @@
-package store
+package chat
 
 import (
 	"context"
@@ -8,11 +8,13 @@ import (
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/store"
 )
 
 // Chat events travel on the event bus: channel events on the channel's
 // topic (messageAdded and channelEvents both read it), notifications on
-// each user's topic (myEvents). Both the API and the workers publish them.
+// each user's topic (myEvents). Requests and jobs publish them through the
+// Service.
 
 // Types of channel events.
 const (
@@ -41,11 +43,11 @@ const (
 // It carries everything its subscribers need (the message with its
 // author, the user), so delivering it costs no query.
 type ChannelEvent struct {
-	Type      string    `json:"type"`
-	Channel   string    `json:"channel"`
-	User      *User     `json:"user,omitempty"`
-	Message   *Message  `json:"message,omitempty"`
-	CreatedAt time.Time `json:"at"`
+	Type      string         `json:"type"`
+	Channel   string         `json:"channel"`
+	User      *store.User    `json:"user,omitempty"`
+	Message   *store.Message `json:"message,omitempty"`
+	CreatedAt time.Time      `json:"at"`
 	// Removals is the channel's MemberRemovals when the event was made
 	// (0: not carried, in events published before every event carried
 	// it). Removed lists everyone a member.removed event's removal took
@@ -56,12 +58,12 @@ type ChannelEvent struct {
 
 // UserEvent is one notification for a user, as myEvents delivers it.
 type UserEvent struct {
-	Type             string    `json:"type"`
-	Channel          *string   `json:"channel,omitempty"`
-	Message          *Message  `json:"message,omitempty"`
-	TotalUnreadCount int       `json:"total"`
-	UnreadChannels   int       `json:"channels"`
-	CreatedAt        time.Time `json:"at"`
+	Type             string         `json:"type"`
+	Channel          *string        `json:"channel,omitempty"`
+	Message          *store.Message `json:"message,omitempty"`
+	TotalUnreadCount int            `json:"total"`
+	UnreadChannels   int            `json:"channels"`
+	CreatedAt        time.Time      `json:"at"`
 }
 
 // ChannelTopic is the bus topic of a channel's events.
@@ -70,14 +72,14 @@ func ChannelTopic(channelID string) string { return "chat:c:" + channelID }
 // UserChatTopic is the bus topic of a user's chat notifications.
 func UserChatTopic(userID string) string { return "chat:u:" + userID }
 
-// PublishChannelEvent publishes ev on its channel's topic.
-func (s *Store) PublishChannelEvent(ctx context.Context, b *bus.Bus, ev *ChannelEvent) error {
+// publishChannelEvent publishes ev on its channel's topic.
+func (s *Service) publishChannelEvent(ctx context.Context, ev *ChannelEvent) error {
 	data, err := json.Marshal(ev)
 	if err == nil {
-		err = b.PublishRaw(ctx, ChannelTopic(ev.Channel), data)
+		err = s.bus.PublishRaw(ctx, ChannelTopic(ev.Channel), data)
 	}
 	if err != nil {
-		return fmt.Errorf("store: publish %s on channel %s: %w", ev.Type, ev.Channel, err)
+		return fmt.Errorf("chat: publish %s on channel %s: %w", ev.Type, ev.Channel, err)
 	}
 	return nil
 }
@@ -88,36 +90,36 @@ func (s *Store) PublishChannelEvent(ctx context.Context, b *bus.Bus, ev *Channel
 // it a second time: messageAdded skips it, channelEvents delivers it twice.
 const messageNewOnce = 10 * time.Minute
 
-// PublishMessageNew publishes a new message's message.new event, with the
+// publishMessageNew publishes a new message's message.new event, with the
 // channel's member removals when it was sent, unless it was published
 // already: the request that sent the message publishes it at once, and the
 // message's durable job again in case that request's node stopped first.
 // It reports whether this call published it.
-func (s *Store) PublishMessageNew(ctx context.Context, b *bus.Bus, m *Message, removals int64) (bool, error) {
+func (s *Service) publishMessageNew(ctx context.Context, m *store.Message, removals int64) (bool, error) {
 	ev := &ChannelEvent{Type: EventMessageNew, Channel: m.ChannelID, User: m.Sender, Message: m, CreatedAt: m.CreatedAt, Removals: removals}
 	data, err := json.Marshal(ev)
 	published := false
 	if err == nil {
-		published, err = b.PublishOnce(ctx, ChannelTopic(m.ChannelID), "message.new:"+m.ID.String(), messageNewOnce, data)
+		published, err = s.bus.PublishOnce(ctx, ChannelTopic(m.ChannelID), "message.new:"+m.ID.String(), messageNewOnce, data)
 	}
 	if err != nil {
-		return false, fmt.Errorf("store: publish message.new on channel %s: %w", m.ChannelID, err)
+		return false, fmt.Errorf("chat: publish message.new on channel %s: %w", m.ChannelID, err)
 	}
 	return published, nil
 }
 
-// PublishSent publishes the message.new event of a message SendMessage has
-// just sent (see PublishMessageNew).
-func (s *Store) PublishSent(ctx context.Context, b *bus.Bus, m *Message) error {
-	if !m.sent || m.Sender == nil {
+// publishSent publishes the message.new event of a message
+// store.SendMessage has just sent (see publishMessageNew).
+func (s *Service) publishSent(ctx context.Context, m *store.Message) error {
+	if !m.Sent || m.Sender == nil {
 		return nil // not just sent, or its author could not be read: the job publishes it
 	}
-	_, err := s.PublishMessageNew(ctx, b, m, m.removals)
+	_, err := s.publishMessageNew(ctx, m, m.SentRemovals)
 	return err
 }
 
-// PublishUserEvents publishes notifications, one per user, in one round trip.
-func (s *Store) PublishUserEvents(ctx context.Context, b *bus.Bus, users []string, evs []*UserEvent) {
+// publishUserEvents publishes notifications, one per user, in one round trip.
+func (s *Service) publishUserEvents(ctx context.Context, users []string, evs []*UserEvent) {
 	msgs := make([]bus.Message, 0, len(users))
 	var enc userEventEncoder
 	for i, u := range users {
@@ -128,7 +130,7 @@ func (s *Store) PublishUserEvents(ctx context.Context, b *bus.Bus, users []strin
 		}
 		msgs = append(msgs, bus.Message{Topic: UserChatTopic(u), Data: data})
 	}
-	if err := b.PublishBatch(ctx, msgs); err != nil {
+	if err := s.bus.PublishBatch(ctx, msgs); err != nil {
 		s.log.Log(ctx, redisguard.LogLevel(err), "chat: publish notifications", "users", len(users), "err", err)
 	}
 }
@@ -138,7 +140,7 @@ func (s *Store) PublishUserEvents(ctx context.Context, b *bus.Bus, users []strin
 // members all carry it, and encoding it for each was 11% of the server's
 // CPU while it delivered that message.
 type userEventEncoder struct {
-	message *Message
+	message *store.Message
 	encoded []byte
 }
 
@@ -167,4 +169,36 @@ func (e *userEventEncoder) encode(ev *UserEvent) ([]byte, error) {
 	data = append(data, e.encoded...)
 	data = append(data, ',')
 	return append(data, head[1:]...), nil
+}
+
+// publishChannel publishes an event of a channel, with userID as its user.
+// These events (edits, deletions, reactions, typing, reads) are not
+// replayed: one lost while Redis is away is logged, and clients re-read on
+// reconnect.
+func (s *Service) publishChannel(ctx context.Context, typ, channel, userID string, msg *store.Message) {
+	ev := &ChannelEvent{Type: typ, Channel: channel, Message: msg}
+	// Every event carries the channel's count of member removals, read
+	// after the change it reports committed: a subscriber's readGuard then
+	// refuses it to a member removed before, whose own member.removed
+	// event may come later or be lost.
+	n, err := s.store.ChannelMemberRemovals(ctx, ev.Channel)
+	if err != nil {
+		// Not published, like an event the bus could not take: without
+		// the count a removed member could get it, and asking every
+		// subscriber to check its membership would send them all to
+		// the database that just failed.
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
+		return
+	}
+	ev.Removals = n
+	ev.User = s.profiles(ctx, []string{userID})[userID]
+	s.sendChannelEvent(ctx, ev)
+}
+
+// sendChannelEvent publishes ev, which carries its removal count and user.
+func (s *Service) sendChannelEvent(ctx context.Context, ev *ChannelEvent) {
+	ev.CreatedAt = time.Now().UTC()
+	if err := s.publishChannelEvent(ctx, ev); err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: event not published", "type", ev.Type, "channel", ev.Channel, "err", err)
+	}
 }

@@ -1,4 +1,4 @@
-package store
+package ephemeral
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 // A node refreshes the leases of its connections; a crashed node's leases
 // simply expire, so no cleanup is needed for a user to go offline.
 
-func (s *Store) presenceKey(userID string) string { return s.Key("presence", userID) }
+func (s *State) presenceKey(userID string) string { return s.Key("presence", userID) }
 
 // MarkOnline records that connection connID of a user is open until until.
 // It reports whether the user was offline before.
-func (s *Store) MarkOnline(ctx context.Context, userID, connID string, until time.Time) (bool, error) {
+func (s *State) MarkOnline(ctx context.Context, userID, connID string, until time.Time) (bool, error) {
 	key := s.presenceKey(userID)
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	var before *redis.IntCmd
@@ -30,14 +30,14 @@ func (s *Store) MarkOnline(ctx context.Context, userID, connID string, until tim
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: mark online: %w", err)
+		return false, fmt.Errorf("ephemeral: mark online: %w", err)
 	}
 	return before.Val() == 0, nil
 }
 
 // MarkOffline records that connection connID of a user has closed. It
 // reports whether the user has no open connection left.
-func (s *Store) MarkOffline(ctx context.Context, userID, connID string) (bool, error) {
+func (s *State) MarkOffline(ctx context.Context, userID, connID string) (bool, error) {
 	key := s.presenceKey(userID)
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	var left *redis.IntCmd
@@ -47,14 +47,14 @@ func (s *Store) MarkOffline(ctx context.Context, userID, connID string) (bool, e
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("store: mark offline: %w", err)
+		return false, fmt.Errorf("ephemeral: mark offline: %w", err)
 	}
 	return left.Val() == 0, nil
 }
 
 // Online reports, for each user id, whether the user has an open connection.
 // All users are looked up in one Redis round trip.
-func (s *Store) Online(ctx context.Context, userIDs []string) ([]bool, error) {
+func (s *State) Online(ctx context.Context, userIDs []string) ([]bool, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	cmds := make([]*redis.IntCmd, len(userIDs))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -64,7 +64,7 @@ func (s *Store) Online(ctx context.Context, userIDs []string) ([]bool, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store: online: %w", err)
+		return nil, fmt.Errorf("ephemeral: online: %w", err)
 	}
 	out := make([]bool, len(userIDs))
 	for i, c := range cmds {
@@ -75,7 +75,7 @@ func (s *Store) Online(ctx context.Context, userIDs []string) ([]bool, error) {
 
 // RefreshPresence extends the leases of open connections (connection id to
 // user id) until until, in one pipeline. It also restores entries Redis lost.
-func (s *Store) RefreshPresence(ctx context.Context, conns map[string]string, until time.Time) error {
+func (s *State) RefreshPresence(ctx context.Context, conns map[string]string, until time.Time) error {
 	if len(conns) == 0 {
 		return nil
 	}
@@ -89,16 +89,16 @@ func (s *Store) RefreshPresence(ctx context.Context, conns map[string]string, un
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("store: refresh presence: %w", err)
+		return fmt.Errorf("ephemeral: refresh presence: %w", err)
 	}
 	return nil
 }
 
 // OpenConnections returns how many connections a user has open, on all nodes.
-func (s *Store) OpenConnections(ctx context.Context, userID string) (int, error) {
+func (s *State) OpenConnections(ctx context.Context, userID string) (int, error) {
 	n, err := s.rdb.ZCount(ctx, s.presenceKey(userID), strconv.FormatInt(time.Now().UnixMilli(), 10), "+inf").Result()
 	if err != nil {
-		return 0, fmt.Errorf("store: open connections: %w", err)
+		return 0, fmt.Errorf("ephemeral: open connections: %w", err)
 	}
 	return int(n), nil
 }

@@ -1,0 +1,81 @@
+package chat
+
+import (
+	"context"
+
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/store"
+)
+
+// Who may do what in a channel. Type messaging: only members read, write
+// and subscribe. Type livestream: any signed-in user reads and
+// subscribes, members write. Owners and admins manage the channel and its
+// members; admins may do everything members may.
+
+// access loads a channel with the caller's role in it.
+func (s *Service) access(ctx context.Context, field, id string) (*store.ChannelAccess, auth.Identity, error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return nil, me, err
+	}
+	if _, err := store.ParseChannelID(field, id); err != nil {
+		return nil, me, err
+	}
+	a, err := s.store.ChannelForUser(ctx, id, me.UserID)
+	return a, me, err
+}
+
+// messageAccess loads a message and the caller's access to its channel.
+func (s *Service) messageAccess(ctx context.Context, field, raw string) (*store.Message, *store.ChannelAccess, auth.Identity, error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	id, err := store.ParseID(field, raw)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	m, err := s.store.Message(ctx, id)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	a, err := s.store.ChannelForUser(ctx, m.ChannelID, me.UserID)
+	if err != nil {
+		return nil, nil, me, err
+	}
+	return m, a, me, nil
+}
+
+// CanRead reports whether me may read a channel: members and admins, and
+// anyone for livestream channels.
+func CanRead(a *store.ChannelAccess, me auth.Identity) bool {
+	return a.Role != "" || me.IsAdmin() || a.Channel.Type == store.ChannelLivestream
+}
+
+func requireRead(a *store.ChannelAccess, me auth.Identity) error {
+	if !CanRead(a, me) {
+		return auth.Forbidden("you are not a member of channel %q", a.Channel.ID)
+	}
+	return nil
+}
+
+func requireWrite(a *store.ChannelAccess, me auth.Identity) error {
+	if a.Role == "" && !me.IsAdmin() {
+		return auth.Forbidden("only members of channel %q may write to it", a.Channel.ID)
+	}
+	return nil
+}
+
+func requireOwner(a *store.ChannelAccess, me auth.Identity) error {
+	if a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
+		return auth.Forbidden("only the owners of channel %q and admins may do this", a.Channel.ID)
+	}
+	return nil
+}
+
+func requireMember(a *store.ChannelAccess) error {
+	if a.Role == "" {
+		return auth.Forbidden("you are not a member of channel %q", a.Channel.ID)
+	}
+	return nil
+}

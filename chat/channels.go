@@ -1,0 +1,205 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/store"
+)
+
+// CreateChannel creates a channel with the caller as its owner. With an id
+// that exists it returns the channel unchanged (get-or-create), when the
+// caller may read it.
+func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (*store.Channel, error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ch, created, err := s.store.CreateChannel(ctx, me.UserID, input)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		a, err := s.store.ChannelForUser(ctx, ch.ID, me.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if err := requireRead(a, me); err != nil {
+			return nil, auth.Forbidden("channel %q already exists and you are not a member of it", ch.ID)
+		}
+		return ch, nil
+	}
+	members, err := s.store.ChannelMemberIDs(ctx, ch.ID)
+	if err == nil {
+		s.afterMembership(ctx, &store.MemberChange{Channel: ch, Users: members}, true)
+	}
+	return ch, nil
+}
+
+// UpdateChannel changes a channel's name, image or data (owners, admins).
+func (s *Service) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage) (*store.Channel, error) {
+	a, me, err := s.access(ctx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireOwner(a, me); err != nil {
+		return nil, err
+	}
+	ch, err := s.store.UpdateChannel(ctx, id, name, image, data)
+	if err != nil {
+		return nil, err
+	}
+	s.publishChannel(ctx, EventChannelUpdated, id, me.UserID, nil)
+	return ch, nil
+}
+
+// AddMembers adds users to a channel (owners, admins).
+func (s *Service) AddMembers(ctx context.Context, channel string, userIDs []string) (*store.Channel, error) {
+	return s.changeMembers(ctx, channel, userIDs, true)
+}
+
+// RemoveMembers removes users from a channel (owners, admins).
+func (s *Service) RemoveMembers(ctx context.Context, channel string, userIDs []string) (*store.Channel, error) {
+	return s.changeMembers(ctx, channel, userIDs, false)
+}
+
+func (s *Service) changeMembers(ctx context.Context, channel string, userIDs []string, add bool) (*store.Channel, error) {
+	a, me, err := s.access(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireOwner(a, me); err != nil {
+		return nil, err
+	}
+	change := s.store.RemoveMembers
+	if add {
+		change = s.store.AddMembers
+	}
+	ch, err := change(ctx, channel, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	s.afterMembership(ctx, ch, add)
+	return ch.Channel, nil
+}
+
+// membershipEvents, when set (by tests), runs after a membership change
+// has committed and before its events are published.
+var membershipEvents func(channel string)
+
+// afterMembership follows a committed membership change: counters of the
+// users concerned (of every member, when the channel crossed the push
+// limit) are rebuilt on their next read, and everyone hears of it.
+func (s *Service) afterMembership(ctx context.Context, ch *store.MemberChange, added bool) {
+	users := ch.Users
+	if s.big(ch.Before) != s.big(ch.Channel.MemberCount) {
+		// Across the push limit: every member's counters change kind.
+		all, err := s.store.ChannelMemberIDs(ctx, ch.Channel.ID)
+		if err == nil {
+			users = append(append([]string{}, users...), all...)
+		}
+	}
+	if err := s.state.InvalidateUnread(ctx, users); err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: invalidate unread counters", "err", err)
+	}
+	typ, note := EventMemberAdded, EventNotificationAdded
+	if !added {
+		typ, note = EventMemberRemoved, EventNotificationRemovedFrom
+	}
+	if membershipEvents != nil {
+		membershipEvents(ch.Channel.ID)
+	}
+	profiles := s.profiles(ctx, ch.Users)
+	for _, u := range ch.Users {
+		// The change's own transaction read the removal count: no read
+		// per user.
+		ev := &ChannelEvent{Type: typ, Channel: ch.Channel.ID, Removals: ch.Channel.MemberRemovals, User: profiles[u]}
+		if !added {
+			ev.Removed = ch.Users
+		}
+		s.sendChannelEvent(ctx, ev)
+	}
+	s.notifyMembership(ctx, note, ch.Channel.ID, ch.Users)
+}
+
+// notifyMembership tells users they were added to or removed from a
+// channel, with their totals.
+func (s *Service) notifyMembership(ctx context.Context, typ, channel string, users []string) {
+	if len(users) == 0 {
+		return
+	}
+	totals, err := s.store.UnreadTotalsFromDB(ctx, users)
+	if err != nil {
+		s.log.Warn("chat: membership notification totals", "err", err)
+		return
+	}
+	evs := make([]*UserEvent, len(users))
+	now := time.Now().UTC()
+	for i, u := range users {
+		c := channel
+		evs[i] = &UserEvent{Type: typ, Channel: &c, TotalUnreadCount: totals[u].Total, UnreadChannels: totals[u].Channels, CreatedAt: now}
+	}
+	s.publishUserEvents(ctx, users, evs)
+}
+
+// profiles reads users' profiles for events, by id; a failure leaves the
+// events without them.
+func (s *Service) profiles(ctx context.Context, ids []string) map[string]*store.User {
+	out := make(map[string]*store.User, len(ids))
+	users, err := s.store.UsersByID(ctx, ids)
+	if err != nil {
+		return out
+	}
+	for _, u := range users {
+		if u != nil {
+			out[u.ID] = u
+		}
+	}
+	return out
+}
+
+// Channel returns a channel the caller may read, or nil when there is none.
+func (s *Service) Channel(ctx context.Context, id string) (*store.Channel, error) {
+	a, me, err := s.access(ctx, "id", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRead(a, me); err != nil {
+		return nil, err
+	}
+	return a.Channel, nil
+}
+
+// Channels lists the caller's channels, latest top-level message first.
+func (s *Service) Channels(ctx context.Context, filter *store.ChannelFilter, first *int, after *string) (store.Page[*store.Channel], error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return store.Page[*store.Channel]{}, err
+	}
+	n, pos, err := store.PageArgs(first, after, 20)
+	if err != nil {
+		return store.Page[*store.Channel]{}, err
+	}
+	var f store.ChannelFilter
+	if filter != nil {
+		f = *filter
+	}
+	return s.store.UserChannels(ctx, me.UserID, f, n, pos)
+}
+
+// Members lists a channel's members in join order (100 by default). The
+// channel was read under the caller's access to it.
+func (s *Service) Members(ctx context.Context, ch *store.Channel, first *int, after *string) (store.Page[*store.Member], error) {
+	n, pos, err := store.PageArgs(first, after, 100)
+	if err != nil {
+		return store.Page[*store.Member]{}, err
+	}
+	return s.store.Members(ctx, ch.ID, n, pos)
+}

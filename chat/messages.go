@@ -1,0 +1,248 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/workers"
+)
+
+// SendMessage sends a message (members, and admins); it marks the channel
+// read for the sender. A client-chosen input.id makes a retry return the
+// same message. Its subscribers get it at once; its job does the unread
+// bookkeeping and the notifications.
+func (s *Service) SendMessage(ctx context.Context, channel string, input store.MessageInput) (*store.Message, error) {
+	if _, _, err := store.CheckMessageInput(input); err != nil {
+		return nil, err
+	}
+	a, me, err := s.access(ctx, "channel", channel)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err
+	}
+	m, created, err := s.store.SendMessage(ctx, channel, me.UserID, a.Role != "", input)
+	if errors.Is(err, store.ErrNotChannelMember) {
+		return nil, auth.Forbidden("you were removed from channel %q", channel)
+	}
+	if err != nil || !created {
+		return m, err
+	}
+	// Its subscribers get it now, not when the message's job has run
+	// (which publishes it only if this did not).
+	if err := s.publishSent(ctx, m); err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: publish message.new; its job will", "message", m.ID, "err", err)
+	}
+	// Sending marked the channel read for the sender in PostgreSQL; Redis
+	// says so now rather than when the job runs, so the sender's count
+	// never shows more than the truth meanwhile. (An admin who is no
+	// member has no read position.)
+	if a.Role != "" {
+		totals, err := s.state.RecordRead(ctx, &store.ReadPosition{ChannelID: channel, UserID: me.UserID, Seq: m.Seq, Big: s.big(a.Channel.MemberCount)})
+		switch {
+		case err != nil:
+			s.log.Log(ctx, redisguard.LogLevel(err), "chat: record the sender's read in redis", "err", err)
+		case totals.Known:
+			// The sender's other devices show the channel read too.
+			c := channel
+			s.publishUserEvents(ctx, []string{me.UserID}, []*UserEvent{{Type: EventNotificationMarkRead,
+				Channel: &c, TotalUnreadCount: totals.Total, UnreadChannels: totals.Channels, CreatedAt: m.CreatedAt}})
+		}
+	}
+	workers.Wake(ctx, s.bus)
+	return m, nil
+}
+
+// UpdateMessage changes a message's text and data (its author, admins).
+func (s *Service) UpdateMessage(ctx context.Context, id, text string, data json.RawMessage) (*store.Message, error) {
+	m, a, me, err := s.messageAccess(ctx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err // an author no longer a member edits nothing
+	}
+	if m.UserID != me.UserID && !me.IsAdmin() {
+		return nil, auth.Forbidden("only the author of message %s and admins may edit it", id)
+	}
+	m, err = s.store.UpdateMessage(ctx, m.ID, text, data)
+	if err != nil {
+		return nil, err
+	}
+	s.publishChannel(ctx, EventMessageUpdated, m.ChannelID, me.UserID, s.withReactions(ctx, m))
+	return m, nil
+}
+
+// DeleteMessage soft-deletes a message (its author, the channel's owners,
+// admins); a second delete changes nothing.
+func (s *Service) DeleteMessage(ctx context.Context, id string) (*store.Message, error) {
+	m, a, me, err := s.messageAccess(ctx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err
+	}
+	if m.UserID != me.UserID && a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
+		return nil, auth.Forbidden("only the author of message %s, the channel's owners and admins may delete it", id)
+	}
+	m, deleted, err := s.store.DeleteMessage(ctx, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	if deleted {
+		s.publishChannel(ctx, EventMessageDeleted, m.ChannelID, me.UserID, s.withReactions(ctx, m))
+	}
+	return m, nil
+}
+
+// SendReaction adds the caller's reaction of a kind to a message.
+func (s *Service) SendReaction(ctx context.Context, message, kind string) (*store.Message, error) {
+	return s.react(ctx, message, kind, EventReactionNew, s.store.AddMessageReaction)
+}
+
+// DeleteReaction removes the caller's reaction of a kind from a message.
+func (s *Service) DeleteReaction(ctx context.Context, message, kind string) (*store.Message, error) {
+	return s.react(ctx, message, kind, EventReactionDeleted, s.store.DeleteMessageReaction)
+}
+
+// react adds or removes the caller's reaction to a message (change reports
+// whether anything changed) and announces it on the channel as event.
+func (s *Service) react(ctx context.Context, message, kind, event string,
+	change func(ctx context.Context, message uuid.UUID, userID, kind string) (bool, error)) (*store.Message, error) {
+	if err := store.CheckReactionKind("kind", kind); err != nil {
+		return nil, err
+	}
+	m, a, me, err := s.messageAccess(ctx, "message", message)
+	if err != nil {
+		return nil, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return nil, err
+	}
+	changed, err := change(ctx, m.ID, me.UserID, kind)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		s.publishChannel(ctx, event, m.ChannelID, me.UserID, s.withReactions(ctx, m))
+	}
+	return m, nil
+}
+
+// withReactions fills a message's reaction counts for an event, so its
+// subscribers need no query for them.
+func (s *Service) withReactions(ctx context.Context, m *store.Message) *store.Message {
+	counts, err := s.store.MessageReactionCounts(ctx, []uuid.UUID{m.ID})
+	if err == nil {
+		c := *m
+		c.Reactions = counts[0]
+		if c.Reactions == nil {
+			c.Reactions = []store.ReactionCount{}
+		}
+		return &c
+	}
+	return m
+}
+
+// SendTypingEvent tells the channel's subscribers the caller is typing (or
+// stopped). Not stored.
+func (s *Service) SendTypingEvent(ctx context.Context, channel string, typing *bool) (bool, error) {
+	a, me, err := s.access(ctx, "channel", channel)
+	if err != nil {
+		return false, err
+	}
+	if err := requireWrite(a, me); err != nil {
+		return false, err
+	}
+	typ := EventTypingStart
+	if typing != nil && !*typing {
+		typ = EventTypingStop
+	}
+	s.publishChannel(ctx, typ, channel, me.UserID, nil)
+	return true, nil
+}
+
+// Message returns a message the caller may read, or nil when there is none.
+func (s *Service) Message(ctx context.Context, id string) (*store.Message, error) {
+	m, a, me, err := s.messageAccess(ctx, "id", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := requireRead(a, me); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// History is a page of a channel's top-level messages, newest page first:
+// the last messages before the position before (0: the newest), in the
+// order they were sent. The channel was read under the caller's access.
+func (s *Service) History(ctx context.Context, ch *store.Channel, last *int, before *string) (store.Page[*store.Message], error) {
+	n := 50
+	if last != nil {
+		var err error
+		if n, err = store.PageSize("last", *last); err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+	}
+	var pos int64
+	if before != nil && *before != "" {
+		var err error
+		if pos, err = store.ParsePos("before", *before); err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+	}
+	return s.store.ChannelHistory(ctx, ch.ID, n, pos)
+}
+
+// Replies is a page of a thread's replies in the order they were sent.
+func (s *Service) Replies(ctx context.Context, parent *store.Message, first *int, after *string) (store.Page[*store.Message], error) {
+	n, pos := 25, int64(0)
+	if first != nil {
+		var err error
+		if n, err = store.PageSize("first", *first); err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+	}
+	if after != nil && *after != "" {
+		var err error
+		if pos, err = store.ParsePos("after", *after); err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+	}
+	return s.store.Replies(ctx, parent.ID, n, pos)
+}
+
+// SearchMessages finds messages whose text matches query, newest first, in
+// the caller's channels or in one channel the caller may read.
+func (s *Service) SearchMessages(ctx context.Context, query string, channel *string, first *int, after *string) (store.Page[*store.Message], error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return store.Page[*store.Message]{}, err
+	}
+	n, pos, err := store.PageArgs(first, after, 20)
+	if err != nil {
+		return store.Page[*store.Message]{}, err
+	}
+	if channel != nil {
+		a, _, err := s.access(ctx, "channel", *channel)
+		if err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+		if err := requireRead(a, me); err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+	}
+	return s.store.SearchMessages(ctx, me.UserID, query, channel, n, pos)
+}

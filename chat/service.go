@@ -1,0 +1,68 @@
+// Package chat is Brook's chat product: channels and their members,
+// messages with threads and reactions, exact unread counts, and the live
+// streams of a channel (messageAdded, channelEvents) and of a user
+// (myEvents). Its Service owns the product's rules: who may do what,
+// validation, the transaction, and what follows the commit (events,
+// unread bookkeeping in Redis, waking the workers); its outbox jobs call
+// the same Service.
+package chat
+
+import (
+	"log/slog"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/store"
+)
+
+// Options are what the chat Service works with.
+type Options struct {
+	Store *store.Store
+	State *ephemeral.State
+	Bus   *bus.Bus
+	// Logger receives warnings; nil means slog.Default().
+	Logger *slog.Logger
+	// PushMemberLimit is CHAT_PUSH_MEMBER_LIMIT: channels with more
+	// members are big, their unread counts computed at read time rather
+	// than pushed to each member's counters (0: DefaultPushMemberLimit).
+	PushMemberLimit int
+}
+
+// DefaultPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT's default: channels
+// with more members are big.
+const DefaultPushMemberLimit = 1000
+
+// Service is the chat product.
+type Service struct {
+	store     *store.Store
+	state     *ephemeral.State
+	bus       *bus.Bus
+	log       *slog.Logger
+	pushLimit int
+	// replays shares messageAdded's reads of missed messages on a node.
+	replays singleflight.Group
+}
+
+// New returns the chat Service.
+func New(opts Options) *Service {
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger, pushLimit: opts.PushMemberLimit}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.pushLimit <= 0 {
+		s.pushLimit = DefaultPushMemberLimit
+	}
+	if s.state != nil {
+		// A write to the counters that failed while Redis was away
+		// invalidates them all before Redis is trusted again.
+		s.state.Guard().OnRecover(s.state.SettleUnread)
+	}
+	return s
+}
+
+// big reports whether a channel of so many members is big: its unread
+// counts are computed at read time, its notifications go to members with
+// an open connection only. The one place the rule is written.
+func (s *Service) big(members int) bool { return members > s.pushLimit }

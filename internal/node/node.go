@@ -1,0 +1,161 @@
+// Package node assembles one Brook node from its parts, in the one place
+// the whole process and the test nodes share: PostgreSQL (store), Redis
+// (ephemeral state and the bus), the products and their resolvers, and
+// the workers that run the products' jobs. The API in front is the
+// caller's (server.go serves it; tests serve it with httptest).
+package node
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/brookhq/brook/calls"
+	"github.com/brookhq/brook/chat"
+	"github.com/brookhq/brook/feeds"
+	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/resolvers"
+	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/users"
+	"github.com/brookhq/brook/workers"
+)
+
+// Options say where the data lives and how the products behave.
+type Options struct {
+	DatabaseURL string
+	RedisURL    string
+	// RedisPrefix namespaces every Redis key and bus topic.
+	RedisPrefix string
+	// RedisTimeout is REDIS_TIMEOUT (0: 50 ms).
+	RedisTimeout time.Duration
+	// MaxConns caps the PostgreSQL pool (0: the store's default).
+	MaxConns int32
+	Logger   *slog.Logger
+	// Registerer receives every part's metrics; nil registers none.
+	Registerer prometheus.Registerer
+
+	// FeedPullThreshold is FEED_PULL_THRESHOLD (0: the default).
+	FeedPullThreshold int
+	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT (0: the default).
+	ChatPushMemberLimit int
+	// SFUNodes are SFU_NODES (none: sfu.Default).
+	SFUNodes []sfu.Node
+	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT (0: 30 s).
+	CallParticipantTimeout time.Duration
+
+	// Workers tunes the job runner; Workers.Concurrency 0 runs no
+	// workers on this node.
+	Workers workers.Options
+	// ChatRepairInterval is how often the chat unread repair pass runs
+	// (0: every minute).
+	ChatRepairInterval time.Duration
+}
+
+// Node is one Brook node's parts.
+type Node struct {
+	Store    *store.Store
+	State    *ephemeral.State
+	Bus      *bus.Bus
+	People   *users.Service
+	Feeds    *feeds.Service
+	Chat     *chat.Service
+	Calls    *calls.Service
+	Resolver *resolvers.Resolver
+	// Runner runs the products' jobs; nil when this node runs none.
+	Runner *workers.Runner
+
+	log     *slog.Logger
+	stop    context.CancelFunc
+	running sync.WaitGroup
+}
+
+// Open connects to PostgreSQL and Redis and assembles the node. Start it
+// to run its workers and engines; Close it when done.
+func Open(ctx context.Context, opts Options) (*Node, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	state, err := ephemeral.Open(ctx, ephemeral.Options{RedisURL: opts.RedisURL, Prefix: opts.RedisPrefix, Timeout: opts.RedisTimeout,
+		Logger: log, Registerer: opts.Registerer})
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log,
+		FeedPullThreshold: opts.FeedPullThreshold, Redis: state.Redis(), RedisPrefix: opts.RedisPrefix})
+	if err != nil {
+		state.Close()
+		return nil, err
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "brook_sql_statements_total",
+			Help: "SQL statements this process has sent to PostgreSQL."}, func() float64 { return float64(st.Statements()) })); err != nil {
+			state.Close()
+			st.Close()
+			return nil, fmt.Errorf("node: metrics: %w", err)
+		}
+	}
+	b := bus.New(state.Redis(), bus.Options{Prefix: opts.RedisPrefix + "bus:", Logger: log, Registerer: opts.Registerer, Health: state.Guard()})
+	n := &Node{Store: st, State: state, Bus: b, log: log}
+	n.People = users.New(st, state, b, log)
+	n.Chat = chat.New(chat.Options{Store: st, State: state, Bus: b, Logger: log, PushMemberLimit: opts.ChatPushMemberLimit})
+	n.Feeds = feeds.New(feeds.Options{Store: st, State: state, Bus: b, Logger: log, PullThreshold: opts.FeedPullThreshold})
+	n.Calls = calls.New(calls.Options{Store: st, State: state, Bus: b, Logger: log,
+		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout})
+	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log,
+		Store: st, State: state, Bus: b, SFUNodes: opts.SFUNodes, CallParticipantTimeout: opts.CallParticipantTimeout}
+	if opts.Workers.Concurrency > 0 {
+		wo := opts.Workers
+		if wo.Logger == nil {
+			wo.Logger = log
+		}
+		if wo.Registerer == nil {
+			wo.Registerer = opts.Registerer
+		}
+		n.Runner = workers.New(st, b, wo)
+		n.Feeds.RegisterJobs(n.Runner)
+		n.Chat.RegisterJobs(n.Runner, opts.ChatRepairInterval)
+		n.Calls.RegisterJobs(n.Runner)
+	}
+	return n, nil
+}
+
+// Start runs the node's workers and the products' engines until Stop.
+func (n *Node) Start(ctx context.Context) {
+	ctx, n.stop = context.WithCancel(context.WithoutCancel(ctx))
+	n.Calls.Start(ctx)
+	if n.Runner != nil {
+		n.running.Add(1)
+		go func() {
+			defer n.running.Done()
+			if err := n.Runner.Run(ctx); err != nil {
+				n.log.Error("workers stopped", "err", err)
+			}
+		}()
+	}
+}
+
+// Stop stops the workers after the batch in hand and the products'
+// engines, and waits for them.
+func (n *Node) Stop() {
+	if n.stop == nil {
+		return
+	}
+	n.stop()
+	n.running.Wait()
+	n.Calls.Stop()
+}
+
+// Close stops the node and releases its connections.
+func (n *Node) Close() {
+	n.Stop()
+	_ = n.Bus.Close()
+	n.State.Close()
+	n.Store.Close()
+}
