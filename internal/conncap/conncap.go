@@ -26,6 +26,10 @@ type Options struct {
 	// for at most OverflowLifetime, so that health checks get an answer.
 	// Connections past Total+Overflow are closed at once.
 	Overflow int
+	// OverflowPerAddress caps one address's share of the overflow (default
+	// 4): a flood that reconnects as fast as it is closed cannot take every
+	// overflow place from the health checks of other addresses.
+	OverflowPerAddress int
 	// OverflowLifetime bounds an overflow connection (default 2 s).
 	OverflowLifetime time.Duration
 	// Registerer receives the metrics; nil registers none.
@@ -41,6 +45,8 @@ type Listener struct {
 	total    int
 	overflow int
 	byAddr   map[string]int
+	// overByAddr counts each address's overflow connections.
+	overByAddr map[string]int
 
 	open    prometheus.Gauge
 	refused *prometheus.CounterVec
@@ -48,13 +54,17 @@ type Listener struct {
 
 // Wrap caps the connections ln accepts.
 func Wrap(ln net.Listener, opts Options) *Listener {
+	if opts.OverflowPerAddress <= 0 {
+		opts.OverflowPerAddress = 4
+	}
 	if opts.OverflowLifetime <= 0 {
 		opts.OverflowLifetime = 2 * time.Second
 	}
 	l := &Listener{
-		Listener: ln,
-		opts:     opts,
-		byAddr:   map[string]int{},
+		Listener:   ln,
+		opts:       opts,
+		byAddr:     map[string]int{},
+		overByAddr: map[string]int{},
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "brook_connections_open",
 			Help: "TCP connections the API listener holds open (WebSockets included)."}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "brook_connections_refused_total",
@@ -85,7 +95,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			continue
 		}
 		over := l.opts.Total > 0 && l.total >= l.opts.Total
-		if over && l.overflow >= l.opts.Overflow {
+		if over && (l.overflow >= l.opts.Overflow || l.overByAddr[addr] >= l.opts.OverflowPerAddress) {
 			l.mu.Unlock()
 			l.refused.WithLabelValues("total").Inc()
 			_ = c.Close()
@@ -94,6 +104,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		l.byAddr[addr]++
 		if over {
 			l.overflow++
+			l.overByAddr[addr]++
 		} else {
 			l.total++
 		}
@@ -124,6 +135,11 @@ func (l *Listener) release(c *Conn) {
 	}
 	if c.over {
 		l.overflow--
+		if n := l.overByAddr[c.addr] - 1; n > 0 {
+			l.overByAddr[c.addr] = n
+		} else {
+			delete(l.overByAddr, c.addr)
+		}
 	} else {
 		l.total--
 	}
