@@ -237,3 +237,43 @@ func adminToken(t *testing.T, cfg Config, user string) string {
 	}
 	return strings.TrimSpace(out.String())
 }
+
+// Every relative link of README.md, CONTRIBUTING.md and docs/*.md names a
+// file or directory that exists.
+func TestDocsLinksResolve(t *testing.T) {
+	files := []string{"README.md", "CONTRIBUTING.md"}
+	more, _ := filepath.Glob("docs/*.md")
+	files = append(files, more...)
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	checked := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inCode := false
+		for i, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				inCode = !inCode
+			}
+			if inCode {
+				continue
+			}
+			for _, m := range link.FindAllStringSubmatch(line, -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "#") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				target, _, _ = strings.Cut(target, "#")
+				if _, err := os.Stat(filepath.Join(filepath.Dir(f), target)); err != nil {
+					t.Errorf("%s:%d: link %q does not resolve", f, i+1, m[1])
+				}
+				checked++
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no links found")
+	}
+	t.Logf("%d relative links checked", checked)
+}
