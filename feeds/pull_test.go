@@ -1,13 +1,19 @@
-package store_test
+package feeds_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )
+
+// The push/pull threshold: actors above it are merged into timelines at
+// read time, and a timeline reads the same either way.
 
 // A post that made its id before it waited for the follow taking its actor
 // above the pull threshold was not pushed, and is older than the actor's
@@ -16,11 +22,8 @@ import (
 // the post in that order.
 func TestDemoteKeepsAPostThatRacedTheCrossing(t *testing.T) {
 	ctx := context.Background()
-	s, err := store.Open(ctx, store.Options{DatabaseURL: env.DatabaseURL, FeedPullThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Node: func(o *node.Options) { o.FeedPullThreshold = 1 }})
+	s, feeds := n.Store, n.Feeds
 	tag := store.NewID().String()[:8]
 	actor, first, second := "actor-"+tag, "first-"+tag, "second-"+tag
 	for _, u := range []string{actor, first, second} {
@@ -28,14 +31,11 @@ func TestDemoteKeepsAPostThatRacedTheCrossing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	feed := func(id string) *store.Feed {
-		f, err := store.ParseFeedID("feed", id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return f
+	as := func(user string) context.Context {
+		return auth.WithIdentity(ctx, auth.Identity{UserID: user, Role: auth.RoleUser})
 	}
-	if _, err := s.FollowFeed(ctx, feed("timeline:"+first), feed("user:"+actor), 0); err != nil {
+	noCopies := 0
+	if _, err := feeds.Follow(as(first), "timeline:"+first, "user:"+actor, &noCopies, nil); err != nil {
 		t.Fatal(err)
 	}
 	waiting := func(want int) {
@@ -66,7 +66,7 @@ func TestDemoteKeepsAPostThatRacedTheCrossing(t *testing.T) {
 	}
 	followed := make(chan error, 1)
 	go func() {
-		_, err := s.FollowFeed(ctx, feed("timeline:"+second), feed("user:"+actor), 0)
+		_, err := feeds.Follow(as(second), "timeline:"+second, "user:"+actor, &noCopies, nil)
 		followed <- err
 	}()
 	waiting(1)
@@ -76,7 +76,7 @@ func TestDemoteKeepsAPostThatRacedTheCrossing(t *testing.T) {
 	}
 	posted := make(chan result, 1)
 	go func() {
-		a, err := s.AddActivity(ctx, feed("user:"+actor), actor, store.ActivityInput{Verb: "post", Object: "raced"})
+		a, err := feeds.AddActivity(as(actor), "user:"+actor, store.ActivityInput{Verb: "post", Object: "raced"})
 		posted <- result{a, err}
 	}()
 	waiting(2)
@@ -92,10 +92,11 @@ func TestDemoteKeepsAPostThatRacedTheCrossing(t *testing.T) {
 	}
 
 	// Back to one follower: the actor drops back, and its demotion runs.
-	if _, err := s.UnfollowFeed(ctx, feed("timeline:"+second), feed("user:"+actor), false); err != nil {
+	if _, err := feeds.Unfollow(as(second), "timeline:"+second, "user:"+actor, nil); err != nil {
 		t.Fatal(err)
 	}
-	jobs := workers.New(s, nil, workers.Options{Concurrency: 1})
+	jobs := workers.New(s, n.Bus, workers.Options{Concurrency: 1})
+	feeds.RegisterJobs(jobs)
 	for {
 		n, err := jobs.RunOnce(ctx, []string{store.JobFeedActivity, store.JobFeedDemote, store.JobFeedUnfollow, store.JobFeedBackfill})
 		if err != nil {
@@ -105,9 +106,9 @@ func TestDemoteKeepsAPostThatRacedTheCrossing(t *testing.T) {
 			break
 		}
 	}
-	var n int
+	var rows int
 	if err := s.DB().QueryRow(ctx, `SELECT count(*) FROM feed_entries WHERE feed_id = $1 AND activity_id = $2`,
-		"timeline:"+first, p.a.ID).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("the raced post is in the first follower's timeline %d times (%v), want 1", n, err)
+		"timeline:"+first, p.a.ID).Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("the raced post is in the first follower's timeline %d times (%v), want 1", rows, err)
 	}
 }
