@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/brookhq/brook/chat"
+	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/sfu"
-	"github.com/brookhq/brook/store"
 )
 
 // Config is everything Brook reads from its environment.
@@ -174,7 +174,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.Playground = parseBool("BROOK_PLAYGROUND", true)
 	c.Workers = parseInt("BROOK_WORKERS", 2)
 	c.ComplexityLimit = parseInt("BROOK_COMPLEXITY_LIMIT", api.DefaultComplexityLimit)
-	c.FeedPullThreshold = parseInt("FEED_PULL_THRESHOLD", store.DefaultPullThreshold)
+	c.FeedPullThreshold = parseInt("FEED_PULL_THRESHOLD", feeds.DefaultPullThreshold)
 	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
 	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
 	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second

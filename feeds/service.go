@@ -14,7 +14,6 @@ import (
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/store"
-	"github.com/brookhq/brook/workers"
 )
 
 // Options are what the feeds Service works with.
@@ -25,27 +24,44 @@ type Options struct {
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 	// PullThreshold is FEED_PULL_THRESHOLD: actors with more followers are
-	// merged into timelines at read time instead of fanned out (0: the
-	// default).
+	// merged into timelines at read time instead of fanned out (0:
+	// DefaultPullThreshold).
 	PullThreshold int
 }
 
+// DefaultPullThreshold is FEED_PULL_THRESHOLD's default: actors with more
+// followers than this are merged into timelines at read time.
+const DefaultPullThreshold = 10_000
+
 // Service is the feeds product.
 type Service struct {
-	store *store.Store
-	state *ephemeral.State
-	bus   *bus.Bus
-	log   *slog.Logger
+	store         *store.Store
+	state         *ephemeral.State
+	bus           *bus.Bus
+	log           *slog.Logger
+	pullThreshold int
+	// wakeRunner wakes this node's job runner (RegisterJobs), for jobs that
+	// leave more jobs; nil until the Service's jobs are registered.
+	wakeRunner func()
 }
 
 // New returns the feeds Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger}
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger, pullThreshold: opts.PullThreshold}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.pullThreshold <= 0 {
+		s.pullThreshold = DefaultPullThreshold
 	}
 	return s
 }
 
-// RegisterJobs gives the workers the feeds product's jobs.
-func (s *Service) RegisterJobs(r *workers.Runner) {}
+// overThreshold is the push/pull rule, the one place it is written: an actor with
+// more followers than the threshold is merged into its followers'
+// timelines at read time; one with fewer is pushed into them on write.
+func overThreshold(followers, threshold int) bool { return followers > threshold }
+
+// pulled reports whether an actor with so many followers is merged at
+// read time under this Service's threshold.
+func (s *Service) pulled(followers int) bool { return overThreshold(followers, s.pullThreshold) }

@@ -14,6 +14,7 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
 	"github.com/brookhq/brook/chat"
+	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/internal/scalar"
 	"github.com/brookhq/brook/store"
@@ -73,7 +74,7 @@ type SubscriptionResolver interface {
 	MessageAdded(ctx context.Context, channel string, after *string) (<-chan *store.Message, error)
 	ChannelEvents(ctx context.Context, channel string) (<-chan *chat.ChannelEvent, error)
 	MyEvents(ctx context.Context) (<-chan *chat.UserEvent, error)
-	FeedUpdated(ctx context.Context, feed string) (<-chan *store.FeedUpdate, error)
+	FeedUpdated(ctx context.Context, feed string) (<-chan *feeds.FeedUpdate, error)
 }
 type UserResolver interface {
 	Online(ctx context.Context, obj *store.User) (bool, error)
@@ -3106,8 +3107,8 @@ func (ec *executionContext) _Subscription_feedUpdated(ctx context.Context, field
 			return ec.Resolvers.Subscription().FeedUpdated(ctx, fc.Args["feed"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.FeedUpdate) graphql.Marshaler {
-			return ec.marshalNFeedUpdate2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐFeedUpdate(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *feeds.FeedUpdate) graphql.Marshaler {
+			return ec.marshalNFeedUpdate2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋfeedsᚐFeedUpdate(ctx, selections, v)
 		},
 		true,
 		true,

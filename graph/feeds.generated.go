@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"
@@ -43,7 +44,7 @@ type FeedResolver interface {
 	Following(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.FeedConnection, error)
 }
 type FeedUpdateResolver interface {
-	Feed(ctx context.Context, obj *store.FeedUpdate) (*store.Feed, error)
+	Feed(ctx context.Context, obj *feeds.FeedUpdate) (*store.Feed, error)
 }
 type FollowResolver interface {
 	Source(ctx context.Context, obj *store.Follow) (*store.Feed, error)
@@ -1632,7 +1633,7 @@ func (ec *executionContext) fieldContext_FeedEdge_createdAt(_ context.Context, f
 	return graphql.NewScalarFieldContext("FeedEdge", field, false, false, "Time")
 }
 
-func (ec *executionContext) _FeedUpdate_feed(ctx context.Context, field graphql.CollectedField, obj *store.FeedUpdate) (ret graphql.Marshaler) {
+func (ec *executionContext) _FeedUpdate_feed(ctx context.Context, field graphql.CollectedField, obj *feeds.FeedUpdate) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1664,7 +1665,7 @@ func (ec *executionContext) fieldContext_FeedUpdate_feed(_ context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _FeedUpdate_added(ctx context.Context, field graphql.CollectedField, obj *store.FeedUpdate) (ret graphql.Marshaler) {
+func (ec *executionContext) _FeedUpdate_added(ctx context.Context, field graphql.CollectedField, obj *feeds.FeedUpdate) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1696,7 +1697,7 @@ func (ec *executionContext) fieldContext_FeedUpdate_added(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _FeedUpdate_removed(ctx context.Context, field graphql.CollectedField, obj *store.FeedUpdate) (ret graphql.Marshaler) {
+func (ec *executionContext) _FeedUpdate_removed(ctx context.Context, field graphql.CollectedField, obj *feeds.FeedUpdate) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -2577,7 +2578,7 @@ func (ec *executionContext) _FeedEdge(ctx context.Context, sel ast.SelectionSet,
 
 var feedUpdateImplementors = []string{"FeedUpdate"}
 
-func (ec *executionContext) _FeedUpdate(ctx context.Context, sel ast.SelectionSet, obj *store.FeedUpdate) graphql.Marshaler {
+func (ec *executionContext) _FeedUpdate(ctx context.Context, sel ast.SelectionSet, obj *feeds.FeedUpdate) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, feedUpdateImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -2900,7 +2901,7 @@ func (ec *executionContext) marshalNFeedKind2githubᚗcomᚋbrookhqᚋbrookᚋst
 	return res
 }
 
-func (ec *executionContext) marshalNFeedUpdate2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐFeedUpdate(ctx context.Context, sel ast.SelectionSet, v *store.FeedUpdate) graphql.Marshaler {
+func (ec *executionContext) marshalNFeedUpdate2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋfeedsᚐFeedUpdate(ctx context.Context, sel ast.SelectionSet, v *feeds.FeedUpdate) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "FeedUpdate!")
 		return graphql.Null

@@ -8,11 +8,10 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 
+	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
-	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
 )
 
@@ -33,27 +32,13 @@ func (r *activityResolver) ReactionCounts(ctx context.Context, obj *store.Activi
 }
 
 func (r *activityResolver) OwnReactions(ctx context.Context, obj *store.Activity) ([]*store.Reaction, error) {
-	me, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return r.loadersFor(ctx).feeds().OwnReactions.Load(ctx, ownReactionsKey{user: me.UserID, activity: obj.ID})
+	return r.loadersFor(ctx).feeds().OwnReactions.Load(ctx, obj.ID)
 }
 
 func (r *activityResolver) LatestReactions(ctx context.Context, obj *store.Activity, kind *string, first *int) ([]*store.Reaction, error) {
-	n := 5
-	if first != nil {
-		var err error
-		if n, err = store.PageSize("first", *first); err != nil {
-			return nil, err
-		}
-	}
-	k := ""
-	if kind != nil {
-		if err := store.CheckReactionKind("kind", *kind); err != nil {
-			return nil, err
-		}
-		k = *kind
+	k, n, err := r.Feeds.LatestReactionsArgs(kind, first)
+	if err != nil {
+		return nil, err
 	}
 	return r.loadersFor(ctx).feeds().LatestReactions.Load(ctx, latestReactionsKey{activity: obj.ID, kind: k, first: n})
 }
@@ -84,14 +69,7 @@ func (r *feedResolver) Owner(ctx context.Context, obj *store.Feed) (*store.User,
 }
 
 func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.ActivityConnection, error) {
-	if err := requireFeedRead(ctx, obj); err != nil {
-		return nil, err
-	}
-	n, pos, err := uuidAfter(first, after)
-	if err != nil {
-		return nil, err
-	}
-	page, err := r.Store.FeedActivities(ctx, obj, pos, n)
+	page, err := r.Feeds.Activities(ctx, obj, first, after)
 	if err != nil {
 		return nil, err
 	}
@@ -100,59 +78,40 @@ func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *i
 }
 
 func (r *feedResolver) Groups(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.ActivityGroupConnection, error) {
-	if err := requireFeedRead(ctx, obj); err != nil {
-		return nil, err
-	}
-	n, pos, err := uuidAfter(first, after)
+	page, err := r.Feeds.Groups(ctx, obj, first, after)
 	if err != nil {
 		return nil, err
 	}
-	page := store.Page[*store.ActivityGroup]{}
-	if obj.Kind != store.FeedFlat {
-		if page, err = r.Store.FeedGroups(ctx, obj, pos, n); err != nil {
-			return nil, err
-		}
-	}
-	e, info := edges(page, func(g *store.ActivityGroup) string { return g.LatestID.String() },
-		func(c string, g *store.ActivityGroup) *model.ActivityGroupEdge {
-			return &model.ActivityGroupEdge{Cursor: c, Node: g}
-		})
-	return &model.ActivityGroupConnection{Edges: e, PageInfo: info}, nil
+	return groupEdges(page), nil
 }
 
 func (r *feedResolver) UnseenCount(ctx context.Context, obj *store.Feed) (int, error) {
-	if err := requireFeedRead(ctx, obj); err != nil {
-		return 0, err
-	}
-	c, err := r.loadersFor(ctx).feeds().Counts.Load(ctx, obj.ID)
+	c, err := r.feedCounts(ctx, obj)
 	return c.Unseen, err
 }
 
 func (r *feedResolver) UnreadCount(ctx context.Context, obj *store.Feed) (int, error) {
-	if err := requireFeedRead(ctx, obj); err != nil {
-		return 0, err
-	}
-	c, err := r.loadersFor(ctx).feeds().Counts.Load(ctx, obj.ID)
+	c, err := r.feedCounts(ctx, obj)
 	return c.Unread, err
 }
 
 func (r *feedResolver) Followers(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.FeedConnection, error) {
-	return r.feedLinks(ctx, r.Store.Followers, obj.ID, first, after)
+	page, err := r.Feeds.Followers(ctx, obj, first, after)
+	if err != nil {
+		return nil, err
+	}
+	return r.feedConnection(ctx, page)
 }
 
 func (r *feedResolver) Following(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.FeedConnection, error) {
-	if err := requireFeedRead(ctx, obj); err != nil {
+	page, err := r.Feeds.Following(ctx, obj, first, after)
+	if err != nil {
 		return nil, err
 	}
-	// timeline_aggregated has the timeline's follows.
-	id := obj.ID
-	if obj.Group == store.GroupTimelineAggregated {
-		id = store.GroupTimeline + ":" + obj.OwnerID
-	}
-	return r.feedLinks(ctx, r.Store.Following, id, first, after)
+	return r.feedConnection(ctx, page)
 }
 
-func (r *feedUpdateResolver) Feed(ctx context.Context, obj *store.FeedUpdate) (*store.Feed, error) {
+func (r *feedUpdateResolver) Feed(ctx context.Context, obj *feeds.FeedUpdate) (*store.Feed, error) {
 	return r.loadFeed(ctx, obj.FeedID)
 }
 
@@ -165,147 +124,47 @@ func (r *followResolver) Target(ctx context.Context, obj *store.Follow) (*store.
 }
 
 func (r *mutationResolver) AddActivity(ctx context.Context, feed string, input store.ActivityInput) (*store.Activity, error) {
-	origin, me, err := ownFeed(ctx, "feed", feed)
-	if err != nil {
-		return nil, err
-	}
-	if origin.Group != store.GroupUser && !me.IsAdmin() {
-		return nil, auth.Forbidden("activities are posted to user feeds: post to user:%s", me.UserID)
-	}
-	if !me.IsAdmin() {
-		for _, to := range input.To {
-			f, err := store.ParseFeedID("input.to", to)
-			if err != nil {
-				return nil, err
-			}
-			if f.Group != store.GroupNotification && f.OwnerID != me.UserID {
-				return nil, auth.Forbidden("you may copy activities to notification feeds and your own feeds, not %s", to)
-			}
-		}
-	}
-	a, err := r.Store.AddActivity(ctx, origin, me.UserID, input)
-	if err != nil {
-		return nil, err
-	}
-	r.wakeWorkers(ctx)
-	return a, nil
+	return r.Feeds.AddActivity(ctx, feed, input)
 }
 
 func (r *mutationResolver) UpdateActivity(ctx context.Context, id string, data json.RawMessage) (*store.Activity, error) {
-	a, err := r.ownActivity(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return r.Store.UpdateActivity(ctx, a.ID, data)
+	return r.Feeds.UpdateActivity(ctx, id, data, r.feedLookup(ctx))
 }
 
 func (r *mutationResolver) RemoveActivity(ctx context.Context, id string) (bool, error) {
-	a, err := r.ownActivity(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	if err := r.Store.RemoveActivity(ctx, a.ID); err != nil {
-		return false, err
-	}
-	r.wakeWorkers(ctx)
-	return true, nil
+	return r.Feeds.RemoveActivity(ctx, id, r.feedLookup(ctx))
 }
 
 func (r *mutationResolver) Follow(ctx context.Context, source string, target string, activityCopyLimit *int) (*store.Follow, error) {
-	src, dst, err := followFeeds(ctx, source, target)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := r.user(ctx, dst.OwnerID); err != nil {
-		return nil, err
-	}
-	limit := 100
-	if activityCopyLimit != nil {
-		limit = *activityCopyLimit
-	}
-	f, err := r.Store.FollowFeed(ctx, src, dst, limit)
-	if err != nil {
-		return nil, err
-	}
-	r.wakeWorkers(ctx)
-	r.followsChanged(ctx, append([]string{src.ID}, f.Remerged...))
-	return f, nil
+	return r.Feeds.Follow(ctx, source, target, activityCopyLimit, r.feedLookup(ctx))
 }
 
 func (r *mutationResolver) Unfollow(ctx context.Context, source string, target string, keepHistory *bool) (bool, error) {
-	src, dst, err := followFeeds(ctx, source, target)
-	if err != nil {
-		return false, err
-	}
-	existed, err := r.Store.UnfollowFeed(ctx, src, dst, keepHistory != nil && *keepHistory)
-	if err != nil {
-		return false, err
-	}
-	r.wakeWorkers(ctx)
-	if existed {
-		r.followsChanged(ctx, []string{src.ID})
-	}
-	return existed, nil
+	return r.Feeds.Unfollow(ctx, source, target, keepHistory)
 }
 
 func (r *mutationResolver) AddReaction(ctx context.Context, activity string, kind string, data json.RawMessage) (*store.Reaction, error) {
-	a, me, err := r.readableActivity(ctx, "activity", activity)
-	if err != nil {
-		return nil, err
-	}
-	return r.Store.AddReaction(ctx, a.ID, me.UserID, kind, data)
+	return r.Feeds.AddReaction(ctx, activity, kind, data, r.feedLookup(ctx))
 }
 
 func (r *mutationResolver) RemoveReaction(ctx context.Context, id string) (bool, error) {
-	me, err := caller(ctx)
-	if err != nil {
-		return false, err
-	}
-	rid, err := store.ParseID("id", id)
-	if err != nil {
-		return false, err
-	}
-	reaction, err := r.Store.ReactionByID(ctx, rid)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if reaction.UserID != me.UserID && !me.IsAdmin() {
-		return false, auth.Forbidden("only its author (or an admin) may remove reaction %s", id)
-	}
-	return r.Store.RemoveReaction(ctx, rid)
+	return r.Feeds.RemoveReaction(ctx, id)
 }
 
 func (r *mutationResolver) MarkFeedSeen(ctx context.Context, feed string, groups []string) (*store.Feed, error) {
-	return r.markFeed(ctx, feed, groups, false)
+	return r.Feeds.MarkSeen(ctx, feed, groups, r.feedLookup(ctx))
 }
 
 func (r *mutationResolver) MarkFeedRead(ctx context.Context, feed string, groups []string) (*store.Feed, error) {
-	return r.markFeed(ctx, feed, groups, true)
+	return r.Feeds.MarkRead(ctx, feed, groups, r.feedLookup(ctx))
 }
 
 func (r *queryResolver) Feed(ctx context.Context, id string) (*store.Feed, error) {
-	f, _, err := readableFeed(ctx, "id", id)
-	if err != nil {
-		return nil, err
-	}
-	// A root field has no siblings to batch with: fetch at once. A feed of
-	// a user that does not exist is null.
-	feeds, err := r.loadersFor(ctx).feeds().Feeds.Fetch(ctx, []string{f.ID})
-	if err != nil {
-		return nil, err
-	}
-	return feeds[0], nil
+	return r.Feeds.Feed(ctx, id, r.feedLookup(ctx))
 }
 
 func (r *queryResolver) Activity(ctx context.Context, id string) (*store.Activity, error) {
-	a, _, err := r.readableActivity(ctx, "id", id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	return a, err
+	return r.Feeds.Activity(ctx, id, r.feedLookup(ctx))
 }
 
 func (r *reactionResolver) User(ctx context.Context, obj *store.Reaction) (*store.User, error) {
@@ -323,12 +182,8 @@ func (r *reactionResolver) Activity(ctx context.Context, obj *store.Reaction) (*
 	return a, nil
 }
 
-func (r *subscriptionResolver) FeedUpdated(ctx context.Context, feed string) (<-chan *store.FeedUpdate, error) {
-	f, _, err := readableFeed(ctx, "feed", feed)
-	if err != nil {
-		return nil, err
-	}
-	return r.streamFeed(ctx, f)
+func (r *subscriptionResolver) FeedUpdated(ctx context.Context, feed string) (<-chan *feeds.FeedUpdate, error) {
+	return r.Feeds.FeedUpdated(ctx, feed)
 }
 
 func (r *Resolver) Activity() graph.ActivityResolver { return &activityResolver{r} }

@@ -34,7 +34,7 @@ type Loaders struct {
 // NewLoaders returns a set of loaders over the products.
 func (r *Resolver) NewLoaders() *Loaders {
 	return &Loaders{
-		feedLoaders: newFeedLoaders(r.Store),
+		feedLoaders: newFeedLoaders(r.Feeds),
 		chatLoaders: newChatLoaders(r.Chat),
 		callLoaders: newCallLoaders(r.Store),
 		Users:       NewLoader(r.People.ByID),

@@ -9,26 +9,6 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
-// pageArgs checks a connection's first/after arguments and returns the page
-// size and the decoded position to continue after ("" for the first page).
-func pageArgs(first *int, after *string) (int, string, error) {
-	n := 25
-	if first != nil {
-		var err error
-		if n, err = store.PageSize("first", *first); err != nil {
-			return 0, "", err
-		}
-	}
-	if after == nil || *after == "" {
-		return n, "", nil
-	}
-	pos, err := store.DecodeCursor("after", *after)
-	if err != nil {
-		return 0, "", err
-	}
-	return n, pos, nil
-}
-
 // edges maps a page of items to a connection's edges and page info. cursor
 // gives an item's position in the list; edge builds the edge.
 func edges[T, E any](page store.Page[T], cursor func(T) string, edge func(cursor string, node T) E) ([]E, *model.PageInfo) {

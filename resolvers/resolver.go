@@ -20,7 +20,6 @@ import (
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/users"
-	"github.com/brookhq/brook/workers"
 )
 
 // Resolver holds what every resolver needs.
@@ -31,8 +30,8 @@ type Resolver struct {
 	Calls  *calls.Service
 	Log    *slog.Logger
 
-	// Store, State and Bus serve the feeds and calls resolvers until their
-	// rules move into their products.
+	// Store, State and Bus serve the calls resolvers until their rules
+	// move into their product.
 	Store *store.Store
 	State *ephemeral.State
 	Bus   *bus.Bus
@@ -51,7 +50,3 @@ type Resolver struct {
 // caller returns the signed-in identity; the API lets no request without
 // one reach a resolver, so this fails only if that wiring breaks.
 func caller(ctx context.Context) (auth.Identity, error) { return auth.Caller(ctx) }
-
-// wakeWorkers tells the workers of every node that the transaction just
-// committed left them a job. It only saves the wait until they next poll.
-func (r *Resolver) wakeWorkers(ctx context.Context) { workers.Wake(ctx, r.Bus) }

@@ -63,15 +63,6 @@ const (
 	JobFeedDemote   = "feed.demote"
 )
 
-// FeedUpdate is the event feedUpdated streams: activities added to a feed
-// and ids removed from it. It carries whole activities, so subscribers need
-// no database query to deliver it.
-type FeedUpdate struct {
-	FeedID  string      `json:"feed"`
-	Added   []*Activity `json:"added,omitempty"`
-	Removed []uuid.UUID `json:"removed,omitempty"`
-}
-
 const activityColumns = `id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at`
 const activityColumnsA = `a.id, a.feed_id, a.actor_id, a.verb, a.object, a.target, a.foreign_id, a.time, a.data, a.to_feeds, a.created_at, a.updated_at`
 
@@ -86,125 +77,114 @@ func scanActivity(row pgx.Row) (*Activity, error) {
 
 func scanActivityRow(row pgx.CollectableRow) (*Activity, error) { return scanActivity(row) }
 
-// checkActivity validates an activity input and normalizes its To list.
-func checkActivity(origin *Feed, in *ActivityInput) error {
+// CheckActivityInput validates a new activity before anything is written,
+// normalizes its To list, and returns the activity's id. The id is made
+// now, before the post waits for any lock (see DemotePage).
+func CheckActivityInput(origin *Feed, in *ActivityInput) (uuid.UUID, error) {
 	if in.Verb == "" {
-		return Invalid("input.verb", "must not be empty")
+		return uuid.Nil, Invalid("input.verb", "must not be empty")
 	}
 	if err := CheckText("input.verb", in.Verb, maxVerbLen); err != nil {
-		return err
+		return uuid.Nil, err
 	}
 	if in.Object == "" {
-		return Invalid("input.object", "must not be empty")
+		return uuid.Nil, Invalid("input.object", "must not be empty")
 	}
 	if err := CheckText("input.object", in.Object, maxObjectLen); err != nil {
-		return err
+		return uuid.Nil, err
 	}
 	if in.Target != nil {
 		if err := CheckText("input.target", *in.Target, maxObjectLen); err != nil {
-			return err
+			return uuid.Nil, err
 		}
 	}
 	if in.ForeignID != nil {
 		if *in.ForeignID == "" {
-			return Invalid("input.foreignId", "must not be empty; leave it out instead")
+			return uuid.Nil, Invalid("input.foreignId", "must not be empty; leave it out instead")
 		}
 		if err := CheckText("input.foreignId", *in.ForeignID, maxForeignID); err != nil {
-			return err
+			return uuid.Nil, err
 		}
 	}
 	if err := CheckData("input.data", in.Data); err != nil {
-		return err
+		return uuid.Nil, err
 	}
 	if len(in.To) > maxActivityTo {
-		return Invalid("input.to", "at most %d feeds", maxActivityTo)
+		return uuid.Nil, Invalid("input.to", "at most %d feeds", maxActivityTo)
 	}
 	to := make([]string, 0, len(in.To))
 	for i, id := range in.To {
 		field := fmt.Sprintf("input.to[%d]", i)
 		f, err := ParseFeedID(field, id)
 		if err != nil {
-			return err
+			return uuid.Nil, err
 		}
 		if f.Group == GroupTimelineAggregated {
-			return Invalid(field, "%s shows the activities of timeline:%s; copy to that feed instead", id, f.OwnerID)
+			return uuid.Nil, Invalid(field, "%s shows the activities of timeline:%s; copy to that feed instead", id, f.OwnerID)
 		}
 		if id != origin.ID && !slices.Contains(to, id) {
 			to = append(to, id)
 		}
 	}
 	in.To = to
-	return nil
+	return NewID(), nil
 }
 
-// AddActivity posts an activity by actor to origin. In one transaction it
-// writes the activity, its entries in the origin and To feeds, and the job
-// that fans it out to followers, so it returns without waiting for fan-out.
-// Posting the same (origin, ForeignID, Time) again returns the existing
-// activity and writes nothing.
-func (s *Store) AddActivity(ctx context.Context, origin *Feed, actorID string, in ActivityInput) (*Activity, error) {
-	if err := checkActivity(origin, &in); err != nil {
-		return nil, err
+// LockFollowerCount reads a feed's follower count and holds its row (FOR
+// SHARE) until the transaction ends: follows that move the feed across the
+// pull threshold update that row, so they and this transaction take turns.
+// A feed no one has followed has no row: 0.
+func (s *Store) LockFollowerCount(ctx context.Context, feedID string) (int, error) {
+	var followers int
+	err := s.db.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, feedID).Scan(&followers)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("store: follower count: %w", err)
 	}
-	id := NewID()
+	return followers, nil
+}
+
+// AddActivity writes an activity by actor to origin, with the id and input
+// CheckActivityInput returned, and its entries in the origin and To feeds.
+// Posting the same (origin, ForeignID, Time) again returns the existing
+// activity and writes nothing (written false). It runs in the transaction
+// of the product, which writes the job that follows the activity with it.
+func (s *Store) AddActivity(ctx context.Context, id uuid.UUID, origin *Feed, actorID string, in ActivityInput) (a *Activity, written bool, err error) {
 	created := idTime(id)
 	at := created
 	if in.Time != nil {
 		at = in.Time.UTC().Truncate(time.Microsecond)
 	}
-	var out *Activity
-	err := s.InTx(ctx, func(tx *Store) error {
-		// FOR SHARE orders this post with follows that move the actor
-		// across the pull threshold (they update this row).
-		var followers int
-		err := tx.db.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, origin.ID).Scan(&followers)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		a, err := scanActivity(tx.db.QueryRow(ctx, `
-			INSERT INTO activities (id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
-			ON CONFLICT (feed_id, foreign_id, time) WHERE foreign_id IS NOT NULL DO NOTHING
-			RETURNING `+activityColumns,
-			id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created))
-		if errors.Is(err, pgx.ErrNoRows) {
-			// Posted before: return the first copy and write nothing.
-			out, err = scanActivity(tx.db.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities
-				WHERE feed_id = $1 AND foreign_id = $2 AND time = $3`, origin.ID, in.ForeignID, at))
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		out = a
-		if len(in.To) > 0 {
-			// Every feed copied to exists: it belongs to a user.
-			missing, err := tx.missingFeedOwners(ctx, in.To)
-			if err != nil {
-				return err
-			}
-			if missing != "" {
-				return NotFound("feed", missing)
-			}
-		}
-		feeds := append([]string{origin.ID}, in.To...)
-		if _, err := tx.db.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
-			SELECT f, $2, $3 FROM unnest($1::text[]) AS f ON CONFLICT DO NOTHING`, feeds, a.ID, origin.ID); err != nil {
-			return err
-		}
-		_, err = tx.EnqueueJob(ctx, JobFeedActivity, ActivityJob{
-			Activity: a.ID, Origin: origin.ID, Push: followers <= s.pullThreshold,
-		})
-		return err
-	})
-	if err != nil {
-		var inErr *InputError
-		if errors.As(err, &inErr) || errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("store: add activity: %w", err)
+	a, err = scanActivity(s.db.QueryRow(ctx, `
+		INSERT INTO activities (id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+		ON CONFLICT (feed_id, foreign_id, time) WHERE foreign_id IS NOT NULL DO NOTHING
+		RETURNING `+activityColumns,
+		id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created))
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Posted before: return the first copy and write nothing.
+		a, err = scanActivity(s.db.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities
+			WHERE feed_id = $1 AND foreign_id = $2 AND time = $3`, origin.ID, in.ForeignID, at))
+		return a, false, err
 	}
-	return out, nil
+	if err != nil {
+		return nil, false, err
+	}
+	if len(in.To) > 0 {
+		// Every feed copied to exists: it belongs to a user.
+		missing, err := s.missingFeedOwners(ctx, in.To)
+		if err != nil {
+			return nil, false, err
+		}
+		if missing != "" {
+			return nil, false, NotFound("feed", missing)
+		}
+	}
+	feeds := append([]string{origin.ID}, in.To...)
+	if _, err := s.db.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin)
+		SELECT f, $2, $3 FROM unnest($1::text[]) AS f ON CONFLICT DO NOTHING`, feeds, a.ID, origin.ID); err != nil {
+		return nil, false, err
+	}
+	return a, true, nil
 }
 
 // missingFeedOwners returns the first of feeds whose owner is no user, or

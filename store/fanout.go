@@ -195,21 +195,13 @@ func (s *Store) RemoveEntries(ctx context.Context, j RemoveJob) (feeds []string,
 // pushed can be (see Demote).
 const demoteMargin = time.Minute
 
-// Demote copies, for one page of followers, the activities the feed posted
-// while it was pulled, and clears those follows' read-time merge in the
-// same transaction. It returns the next page's job, or nil when done, when
-// the feed is no longer pulled. If the feed crossed the threshold again
-// meanwhile it stops at once: its follows were flagged again.
-func (s *Store) Demote(ctx context.Context, j DemoteJob) (next *DemoteJob, unflagged []string, err error) {
-	var followers int
-	// FOR SHARE orders this page with follows that cross the threshold.
-	err = s.db.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1 FOR SHARE`, j.Feed).Scan(&followers)
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: demote feed: %w", err)
-	}
-	if followers > j.Threshold {
-		return nil, nil, nil
-	}
+// DemotePage copies, for one page of followers, the activities the feed
+// posted while it was pulled, and clears those follows' read-time merge in
+// the same transaction. It returns the next page's job, or nil when done,
+// when the feed is no longer pulled. The product checks first, holding the
+// feed's row (LockFollowerCount), that the feed has not crossed the
+// threshold again meanwhile: its follows were flagged again then.
+func (s *Store) DemotePage(ctx context.Context, j DemoteJob) (next *DemoteJob, unflagged []string, err error) {
 	// A post can make its id before it waits for the lock of the follow
 	// that took its actor above the threshold, so be older than
 	// pulled_since and still not pushed. Copying from a minute earlier

@@ -38,10 +38,6 @@ var feedKinds = map[string]FeedKind{
 	GroupNotification:       FeedNotification,
 }
 
-// DefaultPullThreshold is FEED_PULL_THRESHOLD's default: actors with more
-// followers than this are merged into timelines at read time.
-const DefaultPullThreshold = 10_000
-
 // Feed is a feed, "group:owner", with its follow counts.
 type Feed struct {
 	ID             string
@@ -51,9 +47,6 @@ type Feed struct {
 	FollowerCount  int
 	FollowingCount int
 }
-
-// FeedTopic is the bus topic of a feed's updates.
-func FeedTopic(feedID string) string { return "feed:" + feedID }
 
 // ParseFeedID checks a feed id, "group:owner", and returns the feed without
 // counts. Only the four default groups exist.

@@ -27,10 +27,6 @@ type Options struct {
 	MaxConns int32
 	// Logger receives storage warnings; nil means slog.Default().
 	Logger *slog.Logger
-	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
-	// are merged into timelines at read time instead of fanned out on write
-	// (0: DefaultPullThreshold).
-	FeedPullThreshold int
 
 	// Redis and RedisPrefix are the calls' participant facts' Redis, until
 	// they move to package ephemeral.
@@ -48,8 +44,6 @@ type Store struct {
 	prefix     string
 	log        *slog.Logger
 	statements *atomic.Int64
-
-	pullThreshold int
 }
 
 // Querier runs SQL: a pool or a transaction.
@@ -87,11 +81,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, db: pool, rdb: opts.Redis, prefix: opts.RedisPrefix, log: logger, statements: statements,
-		pullThreshold: opts.FeedPullThreshold}
-	if s.pullThreshold <= 0 {
-		s.pullThreshold = DefaultPullThreshold
-	}
+	s := &Store{pool: pool, db: pool, rdb: opts.Redis, prefix: opts.RedisPrefix, log: logger, statements: statements}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -109,10 +99,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
-
-// PullThreshold is the follower count above which an actor's activities
-// are pulled at read time rather than pushed on write.
-func (s *Store) PullThreshold() int { return s.pullThreshold }
 
 // SQL returns what s runs SQL on: the pool, or the transaction s is bound
 // to (for tests and tools that write their own statements in one).

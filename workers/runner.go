@@ -111,7 +111,6 @@ func New(s *store.Store, b *bus.Bus, opts Options) *Runner {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.ready, r.lag, r.parked, r.runs)
 	}
-	r.registerFeeds()
 	r.registerCalls()
 	return r
 }

@@ -88,7 +88,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log,
-		FeedPullThreshold: opts.FeedPullThreshold, Redis: state.Redis(), RedisPrefix: opts.RedisPrefix})
+		Redis: state.Redis(), RedisPrefix: opts.RedisPrefix})
 	if err != nil {
 		state.Close()
 		return nil, err

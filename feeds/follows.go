@@ -1,0 +1,154 @@
+package feeds
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/brookhq/brook/store"
+)
+
+// defaultCopyLimit is how many of the target's recent activities a follow
+// copies into the follower when it does not say.
+const defaultCopyLimit = 100
+
+// Follow makes source, the caller's timeline, follow target, a user feed,
+// and backfills up to activityCopyLimit of target's most recent
+// activities through a durable job. Following again returns the existing
+// follow and writes nothing.
+func (s *Service) Follow(ctx context.Context, source, target string, activityCopyLimit *int, lookup Lookup) (*store.Follow, error) {
+	src, dst, err := followFeeds(ctx, source, target)
+	if err != nil {
+		return nil, err
+	}
+	if u, err := s.lookup(lookup).LoadUser(ctx, dst.OwnerID); err != nil || u == nil {
+		if err == nil {
+			err = store.NotFound("user", dst.OwnerID)
+		}
+		return nil, err
+	}
+	limit := defaultCopyLimit
+	if activityCopyLimit != nil {
+		limit = *activityCopyLimit
+	}
+	if err := store.CheckCopyLimit(limit); err != nil {
+		return nil, err
+	}
+	var f *store.Follow
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		var backfill *store.BackfillJob
+		var err error
+		if f, backfill, err = tx.AddFollow(ctx, src, dst, limit); err != nil || backfill == nil {
+			return err
+		}
+		// Counting may take target across the threshold, flagging every
+		// follow of it, this one included.
+		if f.Remerged, err = s.countFollow(ctx, tx, src.ID, dst.ID, 1); err != nil {
+			return err
+		}
+		// A follow of a pulled feed merges it at read time from the start.
+		if err := tx.MergeIfPulled(ctx, src.ID, dst.ID); err != nil {
+			return err
+		}
+		if limit == 0 {
+			return nil
+		}
+		_, err = tx.EnqueueJob(ctx, store.JobFeedBackfill, backfill)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("feeds: follow: %w", err)
+	}
+	s.wakeWorkers(ctx)
+	s.followsChanged(ctx, append([]string{src.ID}, f.Remerged...))
+	return f, nil
+}
+
+// Unfollow ends source's follow of target. Unless keepHistory is set, a
+// durable job removes what the follow brought into source. It reports
+// whether source followed target.
+func (s *Service) Unfollow(ctx context.Context, source, target string, keepHistory *bool) (bool, error) {
+	src, dst, err := followFeeds(ctx, source, target)
+	if err != nil {
+		return false, err
+	}
+	keep := keepHistory != nil && *keepHistory
+	var existed bool
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		ended, err := tx.EndFollow(ctx, src.ID, dst.ID)
+		existed = ended != nil
+		if err != nil || ended == nil {
+			return err
+		}
+		if _, err := s.countFollow(ctx, tx, src.ID, dst.ID, -1); err != nil {
+			return err
+		}
+		if keep {
+			if ended.Pulled {
+				// The timeline merged the target's activities at read time;
+				// with the follow gone it keeps them as rows, as if they
+				// had been pushed.
+				return tx.KeepMerged(ctx, *ended)
+			}
+			return nil
+		}
+		_, err = tx.EnqueueJob(ctx, store.JobFeedUnfollow, *ended)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("feeds: unfollow: %w", err)
+	}
+	s.wakeWorkers(ctx)
+	if existed {
+		s.followsChanged(ctx, []string{src.ID})
+	}
+	return existed, nil
+}
+
+// countFollow moves the follow counts by delta and moves target across the
+// pull threshold when its follower count crosses it. Crossing upwards, in
+// the same transaction (which addActivity's FOR SHARE orders against
+// posts), every follow of target is flagged to merge it at read time and
+// its new activities stop being pushed; the flagged followers are
+// returned. Falling back, its new activities are pushed again, and a
+// durable job copies what it posted meanwhile into its followers'
+// timelines, clearing each follow's flag as it goes.
+func (s *Service) countFollow(ctx context.Context, tx *store.Store, source, target string, delta int) ([]string, error) {
+	followers, pulledSince, err := tx.CountFollow(ctx, source, target, delta)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case s.pulled(followers) && !s.pulled(followers-delta):
+		return tx.PullFeed(ctx, target)
+	case !s.pulled(followers) && pulledSince != nil && delta < 0:
+		_, err = tx.EnqueueJob(ctx, store.JobFeedDemote, store.DemoteJob{Feed: target, Since: *pulledSince, Threshold: s.pullThreshold})
+	}
+	return nil, err
+}
+
+// Followers returns a page of the feeds that follow f, by feed id.
+func (s *Service) Followers(ctx context.Context, f *store.Feed, first *int, after *string) (store.Page[store.FeedLink], error) {
+	n, pos, err := store.PageArgs(first, after, 25)
+	if err != nil {
+		return store.Page[store.FeedLink]{}, err
+	}
+	return s.store.Followers(ctx, f.ID, pos, n)
+}
+
+// Following returns a page of the feeds f follows, by feed id, when the
+// caller may read f.
+func (s *Service) Following(ctx context.Context, f *store.Feed, first *int, after *string) (store.Page[store.FeedLink], error) {
+	if err := s.RequireRead(ctx, f); err != nil {
+		return store.Page[store.FeedLink]{}, err
+	}
+	n, pos, err := store.PageArgs(first, after, 25)
+	if err != nil {
+		return store.Page[store.FeedLink]{}, err
+	}
+	// timeline_aggregated has the timeline's follows.
+	id := f.ID
+	if f.Group == store.GroupTimelineAggregated {
+		id = store.GroupTimeline + ":" + f.OwnerID
+	}
+	return s.store.Following(ctx, id, pos, n)
+}

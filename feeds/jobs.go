@@ -1,0 +1,138 @@
+package feeds
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/workers"
+)
+
+// RegisterJobs gives the workers the feeds product's jobs. Each writes
+// set-based and idempotently, and announces what it wrote on the feeds'
+// topics only after its transaction commits.
+func (s *Service) RegisterJobs(r *workers.Runner) {
+	s.wakeRunner = r.Wake
+	r.Handle(store.JobFeedActivity, handler(s.activityJob))
+	r.HandleAlone(store.JobFeedFanout, handler(s.fanoutJob))
+	r.Handle(store.JobFeedBackfill, handler(s.backfillJob))
+	r.Handle(store.JobFeedUnfollow, handler(s.unfollowJob))
+	r.Handle(store.JobFeedRemove, handler(s.removeJob))
+	r.HandleAlone(store.JobFeedDemote, handler(s.demoteJob))
+}
+
+// handler makes a workers.Handler of a job function that takes its job's
+// decoded payload.
+func handler[P any](fn func(ctx context.Context, tx *store.Store, payload P) (func(context.Context), error)) workers.Handler {
+	return func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
+		var p P
+		if err := job.Decode(&p); err != nil {
+			return nil, err
+		}
+		return fn(ctx, tx, p)
+	}
+}
+
+// activityJob announces a new activity in its origin and To feeds and,
+// for an actor below the pull threshold, fans it out to the followers: the
+// first page inline, the others as jobs any worker may take.
+func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.ActivityJob) (func(context.Context), error) {
+	acts, err := s.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
+	if err != nil || acts[0] == nil {
+		return nil, err // removed meanwhile: nothing to announce
+	}
+	a := acts[0]
+	feeds := append([]string{a.FeedID}, a.To...)
+	if j.Push {
+		pages, err := tx.PlanFanout(ctx, j)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pages[1:] {
+			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
+				return nil, err
+			}
+		}
+		written, err := tx.FanoutPage(ctx, pages[0])
+		if err != nil {
+			return nil, err
+		}
+		feeds = append(feeds, written...)
+		if len(pages) > 1 {
+			return s.announce(feeds, FeedUpdate{Added: acts}, true), nil
+		}
+	}
+	return s.announce(feeds, FeedUpdate{Added: acts}, false), nil
+}
+
+// fanoutJob writes one page of a fan-out.
+func (s *Service) fanoutJob(ctx context.Context, tx *store.Store, j store.FanoutJob) (func(context.Context), error) {
+	feeds, err := tx.FanoutPage(ctx, j)
+	if err != nil || len(feeds) == 0 {
+		return nil, err
+	}
+	acts, err := s.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
+	if err != nil || acts[0] == nil {
+		return nil, err
+	}
+	return s.announce(feeds, FeedUpdate{Added: acts}, false), nil
+}
+
+// backfillJob copies a followed feed's recent activities into the follower.
+func (s *Service) backfillJob(ctx context.Context, tx *store.Store, j store.BackfillJob) (func(context.Context), error) {
+	acts, err := tx.Backfill(ctx, j)
+	if err != nil || len(acts) == 0 {
+		return nil, err
+	}
+	return s.announce([]string{j.Source}, FeedUpdate{Added: acts}, false), nil
+}
+
+// unfollowJob removes what an ended follow brought into the follower.
+func (s *Service) unfollowJob(ctx context.Context, tx *store.Store, j store.UnfollowJob) (func(context.Context), error) {
+	ids, err := tx.Unfollowed(ctx, j)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.announce([]string{j.Source}, FeedUpdate{Removed: ids}, false), nil
+}
+
+// removeJob removes a removed activity's entries a batch at a time,
+// queueing itself again while rows remain.
+func (s *Service) removeJob(ctx context.Context, tx *store.Store, j store.RemoveJob) (func(context.Context), error) {
+	feeds, more, err := tx.RemoveEntries(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	if more {
+		if _, err := tx.EnqueueJob(ctx, store.JobFeedRemove, j); err != nil {
+			return nil, err
+		}
+	}
+	return s.announce(feeds, FeedUpdate{Removed: []uuid.UUID{j.Activity}}, more), nil
+}
+
+// demoteJob backfills one page of a demoted feed's followers, unless the
+// feed has crossed the threshold it fell below again meanwhile: its
+// follows were flagged again then, and the job stops.
+func (s *Service) demoteJob(ctx context.Context, tx *store.Store, j store.DemoteJob) (func(context.Context), error) {
+	// FOR SHARE orders this page with follows that cross the threshold.
+	followers, err := tx.LockFollowerCount(ctx, j.Feed)
+	if err != nil {
+		return nil, fmt.Errorf("feeds: demote feed: %w", err)
+	}
+	if overThreshold(followers, j.Threshold) {
+		return nil, nil
+	}
+	next, unflagged, err := tx.DemotePage(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	if next != nil {
+		if _, err := tx.EnqueueJob(ctx, store.JobFeedDemote, next); err != nil {
+			return nil, err
+		}
+	}
+	return s.remerged(unflagged), nil
+}

@@ -1,0 +1,64 @@
+package feeds
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/store"
+)
+
+// Feed returns a feed the caller may read, with its counts: nil for a feed
+// of a user that does not exist.
+func (s *Service) Feed(ctx context.Context, id string, lookup Lookup) (*store.Feed, error) {
+	f, _, err := readableFeed(ctx, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	// A root field has no siblings to batch with: fetch at once.
+	feeds, err := s.lookup(lookup).FetchFeeds(ctx, []string{f.ID})
+	if err != nil {
+		return nil, err
+	}
+	return feeds[0], nil
+}
+
+// Activities returns a page of a feed's activities, newest first, merged
+// with those of the actors it follows above the pull threshold.
+func (s *Service) Activities(ctx context.Context, f *store.Feed, first *int, after *string) (store.Page[*store.Activity], error) {
+	if err := s.RequireRead(ctx, f); err != nil {
+		return store.Page[*store.Activity]{}, err
+	}
+	n, pos, err := idAfter(first, after)
+	if err != nil {
+		return store.Page[*store.Activity]{}, err
+	}
+	return s.store.FeedActivities(ctx, f, pos, n)
+}
+
+// Groups returns a page of an aggregated or notification feed's groups,
+// the group with the newest activity first; a flat feed has none.
+func (s *Service) Groups(ctx context.Context, f *store.Feed, first *int, after *string) (store.Page[*store.ActivityGroup], error) {
+	if err := s.RequireRead(ctx, f); err != nil {
+		return store.Page[*store.ActivityGroup]{}, err
+	}
+	n, pos, err := idAfter(first, after)
+	if err != nil || f.Kind == store.FeedFlat {
+		return store.Page[*store.ActivityGroup]{}, err
+	}
+	return s.store.FeedGroups(ctx, f, pos, n)
+}
+
+// idAfter checks a page's first/after arguments, for lists whose cursors
+// hold an activity id.
+func idAfter(first *int, after *string) (int, uuid.UUID, error) {
+	n, pos, err := store.PageArgs(first, after, 25)
+	if err != nil || pos == "" {
+		return n, uuid.Nil, err
+	}
+	id, err := uuid.Parse(pos)
+	if err != nil {
+		return 0, uuid.Nil, store.Invalid("after", "is not a cursor of this list; pass an endCursor from a previous page")
+	}
+	return n, id, nil
+}

@@ -1,0 +1,214 @@
+package feeds
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/internal/stream"
+	"github.com/brookhq/brook/store"
+)
+
+// FeedUpdated streams the updates of a feed the caller may read, live
+// only: activities added to it and ids removed from it.
+func (s *Service) FeedUpdated(ctx context.Context, feed string) (<-chan *FeedUpdate, error) {
+	f, _, err := readableFeed(ctx, "feed", feed)
+	if err != nil {
+		return nil, err
+	}
+	return s.streamFeed(ctx, f)
+}
+
+// streamFeed streams a feed's updates. A timeline also listens to the
+// feeds it follows that are merged at read time (they are never written
+// into it), so its live updates match what reading it shows; it reads
+// that set again whenever its follows topic says it changed, and after
+// any gap in the bus.
+func (s *Service) streamFeed(ctx context.Context, f *store.Feed) (<-chan *FeedUpdate, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	fs := &feedStream{s: s, ctx: ctx, cancel: cancel, events: make(chan feedEvent), own: map[string]bool{}, pulled: map[string]context.CancelFunc{}}
+	fail := func(err error) (<-chan *FeedUpdate, error) {
+		cancel()
+		fs.wg.Wait()
+		return nil, err
+	}
+	fs.own[FeedTopic(f.ID)] = true
+	if _, err := fs.listen(FeedTopic(f.ID)); err != nil {
+		return fail(err)
+	}
+	if f.Group == store.GroupTimeline || f.Group == store.GroupTimelineAggregated {
+		fs.timeline = store.GroupTimeline + ":" + f.OwnerID
+		if f.Group == store.GroupTimelineAggregated {
+			fs.own[FeedTopic(fs.timeline)] = true
+			if _, err := fs.listen(FeedTopic(fs.timeline)); err != nil {
+				return fail(err)
+			}
+		}
+		// Listening for changes before reading them misses none.
+		if _, err := fs.listen(FollowsTopic(fs.timeline)); err != nil {
+			return fail(err)
+		}
+		if err := fs.follow(); err != nil {
+			return fail(err)
+		}
+	}
+	out := stream.New[FeedUpdate](ctx)
+	go fs.run(f.ID, out)
+	return out.C, nil
+}
+
+// feedStream is the state of one feedUpdated subscription: the bus topics
+// it listens to and the activities it delivered last.
+type feedStream struct {
+	s        *Service
+	ctx      context.Context
+	cancel   context.CancelFunc
+	timeline string
+	events   chan feedEvent
+	wg       sync.WaitGroup
+
+	// own are the topics of the feed itself (and of its timeline);
+	// pulled are those of the feeds it merges at read time, each with the
+	// function that stops listening. Only the stream's goroutine changes
+	// them once streaming.
+	own    map[string]bool
+	pulled map[string]context.CancelFunc
+	// recent are the last activities delivered as added, oldest first: an
+	// activity of a feed that moves from read-time merge back to fan-out
+	// can arrive both ways while the stream catches up.
+	recent []uuid.UUID
+}
+
+// feedEvent is one bus event of one of a stream's topics.
+type feedEvent struct {
+	topic string
+	data  []byte
+	gap   bool
+}
+
+// feedRecent is how many delivered activities a stream remembers.
+const feedRecent = 256
+
+// run delivers the stream's events as updates of feedID until the stream
+// ends.
+func (fs *feedStream) run(feedID string, out *stream.Out[FeedUpdate]) {
+	defer out.Close()
+	defer fs.wg.Wait()
+	defer fs.cancel()
+	for {
+		var ev feedEvent
+		select {
+		case <-fs.ctx.Done():
+			return
+		case ev = <-fs.events:
+		}
+		// Every topic's subscription reports the same gap (they share
+		// one Redis connection): the follows topic's one re-reads.
+		if ev.topic == FollowsTopic(fs.timeline) {
+			if err := fs.follow(); err != nil {
+				stream.End(fs.ctx, err)
+				return
+			}
+			continue
+		}
+		if ev.gap || (!fs.own[ev.topic] && fs.pulled[ev.topic] == nil) {
+			continue // a gap, or from a feed no longer merged
+		}
+		var u FeedUpdate
+		if err := json.Unmarshal(ev.data, &u); err != nil {
+			fs.s.log.Warn("feeds: bad update event", "err", err)
+			continue
+		}
+		if !fs.fresh(&u) {
+			continue
+		}
+		u.FeedID = feedID
+		if !out.Send(fs.ctx, &u) {
+			return
+		}
+	}
+}
+
+// listen subscribes to topic and forwards its events to the stream until
+// the stream ends or the topic is dropped. A subscription the bus ends
+// (a slow subscriber, the bus closing) ends the stream.
+func (fs *feedStream) listen(topic string) (stop context.CancelFunc, err error) {
+	tctx, stop := context.WithCancel(fs.ctx)
+	sub, err := fs.s.bus.Subscribe(tctx, topic)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	fs.wg.Add(1)
+	go func() {
+		defer fs.wg.Done()
+		for ev := range sub.C {
+			select {
+			case fs.events <- feedEvent{topic: topic, data: ev.Data, gap: ev.Gap}:
+			case <-tctx.Done():
+				return
+			}
+		}
+		if tctx.Err() == nil {
+			stream.End(fs.ctx, sub.Err())
+			fs.cancel()
+		}
+	}()
+	return stop, nil
+}
+
+// follow reads the feeds the timeline merges at read time and listens to
+// exactly those.
+func (fs *feedStream) follow() error {
+	pulled, err := fs.s.store.PulledFollows(fs.ctx, fs.timeline)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, p := range pulled {
+		want[FeedTopic(p)] = true
+	}
+	for topic, stop := range fs.pulled {
+		if !want[topic] {
+			stop()
+			delete(fs.pulled, topic)
+		}
+	}
+	for topic := range want {
+		if fs.pulled[topic] == nil && !fs.own[topic] {
+			stop, err := fs.listen(topic)
+			if err != nil {
+				return err
+			}
+			fs.pulled[topic] = stop
+		}
+	}
+	return nil
+}
+
+// fresh drops from u the activities the stream delivered already and
+// reports whether anything is left to deliver. A removed activity is
+// forgotten: it may come back (a follow, an unfollow, a follow again).
+func (fs *feedStream) fresh(u *FeedUpdate) bool {
+	for _, id := range u.Removed {
+		if i := slices.Index(fs.recent, id); i >= 0 {
+			fs.recent = slices.Delete(fs.recent, i, i+1)
+		}
+	}
+	added := u.Added[:0]
+	for _, a := range u.Added {
+		if slices.Contains(fs.recent, a.ID) {
+			continue
+		}
+		added = append(added, a)
+		if len(fs.recent) == feedRecent {
+			fs.recent = append(fs.recent[:0], fs.recent[1:]...)
+		}
+		fs.recent = append(fs.recent, a.ID)
+	}
+	u.Added = added
+	return len(u.Added) > 0 || len(u.Removed) > 0
+}
