@@ -1,14 +1,13 @@
-package store_test
+package calls_test
 
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/brookhq/brook/internal/sfu"
-	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/calls"
+	"github.com/brookhq/brook/internal/brooktest"
 )
 
 // A participant that leaves while its facts are being read back from
@@ -16,66 +15,53 @@ import (
 // the signaling path would otherwise take it for a participant in the call
 // until the facts expired.
 func TestFactsOfAParticipantLeavingDuringTheirRestoreAreDropped(t *testing.T) {
-	s := open(t)
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
 	ctx := context.Background()
-	user := "facts-" + store.NewID().String()[:8]
-	if err := s.TouchUser(ctx, user, "user"); err != nil {
-		t.Fatal(err)
-	}
-	call, _, err := s.CreateCall(ctx, user, store.CallInput{Type: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	join, err := s.JoinCall(ctx, store.JoinCallParams{CallID: call.ID, UserID: user, ParticipantID: store.NewID(),
-		Nodes: []sfu.Node{{ID: "sfu-1", URL: "wss://sfu-1.example:443"}}, LiveUntil: time.Now().Add(time.Minute)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := join.Participant.ID
-	key := s.Key("calls", "p", id.String())
-	if err := s.Redis().Del(ctx, key).Err(); err != nil { // Redis lost the facts
+	user := "facts-" + brooktest.Tag()
+	env.AddUsers(t, n, user)
+	call := createCall(t, n, user, "default", "")
+	id := uuid.MustParse(joinCall(t, n, user, call).JoinCall.Participant.ID)
+	rdb := n.State.Redis()
+	key := n.State.Key("calls", "p", id.String())
+	if err := rdb.Del(ctx, key).Err(); err != nil { // Redis lost the facts
 		t.Fatal(err)
 	}
 	// The participant leaves between the read and the write back, as its
 	// node would: commit, then forget its facts.
-	reset := store.SetFactsRead(func() {
-		d, err := s.LeaveCall(ctx, id, "left")
+	reset := calls.OnFactsRead(func() {
+		d, err := n.Store.LeaveCall(ctx, id, "left")
 		if err != nil || len(d.Left) != 1 {
 			t.Errorf("leave: %+v, %v", d, err)
 			return
 		}
-		if err := s.ForgetCallParticipants(ctx, d.IDs); err != nil {
+		if err := n.State.ForgetCallParticipants(ctx, d.IDs); err != nil {
 			t.Error(err)
 		}
 	})
-	facts, err := s.CallParticipantFacts(ctx, []uuid.UUID{id})
+	facts, err := n.Calls.ParticipantFacts(ctx, []uuid.UUID{id})
 	reset()
 	if err != nil || facts[0] == nil || facts[0].LeftAt != nil {
 		t.Fatalf("facts read before the leave: %+v, %v", facts[0], err)
 	}
-	if n, err := s.Redis().Exists(ctx, key).Result(); err != nil || n != 0 {
+	if n, err := rdb.Exists(ctx, key).Result(); err != nil || n != 0 {
 		t.Fatalf("the departed participant's facts are in Redis (%d, %v)", n, err)
 	}
-	facts, err = s.CallParticipantFacts(ctx, []uuid.UUID{id})
+	facts, err = n.Calls.ParticipantFacts(ctx, []uuid.UUID{id})
 	if err != nil || facts[0] == nil || facts[0].LeftAt == nil {
 		t.Fatalf("facts after the leave: %+v, %v", facts[0], err)
 	}
 
 	// Without a leave, restored facts stay, and the next read needs no
 	// PostgreSQL.
-	live, err := s.JoinCall(ctx, store.JoinCallParams{CallID: call.ID, UserID: user, ParticipantID: store.NewID(),
-		Nodes: []sfu.Node{{ID: "sfu-1", URL: "wss://sfu-1.example:443"}}, LiveUntil: time.Now().Add(time.Minute)})
-	if err != nil {
+	live := joinCall(t, n, user, call).JoinCall.Participant.ID
+	liveKey := n.State.Key("calls", "p", live)
+	if err := rdb.Del(ctx, liveKey).Err(); err != nil {
 		t.Fatal(err)
 	}
-	liveKey := s.Key("calls", "p", live.Participant.ID.String())
-	if err := s.Redis().Del(ctx, liveKey).Err(); err != nil {
+	if _, err := n.Calls.ParticipantFacts(ctx, []uuid.UUID{uuid.MustParse(live)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CallParticipantFacts(ctx, []uuid.UUID{live.Participant.ID}); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.Redis().Exists(ctx, liveKey).Result(); err != nil || n != 1 {
+	if n, err := rdb.Exists(ctx, liveKey).Result(); err != nil || n != 1 {
 		t.Fatalf("a live participant's facts were not restored (%d, %v)", n, err)
 	}
 }
