@@ -218,7 +218,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
 		FeedPullThreshold: cfg.FeedPullThreshold, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout,
-		Workers: workers.Options{Concurrency: cfg.Workers, CallParticipantTimeout: cfg.CallParticipantTimeout}})
+		Workers: workers.Options{Concurrency: cfg.Workers}})
 	if err != nil {
 		return err
 	}

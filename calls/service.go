@@ -9,13 +9,17 @@ package calls
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
-	"github.com/brookhq/brook/workers"
 )
 
 // Options are what the calls Service works with.
@@ -29,33 +33,128 @@ type Options struct {
 	// (SFU_NODES); none means sfu.Default.
 	SFUNodes []sfu.Node
 	// ParticipantTimeout is how long a participant stays without a
-	// callEvents subscription (CALL_PARTICIPANT_TIMEOUT; 0: 30 s).
+	// callEvents subscription (CALL_PARTICIPANT_TIMEOUT; 0:
+	// DefaultParticipantTimeout). The repair pass gives participants Redis
+	// lost this long too.
 	ParticipantTimeout time.Duration
+	// SweepInterval is how often the participant-timeout sweep runs, on
+	// one node of the cluster (0: every second).
+	SweepInterval time.Duration
 }
+
+// DefaultParticipantTimeout is how long a participant stays in a call
+// without a callEvents subscription (CALL_PARTICIPANT_TIMEOUT).
+const DefaultParticipantTimeout = 30 * time.Second
 
 // Service is the calls product.
 type Service struct {
-	store *store.Store
-	state *ephemeral.State
-	bus   *bus.Bus
-	log   *slog.Logger
-	opts  Options
+	store      *store.Store
+	state      *ephemeral.State
+	bus        *bus.Bus
+	log        *slog.Logger
+	nodes      []sfu.Node
+	timeout    time.Duration
+	sweepEvery time.Duration
+
+	// facts caches participants' immutable facts (user, session, call) so
+	// the signaling path authorizes without any round trip. Entries of
+	// participants still in the call are cached only while the node hears
+	// LeftTopic (cacheLive), and only if no departure arrived during the
+	// lookup (generation), so a departure is never missed; a departed
+	// participant is cached for good (leaving is final).
+	facts      *lru.Cache[uuid.UUID, *store.CallParticipant]
+	cacheLive  atomic.Bool
+	generation atomic.Uint64
+
+	liveness liveness
+
+	// watching is set once the watch on departures has started (runtime).
+	watching atomic.Bool
+	// mu guards runCtx (what Start gave, nil before) and stopped (set by
+	// Stop), so that nothing starts once Stop waits; stop ends what Start
+	// started and running counts its goroutines.
+	mu      sync.Mutex
+	runCtx  context.Context
+	stopped bool
+	stop    context.CancelFunc
+	running sync.WaitGroup
 }
 
-// New returns the calls Service.
+// factsCacheSize bounds the in-process facts cache (about 200 bytes each).
+const factsCacheSize = 100_000
+
+// New returns the calls Service. Start it to run the call runtime.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger, opts: opts}
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger,
+		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if len(s.nodes) == 0 {
+		s.nodes = sfu.Default
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultParticipantTimeout
+	}
+	if s.sweepEvery <= 0 {
+		s.sweepEvery = time.Second
+	}
+	s.facts, _ = lru.New[uuid.UUID, *store.CallParticipant](factsCacheSize)
+	s.liveness = liveness{state: s.state, timeout: s.timeout, log: s.log, held: map[uuid.UUID]int{}, ctx: context.Background()}
 	return s
 }
 
-// RegisterJobs gives the workers the calls product's jobs.
-func (s *Service) RegisterJobs(r *workers.Runner) {}
-
-// Start starts the call runtime.
-func (s *Service) Start(ctx context.Context) {}
+// Start starts the call runtime: the watch on departures that keeps the
+// facts cache honest, from the first use of the product on this node (a
+// node that serves no calls holds no subscription for them), and, while
+// this node holds callEvents streams, the refresher of their
+// participants' liveness. Both end with ctx or Stop.
+func (s *Service) Start(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runCtx != nil || s.stopped {
+		return
+	}
+	s.runCtx, s.stop = context.WithCancel(ctx)
+	s.liveness.start(s.runCtx, &s.running)
+}
 
 // Stop stops the call runtime and waits for it.
-func (s *Service) Stop() {}
+func (s *Service) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.liveness.stopped()
+	if s.stop != nil {
+		s.stop()
+	}
+	s.running.Wait()
+}
+
+// runtime starts the watch on departures when the product is first used
+// on this node, and waits briefly for it to be live, so the cache works
+// from the first signal; without it lookups just skip the cache. Before
+// Start and after Stop it starts nothing (the cache stays off).
+func (s *Service) runtime() {
+	if s.watching.Load() {
+		return
+	}
+	s.mu.Lock()
+	if s.watching.Load() || s.runCtx == nil || s.stopped {
+		s.mu.Unlock()
+		return
+	}
+	s.watching.Store(true)
+	ctx := s.runCtx
+	s.running.Add(1)
+	s.mu.Unlock()
+	ready := make(chan struct{})
+	go func() {
+		defer s.running.Done()
+		s.watchDepartures(ctx, ready)
+	}()
+	select {
+	case <-ready:
+	case <-time.After(2 * time.Second):
+	}
+}

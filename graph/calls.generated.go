@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 	"github.com/google/uuid"
@@ -332,7 +333,7 @@ func (ec *executionContext) fieldContext_Call_sessions(ctx context.Context, fiel
 	return fc, nil
 }
 
-func (ec *executionContext) _CallEvent_type(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_type(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -355,7 +356,7 @@ func (ec *executionContext) fieldContext_CallEvent_type(_ context.Context, field
 	return graphql.NewScalarFieldContext("CallEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _CallEvent_call(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_call(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -378,7 +379,7 @@ func (ec *executionContext) fieldContext_CallEvent_call(_ context.Context, field
 	return graphql.NewScalarFieldContext("CallEvent", field, false, false, "ID")
 }
 
-func (ec *executionContext) _CallEvent_session(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_session(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -401,7 +402,7 @@ func (ec *executionContext) fieldContext_CallEvent_session(_ context.Context, fi
 	return graphql.NewScalarFieldContext("CallEvent", field, false, false, "ID")
 }
 
-func (ec *executionContext) _CallEvent_participant(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_participant(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -433,7 +434,7 @@ func (ec *executionContext) fieldContext_CallEvent_participant(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _CallEvent_signal(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_signal(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -445,8 +446,8 @@ func (ec *executionContext) _CallEvent_signal(ctx context.Context, field graphql
 			return obj.Signal, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Signal) graphql.Marshaler {
-			return ec.marshalOSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignal(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *calls.Signal) graphql.Marshaler {
+			return ec.marshalOSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignal(ctx, selections, v)
 		},
 		true,
 		false,
@@ -465,7 +466,7 @@ func (ec *executionContext) fieldContext_CallEvent_signal(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _CallEvent_participants(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_participants(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -497,7 +498,7 @@ func (ec *executionContext) fieldContext_CallEvent_participants(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _CallEvent_reason(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_reason(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -520,7 +521,7 @@ func (ec *executionContext) fieldContext_CallEvent_reason(_ context.Context, fie
 	return graphql.NewScalarFieldContext("CallEvent", field, false, false, "String")
 }
 
-func (ec *executionContext) _CallEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.CallEvent) (ret graphql.Marshaler) {
+func (ec *executionContext) _CallEvent_createdAt(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1119,7 +1120,7 @@ func (ec *executionContext) fieldContext_SFUNode_drained(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("SFUNode", field, true, true, "Boolean")
 }
 
-func (ec *executionContext) _Signal_id(ctx context.Context, field graphql.CollectedField, obj *store.Signal) (ret graphql.Marshaler) {
+func (ec *executionContext) _Signal_id(ctx context.Context, field graphql.CollectedField, obj *calls.Signal) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1142,7 +1143,7 @@ func (ec *executionContext) fieldContext_Signal_id(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("Signal", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Signal_from(ctx context.Context, field graphql.CollectedField, obj *store.Signal) (ret graphql.Marshaler) {
+func (ec *executionContext) _Signal_from(ctx context.Context, field graphql.CollectedField, obj *calls.Signal) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1174,7 +1175,7 @@ func (ec *executionContext) fieldContext_Signal_from(_ context.Context, field gr
 	return fc, nil
 }
 
-func (ec *executionContext) _Signal_to(ctx context.Context, field graphql.CollectedField, obj *store.Signal) (ret graphql.Marshaler) {
+func (ec *executionContext) _Signal_to(ctx context.Context, field graphql.CollectedField, obj *calls.Signal) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1197,7 +1198,7 @@ func (ec *executionContext) fieldContext_Signal_to(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("Signal", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Signal_kind(ctx context.Context, field graphql.CollectedField, obj *store.Signal) (ret graphql.Marshaler) {
+func (ec *executionContext) _Signal_kind(ctx context.Context, field graphql.CollectedField, obj *calls.Signal) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1209,8 +1210,8 @@ func (ec *executionContext) _Signal_kind(ctx context.Context, field graphql.Coll
 			return obj.Kind, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v store.SignalKind) graphql.Marshaler {
-			return ec.marshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignalKind(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v calls.SignalKind) graphql.Marshaler {
+			return ec.marshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignalKind(ctx, selections, v)
 		},
 		true,
 		true,
@@ -1220,7 +1221,7 @@ func (ec *executionContext) fieldContext_Signal_kind(_ context.Context, field gr
 	return graphql.NewScalarFieldContext("Signal", field, false, false, "SignalKind")
 }
 
-func (ec *executionContext) _Signal_payload(ctx context.Context, field graphql.CollectedField, obj *store.Signal) (ret graphql.Marshaler) {
+func (ec *executionContext) _Signal_payload(ctx context.Context, field graphql.CollectedField, obj *calls.Signal) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1243,7 +1244,7 @@ func (ec *executionContext) fieldContext_Signal_payload(_ context.Context, field
 	return graphql.NewScalarFieldContext("Signal", field, false, false, "String")
 }
 
-func (ec *executionContext) _Signal_sentAt(ctx context.Context, field graphql.CollectedField, obj *store.Signal) (ret graphql.Marshaler) {
+func (ec *executionContext) _Signal_sentAt(ctx context.Context, field graphql.CollectedField, obj *calls.Signal) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -1473,7 +1474,7 @@ func (ec *executionContext) _Call(ctx context.Context, sel ast.SelectionSet, obj
 
 var callEventImplementors = []string{"CallEvent"}
 
-func (ec *executionContext) _CallEvent(ctx context.Context, sel ast.SelectionSet, obj *store.CallEvent) graphql.Marshaler {
+func (ec *executionContext) _CallEvent(ctx context.Context, sel ast.SelectionSet, obj *calls.CallEvent) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, callEventImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -1791,7 +1792,7 @@ func (ec *executionContext) _SFUNode(ctx context.Context, sel ast.SelectionSet, 
 
 var signalImplementors = []string{"Signal"}
 
-func (ec *executionContext) _Signal(ctx context.Context, sel ast.SelectionSet, obj *store.Signal) graphql.Marshaler {
+func (ec *executionContext) _Signal(ctx context.Context, sel ast.SelectionSet, obj *calls.Signal) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, signalImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -1859,7 +1860,7 @@ func (ec *executionContext) marshalNCall2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋsto
 	return ec._Call(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCallEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallEvent(ctx context.Context, sel ast.SelectionSet, v *store.CallEvent) graphql.Marshaler {
+func (ec *executionContext) marshalNCallEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallEvent(ctx context.Context, sel ast.SelectionSet, v *calls.CallEvent) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CallEvent!")
 		return graphql.Null
@@ -1981,7 +1982,7 @@ func (ec *executionContext) marshalNSFUNode2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋ
 	return ec._SFUNode(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignal(ctx context.Context, sel ast.SelectionSet, v *store.Signal) graphql.Marshaler {
+func (ec *executionContext) marshalNSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignal(ctx context.Context, sel ast.SelectionSet, v *calls.Signal) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Signal!")
 		return graphql.Null
@@ -1989,13 +1990,13 @@ func (ec *executionContext) marshalNSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋs
 	return ec._Signal(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignalKind(ctx context.Context, v any) (store.SignalKind, error) {
-	var res store.SignalKind
+func (ec *executionContext) unmarshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignalKind(ctx context.Context, v any) (calls.SignalKind, error) {
+	var res calls.SignalKind
 	err := res.UnmarshalGQL(v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignalKind(ctx context.Context, sel ast.SelectionSet, v store.SignalKind) graphql.Marshaler {
+func (ec *executionContext) marshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignalKind(ctx context.Context, sel ast.SelectionSet, v calls.SignalKind) graphql.Marshaler {
 	return v
 }
 
@@ -2056,7 +2057,7 @@ func (ec *executionContext) marshalOCallSession2ᚖgithubᚗcomᚋbrookhqᚋbroo
 	return ec._CallSession(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalOSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignal(ctx context.Context, sel ast.SelectionSet, v *store.Signal) graphql.Marshaler {
+func (ec *executionContext) marshalOSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignal(ctx context.Context, sel ast.SelectionSet, v *calls.Signal) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/graph/model"
@@ -28,7 +29,7 @@ type MutationResolver interface {
 	CreateCall(ctx context.Context, input store.CallInput) (*store.Call, error)
 	JoinCall(ctx context.Context, id string) (*store.CallJoin, error)
 	LeaveCall(ctx context.Context, participant string) (bool, error)
-	SendSignal(ctx context.Context, participant string, to string, kind store.SignalKind, payload string) (*store.Signal, error)
+	SendSignal(ctx context.Context, participant string, to string, kind calls.SignalKind, payload string) (*calls.Signal, error)
 	UpdateCallMembers(ctx context.Context, id string, set []*model.CallMemberInput, remove []string) (*store.Call, error)
 	EndCall(ctx context.Context, id string) (bool, error)
 	DrainSFUNode(ctx context.Context, id string, drained *bool) (*store.SFUNode, error)
@@ -70,7 +71,7 @@ type QueryResolver interface {
 }
 type SubscriptionResolver interface {
 	UserUpdated(ctx context.Context, id string) (<-chan *store.User, error)
-	CallEvents(ctx context.Context, participant string) (<-chan *store.CallEvent, error)
+	CallEvents(ctx context.Context, participant string) (<-chan *calls.CallEvent, error)
 	MessageAdded(ctx context.Context, channel string, after *string) (<-chan *store.Message, error)
 	ChannelEvents(ctx context.Context, channel string) (<-chan *chat.ChannelEvent, error)
 	MyEvents(ctx context.Context) (<-chan *chat.UserEvent, error)
@@ -496,8 +497,8 @@ func (ec *executionContext) field_Mutation_sendSignal_args(ctx context.Context, 
 	}
 	args["to"] = arg1
 	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "kind",
-		func(ctx context.Context, v any) (store.SignalKind, error) {
-			return ec.unmarshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignalKind(ctx, v)
+		func(ctx context.Context, v any) (calls.SignalKind, error) {
+			return ec.unmarshalNSignalKind2githubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignalKind(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1148,11 +1149,11 @@ func (ec *executionContext) _Mutation_sendSignal(ctx context.Context, field grap
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SendSignal(ctx, fc.Args["participant"].(string), fc.Args["to"].(string), fc.Args["kind"].(store.SignalKind), fc.Args["payload"].(string))
+			return ec.Resolvers.Mutation().SendSignal(ctx, fc.Args["participant"].(string), fc.Args["to"].(string), fc.Args["kind"].(calls.SignalKind), fc.Args["payload"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.Signal) graphql.Marshaler {
-			return ec.marshalNSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSignal(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *calls.Signal) graphql.Marshaler {
+			return ec.marshalNSignal2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSignal(ctx, selections, v)
 		},
 		true,
 		true,
@@ -2943,8 +2944,8 @@ func (ec *executionContext) _Subscription_callEvents(ctx context.Context, field 
 			return ec.Resolvers.Subscription().CallEvents(ctx, fc.Args["participant"].(string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *store.CallEvent) graphql.Marshaler {
-			return ec.marshalNCallEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallEvent(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *calls.CallEvent) graphql.Marshaler {
+			return ec.marshalNCallEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallEvent(ctx, selections, v)
 		},
 		true,
 		true,

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -308,7 +309,7 @@ type ComplexityRoot struct {
 		RemoveReaction    func(childComplexity int, id string) int
 		SendMessage       func(childComplexity int, channel string, input store.MessageInput) int
 		SendReaction      func(childComplexity int, message string, kind string) int
-		SendSignal        func(childComplexity int, participant string, to string, kind store.SignalKind, payload string) int
+		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
 		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
 		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
@@ -1643,7 +1644,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SendSignal(childComplexity, args["participant"].(string), args["to"].(string), args["kind"].(store.SignalKind), args["payload"].(string)), true
+		return e.ComplexityRoot.Mutation.SendSignal(childComplexity, args["participant"].(string), args["to"].(string), args["kind"].(calls.SignalKind), args["payload"].(string)), true
 	case "Mutation.sendTypingEvent":
 		if e.ComplexityRoot.Mutation.SendTypingEvent == nil {
 			break

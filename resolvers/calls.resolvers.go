@@ -7,15 +7,11 @@ package resolvers
 
 import (
 	"context"
-	"errors"
-	"time"
 
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/graph/model"
-	"github.com/brookhq/brook/internal/auth"
-	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
-	"github.com/google/uuid"
 )
 
 func (r *callResolver) CreatedBy(ctx context.Context, obj *store.Call) (*store.User, error) {
@@ -61,20 +57,8 @@ func (r *callResolver) Sessions(ctx context.Context, obj *store.Call, first *int
 	if err != nil || len(sessions) == 0 || !selected(ctx, "participants") {
 		return sessions, err
 	}
-	ids := make([]uuid.UUID, len(sessions))
-	for i, cs := range sessions {
-		ids[i] = cs.ID
-	}
-	parts, err := l.CallParticipant.Fetch(ctx, ids)
-	if err != nil {
+	if err := r.prefetchSessionParticipants(ctx, l, sessions); err != nil {
 		return nil, err
-	}
-	if selected(ctx, "participants", "user") {
-		var all []*store.CallParticipant
-		for _, ps := range parts {
-			all = append(all, ps...)
-		}
-		r.prefetchUsersOf(ctx, all)
 	}
 	return sessions, nil
 }
@@ -103,18 +87,12 @@ func (r *callSessionResolver) Call(ctx context.Context, obj *store.CallSession) 
 }
 
 func (r *callSessionResolver) Participants(ctx context.Context, obj *store.CallSession, live *bool) ([]*store.CallParticipant, error) {
-	all, err := r.loadersFor(ctx).calls().CallParticipant.Load(ctx, obj.ID)
+	out, err := r.loadersFor(ctx).calls().CallParticipant.Load(ctx, obj.ID)
 	if err != nil {
 		return nil, err
 	}
-	out := all
 	if live != nil && *live {
-		out = make([]*store.CallParticipant, 0, len(all))
-		for _, p := range all {
-			if p.LeftAt == nil {
-				out = append(out, p)
-			}
-		}
+		out = liveOnly(out)
 	}
 	if selected(ctx, "user") && !callInList(ctx) {
 		r.prefetchUsersOf(ctx, out)
@@ -123,54 +101,14 @@ func (r *callSessionResolver) Participants(ctx context.Context, obj *store.CallS
 }
 
 func (r *mutationResolver) CreateCall(ctx context.Context, input store.CallInput) (*store.Call, error) {
-	id, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	call, created, err := r.Store.CreateCall(ctx, id.UserID, input)
-	if err != nil {
-		return nil, err
-	}
-	if !created && !id.IsAdmin() {
-		role, err := r.Store.CallMembership(ctx, call.ID, id.UserID)
-		if err != nil {
-			return nil, err
-		}
-		if role == "" {
-			return nil, auth.Forbidden("call %q already exists and you are not a member of it", call.ID)
-		}
-	}
-	return call, nil
+	return r.Calls.CreateCall(ctx, input)
 }
 
 func (r *mutationResolver) JoinCall(ctx context.Context, id string) (*store.CallJoin, error) {
-	caller, err := caller(ctx)
+	j, err := r.Calls.JoinCall(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := store.ParseCallID("id", id); err != nil {
-		return nil, err
-	}
-	rt := r.calls()
-	gen := rt.generation.Load()
-	j, err := r.Store.JoinCall(ctx, store.JoinCallParams{
-		CallID: id, UserID: caller.UserID, Admin: caller.IsAdmin(), Nodes: rt.nodes,
-		ParticipantID: store.NewID(), LiveUntil: time.Now().Add(rt.timeout),
-	})
-	switch {
-	case errors.Is(err, store.ErrNotCallMember):
-		return nil, auth.Forbidden("you are not a member of call %q; its host can add you", id)
-	case errors.Is(err, store.ErrNoSFU):
-		return nil, store.Conflict("no SFU node can take a new session: all %d configured nodes are drained", len(rt.nodes))
-	case err != nil:
-		return nil, err
-	}
-	rt.remember(j.Participant, gen)
-	if j.Started {
-		r.Store.PublishCallEvent(ctx, r.Bus, &store.CallEvent{Type: store.CallEventSessionStarted, Call: id, Session: j.Session.ID, CreatedAt: j.Session.StartedAt})
-	}
-	r.Store.PublishCallEvent(ctx, r.Bus, &store.CallEvent{Type: store.CallEventJoined, Call: id, Session: j.Session.ID,
-		Participant: j.Participant, CreatedAt: j.Participant.JoinedAt})
 	if selected(ctx, "others", "user") {
 		r.prefetchUsersOf(ctx, j.Others)
 	}
@@ -178,209 +116,43 @@ func (r *mutationResolver) JoinCall(ctx context.Context, id string) (*store.Call
 }
 
 func (r *mutationResolver) LeaveCall(ctx context.Context, participant string) (bool, error) {
-	caller, err := caller(ctx)
-	if err != nil {
-		return false, err
-	}
-	pid, err := store.ParseID("participant", participant)
-	if err != nil {
-		return false, err
-	}
-	rt := r.calls()
-	p, err := rt.participant(ctx, pid)
-	if err != nil {
-		return false, err
-	}
-	if p == nil {
-		return false, store.NotFound("participant", participant)
-	}
-	if p.UserID != caller.UserID {
-		return false, auth.Forbidden("participant %q belongs to another user; use the participant id joinCall returned to you", participant)
-	}
-	if p.LeftAt != nil {
-		return false, nil
-	}
-	d, err := r.Store.LeaveCall(ctx, pid, store.CallLeftByRequest)
-	if err != nil {
-		return false, err
-	}
-	r.finishDepartures(ctx, d)
-	return len(d.Left) > 0, nil
+	return r.Calls.LeaveCall(ctx, participant)
 }
 
-func (r *mutationResolver) SendSignal(ctx context.Context, participant string, to string, kind store.SignalKind, payload string) (*store.Signal, error) {
-	caller, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if len(payload) > store.MaxSignalPayload {
-		return nil, store.Invalid("payload", "is %d bytes; the limit is %d (64 KB)", len(payload), store.MaxSignalPayload)
-	}
-	if payload == "" {
-		return nil, store.Invalid("payload", "must not be empty")
-	}
-	fromID, err := store.ParseID("participant", participant)
-	if err != nil {
-		return nil, err
-	}
-	toID, err := store.ParseID("to", to)
-	if err != nil {
-		return nil, err
-	}
-	if fromID == toID {
-		return nil, store.Invalid("to", "a participant cannot signal itself")
-	}
-	rt := r.calls()
-	from, dest, err := rt.participants(ctx, fromID, toID)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkOwnParticipant(caller, participant, from); err != nil {
-		return nil, err
-	}
-	if dest == nil || dest.SessionID != from.SessionID {
-		return nil, store.NotFound("participant in your call session", to)
-	}
-	if dest.LeftAt != nil {
-		return nil, store.Conflict("participant %q has left the call", to)
-	}
-	sig := &store.Signal{ID: store.NewID(), From: from, To: toID, Kind: kind, Payload: payload, SentAt: time.Now().UTC()}
-	if err := r.publishSignal(ctx, sig); err != nil {
-		return nil, err
-	}
-	return sig, nil
+func (r *mutationResolver) SendSignal(ctx context.Context, participant string, to string, kind calls.SignalKind, payload string) (*calls.Signal, error) {
+	return r.Calls.SendSignal(ctx, participant, to, kind, payload)
 }
 
 func (r *mutationResolver) UpdateCallMembers(ctx context.Context, id string, set []*model.CallMemberInput, remove []string) (*store.Call, error) {
-	if err := r.requireCallHost(ctx, id); err != nil {
-		return nil, err
-	}
 	changes := make([]store.CallMemberChange, len(set))
 	for i, m := range set {
 		changes[i] = store.CallMemberChange{UserID: m.User, Role: m.Role}
 	}
-	d, err := r.Store.UpdateCallMembers(ctx, id, changes, remove)
-	if err != nil {
-		return nil, err
-	}
-	r.finishDepartures(ctx, d)
-	return r.loadersFor(ctx).calls().Calls.Load(ctx, id)
+	return r.Calls.UpdateMembers(ctx, id, changes, remove, callLookup{r.loadersFor(ctx).calls()})
 }
 
 func (r *mutationResolver) EndCall(ctx context.Context, id string) (bool, error) {
-	if err := r.requireCallHost(ctx, id); err != nil {
-		return false, err
-	}
-	d, err := r.Store.EndCall(ctx, id)
-	if err != nil {
-		return false, err
-	}
-	r.finishDepartures(ctx, d)
-	return d != nil && len(d.Ended) > 0, nil
+	return r.Calls.EndCall(ctx, id)
 }
 
 func (r *mutationResolver) DrainSFUNode(ctx context.Context, id string, drained *bool) (*store.SFUNode, error) {
-	caller, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !caller.IsAdmin() {
-		return nil, auth.Forbidden("draining an SFU node needs an admin token")
-	}
-	node, ok := r.sfuNode(id)
-	if !ok {
-		return nil, store.NotFound("SFU node", id)
-	}
-	want := drained == nil || *drained
-	if _, err := r.Store.SetSFUDrained(ctx, id, want, caller.UserID); err != nil {
-		return nil, err
-	}
-	return node, nil
+	return r.Calls.DrainSFUNode(ctx, id, drained)
 }
 
 func (r *queryResolver) Call(ctx context.Context, id string) (*store.Call, error) {
-	caller, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := store.ParseCallID("id", id); err != nil {
-		return nil, err
-	}
-	role, err := r.Store.CallMembership(ctx, id, caller.UserID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if role == "" && !caller.IsAdmin() {
-		return nil, auth.Forbidden("you are not a member of call %q", id)
-	}
-	return r.loadersFor(ctx).calls().Calls.Load(ctx, id)
+	return r.Calls.Call(ctx, id, callLookup{r.loadersFor(ctx).calls()})
 }
 
 func (r *queryResolver) SfuNodes(ctx context.Context) ([]*store.SFUNode, error) {
-	caller, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !caller.IsAdmin() {
-		return nil, auth.Forbidden("listing SFU nodes needs an admin token")
-	}
-	return store.SFUNodes(r.calls().nodes), nil
+	return r.Calls.SFUNodes(ctx)
 }
 
 func (r *sFUNodeResolver) Drained(ctx context.Context, obj *store.SFUNode) (bool, error) {
 	return r.loadersFor(ctx).calls().SFUDrained.Load(ctx, obj.ID)
 }
 
-func (r *subscriptionResolver) CallEvents(ctx context.Context, participant string) (<-chan *store.CallEvent, error) {
-	caller, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rt := r.calls()
-	me, err := rt.ownParticipant(ctx, caller, "participant", participant)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	session, err := r.Bus.Subscribe(ctx, store.CallSessionTopic(me.SessionID))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	own, err := r.Bus.Subscribe(ctx, store.CallParticipantTopic(me.ID))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	// Check again now that the subscriptions are live, bypassing the cache:
-	// a leave between the first check and the subscriptions would otherwise
-	// go unseen.
-	now, err := r.Store.CallParticipantFacts(ctx, []uuid.UUID{me.ID})
-	if err == nil {
-		err = checkOwnParticipant(caller, participant, now[0])
-	}
-	if err == nil {
-		err = rt.liveness.hold(ctx, me.ID)
-		if err != nil {
-			rt.liveness.release(me.ID)
-		}
-	}
-	var start []*store.CallEvent
-	if err == nil {
-		if start, err = rt.startOfStream(ctx, me); err != nil {
-			rt.liveness.release(me.ID)
-		}
-	}
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	out := stream.New[store.CallEvent](ctx)
-	go rt.streamCallEvents(ctx, cancel, me, session, own, start, out)
-	return out.C, nil
+func (r *subscriptionResolver) CallEvents(ctx context.Context, participant string) (<-chan *calls.CallEvent, error) {
+	return r.Calls.CallEvents(ctx, participant)
 }
 
 func (r *Resolver) Call() graph.CallResolver { return &callResolver{r} }

@@ -36,7 +36,7 @@ func (r *Resolver) NewLoaders() *Loaders {
 	return &Loaders{
 		feedLoaders: newFeedLoaders(r.Feeds),
 		chatLoaders: newChatLoaders(r.Chat),
-		callLoaders: newCallLoaders(r.Store),
+		callLoaders: newCallLoaders(r.Calls),
 		Users:       NewLoader(r.People.ByID),
 		Online:      NewLoader(r.People.Online),
 	}

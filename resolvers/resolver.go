@@ -8,17 +8,11 @@ package resolvers
 import (
 	"context"
 	"log/slog"
-	"sync"
-	"time"
 
 	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/auth"
-	"github.com/brookhq/brook/internal/bus"
-	"github.com/brookhq/brook/internal/ephemeral"
-	"github.com/brookhq/brook/internal/sfu"
-	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/users"
 )
 
@@ -29,22 +23,6 @@ type Resolver struct {
 	Chat   *chat.Service
 	Calls  *calls.Service
 	Log    *slog.Logger
-
-	// Store, State and Bus serve the calls resolvers until their rules
-	// move into their product.
-	Store *store.Store
-	State *ephemeral.State
-	Bus   *bus.Bus
-
-	// SFUNodes are the SFU media servers call sessions are assigned to
-	// (SFU_NODES); none means sfu.Default.
-	SFUNodes []sfu.Node
-	// CallParticipantTimeout is how long a call participant stays without
-	// a callEvents subscription (CALL_PARTICIPANT_TIMEOUT; 0: 30 s).
-	CallParticipantTimeout time.Duration
-
-	callOnce sync.Once
-	callRT   *callRuntime
 }
 
 // caller returns the signed-in identity; the API lets no request without

@@ -66,9 +66,6 @@ type JoinCallParams struct {
 	// ParticipantID is the new participant's id (made by the caller, so a
 	// retried transaction keeps it).
 	ParticipantID uuid.UUID
-	// LiveUntil is when the participant times out unless its callEvents
-	// subscription keeps it alive.
-	LiveUntil time.Time
 }
 
 // JoinCall adds a participant to the call's live session, starting one if
@@ -76,102 +73,99 @@ type JoinCallParams struct {
 // session: the partial unique index on live sessions makes the second
 // INSERT a no-op, and the loser joins the winner's session. The live
 // session's row is locked for the rest of the transaction, so a concurrent
-// last leave cannot end it under a join.
+// last leave cannot end it under a join. Run it on a Store bound to a
+// transaction (InTx), which holds those locks until it commits.
 func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, error) {
-	var out *CallJoin
-	err := s.InTx(ctx, func(tx *Store) error {
-		out = &CallJoin{}
-		// Shares the call's row lock with other joins, so that a change of
-		// members (which takes it FOR UPDATE) waits for this join and then
-		// sees its participant, or this join sees the change (a statement
-		// of its own, read after the lock, with a fresh snapshot).
-		var exists bool
-		if err := tx.db.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR SHARE`, p.CallID).Scan(&exists); err != nil {
-			if errors.Is(err, pgx.ErrNoRows) {
-				return NotFound("call", p.CallID)
-			}
-			return err
-		}
-		var role *string
-		call, err := scanCallWithRole(tx.db.QueryRow(ctx, `
-			SELECT `+prefixed("c.", callColumns)+`, m.role FROM calls c
-			LEFT JOIN call_members m ON m.call_id = c.id AND m.user_id = $2
-			WHERE c.id = $1`, p.CallID, p.UserID), &role)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return NotFound("call", p.CallID)
-		}
-		if err != nil {
-			return err
-		}
-		if role == nil && !p.Admin {
-			return ErrNotCallMember
-		}
-		out.Call = call
-		for attempt := 0; out.Session == nil; attempt++ {
-			if attempt == 3 {
-				return errors.New("live session vanished three times")
-			}
-			cs, err := scanSession(tx.db.QueryRow(ctx, `
-				SELECT `+sessionColumns+` FROM call_sessions
-				WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, p.CallID))
-			if err == nil {
-				out.Session = cs
-				break
-			}
-			if !errors.Is(err, pgx.ErrNoRows) {
-				return err
-			}
-			drained, err := tx.DrainedSFUs(ctx)
-			if err != nil {
-				return err
-			}
-			node, ok := sfu.Pick(p.Nodes, p.CallID, func(id string) bool { return drained[id] })
-			if !ok {
-				return ErrNoSFU
-			}
-			api := sfuNode(node)
-			cs, err = scanSession(tx.db.QueryRow(ctx, `
-				INSERT INTO call_sessions (id, call_id, sfu_id, sfu_url, sfu_region) VALUES ($1, $2, $3, $4, $5)
-				ON CONFLICT (call_id) WHERE ended_at IS NULL DO NOTHING
-				RETURNING `+sessionColumns, NewID(), p.CallID, api.ID, api.URL, api.Region))
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue // another join started it first: lock and join that one
-			}
-			if err != nil {
-				return err
-			}
-			out.Session, out.Started = cs, true
-		}
-		part, err := scanParticipant(tx.db.QueryRow(ctx, `
-			INSERT INTO call_participants (id, session_id, call_id, user_id) VALUES ($1, $2, $3, $4)
-			RETURNING `+participantColumns, p.ParticipantID, out.Session.ID, p.CallID, p.UserID))
-		if err != nil {
-			return err
-		}
-		out.Participant = part
-		rows, err := tx.db.Query(ctx, `
-			SELECT `+participantColumns+` FROM call_participants
-			WHERE session_id = $1 AND left_at IS NULL AND id <> $2 ORDER BY id LIMIT $3`,
-			out.Session.ID, p.ParticipantID, MaxCallParticipantsListed)
-		if err != nil {
-			return err
-		}
-		if out.Others, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*CallParticipant, error) { return scanParticipant(r) }); err != nil {
-			return err
-		}
-		// Liveness and the signaling path's facts go to Redis before the
-		// commit, so no committed participant lacks them (a rolled-back one
-		// leaves entries nobody can name; the sweep clears them).
-		s.rememberCallParticipant(ctx, part, p.LiveUntil)
-		return nil
-	})
-	if err != nil {
+	out := &CallJoin{}
+	if err := s.joinCall(ctx, p, out); err != nil {
 		if errors.Is(err, ErrNotCallMember) || errors.Is(err, ErrNoSFU) || errors.Is(err, ErrNotFound) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("store: join call: %w", err)
 	}
 	return out, nil
+}
+
+func (s *Store) joinCall(ctx context.Context, p JoinCallParams, out *CallJoin) error {
+	// Shares the call's row lock with other joins, so that a change of
+	// members (which takes it FOR UPDATE) waits for this join and then
+	// sees its participant, or this join sees the change (a statement
+	// of its own, read after the lock, with a fresh snapshot).
+	var exists bool
+	if err := s.db.QueryRow(ctx, `SELECT true FROM calls WHERE id = $1 FOR SHARE`, p.CallID).Scan(&exists); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return NotFound("call", p.CallID)
+		}
+		return err
+	}
+	var role *string
+	call, err := scanCallWithRole(s.db.QueryRow(ctx, `
+		SELECT `+prefixed("c.", callColumns)+`, m.role FROM calls c
+		LEFT JOIN call_members m ON m.call_id = c.id AND m.user_id = $2
+		WHERE c.id = $1`, p.CallID, p.UserID), &role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return NotFound("call", p.CallID)
+	}
+	if err != nil {
+		return err
+	}
+	if role == nil && !p.Admin {
+		return ErrNotCallMember
+	}
+	out.Call = call
+	for attempt := 0; out.Session == nil; attempt++ {
+		if attempt == 3 {
+			return errors.New("live session vanished three times")
+		}
+		cs, err := scanSession(s.db.QueryRow(ctx, `
+			SELECT `+sessionColumns+` FROM call_sessions
+			WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, p.CallID))
+		if err == nil {
+			out.Session = cs
+			break
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		drained, err := s.DrainedSFUs(ctx)
+		if err != nil {
+			return err
+		}
+		node, ok := sfu.Pick(p.Nodes, p.CallID, func(id string) bool { return drained[id] })
+		if !ok {
+			return ErrNoSFU
+		}
+		api := sfuNode(node)
+		cs, err = scanSession(s.db.QueryRow(ctx, `
+			INSERT INTO call_sessions (id, call_id, sfu_id, sfu_url, sfu_region) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (call_id) WHERE ended_at IS NULL DO NOTHING
+			RETURNING `+sessionColumns, NewID(), p.CallID, api.ID, api.URL, api.Region))
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue // another join started it first: lock and join that one
+		}
+		if err != nil {
+			return err
+		}
+		out.Session, out.Started = cs, true
+	}
+	part, err := scanParticipant(s.db.QueryRow(ctx, `
+		INSERT INTO call_participants (id, session_id, call_id, user_id) VALUES ($1, $2, $3, $4)
+		RETURNING `+participantColumns, p.ParticipantID, out.Session.ID, p.CallID, p.UserID))
+	if err != nil {
+		return err
+	}
+	out.Participant = part
+	rows, err := s.db.Query(ctx, `
+		SELECT `+participantColumns+` FROM call_participants
+		WHERE session_id = $1 AND left_at IS NULL AND id <> $2 ORDER BY id LIMIT $3`,
+		out.Session.ID, p.ParticipantID, MaxCallParticipantsListed)
+	if err != nil {
+		return err
+	}
+	if out.Others, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*CallParticipant, error) { return scanParticipant(r) }); err != nil {
+		return err
+	}
+	return nil
 }
 
 func scanCallWithRole(row pgx.Row, role **string) (*Call, error) {

@@ -9,14 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 )
 
 // Options says where the data lives.
@@ -27,11 +25,6 @@ type Options struct {
 	MaxConns int32
 	// Logger receives storage warnings; nil means slog.Default().
 	Logger *slog.Logger
-
-	// Redis and RedisPrefix are the calls' participant facts' Redis, until
-	// they move to package ephemeral.
-	Redis       *redis.Client
-	RedisPrefix string
 }
 
 // Store runs Brook's SQL. A Store is bound to the pool, or, inside InTx, to
@@ -40,8 +33,6 @@ type Options struct {
 type Store struct {
 	pool       *pgxpool.Pool
 	db         Querier
-	rdb        *redis.Client
-	prefix     string
 	log        *slog.Logger
 	statements *atomic.Int64
 }
@@ -81,7 +72,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, db: pool, rdb: opts.Redis, prefix: opts.RedisPrefix, log: logger, statements: statements}
+	s := &Store{pool: pool, db: pool, log: logger, statements: statements}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -106,13 +97,6 @@ func (s *Store) SQL() Querier { return s.db }
 
 // DB returns the PostgreSQL pool, for reads outside a transaction.
 func (s *Store) DB() *pgxpool.Pool { return s.pool }
-
-// Redis returns the calls' Redis client, until the participants' facts
-// move to package ephemeral.
-func (s *Store) Redis() *redis.Client { return s.rdb }
-
-// Key returns the Redis key for the given parts, with the configured prefix.
-func (s *Store) Key(parts ...string) string { return s.prefix + strings.Join(parts, ":") }
 
 // InTx runs fn with a Store bound to a transaction and commits it if fn
 // returns nil; on a Store already bound to one, fn runs in a savepoint of

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/migrations"
 	"github.com/brookhq/brook/store"
@@ -25,13 +23,7 @@ func TestMain(m *testing.M) {
 
 func open(t testing.TB) *store.Store {
 	t.Helper()
-	ropts, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(ropts)
-	t.Cleanup(func() { _ = rdb.Close() })
-	s, err := store.Open(context.Background(), store.Options{DatabaseURL: env.DatabaseURL, Redis: rdb, RedisPrefix: env.RedisPrefix})
+	s, err := store.Open(context.Background(), store.Options{DatabaseURL: env.DatabaseURL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,13 +54,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the queue metrics; nil means none.
 	Registerer prometheus.Registerer
-
-	// CallSweepInterval is how often the participant-timeout sweep of the
-	// calls product runs, on one node of the cluster (default 1s).
-	CallSweepInterval time.Duration
-	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT: the deadline the
-	// calls repair pass gives participants Redis lost (default 30s).
-	CallParticipantTimeout time.Duration
 }
 
 // Runner claims and runs jobs.
@@ -111,7 +104,6 @@ func New(s *store.Store, b *bus.Bus, opts Options) *Runner {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.ready, r.lag, r.parked, r.runs)
 	}
-	r.registerCalls()
 	return r
 }
 

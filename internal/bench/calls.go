@@ -411,9 +411,9 @@ func (b *callsBench) cpu() (time.Duration, error) {
 // callsAllocs runs the Go benchmark of the signaling hot path and prints
 // its allocations per relayed signal.
 func callsAllocs(ctx context.Context, command string) error {
-	fmt.Fprintln(os.Stderr, "bench: go test -bench BenchmarkCallSignalRelay ./resolvers")
+	fmt.Fprintln(os.Stderr, "bench: go test -bench BenchmarkCallSignalRelay ./calls")
 	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "^BenchmarkCallSignalRelay$", "-benchmem",
-		"-benchtime", "20000x", "-count", "3", "./resolvers")
+		"-benchtime", "20000x", "-count", "3", "./calls")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go test -bench: %w\n%s", err, out)
@@ -431,7 +431,7 @@ func callsAllocs(ctx context.Context, command string) error {
 	if runs == 0 {
 		return errors.New("BenchmarkCallSignalRelay printed no result:\n" + string(out))
 	}
-	t.note("`go test -run '^$' -bench BenchmarkCallSignalRelay -benchmem ./resolvers`: sendSignal → Redis (the publish-or-hold " +
+	t.note("`go test -run '^$' -bench BenchmarkCallSignalRelay -benchmem ./calls`: sendSignal → Redis (the publish-or-hold " +
 		"script) → bus → callEvents channel, one signal at a time, in one process (GraphQL and WebSocket framing excluded). " +
 		"Before the binary call-event codec and pooled buffers (call events as JSON) it measured 50 allocations and 4,443 B " +
 		"per signal; with a plain PUBLISH rather than the script, 24 allocations and 2,217 B.")

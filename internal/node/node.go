@@ -48,6 +48,9 @@ type Options struct {
 	SFUNodes []sfu.Node
 	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT (0: 30 s).
 	CallParticipantTimeout time.Duration
+	// CallSweepInterval is how often the call participant-timeout sweep
+	// runs, on one node of the cluster (0: every second).
+	CallSweepInterval time.Duration
 
 	// Workers tunes the job runner; Workers.Concurrency 0 runs no
 	// workers on this node.
@@ -87,8 +90,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log,
-		Redis: state.Redis(), RedisPrefix: opts.RedisPrefix})
+	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log})
 	if err != nil {
 		state.Close()
 		return nil, err
@@ -107,9 +109,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.Chat = chat.New(chat.Options{Store: st, State: state, Bus: b, Logger: log, PushMemberLimit: opts.ChatPushMemberLimit})
 	n.Feeds = feeds.New(feeds.Options{Store: st, State: state, Bus: b, Logger: log, PullThreshold: opts.FeedPullThreshold})
 	n.Calls = calls.New(calls.Options{Store: st, State: state, Bus: b, Logger: log,
-		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout})
-	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log,
-		Store: st, State: state, Bus: b, SFUNodes: opts.SFUNodes, CallParticipantTimeout: opts.CallParticipantTimeout}
+		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval})
+	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log}
 	if opts.Workers.Concurrency > 0 {
 		wo := opts.Workers
 		if wo.Logger == nil {

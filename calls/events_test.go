@@ -1,4 +1,4 @@
-package store_test
+package calls_test
 
 import (
 	"encoding/json"
@@ -9,22 +9,23 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/store"
 )
 
-func callEventSamples() []*store.CallEvent {
+func callEventSamples() []*calls.CallEvent {
 	at := time.Date(2026, 11, 24, 9, 30, 0, 123456789, time.UTC)
 	left := at.Add(time.Minute)
 	reason := store.CallLeftTimeout
 	p := &store.CallParticipant{ID: uuid.New(), SessionID: uuid.New(), CallID: "default:standup", UserID: "alice", JoinedAt: at}
 	gone := *p
 	gone.LeftAt = &left
-	return []*store.CallEvent{
-		{Type: store.CallEventJoined, Call: p.CallID, Session: p.SessionID, Participant: p, CreatedAt: at},
-		{Type: store.CallEventLeft, Call: p.CallID, Session: p.SessionID, Participant: &gone, Reason: &reason, CreatedAt: left},
-		{Type: store.CallEventSessionEnded, Call: p.CallID, Session: p.SessionID, CreatedAt: left},
-		{Type: store.CallEventSignal, Call: p.CallID, Session: p.SessionID, CreatedAt: at, Signal: &store.Signal{
-			ID: uuid.New(), From: p, To: uuid.New(), Kind: store.SignalAnswer, Payload: strings.Repeat("v=0\r\nö", 9000), SentAt: at}},
+	return []*calls.CallEvent{
+		{Type: calls.EventJoined, Call: p.CallID, Session: p.SessionID, Participant: p, CreatedAt: at},
+		{Type: calls.EventLeft, Call: p.CallID, Session: p.SessionID, Participant: &gone, Reason: &reason, CreatedAt: left},
+		{Type: calls.EventSessionEnded, Call: p.CallID, Session: p.SessionID, CreatedAt: left},
+		{Type: calls.EventSignal, Call: p.CallID, Session: p.SessionID, CreatedAt: at, Signal: &calls.Signal{
+			ID: uuid.New(), From: p, To: uuid.New(), Kind: calls.SignalAnswer, Payload: strings.Repeat("v=0\r\nö", 9000), SentAt: at}},
 	}
 }
 
@@ -32,11 +33,11 @@ func callEventSamples() []*store.CallEvent {
 // the JSON form an older or newer node might send.
 func TestCallEventCodec(t *testing.T) {
 	for _, ev := range callEventSamples() {
-		data, err := store.EncodeCallEvent(ev)
+		data, err := calls.EncodeEvent(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := store.DecodeCallEvent(data)
+		got, err := calls.DecodeEvent(data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,12 +45,12 @@ func TestCallEventCodec(t *testing.T) {
 			t.Fatalf("binary round trip of %s:\n got %+v\nwant %+v", ev.Type, got, ev)
 		}
 		js, _ := json.Marshal(ev)
-		if got, err = store.DecodeCallEvent(js); err != nil || !reflect.DeepEqual(got, ev) {
+		if got, err = calls.DecodeEvent(js); err != nil || !reflect.DeepEqual(got, ev) {
 			t.Fatalf("JSON form of %s: %+v, %v", ev.Type, got, err)
 		}
 		// Every truncation is an error, never a panic or a wrong event.
 		for n := 0; n < len(data) && n < 400; n++ {
-			if _, err := store.DecodeCallEvent(data[:n]); err == nil {
+			if _, err := calls.DecodeEvent(data[:n]); err == nil {
 				t.Fatalf("%s truncated to %d bytes decoded", ev.Type, n)
 			}
 		}
@@ -58,14 +59,14 @@ func TestCallEventCodec(t *testing.T) {
 
 func TestCallTopics(t *testing.T) {
 	id := uuid.New()
-	if got := store.CallParticipantTopic(id); got != "call:p:"+id.String() {
+	if got := calls.ParticipantTopic(id); got != "call:p:"+id.String() {
 		t.Fatal(got)
 	}
-	if got := store.CallSessionTopic(id); got != "call:s:"+id.String() {
+	if got := calls.SessionTopic(id); got != "call:s:"+id.String() {
 		t.Fatal(got)
 	}
 	ids := []uuid.UUID{uuid.New(), uuid.New()}
-	if got := store.DecodeCallLeft(store.EncodeCallLeft(ids)); !reflect.DeepEqual(got, ids) {
+	if got := calls.DecodeLeft(calls.EncodeLeft(ids)); !reflect.DeepEqual(got, ids) {
 		t.Fatal(got)
 	}
 }

@@ -1,4 +1,4 @@
-package resolvers_test
+package calls_test
 
 import (
 	"context"
@@ -33,9 +33,9 @@ func TestCallWebRTCPeers(t *testing.T) {
 			if nodes == 2 {
 				b = env.StartNode(t, brooktest.NodeOptions{})
 			}
-			tag := callTag()
+			tag := brooktest.Tag()
 			alice, bob := "alice-"+tag, "bob-"+tag
-			callUsers(t, a, alice, bob)
+			env.AddUsers(t, a, alice, bob)
 			cid := createCall(t, a, alice, "default", "webrtc-"+tag, bob)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -1,4 +1,4 @@
-package resolvers_test
+package calls_test
 
 import (
 	"context"
@@ -6,10 +6,9 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/brooktest"
-	"github.com/brookhq/brook/resolvers"
-	"github.com/brookhq/brook/store"
 )
 
 // BenchmarkCallSignalRelay measures the signaling hot path in process:
@@ -21,7 +20,7 @@ import (
 // figures.
 func BenchmarkCallSignalRelay(b *testing.B) {
 	n := env.StartNode(b, brooktest.NodeOptions{Workers: -1})
-	tag := callTag()
+	tag := brooktest.Tag()
 	alice, bob := "alice-"+tag, "bob-"+tag
 	n.Must(b, env.AdminToken(b, "root"), `mutation($u: [UserInput!]!) { upsertUsers(users: $u) { id } }`,
 		brooktest.Vars{"u": []map[string]any{{"id": alice}, {"id": bob}}}, nil)
@@ -35,22 +34,25 @@ func BenchmarkCallSignalRelay(b *testing.B) {
 	}
 	from, to := join(alice), join(bob)
 
-	res := &resolvers.Resolver{Store: n.Store, Bus: n.Bus, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// A Service of its own, as a node has (started and stopped with it).
+	svc := calls.New(calls.Options{Store: n.Store, State: n.State, Bus: n.Bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	svc.Start(context.Background())
+	defer svc.Stop()
 	aliceCtx := auth.WithIdentity(context.Background(), auth.Identity{UserID: alice, Role: auth.RoleUser})
 	bobCtx, cancel := context.WithCancel(auth.WithIdentity(context.Background(), auth.Identity{UserID: bob, Role: auth.RoleUser}))
 	defer cancel()
-	events, err := res.Subscription().CallEvents(bobCtx, to)
+	events, err := svc.CallEvents(bobCtx, to)
 	if err != nil {
 		b.Fatal(err)
 	}
 	// Every stream opens with a ready event.
-	if ev := <-events; ev == nil || ev.Type != store.CallEventReady {
+	if ev := <-events; ev == nil || ev.Type != calls.EventReady {
 		b.Fatalf("first event %+v, want ready", ev)
 	}
 	// A typical trickled ICE candidate.
 	const payload = `{"candidate":"candidate:1966762134 1 udp 2130706431 127.0.0.1 52153 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"hGfAkWqVbRnKxYzs"}`
 	send := func() {
-		if _, err := res.Mutation().SendSignal(aliceCtx, from, to, store.SignalICECandidate, payload); err != nil {
+		if _, err := svc.SendSignal(aliceCtx, from, to, calls.SignalICECandidate, payload); err != nil {
 			b.Fatal(err)
 		}
 		ev := <-events
