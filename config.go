@@ -32,7 +32,7 @@ type Config struct {
 	ComplexityLimit int
 	DepthLimit      int
 	TokenLimit      int
-	Limits          Limits
+	Limits          api.Limits
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -78,20 +78,6 @@ type HTTPLimits struct {
 	// every client has its address: turn it off there and cap at the
 	// balancer.
 	MaxConnectionsPerAddress int
-}
-
-// Limits are the abuse limits; see README "Reliability and security".
-type Limits struct {
-	MaxBodyBytes                  int
-	MaxWebsocketMessageBytes      int
-	AliasLimit                    int
-	BatchLimit                    int
-	MaxSubscriptionsPerConnection int
-	MaxConnectionsPerUser         int
-	RatePerIP                     ephemeral.Rate
-	RatePerUser                   ephemeral.Rate
-	// SendRates are per-user budgets of the mutations that send, by field.
-	SendRates map[string]ephemeral.Rate
 }
 
 // sendRateVars names the environment variable of each sending mutation's budget.
@@ -194,9 +180,9 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		}
 		return r
 	}
-	c.Limits = Limits{
-		MaxBodyBytes:                  parseInt("BROOK_MAX_BODY_BYTES", api.DefaultMaxBodyBytes),
-		MaxWebsocketMessageBytes:      parseInt("BROOK_MAX_WS_MESSAGE_BYTES", api.DefaultMaxWebsocketMessage),
+	c.Limits = api.Limits{
+		MaxBodyBytes:                  int64(parseInt("BROOK_MAX_BODY_BYTES", api.DefaultMaxBodyBytes)),
+		MaxWebsocketMessage:           int64(parseInt("BROOK_MAX_WS_MESSAGE_BYTES", api.DefaultMaxWebsocketMessage)),
 		AliasLimit:                    parseInt("BROOK_ALIAS_LIMIT", api.DefaultAliasLimit),
 		BatchLimit:                    parseInt("BROOK_BATCH_LIMIT", api.DefaultBatchLimit),
 		MaxSubscriptionsPerConnection: parseInt("BROOK_MAX_SUBSCRIPTIONS_PER_CONNECTION", api.DefaultMaxSubscriptionsPerConnection),

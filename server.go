@@ -239,15 +239,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev,
 		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground, WebDir: cfg.WebDir,
 		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
-		MaxBodyBytes:                  int64(cfg.Limits.MaxBodyBytes),
-		MaxWebsocketMessage:           int64(cfg.Limits.MaxWebsocketMessageBytes),
-		AliasLimit:                    cfg.Limits.AliasLimit,
-		BatchLimit:                    cfg.Limits.BatchLimit,
-		MaxSubscriptionsPerConnection: cfg.Limits.MaxSubscriptionsPerConnection,
-		MaxConnectionsPerUser:         cfg.Limits.MaxConnectionsPerUser,
-		RatePerIP:                     cfg.Limits.RatePerIP,
-		RatePerUser:                   cfg.Limits.RatePerUser,
-		SendRates:                     cfg.Limits.SendRates,
+		Limits: cfg.Limits,
 	})
 	if err != nil {
 		return err

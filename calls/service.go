@@ -18,17 +18,14 @@ import (
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
 )
 
 // Options are what the calls Service works with.
 type Options struct {
-	Store *store.Store
-	State *ephemeral.State
-	Bus   *bus.Bus
-	// Logger receives warnings; nil means slog.Default().
-	Logger *slog.Logger
+	product.Parts
 	// SFUNodes are the SFU media servers sessions are assigned to
 	// (SFU_NODES); none means sfu.Default.
 	SFUNodes []sfu.Node
@@ -85,11 +82,8 @@ const factsCacheSize = 100_000
 
 // New returns the calls Service. Start it to run the call runtime.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger,
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(),
 		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
 	if len(s.nodes) == 0 {
 		s.nodes = sfu.Default
 	}

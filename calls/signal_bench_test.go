@@ -9,6 +9,7 @@ import (
 	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/product"
 )
 
 // BenchmarkCallSignalRelay measures the signaling hot path in process:
@@ -35,7 +36,7 @@ func BenchmarkCallSignalRelay(b *testing.B) {
 	from, to := join(alice), join(bob)
 
 	// A Service of its own, as a node has (started and stopped with it).
-	svc := calls.New(calls.Options{Store: n.Store, State: n.State, Bus: n.Bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	svc := calls.New(calls.Options{Parts: product.Parts{Store: n.Store, State: n.State, Bus: n.Bus, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}})
 	svc.Start(context.Background())
 	defer svc.Stop()
 	aliceCtx := auth.WithIdentity(context.Background(), auth.Identity{UserID: alice, Role: auth.RoleUser})

@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
@@ -57,6 +58,19 @@ func requireRead(a *store.ChannelAccess, me auth.Identity) error {
 		return auth.Forbidden("you are not a member of channel %q", a.Channel.ID)
 	}
 	return nil
+}
+
+// readableOrNone follows a lookup for a query that answers null for what
+// does not exist: found is false, with no error, when the lookup found
+// nothing, and with FORBIDDEN when the caller may not read it.
+func readableOrNone(a *store.ChannelAccess, me auth.Identity, err error) (found bool, _ error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err == nil {
+		err = requireRead(a, me)
+	}
+	return err == nil, err
 }
 
 func requireWrite(a *store.ChannelAccess, me auth.Identity) error {

@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/brookhq/brook/internal/auth"
@@ -165,13 +164,7 @@ func (s *Service) profiles(ctx context.Context, ids []string) map[string]*store.
 // Channel returns a channel the caller may read, or nil when there is none.
 func (s *Service) Channel(ctx context.Context, id string) (*store.Channel, error) {
 	a, me, err := s.access(ctx, "id", id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := requireRead(a, me); err != nil {
+	if found, err := readableOrNone(a, me, err); !found {
 		return nil, err
 	}
 	return a.Channel, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/node"
+	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
 )
@@ -377,6 +378,6 @@ func TestMessageNewPublishedOnceBeforeTheJob(t *testing.T) {
 // Service publishes on b: the tests run its jobs one batch at a time.
 func chatRunner(n *brooktest.Node, b *bus.Bus) *workers.Runner {
 	r := workers.New(n.Store, b, workers.Options{Concurrency: 1})
-	chat.New(chat.Options{Store: n.Store, State: n.State, Bus: b}).RegisterJobs(r, 0)
+	chat.New(chat.Options{Parts: product.Parts{Store: n.Store, State: n.State, Bus: b}}).RegisterJobs(r, 0)
 	return r
 }

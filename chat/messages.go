@@ -173,13 +173,7 @@ func (s *Service) SendTypingEvent(ctx context.Context, channel string, typing *b
 // Message returns a message the caller may read, or nil when there is none.
 func (s *Service) Message(ctx context.Context, id string) (*store.Message, error) {
 	m, a, me, err := s.messageAccess(ctx, "id", id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := requireRead(a, me); err != nil {
+	if found, err := readableOrNone(a, me, err); !found {
 		return nil, err
 	}
 	return m, nil

@@ -14,16 +14,13 @@ import (
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/store"
 )
 
 // Options are what the chat Service works with.
 type Options struct {
-	Store *store.Store
-	State *ephemeral.State
-	Bus   *bus.Bus
-	// Logger receives warnings; nil means slog.Default().
-	Logger *slog.Logger
+	product.Parts
 	// PushMemberLimit is CHAT_PUSH_MEMBER_LIMIT: channels with more
 	// members are big, their unread counts computed at read time rather
 	// than pushed to each member's counters (0: DefaultPushMemberLimit).
@@ -47,10 +44,7 @@ type Service struct {
 
 // New returns the chat Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger, pushLimit: opts.PushMemberLimit}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), pushLimit: opts.PushMemberLimit}
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultPushMemberLimit
 	}

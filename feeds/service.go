@@ -13,16 +13,13 @@ import (
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/store"
 )
 
 // Options are what the feeds Service works with.
 type Options struct {
-	Store *store.Store
-	State *ephemeral.State
-	Bus   *bus.Bus
-	// Logger receives warnings; nil means slog.Default().
-	Logger *slog.Logger
+	product.Parts
 	// PullThreshold is FEED_PULL_THRESHOLD: actors with more followers are
 	// merged into timelines at read time instead of fanned out (0:
 	// DefaultPullThreshold).
@@ -47,10 +44,7 @@ type Service struct {
 
 // New returns the feeds Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Logger, pullThreshold: opts.PullThreshold}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), pullThreshold: opts.PullThreshold}
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
@@ -25,11 +26,8 @@ type Service struct {
 }
 
 // New returns the users Service.
-func New(st *store.Store, state *ephemeral.State, b *bus.Bus, log *slog.Logger) *Service {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Service{store: st, state: state, bus: b, log: log}
+func New(p product.Parts) *Service {
+	return &Service{store: p.Store, state: p.State, bus: p.Bus, log: p.Log()}
 }
 
 // topic is the bus topic of changes to one user.

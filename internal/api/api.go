@@ -61,16 +61,22 @@ type Options struct {
 	ComplexityLimit int
 	DepthLimit      int
 	TokenLimit      int
-	// MaxWebsocketMessage caps one WebSocket message from a client, in bytes.
-	MaxWebsocketMessage int64
 	// WebsocketWriteTimeout bounds one write to a client that stopped reading.
 	WebsocketWriteTimeout time.Duration
 	// PingInterval is how often the server pings graphql-transport-ws
 	// clients; a client that misses two pongs is disconnected.
 	PingInterval time.Duration
 
+	Limits
+}
+
+// Limits are the abuse limits the API enforces (configured from the
+// environment; see docs/operations.md). Zero values take the defaults.
+type Limits struct {
 	// MaxBodyBytes caps an HTTP request body.
 	MaxBodyBytes int64
+	// MaxWebsocketMessage caps one WebSocket message from a client, in bytes.
+	MaxWebsocketMessage int64
 	// AliasLimit caps the aliased fields of one operation.
 	AliasLimit int
 	// BatchLimit caps the operations of one batched HTTP request.

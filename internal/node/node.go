@@ -19,6 +19,7 @@ import (
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
@@ -105,10 +106,11 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	}
 	b := bus.New(state.Redis(), bus.Options{Prefix: opts.RedisPrefix + "bus:", Logger: log, Registerer: opts.Registerer, Health: state.Guard()})
 	n := &Node{Store: st, State: state, Bus: b, log: log}
-	n.People = users.New(st, state, b, log)
-	n.Chat = chat.New(chat.Options{Store: st, State: state, Bus: b, Logger: log, PushMemberLimit: opts.ChatPushMemberLimit})
-	n.Feeds = feeds.New(feeds.Options{Store: st, State: state, Bus: b, Logger: log, PullThreshold: opts.FeedPullThreshold})
-	n.Calls = calls.New(calls.Options{Store: st, State: state, Bus: b, Logger: log,
+	parts := product.Parts{Store: st, State: state, Bus: b, Logger: log}
+	n.People = users.New(parts)
+	n.Chat = chat.New(chat.Options{Parts: parts, PushMemberLimit: opts.ChatPushMemberLimit})
+	n.Feeds = feeds.New(feeds.Options{Parts: parts, PullThreshold: opts.FeedPullThreshold})
+	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval})
 	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log}
 	if opts.Workers.Concurrency > 0 {

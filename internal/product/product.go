@@ -1,0 +1,31 @@
+// Package product is what Brook's product packages (users, feeds, chat,
+// calls) share: the parts of a node each one works with.
+package product
+
+import (
+	"log/slog"
+
+	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/store"
+)
+
+// Parts are the parts of a node a product works with.
+type Parts struct {
+	// Store runs the SQL (PostgreSQL, the truth).
+	Store *store.Store
+	// State holds what is kept in Redis (counters, presence, liveness).
+	State *ephemeral.State
+	// Bus carries events to subscribers on every node.
+	Bus *bus.Bus
+	// Logger receives warnings; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Log returns the logger to use.
+func (p Parts) Log() *slog.Logger {
+	if p.Logger == nil {
+		return slog.Default()
+	}
+	return p.Logger
+}
