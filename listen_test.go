@@ -149,3 +149,22 @@ func TestConnectionCapPerAddress(t *testing.T) {
 		t.Fatal("a connection over the per-address cap was held open, not closed")
 	}
 }
+
+// A WebSocket outlives the HTTP timeouts once upgraded: it keeps its own
+// deadlines (ping and pong, one per write), so a subscription idle past
+// the read and write timeouts still delivers.
+func TestWebsocketOutlivesHTTPTimeouts(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HTTP.ReadTimeout, cfg.HTTP.WriteTimeout, cfg.HTTP.IdleTimeout = time.Second, time.Second, time.Second
+	n := startNode(t, cfg)
+	tok := token(t, cfg, "patient")
+	query(t, n.addr, tok, `{ me { id } }`) // the user exists
+	ws := dialWS(t, n.addr, tok)
+	ws.send(t, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription { userUpdated(id: "patient") { name } }`}})
+	time.Sleep(2500 * time.Millisecond) // past every HTTP timeout, and subscribed
+	query(t, n.addr, tok, `mutation { upsertUsers(users: [{id: "patient", name: "Still here"}]) { id } }`)
+	if m := ws.read(t); m["type"] != "next" {
+		t.Fatalf("a WebSocket idle past the HTTP timeouts got %v, want the event", m)
+	}
+}

@@ -142,6 +142,8 @@ func (h *harness) startServer(ctx context.Context, env map[string]string) (*serv
 		"BROOK_RATE_ADD_ACTIVITY": "10000000/s", "BROOK_RATE_SEND_MESSAGE": "10000000/s",
 		"BROOK_RATE_SEND_SIGNAL": "10000000/s", "BROOK_RATE_TYPING": "10000000/s",
 		"BROOK_MAX_CONNECTIONS_PER_USER": "0",
+		// Every client comes from 127.0.0.1, thousands of them at once.
+		"BROOK_MAX_CONNECTIONS_PER_ADDRESS": "0",
 	}
 	if os.Getenv("BENCH_PPROF") != "" {
 		// Each server gets its own pprof listener, announced on stderr.

@@ -165,7 +165,9 @@ func (c *cluster) startBrook(t *testing.T, args []string, env map[string]string)
 		"BROOK_RATE_IP": "10000000/s", "BROOK_RATE_USER": "10000000/s",
 		"BROOK_RATE_ADD_ACTIVITY": "10000000/s", "BROOK_RATE_SEND_MESSAGE": "10000000/s",
 		"BROOK_RATE_SEND_SIGNAL": "10000000/s", "BROOK_RATE_TYPING": "10000000/s",
-		"BROOK_MAX_CONNECTIONS_PER_USER": "0", "BROOK_SHUTDOWN_TIMEOUT_SECONDS": "5",
+		"BROOK_MAX_CONNECTIONS_PER_USER": "0",
+		// Every client comes from 127.0.0.1, thousands of them at once.
+		"BROOK_MAX_CONNECTIONS_PER_ADDRESS": "0", "BROOK_SHUTDOWN_TIMEOUT_SECONDS": "5",
 	}
 	for k, v := range env {
 		vars[k] = v
