@@ -34,13 +34,14 @@ func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (
 	}
 	members, err := s.store.ChannelMemberIDs(ctx, ch.ID)
 	if err == nil {
-		s.afterMembership(ctx, &store.MemberChange{Channel: ch, Users: members}, true)
+		s.afterMembership(ctx, &store.MemberChange{Channel: ch, Users: members}, EventMemberAdded)
 	}
 	return ch, nil
 }
 
-// UpdateChannel changes a channel's name, image or data (owners, admins).
-func (s *Service) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage) (*store.Channel, error) {
+// UpdateChannel changes a channel's name, image, data or join policy
+// (owners, admins).
+func (s *Service) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage, policy *store.JoinPolicy) (*store.Channel, error) {
 	a, me, err := s.access(ctx, "id", id)
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, name, image *str
 	if err := requireOwner(a, me); err != nil {
 		return nil, err
 	}
-	ch, err := s.store.UpdateChannel(ctx, id, name, image, data)
+	ch, err := s.store.UpdateChannel(ctx, id, name, image, data, policy)
 	if err != nil {
 		return nil, err
 	}
@@ -74,15 +75,15 @@ func (s *Service) changeMembers(ctx context.Context, channel string, userIDs []s
 	if err := requireOwner(a, me); err != nil {
 		return nil, err
 	}
-	change := s.store.RemoveMembers
+	change, typ := s.store.RemoveMembers, EventMemberRemoved
 	if add {
-		change = s.store.AddMembers
+		change, typ = s.store.AddMembers, EventMemberAdded
 	}
 	ch, err := change(ctx, channel, userIDs)
 	if err != nil {
 		return nil, err
 	}
-	s.afterMembership(ctx, ch, add)
+	s.afterMembership(ctx, ch, typ)
 	return ch.Channel, nil
 }
 
@@ -90,10 +91,12 @@ func (s *Service) changeMembers(ctx context.Context, channel string, userIDs []s
 // has committed and before its events are published.
 var membershipEvents func(channel string)
 
-// afterMembership follows a committed membership change: counters of the
-// users concerned (of every member, when the channel crossed the push
-// limit) are rebuilt on their next read, and everyone hears of it.
-func (s *Service) afterMembership(ctx context.Context, ch *store.MemberChange, added bool) {
+// afterMembership follows a committed membership change, announced as
+// typ (member.added, member.joined, member.removed or member.left):
+// counters of the users concerned (of every member, when the channel
+// crossed the push limit) are rebuilt on their next read, and everyone
+// hears of it.
+func (s *Service) afterMembership(ctx context.Context, ch *store.MemberChange, typ string) {
 	users := ch.Users
 	if s.big(ch.Before) != s.big(ch.Channel.MemberCount) {
 		// Across the push limit: every member's counters change kind.
@@ -105,9 +108,9 @@ func (s *Service) afterMembership(ctx context.Context, ch *store.MemberChange, a
 	if err := s.state.InvalidateUnread(ctx, users); err != nil {
 		s.log.Log(ctx, redisguard.LogLevel(err), "chat: invalidate unread counters", "err", err)
 	}
-	typ, note := EventMemberAdded, EventNotificationAdded
-	if !added {
-		typ, note = EventMemberRemoved, EventNotificationRemovedFrom
+	note := EventNotificationAdded
+	if isRemoval(typ) {
+		note = EventNotificationRemovedFrom
 	}
 	if membershipEvents != nil {
 		membershipEvents(ch.Channel.ID)
@@ -117,7 +120,7 @@ func (s *Service) afterMembership(ctx context.Context, ch *store.MemberChange, a
 		// The change's own transaction read the removal count: no read
 		// per user.
 		ev := &ChannelEvent{Type: typ, Channel: ch.Channel.ID, Removals: ch.Channel.MemberRemovals, User: profiles[u]}
-		if !added {
+		if isRemoval(typ) {
 			ev.Removed = ch.Users
 		}
 		s.sendChannelEvent(ctx, ev)

@@ -28,6 +28,9 @@ const (
 	EventMessageRead     = "message.read"
 	EventMemberAdded     = "member.added"
 	EventMemberRemoved   = "member.removed"
+	EventMemberJoined    = "member.joined"
+	EventMemberLeft      = "member.left"
+	EventMemberRole      = "member.role_changed"
 	EventChannelUpdated  = "channel.updated"
 )
 
@@ -71,6 +74,10 @@ func ChannelTopic(channelID string) string { return "chat:c:" + channelID }
 
 // UserChatTopic is the bus topic of a user's chat notifications.
 func UserChatTopic(userID string) string { return "chat:u:" + userID }
+
+// isRemoval reports whether a member event takes members out of the
+// channel: an owner removed them, or they left.
+func isRemoval(typ string) bool { return typ == EventMemberRemoved || typ == EventMemberLeft }
 
 // publishChannelEvent publishes ev on its channel's topic.
 func (s *Service) publishChannelEvent(ctx context.Context, ev *ChannelEvent) error {

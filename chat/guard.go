@@ -41,7 +41,7 @@ func (g *readGuard) check(ctx context.Context, e *ChannelEvent) error {
 		return g.recheck(ctx)
 	case g.removes(e):
 		return g.recheck(ctx)
-	case e.Type == EventMemberRemoved:
+	case isRemoval(e.Type):
 		switch {
 		case e.Removals == g.verified+1:
 			g.verified = e.Removals // the next removal, of others only
@@ -56,7 +56,7 @@ func (g *readGuard) check(ctx context.Context, e *ChannelEvent) error {
 
 // removes reports whether e is the removal of the guard's subscriber.
 func (g *readGuard) removes(e *ChannelEvent) bool {
-	return e != nil && e.Type == EventMemberRemoved &&
+	return e != nil && isRemoval(e.Type) &&
 		((e.User != nil && e.User.ID == g.me.UserID) || slices.Contains(e.Removed, g.me.UserID))
 }
 

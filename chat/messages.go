@@ -90,8 +90,8 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*store.Message,
 	if err := requireWrite(a, me); err != nil {
 		return nil, err
 	}
-	if m.UserID != me.UserID && a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
-		return nil, auth.Forbidden("only the author of message %s, the channel's owners and admins may delete it", id)
+	if m.UserID != me.UserID && !canModerate(a, me) {
+		return nil, auth.Forbidden("only the author of message %s, the channel's owners and moderators, and admins may delete it", id)
 	}
 	m, deleted, err := s.store.DeleteMessage(ctx, m.ID)
 	if err != nil {

@@ -21,6 +21,8 @@ import (
 // region    ************************** generated!.gotpl **************************
 
 type ChannelResolver interface {
+	JoinPolicy(ctx context.Context, obj *store.Channel) (store.JoinPolicy, error)
+
 	CreatedBy(ctx context.Context, obj *store.Channel) (*store.User, error)
 
 	LastMessage(ctx context.Context, obj *store.Channel) (*store.Message, error)
@@ -185,6 +187,29 @@ func (ec *executionContext) _Channel_type(ctx context.Context, field graphql.Col
 }
 func (ec *executionContext) fieldContext_Channel_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Channel", field, false, false, "String")
+}
+
+func (ec *executionContext) _Channel_joinPolicy(ctx context.Context, field graphql.CollectedField, obj *store.Channel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Channel_joinPolicy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Channel().JoinPolicy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v store.JoinPolicy) graphql.Marshaler {
+			return ec.marshalNJoinPolicy2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Channel_joinPolicy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Channel", field, true, true, "JoinPolicy")
 }
 
 func (ec *executionContext) _Channel_name(ctx context.Context, field graphql.CollectedField, obj *store.Channel) (ret graphql.Marshaler) {
@@ -2069,7 +2094,7 @@ func (ec *executionContext) unmarshalInputChannelInput(ctx context.Context, obj 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"type", "id", "name", "image", "data", "members"}
+	fieldsInOrder := [...]string{"type", "id", "name", "image", "data", "members", "joinPolicy"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -2118,6 +2143,13 @@ func (ec *executionContext) unmarshalInputChannelInput(ctx context.Context, obj 
 				return it, err
 			}
 			it.Members = data
+		case "joinPolicy":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("joinPolicy"))
+			data, err := ec.unmarshalOJoinPolicy2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JoinPolicy = data
 		}
 	}
 	return it, nil
@@ -2234,6 +2266,12 @@ func (ec *executionContext) _Channel(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "joinPolicy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Channel_joinPolicy(ctx, field, obj)
+				})
 		case "name":
 			out.Values[i] = ec._Channel_name(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -3043,6 +3081,16 @@ func (ec *executionContext) marshalNChannelUnread2ᚖgithubᚗcomᚋbrookhqᚋbr
 	return ec._ChannelUnread(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNJoinPolicy2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx context.Context, v any) (store.JoinPolicy, error) {
+	var res store.JoinPolicy
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJoinPolicy2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx context.Context, sel ast.SelectionSet, v store.JoinPolicy) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNMember2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMember(ctx context.Context, sel ast.SelectionSet, v *store.Member) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Member!")
@@ -3181,6 +3229,22 @@ func (ec *executionContext) unmarshalOChannelFilter2ᚖgithubᚗcomᚋbrookhqᚋ
 	}
 	res, err := ec.unmarshalInputChannelFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOJoinPolicy2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx context.Context, v any) (*store.JoinPolicy, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(store.JoinPolicy)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOJoinPolicy2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx context.Context, sel ast.SelectionSet, v *store.JoinPolicy) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOMessage2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMessage(ctx context.Context, sel ast.SelectionSet, v *store.Message) graphql.Marshaler {

@@ -160,6 +160,7 @@ type ComplexityRoot struct {
 		Data          func(childComplexity int) int
 		ID            func(childComplexity int) int
 		Image         func(childComplexity int) int
+		JoinPolicy    func(childComplexity int) int
 		LastMessage   func(childComplexity int) int
 		LastMessageAt func(childComplexity int) int
 		MemberCount   func(childComplexity int) int
@@ -299,7 +300,9 @@ type ComplexityRoot struct {
 		EndCall           func(childComplexity int, id string) int
 		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
 		JoinCall          func(childComplexity int, id string) int
+		JoinChannel       func(childComplexity int, channel string) int
 		LeaveCall         func(childComplexity int, participant string) int
+		LeaveChannel      func(childComplexity int, channel string) int
 		MarkAllRead       func(childComplexity int) int
 		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
 		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
@@ -311,10 +314,11 @@ type ComplexityRoot struct {
 		SendReaction      func(childComplexity int, message string, kind string) int
 		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
 		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
+		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
 		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
-		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage) int
+		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy) int
 		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
@@ -889,6 +893,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Channel.Image(childComplexity), true
+	case "Channel.joinPolicy":
+		if e.ComplexityRoot.Channel.JoinPolicy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.JoinPolicy(childComplexity), true
 	case "Channel.lastMessage":
 		if e.ComplexityRoot.Channel.LastMessage == nil {
 			break
@@ -1529,6 +1539,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.JoinCall(childComplexity, args["id"].(string)), true
+	case "Mutation.joinChannel":
+		if e.ComplexityRoot.Mutation.JoinChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_joinChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.JoinChannel(childComplexity, args["channel"].(string)), true
 	case "Mutation.leaveCall":
 		if e.ComplexityRoot.Mutation.LeaveCall == nil {
 			break
@@ -1540,6 +1561,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.LeaveCall(childComplexity, args["participant"].(string)), true
+	case "Mutation.leaveChannel":
+		if e.ComplexityRoot.Mutation.LeaveChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_leaveChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.LeaveChannel(childComplexity, args["channel"].(string)), true
 	case "Mutation.markAllRead":
 		if e.ComplexityRoot.Mutation.MarkAllRead == nil {
 			break
@@ -1656,6 +1688,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendTypingEvent(childComplexity, args["channel"].(string), args["typing"].(*bool)), true
+	case "Mutation.setMemberRole":
+		if e.ComplexityRoot.Mutation.SetMemberRole == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setMemberRole_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetMemberRole(childComplexity, args["channel"].(string), args["user"].(string), args["role"].(string)), true
 	case "Mutation.unfollow":
 		if e.ComplexityRoot.Mutation.Unfollow == nil {
 			break
@@ -1699,7 +1742,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UpdateChannel(childComplexity, args["id"].(string), args["name"].(*string), args["image"].(*string), args["data"].(json.RawMessage)), true
+		return e.ComplexityRoot.Mutation.UpdateChannel(childComplexity, args["id"].(string), args["name"].(*string), args["image"].(*string), args["data"].(json.RawMessage), args["joinPolicy"].(*store.JoinPolicy)), true
 	case "Mutation.updateMessage":
 		if e.ComplexityRoot.Mutation.UpdateMessage == nil {
 			break
@@ -2469,12 +2512,18 @@ A chat channel. Its id is ` + "`" + `type:id` + "`" + `, like ` + "`" + `messagi
 ` + "`" + `messaging` + "`" + `: only members read, write and subscribe. Type ` + "`" + `livestream` + "`" + `: any
 signed-in user reads and subscribes, members write. The creator is the
 channel's owner; owners and admins update the channel and its members.
+Who may join by themselves is its joinPolicy.
 """
 type Channel {
   "The full ` + "`" + `type:id` + "`" + `."
   id: ID!
   "messaging or livestream."
   type: String!
+  """
+  Who may join by themselves (joinChannel): OPEN or INVITE. Unless set,
+  livestream channels are OPEN and messaging channels INVITE.
+  """
+  joinPolicy: JoinPolicy!
   name: String
   image: String
   data: JSON
@@ -2501,7 +2550,7 @@ type Channel {
 "A user in a channel."
 type Member {
   user: User!
-  "owner or member."
+  "owner, moderator or member."
   role: String!
   joinedAt: Time!
   "When the member last marked the channel read."
@@ -2585,7 +2634,9 @@ type ChannelUnread {
 """
 An event of a channel: message.new, message.updated, message.deleted,
 reaction.new, reaction.deleted, typing.start, typing.stop, message.read,
-member.added, member.removed or channel.updated.
+member.added, member.removed (by an owner), member.joined, member.left (by
+themselves), member.role_changed (the member is the event's user) or
+channel.updated.
 """
 type ChannelEvent {
   type: String!
@@ -2637,6 +2688,16 @@ input ChannelInput {
   data: JSON
   "Users besides the creator to add as members (at most 100); they must exist."
   members: [ID!]
+  "Who may join by themselves; the type's default when left out."
+  joinPolicy: JoinPolicy
+}
+
+"Who may join a channel by themselves."
+enum JoinPolicy {
+  "Anyone signed in may join (joinChannel)."
+  OPEN
+  "Only users an owner adds (addMembers) are members."
+  INVITE
 }
 
 input ChannelFilter {
@@ -2684,12 +2745,29 @@ extend type Mutation {
   must be able to read it.
   """
   createChannel(input: ChannelInput!): Channel!
-  "Changes a channel's name, image or data. Owners and admins only."
-  updateChannel(id: ID!, name: String, image: String, data: JSON): Channel!
+  "Changes a channel's name, image, data or join policy. Owners and admins only."
+  updateChannel(id: ID!, name: String, image: String, data: JSON, joinPolicy: JoinPolicy): Channel!
   "Adds members (at most 100 at once). Owners and admins only."
   addMembers(channel: ID!, userIds: [ID!]!): Channel!
   "Removes members (at most 100 at once). Owners and admins only."
   removeMembers(channel: ID!, userIds: [ID!]!): Channel!
+  """
+  Makes the caller a member of a channel whose joinPolicy is OPEN (admins:
+  any channel). Joining a channel one is in changes nothing.
+  """
+  joinChannel(channel: ID!): Channel!
+  """
+  Takes the caller out of a channel; returns whether it was a member. The
+  last owner of a channel others are still in must first make one of them
+  an owner (setMemberRole).
+  """
+  leaveChannel(channel: ID!): Boolean!
+  """
+  Gives a member a role: owner, moderator (may delete others' messages) or
+  member. Owners and admins only; the last owner cannot step down while
+  others are in the channel.
+  """
+  setMemberRole(channel: ID!, user: ID!, role: String!): Member!
   """
   Sends a message; members only. It marks the channel read for the sender.
   A client-chosen input.id makes a retry return the same message.
@@ -2697,7 +2775,7 @@ extend type Mutation {
   sendMessage(channel: ID!, input: MessageInput!): Message!
   "Changes a message's text and data. Its author and admins only."
   updateMessage(id: ID!, text: String!, data: JSON): Message!
-  "Soft-deletes a message. Its author, the channel's owners and admins only."
+  "Soft-deletes a message. Its author, the channel's owners and moderators, and admins only."
   deleteMessage(id: ID!): Message!
   "Adds the caller's reaction of a kind (at most 50 kinds a message)."
   sendReaction(message: ID!, kind: String!): Message!
@@ -3217,6 +3295,8 @@ func (ec *executionContext) childFields_Channel(ctx context.Context, field graph
 		return ec.fieldContext_Channel_id(ctx, field)
 	case "type":
 		return ec.fieldContext_Channel_type(ctx, field)
+	case "joinPolicy":
+		return ec.fieldContext_Channel_joinPolicy(ctx, field)
 	case "name":
 		return ec.fieldContext_Channel_name(ctx, field)
 	case "image":

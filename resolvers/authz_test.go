@@ -331,6 +331,15 @@ func init() {
 			// The user removed is a plain member, who may not remove others.
 			return `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { id } }`, brooktest.Vars{"c": f.channel(t, f.users[stranger]), "u": f.users[stranger]}
 		}},
+		// A messaging channel is by invitation: its member (the owner) is
+		// in it already, and admins may join any channel.
+		chanRow("mutation.joinChannel", `mutation($c: ID!) { joinChannel(channel: $c) { id } }`, ownerOnly),
+		// Anyone may leave; a non-member's leave is false, not an error.
+		chanRow("mutation.leaveChannel", `mutation($c: ID!) { leaveChannel(channel: $c) }`, everyone),
+		policy{op: "mutation.setMemberRole", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($c: ID!, $u: ID!) { setMemberRole(channel: $c, user: $u, role: "moderator") { role } }`,
+				brooktest.Vars{"c": f.channel(t, f.users[stranger]), "u": f.users[stranger]}
+		}},
 		chanRow("mutation.sendMessage", `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi"}) { id } }`, ownerOnly),
 		msgRow("mutation.updateMessage", `mutation($m: ID!) { updateMessage(id: $m, text: "edited") { id } }`),
 		msgRow("mutation.deleteMessage", `mutation($m: ID!) { deleteMessage(id: $m) { id } }`),

@@ -16,6 +16,10 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
+func (r *channelResolver) JoinPolicy(ctx context.Context, obj *store.Channel) (store.JoinPolicy, error) {
+	return r.Chat.JoinPolicy(obj), nil
+}
+
 func (r *channelResolver) CreatedBy(ctx context.Context, obj *store.Channel) (*store.User, error) {
 	return r.user(ctx, obj.CreatedByID)
 }
@@ -171,8 +175,8 @@ func (r *mutationResolver) CreateChannel(ctx context.Context, input store.Channe
 	return r.Chat.CreateChannel(ctx, input)
 }
 
-func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage) (*store.Channel, error) {
-	return r.Chat.UpdateChannel(ctx, id, name, image, data)
+func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy) (*store.Channel, error) {
+	return r.Chat.UpdateChannel(ctx, id, name, image, data, joinPolicy)
 }
 
 func (r *mutationResolver) AddMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
@@ -181,6 +185,18 @@ func (r *mutationResolver) AddMembers(ctx context.Context, channel string, userI
 
 func (r *mutationResolver) RemoveMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
 	return r.Chat.RemoveMembers(ctx, channel, userIds)
+}
+
+func (r *mutationResolver) JoinChannel(ctx context.Context, channel string) (*store.Channel, error) {
+	return r.Chat.JoinChannel(ctx, channel)
+}
+
+func (r *mutationResolver) LeaveChannel(ctx context.Context, channel string) (bool, error) {
+	return r.Chat.LeaveChannel(ctx, channel)
+}
+
+func (r *mutationResolver) SetMemberRole(ctx context.Context, channel string, user string, role string) (*store.Member, error) {
+	return r.Chat.SetMemberRole(ctx, channel, user, role)
 }
 
 func (r *mutationResolver) SendMessage(ctx context.Context, channel string, input store.MessageInput) (*store.Message, error) {

@@ -273,3 +273,35 @@ func (s *Store) MarkAllRead(ctx context.Context, userID string) error {
 	}
 	return nil
 }
+
+// OwnersForUpdate locks a channel's row, so that changes to its owners
+// are serialized, and counts its owners and members. NotFound when the
+// channel does not exist.
+func (s *Store) OwnersForUpdate(ctx context.Context, channelID string) (owners, members int, err error) {
+	err = s.db.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM channel_members WHERE channel_id = c.id AND role = 'owner'), c.member_count
+		FROM channels c WHERE c.id = $1 FOR UPDATE`, channelID).Scan(&owners, &members)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, NotFound("channel", channelID)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: channel owners: %w", err)
+	}
+	return owners, members, nil
+}
+
+// SetMemberRole changes a member's role and returns the role it had.
+// NotFound when the user is no member of the channel.
+func (s *Store) SetMemberRole(ctx context.Context, channelID, userID, role string) (before string, err error) {
+	err = s.db.QueryRow(ctx, `
+		UPDATE channel_members m SET role = $3 FROM channel_members old
+		WHERE m.channel_id = $1 AND m.user_id = $2 AND old.channel_id = m.channel_id AND old.user_id = m.user_id
+		RETURNING old.role`, channelID, userID, role).Scan(&before)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", NotFound("member of channel "+channelID, userID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: set member role: %w", err)
+	}
+	return before, nil
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +32,33 @@ type Channel struct {
 	// MemberRemovals counts the transactions that removed members: events
 	// carry it so that subscriptions notice a removal they missed.
 	MemberRemovals int64
+	// JoinPolicy is who may join by themselves, as set; "" is the
+	// channel type's default (the chat product's rule).
+	JoinPolicy JoinPolicy
+}
+
+// JoinPolicy says who may join a channel by themselves.
+type JoinPolicy string
+
+// Join policies.
+const (
+	// JoinOpen: anyone signed in may join.
+	JoinOpen JoinPolicy = "OPEN"
+	// JoinInvite: only those an owner adds.
+	JoinInvite JoinPolicy = "INVITE"
+)
+
+// MarshalGQL writes the policy as its GraphQL enum value.
+func (p JoinPolicy) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Quote(string(p))) }
+
+// UnmarshalGQL reads a GraphQL enum value.
+func (p *JoinPolicy) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	if !ok || (JoinPolicy(s) != JoinOpen && JoinPolicy(s) != JoinInvite) {
+		return Invalid("joinPolicy", "%v is not a join policy: use OPEN or INVITE", v)
+	}
+	*p = JoinPolicy(s)
+	return nil
 }
 
 // Channel types: who may read and write.
@@ -42,8 +71,9 @@ const (
 
 // Roles of channel members: the creator is an owner.
 const (
-	ChannelRoleOwner  = "owner"
-	ChannelRoleMember = "member"
+	ChannelRoleOwner     = "owner"
+	ChannelRoleModerator = "moderator"
+	ChannelRoleMember    = "member"
 )
 
 // ChannelInput creates a channel.
@@ -55,6 +85,8 @@ type ChannelInput struct {
 	Image   *string
 	Data    json.RawMessage
 	Members []string
+	// JoinPolicy, when set, overrides the type's default.
+	JoinPolicy *JoinPolicy
 }
 
 // ParseChannelID checks a full channel id, "type:id", and returns its type.
@@ -111,14 +143,18 @@ func checkChannelProfile(name, image *string, data json.RawMessage) error {
 	return CheckData("data", data)
 }
 
-const channelColumns = `id, type, name, image, data, created_by, created_at, updated_at, last_seq, last_pos, last_message_id, last_message_at, member_count, member_removals`
+const channelColumns = `id, type, name, image, data, created_by, created_at, updated_at, last_seq, last_pos, last_message_id, last_message_at, member_count, member_removals, join_policy`
 
 func scanChannel(row pgx.Row, extra ...any) (*Channel, error) {
 	var c Channel
+	var policy *string
 	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Image, &c.Data, &c.CreatedByID, &c.CreatedAt, &c.UpdatedAt,
-		&c.LastSeq, &c.LastPos, &c.LastMessageID, &c.LastMessageAt, &c.MemberCount, &c.MemberRemovals}, extra...)
+		&c.LastSeq, &c.LastPos, &c.LastMessageID, &c.LastMessageAt, &c.MemberCount, &c.MemberRemovals, &policy}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
+	}
+	if policy != nil {
+		c.JoinPolicy = JoinPolicy(*policy)
 	}
 	return &c, nil
 }
@@ -157,9 +193,9 @@ func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInp
 	err = s.InTx(ctx, func(tx *Store) error {
 		ch, created = nil, false
 		c, err := scanChannel(tx.db.QueryRow(ctx, `
-			INSERT INTO channels (id, type, name, image, data, created_by, member_count) VALUES ($1, $2, $3, $4, $5, $6, $7)
+			INSERT INTO channels (id, type, name, image, data, created_by, member_count, join_policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (id) DO NOTHING
-			RETURNING `+channelColumns, cid, in.Type, in.Name, in.Image, in.Data, creator, len(users)))
+			RETURNING `+channelColumns, cid, in.Type, in.Name, in.Image, in.Data, creator, len(users), policyValue(in.JoinPolicy)))
 		if errors.Is(err, pgx.ErrNoRows) {
 			ch, err = scanChannel(tx.db.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, cid))
 			return err
@@ -252,14 +288,25 @@ func (s *Store) ChannelMemberRemovals(ctx context.Context, id string) (int64, er
 	return n, nil
 }
 
-// UpdateChannel changes a channel's profile; nil fields keep their value.
-func (s *Store) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage) (*Channel, error) {
+// policyValue is a join policy as stored: NULL for the type's default.
+func policyValue(p *JoinPolicy) *string {
+	if p == nil {
+		return nil
+	}
+	v := string(*p)
+	return &v
+}
+
+// UpdateChannel changes a channel's profile and join policy; nil fields
+// keep their value.
+func (s *Store) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage, policy *JoinPolicy) (*Channel, error) {
 	if err := checkChannelProfile(name, image, data); err != nil {
 		return nil, err
 	}
 	c, err := scanChannel(s.db.QueryRow(ctx, `
-		UPDATE channels SET name = coalesce($2, name), image = coalesce($3, image), data = coalesce($4, data), updated_at = now()
-		WHERE id = $1 RETURNING `+channelColumns, id, name, image, data))
+		UPDATE channels SET name = coalesce($2, name), image = coalesce($3, image), data = coalesce($4, data),
+			join_policy = coalesce($5, join_policy), updated_at = now()
+		WHERE id = $1 RETURNING `+channelColumns, id, name, image, data, policyValue(policy)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("channel", id)
 	}
