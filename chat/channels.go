@@ -27,6 +27,10 @@ func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (
 		if err != nil {
 			return nil, err
 		}
+		if input.Distinct && a.Role == "" {
+			// The caller's own conversation: it comes back to it.
+			return s.rejoin(ctx, ch.ID, me.UserID)
+		}
 		if err := requireRead(a, me); err != nil {
 			return nil, auth.Forbidden("channel %q already exists and you are not a member of it", ch.ID)
 		}
@@ -37,6 +41,16 @@ func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (
 		s.afterMembership(ctx, &store.MemberChange{Channel: ch, Users: members}, EventMemberAdded)
 	}
 	return ch, nil
+}
+
+// rejoin makes a user a member of a channel again, as if it joined.
+func (s *Service) rejoin(ctx context.Context, channel, user string) (*store.Channel, error) {
+	ch, err := s.store.AddMembers(ctx, channel, []string{user})
+	if err != nil {
+		return nil, err
+	}
+	s.afterMembership(ctx, ch, EventMemberJoined)
+	return ch.Channel, nil
 }
 
 // UpdateChannel changes a channel's name, image, data or join policy

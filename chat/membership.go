@@ -40,12 +40,7 @@ func (s *Service) JoinChannel(ctx context.Context, channel string) (*store.Chann
 	if joinPolicy(a.Channel) != store.JoinOpen && !me.IsAdmin() {
 		return nil, auth.Forbidden("channel %q is by invitation: an owner adds its members", channel)
 	}
-	ch, err := s.store.AddMembers(ctx, channel, []string{me.UserID})
-	if err != nil {
-		return nil, err
-	}
-	s.afterMembership(ctx, ch, EventMemberJoined)
-	return ch.Channel, nil
+	return s.rejoin(ctx, channel, me.UserID)
 }
 
 // LeaveChannel takes the caller out of a channel and reports whether it

@@ -2094,7 +2094,11 @@ func (ec *executionContext) unmarshalInputChannelInput(ctx context.Context, obj 
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"type", "id", "name", "image", "data", "members", "joinPolicy"}
+	if _, present := asMap["distinct"]; !present {
+		asMap["distinct"] = false
+	}
+
+	fieldsInOrder := [...]string{"type", "id", "name", "image", "data", "members", "joinPolicy", "distinct"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -2150,6 +2154,13 @@ func (ec *executionContext) unmarshalInputChannelInput(ctx context.Context, obj 
 				return it, err
 			}
 			it.JoinPolicy = data
+		case "distinct":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("distinct"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Distinct = data
 		}
 	}
 	return it, nil

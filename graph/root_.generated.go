@@ -2690,6 +2690,12 @@ input ChannelInput {
   members: [ID!]
   "Who may join by themselves; the type's default when left out."
   joinPolicy: JoinPolicy
+  """
+  Makes this the one channel of its exact member set (you and members;
+  leave id out): creating it again returns it, and a member who left is
+  back in it. Two concurrent creates make one channel.
+  """
+  distinct: Boolean = false
 }
 
 "Who may join a channel by themselves."

@@ -2,10 +2,13 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -87,6 +90,34 @@ type ChannelInput struct {
 	Members []string
 	// JoinPolicy, when set, overrides the type's default.
 	JoinPolicy *JoinPolicy
+	// Distinct makes the channel the one of its exact member set: its id
+	// is derived from the members (DistinctChannelID), so creating it
+	// again, concurrently or not, returns the same channel.
+	Distinct bool
+}
+
+// distinctPrefix starts the id part of every distinct channel. A chosen id
+// cannot start with "!", so the two never collide.
+const distinctPrefix = "!members-"
+
+// DistinctChannelID is the id part of the distinct channel of a member set
+// (the creator included): a hash of the sorted, unique user ids.
+func DistinctChannelID(members []string) string {
+	set := slices.Clone(members)
+	slices.Sort(set)
+	set = slices.Compact(set)
+	sum := sha256.Sum256([]byte(strings.Join(set, "\x00")))
+	return distinctPrefix + hex.EncodeToString(sum[:16])
+}
+
+// isDistinctID reports whether a channel id part is a distinct channel's.
+func isDistinctID(id string) bool {
+	h, ok := strings.CutPrefix(id, distinctPrefix)
+	if !ok || len(h) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
 }
 
 // ParseChannelID checks a full channel id, "type:id", and returns its type.
@@ -98,7 +129,7 @@ func ParseChannelID(field, cid string) (string, error) {
 	if err := checkChannelType(field, typ); err != nil {
 		return "", err
 	}
-	if err := CheckUserID(field, id); err != nil {
+	if err := CheckUserID(field, id); err != nil && !isDistinctID(id) {
 		return "", Invalid(field, "the id part of a channel id must be 1 to %d letters, digits or _-@.", MaxUserIDLen)
 	}
 	return typ, nil
@@ -167,6 +198,9 @@ func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInp
 		return nil, false, err
 	}
 	if in.ID != "" {
+		if in.Distinct {
+			return nil, false, Invalid("input.id", "a distinct channel's id is made from its members: leave id out")
+		}
 		if err := CheckUserID("input.id", in.ID); err != nil {
 			return nil, false, Invalid("input.id", "the id part of a channel id must be 1 to %d letters, digits or _-@.", MaxUserIDLen)
 		}
@@ -174,11 +208,17 @@ func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInp
 	if err := checkUserList("input.members", in.Members); err != nil {
 		return nil, false, err
 	}
+	if in.Distinct && !slices.ContainsFunc(in.Members, func(m string) bool { return m != creator }) {
+		return nil, false, Invalid("input.members", "a distinct channel needs at least one member besides you")
+	}
 	if err := checkChannelProfile(in.Name, in.Image, in.Data); err != nil {
 		return nil, false, err
 	}
 	id := in.ID
-	if id == "" {
+	switch {
+	case in.Distinct:
+		id = DistinctChannelID(append([]string{creator}, in.Members...))
+	case id == "":
 		id = NewID().String()
 	}
 	cid := in.Type + ":" + id
