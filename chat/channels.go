@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/brookhq/brook/internal/auth"
@@ -98,6 +99,8 @@ func (s *Service) changeMembers(ctx context.Context, channel string, userIDs []s
 		return nil, err
 	}
 	s.afterMembership(ctx, ch, typ)
+	// A removal withdraws invitations too: the channel leaves their lists.
+	s.notifyMembership(ctx, EventNotificationRemovedFrom, channel, ch.Withdrawn)
 	return ch.Channel, nil
 }
 
@@ -178,10 +181,21 @@ func (s *Service) profiles(ctx context.Context, ids []string) map[string]*store.
 	return out
 }
 
-// Channel returns a channel the caller may read, or nil when there is none.
+// Channel returns a channel the caller may read, or is invited to, or nil
+// when there is none.
 func (s *Service) Channel(ctx context.Context, id string) (*store.Channel, error) {
 	a, me, err := s.access(ctx, "id", id)
-	if found, err := readableOrNone(a, me, err); !found {
+	found, err := readableOrNone(a, me, err)
+	if errors.Is(err, auth.ErrForbidden) {
+		ok, ierr := s.invited(ctx, a, me)
+		if ierr != nil {
+			return nil, ierr
+		}
+		if ok {
+			return a.Channel, nil
+		}
+	}
+	if !found {
 		return nil, err
 	}
 	return a.Channel, nil
@@ -204,12 +218,16 @@ func (s *Service) Channels(ctx context.Context, filter *store.ChannelFilter, fir
 	return s.store.UserChannels(ctx, me.UserID, f, n, pos)
 }
 
-// Members lists a channel's members in join order (100 by default). The
-// channel was read under the caller's access to it.
-func (s *Service) Members(ctx context.Context, ch *store.Channel, first *int, after *string) (store.Page[*store.Member], error) {
+// Members lists a channel's members in join order (100 by default), or
+// with status INVITED its pending invitations, oldest first. The channel
+// was read under the caller's access to it.
+func (s *Service) Members(ctx context.Context, ch *store.Channel, first *int, after *string, status *store.MemberStatus) (store.Page[*store.Member], error) {
 	n, pos, err := store.PageArgs(first, after, 100)
 	if err != nil {
 		return store.Page[*store.Member]{}, err
+	}
+	if status != nil && *status == store.StatusInvited {
+		return s.store.Invites(ctx, ch.ID, n, pos)
 	}
 	return s.store.Members(ctx, ch.ID, n, pos)
 }

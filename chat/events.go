@@ -31,6 +31,8 @@ const (
 	EventMemberJoined    = "member.joined"
 	EventMemberLeft      = "member.left"
 	EventMemberRole      = "member.role_changed"
+	EventMemberInvited   = "member.invited"
+	EventInviteRejected  = "member.invite_rejected"
 	EventChannelUpdated  = "channel.updated"
 )
 
@@ -40,6 +42,7 @@ const (
 	EventNotificationMarkRead    = "notification.mark_read"
 	EventNotificationAdded       = "notification.added_to_channel"
 	EventNotificationRemovedFrom = "notification.removed_from_channel"
+	EventNotificationInvited     = "notification.invited"
 )
 
 // ChannelEvent is one event of a channel, as channelEvents delivers it.

@@ -28,7 +28,8 @@ type ChannelResolver interface {
 	LastMessage(ctx context.Context, obj *store.Channel) (*store.Message, error)
 
 	UnreadCount(ctx context.Context, obj *store.Channel) (int, error)
-	Members(ctx context.Context, obj *store.Channel, first *int, after *string) (*model.MemberConnection, error)
+	Members(ctx context.Context, obj *store.Channel, first *int, after *string, status *store.MemberStatus) (*model.MemberConnection, error)
+	Membership(ctx context.Context, obj *store.Channel) (*store.Member, error)
 	Messages(ctx context.Context, obj *store.Channel, last *int, before *string) (*model.MessageConnection, error)
 }
 type ChannelUnreadResolver interface {
@@ -38,6 +39,8 @@ type ChannelUnreadResolver interface {
 }
 type MemberResolver interface {
 	User(ctx context.Context, obj *store.Member) (*store.User, error)
+
+	InvitedBy(ctx context.Context, obj *store.Member) (*store.User, error)
 }
 type MessageResolver interface {
 	Channel(ctx context.Context, obj *store.Message) (*store.Channel, error)
@@ -78,6 +81,14 @@ func (ec *executionContext) field_Channel_members_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*store.MemberStatus, error) {
+			return ec.unmarshalOMemberStatus2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMemberStatus(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg2
 	return args, nil
 }
 
@@ -470,7 +481,7 @@ func (ec *executionContext) _Channel_members(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Channel().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Channel().Members(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["status"].(*store.MemberStatus))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.MemberConnection) graphql.Marshaler {
@@ -500,6 +511,38 @@ func (ec *executionContext) fieldContext_Channel_members(ctx context.Context, fi
 	if fc.Args, err = ec.field_Channel_members_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Channel_membership(ctx context.Context, field graphql.CollectedField, obj *store.Channel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Channel_membership(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Channel().Membership(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.Member) graphql.Marshaler {
+			return ec.marshalOMember2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMember(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Channel_membership(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Channel",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Member(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -931,6 +974,61 @@ func (ec *executionContext) _Member_role(ctx context.Context, field graphql.Coll
 }
 func (ec *executionContext) fieldContext_Member_role(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Member", field, false, false, "String")
+}
+
+func (ec *executionContext) _Member_status(ctx context.Context, field graphql.CollectedField, obj *store.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v store.MemberStatus) graphql.Marshaler {
+			return ec.marshalNMemberStatus2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMemberStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Member_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, false, false, "MemberStatus")
+}
+
+func (ec *executionContext) _Member_invitedBy(ctx context.Context, field graphql.CollectedField, obj *store.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_invitedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Member().InvitedBy(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Member_invitedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Member",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Member_joinedAt(ctx context.Context, field graphql.CollectedField, obj *store.Member) (ret graphql.Marshaler) {
@@ -2045,7 +2143,7 @@ func (ec *executionContext) unmarshalInputChannelFilter(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"type", "hasUnread"}
+	fieldsInOrder := [...]string{"type", "invited", "hasUnread"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -2059,6 +2157,13 @@ func (ec *executionContext) unmarshalInputChannelFilter(ctx context.Context, obj
 				return it, err
 			}
 			it.Type = data
+		case "invited":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("invited"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Invited = data
 		case "hasUnread":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasUnread"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -2342,6 +2447,12 @@ func (ec *executionContext) _Channel(ctx context.Context, sel ast.SelectionSet, 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Channel_members(ctx, field, obj)
 				})
+		case "membership":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Channel_membership(ctx, field, obj)
+				})
 		case "messages":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -2561,6 +2672,17 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "status":
+			out.Values[i] = ec._Member_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "invitedBy":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Member_invitedBy(ctx, field, obj)
+				})
 		case "joinedAt":
 			out.Values[i] = ec._Member_joinedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -3142,6 +3264,16 @@ func (ec *executionContext) marshalNMemberEdge2ᚖgithubᚗcomᚋbrookhqᚋbrook
 	return ec._MemberEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNMemberStatus2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMemberStatus(ctx context.Context, v any) (store.MemberStatus, error) {
+	var res store.MemberStatus
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNMemberStatus2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMemberStatus(ctx context.Context, sel ast.SelectionSet, v store.MemberStatus) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNMessage2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMessage(ctx context.Context, sel ast.SelectionSet, v *store.Message) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Message!")
@@ -3252,6 +3384,29 @@ func (ec *executionContext) unmarshalOJoinPolicy2ᚖgithubᚗcomᚋbrookhqᚋbro
 }
 
 func (ec *executionContext) marshalOJoinPolicy2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx context.Context, sel ast.SelectionSet, v *store.JoinPolicy) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOMember2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMember(ctx context.Context, sel ast.SelectionSet, v *store.Member) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Member(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOMemberStatus2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMemberStatus(ctx context.Context, v any) (*store.MemberStatus, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(store.MemberStatus)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOMemberStatus2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMemberStatus(ctx context.Context, sel ast.SelectionSet, v *store.MemberStatus) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

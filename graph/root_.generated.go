@@ -164,7 +164,8 @@ type ComplexityRoot struct {
 		LastMessage   func(childComplexity int) int
 		LastMessageAt func(childComplexity int) int
 		MemberCount   func(childComplexity int) int
-		Members       func(childComplexity int, first *int, after *string) int
+		Members       func(childComplexity int, first *int, after *string, status *store.MemberStatus) int
+		Membership    func(childComplexity int) int
 		Messages      func(childComplexity int, last *int, before *string) int
 		Name          func(childComplexity int) int
 		Type          func(childComplexity int) int
@@ -235,10 +236,12 @@ type ComplexityRoot struct {
 	}
 
 	Member struct {
+		InvitedBy         func(childComplexity int) int
 		JoinedAt          func(childComplexity int) int
 		LastRead          func(childComplexity int) int
 		LastReadMessageID func(childComplexity int) int
 		Role              func(childComplexity int) int
+		Status            func(childComplexity int) int
 		UnreadCount       func(childComplexity int) int
 		User              func(childComplexity int) int
 	}
@@ -289,6 +292,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AcceptInvite      func(childComplexity int, channel string) int
 		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
 		AddMembers        func(childComplexity int, channel string, userIds []string) int
 		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage) int
@@ -299,6 +303,7 @@ type ComplexityRoot struct {
 		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
 		EndCall           func(childComplexity int, id string) int
 		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
+		InviteMembers     func(childComplexity int, channel string, userIds []string) int
 		JoinCall          func(childComplexity int, id string) int
 		JoinChannel       func(childComplexity int, channel string) int
 		LeaveCall         func(childComplexity int, participant string) int
@@ -307,6 +312,7 @@ type ComplexityRoot struct {
 		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
 		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
 		MarkRead          func(childComplexity int, channel string, message *string) int
+		RejectInvite      func(childComplexity int, channel string) int
 		RemoveActivity    func(childComplexity int, id string) int
 		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
 		RemoveReaction    func(childComplexity int, id string) int
@@ -927,7 +933,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Channel.Members(childComplexity, args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Channel.Members(childComplexity, args["first"].(*int), args["after"].(*string), args["status"].(*store.MemberStatus)), true
+	case "Channel.membership":
+		if e.ComplexityRoot.Channel.Membership == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.Membership(childComplexity), true
 	case "Channel.messages":
 		if e.ComplexityRoot.Channel.Messages == nil {
 			break
@@ -1203,6 +1215,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Follow.Target(childComplexity), true
 
+	case "Member.invitedBy":
+		if e.ComplexityRoot.Member.InvitedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.InvitedBy(childComplexity), true
 	case "Member.joinedAt":
 		if e.ComplexityRoot.Member.JoinedAt == nil {
 			break
@@ -1227,6 +1245,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Member.Role(childComplexity), true
+	case "Member.status":
+		if e.ComplexityRoot.Member.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.Status(childComplexity), true
 	case "Member.unreadCount":
 		if e.ComplexityRoot.Member.UnreadCount == nil {
 			break
@@ -1418,6 +1442,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MessageReaction.User(childComplexity), true
 
+	case "Mutation.acceptInvite":
+		if e.ComplexityRoot.Mutation.AcceptInvite == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acceptInvite_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcceptInvite(childComplexity, args["channel"].(string)), true
 	case "Mutation.addActivity":
 		if e.ComplexityRoot.Mutation.AddActivity == nil {
 			break
@@ -1528,6 +1563,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Follow(childComplexity, args["source"].(string), args["target"].(string), args["activityCopyLimit"].(*int)), true
+	case "Mutation.inviteMembers":
+		if e.ComplexityRoot.Mutation.InviteMembers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_inviteMembers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.InviteMembers(childComplexity, args["channel"].(string), args["userIds"].([]string)), true
 	case "Mutation.joinCall":
 		if e.ComplexityRoot.Mutation.JoinCall == nil {
 			break
@@ -1611,6 +1657,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkRead(childComplexity, args["channel"].(string), args["message"].(*string)), true
+	case "Mutation.rejectInvite":
+		if e.ComplexityRoot.Mutation.RejectInvite == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rejectInvite_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RejectInvite(childComplexity, args["channel"].(string)), true
 	case "Mutation.removeActivity":
 		if e.ComplexityRoot.Mutation.RemoveActivity == nil {
 			break
@@ -2536,8 +2593,16 @@ type Channel {
   memberCount: Int!
   "The caller's unread messages in the channel (0 for a non-member)."
   unreadCount: Int!
-  "Members in join order."
-  members(first: Int = 100, after: String): MemberConnection!
+  """
+  Members in join order; with status INVITED, the pending invitations,
+  oldest first.
+  """
+  members(first: Int = 100, after: String, status: MemberStatus = MEMBER): MemberConnection!
+  """
+  The caller's membership (status MEMBER) or invitation (status INVITED);
+  null for neither.
+  """
+  membership: Member
   """
   Top-level messages, newest page first: ` + "`" + `last` + "`" + ` messages before the cursor
   ` + "`" + `before` + "`" + `, in the order they were sent. ` + "`" + `pageInfo.hasNextPage` + "`" + ` says older
@@ -2547,11 +2612,16 @@ type Channel {
   messages(last: Int = 50, before: String): MessageConnection!
 }
 
-"A user in a channel."
+"A user in a channel, or invited to it."
 type Member {
   user: User!
   "owner, moderator or member."
   role: String!
+  "MEMBER, or INVITED until the user accepts (acceptInvite)."
+  status: MemberStatus!
+  "Who invited the user, for an invitation."
+  invitedBy: User
+  "When the user joined; for an invitation, when it was invited."
   joinedAt: Time!
   "When the member last marked the channel read."
   lastRead: Time
@@ -2635,8 +2705,8 @@ type ChannelUnread {
 An event of a channel: message.new, message.updated, message.deleted,
 reaction.new, reaction.deleted, typing.start, typing.stop, message.read,
 member.added, member.removed (by an owner), member.joined, member.left (by
-themselves), member.role_changed (the member is the event's user) or
-channel.updated.
+themselves), member.role_changed, member.invited, member.invite_rejected
+(the member is the event's user) or channel.updated.
 """
 type ChannelEvent {
   type: String!
@@ -2652,8 +2722,10 @@ type ChannelEvent {
 An event for the caller across all its channels:
 notification.message_new (a top-level message in one of its channels, sent
 by someone else; thread replies count for no one's unread and come only
-through messageAdded and channelEvents), notification.mark_read, notification.added_to_channel or
-notification.removed_from_channel, each with the caller's new totals.
+through messageAdded and channelEvents), notification.mark_read,
+notification.added_to_channel, notification.removed_from_channel (also
+when the caller rejects an invitation or it is withdrawn) or
+notification.invited, each with the caller's new totals.
 In channels above CHAT_PUSH_MEMBER_LIMIT members, notification.message_new
 goes only to members with an open connection.
 """
@@ -2698,16 +2770,27 @@ input ChannelInput {
   distinct: Boolean = false
 }
 
+"Whether a user is in a channel or invited to it."
+enum MemberStatus {
+  MEMBER
+  INVITED
+}
+
 "Who may join a channel by themselves."
 enum JoinPolicy {
   "Anyone signed in may join (joinChannel)."
   OPEN
-  "Only users an owner adds (addMembers) are members."
+  "Only users an owner adds (addMembers) or who accept an invitation are members."
   INVITE
 }
 
 input ChannelFilter {
   type: String
+  """
+  Only invitations the caller has not answered (true), or only channels
+  it is a member of (false). Both when left out.
+  """
+  invited: Boolean
   "Only channels with (true) or without (false) unread messages."
   hasUnread: Boolean
 }
@@ -2755,8 +2838,22 @@ extend type Mutation {
   updateChannel(id: ID!, name: String, image: String, data: JSON, joinPolicy: JoinPolicy): Channel!
   "Adds members (at most 100 at once). Owners and admins only."
   addMembers(channel: ID!, userIds: [ID!]!): Channel!
-  "Removes members (at most 100 at once). Owners and admins only."
+  "Removes members (at most 100 at once), and withdraws their invitations. Owners and admins only."
   removeMembers(channel: ID!, userIds: [ID!]!): Channel!
+  """
+  Invites users (at most 100 at once, existing users) to a channel:
+  owners, moderators and admins. Users already in it or invited are left
+  alone. An invited user sees the channel in its list and may read it,
+  but is no member until it accepts.
+  """
+  inviteMembers(channel: ID!, userIds: [ID!]!): Channel!
+  """
+  Makes the caller, invited to the channel, a member of it, whatever the
+  channel's join policy. Accepting once a member changes nothing.
+  """
+  acceptInvite(channel: ID!): Channel!
+  "Declines the caller's invitation to a channel; returns whether there was one."
+  rejectInvite(channel: ID!): Boolean!
   """
   Makes the caller a member of a channel whose joinPolicy is OPEN (admins:
   any channel). Joining a channel one is in changes nothing.
@@ -3325,6 +3422,8 @@ func (ec *executionContext) childFields_Channel(ctx context.Context, field graph
 		return ec.fieldContext_Channel_unreadCount(ctx, field)
 	case "members":
 		return ec.fieldContext_Channel_members(ctx, field)
+	case "membership":
+		return ec.fieldContext_Channel_membership(ctx, field)
 	case "messages":
 		return ec.fieldContext_Channel_messages(ctx, field)
 	}
@@ -3461,6 +3560,10 @@ func (ec *executionContext) childFields_Member(ctx context.Context, field graphq
 		return ec.fieldContext_Member_user(ctx, field)
 	case "role":
 		return ec.fieldContext_Member_role(ctx, field)
+	case "status":
+		return ec.fieldContext_Member_status(ctx, field)
+	case "invitedBy":
+		return ec.fieldContext_Member_invitedBy(ctx, field)
 	case "joinedAt":
 		return ec.fieldContext_Member_joinedAt(ctx, field)
 	case "lastRead":

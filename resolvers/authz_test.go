@@ -331,6 +331,19 @@ func init() {
 			// The user removed is a plain member, who may not remove others.
 			return `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { id } }`, brooktest.Vars{"c": f.channel(t, f.users[stranger]), "u": f.users[stranger]}
 		}},
+		policy{op: "mutation.inviteMembers", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($c: ID!, $u: ID!) { inviteMembers(channel: $c, userIds: [$u]) { id } }`, brooktest.Vars{"c": f.channel(t), "u": f.users[nonMember]}
+		}},
+		// Only the invitee (here the stranger) accepts; a member's accept
+		// changes nothing.
+		policy{op: "mutation.acceptInvite", want: map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: allowed, owner: allowed, nonMember: "FORBIDDEN", admin: "FORBIDDEN"},
+			run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+				return `mutation($c: ID!) { acceptInvite(channel: $c) { id } }`, brooktest.Vars{"c": f.invite(t, f.users[stranger])}
+			}},
+		// Declining without an invitation is false, not an error.
+		policy{op: "mutation.rejectInvite", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($c: ID!) { rejectInvite(channel: $c) }`, brooktest.Vars{"c": f.invite(t, f.users[stranger])}
+		}},
 		// A messaging channel is by invitation: its member (the owner) is
 		// in it already, and admins may join any channel.
 		chanRow("mutation.joinChannel", `mutation($c: ID!) { joinChannel(channel: $c) { id } }`, ownerOnly),
@@ -367,6 +380,16 @@ func (f *fixture) channel(t *testing.T, members ...string) string {
 	f.node.Must(t, f.token(t, owner), `mutation($m: [ID!]) { createChannel(input: {type: "messaging", members: $m}) { id } }`,
 		brooktest.Vars{"m": members}, &got)
 	return got.CreateChannel.ID
+}
+
+// invite creates a messaging channel owned by the fixture's owner, with
+// user invited to it, and returns its id.
+func (f *fixture) invite(t *testing.T, user string) string {
+	t.Helper()
+	cid := f.channel(t)
+	f.node.Must(t, f.token(t, owner), `mutation($c: ID!, $u: ID!) { inviteMembers(channel: $c, userIds: [$u]) { id } }`,
+		brooktest.Vars{"c": cid, "u": user}, nil)
+	return cid
 }
 
 // message sends a message from the owner to a channel and returns its id.

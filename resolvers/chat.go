@@ -30,6 +30,8 @@ type chatLoaderSet struct {
 	LatestReactions *Loader[latestKey, []*store.MessageReaction]
 	// MyMemberships are the caller's memberships, by channel.
 	MyMemberships *Loader[string, *store.Member]
+	// MyInvitations are the caller's invitations, by channel.
+	MyInvitations *Loader[string, *store.Member]
 }
 
 // latestKey asks for a message's newest n reactions.
@@ -71,6 +73,7 @@ func newChatLoaderSet(s *chat.Service) *chatLoaderSet {
 			return all, nil
 		}),
 		MyMemberships: NewLoader(s.MyMemberships),
+		MyInvitations: NewLoader(s.MyInvitations),
 	}
 }
 
@@ -88,7 +91,7 @@ func (c chatLookup) MyMemberships(ctx context.Context, ids []string) ([]*store.M
 
 // setChatComplexity gives the chat product's list fields their cost.
 func setChatComplexity(c *graph.ComplexityRoot) {
-	c.Channel.Members = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Channel.Members = func(child int, first *int, _ *string, _ *store.MemberStatus) int { return listCost(child, first) }
 	c.Channel.Messages = func(child int, last *int, _ *string) int { return listCost(child, last) }
 	c.Message.Replies = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Message.LatestReactions = func(child int, first *int) int { return listCost(child, first) }

@@ -39,8 +39,8 @@ func (r *channelResolver) UnreadCount(ctx context.Context, obj *store.Channel) (
 	return m.UnreadCount, nil
 }
 
-func (r *channelResolver) Members(ctx context.Context, obj *store.Channel, first *int, after *string) (*model.MemberConnection, error) {
-	page, err := r.Chat.Members(ctx, obj, first, after)
+func (r *channelResolver) Members(ctx context.Context, obj *store.Channel, first *int, after *string, status *store.MemberStatus) (*model.MemberConnection, error) {
+	page, err := r.Chat.Members(ctx, obj, first, after, status)
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +49,15 @@ func (r *channelResolver) Members(ctx context.Context, obj *store.Channel, first
 	}
 	es, info := edges(page, store.MemberCursor, func(c string, m *store.Member) *model.MemberEdge { return &model.MemberEdge{Cursor: c, Node: m} })
 	return &model.MemberConnection{Edges: es, PageInfo: info}, nil
+}
+
+func (r *channelResolver) Membership(ctx context.Context, obj *store.Channel) (*store.Member, error) {
+	l := r.loadersFor(ctx).chat()
+	m, err := l.MyMemberships.Load(ctx, obj.ID)
+	if err != nil || m != nil {
+		return m, err
+	}
+	return l.MyInvitations.Load(ctx, obj.ID)
 }
 
 func (r *channelResolver) Messages(ctx context.Context, obj *store.Channel, last *int, before *string) (*model.MessageConnection, error) {
@@ -89,6 +98,13 @@ func (r *channelUnreadResolver) LastRead(ctx context.Context, obj *store.Channel
 
 func (r *memberResolver) User(ctx context.Context, obj *store.Member) (*store.User, error) {
 	return r.user(ctx, obj.UserID)
+}
+
+func (r *memberResolver) InvitedBy(ctx context.Context, obj *store.Member) (*store.User, error) {
+	if obj.InvitedByID == nil {
+		return nil, nil
+	}
+	return r.user(ctx, *obj.InvitedByID)
 }
 
 func (r *messageResolver) Channel(ctx context.Context, obj *store.Message) (*store.Channel, error) {
@@ -185,6 +201,18 @@ func (r *mutationResolver) AddMembers(ctx context.Context, channel string, userI
 
 func (r *mutationResolver) RemoveMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
 	return r.Chat.RemoveMembers(ctx, channel, userIds)
+}
+
+func (r *mutationResolver) InviteMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {
+	return r.Chat.InviteMembers(ctx, channel, userIds)
+}
+
+func (r *mutationResolver) AcceptInvite(ctx context.Context, channel string) (*store.Channel, error) {
+	return r.Chat.AcceptInvite(ctx, channel)
+}
+
+func (r *mutationResolver) RejectInvite(ctx context.Context, channel string) (bool, error) {
+	return r.Chat.RejectInvite(ctx, channel)
 }
 
 func (r *mutationResolver) JoinChannel(ctx context.Context, channel string) (*store.Channel, error) {

@@ -21,13 +21,17 @@ type Member struct {
 	LastRead          *time.Time
 	LastReadMessageID *uuid.UUID
 	UnreadCount       int
+	// Status is MEMBER, or INVITED for an invitation (then JoinedAt is
+	// when the user was invited, by InvitedByID).
+	Status      MemberStatus
+	InvitedByID *string
 }
 
 const memberColumns = `m.channel_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.last_read_at, m.last_read_message_id,
 	greatest(c.last_seq - m.last_read_seq, 0)`
 
 func scanMember(row pgx.Row) (*Member, error) {
-	var m Member
+	m := Member{Status: StatusMember}
 	err := row.Scan(&m.ChannelID, &m.UserID, &m.Role, &m.JoinedAt, &m.LastReadSeq, &m.LastRead, &m.LastReadMessageID, &m.UnreadCount)
 	if err != nil {
 		return nil, err
@@ -43,10 +47,14 @@ type MemberChange struct {
 	// Before is the channel's member count before the change (after it:
 	// Channel.MemberCount).
 	Before int
+	// Withdrawn are the users, of those a removal named, whose pending
+	// invitation it withdrew.
+	Withdrawn []string
 }
 
-// AddMembers adds users to a channel as members; users already in it are
-// left alone. A new member has read everything sent before it joined.
+// AddMembers adds users to a channel as members, and settles their
+// invitations; users already in it are left alone. A new member has read
+// everything sent before it joined.
 func (s *Store) AddMembers(ctx context.Context, channelID string, users []string) (*MemberChange, error) {
 	if len(users) == 0 {
 		return nil, Invalid("userIds", "give at least one user")
@@ -72,6 +80,9 @@ func (s *Store) AddMembers(ctx context.Context, channelID string, users []string
 		if err != nil {
 			return err
 		}
+		if _, err := tx.deleteInvites(ctx, channelID, users); err != nil {
+			return err
+		}
 		out, err = tx.bumpMemberCount(ctx, channelID, len(added))
 		if err != nil || len(added) == 0 {
 			return err
@@ -94,7 +105,8 @@ func (s *Store) AddMembers(ctx context.Context, channelID string, users []string
 	return out, nil
 }
 
-// RemoveMembers removes users from a channel.
+// RemoveMembers removes users from a channel and withdraws their
+// invitations to it.
 func (s *Store) RemoveMembers(ctx context.Context, channelID string, users []string) (*MemberChange, error) {
 	if len(users) == 0 {
 		return nil, Invalid("userIds", "give at least one user")
@@ -113,9 +125,11 @@ func (s *Store) RemoveMembers(ctx context.Context, channelID string, users []str
 			return err
 		}
 		out, err = tx.bumpMemberCount(ctx, channelID, -len(removed))
-		if out != nil {
-			out.Users = removed
+		if err != nil {
+			return err
 		}
+		out.Users = removed
+		out.Withdrawn, err = tx.deleteInvites(ctx, channelID, users)
 		return err
 	})
 	if err != nil {
@@ -153,15 +167,9 @@ func (s *Store) ChannelMemberIDs(ctx context.Context, channelID string) ([]strin
 // Members lists a channel's members in join order, first+1 rows after the
 // cursor position ("" for the start).
 func (s *Store) Members(ctx context.Context, channelID string, first int, after string) (Page[*Member], error) {
-	var afterJoined time.Time
-	afterUser := ""
-	if after != "" {
-		var micros int64
-		n, err := fmt.Sscanf(after, "%d|%s", &micros, &afterUser)
-		if err != nil || n != 2 {
-			return Page[*Member]{}, Invalid("after", "is not a valid cursor")
-		}
-		afterJoined = time.UnixMicro(micros)
+	afterJoined, afterUser, err := parseMemberCursor(after)
+	if err != nil {
+		return Page[*Member]{}, err
 	}
 	rows, err := s.db.Query(ctx, `
 		SELECT `+memberColumns+` FROM channel_members m JOIN channels c ON c.id = m.channel_id

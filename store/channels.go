@@ -360,9 +360,11 @@ func (s *Store) UpdateChannel(ctx context.Context, id string, name, image *strin
 type ChannelFilter struct {
 	Type      *string
 	HasUnread *bool
+	// Invited: only invitations (true), only memberships (false).
+	Invited *bool
 }
 
-// UserChannels lists a user's channels, latest activity first, first+1 rows
+// UserChannels lists a user's channels and invitations, latest activity first, first+1 rows
 // after the cursor position ("" for the start).
 func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter, first int, after string) (Page[*Channel], error) {
 	// The position is "activity|id": activity is the last message time, or
@@ -381,13 +383,18 @@ func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter
 		}
 	}
 	rows, err := s.db.Query(ctx, `
-		SELECT `+prefixed("c.", channelColumns)+` FROM channel_members m JOIN channels c ON c.id = m.channel_id
-		WHERE m.user_id = $1
-		  AND ($2::text IS NULL OR c.type = $2)
-		  AND ($3::bool IS NULL OR (c.last_seq > m.last_read_seq) = $3)
+		SELECT `+prefixed("c.", channelColumns)+` FROM (
+			SELECT channel_id, last_read_seq FROM channel_members WHERE user_id = $1 AND $7::bool IS NOT TRUE
+			UNION ALL
+			-- Invitations count no unread (no read position).
+			SELECT i.channel_id, NULL FROM channel_invites i WHERE i.user_id = $1 AND $7::bool IS NOT FALSE
+			  AND NOT EXISTS (SELECT 1 FROM channel_members WHERE channel_id = i.channel_id AND user_id = $1)
+		) m JOIN channels c ON c.id = m.channel_id
+		WHERE ($2::text IS NULL OR c.type = $2)
+		  AND ($3::bool IS NULL OR (c.last_seq > coalesce(m.last_read_seq, c.last_seq)) = $3)
 		  AND ((extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8, c.id) < ($4::int8, $5::text)
 		ORDER BY (extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8 DESC, c.id DESC
-		LIMIT $6`, userID, f.Type, f.HasUnread, afterAct, afterID, first+1)
+		LIMIT $6`, userID, f.Type, f.HasUnread, afterAct, afterID, first+1, f.Invited)
 	if err != nil {
 		return Page[*Channel]{}, fmt.Errorf("store: user channels: %w", err)
 	}
