@@ -178,8 +178,8 @@ func (s *Service) MarkRead(ctx context.Context, channel string, message *string)
 	p.Big = s.big(p.Members)
 	totals, err := s.state.RecordRead(ctx, p)
 	if err != nil {
+		// RecordRead invalidated the counters it could not write.
 		s.log.Log(ctx, redisguard.LogLevel(err), "chat: record read in redis", "err", err)
-		_ = s.state.InvalidateUnread(ctx, []string{me.UserID})
 	}
 	if !totals.Known {
 		if all, err := s.store.UnreadTotalsFromDB(ctx, []string{me.UserID}); err == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
 
@@ -164,7 +165,8 @@ return out
 // ReadUnread reads a user's unread counts from Redis in one round trip
 // (MULTI: HGETALL of the user's hash, the big-channel script, EXEC).
 // complete is false when the counters must be rebuilt first; gen is then
-// the hash's generation to rebuild against.
+// what to rebuild against (RebuildUnread): the hash's generation and the
+// epoch this read saw.
 func (s *State) ReadUnread(ctx context.Context, user string) (counts []store.ChannelUnread, complete bool, gen string, err error) {
 	h, ub := s.unreadKeys(user)
 	var all *redis.MapStringStringCmd
@@ -182,11 +184,7 @@ func (s *State) ReadUnread(ctx context.Context, user string) (counts []store.Cha
 	fields := all.Val()
 	bigRes, _ := big.Slice()
 	if fields["ok"] == "" || len(bigRes) == 0 || bigRes[0] != int64(1) || cmp.Or(fields["e"], "0") != cmp.Or(epoch.Val(), "0") {
-		gen = fields["gen"]
-		if gen == "" {
-			gen = "0"
-		}
-		return nil, false, gen, nil
+		return nil, false, cmp.Or(fields["gen"], "0") + "|" + cmp.Or(epoch.Val(), "0"), nil
 	}
 	read := make(map[string]int64, len(fields)/2)
 	for k, v := range fields {
@@ -215,12 +213,16 @@ func (s *State) ReadUnread(ctx context.Context, user string) (counts []store.Cha
 // rebuildScript replaces a user's counters with PostgreSQL's, merged with
 // max() into what Redis already has (every value in either place was
 // committed, so the larger is the newer), unless the hash was invalidated
-// since the read that asked for it (gen changed). KEYS: hash, big hash.
-// ARGV: prefix, gen, then per channel: id, last_seq, last_read_seq, big.
+// or the epoch moved since the read that asked for it: PostgreSQL was read
+// before a change whose counter write failed, and the result would be
+// stamped complete without it. KEYS: hash, big hash. ARGV: prefix, gen,
+// epoch, then per channel: id, last_seq, last_read_seq, big.
 var rebuildScript = redis.NewScript(`
 local h, ub, prefix = KEYS[1], KEYS[2], ARGV[1]
 local gen = redis.call('HGET', h, 'gen') or '0'
 if gen ~= ARGV[2] then return 0 end
+local epoch = redis.call('GET', prefix .. 'chat:epoch') or '0'
+if epoch ~= ARGV[3] then return 0 end
 local old, oldub = {}, {}
 local all = redis.call('HGETALL', h)
 for i = 1, #all, 2 do old[all[i]] = tonumber(all[i + 1]) end
@@ -228,7 +230,7 @@ all = redis.call('HGETALL', ub)
 for i = 1, #all, 2 do oldub[all[i]] = tonumber(all[i + 1]) end
 redis.call('DEL', h, ub)
 local t, c, b = 0, 0, 0
-for i = 3, #ARGV, 4 do
+for i = 4, #ARGV, 4 do
   local ch, s, r = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if ARGV[i + 3] == '1' then
     b = b + 1
@@ -244,7 +246,7 @@ for i = 3, #ARGV, 4 do
     if ss > rr then t = t + ss - rr; c = c + 1 end
   end
 end
-redis.call('HSET', h, 't', t, 'c', c, 'b', b, 'gen', gen, 'ok', 1, 'e', redis.call('GET', prefix .. 'chat:epoch') or '0')
+redis.call('HSET', h, 't', t, 'c', c, 'b', b, 'gen', gen, 'ok', 1, 'e', epoch)
 return 1
 `)
 
@@ -254,6 +256,30 @@ func (s *State) unreadEpochKey() string { return s.Key("chat", "epoch") }
 // Redis may lack a change PostgreSQL committed, so no counter may be
 // trusted until SettleUnread has moved the epoch.
 func (s *State) unreadWriteFailed() { s.unreadDirty.Add(1) }
+
+// writeFailed follows a failed write to the counters of users (and to
+// keys, which it deletes: a missing channel sequence key sends its
+// readers to a rebuild). Invalidating just those keeps everyone else's
+// counters; only when that fails too (Redis unreachable) must every
+// counter wait for SettleUnread to move the epoch. The invalidation gets
+// a worker's budget, not a request's: it outlasts a stall of Redis that
+// failed the write, rather than send every user to PostgreSQL.
+func (s *State) writeFailed(ctx context.Context, users []string, keys ...string) {
+	ctx = redisguard.Background(ctx)
+	if err := s.invalidate(ctx, users, keys); err != nil {
+		s.unreadWriteFailed()
+		// Settle now if Redis takes this write: other nodes must not serve
+		// these users' counters until the epoch has moved. Otherwise the
+		// next read or write of counters here, or the guard's recovery,
+		// settles.
+		_ = s.SettleUnread(ctx)
+	}
+}
+
+// afterCommit is the context of a counter write, which follows a change
+// PostgreSQL committed: the caller going away must not cut it short (the
+// Redis guard's timeout still bounds it).
+func afterCommit(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
 // SettleUnread makes every user's counters incomplete after a write to
 // them failed (on this node), by moving the epoch that complete counters
@@ -291,10 +317,11 @@ func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 			senderIdx = i + 1
 		}
 	}
+	ctx = afterCommit(ctx)
 	_ = s.SettleUnread(ctx)
 	res, err := bumpScript.Run(ctx, s.rdb, keys, channelID, seq, senderIdx, s.prefix).Int64Slice()
 	if err != nil {
-		s.unreadWriteFailed()
+		s.writeFailed(ctx, members)
 		return nil, fmt.Errorf("ephemeral: bump unread: %w", err)
 	}
 	out := make([]store.UnreadTotals, len(members))
@@ -310,11 +337,15 @@ func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 // and the sender's read position.
 func (s *State) SetBigChannelSeq(ctx context.Context, channelID string, seq int64, sender string) error {
 	h, ub := "", ""
+	var users []string
 	if sender != "" {
 		h, ub = s.unreadKeys(sender)
+		users = []string{sender}
 	}
-	if err := bigSeqScript.Run(ctx, s.rdb, []string{s.Key("chat", "seq", channelID), ub, h}, channelID, seq, s.prefix).Err(); err != nil {
-		s.unreadWriteFailed()
+	ctx = afterCommit(ctx)
+	seqKey := s.Key("chat", "seq", channelID)
+	if err := bigSeqScript.Run(ctx, s.rdb, []string{seqKey, ub, h}, channelID, seq, s.prefix).Err(); err != nil {
+		s.writeFailed(ctx, users, seqKey)
 		return fmt.Errorf("ephemeral: big channel seq: %w", err)
 	}
 	return nil
@@ -328,10 +359,11 @@ func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.Un
 	if p.Big {
 		big = "1"
 	}
+	ctx = afterCommit(ctx)
 	_ = s.SettleUnread(ctx)
 	res, err := markReadScript.Run(ctx, s.rdb, []string{h, ub}, p.ChannelID, p.Seq, big, s.prefix).Int64Slice()
 	if err != nil {
-		s.unreadWriteFailed()
+		s.writeFailed(ctx, []string{p.UserID})
 		return store.UnreadTotals{}, fmt.Errorf("ephemeral: record read: %w", err)
 	}
 	if res[0] < 0 {
@@ -343,34 +375,47 @@ func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.Un
 // InvalidateUnread marks users' counters incomplete, so the next read
 // rebuilds them from PostgreSQL (after membership changes).
 func (s *State) InvalidateUnread(ctx context.Context, users []string) error {
-	if len(users) == 0 {
-		return nil
-	}
-	// One MULTI: a rebuild that read PostgreSQL before the change must not
-	// write between a user's two commands, where it found its gen still
-	// current, wrote the old memberships and set ok again after it was
-	// cleared.
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, u := range users {
-			h, _ := s.unreadKeys(u)
-			p.HIncrBy(ctx, h, "gen", 1)
-			p.HDel(ctx, h, "ok")
-		}
-		return nil
-	})
-	if err != nil {
+	ctx = afterCommit(ctx)
+	if err := s.invalidate(ctx, users, nil); err != nil {
 		s.unreadWriteFailed()
 		return fmt.Errorf("ephemeral: invalidate unread: %w", err)
 	}
 	return nil
 }
 
+// invalidate marks users' counters incomplete and deletes keys, in one
+// MULTI: a rebuild that read PostgreSQL before the change must not write
+// between a user's two commands, where it found its gen still current,
+// wrote the old memberships and set ok again after it was cleared.
+func (s *State) invalidate(ctx context.Context, users, keys []string) error {
+	if len(users) == 0 && len(keys) == 0 {
+		return nil
+	}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, u := range users {
+			h, _ := s.unreadKeys(u)
+			p.HIncrBy(ctx, h, "gen", 1)
+			p.HDel(ctx, h, "ok")
+		}
+		if len(keys) > 0 {
+			p.Del(ctx, keys...)
+		}
+		return nil
+	})
+	return err
+}
+
 // RebuildUnread replaces a user's counters with the memberships read from
-// PostgreSQL (see rebuildScript); channels above pushLimit members are big.
+// PostgreSQL after ReadUnread returned gen (see rebuildScript); channels
+// above pushLimit members are big.
 func (s *State) RebuildUnread(ctx context.Context, user, gen string, rows []store.UnreadRow, pushLimit int) error {
 	h, ub := s.unreadKeys(user)
-	args := make([]any, 0, 2+4*len(rows))
-	args = append(args, s.prefix, gen)
+	g, epoch, ok := strings.Cut(gen, "|")
+	if !ok {
+		return fmt.Errorf("ephemeral: rebuild unread: %q is not what ReadUnread returned", gen)
+	}
+	args := make([]any, 0, 3+4*len(rows))
+	args = append(args, s.prefix, g, epoch)
 	for _, r := range rows {
 		big := "0"
 		if r.Members > pushLimit {
