@@ -21,6 +21,8 @@ const (
 	EventMessageNew      = "message.new"
 	EventMessageUpdated  = "message.updated"
 	EventMessageDeleted  = "message.deleted"
+	EventMessagePinned   = "message.pinned"
+	EventMessageUnpinned = "message.unpinned"
 	EventReactionNew     = "reaction.new"
 	EventReactionDeleted = "reaction.deleted"
 	EventTypingStart     = "typing.start"

@@ -73,8 +73,9 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 		reader = ""
 	}
 	switch {
-	case msg.ParentID != nil:
-		// A reply counts for nobody; it only moves the sender's read position.
+	case !msg.InChannel():
+		// A reply only in its thread counts for nobody; it only moves the
+		// sender's read position.
 		if reader != "" {
 			if _, err := s.state.RecordRead(ctx, &store.ReadPosition{ChannelID: ch.ID, UserID: reader, Seq: msg.Seq, Big: big}); err != nil {
 				return nil, err

@@ -18,7 +18,7 @@ import (
 // same message. Its subscribers get it at once; its job does the unread
 // bookkeeping and the notifications.
 func (s *Service) SendMessage(ctx context.Context, channel string, input store.MessageInput) (*store.Message, error) {
-	if _, _, err := store.CheckMessageInput(input); err != nil {
+	if _, _, _, err := store.CheckMessageInput(input); err != nil {
 		return nil, err
 	}
 	a, me, err := s.access(ctx, "channel", channel)
@@ -179,25 +179,81 @@ func (s *Service) Message(ctx context.Context, id string) (*store.Message, error
 	return m, nil
 }
 
-// History is a page of a channel's top-level messages, newest page first:
-// the last messages before the position before (0: the newest), in the
-// order they were sent. The channel was read under the caller's access.
-func (s *Service) History(ctx context.Context, ch *store.Channel, last *int, before *string) (store.Page[*store.Message], error) {
+// HistoryWindow says which window of a channel's history to read: the
+// newest, before or after a cursor, or around a message.
+type HistoryWindow struct {
+	Last   *int
+	Before *string
+	After  *string
+	Around *string
+}
+
+// History is a window of a channel's history (top-level messages and
+// replies shown in the channel), in the order they were sent: the last
+// messages before the cursor before (default: the newest), the first ones
+// after the cursor after, or those around a message. The channel was read
+// under the caller's access.
+func (s *Service) History(ctx context.Context, ch *store.Channel, w HistoryWindow) (store.Page[*store.Message], error) {
 	n := 50
-	if last != nil {
+	if w.Last != nil {
 		var err error
-		if n, err = store.PageSize("last", *last); err != nil {
+		if n, err = store.PageSize("last", *w.Last); err != nil {
 			return store.Page[*store.Message]{}, err
 		}
 	}
+	given := 0
+	for _, p := range []*string{w.Before, w.After, w.Around} {
+		if p != nil && *p != "" {
+			given++
+		}
+	}
+	if given > 1 {
+		return store.Page[*store.Message]{}, store.Invalid("around", "give at most one of before, after and around")
+	}
+	switch {
+	case w.After != nil && *w.After != "":
+		pos, err := store.ParsePos("after", *w.After)
+		if err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+		return s.store.ChannelHistoryAfter(ctx, ch.ID, n, pos)
+	case w.Around != nil && *w.Around != "":
+		pos, err := s.historyPos(ctx, ch, *w.Around)
+		if err != nil {
+			return store.Page[*store.Message]{}, err
+		}
+		return s.store.ChannelHistoryAround(ctx, ch.ID, n, pos)
+	}
 	var pos int64
-	if before != nil && *before != "" {
+	if w.Before != nil && *w.Before != "" {
 		var err error
-		if pos, err = store.ParsePos("before", *before); err != nil {
+		if pos, err = store.ParsePos("before", *w.Before); err != nil {
 			return store.Page[*store.Message]{}, err
 		}
 	}
 	return s.store.ChannelHistory(ctx, ch.ID, n, pos)
+}
+
+// historyPos is where a message is in its channel's history: its own
+// position, or, for a thread reply not shown in the channel, its thread's.
+func (s *Service) historyPos(ctx context.Context, ch *store.Channel, raw string) (int64, error) {
+	id, err := store.ParseID("around", raw)
+	if err != nil {
+		return 0, err
+	}
+	m, err := s.store.Message(ctx, id)
+	if err == nil && m.ChannelID != ch.ID {
+		err = store.NotFound("message in channel "+ch.ID, raw)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if !m.InChannel() {
+		if m, err = s.store.Message(ctx, *m.ParentID); err != nil {
+			return 0, err
+		}
+	}
+	return m.Pos, nil
 }
 
 // Replies is a page of a thread's replies in the order they were sent.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/brookhq/brook/calls"
@@ -155,22 +156,23 @@ type ComplexityRoot struct {
 	}
 
 	Channel struct {
-		CreatedAt     func(childComplexity int) int
-		CreatedBy     func(childComplexity int) int
-		Data          func(childComplexity int) int
-		ID            func(childComplexity int) int
-		Image         func(childComplexity int) int
-		JoinPolicy    func(childComplexity int) int
-		LastMessage   func(childComplexity int) int
-		LastMessageAt func(childComplexity int) int
-		MemberCount   func(childComplexity int) int
-		Members       func(childComplexity int, first *int, after *string, status *store.MemberStatus) int
-		Membership    func(childComplexity int) int
-		Messages      func(childComplexity int, last *int, before *string) int
-		Name          func(childComplexity int) int
-		Type          func(childComplexity int) int
-		UnreadCount   func(childComplexity int) int
-		UpdatedAt     func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		CreatedBy      func(childComplexity int) int
+		Data           func(childComplexity int) int
+		ID             func(childComplexity int) int
+		Image          func(childComplexity int) int
+		JoinPolicy     func(childComplexity int) int
+		LastMessage    func(childComplexity int) int
+		LastMessageAt  func(childComplexity int) int
+		MemberCount    func(childComplexity int) int
+		Members        func(childComplexity int, first *int, after *string, status *store.MemberStatus) int
+		Membership     func(childComplexity int) int
+		Messages       func(childComplexity int, last *int, before *string, after *string, around *string) int
+		Name           func(childComplexity int) int
+		PinnedMessages func(childComplexity int, first *int, after *string) int
+		Type           func(childComplexity int) int
+		UnreadCount    func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
 	}
 
 	ChannelConnection struct {
@@ -266,9 +268,14 @@ type ComplexityRoot struct {
 		MentionedUsers  func(childComplexity int) int
 		OwnReactions    func(childComplexity int) int
 		Parent          func(childComplexity int) int
+		PinExpiresAt    func(childComplexity int) int
+		PinnedAt        func(childComplexity int) int
+		PinnedBy        func(childComplexity int) int
+		QuotedMessage   func(childComplexity int) int
 		ReactionCounts  func(childComplexity int) int
 		Replies         func(childComplexity int, first *int, after *string) int
 		ReplyCount      func(childComplexity int) int
+		ShowInChannel   func(childComplexity int) int
 		Text            func(childComplexity int) int
 		Type            func(childComplexity int) int
 		UpdatedAt       func(childComplexity int) int
@@ -312,6 +319,7 @@ type ComplexityRoot struct {
 		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
 		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
 		MarkRead          func(childComplexity int, channel string, message *string) int
+		PinMessage        func(childComplexity int, id string, expiresAt *time.Time) int
 		RejectInvite      func(childComplexity int, channel string) int
 		RemoveActivity    func(childComplexity int, id string) int
 		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
@@ -322,6 +330,7 @@ type ComplexityRoot struct {
 		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
 		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
 		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
+		UnpinMessage      func(childComplexity int, id string) int
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
 		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy) int
@@ -330,8 +339,10 @@ type ComplexityRoot struct {
 	}
 
 	PageInfo struct {
-		EndCursor   func(childComplexity int) int
-		HasNextPage func(childComplexity int) int
+		EndCursor       func(childComplexity int) int
+		HasNextPage     func(childComplexity int) int
+		HasPreviousPage func(childComplexity int) int
+		StartCursor     func(childComplexity int) int
 	}
 
 	Query struct {
@@ -950,13 +961,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Channel.Messages(childComplexity, args["last"].(*int), args["before"].(*string)), true
+		return e.ComplexityRoot.Channel.Messages(childComplexity, args["last"].(*int), args["before"].(*string), args["after"].(*string), args["around"].(*string)), true
 	case "Channel.name":
 		if e.ComplexityRoot.Channel.Name == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Channel.Name(childComplexity), true
+	case "Channel.pinnedMessages":
+		if e.ComplexityRoot.Channel.PinnedMessages == nil {
+			break
+		}
+
+		args, err := ec.field_Channel_pinnedMessages_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Channel.PinnedMessages(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Channel.type":
 		if e.ComplexityRoot.Channel.Type == nil {
 			break
@@ -1349,6 +1371,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.Parent(childComplexity), true
+	case "Message.pinExpiresAt":
+		if e.ComplexityRoot.Message.PinExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.PinExpiresAt(childComplexity), true
+	case "Message.pinnedAt":
+		if e.ComplexityRoot.Message.PinnedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.PinnedAt(childComplexity), true
+	case "Message.pinnedBy":
+		if e.ComplexityRoot.Message.PinnedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.PinnedBy(childComplexity), true
+	case "Message.quotedMessage":
+		if e.ComplexityRoot.Message.QuotedMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.QuotedMessage(childComplexity), true
 	case "Message.reactionCounts":
 		if e.ComplexityRoot.Message.ReactionCounts == nil {
 			break
@@ -1372,6 +1418,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Message.ReplyCount(childComplexity), true
+	case "Message.showInChannel":
+		if e.ComplexityRoot.Message.ShowInChannel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.ShowInChannel(childComplexity), true
 	case "Message.text":
 		if e.ComplexityRoot.Message.Text == nil {
 			break
@@ -1657,6 +1709,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkRead(childComplexity, args["channel"].(string), args["message"].(*string)), true
+	case "Mutation.pinMessage":
+		if e.ComplexityRoot.Mutation.PinMessage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_pinMessage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PinMessage(childComplexity, args["id"].(string), args["expiresAt"].(*time.Time)), true
 	case "Mutation.rejectInvite":
 		if e.ComplexityRoot.Mutation.RejectInvite == nil {
 			break
@@ -1767,6 +1830,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Unfollow(childComplexity, args["source"].(string), args["target"].(string), args["keepHistory"].(*bool)), true
+	case "Mutation.unpinMessage":
+		if e.ComplexityRoot.Mutation.UnpinMessage == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unpinMessage_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnpinMessage(childComplexity, args["id"].(string)), true
 	case "Mutation.updateActivity":
 		if e.ComplexityRoot.Mutation.UpdateActivity == nil {
 			break
@@ -1835,6 +1909,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.HasNextPage(childComplexity), true
+	case "PageInfo.hasPreviousPage":
+		if e.ComplexityRoot.PageInfo.HasPreviousPage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PageInfo.HasPreviousPage(childComplexity), true
+	case "PageInfo.startCursor":
+		if e.ComplexityRoot.PageInfo.StartCursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
 	case "Query.activity":
 		if e.ComplexityRoot.Query.Activity == nil {
@@ -2604,12 +2690,20 @@ type Channel {
   """
   membership: Member
   """
-  Top-level messages, newest page first: ` + "`" + `last` + "`" + ` messages before the cursor
-  ` + "`" + `before` + "`" + `, in the order they were sent. ` + "`" + `pageInfo.hasNextPage` + "`" + ` says older
-  messages exist; pass ` + "`" + `pageInfo.endCursor` + "`" + ` (the oldest message's cursor) as
-  ` + "`" + `before` + "`" + ` for them.
+  A window of the channel's history (top-level messages, and thread
+  replies shown in the channel), in the order they were sent: the newest
+  ` + "`" + `last` + "`" + ` messages; with ` + "`" + `before` + "`" + ` (a cursor), the ` + "`" + `last` + "`" + ` ones before it;
+  with ` + "`" + `after` + "`" + `, the first ` + "`" + `last` + "`" + ` ones after it; with ` + "`" + `around` + "`" + ` (a message
+  id), the message with up to last/2 older ones before it and newer ones
+  after (a reply only in its thread opens at its thread's first message).
+  ` + "`" + `pageInfo.hasNextPage` + "`" + ` says older messages exist: pass
+  ` + "`" + `pageInfo.endCursor` + "`" + ` (the oldest's cursor) as ` + "`" + `before` + "`" + ` for them.
+  ` + "`" + `pageInfo.hasPreviousPage` + "`" + ` says newer ones exist: pass
+  ` + "`" + `pageInfo.startCursor` + "`" + ` (the newest's cursor) as ` + "`" + `after` + "`" + ` for them.
   """
-  messages(last: Int = 50, before: String): MessageConnection!
+  messages(last: Int = 50, before: String, after: String, around: ID): MessageConnection!
+  "Pinned messages, the latest pinned first (expired pins left out)."
+  pinnedMessages(first: Int = 25, after: String): MessageConnection!
 }
 
 "A user in a channel, or invited to it."
@@ -2649,6 +2743,15 @@ type Message {
   type: String!
   "The thread's first message, for a reply."
   parent: Message
+  "A thread reply that is shown in the channel too (and counts as unread there)."
+  showInChannel: Boolean!
+  "The message this one quotes (null once this one is deleted)."
+  quotedMessage: Message
+  "When the message was pinned; null when it is not, or its pin expired."
+  pinnedAt: Time
+  pinnedBy: User
+  "When the pin expires; null for a pin without end, or no pin."
+  pinExpiresAt: Time
   replyCount: Int!
   "Thread replies in the order they were sent."
   replies(first: Int = 25, after: String): MessageConnection!
@@ -2703,6 +2806,7 @@ type ChannelUnread {
 
 """
 An event of a channel: message.new, message.updated, message.deleted,
+message.pinned, message.unpinned,
 reaction.new, reaction.deleted, typing.start, typing.stop, message.read,
 member.added, member.removed (by an owner), member.joined, member.left (by
 themselves), member.role_changed, member.invited, member.invite_rejected
@@ -2808,6 +2912,13 @@ input MessageInput {
   "At most 100 users."
   mentionedUserIds: [ID!]
   data: JSON
+  "A message of the same channel to quote."
+  quotedMessageId: ID
+  """
+  With parentId: show the reply in the channel too, where it counts as
+  unread like any message of the channel.
+  """
+  showInChannel: Boolean = false
 }
 
 extend type Query {
@@ -2880,6 +2991,13 @@ extend type Mutation {
   updateMessage(id: ID!, text: String!, data: JSON): Message!
   "Soft-deletes a message. Its author, the channel's owners and moderators, and admins only."
   deleteMessage(id: ID!): Message!
+  """
+  Pins a message of a channel (members and admins), until expiresAt
+  (for good when left out). Pinning again moves the pin to now.
+  """
+  pinMessage(id: ID!, expiresAt: Time): Message!
+  "Removes a message's pin (members and admins)."
+  unpinMessage(id: ID!): Message!
   "Adds the caller's reaction of a kind (at most 50 kinds a message)."
   sendReaction(message: ID!, kind: String!): Message!
   deleteReaction(message: ID!, kind: String!): Message!
@@ -2918,6 +3036,13 @@ type PageInfo {
   hasNextPage: Boolean!
   "Pass as ` + "`" + `after` + "`" + ` to get the next page."
   endCursor: String
+  """
+  For lists that page both ways (Channel.messages): whether items come
+  before the first one. Other lists say false.
+  """
+  hasPreviousPage: Boolean!
+  "The first item's cursor."
+  startCursor: String
 }
 
 "A person using an app built on Brook. The app chooses user ids."
@@ -3426,6 +3551,8 @@ func (ec *executionContext) childFields_Channel(ctx context.Context, field graph
 		return ec.fieldContext_Channel_membership(ctx, field)
 	case "messages":
 		return ec.fieldContext_Channel_messages(ctx, field)
+	case "pinnedMessages":
+		return ec.fieldContext_Channel_pinnedMessages(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Channel", field.Name)
 }
@@ -3610,6 +3737,16 @@ func (ec *executionContext) childFields_Message(ctx context.Context, field graph
 		return ec.fieldContext_Message_type(ctx, field)
 	case "parent":
 		return ec.fieldContext_Message_parent(ctx, field)
+	case "showInChannel":
+		return ec.fieldContext_Message_showInChannel(ctx, field)
+	case "quotedMessage":
+		return ec.fieldContext_Message_quotedMessage(ctx, field)
+	case "pinnedAt":
+		return ec.fieldContext_Message_pinnedAt(ctx, field)
+	case "pinnedBy":
+		return ec.fieldContext_Message_pinnedBy(ctx, field)
+	case "pinExpiresAt":
+		return ec.fieldContext_Message_pinExpiresAt(ctx, field)
 	case "replyCount":
 		return ec.fieldContext_Message_replyCount(ctx, field)
 	case "replies":
@@ -3672,6 +3809,10 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
 	case "endCursor":
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
+	case "hasPreviousPage":
+		return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
+	case "startCursor":
+		return ec.fieldContext_PageInfo_startCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }

@@ -356,6 +356,8 @@ func init() {
 		chanRow("mutation.sendMessage", `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi"}) { id } }`, ownerOnly),
 		msgRow("mutation.updateMessage", `mutation($m: ID!) { updateMessage(id: $m, text: "edited") { id } }`),
 		msgRow("mutation.deleteMessage", `mutation($m: ID!) { deleteMessage(id: $m) { id } }`),
+		msgRow("mutation.pinMessage", `mutation($m: ID!) { pinMessage(id: $m) { pinnedAt } }`),
+		msgRow("mutation.unpinMessage", `mutation($m: ID!) { unpinMessage(id: $m) { id } }`),
 		msgRow("mutation.sendReaction", `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`),
 		msgRow("mutation.deleteReaction", `mutation($m: ID!) { deleteReaction(message: $m, kind: "like") { id } }`),
 		chanRow("mutation.markRead", `mutation($c: ID!) { markRead(channel: $c) { unreadCount } }`, memberOnly),

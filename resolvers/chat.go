@@ -92,7 +92,8 @@ func (c chatLookup) MyMemberships(ctx context.Context, ids []string) ([]*store.M
 // setChatComplexity gives the chat product's list fields their cost.
 func setChatComplexity(c *graph.ComplexityRoot) {
 	c.Channel.Members = func(child int, first *int, _ *string, _ *store.MemberStatus) int { return listCost(child, first) }
-	c.Channel.Messages = func(child int, last *int, _ *string) int { return listCost(child, last) }
+	c.Channel.Messages = func(child int, last *int, _, _, _ *string) int { return listCost(child, last) }
+	c.Channel.PinnedMessages = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Message.Replies = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Message.LatestReactions = func(child int, first *int) int { return listCost(child, first) }
 	c.Message.MentionedUsers = func(child int) int { return 1 + 10*child }

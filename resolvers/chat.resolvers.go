@@ -60,18 +60,26 @@ func (r *channelResolver) Membership(ctx context.Context, obj *store.Channel) (*
 	return l.MyInvitations.Load(ctx, obj.ID)
 }
 
-func (r *channelResolver) Messages(ctx context.Context, obj *store.Channel, last *int, before *string) (*model.MessageConnection, error) {
-	page, err := r.Chat.History(ctx, obj, last, before)
+func (r *channelResolver) Messages(ctx context.Context, obj *store.Channel, last *int, before *string, after *string, around *string) (*model.MessageConnection, error) {
+	page, err := r.Chat.History(ctx, obj, chat.HistoryWindow{Last: last, Before: before, After: after, Around: around})
 	if err != nil {
 		return nil, err
 	}
 	conn := r.messageConnection(ctx, page, store.PosCursor)
-	// Backwards: the page's end is its oldest message.
-	if len(conn.Edges) > 0 {
-		c := conn.Edges[0].Cursor
-		conn.PageInfo.EndCursor = &c
+	// Both ways: the end is the oldest message, the start the newest.
+	if n := len(conn.Edges); n > 0 {
+		oldest, newest := conn.Edges[0].Cursor, conn.Edges[n-1].Cursor
+		conn.PageInfo.EndCursor, conn.PageInfo.StartCursor = &oldest, &newest
 	}
 	return conn, nil
+}
+
+func (r *channelResolver) PinnedMessages(ctx context.Context, obj *store.Channel, first *int, after *string) (*model.MessageConnection, error) {
+	page, err := r.Chat.PinnedMessages(ctx, obj, first, after)
+	if err != nil {
+		return nil, err
+	}
+	return r.messageConnection(ctx, page, store.PinCursor), nil
 }
 
 func (r *channelUnreadResolver) Channel(ctx context.Context, obj *store.ChannelUnread) (*store.Channel, error) {
@@ -130,6 +138,34 @@ func (r *messageResolver) Parent(ctx context.Context, obj *store.Message) (*stor
 		return nil, nil
 	}
 	return r.loadersFor(ctx).chat().Messages.Load(ctx, *obj.ParentID)
+}
+
+func (r *messageResolver) QuotedMessage(ctx context.Context, obj *store.Message) (*store.Message, error) {
+	if obj.QuotedID == nil {
+		return nil, nil
+	}
+	return r.loadersFor(ctx).chat().Messages.Load(ctx, *obj.QuotedID)
+}
+
+func (r *messageResolver) PinnedAt(ctx context.Context, obj *store.Message) (*time.Time, error) {
+	if !obj.Pinned(time.Now()) {
+		return nil, nil
+	}
+	return obj.PinnedAt, nil
+}
+
+func (r *messageResolver) PinnedBy(ctx context.Context, obj *store.Message) (*store.User, error) {
+	if !obj.Pinned(time.Now()) || obj.PinnedByID == nil {
+		return nil, nil
+	}
+	return r.user(ctx, *obj.PinnedByID)
+}
+
+func (r *messageResolver) PinExpiresAt(ctx context.Context, obj *store.Message) (*time.Time, error) {
+	if !obj.Pinned(time.Now()) {
+		return nil, nil
+	}
+	return obj.PinExpiresAt, nil
 }
 
 func (r *messageResolver) Replies(ctx context.Context, obj *store.Message, first *int, after *string) (*model.MessageConnection, error) {
@@ -237,6 +273,14 @@ func (r *mutationResolver) UpdateMessage(ctx context.Context, id string, text st
 
 func (r *mutationResolver) DeleteMessage(ctx context.Context, id string) (*store.Message, error) {
 	return r.Chat.DeleteMessage(ctx, id)
+}
+
+func (r *mutationResolver) PinMessage(ctx context.Context, id string, expiresAt *time.Time) (*store.Message, error) {
+	return r.Chat.PinMessage(ctx, id, expiresAt)
+}
+
+func (r *mutationResolver) UnpinMessage(ctx context.Context, id string) (*store.Message, error) {
+	return r.Chat.UnpinMessage(ctx, id)
 }
 
 func (r *mutationResolver) SendReaction(ctx context.Context, message string, kind string) (*store.Message, error) {

@@ -13,10 +13,13 @@ import (
 // gives an item's position in the list; edge builds the edge.
 func edges[T, E any](page store.Page[T], cursor func(T) string, edge func(cursor string, node T) E) ([]E, *model.PageInfo) {
 	out := make([]E, len(page.Items))
-	info := &model.PageInfo{HasNextPage: page.HasNext}
+	info := &model.PageInfo{HasNextPage: page.HasNext, HasPreviousPage: page.HasPrev}
 	for i, item := range page.Items {
 		c := store.EncodeCursor(cursor(item))
 		out[i] = edge(c, item)
+		if i == 0 {
+			info.StartCursor = &c
+		}
 		if i == len(page.Items)-1 {
 			info.EndCursor = &c
 		}

@@ -205,6 +205,8 @@ func truncate(s string, n int) string {
 type Page[T any] struct {
 	Items   []T
 	HasNext bool
+	// HasPrev, for lists that page both ways, says items come before.
+	HasPrev bool
 }
 
 // PageOf makes a Page from up to first+1 rows read for a page of first: the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,15 @@ type Message struct {
 	CreatedAt        time.Time       `json:"createdAt"`
 	UpdatedAt        time.Time       `json:"updatedAt"`
 	DeletedAt        *time.Time      `json:"deletedAt,omitempty"`
+	// QuotedID is the message this one quotes.
+	QuotedID *uuid.UUID `json:"quoted,omitempty"`
+	// ShowInChannel: a thread reply that also appears in the channel (it
+	// has a top-level sequence number of its own).
+	ShowInChannel bool `json:"showInChannel,omitempty"`
+	// Pin: set while pinned. An expired pin reads as none (Pinned).
+	PinnedAt     *time.Time `json:"pinnedAt,omitempty"`
+	PinnedByID   *string    `json:"pinnedBy,omitempty"`
+	PinExpiresAt *time.Time `json:"pinExpiresAt,omitempty"`
 
 	// Sender is the author's profile, carried in events so that delivering
 	// one costs no query per subscriber.
@@ -63,6 +73,15 @@ const (
 	MaxReactionKinds = 50
 )
 
+// Pinned reports whether the message is pinned at now.
+func (m *Message) Pinned(now time.Time) bool {
+	return m.PinnedAt != nil && (m.PinExpiresAt == nil || m.PinExpiresAt.After(now))
+}
+
+// InChannel reports whether the message appears in its channel's history
+// (and counts as unread): a top-level message, or a reply shown there.
+func (m *Message) InChannel() bool { return m.ParentID == nil || m.ShowInChannel }
+
 // MessageInput sends a message.
 type MessageInput struct {
 	ID               *string
@@ -70,14 +89,23 @@ type MessageInput struct {
 	ParentID         *string
 	MentionedUserIDs []string
 	Data             json.RawMessage
+	// QuotedMessageID is a message of the same channel to quote.
+	QuotedMessageID *string
+	// ShowInChannel shows a thread reply in the channel too.
+	ShowInChannel bool
 }
 
-const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at`
+const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at,
+	quoted_id, show_in_channel, pinned_at, pinned_by, pin_expires_at`
+
+// inChannel is the condition of messages shown in their channel's history.
+const inChannel = `(parent_id IS NULL OR show_in_channel)`
 
 func scanMessage(row pgx.Row) (*Message, error) {
 	var m Message
 	err := row.Scan(&m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
-		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt)
+		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt,
+		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +139,29 @@ const ChatMessageEventKind = "chat.message_event"
 var errSameID = errors.New("store: message id taken")
 
 // CheckMessageInput validates a message before anything is written and
-// returns its id (the client's, or a new one) and parent.
-func CheckMessageInput(in MessageInput) (uuid.UUID, *uuid.UUID, error) {
+// returns its id (the client's, or a new one), parent and quoted message.
+func CheckMessageInput(in MessageInput) (id uuid.UUID, parent, quoted *uuid.UUID, err error) {
+	id, parent, err = checkMessageInput(in)
+	if err != nil {
+		return uuid.Nil, nil, nil, err
+	}
+	if in.ShowInChannel && parent == nil {
+		return uuid.Nil, nil, nil, Invalid("input.showInChannel", "only a thread reply (with parentId) can be shown in the channel too")
+	}
+	if in.QuotedMessageID != nil {
+		q, err := ParseID("input.quotedMessageId", *in.QuotedMessageID)
+		if err != nil {
+			return uuid.Nil, nil, nil, err
+		}
+		if q == id {
+			return uuid.Nil, nil, nil, Invalid("input.quotedMessageId", "a message cannot quote itself")
+		}
+		quoted = &q
+	}
+	return id, parent, quoted, nil
+}
+
+func checkMessageInput(in MessageInput) (uuid.UUID, *uuid.UUID, error) {
 	id := NewID()
 	if in.ID != nil {
 		var err error
@@ -155,7 +204,7 @@ var ErrNotChannelMember = errors.New("store: not a member of the channel")
 // transaction locks its membership first, and a sender removed meanwhile
 // gets ErrNotChannelMember with nothing written.
 func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMember bool, in MessageInput) (msg *Message, created bool, err error) {
-	id, parent, err := CheckMessageInput(in)
+	id, parent, quoted, err := CheckMessageInput(in)
 	if err != nil {
 		return nil, false, err
 	}
@@ -203,13 +252,24 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 					return err
 				}
 			}
+			if quoted != nil {
+				// Only when quoting: the common send costs no statement more.
+				var one int
+				err := tx.db.QueryRow(ctx, `SELECT 1 FROM messages WHERE id = $1 AND channel_id = $2`, *quoted, channelID).Scan(&one)
+				if errors.Is(err, pgx.ErrNoRows) {
+					return Invalid("input.quotedMessageId", "message %s is not in channel %q", *quoted, channelID)
+				}
+				if err != nil {
+					return err
+				}
+			}
 			top := int64(0)
-			if parent == nil {
+			if parent == nil || in.ShowInChannel {
 				top = 1
 			}
 			// A thread reply takes a position but is not the channel's
 			// last message: it neither moves the channel up the list nor
-			// becomes its preview.
+			// becomes its preview (unless shown in the channel too).
 			var pos, seq, removals int64
 			err = tx.db.QueryRow(ctx, `
 				UPDATE channels SET last_pos = last_pos + 1, last_seq = last_seq + $2,
@@ -223,10 +283,10 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 				return err
 			}
 			m, err := scanMessage(tx.db.QueryRow(ctx, `
-				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 				ON CONFLICT (id) DO NOTHING
-				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data))
+				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errSameID
 			}
@@ -298,26 +358,61 @@ func (s *Store) Message(ctx context.Context, id uuid.UUID) (*Message, error) {
 	return m[0], nil
 }
 
-// ChannelHistory returns up to last+1 top-level messages of a channel sent
-// before position before (0: the newest), oldest first; the extra row (the
-// oldest, dropped) only says that older messages exist.
+// ChannelHistory returns up to last messages of a channel's history
+// (top-level messages and replies shown in the channel) sent before
+// position before (0: the newest), oldest first. HasNext says older
+// messages exist; HasPrev that newer ones do (always, after a before).
 func (s *Store) ChannelHistory(ctx context.Context, channelID string, last int, before int64) (Page[*Message], error) {
+	hasPrev := before > 0
 	if before <= 0 {
 		before = 1 << 62
 	}
 	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = $1 AND pos < $2 AND parent_id IS NULL
+		WHERE channel_id = $1 AND pos < $2 AND `+inChannel+`
 		ORDER BY pos DESC LIMIT $3`, channelID, before, last+1))
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
 	}
 	page := PageOf(found, last)
-	// Oldest first.
-	for i, j := 0, len(page.Items)-1; i < j; i, j = i+1, j-1 {
-		page.Items[i], page.Items[j] = page.Items[j], page.Items[i]
-	}
+	page.HasPrev = hasPrev
+	slices.Reverse(page.Items) // oldest first
 	return page, nil
+}
+
+// ChannelHistoryAfter returns up to last messages of a channel's history
+// sent after position after, oldest first. HasPrev says newer messages
+// exist; HasNext that older ones do.
+func (s *Store) ChannelHistoryAfter(ctx context.Context, channelID string, last int, after int64) (Page[*Message], error) {
+	found, err := collectMessages(s.db.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages
+		WHERE channel_id = $1 AND pos > $2 AND `+inChannel+`
+		ORDER BY pos LIMIT $3`, channelID, after, last+1))
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
+	}
+	newer := PageOf(found, last)
+	var older bool
+	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE channel_id = $1 AND pos <= $2 AND `+inChannel+`)`,
+		channelID, after).Scan(&older); err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
+	}
+	return Page[*Message]{Items: newer.Items, HasNext: older, HasPrev: newer.HasNext}, nil
+}
+
+// ChannelHistoryAround returns a window of last messages of a channel's
+// history holding the message at position at: up to last/2 older ones
+// before it, newer ones after, oldest first.
+func (s *Store) ChannelHistoryAround(ctx context.Context, channelID string, last int, at int64) (Page[*Message], error) {
+	older, err := s.ChannelHistory(ctx, channelID, last/2+1, at+1) // the message and older ones
+	if err != nil {
+		return Page[*Message]{}, err
+	}
+	newer, err := s.ChannelHistoryAfter(ctx, channelID, last-len(older.Items), at)
+	if err != nil {
+		return Page[*Message]{}, err
+	}
+	return Page[*Message]{Items: append(older.Items, newer.Items...), HasNext: older.HasNext, HasPrev: newer.HasPrev}, nil
 }
 
 // Replies returns first+1 replies of a thread after position after.
@@ -387,8 +482,8 @@ func (s *Store) UpdateMessage(ctx context.Context, id uuid.UUID, text string, da
 // the message comes back as it is, and deleted is false.
 func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (m *Message, deleted bool, err error) {
 	m, err = scanMessage(s.db.QueryRow(ctx, `
-		UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL,
-			deleted_at = now(), updated_at = now()
+		UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL, quoted_id = NULL,
+			pinned_at = NULL, pinned_by = NULL, pin_expires_at = NULL, deleted_at = now(), updated_at = now()
 		WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		m, err = s.Message(ctx, id)

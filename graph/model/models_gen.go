@@ -87,6 +87,11 @@ type PageInfo struct {
 	HasNextPage bool `json:"hasNextPage"`
 	// Pass as `after` to get the next page.
 	EndCursor *string `json:"endCursor,omitempty"`
+	// For lists that page both ways (Channel.messages): whether items come
+	// before the first one. Other lists say false.
+	HasPreviousPage bool `json:"hasPreviousPage"`
+	// The first item's cursor.
+	StartCursor *string `json:"startCursor,omitempty"`
 }
 
 type Query struct {
