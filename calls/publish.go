@@ -30,8 +30,11 @@ func (s *Service) finishDepartures(ctx context.Context, d *store.CallDepartures)
 	}
 	// The removal has committed: what follows must happen even when the
 	// request that made it ends now (a client that leaves and closes its
-	// tab at once), as nothing would repeat it later.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), departureTimeout)
+	// tab at once), as nothing would repeat it later. For the same reason
+	// its Redis commands get the workers' budget, not the request path's
+	// (REDIS_TIMEOUT, 50 ms), which a short stall outlasts without the
+	// guard seeing an outage or the other nodes a gap.
+	ctx, cancel := context.WithTimeout(redisguard.Background(context.WithoutCancel(ctx)), departureTimeout)
 	defer cancel()
 	s.runtime()
 	for _, p := range d.Left {
