@@ -11,14 +11,15 @@ import (
 	"github.com/brookhq/brook/internal/brooktest"
 )
 
-// A Redis that stalls for a moment (a fork for BGSAVE, a slow script: it
-// answers again, it does not go down) just as a departure commits does not
-// lose the departure: once Redis answers, the node that had relayed signals
-// between the participants refuses them within a second, and the others'
-// streams on it hear participant.left. Before, the departure's cleanup and
-// announcement had the request path's 50 ms per command and were lost,
-// with no bus gap to tell the other node, whose cache (no TTL) relayed the
-// departed participant's signals for good.
+// A Redis that stalls for up to a second (a fork for BGSAVE, a slow
+// script: it answers again, it does not go down) just as a departure
+// commits does not lose the departure: once Redis answers, the node that
+// had relayed signals between the participants refuses them within a
+// second, and the others' streams on it hear participant.left. Before, the
+// departure's cleanup and announcement had the request path's 50 ms per
+// command, or were refused by the open circuit, and were lost with no bus
+// gap to tell the other node, whose cache (no TTL) relayed the departed
+// participant's signals for good.
 //
 // Not parallel: it freezes the package's Redis server.
 func TestCallDepartureOutlivesARedisStall(t *testing.T) {
@@ -27,10 +28,22 @@ func TestCallDepartureOutlivesARedisStall(t *testing.T) {
 	}
 	// 400 ms: the guard's check (a 500 ms PING) sees Redis answer, so its
 	// circuit stays closed and nothing signals a gap.
-	t.Run("leave, 400 ms", func(t *testing.T) { testDepartureOutlivesStall(t, 400*time.Millisecond, false) })
+	t.Run("leave, 400 ms", func(t *testing.T) { testDepartureOutlivesStall(t, stallCase{stall: 400 * time.Millisecond}) })
+	// A second: the check's PING goes unanswered and the circuit opens,
+	// refusing commands at once until a probe finds Redis answering.
+	t.Run("removal, 1 s", func(t *testing.T) {
+		testDepartureOutlivesStall(t, stallCase{stall: time.Second, remove: true, opens: true})
+	})
 }
 
-func testDepartureOutlivesStall(t *testing.T, stall time.Duration, remove bool) {
+// stallCase is how long Redis stalls, whether bob is removed by alice
+// (else he leaves), and whether the stall must open node a's circuit.
+type stallCase struct {
+	stall         time.Duration
+	remove, opens bool
+}
+
+func testDepartureOutlivesStall(t *testing.T, c stallCase) {
 	a := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
 	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
 	tag := brooktest.Tag()
@@ -54,7 +67,7 @@ func testDepartureOutlivesStall(t *testing.T, stall time.Duration, remove bool) 
 	answering := make(chan struct{})
 	opened := a.State.Guard().Opened()
 	t.Cleanup(calls.OnDeparturesCommitted(func(context.Context) {
-		stallRedis(t, stall, answering)
+		stallRedis(t, c.stall, answering)
 		// Requests on node a meanwhile time out, as under load: enough
 		// failures in a row for its guard to check Redis.
 		var wg sync.WaitGroup
@@ -68,7 +81,7 @@ func testDepartureOutlivesStall(t *testing.T, stall time.Duration, remove bool) 
 		wg.Wait()
 	}))
 	start := time.Now()
-	if remove {
+	if c.remove {
 		a.Must(t, env.Token(t, alice), `mutation($id: ID!, $remove: [ID!]) { updateCallMembers(id: $id, remove: $remove) { id } }`,
 			brooktest.Vars{"id": cid, "remove": []string{bob}}, nil)
 	} else {
@@ -84,8 +97,11 @@ func testDepartureOutlivesStall(t *testing.T, stall time.Duration, remove bool) 
 	case <-opened:
 		circuit = "opened"
 	default:
+		if c.opens {
+			t.Fatalf("a stall of %v did not open node a's circuit, which this case is about", c.stall)
+		}
 	}
-	t.Logf("Redis stalled %v; the departure answered after %v; node a's circuit %s", stall, answered.Round(time.Millisecond), circuit)
+	t.Logf("Redis stalled %v; the departure answered after %v; node a's circuit %s", c.stall, answered.Round(time.Millisecond), circuit)
 
 	refused := func(user, from, to string) bool {
 		r := send(user, from, to)
