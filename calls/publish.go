@@ -2,6 +2,7 @@ package calls
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
-// departureTimeout bounds what follows a committed departure.
+// departureTimeout bounds what follows a committed departure, its retries
+// included.
 const departureTimeout = 10 * time.Second
 
 // departuresCommitted, when set (by tests), runs with the request's context
@@ -30,9 +32,11 @@ func (s *Service) finishDepartures(ctx context.Context, d *store.CallDepartures)
 	}
 	// The removal has committed: what follows must happen even when the
 	// request that made it ends now (a client that leaves and closes its
-	// tab at once), as nothing would repeat it later.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), departureTimeout)
-	defer cancel()
+	// tab at once), as nothing would repeat it later. For the same reason
+	// its Redis commands get the workers' budget, not the request path's
+	// (REDIS_TIMEOUT, 50 ms), which a short stall outlasts without the
+	// guard seeing an outage or the other nodes a gap.
+	ctx = redisguard.Background(context.WithoutCancel(ctx))
 	s.runtime()
 	for _, p := range d.Left {
 		s.markLeft(p.ID)
@@ -44,12 +48,28 @@ func (s *Service) finishDepartures(ctx context.Context, d *store.CallDepartures)
 // participants (a request's or the sweep's): it drops them from Redis,
 // tells every node to forget their cached facts, and announces
 // session.ended and participant.left to the sessions' subscribers.
+//
+// Dropping them from Redis and telling the nodes are retried while Redis
+// does not answer, for up to departureTimeout: nothing else would repeat
+// them, and until they land the other nodes relay the departed
+// participants' signals (their caches have no TTL, and a stall short
+// enough for the guard's check to see Redis answer signals no bus gap).
+// A stall that opens this node's circuit makes its commands fail at once
+// until the probe finds Redis answering; the retries outlast that too.
 func (s *Service) announceDepartures(ctx context.Context, d *store.CallDepartures) {
 	if d == nil {
 		return
 	}
-	if err := s.state.ForgetCallParticipants(ctx, d.IDs); err != nil {
-		// The sweep finds the liveness entries again and retries.
+	ctx, cancel := context.WithTimeout(ctx, departureTimeout)
+	defer cancel()
+	// Redis first: a node that hears of the departure and then misses its
+	// cache must not find the participant live in Redis.
+	if err := retryRedis(ctx, func(ctx context.Context) error {
+		return s.state.ForgetCallParticipants(ctx, d.IDs)
+	}); err != nil {
+		// Retried until the deadline: worth a warning even when the open
+		// circuit refused the last try. The sweep drops the liveness
+		// entries once they expire.
 		s.log.Warn("calls: forget participants", "err", err)
 	}
 	if len(d.Left) > 0 {
@@ -57,8 +77,11 @@ func (s *Service) announceDepartures(ctx context.Context, d *store.CallDeparture
 		for i, p := range d.Left {
 			left[i] = p.ID
 		}
-		if err := s.bus.PublishRaw(ctx, LeftTopic, EncodeLeft(left)); err != nil {
-			s.log.Log(ctx, redisguard.LogLevel(err), "calls: publish left participants", "err", err)
+		data := EncodeLeft(left)
+		if err := retryRedis(ctx, func(ctx context.Context) error {
+			return s.bus.PublishRaw(ctx, LeftTopic, data)
+		}); err != nil {
+			s.log.Warn("calls: publish left participants; other nodes may relay their signals", "err", err)
 		}
 	}
 	// A session that ended with these departures says so first: a
@@ -72,6 +95,27 @@ func (s *Service) announceDepartures(ctx context.Context, d *store.CallDeparture
 	for _, p := range d.Left {
 		s.publishEvent(ctx, &CallEvent{Type: EventLeft, Call: p.CallID, Session: p.SessionID,
 			Participant: p, Reason: &reason, CreatedAt: *p.LeftAt})
+	}
+}
+
+// retryRedis runs fn until it succeeds, fails for another reason than
+// Redis not answering, or ctx ends; it returns fn's last error. A command
+// that timed out may have run all the same, so fn must be idempotent.
+func retryRedis(ctx context.Context, fn func(context.Context) error) error {
+	wait := 20 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil || !errors.Is(err, redisguard.ErrUnavailable) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		// Short waits: the circuit closes within a probe interval (50 ms)
+		// of Redis answering again.
+		wait = min(2*wait, 200*time.Millisecond)
 	}
 }
 
