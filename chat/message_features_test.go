@@ -45,7 +45,9 @@ func TestChatQuotedReplies(t *testing.T) {
 	var hist struct {
 		Channel struct {
 			Messages struct {
-				Edges []struct{ Node struct{ QuotedMessage *struct{ ID string } } }
+				Edges []struct {
+					Node struct{ QuotedMessage *struct{ ID string } }
+				}
 			}
 		}
 	}
@@ -215,7 +217,9 @@ func TestChatPins(t *testing.T) {
 	list := func() []string {
 		var got struct {
 			Channel struct {
-				PinnedMessages struct{ Edges []struct{ Node struct{ Text string } } }
+				PinnedMessages struct {
+					Edges []struct{ Node struct{ Text string } }
+				}
 			}
 		}
 		n.Must(t, env.Token(t, bob), `query($c: ID!) { channel(id: $c) { pinnedMessages(first: 10) { edges { node { text } } } } }`, brooktest.Vars{"c": cid}, &got)
