@@ -21,10 +21,8 @@ func (s *Service) PinMessage(ctx context.Context, id string, expires *time.Time)
 		return nil, err
 	}
 	if expires != nil {
-		if d := time.Until(*expires); d <= 0 {
+		if !expires.After(time.Now()) {
 			return nil, store.Invalid("expiresAt", "%s is past: give a time to come, or none to pin for good", expires.UTC().Format(time.RFC3339))
-		} else if d > store.MaxPinDuration {
-			return nil, store.Invalid("expiresAt", "a pin lasts at most 10 years; leave expiresAt out to pin for good")
 		}
 	}
 	pinned, err := s.store.PinMessage(ctx, m.ID, me.UserID, expires)

@@ -14,9 +14,6 @@ import (
 // Pins: a pinned message carries when and by whom, and when the pin
 // expires. An expired pin reads as none, so expiry needs no sweeper.
 
-// MaxPinDuration caps how far ahead a pin may expire.
-const MaxPinDuration = 10 * 365 * 24 * time.Hour
-
 // PinMessage pins a message (again: the pin moves to now), until expires
 // (nil: for good). Conflict when the message is deleted.
 func (s *Store) PinMessage(ctx context.Context, id uuid.UUID, by string, expires *time.Time) (*Message, error) {
