@@ -272,9 +272,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		}
 	}
 	if cfg.Dev || env.Postgres != nil {
-		if err := printWelcome(out, addr, keys, cfg); err != nil {
-			return err
-		}
+		printWelcome(ctx, out, log, addr, keys, cfg)
 	}
 	if ready != nil {
 		ready(addr)
