@@ -236,7 +236,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	}
 
 	srv, err := api.New(api.Options{
-		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev,
+		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev, Addr: cfg.Addr,
 		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground, WebDir: cfg.WebDir,
 		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
 		Limits: cfg.Limits,
@@ -272,9 +272,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		}
 	}
 	if cfg.Dev || env.Postgres != nil {
-		if err := printWelcome(out, addr, keys, cfg); err != nil {
-			return err
-		}
+		printWelcome(ctx, out, log, addr, keys, cfg)
 	}
 	if ready != nil {
 		ready(addr)

@@ -22,7 +22,14 @@ func (r *mutationResolver) UpsertUsers(ctx context.Context, users []*model.UserI
 }
 
 func (r *queryResolver) Me(ctx context.Context) (*store.User, error) {
-	return r.People.Me(ctx)
+	u, err := r.People.Me(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Fields that load the caller (user(id:), an author, a creator) find
+	// it here rather than asking PostgreSQL again.
+	r.loadersFor(ctx).Users.Prime(ctx, u.ID, u)
+	return u, nil
 }
 
 func (r *queryResolver) User(ctx context.Context, id string) (*store.User, error) {

@@ -94,6 +94,13 @@ func (l *Loader[K, V]) Load(ctx context.Context, key K) (V, error) {
 	return l.loader().Load(ctx, key)()
 }
 
+// Prime caches value for key, as if a lookup had found it, unless key is
+// cached already: a resolver that read a value some other way saves its
+// siblings and children the statement.
+func (l *Loader[K, V]) Prime(ctx context.Context, key K, value V) {
+	l.loader().Prime(ctx, key, value)
+}
+
 // Prefetch looks up keys now, in one batch, and caches the values, so the
 // children that later Load them one by one find them without waiting.
 func (l *Loader[K, V]) Prefetch(ctx context.Context, keys []K) error {

@@ -48,6 +48,10 @@ type Options struct {
 
 	// Dev allows browser pages on any localhost origin.
 	Dev bool
+	// Addr is the address the server was told to listen on (BROOK_ADDR).
+	// In dev mode, POST /dev/token accepts its host in the Host header,
+	// besides localhost and loopback addresses.
+	Addr string
 	// AllowedOrigins lists browser origins allowed to call the API ("*": any).
 	AllowedOrigins string
 	// Introspection and Playground turn on schema introspection and GraphiQL.

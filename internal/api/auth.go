@@ -94,6 +94,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
 	}
+	var own *statusError
+	if errors.As(err, &own) {
+		status = own.status
+	}
 	if info := requestFrom(r.Context()); info != nil {
 		code, _ := presented.Extensions["code"].(string)
 		info.addCodes([]string{code})
@@ -102,6 +106,17 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []*gqlerror.Error{presented}})
 }
+
+// statusError gives an HTTP refusal a status of its own where its code's
+// would mislead (415 for a body of the wrong media type, say); the code
+// and message are still the wrapped error's.
+type statusError struct {
+	err    error
+	status int
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
 
 // wsState is what Brook knows about one WebSocket connection. It is put in
 // the upgrade request's context, where both the connection adapter and the

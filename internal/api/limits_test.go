@@ -29,13 +29,7 @@ func post(t *testing.T, url, token, contentType string, body []byte) (int, strin
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return send(t, req)
 }
 
 func TestRequestBodyLimit(t *testing.T) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"mime"
 	"net"
 	"net/http"
 	"os"
@@ -55,6 +56,42 @@ func fromLoopback(r *http.Request) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// localHost reports whether a request's Host header (its port aside)
+// names this machine: localhost, a loopback address, or the host the
+// server was told to listen on (bindAddr's, when it names one). A page
+// whose DNS name an attacker rebinds to 127.0.0.1 reaches a loopback
+// listener from a loopback peer, but its Host is still the attacker's
+// name; an IP address or localhost cannot be rebound.
+func localHost(host, bindAddr string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	bind, _, err := net.SplitHostPort(bindAddr)
+	if err != nil || bind == "" {
+		return false
+	}
+	if ip := net.ParseIP(bind); ip != nil && ip.IsUnspecified() {
+		return false // 0.0.0.0 or [::]: every address, no name
+	}
+	return strings.EqualFold(host, strings.TrimSuffix(strings.TrimPrefix(bind, "["), "]"))
+}
+
+// isJSON reports whether a request says its body is JSON.
+func isJSON(r *http.Request) bool {
+	t, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && t == "application/json"
+}
+
 // devTokenTTL is how long a token from the dev endpoint lasts.
 const devTokenTTL = 24 * time.Hour
 
@@ -69,6 +106,20 @@ func (s *Server) serveDevToken(w http.ResponseWriter, r *http.Request) {
 		// included: only someone on this machine may. The address is the
 		// TCP peer's, never a forwarded header a client could write.
 		s.writeError(w, r, auth.Forbidden("the dev token endpoint answers only requests from this machine (loopback); run `brook token <user>` on the server instead"))
+		return
+	}
+	if !localHost(r.Host, s.opts.Addr) {
+		// A loopback peer is not enough: a web page rebound to 127.0.0.1
+		// is same-origin with this server and could read the token.
+		s.writeError(w, r, auth.Forbidden("the dev token endpoint answers only requests addressed to localhost, a loopback address or the host of BROOK_ADDR, not to %q; open Brook as http://localhost:PORT", r.Host))
+		return
+	}
+	if !isJSON(r) {
+		// A page on another origin can send a form or text/plain POST
+		// without asking; application/json needs a CORS preflight, which
+		// this endpoint never allows.
+		s.writeError(w, r, &statusError{status: http.StatusUnsupportedMediaType,
+			err: store.Invalid("Content-Type", `send {"userId": "alice"} with Content-Type: application/json (this request's: %q)`, r.Header.Get("Content-Type"))})
 		return
 	}
 	var req struct {
