@@ -70,6 +70,9 @@ var matrix = []policy{
 	{op: "query.users", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 		return `query($id: ID!) { users(ids: [$id]) { id } }`, brooktest.Vars{"id": f.users[owner]}
 	}},
+	{op: "query.searchUsers", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		return `query($q: String!) { searchUsers(query: $q) { edges { node { id } } } }`, brooktest.Vars{"q": f.users[owner]}
+	}},
 	{op: "mutation.upsertUsers", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 		return `mutation($id: ID!) { upsertUsers(users: [{id: $id, name: "changed"}]) { id } }`, brooktest.Vars{"id": f.users[owner]}
 	}},

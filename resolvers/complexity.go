@@ -11,6 +11,7 @@ import (
 // any resolver runs.
 func SetComplexity(c *graph.ComplexityRoot) {
 	c.Query.Users = func(child int, ids []string) int { return 1 + len(ids)*child }
+	c.Query.SearchUsers = func(child int, _ string, first *int, _ *string) int { return listCost(child, first) }
 	c.Mutation.UpsertUsers = func(child int, users []*model.UserInput) int { return 1 + len(users)*child }
 	setFeedComplexity(c)
 	setChatComplexity(c)

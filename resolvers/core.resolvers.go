@@ -50,6 +50,15 @@ func (r *queryResolver) Users(ctx context.Context, ids []string) ([]*store.User,
 	return l.Users.Fetch(ctx, ids)
 }
 
+func (r *queryResolver) SearchUsers(ctx context.Context, query string, first *int, after *string) (*model.UserConnection, error) {
+	page, err := r.People.Search(ctx, query, first, after)
+	if err != nil {
+		return nil, err
+	}
+	es, info := edges(page, store.UserCursor, func(c string, u *store.User) *model.UserEdge { return &model.UserEdge{Cursor: c, Node: u} })
+	return &model.UserConnection{Edges: es, PageInfo: info}, nil
+}
+
 func (r *subscriptionResolver) UserUpdated(ctx context.Context, id string) (<-chan *store.User, error) {
 	return r.People.Updated(ctx, id)
 }

@@ -99,6 +99,19 @@ func (s *Service) Me(ctx context.Context) (*store.User, error) {
 	return s.store.User(ctx, me.UserID)
 }
 
+// Search lists users whose name (or id, when they have none) starts with
+// query, case-insensitive: any signed-in user may, for a member picker.
+func (s *Service) Search(ctx context.Context, query string, first *int, after *string) (store.Page[*store.User], error) {
+	if _, err := auth.Caller(ctx); err != nil {
+		return store.Page[*store.User]{}, err
+	}
+	n, pos, err := store.PageArgs(first, after, 20)
+	if err != nil {
+		return store.Page[*store.User]{}, err
+	}
+	return s.store.SearchUsers(ctx, query, n, pos)
+}
+
 // CheckIDs checks user ids asked for by id (at most store.MaxBatch).
 func (s *Service) CheckIDs(ids []string) error {
 	if len(ids) > store.MaxBatch {

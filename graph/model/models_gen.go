@@ -100,6 +100,16 @@ type Query struct {
 type Subscription struct {
 }
 
+type UserConnection struct {
+	Edges    []*UserEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+type UserEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *store.User `json:"node"`
+}
+
 // One user to create or update. Fields left out keep their current value;
 // fields set to null are cleared.
 type UserInput struct {
