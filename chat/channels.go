@@ -46,12 +46,23 @@ func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (
 
 // rejoin makes a user a member of a channel again, as if it joined.
 func (s *Service) rejoin(ctx context.Context, channel, user string) (*store.Channel, error) {
-	ch, err := s.store.AddMembers(ctx, channel, []string{user})
+	ch, err := s.systemChange(ctx, channel, func(tx *store.Store) (*store.MemberChange, *systemEvent, error) {
+		ch, err := tx.AddMembers(ctx, channel, []string{user})
+		return ch, joinedEvent(ch, user), err
+	}, s.announce(ctx, EventMemberJoined))
 	if err != nil {
 		return nil, err
 	}
-	s.afterMembership(ctx, ch, EventMemberJoined)
 	return ch.Channel, nil
+}
+
+// joinedEvent is the system event of a user's join, nil when it was in
+// the channel already.
+func joinedEvent(ch *store.MemberChange, user string) *systemEvent {
+	if ch == nil || len(ch.Users) == 0 {
+		return nil
+	}
+	return &systemEvent{typ: EventMemberJoined, actor: user, users: ch.Users}
 }
 
 // UpdateChannel changes a channel's name, image, data or join policy
@@ -90,18 +101,35 @@ func (s *Service) changeMembers(ctx context.Context, channel string, userIDs []s
 	if err := requireOwner(a, me); err != nil {
 		return nil, err
 	}
-	change, typ := s.store.RemoveMembers, EventMemberRemoved
-	if add {
-		change, typ = s.store.AddMembers, EventMemberAdded
-	}
-	ch, err := change(ctx, channel, userIDs)
+	ch, err := s.systemChange(ctx, channel, func(tx *store.Store) (*store.MemberChange, *systemEvent, error) {
+		change, typ := tx.RemoveMembers, EventMemberRemoved
+		if add {
+			change, typ = tx.AddMembers, EventMemberAdded
+		}
+		ch, err := change(ctx, channel, userIDs)
+		if err != nil || len(ch.Users) == 0 {
+			return ch, nil, err
+		}
+		return ch, &systemEvent{typ: typ, actor: me.UserID, users: ch.Users}, nil
+	}, func(ch *store.MemberChange) {
+		typ := EventMemberRemoved
+		if add {
+			typ = EventMemberAdded
+		}
+		s.afterMembership(ctx, ch, typ)
+		// A removal withdraws invitations too: the channel leaves their lists.
+		s.notifyMembership(ctx, EventNotificationRemovedFrom, channel, ch.Withdrawn)
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.afterMembership(ctx, ch, typ)
-	// A removal withdraws invitations too: the channel leaves their lists.
-	s.notifyMembership(ctx, EventNotificationRemovedFrom, channel, ch.Withdrawn)
 	return ch.Channel, nil
+}
+
+// announce returns what follows a committed membership change announced
+// as typ (see afterMembership).
+func (s *Service) announce(ctx context.Context, typ string) func(*store.MemberChange) {
+	return func(ch *store.MemberChange) { s.afterMembership(ctx, ch, typ) }
 }
 
 // membershipEvents, when set (by tests), runs after a membership change
@@ -114,6 +142,9 @@ var membershipEvents func(channel string)
 // crossed the push limit) are rebuilt on their next read, and everyone
 // hears of it.
 func (s *Service) afterMembership(ctx context.Context, ch *store.MemberChange, typ string) {
+	if len(ch.Users) == 0 {
+		return
+	}
 	users := ch.Users
 	if s.big(ch.Before) != s.big(ch.Channel.MemberCount) {
 		// Across the push limit: every member's counters change kind.

@@ -27,7 +27,7 @@ func TestChatEventsOfEveryMutation(t *testing.T) {
 	env.AddUsers(t, n, alice, bob, carol)
 	cid := createChannel(t, n, alice, "messaging", "events-"+tag, bob)
 	events := n.MustDial(t, env.Token(t, alice)).Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) {
-		type channel user { id } message { id text deletedAt reactionCounts { kind count } } } }`, brooktest.Vars{"c": cid})
+		type channel user { id } message { id text type deletedAt reactionCounts { kind count } } } }`, brooktest.Vars{"c": cid})
 	mine := n.MustDial(t, env.Token(t, carol)).Subscribe(`subscription { myEvents { type channel } }`, nil)
 	waitSubscribed(t, n)
 
@@ -35,7 +35,7 @@ func TestChatEventsOfEveryMutation(t *testing.T) {
 		Type, Channel string
 		User          *struct{ ID string }
 		Message       *struct {
-			ID, Text       string
+			ID, Text, Type string
 			DeletedAt      *string
 			ReactionCounts []struct {
 				Kind  string
@@ -85,12 +85,18 @@ func TestChatEventsOfEveryMutation(t *testing.T) {
 	}
 	do(alice, `mutation($c: ID!, $u: [ID!]!) { addMembers(channel: $c, userIds: $u) { id } }`, brooktest.Vars{"c": cid, "u": []string{carol}})
 	next("member.added", carol)
+	if ev := next("message.new", alice); ev.Message == nil || ev.Message.Type != "system" {
+		t.Fatalf("the system message of the addition: %+v", ev)
+	}
 	mine.NextData(&note)
 	if note.MyEvents.Type != "notification.added_to_channel" || note.MyEvents.Channel != cid {
 		t.Fatalf("carol heard %+v", note)
 	}
 	do(alice, `mutation($c: ID!, $u: [ID!]!) { removeMembers(channel: $c, userIds: $u) { id } }`, brooktest.Vars{"c": cid, "u": []string{carol}})
 	next("member.removed", carol)
+	if ev := next("message.new", alice); ev.Message == nil || ev.Message.Type != "system" {
+		t.Fatalf("the system message of the removal: %+v", ev)
+	}
 	mine.NextData(&note)
 	if note.MyEvents.Type != "notification.removed_from_channel" || note.MyEvents.Channel != cid {
 		t.Fatalf("carol heard %+v", note)

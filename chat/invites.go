@@ -43,14 +43,16 @@ func (s *Service) AcceptInvite(ctx context.Context, channel string) (*store.Chan
 	if a.Role != "" {
 		return a.Channel, nil
 	}
-	ch, err := s.store.AcceptInvite(ctx, channel, me.UserID)
+	ch, err := s.systemChange(ctx, channel, func(tx *store.Store) (*store.MemberChange, *systemEvent, error) {
+		ch, err := tx.AcceptInvite(ctx, channel, me.UserID)
+		return ch, joinedEvent(ch, me.UserID), err
+	}, s.announce(ctx, EventMemberJoined))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, auth.Forbidden("you have no invitation to channel %q", channel)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.afterMembership(ctx, ch, EventMemberJoined)
 	return ch.Channel, nil
 }
 

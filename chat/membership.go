@@ -54,30 +54,31 @@ func (s *Service) LeaveChannel(ctx context.Context, channel string) (bool, error
 	if a.Role == "" {
 		return false, nil
 	}
-	var ch *store.MemberChange
-	err = s.store.InTx(ctx, func(tx *store.Store) error {
+	ch, err := s.systemChange(ctx, channel, func(tx *store.Store) (*store.MemberChange, *systemEvent, error) {
 		owners, members, err := tx.OwnersForUpdate(ctx, channel)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		// The role as it is now that role changes wait for this one.
 		m, err := tx.MembershipsOf(ctx, me.UserID, []string{channel})
 		if err != nil || m[0] == nil {
-			return err
+			return nil, nil, err
 		}
 		if err := lastOwner(m[0].Role, owners, members); err != nil {
-			return err
+			return nil, nil, err
 		}
-		ch, err = tx.RemoveMembers(ctx, channel, []string{me.UserID})
-		return err
-	})
+		ch, err := tx.RemoveMembers(ctx, channel, []string{me.UserID})
+		if err != nil || len(ch.Users) == 0 {
+			return ch, nil, err
+		}
+		return ch, &systemEvent{typ: EventMemberLeft, actor: me.UserID, users: ch.Users}, nil
+	}, s.announce(ctx, EventMemberLeft))
 	if err != nil {
 		return false, err
 	}
 	if ch == nil || len(ch.Users) == 0 {
 		return false, nil // it left meanwhile
 	}
-	s.afterMembership(ctx, ch, EventMemberLeft)
 	return true, nil
 }
 
@@ -111,24 +112,26 @@ func (s *Service) SetMemberRole(ctx context.Context, channel, user, role string)
 		return nil, err
 	}
 	var before string
-	err = s.store.InTx(ctx, func(tx *store.Store) error {
+	_, err = s.systemChange(ctx, channel, func(tx *store.Store) (*store.MemberChange, *systemEvent, error) {
 		owners, members, err := tx.OwnersForUpdate(ctx, channel)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if before, err = tx.SetMemberRole(ctx, channel, user, role); err != nil {
-			return err
+			return nil, nil, err
 		}
 		if role != store.ChannelRoleOwner {
-			return lastOwner(before, owners, members)
+			if err := lastOwner(before, owners, members); err != nil {
+				return nil, nil, err
+			}
 		}
-		return nil
-	})
+		if before == role {
+			return nil, nil, nil
+		}
+		return &store.MemberChange{Channel: a.Channel}, &systemEvent{typ: EventMemberRole, actor: me.UserID, users: []string{user}, role: role}, nil
+	}, func(*store.MemberChange) { s.publishChannel(ctx, EventMemberRole, channel, user, nil) })
 	if err != nil {
 		return nil, err
-	}
-	if before != role {
-		s.publishChannel(ctx, EventMemberRole, channel, user, nil)
 	}
 	m, err := s.store.MembershipsOf(ctx, user, []string{channel})
 	if err != nil {

@@ -64,6 +64,7 @@ func TestChatRemovedMemberLosesSubscriptions(t *testing.T) {
 	events.None(10 * time.Millisecond)
 
 	sendMsg(t, n, alice, live, "still on air")
+	stage.NextData(&m) // the removal's system message
 	stage.NextData(&m)
 	if m.MessageAdded.Text != "still on air" {
 		t.Fatalf("livestream after the removal: %+v", m)
@@ -124,6 +125,7 @@ func TestChatRemovalOvertakenByAMessage(t *testing.T) {
 		}
 	}
 	var m struct{ MessageAdded struct{ Text string } }
+	bobMsgs.NextData(&m) // the removal's system message
 	bobMsgs.NextData(&m)
 	if m.MessageAdded.Text != "after the removal" {
 		t.Fatalf("bob, still a member: %+v", m)

@@ -78,9 +78,14 @@ func (m *Message) Pinned(now time.Time) bool {
 	return m.PinnedAt != nil && (m.PinExpiresAt == nil || m.PinExpiresAt.After(now))
 }
 
-// InChannel reports whether the message appears in its channel's history
-// (and counts as unread): a top-level message, or a reply shown there.
+// InChannel reports whether the message appears in its channel's history:
+// a top-level message (system messages included), or a reply shown there.
 func (m *Message) InChannel() bool { return m.ParentID == nil || m.ShowInChannel }
+
+// Counts reports whether the message counts as unread (it has a sequence
+// number of its own): a message in the channel's history that is not a
+// system message.
+func (m *Message) Counts() bool { return m.InChannel() && m.Type != MessageSystem }
 
 // MessageInput sends a message.
 type MessageInput struct {
