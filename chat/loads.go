@@ -51,3 +51,18 @@ func (s *Service) MyMemberships(ctx context.Context, channels []string) ([]*stor
 	}
 	return s.store.MembershipsOf(ctx, me.UserID, channels)
 }
+
+// UnreadMentions reads members' unread mentions in their channels.
+func (s *Service) UnreadMentions(ctx context.Context, keys []store.MemberKey) ([]int, error) {
+	return s.store.UnreadMentions(ctx, keys)
+}
+
+// TotalUnreadMentions reads the caller's unread mentions across its
+// channels.
+func (s *Service) TotalUnreadMentions(ctx context.Context) (int, error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return s.store.TotalUnreadMentions(ctx, me.UserID)
+}

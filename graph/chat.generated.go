@@ -42,6 +42,8 @@ type MemberResolver interface {
 	User(ctx context.Context, obj *store.Member) (*store.User, error)
 
 	InvitedBy(ctx context.Context, obj *store.Member) (*store.User, error)
+
+	UnreadMentions(ctx context.Context, obj *store.Member) (int, error)
 }
 type MessageResolver interface {
 	Channel(ctx context.Context, obj *store.Message) (*store.Channel, error)
@@ -62,6 +64,9 @@ type MessageResolver interface {
 }
 type MessageReactionResolver interface {
 	User(ctx context.Context, obj *store.MessageReaction) (*store.User, error)
+}
+type UnreadCountsResolver interface {
+	TotalUnreadMentions(ctx context.Context, obj *store.UnreadCounts) (int, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1211,6 +1216,29 @@ func (ec *executionContext) fieldContext_Member_unreadCount(_ context.Context, f
 	return graphql.NewScalarFieldContext("Member", field, false, false, "Int")
 }
 
+func (ec *executionContext) _Member_unreadMentions(ctx context.Context, field graphql.CollectedField, obj *store.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_unreadMentions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Member().UnreadMentions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Member_unreadMentions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, true, true, "Int")
+}
+
 func (ec *executionContext) _MemberConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.MemberConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2147,6 +2175,29 @@ func (ec *executionContext) fieldContext_UnreadCounts_totalUnreadCount(_ context
 	return graphql.NewScalarFieldContext("UnreadCounts", field, false, false, "Int")
 }
 
+func (ec *executionContext) _UnreadCounts_totalUnreadMentions(ctx context.Context, field graphql.CollectedField, obj *store.UnreadCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnreadCounts_totalUnreadMentions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.UnreadCounts().TotalUnreadMentions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnreadCounts_totalUnreadMentions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("UnreadCounts", field, true, true, "Int")
+}
+
 func (ec *executionContext) _UnreadCounts_unreadChannels(ctx context.Context, field graphql.CollectedField, obj *store.UnreadCounts) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2948,6 +2999,12 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "unreadMentions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Member_unreadMentions(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3320,17 +3377,23 @@ func (ec *executionContext) _UnreadCounts(ctx context.Context, sel ast.Selection
 		case "totalUnreadCount":
 			out.Values[i] = ec._UnreadCounts_totalUnreadCount(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "totalUnreadMentions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._UnreadCounts_totalUnreadMentions(ctx, field, obj)
+				})
 		case "unreadChannels":
 			out.Values[i] = ec._UnreadCounts_unreadChannels(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "channels":
 			out.Values[i] = ec._UnreadCounts_channels(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

@@ -45,6 +45,7 @@ type ResolverRoot interface {
 	Reaction() ReactionResolver
 	SFUNode() SFUNodeResolver
 	Subscription() SubscriptionResolver
+	UnreadCounts() UnreadCountsResolver
 	User() UserResolver
 }
 
@@ -245,6 +246,7 @@ type ComplexityRoot struct {
 		Role              func(childComplexity int) int
 		Status            func(childComplexity int) int
 		UnreadCount       func(childComplexity int) int
+		UnreadMentions    func(childComplexity int) int
 		User              func(childComplexity int) int
 	}
 
@@ -401,9 +403,10 @@ type ComplexityRoot struct {
 	}
 
 	UnreadCounts struct {
-		Channels         func(childComplexity int) int
-		TotalUnreadCount func(childComplexity int) int
-		UnreadChannels   func(childComplexity int) int
+		Channels            func(childComplexity int) int
+		TotalUnreadCount    func(childComplexity int) int
+		TotalUnreadMentions func(childComplexity int) int
+		UnreadChannels      func(childComplexity int) int
 	}
 
 	User struct {
@@ -1290,6 +1293,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Member.UnreadCount(childComplexity), true
+	case "Member.unreadMentions":
+		if e.ComplexityRoot.Member.UnreadMentions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.UnreadMentions(childComplexity), true
 	case "Member.user":
 		if e.ComplexityRoot.Member.User == nil {
 			break
@@ -2249,6 +2258,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UnreadCounts.TotalUnreadCount(childComplexity), true
+	case "UnreadCounts.totalUnreadMentions":
+		if e.ComplexityRoot.UnreadCounts.TotalUnreadMentions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnreadCounts.TotalUnreadMentions(childComplexity), true
 	case "UnreadCounts.unreadChannels":
 		if e.ComplexityRoot.UnreadCounts.UnreadChannels == nil {
 			break
@@ -2769,6 +2784,8 @@ type Member {
   lastRead: Time
   lastReadMessageId: ID
   unreadCount: Int!
+  "Unread messages that mention the member (0 for an invitation)."
+  unreadMentions: Int!
 }
 
 type MemberConnection {
@@ -2840,6 +2857,8 @@ never unread, and deleting a message does not change counts.
 """
 type UnreadCounts {
   totalUnreadCount: Int!
+  "Unread messages that mention the caller, across its channels (read from PostgreSQL)."
+  totalUnreadMentions: Int!
   "How many channels have unread messages."
   unreadChannels: Int!
   "The channels with unread messages."
@@ -3763,6 +3782,8 @@ func (ec *executionContext) childFields_Member(ctx context.Context, field graphq
 		return ec.fieldContext_Member_lastReadMessageId(ctx, field)
 	case "unreadCount":
 		return ec.fieldContext_Member_unreadCount(ctx, field)
+	case "unreadMentions":
+		return ec.fieldContext_Member_unreadMentions(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Member", field.Name)
 }
@@ -3945,6 +3966,8 @@ func (ec *executionContext) childFields_UnreadCounts(ctx context.Context, field 
 	switch field.Name {
 	case "totalUnreadCount":
 		return ec.fieldContext_UnreadCounts_totalUnreadCount(ctx, field)
+	case "totalUnreadMentions":
+		return ec.fieldContext_UnreadCounts_totalUnreadMentions(ctx, field)
 	case "unreadChannels":
 		return ec.fieldContext_UnreadCounts_unreadChannels(ctx, field)
 	case "channels":

@@ -32,6 +32,8 @@ type chatLoaderSet struct {
 	MyMemberships *Loader[string, *store.Member]
 	// MyInvitations are the caller's invitations, by channel.
 	MyInvitations *Loader[string, *store.Member]
+	// UnreadMentions are members' unread mentions.
+	UnreadMentions *Loader[store.MemberKey, int]
 }
 
 // latestKey asks for a message's newest n reactions.
@@ -73,7 +75,8 @@ func newChatLoaderSet(s *chat.Service) *chatLoaderSet {
 			return all, nil
 		}),
 		MyMemberships: NewLoader(s.MyMemberships),
-		MyInvitations: NewLoader(s.MyInvitations),
+		MyInvitations:  NewLoader(s.MyInvitations),
+		UnreadMentions: NewLoader(s.UnreadMentions),
 	}
 }
 

@@ -115,6 +115,13 @@ func (r *memberResolver) InvitedBy(ctx context.Context, obj *store.Member) (*sto
 	return r.user(ctx, *obj.InvitedByID)
 }
 
+func (r *memberResolver) UnreadMentions(ctx context.Context, obj *store.Member) (int, error) {
+	if obj.Status == store.StatusInvited {
+		return 0, nil
+	}
+	return r.loadersFor(ctx).chat().UnreadMentions.Load(ctx, store.MemberKey{Channel: obj.ChannelID, User: obj.UserID})
+}
+
 func (r *messageResolver) Channel(ctx context.Context, obj *store.Message) (*store.Channel, error) {
 	c, err := r.loadersFor(ctx).chat().Channels.Load(ctx, obj.ChannelID)
 	if err != nil {
@@ -351,6 +358,10 @@ func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *chat.UserE
 	return r.Chat.MyEvents(ctx)
 }
 
+func (r *unreadCountsResolver) TotalUnreadMentions(ctx context.Context, obj *store.UnreadCounts) (int, error) {
+	return r.Chat.TotalUnreadMentions(ctx)
+}
+
 func (r *Resolver) Channel() graph.ChannelResolver { return &channelResolver{r} }
 
 func (r *Resolver) ChannelUnread() graph.ChannelUnreadResolver { return &channelUnreadResolver{r} }
@@ -363,10 +374,13 @@ func (r *Resolver) MessageReaction() graph.MessageReactionResolver {
 	return &messageReactionResolver{r}
 }
 
+func (r *Resolver) UnreadCounts() graph.UnreadCountsResolver { return &unreadCountsResolver{r} }
+
 type (
 	channelResolver         struct{ *Resolver }
 	channelUnreadResolver   struct{ *Resolver }
 	memberResolver          struct{ *Resolver }
 	messageResolver         struct{ *Resolver }
 	messageReactionResolver struct{ *Resolver }
+	unreadCountsResolver    struct{ *Resolver }
 )
