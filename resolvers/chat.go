@@ -74,7 +74,7 @@ func newChatLoaderSet(s *chat.Service) *chatLoaderSet {
 			}
 			return all, nil
 		}),
-		MyMemberships: NewLoader(s.MyMemberships),
+		MyMemberships:  NewLoader(s.MyMemberships),
 		MyInvitations:  NewLoader(s.MyInvitations),
 		UnreadMentions: NewLoader(s.UnreadMentions),
 	}
