@@ -4,7 +4,8 @@
 // at once with ErrUnavailable (callers fall back to PostgreSQL, which holds
 // the truth), and a probe pings Redis until it answers. Before the circuit
 // closes, the recovery steps run, so state written while Redis was away is
-// made right before anyone reads it again (recover.go).
+// made right before anyone reads it again; after it has closed, the
+// announcements run, so those who wait for Redis hear it is back (recover.go).
 //
 // A killed Redis refuses connections and fails fast by itself; a stopped
 // one accepts them and never answers, which without this made every
@@ -93,9 +94,10 @@ type Guard struct {
 	opened chan struct{} // closed when the circuit next opens
 	// repairs are the recovery steps: the slice is guarded by mu, each
 	// step's state belongs to the guard's goroutine (run).
-	repairs []*repair
-	closed  bool
-	stop    chan struct{}
+	repairs  []*repair
+	announce []func()
+	closed   bool
+	stop     chan struct{}
 	// suspects wakes the guard's goroutine (run) for a check; one
 	// waiting is enough.
 	suspects chan error
@@ -183,6 +185,17 @@ func (g *Guard) OnRecover(fn func(context.Context) error) {
 	// A step added during an outage is owed for it, as if it had been
 	// there when the circuit opened.
 	g.repairs = append(g.repairs, &repair{fn: fn, owed: g.open.Load()})
+	g.mu.Unlock()
+}
+
+// AfterRecover adds an announcement: fn runs once after each outage,
+// just after the circuit closed, and after the recovery steps. It is for
+// telling others that Redis is back (the bus's gap to its subscribers),
+// who may then use Redis at once: before the circuit closes they would be
+// refused. It runs on the guard's goroutine, and must not block.
+func (g *Guard) AfterRecover(fn func()) {
+	g.mu.Lock()
+	g.announce = append(g.announce, fn)
 	g.mu.Unlock()
 }
 

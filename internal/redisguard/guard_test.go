@@ -239,13 +239,15 @@ func metric(t *testing.T, reg prometheus.Gatherer, name string) float64 {
 // A recovery step that keeps failing while Redis answers (an INCR refused
 // out of memory under noeviction, or read-only after a failover) neither
 // holds the circuit open nor makes the steps that succeeded run again; it
-// is retried alone, less and less often. Before, every probe (20 ms here)
+// is retried alone, less and less often. Announcements (the bus's gap)
+// run once, after the circuit closed. Before, every probe (20 ms here)
 // ran every step again, the bus's gap among them, and the circuit stayed
 // open until the failing one succeeded.
 func TestFailingStepNeitherHoldsTheCircuitNorRepeatsOthers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r, rdb, g := startRedisWith(t, reg)
-	var earlier, later atomic.Int32
+	var earlier, later, announced atomic.Int32
+	var announcedOpen atomic.Bool
 	var refusing atomic.Bool
 	refusing.Store(true)
 	var mu sync.Mutex
@@ -263,6 +265,12 @@ func TestFailingStepNeitherHoldsTheCircuitNorRepeatsOthers(t *testing.T) {
 			return errors.New("OOM command not allowed when used memory > 'maxmemory'")
 		}
 		return nil
+	})
+	g.AfterRecover(func() {
+		announced.Add(1)
+		if !g.Healthy() || earlier.Load() != announced.Load() {
+			announcedOpen.Store(true)
+		}
 	})
 	outage(t, r, rdb, g)
 	if !waitUntil(5*time.Second, g.Healthy) {
@@ -312,5 +320,10 @@ func TestFailingStepNeitherHoldsTheCircuitNorRepeatsOthers(t *testing.T) {
 	}
 	if n, m := earlier.Load(), later.Load(); n != 2 || m != done+1 {
 		t.Fatalf("after the second outage: steps ran %d and %d times, want 2 and %d", n, m, done+1)
+	}
+	// The announcement runs just after the circuit closed.
+	waitUntil(time.Second, func() bool { return announced.Load() >= 2 })
+	if n := announced.Load(); n != 2 || announcedOpen.Load() {
+		t.Fatalf("announcement ran %d times over two outages (want 2); before the circuit closed or the steps ran: %v", n, announcedOpen.Load())
 	}
 }

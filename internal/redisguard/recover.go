@@ -2,7 +2,8 @@ package redisguard
 
 // Recovery: the guard's goroutine, which checks Redis when commands fail,
 // probes it while the circuit is open, runs the recovery steps when it
-// answers again, and retries the steps that failed.
+// answers again and the announcements once the circuit has closed, and
+// retries the steps that failed.
 
 import (
 	"context"
@@ -110,8 +111,8 @@ func (g *Guard) answers() bool {
 // stepTimeout bounds a probe, and each recovery step.
 func (g *Guard) stepTimeout() time.Duration { return max(g.opts.Timeout, 200*time.Millisecond) }
 
-// closeCircuit runs the recovery steps once Redis answers, then closes
-// the circuit. It closes even if a step failed: Redis answers, and the step
+// closeCircuit runs the recovery steps once Redis answers, closes the
+// circuit, then runs the announcements. It closes even if a step failed: Redis answers, and the step
 // is retried on its own (run) rather than with every probe, which ran the
 // steps that had succeeded again each time (a bus gap to every subscriber
 // every 50 ms while one write was refused).
@@ -122,9 +123,13 @@ func (g *Guard) closeCircuit(started time.Time) {
 	g.failures.Store(0)
 	g.open.Store(false)
 	g.opened = make(chan struct{})
+	announce := append([]func(){}, g.announce...)
 	g.mu.Unlock()
 	g.healthy.Set(1)
 	g.log.Info("redis: answering again; circuit closed", "after", time.Since(started).Round(time.Millisecond), "steps_pending", pending)
+	for _, fn := range announce {
+		fn()
+	}
 }
 
 // runRepairs runs the owed recovery steps that are due, in the order they
