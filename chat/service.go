@@ -50,7 +50,10 @@ func New(opts Options) *Service {
 	}
 	if s.state != nil {
 		// A write to the counters that failed while Redis was away
-		// invalidates them all before Redis is trusted again.
+		// invalidates them all before Redis is trusted again. If Redis
+		// refuses that write, the guard closes its circuit anyway and
+		// retries it; until it succeeds, UnreadCounts reads PostgreSQL
+		// and the totals that writes return are unknown.
 		s.state.Guard().OnRecover(s.state.SettleUnread)
 	}
 	return s

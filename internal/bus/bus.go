@@ -61,15 +61,16 @@ type Options struct {
 
 // Health is what the bus asks of the guard on its Redis client. While
 // Redis does not answer, Subscribe fails at once; when it answers again,
-// every subscriber gets a Gap event, as publishes may have failed
+// every subscriber gets one Gap event, as publishes may have failed
 // meanwhile.
 type Health interface {
 	// Err is non-nil while Redis is known not to answer.
 	Err() error
 	// Opened is closed when Redis is next found not answering.
 	Opened() <-chan struct{}
-	// OnRecover adds what to run when Redis answers again.
-	OnRecover(func(context.Context) error)
+	// AfterRecover adds what to run once Redis answers again and commands
+	// pass.
+	AfterRecover(func())
 	// Suspect asks for a check that Redis answers at all.
 	Suspect()
 }
@@ -136,10 +137,12 @@ func New(rdb *redis.Client, opts Options) *Bus {
 		opts.Registerer.MustRegister(b.subscribers, b.topicsOpen, b.delivered, b.dropped, b.gaps)
 	}
 	if b.health != nil {
-		b.health.OnRecover(func(context.Context) error {
-			b.signalGap()
-			return nil
-		})
+		// After the circuit closed, not as a recovery step before: a
+		// subscriber answers a gap with reads, from PostgreSQL and from
+		// Redis (held signals), which the open circuit would refuse; and
+		// once, whatever the steps do (a step retried at every probe
+		// made a gap every 50 ms).
+		b.health.AfterRecover(b.signalGap)
 	}
 	go b.receive(ctx)
 	return b

@@ -303,7 +303,8 @@ func (s *State) SettleUnread(ctx context.Context) error {
 
 // BumpUnread counts a new top-level message in Redis for the members of
 // a channel under the push limit (the sender's own read position moves
-// too), in one round trip, and returns each member's new totals.
+// too), in one round trip, and returns each member's new totals (unknown
+// while a failed write is unsettled).
 func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, members []string, sender string) ([]store.UnreadTotals, error) {
 	if len(members) == 0 {
 		return nil, nil
@@ -318,7 +319,10 @@ func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 		}
 	}
 	ctx = afterCommit(ctx)
-	_ = s.SettleUnread(ctx)
+	// Write even if the epoch cannot move (Redis refusing writes refuses
+	// this too), but trust no totals read back: the hash may have missed
+	// the failed write.
+	settled := s.SettleUnread(ctx) == nil
 	res, err := bumpScript.Run(ctx, s.rdb, keys, channelID, seq, senderIdx, s.prefix).Int64Slice()
 	if err != nil {
 		s.writeFailed(ctx, members)
@@ -326,7 +330,7 @@ func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 	}
 	out := make([]store.UnreadTotals, len(members))
 	for i := range out {
-		if t, c := res[2*i], res[2*i+1]; t >= 0 {
+		if t, c := res[2*i], res[2*i+1]; t >= 0 && settled {
 			out[i] = store.UnreadTotals{Total: int(t), Channels: int(c), Known: true}
 		}
 	}
@@ -352,7 +356,8 @@ func (s *State) SetBigChannelSeq(ctx context.Context, channelID string, seq int6
 }
 
 // RecordRead moves a user's read position in Redis after MarkRead
-// committed, and returns the user's new totals.
+// committed, and returns the user's new totals (unknown while a failed
+// write is unsettled, as for BumpUnread).
 func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.UnreadTotals, error) {
 	h, ub := s.unreadKeys(p.UserID)
 	big := "0"
@@ -360,13 +365,13 @@ func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.Un
 		big = "1"
 	}
 	ctx = afterCommit(ctx)
-	_ = s.SettleUnread(ctx)
+	settled := s.SettleUnread(ctx) == nil
 	res, err := markReadScript.Run(ctx, s.rdb, []string{h, ub}, p.ChannelID, p.Seq, big, s.prefix).Int64Slice()
 	if err != nil {
 		s.writeFailed(ctx, []string{p.UserID})
 		return store.UnreadTotals{}, fmt.Errorf("ephemeral: record read: %w", err)
 	}
-	if res[0] < 0 {
+	if res[0] < 0 || !settled {
 		return store.UnreadTotals{}, nil
 	}
 	return store.UnreadTotals{Total: int(res[0]), Channels: int(res[1]), Known: true}, nil

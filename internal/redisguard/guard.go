@@ -3,8 +3,9 @@
 // circuit after a few failures in a row: while it is open, commands fail
 // at once with ErrUnavailable (callers fall back to PostgreSQL, which holds
 // the truth), and a probe pings Redis until it answers. Before the circuit
-// closes, the recovery hooks run, so state written while Redis was away is
-// made right before anyone reads it again.
+// closes, the recovery steps run, so state written while Redis was away is
+// made right before anyone reads it again; after it has closed, the
+// announcements run, so those who wait for Redis hear it is back (recover.go).
 //
 // A killed Redis refuses connections and fails fast by itself; a stopped
 // one accepts them and never answers, which without this made every
@@ -89,17 +90,24 @@ type Guard struct {
 	failures atomic.Int32
 	open     atomic.Bool
 
-	mu        sync.Mutex
-	opened    chan struct{} // closed when the circuit next opens
-	recovered []func(context.Context) error
-	checking  bool
-	closed    bool
-	stop      chan struct{}
-	checkDone sync.WaitGroup
+	mu     sync.Mutex
+	opened chan struct{} // closed when the circuit next opens
+	// repairs are the recovery steps: the slice is guarded by mu, each
+	// step's state belongs to the guard's goroutine (run).
+	repairs  []*repair
+	announce []func()
+	closed   bool
+	stop     chan struct{}
+	// suspects wakes the guard's goroutine (run) for a check; one
+	// waiting is enough.
+	suspects chan error
+	running  sync.WaitGroup
 
-	healthy prometheus.Gauge
-	opens   prometheus.Counter
-	failed  prometheus.Counter
+	healthy      prometheus.Gauge
+	opens        prometheus.Counter
+	failed       prometheus.Counter
+	pending      prometheus.Gauge
+	stepFailures prometheus.Counter
 }
 
 // New returns a guard; Attach it to the client it guards.
@@ -123,20 +131,25 @@ func New(opts Options) *Guard {
 		opts.Logger = slog.Default()
 	}
 	g := &Guard{
-		opts:   opts,
-		log:    opts.Logger,
-		opened: make(chan struct{}),
-		stop:   make(chan struct{}),
+		opts:     opts,
+		log:      opts.Logger,
+		opened:   make(chan struct{}),
+		stop:     make(chan struct{}),
+		suspects: make(chan error, 1),
 		healthy: prometheus.NewGauge(prometheus.GaugeOpts{Name: "brook_redis_healthy",
 			Help: "1 while Redis answers; 0 while the circuit is open and reads go to PostgreSQL."}),
 		opens: prometheus.NewCounter(prometheus.CounterOpts{Name: "brook_redis_circuit_opened_total",
 			Help: "Times Redis stopped answering and the circuit opened."}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: "brook_redis_command_failures_total",
 			Help: "Redis commands that failed for want of an answer (timeouts, broken connections, the open circuit)."}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "brook_redis_recovery_steps_pending",
+			Help: "Recovery steps that failed after Redis answered again and are retried with backoff; what they repair is not trusted meanwhile."}),
+		stepFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "brook_redis_recovery_step_failures_total",
+			Help: "Attempts of a recovery step that failed."}),
 	}
 	g.healthy.Set(1)
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(g.healthy, g.opens, g.failed)
+		opts.Registerer.MustRegister(g.healthy, g.opens, g.failed, g.pending, g.stepFailures)
 	}
 	return g
 }
@@ -152,14 +165,37 @@ func (g *Guard) Attach(rdb *redis.Client) {
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	g.pinger = redis.NewClient(&opts)
 	rdb.AddHook(g)
+	g.mu.Lock()
+	if !g.closed {
+		g.running.Add(1)
+		go g.run()
+	}
+	g.mu.Unlock()
 }
 
-// OnRecover adds fn to what runs, after Redis answers a probe again and
-// before the circuit closes. An error keeps the circuit open and the
-// probe going.
+// OnRecover adds a recovery step: fn runs once after each outage, when
+// Redis answers a probe again and before the circuit closes. A step that
+// fails does not hold the circuit open (Redis answers; one write it
+// refuses, out of memory or read-only, must not refuse everything else):
+// it is retried alone, with backoff, until it succeeds, and whoever relies
+// on what it repairs must check for themselves meanwhile (as chat's unread
+// counts do, reading PostgreSQL until SettleUnread succeeds).
 func (g *Guard) OnRecover(fn func(context.Context) error) {
 	g.mu.Lock()
-	g.recovered = append(g.recovered, fn)
+	// A step added during an outage is owed for it, as if it had been
+	// there when the circuit opened.
+	g.repairs = append(g.repairs, &repair{fn: fn, owed: g.open.Load()})
+	g.mu.Unlock()
+}
+
+// AfterRecover adds an announcement: fn runs once after each outage,
+// just after the circuit closed, and after the recovery steps. It is for
+// telling others that Redis is back (the bus's gap to its subscribers),
+// who may then use Redis at once: before the circuit closes they would be
+// refused. It runs on the guard's goroutine, and must not block.
+func (g *Guard) AfterRecover(fn func()) {
+	g.mu.Lock()
+	g.announce = append(g.announce, fn)
 	g.mu.Unlock()
 }
 
@@ -193,7 +229,7 @@ func LogLevel(err error) slog.Level {
 	return slog.LevelWarn
 }
 
-// Close stops the probe.
+// Close stops the probe and the retries of recovery steps.
 func (g *Guard) Close() {
 	g.mu.Lock()
 	if !g.closed {
@@ -201,7 +237,7 @@ func (g *Guard) Close() {
 		close(g.stop)
 	}
 	g.mu.Unlock()
-	g.checkDone.Wait()
+	g.running.Wait()
 	if g.pinger != nil {
 		_ = g.pinger.Close()
 	}
@@ -322,86 +358,19 @@ func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// suspect starts the check, unless one runs or the circuit is open.
+// suspect asks the guard's goroutine for a check, unless one is asked
+// for already or the circuit is open.
 func (g *Guard) suspect(cause error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.checking || g.closed || g.rdb == nil {
+	if g.open.Load() {
 		return
 	}
-	g.checking = true
-	g.checkDone.Add(1)
-	go g.check(cause)
+	select {
+	case g.suspects <- cause:
+	default:
+	}
 }
 
 // Suspect asks for a check that Redis answers at all, as a run of failed
 // commands does: for callers that wait on Redis outside the hook (a
 // subscription's confirmation).
 func (g *Guard) Suspect() { g.suspect(errors.New("a subscription waits for its confirmation")) }
-
-// check tells a slow Redis from one that does not answer: it pings with
-// the longer VerifyTimeout, and a Redis that answers is left alone
-// (commands that timed out meanwhile went to PostgreSQL one by one).
-// One that does not gets the circuit opened, and is pinged every
-// ProbeInterval until it answers; then the recovery hooks run and the
-// circuit closes.
-func (g *Guard) check(cause error) {
-	defer g.checkDone.Done()
-	defer func() {
-		g.mu.Lock()
-		g.checking = false
-		g.mu.Unlock()
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), g.opts.VerifyTimeout)
-	err := g.pinger.Ping(ctx).Err()
-	cancel()
-	if err == nil {
-		g.failures.Store(0)
-		return
-	}
-	g.open.Store(true)
-	g.opens.Inc()
-	g.healthy.Set(0)
-	g.log.Warn("redis: not answering; circuit open, reads go to PostgreSQL until it recovers", "err", cause, "ping", err)
-	g.mu.Lock()
-	close(g.opened)
-	g.mu.Unlock()
-	tick := time.NewTicker(g.opts.ProbeInterval)
-	defer tick.Stop()
-	started := time.Now()
-	for {
-		select {
-		case <-g.stop:
-			return
-		case <-tick.C:
-		}
-		if g.tryRecover() {
-			g.log.Info("redis: answering again; circuit closed", "after", time.Since(started).Round(time.Millisecond))
-			return
-		}
-	}
-}
-
-func (g *Guard) tryRecover() bool {
-	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), probeKey{}, true), max(g.opts.Timeout, 200*time.Millisecond))
-	defer cancel()
-	if err := g.pinger.Ping(ctx).Err(); err != nil {
-		return false
-	}
-	g.mu.Lock()
-	hooks := append([]func(context.Context) error(nil), g.recovered...)
-	g.mu.Unlock()
-	for _, fn := range hooks {
-		if err := fn(ctx); err != nil {
-			g.log.Warn("redis: recovery step failed; circuit stays open", "err", err)
-			return false
-		}
-	}
-	g.mu.Lock()
-	g.failures.Store(0)
-	g.open.Store(false)
-	g.opened = make(chan struct{})
-	g.mu.Unlock()
-	g.healthy.Set(1)
-	return true
-}

@@ -3,10 +3,12 @@ package redisguard_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/brookhq/brook/internal/local"
@@ -14,6 +16,12 @@ import (
 )
 
 func startRedis(t *testing.T) (*local.Redis, *redis.Client, *redisguard.Guard) {
+	t.Helper()
+	return startRedisWith(t, nil)
+}
+
+// startRedisWith is startRedis with the guard's metrics registered on reg.
+func startRedisWith(t *testing.T, reg prometheus.Registerer) (*local.Redis, *redis.Client, *redisguard.Guard) {
 	t.Helper()
 	r, err := local.StartRedis(context.Background(), t.TempDir())
 	if err != nil {
@@ -25,7 +33,8 @@ func startRedis(t *testing.T) (*local.Redis, *redis.Client, *redisguard.Guard) {
 	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { _ = rdb.Close() })
-	g := redisguard.New(redisguard.Options{Timeout: 40 * time.Millisecond, VerifyTimeout: 300 * time.Millisecond, ProbeInterval: 20 * time.Millisecond})
+	g := redisguard.New(redisguard.Options{Timeout: 40 * time.Millisecond, VerifyTimeout: 300 * time.Millisecond, ProbeInterval: 20 * time.Millisecond,
+		Registerer: reg})
 	g.Attach(rdb)
 	t.Cleanup(g.Close)
 	return r, rdb, g
@@ -174,5 +183,148 @@ func TestBackgroundTimeout(t *testing.T) {
 	// background one (1 s) waits for the answer.
 	if err := rdb.Set(redisguard.Background(context.Background()), "k", "v", 0).Err(); err != nil {
 		t.Fatalf("background command across a short freeze: %v", err)
+	}
+}
+
+// outage freezes Redis until the guard has opened the circuit, then thaws
+// it.
+func outage(t *testing.T, r *local.Redis, rdb *redis.Client, g *redisguard.Guard) {
+	t.Helper()
+	if err := r.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Thaw() }()
+	for i := 0; i < 3; i++ {
+		_ = rdb.Get(context.Background(), "k").Err()
+	}
+	select {
+	case <-g.Opened():
+	case <-time.After(5 * time.Second):
+		t.Fatal("circuit still closed 5 s after three timeouts")
+	}
+}
+
+// waitUntil reports whether cond held within d.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
+}
+
+// metric returns the value of the gauge or counter name in reg.
+func metric(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// A recovery step that keeps failing while Redis answers (an INCR refused
+// out of memory under noeviction, or read-only after a failover) neither
+// holds the circuit open nor makes the steps that succeeded run again; it
+// is retried alone, less and less often. Announcements (the bus's gap)
+// run once, after the circuit closed. Before, every probe (20 ms here)
+// ran every step again, the bus's gap among them, and the circuit stayed
+// open until the failing one succeeded.
+func TestFailingStepNeitherHoldsTheCircuitNorRepeatsOthers(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r, rdb, g := startRedisWith(t, reg)
+	var earlier, later, announced atomic.Int32
+	var announcedOpen atomic.Bool
+	var refusing atomic.Bool
+	refusing.Store(true)
+	var mu sync.Mutex
+	var attempts []time.Time
+	g.OnRecover(func(context.Context) error {
+		earlier.Add(1)
+		return nil
+	})
+	g.OnRecover(func(context.Context) error {
+		later.Add(1)
+		mu.Lock()
+		attempts = append(attempts, time.Now())
+		mu.Unlock()
+		if refusing.Load() {
+			return errors.New("OOM command not allowed when used memory > 'maxmemory'")
+		}
+		return nil
+	})
+	g.AfterRecover(func() {
+		announced.Add(1)
+		if !g.Healthy() || earlier.Load() != announced.Load() {
+			announcedOpen.Store(true)
+		}
+	})
+	outage(t, r, rdb, g)
+	if !waitUntil(5*time.Second, g.Healthy) {
+		t.Fatalf("circuit still open 5 s after Redis answered, with one step failing: the step that succeeded ran %d times, the failing one %d",
+			earlier.Load(), later.Load())
+	}
+	// Background: its longer timeout keeps a loaded machine from failing it.
+	if err := rdb.Set(redisguard.Background(context.Background()), "k", "v", 0).Err(); err != nil {
+		t.Fatalf("a command after the circuit closed: %v", err)
+	}
+	// Five attempts take at least 20+40+80+160 ms of backoff.
+	if !waitUntil(5*time.Second, func() bool { return later.Load() >= 5 }) {
+		t.Fatalf("the failing step was tried %d times in 5 s, want it retried", later.Load())
+	}
+	if n := earlier.Load(); n != 1 {
+		t.Fatalf("the step that succeeded ran %d times while another failed, want 1", n)
+	}
+	mu.Lock()
+	for i := 1; i < 5; i++ {
+		// Timers fire late, never early: the waits are lower bounds.
+		if gap, want := attempts[i].Sub(attempts[i-1]), 20*time.Millisecond<<(i-1); gap < want {
+			t.Errorf("attempt %d came %v after the one before, want at least %v", i+1, gap, want)
+		}
+	}
+	mu.Unlock()
+	if v := metric(t, reg, "brook_redis_recovery_steps_pending"); v != 1 {
+		t.Fatalf("brook_redis_recovery_steps_pending = %v while a step fails, want 1", v)
+	}
+	if v := metric(t, reg, "brook_redis_recovery_step_failures_total"); v < 5-1 {
+		t.Fatalf("brook_redis_recovery_step_failures_total = %v after %d failed attempts", v, later.Load())
+	}
+
+	refusing.Store(false)
+	if !waitUntil(10*time.Second, func() bool { return metric(t, reg, "brook_redis_recovery_steps_pending") == 0 }) {
+		t.Fatal("the step still pending 10 s after it stopped failing")
+	}
+	done := later.Load()
+	// Nothing is owed now: no step runs again (ten probe intervals).
+	time.Sleep(200 * time.Millisecond)
+	if n, m := earlier.Load(), later.Load(); n != 1 || m != done {
+		t.Fatalf("after the repair: steps ran %d and %d times, want 1 and %d", n, m, done)
+	}
+
+	// The next outage owes every step again, each once.
+	outage(t, r, rdb, g)
+	if !waitUntil(5*time.Second, g.Healthy) {
+		t.Fatal("circuit still open 5 s after the second outage")
+	}
+	if n, m := earlier.Load(), later.Load(); n != 2 || m != done+1 {
+		t.Fatalf("after the second outage: steps ran %d and %d times, want 2 and %d", n, m, done+1)
+	}
+	// The announcement runs just after the circuit closed.
+	waitUntil(time.Second, func() bool { return announced.Load() >= 2 })
+	if n := announced.Load(); n != 2 || announcedOpen.Load() {
+		t.Fatalf("announcement ran %d times over two outages (want 2); before the circuit closed or the steps ran: %v", n, announcedOpen.Load())
 	}
 }
