@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"time"
 
@@ -65,22 +64,50 @@ func joinedEvent(ch *store.MemberChange, user string) *systemEvent {
 	return &systemEvent{typ: EventMemberJoined, actor: user, users: ch.Users}
 }
 
-// UpdateChannel changes a channel's name, image, data or join policy
-// (owners, admins).
-func (s *Service) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage, policy *store.JoinPolicy) (*store.Channel, error) {
+// UpdateChannel changes a channel: its name, image, data and join policy
+// (owners, admins), whether it is frozen and its slow mode (owners,
+// moderators, admins). A freeze is recorded by a system message.
+func (s *Service) UpdateChannel(ctx context.Context, id string, u store.ChannelUpdate) (*store.Channel, error) {
 	a, me, err := s.access(ctx, "id", id)
 	if err != nil {
 		return nil, err
 	}
-	if err := requireOwner(a, me); err != nil {
-		return nil, err
+	profile := u.Name != nil || u.Image != nil || u.Data != nil || u.JoinPolicy != nil
+	if profile {
+		if err := requireOwner(a, me); err != nil {
+			return nil, err
+		}
+	} else if !canModerate(a, me) {
+		return nil, auth.Forbidden("only the owners and moderators of channel %q and admins may freeze it or set its slow mode", id)
 	}
-	ch, err := s.store.UpdateChannel(ctx, id, name, image, data, policy)
+	var before, after *store.Channel
+	_, err = s.systemChange(ctx, id, func(tx *store.Store) (*store.MemberChange, *systemEvent, error) {
+		var err error
+		if before, after, err = tx.UpdateChannel(ctx, id, u); err != nil {
+			return nil, nil, err
+		}
+		ch := &store.MemberChange{Channel: after}
+		switch {
+		case !before.Frozen && after.Frozen:
+			return ch, &systemEvent{typ: EventChannelFrozen, actor: me.UserID}, nil
+		case before.Frozen && !after.Frozen:
+			return ch, &systemEvent{typ: EventChannelUnfrozen, actor: me.UserID}, nil
+		}
+		return ch, nil, nil
+	}, func(*store.MemberChange) {
+		s.publishChannel(ctx, EventChannelUpdated, id, me.UserID, nil)
+		if before.Frozen != after.Frozen {
+			typ := EventChannelFrozen
+			if !after.Frozen {
+				typ = EventChannelUnfrozen
+			}
+			s.publishChannel(ctx, typ, id, me.UserID, nil)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.publishChannel(ctx, EventChannelUpdated, id, me.UserID, nil)
-	return ch, nil
+	return after, nil
 }
 
 // AddMembers adds users to a channel (owners, admins).

@@ -183,7 +183,7 @@ func TestChatSendAfterRemovalCommits(t *testing.T) {
 	cid := createChannel(t, n, alice, "messaging", "late-"+tag, bob)
 	n.Must(t, env.Token(t, alice), `mutation($c: ID!, $u: ID!) { removeMembers(channel: $c, userIds: [$u]) { memberCount } }`,
 		brooktest.Vars{"c": cid, "u": bob}, nil)
-	_, _, err := n.Store.SendMessage(context.Background(), cid, bob, true, store.MessageInput{Text: "too late"})
+	_, _, err := n.Store.SendMessage(context.Background(), cid, bob, store.SendAs{Member: true}, store.MessageInput{Text: "too late"})
 	if !errors.Is(err, store.ErrNotChannelMember) {
 		t.Fatalf("a removed member's send: %v", err)
 	}

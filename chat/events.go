@@ -36,6 +36,8 @@ const (
 	EventMemberInvited   = "member.invited"
 	EventInviteRejected  = "member.invite_rejected"
 	EventChannelUpdated  = "channel.updated"
+	EventChannelFrozen   = "channel.frozen"
+	EventChannelUnfrozen = "channel.unfrozen"
 )
 
 // Types of user events.

@@ -260,7 +260,7 @@ func TestMessageEventPublishedAgainAfterAFailedPublish(t *testing.T) {
 	// Sent as by a node that stopped before its own publish: only the
 	// message's job is left to publish it.
 	ctx := context.Background()
-	sent, created, err := n.Store.SendMessage(ctx, cid, alice, true, store.MessageInput{Text: "the last word"})
+	sent, created, err := n.Store.SendMessage(ctx, cid, alice, store.SendAs{Member: true}, store.MessageInput{Text: "the last word"})
 	if err != nil || !created {
 		t.Fatalf("send: created %v, %v", created, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/workers"
@@ -28,9 +29,15 @@ func (s *Service) SendMessage(ctx context.Context, channel string, input store.M
 	if err := requireWrite(a, me); err != nil {
 		return nil, err
 	}
-	m, created, err := s.store.SendMessage(ctx, channel, me.UserID, a.Role != "", input)
-	if errors.Is(err, store.ErrNotChannelMember) {
+	m, created, err := s.store.SendMessage(ctx, channel, me.UserID, store.SendAs{Member: a.Role != "", Moderator: canModerate(a, me)}, input)
+	var cool *store.CooldownError
+	switch {
+	case errors.Is(err, store.ErrNotChannelMember):
 		return nil, auth.Forbidden("you were removed from channel %q", channel)
+	case errors.Is(err, store.ErrChannelFrozen):
+		return nil, auth.Forbidden("channel %q is frozen: only its owners and moderators may write", channel)
+	case errors.As(err, &cool):
+		return nil, &ephemeral.RateLimitedError{What: "messages: the channel is in slow mode", Key: channel, RetryAfter: cool.Wait}
 	}
 	if err != nil || !created {
 		return m, err

@@ -180,7 +180,7 @@ func replayStopsAtARemoval(t *testing.T, atPage int) {
 	cid := createChannel(t, n, alice, "messaging", "replay-"+tag, bob)
 	first := sendMsg(t, n, alice, cid, "m0")
 	for i := 1; i <= 150; i++ { // two pages after the first message
-		if _, _, err := n.Store.SendMessage(context.Background(), cid, alice, true, store.MessageInput{Text: fmt.Sprintf("m%d", i)}); err != nil {
+		if _, _, err := n.Store.SendMessage(context.Background(), cid, alice, store.SendAs{Member: true}, store.MessageInput{Text: fmt.Sprintf("m%d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -244,7 +244,7 @@ func TestChatMessageAddedReorders(t *testing.T) {
 	ctx := context.Background()
 	var msgs []*store.Message
 	for i := 0; i < 4; i++ {
-		m, _, err := n.Store.SendMessage(ctx, cid, alice, true, store.MessageInput{Text: fmt.Sprintf("r%d", i)})
+		m, _, err := n.Store.SendMessage(ctx, cid, alice, store.SendAs{Member: true}, store.MessageInput{Text: fmt.Sprintf("r%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // System messages record changes to a channel in its history: who joined,
-// left, was added or removed, got a role. They are written in the
+// left, was added or removed, got a role; a freeze. They are written in the
 // transaction of the change, count as unread for nobody, and reach
 // messageAdded like any message. Livestream channels record no joins and
 // leaves: thousands of viewers would bury the conversation.
@@ -105,6 +105,10 @@ func describe(ev *systemEvent, people []*store.User) store.SystemMessage {
 			article = "an "
 		}
 		text = fmt.Sprintf("%s made %s %s%s", name(0), list(names), article, ev.role)
+	case EventChannelFrozen:
+		text = fmt.Sprintf("%s froze the channel", name(0))
+	case EventChannelUnfrozen:
+		text = fmt.Sprintf("%s unfroze the channel", name(0))
 	default:
 		text = fmt.Sprintf("%s: %s", name(0), ev.typ)
 	}

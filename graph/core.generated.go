@@ -34,7 +34,7 @@ type MutationResolver interface {
 	EndCall(ctx context.Context, id string) (bool, error)
 	DrainSFUNode(ctx context.Context, id string, drained *bool) (*store.SFUNode, error)
 	CreateChannel(ctx context.Context, input store.ChannelInput) (*store.Channel, error)
-	UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy) (*store.Channel, error)
+	UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) (*store.Channel, error)
 	AddMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error)
 	RemoveMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error)
 	InviteMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error)
@@ -815,6 +815,22 @@ func (ec *executionContext) field_Mutation_updateChannel_args(ctx context.Contex
 		return nil, err
 	}
 	args["joinPolicy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "frozen",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["frozen"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "cooldownSeconds",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["cooldownSeconds"] = arg6
 	return args, nil
 }
 
@@ -1560,7 +1576,7 @@ func (ec *executionContext) _Mutation_updateChannel(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UpdateChannel(ctx, fc.Args["id"].(string), fc.Args["name"].(*string), fc.Args["image"].(*string), fc.Args["data"].(json.RawMessage), fc.Args["joinPolicy"].(*store.JoinPolicy))
+			return ec.Resolvers.Mutation().UpdateChannel(ctx, fc.Args["id"].(string), fc.Args["name"].(*string), fc.Args["image"].(*string), fc.Args["data"].(json.RawMessage), fc.Args["joinPolicy"].(*store.JoinPolicy), fc.Args["frozen"].(*bool), fc.Args["cooldownSeconds"].(*int))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *store.Channel) graphql.Marshaler {

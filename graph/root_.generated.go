@@ -157,23 +157,25 @@ type ComplexityRoot struct {
 	}
 
 	Channel struct {
-		CreatedAt      func(childComplexity int) int
-		CreatedBy      func(childComplexity int) int
-		Data           func(childComplexity int) int
-		ID             func(childComplexity int) int
-		Image          func(childComplexity int) int
-		JoinPolicy     func(childComplexity int) int
-		LastMessage    func(childComplexity int) int
-		LastMessageAt  func(childComplexity int) int
-		MemberCount    func(childComplexity int) int
-		Members        func(childComplexity int, first *int, after *string, status *store.MemberStatus) int
-		Membership     func(childComplexity int) int
-		Messages       func(childComplexity int, last *int, before *string, after *string, around *string) int
-		Name           func(childComplexity int) int
-		PinnedMessages func(childComplexity int, first *int, after *string) int
-		Type           func(childComplexity int) int
-		UnreadCount    func(childComplexity int) int
-		UpdatedAt      func(childComplexity int) int
+		CooldownSeconds func(childComplexity int) int
+		CreatedAt       func(childComplexity int) int
+		CreatedBy       func(childComplexity int) int
+		Data            func(childComplexity int) int
+		Frozen          func(childComplexity int) int
+		ID              func(childComplexity int) int
+		Image           func(childComplexity int) int
+		JoinPolicy      func(childComplexity int) int
+		LastMessage     func(childComplexity int) int
+		LastMessageAt   func(childComplexity int) int
+		MemberCount     func(childComplexity int) int
+		Members         func(childComplexity int, first *int, after *string, status *store.MemberStatus) int
+		Membership      func(childComplexity int) int
+		Messages        func(childComplexity int, last *int, before *string, after *string, around *string) int
+		Name            func(childComplexity int) int
+		PinnedMessages  func(childComplexity int, first *int, after *string) int
+		Type            func(childComplexity int) int
+		UnreadCount     func(childComplexity int) int
+		UpdatedAt       func(childComplexity int) int
 	}
 
 	ChannelConnection struct {
@@ -335,7 +337,7 @@ type ComplexityRoot struct {
 		UnpinMessage      func(childComplexity int, id string) int
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
-		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy) int
+		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
 		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
@@ -894,6 +896,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CallSession.StartedAt(childComplexity), true
 
+	case "Channel.cooldownSeconds":
+		if e.ComplexityRoot.Channel.CooldownSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.CooldownSeconds(childComplexity), true
 	case "Channel.createdAt":
 		if e.ComplexityRoot.Channel.CreatedAt == nil {
 			break
@@ -912,6 +920,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Channel.Data(childComplexity), true
+	case "Channel.frozen":
+		if e.ComplexityRoot.Channel.Frozen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Channel.Frozen(childComplexity), true
 	case "Channel.id":
 		if e.ComplexityRoot.Channel.ID == nil {
 			break
@@ -1893,7 +1907,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UpdateChannel(childComplexity, args["id"].(string), args["name"].(*string), args["image"].(*string), args["data"].(json.RawMessage), args["joinPolicy"].(*store.JoinPolicy)), true
+		return e.ComplexityRoot.Mutation.UpdateChannel(childComplexity, args["id"].(string), args["name"].(*string), args["image"].(*string), args["data"].(json.RawMessage), args["joinPolicy"].(*store.JoinPolicy), args["frozen"].(*bool), args["cooldownSeconds"].(*int)), true
 	case "Mutation.updateMessage":
 		if e.ComplexityRoot.Mutation.UpdateMessage == nil {
 			break
@@ -2730,6 +2744,13 @@ type Channel {
   livestream channels are OPEN and messaging channels INVITE.
   """
   joinPolicy: JoinPolicy!
+  "Only owners, moderators and admins may write to a frozen channel."
+  frozen: Boolean!
+  """
+  Slow mode: a member may send one message per that many seconds (0:
+  off). Owners, moderators and admins are exempt.
+  """
+  cooldownSeconds: Int!
   name: String
   image: String
   data: JSON
@@ -2877,7 +2898,8 @@ message.pinned, message.unpinned,
 reaction.new, reaction.deleted, typing.start, typing.stop, message.read,
 member.added, member.removed (by an owner), member.joined, member.left (by
 themselves), member.role_changed, member.invited, member.invite_rejected
-(the member is the event's user) or channel.updated.
+(the member is the event's user), channel.updated, channel.frozen or
+channel.unfrozen.
 """
 type ChannelEvent {
   type: String!
@@ -3012,8 +3034,14 @@ extend type Mutation {
   must be able to read it.
   """
   createChannel(input: ChannelInput!): Channel!
-  "Changes a channel's name, image, data or join policy. Owners and admins only."
-  updateChannel(id: ID!, name: String, image: String, data: JSON, joinPolicy: JoinPolicy): Channel!
+  """
+  Changes a channel. Its name, image, data and join policy: owners and
+  admins. Whether it is frozen (only owners, moderators and admins may
+  write) and its slow mode (cooldownSeconds, 0 to 3600, 0 for off: one
+  message per member per that many seconds): owners, moderators and
+  admins too.
+  """
+  updateChannel(id: ID!, name: String, image: String, data: JSON, joinPolicy: JoinPolicy, frozen: Boolean, cooldownSeconds: Int): Channel!
   "Adds members (at most 100 at once). Owners and admins only."
   addMembers(channel: ID!, userIds: [ID!]!): Channel!
   "Removes members (at most 100 at once), and withdraws their invitations. Owners and admins only."
@@ -3608,6 +3636,10 @@ func (ec *executionContext) childFields_Channel(ctx context.Context, field graph
 		return ec.fieldContext_Channel_type(ctx, field)
 	case "joinPolicy":
 		return ec.fieldContext_Channel_joinPolicy(ctx, field)
+	case "frozen":
+		return ec.fieldContext_Channel_frozen(ctx, field)
+	case "cooldownSeconds":
+		return ec.fieldContext_Channel_cooldownSeconds(ctx, field)
 	case "name":
 		return ec.fieldContext_Channel_name(ctx, field)
 	case "image":

@@ -234,8 +234,8 @@ func (r *mutationResolver) CreateChannel(ctx context.Context, input store.Channe
 	return r.Chat.CreateChannel(ctx, input)
 }
 
-func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy) (*store.Channel, error) {
-	return r.Chat.UpdateChannel(ctx, id, name, image, data, joinPolicy)
+func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) (*store.Channel, error) {
+	return r.Chat.UpdateChannel(ctx, id, store.ChannelUpdate{Name: name, Image: image, Data: data, JoinPolicy: joinPolicy, Frozen: frozen, CooldownSeconds: cooldownSeconds})
 }
 
 func (r *mutationResolver) AddMembers(ctx context.Context, channel string, userIds []string) (*store.Channel, error) {

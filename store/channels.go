@@ -38,6 +38,11 @@ type Channel struct {
 	// JoinPolicy is who may join by themselves, as set; "" is the
 	// channel type's default (the chat product's rule).
 	JoinPolicy JoinPolicy
+	// Frozen: only owners, moderators and admins may send.
+	Frozen bool
+	// CooldownSeconds is slow mode: one message per member per that many
+	// seconds (0: off).
+	CooldownSeconds int
 }
 
 // JoinPolicy says who may join a channel by themselves.
@@ -174,13 +179,14 @@ func checkChannelProfile(name, image *string, data json.RawMessage) error {
 	return CheckData("data", data)
 }
 
-const channelColumns = `id, type, name, image, data, created_by, created_at, updated_at, last_seq, last_pos, last_message_id, last_message_at, member_count, member_removals, join_policy`
+const channelColumns = `id, type, name, image, data, created_by, created_at, updated_at, last_seq, last_pos, last_message_id, last_message_at, member_count, member_removals, join_policy, frozen, cooldown_seconds`
 
 func scanChannel(row pgx.Row, extra ...any) (*Channel, error) {
 	var c Channel
 	var policy *string
 	dest := append([]any{&c.ID, &c.Type, &c.Name, &c.Image, &c.Data, &c.CreatedByID, &c.CreatedAt, &c.UpdatedAt,
-		&c.LastSeq, &c.LastPos, &c.LastMessageID, &c.LastMessageAt, &c.MemberCount, &c.MemberRemovals, &policy}, extra...)
+		&c.LastSeq, &c.LastPos, &c.LastMessageID, &c.LastMessageAt, &c.MemberCount, &c.MemberRemovals, &policy,
+		&c.Frozen, &c.CooldownSeconds}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -337,23 +343,49 @@ func policyValue(p *JoinPolicy) *string {
 	return &v
 }
 
-// UpdateChannel changes a channel's profile and join policy; nil fields
-// keep their value.
-func (s *Store) UpdateChannel(ctx context.Context, id string, name, image *string, data json.RawMessage, policy *JoinPolicy) (*Channel, error) {
-	if err := checkChannelProfile(name, image, data); err != nil {
-		return nil, err
+// MaxCooldownSeconds caps slow mode: an hour between a member's messages.
+const MaxCooldownSeconds = 3600
+
+// ChannelUpdate changes a channel; nil fields keep their value.
+type ChannelUpdate struct {
+	Name, Image     *string
+	Data            json.RawMessage
+	JoinPolicy      *JoinPolicy
+	Frozen          *bool
+	CooldownSeconds *int
+}
+
+// UpdateChannel changes a channel and returns it as it was before and as
+// it is after.
+func (s *Store) UpdateChannel(ctx context.Context, id string, u ChannelUpdate) (before, after *Channel, err error) {
+	if err := checkChannelProfile(u.Name, u.Image, u.Data); err != nil {
+		return nil, nil, err
 	}
-	c, err := scanChannel(s.db.QueryRow(ctx, `
-		UPDATE channels SET name = coalesce($2, name), image = coalesce($3, image), data = coalesce($4, data),
-			join_policy = coalesce($5, join_policy), updated_at = now()
-		WHERE id = $1 RETURNING `+channelColumns, id, name, image, data, policyValue(policy)))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, NotFound("channel", id)
+	if c := u.CooldownSeconds; c != nil && (*c < 0 || *c > MaxCooldownSeconds) {
+		return nil, nil, Invalid("cooldownSeconds", "%d is out of range: give 0 (off) to %d seconds", *c, MaxCooldownSeconds)
 	}
+	err = s.InTx(ctx, func(tx *Store) error {
+		before, err = scanChannel(tx.db.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return NotFound("channel", id)
+		}
+		if err != nil {
+			return err
+		}
+		after, err = scanChannel(tx.db.QueryRow(ctx, `
+			UPDATE channels SET name = coalesce($2, name), image = coalesce($3, image), data = coalesce($4, data),
+				join_policy = coalesce($5, join_policy), frozen = coalesce($6, frozen),
+				cooldown_seconds = coalesce($7, cooldown_seconds), updated_at = now()
+			WHERE id = $1 RETURNING `+channelColumns, id, u.Name, u.Image, u.Data, policyValue(u.JoinPolicy), u.Frozen, u.CooldownSeconds))
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store: update channel: %w", err)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("store: update channel: %w", err)
 	}
-	return c, nil
+	return before, after, nil
 }
 
 // ChannelFilter narrows a user's channel list.

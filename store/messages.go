@@ -100,8 +100,7 @@ type MessageInput struct {
 	ShowInChannel bool
 }
 
-const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at,
-	quoted_id, show_in_channel, pinned_at, pinned_by, pin_expires_at`
+const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at, quoted_id, show_in_channel, pinned_at, pinned_by, pin_expires_at`
 
 // inChannel is the condition of messages shown in their channel's history.
 const inChannel = `(parent_id IS NULL OR show_in_channel)`
@@ -198,17 +197,43 @@ func checkMessageInput(in MessageInput) (uuid.UUID, *uuid.UUID, error) {
 // of the channel when it was written.
 var ErrNotChannelMember = errors.New("store: not a member of the channel")
 
+// ErrChannelFrozen means a message found its channel frozen when it was
+// written, and its sender not exempt.
+var ErrChannelFrozen = errors.New("store: the channel is frozen")
+
+// CooldownError refuses a member's message in slow mode: its previous one
+// was sent less than the channel's cooldown ago.
+type CooldownError struct {
+	// Wait is how long until the member may send again.
+	Wait time.Duration
+}
+
+func (e *CooldownError) Error() string {
+	return fmt.Sprintf("store: slow mode: wait %s", e.Wait)
+}
+
+// SendAs says how a sender writes to a channel.
+type SendAs struct {
+	// Member: the sender writes as a member (not as an admin who is
+	// none): the transaction locks its membership first, and a sender
+	// removed meanwhile gets ErrNotChannelMember with nothing written.
+	Member bool
+	// Moderator: exempt from a freeze and from slow mode (owners,
+	// moderators, admins).
+	Moderator bool
+}
+
 // SendMessage stores a message in one transaction: it takes the channel's
 // next position (and sequence number, for a top-level message) with an
 // UPDATE that locks the channel row, so positions commit in order; inserts
 // the message; marks the channel read for the sender; and leaves a
 // chat.message job in the outbox. A message id sent again by the same user
 // to the same channel with the same text returns the stored message
-// (created false); any other reuse of an id is a Conflict. asMember says
-// the sender writes as a member (not as an admin who is none): the
-// transaction locks its membership first, and a sender removed meanwhile
-// gets ErrNotChannelMember with nothing written.
-func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMember bool, in MessageInput) (msg *Message, created bool, err error) {
+// (created false); any other reuse of an id is a Conflict. A frozen
+// channel (ErrChannelFrozen) and slow mode (CooldownError) refuse a
+// sender that is no moderator, read from the rows the send locks anyway:
+// they cost no statement.
+func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as SendAs, in MessageInput) (msg *Message, created bool, err error) {
 	id, parent, quoted, err := CheckMessageInput(in)
 	if err != nil {
 		return nil, false, err
@@ -227,10 +252,11 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			// The sender's membership row before the channel's, in the order
 			// a removal locks them; FOR UPDATE, as the row's read position is
 			// written below (two shared holders could not both upgrade).
-			if asMember {
-				var one int
-				err := tx.db.QueryRow(ctx, `SELECT 1 FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
-					channelID, userID).Scan(&one)
+			var lastSent *time.Time
+			var now time.Time
+			if as.Member {
+				err := tx.db.QueryRow(ctx, `SELECT last_sent_at, now() FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
+					channelID, userID).Scan(&lastSent, &now)
 				if errors.Is(err, pgx.ErrNoRows) {
 					return ErrNotChannelMember
 				}
@@ -276,16 +302,31 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 			// last message: it neither moves the channel up the list nor
 			// becomes its preview (unless shown in the channel too).
 			var pos, seq, removals int64
+			var frozen bool
+			var cooldown int
 			err = tx.db.QueryRow(ctx, `
 				UPDATE channels SET last_pos = last_pos + 1, last_seq = last_seq + $2,
 					last_message_id = CASE WHEN $2 = 1 THEN $3 ELSE last_message_id END,
 					last_message_at = CASE WHEN $2 = 1 THEN now() ELSE last_message_at END
-				WHERE id = $1 RETURNING last_pos, last_seq, member_removals`, channelID, top, id).Scan(&pos, &seq, &removals)
+				WHERE id = $1 RETURNING last_pos, last_seq, member_removals, frozen, cooldown_seconds`, channelID, top, id).
+				Scan(&pos, &seq, &removals, &frozen, &cooldown)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return NotFound("channel", channelID)
 			}
 			if err != nil {
 				return err
+			}
+			// Checked on the locked rows, so a freeze or a cooldown that
+			// committed before this send holds; the update rolls back.
+			if !as.Moderator {
+				if frozen {
+					return ErrChannelFrozen
+				}
+				if cooldown > 0 && lastSent != nil {
+					if wait := time.Duration(cooldown)*time.Second - now.Sub(*lastSent); wait > 0 {
+						return &CooldownError{Wait: wait}
+					}
+				}
 			}
 			m, err := scanMessage(tx.db.QueryRow(ctx, `
 				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel)
@@ -299,7 +340,8 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 				return err
 			}
 			if _, err := tx.db.Exec(ctx, `
-				UPDATE channel_members SET last_read_seq = greatest(last_read_seq, $3), last_read_at = now(), last_read_message_id = $4
+				UPDATE channel_members SET last_read_seq = greatest(last_read_seq, $3), last_read_at = now(), last_read_message_id = $4,
+					last_sent_at = now()
 				WHERE channel_id = $1 AND user_id = $2`, channelID, userID, seq, id); err != nil {
 				return err
 			}
@@ -315,7 +357,9 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, asMem
 		}
 	}
 	if err != nil {
-		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotChannelMember) {
+		var cool *CooldownError
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotChannelMember) ||
+			errors.Is(err, ErrChannelFrozen) || errors.As(err, &cool) {
 			return nil, false, err
 		}
 		return nil, false, fmt.Errorf("store: send message: %w", err)

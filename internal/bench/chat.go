@@ -454,7 +454,7 @@ func chatHistory(ctx context.Context, h *harness, t *table) error {
 	defer hn.Close()
 	st := hn.Store
 	for i := 0; i < 200; i++ {
-		m, _, err := st.SendMessage(ctx, "messaging:hist", users[i%4], true, store.MessageInput{Text: fmt.Sprintf("history message %d", i)})
+		m, _, err := st.SendMessage(ctx, "messaging:hist", users[i%4], store.SendAs{Member: true}, store.MessageInput{Text: fmt.Sprintf("history message %d", i)})
 		if err != nil {
 			return err
 		}
