@@ -37,6 +37,9 @@ func (s *Service) messageAccess(ctx context.Context, field, raw string) (*store.
 		return nil, nil, me, err
 	}
 	m, err := s.store.Message(ctx, id)
+	if err == nil && !m.VisibleTo(me.UserID) {
+		err = store.NotFound("message", raw) // a shadowed message is its author's alone
+	}
 	if err != nil {
 		return nil, nil, me, err
 	}
@@ -76,6 +79,15 @@ func readableOrNone(a *store.ChannelAccess, me auth.Identity, err error) (found 
 func requireWrite(a *store.ChannelAccess, me auth.Identity) error {
 	if a.Role == "" && !me.IsAdmin() {
 		return auth.Forbidden("only members of channel %q may write to it", a.Channel.ID)
+	}
+	return requireNotBanned(a, me)
+}
+
+// requireNotBanned refuses a user under a hard ban from the channel or
+// the app. (A shadow ban refuses nothing: it must not show.)
+func requireNotBanned(a *store.ChannelAccess, me auth.Identity) error {
+	if a.Banned && !me.IsAdmin() {
+		return auth.Forbidden("you are banned from channel %q", a.Channel.ID)
 	}
 	return nil
 }

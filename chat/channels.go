@@ -29,6 +29,9 @@ func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (
 		}
 		if input.Distinct && a.Role == "" {
 			// The caller's own conversation: it comes back to it.
+			if err := requireNotBanned(a, me); err != nil {
+				return nil, err
+			}
 			return s.rejoin(ctx, ch.ID, me.UserID)
 		}
 		if err := requireRead(a, me); err != nil {

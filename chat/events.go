@@ -38,6 +38,8 @@ const (
 	EventChannelUpdated  = "channel.updated"
 	EventChannelFrozen   = "channel.frozen"
 	EventChannelUnfrozen = "channel.unfrozen"
+	EventUserBanned      = "user.banned"
+	EventUserUnbanned    = "user.unbanned"
 )
 
 // Types of user events.

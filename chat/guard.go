@@ -135,6 +135,9 @@ func (s *Service) ChannelEvents(ctx context.Context, channel string) (<-chan *Ch
 	guard := s.newReadGuard(a, me)
 	go stream.Relay(ctx, s.log, sub, out, decodeChannelEvent, func(e *ChannelEvent) (bool, error) {
 		err := guard.check(ctx, e)
+		if err == nil && e.Message != nil && !e.Message.VisibleTo(me.UserID) {
+			return false, nil // another's shadowed message
+		}
 		return err == nil || guard.removes(e), err
 	})
 	return out.C, nil

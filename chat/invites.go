@@ -43,6 +43,9 @@ func (s *Service) AcceptInvite(ctx context.Context, channel string) (*store.Chan
 	if a.Role != "" {
 		return a.Channel, nil
 	}
+	if err := requireNotBanned(a, me); err != nil {
+		return nil, err
+	}
 	ch, err := s.systemChange(ctx, channel, func(tx *store.Store) (*store.MemberChange, *systemEvent, error) {
 		ch, err := tx.AcceptInvite(ctx, channel, me.UserID)
 		return ch, joinedEvent(ch, me.UserID), err

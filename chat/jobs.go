@@ -73,8 +73,9 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 		reader = ""
 	}
 	switch {
-	case msg.Type == store.MessageSystem:
-		// Counts for nobody, and its author read nothing.
+	case msg.Type == store.MessageSystem || msg.Shadowed:
+		// Counts for nobody, and its author read nothing new (a shadowed
+		// message has no sequence number of its own).
 	case !msg.Counts():
 		// A reply only in its thread counts for nobody; it only moves the
 		// sender's read position.

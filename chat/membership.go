@@ -37,6 +37,9 @@ func (s *Service) JoinChannel(ctx context.Context, channel string) (*store.Chann
 	if a.Role != "" {
 		return a.Channel, nil
 	}
+	if err := requireNotBanned(a, me); err != nil {
+		return nil, err
+	}
 	if joinPolicy(a.Channel) != store.JoinOpen && !me.IsAdmin() {
 		return nil, auth.Forbidden("channel %q is by invitation: an owner adds its members", channel)
 	}

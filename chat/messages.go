@@ -34,6 +34,8 @@ func (s *Service) SendMessage(ctx context.Context, channel string, input store.M
 	switch {
 	case errors.Is(err, store.ErrNotChannelMember):
 		return nil, auth.Forbidden("you were removed from channel %q", channel)
+	case errors.Is(err, store.ErrBanned):
+		return nil, auth.Forbidden("you are banned from channel %q", channel)
 	case errors.Is(err, store.ErrChannelFrozen):
 		return nil, auth.Forbidden("channel %q is frozen: only its owners and moderators may write", channel)
 	case errors.As(err, &cool):
@@ -201,6 +203,10 @@ type HistoryWindow struct {
 // after the cursor after, or those around a message. The channel was read
 // under the caller's access.
 func (s *Service) History(ctx context.Context, ch *store.Channel, w HistoryWindow) (store.Page[*store.Message], error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return store.Page[*store.Message]{}, err
+	}
 	n := 50
 	if w.Last != nil {
 		var err error
@@ -223,13 +229,13 @@ func (s *Service) History(ctx context.Context, ch *store.Channel, w HistoryWindo
 		if err != nil {
 			return store.Page[*store.Message]{}, err
 		}
-		return s.store.ChannelHistoryAfter(ctx, ch.ID, n, pos)
+		return s.store.ChannelHistoryAfter(ctx, ch.ID, me.UserID, n, pos)
 	case w.Around != nil && *w.Around != "":
 		pos, err := s.historyPos(ctx, ch, *w.Around)
 		if err != nil {
 			return store.Page[*store.Message]{}, err
 		}
-		return s.store.ChannelHistoryAround(ctx, ch.ID, n, pos)
+		return s.store.ChannelHistoryAround(ctx, ch.ID, me.UserID, n, pos)
 	}
 	var pos int64
 	if w.Before != nil && *w.Before != "" {
@@ -238,7 +244,7 @@ func (s *Service) History(ctx context.Context, ch *store.Channel, w HistoryWindo
 			return store.Page[*store.Message]{}, err
 		}
 	}
-	return s.store.ChannelHistory(ctx, ch.ID, n, pos)
+	return s.store.ChannelHistory(ctx, ch.ID, me.UserID, n, pos)
 }
 
 // historyPos is where a message is in its channel's history: its own
@@ -248,8 +254,12 @@ func (s *Service) historyPos(ctx context.Context, ch *store.Channel, raw string)
 	if err != nil {
 		return 0, err
 	}
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return 0, err
+	}
 	m, err := s.store.Message(ctx, id)
-	if err == nil && m.ChannelID != ch.ID {
+	if err == nil && (m.ChannelID != ch.ID || !m.VisibleTo(me.UserID)) {
 		err = store.NotFound("message in channel "+ch.ID, raw)
 	}
 	if err != nil {
@@ -278,7 +288,11 @@ func (s *Service) Replies(ctx context.Context, parent *store.Message, first *int
 			return store.Page[*store.Message]{}, err
 		}
 	}
-	return s.store.Replies(ctx, parent.ID, n, pos)
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return store.Page[*store.Message]{}, err
+	}
+	return s.store.Replies(ctx, parent.ID, me.UserID, n, pos)
 }
 
 // SearchMessages finds messages whose text matches query, newest first, in

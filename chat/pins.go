@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
 )
 
@@ -55,9 +56,13 @@ func (s *Service) UnpinMessage(ctx context.Context, id string) (*store.Message, 
 // PinnedMessages lists a channel's pinned messages, the latest pinned
 // first. The channel was read under the caller's access.
 func (s *Service) PinnedMessages(ctx context.Context, ch *store.Channel, first *int, after *string) (store.Page[*store.Message], error) {
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return store.Page[*store.Message]{}, err
+	}
 	n, pos, err := store.PageArgs(first, after, 25)
 	if err != nil {
 		return store.Page[*store.Message]{}, err
 	}
-	return s.store.PinnedMessages(ctx, ch.ID, n, pos)
+	return s.store.PinnedMessages(ctx, ch.ID, me.UserID, n, pos)
 }

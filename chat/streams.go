@@ -77,6 +77,10 @@ func (s *messageStream) Stop() {
 func (s *messageStream) CanPark() bool { return s.waitC == nil }
 
 func (s *messageStream) send(m *store.Message) bool {
+	if !m.VisibleTo(s.guard.me.UserID) {
+		s.last = m.Pos // another's shadowed message: its position, not its text
+		return true
+	}
 	if !s.out.Send(s.ctx, m) {
 		return false
 	}

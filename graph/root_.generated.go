@@ -307,6 +307,7 @@ type ComplexityRoot struct {
 		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
 		AddMembers        func(childComplexity int, channel string, userIds []string) int
 		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage) int
+		BanUser           func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
 		CreateCall        func(childComplexity int, input store.CallInput) int
 		CreateChannel     func(childComplexity int, input store.ChannelInput) int
 		DeleteMessage     func(childComplexity int, id string) int
@@ -333,6 +334,7 @@ type ComplexityRoot struct {
 		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
 		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
 		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
+		UnbanUser         func(childComplexity int, user string, channel *string) int
 		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
 		UnpinMessage      func(childComplexity int, id string) int
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
@@ -1572,6 +1574,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddReaction(childComplexity, args["activity"].(string), args["kind"].(string), args["data"].(json.RawMessage)), true
+	case "Mutation.banUser":
+		if e.ComplexityRoot.Mutation.BanUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_banUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BanUser(childComplexity, args["user"].(string), args["channel"].(*string), args["until"].(*time.Time), args["shadow"].(*bool), args["reason"].(*string)), true
 	case "Mutation.createCall":
 		if e.ComplexityRoot.Mutation.CreateCall == nil {
 			break
@@ -1853,6 +1866,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetMemberRole(childComplexity, args["channel"].(string), args["user"].(string), args["role"].(string)), true
+	case "Mutation.unbanUser":
+		if e.ComplexityRoot.Mutation.UnbanUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unbanUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnbanUser(childComplexity, args["user"].(string), args["channel"].(*string)), true
 	case "Mutation.unfollow":
 		if e.ComplexityRoot.Mutation.Unfollow == nil {
 			break
@@ -2898,8 +2922,9 @@ message.pinned, message.unpinned,
 reaction.new, reaction.deleted, typing.start, typing.stop, message.read,
 member.added, member.removed (by an owner), member.joined, member.left (by
 themselves), member.role_changed, member.invited, member.invite_rejected
-(the member is the event's user), channel.updated, channel.frozen or
-channel.unfrozen.
+(the member is the event's user), channel.updated, channel.frozen,
+channel.unfrozen, user.banned or user.unbanned (the banned user is the
+event's user; shadow bans are not announced).
 """
 type ChannelEvent {
   type: String!
@@ -3103,6 +3128,17 @@ extend type Mutation {
   markRead(channel: ID!, message: ID): ChannelUnread!
   "Marks every channel of the caller read."
   markAllRead: UnreadCounts!
+  """
+  Bans a user from a channel (owners, moderators, admins; an owner or
+  moderator only by an admin), or with no channel from the whole app
+  (admins), until a time (for good when left out). A banned user cannot
+  send, react, pin or join. With shadow: true it still can, but what it
+  sends is visible to it alone and counts for no one. Banning again
+  replaces the ban. Reason: at most 500 characters.
+  """
+  banUser(user: ID!, channel: ID, until: Time, shadow: Boolean = false, reason: String): Boolean!
+  "Lifts a user's ban from a channel (or, with no channel, the app-wide one); returns whether one was in force."
+  unbanUser(user: ID!, channel: ID): Boolean!
   "Tells the channel's subscribers the caller is typing (or stopped). Not stored."
   sendTypingEvent(channel: ID!, typing: Boolean = true): Boolean!
 }

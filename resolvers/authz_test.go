@@ -359,6 +359,13 @@ func init() {
 		chanRow("mutation.sendMessage", `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi"}) { id } }`, ownerOnly),
 		msgRow("mutation.updateMessage", `mutation($m: ID!) { updateMessage(id: $m, text: "edited") { id } }`),
 		msgRow("mutation.deleteMessage", `mutation($m: ID!) { deleteMessage(id: $m) { id } }`),
+		// Banning from a channel: its owners and moderators, and admins.
+		policy{op: "mutation.banUser", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($c: ID!, $u: ID!) { banUser(user: $u, channel: $c) }`, brooktest.Vars{"c": f.channel(t, f.users[stranger]), "u": f.users[stranger]}
+		}},
+		policy{op: "mutation.unbanUser", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($c: ID!, $u: ID!) { unbanUser(user: $u, channel: $c) }`, brooktest.Vars{"c": f.channel(t, f.users[stranger]), "u": f.users[stranger]}
+		}},
 		msgRow("mutation.pinMessage", `mutation($m: ID!) { pinMessage(id: $m) { pinnedAt } }`),
 		msgRow("mutation.unpinMessage", `mutation($m: ID!) { unpinMessage(id: $m) { id } }`),
 		msgRow("mutation.sendReaction", `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`),

@@ -306,6 +306,14 @@ func (r *mutationResolver) MarkAllRead(ctx context.Context) (*store.UnreadCounts
 	return r.Chat.MarkAllRead(ctx, selected(ctx, "channels", "channel"), chatLookup{r.loadersFor(ctx).chat()})
 }
 
+func (r *mutationResolver) BanUser(ctx context.Context, user string, channel *string, until *time.Time, shadow *bool, reason *string) (bool, error) {
+	return r.Chat.BanUser(ctx, user, channel, until, shadow != nil && *shadow, reason)
+}
+
+func (r *mutationResolver) UnbanUser(ctx context.Context, user string, channel *string) (bool, error) {
+	return r.Chat.UnbanUser(ctx, user, channel)
+}
+
 func (r *mutationResolver) SendTypingEvent(ctx context.Context, channel string, typing *bool) (bool, error) {
 	return r.Chat.SendTypingEvent(ctx, channel, typing)
 }

@@ -288,22 +288,26 @@ type ChannelAccess struct {
 	Channel *Channel
 	// Role is the caller's role, "" when not a member.
 	Role string
+	// Banned: a hard ban from the channel or the app is in force;
+	// Shadowed: a shadow ban alone.
+	Banned, Shadowed bool
 }
 
 // ChannelForUser returns a channel and the user's role in it, or NotFound.
 func (s *Store) ChannelForUser(ctx context.Context, channelID, userID string) (*ChannelAccess, error) {
 	var role *string
+	var ban *bool
 	c, err := scanChannel(s.db.QueryRow(ctx, `
-		SELECT `+prefixed("c.", channelColumns)+`, m.role FROM channels c
+		SELECT `+prefixed("c.", channelColumns)+`, m.role, `+banOf("c.id", "$2")+` FROM channels c
 		LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-		WHERE c.id = $1`, channelID, userID), &role)
+		WHERE c.id = $1`, channelID, userID), &role, &ban)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("channel", channelID)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: channel: %w", err)
 	}
-	a := &ChannelAccess{Channel: c}
+	a := &ChannelAccess{Channel: c, Banned: ban != nil && !*ban, Shadowed: ban != nil && *ban}
 	if role != nil {
 		a.Role = *role
 	}

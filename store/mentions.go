@@ -15,7 +15,7 @@ import (
 // unreadMentionsOf is the condition of a message m mentioning user u,
 // unread by its channel membership cm.
 const unreadMentionsOf = `m.mentioned @> ARRAY[%s]::text[] AND m.seq > cm.last_read_seq
-	AND (m.parent_id IS NULL OR m.show_in_channel) AND m.type <> 'system'`
+	AND (m.parent_id IS NULL OR m.show_in_channel) AND m.type <> 'system' AND NOT m.shadowed`
 
 // MemberKey names one member of one channel.
 type MemberKey struct {

@@ -50,7 +50,7 @@ func (s *Store) UnpinMessage(ctx context.Context, id uuid.UUID) (m *Message, was
 // PinnedMessages lists a channel's pinned messages, the latest pinned
 // first, first+1 rows after the cursor position (PinCursor; "" for the
 // start).
-func (s *Store) PinnedMessages(ctx context.Context, channelID string, first int, after string) (Page[*Message], error) {
+func (s *Store) PinnedMessages(ctx context.Context, channelID, viewer string, first int, after string) (Page[*Message], error) {
 	afterAt, afterID := int64(1<<62), uuid.Max
 	if after != "" {
 		at, id, ok := strings.Cut(after, "|")
@@ -63,8 +63,8 @@ func (s *Store) PinnedMessages(ctx context.Context, channelID string, first int,
 	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
 		WHERE channel_id = $1 AND pinned_at IS NOT NULL AND (pin_expires_at IS NULL OR pin_expires_at > now())
-		  AND ((extract(epoch FROM pinned_at) * 1000000)::int8, id) < ($2::int8, $3::uuid)
-		ORDER BY pinned_at DESC, id DESC LIMIT $4`, channelID, afterAt, afterID, first+1))
+		  AND ((extract(epoch FROM pinned_at) * 1000000)::int8, id) < ($2::int8, $3::uuid) AND `+visibleTo(5)+`
+		ORDER BY pinned_at DESC, id DESC LIMIT $4`, channelID, afterAt, afterID, first+1, viewer))
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: pinned messages: %w", err)
 	}

@@ -41,6 +41,8 @@ type Message struct {
 	PinnedAt     *time.Time `json:"pinnedAt,omitempty"`
 	PinnedByID   *string    `json:"pinnedBy,omitempty"`
 	PinExpiresAt *time.Time `json:"pinExpiresAt,omitempty"`
+	// Shadowed: sent by a shadow-banned user, visible to it alone.
+	Shadowed bool `json:"shadowed,omitempty"`
 
 	// Sender is the author's profile, carried in events so that delivering
 	// one costs no query per subscriber.
@@ -84,8 +86,15 @@ func (m *Message) InChannel() bool { return m.ParentID == nil || m.ShowInChannel
 
 // Counts reports whether the message counts as unread (it has a sequence
 // number of its own): a message in the channel's history that is not a
-// system message.
-func (m *Message) Counts() bool { return m.InChannel() && m.Type != MessageSystem }
+// system message nor shadowed.
+func (m *Message) Counts() bool { return m.InChannel() && m.Type != MessageSystem && !m.Shadowed }
+
+// VisibleTo reports whether viewer may see the message: a shadowed one is
+// its author's alone.
+func (m *Message) VisibleTo(viewer string) bool { return !m.Shadowed || m.UserID == viewer }
+
+// visibleTo is the condition of messages the user $N may see.
+func visibleTo(n int) string { return fmt.Sprintf("(NOT shadowed OR user_id = $%d)", n) }
 
 // MessageInput sends a message.
 type MessageInput struct {
@@ -100,7 +109,7 @@ type MessageInput struct {
 	ShowInChannel bool
 }
 
-const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at, quoted_id, show_in_channel, pinned_at, pinned_by, pin_expires_at`
+const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at, quoted_id, show_in_channel, pinned_at, pinned_by, pin_expires_at, shadowed`
 
 // inChannel is the condition of messages shown in their channel's history.
 const inChannel = `(parent_id IS NULL OR show_in_channel)`
@@ -109,7 +118,7 @@ func scanMessage(row pgx.Row) (*Message, error) {
 	var m Message
 	err := row.Scan(&m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
 		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt,
-		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt)
+		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt, &m.Shadowed)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +206,9 @@ func checkMessageInput(in MessageInput) (uuid.UUID, *uuid.UUID, error) {
 // of the channel when it was written.
 var ErrNotChannelMember = errors.New("store: not a member of the channel")
 
+// ErrBanned means a message found its sender banned from the channel.
+var ErrBanned = errors.New("store: banned")
+
 // ErrChannelFrozen means a message found its channel frozen when it was
 // written, and its sender not exempt.
 var ErrChannelFrozen = errors.New("store: the channel is frozen")
@@ -254,9 +266,10 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 			// written below (two shared holders could not both upgrade).
 			var lastSent *time.Time
 			var now time.Time
+			var ban *bool // nil: none; true: shadow
 			if as.Member {
-				err := tx.db.QueryRow(ctx, `SELECT last_sent_at, now() FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
-					channelID, userID).Scan(&lastSent, &now)
+				err := tx.db.QueryRow(ctx, `SELECT last_sent_at, now(), `+banOf("$1", "$2")+` FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
+					channelID, userID).Scan(&lastSent, &now, &ban)
 				if errors.Is(err, pgx.ErrNoRows) {
 					return ErrNotChannelMember
 				}
@@ -264,6 +277,10 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 					return err
 				}
 			}
+			if ban != nil && !*ban {
+				return ErrBanned
+			}
+			shadowed := ban != nil // a shadow ban: visible to the sender alone, counted for no one
 			typ := MessageRegular
 			if parent != nil {
 				typ = MessageReply
@@ -279,8 +296,10 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 				if parentParent != nil {
 					return Invalid("input.parentId", "message %s is itself a reply: reply to the thread's first message", *parent)
 				}
-				if _, err := tx.db.Exec(ctx, `UPDATE messages SET reply_count = reply_count + 1 WHERE id = $1`, *parent); err != nil {
-					return err
+				if !shadowed {
+					if _, err := tx.db.Exec(ctx, `UPDATE messages SET reply_count = reply_count + 1 WHERE id = $1`, *parent); err != nil {
+						return err
+					}
 				}
 			}
 			if quoted != nil {
@@ -295,7 +314,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 				}
 			}
 			top := int64(0)
-			if parent == nil || in.ShowInChannel {
+			if (parent == nil || in.ShowInChannel) && !shadowed {
 				top = 1
 			}
 			// A thread reply takes a position but is not the channel's
@@ -329,10 +348,10 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 				}
 			}
 			m, err := scanMessage(tx.db.QueryRow(ctx, `
-				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel, shadowed)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 				ON CONFLICT (id) DO NOTHING
-				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel))
+				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel, shadowed))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errSameID
 			}
@@ -359,7 +378,7 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 	if err != nil {
 		var cool *CooldownError
 		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotChannelMember) ||
-			errors.Is(err, ErrChannelFrozen) || errors.As(err, &cool) {
+			errors.Is(err, ErrChannelFrozen) || errors.Is(err, ErrBanned) || errors.As(err, &cool) {
 			return nil, false, err
 		}
 		return nil, false, fmt.Errorf("store: send message: %w", err)
@@ -411,15 +430,15 @@ func (s *Store) Message(ctx context.Context, id uuid.UUID) (*Message, error) {
 // (top-level messages and replies shown in the channel) sent before
 // position before (0: the newest), oldest first. HasNext says older
 // messages exist; HasPrev that newer ones do (always, after a before).
-func (s *Store) ChannelHistory(ctx context.Context, channelID string, last int, before int64) (Page[*Message], error) {
+func (s *Store) ChannelHistory(ctx context.Context, channelID, viewer string, last int, before int64) (Page[*Message], error) {
 	hasPrev := before > 0
 	if before <= 0 {
 		before = 1 << 62
 	}
 	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = $1 AND pos < $2 AND `+inChannel+`
-		ORDER BY pos DESC LIMIT $3`, channelID, before, last+1))
+		WHERE channel_id = $1 AND pos < $2 AND `+inChannel+` AND `+visibleTo(4)+`
+		ORDER BY pos DESC LIMIT $3`, channelID, before, last+1, viewer))
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
 	}
@@ -432,18 +451,18 @@ func (s *Store) ChannelHistory(ctx context.Context, channelID string, last int, 
 // ChannelHistoryAfter returns up to last messages of a channel's history
 // sent after position after, oldest first. HasPrev says newer messages
 // exist; HasNext that older ones do.
-func (s *Store) ChannelHistoryAfter(ctx context.Context, channelID string, last int, after int64) (Page[*Message], error) {
+func (s *Store) ChannelHistoryAfter(ctx context.Context, channelID, viewer string, last int, after int64) (Page[*Message], error) {
 	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
-		WHERE channel_id = $1 AND pos > $2 AND `+inChannel+`
-		ORDER BY pos LIMIT $3`, channelID, after, last+1))
+		WHERE channel_id = $1 AND pos > $2 AND `+inChannel+` AND `+visibleTo(4)+`
+		ORDER BY pos LIMIT $3`, channelID, after, last+1, viewer))
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
 	}
 	newer := PageOf(found, last)
 	var older bool
-	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE channel_id = $1 AND pos <= $2 AND `+inChannel+`)`,
-		channelID, after).Scan(&older); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE channel_id = $1 AND pos <= $2 AND `+inChannel+` AND `+visibleTo(3)+`)`,
+		channelID, after, viewer).Scan(&older); err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
 	}
 	return Page[*Message]{Items: newer.Items, HasNext: older, HasPrev: newer.HasNext}, nil
@@ -452,23 +471,24 @@ func (s *Store) ChannelHistoryAfter(ctx context.Context, channelID string, last 
 // ChannelHistoryAround returns a window of last messages of a channel's
 // history holding the message at position at: up to last/2 older ones
 // before it, newer ones after, oldest first.
-func (s *Store) ChannelHistoryAround(ctx context.Context, channelID string, last int, at int64) (Page[*Message], error) {
-	older, err := s.ChannelHistory(ctx, channelID, last/2+1, at+1) // the message and older ones
+func (s *Store) ChannelHistoryAround(ctx context.Context, channelID, viewer string, last int, at int64) (Page[*Message], error) {
+	older, err := s.ChannelHistory(ctx, channelID, viewer, last/2+1, at+1) // the message and older ones
 	if err != nil {
 		return Page[*Message]{}, err
 	}
-	newer, err := s.ChannelHistoryAfter(ctx, channelID, last-len(older.Items), at)
+	newer, err := s.ChannelHistoryAfter(ctx, channelID, viewer, last-len(older.Items), at)
 	if err != nil {
 		return Page[*Message]{}, err
 	}
 	return Page[*Message]{Items: append(older.Items, newer.Items...), HasNext: older.HasNext, HasPrev: newer.HasPrev}, nil
 }
 
-// Replies returns first+1 replies of a thread after position after.
-func (s *Store) Replies(ctx context.Context, parent uuid.UUID, first int, after int64) (Page[*Message], error) {
+// Replies returns first+1 replies of a thread after position after, as
+// viewer sees them.
+func (s *Store) Replies(ctx context.Context, parent uuid.UUID, viewer string, first int, after int64) (Page[*Message], error) {
 	found, err := collectMessages(s.db.Query(ctx, `
-		SELECT `+messageColumns+` FROM messages WHERE parent_id = $1 AND pos > $2
-		ORDER BY pos LIMIT $3`, parent, after, first+1))
+		SELECT `+messageColumns+` FROM messages WHERE parent_id = $1 AND pos > $2 AND `+visibleTo(4)+`
+		ORDER BY pos LIMIT $3`, parent, after, first+1, viewer))
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: replies: %w", err)
 	}
@@ -566,7 +586,7 @@ func (s *Store) SearchMessages(ctx context.Context, userID, query string, channe
 	found, err := collectMessages(s.db.Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
 		WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', $2)
-		  AND deleted_at IS NULL
+		  AND deleted_at IS NULL AND `+visibleTo(1)+`
 		  AND CASE WHEN $3::text IS NULL
 		      THEN channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $1)
 		      ELSE channel_id = $3 END
