@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { createPersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { getMainDefinition } from '@apollo/client/utilities';
@@ -234,5 +234,120 @@ test('a channel: normalized, history paged backwards with fetchMore, and mutatio
     watching.unsubscribe();
   } finally {
     await close();
+  }
+});
+
+// rejection runs an Apollo operation that must fail and returns its
+// GraphQL errors (Apollo Client 4 rejects with CombinedGraphQLErrors).
+async function rejection(promise) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(CombinedGraphQLErrors.is(e), `a GraphQL error, not ${e}`);
+    return e.errors;
+  }
+  assert.fail('the operation succeeded');
+}
+
+const LOBBY = gql`query Lobby($id: ID!) {
+  channel(id: $id) { id joinPolicy memberCount membership { role status }
+    messages(last: 10) { edges { node { id type text user { id } quotedMessage { id text user { id } } } } } }
+}`;
+const PINNED = gql`query Pinned($id: ID!) {
+  channel(id: $id) { id pinnedMessages(first: 10) { edges { node { id text pinnedAt pinnedBy { id } } } } }
+}`;
+const SEND_QUOTE = gql`mutation Send($channel: ID!, $text: String!, $quoted: ID) {
+  sendMessage(channel: $channel, input: { text: $text, quotedMessageId: $quoted }) { id text quotedMessage { id text user { id } } }
+}`;
+
+test('chat moderation: join an open channel, quote, pin, and a ban that makes the next send FORBIDDEN', async () => {
+  const channel = 'messaging:apollo-lobby';
+  const variables = { id: channel };
+  const [aliceTok, bobTok] = [token('apollo-mod-alice'), token('apollo-mod-bob')];
+  await must(bobTok, '{ me { id } }');
+  const alice = apolloWithPolicies(aliceTok);
+  const bob = apolloWithPolicies(bobTok);
+  try {
+    const created = await alice.client.mutate({
+      mutation: gql`mutation { createChannel(input: { type: "messaging", id: "apollo-lobby", name: "Lobby", joinPolicy: OPEN }) { id joinPolicy membership { role } } }`,
+    });
+    assert.equal(created.data.createChannel.joinPolicy, 'OPEN');
+    assert.equal(created.data.createChannel.membership.role, 'owner');
+
+    // Join: a messaging channel is read by members only, so bob joins first.
+    let errors = await rejection(bob.client.query({ query: LOBBY, variables }));
+    assert.equal(errors[0].extensions.code, 'FORBIDDEN');
+    const joined = await bob.client.mutate({
+      mutation: gql`mutation($id: ID!) { joinChannel(channel: $id) { id memberCount membership { role status } } }`,
+      variables,
+    });
+    assert.deepEqual(
+      { memberCount: joined.data.joinChannel.memberCount, ...joined.data.joinChannel.membership },
+      { memberCount: 2, __typename: 'Member', role: 'member', status: 'MEMBER' },
+    );
+
+    // Quote: bob quotes alice's welcome; the quote comes back on the new
+    // message, and in the history, as alice's message (one cache entry).
+    const welcome = (await alice.client.mutate({ mutation: SEND_QUOTE, variables: { channel, text: 'Welcome to the lobby' } })).data.sendMessage;
+    const reply = (await bob.client.mutate({ mutation: SEND_QUOTE, variables: { channel, text: 'Thanks!', quoted: welcome.id } })).data.sendMessage;
+    assert.deepEqual(reply.quotedMessage, { __typename: 'Message', id: welcome.id, text: 'Welcome to the lobby', user: { __typename: 'User', id: 'apollo-mod-alice' } });
+    const history = (await alice.client.query({ query: LOBBY, variables, fetchPolicy: 'network-only' })).data.channel;
+    const regular = history.messages.edges.map((e) => e.node).filter((m) => m.type === 'regular');
+    assert.deepEqual(regular.map((m) => [m.text, m.quotedMessage?.id ?? null]), [['Welcome to the lobby', null], ['Thanks!', welcome.id]]);
+    assert.equal(history.memberCount, 2);
+
+    // Pin: bob pins the welcome; alice's pinnedMessages lists it, and the
+    // cached message carries its pin.
+    const pinned = (await bob.client.mutate({
+      mutation: gql`mutation($id: ID!) { pinMessage(id: $id) { id pinnedAt pinnedBy { id } } }`, variables: { id: welcome.id },
+    })).data.pinMessage;
+    assert.ok(pinned.pinnedAt, 'pinnedAt is set');
+    assert.equal(pinned.pinnedBy.id, 'apollo-mod-bob');
+    const pins = (await alice.client.query({ query: PINNED, variables, fetchPolicy: 'network-only' })).data.channel.pinnedMessages.edges;
+    assert.deepEqual(pins.map((e) => [e.node.id, e.node.text, e.node.pinnedBy.id]), [[welcome.id, 'Welcome to the lobby', 'apollo-mod-bob']]);
+    assert.equal(alice.client.cache.extract()[`Message:${welcome.id}`].pinnedAt, pinned.pinnedAt);
+
+    // Ban: bob hears of it on channelEvents, and his next send is
+    // FORBIDDEN and writes nothing.
+    const base = await metric(server, 'brook_bus_subscribers');
+    const events = [];
+    const sub = bob.client.subscribe({ query: gql`subscription($id: ID!) { channelEvents(channel: $id) { type user { id } } }`, variables })
+      .subscribe({ next: (r) => events.push(r.data.channelEvents), error: (e) => events.push({ error: String(e) }) });
+    await eventually('subscribed', async () => (await metric(server, 'brook_bus_subscribers')) >= base + 1);
+    const banned = await alice.client.mutate({
+      mutation: gql`mutation($id: ID!) { banUser(user: "apollo-mod-bob", channel: $id, reason: "spam") }`, variables,
+    });
+    assert.equal(banned.data.banUser, true);
+    await eventually('user.banned', () => events.some((e) => e.type === 'user.banned'));
+    assert.deepEqual(events.find((e) => e.type === 'user.banned').user, { __typename: 'User', id: 'apollo-mod-bob' });
+    errors = await rejection(bob.client.mutate({ mutation: SEND_QUOTE, variables: { channel, text: 'let me in' } }));
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0].extensions.code, 'FORBIDDEN');
+    assert.match(errors[0].message, /banned/);
+    assert.deepEqual(errors[0].path, ['sendMessage']);
+    errors = await rejection(bob.client.mutate({
+      mutation: gql`mutation($id: ID!) { pinMessage(id: $id) { id } }`, variables: { id: reply.id },
+    }));
+    assert.equal(errors[0].extensions.code, 'FORBIDDEN');
+    const after = (await alice.client.query({ query: LOBBY, variables, fetchPolicy: 'network-only' })).data.channel;
+    assert.deepEqual(after.messages.edges.map((e) => e.node.id), history.messages.edges.map((e) => e.node.id), 'the refused send wrote nothing');
+    // A banned user still reads the channel; the ban only stops it writing.
+    assert.equal((await bob.client.query({ query: LOBBY, variables, fetchPolicy: 'network-only' })).data.channel.memberCount, 2);
+
+    // Unban, and bob writes again; then he leaves, and the channel is
+    // closed to him.
+    assert.equal((await alice.client.mutate({ mutation: gql`mutation($id: ID!) { unbanUser(user: "apollo-mod-bob", channel: $id) }`, variables })).data.unbanUser, true);
+    await eventually('user.unbanned', () => events.some((e) => e.type === 'user.unbanned'));
+    const back = (await bob.client.mutate({ mutation: SEND_QUOTE, variables: { channel, text: 'Back again' } })).data.sendMessage;
+    assert.equal(back.text, 'Back again');
+    sub.unsubscribe();
+    const left = await bob.client.mutate({ mutation: gql`mutation($id: ID!) { leaveChannel(channel: $id) }`, variables });
+    assert.equal(left.data.leaveChannel, true);
+    errors = await rejection(bob.client.query({ query: LOBBY, variables, fetchPolicy: 'network-only' }));
+    assert.equal(errors[0].extensions.code, 'FORBIDDEN');
+    assert.equal((await alice.client.query({ query: LOBBY, variables, fetchPolicy: 'network-only' })).data.channel.memberCount, 1);
+  } finally {
+    await alice.close();
+    await bob.close();
   }
 });

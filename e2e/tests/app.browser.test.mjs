@@ -171,3 +171,106 @@ test('chat: alice writes, bob\'s unread badge goes to 1 and back to 0 when he op
     await unsubscribed(base);
   }
 });
+
+// said finds the message of a room whose own text (not a quote of it) has text.
+function said(page, text) {
+  return page.getByTestId('message').filter({ has: page.locator('.text', { hasText: text }) });
+}
+
+// roomTexts reads a channel's history from the server, as its owner.
+async function roomTexts(channel, owner) {
+  const r = await gql(server, token(owner), 'query($id: ID!) { channel(id: $id) { messages(last: 50) { edges { node { text type } } } } }', { id: channel });
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  return r.data.channel.messages.edges.map((e) => e.node).filter((m) => m.type === 'regular').map((m) => m.text);
+}
+
+test('a room: carol joins alice\'s open room, quotes her, alice pins it and bans carol, whose send is FORBIDDEN', async () => {
+  const base = await metric(server, 'brook_bus_subscribers');
+  const alice = await openApp(browser, server, 'alice', 'chat');
+  const carol = await openApp(browser, server, 'carol', 'chat');
+  try {
+    await subscribed(base, 2); // myEvents on each page
+
+    // alice opens a room that does not exist yet and creates it, open to all.
+    await alice.getByLabel('room').fill('lobby');
+    await alice.getByRole('button', { name: 'Open', exact: true }).click();
+    await alice.getByRole('button', { name: 'Create it as an open room' }).click();
+    await alice.getByTestId('room-info').filter({ hasText: '1 member · open · you are an owner' }).waitFor();
+    await subscribed(base, 4); // alice's room: messageAdded, channelEvents
+    await alice.getByLabel('message').fill('Welcome to the lobby!');
+    await alice.getByRole('button', { name: 'Send' }).click();
+    await said(alice, 'Welcome to the lobby!').waitFor();
+    await shot(alice, 'room-1-alice-opens-lobby');
+
+    // carol is no member of the messaging room: she may join it, as it is open.
+    await carol.getByLabel('room').fill('lobby');
+    await carol.getByRole('button', { name: 'Open', exact: true }).click();
+    await carol.getByTestId('not-member').waitFor();
+    await shot(carol, 'room-2-carol-not-member');
+    await carol.getByRole('button', { name: 'Join' }).click();
+    await said(carol, 'Welcome to the lobby!').waitFor({ timeout: 30_000 });
+    await carol.getByLabel('message').waitFor();
+    await carol.getByTestId('channel').filter({ hasText: 'lobby' }).waitFor({ timeout: 30_000 });
+    await alice.getByTestId('system-message').filter({ hasText: /joined/ }).waitFor({ timeout: 30_000 });
+    await alice.getByTestId('room-info').filter({ hasText: '2 members' }).waitFor({ timeout: 30_000 });
+    await shot(carol, 'room-3-carol-joins');
+    await subscribed(base, 6); // carol's room too
+
+    // carol quotes alice: the quote shows in her composer, then above her message, on both sides.
+    await said(carol, 'Welcome to the lobby!').getByRole('button', { name: 'quote' }).click();
+    await carol.getByTestId('composer-quote').filter({ hasText: 'Welcome to the lobby!' }).waitFor();
+    await carol.getByLabel('message').fill('Thanks, glad to be here');
+    await shot(carol, 'room-4-carol-quotes');
+    await carol.getByRole('button', { name: 'Send' }).click();
+    await said(carol, 'Thanks, glad to be here').getByTestId('quote').filter({ hasText: 'Welcome to the lobby!' }).waitFor();
+    await carol.getByTestId('composer-quote').waitFor({ state: 'detached' });
+    await said(alice, 'Thanks, glad to be here').getByTestId('quote').filter({ hasText: 'Welcome to the lobby!' }).waitFor({ timeout: 30_000 });
+    await shot(alice, 'room-5-alice-sees-the-quote');
+
+    // alice pins her welcome: the pinned list shows it, on carol's page too.
+    await said(alice, 'Welcome to the lobby!').getByRole('button', { name: 'pin', exact: true }).click();
+    await alice.getByTestId('pin').filter({ hasText: 'Welcome to the lobby!' }).waitFor();
+    await said(alice, 'Welcome to the lobby!').getByTestId('pinned-mark').waitFor();
+    await carol.getByTestId('pin').filter({ hasText: 'Welcome to the lobby!' }).waitFor({ timeout: 30_000 });
+    await said(carol, 'Welcome to the lobby!').getByTestId('pinned-mark').waitFor({ timeout: 30_000 });
+    const pins = await gql(server, token('carol'), '{ channel(id: "messaging:lobby") { pinnedMessages { edges { node { text pinnedBy { id } } } } } }');
+    assert.deepEqual(pins.data.channel.pinnedMessages.edges.map((e) => [e.node.text, e.node.pinnedBy.id]), [['Welcome to the lobby!', 'alice']]);
+    await shot(carol, 'room-6-pinned');
+
+    // alice, the owner, bans carol: both pages show it, and carol's send is
+    // refused with FORBIDDEN, keeping her text and writing nothing.
+    await said(alice, 'Thanks, glad to be here').getByRole('button', { name: 'ban' }).click();
+    await said(alice, 'Thanks, glad to be here').getByTestId('banned').waitFor();
+    await carol.getByTestId('banned-me').waitFor({ timeout: 30_000 });
+    await shot(alice, 'room-7-alice-bans-carol');
+    await carol.getByLabel('message').fill('Why was I banned?');
+    await carol.getByRole('button', { name: 'Send' }).click();
+    const refused = carol.getByTestId('send-error');
+    await refused.waitFor();
+    assert.match(await refused.textContent(), /^Not sent: you are banned from channel "messaging:lobby" \(FORBIDDEN\)$/);
+    assert.equal(await carol.getByLabel('message').inputValue(), 'Why was I banned?');
+    assert.deepEqual(await roomTexts('messaging:lobby', 'alice'), ['Welcome to the lobby!', 'Thanks, glad to be here']);
+    await shot(carol, 'room-8-carol-send-forbidden');
+
+    // Unbanned, her kept text goes through.
+    await said(alice, 'Thanks, glad to be here').getByRole('button', { name: 'unban' }).click();
+    await said(alice, 'Thanks, glad to be here').getByTestId('banned').waitFor({ state: 'detached' });
+    await carol.getByTestId('banned-me').waitFor({ state: 'detached', timeout: 30_000 });
+    await carol.getByRole('button', { name: 'Send' }).click();
+    await said(alice, 'Why was I banned?').waitFor({ timeout: 30_000 });
+    await carol.getByTestId('send-error').waitFor({ state: 'detached' });
+
+    // carol leaves: the messaging room closes to her, offering to join again.
+    await carol.getByRole('button', { name: 'Leave' }).click();
+    await carol.getByTestId('not-member').waitFor({ timeout: 30_000 });
+    await carol.getByRole('button', { name: 'Join' }).waitFor();
+    await carol.getByTestId('channel').filter({ hasText: 'lobby' }).waitFor({ state: 'detached', timeout: 30_000 });
+    await alice.getByTestId('room-info').filter({ hasText: '1 member' }).waitFor({ timeout: 30_000 });
+    await alice.getByTestId('system-message').filter({ hasText: /left/ }).waitFor({ timeout: 30_000 });
+    await shot(alice, 'room-9-carol-left');
+  } finally {
+    await alice.context().close();
+    await carol.context().close();
+    await unsubscribed(base);
+  }
+});
