@@ -37,8 +37,8 @@ func (s *Service) messageAccess(ctx context.Context, field, raw string) (*store.
 		return nil, nil, me, err
 	}
 	m, err := s.store.Message(ctx, id)
-	if err == nil && !m.VisibleTo(me.UserID) {
-		err = store.NotFound("message", raw) // a shadowed message is its author's alone
+	if err == nil && !s.visible(ctx, m, me.UserID) {
+		err = store.NotFound("message", raw) // shadowed, or from a user the caller blocks
 	}
 	if err != nil {
 		return nil, nil, me, err

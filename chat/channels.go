@@ -19,6 +19,9 @@ func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (
 		return nil, err
 	}
 	ch, created, err := s.store.CreateChannel(ctx, me.UserID, input)
+	if errors.Is(err, store.ErrBlocked) {
+		return nil, auth.Forbidden("a member you named blocks you: no conversation with it")
+	}
 	if err != nil {
 		return nil, err
 	}

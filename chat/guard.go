@@ -28,7 +28,9 @@ type readGuard struct {
 	verified int64
 }
 
-func (s *Service) newReadGuard(a *store.ChannelAccess, me auth.Identity) *readGuard {
+// It loads the subscriber's blocks too, which delivery reads (delivers).
+func (s *Service) newReadGuard(ctx context.Context, a *store.ChannelAccess, me auth.Identity) *readGuard {
+	s.watchBlocks(ctx, me.UserID)
 	return &readGuard{s: s, channel: a.Channel.ID, me: me, verified: a.Channel.MemberRemovals}
 }
 
@@ -54,10 +56,11 @@ func (g *readGuard) check(ctx context.Context, e *ChannelEvent) error {
 	return nil
 }
 
-// removes reports whether e is the removal of the guard's subscriber.
+// removes reports whether e is the removal of the guard's subscriber, or
+// the channel's deletion: the subscriber gets it, then the stream ends.
 func (g *readGuard) removes(e *ChannelEvent) bool {
-	return e != nil && isRemoval(e.Type) &&
-		((e.User != nil && e.User.ID == g.me.UserID) || slices.Contains(e.Removed, g.me.UserID))
+	return e != nil && (e.Type == EventChannelDeleted || isRemoval(e.Type) &&
+		((e.User != nil && e.User.ID == g.me.UserID) || slices.Contains(e.Removed, g.me.UserID)))
 }
 
 func (g *readGuard) recheck(ctx context.Context) error {
@@ -132,11 +135,11 @@ func (s *Service) ChannelEvents(ctx context.Context, channel string) (<-chan *Ch
 		return nil, err
 	}
 	out := stream.New[ChannelEvent](ctx)
-	guard := s.newReadGuard(a, me)
+	guard := s.newReadGuard(ctx, a, me)
 	go stream.Relay(ctx, s.log, sub, out, decodeChannelEvent, func(e *ChannelEvent) (bool, error) {
 		err := guard.check(ctx, e)
-		if err == nil && e.Message != nil && !e.Message.VisibleTo(me.UserID) {
-			return false, nil // another's shadowed message
+		if err == nil && e.Message != nil && !s.delivers(ctx, e.Message, me.UserID) {
+			return false, nil // another's shadowed message, or a blocked user's
 		}
 		return err == nil || guard.removes(e), err
 	})

@@ -61,7 +61,18 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 	var notify []string
 	var events []*UserEvent
 	cid := ch.ID
+	// Members who mute the channel, or block or mute the sender, get no
+	// notification (their counts leave the message out on their own).
+	var silenced map[string]bool
+	if msg.Counts() {
+		if silenced, err = tx.SilencedBy(ctx, ch.ID, msg.UserID); err != nil {
+			return nil, err
+		}
+	}
 	note := func(u string, t store.UnreadTotals) {
+		if silenced[u] {
+			return
+		}
 		notify = append(notify, u)
 		events = append(events, &UserEvent{Type: EventNotificationMessageNew, Channel: &cid, Message: msg,
 			TotalUnreadCount: t.Total, UnreadChannels: t.Channels, CreatedAt: msg.CreatedAt})

@@ -36,6 +36,8 @@ func (s *Service) SendMessage(ctx context.Context, channel string, input store.M
 		return nil, auth.Forbidden("you were removed from channel %q", channel)
 	case errors.Is(err, store.ErrBanned):
 		return nil, auth.Forbidden("you are banned from channel %q", channel)
+	case errors.Is(err, store.ErrBlocked):
+		return nil, auth.Forbidden("the other member of channel %q blocks you", channel)
 	case errors.Is(err, store.ErrChannelFrozen):
 		return nil, auth.Forbidden("channel %q is frozen: only its owners and moderators may write", channel)
 	case errors.As(err, &cool):
@@ -259,7 +261,7 @@ func (s *Service) historyPos(ctx context.Context, ch *store.Channel, raw string)
 		return 0, err
 	}
 	m, err := s.store.Message(ctx, id)
-	if err == nil && (m.ChannelID != ch.ID || !m.VisibleTo(me.UserID)) {
+	if err == nil && (m.ChannelID != ch.ID || !s.visible(ctx, m, me.UserID)) {
 		err = store.NotFound("message in channel "+ch.ID, raw)
 	}
 	if err != nil {

@@ -40,6 +40,7 @@ type Service struct {
 	pushLimit int
 	// replays shares messageAdded's reads of missed messages on a node.
 	replays singleflight.Group
+	blocks  *blockCache
 }
 
 // New returns the chat Service.
@@ -48,6 +49,7 @@ func New(opts Options) *Service {
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultPushMemberLimit
 	}
+	s.blocks = &blockCache{store: s.store, log: s.log, by: map[string]blockEntry{}}
 	if s.state != nil {
 		// A write to the counters that failed while Redis was away
 		// invalidates them all before Redis is trusted again. If Redis

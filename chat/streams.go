@@ -77,8 +77,8 @@ func (s *messageStream) Stop() {
 func (s *messageStream) CanPark() bool { return s.waitC == nil }
 
 func (s *messageStream) send(m *store.Message) bool {
-	if !m.VisibleTo(s.guard.me.UserID) {
-		s.last = m.Pos // another's shadowed message: its position, not its text
+	if !s.s.delivers(s.ctx, m, s.guard.me.UserID) {
+		s.last = m.Pos // invisible to the viewer: its position, not its text
 		return true
 	}
 	if !s.out.Send(s.ctx, m) {
@@ -356,6 +356,6 @@ func (s *Service) MessageAdded(ctx context.Context, channel string, after *strin
 		last = now.Channel.LastPos
 	}
 	out := stream.New[store.Message](ctx)
-	go s.streamMessages(ctx, channel, s.newReadGuard(a, me), last, sub, out)
+	go s.streamMessages(ctx, channel, s.newReadGuard(ctx, a, me), last, sub, out)
 	return out.C, nil
 }

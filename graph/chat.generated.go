@@ -65,6 +65,9 @@ type MessageResolver interface {
 type MessageReactionResolver interface {
 	User(ctx context.Context, obj *store.MessageReaction) (*store.User, error)
 }
+type MuteResolver interface {
+	User(ctx context.Context, obj *store.Mute) (*store.User, error)
+}
 type UnreadCountsResolver interface {
 	TotalUnreadMentions(ctx context.Context, obj *store.UnreadCounts) (int, error)
 }
@@ -1060,6 +1063,29 @@ func (ec *executionContext) fieldContext_ChannelUnread_lastRead(_ context.Contex
 	return graphql.NewScalarFieldContext("ChannelUnread", field, true, true, "Time")
 }
 
+func (ec *executionContext) _ChannelUnread_muted(ctx context.Context, field graphql.CollectedField, obj *store.ChannelUnread) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChannelUnread_muted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Muted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChannelUnread_muted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ChannelUnread", field, false, false, "Boolean")
+}
+
 func (ec *executionContext) _Member_user(ctx context.Context, field graphql.CollectedField, obj *store.Member) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1283,6 +1309,52 @@ func (ec *executionContext) _Member_unreadMentions(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Member_unreadMentions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Member", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Member_muted(ctx context.Context, field graphql.CollectedField, obj *store.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_muted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Muted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Member_muted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Member_mutedUntil(ctx context.Context, field graphql.CollectedField, obj *store.Member) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Member_mutedUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MutedUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Member_mutedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Member", field, false, false, "Time")
 }
 
 func (ec *executionContext) _MemberConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.MemberConnection) (ret graphql.Marshaler) {
@@ -2198,6 +2270,84 @@ func (ec *executionContext) fieldContext_MessageReaction_createdAt(_ context.Con
 	return graphql.NewScalarFieldContext("MessageReaction", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Mute_user(ctx context.Context, field graphql.CollectedField, obj *store.Mute) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mute_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mute().User(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mute_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mute",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mute_until(ctx context.Context, field graphql.CollectedField, obj *store.Mute) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mute_until(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Until, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mute_until(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mute", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Mute_createdAt(ctx context.Context, field graphql.CollectedField, obj *store.Mute) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mute_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mute_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Mute", field, false, false, "Time")
+}
+
 func (ec *executionContext) _UnreadCounts_totalUnreadCount(ctx context.Context, field graphql.CollectedField, obj *store.UnreadCounts) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2985,6 +3135,11 @@ func (ec *executionContext) _ChannelUnread(ctx context.Context, sel ast.Selectio
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ChannelUnread_lastRead(ctx, field, obj)
 				})
+		case "muted":
+			out.Values[i] = ec._ChannelUnread_muted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3061,6 +3216,16 @@ func (ec *executionContext) _Member(ctx context.Context, sel ast.SelectionSet, o
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Member_unreadMentions(ctx, field, obj)
 				})
+		case "muted":
+			out.Values[i] = ec._Member_muted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "mutedUntil":
+			out.Values[i] = ec._Member_mutedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3419,6 +3584,50 @@ func (ec *executionContext) _MessageReaction(ctx context.Context, sel ast.Select
 	return out
 }
 
+var muteImplementors = []string{"Mute"}
+
+func (ec *executionContext) _Mute(ctx context.Context, sel ast.SelectionSet, obj *store.Mute) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, muteImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Mute")
+		case "user":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Mute_user(ctx, field, obj)
+				})
+		case "until":
+			out.Values[i] = ec._Mute_until(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "createdAt":
+			out.Values[i] = ec._Mute_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var unreadCountsImplementors = []string{"UnreadCounts"}
 
 func (ec *executionContext) _UnreadCounts(ctx context.Context, sel ast.SelectionSet, obj *store.UnreadCounts) graphql.Marshaler {
@@ -3734,6 +3943,30 @@ func (ec *executionContext) marshalNMessageReaction2ᚖgithubᚗcomᚋbrookhqᚋ
 		return graphql.Null
 	}
 	return ec._MessageReaction(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNMute2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMuteᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Mute) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNMute2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMute(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNMute2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMute(ctx context.Context, sel ast.SelectionSet, v *store.Mute) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Mute!")
+		return graphql.Null
+	}
+	return ec._Mute(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNUnreadCounts2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUnreadCounts(ctx context.Context, sel ast.SelectionSet, v *store.UnreadCounts) graphql.Marshaler {

@@ -41,6 +41,7 @@ type ResolverRoot interface {
 	Message() MessageResolver
 	MessageReaction() MessageReactionResolver
 	Mutation() MutationResolver
+	Mute() MuteResolver
 	Query() QueryResolver
 	Reaction() ReactionResolver
 	SFUNode() SFUNodeResolver
@@ -199,6 +200,7 @@ type ComplexityRoot struct {
 	ChannelUnread struct {
 		Channel     func(childComplexity int) int
 		LastRead    func(childComplexity int) int
+		Muted       func(childComplexity int) int
 		UnreadCount func(childComplexity int) int
 	}
 
@@ -245,6 +247,8 @@ type ComplexityRoot struct {
 		JoinedAt          func(childComplexity int) int
 		LastRead          func(childComplexity int) int
 		LastReadMessageID func(childComplexity int) int
+		Muted             func(childComplexity int) int
+		MutedUntil        func(childComplexity int) int
 		Role              func(childComplexity int) int
 		Status            func(childComplexity int) int
 		UnreadCount       func(childComplexity int) int
@@ -308,13 +312,16 @@ type ComplexityRoot struct {
 		AddMembers        func(childComplexity int, channel string, userIds []string) int
 		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage) int
 		BanUser           func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
+		BlockUser         func(childComplexity int, user string) int
 		CreateCall        func(childComplexity int, input store.CallInput) int
 		CreateChannel     func(childComplexity int, input store.ChannelInput) int
+		DeleteChannel     func(childComplexity int, id string) int
 		DeleteMessage     func(childComplexity int, id string) int
 		DeleteReaction    func(childComplexity int, message string, kind string) int
 		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
 		EndCall           func(childComplexity int, id string) int
 		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
+		HideChannel       func(childComplexity int, channel string) int
 		InviteMembers     func(childComplexity int, channel string, userIds []string) int
 		JoinCall          func(childComplexity int, id string) int
 		JoinChannel       func(childComplexity int, channel string) int
@@ -324,6 +331,9 @@ type ComplexityRoot struct {
 		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
 		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
 		MarkRead          func(childComplexity int, channel string, message *string) int
+		MarkUnread        func(childComplexity int, channel string, message string) int
+		MuteChannel       func(childComplexity int, channel string, until *time.Time) int
+		MuteUser          func(childComplexity int, user string, until *time.Time) int
 		PinMessage        func(childComplexity int, id string, expiresAt *time.Time) int
 		RejectInvite      func(childComplexity int, channel string) int
 		RemoveActivity    func(childComplexity int, id string) int
@@ -334,14 +344,25 @@ type ComplexityRoot struct {
 		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
 		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
 		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
+		ShowChannel       func(childComplexity int, channel string) int
+		TruncateChannel   func(childComplexity int, id string) int
 		UnbanUser         func(childComplexity int, user string, channel *string) int
+		UnblockUser       func(childComplexity int, user string) int
 		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
+		UnmuteChannel     func(childComplexity int, channel string) int
+		UnmuteUser        func(childComplexity int, user string) int
 		UnpinMessage      func(childComplexity int, id string) int
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
 		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
 		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
+	}
+
+	Mute struct {
+		CreatedAt func(childComplexity int) int
+		Until     func(childComplexity int) int
+		User      func(childComplexity int) int
 	}
 
 	PageInfo struct {
@@ -414,15 +435,17 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
-		CreatedAt  func(childComplexity int) int
-		Data       func(childComplexity int) int
-		ID         func(childComplexity int) int
-		Image      func(childComplexity int) int
-		LastActive func(childComplexity int) int
-		Name       func(childComplexity int) int
-		Online     func(childComplexity int) int
-		Role       func(childComplexity int) int
-		UpdatedAt  func(childComplexity int) int
+		BlockedUsers func(childComplexity int) int
+		CreatedAt    func(childComplexity int) int
+		Data         func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Image        func(childComplexity int) int
+		LastActive   func(childComplexity int) int
+		MutedUsers   func(childComplexity int) int
+		Name         func(childComplexity int) int
+		Online       func(childComplexity int) int
+		Role         func(childComplexity int) int
+		UpdatedAt    func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -1097,6 +1120,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelUnread.LastRead(childComplexity), true
+	case "ChannelUnread.muted":
+		if e.ComplexityRoot.ChannelUnread.Muted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelUnread.Muted(childComplexity), true
 	case "ChannelUnread.unreadCount":
 		if e.ComplexityRoot.ChannelUnread.UnreadCount == nil {
 			break
@@ -1291,6 +1320,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Member.LastReadMessageID(childComplexity), true
+	case "Member.muted":
+		if e.ComplexityRoot.Member.Muted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.Muted(childComplexity), true
+	case "Member.mutedUntil":
+		if e.ComplexityRoot.Member.MutedUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.MutedUntil(childComplexity), true
 	case "Member.role":
 		if e.ComplexityRoot.Member.Role == nil {
 			break
@@ -1585,6 +1626,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BanUser(childComplexity, args["user"].(string), args["channel"].(*string), args["until"].(*time.Time), args["shadow"].(*bool), args["reason"].(*string)), true
+	case "Mutation.blockUser":
+		if e.ComplexityRoot.Mutation.BlockUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_blockUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.BlockUser(childComplexity, args["user"].(string)), true
 	case "Mutation.createCall":
 		if e.ComplexityRoot.Mutation.CreateCall == nil {
 			break
@@ -1607,6 +1659,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateChannel(childComplexity, args["input"].(store.ChannelInput)), true
+	case "Mutation.deleteChannel":
+		if e.ComplexityRoot.Mutation.DeleteChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteChannel(childComplexity, args["id"].(string)), true
 	case "Mutation.deleteMessage":
 		if e.ComplexityRoot.Mutation.DeleteMessage == nil {
 			break
@@ -1662,6 +1725,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Follow(childComplexity, args["source"].(string), args["target"].(string), args["activityCopyLimit"].(*int)), true
+	case "Mutation.hideChannel":
+		if e.ComplexityRoot.Mutation.HideChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_hideChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.HideChannel(childComplexity, args["channel"].(string)), true
 	case "Mutation.inviteMembers":
 		if e.ComplexityRoot.Mutation.InviteMembers == nil {
 			break
@@ -1756,6 +1830,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkRead(childComplexity, args["channel"].(string), args["message"].(*string)), true
+	case "Mutation.markUnread":
+		if e.ComplexityRoot.Mutation.MarkUnread == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markUnread_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkUnread(childComplexity, args["channel"].(string), args["message"].(string)), true
+	case "Mutation.muteChannel":
+		if e.ComplexityRoot.Mutation.MuteChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_muteChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MuteChannel(childComplexity, args["channel"].(string), args["until"].(*time.Time)), true
+	case "Mutation.muteUser":
+		if e.ComplexityRoot.Mutation.MuteUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_muteUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MuteUser(childComplexity, args["user"].(string), args["until"].(*time.Time)), true
 	case "Mutation.pinMessage":
 		if e.ComplexityRoot.Mutation.PinMessage == nil {
 			break
@@ -1866,6 +1973,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SetMemberRole(childComplexity, args["channel"].(string), args["user"].(string), args["role"].(string)), true
+	case "Mutation.showChannel":
+		if e.ComplexityRoot.Mutation.ShowChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_showChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ShowChannel(childComplexity, args["channel"].(string)), true
+	case "Mutation.truncateChannel":
+		if e.ComplexityRoot.Mutation.TruncateChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_truncateChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TruncateChannel(childComplexity, args["id"].(string)), true
 	case "Mutation.unbanUser":
 		if e.ComplexityRoot.Mutation.UnbanUser == nil {
 			break
@@ -1877,6 +2006,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UnbanUser(childComplexity, args["user"].(string), args["channel"].(*string)), true
+	case "Mutation.unblockUser":
+		if e.ComplexityRoot.Mutation.UnblockUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unblockUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnblockUser(childComplexity, args["user"].(string)), true
 	case "Mutation.unfollow":
 		if e.ComplexityRoot.Mutation.Unfollow == nil {
 			break
@@ -1888,6 +2028,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Unfollow(childComplexity, args["source"].(string), args["target"].(string), args["keepHistory"].(*bool)), true
+	case "Mutation.unmuteChannel":
+		if e.ComplexityRoot.Mutation.UnmuteChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unmuteChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnmuteChannel(childComplexity, args["channel"].(string)), true
+	case "Mutation.unmuteUser":
+		if e.ComplexityRoot.Mutation.UnmuteUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unmuteUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnmuteUser(childComplexity, args["user"].(string)), true
 	case "Mutation.unpinMessage":
 		if e.ComplexityRoot.Mutation.UnpinMessage == nil {
 			break
@@ -1954,6 +2116,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpsertUsers(childComplexity, args["users"].([]*model.UserInput)), true
+
+	case "Mute.createdAt":
+		if e.ComplexityRoot.Mute.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mute.CreatedAt(childComplexity), true
+	case "Mute.until":
+		if e.ComplexityRoot.Mute.Until == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mute.Until(childComplexity), true
+	case "Mute.user":
+		if e.ComplexityRoot.Mute.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mute.User(childComplexity), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -2309,6 +2490,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UnreadCounts.UnreadChannels(childComplexity), true
 
+	case "User.blockedUsers":
+		if e.ComplexityRoot.User.BlockedUsers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.BlockedUsers(childComplexity), true
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -2339,6 +2526,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.LastActive(childComplexity), true
+	case "User.mutedUsers":
+		if e.ComplexityRoot.User.MutedUsers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.MutedUsers(childComplexity), true
 	case "User.name":
 		if e.ComplexityRoot.User.Name == nil {
 			break
@@ -2831,6 +3024,9 @@ type Member {
   unreadCount: Int!
   "Unread messages that mention the member (0 for an invitation)."
   unreadMentions: Int!
+  "Whether the member mutes the channel now (muteChannel), and until when (null: for good)."
+  muted: Boolean!
+  mutedUntil: Time
 }
 
 type MemberConnection {
@@ -2914,6 +3110,8 @@ type ChannelUnread {
   channel: Channel!
   unreadCount: Int!
   lastRead: Time
+  "The caller mutes the channel: its count is left out of the totals."
+  muted: Boolean!
 }
 
 """
@@ -3141,6 +3339,71 @@ extend type Mutation {
   unbanUser(user: ID!, channel: ID): Boolean!
   "Tells the channel's subscribers the caller is typing (or stopped). Not stored."
   sendTypingEvent(channel: ID!, typing: Boolean = true): Boolean!
+  """
+  Blocks a user for the caller: the caller no longer sees its messages
+  anywhere (history, streams, search, counts, mentions); it cannot send to
+  a channel where the two are the only members, nor open a distinct
+  channel with the caller. Returns true.
+  """
+  blockUser(user: ID!): Boolean!
+  "Lifts the caller's block of a user; returns whether there was one."
+  unblockUser(user: ID!): Boolean!
+  """
+  Mutes a user for the caller until a time (for good when left out): its
+  messages count no unread for the caller and notify it of nothing. Muting
+  again replaces the mute. Returns true.
+  """
+  muteUser(user: ID!, until: Time): Boolean!
+  "Lifts the caller's mute of a user; returns whether one was in force."
+  unmuteUser(user: ID!): Boolean!
+  """
+  Mutes a channel the caller is a member of until a time (for good when
+  left out): it keeps its own unread count but leaves the totals
+  (totalUnreadCount, unreadChannels) and notifies the caller of nothing.
+  Returns true.
+  """
+  muteChannel(channel: ID!, until: Time): Boolean!
+  "Lifts the caller's mute of a channel; returns whether one was in force."
+  unmuteChannel(channel: ID!): Boolean!
+  """
+  Hides a channel from the caller's channel list until a new message
+  comes (its unread count stays). Returns true.
+  """
+  hideChannel(channel: ID!): Boolean!
+  "Shows a hidden channel in the caller's list again; returns whether it was hidden."
+  showChannel(channel: ID!): Boolean!
+  """
+  Moves the caller's read position to just before a message of the
+  channel's history, backwards or forwards: it and those after it count
+  as unread.
+  """
+  markUnread(channel: ID!, message: ID!): ChannelUnread!
+  """
+  Deletes a channel (owners and admins): from then on it reads as none,
+  and its id cannot be used again. Members get channel.deleted; their
+  subscriptions to it end with NOT_FOUND.
+  """
+  deleteChannel(id: ID!): Channel!
+  """
+  Deletes every message of a channel (owners and admins) and marks it
+  read for every member. Members get channel.truncated.
+  """
+  truncateChannel(id: ID!): Channel!
+}
+
+"A mute of a user, in force."
+type Mute {
+  user: User!
+  "When it ends; null: for good."
+  until: Time
+  createdAt: Time!
+}
+
+extend type User {
+  "The users this user blocks. Only on me: another user's is FORBIDDEN."
+  blockedUsers: [User!]!
+  "The users this user mutes, now. Only on me: another user's is FORBIDDEN."
+  mutedUsers: [Mute!]!
 }
 
 extend type Subscription {
@@ -3752,6 +4015,8 @@ func (ec *executionContext) childFields_ChannelUnread(ctx context.Context, field
 		return ec.fieldContext_ChannelUnread_unreadCount(ctx, field)
 	case "lastRead":
 		return ec.fieldContext_ChannelUnread_lastRead(ctx, field)
+	case "muted":
+		return ec.fieldContext_ChannelUnread_muted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChannelUnread", field.Name)
 }
@@ -3852,6 +4117,10 @@ func (ec *executionContext) childFields_Member(ctx context.Context, field graphq
 		return ec.fieldContext_Member_unreadCount(ctx, field)
 	case "unreadMentions":
 		return ec.fieldContext_Member_unreadMentions(ctx, field)
+	case "muted":
+		return ec.fieldContext_Member_muted(ctx, field)
+	case "mutedUntil":
+		return ec.fieldContext_Member_mutedUntil(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Member", field.Name)
 }
@@ -3954,6 +4223,18 @@ func (ec *executionContext) childFields_MessageReaction(ctx context.Context, fie
 		return ec.fieldContext_MessageReaction_createdAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type MessageReaction", field.Name)
+}
+
+func (ec *executionContext) childFields_Mute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_Mute_user(ctx, field)
+	case "until":
+		return ec.fieldContext_Mute_until(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Mute_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Mute", field.Name)
 }
 
 func (ec *executionContext) childFields_PageInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4064,6 +4345,10 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_User_updatedAt(ctx, field)
+	case "blockedUsers":
+		return ec.fieldContext_User_blockedUsers(ctx, field)
+	case "mutedUsers":
+		return ec.fieldContext_User_mutedUsers(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }

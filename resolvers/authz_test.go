@@ -381,7 +381,34 @@ func init() {
 		policy{op: "subscription.myEvents", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 			return `subscription { myEvents { type } }`, nil
 		}},
+		// Blocks and mutes of users are anyone's own.
+		userRow("mutation.blockUser", `mutation($u: ID!) { blockUser(user: $u) }`),
+		userRow("mutation.unblockUser", `mutation($u: ID!) { unblockUser(user: $u) }`),
+		userRow("mutation.muteUser", `mutation($u: ID!) { muteUser(user: $u) }`),
+		userRow("mutation.unmuteUser", `mutation($u: ID!) { unmuteUser(user: $u) }`),
+		// A member's own view of a channel: members only (an admin who is
+		// none has no membership to mute, hide or read).
+		chanRow("mutation.muteChannel", `mutation($c: ID!) { muteChannel(channel: $c) }`, memberOnly),
+		chanRow("mutation.unmuteChannel", `mutation($c: ID!) { unmuteChannel(channel: $c) }`, memberOnly),
+		chanRow("mutation.hideChannel", `mutation($c: ID!) { hideChannel(channel: $c) }`, memberOnly),
+		chanRow("mutation.showChannel", `mutation($c: ID!) { showChannel(channel: $c) }`, memberOnly),
+		policy{op: "mutation.markUnread", want: memberOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			c := f.channel(t)
+			return `mutation($c: ID!, $m: ID!) { markUnread(channel: $c, message: $m) { unreadCount } }`, brooktest.Vars{"c": c, "m": f.message(t, c)}
+		}},
+		chanRow("mutation.deleteChannel", `mutation($c: ID!) { deleteChannel(id: $c) { id } }`, ownerOnly),
+		chanRow("mutation.truncateChannel", `mutation($c: ID!) { truncateChannel(id: $c) { id } }`, ownerOnly),
 	)
+}
+
+// userRow is an operation of a user's own on another user, created for
+// it: every signed-in user may.
+func userRow(op, query string) policy {
+	return policy{op: op, want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		u := fmt.Sprintf("%s-other-%d", f.users[owner], len(op))
+		f.node.Must(t, f.token(t, admin), `mutation($id: ID!) { upsertUsers(users: [{id: $id}]) { id } }`, brooktest.Vars{"id": u}, nil)
+		return query, brooktest.Vars{"u": u}
+	}}
 }
 
 // channel creates a messaging channel owned by the fixture's owner (with

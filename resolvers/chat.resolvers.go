@@ -318,6 +318,54 @@ func (r *mutationResolver) SendTypingEvent(ctx context.Context, channel string, 
 	return r.Chat.SendTypingEvent(ctx, channel, typing)
 }
 
+func (r *mutationResolver) BlockUser(ctx context.Context, user string) (bool, error) {
+	return r.Chat.BlockUser(ctx, user)
+}
+
+func (r *mutationResolver) UnblockUser(ctx context.Context, user string) (bool, error) {
+	return r.Chat.UnblockUser(ctx, user)
+}
+
+func (r *mutationResolver) MuteUser(ctx context.Context, user string, until *time.Time) (bool, error) {
+	return r.Chat.MuteUser(ctx, user, until)
+}
+
+func (r *mutationResolver) UnmuteUser(ctx context.Context, user string) (bool, error) {
+	return r.Chat.UnmuteUser(ctx, user)
+}
+
+func (r *mutationResolver) MuteChannel(ctx context.Context, channel string, until *time.Time) (bool, error) {
+	return r.Chat.MuteChannel(ctx, channel, true, until)
+}
+
+func (r *mutationResolver) UnmuteChannel(ctx context.Context, channel string) (bool, error) {
+	return r.Chat.MuteChannel(ctx, channel, false, nil)
+}
+
+func (r *mutationResolver) HideChannel(ctx context.Context, channel string) (bool, error) {
+	return r.Chat.HideChannel(ctx, channel, true)
+}
+
+func (r *mutationResolver) ShowChannel(ctx context.Context, channel string) (bool, error) {
+	return r.Chat.HideChannel(ctx, channel, false)
+}
+
+func (r *mutationResolver) MarkUnread(ctx context.Context, channel string, message string) (*store.ChannelUnread, error) {
+	return r.Chat.MarkUnread(ctx, channel, message)
+}
+
+func (r *mutationResolver) DeleteChannel(ctx context.Context, id string) (*store.Channel, error) {
+	return r.Chat.DeleteChannel(ctx, id)
+}
+
+func (r *mutationResolver) TruncateChannel(ctx context.Context, id string) (*store.Channel, error) {
+	return r.Chat.TruncateChannel(ctx, id)
+}
+
+func (r *muteResolver) User(ctx context.Context, obj *store.Mute) (*store.User, error) {
+	return r.user(ctx, obj.UserID)
+}
+
 func (r *queryResolver) Channel(ctx context.Context, id string) (*store.Channel, error) {
 	return r.Chat.Channel(ctx, id)
 }
@@ -370,6 +418,14 @@ func (r *unreadCountsResolver) TotalUnreadMentions(ctx context.Context, obj *sto
 	return r.Chat.TotalUnreadMentions(ctx)
 }
 
+func (r *userResolver) BlockedUsers(ctx context.Context, obj *store.User) ([]*store.User, error) {
+	return r.Chat.BlockedUsers(ctx, obj.ID)
+}
+
+func (r *userResolver) MutedUsers(ctx context.Context, obj *store.User) ([]*store.Mute, error) {
+	return r.Chat.MutedUsers(ctx, obj.ID)
+}
+
 func (r *Resolver) Channel() graph.ChannelResolver { return &channelResolver{r} }
 
 func (r *Resolver) ChannelUnread() graph.ChannelUnreadResolver { return &channelUnreadResolver{r} }
@@ -382,6 +438,8 @@ func (r *Resolver) MessageReaction() graph.MessageReactionResolver {
 	return &messageReactionResolver{r}
 }
 
+func (r *Resolver) Mute() graph.MuteResolver { return &muteResolver{r} }
+
 func (r *Resolver) UnreadCounts() graph.UnreadCountsResolver { return &unreadCountsResolver{r} }
 
 type (
@@ -390,5 +448,6 @@ type (
 	memberResolver          struct{ *Resolver }
 	messageResolver         struct{ *Resolver }
 	messageReactionResolver struct{ *Resolver }
+	muteResolver            struct{ *Resolver }
 	unreadCountsResolver    struct{ *Resolver }
 )

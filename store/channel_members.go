@@ -11,7 +11,8 @@ import (
 )
 
 // Member is a user in a channel. UnreadCount is computed from sequence
-// numbers in PostgreSQL: channel.last_seq - last_read_seq.
+// numbers in PostgreSQL: channel.last_seq - last_read_seq, less the unread
+// messages of users the member blocks or mutes.
 type Member struct {
 	ChannelID         string
 	UserID            string
@@ -25,14 +26,17 @@ type Member struct {
 	// when the user was invited, by InvitedByID).
 	Status      MemberStatus
 	InvitedByID *string
+	// Muted: the member mutes the channel, until MutedUntil (nil: for good).
+	Muted      bool
+	MutedUntil *time.Time
 }
 
-const memberColumns = `m.channel_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.last_read_at, m.last_read_message_id,
-	greatest(c.last_seq - m.last_read_seq, 0)`
+var memberColumns = `m.channel_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.last_read_at, m.last_read_message_id,
+	` + unreadOf + `, ` + channelMuted + `, m.muted_until`
 
 func scanMember(row pgx.Row) (*Member, error) {
 	m := Member{Status: StatusMember}
-	err := row.Scan(&m.ChannelID, &m.UserID, &m.Role, &m.JoinedAt, &m.LastReadSeq, &m.LastRead, &m.LastReadMessageID, &m.UnreadCount)
+	err := row.Scan(&m.ChannelID, &m.UserID, &m.Role, &m.JoinedAt, &m.LastReadSeq, &m.LastRead, &m.LastReadMessageID, &m.UnreadCount, &m.Muted, &m.MutedUntil)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +245,6 @@ type ReadPosition struct {
 // user is not a member or the message is not in the channel.
 func (s *Store) MarkRead(ctx context.Context, channelID, userID string, message *uuid.UUID) (*ReadPosition, error) {
 	p := &ReadPosition{ChannelID: channelID, UserID: userID}
-	var lastSeq int64
 	var members int
 	err := s.db.QueryRow(ctx, `
 		WITH target AS (
@@ -255,8 +258,8 @@ func (s *Store) MarkRead(ctx context.Context, channelID, userID string, message 
 			last_read_seq = greatest(m.last_read_seq, t.seq)
 		FROM target t, channels c
 		WHERE m.channel_id = $1 AND m.user_id = $2 AND c.id = m.channel_id
-		RETURNING m.last_read_seq, m.last_read_at, m.last_read_message_id, c.last_seq, c.member_count`,
-		channelID, userID, message).Scan(&p.Seq, &p.At, &p.MessageID, &lastSeq, &members)
+		RETURNING m.last_read_seq, m.last_read_at, m.last_read_message_id, `+unreadOf+`, c.member_count`,
+		channelID, userID, message).Scan(&p.Seq, &p.At, &p.MessageID, &p.Unread, &members)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if message != nil {
 			return nil, NotFound("message in the channel, or membership of", channelID)
@@ -266,7 +269,6 @@ func (s *Store) MarkRead(ctx context.Context, channelID, userID string, message 
 	if err != nil {
 		return nil, fmt.Errorf("store: mark read: %w", err)
 	}
-	p.Unread = int(max(lastSeq-p.Seq, 0))
 	p.Members = members
 	return p, nil
 }

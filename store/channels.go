@@ -238,12 +238,26 @@ func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInp
 	}
 	err = s.InTx(ctx, func(tx *Store) error {
 		ch, created = nil, false
+		if in.Distinct {
+			// A blocked user opens no conversation with its blocker.
+			var blocked bool
+			if err := tx.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM user_blocks WHERE blocker_id = ANY($1) AND blocked_id = $2)`,
+				users[1:], creator).Scan(&blocked); err != nil {
+				return err
+			}
+			if blocked {
+				return ErrBlocked
+			}
+		}
 		c, err := scanChannel(tx.db.QueryRow(ctx, `
 			INSERT INTO channels (id, type, name, image, data, created_by, member_count, join_policy) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (id) DO NOTHING
 			RETURNING `+channelColumns, cid, in.Type, in.Name, in.Image, in.Data, creator, len(users), policyValue(in.JoinPolicy)))
 		if errors.Is(err, pgx.ErrNoRows) {
-			ch, err = scanChannel(tx.db.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1`, cid))
+			ch, err = scanChannel(tx.db.QueryRow(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = $1 AND deleted_at IS NULL`, cid))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return Conflict("channel %q was deleted: its id is not free again", cid)
+			}
 			return err
 		}
 		if err != nil {
@@ -261,7 +275,7 @@ func (s *Store) CreateChannel(ctx context.Context, creator string, in ChannelInp
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, ErrInvalid) {
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrBlocked) || errors.Is(err, ErrConflict) {
 			return nil, false, err
 		}
 		return nil, false, fmt.Errorf("store: create channel: %w", err)
@@ -300,7 +314,7 @@ func (s *Store) ChannelForUser(ctx context.Context, channelID, userID string) (*
 	c, err := scanChannel(s.db.QueryRow(ctx, `
 		SELECT `+prefixed("c.", channelColumns)+`, m.role, `+banOf("c.id", "$2")+` FROM channels c
 		LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-		WHERE c.id = $1`, channelID, userID), &role, &ban)
+		WHERE c.id = $1 AND c.deleted_at IS NULL`, channelID, userID), &role, &ban)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("channel", channelID)
 	}
@@ -316,7 +330,7 @@ func (s *Store) ChannelForUser(ctx context.Context, channelID, userID string) (*
 
 // ChannelsByID returns channels by id, in order, with nil where none exists.
 func (s *Store) ChannelsByID(ctx context.Context, ids []string) ([]*Channel, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ANY($1)`, ids)
+	rows, err := s.db.Query(ctx, `SELECT `+channelColumns+` FROM channels WHERE id = ANY($1) AND deleted_at IS NULL`, ids)
 	if err != nil {
 		return nil, fmt.Errorf("store: channels by id: %w", err)
 	}
@@ -420,13 +434,13 @@ func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter
 	}
 	rows, err := s.db.Query(ctx, `
 		SELECT `+prefixed("c.", channelColumns)+` FROM (
-			SELECT channel_id, last_read_seq FROM channel_members WHERE user_id = $1 AND $7::bool IS NOT TRUE
+			SELECT channel_id, last_read_seq, hidden_at FROM channel_members WHERE user_id = $1 AND $7::bool IS NOT TRUE
 			UNION ALL
 			-- Invitations count no unread (no read position).
-			SELECT i.channel_id, NULL FROM channel_invites i WHERE i.user_id = $1 AND $7::bool IS NOT FALSE
+			SELECT i.channel_id, NULL, NULL FROM channel_invites i WHERE i.user_id = $1 AND $7::bool IS NOT FALSE
 			  AND NOT EXISTS (SELECT 1 FROM channel_members WHERE channel_id = i.channel_id AND user_id = $1)
 		) m JOIN channels c ON c.id = m.channel_id
-		WHERE ($2::text IS NULL OR c.type = $2)
+		WHERE ($2::text IS NULL OR c.type = $2) AND c.deleted_at IS NULL AND NOT `+channelHidden+`
 		  AND ($3::bool IS NULL OR (c.last_seq > coalesce(m.last_read_seq, c.last_seq)) = $3)
 		  AND ((extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8, c.id) < ($4::int8, $5::text)
 		ORDER BY (extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8 DESC, c.id DESC

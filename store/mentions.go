@@ -9,13 +9,14 @@ import (
 
 // Unread mentions are counted from PostgreSQL, exactly: messages that
 // count as unread (in the channel's history, not system messages), after
-// the member's read position, that mention the member. A deleted message
-// keeps no mentions.
+// the member's read position, that mention the member, from no user the
+// member blocks or mutes. A deleted message keeps no mentions.
 
 // unreadMentionsOf is the condition of a message m mentioning user u,
 // unread by its channel membership cm.
-const unreadMentionsOf = `m.mentioned @> ARRAY[%s]::text[] AND m.seq > cm.last_read_seq
-	AND (m.parent_id IS NULL OR m.show_in_channel) AND m.type <> 'system' AND NOT m.shadowed`
+var unreadMentionsOf = `m.mentioned @> ARRAY[%[1]s]::text[] AND m.seq > cm.last_read_seq
+	AND (m.parent_id IS NULL OR m.show_in_channel) AND m.type <> 'system' AND NOT m.shadowed
+	AND m.user_id NOT IN (` + silencedSenders("%[1]s") + `)`
 
 // MemberKey names one member of one channel.
 type MemberKey struct {

@@ -93,8 +93,12 @@ func (m *Message) Counts() bool { return m.InChannel() && m.Type != MessageSyste
 // its author's alone.
 func (m *Message) VisibleTo(viewer string) bool { return !m.Shadowed || m.UserID == viewer }
 
-// visibleTo is the condition of messages the user $N may see.
-func visibleTo(n int) string { return fmt.Sprintf("(NOT shadowed OR user_id = $%d)", n) }
+// visibleTo is the condition of messages the user $N may see: neither
+// shadowed (but its own) nor from a user it blocks.
+func visibleTo(n int) string {
+	u := fmt.Sprintf("$%d", n)
+	return "((NOT shadowed OR user_id = " + u + ") AND NOT " + blockedBy(u, "user_id") + ")"
+}
 
 // MessageInput sends a message.
 type MessageInput struct {
@@ -267,9 +271,11 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 			var lastSent *time.Time
 			var now time.Time
 			var ban *bool // nil: none; true: shadow
+			var blocked bool
 			if as.Member {
-				err := tx.db.QueryRow(ctx, `SELECT last_sent_at, now(), `+banOf("$1", "$2")+` FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
-					channelID, userID).Scan(&lastSent, &now, &ban)
+				err := tx.db.QueryRow(ctx, `SELECT last_sent_at, now(), `+banOf("$1", "$2")+`, `+blockedInPair("$1", "$2")+`
+					FROM channel_members WHERE channel_id = $1 AND user_id = $2 FOR UPDATE`,
+					channelID, userID).Scan(&lastSent, &now, &ban, &blocked)
 				if errors.Is(err, pgx.ErrNoRows) {
 					return ErrNotChannelMember
 				}
@@ -279,6 +285,9 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 			}
 			if ban != nil && !*ban {
 				return ErrBanned
+			}
+			if blocked {
+				return ErrBlocked
 			}
 			shadowed := ban != nil // a shadow ban: visible to the sender alone, counted for no one
 			typ := MessageRegular

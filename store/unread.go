@@ -42,6 +42,8 @@ type ChannelUnread struct {
 	UnreadCount int
 	// ReadAt is when the user last read the channel, when known.
 	ReadAt *time.Time
+	// Muted: the user mutes the channel, which leaves the totals.
+	Muted bool
 }
 
 // UnreadTotals are a user's totals after a change, as events carry them.
@@ -59,18 +61,26 @@ type UnreadRow struct {
 	LastSeq, Read int64
 	Members       int
 	ReadAt        *time.Time
+	// Silenced is how many of the unread messages come from users the
+	// member blocks or mutes; Muted, whether it mutes the channel.
+	Silenced int64
+	Muted    bool
 }
+
+// UnreadRows returns a user's memberships with their sequence numbers,
+// for its counts. Silenced and Muted are only ever set for a user who
+// Silences someone or something: its counts come from here alone.
 
 func (s *Store) UnreadRows(ctx context.Context, user string) ([]UnreadRow, error) {
 	rows, err := s.db.Query(ctx, `
-		SELECT m.channel_id, c.last_seq, m.last_read_seq, c.member_count, m.last_read_at
-		FROM channel_members m JOIN channels c ON c.id = m.channel_id WHERE m.user_id = $1`, user)
+		SELECT m.channel_id, c.last_seq, m.last_read_seq, c.member_count, m.last_read_at, `+silencedUnread+`, `+channelMuted+`
+		FROM channel_members m JOIN channels c ON c.id = m.channel_id WHERE m.user_id = $1 AND c.deleted_at IS NULL`, user)
 	if err != nil {
 		return nil, fmt.Errorf("store: unread rows: %w", err)
 	}
 	var out []UnreadRow
 	var r UnreadRow
-	_, err = pgx.ForEachRow(rows, []any{&r.Channel, &r.LastSeq, &r.Read, &r.Members, &r.ReadAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.Channel, &r.LastSeq, &r.Read, &r.Members, &r.ReadAt, &r.Silenced, &r.Muted}, func() error {
 		out = append(out, r)
 		return nil
 	})
@@ -94,20 +104,24 @@ func (s *Store) UnreadCountsFromDB(ctx context.Context, user string) (*UnreadCou
 func CountsFromRows(user string, rows []UnreadRow) *UnreadCounts {
 	out := &UnreadCounts{Channels: []*ChannelUnread{}}
 	for _, r := range rows {
-		if n := int(r.LastSeq - r.Read); n > 0 {
-			out.Channels = append(out.Channels, &ChannelUnread{ChannelID: r.Channel, UserID: user, UnreadCount: n, ReadAt: r.ReadAt})
+		if n := int(r.LastSeq - r.Read - r.Silenced); n > 0 {
+			out.Channels = append(out.Channels, &ChannelUnread{ChannelID: r.Channel, UserID: user, UnreadCount: n, ReadAt: r.ReadAt, Muted: r.Muted})
 		}
 	}
 	FinishCounts(out)
 	return out
 }
 
-// FinishCounts sorts counts by channel and sums the totals.
+// FinishCounts sorts counts by channel and sums the totals, which leave
+// out muted channels.
 func FinishCounts(c *UnreadCounts) {
 	slices.SortFunc(c.Channels, func(a, b *ChannelUnread) int { return strings.Compare(a.ChannelID, b.ChannelID) })
-	c.TotalUnreadCount, c.UnreadChannels = 0, len(c.Channels)
+	c.TotalUnreadCount, c.UnreadChannels = 0, 0
 	for _, ch := range c.Channels {
-		c.TotalUnreadCount += ch.UnreadCount
+		if !ch.Muted && ch.UnreadCount > 0 {
+			c.TotalUnreadCount += ch.UnreadCount
+			c.UnreadChannels++
+		}
 	}
 }
 
@@ -115,9 +129,11 @@ func FinishCounts(c *UnreadCounts) {
 // about users whose Redis counters are incomplete.
 func (s *Store) UnreadTotalsFromDB(ctx context.Context, users []string) (map[string]UnreadTotals, error) {
 	rows, err := s.db.Query(ctx, `
-		SELECT m.user_id, coalesce(sum(c.last_seq - m.last_read_seq), 0)::int8, count(*)
-		FROM channel_members m JOIN channels c ON c.id = m.channel_id
-		WHERE m.user_id = ANY($1) AND c.last_seq > m.last_read_seq GROUP BY m.user_id`, users)
+		SELECT user_id, sum(n)::int8, count(*) FROM (
+			SELECT m.user_id, `+unreadOf+` AS n
+			FROM channel_members m JOIN channels c ON c.id = m.channel_id
+			WHERE m.user_id = ANY($1) AND c.last_seq > m.last_read_seq AND c.deleted_at IS NULL AND NOT `+channelMuted+`
+		) AS u WHERE n > 0 GROUP BY user_id`, users)
 	if err != nil {
 		return nil, fmt.Errorf("store: unread totals: %w", err)
 	}
