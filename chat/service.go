@@ -8,6 +8,7 @@
 package chat
 
 import (
+	"context"
 	"log/slog"
 
 	"golang.org/x/sync/singleflight"
@@ -25,6 +26,11 @@ type Options struct {
 	// members are big, their unread counts computed at read time rather
 	// than pushed to each member's counters (0: DefaultPushMemberLimit).
 	PushMemberLimit int
+	// ReadActivity reads an activity for the caller under the feeds
+	// product's read rule (feeds.Service.Activity): nil when there is
+	// none, FORBIDDEN when the caller may not read it. Flags of
+	// activities need it.
+	ReadActivity func(ctx context.Context, id string) (*store.Activity, error)
 }
 
 // DefaultPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT's default: channels
@@ -38,6 +44,8 @@ type Service struct {
 	bus       *bus.Bus
 	log       *slog.Logger
 	pushLimit int
+	// readActivity is Options.ReadActivity.
+	readActivity func(ctx context.Context, id string) (*store.Activity, error)
 	// replays shares messageAdded's reads of missed messages on a node.
 	replays singleflight.Group
 	blocks  *blockCache
@@ -45,7 +53,8 @@ type Service struct {
 
 // New returns the chat Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), pushLimit: opts.PushMemberLimit}
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), pushLimit: opts.PushMemberLimit,
+		readActivity: opts.ReadActivity}
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultPushMemberLimit
 	}

@@ -36,6 +36,7 @@ type ResolverRoot interface {
 	ChannelUnread() ChannelUnreadResolver
 	Feed() FeedResolver
 	FeedUpdate() FeedUpdateResolver
+	Flag() FlagResolver
 	Follow() FollowResolver
 	Member() MemberResolver
 	Message() MessageResolver
@@ -236,6 +237,32 @@ type ComplexityRoot struct {
 		Removed func(childComplexity int) int
 	}
 
+	Flag struct {
+		Action     func(childComplexity int) int
+		Activity   func(childComplexity int) int
+		CreatedAt  func(childComplexity int) int
+		FlaggedBy  func(childComplexity int) int
+		ID         func(childComplexity int) int
+		Message    func(childComplexity int) int
+		Reason     func(childComplexity int) int
+		ResolvedAt func(childComplexity int) int
+		ResolvedBy func(childComplexity int) int
+		Status     func(childComplexity int) int
+		Subject    func(childComplexity int) int
+		TargetKind func(childComplexity int) int
+		User       func(childComplexity int) int
+	}
+
+	FlagConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	FlagEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Follow struct {
 		CreatedAt func(childComplexity int) int
 		Source    func(childComplexity int) int
@@ -320,6 +347,7 @@ type ComplexityRoot struct {
 		DeleteReaction    func(childComplexity int, message string, kind string) int
 		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
 		EndCall           func(childComplexity int, id string) int
+		Flag              func(childComplexity int, target store.FlagTarget, reason *string) int
 		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
 		HideChannel       func(childComplexity int, channel string) int
 		InviteMembers     func(childComplexity int, channel string, userIds []string) int
@@ -339,6 +367,7 @@ type ComplexityRoot struct {
 		RemoveActivity    func(childComplexity int, id string) int
 		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
 		RemoveReaction    func(childComplexity int, id string) int
+		ResolveFlag       func(childComplexity int, id string, action store.FlagAction) int
 		SendMessage       func(childComplexity int, channel string, input store.MessageInput) int
 		SendReaction      func(childComplexity int, message string, kind string) int
 		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
@@ -378,6 +407,7 @@ type ComplexityRoot struct {
 		Channel        func(childComplexity int, id string) int
 		Channels       func(childComplexity int, filter *store.ChannelFilter, first *int, after *string) int
 		Feed           func(childComplexity int, id string) int
+		Flags          func(childComplexity int, status *store.FlagStatus, first *int, after *string) int
 		Me             func(childComplexity int) int
 		Message        func(childComplexity int, id string) int
 		SearchMessages func(childComplexity int, query string, channel *string, first *int, after *string) int
@@ -1277,6 +1307,111 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FeedUpdate.Removed(childComplexity), true
 
+	case "Flag.action":
+		if e.ComplexityRoot.Flag.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.Action(childComplexity), true
+	case "Flag.activity":
+		if e.ComplexityRoot.Flag.Activity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.Activity(childComplexity), true
+	case "Flag.createdAt":
+		if e.ComplexityRoot.Flag.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.CreatedAt(childComplexity), true
+	case "Flag.flaggedBy":
+		if e.ComplexityRoot.Flag.FlaggedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.FlaggedBy(childComplexity), true
+	case "Flag.id":
+		if e.ComplexityRoot.Flag.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.ID(childComplexity), true
+	case "Flag.message":
+		if e.ComplexityRoot.Flag.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.Message(childComplexity), true
+	case "Flag.reason":
+		if e.ComplexityRoot.Flag.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.Reason(childComplexity), true
+	case "Flag.resolvedAt":
+		if e.ComplexityRoot.Flag.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.ResolvedAt(childComplexity), true
+	case "Flag.resolvedBy":
+		if e.ComplexityRoot.Flag.ResolvedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.ResolvedBy(childComplexity), true
+	case "Flag.status":
+		if e.ComplexityRoot.Flag.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.Status(childComplexity), true
+	case "Flag.subject":
+		if e.ComplexityRoot.Flag.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.Subject(childComplexity), true
+	case "Flag.targetKind":
+		if e.ComplexityRoot.Flag.TargetKind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.TargetKind(childComplexity), true
+	case "Flag.user":
+		if e.ComplexityRoot.Flag.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Flag.User(childComplexity), true
+
+	case "FlagConnection.edges":
+		if e.ComplexityRoot.FlagConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlagConnection.Edges(childComplexity), true
+	case "FlagConnection.pageInfo":
+		if e.ComplexityRoot.FlagConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlagConnection.PageInfo(childComplexity), true
+
+	case "FlagEdge.cursor":
+		if e.ComplexityRoot.FlagEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlagEdge.Cursor(childComplexity), true
+	case "FlagEdge.node":
+		if e.ComplexityRoot.FlagEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FlagEdge.Node(childComplexity), true
+
 	case "Follow.createdAt":
 		if e.ComplexityRoot.Follow.CreatedAt == nil {
 			break
@@ -1714,6 +1849,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.EndCall(childComplexity, args["id"].(string)), true
+	case "Mutation.flag":
+		if e.ComplexityRoot.Mutation.Flag == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_flag_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Flag(childComplexity, args["target"].(store.FlagTarget), args["reason"].(*string)), true
 	case "Mutation.follow":
 		if e.ComplexityRoot.Mutation.Follow == nil {
 			break
@@ -1918,6 +2064,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveReaction(childComplexity, args["id"].(string)), true
+	case "Mutation.resolveFlag":
+		if e.ComplexityRoot.Mutation.ResolveFlag == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resolveFlag_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResolveFlag(childComplexity, args["id"].(string), args["action"].(store.FlagAction)), true
 	case "Mutation.sendMessage":
 		if e.ComplexityRoot.Mutation.SendMessage == nil {
 			break
@@ -2216,6 +2373,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Feed(childComplexity, args["id"].(string)), true
+	case "Query.flags":
+		if e.ComplexityRoot.Query.Flags == nil {
+			break
+		}
+
+		args, err := ec.field_Query_flags_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Flags(childComplexity, args["status"].(*store.FlagStatus), args["first"].(*int), args["after"].(*string)), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -2634,6 +2802,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
 			graphql.NewInputUnmarshaler("ChannelFilter", ec.unmarshalInputChannelFilter),
 			graphql.NewInputUnmarshaler("ChannelInput", ec.unmarshalInputChannelInput),
+			graphql.NewInputUnmarshaler("FlagTarget", ec.unmarshalInputFlagTarget),
 			graphql.NewInputUnmarshaler("MessageInput", ec.unmarshalInputMessageInput),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
 		)
@@ -3714,6 +3883,114 @@ extend type Subscription {
   feedUpdated(feed: ID!): FeedUpdate!
 }
 `, BuiltIn: false},
+	{Name: "../schema/moderation.graphqls", Input: `"""
+A user's report (flag) of a message, a user or an activity, for the
+moderators: admins handle every flag, a channel's owners and moderators
+the flags of its messages.
+"""
+type Flag {
+  id: ID!
+  "What is flagged: MESSAGE, USER or ACTIVITY."
+  targetKind: FlagTargetKind!
+  "The flagged message (deleted messages stay, with type deleted)."
+  message: Message
+  "The flagged user, for a USER flag."
+  user: User
+  "The flagged activity, for an ACTIVITY flag; null once it is removed."
+  activity: Activity
+  """
+  Whom the flag is about, whom BAN_USER bans: the message's author, the
+  user, or the activity's actor.
+  """
+  subject: User!
+  "At most 500 characters."
+  reason: String
+  flaggedBy: User!
+  status: FlagStatus!
+  "What closed the flag; null while it is OPEN."
+  action: FlagAction
+  resolvedBy: User
+  resolvedAt: Time
+  createdAt: Time!
+}
+
+"What a flag is about."
+enum FlagTargetKind {
+  MESSAGE
+  USER
+  ACTIVITY
+}
+
+"Where a flag stands."
+enum FlagStatus {
+  "Waiting for a moderator."
+  OPEN
+  "Closed without action (DISMISS)."
+  DISMISSED
+  "Closed by acting on it (DELETE_MESSAGE, BAN_USER)."
+  RESOLVED
+}
+
+"What a moderator does with a flag."
+enum FlagAction {
+  "Close it and leave its target alone."
+  DISMISS
+  "Delete the flagged message, as deleteMessage does (message flags only)."
+  DELETE_MESSAGE
+  """
+  Ban the flag's subject for good, as banUser does: from the message's
+  channel for a message flag, from the whole app for a user or activity
+  flag.
+  """
+  BAN_USER
+}
+
+"What to flag: exactly one of the three."
+input FlagTarget {
+  "A message the caller may read."
+  message: ID
+  "Another user."
+  user: ID
+  "An activity the caller may read."
+  activity: ID
+}
+
+type FlagConnection {
+  edges: [FlagEdge!]!
+  pageInfo: PageInfo!
+}
+
+type FlagEdge {
+  cursor: String!
+  node: Flag!
+}
+
+extend type Query {
+  """
+  The flags of a status the caller handles, newest first: every flag for
+  an admin; the flags of messages in the channels it owns or moderates
+  for anyone else (an empty list for most users).
+  """
+  flags(status: FlagStatus = OPEN, first: Int = 20, after: String): FlagConnection!
+}
+
+extend type Mutation {
+  """
+  Flags a message or an activity the caller may read, or another user, for
+  the moderators, with a reason of at most 500 characters. Flagging the
+  same target again while the caller's flag of it is OPEN returns that
+  flag, unchanged.
+  """
+  flag(target: FlagTarget!, reason: String): Flag!
+  """
+  Closes an OPEN flag the caller handles (admins: any; a channel's owners
+  and moderators: those of its messages) with an action, and returns it.
+  A refused action (a moderator banning an owner, say) leaves the flag
+  OPEN.
+  """
+  resolveFlag(id: ID!, action: FlagAction!): Flag!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -4083,6 +4360,58 @@ func (ec *executionContext) childFields_FeedUpdate(ctx context.Context, field gr
 		return ec.fieldContext_FeedUpdate_removed(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type FeedUpdate", field.Name)
+}
+
+func (ec *executionContext) childFields_Flag(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Flag_id(ctx, field)
+	case "targetKind":
+		return ec.fieldContext_Flag_targetKind(ctx, field)
+	case "message":
+		return ec.fieldContext_Flag_message(ctx, field)
+	case "user":
+		return ec.fieldContext_Flag_user(ctx, field)
+	case "activity":
+		return ec.fieldContext_Flag_activity(ctx, field)
+	case "subject":
+		return ec.fieldContext_Flag_subject(ctx, field)
+	case "reason":
+		return ec.fieldContext_Flag_reason(ctx, field)
+	case "flaggedBy":
+		return ec.fieldContext_Flag_flaggedBy(ctx, field)
+	case "status":
+		return ec.fieldContext_Flag_status(ctx, field)
+	case "action":
+		return ec.fieldContext_Flag_action(ctx, field)
+	case "resolvedBy":
+		return ec.fieldContext_Flag_resolvedBy(ctx, field)
+	case "resolvedAt":
+		return ec.fieldContext_Flag_resolvedAt(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Flag_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Flag", field.Name)
+}
+
+func (ec *executionContext) childFields_FlagConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_FlagConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_FlagConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FlagConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_FlagEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_FlagEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_FlagEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FlagEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Follow(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

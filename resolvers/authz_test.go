@@ -51,6 +51,36 @@ type policy struct {
 	run func(t *testing.T, f *fixture) (string, brooktest.Vars)
 	// want is the outcome per role.
 	want map[role]outcome
+	// also is the outcome for more kinds of caller (member, moderator,
+	// banned), for rows whose fixture puts them in place.
+	also map[role]outcome
+}
+
+// More kinds of caller, checked only by rows that declare them
+// (policy.also): users of the fixture's moderated channel.
+const (
+	member    role = "member"    // a plain member
+	moderator role = "moderator" // a moderator
+	banned    role = "banned"    // a member banned from the channel
+)
+
+// rolesOf lists the roles a row is checked with.
+func rolesOf(p policy) []role {
+	out := slices.Clone(roles)
+	for _, r := range []role{member, moderator, banned} {
+		if _, ok := p.also[r]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// wantOf is a row's outcome for a role.
+func wantOf(p policy, r role) outcome {
+	if w, ok := p.also[r]; ok {
+		return w
+	}
+	return p.want[r]
 }
 
 // everyone allows every signed-in caller.
@@ -195,14 +225,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if !ok {
 			continue
 		}
-		for _, r := range roles {
-			f := newFixture(t, n, fmt.Sprintf("%d-%s", i, r))
+		for _, r := range rolesOf(p) {
+			f := newFixture(t, n, fmt.Sprintf("%d-%s", i, r), rolesOf(p)[len(roles):]...)
 			query, vars := p.run(t, f)
 			got := runAs(t, f, r, op, query, vars)
 			checked++
-			if got != p.want[r] {
+			if want := wantOf(p, r); got != want {
 				violations++
-				t.Errorf("%s as %s: got %s, want %s", op, r, got, p.want[r])
+				t.Errorf("%s as %s: got %s, want %s", op, r, got, want)
 			}
 		}
 	}
@@ -213,10 +243,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 }
 
-// newFixture makes fresh users for a row, so rows cannot disturb each other.
-func newFixture(t *testing.T, n *brooktest.Node, tag string) *fixture {
+// newFixture makes fresh users for a row (with those of the extra roles
+// it declares), so rows cannot disturb each other.
+func newFixture(t *testing.T, n *brooktest.Node, tag string, extra ...role) *fixture {
 	f := &fixture{node: n, users: map[role]string{}}
-	for _, r := range []role{stranger, owner, nonMember, admin} {
+	for _, r := range append([]role{stranger, owner, nonMember, admin}, extra...) {
 		f.users[r] = fmt.Sprintf("authz-%s-%s", tag, r)
 		tok := f.token(t, r)
 		n.Must(t, tok, `{ me { id } }`, nil, nil)

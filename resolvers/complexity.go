@@ -16,6 +16,7 @@ func SetComplexity(c *graph.ComplexityRoot) {
 	setFeedComplexity(c)
 	setChatComplexity(c)
 	setCallComplexity(c)
+	setModerationComplexity(c)
 }
 
 // listCost is the cost of a list field whose page size is n.

@@ -59,6 +59,16 @@ type FeedEdge struct {
 	CreatedAt time.Time `json:"createdAt"`
 }
 
+type FlagConnection struct {
+	Edges    []*FlagEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+type FlagEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *store.Flag `json:"node"`
+}
+
 type MemberConnection struct {
 	Edges    []*MemberEdge `json:"edges"`
 	PageInfo *PageInfo     `json:"pageInfo"`

@@ -108,8 +108,9 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n := &Node{Store: st, State: state, Bus: b, log: log}
 	parts := product.Parts{Store: st, State: state, Bus: b, Logger: log}
 	n.People = users.New(parts)
-	n.Chat = chat.New(chat.Options{Parts: parts, PushMemberLimit: opts.ChatPushMemberLimit})
 	n.Feeds = feeds.New(feeds.Options{Parts: parts, PullThreshold: opts.FeedPullThreshold})
+	n.Chat = chat.New(chat.Options{Parts: parts, PushMemberLimit: opts.ChatPushMemberLimit,
+		ReadActivity: func(ctx context.Context, id string) (*store.Activity, error) { return n.Feeds.Activity(ctx, id, nil) }})
 	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval})
 	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log}
