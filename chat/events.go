@@ -49,6 +49,9 @@ const (
 	EventNotificationAdded       = "notification.added_to_channel"
 	EventNotificationRemovedFrom = "notification.removed_from_channel"
 	EventNotificationInvited     = "notification.invited"
+	// EventNotificationThreadRead: the user read a thread (the event's
+	// message is its parent) on another connection.
+	EventNotificationThreadRead = "notification.thread_read"
 )
 
 // ChannelEvent is one event of a channel, as channelEvents delivers it.
