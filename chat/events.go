@@ -54,6 +54,9 @@ const (
 	EventNotificationMarkUnread  = "notification.mark_unread"
 	EventChannelHidden           = "channel.hidden"
 	EventChannelVisible          = "channel.visible"
+	// EventNotificationThreadRead: the user read a thread (the event's
+	// message is its parent) on another connection.
+	EventNotificationThreadRead = "notification.thread_read"
 )
 
 // ChannelEvent is one event of a channel, as channelEvents delivers it.

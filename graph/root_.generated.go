@@ -47,6 +47,7 @@ type ResolverRoot interface {
 	Reaction() ReactionResolver
 	SFUNode() SFUNodeResolver
 	Subscription() SubscriptionResolver
+	Thread() ThreadResolver
 	UnreadCounts() UnreadCountsResolver
 	User() UserResolver
 }
@@ -359,6 +360,7 @@ type ComplexityRoot struct {
 		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
 		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
 		MarkRead          func(childComplexity int, channel string, message *string) int
+		MarkThreadRead    func(childComplexity int, message string) int
 		MarkUnread        func(childComplexity int, channel string, message string) int
 		MuteChannel       func(childComplexity int, channel string, until *time.Time) int
 		MuteUser          func(childComplexity int, user string, until *time.Time) int
@@ -413,6 +415,7 @@ type ComplexityRoot struct {
 		SearchMessages func(childComplexity int, query string, channel *string, first *int, after *string) int
 		SearchUsers    func(childComplexity int, query string, first *int, after *string) int
 		SfuNodes       func(childComplexity int) int
+		Threads        func(childComplexity int, first *int, after *string) int
 		UnreadCounts   func(childComplexity int) int
 		User           func(childComplexity int, id string) int
 		Users          func(childComplexity int, ids []string) int
@@ -455,6 +458,26 @@ type ComplexityRoot struct {
 		MessageAdded  func(childComplexity int, channel string, after *string) int
 		MyEvents      func(childComplexity int) int
 		UserUpdated   func(childComplexity int, id string) int
+	}
+
+	Thread struct {
+		Channel       func(childComplexity int) int
+		LastReadAt    func(childComplexity int) int
+		LastReplyAt   func(childComplexity int) int
+		ParentMessage func(childComplexity int) int
+		Participants  func(childComplexity int) int
+		ReplyCount    func(childComplexity int) int
+		UnreadReplies func(childComplexity int) int
+	}
+
+	ThreadConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	ThreadEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	UnreadCounts struct {
@@ -1976,6 +1999,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MarkRead(childComplexity, args["channel"].(string), args["message"].(*string)), true
+	case "Mutation.markThreadRead":
+		if e.ComplexityRoot.Mutation.MarkThreadRead == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_markThreadRead_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MarkThreadRead(childComplexity, args["message"].(string)), true
 	case "Mutation.markUnread":
 		if e.ComplexityRoot.Mutation.MarkUnread == nil {
 			break
@@ -2430,6 +2464,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.SfuNodes(childComplexity), true
+	case "Query.threads":
+		if e.ComplexityRoot.Query.Threads == nil {
+			break
+		}
+
+		args, err := ec.field_Query_threads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Threads(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Query.unreadCounts":
 		if e.ComplexityRoot.Query.UnreadCounts == nil {
 			break
@@ -2632,6 +2677,75 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.UserUpdated(childComplexity, args["id"].(string)), true
+
+	case "Thread.channel":
+		if e.ComplexityRoot.Thread.Channel == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Thread.Channel(childComplexity), true
+	case "Thread.lastReadAt":
+		if e.ComplexityRoot.Thread.LastReadAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Thread.LastReadAt(childComplexity), true
+	case "Thread.lastReplyAt":
+		if e.ComplexityRoot.Thread.LastReplyAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Thread.LastReplyAt(childComplexity), true
+	case "Thread.parentMessage":
+		if e.ComplexityRoot.Thread.ParentMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Thread.ParentMessage(childComplexity), true
+	case "Thread.participants":
+		if e.ComplexityRoot.Thread.Participants == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Thread.Participants(childComplexity), true
+	case "Thread.replyCount":
+		if e.ComplexityRoot.Thread.ReplyCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Thread.ReplyCount(childComplexity), true
+	case "Thread.unreadReplies":
+		if e.ComplexityRoot.Thread.UnreadReplies == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Thread.UnreadReplies(childComplexity), true
+
+	case "ThreadConnection.edges":
+		if e.ComplexityRoot.ThreadConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ThreadConnection.Edges(childComplexity), true
+	case "ThreadConnection.pageInfo":
+		if e.ComplexityRoot.ThreadConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ThreadConnection.PageInfo(childComplexity), true
+
+	case "ThreadEdge.cursor":
+		if e.ComplexityRoot.ThreadEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ThreadEdge.Cursor(childComplexity), true
+	case "ThreadEdge.node":
+		if e.ComplexityRoot.ThreadEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ThreadEdge.Node(childComplexity), true
 
 	case "UnreadCounts.channels":
 		if e.ComplexityRoot.UnreadCounts.Channels == nil {
@@ -3243,6 +3357,40 @@ type Message {
   deletedAt: Time
 }
 
+"""
+A thread as the caller sees it: a top-level message (its parent) and its
+replies.
+"""
+type Thread {
+  "The thread's first message."
+  parentMessage: Message!
+  channel: Channel!
+  "The thread's replies (as Message.replyCount: shadowed ones left out)."
+  replyCount: Int!
+  """
+  Replies after the caller's read position in the thread, sent by others:
+  the caller's own never count, nor do those of shadow-banned users.
+  Replying marks the thread read for the replier; so does markThreadRead.
+  """
+  unreadReplies: Int!
+  "When the last reply the caller can see was sent."
+  lastReplyAt: Time!
+  "When the caller last read the thread (replying reads it); null for never."
+  lastReadAt: Time
+  "The first five users to take part, the thread's starter first."
+  participants: [User!]!
+}
+
+type ThreadConnection {
+  edges: [ThreadEdge!]!
+  pageInfo: PageInfo!
+}
+
+type ThreadEdge {
+  cursor: String!
+  node: Thread!
+}
+
 type MessageConnection {
   edges: [MessageEdge!]!
   pageInfo: PageInfo!
@@ -3310,7 +3458,9 @@ by someone else; thread replies count for no one's unread and come only
 through messageAdded and channelEvents), notification.mark_read,
 notification.added_to_channel, notification.removed_from_channel (also
 when the caller rejects an invitation or it is withdrawn) or
-notification.invited, each with the caller's new totals.
+notification.invited, each with the caller's new totals;
+notification.thread_read (the caller read a thread on another connection:
+the message is its parent; thread reads change no totals).
 In channels above CHAT_PUSH_MEMBER_LIMIT members, notification.message_new
 goes only to members with an open connection.
 """
@@ -3417,6 +3567,11 @@ extend type Query {
   caller may read.
   """
   searchMessages(query: String!, channel: ID, first: Int = 20, after: String): MessageConnection!
+  """
+  The threads the caller started (once they have a reply) or replied in,
+  in channels it is a member of, the latest reply first.
+  """
+  threads(first: Int = 20, after: String): ThreadConnection!
 }
 
 extend type Mutation {
@@ -3495,6 +3650,13 @@ extend type Mutation {
   markRead(channel: ID!, message: ID): ChannelUnread!
   "Marks every channel of the caller read."
   markAllRead: UnreadCounts!
+  """
+  Marks a thread read up to its last reply, for the caller, a member of
+  its channel: message is the thread's first message. Threads and
+  channels are read apart: markRead and markAllRead leave threads as they
+  are, and this leaves the channel's unread count as it is.
+  """
+  markThreadRead(message: ID!): Thread!
   """
   Bans a user from a channel (owners, moderators, admins; an owner or
   moderator only by an admin), or with no channel from the whole app
@@ -4638,6 +4800,46 @@ func (ec *executionContext) childFields_Signal(ctx context.Context, field graphq
 		return ec.fieldContext_Signal_sentAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Signal", field.Name)
+}
+
+func (ec *executionContext) childFields_Thread(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "parentMessage":
+		return ec.fieldContext_Thread_parentMessage(ctx, field)
+	case "channel":
+		return ec.fieldContext_Thread_channel(ctx, field)
+	case "replyCount":
+		return ec.fieldContext_Thread_replyCount(ctx, field)
+	case "unreadReplies":
+		return ec.fieldContext_Thread_unreadReplies(ctx, field)
+	case "lastReplyAt":
+		return ec.fieldContext_Thread_lastReplyAt(ctx, field)
+	case "lastReadAt":
+		return ec.fieldContext_Thread_lastReadAt(ctx, field)
+	case "participants":
+		return ec.fieldContext_Thread_participants(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Thread", field.Name)
+}
+
+func (ec *executionContext) childFields_ThreadConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ThreadConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ThreadConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ThreadConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ThreadEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ThreadEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ThreadEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ThreadEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_UnreadCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -406,6 +406,17 @@ func init() {
 			f.channel(t)
 			return `mutation { markAllRead { totalUnreadCount } }`, nil
 		}},
+		// Only members have a read position in a thread; a parent the
+		// caller may not read is not found.
+		policy{op: "mutation.markThreadRead", want: map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: "NOT_FOUND", owner: allowed, nonMember: "NOT_FOUND", admin: "FORBIDDEN"},
+			run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+				return `mutation($m: ID!) { markThreadRead(message: $m) { unreadReplies } }`, brooktest.Vars{"m": f.thread(t)}
+			}},
+		// Everyone's own threads.
+		policy{op: "query.threads", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.thread(t)
+			return `{ threads { edges { node { unreadReplies parentMessage { id } } } } }`, nil
+		}},
 		chanRow("mutation.sendTypingEvent", `mutation($c: ID!) { sendTypingEvent(channel: $c) }`, ownerOnly),
 		chanRow("subscription.messageAdded", `subscription($c: ID!) { messageAdded(channel: $c) { id } }`, ownerOnly),
 		chanRow("subscription.channelEvents", `subscription($c: ID!) { channelEvents(channel: $c) { type } }`, ownerOnly),
@@ -469,4 +480,15 @@ func (f *fixture) message(t *testing.T, channel string) string {
 	f.node.Must(t, f.token(t, owner), `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hello"}) { id } }`,
 		brooktest.Vars{"c": channel}, &got)
 	return got.SendMessage.ID
+}
+
+// thread starts a thread in a new channel of the fixture's owner (a
+// message and the owner's reply) and returns its first message's id.
+func (f *fixture) thread(t *testing.T) string {
+	t.Helper()
+	cid := f.channel(t)
+	parent := f.message(t, cid)
+	f.node.Must(t, f.token(t, owner), `mutation($c: ID!, $p: ID!) { sendMessage(channel: $c, input: {text: "re", parentId: $p}) { id } }`,
+		brooktest.Vars{"c": cid, "p": parent}, nil)
+	return parent
 }

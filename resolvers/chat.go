@@ -34,6 +34,8 @@ type chatLoaderSet struct {
 	MyInvitations *Loader[string, *store.Member]
 	// UnreadMentions are members' unread mentions.
 	UnreadMentions *Loader[store.MemberKey, int]
+	// ThreadParticipants are threads' first participants, by parent.
+	ThreadParticipants *Loader[uuid.UUID, []string]
 }
 
 // latestKey asks for a message's newest n reactions.
@@ -74,9 +76,10 @@ func newChatLoaderSet(s *chat.Service) *chatLoaderSet {
 			}
 			return all, nil
 		}),
-		MyMemberships:  NewLoader(s.MyMemberships),
-		MyInvitations:  NewLoader(s.MyInvitations),
-		UnreadMentions: NewLoader(s.UnreadMentions),
+		MyMemberships:      NewLoader(s.MyMemberships),
+		MyInvitations:      NewLoader(s.MyInvitations),
+		UnreadMentions:     NewLoader(s.UnreadMentions),
+		ThreadParticipants: NewLoader(s.ThreadParticipants),
 	}
 }
 
@@ -104,6 +107,8 @@ func setChatComplexity(c *graph.ComplexityRoot) {
 	c.Message.OwnReactions = func(child int) int { return 1 + 5*child }
 	c.Query.Channels = func(child int, _ *store.ChannelFilter, first *int, _ *string) int { return listCost(child, first) }
 	c.Query.SearchMessages = func(child int, _ string, _ *string, first *int, _ *string) int { return listCost(child, first) }
+	c.Query.Threads = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Thread.Participants = func(child int) int { return 1 + chat.ThreadParticipantsShown*child }
 	c.UnreadCounts.Channels = func(child int) int { return 1 + 100*child }
 }
 
@@ -138,5 +143,30 @@ func (r *Resolver) prefetchMessages(ctx context.Context, msgs []*store.Message) 
 	}
 	if selected(ctx, "edges", "node", "ownReactions") {
 		_ = l.chat().OwnReactions.Prefetch(ctx, ids)
+	}
+}
+
+// prefetchThreads loads, one statement each, what the selected fields of a
+// page of threads need.
+func (r *Resolver) prefetchThreads(ctx context.Context, threads []*store.Thread) {
+	if len(threads) == 0 {
+		return
+	}
+	l := r.loadersFor(ctx)
+	if selected(ctx, "edges", "node", "channel") {
+		_ = l.chat().Channels.Prefetch(ctx, mapItems(threads, func(t *store.Thread) string { return t.ParentMessage.ChannelID }))
+	}
+	if selected(ctx, "edges", "node", "parentMessage", "user") {
+		prefetchUsers(ctx, l, threads, func(t *store.Thread) string { return t.ParentMessage.UserID })
+	}
+	if selected(ctx, "edges", "node", "participants") {
+		all, err := l.chat().ThreadParticipants.Fetch(ctx, mapItems(threads, func(t *store.Thread) uuid.UUID { return t.ParentMessage.ID }))
+		var users []string
+		for _, p := range all {
+			users = append(users, p...)
+		}
+		if err == nil && len(users) > 0 {
+			_ = l.Users.Prefetch(ctx, users)
+		}
 	}
 }

@@ -306,6 +306,10 @@ func (r *mutationResolver) MarkAllRead(ctx context.Context) (*store.UnreadCounts
 	return r.Chat.MarkAllRead(ctx, selected(ctx, "channels", "channel"), chatLookup{r.loadersFor(ctx).chat()})
 }
 
+func (r *mutationResolver) MarkThreadRead(ctx context.Context, message string) (*store.Thread, error) {
+	return r.Chat.MarkThreadRead(ctx, message)
+}
+
 func (r *mutationResolver) BanUser(ctx context.Context, user string, channel *string, until *time.Time, shadow *bool, reason *string) (bool, error) {
 	return r.Chat.BanUser(ctx, user, channel, until, shadow != nil && *shadow, reason)
 }
@@ -402,6 +406,16 @@ func (r *queryResolver) SearchMessages(ctx context.Context, query string, channe
 	return r.messageConnection(ctx, page, func(m *store.Message) string { return m.ID.String() }), nil
 }
 
+func (r *queryResolver) Threads(ctx context.Context, first *int, after *string) (*model.ThreadConnection, error) {
+	page, err := r.Chat.Threads(ctx, first, after)
+	if err != nil {
+		return nil, err
+	}
+	r.prefetchThreads(ctx, page.Items)
+	es, info := edges(page, store.ThreadCursor, func(c string, t *store.Thread) *model.ThreadEdge { return &model.ThreadEdge{Cursor: c, Node: t} })
+	return &model.ThreadConnection{Edges: es, PageInfo: info}, nil
+}
+
 func (r *subscriptionResolver) MessageAdded(ctx context.Context, channel string, after *string) (<-chan *store.Message, error) {
 	return r.Chat.MessageAdded(ctx, channel, after)
 }
@@ -412,6 +426,25 @@ func (r *subscriptionResolver) ChannelEvents(ctx context.Context, channel string
 
 func (r *subscriptionResolver) MyEvents(ctx context.Context) (<-chan *chat.UserEvent, error) {
 	return r.Chat.MyEvents(ctx)
+}
+
+func (r *threadResolver) Channel(ctx context.Context, obj *store.Thread) (*store.Channel, error) {
+	c, err := r.loadersFor(ctx).chat().Channels.Load(ctx, obj.ParentMessage.ChannelID)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, store.NotFound("channel", obj.ParentMessage.ChannelID)
+	}
+	return c, nil
+}
+
+func (r *threadResolver) Participants(ctx context.Context, obj *store.Thread) ([]*store.User, error) {
+	ids, err := r.loadersFor(ctx).chat().ThreadParticipants.Load(ctx, obj.ParentMessage.ID)
+	if err != nil || len(ids) == 0 {
+		return []*store.User{}, err
+	}
+	return fetchPresent(ctx, r.loadersFor(ctx).Users, ids)
 }
 
 func (r *unreadCountsResolver) TotalUnreadMentions(ctx context.Context, obj *store.UnreadCounts) (int, error) {
@@ -440,6 +473,8 @@ func (r *Resolver) MessageReaction() graph.MessageReactionResolver {
 
 func (r *Resolver) Mute() graph.MuteResolver { return &muteResolver{r} }
 
+func (r *Resolver) Thread() graph.ThreadResolver { return &threadResolver{r} }
+
 func (r *Resolver) UnreadCounts() graph.UnreadCountsResolver { return &unreadCountsResolver{r} }
 
 type (
@@ -449,5 +484,6 @@ type (
 	messageResolver         struct{ *Resolver }
 	messageReactionResolver struct{ *Resolver }
 	muteResolver            struct{ *Resolver }
+	threadResolver          struct{ *Resolver }
 	unreadCountsResolver    struct{ *Resolver }
 )

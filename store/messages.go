@@ -120,13 +120,17 @@ const inChannel = `(parent_id IS NULL OR show_in_channel)`
 
 func scanMessage(row pgx.Row) (*Message, error) {
 	var m Message
-	err := row.Scan(&m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
-		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt,
-		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt, &m.Shadowed)
-	if err != nil {
+	if err := row.Scan(m.dest()...); err != nil {
 		return nil, err
 	}
 	return &m, nil
+}
+
+// dest is where a row of messageColumns scans into.
+func (m *Message) dest() []any {
+	return []any{&m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
+		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt,
+		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt, &m.Shadowed}
 }
 
 func collectMessages(rows pgx.Rows, err error) ([]*Message, error) {
@@ -243,7 +247,8 @@ type SendAs struct {
 // next position (and sequence number, for a top-level message) with an
 // UPDATE that locks the channel row, so positions commit in order; inserts
 // the message; marks the channel read for the sender; and leaves a
-// chat.message job in the outbox. A message id sent again by the same user
+// chat.message job in the outbox; a thread reply also keeps the thread's
+// participants (threads.go). A message id sent again by the same user
 // to the same channel with the same text returns the stored message
 // (created false); any other reuse of an id is a Conflict. A frozen
 // channel (ErrChannelFrozen) and slow mode (CooldownError) refuse a
@@ -291,24 +296,11 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 			}
 			shadowed := ban != nil // a shadow ban: visible to the sender alone, counted for no one
 			typ := MessageRegular
+			var thread *threadParent
 			if parent != nil {
 				typ = MessageReply
-				var parentChannel string
-				var parentParent *uuid.UUID
-				err := tx.db.QueryRow(ctx, `SELECT channel_id, parent_id FROM messages WHERE id = $1 FOR UPDATE`, *parent).Scan(&parentChannel, &parentParent)
-				if errors.Is(err, pgx.ErrNoRows) || (err == nil && parentChannel != channelID) {
-					return Invalid("input.parentId", "message %s is not in channel %q", *parent, channelID)
-				}
-				if err != nil {
+				if thread, err = tx.replyTo(ctx, *parent, channelID, shadowed); err != nil {
 					return err
-				}
-				if parentParent != nil {
-					return Invalid("input.parentId", "message %s is itself a reply: reply to the thread's first message", *parent)
-				}
-				if !shadowed {
-					if _, err := tx.db.Exec(ctx, `UPDATE messages SET reply_count = reply_count + 1 WHERE id = $1`, *parent); err != nil {
-						return err
-					}
 				}
 			}
 			if quoted != nil {
@@ -366,6 +358,12 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 			}
 			if err != nil {
 				return err
+			}
+			if thread != nil {
+				// Only for a reply: the common send costs no statement more.
+				if err := tx.recordReply(ctx, thread, userID, as.Member, pos, shadowed); err != nil {
+					return err
+				}
 			}
 			if _, err := tx.db.Exec(ctx, `
 				UPDATE channel_members SET last_read_seq = greatest(last_read_seq, $3), last_read_at = now(), last_read_message_id = $4,

@@ -110,6 +110,16 @@ type Query struct {
 type Subscription struct {
 }
 
+type ThreadConnection struct {
+	Edges    []*ThreadEdge `json:"edges"`
+	PageInfo *PageInfo     `json:"pageInfo"`
+}
+
+type ThreadEdge struct {
+	Cursor string        `json:"cursor"`
+	Node   *store.Thread `json:"node"`
+}
+
 type UserConnection struct {
 	Edges    []*UserEdge `json:"edges"`
 	PageInfo *PageInfo   `json:"pageInfo"`
