@@ -76,6 +76,15 @@ func readableOrNone(a *store.ChannelAccess, me auth.Identity, err error) (found 
 	return err == nil, err
 }
 
+// RequireContent refuses the messages and members of a channel listed to
+// the caller by its profile alone (one it may join but not read).
+func RequireContent(ch *store.Channel) error {
+	if ch.ProfileOnly {
+		return auth.Forbidden("you are not a member of channel %q: join it to read it", ch.ID)
+	}
+	return nil
+}
+
 func requireWrite(a *store.ChannelAccess, me auth.Identity) error {
 	if a.Role == "" && !me.IsAdmin() {
 		return auth.Forbidden("only members of channel %q may write to it", a.Channel.ID)

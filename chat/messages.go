@@ -207,6 +207,9 @@ func (s *Service) History(ctx context.Context, ch *store.Channel, w HistoryWindo
 	if err != nil {
 		return store.Page[*store.Message]{}, err
 	}
+	if err := RequireContent(ch); err != nil {
+		return store.Page[*store.Message]{}, err
+	}
 	n := 50
 	if w.Last != nil {
 		var err error
