@@ -12,13 +12,13 @@
 -- the channel's row for each message. member_count changes only with
 -- membership.
 CREATE INDEX IF NOT EXISTS channels_open_created ON channels (created_at, id)
-    WHERE coalesce(join_policy, CASE WHEN type = 'livestream' THEN 'OPEN' ELSE 'INVITE' END) = 'OPEN';
+    WHERE join_policy = 'OPEN' OR (join_policy IS NULL AND type = 'livestream');
 CREATE INDEX IF NOT EXISTS channels_open_members ON channels (member_count, id)
-    WHERE coalesce(join_policy, CASE WHEN type = 'livestream' THEN 'OPEN' ELSE 'INVITE' END) = 'OPEN';
+    WHERE join_policy = 'OPEN' OR (join_policy IS NULL AND type = 'livestream');
 -- NAME and nameStartsWith: the C collation makes a prefix a plain byte
 -- range, whatever the database's collation.
 CREATE INDEX IF NOT EXISTS channels_open_name ON channels ((lower(coalesce(name, '')) COLLATE "C"), id)
-    WHERE coalesce(join_policy, CASE WHEN type = 'livestream' THEN 'OPEN' ELSE 'INVITE' END) = 'OPEN';
+    WHERE join_policy = 'OPEN' OR (join_policy IS NULL AND type = 'livestream');
 -- filter.data: jsonb containment (@>) by an inverted index (PostgreSQL
 -- GIN; CockroachDB inverted index).
 CREATE INDEX IF NOT EXISTS channels_data ON channels USING GIN (data);

@@ -160,8 +160,10 @@ var channelSortKeys = map[ChannelSortField]channelKey{
 // openToJoin is the SQL for "anyone signed in may join channel c": its
 // join policy, or its type's default (the chat product's rule:
 // livestream channels are open, messaging channels by invitation). The
-// partial indexes of migration 014 have this predicate, written alike.
-const openToJoin = `coalesce(c.join_policy, CASE WHEN c.type = 'livestream' THEN 'OPEN' ELSE 'INVITE' END) = 'OPEN'`
+// partial indexes of migration 014 have this predicate, written alike;
+// plain column conditions, which the planner estimates from the columns'
+// statistics.
+const openToJoin = `(c.join_policy = 'OPEN' OR (c.join_policy IS NULL AND c.type = 'livestream'))`
 
 // ListedChannel is a channel in a list, with its position there.
 type ListedChannel struct {
@@ -402,24 +404,31 @@ func (f *ChannelFilter) sources() (members, invites, open bool) {
 	return members, invites, open
 }
 
-// UserChannels lists channels for a user (see ChannelFilter.Joined), in
-// the given order (latest activity first when none), first+1 rows after
-// the cursor position ("" for the start).
-func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter, sort []ChannelSort, first int, after string) (Page[*ListedChannel], error) {
+// channelListQuery is the statement of a channel list and its arguments;
+// an empty statement for a list that is empty by its filter.
+type channelListQuery struct {
+	sql  string
+	args sqlArgs
+	keys []orderKey
+	spec string
+}
+
+func buildChannelList(userID string, f ChannelFilter, sort []ChannelSort, first int, after string) (*channelListQuery, error) {
 	keys, spec, err := channelOrder(sort)
 	if err != nil {
-		return Page[*ListedChannel]{}, err
+		return nil, err
 	}
-	var a sqlArgs
+	q := &channelListQuery{keys: keys, spec: spec}
+	a := &q.args
 	me := a.add(userID)
-	conds, err := f.conditions(&a)
+	conds, err := f.conditions(a)
 	if err != nil {
-		return Page[*ListedChannel]{}, err
+		return nil, err
 	}
 	if after != "" {
 		vals, err := parseChannelPos(after, spec, keys)
 		if err != nil {
-			return Page[*ListedChannel]{}, err
+			return nil, err
 		}
 		ph := make([]string, len(vals))
 		for i, v := range vals {
@@ -435,12 +444,12 @@ func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter
 		for i, k := range keys[:len(keys)-1] {
 			cols[i] = k.expr + " AS k" + strconv.Itoa(i)
 		}
-		q := `SELECT ` + prefixed("c.", channelColumns) + `, ` + strings.Join(cols, ", ") + `, ` + strconv.FormatBool(outsider) + ` AS outsider
+		b := `SELECT ` + prefixed("c.", channelColumns) + `, ` + strings.Join(cols, ", ") + `, ` + strconv.FormatBool(outsider) + ` AS outsider
 			` + from
 		for _, c := range conds {
-			q += "\n\t\t\tAND " + c
+			b += "\n\t\t\tAND " + c
 		}
-		branches = append(branches, q+"\n\t\t\tORDER BY "+orderBy(keys, false)+" LIMIT "+limit)
+		branches = append(branches, b+"\n\t\t\tORDER BY "+orderBy(keys, false)+" LIMIT "+limit)
 	}
 	if members {
 		branch(`FROM channel_members m JOIN channels c ON c.id = m.channel_id WHERE m.user_id = `+me, false)
@@ -458,14 +467,29 @@ func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter
 			AND NOT EXISTS (SELECT 1 FROM channel_invites i WHERE i.channel_id = c.id AND i.user_id = `+me+`)
 			AND coalesce(`+banOf("c.id", me)+`, true)`, true)
 	}
-	if len(branches) == 0 {
+	switch len(branches) {
+	case 0:
+	case 1:
+		q.sql = branches[0]
+	default:
+		q.sql = `SELECT * FROM ((` + strings.Join(branches, ")\n\t\tUNION ALL (") + `)) u ORDER BY ` + orderBy(keys, true) + ` LIMIT ` + limit
+	}
+	return q, nil
+}
+
+// UserChannels lists channels for a user (see ChannelFilter.Joined), in
+// the given order (latest activity first when none), first+1 rows after
+// the cursor position ("" for the start).
+func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter, sort []ChannelSort, first int, after string) (Page[*ListedChannel], error) {
+	q, err := buildChannelList(userID, f, sort, first, after)
+	if err != nil {
+		return Page[*ListedChannel]{}, err
+	}
+	if q.sql == "" {
 		return Page[*ListedChannel]{Items: []*ListedChannel{}}, nil
 	}
-	q := branches[0]
-	if len(branches) > 1 {
-		q = `SELECT * FROM ((` + strings.Join(branches, ")\n\t\tUNION ALL (") + `)) u ORDER BY ` + orderBy(keys, true) + ` LIMIT ` + limit
-	}
-	rows, err := s.db.Query(ctx, q, a...)
+	keys := q.keys
+	rows, err := s.db.Query(ctx, q.sql, q.args...)
 	if err != nil {
 		return Page[*ListedChannel]{}, fmt.Errorf("store: user channels: %w", err)
 	}
@@ -487,7 +511,7 @@ func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter
 			return nil, err
 		}
 		vals[len(keys)-1] = &c.ID
-		l.Channel, l.Cursor = c, encodeChannelPos(spec, keys, vals)
+		l.Channel, l.Cursor = c, encodeChannelPos(q.spec, keys, vals)
 		return &l, nil
 	})
 	if err != nil {
