@@ -76,14 +76,11 @@ func readableOrNone(a *store.ChannelAccess, me auth.Identity, err error) (found 
 	return err == nil, err
 }
 
-// RequireContent refuses the messages and members of a channel listed to
-// the caller by its profile alone (one it may join but not read).
-func RequireContent(ch *store.Channel) error {
-	if ch.ProfileOnly {
-		return auth.Forbidden("you are not a member of channel %q: join it to read it", ch.ID)
-	}
-	return nil
-}
+// ContentHidden reports whether a channel was listed to the caller by its
+// profile alone (one it may join but not read): its messages, pins and
+// members read as none, its lastMessage as null, so that a list asking
+// for them still answers for every other channel.
+func ContentHidden(ch *store.Channel) bool { return ch.ProfileOnly }
 
 func requireWrite(a *store.ChannelAccess, me auth.Identity) error {
 	if a.Role == "" && !me.IsAdmin() {

@@ -265,7 +265,8 @@ func (s *Service) Channel(ctx context.Context, id string) (*store.Channel, error
 // Channels lists the caller's channels (memberships and invitations), or
 // with filter.joined false those it could join, in the given order
 // (latest top-level message first when none). A channel listed for
-// joining that the caller may not read shows its profile alone.
+// joining that the caller may not read shows its profile alone
+// (ContentHidden).
 func (s *Service) Channels(ctx context.Context, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) (store.Page[*store.ListedChannel], error) {
 	me, err := auth.Caller(ctx)
 	if err != nil {
@@ -299,8 +300,8 @@ func (s *Service) Channels(ctx context.Context, filter *store.ChannelFilter, sor
 // with status INVITED its pending invitations, oldest first. The channel
 // was read under the caller's access to it.
 func (s *Service) Members(ctx context.Context, ch *store.Channel, first *int, after *string, status *store.MemberStatus) (store.Page[*store.Member], error) {
-	if err := RequireContent(ch); err != nil {
-		return store.Page[*store.Member]{}, err
+	if ContentHidden(ch) {
+		return store.Page[*store.Member]{Items: []*store.Member{}}, nil
 	}
 	n, pos, err := store.PageArgs(first, after, 100)
 	if err != nil {

@@ -3017,7 +3017,9 @@ input ChannelFilter {
   not in and could join (false): those whose joinPolicy is OPEN, and those
   it is invited to. A messaging channel by invitation never shows to a
   non-member (but to its invitees), and one the caller is banned from is
-  not among those it could join.
+  not among those it could join. An open messaging channel the caller is
+  not in shows its profile alone: its lastMessage is null and its
+  messages, pinnedMessages and members are empty until it joins.
   """
   joined: Boolean
   """

@@ -25,10 +25,7 @@ func (r *channelResolver) CreatedBy(ctx context.Context, obj *store.Channel) (*s
 }
 
 func (r *channelResolver) LastMessage(ctx context.Context, obj *store.Channel) (*store.Message, error) {
-	if err := chat.RequireContent(obj); err != nil {
-		return nil, err
-	}
-	if obj.LastMessageID == nil {
+	if obj.LastMessageID == nil || chat.ContentHidden(obj) {
 		return nil, nil
 	}
 	return r.loadersFor(ctx).chat().Messages.Load(ctx, *obj.LastMessageID)
