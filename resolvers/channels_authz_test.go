@@ -28,7 +28,6 @@ func TestChannelDiscoveryByRole(t *testing.T) {
 	closed := create(map[string]any{"type": "messaging", "name": "closed"})
 	open := create(map[string]any{"type": "messaging", "name": "open", "joinPolicy": "OPEN"})
 	live := create(map[string]any{"type": "livestream", "name": "live"})
-	_ = closed
 
 	type node struct {
 		ID          string
