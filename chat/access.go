@@ -76,6 +76,12 @@ func readableOrNone(a *store.ChannelAccess, me auth.Identity, err error) (found 
 	return err == nil, err
 }
 
+// ContentHidden reports whether a channel was listed to the caller by its
+// profile alone (one it may join but not read): its messages, pins and
+// members read as none, its lastMessage as null, so that a list asking
+// for them still answers for every other channel.
+func ContentHidden(ch *store.Channel) bool { return ch.ProfileOnly }
+
 func requireWrite(a *store.ChannelAccess, me auth.Identity) error {
 	if a.Role == "" && !me.IsAdmin() {
 		return auth.Forbidden("only members of channel %q may write to it", a.Channel.ID)

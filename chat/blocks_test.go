@@ -198,6 +198,13 @@ func TestChatMutes(t *testing.T) {
 		t.Fatalf("alice's mutes: %+v", me)
 	}
 
+	var muted struct {
+		Channels struct{ Edges []struct{ Node struct{ ID string } } }
+	}
+	n.Must(t, env.Token(t, alice), `{ channels(filter: { muted: true }) { edges { node { id } } } }`, nil, &muted)
+	if len(muted.Channels.Edges) != 1 || muted.Channels.Edges[0].Node.ID != two {
+		t.Fatalf("channels(filter: { muted: true }): %+v", muted)
+	}
 	// The user mute ends by itself: bob's message counts again.
 	time.Sleep(time.Until(until) + 100*time.Millisecond)
 	if c := countsOf(t, n, alice); c.per[one] != 2 || c.total != 2 {

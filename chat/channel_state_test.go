@@ -120,6 +120,13 @@ func TestChatHideChannel(t *testing.T) {
 	if c := countsOf(t, n, bob); c.per[cid] != 1 {
 		t.Fatalf("a hidden channel keeps its count: %+v", c)
 	}
+	var hidden struct {
+		Channels struct{ Edges []struct{ Node struct{ ID string } } }
+	}
+	n.Must(t, env.Token(t, bob), `{ channels(filter: { hidden: true }) { edges { node { id } } } }`, nil, &hidden)
+	if len(hidden.Channels.Edges) != 1 || hidden.Channels.Edges[0].Node.ID != cid {
+		t.Fatalf("channels(filter: { hidden: true }): %+v", hidden)
+	}
 	sendMsg(t, n, alice, cid, "back")
 	if !listed() {
 		t.Fatal("a new message did not bring the channel back")

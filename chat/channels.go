@@ -265,27 +265,47 @@ func (s *Service) Channel(ctx context.Context, id string) (*store.Channel, error
 	return a.Channel, nil
 }
 
-// Channels lists the caller's channels, latest top-level message first.
-func (s *Service) Channels(ctx context.Context, filter *store.ChannelFilter, first *int, after *string) (store.Page[*store.Channel], error) {
+// Channels lists the caller's channels (memberships and invitations), or
+// with filter.joined false those it could join, in the given order
+// (latest top-level message first when none). A channel listed for
+// joining that the caller may not read shows its profile alone
+// (ContentHidden).
+func (s *Service) Channels(ctx context.Context, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) (store.Page[*store.ListedChannel], error) {
 	me, err := auth.Caller(ctx)
 	if err != nil {
-		return store.Page[*store.Channel]{}, err
+		return store.Page[*store.ListedChannel]{}, err
 	}
 	n, pos, err := store.PageArgs(first, after, 20)
 	if err != nil {
-		return store.Page[*store.Channel]{}, err
+		return store.Page[*store.ListedChannel]{}, err
 	}
 	var f store.ChannelFilter
 	if filter != nil {
 		f = *filter
 	}
-	return s.store.UserChannels(ctx, me.UserID, f, n, pos)
+	order := make([]store.ChannelSort, len(sort))
+	for i, o := range sort {
+		order[i] = *o
+	}
+	page, err := s.store.UserChannels(ctx, me.UserID, f, order, n, pos)
+	if err != nil {
+		return page, err
+	}
+	for _, l := range page.Items {
+		if l.Outsider && !CanRead(&store.ChannelAccess{Channel: l.Channel}, me) {
+			l.Channel.ProfileOnly = true
+		}
+	}
+	return page, nil
 }
 
 // Members lists a channel's members in join order (100 by default), or
 // with status INVITED its pending invitations, oldest first. The channel
 // was read under the caller's access to it.
 func (s *Service) Members(ctx context.Context, ch *store.Channel, first *int, after *string, status *store.MemberStatus) (store.Page[*store.Member], error) {
+	if ContentHidden(ch) {
+		return store.Page[*store.Member]{Items: []*store.Member{}}, nil
+	}
 	n, pos, err := store.PageArgs(first, after, 100)
 	if err != nil {
 		return store.Page[*store.Member]{}, err

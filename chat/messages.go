@@ -209,6 +209,9 @@ func (s *Service) History(ctx context.Context, ch *store.Channel, w HistoryWindo
 	if err != nil {
 		return store.Page[*store.Message]{}, err
 	}
+	if ContentHidden(ch) {
+		return store.Page[*store.Message]{Items: []*store.Message{}}, nil
+	}
 	n := 50
 	if w.Last != nil {
 		var err error

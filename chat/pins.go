@@ -60,6 +60,9 @@ func (s *Service) PinnedMessages(ctx context.Context, ch *store.Channel, first *
 	if err != nil {
 		return store.Page[*store.Message]{}, err
 	}
+	if ContentHidden(ch) {
+		return store.Page[*store.Message]{Items: []*store.Message{}}, nil
+	}
 	n, pos, err := store.PageArgs(first, after, 25)
 	if err != nil {
 		return store.Page[*store.Message]{}, err

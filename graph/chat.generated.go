@@ -2923,7 +2923,7 @@ func (ec *executionContext) unmarshalInputChannelFilter(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"type", "invited", "hasUnread"}
+	fieldsInOrder := [...]string{"type", "joined", "invited", "hasUnread", "frozen", "muted", "hidden", "members", "data", "nameStartsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -2937,6 +2937,13 @@ func (ec *executionContext) unmarshalInputChannelFilter(ctx context.Context, obj
 				return it, err
 			}
 			it.Type = data
+		case "joined":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("joined"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Joined = data
 		case "invited":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("invited"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -2951,6 +2958,48 @@ func (ec *executionContext) unmarshalInputChannelFilter(ctx context.Context, obj
 				return it, err
 			}
 			it.HasUnread = data
+		case "frozen":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("frozen"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Frozen = data
+		case "muted":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("muted"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Muted = data
+		case "hidden":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hidden"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Hidden = data
+		case "members":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("members"))
+			data, err := ec.unmarshalOChannelMembersFilter2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelMembersFilter(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Members = data
+		case "data":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("data"))
+			data, err := ec.unmarshalOJSON2encodingᚋjsonᚐRawMessage(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Data = data
+		case "nameStartsWith":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("nameStartsWith"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NameStartsWith = data
 		}
 	}
 	return it, nil
@@ -3060,6 +3109,101 @@ func (ec *executionContext) unmarshalInputChannelInput(ctx context.Context, obj 
 func UnmarshalChannelInput(ctx context.Context, raw any) (store.ChannelInput, error) {
 	var out store.ChannelInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChannelInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputChannelMembersFilter(ctx context.Context, obj any) (store.ChannelMembersFilter, error) {
+	var it store.ChannelMembersFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"includes"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "includes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("includes"))
+			data, err := ec.unmarshalOID2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Includes = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalChannelMembersFilter unmarshals raw into the ChannelMembersFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalChannelMembersFilter(ctx context.Context, raw any) (store.ChannelMembersFilter, error) {
+	var out store.ChannelMembersFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChannelMembersFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputChannelSort(ctx context.Context, obj any) (store.ChannelSort, error) {
+	var it store.ChannelSort
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNChannelSortField2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelSortField(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Field = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalOSortDirection2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSortDirection(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Direction = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalChannelSort unmarshals raw into the ChannelSort input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalChannelSort(ctx context.Context, raw any) (store.ChannelSort, error) {
+	var out store.ChannelSort
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ChannelSort", raw, &out)
 	return out, err
 }
 
@@ -4245,6 +4389,21 @@ func (ec *executionContext) unmarshalNChannelInput2githubᚗcomᚋbrookhqᚋbroo
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNChannelSort2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelSort(ctx context.Context, v any) (*store.ChannelSort, error) {
+	res, err := ec.unmarshalInputChannelSort(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNChannelSortField2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelSortField(ctx context.Context, v any) (store.ChannelSortField, error) {
+	var res store.ChannelSortField
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNChannelSortField2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelSortField(ctx context.Context, sel ast.SelectionSet, v store.ChannelSortField) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNChannelUnread2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelUnreadᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.ChannelUnread) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -4493,6 +4652,31 @@ func (ec *executionContext) unmarshalOChannelFilter2ᚖgithubᚗcomᚋbrookhqᚋ
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOChannelMembersFilter2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelMembersFilter(ctx context.Context, v any) (*store.ChannelMembersFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputChannelMembersFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOChannelSort2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelSortᚄ(ctx context.Context, v any) ([]*store.ChannelSort, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*store.ChannelSort, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNChannelSort2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelSort(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) unmarshalOJoinPolicy2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐJoinPolicy(ctx context.Context, v any) (*store.JoinPolicy, error) {
 	if v == nil {
 		return nil, nil
@@ -4537,6 +4721,16 @@ func (ec *executionContext) marshalOMessage2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋ
 		return graphql.Null
 	}
 	return ec._Message(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOSortDirection2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSortDirection(ctx context.Context, v any) (store.SortDirection, error) {
+	var res store.SortDirection
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOSortDirection2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSortDirection(ctx context.Context, sel ast.SelectionSet, v store.SortDirection) graphql.Marshaler {
+	return v
 }
 
 // endregion ***************************** type.gotpl *****************************

@@ -89,7 +89,7 @@ type QueryResolver interface {
 	Channel(ctx context.Context, id string) (*store.Channel, error)
 	Message(ctx context.Context, id string) (*store.Message, error)
 	UnreadCounts(ctx context.Context) (*store.UnreadCounts, error)
-	Channels(ctx context.Context, filter *store.ChannelFilter, first *int, after *string) (*model.ChannelConnection, error)
+	Channels(ctx context.Context, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) (*model.ChannelConnection, error)
 	SearchMessages(ctx context.Context, query string, channel *string, first *int, after *string) (*model.MessageConnection, error)
 	Threads(ctx context.Context, first *int, after *string) (*model.ThreadConnection, error)
 	Feed(ctx context.Context, id string) (*store.Feed, error)
@@ -1270,22 +1270,30 @@ func (ec *executionContext) field_Query_channels_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["filter"] = arg0
-	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "sort",
+		func(ctx context.Context, v any) ([]*store.ChannelSort, error) {
+			return ec.unmarshalOChannelSort2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelSortᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["sort"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
 		func(ctx context.Context, v any) (*int, error) {
 			return ec.unmarshalOInt2ᚖint(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["first"] = arg1
-	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
 		func(ctx context.Context, v any) (*string, error) {
 			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["after"] = arg2
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -4329,7 +4337,7 @@ func (ec *executionContext) _Query_channels(ctx context.Context, field graphql.C
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Channels(ctx, fc.Args["filter"].(*store.ChannelFilter), fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Query().Channels(ctx, fc.Args["filter"].(*store.ChannelFilter), fc.Args["sort"].([]*store.ChannelSort), fc.Args["first"].(*int), fc.Args["after"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ChannelConnection) graphql.Marshaler {

@@ -407,7 +407,7 @@ type ComplexityRoot struct {
 		Activity       func(childComplexity int, id string) int
 		Call           func(childComplexity int, id string) int
 		Channel        func(childComplexity int, id string) int
-		Channels       func(childComplexity int, filter *store.ChannelFilter, first *int, after *string) int
+		Channels       func(childComplexity int, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) int
 		Feed           func(childComplexity int, id string) int
 		Flags          func(childComplexity int, status *store.FlagStatus, first *int, after *string) int
 		Me             func(childComplexity int) int
@@ -2395,7 +2395,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Channels(childComplexity, args["filter"].(*store.ChannelFilter), args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Query.Channels(childComplexity, args["filter"].(*store.ChannelFilter), args["sort"].([]*store.ChannelSort), args["first"].(*int), args["after"].(*string)), true
 	case "Query.feed":
 		if e.ComplexityRoot.Query.Feed == nil {
 			break
@@ -2916,6 +2916,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
 			graphql.NewInputUnmarshaler("ChannelFilter", ec.unmarshalInputChannelFilter),
 			graphql.NewInputUnmarshaler("ChannelInput", ec.unmarshalInputChannelInput),
+			graphql.NewInputUnmarshaler("ChannelMembersFilter", ec.unmarshalInputChannelMembersFilter),
+			graphql.NewInputUnmarshaler("ChannelSort", ec.unmarshalInputChannelSort),
 			graphql.NewInputUnmarshaler("FlagTarget", ec.unmarshalInputFlagTarget),
 			graphql.NewInputUnmarshaler("MessageInput", ec.unmarshalInputMessageInput),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
@@ -3519,15 +3521,83 @@ enum JoinPolicy {
   INVITE
 }
 
+"""
+Narrows a channel list. Every filter given must hold. Without ` + "`" + `joined` + "`" + `, the
+list is the caller's channels: those it is a member of and those it is
+invited to.
+"""
 input ChannelFilter {
+  "messaging or livestream."
   type: String
   """
-  Only invitations the caller has not answered (true), or only channels
-  it is a member of (false). Both when left out.
+  Only channels the caller is a member of (true), or only channels it is
+  not in and could join (false): those whose joinPolicy is OPEN, and those
+  it is invited to. A messaging channel by invitation never shows to a
+  non-member (but to its invitees), and one the caller is banned from is
+  not among those it could join. An open messaging channel the caller is
+  not in shows its profile alone: its lastMessage is null and its
+  messages, pinnedMessages and members are empty until it joins.
+  """
+  joined: Boolean
+  """
+  Only invitations the caller has not answered (true), or no invitations
+  (false). Both when left out.
   """
   invited: Boolean
-  "Only channels with (true) or without (false) unread messages."
+  "Only channels with (true) or without (false) unread messages for the caller."
   hasUnread: Boolean
+  "Only frozen (true) or unfrozen (false) channels."
+  frozen: Boolean
+  "Only channels the caller mutes now (true), or does not (false)."
+  muted: Boolean
+  """
+  Only channels the caller hid (hideChannel) with no message since (true),
+  or only the others (false). Left out, hidden channels are not listed.
+  """
+  hidden: Boolean
+  "Only channels by their members."
+  members: ChannelMembersFilter
+  """
+  Only channels whose data contains this object: ` + "`" + `{ team: "blue" }` + "`" + `
+  matches the data ` + "`" + `{ team: "blue", size: 3 }` + "`" + `, nested objects and arrays
+  likewise (PostgreSQL jsonb containment).
+  """
+  data: JSON
+  """
+  Only channels whose name starts with this, ignoring case (at most 200
+  characters; a channel without a name has none to match).
+  """
+  nameStartsWith: String
+}
+
+"Channels by who is in them."
+input ChannelMembersFilter {
+  "Users who must all be members (at most 100)."
+  includes: [ID!]
+}
+
+"An order of channels: a field and a direction."
+input ChannelSort {
+  field: ChannelSortField!
+  direction: SortDirection = ASC
+}
+
+"What channels are ordered by."
+enum ChannelSortField {
+  "The newest top-level message's time; a channel without one counts from its creation."
+  LAST_MESSAGE_AT
+  CREATED_AT
+  "The caller's unread messages in the channel (0 where it is no member)."
+  UNREAD_COUNT
+  MEMBER_COUNT
+  "The name, ignoring case; channels without a name come first in ASC."
+  NAME
+}
+
+"Ascending (smallest, oldest, A first) or descending."
+enum SortDirection {
+  ASC
+  DESC
 }
 
 input MessageInput {
@@ -3559,8 +3629,14 @@ extend type Query {
   message(id: ID!): Message
   "The caller's unread counts across all its channels."
   unreadCounts: UnreadCounts!
-  "The caller's channels, latest activity first."
-  channels(filter: ChannelFilter, first: Int = 20, after: String): ChannelConnection!
+  """
+  The caller's channels (those it is a member of or invited to), or with
+  filter.joined: false those it could join. In the order of sort (by the
+  first entry, ties by the next, the last ties by id, in the last entry's
+  direction); latest activity first when left out. A cursor holds the
+  sort it was made for: page with the same sort.
+  """
+  channels(filter: ChannelFilter, sort: [ChannelSort!], first: Int = 20, after: String): ChannelConnection!
   """
   Messages whose text matches the query (PostgreSQL full-text search, all
   words), newest first, in the caller's channels or in one given channel the

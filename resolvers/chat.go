@@ -105,7 +105,9 @@ func setChatComplexity(c *graph.ComplexityRoot) {
 	c.Message.MentionedUsers = func(child int) int { return 1 + 10*child }
 	c.Message.ReactionCounts = func(child int) int { return 1 + 10*child }
 	c.Message.OwnReactions = func(child int) int { return 1 + 5*child }
-	c.Query.Channels = func(child int, _ *store.ChannelFilter, first *int, _ *string) int { return listCost(child, first) }
+	c.Query.Channels = func(child int, _ *store.ChannelFilter, _ []*store.ChannelSort, first *int, _ *string) int {
+		return listCost(child, first)
+	}
 	c.Query.SearchMessages = func(child int, _ string, _ *string, first *int, _ *string) int { return listCost(child, first) }
 	c.Query.Threads = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Thread.Participants = func(child int) int { return 1 + chat.ThreadParticipantsShown*child }

@@ -25,7 +25,7 @@ func (r *channelResolver) CreatedBy(ctx context.Context, obj *store.Channel) (*s
 }
 
 func (r *channelResolver) LastMessage(ctx context.Context, obj *store.Channel) (*store.Message, error) {
-	if obj.LastMessageID == nil {
+	if obj.LastMessageID == nil || chat.ContentHidden(obj) {
 		return nil, nil
 	}
 	return r.loadersFor(ctx).chat().Messages.Load(ctx, *obj.LastMessageID)
@@ -382,19 +382,22 @@ func (r *queryResolver) UnreadCounts(ctx context.Context) (*store.UnreadCounts, 
 	return r.Chat.MyUnreadCounts(ctx, selected(ctx, "channels", "channel"), chatLookup{r.loadersFor(ctx).chat()})
 }
 
-func (r *queryResolver) Channels(ctx context.Context, filter *store.ChannelFilter, first *int, after *string) (*model.ChannelConnection, error) {
-	page, err := r.Chat.Channels(ctx, filter, first, after)
+func (r *queryResolver) Channels(ctx context.Context, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) (*model.ChannelConnection, error) {
+	page, err := r.Chat.Channels(ctx, filter, sort, first, after)
 	if err != nil {
 		return nil, err
 	}
+	chans := mapItems(page.Items, func(l *store.ListedChannel) *store.Channel { return l.Channel })
 	l := r.loadersFor(ctx).chat()
 	if selected(ctx, "edges", "node", "unreadCount") {
-		_ = l.MyMemberships.Prefetch(ctx, mapItems(page.Items, func(c *store.Channel) string { return c.ID }))
+		_ = l.MyMemberships.Prefetch(ctx, mapItems(chans, func(c *store.Channel) string { return c.ID }))
 	}
 	if selected(ctx, "edges", "node", "lastMessage") {
-		_ = l.Messages.Prefetch(ctx, lastMessageIDs(page.Items))
+		_ = l.Messages.Prefetch(ctx, lastMessageIDs(chans))
 	}
-	es, info := edges(page, store.ChannelCursor, func(c string, ch *store.Channel) *model.ChannelEdge { return &model.ChannelEdge{Cursor: c, Node: ch} })
+	es, info := edges(page, func(l *store.ListedChannel) string { return l.Cursor }, func(c string, l *store.ListedChannel) *model.ChannelEdge {
+		return &model.ChannelEdge{Cursor: c, Node: l.Channel}
+	})
 	return &model.ChannelConnection{Edges: es, PageInfo: info}, nil
 }
 

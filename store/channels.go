@@ -43,6 +43,10 @@ type Channel struct {
 	// CooldownSeconds is slow mode: one message per member per that many
 	// seconds (0: off).
 	CooldownSeconds int
+	// ProfileOnly: the channel was listed to a caller who may join it but
+	// not read it (an open messaging channel it is not in): its profile is
+	// the caller's to see, its messages and members are not.
+	ProfileOnly bool
 }
 
 // JoinPolicy says who may join a channel by themselves.
@@ -404,62 +408,4 @@ func (s *Store) UpdateChannel(ctx context.Context, id string, u ChannelUpdate) (
 		return nil, nil, fmt.Errorf("store: update channel: %w", err)
 	}
 	return before, after, nil
-}
-
-// ChannelFilter narrows a user's channel list.
-type ChannelFilter struct {
-	Type      *string
-	HasUnread *bool
-	// Invited: only invitations (true), only memberships (false).
-	Invited *bool
-}
-
-// UserChannels lists a user's channels and invitations, latest activity first, first+1 rows
-// after the cursor position ("" for the start).
-func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter, first int, after string) (Page[*Channel], error) {
-	// The position is "activity|id": activity is the last message time, or
-	// the creation time, as Unix microseconds.
-	afterAct, afterID := int64(1<<62), ""
-	if after != "" {
-		a, id, ok := strings.Cut(after, "|")
-		if _, err := fmt.Sscan(a, &afterAct); !ok || err != nil {
-			return Page[*Channel]{}, Invalid("after", "is not a valid cursor")
-		}
-		afterID = id
-	}
-	if f.Type != nil {
-		if err := checkChannelType("filter.type", *f.Type); err != nil {
-			return Page[*Channel]{}, err
-		}
-	}
-	rows, err := s.db.Query(ctx, `
-		SELECT `+prefixed("c.", channelColumns)+` FROM (
-			SELECT channel_id, last_read_seq, hidden_at FROM channel_members WHERE user_id = $1 AND $7::bool IS NOT TRUE
-			UNION ALL
-			-- Invitations count no unread (no read position).
-			SELECT i.channel_id, NULL, NULL FROM channel_invites i WHERE i.user_id = $1 AND $7::bool IS NOT FALSE
-			  AND NOT EXISTS (SELECT 1 FROM channel_members WHERE channel_id = i.channel_id AND user_id = $1)
-		) m JOIN channels c ON c.id = m.channel_id
-		WHERE ($2::text IS NULL OR c.type = $2) AND c.deleted_at IS NULL AND NOT `+channelHidden+`
-		  AND ($3::bool IS NULL OR (c.last_seq > coalesce(m.last_read_seq, c.last_seq)) = $3)
-		  AND ((extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8, c.id) < ($4::int8, $5::text)
-		ORDER BY (extract(epoch FROM coalesce(c.last_message_at, c.created_at)) * 1000000)::int8 DESC, c.id DESC
-		LIMIT $6`, userID, f.Type, f.HasUnread, afterAct, afterID, first+1, f.Invited)
-	if err != nil {
-		return Page[*Channel]{}, fmt.Errorf("store: user channels: %w", err)
-	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Channel, error) { return scanChannel(r) })
-	if err != nil {
-		return Page[*Channel]{}, fmt.Errorf("store: user channels: %w", err)
-	}
-	return PageOf(found, first), nil
-}
-
-// ChannelCursor is a channel's position in UserChannels.
-func ChannelCursor(c *Channel) string {
-	t := c.CreatedAt
-	if c.LastMessageAt != nil {
-		t = *c.LastMessageAt
-	}
-	return fmt.Sprintf("%d|%s", t.UnixMicro(), c.ID)
 }
