@@ -3440,8 +3440,9 @@ reaction.new, reaction.deleted, typing.start, typing.stop, message.read,
 member.added, member.removed (by an owner), member.joined, member.left (by
 themselves), member.role_changed, member.invited, member.invite_rejected
 (the member is the event's user), channel.updated, channel.frozen,
-channel.unfrozen, user.banned or user.unbanned (the banned user is the
-event's user; shadow bans are not announced).
+channel.unfrozen, channel.truncated, channel.deleted (the last event: the
+subscription then ends with NOT_FOUND), user.banned or user.unbanned (the
+banned user is the event's user; shadow bans are not announced).
 """
 type ChannelEvent {
   type: String!
@@ -3462,7 +3463,11 @@ notification.added_to_channel, notification.removed_from_channel (also
 when the caller rejects an invitation or it is withdrawn) or
 notification.invited, each with the caller's new totals;
 notification.thread_read (the caller read a thread on another connection:
-the message is its parent; thread reads change no totals).
+the message is its parent; thread reads change no totals);
+notification.mark_unread (the caller marked a channel unread), channel.hidden
+and channel.visible (the caller hid or showed a channel), channel.deleted (a
+channel of the caller's was deleted), each with the caller's totals.
+Channels the caller mutes, and users it blocks or mutes, notify nothing.
 In channels above CHAT_PUSH_MEMBER_LIMIT members, notification.message_new
 goes only to members with an open connection.
 """
