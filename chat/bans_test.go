@@ -46,6 +46,24 @@ func TestChatBans(t *testing.T) {
 	if e.ChannelEvents.Type != "user.banned" || e.ChannelEvents.User.ID != carol {
 		t.Fatalf("the ban's event: %+v", e)
 	}
+	var banned struct {
+		Channel struct {
+			Members struct {
+				Edges []struct {
+					Node struct {
+						User   struct{ ID string }
+						Banned bool
+					}
+				}
+			}
+		}
+	}
+	n.Must(t, env.Token(t, alice), `query($c: ID!) { channel(id: $c) { members(first: 10) { edges { node { user { id } banned } } } } }`, brooktest.Vars{"c": cid}, &banned)
+	for _, e := range banned.Channel.Members.Edges {
+		if e.Node.Banned != (e.Node.User.ID == carol) {
+			t.Fatalf("Member.banned of %s: %v", e.Node.User.ID, e.Node.Banned)
+		}
+	}
 	before := n.Count(t, `SELECT count(*) FROM messages WHERE channel_id = $1`, cid)
 	brooktest.WantCode(t, n.Query(t, env.Token(t, carol), send, brooktest.Vars{"c": cid}), "FORBIDDEN")
 	brooktest.WantCode(t, n.Query(t, env.Token(t, carol), `mutation($m: ID!) { sendReaction(message: $m, kind: "like") { id } }`,

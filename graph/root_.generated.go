@@ -271,6 +271,7 @@ type ComplexityRoot struct {
 	}
 
 	Member struct {
+		Banned            func(childComplexity int) int
 		InvitedBy         func(childComplexity int) int
 		JoinedAt          func(childComplexity int) int
 		LastRead          func(childComplexity int) int
@@ -1454,6 +1455,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Follow.Target(childComplexity), true
 
+	case "Member.banned":
+		if e.ComplexityRoot.Member.Banned == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Member.Banned(childComplexity), true
 	case "Member.invitedBy":
 		if e.ComplexityRoot.Member.InvitedBy == nil {
 			break
@@ -3312,6 +3319,8 @@ type Member {
   "Whether the member mutes the channel now (muteChannel), and until when (null: for good)."
   muted: Boolean!
   mutedUntil: Time
+  "Whether the member is banned from the channel, or from the app, now (banUser; a shadow ban does not show)."
+  banned: Boolean!
 }
 
 type MemberConnection {
@@ -4693,6 +4702,8 @@ func (ec *executionContext) childFields_Member(ctx context.Context, field graphq
 		return ec.fieldContext_Member_muted(ctx, field)
 	case "mutedUntil":
 		return ec.fieldContext_Member_mutedUntil(ctx, field)
+	case "banned":
+		return ec.fieldContext_Member_banned(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Member", field.Name)
 }

@@ -29,14 +29,17 @@ type Member struct {
 	// Muted: the member mutes the channel, until MutedUntil (nil: for good).
 	Muted      bool
 	MutedUntil *time.Time
+	// Banned: a hard ban from the channel or the app is in force (a
+	// shadow ban does not show).
+	Banned bool
 }
 
 var memberColumns = `m.channel_id, m.user_id, m.role, m.joined_at, m.last_read_seq, m.last_read_at, m.last_read_message_id,
-	` + unreadOf + `, ` + channelMuted + `, m.muted_until`
+	` + unreadOf + `, ` + channelMuted + `, m.muted_until, coalesce(NOT ` + banOf("m.channel_id", "m.user_id") + `, false)`
 
 func scanMember(row pgx.Row) (*Member, error) {
 	m := Member{Status: StatusMember}
-	err := row.Scan(&m.ChannelID, &m.UserID, &m.Role, &m.JoinedAt, &m.LastReadSeq, &m.LastRead, &m.LastReadMessageID, &m.UnreadCount, &m.Muted, &m.MutedUntil)
+	err := row.Scan(&m.ChannelID, &m.UserID, &m.Role, &m.JoinedAt, &m.LastReadSeq, &m.LastRead, &m.LastReadMessageID, &m.UnreadCount, &m.Muted, &m.MutedUntil, &m.Banned)
 	if err != nil {
 		return nil, err
 	}
