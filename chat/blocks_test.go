@@ -199,7 +199,9 @@ func TestChatMutes(t *testing.T) {
 	}
 
 	var muted struct {
-		Channels struct{ Edges []struct{ Node struct{ ID string } } }
+		Channels struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
 	}
 	n.Must(t, env.Token(t, alice), `{ channels(filter: { muted: true }) { edges { node { id } } } }`, nil, &muted)
 	if len(muted.Channels.Edges) != 1 || muted.Channels.Edges[0].Node.ID != two {

@@ -121,7 +121,9 @@ func TestChatHideChannel(t *testing.T) {
 		t.Fatalf("a hidden channel keeps its count: %+v", c)
 	}
 	var hidden struct {
-		Channels struct{ Edges []struct{ Node struct{ ID string } } }
+		Channels struct {
+			Edges []struct{ Node struct{ ID string } }
+		}
 	}
 	n.Must(t, env.Token(t, bob), `{ channels(filter: { hidden: true }) { edges { node { id } } } }`, nil, &hidden)
 	if len(hidden.Channels.Edges) != 1 || hidden.Channels.Edges[0].Node.ID != cid {
