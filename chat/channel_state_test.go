@@ -226,6 +226,13 @@ func TestChatDeleteAndTruncateChannel(t *testing.T) {
 	if gone.Channel != nil || gone.Message != nil {
 		t.Fatalf("the deleted channel reads: %+v", gone)
 	}
+	var found struct {
+		SearchMessages struct{ Edges []struct{} }
+	}
+	n.Must(t, env.Token(t, bob), `{ searchMessages(query: "hello") { edges { cursor } } }`, nil, &found)
+	if len(found.SearchMessages.Edges) != 0 {
+		t.Fatalf("search finds %d messages of the deleted channel", len(found.SearchMessages.Edges))
+	}
 	if c := countsOf(t, n, bob); c.per[cid] != 0 || c.total != 1 {
 		t.Fatalf("bob's counts after the delete: %+v", c)
 	}

@@ -57,6 +57,7 @@ func (s *Store) TotalUnreadMentions(ctx context.Context, user string) (int, erro
 	err := s.db.QueryRow(ctx, `
 		SELECT count(*) FROM messages m
 		JOIN channel_members cm ON cm.channel_id = m.channel_id AND cm.user_id = $1
+		JOIN channels d ON d.id = m.channel_id AND d.deleted_at IS NULL
 		WHERE `+fmt.Sprintf(unreadMentionsOf, "$1"), user).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("store: total unread mentions: %w", err)

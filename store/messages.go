@@ -595,7 +595,8 @@ func (s *Store) SearchMessages(ctx context.Context, userID, query string, channe
 		WHERE to_tsvector('simple', text) @@ plainto_tsquery('simple', $2)
 		  AND deleted_at IS NULL AND `+visibleTo(1)+`
 		  AND CASE WHEN $3::text IS NULL
-		      THEN channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $1)
+		      THEN channel_id IN (SELECT m.channel_id FROM channel_members m JOIN channels d ON d.id = m.channel_id
+		                          WHERE m.user_id = $1 AND d.deleted_at IS NULL)
 		      ELSE channel_id = $3 END
 		  AND ($4::uuid IS NULL OR EXISTS (SELECT 1 FROM messages c
 		      WHERE c.id = $4 AND (messages.created_at, messages.id) < (c.created_at, c.id)))

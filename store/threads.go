@@ -150,7 +150,8 @@ func (s *Store) UserThreads(ctx context.Context, userID string, first int, after
 		FROM thread_participants tp
 		JOIN messages p ON p.id = tp.parent_id
 		JOIN channel_members cm ON cm.channel_id = p.channel_id AND cm.user_id = tp.user_id
-		WHERE tp.user_id = $1 AND (NOT p.shadowed OR p.user_id = $1)
+		JOIN channels d ON d.id = p.channel_id AND d.deleted_at IS NULL
+		WHERE tp.user_id = $1 AND (NOT p.shadowed OR p.user_id = $1) AND NOT `+blockedBy("$1", "p.user_id")+`
 		  AND (tp.last_reply_at, tp.parent_id) < ($2::timestamptz, $3::uuid)
 		ORDER BY tp.last_reply_at DESC, tp.parent_id DESC LIMIT $4`, userID, afterAt, afterID, first+1)
 	if err != nil {
