@@ -141,6 +141,10 @@ func (s *Service) ChannelEvents(ctx context.Context, channel string) (<-chan *Ch
 		if err == nil && e.Message != nil && !s.delivers(ctx, e.Message, me.UserID) {
 			return false, nil // another's shadowed message, or a blocked user's
 		}
+		if err == nil && (e.Type == EventTypingStart || e.Type == EventTypingStop) && e.User != nil &&
+			e.User.ID != me.UserID && s.blocks.blocks(ctx, me.UserID, e.User.ID, forever) {
+			return false, nil // a blocked user typing
+		}
 		return err == nil || guard.removes(e), err
 	})
 	return out.C, nil
