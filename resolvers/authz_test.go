@@ -66,10 +66,11 @@ const (
 	member    role = "member"    // a plain member
 	moderator role = "moderator" // a moderator
 	banned    role = "banned"    // a member banned from the channel
+	bannedMod role = "bannedmod" // a moderator banned from the channel (by an admin)
 )
 
 // extraRoles are the kinds of caller of policy.also.
-var extraRoles = []role{member, moderator, banned}
+var extraRoles = []role{member, moderator, banned, bannedMod}
 
 // rolesOf lists the roles a row is checked with.
 func rolesOf(p policy) []role {

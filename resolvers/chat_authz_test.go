@@ -10,7 +10,8 @@ import (
 // The rows of the authorization matrix for the chat operations of issue
 // 18. Each runs in a moderated channel (f.moderated): the fixture's owner
 // owns it, and its plain member, its moderator and a member hard-banned
-// from it are the extra roles every row declares (policy.also), besides
+// from it are the extra roles every row declares (policy.also; the
+// moderation rows add a moderator an admin banned from it), besides
 // the stranger, the non-member and the admin, who are in no channel of
 // the owner's unless a row says so. The outcomes are the table "Who may
 // do what" in docs/chat.md.
@@ -24,8 +25,9 @@ var (
 	// membersWrite: writing to the channel (or coming back into it),
 	// which a ban refuses.
 	membersWrite = map[role]outcome{member: allowed, moderator: allowed, banned: "FORBIDDEN"}
-	// membersModerate: moderating the channel: its moderators.
-	membersModerate = map[role]outcome{member: "FORBIDDEN", moderator: allowed, banned: "FORBIDDEN"}
+	// membersModerate: moderating the channel: its moderators, unless
+	// banned from it.
+	membersModerate = map[role]outcome{member: "FORBIDDEN", moderator: allowed, banned: "FORBIDDEN", bannedMod: "FORBIDDEN"}
 	// membersNone: managing the channel: its owners alone (and admins).
 	membersNone = map[role]outcome{member: "FORBIDDEN", moderator: "FORBIDDEN", banned: "FORBIDDEN"}
 )
@@ -186,7 +188,8 @@ func init() {
 
 // moderated creates a messaging channel owned by the fixture's owner with
 // its member, its moderator and a member banned from it (the users of
-// the extra roles), and plain members besides, and returns its id.
+// the extra roles; and a moderator an admin banned, for rows that declare
+// one), and plain members besides, and returns its id.
 func (f *fixture) moderated(t *testing.T, members ...string) string {
 	t.Helper()
 	return f.moderatedAs(t, map[string]any{"members": members})
@@ -204,6 +207,11 @@ func (f *fixture) moderatedAs(t *testing.T, input map[string]any) string {
 	f.node.Must(t, tok, `mutation($c: ID!, $u: ID!) { setMemberRole(channel: $c, user: $u, role: "moderator") { role } }`,
 		brooktest.Vars{"c": cid, "u": f.users[moderator]}, nil)
 	f.node.Must(t, tok, `mutation($c: ID!, $u: ID!) { banUser(user: $u, channel: $c) }`, brooktest.Vars{"c": cid, "u": f.users[banned]}, nil)
+	if u := f.users[bannedMod]; u != "" {
+		f.node.Must(t, tok, `mutation($c: ID!, $u: ID!) { addMembers(channel: $c, userIds: [$u]) { id } setMemberRole(channel: $c, user: $u, role: "moderator") { role } }`,
+			brooktest.Vars{"c": cid, "u": u}, nil)
+		f.node.Must(t, f.token(t, admin), `mutation($c: ID!, $u: ID!) { banUser(user: $u, channel: $c) }`, brooktest.Vars{"c": cid, "u": u}, nil)
+	}
 	return cid
 }
 
