@@ -188,7 +188,7 @@ func (s *Service) flagAccess(ctx context.Context, field, raw string) (*store.Fla
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, me, err
 		}
-		if err == nil && canModerate(a, me) && !a.Banned {
+		if err == nil && canModerate(a, me) {
 			return f, me, nil
 		}
 		return nil, me, auth.Forbidden("only admins, and the owners and moderators of channel %q, may handle flag %s", f.ChannelID, raw)

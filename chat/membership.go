@@ -146,8 +146,9 @@ func (s *Service) SetMemberRole(ctx context.Context, channel, user, role string)
 	return m[0], nil
 }
 
-// canModerate reports whether a member may act on others' messages:
-// owners, moderators and admins.
+// canModerate reports whether a member may act on others' messages and
+// moderate the channel (invite, ban, freeze): owners and moderators not
+// banned from it, and admins.
 func canModerate(a *store.ChannelAccess, me auth.Identity) bool {
-	return a.Role == store.ChannelRoleOwner || a.Role == store.ChannelRoleModerator || me.IsAdmin()
+	return (a.Role == store.ChannelRoleOwner || a.Role == store.ChannelRoleModerator) && !a.Banned || me.IsAdmin()
 }

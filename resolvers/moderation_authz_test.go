@@ -7,39 +7,25 @@ import (
 )
 
 // The moderation rows of the authorization matrix, with the members of a
-// moderated channel: a message is flagged by whoever may read it (a
-// banned member reads on); flags is everyone's, each seeing what it
-// handles (an empty list for most); a message flag is resolved by the
-// channel's owners and moderators, and admins.
+// moderated channel (chat_authz_test.go): a message is flagged by whoever
+// may read it (a banned member reads on); flags is everyone's, each
+// seeing what it handles (an empty list for most); a message flag is
+// resolved by the channel's owners and moderators, and admins.
 func init() {
-	everyoneAlso := map[role]outcome{member: allowed, moderator: allowed, banned: allowed}
 	matrix = append(matrix,
-		policy{op: "mutation.flag", want: ownerOnly, also: everyoneAlso, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		policy{op: "mutation.flag", want: ownerOnly, also: membersAll, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 			return `mutation($m: ID!) { flag(target: { message: $m }, reason: "spam") { id status } }`,
 				brooktest.Vars{"m": f.message(t, f.moderated(t))}
 		}},
-		policy{op: "query.flags", want: everyone, also: everyoneAlso, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		policy{op: "query.flags", want: everyone, also: membersAll, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 			f.flagged(t)
 			return `{ flags { edges { node { id targetKind message { id } } } } }`, nil
 		}},
-		policy{op: "mutation.resolveFlag", want: ownerOnly, also: map[role]outcome{member: "FORBIDDEN", moderator: allowed, banned: "FORBIDDEN"},
+		policy{op: "mutation.resolveFlag", want: ownerOnly, also: membersModerate,
 			run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 				return `mutation($id: ID!) { resolveFlag(id: $id, action: DISMISS) { status } }`, brooktest.Vars{"id": f.flagged(t)}
 			}},
 	)
-}
-
-// moderated creates a messaging channel owned by the fixture's owner with
-// its member, its moderator and a member banned from it (the users of
-// the extra roles), and returns its id.
-func (f *fixture) moderated(t *testing.T) string {
-	t.Helper()
-	cid := f.channel(t, f.users[member], f.users[moderator], f.users[banned])
-	tok := f.token(t, owner)
-	f.node.Must(t, tok, `mutation($c: ID!, $u: ID!) { setMemberRole(channel: $c, user: $u, role: "moderator") { role } }`,
-		brooktest.Vars{"c": cid, "u": f.users[moderator]}, nil)
-	f.node.Must(t, tok, `mutation($c: ID!, $u: ID!) { banUser(user: $u, channel: $c) }`, brooktest.Vars{"c": cid, "u": f.users[banned]}, nil)
-	return cid
 }
 
 // flagged flags, as the member, a message of the owner's in a moderated
