@@ -98,11 +98,17 @@ func requireNotBanned(a *store.ChannelAccess, me auth.Identity) error {
 	return nil
 }
 
+// requireOwner allows the channel's owners, unless banned from it (an
+// admin's ban stops an owner's management too; an admin hands the
+// channel over), and admins.
 func requireOwner(a *store.ChannelAccess, me auth.Identity) error {
-	if a.Role != store.ChannelRoleOwner && !me.IsAdmin() {
+	if me.IsAdmin() {
+		return nil
+	}
+	if a.Role != store.ChannelRoleOwner {
 		return auth.Forbidden("only the owners of channel %q and admins may do this", a.Channel.ID)
 	}
-	return nil
+	return requireNotBanned(a, me)
 }
 
 func requireMember(a *store.ChannelAccess) error {

@@ -100,6 +100,13 @@ func TestChatBans(t *testing.T) {
 	brooktest.WantCode(t, n.Query(t, env.Token(t, dave), `mutation($c: ID!) { joinChannel(channel: $c) { id } }`, brooktest.Vars{"c": stage}), "FORBIDDEN")
 	n.Must(t, admin, unban, brooktest.Vars{"u": dave}, &lifted)
 	n.Must(t, env.Token(t, dave), send, brooktest.Vars{"c": cid}, nil)
+
+	// An owner an admin bans manages the channel no more.
+	n.Must(t, admin, ban, brooktest.Vars{"u": alice, "c": cid}, nil)
+	brooktest.WantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!) { updateChannel(id: $c, name: "mine") { id } }`, brooktest.Vars{"c": cid}), "FORBIDDEN")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, alice), `mutation($c: ID!) { truncateChannel(id: $c) { id } }`, brooktest.Vars{"c": cid}), "FORBIDDEN")
+	n.Must(t, admin, unban, brooktest.Vars{"u": alice, "c": cid}, nil)
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!) { updateChannel(id: $c, name: "mine") { id } }`, brooktest.Vars{"c": cid}, nil)
 }
 
 // A shadow-banned user writes as before and sees what it wrote; nobody
