@@ -8,7 +8,9 @@ import { FLAGS, RESOLVE_FLAG, nameOf, problem } from './chatApi.js';
 // it, delete the message, or ban its author from the room (when canBan
 // says the caller may).
 export function Reports({ id, canBan, onResolved }) {
-  const { data, refetch } = useQuery(FLAGS, { fetchPolicy: 'cache-and-network', pollInterval: 30_000 });
+  // errorPolicy all: a flag whose message is gone (its room deleted or
+  // cleared) answers with an error in its place; the others still show.
+  const { data, refetch } = useQuery(FLAGS, { fetchPolicy: 'cache-and-network', pollInterval: 30_000, errorPolicy: 'all' });
   const [resolve] = useMutation(RESOLVE_FLAG);
   const [trouble, setTrouble] = React.useState(null);
   const flags = data?.flags.edges.map((e) => e.node).filter((f) => f.message?.channel.id === id) ?? [];
