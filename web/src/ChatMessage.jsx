@@ -22,7 +22,7 @@ export function Message({ m, me, banned, muted, reported, children }) {
             <span className="who">{nameOf(m.quotedMessage.user)}</span>{m.quotedMessage.text}
           </span>
         )}
-        <span className="text">{m.text}</span>
+        <span className="text">{m.type === 'deleted' ? <em className="deleted">message deleted</em> : m.text}</span>
         {m.pinnedAt && <span className="pinned-mark" data-testid="pinned-mark" title="pinned">pinned</span>}
         {reported && <span className="pinned-mark" data-testid="reported">reported to the moderators</span>}
       </p>
