@@ -274,3 +274,218 @@ test('a room: carol joins alice\'s open room, quotes her, alice pins it and bans
     await unsubscribed(base);
   }
 });
+
+// quiet reads a user's unread total and, for one of its channels, the
+// channel's own count and the user's mute of it, from the server.
+async function quiet(user, channel) {
+  const r = await gql(server, token(user), `query($id: ID!) {
+    unreadCounts { totalUnreadCount }
+    channel(id: $id) { unreadCount membership { muted mutedUntil } }
+  }`, { id: channel });
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  const { unreadCount, membership } = r.data.channel;
+  return { total: r.data.unreadCounts.totalUnreadCount, unread: unreadCount, muted: membership.muted, mutedUntil: membership.mutedUntil };
+}
+
+// menu picks an item of a message's "…" menu.
+async function menu(message, item) {
+  await message.getByRole('button', { name: 'more actions' }).click();
+  await message.page().getByRole('menuitem', { name: item, exact: true }).click();
+}
+
+test('a quiet room: alice mutes her room, carol finds it in the room browser and writes, alice\'s total leaves it out until she unmutes; mark unread, mute and block an author, report, clear and delete', async () => {
+  const base = await metric(server, 'brook_bus_subscribers');
+  // alice starts with nothing unread (the chat test's last reply may be).
+  await gql(server, token('alice'), 'mutation { markAllRead { totalUnreadCount } }');
+  const alice = await openApp(browser, server, 'alice', 'chat');
+  const carol = await openApp(browser, server, 'carol', 'chat');
+  const garden = alice.getByTestId('channel').filter({ hasText: 'garden' });
+  try {
+    await subscribed(base, 2); // myEvents on each page
+
+    await alice.getByLabel('room').fill('garden');
+    await alice.getByRole('button', { name: 'Open', exact: true }).click();
+    await alice.getByRole('button', { name: 'Create it as an open room' }).click();
+    await alice.getByTestId('room-info').filter({ hasText: '1 member · open · you are an owner' }).waitFor();
+    await alice.getByLabel('message').fill('Welcome to the garden');
+    await alice.getByRole('button', { name: 'Send' }).click();
+    await said(alice, 'Welcome to the garden').waitFor();
+
+    // Muted for an hour: the head and the list say so, and the server has it.
+    await alice.getByRole('button', { name: 'Mute the room' }).click();
+    await alice.getByRole('menuitem', { name: 'For 1 hour' }).click();
+    await alice.getByTestId('room-info').filter({ hasText: /· muted until \d/ }).waitFor();
+    const unmuteGarden = alice.getByRole('button', { name: 'unmute garden' }); // the list's bell
+    await unmuteGarden.waitFor();
+    let q = await quiet('alice', 'messaging:garden');
+    const left = Date.parse(q.mutedUntil) - Date.now();
+    assert.ok(q.muted && left > 58 * 60_000 && left <= 60 * 60_000, `muted ${q.muted}, for ${left} ms more`);
+    await shot(alice, 'quiet-1-alice-mutes-for-an-hour');
+    await alice.getByRole('button', { name: 'Unmute', exact: true }).click();
+    await alice.getByTestId('room-info').filter({ hasText: /muted/ }).waitFor({ state: 'detached' });
+    assert.equal((await quiet('alice', 'messaging:garden')).muted, false);
+    // Then until she unmutes it.
+    await alice.getByRole('button', { name: 'Mute the room' }).click();
+    await alice.getByRole('menuitem', { name: 'Until I unmute it' }).click();
+    await alice.getByTestId('room-info').filter({ hasText: /· muted$/ }).waitFor();
+    q = await quiet('alice', 'messaging:garden');
+    assert.deepEqual([q.muted, q.mutedUntil], [true, null]);
+    await alice.locator('nav a', { hasText: 'Chat' }).click(); // the room closes
+    await alice.getByText('Pick a channel').waitFor();
+
+    // carol finds the room in the browser (channels(filter: { joined: false })) and joins.
+    await carol.getByRole('button', { name: 'Browse rooms' }).click();
+    await carol.getByLabel('name starts with').fill('gar');
+    const row = carol.getByTestId('browse-room').filter({ hasText: 'messaging:garden' });
+    await row.filter({ hasText: '1 member' }).waitFor();
+    await eventually('only garden starts with gar', async () => (await carol.getByTestId('browse-room').count()) === 1);
+    await shot(carol, 'quiet-2-carol-browses-rooms');
+    await row.getByRole('button', { name: 'Join' }).click();
+    await carol.getByTestId('room-info').filter({ hasText: '2 members' }).waitFor();
+    await carol.getByTestId('channel').filter({ hasText: 'garden' }).waitFor();
+    for (const text of ['The tulips are out', 'Come and see']) {
+      await carol.getByLabel('message').fill(text);
+      await carol.getByRole('button', { name: 'Send' }).click();
+      await said(carol, text).waitFor();
+    }
+
+    // The muted room counts 2 of its own, none in alice's total: after a
+    // reload, its badge is grey and the Chat tab has none.
+    await eventually('garden has 2 unread for alice', async () => (await quiet('alice', 'messaging:garden')).unread === 2);
+    assert.equal((await quiet('alice', 'messaging:garden')).total, 0);
+    await alice.reload();
+    await garden.getByTestId('unread').filter({ hasText: /^2$/ }).waitFor();
+    assert.match(await garden.getByTestId('unread').getAttribute('class'), /quiet/);
+    await alice.locator('nav a[data-unread="0"]').waitFor();
+    assert.equal(await alice.getByTestId('unread-total').count(), 0);
+    await shot(alice, 'quiet-3-muted-room-left-out-of-the-total');
+
+    // Unmuted from the list: its 2 count in the total again.
+    await unmuteGarden.click();
+    await alice.getByTestId('unread-total').filter({ hasText: /^2$/ }).waitFor();
+    await unmuteGarden.waitFor({ state: 'detached' });
+    assert.doesNotMatch(await garden.getByTestId('unread').getAttribute('class'), /quiet/);
+    q = await quiet('alice', 'messaging:garden');
+    assert.deepEqual([q.muted, q.unread, q.total], [false, 2, 2]);
+    await shot(alice, 'quiet-4-unmuted-counts-again');
+
+    // alice reads the room, then marks it unread from carol's first message.
+    await garden.click();
+    await said(alice, 'Come and see').waitFor();
+    await alice.getByTestId('unread-total').waitFor({ state: 'detached', timeout: 30_000 });
+    await eventually('garden read', async () => (await quiet('alice', 'messaging:garden')).unread === 0);
+    await said(alice, 'The tulips are out').getByRole('button', { name: 'more actions' }).click();
+    await shot(alice, 'quiet-5-message-menu');
+    await alice.getByRole('menuitem', { name: 'Mark unread from here' }).click();
+    await alice.getByTestId('marked-unread').waitFor();
+    assert.equal(await alice.getByTestId('message').nth(1).locator('.text').textContent(), 'The tulips are out');
+    await alice.locator('[data-testid=unread-marker] + [data-testid=message]', { hasText: 'The tulips are out' }).waitFor();
+    await garden.getByTestId('unread').filter({ hasText: /^2$/ }).waitFor({ timeout: 30_000 });
+    await alice.getByTestId('unread-total').filter({ hasText: /^2$/ }).waitFor({ timeout: 30_000 });
+    q = await quiet('alice', 'messaging:garden');
+    assert.deepEqual([q.unread, q.total], [2, 2]);
+    await shot(alice, 'quiet-6-marked-unread');
+    // It stays unread with the room open: a new message adds to it.
+    await subscribed(base, 6); // both rooms: messageAdded, channelEvents
+    await carol.getByLabel('message').fill('Bring a friend');
+    await carol.getByRole('button', { name: 'Send' }).click();
+    await said(alice, 'Bring a friend').waitFor({ timeout: 30_000 });
+    await garden.getByTestId('unread').filter({ hasText: /^3$/ }).waitFor({ timeout: 30_000 });
+    assert.equal((await quiet('alice', 'messaging:garden')).unread, 3);
+    await alice.getByRole('button', { name: 'Mark read' }).click();
+    await garden.getByTestId('unread').waitFor({ state: 'detached', timeout: 30_000 });
+    await eventually('garden read again', async () => (await quiet('alice', 'messaging:garden')).unread === 0);
+
+    // alice mutes carol from her message's menu, and lists her as muted.
+    await menu(said(alice, 'Come and see'), 'Mute Carol');
+    await said(alice, 'Come and see').getByTestId('author-muted').waitFor();
+    await alice.getByTestId('muted-person').filter({ hasText: 'Carol' }).waitFor();
+    const people = async () => (await gql(server, token('alice'), '{ me { mutedUsers { user { id } until } blockedUsers { id } } }')).data.me;
+    assert.deepEqual(await people(), { mutedUsers: [{ user: { id: 'carol' }, until: null }], blockedUsers: [] });
+    await shot(alice, 'quiet-7-alice-mutes-carol');
+    await alice.getByTestId('muted-person').getByRole('button', { name: 'unmute' }).click();
+    await said(alice, 'Come and see').getByTestId('author-muted').waitFor({ state: 'detached' });
+    assert.deepEqual((await people()).mutedUsers, []);
+
+    // Blocked, carol's messages leave alice's history; unblocked, they are back.
+    await menu(said(alice, 'Come and see'), 'Block Carol');
+    await said(alice, 'Come and see').waitFor({ state: 'detached' });
+    await alice.getByTestId('blocked-person').filter({ hasText: 'Carol' }).waitFor();
+    assert.deepEqual((await people()).blockedUsers, [{ id: 'carol' }]);
+    assert.equal(await said(alice, 'Welcome to the garden').count(), 1);
+    await shot(alice, 'quiet-8-alice-blocks-carol');
+    await alice.getByTestId('blocked-person').getByRole('button', { name: 'unblock' }).click();
+    await said(alice, 'Come and see').waitFor();
+    assert.deepEqual((await people()).blockedUsers, []);
+
+    // carol reports alice's welcome; alice, the owner, sees the report and dismisses it.
+    await menu(said(carol, 'Welcome to the garden'), 'Report…');
+    await carol.getByLabel('report reason').fill('off topic');
+    await carol.getByRole('button', { name: 'Report', exact: true }).click();
+    await said(carol, 'Welcome to the garden').getByTestId('reported').waitFor();
+    const flags = async (status) => (await gql(server, token('alice'), `{ flags(status: ${status}) { edges { node { reason flaggedBy { id } message { text } } } } }`))
+      .data.flags.edges.map((e) => [e.node.reason, e.node.flaggedBy.id, e.node.message.text]);
+    assert.deepEqual(await flags('OPEN'), [['off topic', 'carol', 'Welcome to the garden']]);
+    await shot(carol, 'quiet-9-carol-reports');
+    await alice.reload();
+    const report = alice.getByTestId('report').filter({ hasText: 'Carol reported Alice' });
+    await report.filter({ hasText: 'off topic' }).waitFor();
+    await shot(alice, 'quiet-10-alice-sees-the-report');
+    await report.getByRole('button', { name: 'dismiss' }).click();
+    await alice.getByTestId('reports').waitFor({ state: 'detached' });
+    assert.deepEqual(await flags('OPEN'), []);
+    assert.deepEqual(await flags('DISMISSED'), [['off topic', 'carol', 'Welcome to the garden']]);
+
+    // Clearing the history asks first: cancelled, nothing goes; confirmed,
+    // every message goes, on carol's page too.
+    await subscribed(base, 6);
+    await said(alice, 'Bring a friend').waitFor();
+    await alice.getByRole('button', { name: 'room actions' }).click();
+    await alice.getByRole('menuitem', { name: 'Clear history…' }).click();
+    await alice.getByTestId('confirm').getByRole('button', { name: 'Cancel' }).click();
+    await alice.getByTestId('confirm').waitFor({ state: 'detached' });
+    assert.deepEqual(await roomTexts('messaging:garden', 'alice'), ['Welcome to the garden', 'The tulips are out', 'Come and see', 'Bring a friend']);
+    await alice.getByRole('button', { name: 'room actions' }).click();
+    await alice.getByRole('menuitem', { name: 'Clear history…' }).click();
+    await shot(alice, 'quiet-11-clear-asks-first');
+    await alice.getByTestId('confirm').getByRole('button', { name: 'Clear history' }).click();
+    await alice.getByTestId('message').first().waitFor({ state: 'detached' });
+    await carol.getByTestId('room-notice').filter({ hasText: 'Alice cleared the history.' }).waitFor({ timeout: 30_000 });
+    await carol.getByTestId('message').first().waitFor({ state: 'detached' });
+    assert.deepEqual(await roomTexts('messaging:garden', 'alice'), []);
+
+    // Hidden, the room leaves alice's list for the hidden ones, until carol writes again.
+    const hiddenOf = async () => (await gql(server, token('alice'), '{ channels(filter: { hidden: true }) { edges { node { id } } } }'))
+      .data.channels.edges.map((e) => e.node.id);
+    await alice.getByRole('button', { name: 'room actions' }).click();
+    await alice.getByRole('menuitem', { name: 'Hide from my list' }).click();
+    await alice.getByText('Pick a channel').waitFor();
+    await garden.waitFor({ state: 'detached' });
+    await alice.getByTestId('hidden-room').filter({ hasText: 'garden' }).waitFor();
+    assert.deepEqual(await hiddenOf(), ['messaging:garden']);
+    await shot(alice, 'quiet-12-alice-hides-the-room');
+    await carol.getByLabel('message').fill('Anyone still here?');
+    await carol.getByRole('button', { name: 'Send' }).click();
+    await garden.getByTestId('unread').filter({ hasText: /^1$/ }).waitFor({ timeout: 30_000 });
+    await alice.getByTestId('hidden-rooms').waitFor({ state: 'detached' });
+    assert.deepEqual(await hiddenOf(), []);
+    await garden.click();
+    await said(alice, 'Anyone still here?').waitFor();
+
+    // Deleted, after a confirmation: gone from alice's list, and carol's open room says so.
+    await alice.getByRole('button', { name: 'room actions' }).click();
+    await alice.getByRole('menuitem', { name: 'Delete room…' }).click();
+    await alice.getByTestId('confirm').getByRole('button', { name: 'Delete room' }).click();
+    await alice.getByText('Pick a channel').waitFor();
+    await garden.waitFor({ state: 'detached' });
+    await carol.getByTestId('room-deleted').filter({ hasText: 'Alice deleted this room' }).waitFor({ timeout: 30_000 });
+    await carol.getByTestId('channel').filter({ hasText: 'garden' }).waitFor({ state: 'detached', timeout: 30_000 });
+    await shot(carol, 'quiet-13-carol-sees-it-deleted');
+    const gone = await gql(server, token('alice'), '{ channel(id: "messaging:garden") { id } }');
+    assert.deepEqual(gone, { data: { channel: null } });
+  } finally {
+    await alice.context().close();
+    await carol.context().close();
+    await unsubscribed(base);
+  }
+});

@@ -28,6 +28,7 @@ export default function App({ session, onSignOut }) {
         <nav>
           {pages.map((p) => (
             <a key={p.path} href={`/app/${p.path}`} className={p === current ? 'active' : ''}
+              data-unread={p.path === 'chat' ? unread : undefined}
               onClick={(e) => { e.preventDefault(); go(p.path); }}>
               {p.title}
               {p.path === 'chat' && unread > 0 && <span className="badge" data-testid="unread-total">{unread}</span>}

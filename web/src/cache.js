@@ -4,6 +4,20 @@
 import { relayStylePagination } from '@apollo/client/utilities';
 
 export const typePolicies = {
+  Query: {
+    fields: {
+      // Channel lists are kept apart by filter and sort; `fetchMore({
+      // variables: { after: endCursor } })` appends the next page (the
+      // room browser), and a read without `after` replaces the list.
+      channels: {
+        keyArgs: ['filter', 'sort'],
+        merge(existing, incoming, { args }) {
+          if (!existing || !args?.after) return incoming;
+          return { ...incoming, edges: [...existing.edges, ...incoming.edges] };
+        },
+      },
+    },
+  },
   Feed: {
     fields: {
       // A timeline, newest first: `fetchMore({ variables: { after: endCursor } })`
