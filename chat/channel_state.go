@@ -89,7 +89,7 @@ func (s *Service) DeleteChannel(ctx context.Context, channel string) (*store.Cha
 	if err := requireOwner(a, me); err != nil {
 		return nil, err
 	}
-	members, err := s.store.DeleteChannel(ctx, channel)
+	members, err := s.store.DeleteChannel(ctx, channel, me.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (s *Service) TruncateChannel(ctx context.Context, channel string) (*store.C
 	if err := requireOwner(a, me); err != nil {
 		return nil, err
 	}
-	ch, members, err := s.store.TruncateChannel(ctx, channel)
+	ch, members, err := s.store.TruncateChannel(ctx, channel, me.UserID)
 	if err != nil {
 		return nil, err
 	}

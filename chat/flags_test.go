@@ -403,3 +403,39 @@ func TestChatFlagConcurrency(t *testing.T) {
 		t.Fatalf("concurrent resolutions: codes %q, deleted %d, banned %d", codes, deleted, banned)
 	}
 }
+
+// Truncating or deleting a channel deletes its messages: their open flags
+// close as acted on, by whoever truncated or deleted, and the lists of
+// flags read on (a deleted channel's messages are null there).
+func TestChatFlagsOutliveTheirChannel(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := brooktest.Tag()
+	alice, carol := "alice-"+tag, "carol-"+tag
+	env.AddUsers(t, n, alice, carol)
+	cut := createChannel(t, n, alice, "messaging", "cut-"+tag, carol)
+	gone := createChannel(t, n, alice, "messaging", "gone-"+tag, carol)
+	aliceTok := env.Token(t, alice)
+	fCut := flagAs(t, n, aliceTok, map[string]any{"message": sendMsg(t, n, carol, cut, "spam").ID}, nil)
+	fGone := flagAs(t, n, aliceTok, map[string]any{"message": sendMsg(t, n, carol, gone, "spam").ID}, nil)
+	n.Must(t, aliceTok, `mutation($c: ID!) { truncateChannel(id: $c) { id } }`, brooktest.Vars{"c": cut}, nil)
+	n.Must(t, aliceTok, `mutation($c: ID!) { deleteChannel(id: $c) { id } }`, brooktest.Vars{"c": gone}, nil)
+	for _, id := range []string{fCut.ID, fGone.ID} {
+		if c := n.Count(t, `SELECT count(*) FROM flags WHERE id = $1 AND status = 'resolved' AND action = 'delete_message' AND resolved_by = $2`, id, alice); c != 1 {
+			t.Fatalf("flag %s did not close as acted on by alice", id)
+		}
+	}
+	admin := env.AdminToken(t, "admin-"+tag)
+	if open := listFlags(t, n, admin, brooktest.Vars{"s": "OPEN", "first": 100}); slices.Contains(open.ids(), fCut.ID) || slices.Contains(open.ids(), fGone.ID) {
+		t.Fatalf("closed flags listed as open: %v", open.ids())
+	}
+	resolved := listFlags(t, n, admin, brooktest.Vars{"s": "RESOLVED", "first": 100})
+	if !slices.Contains(resolved.ids(), fCut.ID) || !slices.Contains(resolved.ids(), fGone.ID) {
+		t.Fatalf("the resolved flags: %v", resolved.ids())
+	}
+	for _, e := range resolved.Flags.Edges {
+		if (e.Node.ID == fCut.ID || e.Node.ID == fGone.ID) && e.Node.Message != nil {
+			t.Fatalf("flag %s still has its message: %+v", e.Node.ID, e.Node.Message)
+		}
+	}
+}

@@ -59,8 +59,9 @@ func (s *Store) HideChannel(ctx context.Context, channelID, userID string, hide 
 const channelHidden = `(m.hidden_at IS NOT NULL AND coalesce(c.last_message_at, c.created_at) <= m.hidden_at)`
 
 // DeleteChannel deletes a channel (softly: its rows stay, but it reads as
-// none) and returns its members. NotFound when there is none.
-func (s *Store) DeleteChannel(ctx context.Context, channelID string) ([]string, error) {
+// none) for a user, closes the open flags of its messages, and returns its
+// members. NotFound when there is none.
+func (s *Store) DeleteChannel(ctx context.Context, channelID, by string) ([]string, error) {
 	var members []string
 	err := s.InTx(ctx, func(tx *Store) error {
 		tag, err := tx.db.Exec(ctx, `UPDATE channels SET deleted_at = now(), updated_at = now() WHERE id = $1 AND deleted_at IS NULL`, channelID)
@@ -69,6 +70,9 @@ func (s *Store) DeleteChannel(ctx context.Context, channelID string) ([]string, 
 		}
 		if tag.RowsAffected() == 0 {
 			return NotFound("channel", channelID)
+		}
+		if err := tx.closeChannelFlags(ctx, channelID, by); err != nil {
+			return err
 		}
 		members, err = tx.ChannelMemberIDs(ctx, channelID)
 		return err
@@ -83,9 +87,10 @@ func (s *Store) DeleteChannel(ctx context.Context, channelID string) ([]string, 
 }
 
 // TruncateChannel deletes every message of a channel (their reactions go
-// with them) and marks it read for every member, in one transaction, and
+// with them; the open flags of them are closed as acted on, by the user
+// truncating) and marks it read for every member, in one transaction, and
 // returns the channel and its members.
-func (s *Store) TruncateChannel(ctx context.Context, channelID string) (*Channel, []string, error) {
+func (s *Store) TruncateChannel(ctx context.Context, channelID, by string) (*Channel, []string, error) {
 	var ch *Channel
 	var members []string
 	err := s.InTx(ctx, func(tx *Store) error {
@@ -101,6 +106,9 @@ func (s *Store) TruncateChannel(ctx context.Context, channelID string) (*Channel
 			return err
 		}
 		if _, err := tx.db.Exec(ctx, `DELETE FROM messages WHERE channel_id = $1`, channelID); err != nil {
+			return err
+		}
+		if err := tx.closeChannelFlags(ctx, channelID, by); err != nil {
 			return err
 		}
 		rows, err := tx.db.Query(ctx, `

@@ -234,6 +234,16 @@ func (s *Store) CloseFlag(ctx context.Context, id uuid.UUID, action FlagAction, 
 	return f, nil
 }
 
+// closeChannelFlags closes the open flags of a channel's messages as
+// acted on (DELETE_MESSAGE) by a user, when the messages go with the
+// channel's deletion or truncation: nothing is left for a moderator to do.
+func (tx *Store) closeChannelFlags(ctx context.Context, channelID, by string) error {
+	_, err := tx.db.Exec(ctx, `
+		UPDATE flags SET status = $3, action = $4, resolved_by = $2, resolved_at = now()
+		WHERE channel_id = $1 AND status = 'open'`, channelID, by, stored(FlagResolved), stored(FlagDeleteMessage))
+	return err
+}
+
 // parseFlagCursor is the id to continue after, uuid.Max for the start.
 func parseFlagCursor(after string) (uuid.UUID, error) {
 	if after == "" {

@@ -414,7 +414,9 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 
 // MessagesByID returns messages by id, in order, with nil where none exists.
 func (s *Store) MessagesByID(ctx context.Context, ids []uuid.UUID) ([]*Message, error) {
-	found, err := collectMessages(s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ANY($1)`, ids))
+	// A deleted channel's messages read as none, like the channel.
+	found, err := collectMessages(s.db.Query(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ANY($1)
+		AND NOT EXISTS (SELECT 1 FROM channels c WHERE c.id = messages.channel_id AND c.deleted_at IS NOT NULL)`, ids))
 	if err != nil {
 		return nil, fmt.Errorf("store: messages by id: %w", err)
 	}
