@@ -33,13 +33,16 @@ test-e2e:
 	$(GO) build -o e2e/.bin/brook .
 	cd e2e && BROOK_BIN=$(CURDIR)/e2e/.bin/brook npm test
 
-## fuzz: a long pass of every Go fuzz target (FUZZ_BUDGET executions each) and of the
-## GraphQL fuzzer against a live node (FUZZ_GRAPHQL_OPS operations, a new seed each time)
+## fuzz: a long pass of every Go fuzz target (FUZZ_BUDGET executions each), of the
+## GraphQL fuzzer against a live node (FUZZ_GRAPHQL_OPS operations) and of the unread
+## counts property (FUZZ_UNREAD_OPS operations), a new seed each time
 FUZZ_BUDGET ?= 2000000x
 FUZZ_GRAPHQL_OPS ?= 30000
+FUZZ_UNREAD_OPS ?= 3000
 fuzz: deps
 	scripts/fuzz $(FUZZ_BUDGET)
 	BROOK_GQLFUZZ_OPS=$(FUZZ_GRAPHQL_OPS) BROOK_GQLFUZZ_SEED=$$(date +%s) $(GO) test -count=1 -run TestGraphQLFuzz -v ./internal/api/ | grep -E "graphql fuzz|FAIL|ok"
+	BROOK_UNREAD_OPS=$(FUZZ_UNREAD_OPS) BROOK_UNREAD_SEED=$$(date +%s) $(GO) test -count=1 -run TestChatUnreadSilenceProperty -v ./chat/ | grep -E "seed|checked|FAIL|ok"
 
 ## deps: make sure the PostgreSQL and Redis server binaries are installed
 deps:

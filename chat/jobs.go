@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -83,6 +84,12 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 	if !slices.Contains(members, reader) {
 		reader = ""
 	}
+	var read *store.ReadPosition
+	if reader != "" && msg.Type != store.MessageSystem && !msg.Shadowed {
+		if read, err = s.senderRead(ctx, tx, msg, big); err != nil {
+			return nil, err
+		}
+	}
 	switch {
 	case msg.Type == store.MessageSystem || msg.Shadowed:
 		// Counts for nobody, and its author read nothing new (a shadowed
@@ -90,18 +97,18 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 	case !msg.Counts():
 		// A reply only in its thread counts for nobody; it only moves the
 		// sender's read position.
-		if reader != "" {
-			if _, err := s.state.RecordRead(ctx, &store.ReadPosition{ChannelID: ch.ID, UserID: reader, Seq: msg.Seq, Big: big}); err != nil {
+		if read != nil {
+			if _, err := s.state.RecordRead(ctx, read); err != nil {
 				return nil, err
 			}
 		}
 	case big:
 		// Pull: members' counts are computed at read time from this.
-		if err := s.state.SetBigChannelSeq(ctx, ch.ID, msg.Seq, reader); err != nil {
+		if err := s.state.SetBigChannelSeq(ctx, ch.ID, msg.Seq, read); err != nil {
 			return nil, err
 		}
 	default:
-		totals, err := s.state.BumpUnread(ctx, ch.ID, msg.Seq, members, msg.UserID)
+		totals, err := s.state.BumpUnread(ctx, ch.ID, msg.Seq, members, read)
 		if err != nil {
 			return nil, err
 		}
@@ -148,6 +155,31 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 		}
 		s.publishUserEvents(ctx, notify, events)
 	}, nil
+}
+
+// senderRead is the read position a message's job records for its
+// sender, a member. The request that sent the message recorded it
+// already, unless it stopped first; but the sender may have marked the
+// channel unread since (markUnread, which discards its counters and
+// rebuilds them), and moving the position forwards again over that mark
+// would count too few. So the position is the message's, or the one in
+// PostgreSQL if lower, read after the counters' generation, and recorded
+// only if the counters are still of that generation: a markUnread that
+// committed after this read discards them, moving it. Nil when the
+// sender is no longer a member.
+func (s *Service) senderRead(ctx context.Context, tx *store.Store, msg *store.Message, big bool) (*store.ReadPosition, error) {
+	gen, err := s.state.UnreadGen(ctx, msg.UserID)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := tx.ReadSeq(ctx, msg.ChannelID, msg.UserID)
+	if errors.Is(err, store.ErrNotChannelMember) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &store.ReadPosition{ChannelID: msg.ChannelID, UserID: msg.UserID, Seq: min(msg.Seq, seq), Big: big, Gen: gen}, nil
 }
 
 // noteOnlineMembers calls note with the totals of each member but the

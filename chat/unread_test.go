@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/internal/node"
+	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/workers"
 )
 
 // The repair pass compares users who only receive too: a member of a
@@ -155,7 +158,7 @@ func TestChatLateBumpSkipsARemovedMember(t *testing.T) {
 		t.Fatalf("bob after his removal: %v", got)
 	}
 	// The job of a message sent before the removal, with the members it read then.
-	if _, err := n.State.BumpUnread(context.Background(), cid, 5, []string{alice, bob}, alice); err != nil {
+	if _, err := n.State.BumpUnread(context.Background(), cid, 5, []string{alice, bob}, &store.ReadPosition{ChannelID: cid, UserID: alice, Seq: 5}); err != nil {
 		t.Fatal(err)
 	}
 	if got := unreadOf(t, n, bob); len(got) != 0 {
@@ -193,13 +196,81 @@ func TestChatLateBigReadSkipsARemovedMember(t *testing.T) {
 	if _, err := n.State.RecordRead(ctx, &store.ReadPosition{ChannelID: cid, UserID: bob, Seq: 1, Big: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.State.SetBigChannelSeq(ctx, cid, 1, bob); err != nil {
+	if err := n.State.SetBigChannelSeq(ctx, cid, 1, &store.ReadPosition{ChannelID: cid, UserID: bob, Seq: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.State.SetBigChannelSeq(ctx, cid, 5, alice); err != nil { // four more messages
+	if err := n.State.SetBigChannelSeq(ctx, cid, 5, &store.ReadPosition{ChannelID: cid, UserID: alice, Seq: 5}); err != nil { // four more messages
 		t.Fatal(err)
 	}
 	if total, channels := counts(); total != 0 || channels != 0 {
 		t.Fatalf("bob, removed, after late writes: %d in %d channels", total, channels)
+	}
+}
+
+// markUnread right after sending, before the message's job has run: the
+// job, which records the sender's read position too (in case the request
+// stopped before it did), must not move it forwards again over the mark,
+// in a channel under the push limit (a message and a thread reply) or
+// above it. (Not parallel: other tests' workers would take the jobs.)
+func TestChatMarkUnreadBeforeTheSendersJob(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Node: func(o *node.Options) { o.ChatPushMemberLimit = 2 }})
+	tag := brooktest.Tag()
+	alice, bob, carol := "alice-"+tag, "bob-"+tag, "carol-"+tag
+	env.AddUsers(t, n, alice, bob, carol)
+	small := createChannel(t, n, alice, "messaging", "mark-small-"+tag, bob)
+	big := createChannel(t, n, alice, "messaging", "mark-big-"+tag, bob, carol) // 3 > 2: pull
+	ctx := context.Background()
+	jobs := workers.New(n.Store, n.Bus, workers.Options{Concurrency: 1})
+	chat.New(chat.Options{Parts: product.Parts{Store: n.Store, State: n.State, Bus: n.Bus}, PushMemberLimit: 2}).RegisterJobs(jobs, 0)
+	// runJobs runs the ready message jobs: at least want of them (an
+	// earlier test may have left one of its own).
+	runJobs := func(want int) {
+		t.Helper()
+		total := 0
+		for {
+			done, err := jobs.RunOnce(ctx, []string{store.ChatMessageKind})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if done == 0 {
+				break
+			}
+			total += done
+		}
+		if total < want {
+			t.Fatalf("message jobs: %d done, want %d", total, want)
+		}
+	}
+	mark := `mutation($c: ID!, $m: ID!) { markUnread(channel: $c, message: $m) { unreadCount } }`
+	firstSmall := sendMsg(t, n, alice, small, "one")
+	firstBig := sendMsg(t, n, alice, big, "one")
+	runJobs(2)
+	sendMsg(t, n, bob, small, "mine")
+	sendMsg(t, n, bob, small, "a reply", map[string]any{"parentId": firstSmall.ID})
+	sendMsg(t, n, bob, big, "mine")
+	n.Must(t, env.Token(t, bob), mark, brooktest.Vars{"c": small, "m": firstSmall.ID}, nil)
+	n.Must(t, env.Token(t, bob), mark, brooktest.Vars{"c": big, "m": firstBig.ID}, nil)
+	want := map[string]int{small: 2, big: 2} // "one" and bob's own "mine", in each
+	if got := unreadOf(t, n, bob); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bob's unread after markUnread: %v, want %v", got, want)
+	}
+	runJobs(3) // the jobs of bob's three messages
+	truth, err := n.Store.UnreadCountsFromDB(ctx, bob)
+	if err != nil || truth.TotalUnreadCount != 4 {
+		t.Fatalf("bob's unread in PostgreSQL: %+v, %v", truth, err)
+	}
+	if got := unreadOf(t, n, bob); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("bob's unread after his messages' jobs: %v, want %v", got, want)
+	}
+	// The job still records the read position of a send whose request
+	// stopped before it did (here: a send by the store alone).
+	for _, c := range []string{small, big} {
+		if _, _, err := n.Store.SendMessage(ctx, c, bob, store.SendAs{Member: true}, store.MessageInput{Text: "again"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runJobs(2)
+	if got := unreadOf(t, n, bob); len(got) != 0 {
+		t.Fatalf("bob's unread after two more messages of his: %v, want none", got)
 	}
 }

@@ -241,6 +241,25 @@ type ReadPosition struct {
 	// Big is true for channels above the push limit (the chat product
 	// says which are).
 	Big bool
+	// Gen, when set, is the generation of the user's Redis counters read
+	// before Seq was read from PostgreSQL: the position is recorded only
+	// if they are still of it (a markUnread since may have moved the
+	// position back, and discarded them).
+	Gen string
+}
+
+// ReadSeq returns a member's read position in a channel (its last read
+// sequence number). ErrNotChannelMember when the user is none.
+func (s *Store) ReadSeq(ctx context.Context, channelID, userID string) (int64, error) {
+	var seq int64
+	err := s.db.QueryRow(ctx, `SELECT last_read_seq FROM channel_members WHERE channel_id = $1 AND user_id = $2`, channelID, userID).Scan(&seq)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, ErrNotChannelMember
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: read position: %w", err)
+	}
+	return seq, nil
 }
 
 // MarkRead moves a member's read position to a message of the channel

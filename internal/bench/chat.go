@@ -399,7 +399,7 @@ func chatUnread(ctx context.Context, h *harness, t *table) error {
 						return
 					}
 					ch := fmt.Sprintf("messaging:bk-%d", i%20)
-					if _, err := n.State.BumpUnread(ctx, ch, i, members, members[0]); err != nil {
+					if _, err := n.State.BumpUnread(ctx, ch, i, members, &store.ReadPosition{ChannelID: ch, UserID: members[0], Seq: i}); err != nil {
 						fmt.Fprintln(os.Stderr, "bench: bump:", err)
 						return
 					}

@@ -45,6 +45,11 @@ local function complete(h, prefix)
   if redis.call('HEXISTS', h, 'ok') == 0 then return false end
   return (redis.call('HGET', h, 'e') or '0') == (redis.call('GET', prefix .. 'chat:epoch') or '0')
 end
+-- current says whether a hash is still of generation gen ('': any), for a
+-- read position a job read from PostgreSQL after the generation.
+local function current(h, gen)
+  return gen == '' or (redis.call('HGET', h, 'gen') or '0') == gen
+end
 local function totals(h, ub, prefix)
   local t = tonumber(redis.call('HGET', h, 't') or '0')
   local c = tonumber(redis.call('HGET', h, 'c') or '0')
@@ -93,15 +98,15 @@ end
 // bumpScript counts a new top-level message for the members of a channel
 // under the push limit. KEYS: per member its hash and big-channel hash.
 // ARGV: channel, seq, the sender's member index (1-based, 0: none), key
-// prefix. Returns per member its totals, or -1 -1 when its hash is
-// incomplete.
+// prefix, the sender's read position and the generation it holds for.
+// Returns per member its totals, or -1 -1 when its hash is incomplete.
 var bumpScript = redis.NewScript(unreadLib + `
-local ch, seq, sender, prefix = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local ch, seq, sender, prefix, read, gen = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local out = {}
 for i = 1, #KEYS / 2 do
   local h, ub = KEYS[2 * i - 1], KEYS[2 * i]
   local r = 0
-  if i == sender then r = seq end
+  if i == sender and current(h, gen) then r = read end
   local t, c
   if apply(h, ch, seq, r, prefix) then t, c = totals(h, ub, prefix) end
   if t then
@@ -115,18 +120,21 @@ return out
 
 // bigSeqScript records the last_seq of a channel above the push limit,
 // and the sender's read position. KEYS: seq key, sender's big hash,
-// sender's hash. ARGV: channel, seq, key prefix.
+// sender's hash. ARGV: channel, seq, key prefix, the sender's read
+// position and the generation it holds for.
 var bigSeqScript = redis.NewScript(unreadLib + `
 local seq = tonumber(ARGV[2])
 if tonumber(redis.call('GET', KEYS[1]) or '0') < seq then redis.call('SET', KEYS[1], seq) end
-if KEYS[2] ~= '' then readBig(KEYS[3], KEYS[2], ARGV[1], seq, ARGV[3]) end
+if KEYS[2] ~= '' and current(KEYS[3], ARGV[5]) then readBig(KEYS[3], KEYS[2], ARGV[1], tonumber(ARGV[4]), ARGV[3]) end
 return 1
 `)
 
 // markReadScript records a read position. KEYS: hash, big hash. ARGV:
-// channel, seq, big (1/0), prefix. Returns the totals, or -1 -1.
+// channel, seq, big (1/0), prefix, the generation the position holds for.
+// Returns the totals, or -1 -1.
 var markReadScript = redis.NewScript(unreadLib + `
 local h, ub, ch, seq, prefix = KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), ARGV[4]
+if not current(h, ARGV[5]) then return {-1, -1} end
 local ok
 if ARGV[3] == '1' then
   readBig(h, ub, ch, seq, prefix)
@@ -302,20 +310,22 @@ func (s *State) SettleUnread(ctx context.Context) error {
 }
 
 // BumpUnread counts a new top-level message in Redis for the members of
-// a channel under the push limit (the sender's own read position moves
-// too), in one round trip, and returns each member's new totals (unknown
-// while a failed write is unsettled).
-func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, members []string, sender string) ([]store.UnreadTotals, error) {
+// a channel under the push limit (and records the sender's read
+// position, read, unless nil), in one round trip, and returns each
+// member's new totals (unknown while a failed write is unsettled).
+func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, members []string, read *store.ReadPosition) ([]store.UnreadTotals, error) {
 	if len(members) == 0 {
 		return nil, nil
 	}
 	keys := make([]string, 0, 2*len(members))
 	senderIdx := 0
+	var readSeq int64
+	gen := ""
 	for i, m := range members {
 		h, ub := s.unreadKeys(m)
 		keys = append(keys, h, ub)
-		if m == sender {
-			senderIdx = i + 1
+		if read != nil && m == read.UserID {
+			senderIdx, readSeq, gen = i+1, read.Seq, read.Gen
 		}
 	}
 	ctx = afterCommit(ctx)
@@ -323,7 +333,7 @@ func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 	// this too), but trust no totals read back: the hash may have missed
 	// the failed write.
 	settled := s.SettleUnread(ctx) == nil
-	res, err := bumpScript.Run(ctx, s.rdb, keys, channelID, seq, senderIdx, s.prefix).Int64Slice()
+	res, err := bumpScript.Run(ctx, s.rdb, keys, channelID, seq, senderIdx, s.prefix, readSeq, gen).Int64Slice()
 	if err != nil {
 		s.writeFailed(ctx, members)
 		return nil, fmt.Errorf("ephemeral: bump unread: %w", err)
@@ -338,17 +348,20 @@ func (s *State) BumpUnread(ctx context.Context, channelID string, seq int64, mem
 }
 
 // SetBigChannelSeq records the last_seq of a channel above the push limit
-// and the sender's read position.
-func (s *State) SetBigChannelSeq(ctx context.Context, channelID string, seq int64, sender string) error {
+// and the sender's read position, read, unless nil.
+func (s *State) SetBigChannelSeq(ctx context.Context, channelID string, seq int64, read *store.ReadPosition) error {
 	h, ub := "", ""
 	var users []string
-	if sender != "" {
-		h, ub = s.unreadKeys(sender)
-		users = []string{sender}
+	var readSeq int64
+	gen := ""
+	if read != nil {
+		h, ub = s.unreadKeys(read.UserID)
+		users = []string{read.UserID}
+		readSeq, gen = read.Seq, read.Gen
 	}
 	ctx = afterCommit(ctx)
 	seqKey := s.Key("chat", "seq", channelID)
-	if err := bigSeqScript.Run(ctx, s.rdb, []string{seqKey, ub, h}, channelID, seq, s.prefix).Err(); err != nil {
+	if err := bigSeqScript.Run(ctx, s.rdb, []string{seqKey, ub, h}, channelID, seq, s.prefix, readSeq, gen).Err(); err != nil {
 		s.writeFailed(ctx, users, seqKey)
 		return fmt.Errorf("ephemeral: big channel seq: %w", err)
 	}
@@ -356,7 +369,8 @@ func (s *State) SetBigChannelSeq(ctx context.Context, channelID string, seq int6
 }
 
 // RecordRead moves a user's read position in Redis after MarkRead
-// committed, and returns the user's new totals (unknown while a failed
+// committed (with p.Gen set, only while the counters are of that
+// generation), and returns the user's new totals (unknown while a failed
 // write is unsettled, as for BumpUnread).
 func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.UnreadTotals, error) {
 	h, ub := s.unreadKeys(p.UserID)
@@ -366,7 +380,7 @@ func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.Un
 	}
 	ctx = afterCommit(ctx)
 	settled := s.SettleUnread(ctx) == nil
-	res, err := markReadScript.Run(ctx, s.rdb, []string{h, ub}, p.ChannelID, p.Seq, big, s.prefix).Int64Slice()
+	res, err := markReadScript.Run(ctx, s.rdb, []string{h, ub}, p.ChannelID, p.Seq, big, s.prefix, p.Gen).Int64Slice()
 	if err != nil {
 		s.writeFailed(ctx, []string{p.UserID})
 		return store.UnreadTotals{}, fmt.Errorf("ephemeral: record read: %w", err)
@@ -375,6 +389,22 @@ func (s *State) RecordRead(ctx context.Context, p *store.ReadPosition) (store.Un
 		return store.UnreadTotals{}, nil
 	}
 	return store.UnreadTotals{Total: int(res[0]), Channels: int(res[1]), Known: true}, nil
+}
+
+// UnreadGen returns the generation of a user's counters, which every
+// invalidation and discard moves: a read position read from PostgreSQL
+// after it may be recorded with it (ReadPosition.Gen), and is then
+// dropped if the counters were invalidated or discarded meanwhile.
+func (s *State) UnreadGen(ctx context.Context, user string) (string, error) {
+	h, _ := s.unreadKeys(user)
+	gen, err := s.rdb.HGet(ctx, h, "gen").Result()
+	if errors.Is(err, redis.Nil) {
+		return "0", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("ephemeral: unread generation: %w", err)
+	}
+	return gen, nil
 }
 
 // InvalidateUnread marks users' counters incomplete, so the next read
