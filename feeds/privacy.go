@@ -18,7 +18,10 @@ import (
 // SetFeedVisibility sets who reads a user feed the caller owns (any, for
 // an admin) and returns the feed. Its followers stay followers; requests
 // stay pending until answered (or, once the feed is PUBLIC, until their
-// sender follows again).
+// sender follows again). Becoming PRIVATE, a durable job takes the feed's
+// activities out of its followers' timelines; no longer PRIVATE, it puts
+// them back as far as each follow reaches, as the read-time merge of a
+// pulled feed shows them either way.
 func (s *Service) SetFeedVisibility(ctx context.Context, feed string, visibility store.FeedVisibility, lookup Lookup) (*store.Feed, error) {
 	f, _, err := ownFeed(ctx, "feed", feed)
 	if err != nil {
@@ -38,9 +41,18 @@ func (s *Service) SetFeedVisibility(ctx context.Context, feed string, visibility
 		}
 		return nil, err
 	}
-	if err := s.store.SetFeedVisibility(ctx, f.ID, visibility); err != nil {
-		return nil, err
+	err = s.store.InTx(ctx, func(tx *store.Store) error {
+		old, err := tx.SwapFeedVisibility(ctx, f.ID, visibility)
+		if err != nil || (old == store.VisibilityPrivate) == (visibility == store.VisibilityPrivate) {
+			return err
+		}
+		_, err = tx.EnqueueJob(ctx, store.JobFeedVisibility, store.VisibilityJob{Feed: f.ID, Hide: visibility == store.VisibilityPrivate})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("feeds: set feed visibility: %w", err)
 	}
+	s.wakeWorkers(ctx)
 	// The answer reads the feed after the change, not a loaded copy.
 	out, err := s.store.FeedsByID(ctx, []string{f.ID})
 	if err != nil {
@@ -164,4 +176,22 @@ func (s *Service) FollowSuggestions(ctx context.Context, first *int) ([]*store.F
 		}
 	}
 	return s.store.FollowSuggestions(ctx, me.UserID, n)
+}
+
+// visibilityJob takes a feed that became PRIVATE out of its followers'
+// timelines, or puts one that stopped being PRIVATE back, and tells the
+// live updates of the timelines that merge it at read time to read their
+// sources again.
+func (s *Service) visibilityJob(ctx context.Context, tx *store.Store, j store.VisibilityJob) (func(context.Context), error) {
+	var pulled []string
+	var err error
+	if j.Hide {
+		pulled, err = tx.HideFromFollowers(ctx, j.Feed)
+	} else {
+		pulled, err = tx.ShowToFollowers(ctx, j.Feed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.remerged(pulled), nil
 }

@@ -51,43 +51,6 @@ type FollowSuggestion struct {
 	MutualCount int
 }
 
-// SetFeedVisibility sets who reads a user feed.
-func (s *Store) SetFeedVisibility(ctx context.Context, feedID string, v FeedVisibility) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO feeds (id, visibility) VALUES ($1, $2)
-		ON CONFLICT (id) DO UPDATE SET visibility = excluded.visibility`, feedID, string(v))
-	if err != nil {
-		return fmt.Errorf("store: set feed visibility: %w", err)
-	}
-	return nil
-}
-
-// FeedVisibilityOf reads who reads a user feed (PUBLIC when it has no row).
-func (s *Store) FeedVisibilityOf(ctx context.Context, feedID string) (FeedVisibility, error) {
-	var v string
-	err := s.db.QueryRow(ctx, `SELECT visibility FROM feeds WHERE id = $1`, feedID).Scan(&v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return VisibilityPublic, nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: feed visibility: %w", err)
-	}
-	return FeedVisibility(v), nil
-}
-
-// LockFeedForPost is LockFollowerCount for a post: it also returns the
-// feed's visibility (PUBLIC when it has no row), which decides whether the
-// post reaches the followers at all.
-func (s *Store) LockFeedForPost(ctx context.Context, feedID string) (followers int, v FeedVisibility, err error) {
-	err = s.db.QueryRow(ctx, `SELECT follower_count, visibility FROM feeds WHERE id = $1 FOR SHARE`, feedID).Scan(&followers, &v)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, VisibilityPublic, nil
-	}
-	if err != nil {
-		return 0, "", fmt.Errorf("store: lock feed: %w", err)
-	}
-	return followers, v, nil
-}
-
 // IsFollowing reports whether source follows target (an accepted follow).
 func (s *Store) IsFollowing(ctx context.Context, source, target string) (bool, error) {
 	var ok bool
