@@ -2,6 +2,7 @@ package feeds
 
 import (
 	"context"
+	"errors"
 
 	"github.com/google/uuid"
 
@@ -9,8 +10,9 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
-// Who may do what. Anyone signed in reads user feeds; timelines and
-// notifications only their owner (and admins). An activity is read by its
+// Who may do what. Anyone signed in reads PUBLIC user feeds, followers
+// FOLLOWERS ones; timelines, notifications and PRIVATE feeds only their
+// owner (and admins). An activity is read by its
 // actor, by whoever may read its origin, and by the owners of the feeds it
 // was copied to; only its actor (or an admin) changes it. A feed's owner
 // (or an admin) posts to it, follows from it and marks it.
@@ -69,10 +71,33 @@ func (s *Service) lookup(l Lookup) Lookup {
 	return l
 }
 
-// canReadFeed reports whether the caller may read a feed: anyone signed in
-// reads user feeds; timelines and notifications only their owner or admins.
-func canReadFeed(id auth.Identity, f *store.Feed) bool {
-	return id.IsAdmin() || f.Group == store.GroupUser || f.OwnerID == id.UserID
+// checkFeedRead is FORBIDDEN when id may not read f's content: its owner
+// and admins read any feed; others read a PUBLIC user feed, and a
+// FOLLOWERS one when their timeline follows it (a pending request is not
+// enough). Timelines and notification feeds are PRIVATE. f's visibility
+// is read when f has none yet (a parsed user feed id).
+func (s *Service) checkFeedRead(ctx context.Context, id auth.Identity, f *store.Feed) error {
+	if id.IsAdmin() || f.OwnerID == id.UserID {
+		return nil
+	}
+	vis := f.Visibility
+	if vis == "" {
+		var err error
+		if vis, err = s.store.FeedVisibilityOf(ctx, f.ID); err != nil {
+			return err
+		}
+	}
+	switch vis {
+	case store.VisibilityPublic:
+		return nil
+	case store.VisibilityFollowers:
+		ok, err := s.store.IsFollowing(ctx, store.GroupTimeline+":"+id.UserID, f.ID)
+		if err != nil || ok {
+			return err
+		}
+		return auth.Forbidden("%s is for its followers only: follow it, and read it once %s accepts", f.ID, f.OwnerID)
+	}
+	return auth.Forbidden("only %s (or an admin) may read %s", f.OwnerID, f.ID)
 }
 
 // callerFeed returns the caller and a feed id, parsed.
@@ -86,23 +111,15 @@ func callerFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.Id
 }
 
 // readableFeed parses a feed id and checks that the caller may read it.
-func readableFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.Identity, error) {
+func (s *Service) readableFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.Identity, error) {
 	f, id, err := callerFeed(ctx, field, feedID)
 	if err == nil {
-		err = checkFeedRead(id, f)
+		err = s.checkFeedRead(ctx, id, f)
 	}
 	if err != nil {
 		return nil, id, err
 	}
 	return f, id, nil
-}
-
-// checkFeedRead is FORBIDDEN when id may not read f's content.
-func checkFeedRead(id auth.Identity, f *store.Feed) error {
-	if !canReadFeed(id, f) {
-		return auth.Forbidden("only %s (or an admin) may read %s", f.OwnerID, f.ID)
-	}
-	return nil
 }
 
 // RequireRead checks that the caller may read f's content: the check
@@ -113,7 +130,7 @@ func (s *Service) RequireRead(ctx context.Context, f *store.Feed) error {
 	if err != nil {
 		return err
 	}
-	return checkFeedRead(id, f)
+	return s.checkFeedRead(ctx, id, f)
 }
 
 // ownFeed parses a feed id and checks that the caller owns it (or is an admin).
@@ -128,22 +145,39 @@ func ownFeed(ctx context.Context, field, feedID string) (*store.Feed, auth.Ident
 	return f, id, nil
 }
 
-// canReadActivity reports whether the caller may read an activity: its
-// actor, admins, and whoever may read its origin or owns a feed it was
-// copied to.
-func canReadActivity(id auth.Identity, a *store.Activity) bool {
+// checkActivityRead is FORBIDDEN when id may not read an activity: its
+// actor, admins, the owners of the feeds it was copied to, and whoever may
+// read its origin read it.
+func (s *Service) checkActivityRead(ctx context.Context, id auth.Identity, a *store.Activity, lookup Lookup) error {
 	if id.IsAdmin() || a.ActorID == id.UserID {
-		return true
-	}
-	if f, err := store.ParseFeedID("", a.FeedID); err == nil && canReadFeed(id, f) {
-		return true
+		return nil
 	}
 	for _, to := range a.To {
 		if f, err := store.ParseFeedID("", to); err == nil && f.OwnerID == id.UserID {
-			return true
+			return nil
 		}
 	}
-	return false
+	origin, err := store.ParseFeedID("", a.FeedID)
+	if err != nil {
+		return auth.Forbidden("you may not read activity %s", a.ID)
+	}
+	if origin.Visibility == "" && origin.OwnerID != id.UserID {
+		// Through the loader, so origin { } of the answer reads it once.
+		feeds, err := s.lookup(lookup).FetchFeeds(ctx, []string{origin.ID})
+		if err != nil {
+			return err
+		}
+		if feeds[0] != nil {
+			origin = feeds[0]
+		}
+	}
+	if err := s.checkFeedRead(ctx, id, origin); err != nil {
+		if errors.Is(err, auth.ErrForbidden) {
+			return auth.Forbidden("you may not read activity %s: %v", a.ID, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // readableActivity loads an activity the caller may read.
@@ -164,8 +198,8 @@ func (s *Service) readableActivity(ctx context.Context, field, activityID string
 	if a == nil {
 		return nil, id, store.NotFound("activity", activityID)
 	}
-	if !canReadActivity(id, a) {
-		return nil, id, auth.Forbidden("you may not read activity %s", activityID)
+	if err := s.checkActivityRead(ctx, id, a, lookup); err != nil {
+		return nil, id, err
 	}
 	return a, id, nil
 }

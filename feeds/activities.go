@@ -43,7 +43,7 @@ func (s *Service) AddActivity(ctx context.Context, feed string, input store.Acti
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
 		// FOR SHARE orders this post with follows that move the actor
 		// across the pull threshold (they update this row).
-		followers, err := tx.LockFollowerCount(ctx, origin.ID)
+		followers, visibility, err := tx.LockFeedForPost(ctx, origin.ID)
 		if err != nil {
 			return err
 		}
@@ -53,7 +53,8 @@ func (s *Service) AddActivity(ctx context.Context, feed string, input store.Acti
 			return err
 		}
 		_, err = tx.EnqueueJob(ctx, store.JobFeedActivity, store.ActivityJob{
-			Activity: a.ID, Origin: origin.ID, Push: !s.pulled(followers),
+			// A PRIVATE feed's posts reach no follower.
+			Activity: a.ID, Origin: origin.ID, Push: !s.pulled(followers) && visibility != store.VisibilityPrivate,
 		})
 		return err
 	})

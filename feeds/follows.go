@@ -2,8 +2,10 @@ package feeds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
 )
 
@@ -13,8 +15,10 @@ const defaultCopyLimit = 100
 
 // Follow makes source, the caller's timeline, follow target, a user feed,
 // and backfills up to activityCopyLimit of target's most recent
-// activities through a durable job. Following again returns the existing
-// follow and writes nothing.
+// activities through a durable job. Following a FOLLOWERS feed of another
+// user makes a request instead (status PENDING), which copies nothing
+// until target's owner accepts it; a PRIVATE one is FORBIDDEN. Following
+// again returns the existing follow or request and writes nothing.
 func (s *Service) Follow(ctx context.Context, source, target string, activityCopyLimit *int, lookup Lookup) (*store.Follow, error) {
 	src, dst, err := followFeeds(ctx, source, target)
 	if err != nil {
@@ -35,37 +39,73 @@ func (s *Service) Follow(ctx context.Context, source, target string, activityCop
 	}
 	var f *store.Follow
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
-		var backfill *store.BackfillJob
-		var err error
-		if f, backfill, err = tx.AddFollow(ctx, src, dst, limit); err != nil || backfill == nil {
-			return err
+		if src.OwnerID != dst.OwnerID {
+			vis, err := tx.FeedVisibilityOf(ctx, dst.ID)
+			if err != nil {
+				return err
+			}
+			switch vis {
+			case store.VisibilityPrivate:
+				return auth.Forbidden("%s is private: only %s reads it", dst.ID, dst.OwnerID)
+			case store.VisibilityFollowers:
+				if f, err = tx.FollowOf(ctx, src.ID, dst.ID); err != nil || f != nil {
+					return err
+				}
+				f, err = tx.RequestFollow(ctx, src.ID, dst.ID, limit)
+				return err
+			}
 		}
-		// Counting may take target across the threshold, flagging every
-		// follow of it, this one included.
-		if f.Remerged, err = s.countFollow(ctx, tx, src.ID, dst.ID, 1); err != nil {
-			return err
-		}
-		// A follow of a pulled feed merges it at read time from the start.
-		if err := tx.MergeIfPulled(ctx, src.ID, dst.ID); err != nil {
-			return err
-		}
-		if limit == 0 {
-			return nil
-		}
-		_, err = tx.EnqueueJob(ctx, store.JobFeedBackfill, backfill)
+		f, err = s.startFollow(ctx, tx, src, dst, limit)
 		return err
 	})
 	if err != nil {
+		if errors.Is(err, auth.ErrForbidden) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("feeds: follow: %w", err)
 	}
-	s.wakeWorkers(ctx)
-	s.followsChanged(ctx, append([]string{src.ID}, f.Remerged...))
+	if f.Status == store.FollowAccepted {
+		s.wakeWorkers(ctx)
+		s.followsChanged(ctx, append([]string{src.ID}, f.Remerged...))
+	}
 	return f, nil
 }
 
-// Unfollow ends source's follow of target. Unless keepHistory is set, a
-// durable job removes what the follow brought into source. It reports
-// whether source followed target.
+// startFollow writes source's follow of target in tx, with what a new
+// follow brings: the counts, the read-time merge of a pulled target, and
+// the job that backfills up to limit of target's activities. A follow
+// that exists already is returned as it is. Follow and acceptFollow both
+// start follows here.
+func (s *Service) startFollow(ctx context.Context, tx *store.Store, src, dst *store.Feed, limit int) (*store.Follow, error) {
+	f, backfill, err := tx.AddFollow(ctx, src, dst, limit)
+	if err != nil || backfill == nil {
+		return f, err
+	}
+	// A request made while target was not public is answered by the
+	// follow.
+	if _, _, err := tx.TakeFollowRequest(ctx, src.ID, dst.ID); err != nil {
+		return nil, err
+	}
+	// Counting may take target across the threshold, flagging every
+	// follow of it, this one included.
+	if f.Remerged, err = s.countFollow(ctx, tx, src.ID, dst.ID, 1); err != nil {
+		return nil, err
+	}
+	// A follow of a pulled feed merges it at read time from the start.
+	if err := tx.MergeIfPulled(ctx, src.ID, dst.ID); err != nil {
+		return nil, err
+	}
+	if limit == 0 {
+		return f, nil
+	}
+	_, err = tx.EnqueueJob(ctx, store.JobFeedBackfill, backfill)
+	return f, err
+}
+
+// Unfollow ends source's follow of target, or withdraws its request to
+// follow it. Unless keepHistory is set, a durable job removes what the
+// follow brought into source. It reports whether source followed (or had
+// asked to follow) target.
 func (s *Service) Unfollow(ctx context.Context, source, target string, keepHistory *bool) (bool, error) {
 	src, dst, err := followFeeds(ctx, source, target)
 	if err != nil {
@@ -76,7 +116,12 @@ func (s *Service) Unfollow(ctx context.Context, source, target string, keepHisto
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
 		ended, err := tx.EndFollow(ctx, src.ID, dst.ID)
 		existed = ended != nil
-		if err != nil || ended == nil {
+		if err != nil {
+			return err
+		}
+		if ended == nil {
+			// Not a follow: perhaps a request, which unfollow withdraws.
+			_, existed, err = tx.TakeFollowRequest(ctx, src.ID, dst.ID)
 			return err
 		}
 		if _, err := s.countFollow(ctx, tx, src.ID, dst.ID, -1); err != nil {
@@ -126,8 +171,14 @@ func (s *Service) countFollow(ctx context.Context, tx *store.Store, source, targ
 	return nil, err
 }
 
-// Followers returns a page of the feeds that follow f, by feed id.
+// Followers returns a page of the feeds that follow f, by feed id: the
+// followers of a user feed are listed to those who may read it.
 func (s *Service) Followers(ctx context.Context, f *store.Feed, first *int, after *string) (store.Page[store.FeedLink], error) {
+	if f.Group == store.GroupUser {
+		if err := s.RequireRead(ctx, f); err != nil {
+			return store.Page[store.FeedLink]{}, err
+		}
+	}
 	n, pos, err := store.PageArgs(first, after, 25)
 	if err != nil {
 		return store.Page[store.FeedLink]{}, err

@@ -11,13 +11,23 @@ import (
 // Feed returns a feed the caller may read, with its counts: nil for a feed
 // of a user that does not exist.
 func (s *Service) Feed(ctx context.Context, id string, lookup Lookup) (*store.Feed, error) {
-	f, _, err := readableFeed(ctx, "id", id)
+	f, me, err := callerFeed(ctx, "id", id)
 	if err != nil {
 		return nil, err
 	}
+	// A timeline or notification feed is refused before reading it; a
+	// user feed's visibility comes with it.
+	if f.Visibility != "" {
+		if err := s.checkFeedRead(ctx, me, f); err != nil {
+			return nil, err
+		}
+	}
 	// A root field has no siblings to batch with: fetch at once.
 	feeds, err := s.lookup(lookup).FetchFeeds(ctx, []string{f.ID})
-	if err != nil {
+	if err != nil || feeds[0] == nil {
+		return nil, err
+	}
+	if err := s.checkFeedRead(ctx, me, feeds[0]); err != nil {
 		return nil, err
 	}
 	return feeds[0], nil

@@ -15,7 +15,7 @@ import (
 // FeedUpdated streams the updates of a feed the caller may read, live
 // only: activities added to it and ids removed from it.
 func (s *Service) FeedUpdated(ctx context.Context, feed string) (<-chan *FeedUpdate, error) {
-	f, _, err := readableFeed(ctx, "feed", feed)
+	f, _, err := s.readableFeed(ctx, "feed", feed)
 	if err != nil {
 		return nil, err
 	}

@@ -38,6 +38,7 @@ type ResolverRoot interface {
 	FeedUpdate() FeedUpdateResolver
 	Flag() FlagResolver
 	Follow() FollowResolver
+	FollowSuggestion() FollowSuggestionResolver
 	Member() MemberResolver
 	Message() MessageResolver
 	MessageReaction() MessageReactionResolver
@@ -208,6 +209,8 @@ type ComplexityRoot struct {
 
 	Feed struct {
 		Activities     func(childComplexity int, first *int, after *string) int
+		FollowRelation func(childComplexity int, other string) int
+		FollowRequests func(childComplexity int, first *int, after *string) int
 		FollowerCount  func(childComplexity int) int
 		Followers      func(childComplexity int, first *int, after *string) int
 		Following      func(childComplexity int, first *int, after *string) int
@@ -219,6 +222,7 @@ type ComplexityRoot struct {
 		Owner          func(childComplexity int) int
 		UnreadCount    func(childComplexity int) int
 		UnseenCount    func(childComplexity int) int
+		Visibility     func(childComplexity int) int
 	}
 
 	FeedConnection struct {
@@ -267,7 +271,18 @@ type ComplexityRoot struct {
 	Follow struct {
 		CreatedAt func(childComplexity int) int
 		Source    func(childComplexity int) int
+		Status    func(childComplexity int) int
 		Target    func(childComplexity int) int
+	}
+
+	FollowRelation struct {
+		FollowedBy func(childComplexity int) int
+		Following  func(childComplexity int) int
+	}
+
+	FollowSuggestion struct {
+		Feed        func(childComplexity int) int
+		MutualCount func(childComplexity int) int
 	}
 
 	Member struct {
@@ -336,6 +351,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AcceptFollow      func(childComplexity int, source string, target string) int
 		AcceptInvite      func(childComplexity int, channel string) int
 		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
 		AddMembers        func(childComplexity int, channel string, userIds []string) int
@@ -366,6 +382,7 @@ type ComplexityRoot struct {
 		MuteChannel       func(childComplexity int, channel string, until *time.Time) int
 		MuteUser          func(childComplexity int, user string, until *time.Time) int
 		PinMessage        func(childComplexity int, id string, expiresAt *time.Time) int
+		RejectFollow      func(childComplexity int, source string, target string) int
 		RejectInvite      func(childComplexity int, channel string) int
 		RemoveActivity    func(childComplexity int, id string) int
 		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
@@ -375,6 +392,7 @@ type ComplexityRoot struct {
 		SendReaction      func(childComplexity int, message string, kind string) int
 		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
 		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
+		SetFeedVisibility func(childComplexity int, feed string, visibility store.FeedVisibility) int
 		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
 		ShowChannel       func(childComplexity int, channel string) int
 		TruncateChannel   func(childComplexity int, id string) int
@@ -405,21 +423,22 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Activity       func(childComplexity int, id string) int
-		Call           func(childComplexity int, id string) int
-		Channel        func(childComplexity int, id string) int
-		Channels       func(childComplexity int, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) int
-		Feed           func(childComplexity int, id string) int
-		Flags          func(childComplexity int, status *store.FlagStatus, first *int, after *string) int
-		Me             func(childComplexity int) int
-		Message        func(childComplexity int, id string) int
-		SearchMessages func(childComplexity int, query string, channel *string, first *int, after *string) int
-		SearchUsers    func(childComplexity int, query string, first *int, after *string) int
-		SfuNodes       func(childComplexity int) int
-		Threads        func(childComplexity int, first *int, after *string) int
-		UnreadCounts   func(childComplexity int) int
-		User           func(childComplexity int, id string) int
-		Users          func(childComplexity int, ids []string) int
+		Activity          func(childComplexity int, id string) int
+		Call              func(childComplexity int, id string) int
+		Channel           func(childComplexity int, id string) int
+		Channels          func(childComplexity int, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) int
+		Feed              func(childComplexity int, id string) int
+		Flags             func(childComplexity int, status *store.FlagStatus, first *int, after *string) int
+		FollowSuggestions func(childComplexity int, first *int) int
+		Me                func(childComplexity int) int
+		Message           func(childComplexity int, id string) int
+		SearchMessages    func(childComplexity int, query string, channel *string, first *int, after *string) int
+		SearchUsers       func(childComplexity int, query string, first *int, after *string) int
+		SfuNodes          func(childComplexity int) int
+		Threads           func(childComplexity int, first *int, after *string) int
+		UnreadCounts      func(childComplexity int) int
+		User              func(childComplexity int, id string) int
+		Users             func(childComplexity int, ids []string) int
 	}
 
 	Reaction struct {
@@ -1198,6 +1217,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Feed.Activities(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "Feed.followRelation":
+		if e.ComplexityRoot.Feed.FollowRelation == nil {
+			break
+		}
+
+		args, err := ec.field_Feed_followRelation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Feed.FollowRelation(childComplexity, args["other"].(string)), true
+	case "Feed.followRequests":
+		if e.ComplexityRoot.Feed.FollowRequests == nil {
+			break
+		}
+
+		args, err := ec.field_Feed_followRequests_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Feed.FollowRequests(childComplexity, args["first"].(*int), args["after"].(*string)), true
 	case "Feed.followerCount":
 		if e.ComplexityRoot.Feed.FollowerCount == nil {
 			break
@@ -1279,6 +1320,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Feed.UnseenCount(childComplexity), true
+	case "Feed.visibility":
+		if e.ComplexityRoot.Feed.Visibility == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Feed.Visibility(childComplexity), true
 
 	case "FeedConnection.edges":
 		if e.ComplexityRoot.FeedConnection.Edges == nil {
@@ -1448,12 +1495,44 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Follow.Source(childComplexity), true
+	case "Follow.status":
+		if e.ComplexityRoot.Follow.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Follow.Status(childComplexity), true
 	case "Follow.target":
 		if e.ComplexityRoot.Follow.Target == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Follow.Target(childComplexity), true
+
+	case "FollowRelation.followedBy":
+		if e.ComplexityRoot.FollowRelation.FollowedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FollowRelation.FollowedBy(childComplexity), true
+	case "FollowRelation.following":
+		if e.ComplexityRoot.FollowRelation.Following == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FollowRelation.Following(childComplexity), true
+
+	case "FollowSuggestion.feed":
+		if e.ComplexityRoot.FollowSuggestion.Feed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FollowSuggestion.Feed(childComplexity), true
+	case "FollowSuggestion.mutualCount":
+		if e.ComplexityRoot.FollowSuggestion.MutualCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FollowSuggestion.MutualCount(childComplexity), true
 
 	case "Member.banned":
 		if e.ComplexityRoot.Member.Banned == nil {
@@ -1736,6 +1815,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MessageReaction.User(childComplexity), true
 
+	case "Mutation.acceptFollow":
+		if e.ComplexityRoot.Mutation.AcceptFollow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acceptFollow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcceptFollow(childComplexity, args["source"].(string), args["target"].(string)), true
 	case "Mutation.acceptInvite":
 		if e.ComplexityRoot.Mutation.AcceptInvite == nil {
 			break
@@ -2061,6 +2151,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PinMessage(childComplexity, args["id"].(string), args["expiresAt"].(*time.Time)), true
+	case "Mutation.rejectFollow":
+		if e.ComplexityRoot.Mutation.RejectFollow == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rejectFollow_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RejectFollow(childComplexity, args["source"].(string), args["target"].(string)), true
 	case "Mutation.rejectInvite":
 		if e.ComplexityRoot.Mutation.RejectInvite == nil {
 			break
@@ -2160,6 +2261,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.SendTypingEvent(childComplexity, args["channel"].(string), args["typing"].(*bool)), true
+	case "Mutation.setFeedVisibility":
+		if e.ComplexityRoot.Mutation.SetFeedVisibility == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setFeedVisibility_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetFeedVisibility(childComplexity, args["feed"].(string), args["visibility"].(store.FeedVisibility)), true
 	case "Mutation.setMemberRole":
 		if e.ComplexityRoot.Mutation.SetMemberRole == nil {
 			break
@@ -2425,6 +2537,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Flags(childComplexity, args["status"].(*store.FlagStatus), args["first"].(*int), args["after"].(*string)), true
+	case "Query.followSuggestions":
+		if e.ComplexityRoot.Query.FollowSuggestions == nil {
+			break
+		}
+
+		args, err := ec.field_Query_followSuggestions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.FollowSuggestions(childComplexity, args["first"].(*int)), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -3946,7 +4069,7 @@ enum FeedKind {
 
 """
 A feed, ` + "`" + `group:owner` + "`" + `. Every user has four: ` + "`" + `user:alice` + "`" + ` (where alice posts;
-anyone signed in reads it), ` + "`" + `timeline:alice` + "`" + ` (what the feeds she follows
+anyone signed in reads it, unless alice restricts it: ` + "`" + `visibility` + "`" + `), ` + "`" + `timeline:alice` + "`" + ` (what the feeds she follows
 post), ` + "`" + `timeline_aggregated:alice` + "`" + ` (the same, grouped) and
 ` + "`" + `notification:alice` + "`" + ` (grouped, with seen and read state). Only alice (or an
 admin) reads her timelines and notifications.
@@ -4112,12 +4235,15 @@ extend type Mutation {
   """
   Makes ` + "`" + `source` + "`" + ` (the caller's ` + "`" + `timeline:<self>` + "`" + `) follow ` + "`" + `target` + "`" + ` (a ` + "`" + `user:` + "`" + `
   feed), and copies up to ` + "`" + `activityCopyLimit` + "`" + ` (0 to 1000) of target's
-  recent activities into it. Following again changes nothing.
+  recent activities into it. Following a FOLLOWERS feed makes a request
+  (status PENDING) that copies nothing until its owner accepts it.
+  Following again changes nothing.
   """
   follow(source: ID!, target: ID!, activityCopyLimit: Int = 100): Follow!
   """
-  Ends a follow and, unless keepHistory, removes target's activities from
-  source. Returns whether source followed target.
+  Ends a follow (or withdraws a request) and, unless keepHistory, removes
+  target's activities from source. Returns whether source followed (or had
+  asked to follow) target.
   """
   unfollow(source: ID!, target: ID!, keepHistory: Boolean = false): Boolean!
   "Reacts to an activity the caller may read; the same kind again returns the existing reaction."
@@ -4133,6 +4259,80 @@ extend type Mutation {
 extend type Subscription {
   "Activities added to and removed from a feed the caller may read, as they happen."
   feedUpdated(feed: ID!): FeedUpdate!
+}
+`, BuiltIn: false},
+	{Name: "../schema/feeds_privacy.graphqls", Input: `# Private feeds and follow requests (the feeds guide, docs/feeds.md,
+# "Private feeds and follow requests").
+
+"Who reads a user feed. Timelines and notification feeds are always PRIVATE."
+enum FeedVisibility {
+  "Anyone signed in."
+  PUBLIC
+  "Its owner and the timelines that follow it; following it is a request its owner accepts."
+  FOLLOWERS
+  "Its owner alone; no one may follow it, and its posts reach no follower."
+  PRIVATE
+}
+
+"Whether a follow is in effect or waits for the followed feed's owner."
+enum FollowStatus {
+  "A request to follow a FOLLOWERS feed: it copies nothing until accepted."
+  PENDING
+  "A follow in effect."
+  ACCEPTED
+}
+
+"How two users follow each other: each one's timeline's follow of the other's user feed."
+type FollowRelation {
+  "This feed's owner's follow of the other's feed: ACCEPTED, PENDING, or null for none."
+  following: FollowStatus
+  "The other's follow of this feed's owner's feed: ACCEPTED, PENDING, or null for none."
+  followedBy: FollowStatus
+}
+
+"A feed to follow, and how many of the feeds the caller follows follow it."
+type FollowSuggestion {
+  feed: Feed!
+  mutualCount: Int!
+}
+
+extend type Feed {
+  "Who reads it (PRIVATE for timelines and notification feeds)."
+  visibility: FeedVisibility!
+  "Timelines asking to follow this feed, by id; for its owner (and admins)."
+  followRequests(first: Int = 25, after: String): FeedConnection!
+  """
+  How this feed's owner and other's owner follow each other (any of a user's
+  feeds stands for the user); for either of them (and admins).
+  """
+  followRelation(other: ID!): FollowRelation!
+}
+
+extend type Follow {
+  "PENDING for a request to follow a FOLLOWERS feed, ACCEPTED once in effect."
+  status: FollowStatus!
+}
+
+extend type Query {
+  """
+  User feeds for the caller to follow: those the feeds it follows follow,
+  the most followed by them first, without those it follows or asked to
+  follow, its own and PRIVATE ones. At most 100.
+  """
+  followSuggestions(first: Int = 10): [FollowSuggestion!]!
+}
+
+extend type Mutation {
+  "Sets who reads a user feed (its owner or an admin). Followers stay; pending requests stay pending."
+  setFeedVisibility(feed: ID!, visibility: FeedVisibility!): Feed!
+  """
+  Accepts source's request to follow target (target's owner or an admin):
+  the follow starts, and copies target's recent activities as the request's
+  activityCopyLimit asked. Accepting a follow in effect returns it.
+  """
+  acceptFollow(source: ID!, target: ID!): Follow!
+  "Drops source's request to follow target (target's owner or an admin). Returns whether there was one."
+  rejectFollow(source: ID!, target: ID!): Boolean!
 }
 `, BuiltIn: false},
 	{Name: "../schema/moderation.graphqls", Input: `"""
@@ -4576,6 +4776,12 @@ func (ec *executionContext) childFields_Feed(ctx context.Context, field graphql.
 		return ec.fieldContext_Feed_followers(ctx, field)
 	case "following":
 		return ec.fieldContext_Feed_following(ctx, field)
+	case "visibility":
+		return ec.fieldContext_Feed_visibility(ctx, field)
+	case "followRequests":
+		return ec.fieldContext_Feed_followRequests(ctx, field)
+	case "followRelation":
+		return ec.fieldContext_Feed_followRelation(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Feed", field.Name)
 }
@@ -4674,8 +4880,30 @@ func (ec *executionContext) childFields_Follow(ctx context.Context, field graphq
 		return ec.fieldContext_Follow_target(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Follow_createdAt(ctx, field)
+	case "status":
+		return ec.fieldContext_Follow_status(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Follow", field.Name)
+}
+
+func (ec *executionContext) childFields_FollowRelation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "following":
+		return ec.fieldContext_FollowRelation_following(ctx, field)
+	case "followedBy":
+		return ec.fieldContext_FollowRelation_followedBy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FollowRelation", field.Name)
+}
+
+func (ec *executionContext) childFields_FollowSuggestion(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "feed":
+		return ec.fieldContext_FollowSuggestion_feed(ctx, field)
+	case "mutualCount":
+		return ec.fieldContext_FollowSuggestion_mutualCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FollowSuggestion", field.Name)
 }
 
 func (ec *executionContext) childFields_Member(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -139,6 +139,8 @@ func setFeedComplexity(c *graph.ComplexityRoot) {
 	c.Feed.Groups = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Feed.Followers = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Feed.Following = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Feed.FollowRequests = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Query.FollowSuggestions = func(child int, first *int) int { return listCost(child, first) }
 	c.Activity.LatestReactions = func(child int, _ *string, first *int) int { return listCost(child, first) }
 	c.Activity.OwnReactions = func(child int) int { return 1 + 5*child }
 	c.Activity.ReactionCounts = func(child int) int { return 1 + 5*child }

@@ -46,6 +46,9 @@ type Feed struct {
 	Kind           FeedKind
 	FollowerCount  int
 	FollowingCount int
+	// Visibility says who reads the feed: "" until read from the database
+	// for a user feed (FeedsByID reads it); PRIVATE for the other groups.
+	Visibility FeedVisibility
 }
 
 // ParseFeedID checks a feed id, "group:owner", and returns the feed without
@@ -62,7 +65,11 @@ func ParseFeedID(field, id string) (*Feed, error) {
 	if err := CheckUserID(field, owner); err != nil {
 		return nil, err
 	}
-	return &Feed{ID: id, Group: group, OwnerID: owner, Kind: kind}, nil
+	f := &Feed{ID: id, Group: group, OwnerID: owner, Kind: kind}
+	if group != GroupUser {
+		f.Visibility = VisibilityPrivate
+	}
+	return f, nil
 }
 
 // contentFeed is the feed whose entries a feed shows: timeline_aggregated
@@ -89,7 +96,7 @@ func pullsFor(f *Feed) string {
 func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
 	// A timeline_aggregated feed has its timeline's follows, so its counts.
 	rows, err := s.db.Query(ctx, `
-		SELECT ids.id, coalesce(f.follower_count, 0), coalesce(f.following_count, 0)
+		SELECT ids.id, coalesce(f.follower_count, 0), coalesce(f.following_count, 0), coalesce(f.visibility, 'PUBLIC')
 		FROM unnest($1::text[]) AS ids(id)
 		JOIN users u ON u.id = split_part(ids.id, ':', 2)
 		LEFT JOIN feeds f ON f.id = CASE WHEN split_part(ids.id, ':', 1) = 'timeline_aggregated'
@@ -97,11 +104,15 @@ func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: feeds by id: %w", err)
 	}
-	counts := map[string][2]int{}
+	type feedRow struct {
+		followers, following int
+		visibility           FeedVisibility
+	}
+	counts := map[string]feedRow{}
 	for rows.Next() {
 		var id string
-		var c [2]int
-		if err := rows.Scan(&id, &c[0], &c[1]); err != nil {
+		var c feedRow
+		if err := rows.Scan(&id, &c.followers, &c.following, &c.visibility); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("store: feeds by id: %w", err)
 		}
@@ -120,7 +131,10 @@ func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
 		if err != nil {
 			continue
 		}
-		f.FollowerCount, f.FollowingCount = c[0], c[1]
+		f.FollowerCount, f.FollowingCount = c.followers, c.following
+		if f.Group == GroupUser {
+			f.Visibility = c.visibility
+		}
 		out[i] = f
 	}
 	return out, nil
@@ -149,13 +163,15 @@ var maxID = uuid.UUID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
 
 // feedSources is the SQL of the feeds a page merges: the feed's own entries
 // ($1, from the beginning) and, for a timeline ($2), the entries of every
-// followed feed that is pulled at read time, from the follow's boundary.
+// followed feed that is pulled at read time, from the follow's boundary,
+// unless its owner made it PRIVATE (then it is its owner's alone).
 // The page is a k-way merge by id of one range scan per source.
 const feedSources = `
 	WITH src AS (
 		SELECT $1::text AS feed, '00000000-0000-0000-0000-000000000000'::uuid AS since
 		UNION ALL
 		SELECT target, pull_from FROM follows WHERE source = $2 AND pulled
+			AND NOT EXISTS (SELECT 1 FROM feeds p WHERE p.id = follows.target AND p.visibility = 'PRIVATE')
 	)`
 
 // feedActivitiesSQL reads a page of a feed: a k-way merge by id of one

@@ -15,6 +15,9 @@ type Follow struct {
 	SourceID  string
 	TargetID  string
 	CreatedAt time.Time
+	// Status is ACCEPTED for a follow, PENDING for a request to follow a
+	// FOLLOWERS feed.
+	Status FollowStatus
 	// Remerged are the timelines that merge the target at read time from
 	// this follow on because it took the target above the pull threshold
 	// (its followers, this one included).
@@ -66,7 +69,7 @@ func CheckCopyLimit(n int) error {
 // and writes nothing. It runs in the transaction of the product, which
 // counts the follow with it.
 func (s *Store) AddFollow(ctx context.Context, source, target *Feed, copyLimit int) (*Follow, *BackfillJob, error) {
-	f := &Follow{SourceID: source.ID, TargetID: target.ID}
+	f := &Follow{SourceID: source.ID, TargetID: target.ID, Status: FollowAccepted}
 	var pullFrom uuid.UUID
 	if copyLimit == 0 {
 		pullFrom = NewID()
@@ -192,9 +195,11 @@ func (s *Store) feedLinks(ctx context.Context, sql, feedID, after string, first 
 }
 
 // PulledFollows returns the feeds that source follows and that are merged
-// at read time: a timeline's live updates listen to them too.
+// at read time (but for PRIVATE ones): a timeline's live updates listen to
+// them too.
 func (s *Store) PulledFollows(ctx context.Context, source string) ([]string, error) {
-	rows, err := s.db.Query(ctx, `SELECT target FROM follows WHERE source = $1 AND pulled`, source)
+	rows, err := s.db.Query(ctx, `SELECT target FROM follows WHERE source = $1 AND pulled
+		AND NOT EXISTS (SELECT 1 FROM feeds p WHERE p.id = follows.target AND p.visibility = 'PRIVATE')`, source)
 	if err != nil {
 		return nil, fmt.Errorf("store: pulled follows: %w", err)
 	}
