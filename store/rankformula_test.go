@@ -18,9 +18,9 @@ import (
 
 func TestRankFormulaErrors(t *testing.T) {
 	for _, c := range []struct {
-		formula  string
+		formula   string
 		line, col int
-		says     string
+		says      string
 	}{
 		{"reactionCounts.like * ", 1, 22, "syntax error"},
 		{"(1 + 2", 1, 6, "syntax error"},
