@@ -34,7 +34,9 @@ const rankedQuery = `query($f: ID!, $r: ID, $n: Int, $a: String) { feed(id: $f) 
 // rankedRead reads one page of a feed by a ranking.
 func rankedRead(t *testing.T, n *brooktest.Node, token, feed, ranking string, first int, after *string) rankedPage {
 	t.Helper()
-	var out struct{ Feed struct{ Activities rankedPage } }
+	var out struct {
+		Feed struct{ Activities rankedPage }
+	}
 	vars := brooktest.Vars{"f": feed, "n": first, "a": after}
 	if ranking != "" {
 		vars["r"] = ranking
@@ -112,7 +114,9 @@ func TestFeedRankedByFormula(t *testing.T) {
 		t.Fatalf("ranked feed %v, want %s", got, want)
 	}
 	// The plain list is still newest first, without scores.
-	var plain struct{ Feed struct{ Activities rankedPage } }
+	var plain struct {
+		Feed struct{ Activities rankedPage }
+	}
 	n.Must(t, env.Token(t, u["carol"]), `query($f: ID!) { feed(id: $f) { activities { edges { cursor score node { id object } } pageInfo { hasNextPage endCursor } } } }`,
 		brooktest.Vars{"f": "user:" + u["bob"]}, &plain)
 	if e := plain.Feed.Activities.Edges; len(e) != 4 || e[0].Node.Object != "p4" || e[0].Score != nil {
