@@ -192,14 +192,15 @@ func TestFeedTimelineStatements(t *testing.T) {
 	n.WaitForJobs(t)
 	// Read through a node without workers: their polling would count too.
 	reader := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
-	q := `query($f: ID!, $n: Int) { feed(id: $f) { activities(first: $n) { edges { node { id verb actor { name } reactionCounts { kind count } ownReactions { kind } } } } } }`
+	q := `query($f: ID!, $n: Int, $r: ID) { feed(id: $f) { activities(first: $n, ranking: $r) { edges { node { id verb actor { name } reactionCounts { kind count } ownReactions { kind } } } } } }`
+	var ranking any // nil: newest first
 	count := func(size int) int64 {
 		reader.Must(t, env.Token(t, u["reader"]), `{ me { id } }`, nil, nil) // warms the sign-in
 		before := reader.Store.Statements()
 		var out struct {
 			Feed struct{ Activities struct{ Edges []struct{} } }
 		}
-		reader.Must(t, env.Token(t, u["reader"]), q, brooktest.Vars{"f": "timeline:" + u["reader"], "n": size}, &out)
+		reader.Must(t, env.Token(t, u["reader"]), q, brooktest.Vars{"f": "timeline:" + u["reader"], "n": size, "r": ranking}, &out)
 		if len(out.Feed.Activities.Edges) != size {
 			t.Fatalf("page of %d has %d activities", size, len(out.Feed.Activities.Edges))
 		}
@@ -209,5 +210,13 @@ func TestFeedTimelineStatements(t *testing.T) {
 	t.Logf("timeline page: %d statements for 5 activities, %d for 25", small, large)
 	if small != large {
 		t.Fatalf("statements grow with the page: %d for 5, %d for 25", small, large)
+	}
+	// A ranked page costs one statement more (reading the ranking), also
+	// whatever its size.
+	ranking = "popular"
+	rankedSmall, rankedLarge := count(5), count(25)
+	t.Logf("ranked timeline page: %d statements for 5 activities, %d for 25", rankedSmall, rankedLarge)
+	if rankedSmall != rankedLarge || rankedSmall != small+1 {
+		t.Fatalf("ranked pages cost %d statements for 5, %d for 25; plain pages %d", rankedSmall, rankedLarge, small)
 	}
 }

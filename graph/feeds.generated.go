@@ -36,7 +36,7 @@ type ActivityGroupResolver interface {
 type FeedResolver interface {
 	Owner(ctx context.Context, obj *store.Feed) (*store.User, error)
 
-	Activities(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.ActivityConnection, error)
+	Activities(ctx context.Context, obj *store.Feed, first *int, after *string, ranking *string) (*model.ActivityConnection, error)
 	Groups(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.ActivityGroupConnection, error)
 	UnseenCount(ctx context.Context, obj *store.Feed) (int, error)
 	UnreadCount(ctx context.Context, obj *store.Feed) (int, error)
@@ -131,6 +131,14 @@ func (ec *executionContext) field_Feed_activities_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "ranking",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ranking"] = arg2
 	return args, nil
 }
 
@@ -770,6 +778,29 @@ func (ec *executionContext) fieldContext_ActivityEdge_node(_ context.Context, fi
 	return fc, nil
 }
 
+func (ec *executionContext) _ActivityEdge_score(ctx context.Context, field graphql.CollectedField, obj *model.ActivityEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ActivityEdge_score(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Score, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ActivityEdge_score(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ActivityEdge", field, false, false, "Float")
+}
+
 func (ec *executionContext) _ActivityGroup_id(ctx context.Context, field graphql.CollectedField, obj *store.ActivityGroup) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1318,7 +1349,7 @@ func (ec *executionContext) _Feed_activities(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Feed().Activities(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+			return ec.Resolvers.Feed().Activities(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["ranking"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ActivityConnection) graphql.Marshaler {
@@ -2398,6 +2429,11 @@ func (ec *executionContext) _ActivityEdge(ctx context.Context, sel ast.Selection
 		case "node":
 			out.Values[i] = ec._ActivityEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "score":
+			out.Values[i] = ec._ActivityEdge_score(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:

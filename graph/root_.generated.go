@@ -83,6 +83,7 @@ type ComplexityRoot struct {
 	ActivityEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+		Score  func(childComplexity int) int
 	}
 
 	ActivityGroup struct {
@@ -208,7 +209,7 @@ type ComplexityRoot struct {
 	}
 
 	Feed struct {
-		Activities     func(childComplexity int, first *int, after *string) int
+		Activities     func(childComplexity int, first *int, after *string, ranking *string) int
 		FollowRelation func(childComplexity int, other string) int
 		FollowRequests func(childComplexity int, first *int, after *string) int
 		FollowerCount  func(childComplexity int) int
@@ -406,6 +407,7 @@ type ComplexityRoot struct {
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
 		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
 		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
+		UpsertRanking     func(childComplexity int, id string, formula string) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
 
@@ -432,6 +434,7 @@ type ComplexityRoot struct {
 		FollowSuggestions func(childComplexity int, first *int) int
 		Me                func(childComplexity int) int
 		Message           func(childComplexity int, id string) int
+		Rankings          func(childComplexity int) int
 		SearchMessages    func(childComplexity int, query string, channel *string, first *int, after *string) int
 		SearchUsers       func(childComplexity int, query string, first *int, after *string) int
 		SfuNodes          func(childComplexity int) int
@@ -439,6 +442,13 @@ type ComplexityRoot struct {
 		UnreadCounts      func(childComplexity int) int
 		User              func(childComplexity int, id string) int
 		Users             func(childComplexity int, ids []string) int
+	}
+
+	Ranking struct {
+		BuiltIn   func(childComplexity int) int
+		Formula   func(childComplexity int) int
+		ID        func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
 	}
 
 	Reaction struct {
@@ -676,6 +686,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ActivityEdge.Node(childComplexity), true
+	case "ActivityEdge.score":
+		if e.ComplexityRoot.ActivityEdge.Score == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ActivityEdge.Score(childComplexity), true
 
 	case "ActivityGroup.activities":
 		if e.ComplexityRoot.ActivityGroup.Activities == nil {
@@ -1216,7 +1232,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Feed.Activities(childComplexity, args["first"].(*int), args["after"].(*string)), true
+		return e.ComplexityRoot.Feed.Activities(childComplexity, args["first"].(*int), args["after"].(*string), args["ranking"].(*string)), true
 	case "Feed.followRelation":
 		if e.ComplexityRoot.Feed.FollowRelation == nil {
 			break
@@ -2415,6 +2431,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMessage(childComplexity, args["id"].(string), args["text"].(string), args["data"].(json.RawMessage)), true
+	case "Mutation.upsertRanking":
+		if e.ComplexityRoot.Mutation.UpsertRanking == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertRanking_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertRanking(childComplexity, args["id"].(string), args["formula"].(string)), true
 	case "Mutation.upsertUsers":
 		if e.ComplexityRoot.Mutation.UpsertUsers == nil {
 			break
@@ -2566,6 +2593,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Message(childComplexity, args["id"].(string)), true
+	case "Query.rankings":
+		if e.ComplexityRoot.Query.Rankings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Rankings(childComplexity), true
 	case "Query.searchMessages":
 		if e.ComplexityRoot.Query.SearchMessages == nil {
 			break
@@ -2633,6 +2666,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["ids"].([]string)), true
+
+	case "Ranking.builtIn":
+		if e.ComplexityRoot.Ranking.BuiltIn == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ranking.BuiltIn(childComplexity), true
+	case "Ranking.formula":
+		if e.ComplexityRoot.Ranking.Formula == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ranking.Formula(childComplexity), true
+	case "Ranking.id":
+		if e.ComplexityRoot.Ranking.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ranking.ID(childComplexity), true
+	case "Ranking.updatedAt":
+		if e.ComplexityRoot.Ranking.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Ranking.UpdatedAt(childComplexity), true
 
 	case "Reaction.activity":
 		if e.ComplexityRoot.Reaction.Activity == nil {
@@ -4081,8 +4139,11 @@ type Feed {
   kind: FeedKind!
   followerCount: Int!
   followingCount: Int!
-  "Activities, newest first. At most 100 per page."
-  activities(first: Int = 25, after: String): ActivityConnection!
+  """
+  Activities, newest first; with a ranking, the newest 1,000 by that
+  ranking's score, highest first (see Ranking). At most 100 per page.
+  """
+  activities(first: Int = 25, after: String, ranking: ID): ActivityConnection!
   "Groups of activities by verb and UTC day, the newest group first (AGGREGATED and NOTIFICATION feeds; empty for FLAT)."
   groups(first: Int = 25, after: String): ActivityGroupConnection!
   "Groups not yet seen (0 for FLAT feeds)."
@@ -4443,6 +4504,49 @@ extend type Mutation {
   resolveFlag(id: ID!, action: FlagAction!): Flag!
 }
 `, BuiltIn: false},
+	{Name: "../schema/rankings.graphqls", Input: `"""
+A named order for ranked feeds: ` + "`" + `activities(ranking: "popular")` + "`" + `. Its
+formula scores each activity; a ranked page lists a feed's newest 1,000
+activities by score, highest first (ties newest first). A formula is
+numbers, ` + "`" + `+ - * / ^` + "`" + ` and parentheses over ` + "`" + `reactionCounts.<kind>` + "`" + ` (like
+` + "`" + `reactionCounts.like` + "`" + `), ` + "`" + `commentCount` + "`" + `, ` + "`" + `ageHours` + "`" + ` (since the activity's
+time) and numeric ` + "`" + `data` + "`" + ` fields (` + "`" + `data.score` + "`" + `, ` + "`" + `data.stats.views` + "`" + `; missing
+or not a number: 0), with ` + "`" + `log(x)` + "`" + ` (natural; x below 1 counts as 1),
+` + "`" + `decay(x, halfLife)` + "`" + ` (0.5 ^ (x / halfLife)), ` + "`" + `min(x, y)` + "`" + ` and ` + "`" + `max(x, y)` + "`" + `.
+Pages of one list rank one snapshot, taken by its first page: activities
+posted and reactions added later are not counted and ageHours is measured
+to it, so scores hold still while the list is paged.
+"""
+type Ranking {
+  "1 to 64 letters, digits, _ or -."
+  id: ID!
+  formula: String!
+  "Whether Brook ships it (popular); an admin may still replace its formula."
+  builtIn: Boolean!
+  "When an admin last changed its formula (null for a built-in one never replaced)."
+  updatedAt: Time
+}
+
+extend type ActivityEdge {
+  "The activity's score in a ranked list (null when the list is not ranked)."
+  score: Float
+}
+
+extend type Query {
+  "The rankings feeds may be read by, by id."
+  rankings: [Ranking!]!
+}
+
+extend type Mutation {
+  """
+  Creates or replaces a ranking (admins only). A formula that does not
+  parse is BAD_USER_INPUT with extensions.position {line, column}; so is an
+  unknown variable or function. Changing a formula ends the lists paged
+  under the old one: their cursors are refused.
+  """
+  upsertRanking(id: ID!, formula: String!): Ranking!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -4502,6 +4606,8 @@ func (ec *executionContext) childFields_ActivityEdge(ctx context.Context, field 
 		return ec.fieldContext_ActivityEdge_cursor(ctx, field)
 	case "node":
 		return ec.fieldContext_ActivityEdge_node(ctx, field)
+	case "score":
+		return ec.fieldContext_ActivityEdge_score(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ActivityEdge", field.Name)
 }
@@ -5060,6 +5166,20 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_startCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Ranking(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Ranking_id(ctx, field)
+	case "formula":
+		return ec.fieldContext_Ranking_formula(ctx, field)
+	case "builtIn":
+		return ec.fieldContext_Ranking_builtIn(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Ranking_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Ranking", field.Name)
 }
 
 func (ec *executionContext) childFields_Reaction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -135,7 +135,7 @@ func (r *Resolver) feedLookup(ctx context.Context) feedLookup { return feedLooku
 
 // setFeedComplexity gives the feeds product's list fields their cost.
 func setFeedComplexity(c *graph.ComplexityRoot) {
-	c.Feed.Activities = func(child int, first *int, _ *string) int { return listCost(child, first) }
+	c.Feed.Activities = func(child int, first *int, _ *string, _ *string) int { return listCost(child, first) }
 	c.Feed.Groups = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Feed.Followers = func(child int, first *int, _ *string) int { return listCost(child, first) }
 	c.Feed.Following = func(child int, first *int, _ *string) int { return listCost(child, first) }
@@ -216,6 +216,16 @@ func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activit
 func activityEdges(page store.Page[*store.Activity]) *model.ActivityConnection {
 	e, info := edges(page, func(a *store.Activity) string { return a.ID.String() },
 		func(c string, a *store.Activity) *model.ActivityEdge { return &model.ActivityEdge{Cursor: c, Node: a} })
+	return &model.ActivityConnection{Edges: e, PageInfo: info}
+}
+
+// rankedEdges maps a ranked page of activities to a connection, each edge
+// with its score.
+func rankedEdges(page store.Page[feeds.RankedActivity]) *model.ActivityConnection {
+	e, info := edges(page, func(a feeds.RankedActivity) string { return a.Position },
+		func(c string, a feeds.RankedActivity) *model.ActivityEdge {
+			return &model.ActivityEdge{Cursor: c, Node: a.Activity, Score: &a.Score}
+		})
 	return &model.ActivityConnection{Edges: e, PageInfo: info}
 }
 

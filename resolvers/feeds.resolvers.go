@@ -68,7 +68,15 @@ func (r *feedResolver) Owner(ctx context.Context, obj *store.Feed) (*store.User,
 	return r.user(ctx, obj.OwnerID)
 }
 
-func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *int, after *string) (*model.ActivityConnection, error) {
+func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *int, after *string, ranking *string) (*model.ActivityConnection, error) {
+	if ranking != nil {
+		page, err := r.Feeds.RankedActivities(ctx, obj, *ranking, first, after)
+		if err != nil {
+			return nil, err
+		}
+		r.prefetchActivities(ctx, mapItems(page.Items, func(a feeds.RankedActivity) *store.Activity { return a.Activity }), "edges", "node")
+		return rankedEdges(page), nil
+	}
 	page, err := r.Feeds.Activities(ctx, obj, first, after)
 	if err != nil {
 		return nil, err

@@ -43,6 +43,9 @@ type InputError struct {
 	Field string
 	// Message says what is wrong and what would be right.
 	Message string
+	// Position, when set, is where in the field's text the fault is (a
+	// ranking formula's syntax error).
+	Position *Position
 }
 
 func (e *InputError) Error() string {

@@ -18,6 +18,8 @@ type ActivityConnection struct {
 type ActivityEdge struct {
 	Cursor string          `json:"cursor"`
 	Node   *store.Activity `json:"node"`
+	// The activity's score in a ranked list (null when the list is not ranked).
+	Score *float64 `json:"score,omitempty"`
 }
 
 type ActivityGroupConnection struct {

@@ -83,6 +83,9 @@ func classify(err error) (code, message string, ext map[string]any) {
 		if input.Field != "" {
 			ext["field"] = input.Field
 		}
+		if input.Position != nil {
+			ext["position"] = map[string]any{"line": input.Position.Line, "column": input.Position.Column}
+		}
 		return CodeBadUserInput, input.Error(), ext
 	case errors.As(err, &notFound):
 		return CodeNotFound, notFound.Error(), nil
