@@ -21,6 +21,8 @@ func (s *Service) RegisterJobs(r *workers.Runner) {
 	r.Handle(store.JobFeedUnfollow, handler(s.unfollowJob))
 	r.Handle(store.JobFeedRemove, handler(s.removeJob))
 	r.HandleAlone(store.JobFeedDemote, handler(s.demoteJob))
+	r.Handle(store.JobFeedComment, handler(s.commentJob))
+	r.Handle(store.JobFeedReaction, handler(s.reactionJob))
 }
 
 // handler makes a workers.Handler of a job function that takes its job's

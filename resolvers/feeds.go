@@ -18,6 +18,9 @@ type feedLoaders struct {
 	feedService *feeds.Service
 	feedOnce    sync.Once
 	feedSet     *feedLoaderSet
+	// commentOnce and commentSet are the loaders of comments (comments.go).
+	commentOnce sync.Once
+	commentSet  *commentLoaderSet
 }
 
 // feedLoaderSet holds the feeds product's loaders.
