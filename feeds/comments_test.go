@@ -3,6 +3,7 @@ package feeds_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -242,4 +243,257 @@ func TestCommentDepthOption(t *testing.T) {
 	act := post(t, n, u["alice"], "flat")
 	c := comment(t, n, u["alice"], act, "only", "")
 	brooktest.WantCode(t, n.Query(t, env.Token(t, u["alice"]), addCommentQ, brooktest.Vars{"a": act, "t": "reply", "p": c.ID}), "BAD_USER_INPUT")
+}
+
+// notifications reads a notification feed's groups as "verb:count:actors".
+func notifications(t *testing.T, n *brooktest.Node, user string) []string {
+	t.Helper()
+	groups, _, _ := feedGroups(t, n, env.Token(t, user), "notification:"+user)
+	var out []string
+	for _, g := range groups {
+		var actors []string
+		for _, a := range g.Actors {
+			actors = append(actors, a.ID)
+		}
+		slices.Sort(actors)
+		out = append(out, fmt.Sprintf("%s:%d:%v", g.Verb, g.ActivityCount, actors))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestCommentNotifications(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	u := feedUsers(t, n, brooktest.Tag(), "alice", "bob", "carol", "dave")
+	act := post(t, n, u["alice"], "photo")
+	c := comment(t, n, u["bob"], act, "nice, @carol @dave", "", u["carol"], u["dave"], u["bob"])
+	comment(t, n, u["carol"], act, "agreed", c.ID, u["alice"]) // alice is the actor: one comment notice
+	comment(t, n, u["alice"], act, "thanks", "")               // her own: none
+	n.WaitForJobs(t)
+	if got := notifications(t, n, u["alice"]); fmt.Sprint(got) != fmt.Sprintf("[comment:2:[%s %s]]", u["bob"], u["carol"]) {
+		t.Fatalf("alice's notifications: %v", got)
+	}
+	if got := notifications(t, n, u["carol"]); fmt.Sprint(got) != fmt.Sprintf("[mention:1:[%s]]", u["bob"]) {
+		t.Fatalf("carol's notifications: %v", got)
+	}
+	if got := notifications(t, n, u["bob"]); len(got) != 0 {
+		t.Fatalf("bob mentioned himself and got %v", got)
+	}
+	// The notification points at the comment and its activity.
+	var out struct {
+		Feed struct {
+			Groups struct {
+				Edges []struct {
+					Node struct {
+						Activities []struct {
+							Object string
+							Target string
+							Data   map[string]string
+						}
+					}
+				}
+			}
+		}
+	}
+	n.Must(t, env.Token(t, u["dave"]), `query($f: ID!) { feed(id: $f) { groups { edges { node { activities { object target data } } } } } }`,
+		brooktest.Vars{"f": "notification:" + u["dave"]}, &out)
+	a := out.Feed.Groups.Edges[0].Node.Activities[0]
+	if a.Object != "comment:"+c.ID || a.Target != "activity:"+act || a.Data["text"] != "nice, @carol @dave" {
+		t.Fatalf("mention: %+v", a)
+	}
+	// A job that runs again writes nothing twice.
+	before := n.Count(t, `SELECT count(*) FROM activities WHERE feed_id LIKE 'notification:%' AND actor_id = $1`, u["bob"])
+	n.Must(t, env.Token(t, u["bob"]), `mutation($id: ID!, $t: String) { updateComment(id: $id, text: $t) { id } }`, brooktest.Vars{"id": c.ID, "t": "x"}, nil)
+	n.Count(t, `INSERT INTO jobs (id, kind, payload, run_at) SELECT gen_random_uuid(), 'feed.comment', json_build_object('comment', $1::uuid, 'activity', $2::uuid), now() RETURNING 1`, c.ID, act)
+	n.WaitForJobs(t)
+	if after := n.Count(t, `SELECT count(*) FROM activities WHERE feed_id LIKE 'notification:%' AND actor_id = $1`, u["bob"]); after != before || before != 3 {
+		t.Fatalf("notifications by bob: %d, then %d after the job again; want 3", before, after)
+	}
+}
+
+func TestReactionNotificationsAndPages(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	u := feedUsers(t, n, brooktest.Tag(), "alice", "bob", "carol")
+	act := post(t, n, u["alice"], "photo")
+	react := `mutation($a: ID!, $k: String!) { addReaction(activity: $a, kind: $k) { id } }`
+	var r struct{ AddReaction struct{ ID string } }
+	n.Must(t, env.Token(t, u["bob"]), react, brooktest.Vars{"a": act, "k": "like"}, &r)
+	n.WaitForJobs(t)
+	// Removed and added again: still one notification.
+	n.Must(t, env.Token(t, u["bob"]), `mutation($id: ID!) { removeReaction(id: $id) }`, brooktest.Vars{"id": r.AddReaction.ID}, nil)
+	n.Must(t, env.Token(t, u["bob"]), react, brooktest.Vars{"a": act, "k": "like"}, nil)
+	n.Must(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": act, "k": "like"}, nil)
+	n.Must(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": act, "k": "wow"}, nil)
+	n.Must(t, env.Token(t, u["alice"]), react, brooktest.Vars{"a": act, "k": "like"}, nil) // her own: none
+	n.WaitForJobs(t)
+	want := fmt.Sprintf("[like:2:[%s %s] wow:1:[%s]]", u["bob"], u["carol"], u["carol"])
+	if got := notifications(t, n, u["alice"]); fmt.Sprint(got) != want {
+		t.Fatalf("alice's notifications: %v, want %s", got, want)
+	}
+
+	// updateReaction: the author's data; others are refused.
+	upd := `mutation($id: ID!) { updateReaction(id: $id, data: {emoji: "heart"}) { id data } }`
+	var mine struct{ AddReaction struct{ ID string } }
+	n.Must(t, env.Token(t, u["bob"]), react, brooktest.Vars{"a": act, "k": "like"}, &mine)
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["carol"]), upd, brooktest.Vars{"id": mine.AddReaction.ID}), "FORBIDDEN")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["bob"]), `mutation($id: ID!) { updateReaction(id: $id, data: "x") { id } }`,
+		brooktest.Vars{"id": mine.AddReaction.ID}), "BAD_USER_INPUT")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["bob"]), upd, brooktest.Vars{"id": "01900000-0000-7000-8000-000000000000"}), "NOT_FOUND")
+	var updated struct {
+		UpdateReaction struct {
+			ID   string
+			Data map[string]string
+		}
+	}
+	n.Must(t, env.Token(t, u["bob"]), upd, brooktest.Vars{"id": mine.AddReaction.ID}, &updated)
+	if updated.UpdateReaction.Data["emoji"] != "heart" {
+		t.Fatalf("updated: %+v", updated)
+	}
+
+	// Activity.reactions pages past the latest five.
+	var users []string
+	for i := 0; i < 7; i++ {
+		users = append(users, fmt.Sprintf("%s-fan%d", u["alice"], i))
+	}
+	env.AddUsers(t, n, users...)
+	for _, f := range users {
+		n.Must(t, env.Token(t, f), react, brooktest.Vars{"a": act, "k": "clap"}, nil)
+	}
+	var seen []string
+	var after *string
+	for {
+		var page struct {
+			Activity struct {
+				Reactions struct {
+					Edges []struct {
+						Node struct {
+							Kind string
+							User struct{ ID string }
+						}
+					}
+					PageInfo struct {
+						HasNextPage bool
+						EndCursor   *string
+					}
+				}
+			}
+		}
+		n.Must(t, env.Token(t, u["carol"]), `query($a: ID!, $after: String) { activity(id: $a) { reactions(kind: "clap", first: 3, after: $after) {
+			edges { node { kind user { id } } } pageInfo { hasNextPage endCursor } } } }`, brooktest.Vars{"a": act, "after": after}, &page)
+		for _, e := range page.Activity.Reactions.Edges {
+			seen = append(seen, e.Node.User.ID)
+		}
+		if !page.Activity.Reactions.PageInfo.HasNextPage {
+			break
+		}
+		after = page.Activity.Reactions.PageInfo.EndCursor
+	}
+	slices.Reverse(seen)
+	if !slices.Equal(seen, users) {
+		t.Fatalf("clap pages: %v", seen)
+	}
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["carol"]), `query($a: ID!) { activity(id: $a) { reactions(kind: "no spaces") { edges { cursor } } } }`,
+		brooktest.Vars{"a": act}), "BAD_USER_INPUT")
+}
+
+func TestCommentReactions(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	u := feedUsers(t, n, brooktest.Tag(), "alice", "bob", "carol")
+	act := post(t, n, u["alice"], "photo")
+	c := comment(t, n, u["bob"], act, "hello", "")
+	react := `mutation($a: ID!, $c: ID, $k: String!) { addReaction(activity: $a, comment: $c, kind: $k) { id kind comment { id } activity { id } } }`
+	type reaction struct {
+		ID, Kind string
+		Comment  *struct{ ID string }
+	}
+	var r1, r2 struct{ AddReaction reaction }
+	n.Must(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": act, "c": c.ID, "k": "like"}, &r1)
+	n.Must(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": act, "c": c.ID, "k": "like"}, &r2)
+	if r1.AddReaction.ID != r2.AddReaction.ID || r1.AddReaction.Comment == nil || r1.AddReaction.Comment.ID != c.ID {
+		t.Fatalf("comment reactions: %+v %+v", r1, r2)
+	}
+	n.Must(t, env.Token(t, u["alice"]), react, brooktest.Vars{"a": act, "c": c.ID, "k": "like"}, nil)
+	n.Must(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": act, "k": "like"}, nil) // the activity's own
+	other := post(t, n, u["bob"], "other")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": other, "c": c.ID, "k": "like"}), "NOT_FOUND")
+	brooktest.WantCode(t, n.Query(t, env.Token(t, u["carol"]), react, brooktest.Vars{"a": act, "c": c.ID, "k": "a b"}), "BAD_USER_INPUT")
+
+	q := `query($a: ID!) { activity(id: $a) { reactionCounts { kind count } comments { edges { node {
+		reactionCounts { kind count } ownReactions { kind } } } } } }`
+	var got struct {
+		Activity struct {
+			ReactionCounts []struct {
+				Kind  string
+				Count int
+			}
+			Comments struct {
+				Edges []struct {
+					Node struct {
+						ReactionCounts []struct {
+							Kind  string
+							Count int
+						}
+						OwnReactions []struct{ Kind string }
+					}
+				}
+			}
+		}
+	}
+	n.Must(t, env.Token(t, u["carol"]), q, brooktest.Vars{"a": act}, &got)
+	node := got.Activity.Comments.Edges[0].Node
+	if fmt.Sprint(got.Activity.ReactionCounts) != "[{like 1}]" || fmt.Sprint(node.ReactionCounts) != "[{like 2}]" || len(node.OwnReactions) != 1 {
+		t.Fatalf("counts: %+v", got)
+	}
+	var rm struct{ RemoveReaction bool }
+	n.Must(t, env.Token(t, u["carol"]), `mutation($id: ID!) { removeReaction(id: $id) }`, brooktest.Vars{"id": r1.AddReaction.ID}, &rm)
+	n.Must(t, env.Token(t, u["carol"]), q, brooktest.Vars{"a": act}, &got)
+	node = got.Activity.Comments.Edges[0].Node
+	if !rm.RemoveReaction || fmt.Sprint(node.ReactionCounts) != "[{like 1}]" || len(node.OwnReactions) != 0 {
+		t.Fatalf("after removal: %+v", got)
+	}
+	if n.Count(t, `SELECT reaction_count FROM comments WHERE id = $1`, c.ID) != 1 {
+		t.Fatal("the comment's reaction_count is not 1")
+	}
+}
+
+func TestCommentAdded(t *testing.T) {
+	a := env.StartNode(t, brooktest.NodeOptions{})
+	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	u := feedUsers(t, a, brooktest.Tag(), "alice", "bob", "carol")
+	act := post(t, a, u["alice"], "photo")
+	ws := b.MustDial(t, env.Token(t, u["alice"]))
+	sub := ws.Subscribe(`subscription($a: ID!) { commentAdded(activity: $a) { id text depth user { id } activity { id } } }`,
+		brooktest.Vars{"a": act})
+	brooktest.Eventually(t, "subscribed", func() bool { _, s := b.Bus.Stats(); return s > 0 })
+	c := comment(t, a, u["bob"], act, "live", "")
+	var got struct {
+		CommentAdded struct {
+			ID, Text string
+			Depth    int
+			User     struct{ ID string }
+			Activity struct{ ID string }
+		}
+	}
+	sub.NextData(&got)
+	if got.CommentAdded.ID != c.ID || got.CommentAdded.Text != "live" || got.CommentAdded.User.ID != u["bob"] || got.CommentAdded.Activity.ID != act {
+		t.Fatalf("commentAdded: %+v", got)
+	}
+	r := comment(t, a, u["carol"], act, "reply", c.ID)
+	sub.NextData(&got)
+	if got.CommentAdded.ID != r.ID || got.CommentAdded.Depth != 2 {
+		t.Fatalf("reply: %+v", got)
+	}
+	sub.Complete()
+
+	// The notification alice got is hers (and bob's, its actor) to read:
+	// carol may not watch its comments.
+	a.WaitForJobs(t)
+	var note string
+	if err := a.Store.DB().QueryRow(t.Context(), `SELECT id::text FROM activities WHERE feed_id = $1 LIMIT 1`, "notification:"+u["alice"]).Scan(&note); err != nil {
+		t.Fatal(err)
+	}
+	other := b.MustDial(t, env.Token(t, u["carol"])).Subscribe(`subscription($a: ID!) { commentAdded(activity: $a) { id } }`, brooktest.Vars{"a": note})
+	if m := other.Next(); !strings.Contains(string(m.Payload), "FORBIDDEN") {
+		t.Fatalf("subscribing to another's notification: %s %s", m.Type, m.Payload)
+	}
 }

@@ -39,7 +39,7 @@ func (s *Service) notify(ctx context.Context, tx *store.Store, actor string, not
 		}
 		target := n.target
 		a, _, err := tx.AddActivity(ctx, store.NewID(), f, actor, store.ActivityInput{
-			Verb: n.verb, Object: n.object, Target: &target, Data: n.data})
+			Verb: n.verb, Object: n.object, Target: &target, Data: n.data, To: []string{}})
 		if err != nil {
 			return nil, err
 		}
