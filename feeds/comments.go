@@ -198,3 +198,11 @@ func (s *Service) CommentAdded(ctx context.Context, activity string, lookup Look
 	}, nil)
 	return out.C, nil
 }
+
+// FirstComments returns the first page (of first, in sort order) of each
+// thread, in one statement: what a page of activities shows of their
+// comments, or a page of comments of their replies. The activities were
+// read under the caller's access.
+func (s *Service) FirstComments(ctx context.Context, threads []store.CommentThread, sort store.CommentSort, first int) ([]store.Page[*store.Comment], error) {
+	return s.store.FirstComments(ctx, threads, sort, first)
+}

@@ -497,3 +497,58 @@ func TestCommentAdded(t *testing.T) {
 		t.Fatalf("subscribing to another's notification: %s %s", m.Type, m.Payload)
 	}
 }
+
+// A page of activities shows their first comments, with their authors and
+// first replies, for the same number of statements whatever its size.
+func TestCommentsOnAPageStatements(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	u := feedUsers(t, n, brooktest.Tag(), "reader", "a")
+	var acts []string
+	for i := 0; i < 25; i++ {
+		act := post(t, n, u["a"], fmt.Sprint("p", i))
+		acts = append(acts, act)
+		c := comment(t, n, u["reader"], act, "c", "")
+		comment(t, n, u["a"], act, "r", c.ID)
+	}
+	reader := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	q := `query($f: ID!, $n: Int) { feed(id: $f) { activities(first: $n) { edges { node { id commentCount
+		comments(first: 2) { edges { node { text user { name } replyCount replies(first: 2) { edges { node { text user { name } } } } } } } } } } } }`
+	count := func(size int) int64 {
+		reader.Must(t, env.Token(t, u["reader"]), `{ me { id } }`, nil, nil)
+		before := reader.Store.Statements()
+		var out struct {
+			Feed struct {
+				Activities struct {
+					Edges []struct {
+						Node struct {
+							CommentCount int
+							Comments     struct {
+								Edges []struct {
+									Node struct {
+										Text    string
+										User    struct{ Name string }
+										Replies struct{ Edges []struct{ Node struct{ Text string } } }
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+		reader.Must(t, env.Token(t, u["reader"]), q, brooktest.Vars{"f": "user:" + u["a"], "n": size}, &out)
+		for _, e := range out.Feed.Activities.Edges {
+			cs := e.Node.Comments.Edges
+			if e.Node.CommentCount != 2 || len(cs) != 1 || cs[0].Node.Text != "c" || cs[0].Node.User.Name == "" ||
+				len(cs[0].Node.Replies.Edges) != 1 {
+				t.Fatalf("page of %d: %+v", size, e)
+			}
+		}
+		return reader.Store.Statements() - before
+	}
+	small, large := count(5), count(25)
+	t.Logf("page with comments and replies: %d statements for 5 activities, %d for 25", small, large)
+	if small != large {
+		t.Fatalf("statements grow with the page: %d for 5, %d for 25", small, large)
+	}
+}

@@ -16,12 +16,7 @@ import (
 )
 
 func (r *activityResolver) Comments(ctx context.Context, obj *store.Activity, first *int, after *string, sort *store.CommentSort) (*model.CommentConnection, error) {
-	order := commentSort(sort, store.CommentsNewest)
-	page, err := r.Feeds.Comments(ctx, obj.ID, nil, order, first, after)
-	if err != nil {
-		return nil, err
-	}
-	return r.commentConnection(ctx, page, order), nil
+	return r.comments(ctx, obj.ID, nil, sort, store.CommentsNewest, first, after)
 }
 
 func (r *activityResolver) Reactions(ctx context.Context, obj *store.Activity, kind *string, first *int, after *string) (*model.ReactionConnection, error) {
@@ -60,12 +55,7 @@ func (r *commentResolver) MentionedUsers(ctx context.Context, obj *store.Comment
 }
 
 func (r *commentResolver) Replies(ctx context.Context, obj *store.Comment, first *int, after *string, sort *store.CommentSort) (*model.CommentConnection, error) {
-	order := commentSort(sort, store.CommentsOldest)
-	page, err := r.Feeds.Comments(ctx, obj.ActivityID, &obj.ID, order, first, after)
-	if err != nil {
-		return nil, err
-	}
-	return r.commentConnection(ctx, page, order), nil
+	return r.comments(ctx, obj.ActivityID, &obj.ID, sort, store.CommentsOldest, first, after)
 }
 
 func (r *commentResolver) ReactionCounts(ctx context.Context, obj *store.Comment) ([]*store.ReactionCount, error) {

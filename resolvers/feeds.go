@@ -211,6 +211,9 @@ func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activit
 	if at("ownReactions") {
 		_ = fl.OwnReactions.Prefetch(ctx, ids)
 	}
+	r.prefetchCommentThreads(ctx, "comments", mapItems(acts, func(a *store.Activity) firstCommentsKey {
+		return firstCommentsKey{activity: a.ID}
+	}), path...)
 }
 
 // activityEdges maps a page of activities to a connection.

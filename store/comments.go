@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -343,3 +345,79 @@ func (s *Store) Comments(ctx context.Context, activityID uuid.UUID, parent *uuid
 	}
 	return PageOf(cs, p.First), nil
 }
+
+// CommentThread names a list of comments: an activity's (Parent nil) or
+// a comment's replies.
+type CommentThread struct {
+	Activity uuid.UUID
+	Parent   *uuid.UUID
+}
+
+// FirstComments returns the first page of each thread, in one statement
+// for the lot: a page of activities shows their comments, or a page of
+// comments their replies, without a statement per item. Threads are all
+// activities' or all replies (as the first one is).
+func (s *Store) FirstComments(ctx context.Context, threads []CommentThread, sort CommentSort, first int) ([]Page[*Comment], error) {
+	if len(threads) == 0 {
+		return nil, nil
+	}
+	acts := make([]uuid.UUID, len(threads))
+	parents := make([]uuid.UUID, len(threads))
+	replies := threads[0].Parent != nil
+	for i, t := range threads {
+		acts[i] = t.Activity
+		if replies {
+			parents[i] = *t.Parent
+		}
+	}
+	cond := `activity_id = k.a AND parent_id IS NULL`
+	if replies {
+		cond = `activity_id = k.a AND parent_id = k.p`
+	}
+	order := `id DESC`
+	switch sort {
+	case CommentsOldest:
+		order = `id`
+	case CommentsTop:
+		order = `reaction_count + reply_count DESC, id DESC`
+	}
+	rows, err := s.db.Query(ctx, `SELECT c.* FROM unnest($1::uuid[], $2::uuid[]) AS k(a, p) CROSS JOIN LATERAL (
+		SELECT `+commentColumns+` FROM comments WHERE `+cond+` ORDER BY `+order+` LIMIT $3) c`, acts, parents, first+1)
+	if err != nil {
+		return nil, fmt.Errorf("store: first comments: %w", err)
+	}
+	cs, err := pgx.CollectRows(rows, scanCommentRow)
+	if err != nil {
+		return nil, fmt.Errorf("store: first comments: %w", err)
+	}
+	less := func(a, b *Comment) int { return -compareIDs(a.ID, b.ID) }
+	switch sort {
+	case CommentsOldest:
+		less = func(a, b *Comment) int { return compareIDs(a.ID, b.ID) }
+	case CommentsTop:
+		less = func(a, b *Comment) int {
+			if sa, sb := a.ReactionCount+a.ReplyCount, b.ReactionCount+b.ReplyCount; sa != sb {
+				return sb - sa
+			}
+			return -compareIDs(a.ID, b.ID)
+		}
+	}
+	slices.SortStableFunc(cs, less)
+	type key struct{ activity, parent uuid.UUID }
+	by := map[key][]*Comment{}
+	for _, c := range cs {
+		k := key{activity: c.ActivityID}
+		if replies && c.ParentID != nil {
+			k.parent = *c.ParentID
+		}
+		by[k] = append(by[k], c)
+	}
+	out := make([]Page[*Comment], len(threads))
+	for i := range threads {
+		out[i] = PageOf(by[key{acts[i], parents[i]}], first)
+	}
+	return out, nil
+}
+
+// compareIDs orders ids as PostgreSQL orders uuids.
+func compareIDs(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
