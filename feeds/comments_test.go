@@ -176,6 +176,14 @@ func TestCommentThreads(t *testing.T) {
 		n.Count(t, `SELECT count(*) FROM comments WHERE activity_id = $1`, act) != 1 {
 		t.Fatalf("after delete: %v count %d", texts, count)
 	}
+
+	// Removing the activity removes its comments and their reactions.
+	n.Must(t, env.Token(t, u["alice"]), `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": act}, nil)
+	n.WaitForJobs(t)
+	if left := n.Count(t, `SELECT count(*) FROM comments WHERE activity_id = $1`, act) +
+		n.Count(t, `SELECT count(*) FROM comment_reactions WHERE activity_id = $1`, act); left != 0 {
+		t.Fatalf("%d comments and comment reactions left of a removed activity", left)
+	}
 }
 
 // Comment counts and reply counts are exact after concurrent comments,
@@ -527,7 +535,9 @@ func TestCommentsOnAPageStatements(t *testing.T) {
 									Node struct {
 										Text    string
 										User    struct{ Name string }
-										Replies struct{ Edges []struct{ Node struct{ Text string } } }
+										Replies struct {
+											Edges []struct{ Node struct{ Text string } }
+										}
 									}
 								}
 							}

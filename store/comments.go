@@ -421,3 +421,24 @@ func (s *Store) FirstComments(ctx context.Context, threads []CommentThread, sort
 
 // compareIDs orders ids as PostgreSQL orders uuids.
 func compareIDs(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
+
+// removeComments deletes up to removeBatch comments of a removed activity,
+// with their reactions, and returns how many went.
+func (s *Store) removeComments(ctx context.Context, activity uuid.UUID) (int, error) {
+	rows, err := s.db.Query(ctx, `DELETE FROM comments WHERE activity_id = $1 AND id IN (
+		SELECT id FROM comments WHERE activity_id = $1 LIMIT $2) RETURNING id`, activity, removeBatch)
+	if err != nil {
+		return 0, fmt.Errorf("store: remove comments: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	if _, err := s.db.Exec(ctx, `DELETE FROM comment_reactions WHERE comment_id = ANY($1)`, ids); err != nil {
+		return 0, fmt.Errorf("store: remove comment reactions: %w", err)
+	}
+	if _, err := s.db.Exec(ctx, `DELETE FROM comment_reaction_counts WHERE comment_id = ANY($1)`, ids); err != nil {
+		return 0, fmt.Errorf("store: remove comment reactions: %w", err)
+	}
+	return len(ids), nil
+}
