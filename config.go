@@ -43,6 +43,8 @@ type Config struct {
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
+	// FeedCommentDepth is FEED_COMMENT_DEPTH: how deep comment replies nest.
+	FeedCommentDepth int
 	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT.
 	ChatPushMemberLimit int
 	// RedisTimeout is REDIS_TIMEOUT: how long a request waits for one Redis
@@ -161,6 +163,10 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.Workers = parseInt("BROOK_WORKERS", 2)
 	c.ComplexityLimit = parseInt("BROOK_COMPLEXITY_LIMIT", api.DefaultComplexityLimit)
 	c.FeedPullThreshold = parseInt("FEED_PULL_THRESHOLD", feeds.DefaultPullThreshold)
+	c.FeedCommentDepth = parseInt("FEED_COMMENT_DEPTH", feeds.DefaultCommentDepth)
+	if c.FeedCommentDepth < 1 || c.FeedCommentDepth > feeds.MaxCommentDepth {
+		errs = append(errs, fmt.Errorf("FEED_COMMENT_DEPTH=%d: want 1 to %d", c.FeedCommentDepth, feeds.MaxCommentDepth))
+	}
 	c.DepthLimit = parseInt("BROOK_DEPTH_LIMIT", api.DefaultDepthLimit)
 	c.TokenLimit = parseInt("BROOK_TOKEN_LIMIT", api.DefaultTokenLimit)
 	c.ShutdownTimeout = time.Duration(parseInt("BROOK_SHUTDOWN_TIMEOUT_SECONDS", 30)) * time.Second

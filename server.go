@@ -216,7 +216,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
 		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
-		FeedPullThreshold: cfg.FeedPullThreshold, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
+		FeedPullThreshold: cfg.FeedPullThreshold, FeedCommentDepth: cfg.FeedCommentDepth, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout,
 		Workers: workers.Options{Concurrency: cfg.Workers}})
 	if err != nil {

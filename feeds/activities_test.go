@@ -192,7 +192,7 @@ func TestFeedTimelineStatements(t *testing.T) {
 	n.WaitForJobs(t)
 	// Read through a node without workers: their polling would count too.
 	reader := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
-	q := `query($f: ID!, $n: Int, $r: ID) { feed(id: $f) { activities(first: $n, ranking: $r) { edges { node { id verb actor { name } reactionCounts { kind count } ownReactions { kind } } } } } }`
+	q := `query($f: ID!, $n: Int, $r: ID) { feed(id: $f) { activities(first: $n, ranking: $r) { edges { node { id verb actor { name } reactionCounts { kind count } ownReactions { kind } commentCount } } } } }`
 	var ranking any // nil: newest first
 	count := func(size int) int64 {
 		reader.Must(t, env.Token(t, u["reader"]), `{ me { id } }`, nil, nil) // warms the sign-in

@@ -22,6 +22,8 @@ func (s *Service) RegisterJobs(r *workers.Runner) {
 	r.Handle(store.JobFeedRemove, handler(s.removeJob))
 	r.HandleAlone(store.JobFeedDemote, handler(s.demoteJob))
 	r.Handle(store.JobFeedVisibility, handler(s.visibilityJob))
+	r.Handle(store.JobFeedComment, handler(s.commentJob))
+	r.Handle(store.JobFeedReaction, handler(s.reactionJob))
 }
 
 // handler makes a workers.Handler of a job function that takes its job's

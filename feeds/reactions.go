@@ -5,43 +5,103 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/google/uuid"
+
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
 )
 
 // AddReaction adds the caller's reaction of kind to an activity it may
-// read. Reacting with the same kind again returns the existing reaction
-// unchanged.
-func (s *Service) AddReaction(ctx context.Context, activity, kind string, data json.RawMessage, lookup Lookup) (*store.Reaction, error) {
+// read, or, with comment, to that comment of the activity. Reacting with
+// the same kind again returns the existing reaction unchanged. A new
+// reaction to an activity notifies its actor (see reactionJob).
+func (s *Service) AddReaction(ctx context.Context, activity, kind string, data json.RawMessage, comment *string, lookup Lookup) (*store.Reaction, error) {
 	a, me, err := s.readableActivity(ctx, "activity", activity, lookup)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.AddReaction(ctx, a.ID, me.UserID, kind, data)
+	if comment == nil {
+		r, err := s.store.AddReaction(ctx, a.ID, me.UserID, kind, data)
+		if err == nil {
+			s.wakeWorkers(ctx)
+		}
+		return r, err
+	}
+	cid, err := store.ParseID("comment", *comment)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.store.CommentsByID(ctx, []uuid.UUID{cid})
+	if err != nil {
+		return nil, err
+	}
+	if cs[0] == nil || cs[0].ActivityID != a.ID {
+		return nil, store.NotFound("comment", *comment)
+	}
+	return s.store.AddCommentReaction(ctx, cs[0], me.UserID, kind, data)
 }
 
-// RemoveReaction removes a reaction of the caller's (anyone's, for an
-// admin) and reports whether it existed.
-func (s *Service) RemoveReaction(ctx context.Context, id string) (bool, error) {
+// UpdateReaction replaces the data of a reaction of the caller's (anyone's,
+// for an admin), to an activity or a comment.
+func (s *Service) UpdateReaction(ctx context.Context, id string, data json.RawMessage) (*store.Reaction, error) {
+	r, err := s.ownReaction(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.UpdateReaction(ctx, r, data)
+}
+
+// ownReaction loads a reaction of the caller's (any, for an admin).
+func (s *Service) ownReaction(ctx context.Context, id string) (*store.Reaction, error) {
 	me, err := auth.Caller(ctx)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	rid, err := store.ParseID("id", id)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	reaction, err := s.store.ReactionByID(ctx, rid)
+	r, err := s.store.AnyReaction(ctx, rid)
+	if err != nil {
+		return nil, err
+	}
+	if r.UserID != me.UserID && !me.IsAdmin() {
+		return nil, auth.Forbidden("only its author (or an admin) may change reaction %s", id)
+	}
+	return r, nil
+}
+
+// Reactions returns a page of an activity's reactions (of kind, unless it
+// is nil), newest first. The activity was read under the caller's access.
+func (s *Service) Reactions(ctx context.Context, activityID uuid.UUID, kind *string, first *int, after *string) (store.Page[*store.Reaction], error) {
+	k := ""
+	if kind != nil {
+		if err := store.CheckReactionKind("kind", *kind); err != nil {
+			return store.Page[*store.Reaction]{}, err
+		}
+		k = *kind
+	}
+	n, pos, err := idAfter(first, after)
+	if err != nil {
+		return store.Page[*store.Reaction]{}, err
+	}
+	return s.store.Reactions(ctx, activityID, k, pos, n)
+}
+
+// RemoveReaction removes a reaction of the caller's (anyone's, for an
+// admin), to an activity or a comment, and reports whether it existed.
+func (s *Service) RemoveReaction(ctx context.Context, id string) (bool, error) {
+	r, err := s.ownReaction(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if reaction.UserID != me.UserID && !me.IsAdmin() {
-		return false, auth.Forbidden("only its author (or an admin) may remove reaction %s", id)
+	if r.CommentID != nil {
+		return s.store.RemoveCommentReaction(ctx, r.ID)
 	}
-	return s.store.RemoveReaction(ctx, rid)
+	return s.store.RemoveReaction(ctx, r.ID)
 }
 
 // LatestReactionsArgs checks latestReactions' arguments and returns the

@@ -24,6 +24,9 @@ type Options struct {
 	// merged into timelines at read time instead of fanned out (0:
 	// DefaultPullThreshold).
 	PullThreshold int
+	// CommentDepth is FEED_COMMENT_DEPTH: how deep replies nest, 1 for
+	// comments without replies (0: DefaultCommentDepth).
+	CommentDepth int
 }
 
 // DefaultPullThreshold is FEED_PULL_THRESHOLD's default: actors with more
@@ -37,6 +40,7 @@ type Service struct {
 	bus           *bus.Bus
 	log           *slog.Logger
 	pullThreshold int
+	commentDepth  int
 	// wakeRunner wakes this node's job runner (RegisterJobs), for jobs that
 	// leave more jobs; nil until the Service's jobs are registered.
 	wakeRunner func()
@@ -47,6 +51,10 @@ func New(opts Options) *Service {
 	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), pullThreshold: opts.PullThreshold}
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
+	}
+	s.commentDepth = min(opts.CommentDepth, MaxCommentDepth)
+	if s.commentDepth <= 0 {
+		s.commentDepth = DefaultCommentDepth
 	}
 	return s
 }

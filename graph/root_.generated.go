@@ -34,6 +34,7 @@ type ResolverRoot interface {
 	CallSession() CallSessionResolver
 	Channel() ChannelResolver
 	ChannelUnread() ChannelUnreadResolver
+	Comment() CommentResolver
 	Feed() FeedResolver
 	FeedUpdate() FeedUpdateResolver
 	Flag() FlagResolver
@@ -59,6 +60,8 @@ type DirectiveRoot struct {
 type ComplexityRoot struct {
 	Activity struct {
 		Actor           func(childComplexity int) int
+		CommentCount    func(childComplexity int) int
+		Comments        func(childComplexity int, first *int, after *string, sort *store.CommentSort) int
 		CreatedAt       func(childComplexity int) int
 		Data            func(childComplexity int) int
 		ForeignID       func(childComplexity int) int
@@ -68,6 +71,7 @@ type ComplexityRoot struct {
 		Origin          func(childComplexity int) int
 		OwnReactions    func(childComplexity int) int
 		ReactionCounts  func(childComplexity int) int
+		Reactions       func(childComplexity int, kind *string, first *int, after *string) int
 		Target          func(childComplexity int) int
 		Time            func(childComplexity int) int
 		To              func(childComplexity int) int
@@ -206,6 +210,33 @@ type ComplexityRoot struct {
 		LastRead    func(childComplexity int) int
 		Muted       func(childComplexity int) int
 		UnreadCount func(childComplexity int) int
+	}
+
+	Comment struct {
+		Activity       func(childComplexity int) int
+		CreatedAt      func(childComplexity int) int
+		Data           func(childComplexity int) int
+		Depth          func(childComplexity int) int
+		ID             func(childComplexity int) int
+		MentionedUsers func(childComplexity int) int
+		OwnReactions   func(childComplexity int) int
+		Parent         func(childComplexity int) int
+		ReactionCounts func(childComplexity int) int
+		Replies        func(childComplexity int, first *int, after *string, sort *store.CommentSort) int
+		ReplyCount     func(childComplexity int) int
+		Text           func(childComplexity int) int
+		UpdatedAt      func(childComplexity int) int
+		User           func(childComplexity int) int
+	}
+
+	CommentConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	CommentEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	Feed struct {
@@ -355,13 +386,15 @@ type ComplexityRoot struct {
 		AcceptFollow      func(childComplexity int, source string, target string) int
 		AcceptInvite      func(childComplexity int, channel string) int
 		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
+		AddComment        func(childComplexity int, activity string, text string, parentID *string, mentionedUserIds []string, data json.RawMessage) int
 		AddMembers        func(childComplexity int, channel string, userIds []string) int
-		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage) int
+		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage, comment *string) int
 		BanUser           func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
 		BlockUser         func(childComplexity int, user string) int
 		CreateCall        func(childComplexity int, input store.CallInput) int
 		CreateChannel     func(childComplexity int, input store.ChannelInput) int
 		DeleteChannel     func(childComplexity int, id string) int
+		DeleteComment     func(childComplexity int, id string) int
 		DeleteMessage     func(childComplexity int, id string) int
 		DeleteReaction    func(childComplexity int, message string, kind string) int
 		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
@@ -406,7 +439,9 @@ type ComplexityRoot struct {
 		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
 		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
 		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
+		UpdateComment     func(childComplexity int, id string, text *string, data json.RawMessage) int
 		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
+		UpdateReaction    func(childComplexity int, id string, data json.RawMessage) int
 		UpsertRanking     func(childComplexity int, id string, formula string) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
@@ -453,6 +488,7 @@ type ComplexityRoot struct {
 
 	Reaction struct {
 		Activity  func(childComplexity int) int
+		Comment   func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
 		Data      func(childComplexity int) int
 		ID        func(childComplexity int) int
@@ -460,9 +496,19 @@ type ComplexityRoot struct {
 		User      func(childComplexity int) int
 	}
 
+	ReactionConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
 	ReactionCount struct {
 		Count func(childComplexity int) int
 		Kind  func(childComplexity int) int
+	}
+
+	ReactionEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	SFUNode struct {
@@ -484,6 +530,7 @@ type ComplexityRoot struct {
 	Subscription struct {
 		CallEvents    func(childComplexity int, participant string) int
 		ChannelEvents func(childComplexity int, channel string) int
+		CommentAdded  func(childComplexity int, activity string) int
 		FeedUpdated   func(childComplexity int, feed string) int
 		MessageAdded  func(childComplexity int, channel string, after *string) int
 		MyEvents      func(childComplexity int) int
@@ -571,6 +618,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Activity.Actor(childComplexity), true
+	case "Activity.commentCount":
+		if e.ComplexityRoot.Activity.CommentCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.CommentCount(childComplexity), true
+	case "Activity.comments":
+		if e.ComplexityRoot.Activity.Comments == nil {
+			break
+		}
+
+		args, err := ec.field_Activity_comments_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Activity.Comments(childComplexity, args["first"].(*int), args["after"].(*string), args["sort"].(*store.CommentSort)), true
 	case "Activity.createdAt":
 		if e.ComplexityRoot.Activity.CreatedAt == nil {
 			break
@@ -630,6 +694,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Activity.ReactionCounts(childComplexity), true
+	case "Activity.reactions":
+		if e.ComplexityRoot.Activity.Reactions == nil {
+			break
+		}
+
+		args, err := ec.field_Activity_reactions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Activity.Reactions(childComplexity, args["kind"].(*string), args["first"].(*int), args["after"].(*string)), true
 	case "Activity.target":
 		if e.ComplexityRoot.Activity.Target == nil {
 			break
@@ -1221,6 +1296,122 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelUnread.UnreadCount(childComplexity), true
+
+	case "Comment.activity":
+		if e.ComplexityRoot.Comment.Activity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.Activity(childComplexity), true
+	case "Comment.createdAt":
+		if e.ComplexityRoot.Comment.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.CreatedAt(childComplexity), true
+	case "Comment.data":
+		if e.ComplexityRoot.Comment.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.Data(childComplexity), true
+	case "Comment.depth":
+		if e.ComplexityRoot.Comment.Depth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.Depth(childComplexity), true
+	case "Comment.id":
+		if e.ComplexityRoot.Comment.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.ID(childComplexity), true
+	case "Comment.mentionedUsers":
+		if e.ComplexityRoot.Comment.MentionedUsers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.MentionedUsers(childComplexity), true
+	case "Comment.ownReactions":
+		if e.ComplexityRoot.Comment.OwnReactions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.OwnReactions(childComplexity), true
+	case "Comment.parent":
+		if e.ComplexityRoot.Comment.Parent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.Parent(childComplexity), true
+	case "Comment.reactionCounts":
+		if e.ComplexityRoot.Comment.ReactionCounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.ReactionCounts(childComplexity), true
+	case "Comment.replies":
+		if e.ComplexityRoot.Comment.Replies == nil {
+			break
+		}
+
+		args, err := ec.field_Comment_replies_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Comment.Replies(childComplexity, args["first"].(*int), args["after"].(*string), args["sort"].(*store.CommentSort)), true
+	case "Comment.replyCount":
+		if e.ComplexityRoot.Comment.ReplyCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.ReplyCount(childComplexity), true
+	case "Comment.text":
+		if e.ComplexityRoot.Comment.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.Text(childComplexity), true
+	case "Comment.updatedAt":
+		if e.ComplexityRoot.Comment.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.UpdatedAt(childComplexity), true
+	case "Comment.user":
+		if e.ComplexityRoot.Comment.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Comment.User(childComplexity), true
+
+	case "CommentConnection.edges":
+		if e.ComplexityRoot.CommentConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommentConnection.Edges(childComplexity), true
+	case "CommentConnection.pageInfo":
+		if e.ComplexityRoot.CommentConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommentConnection.PageInfo(childComplexity), true
+
+	case "CommentEdge.cursor":
+		if e.ComplexityRoot.CommentEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommentEdge.Cursor(childComplexity), true
+	case "CommentEdge.node":
+		if e.ComplexityRoot.CommentEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CommentEdge.Node(childComplexity), true
 
 	case "Feed.activities":
 		if e.ComplexityRoot.Feed.Activities == nil {
@@ -1864,6 +2055,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddActivity(childComplexity, args["feed"].(string), args["input"].(store.ActivityInput)), true
+	case "Mutation.addComment":
+		if e.ComplexityRoot.Mutation.AddComment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addComment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddComment(childComplexity, args["activity"].(string), args["text"].(string), args["parentId"].(*string), args["mentionedUserIds"].([]string), args["data"].(json.RawMessage)), true
 	case "Mutation.addMembers":
 		if e.ComplexityRoot.Mutation.AddMembers == nil {
 			break
@@ -1885,7 +2087,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.AddReaction(childComplexity, args["activity"].(string), args["kind"].(string), args["data"].(json.RawMessage)), true
+		return e.ComplexityRoot.Mutation.AddReaction(childComplexity, args["activity"].(string), args["kind"].(string), args["data"].(json.RawMessage), args["comment"].(*string)), true
 	case "Mutation.banUser":
 		if e.ComplexityRoot.Mutation.BanUser == nil {
 			break
@@ -1941,6 +2143,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteChannel(childComplexity, args["id"].(string)), true
+	case "Mutation.deleteComment":
+		if e.ComplexityRoot.Mutation.DeleteComment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteComment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteComment(childComplexity, args["id"].(string)), true
 	case "Mutation.deleteMessage":
 		if e.ComplexityRoot.Mutation.DeleteMessage == nil {
 			break
@@ -2420,6 +2633,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateChannel(childComplexity, args["id"].(string), args["name"].(*string), args["image"].(*string), args["data"].(json.RawMessage), args["joinPolicy"].(*store.JoinPolicy), args["frozen"].(*bool), args["cooldownSeconds"].(*int)), true
+	case "Mutation.updateComment":
+		if e.ComplexityRoot.Mutation.UpdateComment == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateComment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateComment(childComplexity, args["id"].(string), args["text"].(*string), args["data"].(json.RawMessage)), true
 	case "Mutation.updateMessage":
 		if e.ComplexityRoot.Mutation.UpdateMessage == nil {
 			break
@@ -2431,6 +2655,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMessage(childComplexity, args["id"].(string), args["text"].(string), args["data"].(json.RawMessage)), true
+	case "Mutation.updateReaction":
+		if e.ComplexityRoot.Mutation.UpdateReaction == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateReaction_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateReaction(childComplexity, args["id"].(string), args["data"].(json.RawMessage)), true
 	case "Mutation.upsertRanking":
 		if e.ComplexityRoot.Mutation.UpsertRanking == nil {
 			break
@@ -2698,6 +2933,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Reaction.Activity(childComplexity), true
+	case "Reaction.comment":
+		if e.ComplexityRoot.Reaction.Comment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reaction.Comment(childComplexity), true
 	case "Reaction.createdAt":
 		if e.ComplexityRoot.Reaction.CreatedAt == nil {
 			break
@@ -2729,6 +2970,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Reaction.User(childComplexity), true
 
+	case "ReactionConnection.edges":
+		if e.ComplexityRoot.ReactionConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReactionConnection.Edges(childComplexity), true
+	case "ReactionConnection.pageInfo":
+		if e.ComplexityRoot.ReactionConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReactionConnection.PageInfo(childComplexity), true
+
 	case "ReactionCount.count":
 		if e.ComplexityRoot.ReactionCount.Count == nil {
 			break
@@ -2741,6 +2995,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ReactionCount.Kind(childComplexity), true
+
+	case "ReactionEdge.cursor":
+		if e.ComplexityRoot.ReactionEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReactionEdge.Cursor(childComplexity), true
+	case "ReactionEdge.node":
+		if e.ComplexityRoot.ReactionEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReactionEdge.Node(childComplexity), true
 
 	case "SFUNode.drained":
 		if e.ComplexityRoot.SFUNode.Drained == nil {
@@ -2826,6 +3093,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.ChannelEvents(childComplexity, args["channel"].(string)), true
+	case "Subscription.commentAdded":
+		if e.ComplexityRoot.Subscription.CommentAdded == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_commentAdded_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CommentAdded(childComplexity, args["activity"].(string)), true
 	case "Subscription.feedUpdated":
 		if e.ComplexityRoot.Subscription.FeedUpdated == nil {
 			break
@@ -4021,6 +4299,102 @@ extend type Subscription {
   myEvents: UserEvent!
 }
 `, BuiltIn: false},
+	{Name: "../schema/comments.graphqls", Input: `"The orders of a list of comments."
+enum CommentSort {
+  "Newest first."
+  NEWEST
+  "Oldest first, as a conversation reads."
+  OLDEST
+  "Most reactions and replies first, then newest. A comment whose score changes while you page may move across your cursor."
+  TOP
+}
+
+"""
+A comment on an activity, or a reply to another comment (up to the
+server's FEED_COMMENT_DEPTH, 3 by default). Whoever may read the activity
+reads its comments.
+"""
+type Comment {
+  id: ID!
+  activity: Activity!
+  "The comment this one replies to; null for a comment on the activity."
+  parent: Comment
+  "1 for a comment on the activity, its parent's depth + 1 for a reply."
+  depth: Int!
+  user: User!
+  "1 to 10,000 characters."
+  text: String!
+  data: JSON
+  mentionedUsers: [User!]!
+  "Direct replies."
+  replyCount: Int!
+  "Its direct replies, oldest first unless sort says otherwise. At most 100 per page."
+  replies(first: Int = 25, after: String, sort: CommentSort = OLDEST): CommentConnection!
+  reactionCounts: [ReactionCount!]!
+  "The caller's reactions to it."
+  ownReactions: [Reaction!]!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+type CommentConnection {
+  edges: [CommentEdge!]!
+  pageInfo: PageInfo!
+}
+
+type CommentEdge {
+  cursor: String!
+  node: Comment!
+}
+
+type ReactionConnection {
+  edges: [ReactionEdge!]!
+  pageInfo: PageInfo!
+}
+
+type ReactionEdge {
+  cursor: String!
+  node: Reaction!
+}
+
+extend type Activity {
+  "Its comments and replies, all of them, counted in the comment's own transaction."
+  commentCount: Int!
+  "Its comments (not the replies: see Comment.replies), newest first unless sort says otherwise. At most 100 per page."
+  comments(first: Int = 25, after: String, sort: CommentSort = NEWEST): CommentConnection!
+  "All its reactions, of one kind if given, newest first. At most 100 per page."
+  reactions(kind: String, first: Int = 25, after: String): ReactionConnection!
+}
+
+extend type Reaction {
+  "The comment reacted to; null for a reaction to the activity itself."
+  comment: Comment
+}
+
+extend type Mutation {
+  """
+  Comments on an activity the caller may read, or replies to one of its
+  comments (parentId). The activity's actor gets a ` + "`" + `comment` + "`" + ` notification
+  and each mentioned user a ` + "`" + `mention` + "`" + ` one in their notification feed
+  (not for their own comments), and commentAdded streams it.
+  """
+  addComment(activity: ID!, text: String!, parentId: ID, mentionedUserIds: [ID!], data: JSON): Comment!
+  "Replaces a comment's text and, when given, its data (its author or an admin)."
+  updateComment(id: ID!, text: String, data: JSON): Comment!
+  """
+  Deletes a comment with all its replies (its author, the activity's actor
+  or an admin). Returns whether it existed.
+  """
+  deleteComment(id: ID!): Boolean!
+  "Replaces the data of one of the caller's reactions (to an activity or a comment)."
+  updateReaction(id: ID!, data: JSON!): Reaction!
+}
+
+extend type Subscription {
+  "New comments and replies on an activity the caller may read, as they are written."
+  commentAdded(activity: ID!): Comment!
+}
+`, BuiltIn: false},
 	{Name: "../schema/core.graphqls", Input: `"An instant in time, formatted as RFC 3339 (for example 2026-11-24T09:30:00Z)."
 scalar Time
 
@@ -4232,7 +4606,7 @@ type ActivityGroupEdge {
   node: ActivityGroup!
 }
 
-"A user's reaction to an activity: at most one of each kind per user and activity."
+"A user's reaction to an activity or to one of its comments: at most one of each kind per user and activity (or comment)."
 type Reaction {
   id: ID!
   "1 to 32 letters, digits, _ or -, like ` + "`" + `like` + "`" + ` or ` + "`" + `comment` + "`" + `."
@@ -4307,9 +4681,14 @@ extend type Mutation {
   asked to follow) target.
   """
   unfollow(source: ID!, target: ID!, keepHistory: Boolean = false): Boolean!
-  "Reacts to an activity the caller may read; the same kind again returns the existing reaction."
-  addReaction(activity: ID!, kind: String!, data: JSON): Reaction!
-  "Removes one of the caller's reactions. Returns whether it existed."
+  """
+  Reacts to an activity the caller may read, or, with comment, to that
+  comment of the activity; the same kind again returns the existing
+  reaction. A reaction to an activity notifies its actor (verb: the kind),
+  once per user, activity and kind.
+  """
+  addReaction(activity: ID!, kind: String!, data: JSON, comment: ID): Reaction!
+  "Removes one of the caller's reactions (to an activity or a comment). Returns whether it existed."
   removeReaction(id: ID!): Boolean!
   "Marks groups of an aggregated or notification feed seen: all when groups is left out, none when it is an empty list."
   markFeedSeen(feed: ID!, groups: [ID!]): Feed!
@@ -4586,6 +4965,12 @@ func (ec *executionContext) childFields_Activity(ctx context.Context, field grap
 		return ec.fieldContext_Activity_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Activity_updatedAt(ctx, field)
+	case "commentCount":
+		return ec.fieldContext_Activity_commentCount(ctx, field)
+	case "comments":
+		return ec.fieldContext_Activity_comments(ctx, field)
+	case "reactions":
+		return ec.fieldContext_Activity_reactions(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Activity", field.Name)
 }
@@ -4854,6 +5239,60 @@ func (ec *executionContext) childFields_ChannelUnread(ctx context.Context, field
 		return ec.fieldContext_ChannelUnread_muted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChannelUnread", field.Name)
+}
+
+func (ec *executionContext) childFields_Comment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Comment_id(ctx, field)
+	case "activity":
+		return ec.fieldContext_Comment_activity(ctx, field)
+	case "parent":
+		return ec.fieldContext_Comment_parent(ctx, field)
+	case "depth":
+		return ec.fieldContext_Comment_depth(ctx, field)
+	case "user":
+		return ec.fieldContext_Comment_user(ctx, field)
+	case "text":
+		return ec.fieldContext_Comment_text(ctx, field)
+	case "data":
+		return ec.fieldContext_Comment_data(ctx, field)
+	case "mentionedUsers":
+		return ec.fieldContext_Comment_mentionedUsers(ctx, field)
+	case "replyCount":
+		return ec.fieldContext_Comment_replyCount(ctx, field)
+	case "replies":
+		return ec.fieldContext_Comment_replies(ctx, field)
+	case "reactionCounts":
+		return ec.fieldContext_Comment_reactionCounts(ctx, field)
+	case "ownReactions":
+		return ec.fieldContext_Comment_ownReactions(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Comment_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Comment_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Comment", field.Name)
+}
+
+func (ec *executionContext) childFields_CommentConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CommentConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CommentConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CommentConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CommentEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_CommentEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_CommentEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CommentEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Feed(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5196,8 +5635,20 @@ func (ec *executionContext) childFields_Reaction(ctx context.Context, field grap
 		return ec.fieldContext_Reaction_data(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Reaction_createdAt(ctx, field)
+	case "comment":
+		return ec.fieldContext_Reaction_comment(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Reaction", field.Name)
+}
+
+func (ec *executionContext) childFields_ReactionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ReactionConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ReactionConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReactionConnection", field.Name)
 }
 
 func (ec *executionContext) childFields_ReactionCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5208,6 +5659,16 @@ func (ec *executionContext) childFields_ReactionCount(ctx context.Context, field
 		return ec.fieldContext_ReactionCount_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ReactionCount", field.Name)
+}
+
+func (ec *executionContext) childFields_ReactionEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ReactionEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ReactionEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReactionEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_SFUNode(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -18,6 +18,9 @@ type feedLoaders struct {
 	feedService *feeds.Service
 	feedOnce    sync.Once
 	feedSet     *feedLoaderSet
+	// commentOnce and commentSet are the loaders of comments (comments.go).
+	commentOnce sync.Once
+	commentSet  *commentLoaderSet
 }
 
 // feedLoaderSet holds the feeds product's loaders.
@@ -210,6 +213,9 @@ func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activit
 	if at("ownReactions") {
 		_ = fl.OwnReactions.Prefetch(ctx, ids)
 	}
+	r.prefetchCommentThreads(ctx, "comments", mapItems(acts, func(a *store.Activity) firstCommentsKey {
+		return firstCommentsKey{activity: a.ID}
+	}), path...)
 }
 
 // activityEdges maps a page of activities to a connection.

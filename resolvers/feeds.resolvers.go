@@ -151,8 +151,8 @@ func (r *mutationResolver) Unfollow(ctx context.Context, source string, target s
 	return r.Feeds.Unfollow(ctx, source, target, keepHistory)
 }
 
-func (r *mutationResolver) AddReaction(ctx context.Context, activity string, kind string, data json.RawMessage) (*store.Reaction, error) {
-	return r.Feeds.AddReaction(ctx, activity, kind, data, r.feedLookup(ctx))
+func (r *mutationResolver) AddReaction(ctx context.Context, activity string, kind string, data json.RawMessage, comment *string) (*store.Reaction, error) {
+	return r.Feeds.AddReaction(ctx, activity, kind, data, comment, r.feedLookup(ctx))
 }
 
 func (r *mutationResolver) RemoveReaction(ctx context.Context, id string) (bool, error) {

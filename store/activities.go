@@ -27,6 +27,8 @@ type Activity struct {
 	To        []string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// CommentCount counts its comments and replies.
+	CommentCount int
 }
 
 // ActivityInput is a new activity.
@@ -63,12 +65,12 @@ const (
 	JobFeedDemote   = "feed.demote"
 )
 
-const activityColumns = `id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at`
-const activityColumnsA = `a.id, a.feed_id, a.actor_id, a.verb, a.object, a.target, a.foreign_id, a.time, a.data, a.to_feeds, a.created_at, a.updated_at`
+const activityColumns = `id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at, comment_count`
+const activityColumnsA = `a.id, a.feed_id, a.actor_id, a.verb, a.object, a.target, a.foreign_id, a.time, a.data, a.to_feeds, a.created_at, a.updated_at, a.comment_count`
 
 func scanActivity(row pgx.Row) (*Activity, error) {
 	var a Activity
-	err := row.Scan(&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt)
+	err := row.Scan(&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt, &a.CommentCount)
 	if err != nil {
 		return nil, err
 	}

@@ -168,8 +168,8 @@ const maxPulledRemovals = 1000
 // removeBatch bounds how many rows one removal job deletes.
 const removeBatch = 10_000
 
-// RemoveEntries deletes up to removeBatch entries and reactions of a
-// removed activity and returns the feeds it was removed from; more reports
+// RemoveEntries deletes up to removeBatch entries, reactions and comments
+// of a removed activity and returns the feeds it was removed from; more reports
 // whether rows remain for another run.
 func (s *Store) RemoveEntries(ctx context.Context, j RemoveJob) (feeds []string, more bool, err error) {
 	rows, err := s.db.Query(ctx, `
@@ -188,7 +188,11 @@ func (s *Store) RemoveEntries(ctx context.Context, j RemoveJob) (feeds []string,
 	if err != nil {
 		return nil, false, fmt.Errorf("store: remove reactions: %w", err)
 	}
-	return feeds, len(feeds) == removeBatch || tag.RowsAffected() == removeBatch, nil
+	comments, err := s.removeComments(ctx, j.Activity)
+	if err != nil {
+		return nil, false, err
+	}
+	return feeds, len(feeds) == removeBatch || tag.RowsAffected() == removeBatch || comments == removeBatch, nil
 }
 
 // demoteMargin is how much older than pulled_since a post that was not

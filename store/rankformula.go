@@ -42,12 +42,6 @@ const (
 	FormulaFunctions = "log(x), decay(x, halfLife), min(x, y), max(x, y)"
 )
 
-// commentCountSQL is commentCount's value. Activities have no comment
-// count on this branch yet: when activities.comment_count lands, this
-// becomes that column (less the comments made after the snapshot, as
-// reactionCounts does).
-const commentCountSQL = `0::float8`
-
 // Position is where in a formula (or other text input) an error is: line
 // and column count from 1, in characters.
 type Position struct {
@@ -165,7 +159,11 @@ func (c *formulaCompiler) node(field string, n ast.Node) (string, error) {
 			c.out.snapTime = append(c.out.snapTime, len(c.out.args))
 			return bounded(`(extract(epoch FROM (` + c.arg(nil, "timestamptz") + ` - a.time)) / 3600)::float8`), nil
 		case "commentCount":
-			return commentCountSQL, nil
+			// The count as of the snapshot: the stored count less the
+			// comments made since (comment ids are time-ordered).
+			c.out.snapID = append(c.out.snapID, len(c.out.args))
+			below := c.arg(nil, "uuid")
+			return `(a.comment_count - (SELECT count(*) FROM comments cm WHERE cm.activity_id = a.id AND cm.id >= ` + below + `))::float8`, nil
 		case "reactionCounts", "data":
 			return "", c.fault(field, n, "%s is a map: name one of its fields, like %s.like", n.Value, n.Value)
 		}

@@ -79,7 +79,7 @@ func TestRankFormulaIsTotal(t *testing.T) {
 		}
 		args := append([]any{data, time}, f.Args(at, uuid.Max)...)
 		var v float64
-		q := fmt.Sprintf(`SELECT %s FROM (SELECT gen_random_uuid() AS id, $2::timestamptz AS time, $1::jsonb AS data) a`, f.SQL())
+		q := fmt.Sprintf(`SELECT %s FROM (SELECT gen_random_uuid() AS id, $2::timestamptz AS time, $1::jsonb AS data, 0::bigint AS comment_count) a`, f.SQL())
 		if err := s.DB().QueryRow(ctx, q, args...).Scan(&v); err != nil {
 			t.Fatalf("%s over %s: %v", formula, data, err)
 		}

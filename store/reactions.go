@@ -20,6 +20,8 @@ type Reaction struct {
 	Kind       string
 	Data       json.RawMessage
 	CreatedAt  time.Time
+	// CommentID is the comment reacted to; nil for the activity itself.
+	CommentID *uuid.UUID
 }
 
 const reactionColumns = `id, activity_id, user_id, kind, data, created_at`
@@ -34,8 +36,10 @@ func scanReaction(row pgx.Row) (*Reaction, error) {
 
 func scanReactionRow(row pgx.CollectableRow) (*Reaction, error) { return scanReaction(row) }
 
-// AddReaction adds userID's reaction of kind to an activity. Reacting with
-// the same kind again returns the existing reaction unchanged.
+// AddReaction adds userID's reaction of kind to an activity, with the job
+// that notifies the activity's actor (JobFeedReaction) in the same
+// transaction. Reacting with the same kind again returns the existing
+// reaction unchanged and writes nothing.
 func (s *Store) AddReaction(ctx context.Context, activityID uuid.UUID, userID, kind string, data json.RawMessage) (*Reaction, error) {
 	if err := CheckReactionKind("kind", kind); err != nil {
 		return nil, err
@@ -62,8 +66,11 @@ func (s *Store) AddReaction(ctx context.Context, activityID uuid.UUID, userID, k
 			return err
 		}
 		out = r
-		_, err = tx.db.Exec(ctx, `INSERT INTO reaction_counts (activity_id, kind, count) VALUES ($1, $2, 1)
-			ON CONFLICT (activity_id, kind) DO UPDATE SET count = reaction_counts.count + 1`, activityID, kind)
+		if _, err = tx.db.Exec(ctx, `INSERT INTO reaction_counts (activity_id, kind, count) VALUES ($1, $2, 1)
+			ON CONFLICT (activity_id, kind) DO UPDATE SET count = reaction_counts.count + 1`, activityID, kind); err != nil {
+			return err
+		}
+		_, err = tx.EnqueueJob(ctx, JobFeedReaction, ReactionJob{Reaction: r.ID, Activity: activityID, User: userID, Kind: kind})
 		return err
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {

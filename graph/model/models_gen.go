@@ -49,6 +49,16 @@ type ChannelEdge struct {
 	Node   *store.Channel `json:"node"`
 }
 
+type CommentConnection struct {
+	Edges    []*CommentEdge `json:"edges"`
+	PageInfo *PageInfo      `json:"pageInfo"`
+}
+
+type CommentEdge struct {
+	Cursor string         `json:"cursor"`
+	Node   *store.Comment `json:"node"`
+}
+
 type FeedConnection struct {
 	Edges    []*FeedEdge `json:"edges"`
 	PageInfo *PageInfo   `json:"pageInfo"`
@@ -107,6 +117,16 @@ type PageInfo struct {
 }
 
 type Query struct {
+}
+
+type ReactionConnection struct {
+	Edges    []*ReactionEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+type ReactionEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *store.Reaction `json:"node"`
 }
 
 type Subscription struct {
