@@ -14,6 +14,7 @@ func SetComplexity(c *graph.ComplexityRoot) {
 	c.Query.SearchUsers = func(child int, _ string, first *int, _ *string) int { return listCost(child, first) }
 	c.Mutation.UpsertUsers = func(child int, users []*model.UserInput) int { return 1 + len(users)*child }
 	setFeedComplexity(c)
+	setSearchComplexity(c)
 	setChatComplexity(c)
 	setCallComplexity(c)
 	setModerationComplexity(c)
