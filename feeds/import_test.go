@@ -296,4 +296,3 @@ func TestImportFollowsAcrossPullThreshold(t *testing.T) {
 		t.Fatalf("%d follows merge star at read time, want 4", got)
 	}
 }
-
