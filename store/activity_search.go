@@ -13,10 +13,10 @@ import (
 // maxSearchQuery caps a searchActivities query, in characters.
 const maxSearchQuery = 200
 
-// activitySearchDoc is the text searchActivities matches: object, target
+// ActivitySearchDoc is the text searchActivities matches: object, target
 // and the string values of data. It is the expression of the
 // activities_search index, written exactly as the index writes it.
-const activitySearchDoc = `(to_tsvector('simple', object || ' ' || coalesce(target, ''))
+const ActivitySearchDoc = `(to_tsvector('simple', object || ' ' || coalesce(target, ''))
 	|| jsonb_to_tsvector('simple', coalesce(data, '{}'::jsonb), '["string"]'))`
 
 // ActivitySearch is what searchActivities looks for: Query's words (web
@@ -64,7 +64,7 @@ func (s *Store) SearchActivities(ctx context.Context, q ActivitySearch, before u
 		before = maxID
 	}
 	rows, err := s.db.Query(ctx, `SELECT `+activityColumns+` FROM activities
-		WHERE `+activitySearchDoc+` @@ websearch_to_tsquery('simple', $1)
+		WHERE `+ActivitySearchDoc+` @@ websearch_to_tsquery('simple', $1)
 			AND ($2::text IS NULL OR feed_id = $2) AND ($3::text IS NULL OR verb = $3)
 			AND ($4::text IS NULL OR actor_id = $4)
 			AND ($5::timestamptz IS NULL OR time >= $5) AND ($6::timestamptz IS NULL OR time < $6)
