@@ -170,6 +170,9 @@ func (s *Store) ImportActivities(ctx context.Context, origin *Feed, actorID stri
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("store: import activities: copy: %w", err)
 	}
+	if _, err := s.db.Exec(ctx, `ANALYZE import_activities`); err != nil {
+		return ImportResult{}, fmt.Errorf("store: import activities: %w", err)
+	}
 	var inserted, entries int
 	err = s.db.QueryRow(ctx, `
 		WITH ins AS (
@@ -213,6 +216,11 @@ func (s *Store) ImportFollows(ctx context.Context, edges []FollowEdgeInput, copy
 		pgx.CopyFromSlice(len(edges), func(i int) ([]any, error) { return []any{edges[i].Source, edges[i].Target}, nil }))
 	if err != nil {
 		return ImportResult{}, nil, fmt.Errorf("store: import follows: copy: %w", err)
+	}
+	// A new table has no statistics: without them the planner guesses it
+	// holds a few rows and picks nested loops that take seconds.
+	if _, err := s.db.Exec(ctx, `ANALYZE import_follows`); err != nil {
+		return ImportResult{}, nil, fmt.Errorf("store: import follows: %w", err)
 	}
 	// Every feed of the batch belongs to a user.
 	var missing string
@@ -274,9 +282,11 @@ func (s *Store) ImportFollows(ctx context.Context, edges []FollowEdgeInput, copy
 // wrote are those whose created_at is the transaction's start.
 func (s *Store) MergeImportedIfPulled(ctx context.Context) ([]string, error) {
 	rows, err := s.db.Query(ctx, `
-		UPDATE follows f SET pulled = true FROM feeds fd
-		WHERE fd.id = f.target AND fd.pulled_since IS NOT NULL AND NOT f.pulled AND f.created_at = now()
-			AND (f.source, f.target) IN (SELECT source, target FROM import_follows)
+		WITH pulled AS (
+			SELECT DISTINCT i.source, i.target FROM import_follows i
+			JOIN feeds fd ON fd.id = i.target AND fd.pulled_since IS NOT NULL)
+		UPDATE follows f SET pulled = true FROM pulled p
+		WHERE f.source = p.source AND f.target = p.target AND NOT f.pulled AND f.created_at = now()
 		RETURNING f.source`)
 	if err != nil {
 		return nil, fmt.Errorf("store: import follows: merge pulled: %w", err)
