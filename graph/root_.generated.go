@@ -113,6 +113,22 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Bookmark struct {
+		Activity  func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		Folder    func(childComplexity int) int
+	}
+
+	BookmarkConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	BookmarkEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Call struct {
 		CreatedAt func(childComplexity int) int
 		CreatedBy func(childComplexity int) int
@@ -317,6 +333,11 @@ type ComplexityRoot struct {
 		MutualCount func(childComplexity int) int
 	}
 
+	ImportResult struct {
+		Inserted func(childComplexity int) int
+		Skipped  func(childComplexity int) int
+	}
+
 	Member struct {
 		Banned            func(childComplexity int) int
 		InvitedBy         func(childComplexity int) int
@@ -391,6 +412,7 @@ type ComplexityRoot struct {
 		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage, comment *string) int
 		BanUser           func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
 		BlockUser         func(childComplexity int, user string) int
+		Bookmark          func(childComplexity int, activity string, folder *string) int
 		CreateCall        func(childComplexity int, input store.CallInput) int
 		CreateChannel     func(childComplexity int, input store.ChannelInput) int
 		DeleteChannel     func(childComplexity int, id string) int
@@ -402,6 +424,8 @@ type ComplexityRoot struct {
 		Flag              func(childComplexity int, target store.FlagTarget, reason *string) int
 		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
 		HideChannel       func(childComplexity int, channel string) int
+		ImportActivities  func(childComplexity int, feed string, activities []*store.ImportedActivityInput) int
+		ImportFollows     func(childComplexity int, edges []*store.FollowEdgeInput, activityCopyLimit *int) int
 		InviteMembers     func(childComplexity int, channel string, userIds []string) int
 		JoinCall          func(childComplexity int, id string) int
 		JoinChannel       func(childComplexity int, channel string) int
@@ -432,6 +456,7 @@ type ComplexityRoot struct {
 		TruncateChannel   func(childComplexity int, id string) int
 		UnbanUser         func(childComplexity int, user string, channel *string) int
 		UnblockUser       func(childComplexity int, user string) int
+		Unbookmark        func(childComplexity int, activity string, folder *string) int
 		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
 		UnmuteChannel     func(childComplexity int, channel string) int
 		UnmuteUser        func(childComplexity int, user string) int
@@ -470,6 +495,7 @@ type ComplexityRoot struct {
 		Me                func(childComplexity int) int
 		Message           func(childComplexity int, id string) int
 		Rankings          func(childComplexity int) int
+		SearchActivities  func(childComplexity int, query string, feed *string, verb *string, actor *string, from *time.Time, to *time.Time, first *int, after *string) int
 		SearchMessages    func(childComplexity int, query string, channel *string, first *int, after *string) int
 		SearchUsers       func(childComplexity int, query string, first *int, after *string) int
 		SfuNodes          func(childComplexity int) int
@@ -566,6 +592,7 @@ type ComplexityRoot struct {
 
 	User struct {
 		BlockedUsers func(childComplexity int) int
+		Bookmarks    func(childComplexity int, folder *string, first *int, after *string) int
 		CreatedAt    func(childComplexity int) int
 		Data         func(childComplexity int) int
 		ID           func(childComplexity int) int
@@ -864,6 +891,51 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ActivityGroupEdge.Node(childComplexity), true
+
+	case "Bookmark.activity":
+		if e.ComplexityRoot.Bookmark.Activity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Bookmark.Activity(childComplexity), true
+	case "Bookmark.createdAt":
+		if e.ComplexityRoot.Bookmark.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Bookmark.CreatedAt(childComplexity), true
+	case "Bookmark.folder":
+		if e.ComplexityRoot.Bookmark.Folder == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Bookmark.Folder(childComplexity), true
+
+	case "BookmarkConnection.edges":
+		if e.ComplexityRoot.BookmarkConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BookmarkConnection.Edges(childComplexity), true
+	case "BookmarkConnection.pageInfo":
+		if e.ComplexityRoot.BookmarkConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BookmarkConnection.PageInfo(childComplexity), true
+
+	case "BookmarkEdge.cursor":
+		if e.ComplexityRoot.BookmarkEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BookmarkEdge.Cursor(childComplexity), true
+	case "BookmarkEdge.node":
+		if e.ComplexityRoot.BookmarkEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BookmarkEdge.Node(childComplexity), true
 
 	case "Call.createdAt":
 		if e.ComplexityRoot.Call.CreatedAt == nil {
@@ -1741,6 +1813,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FollowSuggestion.MutualCount(childComplexity), true
 
+	case "ImportResult.inserted":
+		if e.ComplexityRoot.ImportResult.Inserted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.Inserted(childComplexity), true
+	case "ImportResult.skipped":
+		if e.ComplexityRoot.ImportResult.Skipped == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.Skipped(childComplexity), true
+
 	case "Member.banned":
 		if e.ComplexityRoot.Member.Banned == nil {
 			break
@@ -2110,6 +2195,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BlockUser(childComplexity, args["user"].(string)), true
+	case "Mutation.bookmark":
+		if e.ComplexityRoot.Mutation.Bookmark == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_bookmark_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Bookmark(childComplexity, args["activity"].(string), args["folder"].(*string)), true
 	case "Mutation.createCall":
 		if e.ComplexityRoot.Mutation.CreateCall == nil {
 			break
@@ -2231,6 +2327,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.HideChannel(childComplexity, args["channel"].(string)), true
+	case "Mutation.importActivities":
+		if e.ComplexityRoot.Mutation.ImportActivities == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importActivities_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportActivities(childComplexity, args["feed"].(string), args["activities"].([]*store.ImportedActivityInput)), true
+	case "Mutation.importFollows":
+		if e.ComplexityRoot.Mutation.ImportFollows == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importFollows_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportFollows(childComplexity, args["edges"].([]*store.FollowEdgeInput), args["activityCopyLimit"].(*int)), true
 	case "Mutation.inviteMembers":
 		if e.ComplexityRoot.Mutation.InviteMembers == nil {
 			break
@@ -2556,6 +2674,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UnblockUser(childComplexity, args["user"].(string)), true
+	case "Mutation.unbookmark":
+		if e.ComplexityRoot.Mutation.Unbookmark == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unbookmark_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Unbookmark(childComplexity, args["activity"].(string), args["folder"].(*string)), true
 	case "Mutation.unfollow":
 		if e.ComplexityRoot.Mutation.Unfollow == nil {
 			break
@@ -2834,6 +2963,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Rankings(childComplexity), true
+	case "Query.searchActivities":
+		if e.ComplexityRoot.Query.SearchActivities == nil {
+			break
+		}
+
+		args, err := ec.field_Query_searchActivities_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.SearchActivities(childComplexity, args["query"].(string), args["feed"].(*string), args["verb"].(*string), args["actor"].(*string), args["from"].(*time.Time), args["to"].(*time.Time), args["first"].(*int), args["after"].(*string)), true
 	case "Query.searchMessages":
 		if e.ComplexityRoot.Query.SearchMessages == nil {
 			break
@@ -3244,6 +3384,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.BlockedUsers(childComplexity), true
+	case "User.bookmarks":
+		if e.ComplexityRoot.User.Bookmarks == nil {
+			break
+		}
+
+		args, err := ec.field_User_bookmarks_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Bookmarks(childComplexity, args["folder"].(*string), args["first"].(*int), args["after"].(*string)), true
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -3385,6 +3536,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ChannelMembersFilter", ec.unmarshalInputChannelMembersFilter),
 			graphql.NewInputUnmarshaler("ChannelSort", ec.unmarshalInputChannelSort),
 			graphql.NewInputUnmarshaler("FlagTarget", ec.unmarshalInputFlagTarget),
+			graphql.NewInputUnmarshaler("FollowEdgeInput", ec.unmarshalInputFollowEdgeInput),
+			graphql.NewInputUnmarshaler("ImportedActivityInput", ec.unmarshalInputImportedActivityInput),
 			graphql.NewInputUnmarshaler("MessageInput", ec.unmarshalInputMessageInput),
 			graphql.NewInputUnmarshaler("UserInput", ec.unmarshalInputUserInput),
 		)
@@ -4701,6 +4854,54 @@ extend type Subscription {
   feedUpdated(feed: ID!): FeedUpdate!
 }
 `, BuiltIn: false},
+	{Name: "../schema/feeds_import.graphqls", Input: `"One follow of an importFollows batch: ` + "`" + `source` + "`" + ` (a timeline) follows ` + "`" + `target` + "`" + ` (a user feed)."
+input FollowEdgeInput {
+  source: ID!
+  target: ID!
+}
+
+"""
+One activity of an importActivities batch. Its actor is the owner of the
+feed it is imported into.
+"""
+input ImportedActivityInput {
+  "1 to 64 characters."
+  verb: String!
+  "1 to 1000 characters."
+  object: String!
+  target: String
+  "Required: with time it makes the import idempotent."
+  foreignId: String!
+  "When it happened: not in the future. Feeds place the activity by it."
+  time: Time!
+  data: JSON
+}
+
+"What an import wrote."
+type ImportResult {
+  "New rows written."
+  inserted: Int!
+  "Rows that existed already (or repeated one earlier in the batch), left as they were."
+  skipped: Int!
+}
+
+extend type Mutation {
+  """
+  Writes follows in bulk (admins; at most 100,000 a call, all or
+  nothing), each as ` + "`" + `follow` + "`" + ` would, copying up to ` + "`" + `activityCopyLimit` + "`" + `
+  (0 to 1000) of each target's recent activities into its new follower.
+  Follows that exist are skipped. Publishes no live updates.
+  """
+  importFollows(edges: [FollowEdgeInput!]!, activityCopyLimit: Int = 100): ImportResult!
+  """
+  Writes activities in bulk into a user feed, by its owner (admins; at
+  most 100,000 a call, all or nothing). An activity whose (feed,
+  foreignId, time) exists is skipped. The feed's followers' timelines
+  receive the new ones in the same call. Publishes no live updates.
+  """
+  importActivities(feed: ID!, activities: [ImportedActivityInput!]!): ImportResult!
+}
+`, BuiltIn: false},
 	{Name: "../schema/feeds_privacy.graphqls", Input: `# Private feeds and follow requests (the feeds guide, docs/feeds.md,
 # "Private feeds and follow requests").
 
@@ -4773,6 +4974,49 @@ extend type Mutation {
   acceptFollow(source: ID!, target: ID!): Follow!
   "Drops source's request to follow target (target's owner or an admin). Returns whether there was one."
   rejectFollow(source: ID!, target: ID!): Boolean!
+}
+`, BuiltIn: false},
+	{Name: "../schema/feeds_search.graphqls", Input: `"An activity a user saved, in one of their folders."
+type Bookmark {
+  activity: Activity!
+  "The folder's name; \"\" is the default folder."
+  folder: String!
+  createdAt: Time!
+}
+
+type BookmarkConnection {
+  edges: [BookmarkEdge!]!
+  pageInfo: PageInfo!
+}
+
+type BookmarkEdge {
+  cursor: String!
+  node: Bookmark!
+}
+
+extend type User {
+  """
+  The user's bookmarks, newest first, of one folder or (left out) of all.
+  Only on me: another user's are FORBIDDEN. At most 100 per page.
+  """
+  bookmarks(folder: String, first: Int = 25, after: String): BookmarkConnection!
+}
+
+extend type Query {
+  """
+  Activities the caller may read whose object, target or text in data
+  match query (words; "a phrase" in quotes; ` + "`" + `or` + "`" + `; -word to exclude), newest
+  first. Filters: the feed they were posted to (one the caller may read),
+  verb, actor, and time (from <= time < to). At most 100 per page.
+  """
+  searchActivities(query: String!, feed: ID, verb: String, actor: ID, from: Time, to: Time, first: Int = 25, after: String): ActivityConnection!
+}
+
+extend type Mutation {
+  "Saves an activity the caller may read in one of the caller's folders (at most 64 characters; \"\" is the default). Saving it again returns the bookmark."
+  bookmark(activity: ID!, folder: String = ""): Bookmark!
+  "Removes the caller's bookmark of an activity from one folder, or from every folder when folder is left out. Returns whether there was one."
+  unbookmark(activity: ID!, folder: String): Boolean!
 }
 `, BuiltIn: false},
 	{Name: "../schema/moderation.graphqls", Input: `"""
@@ -5041,6 +5285,38 @@ func (ec *executionContext) childFields_ActivityGroupEdge(ctx context.Context, f
 		return ec.fieldContext_ActivityGroupEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ActivityGroupEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Bookmark(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "activity":
+		return ec.fieldContext_Bookmark_activity(ctx, field)
+	case "folder":
+		return ec.fieldContext_Bookmark_folder(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Bookmark_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Bookmark", field.Name)
+}
+
+func (ec *executionContext) childFields_BookmarkConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_BookmarkConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_BookmarkConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BookmarkConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_BookmarkEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_BookmarkEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_BookmarkEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BookmarkEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Call(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5451,6 +5727,16 @@ func (ec *executionContext) childFields_FollowSuggestion(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type FollowSuggestion", field.Name)
 }
 
+func (ec *executionContext) childFields_ImportResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "inserted":
+		return ec.fieldContext_ImportResult_inserted(ctx, field)
+	case "skipped":
+		return ec.fieldContext_ImportResult_skipped(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportResult", field.Name)
+}
+
 func (ec *executionContext) childFields_Member(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "user":
@@ -5781,6 +6067,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_blockedUsers(ctx, field)
 	case "mutedUsers":
 		return ec.fieldContext_User_mutedUsers(ctx, field)
+	case "bookmarks":
+		return ec.fieldContext_User_bookmarks(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }

@@ -15,6 +15,7 @@ func SetComplexity(c *graph.ComplexityRoot) {
 	c.Mutation.UpsertUsers = func(child int, users []*model.UserInput) int { return 1 + len(users)*child }
 	setFeedComplexity(c)
 	setCommentComplexity(c)
+	setSearchComplexity(c)
 	setChatComplexity(c)
 	setCallComplexity(c)
 	setModerationComplexity(c)

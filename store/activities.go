@@ -68,9 +68,15 @@ const (
 const activityColumns = `id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at, comment_count`
 const activityColumnsA = `a.id, a.feed_id, a.actor_id, a.verb, a.object, a.target, a.foreign_id, a.time, a.data, a.to_feeds, a.created_at, a.updated_at, a.comment_count`
 
+// dest lists where activityColumns scan to, so that a statement reading
+// more columns after them scans them in one place.
+func (a *Activity) dest(more ...any) []any {
+	return append([]any{&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt, &a.CommentCount}, more...)
+}
+
 func scanActivity(row pgx.Row) (*Activity, error) {
 	var a Activity
-	err := row.Scan(&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt, &a.CommentCount)
+	err := row.Scan(a.dest()...)
 	if err != nil {
 		return nil, err
 	}

@@ -165,7 +165,7 @@ func (s *Store) RankedActivities(ctx context.Context, f *Feed, formula *RankForm
 	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ScoredActivity, error) {
 		var a Activity
 		var sa ScoredActivity
-		err := row.Scan(&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt, &a.CommentCount, &sa.Score)
+		err := row.Scan(a.dest(&sa.Score)...)
 		sa.Activity = &a
 		return sa, err
 	})

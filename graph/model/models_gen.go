@@ -32,6 +32,16 @@ type ActivityGroupEdge struct {
 	Node   *store.ActivityGroup `json:"node"`
 }
 
+type BookmarkConnection struct {
+	Edges    []*BookmarkEdge `json:"edges"`
+	PageInfo *PageInfo       `json:"pageInfo"`
+}
+
+type BookmarkEdge struct {
+	Cursor string          `json:"cursor"`
+	Node   *store.Bookmark `json:"node"`
+}
+
 // A user to add to a call, or whose role to change.
 type CallMemberInput struct {
 	User string `json:"user"`

@@ -27,21 +27,24 @@ func init() { benchmarks["feeds"] = benchFeeds }
 // benchFeeds is `make bench-feeds`: the fan-out rate of one post by an
 // actor with 100,000 followers (Brook's workers against a naive loop and a
 // hand-typed statement), addActivity latency with 10 and 100,000
-// followers, and timeline page reads at concurrency 32.
+// followers, bulk imports against a raw COPY, and timeline page reads at
+// concurrency 32.
 // Flags go after "--": go run ./internal/bench feeds -- -followers 20000 -seconds 2.
 func benchFeeds(ctx context.Context, h *harness, args []string) error {
 	fs := flag.NewFlagSet("feeds", flag.ContinueOnError)
 	followers := fs.Int("followers", 100_000, "followers of the large actor")
 	posts := fs.Int("posts", 300, "addActivity calls per actor for the latency figure")
 	seconds := fs.Float64("seconds", 5, "seconds per timeline read measurement")
-	only := fs.String("only", "", "run one part: fanout, latency or timeline")
+	only := fs.String("only", "", "run one part: fanout, latency, import or timeline")
+	imports := fs.Int("imports", store.MaxImportBatch, "rows per import batch")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	const cmd = "make bench-feeds"
 	// Workers off: the fan-out figure drives them explicitly, and the
 	// latency figure measures the mutation alone.
-	srv, err := h.startServer(ctx, map[string]string{"BROOK_WORKERS": "0", "FEED_PULL_THRESHOLD": "1000000"})
+	srv, err := h.startServer(ctx, map[string]string{"BROOK_WORKERS": "0", "FEED_PULL_THRESHOLD": "1000000",
+		"BROOK_MAX_BODY_BYTES": "67108864"}) // an import batch of 100,000 is about 15 MB of JSON
 	if err != nil {
 		return err
 	}
@@ -96,6 +99,14 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 		if _, err := db.Exec(ctx, `DELETE FROM jobs WHERE kind LIKE 'feed.%'`); err != nil {
 			return err
 		}
+	}
+	if run("import") {
+		imp := &table{title: "Feeds: bulk import (rows committed per second)",
+			cols: []string{"path", "rows", "time", "rows/s", "vs raw COPY"}}
+		if err := importFigures(ctx, h, st, srv, *imports, imp); err != nil {
+			return err
+		}
+		imp.print(os.Stdout, cmd)
 	}
 	if !run("timeline") {
 		return nil
