@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/brookhq/brook/internal/auth"
@@ -150,20 +151,7 @@ func (s *Service) countsChanged(ctx context.Context, user string) {
 // own), and not from a user it blocks. For requests: the viewer's blocks
 // are read again once blockTTL old.
 func (s *Service) visible(ctx context.Context, m *store.Message, viewer string) bool {
-	return m.VisibleTo(viewer) && (m.UserID == viewer || !s.blocks.blocks(ctx, viewer, m.UserID, blockTTL))
-}
-
-// delivers is visible for a stream delivering m: it reads no blocks but
-// those its subscription loaded (see watch), so delivering a message to
-// many subscribers costs no query each.
-func (s *Service) delivers(ctx context.Context, m *store.Message, viewer string) bool {
-	return m.VisibleTo(viewer) && (m.UserID == viewer || !s.blocks.blocks(ctx, viewer, m.UserID, forever))
-}
-
-// watchBlocks loads a subscriber's blocks as it subscribes, unless this
-// node read them within blockTTL.
-func (s *Service) watchBlocks(ctx context.Context, viewer string) {
-	s.blocks.blocks(ctx, viewer, "", blockTTL)
+	return m.VisibleTo(viewer) && (m.UserID == viewer || !s.blocks.blocks(ctx, viewer, m.UserID))
 }
 
 // blockTTL is how long a request trusts the blocks this node read. A
@@ -172,67 +160,85 @@ func (s *Service) watchBlocks(ctx context.Context, viewer string) {
 // blockTTL, and to subscriptions opened after it.
 const blockTTL = 10 * time.Second
 
-const forever = time.Duration(1<<63 - 1)
-
-// blockCache keeps each viewer's blocked users, for the streams, which
-// filter every message they deliver.
+// blockCache keeps each viewer's blocked users. Streams filter every
+// message they deliver with it, a thousand subscribers at once for one
+// message: each holds its viewer's slot (watch) and reads it without a
+// lock.
 type blockCache struct {
 	store *store.Store
 	log   interface {
 		Warn(msg string, args ...any)
 	}
 	mu sync.Mutex
-	by map[string]blockEntry
+	by map[string]*blockSlot
 }
+
+// blockSlot holds a viewer's blocks as last read; nil before the first
+// read, or after one failed.
+type blockSlot struct{ p atomic.Pointer[blockEntry] }
 
 type blockEntry struct {
 	ids map[string]bool
 	at  time.Time
 }
 
-// blocks reports whether viewer blocks user, reading the viewer's blocks
-// again when what this node has is older than maxAge. A failed read
-// counts as no block (logged): a message too many beats a stream that
-// stops.
-func (c *blockCache) blocks(ctx context.Context, viewer, user string, maxAge time.Duration) bool {
-	c.mu.Lock()
-	e, ok := c.by[viewer]
-	c.mu.Unlock()
-	if !ok || time.Since(e.at) > maxAge {
-		var err error
-		if e, err = c.load(ctx, viewer); err != nil {
-			c.log.Warn("chat: read blocks", "user", viewer, "err", err)
-			return false
-		}
-	}
-	return e.ids[user]
+// has reports whether the slot's viewer blocks user, as last read.
+func (b *blockSlot) has(user string) bool {
+	e := b.p.Load()
+	return e != nil && len(e.ids) > 0 && e.ids[user]
 }
 
-// load reads a viewer's blocks into the cache.
-func (c *blockCache) load(ctx context.Context, viewer string) (blockEntry, error) {
+// slot returns a viewer's slot, made on first use.
+func (c *blockCache) slot(viewer string) *blockSlot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.by[viewer]
+	if !ok {
+		if len(c.by) > 100_000 {
+			// Bound the memory. Streams keep their slots; theirs are
+			// read again when they next subscribe.
+			clear(c.by)
+		}
+		b = &blockSlot{}
+		c.by[viewer] = b
+	}
+	return b
+}
+
+// watch returns a subscriber's slot, read now unless this node read it
+// within blockTTL.
+func (c *blockCache) watch(ctx context.Context, viewer string) *blockSlot {
+	b := c.slot(viewer)
+	if e := b.p.Load(); e == nil || time.Since(e.at) > blockTTL {
+		c.load(ctx, viewer, b)
+	}
+	return b
+}
+
+// blocks reports whether viewer blocks user, reading the viewer's blocks
+// again when what this node has is older than blockTTL. A failed read
+// counts as no block (logged): a message too many beats a request that
+// fails.
+func (c *blockCache) blocks(ctx context.Context, viewer, user string) bool {
+	return c.watch(ctx, viewer).has(user)
+}
+
+// load reads a viewer's blocks into its slot.
+func (c *blockCache) load(ctx context.Context, viewer string, b *blockSlot) {
 	ids, err := c.store.BlockedIDs(ctx, viewer)
 	if err != nil {
-		return blockEntry{}, err
+		c.log.Warn("chat: read blocks", "user", viewer, "err", err)
+		return
 	}
-	e := blockEntry{ids: make(map[string]bool, len(ids)), at: time.Now()}
+	e := &blockEntry{ids: make(map[string]bool, len(ids)), at: time.Now()}
 	for _, id := range ids {
 		e.ids[id] = true
 	}
-	c.mu.Lock()
-	if len(c.by) > 100_000 {
-		clear(c.by) // bound the memory; entries are cheap to read again
-	}
-	c.by[viewer] = e
-	c.mu.Unlock()
-	return e, nil
+	b.p.Store(e)
 }
 
-// reload reads a viewer's blocks again after they changed on this node.
+// reload reads a viewer's blocks again after they changed on this node:
+// its open streams here see the change at once.
 func (c *blockCache) reload(ctx context.Context, viewer string) {
-	if _, err := c.load(ctx, viewer); err != nil {
-		c.log.Warn("chat: read blocks", "user", viewer, "err", err)
-		c.mu.Lock()
-		delete(c.by, viewer)
-		c.mu.Unlock()
-	}
+	c.load(ctx, viewer, c.slot(viewer))
 }

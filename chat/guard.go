@@ -26,12 +26,14 @@ type readGuard struct {
 	// verified is the channel's MemberRemovals when the subscriber was
 	// last known to read it.
 	verified int64
+	// blocks are the subscriber's blocks, read without a lock as each
+	// message is delivered.
+	blocks *blockSlot
 }
 
 // It loads the subscriber's blocks too, which delivery reads (delivers).
 func (s *Service) newReadGuard(ctx context.Context, a *store.ChannelAccess, me auth.Identity) *readGuard {
-	s.watchBlocks(ctx, me.UserID)
-	return &readGuard{s: s, channel: a.Channel.ID, me: me, verified: a.Channel.MemberRemovals}
+	return &readGuard{s: s, channel: a.Channel.ID, me: me, verified: a.Channel.MemberRemovals, blocks: s.blocks.watch(ctx, me.UserID)}
 }
 
 // check returns, as the error a new subscription would get, whether the
@@ -54,6 +56,13 @@ func (g *readGuard) check(ctx context.Context, e *ChannelEvent) error {
 		return g.recheck(ctx)
 	}
 	return nil
+}
+
+// delivers reports whether the subscriber may see message m: not another's
+// shadowed message, nor one from a user it blocks. No I/O: it runs for
+// every subscriber of every message.
+func (g *readGuard) delivers(m *store.Message) bool {
+	return m.VisibleTo(g.me.UserID) && (m.UserID == g.me.UserID || !g.blocks.has(m.UserID))
 }
 
 // removes reports whether e is the removal of the guard's subscriber, or
@@ -138,11 +147,11 @@ func (s *Service) ChannelEvents(ctx context.Context, channel string) (<-chan *Ch
 	guard := s.newReadGuard(ctx, a, me)
 	go stream.Relay(ctx, s.log, sub, out, decodeChannelEvent, func(e *ChannelEvent) (bool, error) {
 		err := guard.check(ctx, e)
-		if err == nil && e.Message != nil && !s.delivers(ctx, e.Message, me.UserID) {
+		if err == nil && e.Message != nil && !guard.delivers(e.Message) {
 			return false, nil // another's shadowed message, or a blocked user's
 		}
 		if err == nil && (e.Type == EventTypingStart || e.Type == EventTypingStop) && e.User != nil &&
-			e.User.ID != me.UserID && s.blocks.blocks(ctx, me.UserID, e.User.ID, forever) {
+			e.User.ID != me.UserID && guard.blocks.has(e.User.ID) {
 			return false, nil // a blocked user typing
 		}
 		return err == nil || guard.removes(e), err

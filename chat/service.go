@@ -58,7 +58,7 @@ func New(opts Options) *Service {
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultPushMemberLimit
 	}
-	s.blocks = &blockCache{store: s.store, log: s.log, by: map[string]blockEntry{}}
+	s.blocks = &blockCache{store: s.store, log: s.log, by: map[string]*blockSlot{}}
 	if s.state != nil {
 		// A write to the counters that failed while Redis was away
 		// invalidates them all before Redis is trusted again. If Redis

@@ -77,7 +77,7 @@ func (s *messageStream) Stop() {
 func (s *messageStream) CanPark() bool { return s.waitC == nil }
 
 func (s *messageStream) send(m *store.Message) bool {
-	if !s.s.delivers(s.ctx, m, s.guard.me.UserID) {
+	if !s.guard.delivers(m) {
 		s.last = m.Pos // invisible to the viewer: its position, not its text
 		return true
 	}

@@ -22,12 +22,13 @@ func blockedBy(u, sender string) string {
 
 // blockedInPair is an SQL condition, for a send of user u to channel c: c
 // has two members, and the other one blocked u. It rides on a statement
-// the send runs anyway, and looks at the blocks only in a two-member
-// channel.
+// the send runs anyway. CASE looks at the blocks only in a two-member
+// channel, and they are read from the sender's blockers (an index range,
+// empty for most senders), never from the channel's members.
 func blockedInPair(c, u string) string {
-	return `(SELECT member_count = 2 FROM channels WHERE id = ` + c + `) AND EXISTS (
-		SELECT 1 FROM channel_members o JOIN user_blocks b ON b.blocker_id = o.user_id AND b.blocked_id = ` + u + `
-		WHERE o.channel_id = ` + c + ` AND o.user_id <> ` + u + `)`
+	return `CASE WHEN (SELECT member_count FROM channels WHERE id = ` + c + `) = 2 THEN EXISTS (
+		SELECT 1 FROM user_blocks b JOIN channel_members o ON o.channel_id = ` + c + ` AND o.user_id = b.blocker_id
+		WHERE b.blocked_id = ` + u + `) ELSE false END`
 }
 
 // ErrBlocked means a message or a distinct channel found its sender

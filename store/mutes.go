@@ -25,6 +25,13 @@ func silencedSenders(u string) string {
 		UNION ALL SELECT muted_id FROM user_mutes WHERE muter_id = ` + u + ` AND (until IS NULL OR until > now())`
 }
 
+// silencersAmong is an SQL query of the users of the array us who block
+// or mute anyone now.
+func silencersAmong(us string) string {
+	return `SELECT blocker_id AS u FROM user_blocks WHERE blocker_id = ANY(` + us + `)
+		UNION SELECT muter_id FROM user_mutes WHERE muter_id = ANY(` + us + `) AND (until IS NULL OR until > now())`
+}
+
 // silencedUnread is an SQL expression: how many of membership m's unread
 // messages (m joined with its channel c) come from users its member
 // blocks or mutes, which count for it not. It looks at messages only when

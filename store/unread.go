@@ -126,11 +126,16 @@ func FinishCounts(c *UnreadCounts) {
 }
 
 // UnreadTotalsFromDB computes users' totals from PostgreSQL, for events
-// about users whose Redis counters are incomplete.
+// about users whose Redis counters are incomplete, and for the online
+// members of a big channel on each of its messages: the silenced senders'
+// messages are counted (a correlated query per membership) only for the
+// few users who silence anyone, found first in one pass.
 func (s *Store) UnreadTotalsFromDB(ctx context.Context, users []string) (map[string]UnreadTotals, error) {
 	rows, err := s.db.Query(ctx, `
+		WITH silencing AS (`+silencersAmong("$1")+`)
 		SELECT user_id, sum(n)::int8, count(*) FROM (
-			SELECT m.user_id, `+unreadOf+` AS n
+			SELECT m.user_id, CASE WHEN m.user_id IN (SELECT u FROM silencing) THEN `+unreadOf+`
+				ELSE c.last_seq - m.last_read_seq END AS n
 			FROM channel_members m JOIN channels c ON c.id = m.channel_id
 			WHERE m.user_id = ANY($1) AND c.last_seq > m.last_read_seq AND c.deleted_at IS NULL AND NOT `+channelMuted+`
 		) AS u WHERE n > 0 GROUP BY user_id`, users)
