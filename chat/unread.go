@@ -32,15 +32,16 @@ func (s *Service) UnreadCounts(ctx context.Context, user string) (*store.UnreadC
 		store.FinishCounts(out)
 		return out, nil
 	}
-	rows, err := s.store.UnreadRows(ctx, user)
+	// A user who blocks or mutes anyone, or mutes a channel, is counted
+	// here every time: Redis counters count every message. A silence that
+	// starts after this read invalidates the counters (a new gen), so the
+	// rebuild below, against the gen read before, is refused; one that
+	// ends meanwhile costs one more read here.
+	silences, err := s.store.Silences(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	// A user who blocks or mutes anyone, or mutes a channel, is counted
-	// here every time: Redis counters count every message. Read after
-	// the rows, so a silence that ends meanwhile costs one more read here,
-	// and one that starts invalidates the counters (a new gen) after.
-	silences, err := s.store.Silences(ctx, user)
+	rows, err := s.store.UnreadRows(ctx, user, silences)
 	if err != nil {
 		return nil, err
 	}
