@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
@@ -16,6 +17,12 @@ import (
 // transaction of the change, count as unread for nobody, and reach
 // messageAdded like any message. Livestream channels record no joins and
 // leaves: thousands of viewers would bury the conversation.
+
+// systemMessageJobDelay is how long a system message's job waits before it
+// publishes the message itself (see systemChange): long enough for the
+// change's own request to have published it, in which case the job only
+// finds it published.
+const systemMessageJobDelay = 2 * time.Second
 
 // systemEvent describes a change for its system message.
 type systemEvent struct {
@@ -51,6 +58,11 @@ func (s *Service) systemChange(ctx context.Context, channel string, change func(
 			return err
 		}
 		sm := describe(ev, people)
+		// The request publishes the change's events before the message,
+		// so that a removed subscriber gets its own member.removed before
+		// the message that ends its stream; a worker of any node that
+		// claimed the job at once could publish the message first.
+		sm.PublishAt = time.Now().Add(systemMessageJobDelay)
 		if msg, err = tx.AddSystemMessage(ctx, channel, sm); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // SystemMessage records a change to a channel (a join, a removal, a role
@@ -14,11 +15,15 @@ type SystemMessage struct {
 	Text  string
 	// Data says what happened, for apps that write their own text.
 	Data json.RawMessage
+	// PublishAt is when the message's job may publish it, if the change's
+	// own request has not (zero: at once).
+	PublishAt time.Time
 }
 
 // AddSystemMessage adds a system message to a channel, in the transaction
 // of the change it records: it takes the channel's next position but no
-// sequence number, and leaves the chat.message job that publishes it.
+// sequence number, and leaves the chat.message job that publishes it
+// (from sm.PublishAt).
 func (s *Store) AddSystemMessage(ctx context.Context, channelID string, sm SystemMessage) (*Message, error) {
 	var pos, seq, removals int64
 	if err := s.db.QueryRow(ctx, `UPDATE channels SET last_pos = last_pos + 1 WHERE id = $1 RETURNING last_pos, last_seq, member_removals`,
@@ -32,7 +37,7 @@ func (s *Store) AddSystemMessage(ctx context.Context, channelID string, sm Syste
 	if err != nil {
 		return nil, fmt.Errorf("store: system message: %w", err)
 	}
-	if _, err := s.EnqueueJob(ctx, ChatMessageKind, ChatMessageJob{MessageID: m.ID}); err != nil {
+	if _, err := s.EnqueueJobAt(ctx, ChatMessageKind, ChatMessageJob{MessageID: m.ID}, sm.PublishAt); err != nil {
 		return nil, err
 	}
 	m.Sent, m.SentRemovals = true, removals
