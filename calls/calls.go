@@ -33,11 +33,20 @@ func (s *Service) readCall(ctx context.Context, lookup Lookup, id string) (*stor
 
 // CreateCall creates a call with the caller as its host. With an id that
 // exists it returns the call unchanged (get-or-create), when the caller is
-// a member or an admin.
+// a member or an admin. With input.Ring it rings the other members who
+// are not in the call, in the same transaction.
 func (s *Service) CreateCall(ctx context.Context, input store.CallInput) (*store.Call, error) {
 	me, err := auth.Caller(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if input.Ring {
+		call, out, err := s.createAndRing(ctx, me, input)
+		if err != nil {
+			return nil, err
+		}
+		s.announceRings(ctx, out)
+		return call, nil
 	}
 	call, created, err := s.store.CreateCall(ctx, me.UserID, input)
 	if err != nil {

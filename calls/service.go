@@ -37,6 +37,12 @@ type Options struct {
 	// SweepInterval is how often the participant-timeout sweep runs, on
 	// one node of the cluster (0: every second).
 	SweepInterval time.Duration
+	// RingTimeout is how long a ring rings before it is missed
+	// (CALL_RING_TIMEOUT; 0: DefaultRingTimeout).
+	RingTimeout time.Duration
+	// RingPolicy, when set, adjusts a call type's ring settings (the
+	// defaults given): the hook call types will fill.
+	RingPolicy func(callType string, defaults RingSettings) RingSettings
 }
 
 // DefaultParticipantTimeout is how long a participant stays in a call
@@ -52,6 +58,9 @@ type Service struct {
 	nodes      []sfu.Node
 	timeout    time.Duration
 	sweepEvery time.Duration
+	// ringTimeout and ringPolicy give calls their RingSettings.
+	ringTimeout time.Duration
+	ringPolicy  func(string, RingSettings) RingSettings
 
 	// facts caches participants' immutable facts (user, session, call) so
 	// the signaling path authorizes without any round trip. Entries of
@@ -83,12 +92,16 @@ const factsCacheSize = 100_000
 // New returns the calls Service. Start it to run the call runtime.
 func New(opts Options) *Service {
 	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(),
-		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval}
+		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval,
+		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy}
 	if len(s.nodes) == 0 {
 		s.nodes = sfu.Default
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultParticipantTimeout
+	}
+	if s.ringTimeout <= 0 {
+		s.ringTimeout = DefaultRingTimeout
 	}
 	if s.sweepEvery <= 0 {
 		s.sweepEvery = time.Second

@@ -26,6 +26,7 @@ type CallResolver interface {
 	Members(ctx context.Context, obj *store.Call) ([]*store.CallMember, error)
 	Session(ctx context.Context, obj *store.Call) (*store.CallSession, error)
 	Sessions(ctx context.Context, obj *store.Call, first *int) ([]*store.CallSession, error)
+	Rings(ctx context.Context, obj *store.Call, first *int) ([]*store.CallRing, error)
 }
 type CallMemberResolver interface {
 	User(ctx context.Context, obj *store.CallMember) (*store.User, error)
@@ -57,6 +58,20 @@ func (ec *executionContext) field_CallSession_participants_args(ctx context.Cont
 		return nil, err
 	}
 	args["live"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Call_rings_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
 	return args, nil
 }
 
@@ -327,6 +342,50 @@ func (ec *executionContext) fieldContext_Call_sessions(ctx context.Context, fiel
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Call_sessions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Call_rings(ctx context.Context, field graphql.CollectedField, obj *store.Call) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Call_rings(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Call().Rings(ctx, obj, fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*store.CallRing) graphql.Marshaler {
+			return ec.marshalNCallRing2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallRingᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Call_rings(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Call",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CallRing(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Call_rings_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -1282,7 +1341,11 @@ func (ec *executionContext) unmarshalInputCallInput(ctx context.Context, obj any
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"type", "id", "members", "data"}
+	if _, present := asMap["ring"]; !present {
+		asMap["ring"] = false
+	}
+
+	fieldsInOrder := [...]string{"type", "id", "members", "data", "ring"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -1317,6 +1380,13 @@ func (ec *executionContext) unmarshalInputCallInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.Data = data
+		case "ring":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ring"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Ring = data
 		}
 	}
 	return it, nil
@@ -1454,6 +1524,12 @@ func (ec *executionContext) _Call(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Call_sessions(ctx, field, obj)
+				})
+		case "rings":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Call_rings(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))

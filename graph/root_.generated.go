@@ -31,6 +31,7 @@ type ResolverRoot interface {
 	Call() CallResolver
 	CallMember() CallMemberResolver
 	CallParticipant() CallParticipantResolver
+	CallRing() CallRingResolver
 	CallSession() CallSessionResolver
 	Channel() ChannelResolver
 	ChannelUnread() ChannelUnreadResolver
@@ -135,6 +136,7 @@ type ComplexityRoot struct {
 		Data      func(childComplexity int) int
 		ID        func(childComplexity int) int
 		Members   func(childComplexity int) int
+		Rings     func(childComplexity int, first *int) int
 		Session   func(childComplexity int) int
 		Sessions  func(childComplexity int, first *int) int
 		Type      func(childComplexity int) int
@@ -170,6 +172,25 @@ type ComplexityRoot struct {
 		JoinedAt func(childComplexity int) int
 		LeftAt   func(childComplexity int) int
 		User     func(childComplexity int) int
+	}
+
+	CallRing struct {
+		Call      func(childComplexity int) int
+		Caller    func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		DecidedAt func(childComplexity int) int
+		ExpiresAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Reason    func(childComplexity int) int
+		State     func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
+	CallRingEvent struct {
+		Call      func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		Ring      func(childComplexity int) int
+		Type      func(childComplexity int) int
 	}
 
 	CallSession struct {
@@ -404,6 +425,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AcceptCall        func(childComplexity int, id string) int
 		AcceptFollow      func(childComplexity int, source string, target string) int
 		AcceptInvite      func(childComplexity int, channel string) int
 		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
@@ -413,6 +435,7 @@ type ComplexityRoot struct {
 		BanUser           func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
 		BlockUser         func(childComplexity int, user string) int
 		Bookmark          func(childComplexity int, activity string, folder *string) int
+		CancelRing        func(childComplexity int, id string) int
 		CreateCall        func(childComplexity int, input store.CallInput) int
 		CreateChannel     func(childComplexity int, input store.ChannelInput) int
 		DeleteChannel     func(childComplexity int, id string) int
@@ -440,12 +463,14 @@ type ComplexityRoot struct {
 		MuteChannel       func(childComplexity int, channel string, until *time.Time) int
 		MuteUser          func(childComplexity int, user string, until *time.Time) int
 		PinMessage        func(childComplexity int, id string, expiresAt *time.Time) int
+		RejectCall        func(childComplexity int, id string, reason *store.CallRejectReason) int
 		RejectFollow      func(childComplexity int, source string, target string) int
 		RejectInvite      func(childComplexity int, channel string) int
 		RemoveActivity    func(childComplexity int, id string) int
 		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
 		RemoveReaction    func(childComplexity int, id string) int
 		ResolveFlag       func(childComplexity int, id string, action store.FlagAction) int
+		RingCall          func(childComplexity int, id string, members []string) int
 		SendMessage       func(childComplexity int, channel string, input store.MessageInput) int
 		SendReaction      func(childComplexity int, message string, kind string) int
 		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
@@ -559,6 +584,7 @@ type ComplexityRoot struct {
 		CommentAdded  func(childComplexity int, activity string) int
 		FeedUpdated   func(childComplexity int, feed string) int
 		MessageAdded  func(childComplexity int, channel string, after *string) int
+		MyCallEvents  func(childComplexity int) int
 		MyEvents      func(childComplexity int) int
 		UserUpdated   func(childComplexity int, id string) int
 	}
@@ -967,6 +993,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Call.Members(childComplexity), true
+	case "Call.rings":
+		if e.ComplexityRoot.Call.Rings == nil {
+			break
+		}
+
+		args, err := ec.field_Call_rings_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Call.Rings(childComplexity, args["first"].(*int)), true
 	case "Call.session":
 		if e.ComplexityRoot.Call.Session == nil {
 			break
@@ -1114,6 +1151,86 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallParticipant.User(childComplexity), true
+
+	case "CallRing.call":
+		if e.ComplexityRoot.CallRing.Call == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.Call(childComplexity), true
+	case "CallRing.caller":
+		if e.ComplexityRoot.CallRing.Caller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.Caller(childComplexity), true
+	case "CallRing.createdAt":
+		if e.ComplexityRoot.CallRing.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.CreatedAt(childComplexity), true
+	case "CallRing.decidedAt":
+		if e.ComplexityRoot.CallRing.DecidedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.DecidedAt(childComplexity), true
+	case "CallRing.expiresAt":
+		if e.ComplexityRoot.CallRing.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.ExpiresAt(childComplexity), true
+	case "CallRing.id":
+		if e.ComplexityRoot.CallRing.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.ID(childComplexity), true
+	case "CallRing.reason":
+		if e.ComplexityRoot.CallRing.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.Reason(childComplexity), true
+	case "CallRing.state":
+		if e.ComplexityRoot.CallRing.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.State(childComplexity), true
+	case "CallRing.user":
+		if e.ComplexityRoot.CallRing.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRing.User(childComplexity), true
+
+	case "CallRingEvent.call":
+		if e.ComplexityRoot.CallRingEvent.Call == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRingEvent.Call(childComplexity), true
+	case "CallRingEvent.createdAt":
+		if e.ComplexityRoot.CallRingEvent.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRingEvent.CreatedAt(childComplexity), true
+	case "CallRingEvent.ring":
+		if e.ComplexityRoot.CallRingEvent.Ring == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRingEvent.Ring(childComplexity), true
+	case "CallRingEvent.type":
+		if e.ComplexityRoot.CallRingEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallRingEvent.Type(childComplexity), true
 
 	case "CallSession.call":
 		if e.ComplexityRoot.CallSession.Call == nil {
@@ -2107,6 +2224,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MessageReaction.User(childComplexity), true
 
+	case "Mutation.acceptCall":
+		if e.ComplexityRoot.Mutation.AcceptCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acceptCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AcceptCall(childComplexity, args["id"].(string)), true
 	case "Mutation.acceptFollow":
 		if e.ComplexityRoot.Mutation.AcceptFollow == nil {
 			break
@@ -2206,6 +2334,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Bookmark(childComplexity, args["activity"].(string), args["folder"].(*string)), true
+	case "Mutation.cancelRing":
+		if e.ComplexityRoot.Mutation.CancelRing == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelRing_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelRing(childComplexity, args["id"].(string)), true
 	case "Mutation.createCall":
 		if e.ComplexityRoot.Mutation.CreateCall == nil {
 			break
@@ -2498,6 +2637,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PinMessage(childComplexity, args["id"].(string), args["expiresAt"].(*time.Time)), true
+	case "Mutation.rejectCall":
+		if e.ComplexityRoot.Mutation.RejectCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_rejectCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RejectCall(childComplexity, args["id"].(string), args["reason"].(*store.CallRejectReason)), true
 	case "Mutation.rejectFollow":
 		if e.ComplexityRoot.Mutation.RejectFollow == nil {
 			break
@@ -2564,6 +2714,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResolveFlag(childComplexity, args["id"].(string), args["action"].(store.FlagAction)), true
+	case "Mutation.ringCall":
+		if e.ComplexityRoot.Mutation.RingCall == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_ringCall_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RingCall(childComplexity, args["id"].(string), args["members"].([]string)), true
 	case "Mutation.sendMessage":
 		if e.ComplexityRoot.Mutation.SendMessage == nil {
 			break
@@ -3266,6 +3427,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.MessageAdded(childComplexity, args["channel"].(string), args["after"].(*string)), true
+	case "Subscription.myCallEvents":
+		if e.ComplexityRoot.Subscription.MyCallEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.MyCallEvents(childComplexity), true
 	case "Subscription.myEvents":
 		if e.ComplexityRoot.Subscription.MyEvents == nil {
 			break
@@ -3846,6 +4013,97 @@ extend type Subscription {
   participant.left. While it is open the participant stays in the call.
   """
   callEvents(participant: ID!): CallEvent!
+}
+`, BuiltIn: false},
+	{Name: "../schema/calls_ringing.graphqls", Input: `"Where a ring stands: RINGING until the rung user decides, the ring times out or its caller cancels it."
+enum CallRingState {
+  RINGING
+  ACCEPTED
+  REJECTED
+  MISSED
+  CANCELLED
+}
+
+"Why a ring was rejected: DECLINED by the user, or BUSY (in another live call when it rang)."
+enum CallRejectReason {
+  DECLINED
+  BUSY
+}
+
+"""
+One member's incoming call: rung by createCall(ring: true) or ringCall,
+until they accept or reject it, it is missed (CALL_RING_TIMEOUT), or its
+caller cancels it.
+"""
+type CallRing {
+  id: ID!
+  call: Call!
+  "The user rung."
+  user: User!
+  "The user who rang."
+  caller: User!
+  state: CallRingState!
+  "Why it was rejected, when REJECTED."
+  reason: CallRejectReason
+  createdAt: Time!
+  "When it is missed if still ringing."
+  expiresAt: Time!
+  "When it stopped ringing; null while RINGING."
+  decidedAt: Time
+}
+
+"""
+An event of the caller's own rings, on every device (myCallEvents):
+` + "`" + `call.ring` + "`" + ` (a call rings you: ring.caller calls), ` + "`" + `call.accepted` + "`" + `,
+` + "`" + `call.rejected` + "`" + `, ` + "`" + `call.missed` + "`" + `, ` + "`" + `call.ring_cancelled` + "`" + ` (ring.user decided,
+or the ring timed out or was cancelled: every device of ring.user stops
+ringing, and ring.caller learns it), and ` + "`" + `call.ended` + "`" + ` (a one-to-one call
+ended because its callee rejected or missed it; ring is that ring).
+"""
+type CallRingEvent {
+  type: String!
+  call: Call!
+  "The ring the event is about."
+  ring: CallRing
+  createdAt: Time!
+}
+
+extend input CallInput {
+  "Ring the members (all but the creator) who are not in the call."
+  ring: Boolean = false
+}
+
+extend type Call {
+  "The call's rings, newest first (at most 100)."
+  rings(first: Int = 10): [CallRing!]!
+}
+
+extend type Mutation {
+  """
+  Rings members of the call who are not in it and not rung already, on
+  every device of theirs (myCallEvents). A member in another live call is
+  rejected at once with reason BUSY. Members and admins only. Returns the
+  rings started.
+  """
+  ringCall(id: ID!, members: [ID!]!): [CallRing!]!
+  "Accepts the call's ring of the caller: every device of theirs stops ringing. Join the call next."
+  acceptCall(id: ID!): CallRing!
+  """
+  Rejects the call's ring of the caller (DECLINED by default). A one-to-one
+  call (two members) ends for the other member too.
+  """
+  rejectCall(id: ID!, reason: CallRejectReason = DECLINED): CallRing!
+  "Stops the rings the caller started in the call that still ring. Returns them."
+  cancelRing(id: ID!): [CallRing!]!
+}
+
+extend type Subscription {
+  """
+  The caller's ring events, on every device: rings of their own (and the
+  rings that ring them when the stream starts, as call.ring), the decisions
+  on them, and the rings they started.
+  """
+  myCallEvents: CallRingEvent!
 }
 `, BuiltIn: false},
 	{Name: "../schema/chat.graphqls", Input: `"""
@@ -5339,6 +5597,8 @@ func (ec *executionContext) childFields_Call(ctx context.Context, field graphql.
 		return ec.fieldContext_Call_session(ctx, field)
 	case "sessions":
 		return ec.fieldContext_Call_sessions(ctx, field)
+	case "rings":
+		return ec.fieldContext_Call_rings(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Call", field.Name)
 }
@@ -5403,6 +5663,44 @@ func (ec *executionContext) childFields_CallParticipant(ctx context.Context, fie
 		return ec.fieldContext_CallParticipant_leftAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallParticipant", field.Name)
+}
+
+func (ec *executionContext) childFields_CallRing(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CallRing_id(ctx, field)
+	case "call":
+		return ec.fieldContext_CallRing_call(ctx, field)
+	case "user":
+		return ec.fieldContext_CallRing_user(ctx, field)
+	case "caller":
+		return ec.fieldContext_CallRing_caller(ctx, field)
+	case "state":
+		return ec.fieldContext_CallRing_state(ctx, field)
+	case "reason":
+		return ec.fieldContext_CallRing_reason(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CallRing_createdAt(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CallRing_expiresAt(ctx, field)
+	case "decidedAt":
+		return ec.fieldContext_CallRing_decidedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallRing", field.Name)
+}
+
+func (ec *executionContext) childFields_CallRingEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_CallRingEvent_type(ctx, field)
+	case "call":
+		return ec.fieldContext_CallRingEvent_call(ctx, field)
+	case "ring":
+		return ec.fieldContext_CallRingEvent_ring(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CallRingEvent_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallRingEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_CallSession(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -30,6 +30,7 @@ type callLoaderSet struct {
 	SessionsByCall  *Loader[callSessionsKey, []*store.CallSession]
 	CallParticipant *Loader[uuid.UUID, []*store.CallParticipant]
 	SFUDrained      *Loader[string, bool]
+	RingsByCall     *Loader[callSessionsKey, []*store.CallRing]
 }
 
 // callSessionsKey asks for a call's newest sessions.
@@ -75,7 +76,44 @@ func newCallLoaderSet(s *calls.Service) *callLoaderSet {
 		}),
 		CallParticipant: NewLoader(s.Participants),
 		SFUDrained:      NewLoader(s.SFUsDrained),
+		RingsByCall:     NewLoader(pagedByCall(s.RingsByCall)),
 	}
+}
+
+// pagedByCall makes the batch read of a loader of calls' newest things
+// (a page size each) from a read of many calls at one page size: usually
+// every key asks for the same size, one statement.
+func pagedByCall[V any](read func(ctx context.Context, ids []string, first int) ([][]V, error)) func(context.Context, []callSessionsKey) ([][]V, error) {
+	return func(ctx context.Context, keys []callSessionsKey) ([][]V, error) {
+		out := make([][]V, len(keys))
+		byFirst := map[int][]int{}
+		for i, k := range keys {
+			byFirst[k.first] = append(byFirst[k.first], i)
+		}
+		for first, idx := range byFirst {
+			ids := make([]string, len(idx))
+			for j, i := range idx {
+				ids[j] = keys[i].call
+			}
+			got, err := read(ctx, ids, first)
+			if err != nil {
+				return nil, err
+			}
+			for j, i := range idx {
+				out[i] = got[j]
+			}
+		}
+		return out, nil
+	}
+}
+
+// ringUser resolves a ring's user or caller: without a lookup when only
+// its id is selected.
+func (r *Resolver) ringUser(ctx context.Context, id string) (*store.User, error) {
+	if onlyID(ctx) {
+		return &store.User{ID: id}, nil
+	}
+	return r.user(ctx, id)
 }
 
 // callLookup reads calls for the calls product through the request's
@@ -93,6 +131,9 @@ func setCallComplexity(c *graph.ComplexityRoot) {
 	c.CallSession.Participants = func(child int, _ *bool) int { return 1 + 20*child }
 	c.CallJoin.Others = func(child int) int { return 1 + 20*child }
 	c.Query.SfuNodes = func(child int) int { return 1 + 20*child }
+	c.Call.Rings = func(child int, first *int) int { return listCost(child, first) }
+	c.Mutation.RingCall = func(child int, _ string, members []string) int { return 1 + len(members)*child }
+	c.Mutation.CancelRing = func(child int, _ string) int { return 1 + 20*child }
 }
 
 // onlyID reports whether the field being resolved selects nothing but id

@@ -54,6 +54,8 @@ type CallInput struct {
 	// Members are user ids besides the creator, who is always a member.
 	Members []string
 	Data    json.RawMessage
+	// Ring rings the members (the calls product does; the store ignores it).
+	Ring bool
 }
 
 // CheckCallType checks a call type: 1 to 32 lowercase letters, digits, _ or -.
@@ -365,29 +367,36 @@ func (s *Store) UpdateCallMembers(ctx context.Context, callID string, set []Call
 func (s *Store) EndCall(ctx context.Context, callID string) (*CallDepartures, error) {
 	var d *CallDepartures
 	err := s.InTx(ctx, func(tx *Store) error {
-		d = nil
-		// Lock the live session first, so no join slips in between.
-		var sid uuid.UUID
-		err := tx.db.QueryRow(ctx, `SELECT id FROM call_sessions WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, callID).Scan(&sid)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		rows, err := tx.db.Query(ctx, `SELECT id FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, sid)
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
-		if err != nil || len(ids) == 0 {
-			return err
-		}
-		d, err = tx.RemoveCallParticipants(ctx, ids, CallLeftEnded)
+		var err error
+		d, err = tx.endLiveSession(ctx, callID)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: end call: %w", err)
 	}
 	return d, nil
+}
+
+// endLiveSession takes every participant out of the call's live session
+// (reason "ended"), which ends it; nil departures when none was live. Run
+// it in a transaction.
+func (s *Store) endLiveSession(ctx context.Context, callID string) (*CallDepartures, error) {
+	// Lock the live session first, so no join slips in between.
+	var sid uuid.UUID
+	err := s.db.QueryRow(ctx, `SELECT id FROM call_sessions WHERE call_id = $1 AND ended_at IS NULL FOR UPDATE`, callID).Scan(&sid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Query(ctx, `SELECT id FROM call_participants WHERE session_id = $1 AND left_at IS NULL`, sid)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.RemoveCallParticipants(ctx, ids, CallLeftEnded)
 }

@@ -51,6 +51,8 @@ type Options struct {
 	SFUNodes []sfu.Node
 	// CallParticipantTimeout is CALL_PARTICIPANT_TIMEOUT (0: 30 s).
 	CallParticipantTimeout time.Duration
+	// CallRingTimeout is CALL_RING_TIMEOUT (0: 30 s).
+	CallRingTimeout time.Duration
 	// CallSweepInterval is how often the call participant-timeout sweep
 	// runs, on one node of the cluster (0: every second).
 	CallSweepInterval time.Duration
@@ -114,7 +116,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.Chat = chat.New(chat.Options{Parts: parts, PushMemberLimit: opts.ChatPushMemberLimit,
 		ReadActivity: func(ctx context.Context, id string) (*store.Activity, error) { return n.Feeds.Activity(ctx, id, nil) }})
 	n.Calls = calls.New(calls.Options{Parts: parts,
-		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval})
+		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval,
+		RingTimeout: opts.CallRingTimeout})
 	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log}
 	if opts.Workers.Concurrency > 0 {
 		wo := opts.Workers
