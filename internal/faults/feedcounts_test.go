@@ -310,7 +310,9 @@ func TestFeedCountsUnderConcurrency(t *testing.T) {
 			}
 			var out struct {
 				Feed struct {
-					FollowRequests struct{ Edges []struct{ Node struct{ ID string } } }
+					FollowRequests struct {
+						Edges []struct{ Node struct{ ID string } }
+					}
 				}
 			}
 			if err := priv.Run(ctx, `{ feed(id: "user:priv") { followRequests(first: 50) { edges { node { id } } } } }`, nil, &out); err != nil {
