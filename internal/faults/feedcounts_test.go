@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -418,4 +419,222 @@ func TestFeedCountsUnderConcurrency(t *testing.T) {
 	t.Logf("fault 6: %d clients on 2 nodes, %d operations (%v); left %d comments (%d replies), %d reactions, %d follows, %d requests: "+
 		"every count equal to its rows, %d like and %d love notifications once each, every comment and mention notified once",
 		clients, clients*opsEach, ops, nComments, nReplies, nReactions, nFollows, nRequests, likes, loves)
+}
+
+// Fault 7: a `brook worker` process is SIGKILLed while its two goroutines
+// are inside batches of the jobs that follow comments, reactions and
+// accepted follow requests (notifying the activity's actor and the
+// mentioned users, and backfilling the new follower's timeline). Another
+// worker finishes them: every count is exact, every notification is in
+// its feed exactly once and every backfill is complete.
+//
+// To kill it mid-job deterministically, the test holds (in an open
+// transaction) some of the rows those jobs write, spread over the queue:
+// the once-only keys of every 7th comment's and reaction's notification
+// and a timeline row of every 3rd backfill. Each worker goroutine blocks
+// on one of them inside its batch, the batch's other jobs done but not
+// committed; then the test kills the process, releases the rows and starts
+// another worker.
+func TestWorkerKilledMidFeedJobs(t *testing.T) {
+	const commenters, requesters, privPosts = 40, 12, 5
+	c := newCluster(t, false)
+	api := c.startBrook(t, nil, map[string]string{"BROOK_WORKERS": "0"})
+	ctx := context.Background()
+	users := []string{"star", "priv", "men"}
+	for i := 0; i < commenters; i++ {
+		users = append(users, fmt.Sprintf("u%d", i))
+	}
+	for i := 0; i < requesters; i++ {
+		users = append(users, fmt.Sprintf("r%d", i))
+	}
+	c.users(t, api, users...)
+	star := api.Client(c.token(t, "star", false))
+	priv := api.Client(c.token(t, "priv", false))
+	a := post(t, star, "star", "big news")
+	if err := priv.Run(ctx, `mutation { setFeedVisibility(feed: "user:priv", visibility: FOLLOWERS) { id } }`, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	var privActs []string
+	for i := 0; i < privPosts; i++ {
+		privActs = append(privActs, post(t, priv, "priv", fmt.Sprintf("private %d", i)))
+	}
+
+	// The work, with no worker running: its jobs wait in the queue.
+	var commentIDs []string
+	var reactionKeys []string
+	for i := 0; i < commenters; i++ {
+		u := fmt.Sprintf("u%d", i)
+		cl := api.Client(c.token(t, u, false))
+		var out struct{ AddComment struct{ ID string } }
+		if err := cl.Run(ctx, `mutation($a: ID!) { addComment(activity: $a, text: "congrats", mentionedUserIds: ["men"]) { id } }`,
+			client.Vars{"a": a}, &out); err != nil {
+			t.Fatal(err)
+		}
+		commentIDs = append(commentIDs, out.AddComment.ID)
+		kinds := []string{"like"}
+		if i%2 == 0 {
+			kinds = append(kinds, "love")
+		}
+		for _, kind := range kinds {
+			var r struct{ AddReaction struct{ ID string } }
+			if err := cl.Run(ctx, `mutation($a: ID!, $k: String!) { addReaction(activity: $a, kind: $k) { id } }`,
+				client.Vars{"a": a, "k": kind}, &r); err != nil {
+				t.Fatal(err)
+			}
+			reactionKeys = append(reactionKeys, "reaction:"+kind+":"+a+":"+u)
+			if kind == "love" {
+				// Taken back and given again: a second job for one key.
+				if err := cl.Run(ctx, `mutation($r: ID!) { removeReaction(id: $r) }`, client.Vars{"r": r.AddReaction.ID}, nil); err != nil {
+					t.Fatal(err)
+				}
+				if err := cl.Run(ctx, `mutation($a: ID!) { addReaction(activity: $a, kind: "love") { id } }`, client.Vars{"a": a}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for i := 0; i < requesters; i++ {
+		r := fmt.Sprintf("r%d", i)
+		var f struct{ Follow struct{ Status string } }
+		if err := api.Client(c.token(t, r, false)).Run(ctx, `mutation($s: ID!) { follow(source: $s, target: "user:priv") { status } }`,
+			client.Vars{"s": "timeline:" + r}, &f); err != nil || f.Follow.Status != "PENDING" {
+			t.Fatalf("follow of a FOLLOWERS feed: %+v, %v; want PENDING", f, err)
+		}
+		if err := priv.Run(ctx, `mutation($s: ID!) { acceptFollow(source: $s, target: "user:priv") { status } }`,
+			client.Vars{"s": "timeline:" + r}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobsBefore, _ := c.jobsLeft(t)
+
+	hold, err := c.DB.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx)
+	held := 0
+	// The first half of the queue is free, so that some batches commit
+	// before the goroutines block.
+	for i := commenters / 2; i < len(commentIDs); i += 7 {
+		if _, err := hold.Exec(ctx, `INSERT INTO feed_notified (feed_id, key) VALUES ('notification:star', $1)`, "comment:"+commentIDs[i]); err != nil {
+			t.Fatal(err)
+		}
+		held++
+	}
+	for i := len(reactionKeys)/2 + 3; i < len(reactionKeys); i += 7 {
+		if _, err := hold.Exec(ctx, `INSERT INTO feed_notified (feed_id, key) VALUES ('notification:star', $1)`, reactionKeys[i]); err != nil {
+			t.Fatal(err)
+		}
+		held++
+	}
+	for i := 0; i < requesters; i += 3 {
+		if _, err := hold.Exec(ctx, `INSERT INTO feed_entries (feed_id, activity_id, origin) VALUES ($1, $2, 'user:priv')`,
+			fmt.Sprintf("timeline:r%d", i), privActs[len(privActs)-1]); err != nil {
+			t.Fatal(err)
+		}
+		held++
+	}
+
+	u, _ := url.Parse(c.DatabaseURL)
+	q := u.Query()
+	q.Set("application_name", "victim")
+	u.RawQuery = q.Encode()
+	victim := c.startBrook(t, []string{"worker"}, map[string]string{"DATABASE_URL": u.String(), "BROOK_WORKERS": "2"})
+	var state string
+	eventually(t, 60*time.Second, "both worker goroutines blocked inside a feeds job", func() bool {
+		var blocked int
+		_ = c.DB.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'victim'
+			AND state = 'active' AND wait_event_type = 'Lock'
+			AND (query LIKE '%INSERT INTO feed_notified%' OR query LIKE '%INSERT INTO feed_entries%')`).Scan(&blocked)
+		left, _ := c.jobsLeft(t)
+		state = fmt.Sprintf("%d blocked, %d jobs left", blocked, left)
+		return blocked == 2
+	}, &state)
+	notifiedAtKill := c.notificationTotal(t)
+	jobsAtKill, _ := c.jobsLeft(t)
+	victim.Kill()
+	if notifiedAtKill == 0 || jobsAtKill == 0 {
+		t.Fatalf("the worker was killed with %d notifications committed and %d jobs left; want it mid-way", notifiedAtKill, jobsAtKill)
+	}
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "the killed worker's sessions are gone", func() bool {
+		var n int
+		_ = c.DB.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'victim'`).Scan(&n)
+		return n == 0
+	})
+	if n := c.notificationTotal(t); n != notifiedAtKill {
+		t.Fatalf("%d notifications after the kill, %d before: the killed worker's batches must not commit", n, notifiedAtKill)
+	}
+
+	restarted := time.Now()
+	c.startBrook(t, []string{"worker"}, map[string]string{"BROOK_WORKERS": "2"})
+	eventually(t, 60*time.Second, "the new worker finished the feeds jobs", func() bool {
+		left, parked := c.jobsLeft(t)
+		state = fmt.Sprintf("%d jobs left, %d parked", left, parked)
+		return left == 0
+	}, &state)
+	took := time.Since(restarted)
+
+	if m := c.countMismatches(t); len(m) > 0 {
+		t.Fatalf("counts differ from their rows after the kill:\n%s", strings.Join(m, "\n"))
+	}
+	wantLoves := (commenters + 1) / 2
+	for _, n := range []struct {
+		user, verb string
+		want       int
+	}{{"star", "comment", commenters}, {"men", "mention", commenters}, {"star", "like", commenters}, {"star", "love", wantLoves}} {
+		rows, distinct := c.notifications(t, n.user, n.verb)
+		if rows != n.want || distinct != n.want {
+			t.Errorf("notification:%s has %d %s notifications (%d distinct), want %d once each", n.user, rows, n.verb, distinct, n.want)
+		}
+	}
+	commentCount, reactions := apiCounts(t, star, a)
+	if commentCount != commenters || reactions["like"] != commenters || reactions["love"] != wantLoves {
+		t.Errorf("the API reads commentCount %d and reactions %v; want %d comments, %d like, %d love",
+			commentCount, reactions, commenters, commenters, wantLoves)
+	}
+	var incomplete int
+	if err := c.DB.QueryRow(ctx, `SELECT count(*) FROM generate_series(0, $1 - 1) g WHERE (
+		SELECT count(*) FROM feed_entries WHERE feed_id = 'timeline:r' || g AND origin = 'user:priv') <> $2`,
+		requesters, privPosts).Scan(&incomplete); err != nil {
+		t.Fatal(err)
+	}
+	var followers struct{ Feed struct{ FollowerCount int } }
+	if err := priv.Run(ctx, `{ feed(id: "user:priv") { followerCount } }`, nil, &followers); err != nil {
+		t.Fatal(err)
+	}
+	if incomplete != 0 || followers.Feed.FollowerCount != requesters {
+		t.Fatalf("%d of %d accepted followers' timelines without all %d posts; followerCount %d",
+			incomplete, requesters, privPosts, followers.Feed.FollowerCount)
+	}
+	// The API shows a new follower the backfilled posts.
+	var tl struct {
+		Feed struct {
+			Activities struct {
+				Edges []struct{ Node struct{ ID string } }
+			}
+		}
+	}
+	if err := api.Client(c.token(t, "r0", false)).Run(ctx, `{ feed(id: "timeline:r0") { activities(first: 10) { edges { node { id } } } } }`,
+		nil, &tl); err != nil {
+		t.Fatal(err)
+	}
+	if len(tl.Feed.Activities.Edges) != privPosts {
+		t.Fatalf("timeline:r0 reads %d activities, want the %d backfilled", len(tl.Feed.Activities.Edges), privPosts)
+	}
+	t.Logf("fault 7: worker SIGKILLed with both goroutines inside feeds jobs (%d rows held; %d of %d jobs left, %d notifications committed); "+
+		"a new worker finished in %s: %d comment, %d mention, %d like and %d love notifications once each, %d backfills complete, counts exact",
+		held, jobsAtKill, jobsBefore, notifiedAtKill, took.Round(10*time.Millisecond), commenters, commenters, commenters, wantLoves, requesters)
+}
+
+// notificationTotal counts every notification written.
+func (c *cluster) notificationTotal(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := c.DB.QueryRow(context.Background(), `SELECT count(*) FROM activities WHERE feed_id LIKE 'notification:%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
