@@ -51,7 +51,18 @@ func (s *Service) Follow(ctx context.Context, source, target string, activityCop
 				if f, err = tx.FollowOf(ctx, src.ID, dst.ID); err != nil || f != nil {
 					return err
 				}
-				f, err = tx.RequestFollow(ctx, src.ID, dst.ID, limit)
+				if f, err = tx.RequestFollow(ctx, src.ID, dst.ID, limit); err != nil {
+					return err
+				}
+				// An acceptFollow of the earlier request may have committed
+				// while the request waited for it: the follow it started
+				// answers, and this request must not outlive it.
+				accepted, err := tx.FollowOf(ctx, src.ID, dst.ID)
+				if err != nil || accepted == nil {
+					return err
+				}
+				f = accepted
+				_, _, err = tx.TakeFollowRequest(ctx, src.ID, dst.ID)
 				return err
 			}
 		}

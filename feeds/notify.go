@@ -3,10 +3,12 @@ package feeds
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
 
+	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 )
@@ -54,8 +56,9 @@ func (s *Service) notify(ctx context.Context, tx *store.Store, actor string, not
 
 // commentJob notifies the activity's actor (comment) and the mentioned
 // users (mention) of a new comment, and announces it to commentAdded
-// after the commit. No one is notified of their own comment, and the
-// actor gets one notification even when mentioned.
+// after the commit. No one is notified of their own comment, the actor
+// gets one notification even when mentioned, and a mentioned user who may
+// not read the activity gets none.
 func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.CommentJob) (func(context.Context), error) {
 	cs, err := tx.CommentsByID(ctx, []uuid.UUID{j.Comment})
 	if err != nil || cs[0] == nil {
@@ -77,9 +80,18 @@ func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.Comme
 		notices = append(notices, notice{a.ActorID, "comment", object, target, "comment:" + c.ID.String(), data})
 	}
 	for _, m := range c.Mentions {
-		if m != c.UserID && m != a.ActorID {
-			notices = append(notices, notice{m, "mention", object, target, "mention:" + c.ID.String(), data})
+		if m == c.UserID || m == a.ActorID {
+			continue
 		}
+		// The notice carries the comment's text: a mentioned user who may
+		// not read the activity (a stranger to a FOLLOWERS feed, a pending
+		// follower) is not told of it.
+		if err := s.checkActivityRead(ctx, auth.Identity{UserID: m}, a, nil); errors.Is(err, auth.ErrForbidden) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		notices = append(notices, notice{m, "mention", object, target, "mention:" + c.ID.String(), data})
 	}
 	announce, err := s.notify(ctx, tx, c.UserID, notices)
 	if err != nil {

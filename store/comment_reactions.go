@@ -45,6 +45,12 @@ func scanCommentReactionRow(row pgx.CollectableRow) (*Reaction, error) {
 
 // AddCommentReaction adds userID's reaction of kind to a comment. Reacting
 // with the same kind again returns the existing reaction unchanged.
+//
+// The comment's row is locked first: a deleteComment in flight (which
+// holds it, then deletes the comment's reactions) finishes before, and the
+// reaction finds the comment gone, instead of being written beside a
+// comment that no longer exists; the lock order (comment, then its
+// reactions and counts) is deleteComment's.
 func (s *Store) AddCommentReaction(ctx context.Context, c *Comment, userID, kind string, data json.RawMessage) (*Reaction, error) {
 	if err := CheckReactionKind("kind", kind); err != nil {
 		return nil, err
@@ -54,9 +60,12 @@ func (s *Store) AddCommentReaction(ctx context.Context, c *Comment, userID, kind
 	}
 	var out *Reaction
 	err := s.InTx(ctx, func(tx *Store) error {
+		if err := tx.lockComment(ctx, c.ID); err != nil {
+			return err
+		}
 		r, err := scanCommentReaction(tx.db.QueryRow(ctx, `
 			INSERT INTO comment_reactions (id, comment_id, activity_id, user_id, kind, data)
-			SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM comments WHERE id = $2)
+			VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (comment_id, user_id, kind) DO NOTHING
 			RETURNING `+commentReactionColumns, NewID(), c.ID, c.ActivityID, userID, kind, data))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -84,6 +93,17 @@ func (s *Store) AddCommentReaction(ctx context.Context, c *Comment, userID, kind
 	return out, err
 }
 
+// lockComment locks a comment's row for the transaction: NOT_FOUND when
+// it is gone (or a deleteComment that held it has committed).
+func (s *Store) lockComment(ctx context.Context, id uuid.UUID) error {
+	var one int
+	err := s.db.QueryRow(ctx, `SELECT 1 FROM comments WHERE id = $1 FOR UPDATE`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return NotFound("comment", id.String())
+	}
+	return err
+}
+
 // AnyReaction returns a reaction to an activity or to a comment.
 func (s *Store) AnyReaction(ctx context.Context, id uuid.UUID) (*Reaction, error) {
 	r, err := s.ReactionByID(ctx, id)
@@ -101,13 +121,26 @@ func (s *Store) AnyReaction(ctx context.Context, id uuid.UUID) (*Reaction, error
 }
 
 // RemoveCommentReaction deletes a reaction to a comment and reports
-// whether it existed.
+// whether it existed. Like AddCommentReaction, it locks the comment's row
+// before it touches the reaction.
 func (s *Store) RemoveCommentReaction(ctx context.Context, id uuid.UUID) (bool, error) {
 	var removed bool
 	err := s.InTx(ctx, func(tx *Store) error {
 		var comment uuid.UUID
+		err := tx.db.QueryRow(ctx, `SELECT comment_id FROM comment_reactions WHERE id = $1`, id).Scan(&comment)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.lockComment(ctx, comment); errors.Is(err, ErrNotFound) {
+			return nil // deleted with its comment meanwhile
+		} else if err != nil {
+			return err
+		}
 		var kind string
-		err := tx.db.QueryRow(ctx, `DELETE FROM comment_reactions WHERE id = $1 RETURNING comment_id, kind`, id).Scan(&comment, &kind)
+		err = tx.db.QueryRow(ctx, `DELETE FROM comment_reactions WHERE id = $1 RETURNING comment_id, kind`, id).Scan(&comment, &kind)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
