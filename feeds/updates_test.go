@@ -262,3 +262,41 @@ func TestFeedUpdatedEndsWhenAccessIsLost(t *testing.T) {
 		t.Fatalf("alice's stream after the changes: %+v", got.FeedUpdated)
 	}
 }
+
+// TestFeedUpdatedReadsOncePerNode: a like of an activity ten streams of a
+// node show costs that node two statements (the activity and its reaction
+// counts), however many streams deliver it, reactionCounts included.
+func TestFeedUpdatedReadsOncePerNode(t *testing.T) {
+	t.Parallel()
+	writer := env.StartNode(t, brooktest.NodeOptions{})
+	// Streams on a node without workers: their polling would count too.
+	reader := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
+	names := []string{"star"}
+	for i := range 10 {
+		names = append(names, fmt.Sprintf("fan%d", i))
+	}
+	u := feedUsers(t, writer, brooktest.Tag(), names...)
+	var subs []*brooktest.Sub
+	for _, name := range names[1:] {
+		follow(t, writer, u[name], u["star"], 0)
+	}
+	x := post(t, writer, u["star"], "x")
+	writer.WaitForJobs(t)
+	for _, name := range names[1:] {
+		subs = append(subs, reader.MustDial(t, env.Token(t, u[name])).Subscribe(updatesQ, brooktest.Vars{"f": "timeline:" + u[name]}))
+	}
+	brooktest.Eventually(t, "every stream watches x", func() bool { return feeds.WatchersOf(reader.Feeds, x) == len(subs) })
+
+	before := reader.Store.Statements()
+	react(t, writer, u["fan0"], x, "like")
+	for i, sub := range subs {
+		var got updateMsg
+		sub.NextData(&got)
+		if len(got.FeedUpdated.Updated) != 1 || got.FeedUpdated.Updated[0].state() != "[{like 1}] comments:0 data:null" {
+			t.Fatalf("stream %d: %+v", i, got.FeedUpdated)
+		}
+	}
+	if n := reader.Store.Statements() - before; n != 2 {
+		t.Fatalf("delivering a like to %d streams cost the node %d statements, want 2", len(subs), n)
+	}
+}
