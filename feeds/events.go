@@ -14,8 +14,10 @@ import (
 )
 
 // Feed events travel on the event bus: a feed's updates on its topic
-// (feedUpdated reads it), and on a timeline's follows topic the news that
-// the feeds it merges at read time changed. Jobs publish updates after
+// (feedUpdated reads it, with the news that who may read the feed
+// changed), an activity's changes on its own topic (updates.go), and on a
+// timeline's follows topic the news that the feeds it merges at read time
+// changed. Jobs publish updates after
 // their commit; follows and the jobs that move a feed across the pull
 // threshold publish follow changes.
 

@@ -54,7 +54,8 @@ func (s *Service) notify(ctx context.Context, tx *store.Store, actor string, not
 
 // commentJob notifies the activity's actor (comment) and the mentioned
 // users (mention) of a new comment, and announces it to commentAdded
-// after the commit. No one is notified of their own comment, and the
+// (and the activity's new comment count, unless the request did) after
+// the commit. No one is notified of their own comment, and the
 // actor gets one notification even when mentioned.
 func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.CommentJob) (func(context.Context), error) {
 	cs, err := tx.CommentsByID(ctx, []uuid.UUID{j.Comment})
@@ -101,7 +102,8 @@ func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.Comme
 
 // reactionJob notifies an activity's actor of a reaction to it (verb: the
 // reaction's kind), once per (user, activity, kind): removing a reaction
-// and adding it again notifies no one again.
+// and adding it again notifies no one again. After its commit it announces
+// the activity's change, unless the request that added it did.
 func (s *Service) reactionJob(ctx context.Context, tx *store.Store, j store.ReactionJob) (func(context.Context), error) {
 	acts, err := tx.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
 	if err != nil || acts[0] == nil {
