@@ -56,9 +56,10 @@ func (s *Service) notify(ctx context.Context, tx *store.Store, actor string, not
 
 // commentJob notifies the activity's actor (comment) and the mentioned
 // users (mention) of a new comment, and announces it to commentAdded
-// after the commit. No one is notified of their own comment, the actor
-// gets one notification even when mentioned, and a mentioned user who may
-// not read the activity gets none.
+// (and the activity's new comment count, unless the request did) after
+// the commit. No one is notified of their own comment, the actor gets one
+// notification even when mentioned, and a mentioned user who may not read
+// the activity gets none.
 func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.CommentJob) (func(context.Context), error) {
 	cs, err := tx.CommentsByID(ctx, []uuid.UUID{j.Comment})
 	if err != nil || cs[0] == nil {
@@ -106,25 +107,40 @@ func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.Comme
 		if err := s.bus.PublishRaw(ctx, CommentsTopic(a.ID), event); err != nil {
 			s.log.Log(ctx, redisguard.LogLevel(err), "feeds: publish comment", "err", err)
 		}
+		// Unless the request that added it did already.
+		s.publishActivityChanged(ctx, a.ID, commentChangeKey(c.ID))
 	}, nil
 }
 
 // reactionJob notifies an activity's actor of a reaction to it (verb: the
 // reaction's kind), once per (user, activity, kind): removing a reaction
-// and adding it again notifies no one again.
+// and adding it again notifies no one again. After its commit it announces
+// the activity's change, unless the request that added it did.
 func (s *Service) reactionJob(ctx context.Context, tx *store.Store, j store.ReactionJob) (func(context.Context), error) {
 	acts, err := tx.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
-	if err != nil || acts[0] == nil || acts[0].ActorID == j.User {
+	if err != nil || acts[0] == nil {
 		return nil, err
 	}
 	a := acts[0]
+	// Unless the request that added it did already.
+	changed := func(ctx context.Context) { s.publishActivityChanged(ctx, a.ID, reactionChangeKey(j.Reaction)) }
+	if a.ActorID == j.User {
+		return changed, nil
+	}
 	data, err := json.Marshal(map[string]string{"reaction": j.Reaction.String(), "activity": a.ID.String()})
 	if err != nil {
 		return nil, err
 	}
 	target := "activity:" + a.ID.String()
-	return s.notify(ctx, tx, j.User, []notice{{a.ActorID, j.Kind, "reaction:" + j.Reaction.String(), target,
+	announce, err := s.notify(ctx, tx, j.User, []notice{{a.ActorID, j.Kind, "reaction:" + j.Reaction.String(), target,
 		"reaction:" + j.Kind + ":" + a.ID.String() + ":" + j.User, data}})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) {
+		announce(ctx)
+		changed(ctx)
+	}, nil
 }
 
 // snippet is s cut to at most n characters.

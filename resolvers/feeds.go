@@ -151,6 +151,7 @@ func setFeedComplexity(c *graph.ComplexityRoot) {
 	c.ActivityGroup.Actors = func(child int, first *int) int { return listCost(child, first) }
 	c.ActivityGroup.Activities = func(child int, first *int) int { return listCost(child, first) }
 	c.FeedUpdate.Added = func(child int) int { return 1 + 25*child }
+	c.FeedUpdate.Updated = func(child int) int { return 1 + 25*child }
 }
 
 // Limits on the lists of an activity group.
@@ -216,6 +217,21 @@ func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activit
 	r.prefetchCommentThreads(ctx, "comments", mapItems(acts, func(a *store.Activity) firstCommentsKey {
 		return firstCommentsKey{activity: a.ID}
 	}), path...)
+}
+
+// primeChanged hands the loaders of a feedUpdated event what its node read
+// once for all its subscribers: the changed activities and their reaction
+// counts, which a live like counter asks for on every update.
+func (r *Resolver) primeChanged(ctx context.Context, u *feeds.FeedUpdate) {
+	fl := r.loadersFor(ctx).feeds()
+	for i, a := range u.Changed {
+		fl.Activities.loader().Prime(ctx, a.ID, a)
+		counts := make([]*store.ReactionCount, len(u.ChangedCounts[i]))
+		for j := range u.ChangedCounts[i] {
+			counts[j] = &u.ChangedCounts[i][j]
+		}
+		fl.ReactionCounts.loader().Prime(ctx, a.ID, counts)
+	}
 }
 
 // activityEdges maps a page of activities to a connection.
