@@ -75,7 +75,11 @@ func (s *Service) UpdateActivity(ctx context.Context, id string, data json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	return s.store.UpdateActivity(ctx, a.ID, data)
+	out, err := s.store.UpdateActivity(ctx, a.ID, data)
+	if err == nil {
+		s.activityChanged(ctx, a.ID, "")
+	}
+	return out, err
 }
 
 // RemoveActivity removes an activity the caller posted (any, for an

@@ -61,6 +61,8 @@ func (s *Service) AddComment(ctx context.Context, activity string, in CommentInp
 		return nil, err
 	}
 	s.wakeWorkers(ctx)
+	// The comment's job announces the new count too, once for both.
+	s.activityChanged(ctx, a.ID, commentChangeKey(c.ID))
 	return c, nil
 }
 
@@ -106,8 +108,15 @@ func (s *Service) DeleteComment(ctx context.Context, id string, lookup Lookup) (
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
+	if err == nil {
+		s.activityChanged(ctx, c.ActivityID, "") // its comment count
+	}
 	return err == nil, err
 }
+
+// commentChangeKey is the key that lets a new comment's request and its
+// job announce the activity's new comment count once.
+func commentChangeKey(id uuid.UUID) string { return "comment:" + id.String() }
 
 // readableComment loads a comment whose activity the caller may read, with
 // the activity.

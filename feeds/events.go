@@ -20,16 +20,45 @@ import (
 // threshold publish follow changes.
 
 // FeedUpdate is the event feedUpdated streams: activities added to a feed
-// and ids removed from it. It carries whole activities, so subscribers need
-// no database query to deliver it.
+// and ids removed from it, and the current state of activities it shows
+// that changed (edits, reactions, comment counts). It carries whole
+// activities, so subscribers need no database query to deliver it.
 type FeedUpdate struct {
 	FeedID  string            `json:"feed"`
 	Added   []*store.Activity `json:"added,omitempty"`
 	Removed []uuid.UUID       `json:"removed,omitempty"`
+	// Changed are feedUpdated's updated: activities the feed shows whose
+	// state changed. They are never published on the feed's topic: each
+	// stream fills them from the activities' own topics (ActivityTopic),
+	// coalesced (updates.go).
+	Changed []*store.Activity `json:"-"`
+	// ChangedCounts are the reaction counts of Changed, in order, read
+	// with them once per node, so that delivering them asks nothing more.
+	ChangedCounts [][]store.ReactionCount `json:"-"`
+}
+
+// feedBusEvent is what travels on a feed's topic: an update, or the news
+// that who may read the feed may have changed.
+type feedBusEvent struct {
+	FeedUpdate
+	// Access, when set, says the feed's readers must be checked again: all
+	// of them, or only User when it is set.
+	Access *accessChange `json:"access,omitempty"`
+}
+
+// accessChange is a change to who may read a feed (see feedBusEvent).
+type accessChange struct {
+	User string `json:"user,omitempty"`
 }
 
 // FeedTopic is the bus topic of a feed's updates.
 func FeedTopic(feedID string) string { return "feed:" + feedID }
+
+// ActivityTopic is the bus topic of an activity's changes: an edit, a
+// reaction added, changed or removed, a comment added or deleted. Its
+// events carry no state: each node that watches the activity reads it
+// once per event, for all its streams (updates.go).
+func ActivityTopic(id uuid.UUID) string { return "activity:" + id.String() }
 
 // FollowsTopic is the bus topic that tells a timeline's live updates that
 // the feeds it merges at read time changed (a follow or unfollow, or a
@@ -62,6 +91,51 @@ func (s *Service) followsChanged(ctx context.Context, timelines []string) {
 	if err := s.publishFollowsChanged(ctx, timelines); err != nil {
 		s.log.Log(ctx, redisguard.LogLevel(err), "feeds: publish follow changes", "err", err)
 	}
+}
+
+// accessChanged tells, after a request's commit, the live updates of a
+// feed that who may read it may have changed: for user alone (an
+// unfollow), or for everyone (user ""; a visibility change). Streams that
+// may have lost access check it again and end with FORBIDDEN if so.
+func (s *Service) accessChanged(ctx context.Context, feed, user string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	data, err := json.Marshal(feedBusEvent{Access: &accessChange{User: user}})
+	if err == nil {
+		err = s.bus.PublishRaw(ctx, FeedTopic(feed), data)
+	}
+	if err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "feeds: publish access change", "feed", feed, "err", err)
+	}
+}
+
+// activityChangeOnce is how long the key of a change published by both a
+// request and its job keeps the second publish from going out.
+const activityChangeOnce = 10 * time.Minute
+
+// publishActivityChanged announces that an activity's state changed, on
+// its own topic: once per key when key is set (a request and its job both
+// publish, so the change goes out even if the request's node dies first).
+func (s *Service) publishActivityChanged(ctx context.Context, id uuid.UUID, key string) {
+	data := []byte(`{"activity":"` + id.String() + `"}`)
+	var err error
+	if key != "" {
+		_, err = s.bus.PublishOnce(ctx, ActivityTopic(id), "feeds.activity:"+key, activityChangeOnce, data)
+	} else {
+		err = s.bus.PublishRaw(ctx, ActivityTopic(id), data)
+	}
+	if err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "feeds: publish activity change", "activity", id, "err", err)
+	}
+}
+
+// activityChanged announces, after a request's commit, that an activity's
+// state changed (see publishActivityChanged).
+func (s *Service) activityChanged(ctx context.Context, id uuid.UUID, key string) {
+	// The change has committed: announce it even if the request ends now.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	s.publishActivityChanged(ctx, id, key)
 }
 
 // remerged returns a job's after-commit step that tells the live updates

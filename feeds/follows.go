@@ -145,6 +145,8 @@ func (s *Service) Unfollow(ctx context.Context, source, target string, keepHisto
 	s.wakeWorkers(ctx)
 	if existed {
 		s.followsChanged(ctx, []string{src.ID})
+		// Its owner's streams of target check they may still read it.
+		s.accessChanged(ctx, dst.ID, src.OwnerID)
 	}
 	return existed, nil
 }

@@ -94,6 +94,8 @@ func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.Comme
 		if err := s.bus.PublishRaw(ctx, CommentsTopic(a.ID), event); err != nil {
 			s.log.Log(ctx, redisguard.LogLevel(err), "feeds: publish comment", "err", err)
 		}
+		// Unless the request that added it did already.
+		s.publishActivityChanged(ctx, a.ID, commentChangeKey(c.ID))
 	}, nil
 }
 
@@ -102,17 +104,29 @@ func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.Comme
 // and adding it again notifies no one again.
 func (s *Service) reactionJob(ctx context.Context, tx *store.Store, j store.ReactionJob) (func(context.Context), error) {
 	acts, err := tx.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
-	if err != nil || acts[0] == nil || acts[0].ActorID == j.User {
+	if err != nil || acts[0] == nil {
 		return nil, err
 	}
 	a := acts[0]
+	// Unless the request that added it did already.
+	changed := func(ctx context.Context) { s.publishActivityChanged(ctx, a.ID, reactionChangeKey(j.Reaction)) }
+	if a.ActorID == j.User {
+		return changed, nil
+	}
 	data, err := json.Marshal(map[string]string{"reaction": j.Reaction.String(), "activity": a.ID.String()})
 	if err != nil {
 		return nil, err
 	}
 	target := "activity:" + a.ID.String()
-	return s.notify(ctx, tx, j.User, []notice{{a.ActorID, j.Kind, "reaction:" + j.Reaction.String(), target,
+	announce, err := s.notify(ctx, tx, j.User, []notice{{a.ActorID, j.Kind, "reaction:" + j.Reaction.String(), target,
 		"reaction:" + j.Kind + ":" + a.ID.String() + ":" + j.User, data}})
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) {
+		announce(ctx)
+		changed(ctx)
+	}, nil
 }
 
 // snippet is s cut to at most n characters.

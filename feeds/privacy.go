@@ -41,8 +41,10 @@ func (s *Service) SetFeedVisibility(ctx context.Context, feed string, visibility
 		}
 		return nil, err
 	}
+	changed := false
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
 		old, err := tx.SwapFeedVisibility(ctx, f.ID, visibility)
+		changed = old != visibility
 		if err != nil || (old == store.VisibilityPrivate) == (visibility == store.VisibilityPrivate) {
 			return err
 		}
@@ -53,6 +55,9 @@ func (s *Service) SetFeedVisibility(ctx context.Context, feed string, visibility
 		return nil, fmt.Errorf("feeds: set feed visibility: %w", err)
 	}
 	s.wakeWorkers(ctx)
+	if changed {
+		s.accessChanged(ctx, f.ID, "") // its readers' streams check again
+	}
 	// The answer reads the feed after the change, not a loaded copy.
 	out, err := s.store.FeedsByID(ctx, []string{f.ID})
 	if err != nil {

@@ -24,6 +24,8 @@ func (s *Service) AddReaction(ctx context.Context, activity, kind string, data j
 		r, err := s.store.AddReaction(ctx, a.ID, me.UserID, kind, data)
 		if err == nil {
 			s.wakeWorkers(ctx)
+			// The reaction's job announces it too, once for both.
+			s.activityChanged(ctx, a.ID, reactionChangeKey(r.ID))
 		}
 		return r, err
 	}
@@ -48,8 +50,16 @@ func (s *Service) UpdateReaction(ctx context.Context, id string, data json.RawMe
 	if err != nil {
 		return nil, err
 	}
-	return s.store.UpdateReaction(ctx, r, data)
+	out, err := s.store.UpdateReaction(ctx, r, data)
+	if err == nil && r.CommentID == nil {
+		s.activityChanged(ctx, r.ActivityID, "")
+	}
+	return out, err
 }
+
+// reactionChangeKey is the key that lets a new reaction's request and its
+// job announce the activity's change once.
+func reactionChangeKey(id uuid.UUID) string { return "reaction:" + id.String() }
 
 // ownReaction loads a reaction of the caller's (any, for an admin).
 func (s *Service) ownReaction(ctx context.Context, id string) (*store.Reaction, error) {
@@ -101,7 +111,11 @@ func (s *Service) RemoveReaction(ctx context.Context, id string) (bool, error) {
 	if r.CommentID != nil {
 		return s.store.RemoveCommentReaction(ctx, r.ID)
 	}
-	return s.store.RemoveReaction(ctx, r.ID)
+	removed, err := s.store.RemoveReaction(ctx, r.ID)
+	if removed {
+		s.activityChanged(ctx, r.ActivityID, "")
+	}
+	return removed, err
 }
 
 // LatestReactionsArgs checks latestReactions' arguments and returns the

@@ -10,6 +10,7 @@ package feeds
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
@@ -27,6 +28,9 @@ type Options struct {
 	// CommentDepth is FEED_COMMENT_DEPTH: how deep replies nest, 1 for
 	// comments without replies (0: DefaultCommentDepth).
 	CommentDepth int
+	// UpdateWindow is how often, at most, a feedUpdated stream sends an
+	// update of one activity (0: DefaultUpdateWindow; tests set it).
+	UpdateWindow time.Duration
 }
 
 // DefaultPullThreshold is FEED_PULL_THRESHOLD's default: actors with more
@@ -41,6 +45,10 @@ type Service struct {
 	log           *slog.Logger
 	pullThreshold int
 	commentDepth  int
+	updateWindow  time.Duration
+	// watch is the node's watch of the activities its feedUpdated streams
+	// show (updates.go).
+	watch *activityWatch
 	// wakeRunner wakes this node's job runner (RegisterJobs), for jobs that
 	// leave more jobs; nil until the Service's jobs are registered.
 	wakeRunner func()
@@ -52,6 +60,11 @@ func New(opts Options) *Service {
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
 	}
+	s.updateWindow = opts.UpdateWindow
+	if s.updateWindow <= 0 {
+		s.updateWindow = DefaultUpdateWindow
+	}
+	s.watch = newActivityWatch(s)
 	s.commentDepth = min(opts.CommentDepth, MaxCommentDepth)
 	if s.commentDepth <= 0 {
 		s.commentDepth = DefaultCommentDepth

@@ -5,21 +5,25 @@ import (
 	"encoding/json"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
 )
 
 // FeedUpdated streams the updates of a feed the caller may read, live
-// only: activities added to it and ids removed from it.
+// only: activities added to it, ids removed from it, and the new state of
+// the activities it shows that changed (updates.go). A stream of another
+// user's feed ends with FORBIDDEN when the caller may no longer read it.
 func (s *Service) FeedUpdated(ctx context.Context, feed string) (<-chan *FeedUpdate, error) {
-	f, _, err := s.readableFeed(ctx, "feed", feed)
+	f, me, err := s.readableFeed(ctx, "feed", feed)
 	if err != nil {
 		return nil, err
 	}
-	return s.streamFeed(ctx, f)
+	return s.streamFeed(ctx, f, me)
 }
 
 // streamFeed streams a feed's updates. A timeline also listens to the
@@ -27,12 +31,16 @@ func (s *Service) FeedUpdated(ctx context.Context, feed string) (<-chan *FeedUpd
 // into it), so its live updates match what reading it shows; it reads
 // that set again whenever its follows topic says it changed, and after
 // any gap in the bus.
-func (s *Service) streamFeed(ctx context.Context, f *store.Feed) (<-chan *FeedUpdate, error) {
+func (s *Service) streamFeed(ctx context.Context, f *store.Feed, me auth.Identity) (<-chan *FeedUpdate, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	fs := &feedStream{s: s, ctx: ctx, cancel: cancel, events: make(chan feedEvent), own: map[string]bool{}, pulled: map[string]context.CancelFunc{}}
+	fs := &feedStream{s: s, ctx: ctx, cancel: cancel, feed: f.ID, me: me, events: make(chan feedEvent), own: map[string]bool{}, pulled: map[string]context.CancelFunc{},
+		// Only a user feed is read by others, who may lose the right.
+		guarded: f.Group == store.GroupUser && f.OwnerID != me.UserID && !me.IsAdmin(),
+		changes: map[uuid.UUID]activityState{}, poke: make(chan struct{}, 1), coalesce: newCoalescer(s.updateWindow)}
 	fail := func(err error) (<-chan *FeedUpdate, error) {
 		cancel()
 		fs.wg.Wait()
+		fs.unwatch(slices.Clone(fs.watched))
 		return nil, err
 	}
 	fs.own[FeedTopic(f.ID)] = true
@@ -55,20 +63,40 @@ func (s *Service) streamFeed(ctx context.Context, f *store.Feed) (<-chan *FeedUp
 			return fail(err)
 		}
 	}
+	// The activities a client shows first are the newest: watch them for
+	// changes. (A change between this read and the watch is not streamed;
+	// the client's own read of the feed shows it.)
+	page, err := s.store.FeedActivities(ctx, f, uuid.Nil, feedWatchLimit)
+	if err != nil {
+		return fail(err)
+	}
+	ids := make([]uuid.UUID, len(page.Items))
+	for i, a := range page.Items {
+		ids[len(ids)-1-i] = a.ID // oldest first
+	}
+	if err := fs.watch(ids); err != nil {
+		return fail(err)
+	}
 	out := stream.New[FeedUpdate](ctx)
 	go fs.run(f.ID, out)
 	return out.C, nil
 }
 
 // feedStream is the state of one feedUpdated subscription: the bus topics
-// it listens to and the activities it delivered last.
+// it listens to, the activities it delivered last and those it watches
+// for changes.
 type feedStream struct {
 	s        *Service
 	ctx      context.Context
 	cancel   context.CancelFunc
+	feed     string
+	me       auth.Identity
 	timeline string
 	events   chan feedEvent
 	wg       sync.WaitGroup
+	// guarded is set when the subscriber may lose the right to read the
+	// feed: it checks again when an event says so (accessChanged).
+	guarded bool
 
 	// own are the topics of the feed itself (and of its timeline);
 	// pulled are those of the feeds it merges at read time, each with the
@@ -80,6 +108,17 @@ type feedStream struct {
 	// activity of a feed that moves from read-time merge back to fan-out
 	// can arrive both ways while the stream catches up.
 	recent []uuid.UUID
+
+	// watched are the activities whose changes the stream delivers,
+	// oldest first, at most feedWatchLimit; only its goroutine changes
+	// them once streaming. The node's watch hands their new states to
+	// changes (under mu) and pokes; failed ends the stream.
+	watched  []uuid.UUID
+	mu       sync.Mutex
+	changes  map[uuid.UUID]activityState
+	failed   error
+	poke     chan struct{}
+	coalesce *coalescer
 }
 
 // feedEvent is one bus event of one of a stream's topics.
@@ -97,12 +136,31 @@ const feedRecent = 256
 func (fs *feedStream) run(feedID string, out *stream.Out[FeedUpdate]) {
 	defer out.Close()
 	defer fs.wg.Wait()
+	defer func() { fs.unwatch(slices.Clone(fs.watched)) }()
+	defer fs.coalesce.timer.Stop()
 	defer fs.cancel()
 	for {
 		var ev feedEvent
 		select {
 		case <-fs.ctx.Done():
 			return
+		case <-fs.poke:
+			changes, err := fs.takeChanges()
+			if err != nil {
+				stream.End(fs.ctx, err)
+				return
+			}
+			now := time.Now()
+			changes = slices.DeleteFunc(changes, func(st activityState) bool { return !fs.coalesce.change(st, now) })
+			if len(changes) > 0 && !out.Send(fs.ctx, changedUpdate(feedID, changes)) {
+				return
+			}
+			continue
+		case <-fs.coalesce.timer.C:
+			if due := fs.coalesce.flush(time.Now()); len(due) > 0 && !out.Send(fs.ctx, changedUpdate(feedID, due)) {
+				return
+			}
+			continue
 		case ev = <-fs.events:
 		}
 		// Every topic's subscription reports the same gap (they share
@@ -114,22 +172,66 @@ func (fs *feedStream) run(feedID string, out *stream.Out[FeedUpdate]) {
 			}
 			continue
 		}
+		if ev.gap && fs.own[ev.topic] && fs.guarded {
+			// An access change may have been missed.
+			if err := fs.checkAccess(); err != nil {
+				stream.End(fs.ctx, err)
+				return
+			}
+		}
 		if ev.gap || (!fs.own[ev.topic] && fs.pulled[ev.topic] == nil) {
 			continue // a gap, or from a feed no longer merged
 		}
-		var u FeedUpdate
-		if err := json.Unmarshal(ev.data, &u); err != nil {
+		var e feedBusEvent
+		if err := json.Unmarshal(ev.data, &e); err != nil {
 			fs.s.log.Warn("feeds: bad update event", "err", err)
 			continue
 		}
+		if e.Access != nil {
+			if fs.guarded && fs.own[ev.topic] && (e.Access.User == "" || e.Access.User == fs.me.UserID) {
+				if err := fs.checkAccess(); err != nil {
+					stream.End(fs.ctx, err)
+					return
+				}
+			}
+			continue
+		}
+		u := e.FeedUpdate
 		if !fs.fresh(&u) {
 			continue
+		}
+		if len(u.Removed) > 0 {
+			fs.unwatch(u.Removed)
+		}
+		if len(u.Added) > 0 {
+			// Watched before delivered: a client that sees an activity
+			// added gets its changes from then on.
+			ids := make([]uuid.UUID, len(u.Added))
+			for i, a := range u.Added {
+				ids[len(ids)-1-i] = a.ID // oldest first
+			}
+			if err := fs.watch(ids); err != nil {
+				if fs.ctx.Err() == nil {
+					stream.End(fs.ctx, err)
+				}
+				return
+			}
 		}
 		u.FeedID = feedID
 		if !out.Send(fs.ctx, &u) {
 			return
 		}
 	}
+}
+
+// checkAccess asks PostgreSQL whether the subscriber may still read the
+// feed: FORBIDDEN when not.
+func (fs *feedStream) checkAccess() error {
+	f, err := store.ParseFeedID("feed", fs.feed)
+	if err != nil {
+		return err
+	}
+	return fs.s.checkFeedRead(fs.ctx, fs.me, f)
 }
 
 // listen subscribes to topic and forwards its events to the stream until

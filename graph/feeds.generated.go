@@ -51,6 +51,8 @@ type FeedResolver interface {
 }
 type FeedUpdateResolver interface {
 	Feed(ctx context.Context, obj *feeds.FeedUpdate) (*store.Feed, error)
+
+	Updated(ctx context.Context, obj *feeds.FeedUpdate) ([]*store.Activity, error)
 }
 type FollowResolver interface {
 	Source(ctx context.Context, obj *store.Follow) (*store.Feed, error)
@@ -2077,6 +2079,38 @@ func (ec *executionContext) fieldContext_FeedUpdate_removed(_ context.Context, f
 	return graphql.NewScalarFieldContext("FeedUpdate", field, false, false, "ID")
 }
 
+func (ec *executionContext) _FeedUpdate_updated(ctx context.Context, field graphql.CollectedField, obj *feeds.FeedUpdate) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FeedUpdate_updated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.FeedUpdate().Updated(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*store.Activity) graphql.Marshaler {
+			return ec.marshalNActivity2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐActivityᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FeedUpdate_updated(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "FeedUpdate",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Activity(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Follow_source(ctx context.Context, field graphql.CollectedField, obj *store.Follow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3054,6 +3088,12 @@ func (ec *executionContext) _FeedUpdate(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "updated":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._FeedUpdate_updated(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

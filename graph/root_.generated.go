@@ -288,6 +288,7 @@ type ComplexityRoot struct {
 		Added   func(childComplexity int) int
 		Feed    func(childComplexity int) int
 		Removed func(childComplexity int) int
+		Updated func(childComplexity int) int
 	}
 
 	Flag struct {
@@ -1656,6 +1657,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.FeedUpdate.Removed(childComplexity), true
+	case "FeedUpdate.updated":
+		if e.ComplexityRoot.FeedUpdate.Updated == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FeedUpdate.Updated(childComplexity), true
 
 	case "Flag.action":
 		if e.ComplexityRoot.Flag.Action == nil {
@@ -4777,11 +4784,19 @@ type Follow {
   createdAt: Time!
 }
 
-"A change to a feed: activities added, activity ids removed."
+"A change to a feed: activities added, activity ids removed, activities it shows changed."
 type FeedUpdate {
   feed: Feed!
   added: [Activity!]!
   removed: [ID!]!
+  """
+  Activities the subscriber may be showing (the feed's newest 100 when the
+  subscription started, then those it added, the newest 100 of them) that
+  were edited, reacted to or commented on, with their state after the
+  change. Each activity at most once per 250 ms: changes that follow one
+  within that time arrive together, as one update with the latest state.
+  """
+  updated: [Activity!]!
 }
 
 input ActivityInput {
@@ -5637,6 +5652,8 @@ func (ec *executionContext) childFields_FeedUpdate(ctx context.Context, field gr
 		return ec.fieldContext_FeedUpdate_added(ctx, field)
 	case "removed":
 		return ec.fieldContext_FeedUpdate_removed(ctx, field)
+	case "updated":
+		return ec.fieldContext_FeedUpdate_updated(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type FeedUpdate", field.Name)
 }

@@ -218,6 +218,21 @@ func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activit
 	}), path...)
 }
 
+// primeChanged hands the loaders of a feedUpdated event what its node read
+// once for all its subscribers: the changed activities and their reaction
+// counts, which a live like counter asks for on every update.
+func (r *Resolver) primeChanged(ctx context.Context, u *feeds.FeedUpdate) {
+	fl := r.loadersFor(ctx).feeds()
+	for i, a := range u.Changed {
+		fl.Activities.loader().Prime(ctx, a.ID, a)
+		counts := make([]*store.ReactionCount, len(u.ChangedCounts[i]))
+		for j := range u.ChangedCounts[i] {
+			counts[j] = &u.ChangedCounts[i][j]
+		}
+		fl.ReactionCounts.loader().Prime(ctx, a.ID, counts)
+	}
+}
+
 // activityEdges maps a page of activities to a connection.
 func activityEdges(page store.Page[*store.Activity]) *model.ActivityConnection {
 	e, info := edges(page, func(a *store.Activity) string { return a.ID.String() },

@@ -123,6 +123,11 @@ func (r *feedUpdateResolver) Feed(ctx context.Context, obj *feeds.FeedUpdate) (*
 	return r.loadFeed(ctx, obj.FeedID)
 }
 
+func (r *feedUpdateResolver) Updated(ctx context.Context, obj *feeds.FeedUpdate) ([]*store.Activity, error) {
+	r.primeChanged(ctx, obj)
+	return obj.Changed, nil
+}
+
 func (r *followResolver) Source(ctx context.Context, obj *store.Follow) (*store.Feed, error) {
 	return r.loadFeed(ctx, obj.SourceID)
 }

@@ -45,6 +45,9 @@ type Options struct {
 	FeedPullThreshold int
 	// FeedCommentDepth is FEED_COMMENT_DEPTH (0: the default).
 	FeedCommentDepth int
+	// FeedUpdateWindow is how often, at most, feedUpdated sends an update
+	// of one activity (0: feeds.DefaultUpdateWindow); tests lengthen it.
+	FeedUpdateWindow time.Duration
 	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT (0: the default).
 	ChatPushMemberLimit int
 	// SFUNodes are SFU_NODES (none: sfu.Default).
@@ -110,7 +113,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n := &Node{Store: st, State: state, Bus: b, log: log}
 	parts := product.Parts{Store: st, State: state, Bus: b, Logger: log}
 	n.People = users.New(parts)
-	n.Feeds = feeds.New(feeds.Options{Parts: parts, PullThreshold: opts.FeedPullThreshold, CommentDepth: opts.FeedCommentDepth})
+	n.Feeds = feeds.New(feeds.Options{Parts: parts, PullThreshold: opts.FeedPullThreshold, CommentDepth: opts.FeedCommentDepth,
+		UpdateWindow: opts.FeedUpdateWindow})
 	n.Chat = chat.New(chat.Options{Parts: parts, PushMemberLimit: opts.ChatPushMemberLimit,
 		ReadActivity: func(ctx context.Context, id string) (*store.Activity, error) { return n.Feeds.Activity(ctx, id, nil) }})
 	n.Calls = calls.New(calls.Options{Parts: parts,
