@@ -88,14 +88,6 @@ test('timeline: bob posts, and alice, who follows bob, sees it without reloading
     await like.click();
     await post.locator('button.like.on', { hasText: '♥ 1' }).waitFor();
     await shot(alice, 'timeline-4-alice-likes-it');
-    if (process.env.UPDATE_DOCS_SCREENSHOTS) {
-      await bob.getByLabel('post text').fill('Timelines, chat and calls on one GraphQL API.');
-      await bob.getByRole('button', { name: 'Post' }).click();
-      await alice.getByTestId('activity').filter({ hasText: 'one GraphQL API' }).waitFor({ timeout: 30_000 });
-      await alice.getByLabel('post text').fill('Following bob now. Hi!');
-      await alice.screenshot({ path: join(repo, 'docs', 'demo-timeline.png'), clip: { x: 0, y: 0, width: 1280, height: 500 } });
-      await alice.getByLabel('post text').fill('');
-    }
     await like.click();
     await post.locator('button.like:not(.on)', { hasText: '♥ 0' }).waitFor();
 
@@ -205,7 +197,7 @@ test('comments: bob comments on alice\'s post and alice sees it live; she replie
     // bob likes alice's reply: the count shows 1, and the server has it.
     const likeReply = reply.getByRole('button', { name: 'like comment' });
     await likeReply.click();
-    await reply.locator('button.like.on', { hasText: '♥ 1' }).waitFor();
+    await likeReply.filter({ hasText: '♥ 1' }).waitFor();
     assert.equal(await likeReply.getAttribute('aria-pressed'), 'true');
     await shot(bob, 'comments-2-bob-sees-the-reply-and-likes-it');
     assert.deepEqual(await commentTree('bob', post.id), {
@@ -222,6 +214,12 @@ test('comments: bob comments on alice\'s post and alice sees it live; she replie
     // That is as deep as threads go (FEED_COMMENT_DEPTH, 3): no Reply there.
     assert.equal(await own(deep).getByRole('button', { name: 'Reply', exact: true }).count(), 0);
     assert.equal(await own(reply).getByRole('button', { name: 'Reply', exact: true }).count(), 1);
+    if (process.env.UPDATE_DOCS_SCREENSHOTS) {
+      // The guide's picture (docs/clients.md): bob's page, the thread open.
+      await theirs.getByLabel('comment text').fill('Replies nest three deep');
+      await bob.screenshot({ path: join(repo, 'docs', 'demo-timeline.png'), clip: { x: 0, y: 0, width: 1280, height: 660 } });
+      await theirs.getByLabel('comment text').fill('');
+    }
 
     // bob edits his comment (only his own: alice has no Edit on it).
     assert.equal(await own(bobsOnAlice).getByRole('button', { name: 'Edit', exact: true }).count(), 0);
@@ -255,6 +253,53 @@ test('comments: bob comments on alice\'s post and alice sees it live; she replie
     assert.equal(tree.count, 3);
     assert.deepEqual(tree.comments.map((c) => c.text), ['Congrats on shipping, Alice!']);
     await shot(alice, 'comments-4-after-delete');
+  } finally {
+    await alice.context().close();
+    await bob.context().close();
+    await unsubscribed(base);
+  }
+});
+
+test('live counts: alice likes and comments on bob\'s post, and bob\'s open page shows the new counts without reloading', async () => {
+  const base = await metric(server, 'brook_bus_subscribers');
+  const follows = await gql(server, token('alice'), 'mutation { follow(source: "timeline:alice", target: "user:bob") { createdAt } }');
+  assert.equal(follows.errors, undefined, JSON.stringify(follows.errors));
+  const alice = await openApp(browser, server, 'alice', 'timeline');
+  const bob = await openApp(browser, server, 'bob', 'timeline');
+  try {
+    await alice.getByTestId('activity').first().waitFor();
+    await subscribed(base, 4); // myEvents and feedUpdated on each page
+
+    await bob.getByLabel('post text').fill('Like this, live');
+    await bob.getByRole('button', { name: 'Post' }).click();
+    const onBob = bob.getByTestId('activity').filter({ hasText: 'Like this, live' });
+    const onAlice = alice.getByTestId('activity').filter({ hasText: 'Like this, live' });
+    await onBob.waitFor();
+    await onAlice.waitFor({ timeout: 30_000 });
+
+    // alice likes it on her page: bob's page, which did nothing, shows 1.
+    const like = (post) => post.getByRole('button', { name: 'like', exact: true }); // the post's, not a comment's
+    await like(onAlice).click();
+    await like(onAlice).and(alice.locator('[aria-pressed=true]')).filter({ hasText: '♥ 1' }).waitFor();
+    await like(onBob).filter({ hasText: '♥ 1' }).waitFor({ timeout: 30_000 });
+    assert.equal(await like(onBob).getAttribute('aria-pressed'), 'false'); // bob did not like it
+    await shot(bob, 'live-1-bob-sees-alices-like');
+
+    // Her comment counts on his page too, with its comments closed.
+    await onAlice.getByTestId('comment-count').click();
+    await onAlice.getByLabel('comment text').fill('Liked and commented');
+    await onAlice.getByRole('button', { name: 'Comment', exact: true }).click();
+    await onBob.getByTestId('comment-count').filter({ hasText: '1 comment' }).waitFor({ timeout: 30_000 });
+    assert.equal(await onBob.getByTestId('comment-count').getAttribute('aria-expanded'), 'false');
+
+    // Unliked: back to 0 there. Nothing reloaded.
+    await like(onAlice).click();
+    await like(onAlice).and(alice.locator('[aria-pressed=false]')).filter({ hasText: '♥ 0' }).waitFor();
+    await like(onBob).filter({ hasText: '♥ 0' }).waitFor({ timeout: 30_000 });
+    for (const page of [alice, bob]) {
+      assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1);
+    }
+    await shot(bob, 'live-2-the-like-undone');
   } finally {
     await alice.context().close();
     await bob.context().close();

@@ -23,8 +23,16 @@ const TIMELINE = gql`query Timeline($feed: ID!, $after: String) {
     }
   }
 } ${ACTIVITY}`;
+// updated brings the new counts of posts liked or commented on by anyone:
+// Apollo's cache merges them into the cached activities by id, so every
+// view of a post shows them. (ownReactions stay as the page's own
+// mutations left them.)
 const FEED_UPDATED = gql`subscription FeedUpdated($feed: ID!) {
-  feedUpdated(feed: $feed) { added { ...ActivityFields } removed }
+  feedUpdated(feed: $feed) {
+    added { ...ActivityFields }
+    removed
+    updated { id reactionCounts { kind count } commentCount }
+  }
 } ${ACTIVITY}`;
 const POST = gql`mutation Post($feed: ID!, $text: String!) {
   addActivity(feed: $feed, input: { verb: "post", object: $text }) { id }
@@ -51,7 +59,8 @@ export default function TimelinePage({ session }) {
   // (following again changes nothing).
   React.useEffect(() => { followSelf(); }, [feed]);
 
-  // Live: put added activities on top, drop removed ones.
+  // Live: put added activities on top, drop removed ones (updated ones
+  // are merged into the cache by id, without help).
   React.useEffect(() => subscribeToMore({
     document: FEED_UPDATED,
     variables: { feed },
@@ -119,7 +128,7 @@ function ActivityCard({ activity, me }) {
         <div className="row">
           <button className={`like ${mine ? 'on' : ''}`} aria-pressed={!!mine} aria-label="like"
             onClick={() => (mine ? unlike() : like())}>♥ {likes}</button>
-          <button className="like" aria-expanded={open} data-testid="comment-count" onClick={() => setOpen(!open)}>
+          <button className="comments-toggle" aria-expanded={open} data-testid="comment-count" onClick={() => setOpen(!open)}>
             {comments} {comments === 1 ? 'comment' : 'comments'}
           </button>
         </div>
