@@ -151,6 +151,7 @@ func setFeedComplexity(c *graph.ComplexityRoot) {
 	c.ActivityGroup.Actors = func(child int, first *int) int { return listCost(child, first) }
 	c.ActivityGroup.Activities = func(child int, first *int) int { return listCost(child, first) }
 	c.FeedUpdate.Added = func(child int) int { return 1 + 25*child }
+	c.FeedUpdate.Updated = func(child int) int { return 1 + 25*child }
 }
 
 // Limits on the lists of an activity group.
