@@ -88,14 +88,6 @@ test('timeline: bob posts, and alice, who follows bob, sees it without reloading
     await like.click();
     await post.locator('button.like.on', { hasText: '♥ 1' }).waitFor();
     await shot(alice, 'timeline-4-alice-likes-it');
-    if (process.env.UPDATE_DOCS_SCREENSHOTS) {
-      await bob.getByLabel('post text').fill('Timelines, chat and calls on one GraphQL API.');
-      await bob.getByRole('button', { name: 'Post' }).click();
-      await alice.getByTestId('activity').filter({ hasText: 'one GraphQL API' }).waitFor({ timeout: 30_000 });
-      await alice.getByLabel('post text').fill('Following bob now. Hi!');
-      await alice.screenshot({ path: join(repo, 'docs', 'demo-timeline.png'), clip: { x: 0, y: 0, width: 1280, height: 500 } });
-      await alice.getByLabel('post text').fill('');
-    }
     await like.click();
     await post.locator('button.like:not(.on)', { hasText: '♥ 0' }).waitFor();
 
@@ -116,6 +108,198 @@ test('timeline: bob posts, and alice, who follows bob, sees it without reloading
     assert.equal(await activities.first().locator('.text').textContent(), 'note 10');
     await activities.filter({ hasText: 'Shipping Brook' }).waitFor();
     await shot(alice, 'timeline-5-load-more');
+  } finally {
+    await alice.context().close();
+    await bob.context().close();
+    await unsubscribed(base);
+  }
+});
+
+// comments reads a post's comment tree from the server, as user: text,
+// author, likes and replies, in the order asked.
+async function commentTree(user, activity, sort = 'OLDEST') {
+  const node = 'text user { id } replyCount reactionCounts { kind count }'; // small pages: complexity
+  const r = await gql(server, token(user), `query($id: ID!) { activity(id: $id) { commentCount
+    comments(first: 10, sort: ${sort}) { edges { node { ${node} replies(first: 10) { edges { node { ${node} } } } } } } } }`, { id: activity });
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  const flat = (n) => ({ text: n.text, by: n.user.id, likes: n.reactionCounts.find((c) => c.kind === 'like')?.count ?? 0, replies: n.replyCount });
+  const a = r.data.activity;
+  return {
+    count: a.commentCount,
+    comments: a.comments.edges.map(({ node }) => ({ ...flat(node), thread: node.replies.edges.map((e) => flat(e.node)) })),
+  };
+}
+
+// commented finds the comments under scope whose own text (not a reply's)
+// has text.
+function commented(scope, text) {
+  return scope.getByTestId('comment').filter({ has: scope.page().locator(':scope > div > .bubble > .text', { hasText: text }) });
+}
+
+// own is the row of a comment's own buttons, not its replies'.
+function own(comment) {
+  return comment.locator(':scope > div > .comment-actions');
+}
+
+test('comments: bob comments on alice\'s post and alice sees it live; she replies, bob sees the reply nested and likes it; edit, order and delete', async () => {
+  const base = await metric(server, 'brook_bus_subscribers');
+  const alice = await openApp(browser, server, 'alice', 'timeline');
+  const bob = await openApp(browser, server, 'bob', 'timeline');
+  try {
+    await subscribed(base, 4); // myEvents and feedUpdated on each page
+    await bob.getByLabel('follow user').fill('alice');
+    await bob.getByRole('button', { name: 'Follow', exact: true }).click();
+    await bob.locator('.people li', { hasText: 'alice' }).waitFor();
+
+    await alice.getByLabel('post text').fill('Comments are in the demo app now');
+    await alice.getByRole('button', { name: 'Post' }).click();
+    const mine = alice.getByTestId('activity').filter({ hasText: 'Comments are in the demo app' });
+    const theirs = bob.getByTestId('activity').filter({ hasText: 'Comments are in the demo app' });
+    await mine.waitFor();
+    await theirs.waitFor({ timeout: 30_000 });
+    const { data } = await gql(server, token('alice'), '{ feed(id: "user:alice") { activities(first: 1) { edges { node { id object } } } } }');
+    const post = data.feed.activities.edges[0].node;
+    assert.equal(post.object, 'Comments are in the demo app now');
+
+    // Both open the comments: one commentAdded subscription each.
+    for (const p of [mine, theirs]) {
+      await p.getByTestId('comment-count').filter({ hasText: '0 comments' }).click();
+      await p.getByText('No comments yet.').waitFor();
+    }
+    assert.equal(await mine.getByTestId('comment-count').getAttribute('aria-expanded'), 'true');
+    await subscribed(base, 6);
+
+    // bob comments: alice sees it without reloading, and the post's count with it.
+    await theirs.getByLabel('comment text').fill('Congrats, Alice!');
+    await theirs.getByRole('button', { name: 'Comment', exact: true }).click();
+    const bobsOnBob = commented(theirs, 'Congrats, Alice!');
+    await bobsOnBob.waitFor();
+    assert.equal(await theirs.getByLabel('comment text').inputValue(), '');
+    const bobsOnAlice = commented(mine, 'Congrats, Alice!');
+    await bobsOnAlice.waitFor({ timeout: 30_000 });
+    await mine.getByTestId('comment-count').filter({ hasText: '1 comment' }).waitFor();
+    assert.equal(await alice.evaluate(() => performance.getEntriesByType('navigation').length), 1);
+    await shot(alice, 'comments-1-alice-sees-bobs-comment-live');
+
+    // alice replies; bob sees the reply under his comment, live.
+    await bobsOnAlice.getByRole('button', { name: 'Reply', exact: true }).click();
+    await bobsOnAlice.getByLabel('reply text').fill('Thanks, Bob! Try replying.');
+    await bobsOnAlice.getByRole('button', { name: 'Post reply' }).click();
+    await bobsOnAlice.getByLabel('reply text').waitFor({ state: 'detached' });
+    const reply = commented(bobsOnBob.getByRole('list', { name: 'replies to bob' }), 'Thanks, Bob!');
+    await reply.waitFor({ timeout: 30_000 });
+    await theirs.getByTestId('comment-count').filter({ hasText: '2 comments' }).waitFor();
+    // bob's own comment came back to him as an event too (before alice's
+    // reply, on the same subscription), and shows once.
+    assert.equal(await commented(theirs, 'Congrats, Alice!').count(), 1);
+    assert.equal(await commented(mine, 'Thanks, Bob!').count(), 1);
+
+    // bob likes alice's reply: the count shows 1, and the server has it.
+    const likeReply = reply.getByRole('button', { name: 'like comment' });
+    await likeReply.click();
+    await likeReply.filter({ hasText: '♥ 1' }).waitFor();
+    assert.equal(await likeReply.getAttribute('aria-pressed'), 'true');
+    await shot(bob, 'comments-2-bob-sees-the-reply-and-likes-it');
+    assert.deepEqual(await commentTree('bob', post.id), {
+      count: 2,
+      comments: [{ text: 'Congrats, Alice!', by: 'bob', likes: 0, replies: 1, thread: [{ text: 'Thanks, Bob! Try replying.', by: 'alice', likes: 1, replies: 0 }] }],
+    });
+    // A reply to the reply nests one level deeper.
+    await reply.getByRole('button', { name: 'Reply', exact: true }).click();
+    await reply.getByLabel('reply text').fill('Three levels deep');
+    await reply.getByRole('button', { name: 'Post reply' }).click();
+    const deep = commented(mine.getByRole('list', { name: 'replies to alice' }), 'Three levels deep');
+    await deep.waitFor({ timeout: 30_000 });
+    await mine.getByTestId('comment-count').filter({ hasText: '3 comments' }).waitFor();
+    // That is as deep as threads go (FEED_COMMENT_DEPTH, 3): no Reply there.
+    assert.equal(await own(deep).getByRole('button', { name: 'Reply', exact: true }).count(), 0);
+    assert.equal(await own(reply).getByRole('button', { name: 'Reply', exact: true }).count(), 1);
+    if (process.env.UPDATE_DOCS_SCREENSHOTS) {
+      // The guide's picture (docs/clients.md): bob's page, the thread open.
+      await theirs.getByLabel('comment text').fill('Replies nest three deep');
+      await bob.screenshot({ path: join(repo, 'docs', 'demo-timeline.png'), clip: { x: 0, y: 0, width: 1280, height: 660 } });
+      await theirs.getByLabel('comment text').fill('');
+    }
+
+    // bob edits his comment (only his own: alice has no Edit on it).
+    assert.equal(await own(bobsOnAlice).getByRole('button', { name: 'Edit', exact: true }).count(), 0);
+    await own(bobsOnBob).getByRole('button', { name: 'Edit', exact: true }).click();
+    await theirs.getByLabel('edit comment').fill('Congrats on shipping, Alice!'); // the text is now a field
+    await theirs.getByRole('button', { name: 'Save' }).click();
+    const edited = commented(theirs, 'Congrats on shipping, Alice!');
+    await edited.filter({ hasText: 'edited' }).first().waitFor();
+
+    // A second comment: newest first by default, oldest first or by
+    // reactions and replies on request.
+    await theirs.getByLabel('comment text').fill('Second thought');
+    await theirs.getByRole('button', { name: 'Comment', exact: true }).click();
+    const second = commented(mine, 'Second thought');
+    await second.waitFor({ timeout: 30_000 });
+    const firstText = async (page) => page.locator('.comments > .thread > [data-testid=comment] > div > .bubble .text').first().textContent();
+    assert.equal(await firstText(mine), 'Second thought');
+    await mine.getByLabel('sort comments').selectOption('OLDEST');
+    await eventually('oldest first', async () => (await firstText(mine)) === 'Congrats on shipping, Alice!');
+    await mine.getByLabel('sort comments').selectOption('TOP');
+    await eventually('top first', async () => (await firstText(mine)) === 'Congrats on shipping, Alice!');
+    await shot(alice, 'comments-3-alice-sorts-them');
+
+    // alice, whose post it is, deletes bob's second comment (moderation),
+    // after a confirmation; the count follows.
+    await second.getByRole('button', { name: 'Delete', exact: true }).click();
+    await second.getByRole('button', { name: 'Delete comment' }).click();
+    await second.waitFor({ state: 'detached' });
+    await mine.getByTestId('comment-count').filter({ hasText: '3 comments' }).waitFor();
+    const tree = await commentTree('alice', post.id);
+    assert.equal(tree.count, 3);
+    assert.deepEqual(tree.comments.map((c) => c.text), ['Congrats on shipping, Alice!']);
+    await shot(alice, 'comments-4-after-delete');
+  } finally {
+    await alice.context().close();
+    await bob.context().close();
+    await unsubscribed(base);
+  }
+});
+
+test('live counts: alice likes and comments on bob\'s post, and bob\'s open page shows the new counts without reloading', async () => {
+  const base = await metric(server, 'brook_bus_subscribers');
+  const follows = await gql(server, token('alice'), 'mutation { follow(source: "timeline:alice", target: "user:bob") { createdAt } }');
+  assert.equal(follows.errors, undefined, JSON.stringify(follows.errors));
+  const alice = await openApp(browser, server, 'alice', 'timeline');
+  const bob = await openApp(browser, server, 'bob', 'timeline');
+  try {
+    await alice.getByTestId('activity').first().waitFor();
+    await subscribed(base, 4); // myEvents and feedUpdated on each page
+
+    await bob.getByLabel('post text').fill('Like this, live');
+    await bob.getByRole('button', { name: 'Post' }).click();
+    const onBob = bob.getByTestId('activity').filter({ hasText: 'Like this, live' });
+    const onAlice = alice.getByTestId('activity').filter({ hasText: 'Like this, live' });
+    await onBob.waitFor();
+    await onAlice.waitFor({ timeout: 30_000 });
+
+    // alice likes it on her page: bob's page, which did nothing, shows 1.
+    const like = (post) => post.getByRole('button', { name: 'like', exact: true }); // the post's, not a comment's
+    await like(onAlice).click();
+    await like(onAlice).and(alice.locator('[aria-pressed=true]')).filter({ hasText: '♥ 1' }).waitFor();
+    await like(onBob).filter({ hasText: '♥ 1' }).waitFor({ timeout: 30_000 });
+    assert.equal(await like(onBob).getAttribute('aria-pressed'), 'false'); // bob did not like it
+    await shot(bob, 'live-1-bob-sees-alices-like');
+
+    // Her comment counts on his page too, with its comments closed.
+    await onAlice.getByTestId('comment-count').click();
+    await onAlice.getByLabel('comment text').fill('Liked and commented');
+    await onAlice.getByRole('button', { name: 'Comment', exact: true }).click();
+    await onBob.getByTestId('comment-count').filter({ hasText: '1 comment' }).waitFor({ timeout: 30_000 });
+    assert.equal(await onBob.getByTestId('comment-count').getAttribute('aria-expanded'), 'false');
+
+    // Unliked: back to 0 there. Nothing reloaded.
+    await like(onAlice).click();
+    await like(onAlice).and(alice.locator('[aria-pressed=false]')).filter({ hasText: '♥ 0' }).waitFor();
+    await like(onBob).filter({ hasText: '♥ 0' }).waitFor({ timeout: 30_000 });
+    for (const page of [alice, bob]) {
+      assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1);
+    }
+    await shot(bob, 'live-2-the-like-undone');
   } finally {
     await alice.context().close();
     await bob.context().close();

@@ -1,6 +1,7 @@
 import React from 'react';
 import { gql } from '@apollo/client';
 import { useMutation, useQuery } from '@apollo/client/react';
+import { Comments, dropReaction } from './Comments.jsx';
 
 // Your timeline: what the people you follow post, live. You post to your
 // own `user:` feed; Brook's workers copy each post into every follower's
@@ -11,6 +12,7 @@ const ACTIVITY = gql`fragment ActivityFields on Activity {
   actor { id name }
   reactionCounts { kind count }
   ownReactions { id kind }
+  commentCount
 }`;
 const TIMELINE = gql`query Timeline($feed: ID!, $after: String) {
   feed(id: $feed) {
@@ -21,8 +23,16 @@ const TIMELINE = gql`query Timeline($feed: ID!, $after: String) {
     }
   }
 } ${ACTIVITY}`;
+// updated brings the new counts of posts liked or commented on by anyone:
+// Apollo's cache merges them into the cached activities by id, so every
+// view of a post shows them. (ownReactions stay as the page's own
+// mutations left them.)
 const FEED_UPDATED = gql`subscription FeedUpdated($feed: ID!) {
-  feedUpdated(feed: $feed) { added { ...ActivityFields } removed }
+  feedUpdated(feed: $feed) {
+    added { ...ActivityFields }
+    removed
+    updated { id reactionCounts { kind count } commentCount }
+  }
 } ${ACTIVITY}`;
 const POST = gql`mutation Post($feed: ID!, $text: String!) {
   addActivity(feed: $feed, input: { verb: "post", object: $text }) { id }
@@ -49,7 +59,8 @@ export default function TimelinePage({ session }) {
   // (following again changes nothing).
   React.useEffect(() => { followSelf(); }, [feed]);
 
-  // Live: put added activities on top, drop removed ones.
+  // Live: put added activities on top, drop removed ones (updated ones
+  // are merged into the cache by id, without help).
   React.useEffect(() => subscribeToMore({
     document: FEED_UPDATED,
     variables: { feed },
@@ -72,7 +83,7 @@ export default function TimelinePage({ session }) {
         {loading && <p className="muted">Loading…</p>}
         {page?.edges.length === 0 && <p className="muted card">Nothing yet. Follow someone, or post something.</p>}
         <ol className="activities">
-          {page?.edges.map(({ node }) => <ActivityCard key={node.id} activity={node} />)}
+          {page?.edges.map(({ node }) => <ActivityCard key={node.id} activity={node} me={me} />)}
         </ol>
         {page?.pageInfo.hasNextPage && (
           <button className="ghost wide" onClick={() => fetchMore({ variables: { after: page.pageInfo.endCursor } })}>
@@ -100,34 +111,28 @@ function PostBox({ onPost }) {
   );
 }
 
-function ActivityCard({ activity }) {
+function ActivityCard({ activity, me }) {
+  const [open, setOpen] = React.useState(false);
   const [like] = useMutation(LIKE, { variables: { id: activity.id } });
   const mine = activity.ownReactions.find((r) => r.kind === 'like');
-  const [unlike] = useMutation(UNLIKE, {
-    variables: { id: mine?.id },
-    // removeReaction answers true or false: update the cached activity ourselves.
-    update(cache) {
-      cache.modify({
-        id: cache.identify(activity),
-        fields: {
-          ownReactions: (list, { readField }) => list.filter((r) => readField('id', r) !== mine.id),
-          reactionCounts: (counts) => counts
-            .map((c) => (c.kind === 'like' ? { ...c, count: c.count - 1 } : c))
-            .filter((c) => c.count > 0),
-        },
-      });
-    },
-  });
+  const [unlike] = useMutation(UNLIKE, { variables: { id: mine?.id }, update: (cache) => dropReaction(cache, activity, mine) });
   const likes = activity.reactionCounts.find((c) => c.kind === 'like')?.count ?? 0;
+  const comments = activity.commentCount;
   const who = activity.actor.name ?? activity.actor.id;
   return (
     <li className="card activity" data-testid="activity">
       <Avatar name={who} />
-      <div>
+      <div className="grow">
         <div><strong>{who}</strong> <span className="muted">· {ago(activity.time)}</span></div>
         <p className="text">{activity.object}</p>
-        <button className={`like ${mine ? 'on' : ''}`} aria-pressed={!!mine} aria-label="like"
-          onClick={() => (mine ? unlike() : like())}>♥ {likes}</button>
+        <div className="row">
+          <button className={`like ${mine ? 'on' : ''}`} aria-pressed={!!mine} aria-label="like"
+            onClick={() => (mine ? unlike() : like())}>♥ {likes}</button>
+          <button className="comments-toggle" aria-expanded={open} data-testid="comment-count" onClick={() => setOpen(!open)}>
+            {comments} {comments === 1 ? 'comment' : 'comments'}
+          </button>
+        </div>
+        {open && <Comments activity={activity} me={me} />}
       </div>
     </li>
   );
@@ -169,7 +174,7 @@ export function Avatar({ name, small }) {
   return <span className={`avatar ${small ? 'small' : ''}`} style={{ background: `hsl(${hue} 60% 55%)` }}>{name[0]?.toUpperCase()}</span>;
 }
 
-function ago(time) {
+export function ago(time) {
   const s = Math.max(0, (Date.now() - new Date(time)) / 1000);
   if (s < 60) return 'just now';
   if (s < 3600) return `${Math.floor(s / 60)} min`;

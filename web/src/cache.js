@@ -25,6 +25,28 @@ export const typePolicies = {
       activities: relayStylePagination(),
     },
   },
+  Activity: {
+    fields: {
+      // A post's comments, one list per order (NEWEST, OLDEST, TOP): "More
+      // comments" (`after: endCursor`) appends the next page; a read
+      // without `after` replaces the list. Live comments are put in by
+      // Comments.jsx (insertComment).
+      comments: {
+        keyArgs: ['sort'],
+        merge(existing, incoming, { args }) {
+          if (!existing || !args?.after) return incoming;
+          return { ...incoming, edges: [...existing.edges, ...incoming.edges] };
+        },
+      },
+    },
+  },
+  Comment: {
+    fields: {
+      // A comment's first page of replies, as the thread query reads it: a
+      // newer read replaces it.
+      replies: { keyArgs: false, merge: (existing, incoming) => incoming },
+    },
+  },
   Channel: {
     fields: {
       // Chat history pages backwards: `before: endCursor` (the page's oldest
