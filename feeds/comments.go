@@ -146,6 +146,16 @@ func (s *Service) readableComment(ctx context.Context, field, id string, lookup 
 	return cs[0], a, me, nil
 }
 
+// Comment returns a comment whose activity the caller may read, or nil
+// when there is none.
+func (s *Service) Comment(ctx context.Context, id string, lookup Lookup) (*store.Comment, error) {
+	c, _, _, err := s.readableComment(ctx, "id", id, lookup)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return c, err
+}
+
 // Comments returns a page of an activity's comments (parent nil) or of a
 // comment's replies, in sort order (NEWEST when empty). The activity or
 // comment was read under the caller's access.

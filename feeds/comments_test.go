@@ -147,6 +147,25 @@ func TestCommentThreads(t *testing.T) {
 		t.Fatalf("thread: %+v", thread)
 	}
 
+	// A reply opens by id, with its parent and its own replies.
+	byID := `query($id: ID!) { comment(id: $id) { id text depth parent { id } replies { edges { node { text } } } } }`
+	var opened struct {
+		Comment *struct {
+			ID, Text string
+			Depth    int
+			Parent   struct{ ID string }
+			Replies  struct {
+				Edges []struct{ Node struct{ Text string } }
+			}
+		}
+	}
+	n.Must(t, bob, byID, brooktest.Vars{"id": r1.ID}, &opened)
+	if c := opened.Comment; c == nil || c.Text != "reply" || c.Depth != 2 || c.Parent.ID != c1.ID ||
+		len(c.Replies.Edges) != 1 || c.Replies.Edges[0].Node.Text != "reply to reply" {
+		t.Fatalf("comment by id: %+v", opened.Comment)
+	}
+	brooktest.WantCode(t, n.Query(t, bob, byID, brooktest.Vars{"id": "nope"}), "BAD_USER_INPUT")
+
 	// Editing: the author or an admin; the activity's actor may not.
 	upd := `mutation($id: ID!, $t: String) { updateComment(id: $id, text: $t) { text } }`
 	brooktest.WantCode(t, n.Query(t, env.Token(t, u["alice"]), upd, brooktest.Vars{"id": c1.ID, "t": "edited"}), "FORBIDDEN")
@@ -170,6 +189,14 @@ func TestCommentThreads(t *testing.T) {
 	n.Must(t, env.Token(t, u["alice"]), del, brooktest.Vars{"id": c1.ID}, &gone)
 	if gone.DeleteComment {
 		t.Fatal("deleting again said it existed")
+	}
+	// Its replies went with it: by id, none of them is there.
+	for _, id := range []string{c1.ID, r1.ID, r2.ID} {
+		opened.Comment = nil
+		n.Must(t, bob, byID, brooktest.Vars{"id": id}, &opened)
+		if opened.Comment != nil {
+			t.Fatalf("deleted comment %s by id: %+v", id, opened.Comment)
+		}
 	}
 	texts, _, _, count = commentTexts(t, n, bob, act, "NEWEST", 10, nil)
 	if !slices.Equal(texts, []string{"second"}) || count != 1 ||

@@ -515,6 +515,7 @@ type ComplexityRoot struct {
 		Call              func(childComplexity int, id string) int
 		Channel           func(childComplexity int, id string) int
 		Channels          func(childComplexity int, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) int
+		Comment           func(childComplexity int, id string) int
 		Feed              func(childComplexity int, id string) int
 		Flags             func(childComplexity int, status *store.FlagStatus, first *int, after *string) int
 		FollowSuggestions func(childComplexity int, first *int) int
@@ -3074,6 +3075,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Channels(childComplexity, args["filter"].(*store.ChannelFilter), args["sort"].([]*store.ChannelSort), args["first"].(*int), args["after"].(*string)), true
+	case "Query.comment":
+		if e.ComplexityRoot.Query.Comment == nil {
+			break
+		}
+
+		args, err := ec.field_Query_comment_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Comment(childComplexity, args["id"].(string)), true
 	case "Query.feed":
 		if e.ComplexityRoot.Query.Feed == nil {
 			break
@@ -4787,6 +4799,15 @@ extend type Activity {
 extend type Reaction {
   "The comment reacted to; null for a reaction to the activity itself."
   comment: Comment
+}
+
+extend type Query {
+  """
+  A comment or reply on an activity the caller may read, or null if there
+  is none: open a thread at a reply from a notification, or page one
+  comment's replies without walking down from its activity.
+  """
+  comment(id: ID!): Comment
 }
 
 extend type Mutation {

@@ -82,6 +82,10 @@ func (r *mutationResolver) UpdateReaction(ctx context.Context, id string, data j
 	return r.Feeds.UpdateReaction(ctx, id, data)
 }
 
+func (r *queryResolver) Comment(ctx context.Context, id string) (*store.Comment, error) {
+	return r.Feeds.Comment(ctx, id, r.feedLookup(ctx))
+}
+
 func (r *reactionResolver) Comment(ctx context.Context, obj *store.Reaction) (*store.Comment, error) {
 	if obj.CommentID == nil {
 		return nil, nil

@@ -23,6 +23,10 @@ func init() {
 			a, c := f.comment(t, owner)
 			return `mutation($a: ID!, $p: ID!) { addComment(activity: $a, text: "hi", parentId: $p) { id } }`, brooktest.Vars{"a": a, "p": c}
 		}},
+		policy{op: "query.comment", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			_, c := f.comment(t, owner)
+			return `query($id: ID!) { comment(id: $id) { id text } }`, brooktest.Vars{"id": c}
+		}},
 		policy{op: "mutation.updateComment", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 			_, c := f.comment(t, owner)
 			return `mutation($id: ID!) { updateComment(id: $id, text: "edited") { id } }`, brooktest.Vars{"id": c}

@@ -74,6 +74,7 @@ func init() {
 				return `query($a: ID!) { activity(id: $a) { commentCount comments { edges { node { id replyCount replies { edges { node { id } } } } } } } }`,
 					brooktest.Vars{"a": a}
 			}},
+		onClosedComment("query.comment", closed, `query($c: ID!) { comment(id: $c) { id replyCount replies { edges { node { id } } } } }`, ownerOrFollower),
 		policy{op: "query.activity", variant: "reactions, " + closed, want: ownerOrFollower, also: followersRead,
 			run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 				a := f.activity(t)
