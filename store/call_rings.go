@@ -35,13 +35,7 @@ func (s CallRingState) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strcon
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (s *CallRingState) UnmarshalGQL(v any) error {
-	str, _ := v.(string)
-	switch CallRingState(str) {
-	case RingRinging, RingAccepted, RingRejected, RingMissed, RingCancelled:
-		*s = CallRingState(str)
-		return nil
-	}
-	return Invalid("state", "%v is not a ring state: use RINGING, ACCEPTED, REJECTED, MISSED or CANCELLED", v)
+	return unmarshalEnum(s, v, "state", "ring state", RingRinging, RingAccepted, RingRejected, RingMissed, RingCancelled)
 }
 
 // CallRejectReason says why a ring was rejected.
@@ -59,13 +53,7 @@ func (r CallRejectReason) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, str
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (r *CallRejectReason) UnmarshalGQL(v any) error {
-	str, _ := v.(string)
-	switch CallRejectReason(str) {
-	case RejectDeclined, RejectBusy:
-		*r = CallRejectReason(str)
-		return nil
-	}
-	return Invalid("reason", "%v is not a reject reason: use DECLINED or BUSY", v)
+	return unmarshalEnum(r, v, "reason", "reject reason", RejectDeclined, RejectBusy)
 }
 
 // CallRing is one ring of one user.

@@ -27,12 +27,7 @@ func (s MemberStatus) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (s *MemberStatus) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok || (MemberStatus(str) != StatusMember && MemberStatus(str) != StatusInvited) {
-		return Invalid("status", "%v is not a member status: use MEMBER or INVITED", v)
-	}
-	*s = MemberStatus(str)
-	return nil
+	return unmarshalEnum(s, v, "status", "member status", StatusMember, StatusInvited)
 }
 
 const inviteColumns = `i.channel_id, i.user_id, i.invited_by, i.created_at`

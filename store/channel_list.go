@@ -91,12 +91,7 @@ func (f ChannelSortField) MarshalGQL(w io.Writer) {
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (f *ChannelSortField) UnmarshalGQL(v any) error {
-	s, _ := v.(string)
-	if _, ok := channelSortKeys[ChannelSortField(s)]; !ok {
-		return Invalid("sort.field", "%v is not a channel sort field: use LAST_MESSAGE_AT, CREATED_AT, UNREAD_COUNT, MEMBER_COUNT or NAME", v)
-	}
-	*f = ChannelSortField(s)
-	return nil
+	return unmarshalEnum(f, v, "sort.field", "channel sort field", SortLastMessageAt, SortCreatedAt, SortUnreadCount, SortMemberCount, SortName)
 }
 
 // SortDirection is ascending or descending.
@@ -113,12 +108,7 @@ func (d SortDirection) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strcon
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (d *SortDirection) UnmarshalGQL(v any) error {
-	s, _ := v.(string)
-	if SortDirection(s) != SortAsc && SortDirection(s) != SortDesc {
-		return Invalid("sort.direction", "%v is not a direction: use ASC or DESC", v)
-	}
-	*d = SortDirection(s)
-	return nil
+	return unmarshalEnum(d, v, "sort.direction", "direction", SortAsc, SortDesc)
 }
 
 // ChannelSort is one entry of a channel list's order.

@@ -65,12 +65,7 @@ func (p JoinPolicy) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Q
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (p *JoinPolicy) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || (JoinPolicy(s) != JoinOpen && JoinPolicy(s) != JoinInvite) {
-		return Invalid("joinPolicy", "%v is not a join policy: use OPEN or INVITE", v)
-	}
-	*p = JoinPolicy(s)
-	return nil
+	return unmarshalEnum(p, v, "joinPolicy", "join policy", JoinOpen, JoinInvite)
 }
 
 // Channel types: who may read and write.

@@ -36,13 +36,7 @@ func (k FlagTargetKind) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strco
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (k *FlagTargetKind) UnmarshalGQL(v any) error {
-	s, _ := v.(string)
-	switch FlagTargetKind(s) {
-	case FlagMessage, FlagUser, FlagActivity:
-		*k = FlagTargetKind(s)
-		return nil
-	}
-	return Invalid("targetKind", "%v is not a flag target kind: use MESSAGE, USER or ACTIVITY", v)
+	return unmarshalEnum(k, v, "targetKind", "flag target kind", FlagMessage, FlagUser, FlagActivity)
 }
 
 // FlagStatus is where a flag stands.
@@ -63,13 +57,7 @@ func (s FlagStatus) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Q
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (s *FlagStatus) UnmarshalGQL(v any) error {
-	str, _ := v.(string)
-	switch FlagStatus(str) {
-	case FlagOpen, FlagDismissed, FlagResolved:
-		*s = FlagStatus(str)
-		return nil
-	}
-	return Invalid("status", "%v is not a flag status: use OPEN, DISMISSED or RESOLVED", v)
+	return unmarshalEnum(s, v, "status", "flag status", FlagOpen, FlagDismissed, FlagResolved)
 }
 
 // FlagAction is what a moderator does with a flag.
@@ -87,13 +75,7 @@ func (a FlagAction) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Q
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (a *FlagAction) UnmarshalGQL(v any) error {
-	s, _ := v.(string)
-	switch FlagAction(s) {
-	case FlagDismiss, FlagDeleteMessage, FlagBanUser:
-		*a = FlagAction(s)
-		return nil
-	}
-	return Invalid("action", "%v is not a flag action: use DISMISS, DELETE_MESSAGE or BAN_USER", v)
+	return unmarshalEnum(a, v, "action", "flag action", FlagDismiss, FlagDeleteMessage, FlagBanUser)
 }
 
 // Status is the status of a flag closed with the action.
