@@ -260,6 +260,42 @@ test('comments: bob comments on alice\'s post and alice sees it live; she replie
   }
 });
 
+test('more replies: a comment with more replies than the thread reads opens the rest, five at a time', async () => {
+  const dave = await openApp(browser, server, 'dave', 'timeline');
+  try {
+    const must = async (query) => {
+      const r = await gql(server, token('dave'), query);
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      return r.data;
+    };
+    const { addActivity: post } = await must('mutation { addActivity(feed: "user:dave", input: {verb: "post", object: "A long thread"}) { id } }');
+    const { addComment: top } = await must(`mutation { addComment(activity: "${post.id}", text: "Tell me your favourite number") { id } }`);
+    for (let i = 1; i <= 9; i++) {
+      await must(`mutation { addComment(activity: "${post.id}", parentId: "${top.id}", text: "number ${i}") { id } }`);
+    }
+    const card = dave.getByTestId('activity').filter({ hasText: 'A long thread' });
+    await card.waitFor({ timeout: 30_000 });
+    await card.getByTestId('comment-count').filter({ hasText: '10 comments' }).click();
+    const thread = commented(card, 'Tell me your favourite number');
+    const replies = thread.getByRole('list', { name: 'replies to dave' });
+    await commented(replies, 'number 3').waitFor();
+    assert.equal(await replies.getByTestId('comment').count(), 3);
+    // The thread query read the first 3 (oldest first); the rest come from
+    // comment(id), a page of 5, then the last 1.
+    await thread.getByRole('button', { name: '6 more replies' }).click();
+    await commented(replies, 'number 8').waitFor();
+    assert.equal(await replies.getByTestId('comment').count(), 8);
+    await thread.getByRole('button', { name: '1 more reply' }).click();
+    await commented(replies, 'number 9').waitFor();
+    const texts = await replies.locator(':scope > [data-testid=comment] > div > .bubble .text').allTextContents();
+    assert.deepEqual(texts, Array.from({ length: 9 }, (_, i) => `number ${i + 1}`));
+    assert.equal(await thread.getByRole('button', { name: /more repl/ }).count(), 0);
+    await shot(dave, 'comments-5-more-replies');
+  } finally {
+    await dave.context().close();
+  }
+});
+
 test('live counts: alice likes and comments on bob\'s post, and bob\'s open page shows the new counts without reloading', async () => {
   const base = await metric(server, 'brook_bus_subscribers');
   const follows = await gql(server, token('alice'), 'mutation { follow(source: "timeline:alice", target: "user:bob") { createdAt } }');

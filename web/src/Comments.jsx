@@ -21,8 +21,8 @@ const COMMENT = gql`fragment CommentFields on Comment {
 // sizes keep the query under the server's complexity limit (5,000: a
 // comment costs about 50, and every level multiplies by its page size, so
 // 5 comments with 3 replies each with 3 replies cost about 3,400). Brook
-// has no field to page one comment's replies, so a longer thread shows
-// its first replies, and new ones as they come.
+// pages one comment's replies with comment(id), 5 at a time ("more
+// replies", MORE_REPLIES), each with its own replies.
 const REPLIES = 3;
 // LEVELS is how deep the thread query reads, and so how deep the page
 // offers to reply: Brook's default FEED_COMMENT_DEPTH. A server set
@@ -42,6 +42,15 @@ const THREAD = gql`fragment Thread on Comment {
     pageInfo { hasNextPage endCursor }
   }
 } ${COMMENT}`;
+const MORE_REPLIES = gql`query MoreReplies($id: ID!, $after: String) {
+  comment(id: $id) {
+    id replyCount
+    replies(first: 5, after: $after) {
+      edges { cursor node { ...Thread } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+} ${THREAD}`;
 const COMMENTS = gql`query Comments($id: ID!, $sort: CommentSort!, $after: String) {
   activity(id: $id) {
     id commentCount
@@ -214,9 +223,33 @@ function CommentItem({ comment, activity, me, parentId, level }) {
             {replies.map(({ node }) => <CommentItem key={node.id} comment={node} activity={activity} me={me} parentId={comment.id} level={level + 1} />)}
           </ol>
         )}
-        {unloaded > 0 && <p className="muted small">{unloaded} more {unloaded === 1 ? 'reply' : 'replies'}</p>}
+        {unloaded > 0 && <MoreReplies comment={comment} unloaded={unloaded} />}
       </div>
     </li>
+  );
+}
+
+// MoreReplies loads the next page of a comment's replies.
+function MoreReplies({ comment, unloaded }) {
+  const client = useApolloClient();
+  const [state, setState] = React.useState({ loading: false, error: null });
+  async function more() {
+    setState({ loading: true, error: null });
+    try {
+      await client.query({ query: MORE_REPLIES, fetchPolicy: 'network-only',
+        variables: { id: comment.id, after: comment.replies?.pageInfo?.endCursor ?? null } });
+      setState({ loading: false, error: null });
+    } catch (error) {
+      setState({ loading: false, error });
+    }
+  }
+  return (
+    <p className="small">
+      <button className="link small" disabled={state.loading} onClick={more}>
+        {state.loading ? 'Loading…' : `${unloaded} more ${unloaded === 1 ? 'reply' : 'replies'}`}
+      </button>
+      {state.error && <span className="error small"> {state.error.message}</span>}
+    </p>
   );
 }
 

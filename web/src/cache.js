@@ -42,9 +42,19 @@ export const typePolicies = {
   },
   Comment: {
     fields: {
-      // A comment's first page of replies, as the thread query reads it: a
-      // newer read replaces it.
-      replies: { keyArgs: false, merge: (existing, incoming) => incoming },
+      // A comment's replies: the thread query's first page (a newer read
+      // replaces it), then "more replies" (`comment(id)` with `after:
+      // endCursor`) appends the next page, less any reply already shown
+      // live (insertComment).
+      replies: {
+        keyArgs: false,
+        merge(existing, incoming, { args, readField }) {
+          if (!existing || !args?.after) return incoming;
+          const shown = new Set(existing.edges.map((e) => readField('id', e.node)));
+          const fresh = incoming.edges.filter((e) => !shown.has(readField('id', e.node)));
+          return { ...incoming, edges: [...existing.edges, ...fresh] };
+        },
+      },
     },
   },
   Channel: {
