@@ -123,6 +123,26 @@ test('ringing two devices: both of bob\'s pages ring, accepting on one stops the
   }
 });
 
+test('ringing unanswered: bob does not answer, the ring is missed, alice sees "No answer" and bob\'s banner goes', async () => {
+  // A server of its own, whose rings time out in 4 seconds.
+  const quick = await startBrook({ env: { BROOK_WEB_DIR: join(repo, 'web', 'dist'), CALL_RING_TIMEOUT: '4s' } });
+  const pages = [];
+  try {
+    const alice = await openApp(browser, quick, 'miss-alice', 'call');
+    const bob = await openApp(browser, quick, 'miss-bob', 'chat');
+    pages.push(alice, bob);
+    await ringFrom(alice, 'miss-bob');
+    await incoming(bob, 'miss-alice').waitFor();
+    await alice.getByTestId('call-status').filter({ hasText: /^No answer$/ }).waitFor({ timeout: 30_000 });
+    await incoming(bob, 'miss-alice').waitFor({ state: 'detached' });
+    await alice.getByRole('button', { name: 'Call miss-bob' }).waitFor();
+    await shot(alice, 'ring-missed');
+  } finally {
+    for (const p of pages) await p.context().close();
+    await quick.remove();
+  }
+});
+
 // subscribed waits until the server holds n more bus subscribers than at
 // base: the pages' subscriptions are live, so no event can slip past them.
 async function subscribed(base, n) {
