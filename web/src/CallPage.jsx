@@ -58,6 +58,7 @@ export default function CallPage({ session, path = '', go }) {
   const stop = React.useRef(() => {});
   const current = React.useRef(null); // the call we are in, for hangUp from callbacks
   const ringRef = React.useRef(null); // the call our ring rings, before React has re-rendered
+  const gaveUp = React.useRef(null); // { id, text }: a ring that stopped before we had joined its call
 
   async function camera() {
     setStatus('Starting your camera…');
@@ -105,6 +106,8 @@ export default function CallPage({ session, path = '', go }) {
       setRinging({ callId: id, user });
       setStatus(`Ringing ${user}…`);
       await enter(id, local);
+      // Declined, missed or cancelled while we joined: leave again.
+      if (gaveUp.current?.id === id) await hangUp(gaveUp.current.text);
     } catch (err) {
       await hangUp(`Could not call ${user}: ${err.message}`);
     }
@@ -113,6 +116,7 @@ export default function CallPage({ session, path = '', go }) {
   async function cancel() {
     const id = ringRef.current;
     ringRef.current = null;
+    gaveUp.current = { id, text: 'Cancelled' };
     setRinging(null);
     try {
       await client.mutate({ mutation: CANCEL, variables: { id } });
@@ -130,6 +134,7 @@ export default function CallPage({ session, path = '', go }) {
     if (localVideo.current) localVideo.current.srcObject = null;
     const was = current.current;
     current.current = null;
+    if (ringRef.current) gaveUp.current = { id: ringRef.current, text };
     ringRef.current = null;
     setCall(null);
     setRinging(null);
