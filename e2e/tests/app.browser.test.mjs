@@ -44,6 +44,105 @@ test('a video call: each side sees the other\'s camera, signaled through Brook',
   await shot(bob, 'call-bob');
 });
 
+// ringCall opens alice's call page and rings bob from it ("Call <bob>").
+async function ringFrom(alice, bob) {
+  await alice.getByRole('link', { name: 'Call' }).click();
+  await alice.getByLabel('call user').fill(bob);
+  await alice.getByRole('button', { name: `Call ${bob}` }).click();
+  await alice.getByText(`Ringing ${bob}…`).waitFor();
+}
+
+// incoming is the incoming-call banner of page, from caller.
+const incoming = (page, caller) => page.getByRole('alertdialog', { name: 'Incoming call' }).filter({ hasText: caller });
+
+test('ringing: alice calls bob from the call page, bob\'s timeline rings, he accepts and both see each other\'s camera', async () => {
+  const alice = await openApp(browser, server, 'ring-alice', 'call');
+  const bob = await openApp(browser, server, 'ring-bob', 'timeline');
+  try {
+    await ringFrom(alice, 'ring-bob');
+    await alice.getByRole('button', { name: 'Cancel' }).waitFor();
+    const ring = incoming(bob, 'ring-alice');
+    await ring.getByText('Ringing…').waitFor();
+    await shot(alice, 'ring-1-alice-rings');
+    await shot(bob, 'ring-2-bob-rings');
+
+    await ring.getByRole('button', { name: 'Accept' }).click();
+    await ring.waitFor({ state: 'detached' });
+    await bob.waitForURL(/\/app\/call\/default:/);
+    await alice.getByText('ring-bob accepted').waitFor();
+    await bob.getByRole('button', { name: 'Leave' }).waitFor();
+    await Promise.all([playing(alice), playing(bob)]);
+    await shot(alice, 'ring-3-alice-in-call');
+    await shot(bob, 'ring-4-bob-in-call');
+  } finally {
+    await alice.context().close();
+    await bob.context().close();
+  }
+});
+
+test('ringing two devices: both of bob\'s pages ring, accepting on one stops the other; a declined call shows "Declined", a cancelled one stops ringing', async () => {
+  const alice = await openApp(browser, server, 'dev-alice', 'call');
+  const phone = await openApp(browser, server, 'dev-bob', 'timeline');
+  const laptop = await openApp(browser, server, 'dev-bob', 'chat');
+  try {
+    await ringFrom(alice, 'dev-bob');
+    await incoming(phone, 'dev-alice').waitFor();
+    await incoming(laptop, 'dev-alice').waitFor();
+    await shot(laptop, 'ring-devices-1-both-ring');
+
+    await incoming(laptop, 'dev-alice').getByRole('button', { name: 'Accept' }).click();
+    // call.accepted reaches the phone: it stops ringing, and stays where it was.
+    await incoming(phone, 'dev-alice').waitFor({ state: 'detached' });
+    assert.match(phone.url(), /\/app\/timeline$/);
+    await Promise.all([playing(alice), playing(laptop)]);
+    await shot(phone, 'ring-devices-2-phone-stopped');
+    await shot(laptop, 'ring-devices-3-laptop-in-call');
+
+    // Both hang up; then alice calls again and bob declines on his phone.
+    await laptop.getByRole('button', { name: 'Leave' }).click();
+    await alice.getByRole('button', { name: 'Leave' }).click();
+    await alice.getByRole('button', { name: 'Call dev-bob' }).click();
+    await alice.getByText('Ringing dev-bob…').waitFor();
+    await incoming(laptop, 'dev-alice').waitFor();
+    await incoming(phone, 'dev-alice').getByRole('button', { name: 'Decline' }).click();
+    await alice.getByTestId('call-status').filter({ hasText: /^Declined$/ }).waitFor();
+    await incoming(laptop, 'dev-alice').waitFor({ state: 'detached' });
+    assert.equal(await alice.getByRole('button', { name: 'Cancel' }).count(), 0);
+    await shot(alice, 'ring-devices-4-declined');
+
+    // A third time alice gives up before bob answers: both devices stop.
+    await alice.getByRole('button', { name: 'Call dev-bob' }).click();
+    await incoming(phone, 'dev-alice').waitFor();
+    await incoming(laptop, 'dev-alice').waitFor();
+    await alice.getByRole('button', { name: 'Cancel' }).click();
+    await alice.getByTestId('call-status').filter({ hasText: /^Cancelled$/ }).waitFor();
+    await incoming(phone, 'dev-alice').waitFor({ state: 'detached' });
+    await incoming(laptop, 'dev-alice').waitFor({ state: 'detached' });
+  } finally {
+    for (const p of [alice, phone, laptop]) await p.context().close();
+  }
+});
+
+test('ringing unanswered: bob does not answer, the ring is missed, alice sees "No answer" and bob\'s banner goes', async () => {
+  // A server of its own, whose rings time out in 4 seconds.
+  const quick = await startBrook({ env: { BROOK_WEB_DIR: join(repo, 'web', 'dist'), CALL_RING_TIMEOUT: '4s' } });
+  const pages = [];
+  try {
+    const alice = await openApp(browser, quick, 'miss-alice', 'call');
+    const bob = await openApp(browser, quick, 'miss-bob', 'chat');
+    pages.push(alice, bob);
+    await ringFrom(alice, 'miss-bob');
+    await incoming(bob, 'miss-alice').waitFor();
+    await alice.getByTestId('call-status').filter({ hasText: /^No answer$/ }).waitFor({ timeout: 30_000 });
+    await incoming(bob, 'miss-alice').waitFor({ state: 'detached' });
+    await alice.getByRole('button', { name: 'Call miss-bob' }).waitFor();
+    await shot(alice, 'ring-missed');
+  } finally {
+    for (const p of pages) await p.context().close();
+    await quick.remove();
+  }
+});
+
 // subscribed waits until the server holds n more bus subscribers than at
 // base: the pages' subscriptions are live, so no event can slip past them.
 async function subscribed(base, n) {
@@ -62,10 +161,10 @@ test('timeline: bob posts, and alice, who follows bob, sees it without reloading
   const bob = await openApp(browser, server, 'bob', 'timeline');
   try {
     // Both timelines have loaded (so both users exist) and each page holds
-    // two subscriptions: myEvents and feedUpdated.
+    // three subscriptions: myCallEvents, myEvents and feedUpdated.
     await alice.getByText('Nothing yet').waitFor();
     await bob.getByText('Nothing yet').waitFor();
-    await subscribed(base, 4);
+    await subscribed(base, 6);
 
     await alice.getByLabel('follow user').fill('bob');
     await alice.getByRole('button', { name: 'Follow', exact: true }).click();
@@ -146,7 +245,7 @@ test('comments: bob comments on alice\'s post and alice sees it live; she replie
   const alice = await openApp(browser, server, 'alice', 'timeline');
   const bob = await openApp(browser, server, 'bob', 'timeline');
   try {
-    await subscribed(base, 4); // myEvents and feedUpdated on each page
+    await subscribed(base, 6); // myCallEvents, myEvents and feedUpdated on each page
     await bob.getByLabel('follow user').fill('alice');
     await bob.getByRole('button', { name: 'Follow', exact: true }).click();
     await bob.locator('.people li', { hasText: 'alice' }).waitFor();
@@ -167,7 +266,7 @@ test('comments: bob comments on alice\'s post and alice sees it live; she replie
       await p.getByText('No comments yet.').waitFor();
     }
     assert.equal(await mine.getByTestId('comment-count').getAttribute('aria-expanded'), 'true');
-    await subscribed(base, 6);
+    await subscribed(base, 8);
 
     // bob comments: alice sees it without reloading, and the post's count with it.
     await theirs.getByLabel('comment text').fill('Congrats, Alice!');
@@ -304,7 +403,7 @@ test('live counts: alice likes and comments on bob\'s post, and bob\'s open page
   const bob = await openApp(browser, server, 'bob', 'timeline');
   try {
     await alice.getByTestId('activity').first().waitFor();
-    await subscribed(base, 4); // myEvents and feedUpdated on each page
+    await subscribed(base, 6); // myCallEvents, myEvents and feedUpdated on each page
 
     await bob.getByLabel('post text').fill('Like this, live');
     await bob.getByRole('button', { name: 'Post' }).click();
@@ -348,12 +447,12 @@ test('chat: alice writes, bob\'s unread badge goes to 1 and back to 0 when he op
   const alice = await openApp(browser, server, 'alice', 'chat');
   const bob = await openApp(browser, server, 'bob', 'chat');
   try {
-    await subscribed(base, 2); // myEvents on each page
+    await subscribed(base, 4); // myCallEvents and myEvents on each page
 
     await alice.getByLabel('chat with').fill('bob');
     await alice.getByRole('button', { name: 'Chat', exact: true }).click();
     await alice.getByLabel('message').waitFor();
-    await subscribed(base, 4); // alice's room: messageAdded, channelEvents
+    await subscribed(base, 6); // alice's room: messageAdded, channelEvents
     await alice.getByLabel('message').fill('Hi Bob! Did you see the demo?');
     await alice.getByRole('button', { name: 'Send' }).click();
     await alice.getByTestId('message').filter({ hasText: 'Hi Bob!' }).waitFor();
@@ -372,7 +471,7 @@ test('chat: alice writes, bob\'s unread badge goes to 1 and back to 0 when he op
     await shot(bob, 'chat-3-bob-reads-badge-0');
 
     // Typing, both ways, once both rooms are subscribed.
-    await subscribed(base, 6);
+    await subscribed(base, 8);
     await alice.getByLabel('message').fill('Yes, it');
     await bob.getByTestId('typing').filter({ hasText: 'alice is typing' }).waitFor({ timeout: 30_000 });
     await shot(bob, 'chat-4-bob-sees-alice-typing');
@@ -409,14 +508,14 @@ test('a room: carol joins alice\'s open room, quotes her, alice pins it and bans
   const alice = await openApp(browser, server, 'alice', 'chat');
   const carol = await openApp(browser, server, 'carol', 'chat');
   try {
-    await subscribed(base, 2); // myEvents on each page
+    await subscribed(base, 4); // myCallEvents and myEvents on each page
 
     // alice opens a room that does not exist yet and creates it, open to all.
     await alice.getByLabel('room').fill('lobby');
     await alice.getByRole('button', { name: 'Open', exact: true }).click();
     await alice.getByRole('button', { name: 'Create it as an open room' }).click();
     await alice.getByTestId('room-info').filter({ hasText: '1 member · open · you are an owner' }).waitFor();
-    await subscribed(base, 4); // alice's room: messageAdded, channelEvents
+    await subscribed(base, 6); // alice's room: messageAdded, channelEvents
     await alice.getByLabel('message').fill('Welcome to the lobby!');
     await alice.getByRole('button', { name: 'Send' }).click();
     await said(alice, 'Welcome to the lobby!').waitFor();
@@ -434,7 +533,7 @@ test('a room: carol joins alice\'s open room, quotes her, alice pins it and bans
     await alice.getByTestId('system-message').filter({ hasText: /joined/ }).waitFor({ timeout: 30_000 });
     await alice.getByTestId('room-info').filter({ hasText: '2 members' }).waitFor({ timeout: 30_000 });
     await shot(carol, 'room-3-carol-joins');
-    await subscribed(base, 6); // carol's room too
+    await subscribed(base, 8); // carol's room too
 
     // carol quotes alice: the quote shows in her composer, then above her message, on both sides.
     await said(carol, 'Welcome to the lobby!').getByRole('button', { name: 'quote' }).click();
@@ -521,7 +620,7 @@ test('a quiet room: alice mutes her room, carol finds it in the room browser and
   const carol = await openApp(browser, server, 'carol', 'chat');
   const garden = alice.getByTestId('channel').filter({ hasText: 'garden' });
   try {
-    await subscribed(base, 2); // myEvents on each page
+    await subscribed(base, 4); // myCallEvents and myEvents on each page
 
     await alice.getByLabel('room').fill('garden');
     await alice.getByRole('button', { name: 'Open', exact: true }).click();
@@ -606,7 +705,7 @@ test('a quiet room: alice mutes her room, carol finds it in the room browser and
     assert.deepEqual([q.unread, q.total], [2, 2]);
     await shot(alice, 'quiet-6-marked-unread');
     // It stays unread with the room open: a new message adds to it.
-    await subscribed(base, 6); // both rooms: messageAdded, channelEvents
+    await subscribed(base, 8); // both rooms: messageAdded, channelEvents
     await carol.getByLabel('message').fill('Bring a friend');
     await carol.getByRole('button', { name: 'Send' }).click();
     await said(alice, 'Bring a friend').waitFor({ timeout: 30_000 });
@@ -658,7 +757,7 @@ test('a quiet room: alice mutes her room, carol finds it in the room browser and
 
     // Clearing the history asks first: cancelled, nothing goes; confirmed,
     // every message goes, on carol's page too.
-    await subscribed(base, 6);
+    await subscribed(base, 8);
     await said(alice, 'Bring a friend').waitFor();
     await alice.getByRole('button', { name: 'room actions' }).click();
     await alice.getByRole('menuitem', { name: 'Clear history…' }).click();

@@ -6,6 +6,7 @@ import { signOut } from './brook.js';
 import TimelinePage from './TimelinePage.jsx';
 import ChatPage, { useUnreadTotal } from './ChatPage.jsx';
 import CallPage from './CallPage.jsx';
+import { Ringer } from './Ringer.jsx';
 
 const ME = gql`query Me { me { id name } }`;
 
@@ -38,9 +39,12 @@ export default function App({ session, onSignOut }) {
         <span className="me">{data?.me.name ?? session.userId}</span>
         <button className="link" onClick={() => { signOut(); onSignOut(); }}>Sign out</button>
       </header>
-      <main>
-        <current.Page session={session} path={path} go={go} />
-      </main>
+      {/* Ringer rings on every page; accepting a call opens it on the call page. */}
+      <Ringer session={session} onAccepted={(callId) => go(`call/${callId}`)}>
+        <main>
+          <current.Page session={session} path={path} go={go} />
+        </main>
+      </Ringer>
     </div>
   );
 }
