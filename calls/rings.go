@@ -33,8 +33,8 @@ const (
 // (CALL_RING_TIMEOUT).
 const DefaultRingTimeout = 30 * time.Second
 
-// RingSettings say how a call rings. Call types will own them; until then
-// every call gets the Service's.
+// RingSettings say how a call rings: from its call type (ringTimeoutSeconds,
+// rejectBusy), the Service's RingTimeout where the type sets none.
 type RingSettings struct {
 	// Timeout is how long a ring rings before it is missed.
 	Timeout time.Duration
