@@ -28,11 +28,12 @@ const sweepBatch = 500
 
 // RegisterJobs gives the workers the calls product's periodic jobs: the
 // participant-timeout sweep (every SweepInterval) and the repair pass,
-// and the ring timeout.
+// and the ring timeout and the call types' max duration.
 func (s *Service) RegisterJobs(r *workers.Runner) {
 	r.Every(sweepKind, s.sweepEvery, s.sweepJob)
 	r.Every(repairKind, max(2*s.timeout, time.Minute), s.repairJob)
 	s.registerRingJobs(r)
+	s.registerTypeJobs(r)
 }
 
 // sweepJob is one pass of the participant-timeout sweep. Liveness

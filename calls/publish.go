@@ -89,7 +89,12 @@ func (s *Service) announceDepartures(ctx context.Context, d *store.CallDeparture
 	// end, or its own participant's departure), and its client should learn
 	// that the session is over, not only that it left.
 	for _, cs := range d.Ended {
-		s.publishEvent(ctx, &CallEvent{Type: EventSessionEnded, Call: cs.CallID, Session: cs.ID, CreatedAt: *cs.EndedAt})
+		ev := &CallEvent{Type: EventSessionEnded, Call: cs.CallID, Session: cs.ID, CreatedAt: *cs.EndedAt}
+		if d.Reason == store.CallLeftMaxDuration {
+			// The session itself ended for this reason (call types).
+			ev.Reason = &d.Reason
+		}
+		s.publishEvent(ctx, ev)
 	}
 	reason := d.Reason
 	for _, p := range d.Left {

@@ -33,8 +33,8 @@ const (
 // (CALL_RING_TIMEOUT).
 const DefaultRingTimeout = 30 * time.Second
 
-// RingSettings say how a call rings. Call types will own them; until then
-// every call gets the Service's.
+// RingSettings say how a call rings: from its call type (ringTimeoutSeconds,
+// rejectBusy), the Service's RingTimeout where the type sets none.
 type RingSettings struct {
 	// Timeout is how long a ring rings before it is missed.
 	Timeout time.Duration
@@ -55,17 +55,29 @@ type CallRingEvent struct {
 // UserTopic is the bus topic of a user's ring events.
 func UserTopic(user string) string { return "call:u:" + user }
 
-// ringSettings returns the ring settings of a call.
-func (s *Service) ringSettings(call string) RingSettings {
+// ringSettings returns the ring settings of a call: its call type's
+// (ringTimeoutSeconds, or CALL_RING_TIMEOUT when the type sets none; busy
+// rejection), read in st, then adjusted by the RingPolicy hook if any.
+func (s *Service) ringSettings(ctx context.Context, st *store.Store, call string) (RingSettings, error) {
 	rs := RingSettings{Timeout: s.ringTimeout, RejectBusy: true}
+	typ, _ := store.ParseCallID("id", call)
+	t, err := st.CallTypeByName(ctx, typ)
+	if err != nil {
+		return rs, err
+	}
+	if t != nil {
+		rs.RejectBusy = t.RejectBusy
+		if t.RingTimeoutSeconds != nil {
+			rs.Timeout = time.Duration(*t.RingTimeoutSeconds) * time.Second
+		}
+	}
 	if s.ringPolicy != nil {
-		typ, _ := store.ParseCallID("id", call)
 		rs = s.ringPolicy(typ, rs)
 	}
 	if rs.Timeout <= 0 {
 		rs.Timeout = DefaultRingTimeout
 	}
-	return rs
+	return rs, nil
 }
 
 // RingCall rings members of a call who are not in it (members, admins).
@@ -100,7 +112,10 @@ func (s *Service) RingCall(ctx context.Context, id string, members []string) ([]
 
 // startRings rings members in st (the store, or a transaction).
 func (s *Service) startRings(ctx context.Context, st *store.Store, me auth.Identity, id string, members []string) (*store.RingOutcome, error) {
-	rs := s.ringSettings(id)
+	rs, err := s.ringSettings(ctx, st, id)
+	if err != nil {
+		return nil, err
+	}
 	out, err := st.StartCallRings(ctx, store.RingParams{CallID: id, CallerID: me.UserID, Admin: me.IsAdmin(), Users: members,
 		ExpiresAt: time.Now().Add(rs.Timeout), RejectBusy: rs.RejectBusy})
 	if errors.Is(err, store.ErrNotCallMember) {

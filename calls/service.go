@@ -40,8 +40,8 @@ type Options struct {
 	// RingTimeout is how long a ring rings before it is missed
 	// (CALL_RING_TIMEOUT; 0: DefaultRingTimeout).
 	RingTimeout time.Duration
-	// RingPolicy, when set, adjusts a call type's ring settings (the
-	// defaults given): the hook call types will fill.
+	// RingPolicy, when set, adjusts a call's ring settings after its call
+	// type has given them (the defaults passed in).
 	RingPolicy func(callType string, defaults RingSettings) RingSettings
 }
 

@@ -40,6 +40,8 @@ func (s *Service) JoinCall(ctx context.Context, id string) (*store.CallJoin, err
 	switch {
 	case errors.Is(err, store.ErrNotCallMember):
 		return nil, auth.Forbidden("you are not a member of call %q; its host can add you", id)
+	case errors.Is(err, store.ErrBackstage):
+		return nil, auth.Forbidden("call %q is backstage: only its hosts may join until a host calls goLive", id)
 	case errors.Is(err, store.ErrNoSFU):
 		return nil, store.Conflict("no SFU node can take a new session: all %d configured nodes are drained", len(s.nodes))
 	case err != nil:

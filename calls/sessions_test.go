@@ -32,7 +32,7 @@ func TestCallCreateJoinLeave(t *testing.T) {
 		t.Fatalf("get-or-create returned %q", again)
 	}
 	// Without an id, one is generated.
-	if gen := createCall(t, n, alice, "meeting", ""); !strings.HasPrefix(gen, "meeting:") || uuid.Validate(strings.TrimPrefix(gen, "meeting:")) != nil {
+	if gen := createCall(t, n, alice, "audio_room", ""); !strings.HasPrefix(gen, "audio_room:") || uuid.Validate(strings.TrimPrefix(gen, "audio_room:")) != nil {
 		t.Fatalf("generated call id %q", gen)
 	}
 

@@ -26,6 +26,7 @@ type CallResolver interface {
 	Members(ctx context.Context, obj *store.Call) ([]*store.CallMember, error)
 	Session(ctx context.Context, obj *store.Call) (*store.CallSession, error)
 	Sessions(ctx context.Context, obj *store.Call, first *int) ([]*store.CallSession, error)
+
 	Rings(ctx context.Context, obj *store.Call, first *int) ([]*store.CallRing, error)
 }
 type CallMemberResolver interface {
@@ -346,6 +347,52 @@ func (ec *executionContext) fieldContext_Call_sessions(ctx context.Context, fiel
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Call_startsAt(ctx context.Context, field graphql.CollectedField, obj *store.Call) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Call_startsAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StartsAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Call_startsAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Call", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Call_backstage(ctx context.Context, field graphql.CollectedField, obj *store.Call) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Call_backstage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backstage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Call_backstage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Call", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _Call_rings(ctx context.Context, field graphql.CollectedField, obj *store.Call) (ret graphql.Marshaler) {
@@ -1345,7 +1392,7 @@ func (ec *executionContext) unmarshalInputCallInput(ctx context.Context, obj any
 		asMap["ring"] = false
 	}
 
-	fieldsInOrder := [...]string{"type", "id", "members", "data", "ring"}
+	fieldsInOrder := [...]string{"type", "id", "members", "data", "startsAt", "ring"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -1380,6 +1427,13 @@ func (ec *executionContext) unmarshalInputCallInput(ctx context.Context, obj any
 				return it, err
 			}
 			it.Data = data
+		case "startsAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("startsAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.StartsAt = data
 		case "ring":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ring"))
 			data, err := ec.unmarshalOBoolean2bool(ctx, v)
@@ -1525,6 +1579,16 @@ func (ec *executionContext) _Call(ctx context.Context, sel ast.SelectionSet, obj
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Call_sessions(ctx, field, obj)
 				})
+		case "startsAt":
+			out.Values[i] = ec._Call_startsAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "backstage":
+			out.Values[i] = ec._Call_backstage(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "rings":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,

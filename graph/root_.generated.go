@@ -33,6 +33,7 @@ type ResolverRoot interface {
 	CallParticipant() CallParticipantResolver
 	CallRing() CallRingResolver
 	CallSession() CallSessionResolver
+	CallType() CallTypeResolver
 	Channel() ChannelResolver
 	ChannelUnread() ChannelUnreadResolver
 	Comment() CommentResolver
@@ -131,6 +132,7 @@ type ComplexityRoot struct {
 	}
 
 	Call struct {
+		Backstage func(childComplexity int) int
 		CreatedAt func(childComplexity int) int
 		CreatedBy func(childComplexity int) int
 		Data      func(childComplexity int) int
@@ -139,8 +141,19 @@ type ComplexityRoot struct {
 		Rings     func(childComplexity int, first *int) int
 		Session   func(childComplexity int) int
 		Sessions  func(childComplexity int, first *int) int
+		StartsAt  func(childComplexity int) int
 		Type      func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
+	}
+
+	CallConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	CallEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 
 	CallEvent struct {
@@ -200,6 +213,24 @@ type ComplexityRoot struct {
 		Participants func(childComplexity int, live *bool) int
 		SFU          func(childComplexity int) int
 		StartedAt    func(childComplexity int) int
+	}
+
+	CallType struct {
+		Backstage          func(childComplexity int) int
+		CreatedAt          func(childComplexity int) int
+		MaxDurationSeconds func(childComplexity int) int
+		MaxParticipants    func(childComplexity int) int
+		Name               func(childComplexity int) int
+		Permissions        func(childComplexity int) int
+		RejectBusy         func(childComplexity int) int
+		RingTimeoutSeconds func(childComplexity int) int
+		UpdatedAt          func(childComplexity int) int
+	}
+
+	CallTypePermissions struct {
+		Host   func(childComplexity int) int
+		Member func(childComplexity int) int
+		Viewer func(childComplexity int) int
 	}
 
 	Channel struct {
@@ -447,6 +478,7 @@ type ComplexityRoot struct {
 		EndCall           func(childComplexity int, id string) int
 		Flag              func(childComplexity int, target store.FlagTarget, reason *string) int
 		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
+		GoLive            func(childComplexity int, id string) int
 		HideChannel       func(childComplexity int, channel string) int
 		ImportActivities  func(childComplexity int, feed string, activities []*store.ImportedActivityInput) int
 		ImportFollows     func(childComplexity int, edges []*store.FollowEdgeInput, activityCopyLimit *int) int
@@ -479,6 +511,7 @@ type ComplexityRoot struct {
 		SetFeedVisibility func(childComplexity int, feed string, visibility store.FeedVisibility) int
 		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
 		ShowChannel       func(childComplexity int, channel string) int
+		StopLive          func(childComplexity int, id string) int
 		TruncateChannel   func(childComplexity int, id string) int
 		UnbanUser         func(childComplexity int, user string, channel *string) int
 		UnblockUser       func(childComplexity int, user string) int
@@ -493,6 +526,7 @@ type ComplexityRoot struct {
 		UpdateComment     func(childComplexity int, id string, text *string, data json.RawMessage) int
 		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
 		UpdateReaction    func(childComplexity int, id string, data json.RawMessage) int
+		UpsertCallType    func(childComplexity int, name string, settings model.CallTypeSettingsInput) int
 		UpsertRanking     func(childComplexity int, id string, formula string) int
 		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
 	}
@@ -513,6 +547,8 @@ type ComplexityRoot struct {
 	Query struct {
 		Activity          func(childComplexity int, id string) int
 		Call              func(childComplexity int, id string) int
+		CallTypes         func(childComplexity int) int
+		Calls             func(childComplexity int, filter *store.CallFilter, sort *store.CallSort, first *int, after *string) int
 		Channel           func(childComplexity int, id string) int
 		Channels          func(childComplexity int, filter *store.ChannelFilter, sort []*store.ChannelSort, first *int, after *string) int
 		Comment           func(childComplexity int, id string) int
@@ -621,6 +657,7 @@ type ComplexityRoot struct {
 	User struct {
 		BlockedUsers func(childComplexity int) int
 		Bookmarks    func(childComplexity int, folder *string, first *int, after *string) int
+		Calls        func(childComplexity int, filter *store.CallFilter, sort *store.CallSort, first *int, after *string) int
 		CreatedAt    func(childComplexity int) int
 		Data         func(childComplexity int) int
 		ID           func(childComplexity int) int
@@ -965,6 +1002,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.BookmarkEdge.Node(childComplexity), true
 
+	case "Call.backstage":
+		if e.ComplexityRoot.Call.Backstage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.Backstage(childComplexity), true
 	case "Call.createdAt":
 		if e.ComplexityRoot.Call.CreatedAt == nil {
 			break
@@ -1023,6 +1066,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Call.Sessions(childComplexity, args["first"].(*int)), true
+	case "Call.startsAt":
+		if e.ComplexityRoot.Call.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Call.StartsAt(childComplexity), true
 	case "Call.type":
 		if e.ComplexityRoot.Call.Type == nil {
 			break
@@ -1035,6 +1084,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Call.UpdatedAt(childComplexity), true
+
+	case "CallConnection.edges":
+		if e.ComplexityRoot.CallConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallConnection.Edges(childComplexity), true
+	case "CallConnection.pageInfo":
+		if e.ComplexityRoot.CallConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallConnection.PageInfo(childComplexity), true
+
+	case "CallEdge.cursor":
+		if e.ComplexityRoot.CallEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEdge.Cursor(childComplexity), true
+	case "CallEdge.node":
+		if e.ComplexityRoot.CallEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEdge.Node(childComplexity), true
 
 	case "CallEvent.call":
 		if e.ComplexityRoot.CallEvent.Call == nil {
@@ -1275,6 +1350,80 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallSession.StartedAt(childComplexity), true
+
+	case "CallType.backstage":
+		if e.ComplexityRoot.CallType.Backstage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.Backstage(childComplexity), true
+	case "CallType.createdAt":
+		if e.ComplexityRoot.CallType.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.CreatedAt(childComplexity), true
+	case "CallType.maxDurationSeconds":
+		if e.ComplexityRoot.CallType.MaxDurationSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.MaxDurationSeconds(childComplexity), true
+	case "CallType.maxParticipants":
+		if e.ComplexityRoot.CallType.MaxParticipants == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.MaxParticipants(childComplexity), true
+	case "CallType.name":
+		if e.ComplexityRoot.CallType.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.Name(childComplexity), true
+	case "CallType.permissions":
+		if e.ComplexityRoot.CallType.Permissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.Permissions(childComplexity), true
+	case "CallType.rejectBusy":
+		if e.ComplexityRoot.CallType.RejectBusy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.RejectBusy(childComplexity), true
+	case "CallType.ringTimeoutSeconds":
+		if e.ComplexityRoot.CallType.RingTimeoutSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.RingTimeoutSeconds(childComplexity), true
+	case "CallType.updatedAt":
+		if e.ComplexityRoot.CallType.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallType.UpdatedAt(childComplexity), true
+
+	case "CallTypePermissions.host":
+		if e.ComplexityRoot.CallTypePermissions.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallTypePermissions.Host(childComplexity), true
+	case "CallTypePermissions.member":
+		if e.ComplexityRoot.CallTypePermissions.Member == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallTypePermissions.Member(childComplexity), true
+	case "CallTypePermissions.viewer":
+		if e.ComplexityRoot.CallTypePermissions.Viewer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallTypePermissions.Viewer(childComplexity), true
 
 	case "Channel.cooldownSeconds":
 		if e.ComplexityRoot.Channel.CooldownSeconds == nil {
@@ -2463,6 +2612,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Follow(childComplexity, args["source"].(string), args["target"].(string), args["activityCopyLimit"].(*int)), true
+	case "Mutation.goLive":
+		if e.ComplexityRoot.Mutation.GoLive == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_goLive_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.GoLive(childComplexity, args["id"].(string)), true
 	case "Mutation.hideChannel":
 		if e.ComplexityRoot.Mutation.HideChannel == nil {
 			break
@@ -2810,6 +2970,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ShowChannel(childComplexity, args["channel"].(string)), true
+	case "Mutation.stopLive":
+		if e.ComplexityRoot.Mutation.StopLive == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_stopLive_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.StopLive(childComplexity, args["id"].(string)), true
 	case "Mutation.truncateChannel":
 		if e.ComplexityRoot.Mutation.TruncateChannel == nil {
 			break
@@ -2964,6 +3135,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateReaction(childComplexity, args["id"].(string), args["data"].(json.RawMessage)), true
+	case "Mutation.upsertCallType":
+		if e.ComplexityRoot.Mutation.UpsertCallType == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertCallType_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertCallType(childComplexity, args["name"].(string), args["settings"].(model.CallTypeSettingsInput)), true
 	case "Mutation.upsertRanking":
 		if e.ComplexityRoot.Mutation.UpsertRanking == nil {
 			break
@@ -3053,6 +3235,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Call(childComplexity, args["id"].(string)), true
+	case "Query.callTypes":
+		if e.ComplexityRoot.Query.CallTypes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.CallTypes(childComplexity), true
+	case "Query.calls":
+		if e.ComplexityRoot.Query.Calls == nil {
+			break
+		}
+
+		args, err := ec.field_Query_calls_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Calls(childComplexity, args["filter"].(*store.CallFilter), args["sort"].(*store.CallSort), args["first"].(*int), args["after"].(*string)), true
 	case "Query.channel":
 		if e.ComplexityRoot.Query.Channel == nil {
 			break
@@ -3581,6 +3780,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Bookmarks(childComplexity, args["folder"].(*string), args["first"].(*int), args["after"].(*string)), true
+	case "User.calls":
+		if e.ComplexityRoot.User.Calls == nil {
+			break
+		}
+
+		args, err := ec.field_User_calls_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Calls(childComplexity, args["filter"].(*store.CallFilter), args["sort"].(*store.CallSort), args["first"].(*int), args["after"].(*string)), true
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
 			break
@@ -3715,8 +3925,12 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("ActivityInput", ec.unmarshalInputActivityInput),
+			graphql.NewInputUnmarshaler("CallFilter", ec.unmarshalInputCallFilter),
 			graphql.NewInputUnmarshaler("CallInput", ec.unmarshalInputCallInput),
 			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
+			graphql.NewInputUnmarshaler("CallSort", ec.unmarshalInputCallSort),
+			graphql.NewInputUnmarshaler("CallTypePermissionsInput", ec.unmarshalInputCallTypePermissionsInput),
+			graphql.NewInputUnmarshaler("CallTypeSettingsInput", ec.unmarshalInputCallTypeSettingsInput),
 			graphql.NewInputUnmarshaler("ChannelFilter", ec.unmarshalInputChannelFilter),
 			graphql.NewInputUnmarshaler("ChannelInput", ec.unmarshalInputChannelInput),
 			graphql.NewInputUnmarshaler("ChannelMembersFilter", ec.unmarshalInputChannelMembersFilter),
@@ -3819,6 +4033,145 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/call_types.graphqls", Input: `"A permission a call type gives a member role by default."
+enum CallPermission {
+  SEND_AUDIO
+  SEND_VIDEO
+  SCREENSHARE
+}
+
+"""
+The settings a call gets from the type in its ` + "`" + `type:id` + "`" + `. Admins define call
+types with upsertCallType; ` + "`" + `default` + "`" + `, ` + "`" + `audio_room` + "`" + ` and ` + "`" + `livestream` + "`" + ` are built
+in. A change applies to existing calls of the type from then on (the next
+join, ring or session).
+"""
+type CallType {
+  name: String!
+  "Live participants a session holds at most; further joins get CALL_FULL."
+  maxParticipants: Int!
+  "A session ends (session.ended, reason max_duration) this long after it started; 0: no limit."
+  maxDurationSeconds: Int!
+  "How long a ring rings before it is missed; null: the server's CALL_RING_TIMEOUT."
+  ringTimeoutSeconds: Int
+  "A member in another live call is rejected at once with reason BUSY when rung."
+  rejectBusy: Boolean!
+  "New calls start backstage: only hosts join until a host calls goLive."
+  backstage: Boolean!
+  "Default permissions of each member role."
+  permissions: CallTypePermissions!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+"Default permissions of each member role of a call type."
+type CallTypePermissions {
+  host: [CallPermission!]!
+  member: [CallPermission!]!
+  viewer: [CallPermission!]!
+}
+
+"""
+Settings of a call type. Left out: the current value (a new type: 100
+participants, no duration limit, CALL_RING_TIMEOUT, rejectBusy true, no
+backstage, no permissions).
+"""
+input CallTypeSettingsInput {
+  "1 to 1000."
+  maxParticipants: Int
+  "0 (no limit) to 86400 (a day)."
+  maxDurationSeconds: Int
+  "1 to 600; null goes back to CALL_RING_TIMEOUT."
+  ringTimeoutSeconds: Int
+  rejectBusy: Boolean
+  backstage: Boolean
+  "Replaces the defaults of the roles given; roles left out keep theirs."
+  permissions: CallTypePermissionsInput
+}
+
+"Default permissions of member roles; a role left out keeps its current ones."
+input CallTypePermissionsInput {
+  host: [CallPermission!]
+  member: [CallPermission!]
+  viewer: [CallPermission!]
+}
+
+"Narrows a call list. Every filter given must hold."
+input CallFilter {
+  "Only calls with (true) or without (false) a live session: someone is in the call."
+  live: Boolean
+  "Only calls this user created."
+  createdBy: ID
+  "Only calls this user is a member of."
+  member: ID
+  "Only calls of this type."
+  type: String
+  "Only scheduled calls (with startsAt) that start after this time."
+  startsAfter: Time
+}
+
+"What calls are ordered by."
+enum CallSortField {
+  CREATED_AT
+  "startsAt; a call without one counts from its creation."
+  STARTS_AT
+}
+
+"An order of calls: a field and a direction (newest first by default)."
+input CallSort {
+  field: CallSortField!
+  direction: SortDirection = DESC
+}
+
+type CallConnection {
+  edges: [CallEdge!]!
+  pageInfo: PageInfo!
+}
+
+type CallEdge {
+  cursor: String!
+  node: Call!
+}
+
+extend input CallInput {
+  "When the call is scheduled to start (listed by it; joins are not held back)."
+  startsAt: Time
+}
+
+extend type Call {
+  "When the call is scheduled to start, if it is."
+  startsAt: Time
+  "True while only hosts may join (backstage call types, until goLive)."
+  backstage: Boolean!
+}
+
+extend type User {
+  """
+  The calls this user is a member of, newest first. Only on me (admins may
+  read anyone's): another user's is FORBIDDEN. At most 100 per page.
+  """
+  calls(filter: CallFilter, sort: CallSort, first: Int = 20, after: String): CallConnection!
+}
+
+extend type Query {
+  "Every call type, by name. Anyone signed in."
+  callTypes: [CallType!]!
+  """
+  The calls the caller is a member of (an admin: every call), filtered,
+  newest first unless sorted otherwise. At most 100 per page.
+  """
+  calls(filter: CallFilter, sort: CallSort, first: Int = 20, after: String): CallConnection!
+}
+
+extend type Mutation {
+  "Creates a call type or changes the settings given. Admins only."
+  upsertCallType(name: String!, settings: CallTypeSettingsInput!): CallType!
+  "Takes a call out of backstage: its members may join. Hosts and admins only."
+  goLive(id: ID!): Call!
+  "Puts a call back backstage: those in it stay, only hosts may join. Hosts and admins only."
+  stopLive(id: ID!): Call!
+}
+`, BuiltIn: false},
 	{Name: "../schema/calls.graphqls", Input: `"""
 A video call. Brook carries no media: it keeps the call, runs its sessions,
 assigns each session an SFU media server and relays WebRTC signaling.
@@ -5633,10 +5986,34 @@ func (ec *executionContext) childFields_Call(ctx context.Context, field graphql.
 		return ec.fieldContext_Call_session(ctx, field)
 	case "sessions":
 		return ec.fieldContext_Call_sessions(ctx, field)
+	case "startsAt":
+		return ec.fieldContext_Call_startsAt(ctx, field)
+	case "backstage":
+		return ec.fieldContext_Call_backstage(ctx, field)
 	case "rings":
 		return ec.fieldContext_Call_rings(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Call", field.Name)
+}
+
+func (ec *executionContext) childFields_CallConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CallConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CallConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CallEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_CallEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_CallEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_CallEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5755,6 +6132,42 @@ func (ec *executionContext) childFields_CallSession(ctx context.Context, field g
 		return ec.fieldContext_CallSession_participants(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallSession", field.Name)
+}
+
+func (ec *executionContext) childFields_CallType(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_CallType_name(ctx, field)
+	case "maxParticipants":
+		return ec.fieldContext_CallType_maxParticipants(ctx, field)
+	case "maxDurationSeconds":
+		return ec.fieldContext_CallType_maxDurationSeconds(ctx, field)
+	case "ringTimeoutSeconds":
+		return ec.fieldContext_CallType_ringTimeoutSeconds(ctx, field)
+	case "rejectBusy":
+		return ec.fieldContext_CallType_rejectBusy(ctx, field)
+	case "backstage":
+		return ec.fieldContext_CallType_backstage(ctx, field)
+	case "permissions":
+		return ec.fieldContext_CallType_permissions(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_CallType_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_CallType_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallType", field.Name)
+}
+
+func (ec *executionContext) childFields_CallTypePermissions(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "host":
+		return ec.fieldContext_CallTypePermissions_host(ctx, field)
+	case "member":
+		return ec.fieldContext_CallTypePermissions_member(ctx, field)
+	case "viewer":
+		return ec.fieldContext_CallTypePermissions_viewer(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallTypePermissions", field.Name)
 }
 
 func (ec *executionContext) childFields_Channel(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6399,6 +6812,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_User_updatedAt(ctx, field)
+	case "calls":
+		return ec.fieldContext_User_calls(ctx, field)
 	case "blockedUsers":
 		return ec.fieldContext_User_blockedUsers(ctx, field)
 	case "mutedUsers":

@@ -140,11 +140,11 @@ func (r *mutationResolver) DrainSFUNode(ctx context.Context, id string, drained 
 }
 
 func (r *queryResolver) Call(ctx context.Context, id string) (*store.Call, error) {
-	return r.Calls.Call(ctx, id, callLookup{r.loadersFor(ctx).calls()})
+	return r.Resolver.Calls.Call(ctx, id, callLookup{r.loadersFor(ctx).calls()})
 }
 
 func (r *queryResolver) SfuNodes(ctx context.Context) ([]*store.SFUNode, error) {
-	return r.Calls.SFUNodes(ctx)
+	return r.Resolver.Calls.SFUNodes(ctx)
 }
 
 func (r *sFUNodeResolver) Drained(ctx context.Context, obj *store.SFUNode) (bool, error) {

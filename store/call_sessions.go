@@ -78,7 +78,8 @@ type JoinCallParams struct {
 func (s *Store) JoinCall(ctx context.Context, p JoinCallParams) (*CallJoin, error) {
 	out := &CallJoin{}
 	if err := s.joinCall(ctx, p, out); err != nil {
-		if errors.Is(err, ErrNotCallMember) || errors.Is(err, ErrNoSFU) || errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotCallMember) || errors.Is(err, ErrNoSFU) || errors.Is(err, ErrNotFound) ||
+			errors.Is(err, ErrCallFull) || errors.Is(err, ErrBackstage) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("store: join call: %w", err)
@@ -111,6 +112,9 @@ func (s *Store) joinCall(ctx context.Context, p JoinCallParams, out *CallJoin) e
 	}
 	if role == nil && !p.Admin {
 		return ErrNotCallMember
+	}
+	if call.Backstage && !p.Admin && *role != CallRoleHost {
+		return ErrBackstage
 	}
 	out.Call = call
 	for attempt := 0; out.Session == nil; attempt++ {
@@ -147,6 +151,12 @@ func (s *Store) joinCall(ctx context.Context, p JoinCallParams, out *CallJoin) e
 			return err
 		}
 		out.Session, out.Started = cs, true
+		if err := s.scheduleMaxDuration(ctx, call, cs); err != nil {
+			return err
+		}
+	}
+	if err := s.checkJoinLimits(ctx, call, out.Session); err != nil {
+		return err
 	}
 	part, err := scanParticipant(s.db.QueryRow(ctx, `
 		INSERT INTO call_participants (id, session_id, call_id, user_id) VALUES ($1, $2, $3, $4)
@@ -170,7 +180,7 @@ func (s *Store) joinCall(ctx context.Context, p JoinCallParams, out *CallJoin) e
 
 func scanCallWithRole(row pgx.Row, role **string) (*Call, error) {
 	var c Call
-	if err := row.Scan(&c.ID, &c.Type, &c.CreatedByID, &c.Data, &c.CreatedAt, &c.UpdatedAt, role); err != nil {
+	if err := row.Scan(&c.ID, &c.Type, &c.CreatedByID, &c.Data, &c.CreatedAt, &c.UpdatedAt, &c.StartsAt, &c.Backstage, role); err != nil {
 		return nil, err
 	}
 	return &c, nil

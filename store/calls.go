@@ -22,6 +22,10 @@ type Call struct {
 	Data        json.RawMessage
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+	// StartsAt is when a scheduled call starts (the app's to say).
+	StartsAt *time.Time
+	// Backstage: only hosts join until goLive (from the call type).
+	Backstage bool
 }
 
 // CallMember is a user who may join a call, with a role.
@@ -56,6 +60,8 @@ type CallInput struct {
 	Data    json.RawMessage
 	// Ring rings the members (the calls product does; the store ignores it).
 	Ring bool
+	// StartsAt schedules the call (listed by it; joins are not held back).
+	StartsAt *time.Time
 }
 
 // CheckCallType checks a call type: 1 to 32 lowercase letters, digits, _ or -.
@@ -122,11 +128,11 @@ func CheckCallInput(in CallInput) error {
 	return CheckData("input.data", in.Data)
 }
 
-const callColumns = `id, type, created_by, data, created_at, updated_at`
+const callColumns = `id, type, created_by, data, created_at, updated_at, starts_at, backstage`
 
 func scanCall(row pgx.Row) (*Call, error) {
 	var c Call
-	if err := row.Scan(&c.ID, &c.Type, &c.CreatedByID, &c.Data, &c.CreatedAt, &c.UpdatedAt); err != nil {
+	if err := row.Scan(&c.ID, &c.Type, &c.CreatedByID, &c.Data, &c.CreatedAt, &c.UpdatedAt, &c.StartsAt, &c.Backstage); err != nil {
 		return nil, err
 	}
 	return &c, nil
@@ -146,10 +152,14 @@ func (s *Store) CreateCall(ctx context.Context, creator string, in CallInput) (c
 	cid := in.Type + ":" + id
 	err = s.InTx(ctx, func(tx *Store) error {
 		call, created = nil, false
+		typ, err := tx.checkCallTypeExists(ctx, in.Type)
+		if err != nil {
+			return err
+		}
 		c, err := scanCall(tx.db.QueryRow(ctx, `
-			INSERT INTO calls (id, type, created_by, data) VALUES ($1, $2, $3, $4)
+			INSERT INTO calls (id, type, created_by, data, starts_at, backstage) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (id) DO NOTHING
-			RETURNING `+callColumns, cid, in.Type, creator, in.Data))
+			RETURNING `+callColumns, cid, in.Type, creator, in.Data, in.StartsAt, typ.Backstage))
 		if errors.Is(err, pgx.ErrNoRows) {
 			existing, err := scanCall(tx.db.QueryRow(ctx, `SELECT `+callColumns+` FROM calls WHERE id = $1`, cid))
 			if err != nil {
@@ -189,6 +199,9 @@ func (s *Store) CreateCall(ctx context.Context, creator string, in CallInput) (c
 		var nf *NotFoundError
 		if errors.As(err, &nf) {
 			return nil, false, Invalid("input.members", "user %q does not exist; create it first with upsertUsers", nf.ID)
+		}
+		if errors.Is(err, ErrInvalid) {
+			return nil, false, err
 		}
 		return nil, false, fmt.Errorf("store: create call: %w", err)
 	}

@@ -3,7 +3,11 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -42,11 +46,51 @@ type BookmarkEdge struct {
 	Node   *store.Bookmark `json:"node"`
 }
 
+type CallConnection struct {
+	Edges    []*CallEdge `json:"edges"`
+	PageInfo *PageInfo   `json:"pageInfo"`
+}
+
+type CallEdge struct {
+	Cursor string      `json:"cursor"`
+	Node   *store.Call `json:"node"`
+}
+
 // A user to add to a call, or whose role to change.
 type CallMemberInput struct {
 	User string `json:"user"`
 	// host or member.
 	Role string `json:"role"`
+}
+
+// Default permissions of each member role of a call type.
+type CallTypePermissions struct {
+	Host   []CallPermission `json:"host"`
+	Member []CallPermission `json:"member"`
+	Viewer []CallPermission `json:"viewer"`
+}
+
+// Default permissions of member roles; a role left out keeps its current ones.
+type CallTypePermissionsInput struct {
+	Host   []CallPermission `json:"host,omitempty"`
+	Member []CallPermission `json:"member,omitempty"`
+	Viewer []CallPermission `json:"viewer,omitempty"`
+}
+
+// Settings of a call type. Left out: the current value (a new type: 100
+// participants, no duration limit, CALL_RING_TIMEOUT, rejectBusy true, no
+// backstage, no permissions).
+type CallTypeSettingsInput struct {
+	// 1 to 1000.
+	MaxParticipants *int `json:"maxParticipants,omitempty"`
+	// 0 (no limit) to 86400 (a day).
+	MaxDurationSeconds *int `json:"maxDurationSeconds,omitempty"`
+	// 1 to 600; null goes back to CALL_RING_TIMEOUT.
+	RingTimeoutSeconds graphql.Omittable[*int] `json:"ringTimeoutSeconds,omitempty"`
+	RejectBusy         *bool                   `json:"rejectBusy,omitempty"`
+	Backstage          *bool                   `json:"backstage,omitempty"`
+	// Replaces the defaults of the roles given; roles left out keep theirs.
+	Permissions *CallTypePermissionsInput `json:"permissions,omitempty"`
 }
 
 type ChannelConnection struct {
@@ -172,4 +216,62 @@ type UserInput struct {
 	// An image URL, at most 2048 characters.
 	Image graphql.Omittable[*string]         `json:"image,omitempty"`
 	Data  graphql.Omittable[json.RawMessage] `json:"data,omitempty"`
+}
+
+// A permission a call type gives a member role by default.
+type CallPermission string
+
+const (
+	CallPermissionSendAudio   CallPermission = "SEND_AUDIO"
+	CallPermissionSendVideo   CallPermission = "SEND_VIDEO"
+	CallPermissionScreenshare CallPermission = "SCREENSHARE"
+)
+
+var AllCallPermission = []CallPermission{
+	CallPermissionSendAudio,
+	CallPermissionSendVideo,
+	CallPermissionScreenshare,
+}
+
+func (e CallPermission) IsValid() bool {
+	switch e {
+	case CallPermissionSendAudio, CallPermissionSendVideo, CallPermissionScreenshare:
+		return true
+	}
+	return false
+}
+
+func (e CallPermission) String() string {
+	return string(e)
+}
+
+func (e *CallPermission) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CallPermission(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CallPermission", str)
+	}
+	return nil
+}
+
+func (e CallPermission) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CallPermission) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CallPermission) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -30,8 +30,11 @@ const (
 	CodeBadUserInput    = "BAD_USER_INPUT"
 	CodeConflict        = "CONFLICT"
 	CodeRateLimited     = "RATE_LIMITED"
-	CodeComplexity      = "COMPLEXITY_LIMIT_EXCEEDED"
-	CodeInternal        = "INTERNAL"
+	// CodeCallFull means a call's session holds as many participants as
+	// its call type allows (extensions.maxParticipants): join later.
+	CodeCallFull   = "CALL_FULL"
+	CodeComplexity = "COMPLEXITY_LIMIT_EXCEEDED"
+	CodeInternal   = "INTERNAL"
 	// CodeUnavailable means PostgreSQL or Redis could not be reached (the
 	// message says which): try again shortly (retryAfter says when).
 	CodeUnavailable = "UNAVAILABLE"
@@ -62,8 +65,11 @@ func classify(err error) (code, message string, ext map[string]any) {
 		conflict *store.ConflictError
 		retry    RetryAfterError
 		capped   *limitExceeded
+		full     *store.CallFullError
 	)
 	switch {
+	case errors.As(err, &full):
+		return CodeCallFull, full.Error(), map[string]any{"maxParticipants": full.Max}
 	case errors.As(err, &capped):
 		return CodeRateLimited, capped.Error(), nil
 	case errors.As(err, &retry):
