@@ -170,7 +170,7 @@ func (b *callsBench) setup(ctx context.Context, nodes, nCalls int) error {
 		host := b.servers[0].Client(b.h.token(members[0], false))
 		var out struct{ CreateCall struct{ ID string } }
 		if err := host.Run(ctx, `mutation($in: CallInput!) { createCall(input: $in) { id } }`,
-			client.Vars{"in": map[string]any{"type": "bench", "id": fmt.Sprintf("%s-call-%d", b.tag, c), "members": members[1:]}}, &out); err != nil {
+			client.Vars{"in": map[string]any{"type": "default", "id": fmt.Sprintf("%s-call-%d", b.tag, c), "members": members[1:]}}, &out); err != nil {
 			return fmt.Errorf("create call: %w", err)
 		}
 		for _, u := range members {

@@ -298,7 +298,7 @@ func (s *soak) setup(ctx context.Context, connections int) error {
 		host := s.servers[0].Client(s.h.token(members[0], false))
 		var out struct{ CreateCall struct{ ID string } }
 		if err := host.Run(ctx, `mutation($in: CallInput!) { createCall(input: $in) { id } }`,
-			client.Vars{"in": map[string]any{"type": "soak", "id": fmt.Sprintf("soak-call-%d", i/4), "members": members[1:]}}, &out); err != nil {
+			client.Vars{"in": map[string]any{"type": "default", "id": fmt.Sprintf("soak-call-%d", i/4), "members": members[1:]}}, &out); err != nil {
 			return fmt.Errorf("create call: %w", err)
 		}
 		var peers []*soakPeer
