@@ -52,8 +52,9 @@ func (n Node) String() string {
 func (n Node) GoString() string { return n.String() }
 
 // Default is the node used when SFU_NODES is not set: a local SFU for
-// development, so `make run` works with zero configuration.
-var Default = []Node{{ID: "local", URL: "ws://127.0.0.1:7880"}}
+// development, so `make run` works with zero configuration. Its URL and
+// credentials are those of `livekit-server --dev`.
+var Default = []Node{{ID: "local", URL: "ws://127.0.0.1:7880", APIKey: "devkey", APISecret: "secret"}}
 
 // MaxNodes caps the number of configured nodes.
 const MaxNodes = 1000
