@@ -43,6 +43,9 @@ type Config struct {
 	// CallRingTimeout is CALL_RING_TIMEOUT: how long a ring rings before
 	// it is missed.
 	CallRingTimeout time.Duration
+	// CallSFUTokenTTL is CALL_SFU_TOKEN_TTL: how long a participant's SFU
+	// token is valid.
+	CallSFUTokenTTL time.Duration
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
@@ -230,6 +233,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.CallParticipantTimeout = parseDuration("CALL_PARTICIPANT_TIMEOUT", 30*time.Second, time.Second, 24*time.Hour)
 	c.CallRingTimeout = parseDuration("CALL_RING_TIMEOUT", 30*time.Second, time.Second, time.Hour)
+	c.CallSFUTokenTTL = parseDuration("CALL_SFU_TOKEN_TTL", 10*time.Minute, time.Minute, 24*time.Hour)
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{
 		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),

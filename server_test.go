@@ -71,6 +71,14 @@ func TestConfigFromEnv(t *testing.T) {
 			}, ""},
 		{"timeout in seconds", map[string]string{"CALL_PARTICIPANT_TIMEOUT": "10"}, func(c Config) bool { return c.CallParticipantTimeout == 10*time.Second }, ""},
 		{"bad SFU_NODES", map[string]string{"SFU_NODES": "eu-1"}, nil, "SFU_NODES"},
+		{"SFU credentials", map[string]string{"SFU_NODES": "eu-1=wss://a.example key=APIa secret=sa;us-1=wss://b.example", "CALL_SFU_TOKEN_TTL": "5m"},
+			func(c Config) bool {
+				return len(c.SFUNodes) == 2 && c.SFUNodes[0].APIKey == "APIa" && c.SFUNodes[0].APISecret == "sa" &&
+					!c.SFUNodes[1].SignsTokens() && c.CallSFUTokenTTL == 5*time.Minute
+			}, ""},
+		{"SFU token TTL default", nil, func(c Config) bool { return c.CallSFUTokenTTL == 10*time.Minute }, ""},
+		{"SFU key without secret", map[string]string{"SFU_NODES": "eu-1=wss://a.example key=APIa"}, nil, "SFU_NODES"},
+		{"SFU token TTL too short", map[string]string{"CALL_SFU_TOKEN_TTL": "5s"}, nil, "CALL_SFU_TOKEN_TTL"},
 		{"bad timeout", map[string]string{"CALL_PARTICIPANT_TIMEOUT": "soon"}, nil, "CALL_PARTICIPANT_TIMEOUT"},
 		{"chat push limit", map[string]string{"CHAT_PUSH_MEMBER_LIMIT": "250"}, func(c Config) bool { return c.ChatPushMemberLimit == 250 }, ""},
 		{"chat push limit default", map[string]string{}, func(c Config) bool { return c.ChatPushMemberLimit == 1000 }, ""},

@@ -43,6 +43,9 @@ type Options struct {
 	// RingPolicy, when set, adjusts a call's ring settings after its call
 	// type has given them (the defaults passed in).
 	RingPolicy func(callType string, defaults RingSettings) RingSettings
+	// SFUTokenTTL is how long a participant's SFU token is valid
+	// (CALL_SFU_TOKEN_TTL; 0: DefaultSFUTokenTTL).
+	SFUTokenTTL time.Duration
 }
 
 // DefaultParticipantTimeout is how long a participant stays in a call
@@ -61,6 +64,8 @@ type Service struct {
 	// ringTimeout and ringPolicy give calls their RingSettings.
 	ringTimeout time.Duration
 	ringPolicy  func(string, RingSettings) RingSettings
+	// sfuTokenTTL is how long SFU tokens are valid.
+	sfuTokenTTL time.Duration
 
 	// facts caches participants' immutable facts (user, session, call) so
 	// the signaling path authorizes without any round trip. Entries of
@@ -93,7 +98,7 @@ const factsCacheSize = 100_000
 func New(opts Options) *Service {
 	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(),
 		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval,
-		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy}
+		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy, sfuTokenTTL: opts.SFUTokenTTL}
 	if len(s.nodes) == 0 {
 		s.nodes = sfu.Default
 	}
@@ -102,6 +107,9 @@ func New(opts Options) *Service {
 	}
 	if s.ringTimeout <= 0 {
 		s.ringTimeout = DefaultRingTimeout
+	}
+	if s.sfuTokenTTL <= 0 {
+		s.sfuTokenTTL = DefaultSFUTokenTTL
 	}
 	if s.sweepEvery <= 0 {
 		s.sweepEvery = time.Second

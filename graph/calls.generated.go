@@ -29,6 +29,9 @@ type CallResolver interface {
 
 	Rings(ctx context.Context, obj *store.Call, first *int) ([]*store.CallRing, error)
 }
+type CallJoinResolver interface {
+	SfuToken(ctx context.Context, obj *store.CallJoin) (*calls.SFUToken, error)
+}
 type CallMemberResolver interface {
 	User(ctx context.Context, obj *store.CallMember) (*store.User, error)
 }
@@ -773,6 +776,38 @@ func (ec *executionContext) fieldContext_CallJoin_others(_ context.Context, fiel
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_CallParticipant(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CallJoin_sfuToken(ctx context.Context, field graphql.CollectedField, obj *store.CallJoin) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallJoin_sfuToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CallJoin().SfuToken(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *calls.SFUToken) graphql.Marshaler {
+			return ec.marshalOSFUToken2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSFUToken(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CallJoin_sfuToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CallJoin",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SFUToken(ctx, field)
 		},
 	}
 	return fc, nil
@@ -1694,23 +1729,29 @@ func (ec *executionContext) _CallJoin(ctx context.Context, sel ast.SelectionSet,
 		case "call":
 			out.Values[i] = ec._CallJoin_call(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "session":
 			out.Values[i] = ec._CallJoin_session(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "participant":
 			out.Values[i] = ec._CallJoin_participant(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "others":
 			out.Values[i] = ec._CallJoin_others(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "sfuToken":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CallJoin_sfuToken(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -26,6 +26,7 @@ import (
 
 type MutationResolver interface {
 	UpsertUsers(ctx context.Context, users []*model.UserInput) ([]*store.User, error)
+	RefreshSFUToken(ctx context.Context, participant string) (*calls.SFUToken, error)
 	UpsertCallType(ctx context.Context, name string, settings model.CallTypeSettingsInput) (*store.CallType, error)
 	GoLive(ctx context.Context, id string) (*store.Call, error)
 	StopLive(ctx context.Context, id string) (*store.Call, error)
@@ -913,6 +914,20 @@ func (ec *executionContext) field_Mutation_pinMessage_args(ctx context.Context, 
 		return nil, err
 	}
 	args["expiresAt"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_refreshSFUToken_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "participant",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNID2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["participant"] = arg0
 	return args, nil
 }
 
@@ -2258,6 +2273,50 @@ func (ec *executionContext) fieldContext_Mutation_upsertUsers(ctx context.Contex
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_upsertUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_refreshSFUToken(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_refreshSFUToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RefreshSFUToken(ctx, fc.Args["participant"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *calls.SFUToken) graphql.Marshaler {
+			return ec.marshalOSFUToken2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSFUToken(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_refreshSFUToken(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SFUToken(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_refreshSFUToken_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -7359,6 +7418,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 				return ec._Mutation_upsertUsers(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refreshSFUToken":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_refreshSFUToken(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "upsertCallType":

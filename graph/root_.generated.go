@@ -29,6 +29,7 @@ type ResolverRoot interface {
 	Activity() ActivityResolver
 	ActivityGroup() ActivityGroupResolver
 	Call() CallResolver
+	CallJoin() CallJoinResolver
 	CallMember() CallMemberResolver
 	CallParticipant() CallParticipantResolver
 	CallRing() CallRingResolver
@@ -172,6 +173,7 @@ type ComplexityRoot struct {
 		Others      func(childComplexity int) int
 		Participant func(childComplexity int) int
 		Session     func(childComplexity int) int
+		SfuToken    func(childComplexity int) int
 	}
 
 	CallMember struct {
@@ -496,6 +498,7 @@ type ComplexityRoot struct {
 		MuteChannel       func(childComplexity int, channel string, until *time.Time) int
 		MuteUser          func(childComplexity int, user string, until *time.Time) int
 		PinMessage        func(childComplexity int, id string, expiresAt *time.Time) int
+		RefreshSFUToken   func(childComplexity int, participant string) int
 		RejectCall        func(childComplexity int, id string, reason *store.CallRejectReason) int
 		RejectFollow      func(childComplexity int, source string, target string) int
 		RejectInvite      func(childComplexity int, channel string) int
@@ -605,6 +608,11 @@ type ComplexityRoot struct {
 		ID      func(childComplexity int) int
 		Region  func(childComplexity int) int
 		URL     func(childComplexity int) int
+	}
+
+	SFUToken struct {
+		ExpiresAt func(childComplexity int) int
+		Token     func(childComplexity int) int
 	}
 
 	Signal struct {
@@ -1184,6 +1192,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallJoin.Session(childComplexity), true
+	case "CallJoin.sfuToken":
+		if e.ComplexityRoot.CallJoin.SfuToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallJoin.SfuToken(childComplexity), true
 
 	case "CallMember.createdAt":
 		if e.ComplexityRoot.CallMember.CreatedAt == nil {
@@ -2805,6 +2819,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PinMessage(childComplexity, args["id"].(string), args["expiresAt"].(*time.Time)), true
+	case "Mutation.refreshSFUToken":
+		if e.ComplexityRoot.Mutation.RefreshSFUToken == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_refreshSFUToken_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RefreshSFUToken(childComplexity, args["participant"].(string)), true
 	case "Mutation.rejectCall":
 		if e.ComplexityRoot.Mutation.RejectCall == nil {
 			break
@@ -3553,6 +3578,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.SFUNode.URL(childComplexity), true
 
+	case "SFUToken.expiresAt":
+		if e.ComplexityRoot.SFUToken.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SFUToken.ExpiresAt(childComplexity), true
+	case "SFUToken.token":
+		if e.ComplexityRoot.SFUToken.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SFUToken.Token(childComplexity), true
+
 	case "Signal.from":
 		if e.ComplexityRoot.Signal.From == nil {
 			break
@@ -4033,6 +4071,41 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/call_sfu.graphqls", Input: `"""
+A participant's credential for its session's SFU media server: a JWT with
+LiveKit's claims (room: the session id, identity: the participant id, name:
+the user's name, and the video grant of what the participant may do),
+signed with the SFU node's own secret from SFU_NODES, so a LiveKit SFU
+admits it as it stands.
+"""
+type SFUToken {
+  "The JWT: connect to the session's sfu.url with it (LiveKit: room.connect(url, token))."
+  token: String!
+  """
+  When the SFU stops admitting connections with it (CALL_SFU_TOKEN_TTL after
+  it was issued, 10 minutes by default). A connection made before stays;
+  get a fresh token with refreshSFUToken before this, to reconnect.
+  """
+  expiresAt: Time!
+}
+
+extend type CallJoin {
+  """
+  The new participant's SFU token, or null when the session's SFU node has
+  no API key and secret in SFU_NODES.
+  """
+  sfuToken: SFUToken
+}
+
+extend type Mutation {
+  """
+  Issues a fresh SFU token for the caller's own participant, still in the
+  call, with what it may do now. Null when the session's SFU node has no
+  API key and secret in SFU_NODES.
+  """
+  refreshSFUToken(participant: ID!): SFUToken
+}
+`, BuiltIn: false},
 	{Name: "../schema/call_types.graphqls", Input: `"A permission a call type gives a member role by default."
 enum CallPermission {
   SEND_AUDIO
@@ -6048,6 +6121,8 @@ func (ec *executionContext) childFields_CallJoin(ctx context.Context, field grap
 		return ec.fieldContext_CallJoin_participant(ctx, field)
 	case "others":
 		return ec.fieldContext_CallJoin_others(ctx, field)
+	case "sfuToken":
+		return ec.fieldContext_CallJoin_sfuToken(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallJoin", field.Name)
 }
@@ -6718,6 +6793,16 @@ func (ec *executionContext) childFields_SFUNode(ctx context.Context, field graph
 		return ec.fieldContext_SFUNode_drained(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SFUNode", field.Name)
+}
+
+func (ec *executionContext) childFields_SFUToken(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_SFUToken_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_SFUToken_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SFUToken", field.Name)
 }
 
 func (ec *executionContext) childFields_Signal(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

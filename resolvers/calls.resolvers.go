@@ -157,6 +157,8 @@ func (r *subscriptionResolver) CallEvents(ctx context.Context, participant strin
 
 func (r *Resolver) Call() graph.CallResolver { return &callResolver{r} }
 
+func (r *Resolver) CallJoin() graph.CallJoinResolver { return &callJoinResolver{r} }
+
 func (r *Resolver) CallMember() graph.CallMemberResolver { return &callMemberResolver{r} }
 
 func (r *Resolver) CallParticipant() graph.CallParticipantResolver {
@@ -169,6 +171,7 @@ func (r *Resolver) SFUNode() graph.SFUNodeResolver { return &sFUNodeResolver{r} 
 
 type (
 	callResolver            struct{ *Resolver }
+	callJoinResolver        struct{ *Resolver }
 	callMemberResolver      struct{ *Resolver }
 	callParticipantResolver struct{ *Resolver }
 	callSessionResolver     struct{ *Resolver }

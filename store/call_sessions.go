@@ -32,6 +32,9 @@ type CallJoin struct {
 	Others []*CallParticipant
 	// Started is true when this join started the session.
 	Started bool
+	// Role is the joiner's role in the call: host or member, "" for an
+	// admin who is no member.
+	Role string
 }
 
 // ErrNotCallMember means the user is not a member of the call.
@@ -117,6 +120,9 @@ func (s *Store) joinCall(ctx context.Context, p JoinCallParams, out *CallJoin) e
 		return ErrBackstage
 	}
 	out.Call = call
+	if role != nil {
+		out.Role = *role
+	}
 	for attempt := 0; out.Session == nil; attempt++ {
 		if attempt == 3 {
 			return errors.New("live session vanished three times")

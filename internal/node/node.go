@@ -56,6 +56,8 @@ type Options struct {
 	CallParticipantTimeout time.Duration
 	// CallRingTimeout is CALL_RING_TIMEOUT (0: 30 s).
 	CallRingTimeout time.Duration
+	// CallSFUTokenTTL is CALL_SFU_TOKEN_TTL (0: 10 minutes).
+	CallSFUTokenTTL time.Duration
 	// CallSweepInterval is how often the call participant-timeout sweep
 	// runs, on one node of the cluster (0: every second).
 	CallSweepInterval time.Duration
@@ -121,7 +123,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		ReadActivity: func(ctx context.Context, id string) (*store.Activity, error) { return n.Feeds.Activity(ctx, id, nil) }})
 	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval,
-		RingTimeout: opts.CallRingTimeout})
+		RingTimeout: opts.CallRingTimeout, SFUTokenTTL: opts.CallSFUTokenTTL})
 	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log}
 	if opts.Workers.Concurrency > 0 {
 		wo := opts.Workers

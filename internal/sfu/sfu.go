@@ -24,22 +24,51 @@ type Node struct {
 	URL string
 	// Region is where the node runs, if configured ("" otherwise).
 	Region string
+	// APIKey and APISecret are the node's own credentials (key= and
+	// secret= in SFU_NODES), with which Brook signs its participants'
+	// tokens; both empty when the node has none (then no token).
+	APIKey, APISecret string
 }
 
+// SignsTokens reports whether the node has credentials to sign
+// participants' tokens with.
+func (n Node) SignsTokens() bool { return n.APIKey != "" && n.APISecret != "" }
+
+// String shows the node without its secret, so that logs and test
+// failures never print it.
+func (n Node) String() string {
+	s := n.ID
+	if n.Region != "" {
+		s += "@" + n.Region
+	}
+	s += "=" + n.URL
+	if n.APIKey != "" {
+		s += " key=" + n.APIKey + " secret=<redacted>"
+	}
+	return s
+}
+
+// GoString is String, for %#v.
+func (n Node) GoString() string { return n.String() }
+
 // Default is the node used when SFU_NODES is not set: a local SFU for
-// development, so `make run` works with zero configuration.
-var Default = []Node{{ID: "local", URL: "ws://127.0.0.1:7880"}}
+// development, so `make run` works with zero configuration. Its URL and
+// credentials are those of `livekit-server --dev`.
+var Default = []Node{{ID: "local", URL: "ws://127.0.0.1:7880", APIKey: "devkey", APISecret: "secret"}}
 
 // MaxNodes caps the number of configured nodes.
 const MaxNodes = 1000
 
 // Parse reads an SFU_NODES value: entries separated by ";", each
-// "id=url" or "id@region=url", for example
+// "id=url" or "id@region=url", optionally followed, after white space, by
+// the node's API key and secret as "key=K secret=S", for example
 //
-//	eu-1@eu-west=wss://sfu-eu-1.example:443;us-1@us-east=wss://sfu-us-1.example:443
+//	eu-1@eu-west=wss://sfu-eu-1.example:443 key=APIeu1 secret=4f9c...;us-1@us-east=wss://sfu-us-1.example:443
 //
 // Ids are 1 to 64 letters, digits or "_-."; URLs are absolute ws, wss,
-// http or https URLs. An empty value returns no nodes.
+// http or https URLs; a key is 1 to 256 printable characters and a secret
+// at least 1 (neither with white space or ";"), and a node has both or
+// neither. An empty value returns no nodes. Errors never show a secret.
 func Parse(spec string) ([]Node, error) {
 	var nodes []Node
 	seen := map[string]bool{}
@@ -48,21 +77,30 @@ func Parse(spec string) ([]Node, error) {
 		if entry == "" {
 			continue
 		}
-		name, rawURL, ok := strings.Cut(entry, "=")
+		shown := redacted(entry)
+		name, rest, ok := strings.Cut(entry, "=")
 		if !ok {
-			return nil, fmt.Errorf("entry %d (%q): want id=url or id@region=url", i+1, entry)
+			return nil, fmt.Errorf("entry %d (%q): want id=url or id@region=url", i+1, shown)
 		}
-		id, region, _ := strings.Cut(strings.TrimSpace(name), "@")
-		n := Node{ID: strings.TrimSpace(id), Region: strings.TrimSpace(region), URL: strings.TrimSpace(rawURL)}
+		// The URL is the first word after "=", the credentials the rest.
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			fields = []string{""}
+		}
+		id, region, hasRegion := strings.Cut(name, "@")
+		n := Node{ID: strings.TrimSpace(id), Region: strings.TrimSpace(region), URL: fields[0]}
 		if err := CheckID(n.ID); err != nil {
-			return nil, fmt.Errorf("entry %d (%q): %w", i+1, entry, err)
+			return nil, fmt.Errorf("entry %d (%q): %w", i+1, shown, err)
 		}
-		if strings.Contains(name, "@") && CheckID(n.Region) != nil {
-			return nil, fmt.Errorf("entry %d (%q): region must be 1 to 64 letters, digits or _-.", i+1, entry)
+		if hasRegion && CheckID(n.Region) != nil {
+			return nil, fmt.Errorf("entry %d (%q): region must be 1 to 64 letters, digits or _-.", i+1, shown)
 		}
 		u, err := url.Parse(n.URL)
 		if err != nil || u.Host == "" || (u.Scheme != "wss" && u.Scheme != "ws" && u.Scheme != "https" && u.Scheme != "http") {
-			return nil, fmt.Errorf("entry %d (%q): %q is not an absolute ws, wss, http or https URL", i+1, entry, n.URL)
+			return nil, fmt.Errorf("entry %d (%q): %q is not an absolute ws, wss, http or https URL", i+1, shown, n.URL)
+		}
+		if err := n.parseCredentials(fields[1:]); err != nil {
+			return nil, fmt.Errorf("entry %d (%q): %w", i+1, shown, err)
 		}
 		if seen[n.ID] {
 			return nil, fmt.Errorf("entry %d: node id %q appears twice", i+1, n.ID)
@@ -74,6 +112,47 @@ func Parse(spec string) ([]Node, error) {
 		return nil, fmt.Errorf("%d nodes; at most %d", len(nodes), MaxNodes)
 	}
 	return nodes, nil
+}
+
+// parseCredentials reads an entry's "key=K secret=S" fields.
+func (n *Node) parseCredentials(fields []string) error {
+	for _, f := range fields {
+		name, value, _ := strings.Cut(f, "=")
+		var dst *string
+		switch name {
+		case "key":
+			dst = &n.APIKey
+		case "secret":
+			dst = &n.APISecret
+		default:
+			return fmt.Errorf("unknown setting %q: after the URL, only key= and secret= may follow", name)
+		}
+		if *dst != "" {
+			return fmt.Errorf("%s= is given twice", name)
+		}
+		if value == "" {
+			return fmt.Errorf("%s= is empty", name)
+		}
+		*dst = value
+	}
+	if (n.APIKey == "") != (n.APISecret == "") {
+		return errors.New("give both key= and secret=, or neither")
+	}
+	if len(n.APIKey) > 256 {
+		return errors.New("key= is longer than 256 characters")
+	}
+	return nil
+}
+
+// redacted is an entry as an error shows it: its secret hidden.
+func redacted(entry string) string {
+	fields := strings.Fields(entry)
+	for i, f := range fields {
+		if strings.HasPrefix(f, "secret=") {
+			fields[i] = "secret=<redacted>"
+		}
+	}
+	return strings.Join(fields, " ")
 }
 
 // CheckID checks a node id (or region): 1 to 64 letters, digits or "_-.".

@@ -177,3 +177,49 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+// SFU_NODES entries may end with the node's API key and secret; entries
+// without them read as before, and errors never show a secret.
+func TestParseCredentials(t *testing.T) {
+	t.Parallel()
+	got, err := Parse("eu-1@eu-west=wss://sfu-eu-1.example:443 key=APIeu1 secret=s3cr3t==;us-1 = wss://sfu-us-1.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d nodes", len(got))
+	}
+	eu, us := got[0], got[1]
+	if eu.ID != "eu-1" || eu.Region != "eu-west" || eu.URL != "wss://sfu-eu-1.example:443" || eu.APIKey != "APIeu1" || eu.APISecret != "s3cr3t==" || !eu.SignsTokens() {
+		t.Fatalf("eu-1: %+v", eu)
+	}
+	if us.ID != "us-1" || us.URL != "wss://sfu-us-1.example" || us.APIKey != "" || us.APISecret != "" || us.SignsTokens() {
+		t.Fatalf("us-1: %+v", us)
+	}
+	for _, shown := range []string{fmt.Sprint(got), fmt.Sprintf("%v %+v %#v %s", eu, eu, eu, eu)} {
+		if strings.Contains(shown, "s3cr3t") {
+			t.Fatalf("printed the secret: %s", shown)
+		}
+	}
+	for _, bad := range []string{
+		"a=wss://x.example key=K",                        // no secret
+		"a=wss://x.example secret=topsecret",             // no key
+		"a=wss://x.example key=K secret=",                // empty secret
+		"a=wss://x.example key=K secret=topsecret key=L", // key twice
+		"a=wss://x.example key=K secret=topsecret x=1",   // unknown setting
+		"a=wss://x.example key=K secret=topsecret extra", // stray word
+		"a=wss://x.example key=" + strings.Repeat("k", 257) + " secret=topsecret",
+	} {
+		_, err := Parse(bad)
+		if err == nil {
+			t.Errorf("Parse(%q): no error", bad)
+			continue
+		}
+		if !strings.Contains(err.Error(), "entry") {
+			t.Errorf("Parse(%q): error %q does not name the entry", bad, err)
+		}
+		if strings.Contains(err.Error(), "topsecret") {
+			t.Errorf("Parse(%q): error %q shows the secret", bad, err)
+		}
+	}
+}
