@@ -39,8 +39,13 @@ type CallEvent struct {
 	// Signal is set on signal events.
 	Signal *Signal `json:"signal,omitempty"`
 	// Reason says why a participant left: left or timeout.
-	Reason    *string   `json:"reason,omitempty"`
-	CreatedAt time.Time `json:"at"`
+	Reason *string `json:"reason,omitempty"`
+	// Permissions are asked for (permission.requested) or now held
+	// (permissions.updated).
+	Permissions []CallCapability `json:"permissions,omitempty"`
+	// Custom is a custom event's type and data.
+	Custom    *CallCustomEvent `json:"custom,omitempty"`
+	CreatedAt time.Time        `json:"at"`
 	// Participants are the session's live participants, on ready (made
 	// by the subscription itself, never published).
 	Participants []*store.CallParticipant `json:"-"`

@@ -43,6 +43,9 @@ type Options struct {
 	// RingPolicy, when set, adjusts a call type's ring settings (the
 	// defaults given): the hook call types will fill.
 	RingPolicy func(callType string, defaults RingSettings) RingSettings
+	// EventRate limits each participant's sendCallEvent (zero:
+	// DefaultEventRate).
+	EventRate ephemeral.Rate
 }
 
 // DefaultParticipantTimeout is how long a participant stays in a call
@@ -61,6 +64,8 @@ type Service struct {
 	// ringTimeout and ringPolicy give calls their RingSettings.
 	ringTimeout time.Duration
 	ringPolicy  func(string, RingSettings) RingSettings
+	// eventRate limits each participant's custom events.
+	eventRate ephemeral.Rate
 
 	// facts caches participants' immutable facts (user, session, call) so
 	// the signaling path authorizes without any round trip. Entries of
@@ -93,7 +98,10 @@ const factsCacheSize = 100_000
 func New(opts Options) *Service {
 	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(),
 		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval,
-		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy}
+		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy, eventRate: opts.EventRate}
+	if s.eventRate.Off() {
+		s.eventRate = DefaultEventRate
+	}
 	if len(s.nodes) == 0 {
 		s.nodes = sfu.Default
 	}

@@ -143,11 +143,18 @@ type ComplexityRoot struct {
 		UpdatedAt func(childComplexity int) int
 	}
 
+	CallCustomEvent struct {
+		Data func(childComplexity int) int
+		Type func(childComplexity int) int
+	}
+
 	CallEvent struct {
 		Call         func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
+		Custom       func(childComplexity int) int
 		Participant  func(childComplexity int) int
 		Participants func(childComplexity int) int
+		Permissions  func(childComplexity int) int
 		Reason       func(childComplexity int) int
 		Session      func(childComplexity int) int
 		Signal       func(childComplexity int) int
@@ -168,10 +175,18 @@ type ComplexityRoot struct {
 	}
 
 	CallParticipant struct {
-		ID       func(childComplexity int) int
-		JoinedAt func(childComplexity int) int
-		LeftAt   func(childComplexity int) int
-		User     func(childComplexity int) int
+		ID          func(childComplexity int) int
+		JoinedAt    func(childComplexity int) int
+		LeftAt      func(childComplexity int) int
+		Permissions func(childComplexity int) int
+		State       func(childComplexity int) int
+		User        func(childComplexity int) int
+	}
+
+	CallParticipantState struct {
+		AudioMuted    func(childComplexity int) int
+		Screensharing func(childComplexity int) int
+		VideoMuted    func(childComplexity int) int
 	}
 
 	CallRing struct {
@@ -426,75 +441,81 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AcceptCall        func(childComplexity int, id string) int
-		AcceptFollow      func(childComplexity int, source string, target string) int
-		AcceptInvite      func(childComplexity int, channel string) int
-		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
-		AddComment        func(childComplexity int, activity string, text string, parentID *string, mentionedUserIds []string, data json.RawMessage) int
-		AddMembers        func(childComplexity int, channel string, userIds []string) int
-		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage, comment *string) int
-		BanUser           func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
-		BlockUser         func(childComplexity int, user string) int
-		Bookmark          func(childComplexity int, activity string, folder *string) int
-		CancelRing        func(childComplexity int, id string) int
-		CreateCall        func(childComplexity int, input store.CallInput) int
-		CreateChannel     func(childComplexity int, input store.ChannelInput) int
-		DeleteChannel     func(childComplexity int, id string) int
-		DeleteComment     func(childComplexity int, id string) int
-		DeleteMessage     func(childComplexity int, id string) int
-		DeleteReaction    func(childComplexity int, message string, kind string) int
-		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
-		EndCall           func(childComplexity int, id string) int
-		Flag              func(childComplexity int, target store.FlagTarget, reason *string) int
-		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
-		HideChannel       func(childComplexity int, channel string) int
-		ImportActivities  func(childComplexity int, feed string, activities []*store.ImportedActivityInput) int
-		ImportFollows     func(childComplexity int, edges []*store.FollowEdgeInput, activityCopyLimit *int) int
-		InviteMembers     func(childComplexity int, channel string, userIds []string) int
-		JoinCall          func(childComplexity int, id string) int
-		JoinChannel       func(childComplexity int, channel string) int
-		LeaveCall         func(childComplexity int, participant string) int
-		LeaveChannel      func(childComplexity int, channel string) int
-		MarkAllRead       func(childComplexity int) int
-		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
-		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
-		MarkRead          func(childComplexity int, channel string, message *string) int
-		MarkThreadRead    func(childComplexity int, message string) int
-		MarkUnread        func(childComplexity int, channel string, message string) int
-		MuteChannel       func(childComplexity int, channel string, until *time.Time) int
-		MuteUser          func(childComplexity int, user string, until *time.Time) int
-		PinMessage        func(childComplexity int, id string, expiresAt *time.Time) int
-		RejectCall        func(childComplexity int, id string, reason *store.CallRejectReason) int
-		RejectFollow      func(childComplexity int, source string, target string) int
-		RejectInvite      func(childComplexity int, channel string) int
-		RemoveActivity    func(childComplexity int, id string) int
-		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
-		RemoveReaction    func(childComplexity int, id string) int
-		ResolveFlag       func(childComplexity int, id string, action store.FlagAction) int
-		RingCall          func(childComplexity int, id string, members []string) int
-		SendMessage       func(childComplexity int, channel string, input store.MessageInput) int
-		SendReaction      func(childComplexity int, message string, kind string) int
-		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
-		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
-		SetFeedVisibility func(childComplexity int, feed string, visibility store.FeedVisibility) int
-		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
-		ShowChannel       func(childComplexity int, channel string) int
-		TruncateChannel   func(childComplexity int, id string) int
-		UnbanUser         func(childComplexity int, user string, channel *string) int
-		UnblockUser       func(childComplexity int, user string) int
-		Unbookmark        func(childComplexity int, activity string, folder *string) int
-		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
-		UnmuteChannel     func(childComplexity int, channel string) int
-		UnmuteUser        func(childComplexity int, user string) int
-		UnpinMessage      func(childComplexity int, id string) int
-		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
-		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
-		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
-		UpdateComment     func(childComplexity int, id string, text *string, data json.RawMessage) int
-		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
-		UpdateReaction    func(childComplexity int, id string, data json.RawMessage) int
-		UpsertRanking     func(childComplexity int, id string, formula string) int
-		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
+		AcceptCall             func(childComplexity int, id string) int
+		AcceptFollow           func(childComplexity int, source string, target string) int
+		AcceptInvite           func(childComplexity int, channel string) int
+		AddActivity            func(childComplexity int, feed string, input store.ActivityInput) int
+		AddComment             func(childComplexity int, activity string, text string, parentID *string, mentionedUserIds []string, data json.RawMessage) int
+		AddMembers             func(childComplexity int, channel string, userIds []string) int
+		AddReaction            func(childComplexity int, activity string, kind string, data json.RawMessage, comment *string) int
+		BanUser                func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
+		BlockUser              func(childComplexity int, user string) int
+		Bookmark               func(childComplexity int, activity string, folder *string) int
+		CancelRing             func(childComplexity int, id string) int
+		CreateCall             func(childComplexity int, input store.CallInput) int
+		CreateChannel          func(childComplexity int, input store.ChannelInput) int
+		DeleteChannel          func(childComplexity int, id string) int
+		DeleteComment          func(childComplexity int, id string) int
+		DeleteMessage          func(childComplexity int, id string) int
+		DeleteReaction         func(childComplexity int, message string, kind string) int
+		DrainSFUNode           func(childComplexity int, id string, drained *bool) int
+		EndCall                func(childComplexity int, id string) int
+		Flag                   func(childComplexity int, target store.FlagTarget, reason *string) int
+		Follow                 func(childComplexity int, source string, target string, activityCopyLimit *int) int
+		GrantPermissions       func(childComplexity int, call string, user string, permissions []calls.CallCapability) int
+		HideChannel            func(childComplexity int, channel string) int
+		ImportActivities       func(childComplexity int, feed string, activities []*store.ImportedActivityInput) int
+		ImportFollows          func(childComplexity int, edges []*store.FollowEdgeInput, activityCopyLimit *int) int
+		InviteMembers          func(childComplexity int, channel string, userIds []string) int
+		JoinCall               func(childComplexity int, id string) int
+		JoinChannel            func(childComplexity int, channel string) int
+		LeaveCall              func(childComplexity int, participant string) int
+		LeaveChannel           func(childComplexity int, channel string) int
+		MarkAllRead            func(childComplexity int) int
+		MarkFeedRead           func(childComplexity int, feed string, groups []string) int
+		MarkFeedSeen           func(childComplexity int, feed string, groups []string) int
+		MarkRead               func(childComplexity int, channel string, message *string) int
+		MarkThreadRead         func(childComplexity int, message string) int
+		MarkUnread             func(childComplexity int, channel string, message string) int
+		MuteChannel            func(childComplexity int, channel string, until *time.Time) int
+		MuteParticipants       func(childComplexity int, call string, users []string, audio *bool, video *bool) int
+		MuteUser               func(childComplexity int, user string, until *time.Time) int
+		PinMessage             func(childComplexity int, id string, expiresAt *time.Time) int
+		RejectCall             func(childComplexity int, id string, reason *store.CallRejectReason) int
+		RejectFollow           func(childComplexity int, source string, target string) int
+		RejectInvite           func(childComplexity int, channel string) int
+		RemoveActivity         func(childComplexity int, id string) int
+		RemoveMembers          func(childComplexity int, channel string, userIds []string) int
+		RemoveReaction         func(childComplexity int, id string) int
+		RequestPermission      func(childComplexity int, participant string, permissions []calls.CallCapability) int
+		ResolveFlag            func(childComplexity int, id string, action store.FlagAction) int
+		RevokePermissions      func(childComplexity int, call string, user string, permissions []calls.CallCapability) int
+		RingCall               func(childComplexity int, id string, members []string) int
+		SendCallEvent          func(childComplexity int, participant string, typeArg string, data json.RawMessage) int
+		SendMessage            func(childComplexity int, channel string, input store.MessageInput) int
+		SendReaction           func(childComplexity int, message string, kind string) int
+		SendSignal             func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
+		SendTypingEvent        func(childComplexity int, channel string, typing *bool) int
+		SetFeedVisibility      func(childComplexity int, feed string, visibility store.FeedVisibility) int
+		SetMemberRole          func(childComplexity int, channel string, user string, role string) int
+		ShowChannel            func(childComplexity int, channel string) int
+		TruncateChannel        func(childComplexity int, id string) int
+		UnbanUser              func(childComplexity int, user string, channel *string) int
+		UnblockUser            func(childComplexity int, user string) int
+		Unbookmark             func(childComplexity int, activity string, folder *string) int
+		Unfollow               func(childComplexity int, source string, target string, keepHistory *bool) int
+		UnmuteChannel          func(childComplexity int, channel string) int
+		UnmuteUser             func(childComplexity int, user string) int
+		UnpinMessage           func(childComplexity int, id string) int
+		UpdateActivity         func(childComplexity int, id string, data json.RawMessage) int
+		UpdateCallMembers      func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
+		UpdateChannel          func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
+		UpdateComment          func(childComplexity int, id string, text *string, data json.RawMessage) int
+		UpdateMessage          func(childComplexity int, id string, text string, data json.RawMessage) int
+		UpdateParticipantState func(childComplexity int, participant string, audioMuted *bool, videoMuted *bool, screensharing *bool) int
+		UpdateReaction         func(childComplexity int, id string, data json.RawMessage) int
+		UpsertRanking          func(childComplexity int, id string, formula string) int
+		UpsertUsers            func(childComplexity int, users []*model.UserInput) int
 	}
 
 	Mute struct {
@@ -1035,6 +1056,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Call.UpdatedAt(childComplexity), true
 
+	case "CallCustomEvent.data":
+		if e.ComplexityRoot.CallCustomEvent.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallCustomEvent.Data(childComplexity), true
+	case "CallCustomEvent.type":
+		if e.ComplexityRoot.CallCustomEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallCustomEvent.Type(childComplexity), true
+
 	case "CallEvent.call":
 		if e.ComplexityRoot.CallEvent.Call == nil {
 			break
@@ -1047,6 +1081,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallEvent.CreatedAt(childComplexity), true
+	case "CallEvent.custom":
+		if e.ComplexityRoot.CallEvent.Custom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Custom(childComplexity), true
 	case "CallEvent.participant":
 		if e.ComplexityRoot.CallEvent.Participant == nil {
 			break
@@ -1059,6 +1099,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallEvent.Participants(childComplexity), true
+	case "CallEvent.permissions":
+		if e.ComplexityRoot.CallEvent.Permissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Permissions(childComplexity), true
 	case "CallEvent.reason":
 		if e.ComplexityRoot.CallEvent.Reason == nil {
 			break
@@ -1146,12 +1192,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallParticipant.LeftAt(childComplexity), true
+	case "CallParticipant.permissions":
+		if e.ComplexityRoot.CallParticipant.Permissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.Permissions(childComplexity), true
+	case "CallParticipant.state":
+		if e.ComplexityRoot.CallParticipant.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.State(childComplexity), true
 	case "CallParticipant.user":
 		if e.ComplexityRoot.CallParticipant.User == nil {
 			break
 		}
 
 		return e.ComplexityRoot.CallParticipant.User(childComplexity), true
+
+	case "CallParticipantState.audioMuted":
+		if e.ComplexityRoot.CallParticipantState.AudioMuted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipantState.AudioMuted(childComplexity), true
+	case "CallParticipantState.screensharing":
+		if e.ComplexityRoot.CallParticipantState.Screensharing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipantState.Screensharing(childComplexity), true
+	case "CallParticipantState.videoMuted":
+		if e.ComplexityRoot.CallParticipantState.VideoMuted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipantState.VideoMuted(childComplexity), true
 
 	case "CallRing.call":
 		if e.ComplexityRoot.CallRing.Call == nil {
@@ -2462,6 +2539,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Follow(childComplexity, args["source"].(string), args["target"].(string), args["activityCopyLimit"].(*int)), true
+	case "Mutation.grantPermissions":
+		if e.ComplexityRoot.Mutation.GrantPermissions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_grantPermissions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.GrantPermissions(childComplexity, args["call"].(string), args["user"].(string), args["permissions"].([]calls.CallCapability)), true
 	case "Mutation.hideChannel":
 		if e.ComplexityRoot.Mutation.HideChannel == nil {
 			break
@@ -2622,6 +2710,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MuteChannel(childComplexity, args["channel"].(string), args["until"].(*time.Time)), true
+	case "Mutation.muteParticipants":
+		if e.ComplexityRoot.Mutation.MuteParticipants == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_muteParticipants_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MuteParticipants(childComplexity, args["call"].(string), args["users"].([]string), args["audio"].(*bool), args["video"].(*bool)), true
 	case "Mutation.muteUser":
 		if e.ComplexityRoot.Mutation.MuteUser == nil {
 			break
@@ -2710,6 +2809,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveReaction(childComplexity, args["id"].(string)), true
+	case "Mutation.requestPermission":
+		if e.ComplexityRoot.Mutation.RequestPermission == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestPermission_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestPermission(childComplexity, args["participant"].(string), args["permissions"].([]calls.CallCapability)), true
 	case "Mutation.resolveFlag":
 		if e.ComplexityRoot.Mutation.ResolveFlag == nil {
 			break
@@ -2721,6 +2831,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResolveFlag(childComplexity, args["id"].(string), args["action"].(store.FlagAction)), true
+	case "Mutation.revokePermissions":
+		if e.ComplexityRoot.Mutation.RevokePermissions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokePermissions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokePermissions(childComplexity, args["call"].(string), args["user"].(string), args["permissions"].([]calls.CallCapability)), true
 	case "Mutation.ringCall":
 		if e.ComplexityRoot.Mutation.RingCall == nil {
 			break
@@ -2732,6 +2853,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RingCall(childComplexity, args["id"].(string), args["members"].([]string)), true
+	case "Mutation.sendCallEvent":
+		if e.ComplexityRoot.Mutation.SendCallEvent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendCallEvent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendCallEvent(childComplexity, args["participant"].(string), args["type"].(string), args["data"].(json.RawMessage)), true
 	case "Mutation.sendMessage":
 		if e.ComplexityRoot.Mutation.SendMessage == nil {
 			break
@@ -2952,6 +3084,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMessage(childComplexity, args["id"].(string), args["text"].(string), args["data"].(json.RawMessage)), true
+	case "Mutation.updateParticipantState":
+		if e.ComplexityRoot.Mutation.UpdateParticipantState == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateParticipantState_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateParticipantState(childComplexity, args["participant"].(string), args["audioMuted"].(*bool), args["videoMuted"].(*bool), args["screensharing"].(*bool)), true
 	case "Mutation.updateReaction":
 		if e.ComplexityRoot.Mutation.UpdateReaction == nil {
 			break
@@ -3807,6 +3950,93 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/call_permissions.graphqls", Input: `"What a participant may do with media in a call."
+enum CallCapability {
+  "Publish audio (unmute)."
+  SEND_AUDIO
+  "Publish video."
+  SEND_VIDEO
+  "Share the screen."
+  SCREENSHARE
+}
+
+"A participant's track state, as its client reports it and hosts force it."
+type CallParticipantState {
+  audioMuted: Boolean!
+  videoMuted: Boolean!
+  screensharing: Boolean!
+}
+
+"A custom event of sendCallEvent: the app's type (a reaction, say) and data."
+type CallCustomEvent {
+  type: String!
+  data: JSON
+}
+
+extend type CallParticipant {
+  """
+  The participant's track state: a participant starts with audio and video
+  muted and no screen shared.
+  """
+  state: CallParticipantState!
+  """
+  What the participant's user may do in the call: their role's defaults
+  (hosts and members all three) until a host grants or revokes.
+  """
+  permissions: [CallCapability!]!
+}
+
+extend type CallEvent {
+  """
+  The capabilities asked for (permission.requested, sent to the hosts'
+  participants only) or now held by the participant's user
+  (permissions.updated).
+  """
+  permissions: [CallCapability!]
+  "The custom event, on custom events (sendCallEvent)."
+  custom: CallCustomEvent
+}
+
+extend type Mutation {
+  """
+  Asks the call's hosts for capabilities for the caller's own participant:
+  every live participant of a host gets permission.requested. Returns
+  false when no host is in the session to ask.
+  """
+  requestPermission(participant: ID!, permissions: [CallCapability!]!): Boolean!
+  """
+  Gives a member of the call capabilities; the session gets
+  permissions.updated for each of the member's participants. Hosts and
+  admins only. Returns the member's capabilities now.
+  """
+  grantPermissions(call: ID!, user: ID!, permissions: [CallCapability!]!): [CallCapability!]!
+  """
+  Takes capabilities from a member of the call: a revoked SEND_AUDIO
+  mutes their participants (SEND_VIDEO: video, SCREENSHARE: stops sharing).
+  Hosts and admins only. Returns the member's capabilities now.
+  """
+  revokePermissions(call: ID!, user: ID!, permissions: [CallCapability!]!): [CallCapability!]!
+  """
+  Changes the track state of the caller's own participant (arguments left
+  out stay as they are). Unmuting audio needs SEND_AUDIO, unmuting video
+  SEND_VIDEO, sharing the screen SCREENSHARE. The session gets
+  participant.updated.
+  """
+  updateParticipantState(participant: ID!, audioMuted: Boolean, videoMuted: Boolean, screensharing: Boolean): CallParticipant!
+  """
+  Mutes the audio and/or video of the users' live participants in the call
+  (at most 100 users; those not in the call are skipped). Hosts and admins
+  only. Returns the participants it changed.
+  """
+  muteParticipants(call: ID!, users: [ID!]!, audio: Boolean = true, video: Boolean = false): [CallParticipant!]!
+  """
+  Broadcasts a custom event (a reaction, say) from the caller's own
+  participant to its session, as a custom event; nothing is stored. At most
+  10 a second per participant (bursts of 20), data at most 4 KB.
+  """
+  sendCallEvent(participant: ID!, type: String!, data: JSON): CallEvent!
+}
+`, BuiltIn: false},
 	{Name: "../schema/calls.graphqls", Input: `"""
 A video call. Brook carries no media: it keeps the call, runs its sessions,
 assigns each session an SFU media server and relays WebRTC signaling.
@@ -5618,6 +5848,16 @@ func (ec *executionContext) childFields_Call(ctx context.Context, field graphql.
 	return nil, fmt.Errorf("no field named %q was found under type Call", field.Name)
 }
 
+func (ec *executionContext) childFields_CallCustomEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_CallCustomEvent_type(ctx, field)
+	case "data":
+		return ec.fieldContext_CallCustomEvent_data(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallCustomEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_CallEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "type":
@@ -5636,6 +5876,10 @@ func (ec *executionContext) childFields_CallEvent(ctx context.Context, field gra
 		return ec.fieldContext_CallEvent_reason(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_CallEvent_createdAt(ctx, field)
+	case "permissions":
+		return ec.fieldContext_CallEvent_permissions(ctx, field)
+	case "custom":
+		return ec.fieldContext_CallEvent_custom(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallEvent", field.Name)
 }
@@ -5676,8 +5920,24 @@ func (ec *executionContext) childFields_CallParticipant(ctx context.Context, fie
 		return ec.fieldContext_CallParticipant_joinedAt(ctx, field)
 	case "leftAt":
 		return ec.fieldContext_CallParticipant_leftAt(ctx, field)
+	case "state":
+		return ec.fieldContext_CallParticipant_state(ctx, field)
+	case "permissions":
+		return ec.fieldContext_CallParticipant_permissions(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallParticipant", field.Name)
+}
+
+func (ec *executionContext) childFields_CallParticipantState(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "audioMuted":
+		return ec.fieldContext_CallParticipantState_audioMuted(ctx, field)
+	case "videoMuted":
+		return ec.fieldContext_CallParticipantState_videoMuted(ctx, field)
+	case "screensharing":
+		return ec.fieldContext_CallParticipantState_screensharing(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallParticipantState", field.Name)
 }
 
 func (ec *executionContext) childFields_CallRing(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
