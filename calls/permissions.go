@@ -329,9 +329,11 @@ func (s *Service) UpdateParticipantState(ctx context.Context, participant string
 			}
 			return nil
 		}
-		if err := errors.Join(need(audioMuted, false, SendAudio, "unmute audio"), need(videoMuted, false, SendVideo, "unmute video"),
-			need(screensharing, true, Screenshare, "share your screen")); err != nil {
-			return err
+		for _, err := range []error{need(audioMuted, false, SendAudio, "unmute audio"),
+			need(videoMuted, false, SendVideo, "unmute video"), need(screensharing, true, Screenshare, "share your screen")} {
+			if err != nil {
+				return err
+			}
 		}
 		out, err = tx.UpdateCallParticipantState(ctx, p.ID, audioMuted, videoMuted, screensharing)
 		if errors.Is(err, store.ErrNotFound) {

@@ -1,15 +1,23 @@
 package calls_test
 
 import (
+	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/brookhq/brook/calls"
 
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/node"
+	"github.com/brookhq/brook/store"
 )
 
 // permEvent is a callEvents message as the permission tests select it.
@@ -275,4 +283,64 @@ func TestSendCallEvent(t *testing.T) {
 	// The budget is the participant's: alice still sends.
 	n.Must(t, env.Token(t, alice), send, brooktest.Vars{"p": ap, "t": "reaction"}, nil)
 	wantPerm(t, aSub, "custom", ap)
+}
+
+// The permission, state and custom events travel as JSON, which
+// DecodeEvent reads beside the signaling path's binary form: they arrive
+// whole, the participant's state included.
+func TestPermissionEventsDecode(t *testing.T) {
+	at := time.Date(2026, 12, 7, 9, 30, 0, 0, time.UTC)
+	p := &store.CallParticipant{ID: uuid.New(), SessionID: uuid.New(), CallID: "default:review", UserID: "bob", JoinedAt: at,
+		KnownState: &store.CallParticipantState{AudioMuted: true, Screensharing: true}}
+	for _, ev := range []*calls.CallEvent{
+		{Type: calls.EventParticipantUpdated, Call: p.CallID, Session: p.SessionID, Participant: p, CreatedAt: at},
+		{Type: calls.EventPermissionsUpdated, Call: p.CallID, Session: p.SessionID, Participant: p,
+			Permissions: []calls.CallCapability{calls.SendAudio, calls.Screenshare}, CreatedAt: at},
+		{Type: calls.EventCustom, Call: p.CallID, Session: p.SessionID, Participant: p,
+			Custom: &calls.CallCustomEvent{Type: "reaction", Data: json.RawMessage(`{"emoji":"👏"}`)}, CreatedAt: at},
+	} {
+		data, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := calls.DecodeEvent(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, ev) {
+			t.Fatalf("decoded %+v, want %+v", got, ev)
+		}
+	}
+}
+
+// A revoke racing an unmute never leaves a participant unmuted without
+// SEND_AUDIO: the revoke and the state change take the member's row in
+// turn, whichever node each runs on.
+func TestRevokeRacesUnmute(t *testing.T) {
+	t.Parallel()
+	n1 := env.StartNode(t, brooktest.NodeOptions{})
+	n2 := env.StartNode(t, brooktest.NodeOptions{})
+	tag := brooktest.Tag()
+	alice, bob := "alice-"+tag, "bob-"+tag
+	env.AddUsers(t, n1, alice, bob)
+	cid := createCall(t, n1, alice, "default", "race-"+tag, bob)
+	bp := joinCall(t, n2, bob, cid).JoinCall.Participant.ID
+	for i := 0; i < 20; i++ {
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			// Refused (FORBIDDEN) when the revoke came first.
+			n2.Query(t, env.Token(t, bob), stateMutation, brooktest.Vars{"p": bp, "a": false})
+		}()
+		go func() {
+			defer wg.Done()
+			n1.Must(t, env.Token(t, alice), revokeMutation, brooktest.Vars{"c": cid, "u": bob, "p": []string{"SEND_AUDIO"}}, nil)
+		}()
+		wg.Wait()
+		if c := n1.Count(t, `SELECT count(*) FROM call_participants WHERE id = $1 AND NOT audio_muted`, bp); c != 0 {
+			t.Fatalf("round %d: bob is unmuted without SEND_AUDIO", i)
+		}
+		n1.Must(t, env.Token(t, alice), grantMutation, brooktest.Vars{"c": cid, "u": bob, "p": []string{"SEND_AUDIO"}}, nil)
+	}
 }
