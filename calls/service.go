@@ -43,8 +43,9 @@ type Options struct {
 	// RingPolicy, when set, adjusts a call type's ring settings (the
 	// defaults given): the hook call types will fill.
 	RingPolicy func(callType string, defaults RingSettings) RingSettings
-	// EventRate limits each participant's sendCallEvent (zero:
-	// DefaultEventRate).
+	// EventRate limits each participant's sendCallEvent
+	// (BROOK_RATE_CALL_EVENT; zero: DefaultEventRate; a negative Rate: no
+	// limit).
 	EventRate ephemeral.Rate
 }
 
@@ -99,7 +100,7 @@ func New(opts Options) *Service {
 	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(),
 		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval,
 		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy, eventRate: opts.EventRate}
-	if s.eventRate.Off() {
+	if s.eventRate == (ephemeral.Rate{}) {
 		s.eventRate = DefaultEventRate
 	}
 	if len(s.nodes) == 0 {
