@@ -46,6 +46,9 @@ type Config struct {
 	// CallSFUTokenTTL is CALL_SFU_TOKEN_TTL: how long a participant's SFU
 	// token is valid.
 	CallSFUTokenTTL time.Duration
+	// CallEventRate is BROOK_RATE_CALL_EVENT: sendCallEvent per
+	// participant (off: a negative Rate, no limit).
+	CallEventRate ephemeral.Rate
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
@@ -205,6 +208,10 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	}
 	for name, v := range sendRateVars {
 		c.Limits.SendRates[v.field] = rate(name, v.def)
+	}
+	// Per participant, so the calls product charges it, not the API.
+	if c.CallEventRate = rate("BROOK_RATE_CALL_EVENT", "10/s:20"); c.CallEventRate.Off() {
+		c.CallEventRate = ephemeral.Rate{Rate: -1}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(firstSet(getenv("BROOK_LOG_LEVEL"), "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("BROOK_LOG_LEVEL: %w", err))

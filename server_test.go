@@ -22,6 +22,7 @@ import (
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/brooktest"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/migrations"
 )
@@ -88,6 +89,11 @@ func TestConfigFromEnv(t *testing.T) {
 		{"heap floor off", map[string]string{"BROOK_GC_HEAP_FLOOR_MB": "0"}, func(c Config) bool { return c.HeapFloor == 0 }, ""},
 		{"GOGC rules alone", map[string]string{"GOGC": "200"}, func(c Config) bool { return c.HeapFloor == 0 }, ""},
 		{"bad heap floor", map[string]string{"BROOK_GC_HEAP_FLOOR_MB": "lots"}, nil, "BROOK_GC_HEAP_FLOOR_MB"},
+		{"call event rate", nil, func(c Config) bool {
+			return c.CallEventRate == ephemeral.Rate{Rate: 10, Period: time.Second, Burst: 20}
+		}, ""},
+		{"call event rate off", map[string]string{"BROOK_RATE_CALL_EVENT": "off"}, func(c Config) bool { return c.CallEventRate.Rate < 0 }, ""},
+		{"bad call event rate", map[string]string{"BROOK_RATE_CALL_EVENT": "lots"}, nil, "BROOK_RATE_CALL_EVENT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -39,11 +39,19 @@ type CallEvent struct {
 	// Signal is set on signal events.
 	Signal *Signal `json:"signal,omitempty"`
 	// Reason says why a participant left: left or timeout.
-	Reason    *string   `json:"reason,omitempty"`
-	CreatedAt time.Time `json:"at"`
+	Reason *string `json:"reason,omitempty"`
+	// Permissions are asked for (permission.requested) or now held
+	// (permissions.updated).
+	Permissions []CallPermission `json:"permissions,omitempty"`
+	// Custom is a custom event's type and data.
+	Custom    *CallCustomEvent `json:"custom,omitempty"`
+	CreatedAt time.Time        `json:"at"`
 	// Participants are the session's live participants, on ready (made
 	// by the subscription itself, never published).
 	Participants []*store.CallParticipant `json:"-"`
+	// SFUToken is the stream's own participant's fresh SFU token, on its
+	// own permissions.updated (made by the stream, never published).
+	SFUToken *SFUToken `json:"-"`
 }
 
 // SignalKind is the kind of a WebRTC signaling message.

@@ -46,6 +46,10 @@ type Options struct {
 	// SFUTokenTTL is how long a participant's SFU token is valid
 	// (CALL_SFU_TOKEN_TTL; 0: DefaultSFUTokenTTL).
 	SFUTokenTTL time.Duration
+	// EventRate limits each participant's sendCallEvent
+	// (BROOK_RATE_CALL_EVENT; zero: DefaultEventRate; a negative Rate: no
+	// limit).
+	EventRate ephemeral.Rate
 }
 
 // DefaultParticipantTimeout is how long a participant stays in a call
@@ -66,6 +70,8 @@ type Service struct {
 	ringPolicy  func(string, RingSettings) RingSettings
 	// sfuTokenTTL is how long SFU tokens are valid.
 	sfuTokenTTL time.Duration
+	// eventRate limits each participant's custom events.
+	eventRate ephemeral.Rate
 
 	// facts caches participants' immutable facts (user, session, call) so
 	// the signaling path authorizes without any round trip. Entries of
@@ -98,7 +104,10 @@ const factsCacheSize = 100_000
 func New(opts Options) *Service {
 	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(),
 		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval,
-		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy, sfuTokenTTL: opts.SFUTokenTTL}
+		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy, sfuTokenTTL: opts.SFUTokenTTL, eventRate: opts.EventRate}
+	if s.eventRate == (ephemeral.Rate{}) {
+		s.eventRate = DefaultEventRate
+	}
 	if len(s.nodes) == 0 {
 		s.nodes = sfu.Default
 	}

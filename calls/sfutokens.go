@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/sfu"
@@ -51,18 +53,35 @@ type SFUToken struct {
 }
 
 // participantGrants is the one place a participant's SFU grants come
-// from: hosts and members (and admins who are no member) publish camera,
-// microphone and screen and send data; viewers, and any other role, only
-// watch. Per-participant permissions will replace the role rule here.
-func (s *Service) participantGrants(_ context.Context, _ *store.CallParticipant, role string, admin bool) (SFUGrants, error) {
-	if role == store.CallRoleHost || role == store.CallRoleMember || (role == "" && admin) {
-		return SFUGrants{
-			Publish:     []string{SourceCamera, SourceMicrophone, SourceScreenShare, SourceScreenShareAudio},
-			Subscribe:   true,
-			PublishData: true,
-		}, nil
+// from: its permissions in the call (a host's grants and revokes, else its
+// call type's defaults for its role) say which sources it may publish;
+// everyone may watch; members, hosts and admins may send data.
+func (s *Service) participantGrants(ctx context.Context, p *store.CallParticipant, role string, admin bool) (SFUGrants, error) {
+	access, err := s.store.CallParticipantAccess(ctx, []uuid.UUID{p.ID})
+	if err != nil {
+		return SFUGrants{}, err
 	}
-	return SFUGrants{Subscribe: true}, nil
+	if access[0] == nil {
+		return SFUGrants{Subscribe: true}, nil
+	}
+	member := role == store.CallRoleHost || role == store.CallRoleMember || (role == "" && admin)
+	return grantsFor(s.effective(access[0]), member), nil
+}
+
+// grantsFor turns capabilities into SFU grants, sources in LiveKit's
+// order.
+func grantsFor(caps []CallPermission, data bool) SFUGrants {
+	g := SFUGrants{Subscribe: true, PublishData: data}
+	if slices.Contains(caps, SendVideo) {
+		g.Publish = append(g.Publish, SourceCamera)
+	}
+	if slices.Contains(caps, SendAudio) {
+		g.Publish = append(g.Publish, SourceMicrophone)
+	}
+	if slices.Contains(caps, Screenshare) {
+		g.Publish = append(g.Publish, SourceScreenShare, SourceScreenShareAudio)
+	}
+	return g
 }
 
 // JoinSFUToken is the SFU token of the participant a joinCall just made
@@ -92,6 +111,12 @@ func (s *Service) RefreshSFUToken(ctx context.Context, participant string) (*SFU
 	if err != nil {
 		return nil, err
 	}
+	return s.freshSFUToken(ctx, p, me.IsAdmin())
+}
+
+// freshSFUToken signs participant p's token with what it may do now
+// (admin: its user is an admin); CONFLICT when it has left its session.
+func (s *Service) freshSFUToken(ctx context.Context, p *store.CallParticipant, admin bool) (*SFUToken, error) {
 	role, err := s.store.CallMembership(ctx, p.CallID, p.UserID)
 	if err != nil {
 		return nil, err
@@ -101,9 +126,33 @@ func (s *Service) RefreshSFUToken(ctx context.Context, participant string) (*SFU
 		return nil, err
 	}
 	if live[0] == nil || live[0].ID != p.SessionID {
-		return nil, store.Conflict("participant %q has left the call; join it again for a new participant", participant)
+		return nil, store.Conflict("participant %q has left the call; join it again for a new participant", p.ID)
 	}
-	return s.sfuTokenFor(ctx, p, live[0].SFU.ID, role, me.IsAdmin())
+	return s.sfuTokenFor(ctx, p, live[0].SFU.ID, role, admin)
+}
+
+// withSFUToken returns e, or for the stream's own participant's
+// permissions.updated a copy of it with a fresh SFU token (the event is
+// shared by every stream of the node, and the token is this one's alone).
+// A failure leaves the token out: the client can still refreshSFUToken.
+func (s *Service) withSFUToken(ctx context.Context, me *store.CallParticipant, e *CallEvent) *CallEvent {
+	if e.Type != EventPermissionsUpdated || e.Participant == nil || e.Participant.ID != me.ID {
+		return e
+	}
+	caller, err := auth.Caller(ctx)
+	if err != nil {
+		return e
+	}
+	tok, err := s.freshSFUToken(ctx, me, caller.IsAdmin())
+	if err != nil || tok == nil {
+		if err != nil {
+			s.log.Warn("callEvents: fresh SFU token", "participant", me.ID, "err", err)
+		}
+		return e
+	}
+	c := *e
+	c.SFUToken = tok
+	return &c
 }
 
 // sfuTokenFor signs a token for participant p on the session's SFU node,

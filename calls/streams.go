@@ -178,6 +178,7 @@ func (s *Service) streamEvents(ctx context.Context, cancel context.CancelFunc, m
 				s.log.Warn("callEvents: bad event", "err", err)
 				continue
 			}
+			e = s.withSFUToken(ctx, me, e)
 		}
 		if !out.Send(ctx, e) {
 			return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -376,8 +377,8 @@ func (ec *executionContext) _CallTypePermissions_host(ctx context.Context, field
 			return obj.Host, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []model.CallPermission) graphql.Marshaler {
-			return ec.marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []calls.CallPermission) graphql.Marshaler {
+			return ec.marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -399,8 +400,8 @@ func (ec *executionContext) _CallTypePermissions_member(ctx context.Context, fie
 			return obj.Member, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []model.CallPermission) graphql.Marshaler {
-			return ec.marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []calls.CallPermission) graphql.Marshaler {
+			return ec.marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -422,8 +423,8 @@ func (ec *executionContext) _CallTypePermissions_viewer(ctx context.Context, fie
 			return obj.Viewer, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []model.CallPermission) graphql.Marshaler {
-			return ec.marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []calls.CallPermission) graphql.Marshaler {
+			return ec.marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -580,21 +581,21 @@ func (ec *executionContext) unmarshalInputCallTypePermissionsInput(ctx context.C
 		switch k {
 		case "host":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("host"))
-			data, err := ec.unmarshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx, v)
+			data, err := ec.unmarshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Host = data
 		case "member":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("member"))
-			data, err := ec.unmarshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx, v)
+			data, err := ec.unmarshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it.Member = data
 		case "viewer":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("viewer"))
-			data, err := ec.unmarshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx, v)
+			data, err := ec.unmarshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -930,46 +931,6 @@ func (ec *executionContext) marshalNCallEdge2ᚖgithubᚗcomᚋbrookhqᚋbrook�
 	return ec._CallEdge(ctx, sel, v)
 }
 
-func (ec *executionContext) unmarshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermission(ctx context.Context, v any) (model.CallPermission, error) {
-	var res model.CallPermission
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermission(ctx context.Context, sel ast.SelectionSet, v model.CallPermission) graphql.Marshaler {
-	return v
-}
-
-func (ec *executionContext) unmarshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx context.Context, v any) ([]model.CallPermission, error) {
-	vSlice := graphql.CoerceList(v)
-	var err error
-	res := make([]model.CallPermission, len(vSlice))
-	for i := range vSlice {
-		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermission(ctx, vSlice[i])
-		if err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
-}
-
-func (ec *executionContext) marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx context.Context, sel ast.SelectionSet, v []model.CallPermission) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermission(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) unmarshalNCallSortField2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallSortField(ctx context.Context, v any) (store.CallSortField, error) {
 	var res store.CallSortField
 	err := res.UnmarshalGQL(v)
@@ -1023,42 +984,6 @@ func (ec *executionContext) unmarshalOCallFilter2ᚖgithubᚗcomᚋbrookhqᚋbro
 	}
 	res, err := ec.unmarshalInputCallFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) unmarshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx context.Context, v any) ([]model.CallPermission, error) {
-	if v == nil {
-		return nil, nil
-	}
-	vSlice := graphql.CoerceList(v)
-	var err error
-	res := make([]model.CallPermission, len(vSlice))
-	for i := range vSlice {
-		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermission(ctx, vSlice[i])
-		if err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
-}
-
-func (ec *executionContext) marshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermissionᚄ(ctx context.Context, sel ast.SelectionSet, v []model.CallPermission) graphql.Marshaler {
-	if v == nil {
-		return graphql.Null
-	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallPermission(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) unmarshalOCallSort2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallSort(ctx context.Context, v any) (*store.CallSort, error) {

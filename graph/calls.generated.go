@@ -37,6 +37,9 @@ type CallMemberResolver interface {
 }
 type CallParticipantResolver interface {
 	User(ctx context.Context, obj *store.CallParticipant) (*store.User, error)
+
+	State(ctx context.Context, obj *store.CallParticipant) (*store.CallParticipantState, error)
+	Permissions(ctx context.Context, obj *store.CallParticipant) ([]calls.CallPermission, error)
 }
 type CallSessionResolver interface {
 	Call(ctx context.Context, obj *store.CallSession) (*store.Call, error)
@@ -653,6 +656,93 @@ func (ec *executionContext) fieldContext_CallEvent_createdAt(_ context.Context, 
 	return graphql.NewScalarFieldContext("CallEvent", field, false, false, "Time")
 }
 
+func (ec *executionContext) _CallEvent_permissions(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallEvent_permissions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Permissions, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []calls.CallPermission) graphql.Marshaler {
+			return ec.marshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CallEvent_permissions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallEvent", field, false, false, "CallPermission")
+}
+
+func (ec *executionContext) _CallEvent_custom(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallEvent_custom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Custom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *calls.CallCustomEvent) graphql.Marshaler {
+			return ec.marshalOCallCustomEvent2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallCustomEvent(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CallEvent_custom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CallEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CallCustomEvent(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CallEvent_sfuToken(ctx context.Context, field graphql.CollectedField, obj *calls.CallEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallEvent_sfuToken(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SFUToken, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *calls.SFUToken) graphql.Marshaler {
+			return ec.marshalOSFUToken2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐSFUToken(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CallEvent_sfuToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CallEvent",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SFUToken(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CallJoin_call(ctx context.Context, field graphql.CollectedField, obj *store.CallJoin) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -990,6 +1080,61 @@ func (ec *executionContext) _CallParticipant_leftAt(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_CallParticipant_leftAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CallParticipant", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CallParticipant_state(ctx context.Context, field graphql.CollectedField, obj *store.CallParticipant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallParticipant_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CallParticipant().State(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *store.CallParticipantState) graphql.Marshaler {
+			return ec.marshalNCallParticipantState2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipantState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallParticipant_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CallParticipant",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CallParticipantState(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CallParticipant_permissions(ctx context.Context, field graphql.CollectedField, obj *store.CallParticipant) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CallParticipant_permissions(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CallParticipant().Permissions(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []calls.CallPermission) graphql.Marshaler {
+			return ec.marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CallParticipant_permissions(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CallParticipant", field, true, true, "CallPermission")
 }
 
 func (ec *executionContext) _CallSession_id(ctx context.Context, field graphql.CollectedField, obj *store.CallSession) (ret graphql.Marshaler) {
@@ -1698,6 +1843,21 @@ func (ec *executionContext) _CallEvent(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "permissions":
+			out.Values[i] = ec._CallEvent_permissions(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "custom":
+			out.Values[i] = ec._CallEvent_custom(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sfuToken":
+			out.Values[i] = ec._CallEvent_sfuToken(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -1845,6 +2005,18 @@ func (ec *executionContext) _CallParticipant(ctx context.Context, sel ast.Select
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "state":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CallParticipant_state(ctx, field, obj)
+				})
+		case "permissions":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CallParticipant_permissions(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}

@@ -152,6 +152,11 @@ type ComplexityRoot struct {
 		PageInfo func(childComplexity int) int
 	}
 
+	CallCustomEvent struct {
+		Data func(childComplexity int) int
+		Type func(childComplexity int) int
+	}
+
 	CallEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
@@ -160,9 +165,12 @@ type ComplexityRoot struct {
 	CallEvent struct {
 		Call         func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
+		Custom       func(childComplexity int) int
 		Participant  func(childComplexity int) int
 		Participants func(childComplexity int) int
+		Permissions  func(childComplexity int) int
 		Reason       func(childComplexity int) int
+		SFUToken     func(childComplexity int) int
 		Session      func(childComplexity int) int
 		Signal       func(childComplexity int) int
 		Type         func(childComplexity int) int
@@ -183,10 +191,18 @@ type ComplexityRoot struct {
 	}
 
 	CallParticipant struct {
-		ID       func(childComplexity int) int
-		JoinedAt func(childComplexity int) int
-		LeftAt   func(childComplexity int) int
-		User     func(childComplexity int) int
+		ID          func(childComplexity int) int
+		JoinedAt    func(childComplexity int) int
+		LeftAt      func(childComplexity int) int
+		Permissions func(childComplexity int) int
+		State       func(childComplexity int) int
+		User        func(childComplexity int) int
+	}
+
+	CallParticipantState struct {
+		AudioMuted    func(childComplexity int) int
+		Screensharing func(childComplexity int) int
+		VideoMuted    func(childComplexity int) int
 	}
 
 	CallRing struct {
@@ -459,79 +475,85 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		AcceptCall        func(childComplexity int, id string) int
-		AcceptFollow      func(childComplexity int, source string, target string) int
-		AcceptInvite      func(childComplexity int, channel string) int
-		AddActivity       func(childComplexity int, feed string, input store.ActivityInput) int
-		AddComment        func(childComplexity int, activity string, text string, parentID *string, mentionedUserIds []string, data json.RawMessage) int
-		AddMembers        func(childComplexity int, channel string, userIds []string) int
-		AddReaction       func(childComplexity int, activity string, kind string, data json.RawMessage, comment *string) int
-		BanUser           func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
-		BlockUser         func(childComplexity int, user string) int
-		Bookmark          func(childComplexity int, activity string, folder *string) int
-		CancelRing        func(childComplexity int, id string) int
-		CreateCall        func(childComplexity int, input store.CallInput) int
-		CreateChannel     func(childComplexity int, input store.ChannelInput) int
-		DeleteChannel     func(childComplexity int, id string) int
-		DeleteComment     func(childComplexity int, id string) int
-		DeleteMessage     func(childComplexity int, id string) int
-		DeleteReaction    func(childComplexity int, message string, kind string) int
-		DrainSFUNode      func(childComplexity int, id string, drained *bool) int
-		EndCall           func(childComplexity int, id string) int
-		Flag              func(childComplexity int, target store.FlagTarget, reason *string) int
-		Follow            func(childComplexity int, source string, target string, activityCopyLimit *int) int
-		GoLive            func(childComplexity int, id string) int
-		HideChannel       func(childComplexity int, channel string) int
-		ImportActivities  func(childComplexity int, feed string, activities []*store.ImportedActivityInput) int
-		ImportFollows     func(childComplexity int, edges []*store.FollowEdgeInput, activityCopyLimit *int) int
-		InviteMembers     func(childComplexity int, channel string, userIds []string) int
-		JoinCall          func(childComplexity int, id string) int
-		JoinChannel       func(childComplexity int, channel string) int
-		LeaveCall         func(childComplexity int, participant string) int
-		LeaveChannel      func(childComplexity int, channel string) int
-		MarkAllRead       func(childComplexity int) int
-		MarkFeedRead      func(childComplexity int, feed string, groups []string) int
-		MarkFeedSeen      func(childComplexity int, feed string, groups []string) int
-		MarkRead          func(childComplexity int, channel string, message *string) int
-		MarkThreadRead    func(childComplexity int, message string) int
-		MarkUnread        func(childComplexity int, channel string, message string) int
-		MuteChannel       func(childComplexity int, channel string, until *time.Time) int
-		MuteUser          func(childComplexity int, user string, until *time.Time) int
-		PinMessage        func(childComplexity int, id string, expiresAt *time.Time) int
-		RefreshSFUToken   func(childComplexity int, participant string) int
-		RejectCall        func(childComplexity int, id string, reason *store.CallRejectReason) int
-		RejectFollow      func(childComplexity int, source string, target string) int
-		RejectInvite      func(childComplexity int, channel string) int
-		RemoveActivity    func(childComplexity int, id string) int
-		RemoveMembers     func(childComplexity int, channel string, userIds []string) int
-		RemoveReaction    func(childComplexity int, id string) int
-		ResolveFlag       func(childComplexity int, id string, action store.FlagAction) int
-		RingCall          func(childComplexity int, id string, members []string) int
-		SendMessage       func(childComplexity int, channel string, input store.MessageInput) int
-		SendReaction      func(childComplexity int, message string, kind string) int
-		SendSignal        func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
-		SendTypingEvent   func(childComplexity int, channel string, typing *bool) int
-		SetFeedVisibility func(childComplexity int, feed string, visibility store.FeedVisibility) int
-		SetMemberRole     func(childComplexity int, channel string, user string, role string) int
-		ShowChannel       func(childComplexity int, channel string) int
-		StopLive          func(childComplexity int, id string) int
-		TruncateChannel   func(childComplexity int, id string) int
-		UnbanUser         func(childComplexity int, user string, channel *string) int
-		UnblockUser       func(childComplexity int, user string) int
-		Unbookmark        func(childComplexity int, activity string, folder *string) int
-		Unfollow          func(childComplexity int, source string, target string, keepHistory *bool) int
-		UnmuteChannel     func(childComplexity int, channel string) int
-		UnmuteUser        func(childComplexity int, user string) int
-		UnpinMessage      func(childComplexity int, id string) int
-		UpdateActivity    func(childComplexity int, id string, data json.RawMessage) int
-		UpdateCallMembers func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
-		UpdateChannel     func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
-		UpdateComment     func(childComplexity int, id string, text *string, data json.RawMessage) int
-		UpdateMessage     func(childComplexity int, id string, text string, data json.RawMessage) int
-		UpdateReaction    func(childComplexity int, id string, data json.RawMessage) int
-		UpsertCallType    func(childComplexity int, name string, settings model.CallTypeSettingsInput) int
-		UpsertRanking     func(childComplexity int, id string, formula string) int
-		UpsertUsers       func(childComplexity int, users []*model.UserInput) int
+		AcceptCall             func(childComplexity int, id string) int
+		AcceptFollow           func(childComplexity int, source string, target string) int
+		AcceptInvite           func(childComplexity int, channel string) int
+		AddActivity            func(childComplexity int, feed string, input store.ActivityInput) int
+		AddComment             func(childComplexity int, activity string, text string, parentID *string, mentionedUserIds []string, data json.RawMessage) int
+		AddMembers             func(childComplexity int, channel string, userIds []string) int
+		AddReaction            func(childComplexity int, activity string, kind string, data json.RawMessage, comment *string) int
+		BanUser                func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
+		BlockUser              func(childComplexity int, user string) int
+		Bookmark               func(childComplexity int, activity string, folder *string) int
+		CancelRing             func(childComplexity int, id string) int
+		CreateCall             func(childComplexity int, input store.CallInput) int
+		CreateChannel          func(childComplexity int, input store.ChannelInput) int
+		DeleteChannel          func(childComplexity int, id string) int
+		DeleteComment          func(childComplexity int, id string) int
+		DeleteMessage          func(childComplexity int, id string) int
+		DeleteReaction         func(childComplexity int, message string, kind string) int
+		DrainSFUNode           func(childComplexity int, id string, drained *bool) int
+		EndCall                func(childComplexity int, id string) int
+		Flag                   func(childComplexity int, target store.FlagTarget, reason *string) int
+		Follow                 func(childComplexity int, source string, target string, activityCopyLimit *int) int
+		GoLive                 func(childComplexity int, id string) int
+		GrantPermissions       func(childComplexity int, call string, user string, permissions []calls.CallPermission) int
+		HideChannel            func(childComplexity int, channel string) int
+		ImportActivities       func(childComplexity int, feed string, activities []*store.ImportedActivityInput) int
+		ImportFollows          func(childComplexity int, edges []*store.FollowEdgeInput, activityCopyLimit *int) int
+		InviteMembers          func(childComplexity int, channel string, userIds []string) int
+		JoinCall               func(childComplexity int, id string) int
+		JoinChannel            func(childComplexity int, channel string) int
+		LeaveCall              func(childComplexity int, participant string) int
+		LeaveChannel           func(childComplexity int, channel string) int
+		MarkAllRead            func(childComplexity int) int
+		MarkFeedRead           func(childComplexity int, feed string, groups []string) int
+		MarkFeedSeen           func(childComplexity int, feed string, groups []string) int
+		MarkRead               func(childComplexity int, channel string, message *string) int
+		MarkThreadRead         func(childComplexity int, message string) int
+		MarkUnread             func(childComplexity int, channel string, message string) int
+		MuteChannel            func(childComplexity int, channel string, until *time.Time) int
+		MuteParticipants       func(childComplexity int, call string, users []string, audio *bool, video *bool) int
+		MuteUser               func(childComplexity int, user string, until *time.Time) int
+		PinMessage             func(childComplexity int, id string, expiresAt *time.Time) int
+		RefreshSFUToken        func(childComplexity int, participant string) int
+		RejectCall             func(childComplexity int, id string, reason *store.CallRejectReason) int
+		RejectFollow           func(childComplexity int, source string, target string) int
+		RejectInvite           func(childComplexity int, channel string) int
+		RemoveActivity         func(childComplexity int, id string) int
+		RemoveMembers          func(childComplexity int, channel string, userIds []string) int
+		RemoveReaction         func(childComplexity int, id string) int
+		RequestPermission      func(childComplexity int, participant string, permissions []calls.CallPermission) int
+		ResolveFlag            func(childComplexity int, id string, action store.FlagAction) int
+		RevokePermissions      func(childComplexity int, call string, user string, permissions []calls.CallPermission) int
+		RingCall               func(childComplexity int, id string, members []string) int
+		SendCallEvent          func(childComplexity int, participant string, typeArg string, data json.RawMessage) int
+		SendMessage            func(childComplexity int, channel string, input store.MessageInput) int
+		SendReaction           func(childComplexity int, message string, kind string) int
+		SendSignal             func(childComplexity int, participant string, to string, kind calls.SignalKind, payload string) int
+		SendTypingEvent        func(childComplexity int, channel string, typing *bool) int
+		SetFeedVisibility      func(childComplexity int, feed string, visibility store.FeedVisibility) int
+		SetMemberRole          func(childComplexity int, channel string, user string, role string) int
+		ShowChannel            func(childComplexity int, channel string) int
+		StopLive               func(childComplexity int, id string) int
+		TruncateChannel        func(childComplexity int, id string) int
+		UnbanUser              func(childComplexity int, user string, channel *string) int
+		UnblockUser            func(childComplexity int, user string) int
+		Unbookmark             func(childComplexity int, activity string, folder *string) int
+		Unfollow               func(childComplexity int, source string, target string, keepHistory *bool) int
+		UnmuteChannel          func(childComplexity int, channel string) int
+		UnmuteUser             func(childComplexity int, user string) int
+		UnpinMessage           func(childComplexity int, id string) int
+		UpdateActivity         func(childComplexity int, id string, data json.RawMessage) int
+		UpdateCallMembers      func(childComplexity int, id string, set []*model.CallMemberInput, remove []string) int
+		UpdateChannel          func(childComplexity int, id string, name *string, image *string, data json.RawMessage, joinPolicy *store.JoinPolicy, frozen *bool, cooldownSeconds *int) int
+		UpdateComment          func(childComplexity int, id string, text *string, data json.RawMessage) int
+		UpdateMessage          func(childComplexity int, id string, text string, data json.RawMessage) int
+		UpdateParticipantState func(childComplexity int, participant string, audioMuted *bool, videoMuted *bool, screensharing *bool) int
+		UpdateReaction         func(childComplexity int, id string, data json.RawMessage) int
+		UpsertCallType         func(childComplexity int, name string, settings model.CallTypeSettingsInput) int
+		UpsertRanking          func(childComplexity int, id string, formula string) int
+		UpsertUsers            func(childComplexity int, users []*model.UserInput) int
 	}
 
 	Mute struct {
@@ -1106,6 +1128,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CallConnection.PageInfo(childComplexity), true
 
+	case "CallCustomEvent.data":
+		if e.ComplexityRoot.CallCustomEvent.Data == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallCustomEvent.Data(childComplexity), true
+	case "CallCustomEvent.type":
+		if e.ComplexityRoot.CallCustomEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallCustomEvent.Type(childComplexity), true
+
 	case "CallEdge.cursor":
 		if e.ComplexityRoot.CallEdge.Cursor == nil {
 			break
@@ -1131,6 +1166,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallEvent.CreatedAt(childComplexity), true
+	case "CallEvent.custom":
+		if e.ComplexityRoot.CallEvent.Custom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Custom(childComplexity), true
 	case "CallEvent.participant":
 		if e.ComplexityRoot.CallEvent.Participant == nil {
 			break
@@ -1143,12 +1184,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallEvent.Participants(childComplexity), true
+	case "CallEvent.permissions":
+		if e.ComplexityRoot.CallEvent.Permissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.Permissions(childComplexity), true
 	case "CallEvent.reason":
 		if e.ComplexityRoot.CallEvent.Reason == nil {
 			break
 		}
 
 		return e.ComplexityRoot.CallEvent.Reason(childComplexity), true
+	case "CallEvent.sfuToken":
+		if e.ComplexityRoot.CallEvent.SFUToken == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallEvent.SFUToken(childComplexity), true
 	case "CallEvent.session":
 		if e.ComplexityRoot.CallEvent.Session == nil {
 			break
@@ -1236,12 +1289,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CallParticipant.LeftAt(childComplexity), true
+	case "CallParticipant.permissions":
+		if e.ComplexityRoot.CallParticipant.Permissions == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.Permissions(childComplexity), true
+	case "CallParticipant.state":
+		if e.ComplexityRoot.CallParticipant.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipant.State(childComplexity), true
 	case "CallParticipant.user":
 		if e.ComplexityRoot.CallParticipant.User == nil {
 			break
 		}
 
 		return e.ComplexityRoot.CallParticipant.User(childComplexity), true
+
+	case "CallParticipantState.audioMuted":
+		if e.ComplexityRoot.CallParticipantState.AudioMuted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipantState.AudioMuted(childComplexity), true
+	case "CallParticipantState.screensharing":
+		if e.ComplexityRoot.CallParticipantState.Screensharing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipantState.Screensharing(childComplexity), true
+	case "CallParticipantState.videoMuted":
+		if e.ComplexityRoot.CallParticipantState.VideoMuted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CallParticipantState.VideoMuted(childComplexity), true
 
 	case "CallRing.call":
 		if e.ComplexityRoot.CallRing.Call == nil {
@@ -2637,6 +2721,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.GoLive(childComplexity, args["id"].(string)), true
+	case "Mutation.grantPermissions":
+		if e.ComplexityRoot.Mutation.GrantPermissions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_grantPermissions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.GrantPermissions(childComplexity, args["call"].(string), args["user"].(string), args["permissions"].([]calls.CallPermission)), true
 	case "Mutation.hideChannel":
 		if e.ComplexityRoot.Mutation.HideChannel == nil {
 			break
@@ -2797,6 +2892,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.MuteChannel(childComplexity, args["channel"].(string), args["until"].(*time.Time)), true
+	case "Mutation.muteParticipants":
+		if e.ComplexityRoot.Mutation.MuteParticipants == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_muteParticipants_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.MuteParticipants(childComplexity, args["call"].(string), args["users"].([]string), args["audio"].(*bool), args["video"].(*bool)), true
 	case "Mutation.muteUser":
 		if e.ComplexityRoot.Mutation.MuteUser == nil {
 			break
@@ -2896,6 +3002,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveReaction(childComplexity, args["id"].(string)), true
+	case "Mutation.requestPermission":
+		if e.ComplexityRoot.Mutation.RequestPermission == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestPermission_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestPermission(childComplexity, args["participant"].(string), args["permissions"].([]calls.CallPermission)), true
 	case "Mutation.resolveFlag":
 		if e.ComplexityRoot.Mutation.ResolveFlag == nil {
 			break
@@ -2907,6 +3024,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.ResolveFlag(childComplexity, args["id"].(string), args["action"].(store.FlagAction)), true
+	case "Mutation.revokePermissions":
+		if e.ComplexityRoot.Mutation.RevokePermissions == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_revokePermissions_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RevokePermissions(childComplexity, args["call"].(string), args["user"].(string), args["permissions"].([]calls.CallPermission)), true
 	case "Mutation.ringCall":
 		if e.ComplexityRoot.Mutation.RingCall == nil {
 			break
@@ -2918,6 +3046,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RingCall(childComplexity, args["id"].(string), args["members"].([]string)), true
+	case "Mutation.sendCallEvent":
+		if e.ComplexityRoot.Mutation.SendCallEvent == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_sendCallEvent_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SendCallEvent(childComplexity, args["participant"].(string), args["type"].(string), args["data"].(json.RawMessage)), true
 	case "Mutation.sendMessage":
 		if e.ComplexityRoot.Mutation.SendMessage == nil {
 			break
@@ -3149,6 +3288,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMessage(childComplexity, args["id"].(string), args["text"].(string), args["data"].(json.RawMessage)), true
+	case "Mutation.updateParticipantState":
+		if e.ComplexityRoot.Mutation.UpdateParticipantState == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateParticipantState_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateParticipantState(childComplexity, args["participant"].(string), args["audioMuted"].(*bool), args["videoMuted"].(*bool), args["screensharing"].(*bool)), true
 	case "Mutation.updateReaction":
 		if e.ComplexityRoot.Mutation.UpdateReaction == nil {
 			break
@@ -4071,6 +4221,93 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/call_permissions.graphqls", Input: `"What a participant may do with media in a call."
+enum CallPermission {
+  "Publish audio (unmute)."
+  SEND_AUDIO
+  "Publish video."
+  SEND_VIDEO
+  "Share the screen."
+  SCREENSHARE
+}
+
+"A participant's track state, as its client reports it and hosts force it."
+type CallParticipantState {
+  audioMuted: Boolean!
+  videoMuted: Boolean!
+  screensharing: Boolean!
+}
+
+"A custom event of sendCallEvent: the app's type (a reaction, say) and data."
+type CallCustomEvent {
+  type: String!
+  data: JSON
+}
+
+extend type CallParticipant {
+  """
+  The participant's track state: a participant starts with audio and video
+  muted and no screen shared.
+  """
+  state: CallParticipantState!
+  """
+  What the participant's user may do in the call: their role's defaults
+  (hosts and members all three) until a host grants or revokes.
+  """
+  permissions: [CallPermission!]!
+}
+
+extend type CallEvent {
+  """
+  The capabilities asked for (permission.requested, sent to the hosts'
+  participants only) or now held by the participant's user
+  (permissions.updated).
+  """
+  permissions: [CallPermission!]
+  "The custom event, on custom events (sendCallEvent)."
+  custom: CallCustomEvent
+}
+
+extend type Mutation {
+  """
+  Asks the call's hosts for capabilities for the caller's own participant:
+  every live participant of a host gets permission.requested. Returns
+  false when no host is in the session to ask.
+  """
+  requestPermission(participant: ID!, permissions: [CallPermission!]!): Boolean!
+  """
+  Gives a member of the call capabilities; the session gets
+  permissions.updated for each of the member's participants. Hosts and
+  admins only. Returns the member's capabilities now.
+  """
+  grantPermissions(call: ID!, user: ID!, permissions: [CallPermission!]!): [CallPermission!]!
+  """
+  Takes capabilities from a member of the call: a revoked SEND_AUDIO
+  mutes their participants (SEND_VIDEO: video, SCREENSHARE: stops sharing).
+  Hosts and admins only. Returns the member's capabilities now.
+  """
+  revokePermissions(call: ID!, user: ID!, permissions: [CallPermission!]!): [CallPermission!]!
+  """
+  Changes the track state of the caller's own participant (arguments left
+  out stay as they are). Unmuting audio needs SEND_AUDIO, unmuting video
+  SEND_VIDEO, sharing the screen SCREENSHARE. The session gets
+  participant.updated.
+  """
+  updateParticipantState(participant: ID!, audioMuted: Boolean, videoMuted: Boolean, screensharing: Boolean): CallParticipant!
+  """
+  Mutes the audio and/or video of the users' live participants in the call
+  (at most 100 users; those not in the call are skipped). Hosts and admins
+  only. Returns the participants it changed.
+  """
+  muteParticipants(call: ID!, users: [ID!]!, audio: Boolean = true, video: Boolean = false): [CallParticipant!]!
+  """
+  Broadcasts a custom event (a reaction, say) from the caller's own
+  participant to its session, as a custom event; nothing is stored. At most
+  10 a second per participant (bursts of 20), data at most 4 KB.
+  """
+  sendCallEvent(participant: ID!, type: String!, data: JSON): CallEvent!
+}
+`, BuiltIn: false},
 	{Name: "../schema/call_sfu.graphqls", Input: `"""
 A participant's credential for its session's SFU media server: a JWT with
 LiveKit's claims (room: the session id, identity: the participant id, name:
@@ -4097,6 +4334,17 @@ extend type CallJoin {
   sfuToken: SFUToken
 }
 
+extend type CallEvent {
+  """
+  On permissions.updated for the stream's own participant: a fresh SFU token
+  with what it may do now, for its SFU client's next connection (null on
+  every other event, on other participants' streams, and when the session's
+  SFU node signs no tokens). Minted by the node serving this stream, for
+  this participant alone.
+  """
+  sfuToken: SFUToken
+}
+
 extend type Mutation {
   """
   Issues a fresh SFU token for the caller's own participant, still in the
@@ -4106,14 +4354,7 @@ extend type Mutation {
   refreshSFUToken(participant: ID!): SFUToken
 }
 `, BuiltIn: false},
-	{Name: "../schema/call_types.graphqls", Input: `"A permission a call type gives a member role by default."
-enum CallPermission {
-  SEND_AUDIO
-  SEND_VIDEO
-  SCREENSHARE
-}
-
-"""
+	{Name: "../schema/call_types.graphqls", Input: `"""
 The settings a call gets from the type in its ` + "`" + `type:id` + "`" + `. Admins define call
 types with upsertCallType; ` + "`" + `default` + "`" + `, ` + "`" + `audio_room` + "`" + ` and ` + "`" + `livestream` + "`" + ` are built
 in. A change applies to existing calls of the type from then on (the next
@@ -6079,6 +6320,16 @@ func (ec *executionContext) childFields_CallConnection(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type CallConnection", field.Name)
 }
 
+func (ec *executionContext) childFields_CallCustomEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_CallCustomEvent_type(ctx, field)
+	case "data":
+		return ec.fieldContext_CallCustomEvent_data(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallCustomEvent", field.Name)
+}
+
 func (ec *executionContext) childFields_CallEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "cursor":
@@ -6107,6 +6358,12 @@ func (ec *executionContext) childFields_CallEvent(ctx context.Context, field gra
 		return ec.fieldContext_CallEvent_reason(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_CallEvent_createdAt(ctx, field)
+	case "permissions":
+		return ec.fieldContext_CallEvent_permissions(ctx, field)
+	case "custom":
+		return ec.fieldContext_CallEvent_custom(ctx, field)
+	case "sfuToken":
+		return ec.fieldContext_CallEvent_sfuToken(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallEvent", field.Name)
 }
@@ -6149,8 +6406,24 @@ func (ec *executionContext) childFields_CallParticipant(ctx context.Context, fie
 		return ec.fieldContext_CallParticipant_joinedAt(ctx, field)
 	case "leftAt":
 		return ec.fieldContext_CallParticipant_leftAt(ctx, field)
+	case "state":
+		return ec.fieldContext_CallParticipant_state(ctx, field)
+	case "permissions":
+		return ec.fieldContext_CallParticipant_permissions(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CallParticipant", field.Name)
+}
+
+func (ec *executionContext) childFields_CallParticipantState(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "audioMuted":
+		return ec.fieldContext_CallParticipantState_audioMuted(ctx, field)
+	case "videoMuted":
+		return ec.fieldContext_CallParticipantState_videoMuted(ctx, field)
+	case "screensharing":
+		return ec.fieldContext_CallParticipantState_screensharing(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CallParticipantState", field.Name)
 }
 
 func (ec *executionContext) childFields_CallRing(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

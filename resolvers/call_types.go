@@ -16,7 +16,7 @@ func callTypeSettings(in model.CallTypeSettingsInput) store.CallTypeSettings {
 	}
 	if p := in.Permissions; p != nil {
 		out.Permissions = store.CallPermissions{}
-		for role, perms := range map[string][]model.CallPermission{"host": p.Host, "member": p.Member, "viewer": p.Viewer} {
+		for role, perms := range map[string][]calls.CallPermission{"host": p.Host, "member": p.Member, "viewer": p.Viewer} {
 			if perms == nil {
 				continue
 			}
@@ -33,10 +33,10 @@ func callTypeSettings(in model.CallTypeSettingsInput) store.CallTypeSettings {
 // callTypePermissions turns a call type's stored permissions into the
 // schema's (a role without any has an empty list).
 func callTypePermissions(p store.CallPermissions) *model.CallTypePermissions {
-	conv := func(role string) []model.CallPermission {
-		out := make([]model.CallPermission, len(p[role]))
+	conv := func(role string) []calls.CallPermission {
+		out := make([]calls.CallPermission, len(p[role]))
 		for i, v := range p[role] {
-			out[i] = model.CallPermission(v)
+			out[i] = calls.CallPermission(v)
 		}
 		return out
 	}

@@ -31,6 +31,9 @@ type callLoaderSet struct {
 	CallParticipant *Loader[uuid.UUID, []*store.CallParticipant]
 	SFUDrained      *Loader[string, bool]
 	RingsByCall     *Loader[callSessionsKey, []*store.CallRing]
+	// ParticipantState and ParticipantPerms: see call_permissions.go.
+	ParticipantState *Loader[uuid.UUID, *store.CallParticipantState]
+	ParticipantPerms *Loader[uuid.UUID, []calls.CallPermission]
 }
 
 // callSessionsKey asks for a call's newest sessions.
@@ -74,9 +77,11 @@ func newCallLoaderSet(s *calls.Service) *callLoaderSet {
 			}
 			return out, nil
 		}),
-		CallParticipant: NewLoader(s.Participants),
-		SFUDrained:      NewLoader(s.SFUsDrained),
-		RingsByCall:     NewLoader(pagedByCall(s.RingsByCall)),
+		CallParticipant:  NewLoader(s.Participants),
+		SFUDrained:       NewLoader(s.SFUsDrained),
+		RingsByCall:      NewLoader(pagedByCall(s.RingsByCall)),
+		ParticipantState: NewLoader(s.ParticipantStates),
+		ParticipantPerms: NewLoader(s.ParticipantPermissions),
 	}
 }
 

@@ -18,6 +18,10 @@ type CallParticipant struct {
 	UserID    string     `json:"user"`
 	JoinedAt  time.Time  `json:"joinedAt"`
 	LeftAt    *time.Time `json:"leftAt,omitempty"`
+	// KnownState is the participant's track state when the read or event
+	// that made it carried it (nil: look it up). Not named State, so the
+	// GraphQL state field goes through a resolver that looks it up.
+	KnownState *CallParticipantState `json:"state,omitempty"`
 }
 
 // Why a participant left.

@@ -3,14 +3,11 @@
 package model
 
 import (
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
-	"strconv"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/brookhq/brook/calls"
 	"github.com/brookhq/brook/store"
 )
 
@@ -65,16 +62,16 @@ type CallMemberInput struct {
 
 // Default permissions of each member role of a call type.
 type CallTypePermissions struct {
-	Host   []CallPermission `json:"host"`
-	Member []CallPermission `json:"member"`
-	Viewer []CallPermission `json:"viewer"`
+	Host   []calls.CallPermission `json:"host"`
+	Member []calls.CallPermission `json:"member"`
+	Viewer []calls.CallPermission `json:"viewer"`
 }
 
 // Default permissions of member roles; a role left out keeps its current ones.
 type CallTypePermissionsInput struct {
-	Host   []CallPermission `json:"host,omitempty"`
-	Member []CallPermission `json:"member,omitempty"`
-	Viewer []CallPermission `json:"viewer,omitempty"`
+	Host   []calls.CallPermission `json:"host,omitempty"`
+	Member []calls.CallPermission `json:"member,omitempty"`
+	Viewer []calls.CallPermission `json:"viewer,omitempty"`
 }
 
 // Settings of a call type. Left out: the current value (a new type: 100
@@ -216,62 +213,4 @@ type UserInput struct {
 	// An image URL, at most 2048 characters.
 	Image graphql.Omittable[*string]         `json:"image,omitempty"`
 	Data  graphql.Omittable[json.RawMessage] `json:"data,omitempty"`
-}
-
-// A permission a call type gives a member role by default.
-type CallPermission string
-
-const (
-	CallPermissionSendAudio   CallPermission = "SEND_AUDIO"
-	CallPermissionSendVideo   CallPermission = "SEND_VIDEO"
-	CallPermissionScreenshare CallPermission = "SCREENSHARE"
-)
-
-var AllCallPermission = []CallPermission{
-	CallPermissionSendAudio,
-	CallPermissionSendVideo,
-	CallPermissionScreenshare,
-}
-
-func (e CallPermission) IsValid() bool {
-	switch e {
-	case CallPermissionSendAudio, CallPermissionSendVideo, CallPermissionScreenshare:
-		return true
-	}
-	return false
-}
-
-func (e CallPermission) String() string {
-	return string(e)
-}
-
-func (e *CallPermission) UnmarshalGQL(v any) error {
-	str, ok := v.(string)
-	if !ok {
-		return fmt.Errorf("enums must be strings")
-	}
-
-	*e = CallPermission(str)
-	if !e.IsValid() {
-		return fmt.Errorf("%s is not a valid CallPermission", str)
-	}
-	return nil
-}
-
-func (e CallPermission) MarshalGQL(w io.Writer) {
-	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
-}
-
-func (e *CallPermission) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return err
-	}
-	return e.UnmarshalGQL(s)
-}
-
-func (e CallPermission) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	e.MarshalGQL(&buf)
-	return buf.Bytes(), nil
 }

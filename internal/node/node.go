@@ -58,6 +58,9 @@ type Options struct {
 	CallRingTimeout time.Duration
 	// CallSFUTokenTTL is CALL_SFU_TOKEN_TTL (0: 10 minutes).
 	CallSFUTokenTTL time.Duration
+	// CallEventRate limits each call participant's sendCallEvent (zero:
+	// calls.DefaultEventRate).
+	CallEventRate ephemeral.Rate
 	// CallSweepInterval is how often the call participant-timeout sweep
 	// runs, on one node of the cluster (0: every second).
 	CallSweepInterval time.Duration
@@ -123,7 +126,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		ReadActivity: func(ctx context.Context, id string) (*store.Activity, error) { return n.Feeds.Activity(ctx, id, nil) }})
 	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval,
-		RingTimeout: opts.CallRingTimeout, SFUTokenTTL: opts.CallSFUTokenTTL})
+		RingTimeout: opts.CallRingTimeout, SFUTokenTTL: opts.CallSFUTokenTTL, EventRate: opts.CallEventRate})
 	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log}
 	if opts.Workers.Concurrency > 0 {
 		wo := opts.Workers
