@@ -187,7 +187,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, limit, perHook int, skip []
 				FROM webhook_deliveries d
 				WHERE d.status IN ('PENDING', 'FAILED') AND d.next_at <= now()
 				  AND (d.locked_until IS NULL OR d.locked_until < now())
-				  AND NOT (d.webhook_id = ANY($3))
+				  AND NOT (d.webhook_id = ANY(coalesce($3, ARRAY[]::text[])))
 				  AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
 					WHERE e.webhook_id = d.webhook_id AND e.order_key = d.order_key
 					  AND e.status IN ('PENDING', 'FAILED') AND (e.occurred_at, e.id) < (d.occurred_at, d.id))
