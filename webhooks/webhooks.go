@@ -52,7 +52,8 @@ type Options struct {
 	// exists (250 ms).
 	Poll time.Duration
 	// Reload is how often the webhooks are reloaded whatever the notices
-	// say (30 s).
+	// say, and how long other nodes may take to see the first webhook
+	// (10 s).
 	Reload time.Duration
 	// Client sends the requests; nil means a client of Timeout's.
 	Client *http.Client
@@ -68,6 +69,9 @@ type Service struct {
 	// hooks is the registered webhooks, replaced whole on each load.
 	hooks atomic.Pointer[[]*store.Webhook]
 	wake  chan struct{}
+	// loaded is signalled after each Load, for listen to follow whether
+	// any webhook exists.
+	loaded chan struct{}
 
 	stop    context.CancelFunc
 	running sync.WaitGroup
@@ -93,14 +97,14 @@ func New(opts Options) *Service {
 	def(&opts.RetryBase, time.Second)
 	def(&opts.RetryMax, time.Hour)
 	def(&opts.Poll, 250*time.Millisecond)
-	def(&opts.Reload, 30*time.Second)
+	def(&opts.Reload, 10*time.Second)
 	if opts.Client == nil {
 		opts.Client = &http.Client{Timeout: opts.Timeout}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Service{store: opts.Store, bus: opts.Bus, log: opts.Logger, opts: opts, wake: make(chan struct{}, 1)}
+	s := &Service{store: opts.Store, bus: opts.Bus, log: opts.Logger, opts: opts, wake: make(chan struct{}, 1), loaded: make(chan struct{}, 1)}
 	s.hooks.Store(&[]*store.Webhook{})
 	return s
 }
@@ -112,6 +116,10 @@ func (s *Service) Load(ctx context.Context) error {
 		return err
 	}
 	s.hooks.Store(&hooks)
+	select {
+	case s.loaded <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
@@ -247,14 +255,26 @@ func (s *Service) Stop() {
 }
 
 // listen reloads the webhooks on every change notice, and after a bus gap
-// (a notice may have been lost).
+// (a notice may have been lost). It holds its bus subscription only while
+// some webhook exists: a node of a cluster without webhooks subscribes to
+// nothing, and learns of the first webhook from the periodic reload.
 func (s *Service) listen(ctx context.Context) {
 	if s.bus == nil {
 		return
 	}
 	for ctx.Err() == nil {
-		sub, err := s.bus.Subscribe(ctx, changedTopic)
+		if len(*s.hooks.Load()) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.loaded:
+				continue
+			}
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		sub, err := s.bus.Subscribe(sctx, changedTopic)
 		if err != nil {
+			cancel()
 			select {
 			case <-ctx.Done():
 				return
@@ -262,11 +282,24 @@ func (s *Service) listen(ctx context.Context) {
 				continue
 			}
 		}
-		for range sub.C {
-			if err := s.Load(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("webhooks: reload", "err", err)
+		for live := true; live; {
+			select {
+			case _, ok := <-sub.C:
+				if !ok {
+					live = false
+					break
+				}
+				if err := s.Load(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("webhooks: reload", "err", err)
+				}
+				s.Wake()
+			case <-s.loaded:
+				live = len(*s.hooks.Load()) > 0
 			}
-			s.Wake()
+		}
+		cancel()
+		for range sub.C {
+			// Drain until the bus closes it.
 		}
 	}
 }
