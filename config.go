@@ -49,6 +49,11 @@ type Config struct {
 	// CallEventRate is BROOK_RATE_CALL_EVENT: sendCallEvent per
 	// participant (off: a negative Rate, no limit).
 	CallEventRate ephemeral.Rate
+	// WebhookTimeout, WebhookMaxAttempts and WebhookConcurrency are
+	// BROOK_WEBHOOK_TIMEOUT, BROOK_WEBHOOK_MAX_ATTEMPTS and
+	// BROOK_WEBHOOK_CONCURRENCY (docs/webhooks.md).
+	WebhookTimeout                         time.Duration
+	WebhookMaxAttempts, WebhookConcurrency int
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
@@ -241,6 +246,9 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.CallParticipantTimeout = parseDuration("CALL_PARTICIPANT_TIMEOUT", 30*time.Second, time.Second, 24*time.Hour)
 	c.CallRingTimeout = parseDuration("CALL_RING_TIMEOUT", 30*time.Second, time.Second, time.Hour)
 	c.CallSFUTokenTTL = parseDuration("CALL_SFU_TOKEN_TTL", 10*time.Minute, time.Minute, 24*time.Hour)
+	c.WebhookTimeout = parseDuration("BROOK_WEBHOOK_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute)
+	c.WebhookMaxAttempts = parseInt("BROOK_WEBHOOK_MAX_ATTEMPTS", 8)
+	c.WebhookConcurrency = parseInt("BROOK_WEBHOOK_CONCURRENCY", 8)
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{
 		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),

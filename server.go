@@ -44,6 +44,7 @@ import (
 	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/migrations"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
 )
 
@@ -218,7 +219,8 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
 		FeedPullThreshold: cfg.FeedPullThreshold, FeedCommentDepth: cfg.FeedCommentDepth, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,
-		Workers: workers.Options{Concurrency: cfg.Workers}})
+		Workers:  workers.Options{Concurrency: cfg.Workers},
+		Webhooks: webhooks.Options{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts, Concurrency: cfg.WebhookConcurrency}})
 	if err != nil {
 		return err
 	}

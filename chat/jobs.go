@@ -10,6 +10,7 @@ import (
 
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
 )
 
@@ -56,6 +57,10 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 	}
 	msg, ch, members, err := messageFacts(ctx, tx, p.MessageID)
 	if err != nil || msg == nil {
+		return nil, err
+	}
+	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: EventMessageNew, Key: "channel:" + ch.ID, At: msg.CreatedAt,
+		Payload: messageHook{Channel: ch.ID, Message: msg}}); err != nil {
 		return nil, err
 	}
 	big := s.big(ch.MemberCount)
@@ -155,6 +160,13 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 		}
 		s.publishUserEvents(ctx, notify, events)
 	}, nil
+}
+
+// messageHook is the payload of the message events webhooks receive.
+type messageHook struct {
+	Channel string         `json:"channel"`
+	Message *store.Message `json:"message"`
+	User    string         `json:"user,omitempty"`
 }
 
 // senderRead is the read position a message's job records for its

@@ -11,6 +11,7 @@ import (
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
 )
 
@@ -83,7 +84,13 @@ func (s *Service) UpdateMessage(ctx context.Context, id, text string, data json.
 	if m.UserID != me.UserID && !me.IsAdmin() {
 		return nil, auth.Forbidden("only the author of message %s and admins may edit it", id)
 	}
-	m, err = s.store.UpdateMessage(ctx, m.ID, text, data)
+	err = s.hooks.Write(ctx, s.store, EventMessageUpdated, func(tx *store.Store) (*webhooks.Event, error) {
+		if m, err = tx.UpdateMessage(ctx, m.ID, text, data); err != nil {
+			return nil, err
+		}
+		return &webhooks.Event{Type: EventMessageUpdated, Key: "channel:" + m.ChannelID, At: m.UpdatedAt,
+			Payload: messageHook{Channel: m.ChannelID, Message: m, User: me.UserID}}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +111,14 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*store.Message,
 	if m.UserID != me.UserID && !canModerate(a, me) {
 		return nil, auth.Forbidden("only the author of message %s, the channel's owners and moderators, and admins may delete it", id)
 	}
-	m, deleted, err := s.store.DeleteMessage(ctx, m.ID)
+	var deleted bool
+	err = s.hooks.Write(ctx, s.store, EventMessageDeleted, func(tx *store.Store) (*webhooks.Event, error) {
+		if m, deleted, err = tx.DeleteMessage(ctx, m.ID); err != nil || !deleted {
+			return nil, err
+		}
+		return &webhooks.Event{Type: EventMessageDeleted, Key: "channel:" + m.ChannelID, At: m.UpdatedAt,
+			Payload: messageHook{Channel: m.ChannelID, Message: m, User: me.UserID}}, nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Options are what the chat Service works with.
@@ -43,6 +44,7 @@ type Service struct {
 	state     *ephemeral.State
 	bus       *bus.Bus
 	log       *slog.Logger
+	hooks     *webhooks.Service
 	pushLimit int
 	// readActivity is Options.ReadActivity.
 	readActivity func(ctx context.Context, id string) (*store.Activity, error)
@@ -53,7 +55,7 @@ type Service struct {
 
 // New returns the chat Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), pushLimit: opts.PushMemberLimit,
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), hooks: opts.Hooks, pushLimit: opts.PushMemberLimit,
 		readActivity: opts.ReadActivity}
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultPushMemberLimit

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // defaultCopyLimit is how many of the target's recent activities a follow
@@ -106,6 +108,10 @@ func (s *Service) startFollow(ctx context.Context, tx *store.Store, src, dst *st
 	if err := tx.MergeIfPulled(ctx, src.ID, dst.ID); err != nil {
 		return nil, err
 	}
+	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "follow.created", Key: "feed:" + dst.ID, At: time.Now(),
+		Payload: map[string]any{"follow": f}}); err != nil {
+		return nil, err
+	}
 	if limit == 0 {
 		return f, nil
 	}
@@ -136,6 +142,10 @@ func (s *Service) Unfollow(ctx context.Context, source, target string, keepHisto
 			return err
 		}
 		if _, err := s.countFollow(ctx, tx, src.ID, dst.ID, -1); err != nil {
+			return err
+		}
+		if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "follow.deleted", Key: "feed:" + dst.ID, At: time.Now(),
+			Payload: map[string]any{"source": src.ID, "target": dst.ID}}); err != nil {
 			return err
 		}
 		if keep {

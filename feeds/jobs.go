@@ -3,10 +3,12 @@ package feeds
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
 )
 
@@ -47,6 +49,10 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 		return nil, err // removed meanwhile: nothing to announce
 	}
 	a := acts[0]
+	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "activity.added", Key: "feed:" + a.FeedID, At: a.CreatedAt,
+		Payload: map[string]any{"feed": a.FeedID, "activity": a}}); err != nil {
+		return nil, err
+	}
 	feeds := append([]string{a.FeedID}, a.To...)
 	if j.Push {
 		pages, err := tx.PlanFanout(ctx, j)
@@ -112,6 +118,11 @@ func (s *Service) removeJob(ctx context.Context, tx *store.Store, j store.Remove
 		if _, err := tx.EnqueueJob(ctx, store.JobFeedRemove, j); err != nil {
 			return nil, err
 		}
+	} else if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "activity.removed", Key: "activity:" + j.Activity.String(),
+		At: time.Now(), Payload: map[string]any{"activity": j.Activity}}); err != nil {
+		// Once, with the job's last batch: the activity's row is gone
+		// already, so its feed is not known here.
+		return nil, err
 	}
 	return s.announce(feeds, FeedUpdate{Removed: []uuid.UUID{j.Activity}}, more), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -11,6 +12,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Notifications of comments and reactions. Jobs write them after the
@@ -71,6 +73,10 @@ func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.Comme
 		return nil, err
 	}
 	a := acts[0]
+	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "comment.new", Key: "feed:" + a.FeedID, At: c.CreatedAt,
+		Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": c}}); err != nil {
+		return nil, err
+	}
 	data, err := json.Marshal(map[string]string{"text": snippet(c.Text, 200), "comment": c.ID.String(), "activity": a.ID.String()})
 	if err != nil {
 		return nil, err
@@ -122,6 +128,10 @@ func (s *Service) reactionJob(ctx context.Context, tx *store.Store, j store.Reac
 		return nil, err
 	}
 	a := acts[0]
+	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "reaction.new", Key: "feed:" + a.FeedID, At: time.Now(),
+		Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "reaction": map[string]any{"id": j.Reaction, "kind": j.Kind, "user": j.User}}}); err != nil {
+		return nil, err
+	}
 	// Unless the request that added it did already.
 	changed := func(ctx context.Context) { s.publishActivityChanged(ctx, a.ID, reactionChangeKey(j.Reaction)) }
 	if a.ActorID == j.User {

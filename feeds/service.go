@@ -16,6 +16,7 @@ import (
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Options are what the feeds Service works with.
@@ -43,6 +44,7 @@ type Service struct {
 	state         *ephemeral.State
 	bus           *bus.Bus
 	log           *slog.Logger
+	hooks         *webhooks.Service
 	pullThreshold int
 	commentDepth  int
 	updateWindow  time.Duration
@@ -56,7 +58,7 @@ type Service struct {
 
 // New returns the feeds Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), pullThreshold: opts.PullThreshold}
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), hooks: opts.Hooks, pullThreshold: opts.PullThreshold}
 	if s.pullThreshold <= 0 {
 		s.pullThreshold = DefaultPullThreshold
 	}

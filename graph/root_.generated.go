@@ -492,6 +492,7 @@ type ComplexityRoot struct {
 		DeleteComment          func(childComplexity int, id string) int
 		DeleteMessage          func(childComplexity int, id string) int
 		DeleteReaction         func(childComplexity int, message string, kind string) int
+		DeleteWebhook          func(childComplexity int, id string) int
 		DrainSFUNode           func(childComplexity int, id string, drained *bool) int
 		EndCall                func(childComplexity int, id string) int
 		Flag                   func(childComplexity int, target store.FlagTarget, reason *string) int
@@ -516,6 +517,7 @@ type ComplexityRoot struct {
 		MuteParticipants       func(childComplexity int, call string, users []string, audio *bool, video *bool) int
 		MuteUser               func(childComplexity int, user string, until *time.Time) int
 		PinMessage             func(childComplexity int, id string, expiresAt *time.Time) int
+		RedeliverWebhook       func(childComplexity int, delivery string) int
 		RefreshSFUToken        func(childComplexity int, participant string) int
 		RejectCall             func(childComplexity int, id string, reason *store.CallRejectReason) int
 		RejectFollow           func(childComplexity int, source string, target string) int
@@ -554,6 +556,7 @@ type ComplexityRoot struct {
 		UpsertCallType         func(childComplexity int, name string, settings model.CallTypeSettingsInput) int
 		UpsertRanking          func(childComplexity int, id string, formula string) int
 		UpsertUsers            func(childComplexity int, users []*model.UserInput) int
+		UpsertWebhook          func(childComplexity int, id string, url string, events []string, secret string, active *bool) int
 	}
 
 	Mute struct {
@@ -591,6 +594,8 @@ type ComplexityRoot struct {
 		UnreadCounts      func(childComplexity int) int
 		User              func(childComplexity int, id string) int
 		Users             func(childComplexity int, ids []string) int
+		WebhookDeliveries func(childComplexity int, webhook string, status *store.WebhookDeliveryStatus, first *int, after *string) int
+		Webhooks          func(childComplexity int) int
 	}
 
 	Ranking struct {
@@ -717,6 +722,41 @@ type ComplexityRoot struct {
 		TotalUnreadCount func(childComplexity int) int
 		Type             func(childComplexity int) int
 		UnreadChannels   func(childComplexity int) int
+	}
+
+	Webhook struct {
+		Active    func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		Events    func(childComplexity int) int
+		ID        func(childComplexity int) int
+		URL       func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+	}
+
+	WebhookDelivery struct {
+		Attempts    func(childComplexity int) int
+		Body        func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		DeliveredAt func(childComplexity int) int
+		EventType   func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Key         func(childComplexity int) int
+		LastError   func(childComplexity int) int
+		LastStatus  func(childComplexity int) int
+		NextAt      func(childComplexity int) int
+		OccurredAt  func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Webhook     func(childComplexity int) int
+	}
+
+	WebhookDeliveryConnection struct {
+		Edges    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	WebhookDeliveryEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
 	}
 }
 
@@ -2666,6 +2706,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteReaction(childComplexity, args["message"].(string), args["kind"].(string)), true
+	case "Mutation.deleteWebhook":
+		if e.ComplexityRoot.Mutation.DeleteWebhook == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteWebhook_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteWebhook(childComplexity, args["id"].(string)), true
 	case "Mutation.drainSFUNode":
 		if e.ComplexityRoot.Mutation.DrainSFUNode == nil {
 			break
@@ -2925,6 +2976,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PinMessage(childComplexity, args["id"].(string), args["expiresAt"].(*time.Time)), true
+	case "Mutation.redeliverWebhook":
+		if e.ComplexityRoot.Mutation.RedeliverWebhook == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_redeliverWebhook_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RedeliverWebhook(childComplexity, args["delivery"].(string)), true
 	case "Mutation.refreshSFUToken":
 		if e.ComplexityRoot.Mutation.RefreshSFUToken == nil {
 			break
@@ -3343,6 +3405,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpsertUsers(childComplexity, args["users"].([]*model.UserInput)), true
+	case "Mutation.upsertWebhook":
+		if e.ComplexityRoot.Mutation.UpsertWebhook == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_upsertWebhook_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpsertWebhook(childComplexity, args["id"].(string), args["url"].(string), args["events"].([]string), args["secret"].(string), args["active"].(*bool)), true
 
 	case "Mute.createdAt":
 		if e.ComplexityRoot.Mute.CreatedAt == nil {
@@ -3595,6 +3668,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["ids"].([]string)), true
+	case "Query.webhookDeliveries":
+		if e.ComplexityRoot.Query.WebhookDeliveries == nil {
+			break
+		}
+
+		args, err := ec.field_Query_webhookDeliveries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.WebhookDeliveries(childComplexity, args["webhook"].(string), args["status"].(*store.WebhookDeliveryStatus), args["first"].(*int), args["after"].(*string)), true
+	case "Query.webhooks":
+		if e.ComplexityRoot.Query.Webhooks == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Webhooks(childComplexity), true
 
 	case "Ranking.builtIn":
 		if e.ComplexityRoot.Ranking.BuiltIn == nil {
@@ -4102,6 +4192,148 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UserEvent.UnreadChannels(childComplexity), true
+
+	case "Webhook.active":
+		if e.ComplexityRoot.Webhook.Active == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Webhook.Active(childComplexity), true
+	case "Webhook.createdAt":
+		if e.ComplexityRoot.Webhook.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Webhook.CreatedAt(childComplexity), true
+	case "Webhook.events":
+		if e.ComplexityRoot.Webhook.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Webhook.Events(childComplexity), true
+	case "Webhook.id":
+		if e.ComplexityRoot.Webhook.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Webhook.ID(childComplexity), true
+	case "Webhook.url":
+		if e.ComplexityRoot.Webhook.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Webhook.URL(childComplexity), true
+	case "Webhook.updatedAt":
+		if e.ComplexityRoot.Webhook.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Webhook.UpdatedAt(childComplexity), true
+
+	case "WebhookDelivery.attempts":
+		if e.ComplexityRoot.WebhookDelivery.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Attempts(childComplexity), true
+	case "WebhookDelivery.body":
+		if e.ComplexityRoot.WebhookDelivery.Body == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Body(childComplexity), true
+	case "WebhookDelivery.createdAt":
+		if e.ComplexityRoot.WebhookDelivery.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.CreatedAt(childComplexity), true
+	case "WebhookDelivery.deliveredAt":
+		if e.ComplexityRoot.WebhookDelivery.DeliveredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.DeliveredAt(childComplexity), true
+	case "WebhookDelivery.eventType":
+		if e.ComplexityRoot.WebhookDelivery.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.EventType(childComplexity), true
+	case "WebhookDelivery.id":
+		if e.ComplexityRoot.WebhookDelivery.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.ID(childComplexity), true
+	case "WebhookDelivery.key":
+		if e.ComplexityRoot.WebhookDelivery.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Key(childComplexity), true
+	case "WebhookDelivery.lastError":
+		if e.ComplexityRoot.WebhookDelivery.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.LastError(childComplexity), true
+	case "WebhookDelivery.lastStatus":
+		if e.ComplexityRoot.WebhookDelivery.LastStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.LastStatus(childComplexity), true
+	case "WebhookDelivery.nextAt":
+		if e.ComplexityRoot.WebhookDelivery.NextAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.NextAt(childComplexity), true
+	case "WebhookDelivery.occurredAt":
+		if e.ComplexityRoot.WebhookDelivery.OccurredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.OccurredAt(childComplexity), true
+	case "WebhookDelivery.status":
+		if e.ComplexityRoot.WebhookDelivery.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Status(childComplexity), true
+	case "WebhookDelivery.webhook":
+		if e.ComplexityRoot.WebhookDelivery.Webhook == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDelivery.Webhook(childComplexity), true
+
+	case "WebhookDeliveryConnection.edges":
+		if e.ComplexityRoot.WebhookDeliveryConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryConnection.Edges(childComplexity), true
+	case "WebhookDeliveryConnection.pageInfo":
+		if e.ComplexityRoot.WebhookDeliveryConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryConnection.PageInfo(childComplexity), true
+
+	case "WebhookDeliveryEdge.cursor":
+		if e.ComplexityRoot.WebhookDeliveryEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryEdge.Cursor(childComplexity), true
+	case "WebhookDeliveryEdge.node":
+		if e.ComplexityRoot.WebhookDeliveryEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WebhookDeliveryEdge.Node(childComplexity), true
 
 	}
 	return 0, false
@@ -6131,6 +6363,83 @@ extend type Mutation {
   upsertRanking(id: ID!, formula: String!): Ranking!
 }
 `, BuiltIn: false},
+	{Name: "../schema/webhooks.graphqls", Input: `"An HTTP endpoint that receives Brook's events, signed (see docs/webhooks.md). Admins only."
+type Webhook {
+  id: ID!
+  url: String!
+  "Event types delivered (message.new, activity.added, ...); \"*\" is every type."
+  events: [String!]!
+  "Inactive webhooks get no new deliveries."
+  active: Boolean!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+"Where a webhook delivery stands."
+enum WebhookDeliveryStatus {
+  "Not tried yet, or due again after a redelivery."
+  PENDING
+  "The receiver answered 2xx."
+  DELIVERED
+  "The last attempt failed; it is retried with backoff."
+  FAILED
+  "It failed too often (BROOK_WEBHOOK_MAX_ATTEMPTS); an admin may redeliver it."
+  PARKED
+}
+
+"One event's delivery to one webhook."
+type WebhookDelivery {
+  "Sent as X-Brook-Delivery on every attempt, for the receiver to drop repeats."
+  id: ID!
+  webhook: ID!
+  "Deliveries of one webhook with the same key (channel:ID, feed:ID, call:ID) go out in order."
+  key: String!
+  eventType: String!
+  "The JSON body sent, exactly as signed."
+  body: String!
+  status: WebhookDeliveryStatus!
+  attempts: Int!
+  "The HTTP status of the last answer, if any."
+  lastStatus: Int
+  "Why the last attempt failed."
+  lastError: String
+  occurredAt: Time!
+  "When it is tried next (PENDING and FAILED)."
+  nextAt: Time!
+  createdAt: Time!
+  deliveredAt: Time
+}
+
+type WebhookDeliveryConnection {
+  edges: [WebhookDeliveryEdge!]!
+  pageInfo: PageInfo!
+}
+
+type WebhookDeliveryEdge {
+  cursor: String!
+  node: WebhookDelivery!
+}
+
+extend type Query {
+  "Every registered webhook, by id. Admins only."
+  webhooks: [Webhook!]!
+  "A webhook's deliveries, newest first, optionally of one status. Admins only."
+  webhookDeliveries(webhook: ID!, status: WebhookDeliveryStatus, first: Int = 20, after: String): WebhookDeliveryConnection!
+}
+
+extend type Mutation {
+  """
+  Creates or replaces the webhook id. url must be http or https; events
+  lists event types, or "*" for every type; secret (16 to 256 characters)
+  signs every delivery. Admins only.
+  """
+  upsertWebhook(id: ID!, url: String!, events: [String!]!, secret: String!, active: Boolean = true): Webhook!
+  "Deletes a webhook and its deliveries. False when there was none. Admins only."
+  deleteWebhook(id: ID!): Boolean!
+  "Makes a delivery (parked, failed or delivered) due again now, with a fresh count of attempts. Admins only."
+  redeliverWebhook(delivery: ID!): WebhookDelivery!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -7218,6 +7527,76 @@ func (ec *executionContext) childFields_UserEvent(ctx context.Context, field gra
 		return ec.fieldContext_UserEvent_createdAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_Webhook(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Webhook_id(ctx, field)
+	case "url":
+		return ec.fieldContext_Webhook_url(ctx, field)
+	case "events":
+		return ec.fieldContext_Webhook_events(ctx, field)
+	case "active":
+		return ec.fieldContext_Webhook_active(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Webhook_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Webhook_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Webhook", field.Name)
+}
+
+func (ec *executionContext) childFields_WebhookDelivery(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_WebhookDelivery_id(ctx, field)
+	case "webhook":
+		return ec.fieldContext_WebhookDelivery_webhook(ctx, field)
+	case "key":
+		return ec.fieldContext_WebhookDelivery_key(ctx, field)
+	case "eventType":
+		return ec.fieldContext_WebhookDelivery_eventType(ctx, field)
+	case "body":
+		return ec.fieldContext_WebhookDelivery_body(ctx, field)
+	case "status":
+		return ec.fieldContext_WebhookDelivery_status(ctx, field)
+	case "attempts":
+		return ec.fieldContext_WebhookDelivery_attempts(ctx, field)
+	case "lastStatus":
+		return ec.fieldContext_WebhookDelivery_lastStatus(ctx, field)
+	case "lastError":
+		return ec.fieldContext_WebhookDelivery_lastError(ctx, field)
+	case "occurredAt":
+		return ec.fieldContext_WebhookDelivery_occurredAt(ctx, field)
+	case "nextAt":
+		return ec.fieldContext_WebhookDelivery_nextAt(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_WebhookDelivery_createdAt(ctx, field)
+	case "deliveredAt":
+		return ec.fieldContext_WebhookDelivery_deliveredAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebhookDelivery", field.Name)
+}
+
+func (ec *executionContext) childFields_WebhookDeliveryConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_WebhookDeliveryConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_WebhookDeliveryConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebhookDeliveryConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_WebhookDeliveryEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_WebhookDeliveryEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_WebhookDeliveryEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WebhookDeliveryEdge", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/users"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Resolver holds what every resolver needs.
@@ -22,6 +23,7 @@ type Resolver struct {
 	Feeds  *feeds.Service
 	Chat   *chat.Service
 	Calls  *calls.Service
+	Hooks  *webhooks.Service
 	Log    *slog.Logger
 }
 

@@ -214,3 +214,13 @@ type UserInput struct {
 	Image graphql.Omittable[*string]         `json:"image,omitempty"`
 	Data  graphql.Omittable[json.RawMessage] `json:"data,omitempty"`
 }
+
+type WebhookDeliveryConnection struct {
+	Edges    []*WebhookDeliveryEdge `json:"edges"`
+	PageInfo *PageInfo              `json:"pageInfo"`
+}
+
+type WebhookDeliveryEdge struct {
+	Cursor string                 `json:"cursor"`
+	Node   *store.WebhookDelivery `json:"node"`
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/users"
+	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
 )
 
@@ -68,6 +69,9 @@ type Options struct {
 	// Workers tunes the job runner; Workers.Concurrency 0 runs no
 	// workers on this node.
 	Workers workers.Options
+	// Webhooks tunes webhook delivery (BROOK_WEBHOOK_*); its Store, Bus
+	// and Logger are the node's.
+	Webhooks webhooks.Options
 	// ChatRepairInterval is how often the chat unread repair pass runs
 	// (0: every minute).
 	ChatRepairInterval time.Duration
@@ -82,6 +86,7 @@ type Node struct {
 	Feeds    *feeds.Service
 	Chat     *chat.Service
 	Calls    *calls.Service
+	Hooks    *webhooks.Service
 	Resolver *resolvers.Resolver
 	// Runner runs the products' jobs; nil when this node runs none.
 	Runner *workers.Runner
@@ -118,7 +123,15 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	}
 	b := bus.New(state.Redis(), bus.Options{Prefix: opts.RedisPrefix + "bus:", Logger: log, Registerer: opts.Registerer, Health: state.Guard()})
 	n := &Node{Store: st, State: state, Bus: b, log: log}
-	parts := product.Parts{Store: st, State: state, Bus: b, Logger: log}
+	wo := opts.Webhooks
+	wo.Store, wo.Bus, wo.Logger = st, b, log
+	n.Hooks = webhooks.New(wo)
+	if err := n.Hooks.Load(ctx); err != nil {
+		state.Close()
+		st.Close()
+		return nil, err
+	}
+	parts := product.Parts{Store: st, State: state, Bus: b, Hooks: n.Hooks, Logger: log}
 	n.People = users.New(parts)
 	n.Feeds = feeds.New(feeds.Options{Parts: parts, PullThreshold: opts.FeedPullThreshold, CommentDepth: opts.FeedCommentDepth,
 		UpdateWindow: opts.FeedUpdateWindow})
@@ -127,7 +140,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval,
 		RingTimeout: opts.CallRingTimeout, SFUTokenTTL: opts.CallSFUTokenTTL, EventRate: opts.CallEventRate})
-	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Log: log}
+	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Hooks: n.Hooks, Log: log}
 	if opts.Workers.Concurrency > 0 {
 		wo := opts.Workers
 		if wo.Logger == nil {
@@ -148,6 +161,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 func (n *Node) Start(ctx context.Context) {
 	ctx, n.stop = context.WithCancel(context.WithoutCancel(ctx))
 	n.Calls.Start(ctx)
+	n.Hooks.Start(ctx, n.Runner != nil)
 	if n.Runner != nil {
 		n.running.Add(1)
 		go func() {
@@ -167,6 +181,7 @@ func (n *Node) Stop() {
 	}
 	n.stop()
 	n.running.Wait()
+	n.Hooks.Stop()
 	n.Calls.Stop()
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Parts are the parts of a node a product works with.
@@ -18,6 +19,9 @@ type Parts struct {
 	State *ephemeral.State
 	// Bus carries events to subscribers on every node.
 	Bus *bus.Bus
+	// Hooks takes the products' events for webhooks (one Emit per event,
+	// which costs nothing while no webhook wants it); nil emits nothing.
+	Hooks *webhooks.Service
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 }
