@@ -221,7 +221,9 @@ func TestCallEvents(t *testing.T) {
 	n.Must(t, env.Token(t, bob), `mutation($c: ID!) { acceptCall(id: $c) { id } }`, brooktest.Vars{"c": cid}, nil)
 	n.Must(t, a, `mutation($c: ID!, $m: [ID!]!) { ringCall(id: $c, members: $m) { id } }`, brooktest.Vars{"c": cid, "m": []string{carol}}, nil)
 	n.Must(t, a, `mutation($c: ID!) { cancelRing(id: $c) { id } }`, brooktest.Vars{"c": cid}, nil)
-	var joined struct{ JoinCall struct{ Session struct{ ID string } } }
+	var joined struct {
+		JoinCall struct{ Session struct{ ID string } }
+	}
 	n.Must(t, a, `mutation($c: ID!) { joinCall(id: $c) { session { id } } }`, brooktest.Vars{"c": cid}, &joined)
 	sid := joined.JoinCall.Session.ID
 	n.Must(t, a, `mutation($c: ID!) { endCall(id: $c) }`, brooktest.Vars{"c": cid}, nil)
