@@ -6,6 +6,7 @@ import (
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Who may do what with a call: its members (hosts and members) and admins
@@ -48,7 +49,16 @@ func (s *Service) CreateCall(ctx context.Context, input store.CallInput) (*store
 		s.announceRings(ctx, out)
 		return call, nil
 	}
-	call, created, err := s.store.CreateCall(ctx, me.UserID, input)
+	var call *store.Call
+	var created bool
+	err = s.hooks.Write(ctx, s.store, EventCallCreated, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if call, created, err = tx.CreateCall(ctx, me.UserID, input); err != nil || !created {
+			return nil, err
+		}
+		ev := createdHook(call, me.UserID)
+		return &ev, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +123,9 @@ func (s *Service) UpdateMembers(ctx context.Context, id string, set []store.Call
 	if err := s.requireHost(ctx, id); err != nil {
 		return nil, err
 	}
-	d, err := s.store.UpdateCallMembers(ctx, id, set, remove)
+	d, err := s.writeDepartures(ctx, false, "", func(tx *store.Store) (*store.CallDepartures, error) {
+		return tx.UpdateCallMembers(ctx, id, set, remove)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +139,10 @@ func (s *Service) EndCall(ctx context.Context, id string) (bool, error) {
 	if err := s.requireHost(ctx, id); err != nil {
 		return false, err
 	}
-	d, err := s.store.EndCall(ctx, id)
+	me, _ := auth.Caller(ctx) // requireHost read it
+	d, err := s.writeDepartures(ctx, true, me.UserID, func(tx *store.Store) (*store.CallDepartures, error) {
+		return tx.EndCall(ctx, id)
+	})
 	if err != nil {
 		return false, err
 	}

@@ -74,6 +74,9 @@ func (s *Service) maxDurationJob(ctx context.Context, tx *store.Store, job store
 	if err != nil || d == nil {
 		return nil, err
 	}
+	if err := s.hooks.EmitAll(ctx, tx, sessionHooks(d, false, "")); err != nil {
+		return nil, err
+	}
 	s.log.Info("calls: session reached its max duration", "call", p.Call, "session", p.Session, "left", len(d.Left))
 	return func(ctx context.Context) { s.finishDepartures(ctx, d) }, nil
 }

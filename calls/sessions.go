@@ -31,6 +31,12 @@ func (s *Service) JoinCall(ctx context.Context, id string) (*store.CallJoin, err
 		if j, err = tx.JoinCall(ctx, params); err != nil {
 			return err
 		}
+		if j.Started {
+			if err := s.hooks.Emit(ctx, tx, callEvent(EventSessionStarted, id, j.Session.StartedAt, callHook{User: me.UserID,
+				Session: &sessionHook{ID: j.Session.ID, StartedAt: j.Session.StartedAt}})); err != nil {
+				return err
+			}
+		}
 		// Liveness and the signaling path's facts go to Redis before the
 		// commit, so no committed participant lacks them (a rolled-back one
 		// leaves entries nobody can name; the sweep clears them).
@@ -82,7 +88,9 @@ func (s *Service) LeaveCall(ctx context.Context, participant string) (bool, erro
 	if p.LeftAt != nil {
 		return false, nil
 	}
-	d, err := s.store.LeaveCall(ctx, pid, store.CallLeftByRequest)
+	d, err := s.writeDepartures(ctx, false, "", func(tx *store.Store) (*store.CallDepartures, error) {
+		return tx.LeaveCall(ctx, pid, store.CallLeftByRequest)
+	})
 	if err != nil {
 		return false, err
 	}
