@@ -8,8 +8,8 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
-// Who may do what with a call: its members (hosts and members) and admins
-// read it and join it; hosts and admins manage its members and end it; a
+// Who may do what with a call: its members (hosts, members and viewers)
+// and admins read it and join it; hosts and admins manage its members and end it; a
 // participant id serves only the user it belongs to.
 
 // Lookup reads calls by id (nil where none exists), through a request's
@@ -121,16 +121,27 @@ func (s *Service) UpdateMembers(ctx context.Context, id string, set []store.Call
 	return s.readCall(ctx, lookup, id)
 }
 
-// EndCall ends the call's live session for everyone (hosts, admins). It
-// reports false when no session was live.
+// EndCall ends the call's live session for everyone (hosts, admins), and
+// cancels the call's rings still ringing (ringends.go). It reports false
+// when no session was live.
 func (s *Service) EndCall(ctx context.Context, id string) (bool, error) {
 	if err := s.requireHost(ctx, id); err != nil {
 		return false, err
 	}
-	d, err := s.store.EndCall(ctx, id)
+	var d *store.CallDepartures
+	var rings *store.RingOutcome
+	err := s.store.InTx(ctx, func(tx *store.Store) error {
+		var err error
+		if d, err = tx.EndCall(ctx, id); err != nil {
+			return err
+		}
+		rings, err = tx.CancelRingsOfEndedCall(ctx, id)
+		return err
+	})
 	if err != nil {
 		return false, err
 	}
 	s.finishDepartures(ctx, d)
+	s.announceEndedRings(ctx, rings)
 	return d != nil && len(d.Ended) > 0, nil
 }
