@@ -54,6 +54,9 @@ type Config struct {
 	// BROOK_WEBHOOK_CONCURRENCY (docs/webhooks.md).
 	WebhookTimeout                         time.Duration
 	WebhookMaxAttempts, WebhookConcurrency int
+	// WebhookRetention is BROOK_WEBHOOK_RETENTION: how long delivered
+	// webhook deliveries are kept.
+	WebhookRetention time.Duration
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
@@ -249,6 +252,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.WebhookTimeout = parseDuration("BROOK_WEBHOOK_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute)
 	c.WebhookMaxAttempts = parseInt("BROOK_WEBHOOK_MAX_ATTEMPTS", 8)
 	c.WebhookConcurrency = parseInt("BROOK_WEBHOOK_CONCURRENCY", 8)
+	c.WebhookRetention = parseDuration("BROOK_WEBHOOK_RETENTION", 7*24*time.Hour, time.Minute, 10*365*24*time.Hour)
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{
 		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),

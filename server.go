@@ -219,8 +219,9 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
 		FeedPullThreshold: cfg.FeedPullThreshold, FeedCommentDepth: cfg.FeedCommentDepth, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,
-		Workers:  workers.Options{Concurrency: cfg.Workers},
-		Webhooks: webhooks.Options{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts, Concurrency: cfg.WebhookConcurrency}})
+		Workers: workers.Options{Concurrency: cfg.Workers},
+		Webhooks: webhooks.Options{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts, Concurrency: cfg.WebhookConcurrency,
+			Retention: cfg.WebhookRetention}})
 	if err != nil {
 		return err
 	}

@@ -6,11 +6,12 @@ import (
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Who may do what with a call: its members (hosts, members and viewers)
-// and admins read it and join it; hosts and admins manage its members and end it; a
-// participant id serves only the user it belongs to.
+// and admins read it and join it; hosts and admins manage its members and
+// end it; a participant id serves only the user it belongs to.
 
 // Lookup reads calls by id (nil where none exists), through a request's
 // loaders so that what it reads is there for the response.
@@ -48,7 +49,16 @@ func (s *Service) CreateCall(ctx context.Context, input store.CallInput) (*store
 		s.announceRings(ctx, out)
 		return call, nil
 	}
-	call, created, err := s.store.CreateCall(ctx, me.UserID, input)
+	var call *store.Call
+	var created bool
+	err = s.hooks.Write(ctx, s.store, EventCallCreated, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if call, created, err = tx.CreateCall(ctx, me.UserID, input); err != nil || !created {
+			return nil, err
+		}
+		ev := createdHook(call, me.UserID)
+		return &ev, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +123,9 @@ func (s *Service) UpdateMembers(ctx context.Context, id string, set []store.Call
 	if err := s.requireHost(ctx, id); err != nil {
 		return nil, err
 	}
-	d, err := s.store.UpdateCallMembers(ctx, id, set, remove)
+	d, err := s.writeDepartures(ctx, false, "", func(tx *store.Store) (*store.CallDepartures, error) {
+		return tx.UpdateCallMembers(ctx, id, set, remove)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -128,15 +140,23 @@ func (s *Service) EndCall(ctx context.Context, id string) (bool, error) {
 	if err := s.requireHost(ctx, id); err != nil {
 		return false, err
 	}
-	var d *store.CallDepartures
+	me, _ := auth.Caller(ctx) // requireHost read it
 	var rings *store.RingOutcome
-	err := s.store.InTx(ctx, func(tx *store.Store) error {
-		var err error
-		if d, err = tx.EndCall(ctx, id); err != nil {
-			return err
-		}
-		rings, err = tx.CancelRingsOfEndedCall(ctx, id)
-		return err
+	d, err := s.writeDepartures(ctx, true, me.UserID, func(st *store.Store) (d *store.CallDepartures, err error) {
+		// The rings stop with the call, in its transaction (st is one
+		// only when a webhook wants the departures); their webhook events
+		// follow the session's (ringends.go).
+		err = st.InTx(ctx, func(tx *store.Store) error {
+			var err error
+			if d, err = tx.EndCall(ctx, id); err != nil {
+				return err
+			}
+			if rings, err = tx.CancelRingsOfEndedCall(ctx, id); err != nil {
+				return err
+			}
+			return s.hooks.EmitAll(ctx, tx, ringHooks(rings))
+		})
+		return d, err
 	})
 	if err != nil {
 		return false, err

@@ -74,8 +74,14 @@ func (s *Service) maxDurationJob(ctx context.Context, tx *store.Store, job store
 	if err != nil || d == nil {
 		return nil, err
 	}
+	if err := s.hooks.EmitAll(ctx, tx, sessionHooks(d, false, "")); err != nil {
+		return nil, err
+	}
 	rings, err := tx.CancelRingsOfEndedCall(ctx, p.Call)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.hooks.EmitAll(ctx, tx, ringHooks(rings)); err != nil {
 		return nil, err
 	}
 	s.log.Info("calls: session reached its max duration", "call", p.Call, "session", p.Session, "left", len(d.Left))

@@ -49,6 +49,9 @@ func (s *Service) sweepJob(ctx context.Context, tx *store.Store, _ store.Job) (f
 	if err != nil {
 		return nil, err
 	}
+	if err := s.hooks.EmitAll(ctx, tx, sessionHooks(d, false, "")); err != nil {
+		return nil, err
+	}
 	if len(d.Left) > 0 {
 		s.log.Info("calls: participants timed out", "left", len(d.Left), "sessions_ended", len(d.Ended))
 	}
@@ -69,6 +72,9 @@ func (s *Service) repairJob(ctx context.Context, tx *store.Store, _ store.Job) (
 	}
 	ended, err := tx.EndEmptyCallSessions(ctx, 500)
 	if err != nil || len(ended) == 0 {
+		return nil, err
+	}
+	if err := s.hooks.EmitAll(ctx, tx, sessionHooks(&store.CallDepartures{Ended: ended, Reason: "repair"}, false, "")); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) {

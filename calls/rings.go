@@ -102,7 +102,9 @@ func (s *Service) RingCall(ctx context.Context, id string, members []string) ([]
 		}
 		seen[m] = true
 	}
-	out, err := s.startRings(ctx, s.store, me, id, members)
+	out, err := s.writeRings(ctx, func(tx *store.Store) (*store.RingOutcome, error) {
+		return s.startRings(ctx, tx, me, id, members)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +136,19 @@ func (s *Service) createAndRing(ctx context.Context, me auth.Identity, input sto
 	var out *store.RingOutcome
 	err := s.store.InTx(ctx, func(tx *store.Store) error {
 		var err error
-		if call, _, err = tx.CreateCall(ctx, me.UserID, input); err != nil {
+		var created bool
+		if call, created, err = tx.CreateCall(ctx, me.UserID, input); err != nil {
 			return err
 		}
-		out, err = s.startRings(ctx, tx, me, call.ID, nil)
-		return err
+		if created {
+			if err := s.hooks.Emit(ctx, tx, createdHook(call, me.UserID)); err != nil {
+				return err
+			}
+		}
+		if out, err = s.startRings(ctx, tx, me, call.ID, nil); err != nil {
+			return err
+		}
+		return s.hooks.EmitAll(ctx, tx, ringHooks(out))
 	})
 	if err != nil {
 		return nil, nil, err
@@ -167,7 +177,9 @@ func (s *Service) decide(ctx context.Context, id string, state store.CallRingSta
 	if _, err := store.ParseCallID("id", id); err != nil {
 		return nil, err
 	}
-	out, err := s.store.DecideCallRing(ctx, id, me.UserID, state, reason)
+	out, err := s.writeRings(ctx, func(tx *store.Store) (*store.RingOutcome, error) {
+		return tx.DecideCallRing(ctx, id, me.UserID, state, reason)
+	})
 	if errors.Is(err, store.ErrNotRinging) {
 		role, merr := s.store.CallMembership(ctx, id, me.UserID)
 		if merr != nil {
@@ -201,7 +213,9 @@ func (s *Service) CancelRing(ctx context.Context, id string) ([]*store.CallRing,
 	if role == "" && !me.IsAdmin() {
 		return nil, auth.Forbidden("you are not a member of call %q", id)
 	}
-	out, err := s.store.CancelCallRings(ctx, id, me.UserID)
+	out, err := s.writeRings(ctx, func(tx *store.Store) (*store.RingOutcome, error) {
+		return tx.CancelCallRings(ctx, id, me.UserID)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +244,9 @@ func (s *Service) ringTimeoutJob(ctx context.Context, tx *store.Store, job store
 	}
 	out, err := tx.MissCallRings(ctx, p.Call, p.Rings)
 	if err != nil || len(out.Rings) == 0 {
+		return nil, err
+	}
+	if err := s.hooks.EmitAll(ctx, tx, ringHooks(out)); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) { s.announceRings(ctx, out) }, nil

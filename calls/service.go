@@ -21,6 +21,7 @@ import (
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Options are what the calls Service works with.
@@ -58,7 +59,9 @@ const DefaultParticipantTimeout = 30 * time.Second
 
 // Service is the calls product.
 type Service struct {
-	store      *store.Store
+	store *store.Store
+	// hooks takes the calls' webhook events (hooks.go).
+	hooks      *webhooks.Service
 	state      *ephemeral.State
 	bus        *bus.Bus
 	log        *slog.Logger
@@ -102,7 +105,7 @@ const factsCacheSize = 100_000
 
 // New returns the calls Service. Start it to run the call runtime.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(),
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), hooks: opts.Hooks,
 		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval,
 		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy, sfuTokenTTL: opts.SFUTokenTTL, eventRate: opts.EventRate}
 	if s.eventRate == (ephemeral.Rate{}) {

@@ -33,8 +33,17 @@ func (s *Service) JoinCall(ctx context.Context, id string) (*store.CallJoin, err
 		if j, err = tx.JoinCall(ctx, params); err != nil {
 			return err
 		}
+		if j.Started {
+			if err := s.hooks.Emit(ctx, tx, callEvent(EventSessionStarted, id, j.Session.StartedAt, callHook{User: me.UserID,
+				Session: &sessionHook{ID: j.Session.ID, StartedAt: j.Session.StartedAt}})); err != nil {
+				return err
+			}
+		}
 		// A rung user who joins has answered (ringends.go).
 		if accepted, err = tx.AcceptRingOnJoin(ctx, id, me.UserID); err != nil {
+			return err
+		}
+		if err := s.hooks.EmitAll(ctx, tx, ringHooks(accepted)); err != nil {
 			return err
 		}
 		// Liveness and the signaling path's facts go to Redis before the
@@ -89,7 +98,9 @@ func (s *Service) LeaveCall(ctx context.Context, participant string) (bool, erro
 	if p.LeftAt != nil {
 		return false, nil
 	}
-	d, err := s.store.LeaveCall(ctx, pid, store.CallLeftByRequest)
+	d, err := s.writeDepartures(ctx, false, "", func(tx *store.Store) (*store.CallDepartures, error) {
+		return tx.LeaveCall(ctx, pid, store.CallLeftByRequest)
+	})
 	if err != nil {
 		return false, err
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Bans: channel owners and moderators ban from their channel, admins from
@@ -25,7 +26,15 @@ func (s *Service) BanUser(ctx context.Context, user string, channel *string, unt
 		return false, store.Invalid("until", "%s is past: give a time to come, or none to ban for good", until.UTC().Format(time.RFC3339))
 	}
 	b.Until, b.Shadow, b.Reason, b.BannedBy = until, shadow, reason, me.UserID
-	if err := s.store.BanUser(ctx, *b); err != nil {
+	// A channel's hard ban reaches its webhooks; a shadow ban, which
+	// must not show, and an app-wide one (no channel to order it by) not.
+	err = s.hooks.Write(ctx, s.store, EventUserBanned, func(tx *store.Store) (*webhooks.Event, error) {
+		if err := tx.BanUser(ctx, *b); err != nil || b.ChannelID == "" || shadow {
+			return nil, err
+		}
+		return event(EventUserBanned, b.ChannelID, channelHook{User: me.UserID, Members: []string{user}}), nil
+	})
+	if err != nil {
 		return false, err
 	}
 	if b.ChannelID != "" && !shadow {
@@ -37,11 +46,18 @@ func (s *Service) BanUser(ctx context.Context, user string, channel *string, unt
 // UnbanUser lifts a user's ban from a channel (nil: the app-wide one) and
 // reports whether one was in force.
 func (s *Service) UnbanUser(ctx context.Context, user string, channel *string) (bool, error) {
-	b, _, err := s.banTarget(ctx, user, channel)
+	b, me, err := s.banTarget(ctx, user, channel)
 	if err != nil {
 		return false, err
 	}
-	lifted, err := s.store.UnbanUser(ctx, user, b.ChannelID)
+	var lifted *store.Ban
+	err = s.hooks.Write(ctx, s.store, EventUserUnbanned, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if lifted, err = tx.UnbanUser(ctx, user, b.ChannelID); err != nil || lifted == nil || b.ChannelID == "" || lifted.Shadow {
+			return nil, err
+		}
+		return event(EventUserUnbanned, b.ChannelID, channelHook{User: me.UserID, Members: []string{user}}), nil
+	})
 	if err != nil || lifted == nil {
 		return false, err
 	}

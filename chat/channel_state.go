@@ -7,6 +7,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // MarkUnread moves the caller's read position in a channel to just before
@@ -89,7 +90,14 @@ func (s *Service) DeleteChannel(ctx context.Context, channel string) (*store.Cha
 	if err := requireOwner(a, me); err != nil {
 		return nil, err
 	}
-	members, err := s.store.DeleteChannel(ctx, channel, me.UserID)
+	var members []string
+	err = s.hooks.Write(ctx, s.store, EventChannelDeleted, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if members, err = tx.DeleteChannel(ctx, channel, me.UserID); err != nil {
+			return nil, err
+		}
+		return event(EventChannelDeleted, channel, channelHook{User: me.UserID, Info: infoOf(a.Channel)}), nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +121,15 @@ func (s *Service) TruncateChannel(ctx context.Context, channel string) (*store.C
 	if err := requireOwner(a, me); err != nil {
 		return nil, err
 	}
-	ch, members, err := s.store.TruncateChannel(ctx, channel, me.UserID)
+	var ch *store.Channel
+	var members []string
+	err = s.hooks.Write(ctx, s.store, EventChannelTruncated, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if ch, members, err = tx.TruncateChannel(ctx, channel, me.UserID); err != nil {
+			return nil, err
+		}
+		return event(EventChannelTruncated, channel, channelHook{User: me.UserID, Info: infoOf(ch)}), nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // CreateChannel creates a channel with the caller as its owner. With an id
@@ -18,7 +19,15 @@ func (s *Service) CreateChannel(ctx context.Context, input store.ChannelInput) (
 	if err != nil {
 		return nil, err
 	}
-	ch, created, err := s.store.CreateChannel(ctx, me.UserID, input)
+	var ch *store.Channel
+	var created bool
+	err = s.hooks.Write(ctx, s.store, EventChannelCreated, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if ch, created, err = tx.CreateChannel(ctx, me.UserID, input); err != nil || !created {
+			return nil, err
+		}
+		return event(EventChannelCreated, ch.ID, channelHook{User: me.UserID, Info: infoOf(ch)}), nil
+	})
 	if errors.Is(err, store.ErrBlocked) {
 		return nil, auth.Forbidden("a member you named blocks you: no conversation with it")
 	}
@@ -93,6 +102,9 @@ func (s *Service) UpdateChannel(ctx context.Context, id string, u store.ChannelU
 			return nil, nil, err
 		}
 		ch := &store.MemberChange{Channel: after}
+		if err := s.emit(ctx, tx, EventChannelUpdated, id, channelHook{User: me.UserID, Info: infoOf(after)}); err != nil {
+			return nil, nil, err
+		}
 		switch {
 		case !before.Frozen && after.Frozen:
 			return ch, &systemEvent{typ: EventChannelFrozen, actor: me.UserID}, nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Flags: anyone flags what it may read (a message, an activity) or
@@ -41,6 +42,7 @@ func (s *Service) Flag(ctx context.Context, target store.FlagTarget, reason *str
 		}
 	}
 	f := store.Flag{ID: store.NewID(), FlaggedByID: me.UserID, Reason: reason}
+	var flagged *store.Message
 	switch {
 	case target.Message != nil:
 		// What message(id) would say: unknown (or another's shadowed
@@ -53,6 +55,7 @@ func (s *Service) Flag(ctx context.Context, target store.FlagTarget, reason *str
 			return nil, err
 		}
 		f.TargetKind, f.TargetID, f.ChannelID, f.SubjectID = store.FlagMessage, m.ID.String(), m.ChannelID, m.UserID
+		flagged = m
 	case target.User != nil:
 		user := *target.User
 		if err := store.CheckUserID("target.user", user); err != nil {
@@ -83,7 +86,19 @@ func (s *Service) Flag(ctx context.Context, target store.FlagTarget, reason *str
 		}
 		f.TargetKind, f.TargetID, f.SubjectID = store.FlagActivity, act.ID.String(), act.ActorID
 	}
-	return s.store.AddFlag(ctx, f)
+	if f.TargetKind != store.FlagMessage {
+		return s.store.AddFlag(ctx, f)
+	}
+	var added *store.Flag
+	err = s.hooks.Write(ctx, s.store, EventMessageFlagged, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if added, err = tx.AddFlag(ctx, f); err != nil || added.ID != f.ID {
+			return nil, err // or flagged already: no new flag
+		}
+		return event(EventMessageFlagged, f.ChannelID, channelHook{User: me.UserID, Message: flagged,
+			Flag: &flagHook{ID: f.ID.String(), By: me.UserID, Reason: f.Reason}}), nil
+	})
+	return added, err
 }
 
 // Flags lists the flags of a status (nil: open ones) the caller handles,

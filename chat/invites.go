@@ -7,6 +7,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Invitations: owners and moderators invite users, who see the channel in
@@ -24,7 +25,14 @@ func (s *Service) InviteMembers(ctx context.Context, channel string, userIDs []s
 	if !canModerate(a, me) {
 		return nil, auth.Forbidden("only the owners and moderators of channel %q and admins may invite", channel)
 	}
-	invited, err := s.store.InviteMembers(ctx, channel, me.UserID, userIDs)
+	var invited []string
+	err = s.hooks.Write(ctx, s.store, EventMemberInvited, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if invited, err = tx.InviteMembers(ctx, channel, me.UserID, userIDs); err != nil || len(invited) == 0 {
+			return nil, err
+		}
+		return event(EventMemberInvited, channel, channelHook{User: me.UserID, Members: invited}), nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +74,14 @@ func (s *Service) RejectInvite(ctx context.Context, channel string) (bool, error
 	if err != nil {
 		return false, err
 	}
-	found, err := s.store.DeleteInvites(ctx, channel, []string{me.UserID})
+	var found []string
+	err = s.hooks.Write(ctx, s.store, EventInviteRejected, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if found, err = tx.DeleteInvites(ctx, channel, []string{me.UserID}); err != nil || len(found) == 0 {
+			return nil, err
+		}
+		return event(EventInviteRejected, channel, channelHook{User: me.UserID, Members: found}), nil
+	})
 	if err != nil || len(found) == 0 {
 		return false, err
 	}

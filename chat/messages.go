@@ -130,18 +130,19 @@ func (s *Service) DeleteMessage(ctx context.Context, id string) (*store.Message,
 
 // SendReaction adds the caller's reaction of a kind to a message.
 func (s *Service) SendReaction(ctx context.Context, message, kind string) (*store.Message, error) {
-	return s.react(ctx, message, kind, EventReactionNew, s.store.AddMessageReaction)
+	return s.react(ctx, message, kind, EventReactionNew, (*store.Store).AddMessageReaction)
 }
 
 // DeleteReaction removes the caller's reaction of a kind from a message.
 func (s *Service) DeleteReaction(ctx context.Context, message, kind string) (*store.Message, error) {
-	return s.react(ctx, message, kind, EventReactionDeleted, s.store.DeleteMessageReaction)
+	return s.react(ctx, message, kind, EventReactionDeleted, (*store.Store).DeleteMessageReaction)
 }
 
 // react adds or removes the caller's reaction to a message (change reports
-// whether anything changed) and announces it on the channel as event.
-func (s *Service) react(ctx context.Context, message, kind, event string,
-	change func(ctx context.Context, message uuid.UUID, userID, kind string) (bool, error)) (*store.Message, error) {
+// whether anything changed) and announces it on the channel, and to
+// webhooks with the change, as typ.
+func (s *Service) react(ctx context.Context, message, kind, typ string,
+	change func(st *store.Store, ctx context.Context, message uuid.UUID, userID, kind string) (bool, error)) (*store.Message, error) {
 	if err := store.CheckReactionKind("kind", kind); err != nil {
 		return nil, err
 	}
@@ -152,12 +153,19 @@ func (s *Service) react(ctx context.Context, message, kind, event string,
 	if err := requireWrite(a, me); err != nil {
 		return nil, err
 	}
-	changed, err := change(ctx, m.ID, me.UserID, kind)
+	var changed bool
+	err = s.hooks.Write(ctx, s.store, typ, func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if changed, err = change(tx, ctx, m.ID, me.UserID, kind); err != nil || !changed {
+			return nil, err
+		}
+		return event(typ, m.ChannelID, channelHook{User: me.UserID, Message: m, Reaction: &reactionHook{Kind: kind, User: me.UserID}}), nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	if changed {
-		s.publishChannel(ctx, event, m.ChannelID, me.UserID, s.withReactions(ctx, m))
+		s.publishChannel(ctx, typ, m.ChannelID, me.UserID, s.withReactions(ctx, m))
 	}
 	return m, nil
 }

@@ -33,7 +33,7 @@ type systemEvent struct {
 }
 
 // systemChange runs change in a transaction with the system message that
-// records it, then after (the change's own events, which a removed
+// records it and the change's webhook event, then after (the change's own events, which a removed
 // member must get before the message that its subscriptions refuse), then
 // publishes the message. change returns what it did and its event (nil:
 // no message).
@@ -45,6 +45,13 @@ func (s *Service) systemChange(ctx context.Context, channel string, change func(
 		ch, ev, err := change(tx)
 		if err != nil || ev == nil {
 			out = ch
+			return err
+		}
+		hook := channelHook{User: ev.actor, Members: ev.users, Role: ev.role}
+		if ev.typ == EventChannelFrozen || ev.typ == EventChannelUnfrozen {
+			hook.Info = infoOf(ch.Channel)
+		}
+		if err := s.emit(ctx, tx, ev.typ, channel, hook); err != nil {
 			return err
 		}
 		if ev.typ == EventMemberJoined || ev.typ == EventMemberLeft {

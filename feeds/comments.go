@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/stream"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Comments. Whoever may read an activity comments on it and reads its
@@ -69,7 +71,7 @@ func (s *Service) AddComment(ctx context.Context, activity string, in CommentInp
 // UpdateComment replaces the text (and the data, when given) of a comment
 // the caller wrote (any, for an admin).
 func (s *Service) UpdateComment(ctx context.Context, id string, text *string, data json.RawMessage, lookup Lookup) (*store.Comment, error) {
-	c, _, me, err := s.readableComment(ctx, "id", id, lookup)
+	c, a, me, err := s.readableComment(ctx, "id", id, lookup)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +89,16 @@ func (s *Service) UpdateComment(ctx context.Context, id string, text *string, da
 	if err := store.CheckData("data", data); err != nil {
 		return nil, err
 	}
-	return s.store.UpdateComment(ctx, c.ID, text, data)
+	var out *store.Comment
+	err = s.hooks.Write(ctx, s.store, "comment.updated", func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if out, err = tx.UpdateComment(ctx, c.ID, text, data); err != nil {
+			return nil, err
+		}
+		return &webhooks.Event{Type: "comment.updated", Key: "feed:" + a.FeedID, At: out.UpdatedAt,
+			Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": out, "user": me.UserID}}, nil
+	})
+	return out, err
 }
 
 // DeleteComment deletes a comment and its replies: its author, the
@@ -104,7 +115,14 @@ func (s *Service) DeleteComment(ctx context.Context, id string, lookup Lookup) (
 	if c.UserID != me.UserID && a.ActorID != me.UserID && !me.IsAdmin() {
 		return false, auth.Forbidden("only its author, the activity's actor (or an admin) may delete comment %s", id)
 	}
-	_, err = s.store.DeleteComment(ctx, c)
+	err = s.hooks.Write(ctx, s.store, "comment.deleted", func(tx *store.Store) (*webhooks.Event, error) {
+		n, err := tx.DeleteComment(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return &webhooks.Event{Type: "comment.deleted", Key: "feed:" + a.FeedID, At: time.Now(),
+			Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": c, "user": me.UserID, "deleted": n}}, nil
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}

@@ -95,6 +95,10 @@ func TestImportFollowsIdempotent(t *testing.T) {
 	if got := importFollows(t, n, edges, 2); got != (importResult{0, 4}) {
 		t.Fatalf("second import = %+v, want 0 inserted, 4 skipped", got)
 	}
+	// An empty batch imports nothing (it once failed: no staging table).
+	if got := importFollows(t, n, nil, 2); got != (importResult{}) {
+		t.Fatalf("an empty batch: %+v", got)
+	}
 	check()
 }
 

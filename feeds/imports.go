@@ -47,6 +47,9 @@ func (s *Service) ImportFollows(ctx context.Context, edges []store.FollowEdgeInp
 	if err := store.CheckFollowEdges(edges); err != nil {
 		return nil, err
 	}
+	if len(edges) == 0 {
+		return &store.ImportResult{}, nil // nothing to stage, nothing to merge
+	}
 	var res store.ImportResult
 	var remerged []string
 	err := s.store.InTx(ctx, func(tx *store.Store) error {

@@ -128,7 +128,9 @@ func (s *Service) reactionJob(ctx context.Context, tx *store.Store, j store.Reac
 		return nil, err
 	}
 	a := acts[0]
-	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "reaction.new", Key: "feed:" + a.FeedID, At: time.Now(),
+	// At is when the reaction was made (its id's time), not when this job
+	// runs: a reaction.deleted emitted meanwhile comes after it.
+	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "reaction.new", Key: "feed:" + a.FeedID, At: idTime(j.Reaction),
 		Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "reaction": map[string]any{"id": j.Reaction, "kind": j.Kind, "user": j.User}}}); err != nil {
 		return nil, err
 	}
@@ -160,4 +162,13 @@ func snippet(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
+}
+
+// idTime is when a store.NewID (a UUIDv7) was made; now for any other id.
+func idTime(id uuid.UUID) time.Time {
+	if id.Version() != 7 {
+		return time.Now()
+	}
+	sec, nsec := id.Time().UnixTime()
+	return time.Unix(sec, nsec)
 }

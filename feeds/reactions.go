@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // AddReaction adds the caller's reaction of kind to an activity it may
@@ -111,7 +113,20 @@ func (s *Service) RemoveReaction(ctx context.Context, id string) (bool, error) {
 	if r.CommentID != nil {
 		return s.store.RemoveCommentReaction(ctx, r.ID)
 	}
-	removed, err := s.store.RemoveReaction(ctx, r.ID)
+	var removed bool
+	err = s.hooks.Write(ctx, s.store, "reaction.deleted", func(tx *store.Store) (*webhooks.Event, error) {
+		var err error
+		if removed, err = tx.RemoveReaction(ctx, r.ID); err != nil || !removed || !s.hooks.Wants("reaction.deleted") {
+			return nil, err // (not wanted: Write ran this without a transaction, read nothing more)
+		}
+		acts, err := tx.ActivitiesByID(ctx, []uuid.UUID{r.ActivityID})
+		if err != nil || acts[0] == nil {
+			return nil, err
+		}
+		return &webhooks.Event{Type: "reaction.deleted", Key: "feed:" + acts[0].FeedID, At: time.Now(),
+			Payload: map[string]any{"feed": acts[0].FeedID, "activity": r.ActivityID,
+				"reaction": map[string]any{"id": r.ID, "kind": r.Kind, "user": r.UserID}}}, nil
+	})
 	if removed {
 		s.activityChanged(ctx, r.ActivityID, "")
 	}

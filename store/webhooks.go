@@ -291,3 +291,18 @@ func (s *Store) WebhookDeliveries(ctx context.Context, webhook string, status *W
 
 // DeliveryCursor is a delivery's position in WebhookDeliveries.
 func DeliveryCursor(d *WebhookDelivery) string { return d.ID.String() }
+
+// DeleteDeliveredBefore deletes up to limit DELIVERED deliveries delivered
+// before cutoff, oldest first, and returns how many it deleted. Deliveries
+// that are pending, failing or parked are kept whatever their age: they
+// are still work, or an admin's to look at.
+func (s *Store) DeleteDeliveredBefore(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	tag, err := s.db.Exec(ctx, `
+		DELETE FROM webhook_deliveries WHERE id IN (
+			SELECT id FROM webhook_deliveries WHERE status = 'DELIVERED' AND delivered_at < $1
+			ORDER BY delivered_at LIMIT $2)`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("store: delete delivered webhook deliveries: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

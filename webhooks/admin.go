@@ -31,6 +31,15 @@ func requireAdmin(ctx context.Context, what string) error {
 	return nil
 }
 
+// checkID refuses a webhook id no webhook can have (upsertWebhook's rule),
+// before it reaches SQL.
+func checkID(field, id string) error {
+	if !idPattern.MatchString(id) {
+		return store.Invalid(field, "must be 1 to 64 letters, digits or _ . : -")
+	}
+	return nil
+}
+
 // Upsert creates or replaces webhook id: where to POST (an http or https
 // URL), which event types ("*": all), the signing secret, and whether it
 // is active. Every node sees the change at once (a bus notice) or within
@@ -39,8 +48,8 @@ func (s *Service) Upsert(ctx context.Context, id, rawURL string, events []string
 	if err := requireAdmin(ctx, "registering a webhook"); err != nil {
 		return nil, err
 	}
-	if !idPattern.MatchString(id) {
-		return nil, store.Invalid("id", "must be 1 to 64 letters, digits or _ . : -")
+	if err := checkID("id", id); err != nil {
+		return nil, err
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(rawURL) > 2000 {
@@ -77,6 +86,9 @@ func (s *Service) Delete(ctx context.Context, id string) (bool, error) {
 	if err := requireAdmin(ctx, "deleting a webhook"); err != nil {
 		return false, err
 	}
+	if err := checkID("id", id); err != nil {
+		return false, err
+	}
 	ok, err := s.store.DeleteWebhook(ctx, id)
 	if err != nil {
 		return false, err
@@ -97,6 +109,9 @@ func (s *Service) List(ctx context.Context) ([]*store.Webhook, error) {
 // status.
 func (s *Service) Deliveries(ctx context.Context, webhook string, status *store.WebhookDeliveryStatus, first *int, after *string) (store.Page[*store.WebhookDelivery], error) {
 	if err := requireAdmin(ctx, "listing webhook deliveries"); err != nil {
+		return store.Page[*store.WebhookDelivery]{}, err
+	}
+	if err := checkID("webhook", webhook); err != nil {
 		return store.Page[*store.WebhookDelivery]{}, err
 	}
 	n, pos, err := store.PageArgs(first, after, 20)

@@ -57,6 +57,15 @@ type Options struct {
 	Reload time.Duration
 	// Client sends the requests; nil means a client of Timeout's.
 	Client *http.Client
+	// Retention is how long DELIVERED deliveries are kept (7 days,
+	// BROOK_WEBHOOK_RETENTION); others are kept until delivered or
+	// deleted with their webhook.
+	Retention time.Duration
+	// RetentionEvery is how often the retention job runs (10 min).
+	RetentionEvery time.Duration
+	// RetentionBatch is how many deliveries one statement of it deletes
+	// (1000).
+	RetentionBatch int
 }
 
 // Service registers webhooks and delivers events to them.
@@ -98,6 +107,11 @@ func New(opts Options) *Service {
 	def(&opts.RetryMax, time.Hour)
 	def(&opts.Poll, 250*time.Millisecond)
 	def(&opts.Reload, 10*time.Second)
+	def(&opts.Retention, 7*24*time.Hour)
+	def(&opts.RetentionEvery, 10*time.Minute)
+	if opts.RetentionBatch <= 0 {
+		opts.RetentionBatch = 1000
+	}
 	if opts.Client == nil {
 		opts.Client = &http.Client{Timeout: opts.Timeout}
 	}
@@ -181,17 +195,50 @@ func (s *Service) Emit(ctx context.Context, tx *store.Store, ev Event) error {
 // (nil: none) is emitted, so the change and its deliveries commit
 // together. For changes that have no outbox job of their own.
 func (s *Service) Write(ctx context.Context, st *store.Store, typ string, fn func(tx *store.Store) (*Event, error)) error {
-	if !s.Wants(typ) {
+	return s.WriteEvents(ctx, st, []string{typ}, func(tx *store.Store) ([]Event, error) {
+		ev, err := fn(tx)
+		if err != nil || ev == nil {
+			return nil, err
+		}
+		return []Event{*ev}, nil
+	})
+}
+
+// WriteEvents is Write for a change that may make events of several
+// types: fn runs in a transaction, and its events are emitted there, only
+// when some webhook wants one of types.
+func (s *Service) WriteEvents(ctx context.Context, st *store.Store, types []string, fn func(tx *store.Store) ([]Event, error)) error {
+	if !s.WantsAny(types...) {
 		_, err := fn(st)
 		return err
 	}
 	return st.InTx(ctx, func(tx *store.Store) error {
-		ev, err := fn(tx)
-		if err != nil || ev == nil {
+		evs, err := fn(tx)
+		if err != nil {
 			return err
 		}
-		return s.Emit(ctx, tx, *ev)
+		return s.EmitAll(ctx, tx, evs)
 	})
+}
+
+// WantsAny reports whether some active webhook subscribes to one of types.
+func (s *Service) WantsAny(types ...string) bool {
+	for _, t := range types {
+		if s.Wants(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// EmitAll emits each of evs (see Emit).
+func (s *Service) EmitAll(ctx context.Context, tx *store.Store, evs []Event) error {
+	for _, ev := range evs {
+		if err := s.Emit(ctx, tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Body is the JSON body delivered for ev: its payload's fields, with type

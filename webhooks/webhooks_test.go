@@ -332,6 +332,11 @@ func TestBadInput(t *testing.T) {
 	}
 	r := n.Query(t, admin, `mutation { redeliverWebhook(delivery: "nope") { id } }`, nil)
 	brooktest.WantCode(t, r, "BAD_USER_INPUT")
+	// An id no webhook can have is refused before it reaches SQL (a NUL
+	// byte was an INTERNAL error).
+	for _, q := range []string{`query($w: ID!) { webhookDeliveries(webhook: $w) { edges { node { id } } } }`, `mutation($w: ID!) { deleteWebhook(id: $w) }`} {
+		brooktest.WantCode(t, n.Query(t, admin, q, brooktest.Vars{"w": "a\x00b"}), "BAD_USER_INPUT")
+	}
 	if c := n.Count(t, `SELECT count(*) FROM webhooks WHERE id = $1`, "bad-"+tag); c != 0 {
 		t.Fatalf("%d webhooks written by bad input", c)
 	}

@@ -153,6 +153,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.Feeds.RegisterJobs(n.Runner)
 		n.Chat.RegisterJobs(n.Runner, opts.ChatRepairInterval)
 		n.Calls.RegisterJobs(n.Runner)
+		n.Hooks.RegisterJobs(n.Runner)
 	}
 	return n, nil
 }
