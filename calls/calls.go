@@ -9,9 +9,9 @@ import (
 	"github.com/brookhq/brook/webhooks"
 )
 
-// Who may do what with a call: its members (hosts and members) and admins
-// read it and join it; hosts and admins manage its members and end it; a
-// participant id serves only the user it belongs to.
+// Who may do what with a call: its members (hosts, members and viewers)
+// and admins read it and join it; hosts and admins manage its members and
+// end it; a participant id serves only the user it belongs to.
 
 // Lookup reads calls by id (nil where none exists), through a request's
 // loaders so that what it reads is there for the response.
@@ -133,19 +133,35 @@ func (s *Service) UpdateMembers(ctx context.Context, id string, set []store.Call
 	return s.readCall(ctx, lookup, id)
 }
 
-// EndCall ends the call's live session for everyone (hosts, admins). It
-// reports false when no session was live.
+// EndCall ends the call's live session for everyone (hosts, admins), and
+// cancels the call's rings still ringing (ringends.go). It reports false
+// when no session was live.
 func (s *Service) EndCall(ctx context.Context, id string) (bool, error) {
 	if err := s.requireHost(ctx, id); err != nil {
 		return false, err
 	}
 	me, _ := auth.Caller(ctx) // requireHost read it
-	d, err := s.writeDepartures(ctx, true, me.UserID, func(tx *store.Store) (*store.CallDepartures, error) {
-		return tx.EndCall(ctx, id)
+	var rings *store.RingOutcome
+	d, err := s.writeDepartures(ctx, true, me.UserID, func(st *store.Store) (d *store.CallDepartures, err error) {
+		// The rings stop with the call, in its transaction (st is one
+		// only when a webhook wants the departures); their webhook events
+		// follow the session's (ringends.go).
+		err = st.InTx(ctx, func(tx *store.Store) error {
+			var err error
+			if d, err = tx.EndCall(ctx, id); err != nil {
+				return err
+			}
+			if rings, err = tx.CancelRingsOfEndedCall(ctx, id); err != nil {
+				return err
+			}
+			return s.hooks.EmitAll(ctx, tx, ringHooks(rings))
+		})
+		return d, err
 	})
 	if err != nil {
 		return false, err
 	}
 	s.finishDepartures(ctx, d)
+	s.announceEndedRings(ctx, rings)
 	return d != nil && len(d.Ended) > 0, nil
 }

@@ -77,8 +77,18 @@ func (s *Service) maxDurationJob(ctx context.Context, tx *store.Store, job store
 	if err := s.hooks.EmitAll(ctx, tx, sessionHooks(d, false, "")); err != nil {
 		return nil, err
 	}
+	rings, err := tx.CancelRingsOfEndedCall(ctx, p.Call)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.hooks.EmitAll(ctx, tx, ringHooks(rings)); err != nil {
+		return nil, err
+	}
 	s.log.Info("calls: session reached its max duration", "call", p.Call, "session", p.Session, "left", len(d.Left))
-	return func(ctx context.Context) { s.finishDepartures(ctx, d) }, nil
+	return func(ctx context.Context) {
+		s.finishDepartures(ctx, d)
+		s.announceEndedRings(ctx, rings)
+	}, nil
 }
 
 // CallListArgs are the arguments of a call list.

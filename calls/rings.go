@@ -123,6 +123,9 @@ func (s *Service) startRings(ctx context.Context, st *store.Store, me auth.Ident
 	if errors.Is(err, store.ErrNotCallMember) {
 		return nil, auth.Forbidden("you are not a member of call %q; only its members may ring", id)
 	}
+	if errors.Is(err, store.ErrViewerRings) {
+		return nil, auth.Forbidden("you are a viewer of call %q: viewers watch and ring nobody; a host can make you a member", id)
+	}
 	return out, err
 }
 

@@ -11,7 +11,8 @@ import (
 
 // JoinCall adds a participant of the caller (members, and admins) to the
 // call's live session, starting one on an SFU node if none is live, and
-// tells the session's subscribers. The participant times out unless a
+// tells the session's subscribers. A ring of the caller's for the call
+// that still rings is accepted with the join. The participant times out unless a
 // callEvents stream keeps it alive.
 func (s *Service) JoinCall(ctx context.Context, id string) (*store.CallJoin, error) {
 	me, err := auth.Caller(ctx)
@@ -26,6 +27,7 @@ func (s *Service) JoinCall(ctx context.Context, id string) (*store.CallJoin, err
 	params := store.JoinCallParams{CallID: id, UserID: me.UserID, Admin: me.IsAdmin(), Nodes: s.nodes, ParticipantID: store.NewID()}
 	liveUntil := time.Now().Add(s.timeout)
 	var j *store.CallJoin
+	var accepted *store.RingOutcome
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
 		var err error
 		if j, err = tx.JoinCall(ctx, params); err != nil {
@@ -36,6 +38,13 @@ func (s *Service) JoinCall(ctx context.Context, id string) (*store.CallJoin, err
 				Session: &sessionHook{ID: j.Session.ID, StartedAt: j.Session.StartedAt}})); err != nil {
 				return err
 			}
+		}
+		// A rung user who joins has answered (ringends.go).
+		if accepted, err = tx.AcceptRingOnJoin(ctx, id, me.UserID); err != nil {
+			return err
+		}
+		if err := s.hooks.EmitAll(ctx, tx, ringHooks(accepted)); err != nil {
+			return err
 		}
 		// Liveness and the signaling path's facts go to Redis before the
 		// commit, so no committed participant lacks them (a rolled-back one
@@ -59,6 +68,7 @@ func (s *Service) JoinCall(ctx context.Context, id string) (*store.CallJoin, err
 	}
 	s.publishEvent(ctx, &CallEvent{Type: EventJoined, Call: id, Session: j.Session.ID,
 		Participant: j.Participant, CreatedAt: j.Participant.JoinedAt})
+	s.announceRings(ctx, accepted)
 	return j, nil
 }
 

@@ -4745,7 +4745,7 @@ type Call {
 "A user who may join a call."
 type CallMember {
   user: User!
-  "host or member."
+  "host, member or viewer (watches; never rung)."
   role: String!
   createdAt: Time!
 }
@@ -4870,7 +4870,7 @@ input CallInput {
 "A user to add to a call, or whose role to change."
 input CallMemberInput {
   user: ID!
-  "host or member."
+  "host, member or viewer (watches; never rung)."
   role: String! = "member"
 }
 
@@ -4890,9 +4890,10 @@ extend type Mutation {
   createCall(input: CallInput!): Call!
   """
   Joins a call as a new participant, starting a session (on an SFU chosen
-  for the call) if none is live. Members and admins only. Subscribe to
-  callEvents with the participant's id within CALL_PARTICIPANT_TIMEOUT, or
-  the participant is removed.
+  for the call) if none is live. Members and admins only. A ring of yours
+  for the call that still rings is accepted. Subscribe to callEvents with
+  the participant's id within CALL_PARTICIPANT_TIMEOUT, or the participant
+  is removed.
   """
   joinCall(id: ID!): CallJoin!
   """
@@ -4912,8 +4913,8 @@ extend type Mutation {
   updateCallMembers(id: ID!, set: [CallMemberInput!], remove: [ID!]): Call!
   """
   Ends the call's live session for everyone: every participant leaves
-  (reason ended) and the session ends. Returns false when no session was
-  live. Hosts and admins only.
+  (reason ended) and the session ends; the call's rings still ringing are
+  cancelled. Returns false when no session was live. Hosts and admins only.
   """
   endCall(id: ID!): Boolean!
   """

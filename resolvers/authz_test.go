@@ -133,52 +133,48 @@ var participantOnly = map[role]outcome{anonymous: "UNAUTHENTICATED", stranger: "
 
 func init() {
 	matrix = append(matrix,
-		policy{op: "query.call", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
-			return `query($id: ID!) { call(id: $id) { id } }`, brooktest.Vars{"id": f.call(t)}
+		// On the ringing rows' call (f.ringCall): its callee, member,
+		// second host and viewer (calls_authz_test.go).
+		policy{op: "query.call", want: ownerOnly, also: ringMembers, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `query($id: ID!) { call(id: $id) { id } }`, brooktest.Vars{"id": f.ringCall(t, false)}
 		}},
-		policy{op: "query.sfuNodes", want: adminOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		policy{op: "query.sfuNodes", want: adminOnly, also: noCallRole, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.ringCall(t, false)
 			return `{ sfuNodes { id } }`, nil
 		}},
-		policy{op: "mutation.createCall", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
-			id := f.call(t) // get-or-create of an existing call: members and admins only
+		policy{op: "mutation.createCall", want: ownerOnly, also: ringMembers, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			id := f.ringCall(t, false) // get-or-create of an existing call: members and admins only
 			return `mutation($id: ID!) { createCall(input: {type: "default", id: $id}) { id } }`, brooktest.Vars{"id": strings.TrimPrefix(id, "default:")}
 		}},
-		policy{op: "mutation.joinCall", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
-			return `mutation($id: ID!) { joinCall(id: $id) { participant { id } } }`, brooktest.Vars{"id": f.call(t)}
+		policy{op: "mutation.joinCall", want: ownerOnly, also: ringMembers, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($id: ID!) { joinCall(id: $id) { participant { id } } }`, brooktest.Vars{"id": f.ringCall(t, false)}
 		}},
-		policy{op: "mutation.leaveCall", want: participantOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
-			return `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": f.join(t, f.call(t))}
+		policy{op: "mutation.leaveCall", want: participantOnly, also: noCallRole, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `mutation($p: ID!) { leaveCall(participant: $p) }`, brooktest.Vars{"p": f.join(t, f.ringCall(t, false))}
 		}},
-		policy{op: "mutation.sendSignal", want: participantOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
-			call := f.call(t)
+		policy{op: "mutation.sendSignal", want: participantOnly, also: noCallRole, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			call := f.ringCall(t, false)
 			from, to := f.join(t, call), f.join(t, call) // the owner on two devices
 			return `mutation($p: ID!, $to: ID!) { sendSignal(participant: $p, to: $to, kind: OFFER, payload: "v=0") { id } }`,
 				brooktest.Vars{"p": from, "to": to}
 		}},
-		policy{op: "mutation.updateCallMembers", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		policy{op: "mutation.updateCallMembers", want: ownerOnly, also: callHostsOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
 			return `mutation($id: ID!, $u: ID!) { updateCallMembers(id: $id, set: [{user: $u}]) { id } }`,
-				brooktest.Vars{"id": f.call(t), "u": f.users[stranger]}
+				brooktest.Vars{"id": f.ringCall(t, false), "u": f.users[stranger]}
 		}},
-		policy{op: "mutation.endCall", want: ownerOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
-			call := f.call(t)
+		policy{op: "mutation.endCall", want: ownerOnly, also: callHostsOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			call := f.ringCall(t, true) // ends the session and stops the ring
 			f.join(t, call)
 			return `mutation($id: ID!) { endCall(id: $id) }`, brooktest.Vars{"id": call}
 		}},
-		policy{op: "mutation.drainSFUNode", want: adminOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		policy{op: "mutation.drainSFUNode", want: adminOnly, also: noCallRole, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.ringCall(t, false)
 			return `mutation { drainSFUNode(id: "local", drained: false) { id } }`, nil
 		}},
-		policy{op: "subscription.callEvents", want: participantOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
-			return `subscription($p: ID!) { callEvents(participant: $p) { type } }`, brooktest.Vars{"p": f.join(t, f.call(t))}
+		policy{op: "subscription.callEvents", want: participantOnly, also: noCallRole, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			return `subscription($p: ID!) { callEvents(participant: $p) { type } }`, brooktest.Vars{"p": f.join(t, f.ringCall(t, false))}
 		}},
 	)
-}
-
-// call creates a call hosted by the fixture's owner and returns its id.
-func (f *fixture) call(t *testing.T) string {
-	t.Helper()
-	var got struct{ CreateCall struct{ ID string } }
-	f.node.Must(t, f.token(t, owner), `mutation { createCall(input: {type: "default"}) { id } }`, nil, &got)
-	return got.CreateCall.ID
 }
 
 // join joins the owner to a call and returns the participant id.

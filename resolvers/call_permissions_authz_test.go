@@ -9,16 +9,16 @@ import (
 // The rows of the authorization matrix for call permissions and
 // participant state (issue 20), on the ringing rows' call (f.ringCall):
 // the owner hosts it, callee and member are plain members, callHost a
-// second host. Hosts and admins grant, revoke and mute; a participant's
+// second host, viewer a viewer. Hosts and admins grant, revoke and mute; a participant's
 // own operations are its user's alone (the owner's participant: everyone
 // else, admins included, is FORBIDDEN). The outcomes are the table "Who
 // may do what" in docs/calls.md. (Viewers come with call types.)
 
 var (
-	// hostsOfCall: hosts and admins manage; plain members may not.
-	hostsOfCall = map[role]outcome{callee: "FORBIDDEN", member: "FORBIDDEN", callHost: allowed}
+	// hostsOfCall: hosts and admins manage; plain members and viewers may not.
+	hostsOfCall = callHostsOnly
 	// notTheirParticipant: the owner's participant is nobody else's.
-	notTheirParticipant = map[role]outcome{callee: "FORBIDDEN", member: "FORBIDDEN", callHost: "FORBIDDEN"}
+	notTheirParticipant = noCallRole
 )
 
 func init() {

@@ -8,10 +8,10 @@ import (
 
 // The rows of the authorization matrix for SFU tokens (issue 20). The
 // token comes with joinCall (members and admins) and is refreshed only by
-// the participant's own user: the call's callee, member and second host
-// may not refresh the owner's participant, nor may an admin.
+// the participant's own user: the call's callee, member, second host and
+// viewer may not refresh the owner's participant, nor may an admin.
 func init() {
-	notOthersParticipant := map[role]outcome{callee: "FORBIDDEN", member: "FORBIDDEN", callHost: "FORBIDDEN"}
+	notOthersParticipant := noCallRole
 	matrix = append(matrix,
 		policy{op: "mutation.joinCall", variant: "sfuToken", want: ownerOnly, also: ringMembers,
 			run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {

@@ -9,19 +9,19 @@ import (
 // The rows of the authorization matrix for call types and call lists
 // (issue 20). goLive and stopLive run on the owner's call of the ringing
 // rows (f.ringCall): the owner and the second host are its hosts, the
-// callee and the member plain members. Calls have no viewer role yet: a
-// call type stores the viewer's default permissions as data only.
-
-// callHostsOnly: hosts' operations on a call, for its members.
-var callHostsOnly = map[role]outcome{callee: "FORBIDDEN", member: "FORBIDDEN", callHost: allowed}
+// callee and the member plain members, the viewer a viewer. Call types
+// are read by everyone and defined by admins, whatever their role in a
+// call (the rows put them in one).
 
 func init() {
 	matrix = append(matrix,
 		// Call types are read by every signed-in user, defined by admins.
-		policy{op: "query.callTypes", want: everyone, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		policy{op: "query.callTypes", want: everyone, also: ringMembers, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.ringCall(t, false)
 			return `{ callTypes { name maxParticipants permissions { host } } }`, nil
 		}},
-		policy{op: "mutation.upsertCallType", want: adminOnly, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+		policy{op: "mutation.upsertCallType", want: adminOnly, also: noCallRole, run: func(t *testing.T, f *fixture) (string, brooktest.Vars) {
+			f.ringCall(t, false)
 			return `mutation($n: String!) { upsertCallType(name: $n, settings: {maxParticipants: 10}) { name } }`,
 				brooktest.Vars{"n": "authz-" + brooktest.Tag()}
 		}},

@@ -87,6 +87,9 @@ type CallRingTimeoutJob struct {
 var (
 	// ErrNotRinging means no ring of the user's is ringing for the call.
 	ErrNotRinging = errors.New("store: no ring is ringing")
+	// ErrViewerRings means a viewer of the call tried to ring: viewers
+	// watch, and ring nobody.
+	ErrViewerRings = errors.New("store: viewers do not ring")
 )
 
 const ringColumns = `id, call_id, user_id, caller_id, state, reason, created_at, expires_at, decided_at`
@@ -158,7 +161,7 @@ func (s *Store) StartCallRings(ctx context.Context, p RingParams) (*RingOutcome,
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotCallMember) {
+		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrNotCallMember) || errors.Is(err, ErrViewerRings) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("store: ring: %w", err)
@@ -183,27 +186,36 @@ func (s *Store) startRings(ctx context.Context, p RingParams) (*RingOutcome, err
 	if role == nil && !p.Admin {
 		return nil, ErrNotCallMember
 	}
+	if role != nil && *role == CallRoleViewer && !p.Admin {
+		return nil, ErrViewerRings
+	}
 	out := &RingOutcome{Call: call}
 	users := p.Users
 	if users == nil {
-		rows, err := s.db.Query(ctx, `SELECT user_id FROM call_members WHERE call_id = $1 AND user_id <> $2 ORDER BY created_at, user_id`,
-			p.CallID, p.CallerID)
+		// Viewers are not rung: they watch when they choose to.
+		rows, err := s.db.Query(ctx, `SELECT user_id FROM call_members WHERE call_id = $1 AND user_id <> $2 AND role <> 'viewer'
+			ORDER BY created_at, user_id`, p.CallID, p.CallerID)
 		if users, err = collectStrings(rows, err); err != nil {
 			return nil, err
 		}
 	} else {
-		var missing *string
+		var missing, missingRole *string
 		if err := s.db.QueryRow(ctx, `
-			SELECT u FROM unnest($2::text[]) WITH ORDINALITY AS x (u, i)
-			WHERE NOT EXISTS (SELECT 1 FROM call_members WHERE call_id = $1 AND user_id = u)
-			ORDER BY i LIMIT 1`, p.CallID, users).Scan(&missing); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			SELECT u, m.role FROM unnest($2::text[]) WITH ORDINALITY AS x (u, i)
+			LEFT JOIN call_members m ON m.call_id = $1 AND m.user_id = u
+			WHERE m.user_id IS NULL OR m.role = 'viewer'
+			ORDER BY i LIMIT 1`, p.CallID, users).Scan(&missing, &missingRole); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return nil, err
 		}
 		if missing != nil {
 			for i, u := range users {
-				if u == *missing {
-					return nil, Invalid(fmt.Sprintf("members[%d]", i), "user %q is not a member of call %q: add them with updateCallMembers first", u, p.CallID)
+				if u != *missing {
+					continue
 				}
+				if missingRole != nil {
+					return nil, Invalid(fmt.Sprintf("members[%d]", i), "user %q is a viewer of call %q, and viewers are not rung: make them a member to ring them", u, p.CallID)
+				}
+				return nil, Invalid(fmt.Sprintf("members[%d]", i), "user %q is not a member of call %q: add them with updateCallMembers first", u, p.CallID)
 			}
 		}
 	}

@@ -32,7 +32,7 @@ type CallJoin struct {
 	Others []*CallParticipant
 	// Started is true when this join started the session.
 	Started bool
-	// Role is the joiner's role in the call: host or member, "" for an
+	// Role is the joiner's role in the call: host, member or viewer, "" for an
 	// admin who is no member.
 	Role string
 }

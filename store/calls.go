@@ -36,10 +36,13 @@ type CallMember struct {
 	CreatedAt time.Time
 }
 
-// Roles of call members: the creator is the host.
+// Roles of call members: the creator is the host. A viewer joins to
+// watch: its call type's viewer permissions (none in the built-in types)
+// until a host grants more, no SFU data channel, and it is never rung.
 const (
 	CallRoleHost   = "host"
 	CallRoleMember = "member"
+	CallRoleViewer = "viewer"
 )
 
 // Limits on calls.
@@ -270,8 +273,8 @@ type CallMemberChange struct {
 
 // CheckCallRole checks a member role.
 func CheckCallRole(field, role string) error {
-	if role != CallRoleHost && role != CallRoleMember {
-		return Invalid(field, "%q is not a call role: use host or member", truncate(role, 40))
+	if role != CallRoleHost && role != CallRoleMember && role != CallRoleViewer {
+		return Invalid(field, "%q is not a call role: use host, member or viewer", truncate(role, 40))
 	}
 	return nil
 }

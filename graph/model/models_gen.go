@@ -56,7 +56,7 @@ type CallEdge struct {
 // A user to add to a call, or whose role to change.
 type CallMemberInput struct {
 	User string `json:"user"`
-	// host or member.
+	// host, member or viewer (watches; never rung).
 	Role string `json:"role"`
 }
 

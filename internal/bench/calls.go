@@ -281,7 +281,7 @@ func (b *callsBench) measureJoins(ctx context.Context, t *table, nodes int) erro
 			for i := range work {
 				c := b.calls[i%len(b.calls)]
 				p := c[i%len(c)]
-				cid := fmt.Sprintf("bench:%s-call-%d", b.tag, i%len(b.calls))
+				cid := fmt.Sprintf("default:%s-call-%d", b.tag, i%len(b.calls))
 				start := time.Now()
 				pid, err := callsJoin(ctx, p.http, cid)
 				if err != nil {
