@@ -45,12 +45,7 @@ func (f CallSortField) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strcon
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (f *CallSortField) UnmarshalGQL(v any) error {
-	s, _ := v.(string)
-	if _, ok := callSortKeys[CallSortField(s)]; !ok {
-		return Invalid("sort.field", "%v is not a call sort field: use CREATED_AT or STARTS_AT", v)
-	}
-	*f = CallSortField(s)
-	return nil
+	return unmarshalEnum(f, v, "sort.field", "call sort field", CallSortCreatedAt, CallSortStartsAt)
 }
 
 // CallSort is a call list's order.
