@@ -13,6 +13,7 @@ import (
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // Config is everything Brook reads from its environment.
@@ -57,6 +58,9 @@ type Config struct {
 	// WebhookRetention is BROOK_WEBHOOK_RETENTION: how long delivered
 	// webhook deliveries are kept.
 	WebhookRetention time.Duration
+	// BeforeSend is BROOK_BEFORE_SEND_URL, _SECRET, _TIMEOUT and _FAIL
+	// (open or closed): the synchronous before-send hook.
+	BeforeSend webhooks.BeforeSendOptions
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
@@ -253,6 +257,18 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	c.WebhookMaxAttempts = parseInt("BROOK_WEBHOOK_MAX_ATTEMPTS", 8)
 	c.WebhookConcurrency = parseInt("BROOK_WEBHOOK_CONCURRENCY", 8)
 	c.WebhookRetention = parseDuration("BROOK_WEBHOOK_RETENTION", 7*24*time.Hour, time.Minute, 10*365*24*time.Hour)
+	c.BeforeSend = webhooks.BeforeSendOptions{URL: getenv("BROOK_BEFORE_SEND_URL"), Secret: getenv("BROOK_BEFORE_SEND_SECRET"),
+		Timeout: parseDuration("BROOK_BEFORE_SEND_TIMEOUT", 500*time.Millisecond, 10*time.Millisecond, 10*time.Second)}
+	if u := c.BeforeSend.URL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		errs = append(errs, fmt.Errorf("BROOK_BEFORE_SEND_URL=%q: want an http or https URL", u))
+	}
+	switch v := getenv("BROOK_BEFORE_SEND_FAIL"); v {
+	case "", "open":
+	case "closed":
+		c.BeforeSend.FailClosed = true
+	default:
+		errs = append(errs, fmt.Errorf("BROOK_BEFORE_SEND_FAIL=%q: want open or closed", v))
+	}
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{
 		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),

@@ -94,6 +94,14 @@ func TestConfigFromEnv(t *testing.T) {
 		}, ""},
 		{"call event rate off", map[string]string{"BROOK_RATE_CALL_EVENT": "off"}, func(c Config) bool { return c.CallEventRate.Rate < 0 }, ""},
 		{"bad call event rate", map[string]string{"BROOK_RATE_CALL_EVENT": "lots"}, nil, "BROOK_RATE_CALL_EVENT"},
+		{"before-send hook off", nil, func(c Config) bool { return c.BeforeSend.URL == "" && !c.BeforeSend.FailClosed }, ""},
+		{"before-send hook", map[string]string{"BROOK_BEFORE_SEND_URL": "https://mod.example/check", "BROOK_BEFORE_SEND_SECRET": "s",
+			"BROOK_BEFORE_SEND_TIMEOUT": "250ms", "BROOK_BEFORE_SEND_FAIL": "closed"}, func(c Config) bool {
+			return c.BeforeSend.URL == "https://mod.example/check" && c.BeforeSend.Secret == "s" &&
+				c.BeforeSend.Timeout == 250*time.Millisecond && c.BeforeSend.FailClosed
+		}, ""},
+		{"bad before-send URL", map[string]string{"BROOK_BEFORE_SEND_URL": "mod.example"}, nil, "BROOK_BEFORE_SEND_URL"},
+		{"bad before-send fail", map[string]string{"BROOK_BEFORE_SEND_FAIL": "sometimes"}, nil, "BROOK_BEFORE_SEND_FAIL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

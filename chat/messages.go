@@ -30,6 +30,9 @@ func (s *Service) SendMessage(ctx context.Context, channel string, input store.M
 	if err := requireWrite(a, me); err != nil {
 		return nil, err
 	}
+	if input, err = s.beforeSend(ctx, channel, me.UserID, input); err != nil {
+		return nil, err
+	}
 	m, created, err := s.store.SendMessage(ctx, channel, me.UserID, store.SendAs{Member: a.Role != "", Moderator: canModerate(a, me)}, input)
 	var cool *store.CooldownError
 	switch {

@@ -66,6 +66,8 @@ type Options struct {
 	// RetentionBatch is how many deliveries one statement of it deletes
 	// (1000).
 	RetentionBatch int
+	// BeforeSend is the synchronous before-send hook (none by default).
+	BeforeSend BeforeSendOptions
 }
 
 // Service registers webhooks and delivers events to them.
@@ -109,6 +111,7 @@ func New(opts Options) *Service {
 	def(&opts.Reload, 10*time.Second)
 	def(&opts.Retention, 7*24*time.Hour)
 	def(&opts.RetentionEvery, 10*time.Minute)
+	def(&opts.BeforeSend.Timeout, 500*time.Millisecond)
 	if opts.RetentionBatch <= 0 {
 		opts.RetentionBatch = 1000
 	}

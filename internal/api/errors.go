@@ -19,6 +19,7 @@ import (
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/webhooks"
 )
 
 // The codes a client sees in extensions.code. This file is the one place
@@ -109,6 +110,8 @@ func classify(err error) (code, message string, ext map[string]any) {
 		// Checked before the database: a broken Redis connection is a
 		// network error too.
 		return CodeUnavailable, "the service is briefly unavailable (Redis, which carries live events, could not be reached; PostgreSQL answers the rest); try again", map[string]any{"retryAfter": 1}
+	case errors.Is(err, webhooks.ErrBeforeSendUnavailable):
+		return CodeUnavailable, "the message was not sent: the app's before-send check did not answer; try again", map[string]any{"retryAfter": 1}
 	case store.IsUnavailable(err):
 		return CodeUnavailable, "the service is briefly unavailable (PostgreSQL, its database, could not be reached); try again", map[string]any{"retryAfter": 1}
 	case errors.Is(err, bus.ErrSlowSubscriber):
