@@ -360,18 +360,28 @@ test('comments: bob comments on alice\'s post and alice sees it live; she replie
 });
 
 test('more replies: a comment with more replies than the thread reads opens the rest, five at a time', async () => {
+  const must = async (query) => {
+    const r = await gql(server, token('dave'), query);
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    return r.data;
+  };
+  // The thread is written before the page opens, and is in dave's
+  // timeline by then (its fan-out is the workers'), so the page's first
+  // read has it.
+  await must('{ me { id } }');
+  // What the page does on opening: dave's timeline follows his own feed.
+  await must('mutation { follow(source: "timeline:dave", target: "user:dave") { createdAt } }');
+  const { addActivity: post } = await must('mutation { addActivity(feed: "user:dave", input: {verb: "post", object: "A long thread"}) { id } }');
+  const { addComment: top } = await must(`mutation { addComment(activity: "${post.id}", text: "Tell me your favourite number") { id } }`);
+  for (let i = 1; i <= 9; i++) {
+    await must(`mutation { addComment(activity: "${post.id}", parentId: "${top.id}", text: "number ${i}") { id } }`);
+  }
+  await eventually('the post in dave\'s timeline', async () => {
+    const d = await must('{ feed(id: "timeline:dave") { activities(first: 5) { edges { node { id } } } } }');
+    return d.feed.activities.edges.some((e) => e.node.id === post.id);
+  });
   const dave = await openApp(browser, server, 'dave', 'timeline');
   try {
-    const must = async (query) => {
-      const r = await gql(server, token('dave'), query);
-      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
-      return r.data;
-    };
-    const { addActivity: post } = await must('mutation { addActivity(feed: "user:dave", input: {verb: "post", object: "A long thread"}) { id } }');
-    const { addComment: top } = await must(`mutation { addComment(activity: "${post.id}", text: "Tell me your favourite number") { id } }`);
-    for (let i = 1; i <= 9; i++) {
-      await must(`mutation { addComment(activity: "${post.id}", parentId: "${top.id}", text: "number ${i}") { id } }`);
-    }
     const card = dave.getByTestId('activity').filter({ hasText: 'A long thread' });
     await card.waitFor({ timeout: 30_000 });
     await card.getByTestId('comment-count').filter({ hasText: '10 comments' }).click();
