@@ -43,12 +43,7 @@ func (c CallPermission) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strco
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (c *CallPermission) UnmarshalGQL(v any) error {
-	s, ok := v.(string)
-	if !ok || !slices.Contains(allCapabilities, CallPermission(s)) {
-		return store.Invalid("permissions", "%v is no capability: use SEND_AUDIO, SEND_VIDEO or SCREENSHARE", v)
-	}
-	*c = CallPermission(s)
-	return nil
+	return store.UnmarshalEnum(c, v, "permissions", "permission", allCapabilities...)
 }
 
 // Types of the permission, state and custom events.

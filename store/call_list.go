@@ -45,7 +45,7 @@ func (f CallSortField) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strcon
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (f *CallSortField) UnmarshalGQL(v any) error {
-	return unmarshalEnum(f, v, "sort.field", "call sort field", CallSortCreatedAt, CallSortStartsAt)
+	return UnmarshalEnum(f, v, "sort.field", "call sort field", CallSortCreatedAt, CallSortStartsAt)
 }
 
 // CallSort is a call list's order.

@@ -35,7 +35,7 @@ func (s CallRingState) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strcon
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (s *CallRingState) UnmarshalGQL(v any) error {
-	return unmarshalEnum(s, v, "state", "ring state", RingRinging, RingAccepted, RingRejected, RingMissed, RingCancelled)
+	return UnmarshalEnum(s, v, "state", "ring state", RingRinging, RingAccepted, RingRejected, RingMissed, RingCancelled)
 }
 
 // CallRejectReason says why a ring was rejected.
@@ -53,7 +53,7 @@ func (r CallRejectReason) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, str
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (r *CallRejectReason) UnmarshalGQL(v any) error {
-	return unmarshalEnum(r, v, "reason", "reject reason", RejectDeclined, RejectBusy)
+	return UnmarshalEnum(r, v, "reason", "reject reason", RejectDeclined, RejectBusy)
 }
 
 // CallRing is one ring of one user.

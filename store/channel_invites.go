@@ -27,7 +27,7 @@ func (s MemberStatus) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (s *MemberStatus) UnmarshalGQL(v any) error {
-	return unmarshalEnum(s, v, "status", "member status", StatusMember, StatusInvited)
+	return UnmarshalEnum(s, v, "status", "member status", StatusMember, StatusInvited)
 }
 
 const inviteColumns = `i.channel_id, i.user_id, i.invited_by, i.created_at`

@@ -91,7 +91,7 @@ func (f ChannelSortField) MarshalGQL(w io.Writer) {
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (f *ChannelSortField) UnmarshalGQL(v any) error {
-	return unmarshalEnum(f, v, "sort.field", "channel sort field", SortLastMessageAt, SortCreatedAt, SortUnreadCount, SortMemberCount, SortName)
+	return UnmarshalEnum(f, v, "sort.field", "channel sort field", SortLastMessageAt, SortCreatedAt, SortUnreadCount, SortMemberCount, SortName)
 }
 
 // SortDirection is ascending or descending.
@@ -108,7 +108,7 @@ func (d SortDirection) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strcon
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (d *SortDirection) UnmarshalGQL(v any) error {
-	return unmarshalEnum(d, v, "sort.direction", "direction", SortAsc, SortDesc)
+	return UnmarshalEnum(d, v, "sort.direction", "direction", SortAsc, SortDesc)
 }
 
 // ChannelSort is one entry of a channel list's order.

@@ -65,7 +65,7 @@ func (p JoinPolicy) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Q
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (p *JoinPolicy) UnmarshalGQL(v any) error {
-	return unmarshalEnum(p, v, "joinPolicy", "join policy", JoinOpen, JoinInvite)
+	return UnmarshalEnum(p, v, "joinPolicy", "join policy", JoinOpen, JoinInvite)
 }
 
 // Channel types: who may read and write.

@@ -5,10 +5,10 @@ import (
 	"strings"
 )
 
-// unmarshalEnum reads the GraphQL enum value v into dst when it is one of
-// allowed; otherwise it is an Invalid error on field that names what was
+// UnmarshalEnum reads the GraphQL enum value v into dst when it is one of
+// allowed (an UnmarshalGQL of a string enum type calls it); otherwise it is an Invalid error on field that names what was
 // expected (what: "join policy") and lists the values.
-func unmarshalEnum[T ~string](dst *T, v any, field, what string, allowed ...T) error {
+func UnmarshalEnum[T ~string](dst *T, v any, field, what string, allowed ...T) error {
 	if s, ok := v.(string); ok && slices.Contains(allowed, T(s)) {
 		*dst = T(s)
 		return nil

@@ -36,7 +36,7 @@ func (k FlagTargetKind) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strco
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (k *FlagTargetKind) UnmarshalGQL(v any) error {
-	return unmarshalEnum(k, v, "targetKind", "flag target kind", FlagMessage, FlagUser, FlagActivity)
+	return UnmarshalEnum(k, v, "targetKind", "flag target kind", FlagMessage, FlagUser, FlagActivity)
 }
 
 // FlagStatus is where a flag stands.
@@ -57,7 +57,7 @@ func (s FlagStatus) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Q
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (s *FlagStatus) UnmarshalGQL(v any) error {
-	return unmarshalEnum(s, v, "status", "flag status", FlagOpen, FlagDismissed, FlagResolved)
+	return UnmarshalEnum(s, v, "status", "flag status", FlagOpen, FlagDismissed, FlagResolved)
 }
 
 // FlagAction is what a moderator does with a flag.
@@ -75,7 +75,7 @@ func (a FlagAction) MarshalGQL(w io.Writer) { _, _ = io.WriteString(w, strconv.Q
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (a *FlagAction) UnmarshalGQL(v any) error {
-	return unmarshalEnum(a, v, "action", "flag action", FlagDismiss, FlagDeleteMessage, FlagBanUser)
+	return UnmarshalEnum(a, v, "action", "flag action", FlagDismiss, FlagDeleteMessage, FlagBanUser)
 }
 
 // Status is the status of a flag closed with the action.

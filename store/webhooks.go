@@ -60,7 +60,7 @@ func (s WebhookDeliveryStatus) MarshalGQL(w io.Writer) {
 
 // UnmarshalGQL reads a GraphQL enum value.
 func (s *WebhookDeliveryStatus) UnmarshalGQL(v any) error {
-	return unmarshalEnum(s, v, "status", "delivery status", DeliveryPending, DeliveryDelivered, DeliveryFailed, DeliveryParked)
+	return UnmarshalEnum(s, v, "status", "delivery status", DeliveryPending, DeliveryDelivered, DeliveryFailed, DeliveryParked)
 }
 
 // WebhookDelivery is one event's delivery to one webhook.
