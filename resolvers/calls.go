@@ -52,31 +52,10 @@ func (l *callLoaders) calls() *callLoaderSet {
 
 func newCallLoaderSet(s *calls.Service) *callLoaderSet {
 	return &callLoaderSet{
-		Calls:        NewLoader(s.CallsByID),
-		CallMembers:  NewLoader(s.Members),
-		LiveSessions: NewLoader(s.LiveSessions),
-		SessionsByCall: NewLoader(func(ctx context.Context, keys []callSessionsKey) ([][]*store.CallSession, error) {
-			// Usually every key asks for the same page size: one statement.
-			out := make([][]*store.CallSession, len(keys))
-			byFirst := map[int][]int{}
-			for i, k := range keys {
-				byFirst[k.first] = append(byFirst[k.first], i)
-			}
-			for first, idx := range byFirst {
-				ids := make([]string, len(idx))
-				for j, i := range idx {
-					ids[j] = keys[i].call
-				}
-				sessions, err := s.Sessions(ctx, ids, first)
-				if err != nil {
-					return nil, err
-				}
-				for j, i := range idx {
-					out[i] = sessions[j]
-				}
-			}
-			return out, nil
-		}),
+		Calls:            NewLoader(s.CallsByID),
+		CallMembers:      NewLoader(s.Members),
+		LiveSessions:     NewLoader(s.LiveSessions),
+		SessionsByCall:   NewLoader(pagedByCall(s.Sessions)),
 		CallParticipant:  NewLoader(s.Participants),
 		SFUDrained:       NewLoader(s.SFUsDrained),
 		RingsByCall:      NewLoader(pagedByCall(s.RingsByCall)),
