@@ -23,6 +23,10 @@ func (s *Service) SendMessage(ctx context.Context, channel string, input store.M
 	if _, _, _, err := store.CheckMessageInput(input); err != nil {
 		return nil, err
 	}
+	var err error
+	if input.Stored, err = store.ExternalAttachments("input.attachments", input.Attachments); err != nil {
+		return nil, err
+	}
 	a, me, err := s.access(ctx, "channel", channel)
 	if err != nil {
 		return nil, err

@@ -39,6 +39,9 @@ func (s *Service) AddActivity(ctx context.Context, feed string, input store.Acti
 	if err != nil {
 		return nil, err
 	}
+	if input.Stored, err = store.ExternalAttachments("input.attachments", input.Attachments); err != nil {
+		return nil, err
+	}
 	var out *store.Activity
 	err = s.store.InTx(ctx, func(tx *store.Store) error {
 		// FOR SHARE orders this post with follows that move the actor

@@ -28,6 +28,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Activity() ActivityResolver
 	ActivityGroup() ActivityGroupResolver
+	Attachment() AttachmentResolver
 	Call() CallResolver
 	CallJoin() CallJoinResolver
 	CallMember() CallMemberResolver
@@ -63,6 +64,7 @@ type DirectiveRoot struct {
 type ComplexityRoot struct {
 	Activity struct {
 		Actor           func(childComplexity int) int
+		Attachments     func(childComplexity int) int
 		CommentCount    func(childComplexity int) int
 		Comments        func(childComplexity int, first *int, after *string, sort *store.CommentSort) int
 		CreatedAt       func(childComplexity int) int
@@ -114,6 +116,20 @@ type ComplexityRoot struct {
 	ActivityGroupEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	Attachment struct {
+		Description func(childComplexity int) int
+		Height      func(childComplexity int) int
+		ImageURL    func(childComplexity int) int
+		MimeType    func(childComplexity int) int
+		Size        func(childComplexity int) int
+		ThumbURL    func(childComplexity int) int
+		Title       func(childComplexity int) int
+		Type        func(childComplexity int) int
+		URL         func(childComplexity int) int
+		UploadID    func(childComplexity int) int
+		Width       func(childComplexity int) int
 	}
 
 	Bookmark struct {
@@ -435,6 +451,7 @@ type ComplexityRoot struct {
 	}
 
 	Message struct {
+		Attachments     func(childComplexity int) int
 		Channel         func(childComplexity int) int
 		CreatedAt       func(childComplexity int) int
 		Data            func(childComplexity int) int
@@ -780,6 +797,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Activity.Actor(childComplexity), true
+	case "Activity.attachments":
+		if e.ComplexityRoot.Activity.Attachments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Activity.Attachments(childComplexity), true
 	case "Activity.commentCount":
 		if e.ComplexityRoot.Activity.CommentCount == nil {
 			break
@@ -1026,6 +1049,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ActivityGroupEdge.Node(childComplexity), true
+
+	case "Attachment.description":
+		if e.ComplexityRoot.Attachment.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.Description(childComplexity), true
+	case "Attachment.height":
+		if e.ComplexityRoot.Attachment.Height == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.Height(childComplexity), true
+	case "Attachment.imageUrl":
+		if e.ComplexityRoot.Attachment.ImageURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.ImageURL(childComplexity), true
+	case "Attachment.mimeType":
+		if e.ComplexityRoot.Attachment.MimeType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.MimeType(childComplexity), true
+	case "Attachment.size":
+		if e.ComplexityRoot.Attachment.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.Size(childComplexity), true
+	case "Attachment.thumbUrl":
+		if e.ComplexityRoot.Attachment.ThumbURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.ThumbURL(childComplexity), true
+	case "Attachment.title":
+		if e.ComplexityRoot.Attachment.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.Title(childComplexity), true
+	case "Attachment.type":
+		if e.ComplexityRoot.Attachment.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.Type(childComplexity), true
+	case "Attachment.url":
+		if e.ComplexityRoot.Attachment.URL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.URL(childComplexity), true
+	case "Attachment.uploadId":
+		if e.ComplexityRoot.Attachment.UploadID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.UploadID(childComplexity), true
+	case "Attachment.width":
+		if e.ComplexityRoot.Attachment.Width == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attachment.Width(childComplexity), true
 
 	case "Bookmark.activity":
 		if e.ComplexityRoot.Bookmark.Activity == nil {
@@ -2337,6 +2427,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MemberEdge.Node(childComplexity), true
 
+	case "Message.attachments":
+		if e.ComplexityRoot.Message.Attachments == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Message.Attachments(childComplexity), true
 	case "Message.channel":
 		if e.ComplexityRoot.Message.Channel == nil {
 			break
@@ -4345,6 +4441,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("ActivityInput", ec.unmarshalInputActivityInput),
+			graphql.NewInputUnmarshaler("AttachmentInput", ec.unmarshalInputAttachmentInput),
 			graphql.NewInputUnmarshaler("CallFilter", ec.unmarshalInputCallFilter),
 			graphql.NewInputUnmarshaler("CallInput", ec.unmarshalInputCallInput),
 			graphql.NewInputUnmarshaler("CallMemberInput", ec.unmarshalInputCallMemberInput),
@@ -4453,6 +4550,72 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/attachments.graphqls", Input: `"What an attachment is, and so how a client shows it."
+enum AttachmentType {
+  IMAGE
+  VIDEO
+  AUDIO
+  FILE
+  "A link preview: a page's OpenGraph title, description and image, made by Brook from a URL in the text."
+  LINK
+}
+
+"""
+A file, an external link or a link preview attached to a message or an
+activity. URLs of files uploaded to Brook are signed and expire: read them
+again (or refetch the message) rather than storing them.
+"""
+type Attachment {
+  type: AttachmentType!
+  "Where to download the file, or the link preview's page."
+  url: String!
+  "A small version of an image (null until it is made, or for other types)."
+  thumbUrl: String
+  "The content type Brook found in the file (not the one the client claimed)."
+  mimeType: String
+  "Bytes."
+  size: Int
+  width: Int
+  height: Int
+  title: String
+  "A link preview's description."
+  description: String
+  "A link preview's image (og:image)."
+  imageUrl: String
+  "The upload the file came from; null for external URLs and link previews."
+  uploadId: ID
+}
+
+"""
+An attachment of a new message or activity: a completed upload of the
+caller's own (` + "`" + `uploadId` + "`" + `), or an external ` + "`" + `url` + "`" + ` (http or https). At most 10
+per message or activity.
+"""
+input AttachmentInput {
+  uploadId: ID
+  url: String
+  "For an external url (default FILE); an upload's type comes from its content."
+  type: AttachmentType
+  "At most 300 characters."
+  title: String
+}
+
+extend input MessageInput {
+  attachments: [AttachmentInput!]
+}
+
+extend input ActivityInput {
+  attachments: [AttachmentInput!]
+}
+
+extend type Message {
+  attachments: [Attachment!]!
+}
+
+extend type Activity {
+  attachments: [Attachment!]!
+}
+`, BuiltIn: false},
 	{Name: "../schema/call_permissions.graphqls", Input: `"What a participant may do with media in a call."
 enum CallPermission {
   "Publish audio (unmute)."
@@ -6480,6 +6643,8 @@ func (ec *executionContext) childFields_Activity(ctx context.Context, field grap
 		return ec.fieldContext_Activity_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Activity_updatedAt(ctx, field)
+	case "attachments":
+		return ec.fieldContext_Activity_attachments(ctx, field)
 	case "commentCount":
 		return ec.fieldContext_Activity_commentCount(ctx, field)
 	case "comments":
@@ -6556,6 +6721,34 @@ func (ec *executionContext) childFields_ActivityGroupEdge(ctx context.Context, f
 		return ec.fieldContext_ActivityGroupEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ActivityGroupEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Attachment(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_Attachment_type(ctx, field)
+	case "url":
+		return ec.fieldContext_Attachment_url(ctx, field)
+	case "thumbUrl":
+		return ec.fieldContext_Attachment_thumbUrl(ctx, field)
+	case "mimeType":
+		return ec.fieldContext_Attachment_mimeType(ctx, field)
+	case "size":
+		return ec.fieldContext_Attachment_size(ctx, field)
+	case "width":
+		return ec.fieldContext_Attachment_width(ctx, field)
+	case "height":
+		return ec.fieldContext_Attachment_height(ctx, field)
+	case "title":
+		return ec.fieldContext_Attachment_title(ctx, field)
+	case "description":
+		return ec.fieldContext_Attachment_description(ctx, field)
+	case "imageUrl":
+		return ec.fieldContext_Attachment_imageUrl(ctx, field)
+	case "uploadId":
+		return ec.fieldContext_Attachment_uploadId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Attachment", field.Name)
 }
 
 func (ec *executionContext) childFields_Bookmark(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7238,6 +7431,8 @@ func (ec *executionContext) childFields_Message(ctx context.Context, field graph
 		return ec.fieldContext_Message_updatedAt(ctx, field)
 	case "deletedAt":
 		return ec.fieldContext_Message_deletedAt(ctx, field)
+	case "attachments":
+		return ec.fieldContext_Message_attachments(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Message", field.Name)
 }

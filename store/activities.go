@@ -29,6 +29,8 @@ type Activity struct {
 	UpdatedAt time.Time
 	// CommentCount counts its comments and replies.
 	CommentCount int
+	// Attachments: files, external links and link previews.
+	Attachments []Attachment
 }
 
 // ActivityInput is a new activity.
@@ -43,6 +45,10 @@ type ActivityInput struct {
 	Data json.RawMessage
 	// To are more feeds that get a copy, like "notification:bob".
 	To []string
+	// Attachments are the client's; Stored is what the product made of
+	// them (checked, uploads resolved), the column's value.
+	Attachments []AttachmentInput
+	Stored      []Attachment
 }
 
 // Limits on activities.
@@ -65,13 +71,13 @@ const (
 	JobFeedDemote   = "feed.demote"
 )
 
-const activityColumns = `id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at, comment_count`
-const activityColumnsA = `a.id, a.feed_id, a.actor_id, a.verb, a.object, a.target, a.foreign_id, a.time, a.data, a.to_feeds, a.created_at, a.updated_at, a.comment_count`
+const activityColumns = `id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at, comment_count, attachments`
+const activityColumnsA = `a.id, a.feed_id, a.actor_id, a.verb, a.object, a.target, a.foreign_id, a.time, a.data, a.to_feeds, a.created_at, a.updated_at, a.comment_count, a.attachments`
 
 // dest lists where activityColumns scan to, so that a statement reading
 // more columns after them scans them in one place.
 func (a *Activity) dest(more ...any) []any {
-	return append([]any{&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt, &a.CommentCount}, more...)
+	return append([]any{&a.ID, &a.FeedID, &a.ActorID, &a.Verb, &a.Object, &a.Target, &a.ForeignID, &a.Time, &a.Data, &a.To, &a.CreatedAt, &a.UpdatedAt, &a.CommentCount, &a.Attachments}, more...)
 }
 
 func scanActivity(row pgx.Row) (*Activity, error) {
@@ -163,11 +169,11 @@ func (s *Store) AddActivity(ctx context.Context, id uuid.UUID, origin *Feed, act
 		at = in.Time.UTC().Truncate(time.Microsecond)
 	}
 	a, err = scanActivity(s.db.QueryRow(ctx, `
-		INSERT INTO activities (id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+		INSERT INTO activities (id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at, attachments)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
 		ON CONFLICT (feed_id, foreign_id, time) WHERE foreign_id IS NOT NULL DO NOTHING
 		RETURNING `+activityColumns,
-		id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created))
+		id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created, attachmentsValue(in.Stored)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Posted before: return the first copy and write nothing.
 		a, err = scanActivity(s.db.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities

@@ -43,6 +43,8 @@ type Message struct {
 	PinExpiresAt *time.Time `json:"pinExpiresAt,omitempty"`
 	// Shadowed: sent by a shadow-banned user, visible to it alone.
 	Shadowed bool `json:"shadowed,omitempty"`
+	// Attachments: files, external links and link previews.
+	Attachments []Attachment `json:"attachments,omitempty"`
 
 	// Sender is the author's profile, carried in events so that delivering
 	// one costs no query per subscriber.
@@ -111,9 +113,13 @@ type MessageInput struct {
 	QuotedMessageID *string
 	// ShowInChannel shows a thread reply in the channel too.
 	ShowInChannel bool
+	// Attachments are the client's; Stored is what the product made of
+	// them (checked, uploads resolved), the column's value.
+	Attachments []AttachmentInput
+	Stored      []Attachment
 }
 
-const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at, quoted_id, show_in_channel, pinned_at, pinned_by, pin_expires_at, shadowed`
+const messageColumns = `id, channel_id, pos, seq, user_id, text, type, parent_id, reply_count, mentioned, data, created_at, updated_at, deleted_at, quoted_id, show_in_channel, pinned_at, pinned_by, pin_expires_at, shadowed, attachments`
 
 // inChannel is the condition of messages shown in their channel's history.
 const inChannel = `(parent_id IS NULL OR show_in_channel)`
@@ -130,7 +136,7 @@ func scanMessage(row pgx.Row) (*Message, error) {
 func (m *Message) dest() []any {
 	return []any{&m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
 		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt,
-		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt, &m.Shadowed}
+		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt, &m.Shadowed, &m.Attachments}
 }
 
 func collectMessages(rows pgx.Rows, err error) ([]*Message, error) {
@@ -349,10 +355,10 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 				}
 			}
 			m, err := scanMessage(tx.db.QueryRow(ctx, `
-				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel, shadowed)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel, shadowed, attachments)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 				ON CONFLICT (id) DO NOTHING
-				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel, shadowed))
+				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel, shadowed, attachmentsValue(in.Stored)))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errSameID
 			}
