@@ -46,7 +46,7 @@ type Attachment struct {
 	// URL is an external file's address or a link preview's page.
 	URL string `json:"url,omitempty"`
 	// ThumbURL is an external thumbnail's address.
-	ThumbURL    string `json:"thumbUrl,omitempty"`
+	ThumbURL string `json:"thumbUrl,omitempty"`
 	// The rest are nil when unknown (GraphQL null).
 	MimeType    *string `json:"mimeType,omitempty"`
 	Size        *int    `json:"size,omitempty"`
