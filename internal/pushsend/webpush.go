@@ -101,6 +101,8 @@ func GenerateVAPIDKeys() (publicKey, privateKey string, err error) {
 // WebPushSubscription is the device token of a browser: the JSON of its
 // PushSubscription (pushSubscription.toJSON()).
 type WebPushSubscription struct {
+	// Endpoint is the https URL of the browser's push service that
+	// messages are POSTed to.
 	Endpoint string `json:"endpoint"`
 	Keys     struct {
 		// P256dh is the browser's ECDH public key, base64url.
