@@ -253,16 +253,16 @@ func TestDeviceInputErrors(t *testing.T) {
 		provider, token string
 		voip            bool
 	}{
-		"apns not hex":       {"APNS", "not-a-hex-token", false},
-		"apns too short":     {"APNS", "abcd", false},
-		"fcm with spaces":    {"FCM", "a token with spaces", false},
-		"too long":           {"FCM", strings.Repeat("a", 4097), false},
-		"webpush not json":   {"WEBPUSH", "https://push.example/123", false},
-		"webpush http":       {"WEBPUSH", `{"endpoint":"http://push.example/1","keys":{"p256dh":"BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM","auth":"tBHItJI5svbpez7KI4CCXg"}}`, false},
-		"webpush short key":  {"WEBPUSH", `{"endpoint":"https://push.example/1","keys":{"p256dh":"BNcR","auth":"tBHItJI5svbpez7KI4CCXg"}}`, false},
-		"webpush no auth":    {"WEBPUSH", `{"endpoint":"https://push.example/1","keys":{"p256dh":"BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"}}`, false},
-		"voip on fcm":        {"FCM", "fcm-token", true},
-		"empty token":        {"FCM", "", false},
+		"apns not hex":      {"APNS", "not-a-hex-token", false},
+		"apns too short":    {"APNS", "abcd", false},
+		"fcm with spaces":   {"FCM", "a token with spaces", false},
+		"too long":          {"FCM", strings.Repeat("a", 4097), false},
+		"webpush not json":  {"WEBPUSH", "https://push.example/123", false},
+		"webpush http":      {"WEBPUSH", `{"endpoint":"http://push.example/1","keys":{"p256dh":"BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM","auth":"tBHItJI5svbpez7KI4CCXg"}}`, false},
+		"webpush short key": {"WEBPUSH", `{"endpoint":"https://push.example/1","keys":{"p256dh":"BNcR","auth":"tBHItJI5svbpez7KI4CCXg"}}`, false},
+		"webpush no auth":   {"WEBPUSH", `{"endpoint":"https://push.example/1","keys":{"p256dh":"BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"}}`, false},
+		"voip on fcm":       {"FCM", "fcm-token", true},
+		"empty token":       {"FCM", "", false},
 	} {
 		resp := w.n.Query(t, tok, `mutation($p: PushProvider!, $t: String!, $v: Boolean) { addDevice(provider: $p, token: $t, voip: $v) { id } }`,
 			brooktest.Vars{"p": c.provider, "t": c.token, "v": c.voip})
