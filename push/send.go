@@ -39,7 +39,9 @@ const maxBody = 200
 
 // RegisterJobs gives the workers the push job.
 func (s *Service) RegisterJobs(r *workers.Runner) {
-	r.Handle(SendKind, s.sendJob)
+	// Alone: a job holds its transaction while it sends, and must not hold
+	// up the commit (and the events) of a batch of other jobs.
+	r.HandleAlone(SendKind, s.sendJob)
 }
 
 // Message queues the pushes of a new message for recipients, the members
