@@ -12,6 +12,7 @@ import (
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/pushsend"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/webhooks"
 )
@@ -61,6 +62,9 @@ type Config struct {
 	// BeforeSend is BROOK_BEFORE_SEND_URL, _SECRET, _TIMEOUT and _FAIL
 	// (open or closed): the synchronous before-send hook.
 	BeforeSend webhooks.BeforeSendOptions
+	// PushSenders are the configured push providers (BROOK_FCM_*, ...;
+	// docs/push.md); none: push is off.
+	PushSenders map[pushsend.Provider]pushsend.Sender
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
@@ -269,6 +273,11 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("BROOK_BEFORE_SEND_FAIL=%q: want open or closed", v))
 	}
+	if senders, err := pushSenders(getenv); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.PushSenders = senders
+	}
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{
 		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),
@@ -297,6 +306,34 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("BROOK_LOG_FORMAT=%q: want text or json", c.LogFormat))
 	}
 	return c, errors.Join(errs...)
+}
+
+// pushSenders builds a Sender for each push provider the environment
+// configures (docs/push.md).
+func pushSenders(getenv func(string) string) (map[pushsend.Provider]pushsend.Sender, error) {
+	senders := map[pushsend.Provider]pushsend.Sender{}
+	if cfg, on, err := pushsend.FCMConfigFromEnv(getenv); err != nil {
+		return nil, err
+	} else if on {
+		if senders[pushsend.FCM], err = pushsend.NewFCM(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg, on, err := pushsend.APNsConfigFromEnv(getenv); err != nil {
+		return nil, err
+	} else if on {
+		if senders[pushsend.APNS], err = pushsend.NewAPNs(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg, on, err := pushsend.WebPushConfigFromEnv(getenv); err != nil {
+		return nil, err
+	} else if on {
+		if senders[pushsend.WebPush], err = pushsend.NewWebPush(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return senders, nil
 }
 
 func firstSet(vs ...string) string {

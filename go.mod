@@ -22,6 +22,7 @@ require (
 	github.com/sideshow/apns2 v0.25.0
 	github.com/vektah/gqlparser/v2 v2.5.64
 	golang.org/x/net v0.61.0
+	golang.org/x/oauth2 v0.37.0
 	golang.org/x/sync v0.24.0
 )
 

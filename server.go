@@ -43,6 +43,7 @@ import (
 	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/migrations"
+	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
@@ -221,7 +222,8 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,
 		Workers: workers.Options{Concurrency: cfg.Workers},
 		Webhooks: webhooks.Options{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts, Concurrency: cfg.WebhookConcurrency,
-			Retention: cfg.WebhookRetention, BeforeSend: cfg.BeforeSend}})
+			Retention: cfg.WebhookRetention, BeforeSend: cfg.BeforeSend},
+		Push: push.Options{Senders: cfg.PushSenders}})
 	if err != nil {
 		return err
 	}

@@ -154,6 +154,9 @@ func (s *Service) EndCall(ctx context.Context, id string) (bool, error) {
 			if rings, err = tx.CancelRingsOfEndedCall(ctx, id); err != nil {
 				return err
 			}
+			if err := s.push.Rings(ctx, tx, rings); err != nil {
+				return err
+			}
 			return s.hooks.EmitAll(ctx, tx, ringHooks(rings))
 		})
 		return d, err

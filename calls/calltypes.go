@@ -84,6 +84,9 @@ func (s *Service) maxDurationJob(ctx context.Context, tx *store.Store, job store
 	if err := s.hooks.EmitAll(ctx, tx, ringHooks(rings)); err != nil {
 		return nil, err
 	}
+	if err := s.push.Rings(ctx, tx, rings); err != nil {
+		return nil, err
+	}
 	s.log.Info("calls: session reached its max duration", "call", p.Call, "session", p.Session, "left", len(d.Left))
 	return func(ctx context.Context) {
 		s.finishDepartures(ctx, d)

@@ -148,14 +148,29 @@ func ringEventType(state store.CallRingState) string {
 // webhooks.Service.WriteEvents).
 func (s *Service) writeRings(ctx context.Context, fn func(tx *store.Store) (*store.RingOutcome, error)) (*store.RingOutcome, error) {
 	var out *store.RingOutcome
-	err := s.hooks.WriteEvents(ctx, s.store, ringHookTypes, func(tx *store.Store) ([]webhooks.Event, error) {
+	write := func(tx *store.Store) ([]webhooks.Event, error) {
 		var err error
-		out, err = fn(tx)
-		if err != nil {
+		if out, err = fn(tx); err != nil {
+			return nil, err
+		}
+		// Pushes to the offline users rung (or no longer rung), with
+		// the rings.
+		if err := s.push.Rings(ctx, tx, out); err != nil {
 			return nil, err
 		}
 		return ringHooks(out), nil
-	})
+	}
+	if s.push.Enabled() {
+		err := s.store.InTx(ctx, func(tx *store.Store) error {
+			evs, err := write(tx)
+			if err != nil {
+				return err
+			}
+			return s.hooks.EmitAll(ctx, tx, evs)
+		})
+		return out, err
+	}
+	err := s.hooks.WriteEvents(ctx, s.store, ringHookTypes, write)
 	return out, err
 }
 

@@ -148,6 +148,9 @@ func (s *Service) createAndRing(ctx context.Context, me auth.Identity, input sto
 		if out, err = s.startRings(ctx, tx, me, call.ID, nil); err != nil {
 			return err
 		}
+		if err := s.push.Rings(ctx, tx, out); err != nil {
+			return err
+		}
 		return s.hooks.EmitAll(ctx, tx, ringHooks(out))
 	})
 	if err != nil {
@@ -247,6 +250,9 @@ func (s *Service) ringTimeoutJob(ctx context.Context, tx *store.Store, job store
 		return nil, err
 	}
 	if err := s.hooks.EmitAll(ctx, tx, ringHooks(out)); err != nil {
+		return nil, err
+	}
+	if err := s.push.Rings(ctx, tx, out); err != nil {
 		return nil, err
 	}
 	return func(ctx context.Context) { s.announceRings(ctx, out) }, nil

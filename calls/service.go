@@ -20,6 +20,7 @@ import (
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 )
@@ -61,7 +62,9 @@ const DefaultParticipantTimeout = 30 * time.Second
 type Service struct {
 	store *store.Store
 	// hooks takes the calls' webhook events (hooks.go).
-	hooks      *webhooks.Service
+	hooks *webhooks.Service
+	// push queues ring pushes to offline devices (writeRings).
+	push       *push.Service
 	state      *ephemeral.State
 	bus        *bus.Bus
 	log        *slog.Logger
@@ -105,7 +108,7 @@ const factsCacheSize = 100_000
 
 // New returns the calls Service. Start it to run the call runtime.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), hooks: opts.Hooks,
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), hooks: opts.Hooks, push: opts.Push,
 		nodes: opts.SFUNodes, timeout: opts.ParticipantTimeout, sweepEvery: opts.SweepInterval,
 		ringTimeout: opts.RingTimeout, ringPolicy: opts.RingPolicy, sfuTokenTTL: opts.SFUTokenTTL, eventRate: opts.EventRate}
 	if s.eventRate == (ephemeral.Rate{}) {

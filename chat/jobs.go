@@ -75,6 +75,19 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 			return nil, err
 		}
 	}
+	if msg.Counts() && s.push.Enabled() {
+		// Offline members hear of it on their devices: the same members
+		// the notification goes to, queued with this job (push.Message).
+		others := make([]string, 0, len(members))
+		for _, u := range members {
+			if u != msg.UserID && !silenced[u] {
+				others = append(others, u)
+			}
+		}
+		if err := s.push.Message(ctx, tx, msg, ch, others); err != nil {
+			return nil, err
+		}
+	}
 	note := func(u string, t store.UnreadTotals) {
 		if silenced[u] {
 			return

@@ -16,6 +16,7 @@ import (
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/product"
+	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 )
@@ -45,6 +46,7 @@ type Service struct {
 	bus       *bus.Bus
 	log       *slog.Logger
 	hooks     *webhooks.Service
+	push      *push.Service
 	pushLimit int
 	// readActivity is Options.ReadActivity.
 	readActivity func(ctx context.Context, id string) (*store.Activity, error)
@@ -55,7 +57,7 @@ type Service struct {
 
 // New returns the chat Service.
 func New(opts Options) *Service {
-	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), hooks: opts.Hooks, pushLimit: opts.PushMemberLimit,
+	s := &Service{store: opts.Store, state: opts.State, bus: opts.Bus, log: opts.Log(), hooks: opts.Hooks, push: opts.Push, pushLimit: opts.PushMemberLimit,
 		readActivity: opts.ReadActivity}
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultPushMemberLimit

@@ -497,6 +497,7 @@ type ComplexityRoot struct {
 		AcceptInvite           func(childComplexity int, channel string) int
 		AddActivity            func(childComplexity int, feed string, input store.ActivityInput) int
 		AddComment             func(childComplexity int, activity string, text string, parentID *string, mentionedUserIds []string, data json.RawMessage) int
+		AddDevice              func(childComplexity int, provider store.PushProvider, token string, name *string, voip *bool) int
 		AddMembers             func(childComplexity int, channel string, userIds []string) int
 		AddReaction            func(childComplexity int, activity string, kind string, data json.RawMessage, comment *string) int
 		BanUser                func(childComplexity int, user string, channel *string, until *time.Time, shadow *bool, reason *string) int
@@ -540,6 +541,7 @@ type ComplexityRoot struct {
 		RejectFollow           func(childComplexity int, source string, target string) int
 		RejectInvite           func(childComplexity int, channel string) int
 		RemoveActivity         func(childComplexity int, id string) int
+		RemoveDevice           func(childComplexity int, id *string, token *string) int
 		RemoveMembers          func(childComplexity int, channel string, userIds []string) int
 		RemoveReaction         func(childComplexity int, id string) int
 		RequestPermission      func(childComplexity int, participant string, permissions []calls.CallPermission) int
@@ -587,6 +589,15 @@ type ComplexityRoot struct {
 		HasNextPage     func(childComplexity int) int
 		HasPreviousPage func(childComplexity int) int
 		StartCursor     func(childComplexity int) int
+	}
+
+	PushDevice struct {
+		ID           func(childComplexity int) int
+		Name         func(childComplexity int) int
+		Provider     func(childComplexity int) int
+		RegisteredAt func(childComplexity int) int
+		Token        func(childComplexity int) int
+		VoIP         func(childComplexity int) int
 	}
 
 	Query struct {
@@ -712,6 +723,7 @@ type ComplexityRoot struct {
 		Calls        func(childComplexity int, filter *store.CallFilter, sort *store.CallSort, first *int, after *string) int
 		CreatedAt    func(childComplexity int) int
 		Data         func(childComplexity int) int
+		Devices      func(childComplexity int) int
 		ID           func(childComplexity int) int
 		Image        func(childComplexity int) int
 		LastActive   func(childComplexity int) int
@@ -2670,6 +2682,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddComment(childComplexity, args["activity"].(string), args["text"].(string), args["parentId"].(*string), args["mentionedUserIds"].([]string), args["data"].(json.RawMessage)), true
+	case "Mutation.addDevice":
+		if e.ComplexityRoot.Mutation.AddDevice == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_addDevice_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AddDevice(childComplexity, args["provider"].(store.PushProvider), args["token"].(string), args["name"].(*string), args["voip"].(*bool)), true
 	case "Mutation.addMembers":
 		if e.ComplexityRoot.Mutation.AddMembers == nil {
 			break
@@ -3138,6 +3161,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveActivity(childComplexity, args["id"].(string)), true
+	case "Mutation.removeDevice":
+		if e.ComplexityRoot.Mutation.RemoveDevice == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_removeDevice_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RemoveDevice(childComplexity, args["id"].(*string), args["token"].(*string)), true
 	case "Mutation.removeMembers":
 		if e.ComplexityRoot.Mutation.RemoveMembers == nil {
 			break
@@ -3556,6 +3590,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PushDevice.id":
+		if e.ComplexityRoot.PushDevice.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PushDevice.ID(childComplexity), true
+	case "PushDevice.name":
+		if e.ComplexityRoot.PushDevice.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PushDevice.Name(childComplexity), true
+	case "PushDevice.provider":
+		if e.ComplexityRoot.PushDevice.Provider == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PushDevice.Provider(childComplexity), true
+	case "PushDevice.registeredAt":
+		if e.ComplexityRoot.PushDevice.RegisteredAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PushDevice.RegisteredAt(childComplexity), true
+	case "PushDevice.token":
+		if e.ComplexityRoot.PushDevice.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PushDevice.Token(childComplexity), true
+	case "PushDevice.voip":
+		if e.ComplexityRoot.PushDevice.VoIP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PushDevice.VoIP(childComplexity), true
 
 	case "Query.activity":
 		if e.ComplexityRoot.Query.Activity == nil {
@@ -4177,6 +4248,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Data(childComplexity), true
+	case "User.devices":
+		if e.ComplexityRoot.User.Devices == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.Devices(childComplexity), true
 	case "User.id":
 		if e.ComplexityRoot.User.ID == nil {
 			break
@@ -6484,6 +6561,49 @@ extend type Mutation {
   resolveFlag(id: ID!, action: FlagAction!): Flag!
 }
 `, BuiltIn: false},
+	{Name: "../schema/push.graphqls", Input: `"A push service a device's token belongs to (docs/push.md)."
+enum PushProvider {
+  "Firebase Cloud Messaging (Android, and iOS or web apps using Firebase): the registration token."
+  FCM
+  "Apple Push Notification service: the device token, in hexadecimal."
+  APNS
+  "Web Push (browsers): the PushSubscription's JSON, {endpoint, keys: {p256dh, auth}}."
+  WEBPUSH
+}
+
+"One app install that receives pushes while its user has no open connection."
+type PushDevice {
+  id: ID!
+  provider: PushProvider!
+  token: String!
+  name: String
+  "An APNs VoIP (PushKit) token: it gets rings only."
+  voip: Boolean!
+  "When the token was last registered (apps register at every start)."
+  registeredAt: Time!
+}
+
+extend type User {
+  """
+  The user's push devices, newest registration first. Only the user itself
+  (or an admin) may read them: FORBIDDEN for others.
+  """
+  devices: [PushDevice!]!
+}
+
+extend type Mutation {
+  """
+  Registers a device of the caller for pushes. Registering a token again
+  updates its name and registration time, and moves it to the caller if
+  another user had it. A user keeps at most 25 devices: the one
+  registered longest ago is removed. token is at most 4096 bytes, in its
+  provider's format; name at most 100 characters; voip only for APNS.
+  """
+  addDevice(provider: PushProvider!, token: String!, name: String, voip: Boolean = false): PushDevice!
+  "Removes the caller's device with this id, or this token (give one). False when there was none."
+  removeDevice(id: ID, token: String): Boolean!
+}
+`, BuiltIn: false},
 	{Name: "../schema/rankings.graphqls", Input: `"""
 A named order for ranked feeds: ` + "`" + `activities(ranking: "popular")` + "`" + `. Its
 formula scores each activity; a ranked page lists a feed's newest 1,000
@@ -7495,6 +7615,24 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_PushDevice(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_PushDevice_id(ctx, field)
+	case "provider":
+		return ec.fieldContext_PushDevice_provider(ctx, field)
+	case "token":
+		return ec.fieldContext_PushDevice_token(ctx, field)
+	case "name":
+		return ec.fieldContext_PushDevice_name(ctx, field)
+	case "voip":
+		return ec.fieldContext_PushDevice_voip(ctx, field)
+	case "registeredAt":
+		return ec.fieldContext_PushDevice_registeredAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PushDevice", field.Name)
+}
+
 func (ec *executionContext) childFields_Ranking(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -7683,6 +7821,8 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_mutedUsers(ctx, field)
 	case "bookmarks":
 		return ec.fieldContext_User_bookmarks(ctx, field)
+	case "devices":
+		return ec.fieldContext_User_devices(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type User", field.Name)
 }

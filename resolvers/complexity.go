@@ -13,6 +13,8 @@ func SetComplexity(c *graph.ComplexityRoot) {
 	c.Query.Users = func(child int, ids []string) int { return 1 + len(ids)*child }
 	c.Query.SearchUsers = func(child int, _ string, first *int, _ *string) int { return listCost(child, first) }
 	c.Mutation.UpsertUsers = func(child int, users []*model.UserInput) int { return 1 + len(users)*child }
+	// A user keeps at most 25 push devices (push.Options.MaxDevices).
+	c.User.Devices = func(child int) int { return 1 + 25*child }
 	setFeedComplexity(c)
 	setCommentComplexity(c)
 	setSearchComplexity(c)

@@ -13,6 +13,7 @@ import (
 	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/users"
 	"github.com/brookhq/brook/webhooks"
 )
@@ -24,6 +25,7 @@ type Resolver struct {
 	Chat   *chat.Service
 	Calls  *calls.Service
 	Hooks  *webhooks.Service
+	Push   *push.Service
 	Log    *slog.Logger
 }
 

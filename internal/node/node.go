@@ -21,6 +21,7 @@ import (
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/users"
@@ -72,6 +73,10 @@ type Options struct {
 	// Webhooks tunes webhook delivery (BROOK_WEBHOOK_*); its Store, Bus
 	// and Logger are the node's.
 	Webhooks webhooks.Options
+	// Push configures pushes to offline devices (BROOK_FCM_*, ...); its
+	// Store, State, Logger and Registerer are the node's. No Senders:
+	// push is off.
+	Push push.Options
 	// ChatRepairInterval is how often the chat unread repair pass runs
 	// (0: every minute).
 	ChatRepairInterval time.Duration
@@ -87,6 +92,7 @@ type Node struct {
 	Chat     *chat.Service
 	Calls    *calls.Service
 	Hooks    *webhooks.Service
+	Push     *push.Service
 	Resolver *resolvers.Resolver
 	// Runner runs the products' jobs; nil when this node runs none.
 	Runner *workers.Runner
@@ -131,7 +137,10 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	parts := product.Parts{Store: st, State: state, Bus: b, Hooks: n.Hooks, Logger: log}
+	po := opts.Push
+	po.Store, po.State, po.Logger, po.Registerer = st, state, log, opts.Registerer
+	n.Push = push.New(po)
+	parts := product.Parts{Store: st, State: state, Bus: b, Hooks: n.Hooks, Push: n.Push, Logger: log}
 	n.People = users.New(parts)
 	n.Feeds = feeds.New(feeds.Options{Parts: parts, PullThreshold: opts.FeedPullThreshold, CommentDepth: opts.FeedCommentDepth,
 		UpdateWindow: opts.FeedUpdateWindow})
@@ -140,7 +149,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval,
 		RingTimeout: opts.CallRingTimeout, SFUTokenTTL: opts.CallSFUTokenTTL, EventRate: opts.CallEventRate})
-	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Hooks: n.Hooks, Log: log}
+	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Hooks: n.Hooks, Push: n.Push, Log: log}
 	if opts.Workers.Concurrency > 0 {
 		wo := opts.Workers
 		if wo.Logger == nil {
@@ -154,6 +163,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.Chat.RegisterJobs(n.Runner, opts.ChatRepairInterval)
 		n.Calls.RegisterJobs(n.Runner)
 		n.Hooks.RegisterJobs(n.Runner)
+		n.Push.RegisterJobs(n.Runner)
 	}
 	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 )
@@ -22,6 +23,9 @@ type Parts struct {
 	// Hooks takes the products' events for webhooks (one Emit per event,
 	// which costs nothing while no webhook wants it); nil emits nothing.
 	Hooks *webhooks.Service
+	// Push takes the pushes to offline devices (new messages, mentions,
+	// rings); nil, or one with no provider, pushes nothing.
+	Push *push.Service
 	// Logger receives warnings; nil means slog.Default().
 	Logger *slog.Logger
 }

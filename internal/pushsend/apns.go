@@ -187,6 +187,10 @@ func (s *apnsSender) Send(ctx context.Context, tok string, n Notification) error
 	if n.Urgent {
 		note.Priority = apns2.PriorityHigh
 	}
+	if n.VoIP {
+		// PushKit: Apple wants the .voip topic and immediate delivery.
+		note.Topic, note.PushType, note.Priority = s.topic+".voip", apns2.PushTypeVOIP, apns2.PriorityHigh
+	}
 	res, err := s.client.PushWithContext(ctx, note)
 	if err != nil {
 		return fmt.Errorf("pushsend: APNs: %w", err)

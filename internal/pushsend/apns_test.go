@@ -338,3 +338,20 @@ func TestClipKeepsRunesWhole(t *testing.T) {
 		t.Error("clip changed a short string")
 	}
 }
+
+// A ring for a PushKit token goes out as a VoIP push on the .voip topic.
+func TestAPNsVoIPRing(t *testing.T) {
+	s, srv := newTestAPNs(t)
+	ring := Notification{ID: "push-v", Kind: "ring", Title: "bob is calling", Urgent: true, VoIP: true}
+	if err := s.Send(context.Background(), liveToken, ring); err != nil {
+		t.Fatal(err)
+	}
+	reqs := srv.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("server saw %d requests, want 1", len(reqs))
+	}
+	h := reqs[0].header
+	if h.Get("apns-topic") != "dev.brook.app.voip" || h.Get("apns-push-type") != "voip" || h.Get("apns-priority") != "10" {
+		t.Errorf("voip push: topic %q push type %q priority %q", h.Get("apns-topic"), h.Get("apns-push-type"), h.Get("apns-priority"))
+	}
+}

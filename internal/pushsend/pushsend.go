@@ -41,6 +41,9 @@ type Notification struct {
 	TTL time.Duration
 	// Urgent pushes (rings) wake the device: high priority on every provider.
 	Urgent bool
+	// VoIP is a ring for an APNs PushKit token: sent as a VoIP push (topic
+	// <bundle id>.voip) that wakes the app's call UI.
+	VoIP bool
 }
 
 // Sender delivers notifications to device tokens of one provider.
