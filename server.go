@@ -221,7 +221,8 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,
 		Workers: workers.Options{Concurrency: cfg.Workers},
 		Webhooks: webhooks.Options{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts, Concurrency: cfg.WebhookConcurrency,
-			Retention: cfg.WebhookRetention, BeforeSend: cfg.BeforeSend}})
+			Retention: cfg.WebhookRetention, BeforeSend: cfg.BeforeSend},
+		Previews: cfg.Previews})
 	if err != nil {
 		return err
 	}
