@@ -92,6 +92,15 @@ func (s *Service) RegisterJobs(r *workers.Runner) {
 	})
 }
 
+// Drop gives r handlers that end the preview jobs without a preview: for
+// nodes with previews off, so jobs queued while they were on do not wait
+// in the outbox forever (nor count as its lag).
+func Drop(r *workers.Runner) {
+	for _, kind := range []string{store.PreviewMessageKind, store.PreviewActivityKind, cleanupKind} {
+		r.Handle(kind, func(context.Context, *store.Store, store.Job) (func(context.Context), error) { return nil, nil })
+	}
+}
+
 // Wake makes this node's preview workers look for jobs now. A nil
 // Service does nothing.
 func (s *Service) Wake() {

@@ -172,6 +172,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 			n.PreviewRunner = n.Previews.Runner(st)
 			n.Chat.RegisterPreviewJobs(n.PreviewRunner)
 			n.Feeds.RegisterPreviewJobs(n.PreviewRunner)
+		} else {
+			linkpreview.Drop(n.Runner)
 		}
 	}
 	return n, nil
