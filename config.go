@@ -12,6 +12,7 @@ import (
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/linkpreview"
 	"github.com/brookhq/brook/internal/pushsend"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/webhooks"
@@ -65,6 +66,9 @@ type Config struct {
 	// PushSenders are the configured push providers (BROOK_FCM_*, ...;
 	// docs/push.md); none: push is off.
 	PushSenders map[pushsend.Provider]pushsend.Sender
+	// Previews is BROOK_PREVIEWS (on unless false) and BROOK_PREVIEW_*:
+	// link previews of URLs in messages and activities; nil when off.
+	Previews *linkpreview.ServiceOptions
 	// FeedPullThreshold is FEED_PULL_THRESHOLD: actors with more followers
 	// are merged into timelines at read time instead of fanned out.
 	FeedPullThreshold int
@@ -144,6 +148,22 @@ func parseRate(v string) (ephemeral.Rate, error) {
 		}
 	}
 	return r, nil
+}
+
+// parsePorts reads BROOK_PREVIEW_PORTS: ports separated by commas, or
+// "any".
+func parsePorts(v string) (ports []uint16, anyPort bool, err error) {
+	if strings.TrimSpace(v) == "any" {
+		return nil, true, nil
+	}
+	for _, f := range strings.Split(v, ",") {
+		p, err := strconv.ParseUint(strings.TrimSpace(f), 10, 16)
+		if err != nil || p == 0 {
+			return nil, false, fmt.Errorf("%q: want ports separated by commas (like 80,443), or any", v)
+		}
+		ports = append(ports, uint16(p))
+	}
+	return ports, false, nil
 }
 
 // configFromEnv reads the configuration; getenv is os.Getenv outside tests.
@@ -277,6 +297,18 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	} else {
 		c.PushSenders = senders
+	}
+	if parseBool("BROOK_PREVIEWS", true) {
+		c.Previews = &linkpreview.ServiceOptions{
+			Fetch: linkpreview.Options{Timeout: parseDuration("BROOK_PREVIEW_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+				AllowPrivate: parseBool("BROOK_PREVIEW_ALLOW_PRIVATE", false)},
+			CacheTTL: parseDuration("BROOK_PREVIEW_CACHE_TTL", 24*time.Hour, time.Second, 365*24*time.Hour),
+			Workers:  parseInt("BROOK_PREVIEW_WORKERS", 2),
+		}
+		var err error
+		if c.Previews.Fetch.Ports, c.Previews.Fetch.AnyPort, err = parsePorts(firstSet(getenv("BROOK_PREVIEW_PORTS"), "80,443")); err != nil {
+			errs = append(errs, fmt.Errorf("BROOK_PREVIEW_PORTS: %w", err))
+		}
 	}
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{

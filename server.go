@@ -223,7 +223,8 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		Workers: workers.Options{Concurrency: cfg.Workers},
 		Webhooks: webhooks.Options{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts, Concurrency: cfg.WebhookConcurrency,
 			Retention: cfg.WebhookRetention, BeforeSend: cfg.BeforeSend},
-		Push: push.Options{Senders: cfg.PushSenders}})
+		Push:     push.Options{Senders: cfg.PushSenders},
+		Previews: cfg.Previews})
 	if err != nil {
 		return err
 	}

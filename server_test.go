@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,6 +103,20 @@ func TestConfigFromEnv(t *testing.T) {
 		}, ""},
 		{"bad before-send URL", map[string]string{"BROOK_BEFORE_SEND_URL": "mod.example"}, nil, "BROOK_BEFORE_SEND_URL"},
 		{"bad before-send fail", map[string]string{"BROOK_BEFORE_SEND_FAIL": "sometimes"}, nil, "BROOK_BEFORE_SEND_FAIL"},
+		{"previews default", nil, func(c Config) bool {
+			return c.Previews != nil && !c.Previews.Fetch.AllowPrivate && !c.Previews.Fetch.AnyPort &&
+				slices.Equal(c.Previews.Fetch.Ports, []uint16{80, 443}) && c.Previews.CacheTTL == 24*time.Hour && c.Previews.Fetch.Timeout == 5*time.Second
+		}, ""},
+		{"previews off", map[string]string{"BROOK_PREVIEWS": "false"}, func(c Config) bool { return c.Previews == nil }, ""},
+		{"previews", map[string]string{"BROOK_PREVIEW_ALLOW_PRIVATE": "true", "BROOK_PREVIEW_PORTS": "any", "BROOK_PREVIEW_TIMEOUT": "2s",
+			"BROOK_PREVIEW_CACHE_TTL": "1h", "BROOK_PREVIEW_WORKERS": "4"}, func(c Config) bool {
+			p := c.Previews
+			return p.Fetch.AllowPrivate && p.Fetch.AnyPort && p.Fetch.Timeout == 2*time.Second && p.CacheTTL == time.Hour && p.Workers == 4
+		}, ""},
+		{"preview ports", map[string]string{"BROOK_PREVIEW_PORTS": "443, 8443"}, func(c Config) bool {
+			return slices.Equal(c.Previews.Fetch.Ports, []uint16{443, 8443})
+		}, ""},
+		{"bad preview ports", map[string]string{"BROOK_PREVIEW_PORTS": "80,http"}, nil, "BROOK_PREVIEW_PORTS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,6 +63,10 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 		Payload: messageHook{Channel: ch.ID, Message: msg}}); err != nil {
 		return nil, err
 	}
+	previewQueued, err := s.queuePreview(ctx, tx, msg)
+	if err != nil {
+		return nil, err
+	}
 	big := s.big(ch.MemberCount)
 	var notify []string
 	var events []*UserEvent
@@ -154,6 +158,9 @@ func (s *Service) messageJob(ctx context.Context, tx *store.Store, job store.Job
 		}
 	}
 	return func(ctx context.Context) {
+		if previewQueued {
+			s.previews.Wake()
+		}
 		// The request that sent the message has normally published it
 		// already; this publishes it if that request's node stopped first.
 		if _, err := s.publishMessageNew(ctx, msg, ch.MemberRemovals); err != nil {

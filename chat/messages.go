@@ -91,15 +91,26 @@ func (s *Service) UpdateMessage(ctx context.Context, id, text string, data json.
 	if m.UserID != me.UserID && !me.IsAdmin() {
 		return nil, auth.Forbidden("only the author of message %s and admins may edit it", id)
 	}
-	err = s.hooks.Write(ctx, s.store, EventMessageUpdated, func(tx *store.Store) (*webhooks.Event, error) {
-		if m, err = tx.UpdateMessage(ctx, m.ID, text, data); err != nil {
-			return nil, err
-		}
-		return &webhooks.Event{Type: EventMessageUpdated, Key: "channel:" + m.ChannelID, At: m.UpdatedAt,
-			Payload: messageHook{Channel: m.ChannelID, Message: m, User: me.UserID}}, nil
+	// An edit that brings a URL to a message without a preview queues its
+	// preview job with the edit, in one transaction (only then).
+	preview := false
+	err = s.inTxIf(ctx, s.previewURL(&store.Message{Text: text, Attachments: m.Attachments}) != "", func(st *store.Store) error {
+		return s.hooks.Write(ctx, st, EventMessageUpdated, func(tx *store.Store) (*webhooks.Event, error) {
+			if m, err = tx.UpdateMessage(ctx, m.ID, text, data); err != nil {
+				return nil, err
+			}
+			if preview, err = s.queuePreview(ctx, tx, m); err != nil {
+				return nil, err
+			}
+			return &webhooks.Event{Type: EventMessageUpdated, Key: "channel:" + m.ChannelID, At: m.UpdatedAt,
+				Payload: messageHook{Channel: m.ChannelID, Message: m, User: me.UserID}}, nil
+		})
 	})
 	if err != nil {
 		return nil, err
+	}
+	if preview {
+		s.previews.Wake()
 	}
 	s.publishChannel(ctx, EventMessageUpdated, m.ChannelID, me.UserID, s.withReactions(ctx, m))
 	return m, nil

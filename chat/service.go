@@ -15,6 +15,7 @@ import (
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/linkpreview"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/store"
@@ -33,6 +34,8 @@ type Options struct {
 	// none, FORBIDDEN when the caller may not read it. Flags of
 	// activities need it.
 	ReadActivity func(ctx context.Context, id string) (*store.Activity, error)
+	// Previews makes link previews of messages' URLs; nil: none.
+	Previews *linkpreview.Service
 }
 
 // DefaultPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT's default: channels
@@ -53,6 +56,8 @@ type Service struct {
 	// replays shares messageAdded's reads of missed messages on a node.
 	replays singleflight.Group
 	blocks  *blockCache
+	// previews is Options.Previews.
+	previews *linkpreview.Service
 }
 
 // New returns the chat Service.
@@ -62,6 +67,7 @@ func New(opts Options) *Service {
 	if s.pushLimit <= 0 {
 		s.pushLimit = DefaultPushMemberLimit
 	}
+	s.previews = opts.Previews
 	s.blocks = &blockCache{store: s.store, log: s.log, by: map[string]*blockSlot{}}
 	if s.state != nil {
 		// A write to the counters that failed while Redis was away

@@ -70,10 +70,10 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 		}
 		feeds = append(feeds, written...)
 		if len(pages) > 1 {
-			return s.announce(feeds, FeedUpdate{Added: acts}, true), nil
+			return s.queuePreview(ctx, tx, a, s.announce(feeds, FeedUpdate{Added: acts}, true))
 		}
 	}
-	return s.announce(feeds, FeedUpdate{Added: acts}, false), nil
+	return s.queuePreview(ctx, tx, a, s.announce(feeds, FeedUpdate{Added: acts}, false))
 }
 
 // fanoutJob writes one page of a fan-out.

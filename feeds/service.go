@@ -14,6 +14,7 @@ import (
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/linkpreview"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
@@ -32,6 +33,8 @@ type Options struct {
 	// UpdateWindow is how often, at most, a feedUpdated stream sends an
 	// update of one activity (0: DefaultUpdateWindow; tests set it).
 	UpdateWindow time.Duration
+	// Previews makes link previews of activities' URLs; nil: none.
+	Previews *linkpreview.Service
 }
 
 // DefaultPullThreshold is FEED_PULL_THRESHOLD's default: actors with more
@@ -54,6 +57,8 @@ type Service struct {
 	// wakeRunner wakes this node's job runner (RegisterJobs), for jobs that
 	// leave more jobs; nil until the Service's jobs are registered.
 	wakeRunner func()
+	// previews is Options.Previews.
+	previews *linkpreview.Service
 }
 
 // New returns the feeds Service.
@@ -66,6 +71,7 @@ func New(opts Options) *Service {
 	if s.updateWindow <= 0 {
 		s.updateWindow = DefaultUpdateWindow
 	}
+	s.previews = opts.Previews
 	s.watch = newActivityWatch(s)
 	s.commentDepth = min(opts.CommentDepth, MaxCommentDepth)
 	if s.commentDepth <= 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/linkpreview"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/push"
@@ -77,6 +78,9 @@ type Options struct {
 	// Store, State, Logger and Registerer are the node's. No Senders:
 	// push is off.
 	Push push.Options
+	// Previews tunes link previews (BROOK_PREVIEW_*; its Logger and
+	// Registerer are the node's); nil makes none.
+	Previews *linkpreview.ServiceOptions
 	// ChatRepairInterval is how often the chat unread repair pass runs
 	// (0: every minute).
 	ChatRepairInterval time.Duration
@@ -96,6 +100,10 @@ type Node struct {
 	Resolver *resolvers.Resolver
 	// Runner runs the products' jobs; nil when this node runs none.
 	Runner *workers.Runner
+	// Previews makes link previews (nil: off); PreviewRunner runs their
+	// jobs apart from Runner's (nil when this node runs no jobs).
+	Previews      *linkpreview.Service
+	PreviewRunner *workers.Runner
 
 	log     *slog.Logger
 	stop    context.CancelFunc
@@ -141,11 +149,17 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	po.Store, po.State, po.Logger, po.Registerer = st, state, log, opts.Registerer
 	n.Push = push.New(po)
 	parts := product.Parts{Store: st, State: state, Bus: b, Hooks: n.Hooks, Push: n.Push, Logger: log}
+	if opts.Previews != nil {
+		lo := *opts.Previews
+		lo.Logger, lo.Registerer = log, opts.Registerer
+		n.Previews = linkpreview.New(lo)
+	}
 	n.People = users.New(parts)
 	n.Feeds = feeds.New(feeds.Options{Parts: parts, PullThreshold: opts.FeedPullThreshold, CommentDepth: opts.FeedCommentDepth,
-		UpdateWindow: opts.FeedUpdateWindow})
+		UpdateWindow: opts.FeedUpdateWindow, Previews: n.Previews})
 	n.Chat = chat.New(chat.Options{Parts: parts, PushMemberLimit: opts.ChatPushMemberLimit,
-		ReadActivity: func(ctx context.Context, id string) (*store.Activity, error) { return n.Feeds.Activity(ctx, id, nil) }})
+		ReadActivity: func(ctx context.Context, id string) (*store.Activity, error) { return n.Feeds.Activity(ctx, id, nil) },
+		Previews:     n.Previews})
 	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval,
 		RingTimeout: opts.CallRingTimeout, SFUTokenTTL: opts.CallSFUTokenTTL, EventRate: opts.CallEventRate})
@@ -164,6 +178,13 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.Calls.RegisterJobs(n.Runner)
 		n.Hooks.RegisterJobs(n.Runner)
 		n.Push.RegisterJobs(n.Runner)
+		if n.Previews != nil {
+			n.PreviewRunner = n.Previews.Runner(st)
+			n.Chat.RegisterPreviewJobs(n.PreviewRunner)
+			n.Feeds.RegisterPreviewJobs(n.PreviewRunner)
+		} else {
+			linkpreview.Drop(n.Runner)
+		}
 	}
 	return n, nil
 }
@@ -173,11 +194,14 @@ func (n *Node) Start(ctx context.Context) {
 	ctx, n.stop = context.WithCancel(context.WithoutCancel(ctx))
 	n.Calls.Start(ctx)
 	n.Hooks.Start(ctx, n.Runner != nil)
-	if n.Runner != nil {
+	for _, r := range []*workers.Runner{n.Runner, n.PreviewRunner} {
+		if r == nil {
+			continue
+		}
 		n.running.Add(1)
 		go func() {
 			defer n.running.Done()
-			if err := n.Runner.Run(ctx); err != nil {
+			if err := r.Run(ctx); err != nil {
 				n.log.Error("workers stopped", "err", err)
 			}
 		}()
