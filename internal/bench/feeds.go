@@ -35,7 +35,10 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 	followers := fs.Int("followers", 100_000, "followers of the large actor")
 	posts := fs.Int("posts", 300, "addActivity calls per actor for the latency figure")
 	seconds := fs.Float64("seconds", 5, "seconds per timeline read measurement")
-	only := fs.String("only", "", "run one part: fanout, latency, import or timeline")
+	only := fs.String("only", "", "run one part: fanout, latency, import, timeline or roundtrip")
+	rtSizes := fs.String("rt-sizes", "10000,100000", "round trip: followers of each posting actor, comma-separated")
+	rtSubs := fs.Int("rt-subscribers", 1000, "round trip: followers holding a feedUpdated subscription, per actor")
+	rtPosts := fs.Int("rt-posts", 5, "round trip: measured posts per actor")
 	imports := fs.Int("imports", store.MaxImportBatch, "rows per import batch")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -107,6 +110,19 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 			return err
 		}
 		imp.print(os.Stdout, cmd)
+	}
+	if run("roundtrip") {
+		sizes, err := parseSizes(*rtSizes)
+		if err != nil {
+			return err
+		}
+		rt := &table{title: "Feeds: fan-out round trip (addActivity called → feedUpdated received on followers' timelines)",
+			cols: []string{"followers", "subscribers", "posts", "events received / expected", "p50", "p99", "max",
+				"addActivity request p50 / max", "last timeline row committed p50 / max", "load average"}}
+		if err := roundtripFigures(ctx, h, db, roundtripOptions{sizes: sizes, subscribers: *rtSubs, posts: *rtPosts}, rt); err != nil {
+			return err
+		}
+		rt.print(os.Stdout, cmd)
 	}
 	if !run("timeline") {
 		return nil
