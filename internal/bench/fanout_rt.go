@@ -110,7 +110,7 @@ func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o round
 	t.note("Each actor posts %d times (after one warm-up post), one post at a time, over HTTP to node 1; %d of its followers, evenly spread "+
 		"over its follower list (so over the fan-out's pages), each hold a feedUpdated subscription on their own timeline over their own "+
 		"WebSocket, alternating between the two nodes (a bare graphql-transport-ws reader per subscriber, one goroutine, no decoding). "+
-		"Latency runs from just before the addActivity request to the event read off each subscriber's socket. "+
+		"Latency runs from just before the addActivity request to the event read off each subscriber's socket; \"first event\" is the median over the posts of each post's earliest event (the commit and the publish, before the nodes' delivery to the rest). "+
 		"Both nodes run the default workers (2 each), which take the fan-out's pages of 10,000 followers; FEED_PULL_THRESHOLD is raised so "+
 		"that both actors are pushed. The last column runs from just before the request to the moment no feed job is left "+
 		"(the jobs table polled every 5 ms; a page's job is deleted in its transaction), after which every follower's row is checked. "+
@@ -127,6 +127,8 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	total := o.posts + 1 // post 0 warms up
 	sentAt := make([]atomic.Int64, total)
 	got := make([]atomic.Int64, total)
+	last := make([]atomic.Int64, total) // each post's latest event, ns since the call
+	first := make([]atomic.Int64, total)
 	var dupes atomic.Int64
 	lats := &latencies{}
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %d subscribers of %s on %d nodes\n", subs, actor, len(nodes))
@@ -170,8 +172,21 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 					}
 					seen[k] = true
 					got[k].Add(1)
+					d := at.Sub(time.Unix(0, sentAt[k].Load()))
+					for {
+						f := first[k].Load()
+						if (f != 0 && f <= int64(d)) || first[k].CompareAndSwap(f, int64(d)) {
+							break
+						}
+					}
+					for {
+						l := last[k].Load()
+						if l >= int64(d) || last[k].CompareAndSwap(l, int64(d)) {
+							break
+						}
+					}
 					if k > 0 {
-						lats.add(at.Sub(time.Unix(0, sentAt[k].Load())))
+						lats.add(d)
 					}
 				})
 			if err != nil {
@@ -188,7 +203,7 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	}
 	time.Sleep(2 * time.Second) // every subscription started on its node
 	author := nodes[0].Client(h.token(actor, false))
-	var committed, requests latencies
+	var committed, requests, firsts latencies
 	cpu0, self0 := serversCPU(nodes), selfCPU()
 	for k := 0; k < total; k++ {
 		time.Sleep(500 * time.Millisecond)
@@ -230,9 +245,11 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 		if k > 0 {
 			committed.add(done)
 			requests.add(requested)
+			firsts.add(time.Duration(first[k].Load()))
 		}
-		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s post %d: request %v, rows committed %v, events %d/%d\n",
-			actor, k, requested.Round(time.Microsecond), done.Round(time.Millisecond), got[k].Load(), subs)
+		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s post %d: request %v, rows committed %v, events %d/%d, first %v, last %v\n",
+			actor, k, requested.Round(time.Microsecond), done.Round(time.Millisecond), got[k].Load(), subs,
+			time.Duration(first[k].Load()).Round(time.Millisecond), time.Duration(last[k].Load()).Round(time.Millisecond))
 	}
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: CPU during the posts: nodes %v, load generator %v\n",
 		(serversCPU(nodes) - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond))
@@ -243,11 +260,12 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	p50, p99, mx, _ := lats.summary()
 	c50, _, cmax, _ := committed.summary()
 	r50, _, rmax, _ := requests.summary()
+	f50, _, _, _ := firsts.summary()
 	lost := fmt.Sprintf("%d / %d", received, o.posts*subs)
 	if d := dupes.Load(); d > 0 {
 		lost += fmt.Sprintf(" (%d duplicates)", d)
 	}
-	t.add(fmt.Sprintf("%d", size), fmt.Sprintf("%d on 2 nodes", subs), o.posts, lost, ms(p50), ms(p99), ms(mx),
+	t.add(fmt.Sprintf("%d", size), fmt.Sprintf("%d on 2 nodes", subs), o.posts, lost, ms(f50), ms(p50), ms(p99), ms(mx),
 		ms(r50)+" / "+ms(rmax), ms(c50)+" / "+ms(cmax), loadAverage())
 	return nil
 }

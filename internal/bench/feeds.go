@@ -117,7 +117,7 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 			return err
 		}
 		rt := &table{title: "Feeds: fan-out round trip (addActivity called → feedUpdated received on followers' timelines)",
-			cols: []string{"followers", "subscribers", "posts", "events received / expected", "p50", "p99", "max",
+			cols: []string{"followers", "subscribers", "posts", "events received / expected", "first event", "p50", "p99", "max",
 				"addActivity request p50 / max", "last timeline row committed p50 / max", "load average"}}
 		if err := roundtripFigures(ctx, h, db, roundtripOptions{sizes: sizes, subscribers: *rtSubs, posts: *rtPosts}, rt); err != nil {
 			return err
