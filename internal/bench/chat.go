@@ -122,6 +122,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 			"messages × members", "p50", "p99", "max", "lost", "sendMessage request p99", "load average"}}
 	if want("bignode") {
 		if err := bigNodeRows(ctx, h, big, bigNodeOptions{subscriptions: *bigSubs, members: *bigMembers, messages: *bigMessages, perConn: *bigPerConn}); err != nil {
+			big.print(os.Stdout, cmd) // the rows measured before the failure
 			return err
 		}
 	}
