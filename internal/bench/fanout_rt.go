@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type roundtripOptions struct {
 	sizes       []int // followers of each actor measured
 	subscribers int   // followers holding a feedUpdated subscription, per size
 	posts       int   // measured posts per size (after one warm-up)
+	pulled      []int // sizes also measured as a pulled actor (FEED_PULL_THRESHOLD at its default)
 }
 
 // parseSizes parses a comma-separated list of follower counts.
@@ -50,10 +52,10 @@ func parseSizes(s string) ([]int, error) {
 // last follower's timeline row.
 func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o roundtripOptions, t *table) error {
 	largest := 0
-	for _, n := range o.sizes {
+	for _, n := range append(slices.Clone(o.sizes), o.pulled...) {
 		largest = max(largest, n)
 	}
-	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: seeding actors with %v followers\n", o.sizes)
+	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: seeding actors with %v followers (pulled: %v)\n", o.sizes, o.pulled)
 	if _, err := db.Exec(ctx, `INSERT INTO users (id, name) SELECT 'u' || g, 'User ' || g FROM generate_series(1, $1) g
 		ON CONFLICT DO NOTHING`, largest); err != nil {
 		return err
@@ -79,6 +81,26 @@ func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o round
 			}
 		}
 	}
+	for _, n := range o.pulled {
+		// Above the default threshold and marked pulled, as the demote
+		// job leaves such an actor: merged into timelines at read time.
+		actor := fmt.Sprintf("rtp%d", n)
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`INSERT INTO users (id, name) VALUES ($1, $1) ON CONFLICT DO NOTHING`, []any{actor}},
+			{`INSERT INTO follows (source, target, pull_from, pulled)
+				SELECT 'timeline:u' || g, 'user:' || $1, '00000000-0000-0000-0000-000000000000', true FROM generate_series(1, $2::int) g
+				ON CONFLICT DO NOTHING`, []any{actor, n}},
+			{`INSERT INTO feeds (id, follower_count, pulled_since) VALUES ('user:' || $1, $2::int, '00000000-0000-7000-8000-000000000000')
+				ON CONFLICT (id) DO UPDATE SET follower_count = $2::int, pulled_since = excluded.pulled_since`, []any{actor, n}},
+		} {
+			if _, err := db.Exec(ctx, q.sql, q.args...); err != nil {
+				return fmt.Errorf("seed round trip: %w", err)
+			}
+		}
+	}
 	if _, err := db.Exec(ctx, `VACUUM ANALYZE follows`); err != nil {
 		return err
 	}
@@ -87,24 +109,25 @@ func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o round
 	// as the 10,000 one does, which is the case with timeline rows to
 	// commit (above the default threshold an actor is merged at read
 	// time, and its followers' streams get one publish on its topic).
-	var nodes []*server
-	defer func() {
-		for _, s := range nodes {
-			s.Stop()
-		}
-	}()
-	for i := 0; i < 2; i++ {
-		s, err := h.startServer(ctx, map[string]string{"FEED_PULL_THRESHOLD": "1000000"})
-		if err != nil {
-			return err
-		}
-		nodes = append(nodes, s)
-	}
 	started, load := time.Now().UTC(), loadAverage()
-	for _, n := range o.sizes {
-		settle()
-		if err := roundtripSize(ctx, h, db, nodes, n, o, t); err != nil {
-			return fmt.Errorf("round trip with %d followers: %w", n, err)
+	for _, mode := range []struct {
+		pulled bool
+		sizes  []int
+		env    map[string]string
+	}{{false, o.sizes, map[string]string{"FEED_PULL_THRESHOLD": "1000000"}}, {true, o.pulled, nil}} {
+		if len(mode.sizes) == 0 {
+			continue
+		}
+		if err := roundtripNodes(ctx, h, mode.env, func(nodes []*server) error {
+			for _, n := range mode.sizes {
+				settle()
+				if err := roundtripSize(ctx, h, db, nodes, n, mode.pulled, o, t); err != nil {
+					return fmt.Errorf("round trip with %d followers: %w", n, err)
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
 		}
 	}
 	t.note("Each actor posts %d times (after one warm-up post), one post at a time, over HTTP to node 1; %d of its followers, evenly spread "+
@@ -116,13 +139,41 @@ func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o round
 		"(the jobs table polled every 5 ms; a page's job is deleted in its transaction), after which every follower's row is checked. "+
 		"The load generator, both nodes, PostgreSQL and Redis share the machine's cores; the load average is /proc/loadavg's 1-minute figure "+
 		"after each size. Targets: p99 under 100 ms at 10,000 followers and under 1 s at 100,000, nothing lost.", o.posts, o.subscribers)
+	if len(o.pulled) > 0 {
+		t.note("Rows marked pulled: the same actor above the default FEED_PULL_THRESHOLD (10,000) on two nodes at the default, as Brook runs it: " +
+			"its followers' timelines merge it at read time, so a post writes no timeline rows (checked: none) and its one publish on the actor's topic " +
+			"reaches every follower's stream, which listens to the feeds its timeline pulls.")
+	}
 	t.note("Started %s UTC, load average %s before the first size.", started.Format("15:04"), load)
 	return nil
 }
 
+// roundtripNodes starts two Brook nodes with env, workers on, runs f on
+// them and stops them.
+func roundtripNodes(ctx context.Context, h *harness, env map[string]string, f func(nodes []*server) error) error {
+	var nodes []*server
+	defer func() {
+		for _, s := range nodes {
+			s.Stop()
+		}
+	}()
+	for i := 0; i < 2; i++ {
+		s, err := h.startServer(ctx, env)
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, s)
+	}
+	return f(nodes)
+}
+
 // roundtripSize measures one actor's posts.
-func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*server, size int, o roundtripOptions, t *table) error {
-	actor := fmt.Sprintf("rt%d", size)
+func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*server, size int, pulled bool, o roundtripOptions, t *table) error {
+	actor, label := fmt.Sprintf("rt%d", size), fmt.Sprintf("%d", size)
+	want := size // timeline rows a post writes
+	if pulled {
+		actor, label, want = fmt.Sprintf("rtp%d", size), fmt.Sprintf("%d, pulled (default threshold)", size), 0
+	}
 	subs := min(o.subscribers, size)
 	total := o.posts + 1 // post 0 warms up
 	sentAt := make([]atomic.Int64, total)
@@ -235,8 +286,8 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 		if err := db.QueryRow(ctx, `SELECT count(*) FROM feed_entries WHERE activity_id = $1 AND feed_id LIKE 'timeline:%'`, out.AddActivity.ID).Scan(&rows); err != nil {
 			return err
 		}
-		if rows != size {
-			return fmt.Errorf("post %d: %d timeline rows, want %d", k, rows, size)
+		if rows != want {
+			return fmt.Errorf("post %d: %d timeline rows, want %d", k, rows, want)
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for got[k].Load() < int64(subs) && time.Now().Before(deadline) {
@@ -265,8 +316,12 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	if d := dupes.Load(); d > 0 {
 		lost += fmt.Sprintf(" (%d duplicates)", d)
 	}
-	t.add(fmt.Sprintf("%d", size), fmt.Sprintf("%d on 2 nodes", subs), o.posts, lost, ms(f50), ms(p50), ms(p99), ms(mx),
-		ms(r50)+" / "+ms(rmax), ms(c50)+" / "+ms(cmax), loadAverage())
+	rowsDone := ms(c50) + " / " + ms(cmax)
+	if pulled {
+		rowsDone = "none written (job done " + rowsDone + ")"
+	}
+	t.add(label, fmt.Sprintf("%d on 2 nodes", subs), o.posts, lost, ms(f50), ms(p50), ms(p99), ms(mx),
+		ms(r50)+" / "+ms(rmax), rowsDone, loadAverage())
 	return nil
 }
 

@@ -39,6 +39,7 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 	rtSizes := fs.String("rt-sizes", "10000,100000", "round trip: followers of each posting actor, comma-separated")
 	rtSubs := fs.Int("rt-subscribers", 1000, "round trip: followers holding a feedUpdated subscription, per actor")
 	rtPosts := fs.Int("rt-posts", 5, "round trip: measured posts per actor")
+	rtPulled := fs.String("rt-pulled", "100000", "round trip: sizes also measured as a pulled actor at the default threshold (\"\": none)")
 	imports := fs.Int("imports", store.MaxImportBatch, "rows per import batch")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -116,10 +117,16 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 		if err != nil {
 			return err
 		}
+		var pulled []int
+		if *rtPulled != "" {
+			if pulled, err = parseSizes(*rtPulled); err != nil {
+				return err
+			}
+		}
 		rt := &table{title: "Feeds: fan-out round trip (addActivity called → feedUpdated received on followers' timelines)",
 			cols: []string{"followers", "subscribers", "posts", "events received / expected", "first event", "p50", "p99", "max",
 				"addActivity request p50 / max", "last timeline row committed p50 / max", "load average"}}
-		if err := roundtripFigures(ctx, h, db, roundtripOptions{sizes: sizes, subscribers: *rtSubs, posts: *rtPosts}, rt); err != nil {
+		if err := roundtripFigures(ctx, h, db, roundtripOptions{sizes: sizes, subscribers: *rtSubs, posts: *rtPosts, pulled: pulled}, rt); err != nil {
 			return err
 		}
 		rt.print(os.Stdout, cmd)
