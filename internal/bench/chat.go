@@ -119,7 +119,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 		"RSS delta divided by the connections, after a settle of 5 s.")
 	big := &table{title: "Chat: a big node (idle channelEvents subscriptions on one node, then messages to a channel among them)",
 		cols: []string{"subscriptions", "connections", "node RSS before", "node RSS with them / after delivery", "per subscription", "per connection",
-			"messages × members", "p50", "p99", "max", "lost", "sendMessage request p99", "load average"}}
+			"messages × members", "p50", "p99", "max", "lost", "sendMessage request p99", "spread, first to last member", "load average"}}
 	if want("bignode") {
 		if err := bigNodeRows(ctx, h, big, bigNodeOptions{subscriptions: *bigSubs, members: *bigMembers, messages: *bigMessages, perConn: *bigPerConn}); err != nil {
 			big.print(os.Stdout, cmd) // the rows measured before the failure

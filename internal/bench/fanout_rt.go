@@ -178,8 +178,7 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	total := o.posts + 1 // post 0 warms up
 	sentAt := make([]atomic.Int64, total)
 	got := make([]atomic.Int64, total)
-	last := make([]atomic.Int64, total) // each post's latest event, ns since the call
-	first := make([]atomic.Int64, total)
+	spans := make([]span, total) // each post's earliest and latest event
 	var dupes atomic.Int64
 	lats := &latencies{}
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %d subscribers of %s on %d nodes\n", subs, actor, len(nodes))
@@ -224,18 +223,7 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 					seen[k] = true
 					got[k].Add(1)
 					d := at.Sub(time.Unix(0, sentAt[k].Load()))
-					for {
-						f := first[k].Load()
-						if (f != 0 && f <= int64(d)) || first[k].CompareAndSwap(f, int64(d)) {
-							break
-						}
-					}
-					for {
-						l := last[k].Load()
-						if l >= int64(d) || last[k].CompareAndSwap(l, int64(d)) {
-							break
-						}
-					}
+					spans[k].observe(d)
 					if k > 0 {
 						lats.add(d)
 					}
@@ -296,11 +284,11 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 		if k > 0 {
 			committed.add(done)
 			requests.add(requested)
-			firsts.add(time.Duration(first[k].Load()))
+			firsts.add(spans[k].earliest())
 		}
 		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s post %d: request %v, rows committed %v, events %d/%d, first %v, last %v\n",
 			actor, k, requested.Round(time.Microsecond), done.Round(time.Millisecond), got[k].Load(), subs,
-			time.Duration(first[k].Load()).Round(time.Millisecond), time.Duration(last[k].Load()).Round(time.Millisecond))
+			spans[k].earliest().Round(time.Millisecond), spans[k].latest().Round(time.Millisecond))
 	}
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: CPU during the posts: nodes %v, load generator %v\n",
 		(serversCPU(nodes) - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond))
@@ -333,3 +321,25 @@ func loadAverage() string {
 	}
 	return strings.Fields(string(b))[0]
 }
+
+// span is the earliest and latest of a set of durations observed from
+// many goroutines: one post's or message's first and last delivery.
+type span struct{ first, last atomic.Int64 }
+
+func (s *span) observe(d time.Duration) {
+	for {
+		f := s.first.Load()
+		if (f != 0 && f <= int64(d)) || s.first.CompareAndSwap(f, int64(d)) {
+			break
+		}
+	}
+	for {
+		l := s.last.Load()
+		if l >= int64(d) || s.last.CompareAndSwap(l, int64(d)) {
+			break
+		}
+	}
+}
+
+func (s *span) earliest() time.Duration { return time.Duration(s.first.Load()) }
+func (s *span) latest() time.Duration   { return time.Duration(s.last.Load()) }
