@@ -31,6 +31,29 @@ type roundtripOptions struct {
 	pulled      []int // sizes also measured as a pulled actor (FEED_PULL_THRESHOLD at its default)
 }
 
+// roundtripPart runs the round trip part of bench-feeds from its flags and
+// prints its table.
+func roundtripPart(ctx context.Context, h *harness, db *pgxpool.Pool, cmd, sizes, pulled string, subscribers, posts int) error {
+	o := roundtripOptions{subscribers: subscribers, posts: posts}
+	var err error
+	if o.sizes, err = parseSizes(sizes); err != nil {
+		return err
+	}
+	if pulled != "" {
+		if o.pulled, err = parseSizes(pulled); err != nil {
+			return err
+		}
+	}
+	t := &table{title: "Feeds: fan-out round trip (addActivity called → feedUpdated received on followers' timelines)",
+		cols: []string{"followers", "subscribers", "posts", "events received / expected", "first event", "p50", "p99", "max",
+			"addActivity request p50 / max", "last timeline row committed p50 / max", "load average"}}
+	if err := roundtripFigures(ctx, h, db, o, t); err != nil {
+		return err
+	}
+	t.print(os.Stdout, cmd)
+	return nil
+}
+
 // parseSizes parses a comma-separated list of follower counts.
 func parseSizes(s string) ([]int, error) {
 	var out []int
@@ -135,7 +158,7 @@ func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o round
 		"WebSocket, alternating between the two nodes (a bare graphql-transport-ws reader per subscriber, one goroutine, no decoding). "+
 		"Latency runs from just before the addActivity request to the event read off each subscriber's socket; \"first event\" is the median over the posts of each post's earliest event (the commit and the publish, before the nodes' delivery to the rest). "+
 		"Both nodes run the default workers (2 each), which take the fan-out's pages of 10,000 followers; FEED_PULL_THRESHOLD is raised so "+
-		"that both actors are pushed. The last column runs from just before the request to the moment no feed job is left "+
+		"that these actors are pushed. The last column runs from just before the request to the moment no feed job is left "+
 		"(the jobs table polled every 5 ms; a page's job is deleted in its transaction), after which every follower's row is checked. "+
 		"The load generator, both nodes, PostgreSQL and Redis share the machine's cores; the load average is /proc/loadavg's 1-minute figure "+
 		"after each size. Targets: p99 under 100 ms at 10,000 followers and under 1 s at 100,000, nothing lost.", o.posts, o.subscribers)

@@ -113,23 +113,9 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 		imp.print(os.Stdout, cmd)
 	}
 	if run("roundtrip") {
-		sizes, err := parseSizes(*rtSizes)
-		if err != nil {
+		if err := roundtripPart(ctx, h, db, cmd, *rtSizes, *rtPulled, *rtSubs, *rtPosts); err != nil {
 			return err
 		}
-		var pulled []int
-		if *rtPulled != "" {
-			if pulled, err = parseSizes(*rtPulled); err != nil {
-				return err
-			}
-		}
-		rt := &table{title: "Feeds: fan-out round trip (addActivity called → feedUpdated received on followers' timelines)",
-			cols: []string{"followers", "subscribers", "posts", "events received / expected", "first event", "p50", "p99", "max",
-				"addActivity request p50 / max", "last timeline row committed p50 / max", "load average"}}
-		if err := roundtripFigures(ctx, h, db, roundtripOptions{sizes: sizes, subscribers: *rtSubs, posts: *rtPosts, pulled: pulled}, rt); err != nil {
-			return err
-		}
-		rt.print(os.Stdout, cmd)
 	}
 	if !run("timeline") {
 		return nil
