@@ -40,7 +40,11 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	idle := fs.Int("idle", 10000, "idle WebSocket subscriptions for the memory figure")
 	seconds := fs.Float64("seconds", 10, "seconds of sending at 10 messages/s per node count")
 	nodeCounts := fs.String("nodes", "1,2", "node counts of the latency measurement")
-	only := fs.String("only", "", "run only these parts, comma-separated: latency,memory,unread,history (default all)")
+	only := fs.String("only", "", "run only these parts, comma-separated: latency,memory,unread,history,bignode (default all)")
+	bigSubs := fs.Int("bignode", 50000, "big node: channelEvents subscriptions on one node")
+	bigMembers := fs.Int("bignode-members", 1000, "big node: members of the channel the messages go to")
+	bigMessages := fs.Int("bignode-messages", 20, "big node: messages sent to it, 5 a second")
+	bigPerConn := fs.Int("bignode-per-conn", 0, "big node: idle subscriptions per connection (0: 1, or as few as the file limit allows)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,7 +117,17 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 		"The second row is the same with the heap floor off (BROOK_GC_HEAP_FLOOR_MB, 128 MB by default: the heap may grow to it before a collection while the live heap is under half of it, which 10,000 connections' is not for long). " +
 		"The bare rows are gorilla/websocket servers with nothing else (run by this benchmark's own binary): the floor of the transport Brook uses. " +
 		"RSS delta divided by the connections, after a settle of 5 s.")
+	big := &table{title: "Chat: a big node (idle channelEvents subscriptions on one node, then messages to a channel among them)",
+		cols: []string{"subscriptions", "connections", "node RSS before", "node RSS with them / after delivery", "per subscription", "per connection",
+			"messages × members", "p50", "p99", "max", "lost", "sendMessage request p99", "spread, first to last member", "load average"}}
+	if want("bignode") {
+		if err := bigNodeRows(ctx, h, big, bigNodeOptions{subscriptions: *bigSubs, members: *bigMembers, messages: *bigMessages, perConn: *bigPerConn}); err != nil {
+			big.print(os.Stdout, cmd) // the rows measured before the failure
+			return err
+		}
+	}
 	lat.print(os.Stdout, cmd)
+	big.print(os.Stdout, cmd)
 	mem.print(os.Stdout, cmd)
 	unread.print(os.Stdout, cmd)
 	hist.print(os.Stdout, cmd)

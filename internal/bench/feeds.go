@@ -35,7 +35,11 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 	followers := fs.Int("followers", 100_000, "followers of the large actor")
 	posts := fs.Int("posts", 300, "addActivity calls per actor for the latency figure")
 	seconds := fs.Float64("seconds", 5, "seconds per timeline read measurement")
-	only := fs.String("only", "", "run one part: fanout, latency, import or timeline")
+	only := fs.String("only", "", "run one part: fanout, latency, import, timeline or roundtrip")
+	rtSizes := fs.String("rt-sizes", "10000,100000", "round trip: followers of each posting actor, comma-separated")
+	rtSubs := fs.Int("rt-subscribers", 1000, "round trip: followers holding a feedUpdated subscription, per actor")
+	rtPosts := fs.Int("rt-posts", 5, "round trip: measured posts per actor")
+	rtPulled := fs.String("rt-pulled", "100000", "round trip: sizes also measured as a pulled actor at the default threshold (\"\": none)")
 	imports := fs.Int("imports", store.MaxImportBatch, "rows per import batch")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -107,6 +111,11 @@ func benchFeeds(ctx context.Context, h *harness, args []string) error {
 			return err
 		}
 		imp.print(os.Stdout, cmd)
+	}
+	if run("roundtrip") {
+		if err := roundtripPart(ctx, h, db, cmd, *rtSizes, *rtPulled, *rtSubs, *rtPosts); err != nil {
+			return err
+		}
 	}
 	if !run("timeline") {
 		return nil
