@@ -164,7 +164,9 @@ func roundTrip(t *testing.T, n *brooktest.Node) {
 		brooktest.Vars{"c": ch.CreateChannel.ID, "in": map[string]any{"text": "look", "attachments": []map[string]any{
 			{"uploadId": u.ID}, {"url": "https://example.com/x"}, {"uploadId": doc.ID, "title": "The report"}}}}, &sent)
 
-	var read struct{ Message struct{ Attachments []attachment } }
+	var read struct {
+		Message struct{ Attachments []attachment }
+	}
 	n.Must(t, tb, `query($id: ID!) { message(id: $id) { `+attachmentFields+` } }`, brooktest.Vars{"id": sent.SendMessage.ID}, &read)
 	got := read.Message.Attachments
 	if len(got) != 3 || got[0].Type != "IMAGE" || *got[0].MimeType != "image/png" || *got[0].Width != 3 || *got[0].Size != len(img) ||
