@@ -297,6 +297,9 @@ func (s *Store) RemoveActivity(ctx context.Context, id uuid.UUID) error {
 		if _, err := tx.db.Exec(ctx, `DELETE FROM reaction_counts WHERE activity_id = $1`, id); err != nil {
 			return err
 		}
+		if err := tx.releaseUploads(ctx, "activity:"+id.String()); err != nil {
+			return err
+		}
 		_, err = tx.EnqueueJob(ctx, JobFeedRemove, RemoveJob{Activity: id})
 		return err
 	})

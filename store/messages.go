@@ -573,11 +573,21 @@ func (s *Store) UpdateMessage(ctx context.Context, id uuid.UUID, text string, da
 // DeleteMessage soft-deletes a message: the row stays with type deleted
 // and empty text. Unread counts do not change. Deleting twice is a no-op:
 // the message comes back as it is, and deleted is false.
+//
+// Its attachments go too; the files uploaded for it are queued for
+// removal (releaseUploads).
 func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (m *Message, deleted bool, err error) {
-	m, err = scanMessage(s.db.QueryRow(ctx, `
-		UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL, quoted_id = NULL,
-			pinned_at = NULL, pinned_by = NULL, pin_expires_at = NULL, deleted_at = now(), updated_at = now()
-		WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id))
+	err = s.InTx(ctx, func(tx *Store) error {
+		var err error
+		m, err = scanMessage(tx.db.QueryRow(ctx, `
+			UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL, quoted_id = NULL,
+				pinned_at = NULL, pinned_by = NULL, pin_expires_at = NULL, deleted_at = now(), updated_at = now(), attachments = NULL
+			WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id))
+		if err != nil {
+			return err
+		}
+		return tx.releaseUploads(ctx, "message:"+id.String())
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		m, err = s.Message(ctx, id)
 		return m, false, err

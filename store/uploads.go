@@ -69,6 +69,34 @@ type UploadThumbnailJob struct {
 	UploadID uuid.UUID `json:"uploadId"`
 }
 
+// UploadDeleteKind is the job that removes the files of a deleted
+// message or activity, and their upload rows (uploads.Service handles it).
+const UploadDeleteKind = "upload.delete"
+
+// UploadDeleteJob is an UploadDeleteKind job's payload.
+type UploadDeleteJob struct {
+	UploadIDs []uuid.UUID `json:"uploadIds"`
+}
+
+// releaseUploads queues the removal of the files attached to target, in
+// the transaction that deletes it. Detached, they leave every read at
+// once (the attachments went with the row); the job deletes the bytes.
+func (s *Store) releaseUploads(ctx context.Context, target string) error {
+	rows, err := s.db.Query(ctx, `UPDATE uploads SET attached_to = NULL WHERE attached_to = $1 RETURNING id`, target)
+	if err != nil {
+		return fmt.Errorf("store: release uploads: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return fmt.Errorf("store: release uploads: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err = s.EnqueueJob(ctx, UploadDeleteKind, UploadDeleteJob{UploadIDs: ids})
+	return err
+}
+
 const uploadColumns = `id, owner_id, filename, content_type, size, kind, status, storage_key, mime_type, width, height,
 	thumb_key, attached_to, created_at, completed_at, attached_at`
 

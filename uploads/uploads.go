@@ -308,6 +308,38 @@ func (s *Service) RegisterJobs(r *workers.Runner) {
 	r.Handle(store.UploadThumbnailKind, func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 		return nil, nil
 	})
+	r.Handle(store.UploadDeleteKind, s.deleteFiles)
+}
+
+// deleteFiles removes the files of a deleted message or activity, then
+// their rows. Run again after a failure, it deletes what is left.
+func (s *Service) deleteFiles(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
+	var p store.UploadDeleteJob
+	if err := job.Decode(&p); err != nil {
+		return nil, err
+	}
+	for _, id := range p.UploadIDs {
+		u, err := tx.Upload(ctx, id, false)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys := []string{u.Key}
+		if u.ThumbKey != nil {
+			keys = append(keys, *u.ThumbKey)
+		}
+		for _, k := range keys {
+			if err := s.blob.Delete(ctx, k); err != nil {
+				return nil, err
+			}
+		}
+		if err := tx.DeleteUpload(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 func kindName(k store.AttachmentType) string {
