@@ -1,7 +1,7 @@
 # Brook: the two commands are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run web test test-e2e fuzz deps generate check-generate vet ci
+.PHONY: run web test test-e2e fuzz deps weed generate check-generate vet ci
 
 ## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data);
 ## builds the demo app at /app/ when npm is present (skip with SKIP_WEB=1)
@@ -19,8 +19,8 @@ web:
 
 ## test: run every test against real PostgreSQL and Redis (private throwaway servers),
 ## then a short pass of every fuzz target
-test: deps
-	$(GO) test -count=1 -timeout 15m ./...
+test: deps weed
+	BROOK_S3_TESTS=required $(GO) test -count=1 -timeout 15m ./...
 	scripts/fuzz 20000x
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
@@ -47,6 +47,11 @@ fuzz: deps
 ## deps: make sure the PostgreSQL and Redis server binaries are installed
 deps:
 	@scripts/deps
+
+## weed: build SeaweedFS (the S3-compatible server the uploads tests start)
+## into .data/bin, once per version (a few minutes the first time)
+weed:
+	@scripts/weed >/dev/null
 
 ## generate: regenerate graph/ from schema/*.graphqls
 generate:

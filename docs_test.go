@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,7 +31,10 @@ import (
 //     items by number: `<feed.activities.edges.0.node.id>`), and the text
 //     around the example tells the reader to paste it;
 //   - a subscription is started over a WebSocket and must deliver an event
-//     before the file's last example has run.
+//     before the file's last example has run;
+//   - `# after uploading "TEXT"` on the second line first PUTs TEXT to the
+//     latest createUpload answer's uploadUrl with its headers, as the text
+//     around the example tells the reader to do with curl.
 func TestDocsExamplesRunAsPasted(t *testing.T) {
 	files := []string{"README.md"}
 	more, _ := filepath.Glob("docs/*.md")
@@ -59,7 +64,11 @@ type example struct {
 	user  string
 	fails string // the expected error code, if any
 	query string
+	// upload is what to PUT to the latest upload ticket first, if any.
+	upload *string
 }
+
+var uploadLine = regexp.MustCompile(`^#\s*after uploading\s+"(.*)"\s*$`)
 
 var asLine = regexp.MustCompile(`^#\s*as\s+([A-Za-z0-9_@.-]+)(?:\s*,\s*fails with\s+([A-Z_]+))?\s*$`)
 
@@ -90,6 +99,11 @@ func readExamples(path string) ([]example, error) {
 			return nil, fmt.Errorf("%s:%d: a GraphQL example must start with `# as <user>` (alice, bob, carol or admin), found %q", path, ex.line, first)
 		}
 		ex.user, ex.fails = m[1], m[2]
+		if len(body) > 1 {
+			if u := uploadLine.FindStringSubmatch(strings.TrimSpace(body[1])); u != nil {
+				ex.upload = &u[1]
+			}
+		}
 		out = append(out, ex)
 	}
 	return out, nil
@@ -119,6 +133,11 @@ func runExamples(t *testing.T, examples []example) {
 		query, err := fill(ex.query, answers)
 		if err != nil {
 			t.Fatalf("%s: %v", where, err)
+		}
+		if ex.upload != nil {
+			if err := putUpload(ctx, answers, *ex.upload); err != nil {
+				t.Fatalf("%s: %v", where, err)
+			}
 		}
 		tok := token(t, cfg, ex.user)
 		if ex.user == "admin" {
@@ -276,4 +295,35 @@ func TestDocsLinksResolve(t *testing.T) {
 		t.Fatal("no links found")
 	}
 	t.Logf("%d relative links checked", checked)
+}
+
+// putUpload sends body to the latest createUpload answer's uploadUrl, as
+// the docs tell the reader to with curl.
+func putUpload(ctx context.Context, answers map[string]any, body string) error {
+	t, _ := answers["createUpload"].(map[string]any)
+	url, _ := t["uploadUrl"].(string)
+	if url == "" {
+		return fmt.Errorf("no createUpload answer with an uploadUrl to upload to")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hs, _ := t["headers"].([]any)
+	for _, h := range hs {
+		h, _ := h.(map[string]any)
+		if name, _ := h["name"].(string); name != "Content-Length" {
+			req.Header.Set(name, fmt.Sprint(h["value"]))
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("PUT %s: %d %s", url, resp.StatusCode, msg)
+	}
+	return nil
 }

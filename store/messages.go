@@ -354,11 +354,20 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 					}
 				}
 			}
+			stored := in.Stored
+			if HasUploads(stored) {
+				// Only with uploads: the common send costs no statement more.
+				// A copy: a retry of this transaction attaches them anew.
+				stored = slices.Clone(stored)
+				if err := tx.attachUploads(ctx, userID, "message:"+id.String(), "input.attachments", stored); err != nil {
+					return err
+				}
+			}
 			m, err := scanMessage(tx.db.QueryRow(ctx, `
 				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel, shadowed, attachments)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 				ON CONFLICT (id) DO NOTHING
-				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel, shadowed, attachmentsValue(in.Stored)))
+				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel, shadowed, attachmentsValue(stored)))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errSameID
 			}
@@ -564,11 +573,21 @@ func (s *Store) UpdateMessage(ctx context.Context, id uuid.UUID, text string, da
 // DeleteMessage soft-deletes a message: the row stays with type deleted
 // and empty text. Unread counts do not change. Deleting twice is a no-op:
 // the message comes back as it is, and deleted is false.
+//
+// Its attachments go too; the files uploaded for it are queued for
+// removal (releaseUploads).
 func (s *Store) DeleteMessage(ctx context.Context, id uuid.UUID) (m *Message, deleted bool, err error) {
-	m, err = scanMessage(s.db.QueryRow(ctx, `
-		UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL, quoted_id = NULL,
-			pinned_at = NULL, pinned_by = NULL, pin_expires_at = NULL, deleted_at = now(), updated_at = now()
-		WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id))
+	err = s.InTx(ctx, func(tx *Store) error {
+		var err error
+		m, err = scanMessage(tx.db.QueryRow(ctx, `
+			UPDATE messages SET text = '', type = 'deleted', mentioned = NULL, data = NULL, quoted_id = NULL,
+				pinned_at = NULL, pinned_by = NULL, pin_expires_at = NULL, deleted_at = now(), updated_at = now(), attachments = NULL
+			WHERE id = $1 AND deleted_at IS NULL RETURNING `+messageColumns, id))
+		if err != nil {
+			return err
+		}
+		return tx.releaseUploads(ctx, "message:"+id.String())
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		m, err = s.Message(ctx, id)
 		return m, false, err
