@@ -24,7 +24,7 @@ func (s *Service) SendMessage(ctx context.Context, channel string, input store.M
 		return nil, err
 	}
 	var err error
-	if input.Stored, err = store.ExternalAttachments("input.attachments", input.Attachments); err != nil {
+	if input.Stored, err = store.CheckAttachments("input.attachments", input.Attachments); err != nil {
 		return nil, err
 	}
 	a, me, err := s.access(ctx, "channel", channel)

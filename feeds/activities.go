@@ -39,7 +39,7 @@ func (s *Service) AddActivity(ctx context.Context, feed string, input store.Acti
 	if err != nil {
 		return nil, err
 	}
-	if input.Stored, err = store.ExternalAttachments("input.attachments", input.Attachments); err != nil {
+	if input.Stored, err = store.CheckAttachments("input.attachments", input.Attachments); err != nil {
 		return nil, err
 	}
 	var out *store.Activity

@@ -168,14 +168,29 @@ func (s *Store) AddActivity(ctx context.Context, id uuid.UUID, origin *Feed, act
 	if in.Time != nil {
 		at = in.Time.UTC().Truncate(time.Microsecond)
 	}
+	stored := in.Stored
+	target := "activity:" + id.String()
+	if HasUploads(stored) {
+		// Only with uploads: the common post costs no statement more.
+		stored = slices.Clone(stored)
+		if err := s.attachUploads(ctx, actorID, target, "input.attachments", stored); err != nil {
+			return nil, false, err
+		}
+	}
 	a, err = scanActivity(s.db.QueryRow(ctx, `
 		INSERT INTO activities (id, feed_id, actor_id, verb, object, target, foreign_id, time, data, to_feeds, created_at, updated_at, attachments)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
 		ON CONFLICT (feed_id, foreign_id, time) WHERE foreign_id IS NOT NULL DO NOTHING
 		RETURNING `+activityColumns,
-		id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created, attachmentsValue(in.Stored)))
+		id, origin.ID, actorID, in.Verb, in.Object, in.Target, in.ForeignID, at, in.Data, in.To, created, attachmentsValue(stored)))
 	if errors.Is(err, pgx.ErrNoRows) {
-		// Posted before: return the first copy and write nothing.
+		// Posted before: return the first copy and write nothing (the
+		// uploads just attached are free again).
+		if HasUploads(in.Stored) {
+			if _, err := s.db.Exec(ctx, `UPDATE uploads SET attached_at = NULL, attached_to = NULL WHERE attached_to = $1`, target); err != nil {
+				return nil, false, err
+			}
+		}
 		a, err = scanActivity(s.db.QueryRow(ctx, `SELECT `+activityColumns+` FROM activities
 			WHERE feed_id = $1 AND foreign_id = $2 AND time = $3`, origin.ID, in.ForeignID, at))
 		return a, false, err

@@ -43,6 +43,9 @@ type Attachment struct {
 	// thumbnail (empty until the thumbnail is made).
 	Key      string `json:"key,omitempty"`
 	ThumbKey string `json:"thumbKey,omitempty"`
+	// Filename is an uploaded file's name, given back when it is
+	// downloaded (Content-Disposition).
+	Filename string `json:"filename,omitempty"`
 	// URL is an external file's address or a link preview's page.
 	URL string `json:"url,omitempty"`
 	// ThumbURL is an external thumbnail's address.
@@ -121,6 +124,60 @@ func ExternalAttachments(field string, in []AttachmentInput) ([]Attachment, erro
 		out = append(out, at)
 	}
 	return out, nil
+}
+
+// CheckAttachments checks a client's attachments and returns them as
+// stored (nil for none): external URLs whole, uploads as placeholders
+// (UploadID and Title) that the sending transaction fills in when it
+// attaches them (attachUploads). It costs no statement.
+func CheckAttachments(field string, in []AttachmentInput) ([]Attachment, error) {
+	if len(in) > MaxAttachments {
+		return nil, Invalid(field, "must be at most %d attachments", MaxAttachments)
+	}
+	var out []Attachment
+	seen := map[uuid.UUID]bool{}
+	for i, a := range in {
+		f := field + "." + strconv.Itoa(i)
+		if a.UploadID == nil {
+			at, err := ExternalAttachment(f, a)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, at)
+			continue
+		}
+		if a.URL != nil {
+			return nil, Invalid(f, "takes an uploadId or a url, not both")
+		}
+		id, err := ParseID(f+".uploadId", *a.UploadID)
+		if err != nil {
+			return nil, err
+		}
+		if seen[id] {
+			return nil, Invalid(f+".uploadId", "upload %s is attached twice", id)
+		}
+		seen[id] = true
+		at := Attachment{Type: AttachmentFile, UploadID: &id}
+		if a.Title != nil {
+			if err := CheckText(f+".title", *a.Title, 300); err != nil {
+				return nil, err
+			}
+			at.Title = a.Title
+		}
+		out = append(out, at)
+	}
+	return out, nil
+}
+
+// HasUploads reports whether stored attachments name uploads still to be
+// attached.
+func HasUploads(stored []Attachment) bool {
+	for _, a := range stored {
+		if a.UploadID != nil && a.Key == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // attachmentsValue is the column's value: NULL for none, so that rows

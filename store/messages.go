@@ -354,11 +354,20 @@ func (s *Store) SendMessage(ctx context.Context, channelID, userID string, as Se
 					}
 				}
 			}
+			stored := in.Stored
+			if HasUploads(stored) {
+				// Only with uploads: the common send costs no statement more.
+				// A copy: a retry of this transaction attaches them anew.
+				stored = slices.Clone(stored)
+				if err := tx.attachUploads(ctx, userID, "message:"+id.String(), "input.attachments", stored); err != nil {
+					return err
+				}
+			}
 			m, err := scanMessage(tx.db.QueryRow(ctx, `
 				INSERT INTO messages (id, channel_id, pos, seq, user_id, text, type, parent_id, mentioned, data, quoted_id, show_in_channel, shadowed, attachments)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 				ON CONFLICT (id) DO NOTHING
-				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel, shadowed, attachmentsValue(in.Stored)))
+				RETURNING `+messageColumns, id, channelID, pos, seq, userID, in.Text, typ, parent, in.MentionedUserIDs, in.Data, quoted, in.ShowInChannel, shadowed, attachmentsValue(stored)))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return errSameID
 			}
