@@ -77,6 +77,8 @@ type Config struct {
 	HeapFloor uint64
 	// HTTP are the API listener's timeouts and connection caps.
 	HTTP HTTPLimits
+	// Uploads is where uploaded files are kept (config_uploads.go).
+	Uploads UploadsConfig
 	// Serve is false for a worker-only process.
 	Serve bool
 }
@@ -269,6 +271,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("BROOK_BEFORE_SEND_FAIL=%q: want open or closed", v))
 	}
+	c.Uploads = uploadsFromEnv(getenv, c.DataDir, &errs)
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{
 		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),

@@ -40,10 +40,12 @@ import (
 
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/blob"
 	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/migrations"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/uploads"
 	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
 )
@@ -215,13 +217,18 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	files, err := openFiles(cfg.Uploads, secret)
+	if err != nil {
+		return err
+	}
 	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
 		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
 		FeedPullThreshold: cfg.FeedPullThreshold, FeedCommentDepth: cfg.FeedCommentDepth, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,
 		Workers: workers.Options{Concurrency: cfg.Workers},
 		Webhooks: webhooks.Options{Timeout: cfg.WebhookTimeout, MaxAttempts: cfg.WebhookMaxAttempts, Concurrency: cfg.WebhookConcurrency,
-			Retention: cfg.WebhookRetention, BeforeSend: cfg.BeforeSend}})
+			Retention: cfg.WebhookRetention, BeforeSend: cfg.BeforeSend},
+		Uploads: uploads.Options{Blob: files, Limits: cfg.Uploads.Limits}})
 	if err != nil {
 		return err
 	}
@@ -242,7 +249,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev, Addr: cfg.Addr,
 		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground, WebDir: cfg.WebDir,
 		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
-		Limits: cfg.Limits,
+		Limits: cfg.Limits, Files: n.Uploads.Handler(),
 	})
 	if err != nil {
 		return err
@@ -261,6 +268,9 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		go func() { log.Warn("pprof listener stopped", "err", http.ListenAndServe(addr, pm)) }()
 		log.Info("pprof listening", "addr", addr)
+	}
+	if local, ok := files.(*blob.Local); ok && cfg.Uploads.PublicURL == "" {
+		local.SetBaseURL(publicURLOf(ln.Addr()))
 	}
 	httpSrv := newHTTPServer(cfg.HTTP, ln, srv.Handler(), srv.RefuseAtCapacity())
 	serveErr := make(chan error, 1)

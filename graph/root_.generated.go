@@ -420,6 +420,11 @@ type ComplexityRoot struct {
 		MutualCount func(childComplexity int) int
 	}
 
+	HttpHeader struct {
+		Name  func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
 	ImportResult struct {
 		Inserted func(childComplexity int) int
 		Skipped  func(childComplexity int) int
@@ -503,8 +508,10 @@ type ComplexityRoot struct {
 		BlockUser              func(childComplexity int, user string) int
 		Bookmark               func(childComplexity int, activity string, folder *string) int
 		CancelRing             func(childComplexity int, id string) int
+		CompleteUpload         func(childComplexity int, id string) int
 		CreateCall             func(childComplexity int, input store.CallInput) int
 		CreateChannel          func(childComplexity int, input store.ChannelInput) int
+		CreateUpload           func(childComplexity int, filename string, contentType string, size int) int
 		DeleteChannel          func(childComplexity int, id string) int
 		DeleteComment          func(childComplexity int, id string) int
 		DeleteMessage          func(childComplexity int, id string) int
@@ -704,6 +711,26 @@ type ComplexityRoot struct {
 		TotalUnreadCount    func(childComplexity int) int
 		TotalUnreadMentions func(childComplexity int) int
 		UnreadChannels      func(childComplexity int) int
+	}
+
+	Upload struct {
+		ContentType func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Filename    func(childComplexity int) int
+		Height      func(childComplexity int) int
+		ID          func(childComplexity int) int
+		MimeType    func(childComplexity int) int
+		Size        func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Width       func(childComplexity int) int
+	}
+
+	UploadTicket struct {
+		ExpiresAt func(childComplexity int) int
+		Headers   func(childComplexity int) int
+		Method    func(childComplexity int) int
+		Upload    func(childComplexity int) int
+		UploadURL func(childComplexity int) int
 	}
 
 	User struct {
@@ -2315,6 +2342,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.FollowSuggestion.MutualCount(childComplexity), true
 
+	case "HttpHeader.name":
+		if e.ComplexityRoot.HttpHeader.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HttpHeader.Name(childComplexity), true
+	case "HttpHeader.value":
+		if e.ComplexityRoot.HttpHeader.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HttpHeader.Value(childComplexity), true
+
 	case "ImportResult.inserted":
 		if e.ComplexityRoot.ImportResult.Inserted == nil {
 			break
@@ -2736,6 +2776,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CancelRing(childComplexity, args["id"].(string)), true
+	case "Mutation.completeUpload":
+		if e.ComplexityRoot.Mutation.CompleteUpload == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_completeUpload_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CompleteUpload(childComplexity, args["id"].(string)), true
 	case "Mutation.createCall":
 		if e.ComplexityRoot.Mutation.CreateCall == nil {
 			break
@@ -2758,6 +2809,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateChannel(childComplexity, args["input"].(store.ChannelInput)), true
+	case "Mutation.createUpload":
+		if e.ComplexityRoot.Mutation.CreateUpload == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createUpload_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateUpload(childComplexity, args["filename"].(string), args["contentType"].(string), args["size"].(int)), true
 	case "Mutation.deleteChannel":
 		if e.ComplexityRoot.Mutation.DeleteChannel == nil {
 			break
@@ -4136,6 +4198,92 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.UnreadCounts.UnreadChannels(childComplexity), true
+
+	case "Upload.contentType":
+		if e.ComplexityRoot.Upload.ContentType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.ContentType(childComplexity), true
+	case "Upload.createdAt":
+		if e.ComplexityRoot.Upload.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.CreatedAt(childComplexity), true
+	case "Upload.filename":
+		if e.ComplexityRoot.Upload.Filename == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.Filename(childComplexity), true
+	case "Upload.height":
+		if e.ComplexityRoot.Upload.Height == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.Height(childComplexity), true
+	case "Upload.id":
+		if e.ComplexityRoot.Upload.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.ID(childComplexity), true
+	case "Upload.mimeType":
+		if e.ComplexityRoot.Upload.MimeType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.MimeType(childComplexity), true
+	case "Upload.size":
+		if e.ComplexityRoot.Upload.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.Size(childComplexity), true
+	case "Upload.status":
+		if e.ComplexityRoot.Upload.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.Status(childComplexity), true
+	case "Upload.width":
+		if e.ComplexityRoot.Upload.Width == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Upload.Width(childComplexity), true
+
+	case "UploadTicket.expiresAt":
+		if e.ComplexityRoot.UploadTicket.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UploadTicket.ExpiresAt(childComplexity), true
+	case "UploadTicket.headers":
+		if e.ComplexityRoot.UploadTicket.Headers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UploadTicket.Headers(childComplexity), true
+	case "UploadTicket.method":
+		if e.ComplexityRoot.UploadTicket.Method == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UploadTicket.Method(childComplexity), true
+	case "UploadTicket.upload":
+		if e.ComplexityRoot.UploadTicket.Upload == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UploadTicket.Upload(childComplexity), true
+	case "UploadTicket.uploadUrl":
+		if e.ComplexityRoot.UploadTicket.UploadURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UploadTicket.UploadURL(childComplexity), true
 
 	case "User.blockedUsers":
 		if e.ComplexityRoot.User.BlockedUsers == nil {
@@ -6527,6 +6675,64 @@ extend type Mutation {
   upsertRanking(id: ID!, formula: String!): Ranking!
 }
 `, BuiltIn: false},
+	{Name: "../schema/uploads.graphqls", Input: `"Whether an upload's bytes were checked: PENDING until completeUpload, then READY to attach."
+enum UploadStatus {
+  PENDING
+  READY
+}
+
+"""
+A file a user uploaded (or is uploading) straight to storage. Attach a
+READY upload to a message or an activity with ` + "`" + `attachments: [{uploadId}]` + "`" + `.
+"""
+type Upload {
+  id: ID!
+  filename: String!
+  "The content type the client declared."
+  contentType: String!
+  "Bytes."
+  size: Int!
+  status: UploadStatus!
+  "The content type Brook found in the bytes (null until READY)."
+  mimeType: String
+  "An image's pixels (null for other kinds, and until READY)."
+  width: Int
+  height: Int
+  createdAt: Time!
+}
+
+"An HTTP header a request must carry as it is."
+type HttpHeader {
+  name: String!
+  value: String!
+}
+
+"Where and how the client uploads the file's bytes: one request, straight to storage."
+type UploadTicket {
+  upload: Upload!
+  "Send the bytes here, with ` + "`" + `method` + "`" + ` and exactly ` + "`" + `headers` + "`" + `, before ` + "`" + `expiresAt` + "`" + `."
+  uploadUrl: String!
+  method: String!
+  headers: [HttpHeader!]!
+  expiresAt: Time!
+}
+
+extend type Mutation {
+  """
+  Starts an upload of the caller's: the file's name, its content type (an
+  image, video, audio file or document type Brook accepts) and its exact
+  size in bytes (at most the kind's limit). The ticket's URL takes exactly
+  those bytes of that type, within 15 minutes; then call completeUpload.
+  """
+  createUpload(filename: String!, contentType: String!, size: Int!): UploadTicket!
+  """
+  Checks the caller's uploaded file (its size, and the type found in its
+  bytes against the declared kind) and makes it READY to attach. A file
+  that fails is deleted. Completing a READY upload returns it unchanged.
+  """
+  completeUpload(id: ID!): Upload!
+}
+`, BuiltIn: false},
 	{Name: "../schema/webhooks.graphqls", Input: `"An HTTP endpoint that receives Brook's events, signed (see docs/webhooks.md). Admins only."
 type Webhook {
   id: ID!
@@ -7327,6 +7533,16 @@ func (ec *executionContext) childFields_FollowSuggestion(ctx context.Context, fi
 	return nil, fmt.Errorf("no field named %q was found under type FollowSuggestion", field.Name)
 }
 
+func (ec *executionContext) childFields_HttpHeader(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_HttpHeader_name(ctx, field)
+	case "value":
+		return ec.fieldContext_HttpHeader_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HttpHeader", field.Name)
+}
+
 func (ec *executionContext) childFields_ImportResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "inserted":
@@ -7653,6 +7869,46 @@ func (ec *executionContext) childFields_UnreadCounts(ctx context.Context, field 
 		return ec.fieldContext_UnreadCounts_channels(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UnreadCounts", field.Name)
+}
+
+func (ec *executionContext) childFields_Upload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Upload_id(ctx, field)
+	case "filename":
+		return ec.fieldContext_Upload_filename(ctx, field)
+	case "contentType":
+		return ec.fieldContext_Upload_contentType(ctx, field)
+	case "size":
+		return ec.fieldContext_Upload_size(ctx, field)
+	case "status":
+		return ec.fieldContext_Upload_status(ctx, field)
+	case "mimeType":
+		return ec.fieldContext_Upload_mimeType(ctx, field)
+	case "width":
+		return ec.fieldContext_Upload_width(ctx, field)
+	case "height":
+		return ec.fieldContext_Upload_height(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Upload_createdAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Upload", field.Name)
+}
+
+func (ec *executionContext) childFields_UploadTicket(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "upload":
+		return ec.fieldContext_UploadTicket_upload(ctx, field)
+	case "uploadUrl":
+		return ec.fieldContext_UploadTicket_uploadUrl(ctx, field)
+	case "method":
+		return ec.fieldContext_UploadTicket_method(ctx, field)
+	case "headers":
+		return ec.fieldContext_UploadTicket_headers(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_UploadTicket_expiresAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UploadTicket", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -12,18 +12,25 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
-// URL is an external file's or a link preview's address. (Uploaded files
-// get signed URLs: issue 21's uploads.)
+// URL is an uploaded file's signed URL, or an external file's or a link
+// preview's address.
 func (r *attachmentResolver) URL(ctx context.Context, obj *store.Attachment) (string, error) {
-	return obj.URL, nil
+	if r.Uploads == nil {
+		return obj.URL, nil
+	}
+	return r.Uploads.URL(ctx, obj)
 }
 
-// ThumbURL is an external thumbnail's address, or null.
+// ThumbURL is an uploaded image's signed thumbnail URL, an external
+// thumbnail's address, or null.
 func (r *attachmentResolver) ThumbURL(ctx context.Context, obj *store.Attachment) (*string, error) {
-	if obj.ThumbURL == "" {
-		return nil, nil
+	if r.Uploads == nil {
+		if obj.ThumbURL == "" {
+			return nil, nil
+		}
+		return &obj.ThumbURL, nil
 	}
-	return &obj.ThumbURL, nil
+	return r.Uploads.ThumbURL(ctx, obj)
 }
 
 func (r *Resolver) Attachment() graph.AttachmentResolver { return &attachmentResolver{r} }

@@ -13,6 +13,7 @@ import (
 	"github.com/brookhq/brook/chat"
 	"github.com/brookhq/brook/feeds"
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/uploads"
 	"github.com/brookhq/brook/users"
 	"github.com/brookhq/brook/webhooks"
 )
@@ -24,7 +25,9 @@ type Resolver struct {
 	Chat   *chat.Service
 	Calls  *calls.Service
 	Hooks  *webhooks.Service
-	Log    *slog.Logger
+	// Uploads signs attachments' file URLs; nil serves stored URLs only.
+	Uploads *uploads.Service
+	Log     *slog.Logger
 }
 
 // caller returns the signed-in identity; the API lets no request without

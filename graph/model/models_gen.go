@@ -132,6 +132,12 @@ type FlagEdge struct {
 	Node   *store.Flag `json:"node"`
 }
 
+// An HTTP header a request must carry as it is.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
 type MemberConnection struct {
 	Edges    []*MemberEdge `json:"edges"`
 	PageInfo *PageInfo     `json:"pageInfo"`
@@ -191,6 +197,16 @@ type ThreadConnection struct {
 type ThreadEdge struct {
 	Cursor string        `json:"cursor"`
 	Node   *store.Thread `json:"node"`
+}
+
+// Where and how the client uploads the file's bytes: one request, straight to storage.
+type UploadTicket struct {
+	Upload *store.Upload `json:"upload"`
+	// Send the bytes here, with `method` and exactly `headers`, before `expiresAt`.
+	UploadURL string        `json:"uploadUrl"`
+	Method    string        `json:"method"`
+	Headers   []*HTTPHeader `json:"headers"`
+	ExpiresAt time.Time     `json:"expiresAt"`
 }
 
 type UserConnection struct {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/brookhq/brook/graph"
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/blob"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
@@ -61,6 +62,9 @@ type Options struct {
 	// /app/ and a self-hosted GraphiQL (graphiql.html) served at /. Without
 	// it, / serves GraphiQL from a CDN.
 	WebDir string
+	// Files, if set, serves the local file store's signed URLs at
+	// blob.FilesPath (uploads and downloads).
+	Files http.Handler
 
 	ComplexityLimit int
 	DepthLimit      int
@@ -202,6 +206,9 @@ func New(opts Options) (*Server, error) {
 		s.mux.HandleFunc("POST /dev/token", s.serveDevToken)
 	}
 	s.mux.Handle("/query", s.cors(withErrorCodes(http.HandlerFunc(s.serveGraphQL))))
+	if opts.Files != nil {
+		s.mux.Handle(blob.FilesPath, opts.Files)
+	}
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
 	return s, nil

@@ -22,10 +22,12 @@ import (
 
 	"github.com/brookhq/brook/internal/api"
 	"github.com/brookhq/brook/internal/auth"
+	"github.com/brookhq/brook/internal/blob"
 	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/internal/node"
 	"github.com/brookhq/brook/migrations"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/uploads"
 	"github.com/brookhq/brook/workers"
 )
 
@@ -134,7 +136,16 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 		logger = quietLogger()
 	}
 	n := &Node{Registry: prometheus.NewRegistry()}
-	no := node.Options{DatabaseURL: e.DatabaseURL, RedisURL: e.RedisURL, RedisPrefix: e.RedisPrefix, Logger: logger, Registerer: n.Registry}
+	// Listening before the node opens: the local file store signs URLs
+	// with the node's address.
+	n.server = httptest.NewUnstartedServer(nil)
+	n.URL = "http://" + n.server.Listener.Addr().String()
+	files, err := blob.NewLocal(t.TempDir(), uploads.DeriveSecret([]byte(Secret)), n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := node.Options{DatabaseURL: e.DatabaseURL, RedisURL: e.RedisURL, RedisPrefix: e.RedisPrefix, Logger: logger, Registerer: n.Registry,
+		Uploads: uploads.Options{Blob: files}}
 	if opts.Workers >= 0 {
 		no.Workers = workers.Options{Concurrency: max(opts.Workers, 1), PollInterval: 50 * time.Millisecond}
 		if opts.Runner != nil {
@@ -144,8 +155,8 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 	if opts.Node != nil {
 		opts.Node(&no)
 	}
-	var err error
 	if n.Node, err = node.Open(context.Background(), no); err != nil {
+		n.server.Close()
 		t.Fatal(err)
 	}
 	n.Start(context.Background())
@@ -153,17 +164,21 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: e.Keys, Logger: logger, Registry: n.Registry,
 		Introspection: true, Playground: true,
 	}
+	if n.Uploads != nil {
+		apiOpts.Files = n.Uploads.Handler()
+	}
 	if opts.API != nil {
 		opts.API(&apiOpts)
 	}
 	srv, err := api.New(apiOpts)
 	if err != nil {
+		n.server.Close()
 		n.Close()
 		t.Fatal(err)
 	}
 	n.API = srv
-	n.server = httptest.NewServer(srv.Handler())
-	n.URL = n.server.URL
+	n.server.Config.Handler = srv.Handler()
+	n.server.Start()
 	t.Cleanup(n.Stop)
 	return n
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/brookhq/brook/internal/sfu"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/uploads"
 	"github.com/brookhq/brook/users"
 	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
@@ -72,6 +73,9 @@ type Options struct {
 	// Webhooks tunes webhook delivery (BROOK_WEBHOOK_*); its Store, Bus
 	// and Logger are the node's.
 	Webhooks webhooks.Options
+	// Uploads configures file uploads; with no Uploads.Blob they are off
+	// (createUpload refuses). Its Store and Logger are the node's.
+	Uploads uploads.Options
 	// ChatRepairInterval is how often the chat unread repair pass runs
 	// (0: every minute).
 	ChatRepairInterval time.Duration
@@ -79,14 +83,16 @@ type Options struct {
 
 // Node is one Brook node's parts.
 type Node struct {
-	Store    *store.Store
-	State    *ephemeral.State
-	Bus      *bus.Bus
-	People   *users.Service
-	Feeds    *feeds.Service
-	Chat     *chat.Service
-	Calls    *calls.Service
-	Hooks    *webhooks.Service
+	Store  *store.Store
+	State  *ephemeral.State
+	Bus    *bus.Bus
+	People *users.Service
+	Feeds  *feeds.Service
+	Chat   *chat.Service
+	Calls  *calls.Service
+	Hooks  *webhooks.Service
+	// Uploads is nil when uploads are off (no blob store configured).
+	Uploads  *uploads.Service
 	Resolver *resolvers.Resolver
 	// Runner runs the products' jobs; nil when this node runs none.
 	Runner *workers.Runner
@@ -140,7 +146,12 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	n.Calls = calls.New(calls.Options{Parts: parts,
 		SFUNodes: opts.SFUNodes, ParticipantTimeout: opts.CallParticipantTimeout, SweepInterval: opts.CallSweepInterval,
 		RingTimeout: opts.CallRingTimeout, SFUTokenTTL: opts.CallSFUTokenTTL, EventRate: opts.CallEventRate})
-	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Hooks: n.Hooks, Log: log}
+	if opts.Uploads.Blob != nil {
+		uo := opts.Uploads
+		uo.Store, uo.Logger = st, log
+		n.Uploads = uploads.New(uo)
+	}
+	n.Resolver = &resolvers.Resolver{People: n.People, Feeds: n.Feeds, Chat: n.Chat, Calls: n.Calls, Hooks: n.Hooks, Uploads: n.Uploads, Log: log}
 	if opts.Workers.Concurrency > 0 {
 		wo := opts.Workers
 		if wo.Logger == nil {
@@ -154,6 +165,9 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.Chat.RegisterJobs(n.Runner, opts.ChatRepairInterval)
 		n.Calls.RegisterJobs(n.Runner)
 		n.Hooks.RegisterJobs(n.Runner)
+		if n.Uploads != nil {
+			n.Uploads.RegisterJobs(n.Runner)
+		}
 	}
 	return n, nil
 }
