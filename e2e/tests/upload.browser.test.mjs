@@ -89,7 +89,7 @@ test('an image message: alice attaches a PNG and sends it; bob sees it load, the
       const s = await image(bob, 'The view from the hill');
       return s.loaded && s.thumb === 'yes' && s;
     }, 30_000);
-    assert.deepEqual([thumb.width, thumb.height], [400, 267]);
+    assert.ok(thumb.width === 400 && Math.abs(thumb.height - 267) <= 1, `thumbnail is ${thumb.width}x${thumb.height}`);
     assert.match(thumb.src, /thumb/);
     await shot(bob, 'upload-2-bob-sees-the-thumbnail');
 
