@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/brookhq/brook/internal/blob"
 	"github.com/brookhq/brook/uploads"
@@ -25,6 +26,9 @@ type UploadsConfig struct {
 	// Limits are BROOK_UPLOAD_MAX_{IMAGE,VIDEO,AUDIO,FILE}_MB and
 	// BROOK_UPLOAD_MAX_PENDING.
 	Limits uploads.Limits
+	// OrphanAge is BROOK_UPLOAD_ORPHAN_AGE: uploads never attached this
+	// long after their creation are deleted (default 24h).
+	OrphanAge time.Duration
 }
 
 // uploadsFromEnv reads UploadsConfig; errors go to errs.
@@ -48,6 +52,15 @@ func uploadsFromEnv(getenv func(string) string, dataDir string, errs *[]error) U
 			*errs = append(*errs, fmt.Errorf("%s=%q: want true or false", name, v))
 		}
 		return b
+	}
+	c.OrphanAge = 24 * time.Hour
+	if v := getenv("BROOK_UPLOAD_ORPHAN_AGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			*errs = append(*errs, fmt.Errorf("BROOK_UPLOAD_ORPHAN_AGE=%q: want a duration of at least 1m, like 24h", v))
+		} else {
+			c.OrphanAge = d
+		}
 	}
 	c.S3.UseSSL = flag("BROOK_S3_USE_SSL", true)
 	c.S3.PathStyle = flag("BROOK_S3_PATH_STYLE", false)

@@ -232,7 +232,8 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		Push:     push.Options{Senders: cfg.PushSenders},
 		Previews: cfg.Previews,
 
-		Uploads: uploads.Options{Blob: files, Limits: cfg.Uploads.Limits}})
+		Uploads:         uploads.Options{Blob: files, Limits: cfg.Uploads.Limits},
+		UploadOrphanAge: cfg.Uploads.OrphanAge})
 	if err != nil {
 		return err
 	}

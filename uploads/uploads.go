@@ -302,12 +302,9 @@ func (s *Service) expiry() time.Time {
 }
 
 // RegisterJobs registers the service's jobs. The thumbnail job that
-// completeUpload enqueues (store.UploadThumbnailKind) is handled by the
-// thumbnail worker; until it is registered, this placeholder drops it.
+// completeUpload enqueues (store.UploadThumbnailKind) is the uploadjobs
+// package's.
 func (s *Service) RegisterJobs(r *workers.Runner) {
-	r.Handle(store.UploadThumbnailKind, func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
-		return nil, nil
-	})
 	r.Handle(store.UploadDeleteKind, s.deleteFiles)
 }
 

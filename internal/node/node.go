@@ -25,6 +25,7 @@ import (
 	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
+	"github.com/brookhq/brook/uploadjobs"
 	"github.com/brookhq/brook/uploads"
 	"github.com/brookhq/brook/users"
 	"github.com/brookhq/brook/webhooks"
@@ -85,6 +86,9 @@ type Options struct {
 	// Uploads configures file uploads; with no Uploads.Blob they are off
 	// (createUpload refuses). Its Store and Logger are the node's.
 	Uploads uploads.Options
+	// UploadOrphanAge is BROOK_UPLOAD_ORPHAN_AGE: uploads never attached
+	// are deleted this long after their creation (0: 24 hours).
+	UploadOrphanAge time.Duration
 	// ChatRepairInterval is how often the chat unread repair pass runs
 	// (0: every minute).
 	ChatRepairInterval time.Duration
@@ -198,6 +202,10 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		}
 		if n.Uploads != nil {
 			n.Uploads.RegisterJobs(n.Runner)
+			// After uploads' own registration: the thumbnail handler here
+			// replaces its placeholder for upload.thumbnail.
+			uploadjobs.New(uploadjobs.Options{Store: st, Blob: opts.Uploads.Blob, Chat: n.Chat, Feeds: n.Feeds, Logger: log,
+				OrphanAge: opts.UploadOrphanAge}).RegisterJobs(n.Runner)
 		}
 	}
 	return n, nil

@@ -1,5 +1,6 @@
 import React from 'react';
 import { problem } from './chatApi.js';
+import { sizeText } from './uploads.js';
 
 // useTypists lists who else is typing in a channel, from its typing.start
 // and typing.stop events (handed to the returned function); a typist that
@@ -28,10 +29,31 @@ export function useTypists(me) {
 // Composer sends typing.start at most every 3 s while you type, and
 // typing.stop when you send or clear the box. A quoted message shows above
 // the box until it is sent or dropped. A send that fails keeps the text
-// and says why, with Brook's error code.
-export function Composer({ onSend, onTyping, quoting, onCancelQuote }) {
+// and says why, with Brook's error code. A file picked with the paperclip
+// is uploaded at once (onUpload), and sent with the message as its
+// attachment; a message of only a file says the file's name.
+export function Composer({ onSend, onTyping, onUpload, quoting, onCancelQuote }) {
   const [text, setText] = React.useState('');
   const [failed, setFailed] = React.useState(null);
+  // file: { name, size, stage: uploading | checking | ready | failed, upload, error }
+  const [file, setFile] = React.useState(null);
+  const picker = React.useRef(null);
+  async function pick(e) {
+    const f = e.target.files?.[0];
+    e.target.value = ''; // picking the same file again is a new pick
+    if (!f) return;
+    const mine = { name: f.name, size: f.size, stage: 'uploading' };
+    setFile(mine);
+    const still = (change) => setFile((cur) => (cur?.name === mine.name && cur.stage !== 'dropped' ? { ...cur, ...change } : cur));
+    try {
+      const upload = await onUpload(f, (stage) => still({ stage }));
+      still({ stage: 'ready', upload });
+    } catch (err) {
+      still({ stage: 'failed', error: problem(err) });
+    }
+  }
+  const ready = file?.stage === 'ready';
+  const busy = file && !ready && file.stage !== 'failed';
   const lastTyping = React.useRef(0);
   const box = React.useRef(null);
   React.useEffect(() => { if (quoting) box.current?.focus(); }, [quoting]);
@@ -47,14 +69,17 @@ export function Composer({ onSend, onTyping, quoting, onCancelQuote }) {
   }
   async function submit(e) {
     e.preventDefault();
-    const body = text.trim();
+    const typed = text.trim();
+    const sent = ready ? file : null;
     setText('');
     setFailed(null);
+    if (sent) setFile(null);
     if (lastTyping.current) { lastTyping.current = 0; onTyping(false); }
     try {
-      await onSend(body);
+      await onSend(typed || sent.name, sent ? [{ uploadId: sent.upload.id }] : undefined);
     } catch (err) {
-      setText(body);
+      setText(typed);
+      if (sent) setFile(sent);
       setFailed(problem(err));
     }
   }
@@ -67,9 +92,24 @@ export function Composer({ onSend, onTyping, quoting, onCancelQuote }) {
         </div>
       )}
       {failed && <p className="error" role="alert" data-testid="send-error">Not sent: {failed}</p>}
+      {file && (
+        <div className={`row attaching ${file.stage}`} data-testid="attaching" data-stage={file.stage}>
+          <span className="grow small">
+            📎 {file.name} <span className="muted">{sizeText(file.size)}</span>{' '}
+            {file.stage === 'failed'
+              ? <span className="error" role="alert" data-testid="upload-error">not uploaded: {file.error}</span>
+              : <span className="muted">{{ uploading: 'uploading…', checking: 'checking…', ready: 'ready to send' }[file.stage]}</span>}
+          </span>
+          <button type="button" className="link" aria-label="drop attachment" onClick={() => setFile(null)}>×</button>
+        </div>
+      )}
       <form onSubmit={submit} className="row">
+        <input type="file" ref={picker} onChange={pick} hidden data-testid="attach-input"
+          accept="image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,application/zip" />
+        <button type="button" className="ghost attach" aria-label="attach a file" title="attach a file"
+          disabled={!onUpload || busy} onClick={() => picker.current?.click()}>📎</button>
         <input placeholder={quoting ? 'Reply to the quote' : 'Write a message'} value={text} onChange={change} aria-label="message" ref={box} />
-        <button type="submit" disabled={!text.trim()}>Send</button>
+        <button type="submit" disabled={busy || !(text.trim() || ready)}>Send</button>
       </form>
     </div>
   );

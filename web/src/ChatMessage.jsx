@@ -2,6 +2,7 @@ import React from 'react';
 import { Avatar } from './TimelinePage.jsx';
 import { Menu, MenuItem } from './Menu.jsx';
 import { nameOf } from './chatApi.js';
+import { Attachments } from './Attachments.jsx';
 
 // Message is one message of the history: who wrote it, the message it
 // quotes above its text, whether it is pinned or reported, and its
@@ -23,6 +24,7 @@ export function Message({ m, me, banned, muted, reported, children }) {
           </span>
         )}
         <span className="text">{m.type === 'deleted' ? <em className="deleted">message deleted</em> : m.text}</span>
+        {m.type !== 'deleted' && <Attachments list={m.attachments} />}
         {m.pinnedAt && <span className="pinned-mark" data-testid="pinned-mark" title="pinned">pinned</span>}
         {reported && <span className="pinned-mark" data-testid="reported">reported to the moderators</span>}
       </p>

@@ -12,6 +12,7 @@ import { RoomHead } from './ChatRoomHead.jsx';
 import { MissingRoom, RoomBrowser } from './ChatRooms.jsx';
 import { HiddenRooms, QuietPeople } from './ChatSidebar.jsx';
 import { Reports } from './ChatReports.jsx';
+import { uploadFile } from './uploads.js';
 
 // Chat: your channels with live unread badges, and a room with history
 // paging backwards, live messages and typing indicators. Open rooms can be
@@ -398,9 +399,10 @@ function Room({ id, me, go }) {
           quoting={quoting}
           onCancelQuote={() => setQuoting(null)}
           onTyping={(on) => typing({ variables: { channel: id, typing: on } }).catch(() => {})}
-          onSend={async (text) => {
+          onUpload={(file, onStage) => uploadFile(client, file, onStage)}
+          onSend={async (text, attachments) => {
             try {
-              await send({ variables: { channel: id, text, quoted: quoting?.id } });
+              await send({ variables: { channel: id, text, quoted: quoting?.id, attachments } });
               setQuoting(null);
               setUnreadFrom(null); // sending reads the room
             } catch (e) {

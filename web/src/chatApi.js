@@ -31,10 +31,15 @@ export const CREATE_ROOM = gql`mutation CreateRoom($type: String!, $id: ID!, $na
 export const UNREAD = gql`query Unread { unreadCounts { totalUnreadCount } }`;
 export const MY_EVENTS = gql`subscription MyEvents { myEvents { type channel totalUnreadCount } }`;
 
+// An attachment as the chat page shows it (Attachments.jsx).
+export const ATTACHMENT = gql`fragment AttachmentFields on Attachment {
+  type url thumbUrl mimeType size width height title description imageUrl uploadId
+}`;
 export const MESSAGE = gql`fragment MessageFields on Message {
   id text type createdAt pinnedAt user { id name }
   quotedMessage { id text user { id name } }
-}`;
+  attachments { ...AttachmentFields }
+} ${ATTACHMENT}`;
 export const ROOM = gql`query Room($id: ID!, $before: String) {
   channel(id: $id) {
     id name type joinPolicy
@@ -65,11 +70,13 @@ export const FLAGS = gql`query Flags {
 export const MESSAGE_ADDED = gql`subscription MessageAdded($channel: ID!, $after: ID) {
   messageAdded(channel: $channel, after: $after) { ...MessageFields }
 } ${MESSAGE}`;
+// message.updated carries the message's attachments: a thumbnail made
+// after the send, or a link preview, replaces them in the cache.
 export const CHANNEL_EVENTS = gql`subscription ChannelEvents($channel: ID!) {
-  channelEvents(channel: $channel) { type user { id name } message { id type text pinnedAt } }
-}`;
-export const SEND = gql`mutation Send($channel: ID!, $text: String!, $quoted: ID) {
-  sendMessage(channel: $channel, input: { text: $text, quotedMessageId: $quoted }) {
+  channelEvents(channel: $channel) { type user { id name } message { id type text pinnedAt attachments { ...AttachmentFields } } }
+} ${ATTACHMENT}`;
+export const SEND = gql`mutation Send($channel: ID!, $text: String!, $quoted: ID, $attachments: [AttachmentInput!]) {
+  sendMessage(channel: $channel, input: { text: $text, quotedMessageId: $quoted, attachments: $attachments }) {
     ...MessageFields
     channel { id unreadCount lastMessage { id text user { id name } } }
   }
