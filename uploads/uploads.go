@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gabriel-vasile/mimetype"
@@ -96,9 +97,15 @@ func DeriveSecret(tokenSecret []byte) []byte {
 	return m.Sum(nil)
 }
 
-// ThumbnailType is the content type thumbnails are stored and served as:
-// the thumbnail worker writes JPEG.
-const ThumbnailType = "image/jpeg"
+// thumbnailType is the content type a thumbnail is served as: the
+// thumbnail worker writes JPEG, or PNG (key ending .png) for images with
+// transparency.
+func thumbnailType(key string) string {
+	if strings.HasSuffix(key, ".png") {
+		return "image/png"
+	}
+	return "image/jpeg"
+}
 
 // Ticket is where and how a client uploads a file's bytes.
 type Ticket struct {
@@ -289,7 +296,7 @@ func (s *Service) ThumbURL(ctx context.Context, a *store.Attachment) (*string, e
 		}
 		return &a.ThumbURL, nil
 	}
-	u, err := s.blob.SignGet(ctx, a.ThumbKey, blob.GetOptions{ContentType: ThumbnailType}, s.expiry())
+	u, err := s.blob.SignGet(ctx, a.ThumbKey, blob.GetOptions{ContentType: thumbnailType(a.ThumbKey)}, s.expiry())
 	if err != nil {
 		return nil, err
 	}
