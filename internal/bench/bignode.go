@@ -252,52 +252,11 @@ func subscribeFrom(ctx context.Context, from *net.TCPAddr, url string, initPaylo
 	nd := &net.Dialer{LocalAddr: from, Timeout: 30 * time.Second}
 	d := websocket.Dialer{Subprotocols: []string{client.TransportWS}, HandshakeTimeout: 60 * time.Second,
 		NetDialContext: nd.DialContext, ReadBufferSize: 512, WriteBufferSize: 512}
-	ws, _, err := d.DialContext(ctx, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (io.Closer, error) {
-		ws.Close()
-		return nil, err
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = ws.SetReadDeadline(dl)
-	}
-	if err := ws.WriteJSON(map[string]any{"type": "connection_init", "payload": initPayload}); err != nil {
-		return fail(err)
-	}
-	_, ack, err := ws.ReadMessage()
-	if err != nil {
-		return fail(err)
-	}
-	if !bytes.Contains(ack, []byte(`"connection_ack"`)) {
-		return fail(fmt.Errorf("expected connection_ack, got %s", ack))
-	}
-	_ = ws.SetReadDeadline(time.Time{})
+	payloads := make([]map[string]any, len(channels))
 	for i, c := range channels {
-		if err := ws.WriteJSON(map[string]any{"id": strconv.Itoa(i + 1), "type": "subscribe",
-			"payload": map[string]any{"query": query, "variables": map[string]any{"c": c}}}); err != nil {
-			return fail(err)
-		}
+		payloads[i] = map[string]any{"query": query, "variables": map[string]any{"c": c}}
 	}
-	go func() {
-		for {
-			_, data, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			at := time.Now()
-			if bytes.Contains(data, []byte(`"type":"ping"`)) {
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"pong"}`))
-				continue
-			}
-			if bytes.Contains(data, []byte(`"type":"error"`)) {
-				fmt.Fprintf(os.Stderr, "bench: subscription error: %s\n", data)
-			}
-			on(data, at)
-		}
-	}()
-	return ws.NetConn(), nil
+	return subscribeWS(ctx, d, url, initPayload, payloads, on)
 }
 
 // bigNodeRows runs the big-node row as asked; if the file limit makes its

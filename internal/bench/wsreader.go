@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -22,6 +24,14 @@ import (
 func bareSubscribe(ctx context.Context, url string, initPayload any, query string, vars map[string]any,
 	on func(data []byte, at time.Time)) (io.Closer, error) {
 	d := websocket.Dialer{Subprotocols: []string{client.TransportWS}, HandshakeTimeout: 10 * time.Second}
+	return subscribeWS(ctx, d, url, initPayload, []map[string]any{{"query": query, "variables": vars}}, on)
+}
+
+// subscribeWS opens a graphql-transport-ws connection with d, starts one
+// subscription per payload (ids 1, 2, ...), and hands every message it
+// reads to on, from one goroutine, until the connection closes.
+func subscribeWS(ctx context.Context, d websocket.Dialer, url string, initPayload any, payloads []map[string]any,
+	on func(data []byte, at time.Time)) (io.Closer, error) {
 	ws, _, err := d.DialContext(ctx, url, nil)
 	if err != nil {
 		return nil, err
@@ -44,9 +54,10 @@ func bareSubscribe(ctx context.Context, url string, initPayload any, query strin
 		return fail(fmt.Errorf("expected connection_ack, got %s", ack))
 	}
 	_ = ws.SetReadDeadline(time.Time{})
-	if err := ws.WriteJSON(map[string]any{"id": "1", "type": "subscribe",
-		"payload": map[string]any{"query": query, "variables": vars}}); err != nil {
-		return fail(err)
+	for i, p := range payloads {
+		if err := ws.WriteJSON(map[string]any{"id": strconv.Itoa(i + 1), "type": "subscribe", "payload": p}); err != nil {
+			return fail(err)
+		}
 	}
 	go func() {
 		for {
@@ -58,6 +69,9 @@ func bareSubscribe(ctx context.Context, url string, initPayload any, query strin
 			if bytes.Contains(data, []byte(`"type":"ping"`)) {
 				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"pong"}`))
 				continue
+			}
+			if bytes.Contains(data, []byte(`"type":"error"`)) {
+				fmt.Fprintf(os.Stderr, "bench: subscription error: %s\n", data)
 			}
 			on(data, at)
 		}
