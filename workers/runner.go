@@ -130,7 +130,7 @@ func (r *Runner) HandleAlone(kind string, h Handler) {
 // of the cluster at a time (the job is a single row in the outbox).
 func (r *Runner) Every(kind string, interval time.Duration, fn Handler) {
 	r.schedules[kind] = interval
-	id := singletonID(kind)
+	id := PeriodicJobID(kind)
 	r.handlers[kind] = func(ctx context.Context, tx *store.Store, job store.Job) (func(context.Context), error) {
 		after, err := fn(ctx, tx, job)
 		if err != nil {
@@ -147,8 +147,9 @@ func (r *Runner) Every(kind string, interval time.Duration, fn Handler) {
 // finished it.
 var errKeepJob = errors.New("workers: keep job")
 
-// singletonID is the fixed job id of a periodic job kind.
-func singletonID(kind string) uuid.UUID {
+// PeriodicJobID is the fixed job id of a periodic job kind: its one row
+// in the outbox, always waiting for its next run.
+func PeriodicJobID(kind string) uuid.UUID {
 	return uuid.NewSHA1(uuid.NameSpaceOID, []byte("brook-periodic:"+kind))
 }
 
@@ -166,7 +167,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// members): it gets the longer background timeout.
 	ctx = redisguard.Background(ctx)
 	for kind, interval := range r.schedules {
-		if err := r.store.ScheduleJob(ctx, singletonID(kind), kind, time.Now().Add(interval)); err != nil {
+		if err := r.store.ScheduleJob(ctx, PeriodicJobID(kind), kind, time.Now().Add(interval)); err != nil {
 			return err
 		}
 	}
