@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/internal/linkpreview"
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
@@ -82,6 +83,26 @@ func (s *Service) addPreview(ctx context.Context, tx *store.Store, p store.Previ
 		return nil, err
 	}
 	return func(ctx context.Context) {
+		s.ensureMessageNew(ctx, m)
 		s.publishChannel(ctx, EventMessageUpdated, m.ChannelID, "", s.withReactions(ctx, m))
 	}, nil
+}
+
+// ensureMessageNew publishes a recent message's message.new unless it was
+// published already, so that no subscriber gets a change of a message
+// before the message: a preview's job may run before both the request
+// that sent the message and the message's job have published it (a
+// loaded node). Past messageNewOnce the mark is gone and the message long
+// published: nothing is done.
+func (s *Service) ensureMessageNew(ctx context.Context, m *store.Message) {
+	if time.Since(m.CreatedAt) > messageNewOnce-time.Minute {
+		return
+	}
+	msg, ch, _, err := messageFacts(ctx, s.store, m.ID)
+	if err == nil && msg != nil {
+		_, err = s.publishMessageNew(ctx, msg, ch.MemberRemovals)
+	}
+	if err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "chat: message.new before its preview", "message", m.ID, "err", err)
+	}
 }
