@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/brookhq/brook/internal/client"
 )
@@ -88,19 +89,21 @@ func postGraphileRows(ctx context.Context, h *harness, t *table, run loadRun, br
 	if err != nil {
 		return err
 	}
+	rdCPU := redisCPU(ctx, h.env.RedisURL)
 	var cpuNotes []string
 	measure := func(what string, conc int, f func() error, serverCPU func() time.Duration) error {
-		pg0, srv0 := pgCPU(), serverCPU()
+		pg0, rd0, srv0 := pgCPU(), rdCPU(), serverCPU()
 		rate, lat, err := run(f)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		pgUsed, srvUsed := pgCPU()-pg0, serverCPU()-srv0
+		pgUsed, rdUsed, srvUsed := pgCPU()-pg0, rdCPU()-rd0, serverCPU()-srv0
 		p50, p99, _, pages := lat.summary()
-		pgPer, srvPer := perPage(pgUsed, pages), perPage(srvUsed, pages)
+		pgPer, rdPer, srvPer := perPage(pgUsed, pages), perPage(rdUsed, pages), perPage(srvUsed, pages)
 		t.add(what, conc, fmt.Sprintf("%.0f", rate), ms(p50), ms(p99))
-		cpuNotes = append(cpuNotes, fmt.Sprintf("%s: PostgreSQL %s, server %s", what, msPer(pgPer), msPer(srvPer)))
-		fmt.Fprintf(os.Stderr, "bench: %s: %.0f pages/s, CPU per page: PostgreSQL %s, server %s\n", what, rate, msPer(pgPer), msPer(srvPer))
+		line := fmt.Sprintf("PostgreSQL %s, Redis %s, server %s, together %s", msPer(pgPer), msPer(rdPer), msPer(srvPer), msPer(pgPer+rdPer+srvPer))
+		cpuNotes = append(cpuNotes, what+": "+line)
+		fmt.Fprintf(os.Stderr, "bench: %s: %.0f pages/s, CPU per page: %s\n", what, rate, line)
 		return nil
 	}
 	for _, workers := range []int{1, 2} {
@@ -133,7 +136,7 @@ func postGraphileRows(ctx context.Context, h *harness, t *table, run loadRun, br
 		"with the reaction counts as a computed column, a STABLE SQL function `messages_reaction_counts(m messages) RETURNS json` "+
 		"(run with --dynamic-json, -M, --disable-query-log; no JWT, so no auth or membership check, which Brook's page does): "+
 		"`%s`. It compiles the operation into one statement that builds the JSON in PostgreSQL. "+
-		"CPU per page (PostgreSQL backends; server processes, workers included): %s.",
+		"CPU per page (PostgreSQL backends; Redis, which Brook's rate limits use; server processes, workers included): %s.",
 		version, postGraphileDir, postGraphileQuery, strings.Join(cpuNotes, "; "))
 	return nil
 }
@@ -300,6 +303,33 @@ func postgresCPU(ctx context.Context, db *pgx.Conn) (func() time.Duration, error
 		return nil, fmt.Errorf("bench: PostgreSQL backend %d not found in /proc (a remote database?)", backend)
 	}
 	return func() time.Duration { return treeCPU(postmaster.ppid) }, nil
+}
+
+// redisCPU returns a function giving the CPU time the Redis server has
+// used so far (zero throughout when its process cannot be read: a remote
+// server).
+func redisCPU(ctx context.Context, url string) func() time.Duration {
+	zero := func() time.Duration { return 0 }
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return zero
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return zero
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if pid, err := strconv.Atoi(v); err == nil {
+				if _, ok := procStat(pid); ok {
+					return func() time.Duration { return selfTime(pid) }
+				}
+			}
+		}
+	}
+	return zero
 }
 
 // stat is what the benchmark reads from /proc/<pid>/stat.
