@@ -41,6 +41,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	seconds := fs.Float64("seconds", 10, "seconds of sending at 10 messages/s per node count")
 	nodeCounts := fs.String("nodes", "1,2", "node counts of the latency measurement")
 	only := fs.String("only", "", "run only these parts, comma-separated: latency,memory,unread,history,bignode (default all)")
+	postgraphile := fs.Bool("postgraphile", true, "history part: PostGraphile 4 rows too (installed from npm once; skipped without node and npm)")
 	bigSubs := fs.Int("bignode", 50000, "big node: channelEvents subscriptions on one node")
 	bigMembers := fs.Int("bignode-members", 1000, "big node: members of the channel the messages go to")
 	bigMessages := fs.Int("bignode-messages", 20, "big node: messages sent to it, 5 a second")
@@ -82,7 +83,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	if want("history") {
 		settle()
 		fmt.Fprintf(os.Stderr, "bench: chat history page\n")
-		if err := chatHistory(ctx, h, hist); err != nil {
+		if err := chatHistory(ctx, h, hist, *postgraphile); err != nil {
 			return err
 		}
 	}
@@ -447,7 +448,7 @@ func timeOne(f func()) string {
 	return ms(time.Since(start))
 }
 
-func chatHistory(ctx context.Context, h *harness, t *table) error {
+func chatHistory(ctx context.Context, h *harness, t *table, postgraphile bool) error {
 	s, err := h.startServer(ctx, nil)
 	if err != nil {
 		return err
@@ -536,6 +537,11 @@ func chatHistory(ctx context.Context, h *harness, t *table) error {
 	}
 	p50, p99, _, _ = lat.summary()
 	t.add("hand-written pgx query (no HTTP, no GraphQL)", conc, fmt.Sprintf("%.0f", rate), ms(p50), ms(p99))
+	if postgraphile {
+		if err := postGraphileRows(ctx, h, t, run, s, func() error { return c.Run(ctx, q, nil, nil) }); err != nil {
+			return err
+		}
+	}
 	t.note("200 messages with reactions in the channel; each page is the newest 50 with the author's name and reaction counts. "+
 		"Brook runs 4 statements per page (channel and membership, messages, users, reaction counts) plus auth and rate limiting; "+
 		"the load generator shares the %d cores.", runtime.NumCPU())
