@@ -128,6 +128,12 @@ func memoryPerConnection(t *table, what string, pid, n int, open func(i int) (io
 		return fmt.Errorf("idle connections: %w", err)
 	}
 	time.Sleep(5 * time.Second)
+	if d, err := time.ParseDuration(os.Getenv("BENCH_HOLD")); err == nil && d > 0 {
+		// Time to take the server's heap and goroutine profiles
+		// (BENCH_PPROF=1) with the connections open.
+		fmt.Fprintf(os.Stderr, "bench: holding %d connections for %s (pid %d)\n", n, d, pid)
+		time.Sleep(d)
+	}
 	after, err := rssOf(pid)
 	if err != nil {
 		return err
