@@ -64,14 +64,14 @@ func TestFailedWriteClosesConnection(t *testing.T) {
 }
 
 // A connection's context ends with the server's WebSocket context, keeps
-// the upgrade request's values but not its end, and joins the server
-// context's children directly: no goroutine or extra context per
-// connection to watch the server's.
+// the upgrade request's info (and the server context's values) but not the
+// request's end, and joins the server context's children directly: no
+// goroutine or extra context per connection to watch the server's.
 func TestConnContext(t *testing.T) {
 	type key struct{}
-	server, shutdown := context.WithCancel(context.Background())
+	server, shutdown := context.WithCancel(context.WithValue(context.Background(), key{}, "server"))
 	defer shutdown()
-	request, requestDone := context.WithCancel(context.WithValue(context.Background(), key{}, "request"))
+	info := &requestInfo{id: "request"}
 	const n = 50
 	watchers := func() int {
 		buf := make([]byte, 1<<20)
@@ -80,18 +80,20 @@ func TestConnContext(t *testing.T) {
 	before := watchers()
 	var conns [n]context.Context
 	for i := range conns {
-		ctx, cancel := context.WithCancel(connContext{Context: server, values: context.WithoutCancel(request)})
+		ctx, cancel := context.WithCancel(connContext{Context: server, info: info})
 		defer cancel()
 		conns[i] = ctx
 	}
-	requestDone()
 	for _, ctx := range conns {
-		if got := ctx.Value(key{}); got != "request" {
-			t.Fatalf("value %v, want the request's", got)
+		if got := requestFrom(ctx); got != info || RequestID(ctx) != "request" {
+			t.Fatalf("request info %v, want the request's", got)
 		}
-		if ctx.Err() != nil {
-			t.Fatal("the request's end ended the connection")
+		if got := ctx.Value(key{}); got != "server" {
+			t.Fatalf("value %v, want the server context's", got)
 		}
+	}
+	if got := requestFrom(connContext{Context: server}); got != nil {
+		t.Fatalf("request info %v without one", got)
 	}
 	// Other tests may start such goroutines too, but not one for each of
 	// these contexts.

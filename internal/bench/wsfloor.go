@@ -8,8 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +56,12 @@ func runFloorServer(mode string) error {
 		}
 	}
 	fmt.Println(ln.Addr().String())
+	heap := pprof.Handler("heap")
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsWebSocketUpgrade(r) {
+			heap.ServeHTTP(w, r) // the live heap, as Brook's pprof listener gives it
+			return
+		}
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -87,7 +94,8 @@ func wsFloor(ctx context.Context, t *table, n int, mode, what string) error {
 		return fmt.Errorf("bare server: %w", err)
 	}
 	url := "ws://" + strings.TrimSpace(addr) + "/"
-	return memoryPerConnection(t, what, cmd.Process.Pid, n, func(i int) (io.Closer, error) {
+	heapURL := "http://" + strings.TrimSpace(addr) + "/debug/pprof/heap"
+	return memoryPerConnection(t, what, cmd.Process.Pid, heapURL, n, func(i int) (io.Closer, error) {
 		c, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
 		if err != nil {
 			return nil, err
@@ -100,10 +108,17 @@ func wsFloor(ctx context.Context, t *table, n int, mode, what string) error {
 
 // memoryPerConnection opens n idle connections with open (64 at a time)
 // and adds to t the process's RSS before, after a settle, and per
-// connection. The connections are closed when it returns.
-func memoryPerConnection(t *table, what string, pid, n int, open func(i int) (io.Closer, error)) error {
+// connection, and the live heap per connection: what a collection leaves
+// (read from heapURL, a pprof heap endpoint, after the RSS), which the
+// collector's timing moves far less than the RSS. The connections are
+// closed when it returns.
+func memoryPerConnection(t *table, what string, pid int, heapURL string, n int, open func(i int) (io.Closer, error)) error {
 	time.Sleep(time.Second)
 	before, err := rssOf(pid)
+	if err != nil {
+		return err
+	}
+	liveBefore, err := liveHeap(heapURL)
 	if err != nil {
 		return err
 	}
@@ -128,6 +143,12 @@ func memoryPerConnection(t *table, what string, pid, n int, open func(i int) (io
 		return fmt.Errorf("idle connections: %w", err)
 	}
 	time.Sleep(5 * time.Second)
+	if d, err := time.ParseDuration(os.Getenv("BENCH_HOLD")); err == nil && d > 0 {
+		// Time to take the server's heap and goroutine profiles
+		// (BENCH_PPROF=1) with the connections open.
+		fmt.Fprintf(os.Stderr, "bench: holding %d connections for %s (pid %d)\n", n, d, pid)
+		time.Sleep(d)
+	}
 	after, err := rssOf(pid)
 	if err != nil {
 		return err
@@ -135,7 +156,30 @@ func memoryPerConnection(t *table, what string, pid, n int, open func(i int) (io
 	if after < before {
 		return errors.New("RSS fell while connections opened")
 	}
+	liveAfter, err := liveHeap(heapURL)
+	if err != nil {
+		return err
+	}
 	t.add(what, n, fmt.Sprintf("%.1f MB", float64(before)/1e6), fmt.Sprintf("%.1f MB", float64(after)/1e6),
-		fmt.Sprintf("%.1f KB", float64(after-before)/float64(n)/1024))
+		fmt.Sprintf("%.1f KB", float64(after-before)/float64(n)/1024),
+		fmt.Sprintf("%.1f KB", float64(liveAfter-liveBefore)/float64(n)/1024))
 	return nil
+}
+
+// liveHeap collects garbage in the server behind heapURL (a pprof heap
+// endpoint) and returns its heap in use after the collection (HeapAlloc).
+func liveHeap(heapURL string) (int64, error) {
+	resp, err := http.Get(heapURL + "?gc=1&debug=1")
+	if err != nil {
+		return 0, fmt.Errorf("live heap: %w", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("live heap: no HeapAlloc at %s (%v)", heapURL, sc.Err())
 }
