@@ -5,6 +5,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/store"
 )
 
@@ -71,4 +72,47 @@ func idAfter(first *int, after *string) (int, uuid.UUID, error) {
 		return 0, uuid.Nil, store.Invalid("after", "is not a cursor of this list; pass an endCursor from a previous page")
 	}
 	return n, id, nil
+}
+
+// PageWant says what a page reads with its activities: the actor, the
+// reaction counts, the caller's own reactions.
+type PageWant struct{ Actors, Counts, Own bool }
+
+// with is want for the caller. Without a caller there are no own
+// reactions to read: the field's own lookup answers its error.
+func (want PageWant) with(ctx context.Context) (store.PageWith, error) {
+	w := store.PageWith{Actors: want.Actors, Counts: want.Counts}
+	if want.Own {
+		if me, err := auth.Caller(ctx); err == nil {
+			w.Viewer = me.UserID
+		}
+	}
+	return w, nil
+}
+
+// ActivitiesWith is Activities that reads what want asks of each activity
+// in the page's own statement; extras[i] is the page's Items[i]'s.
+func (s *Service) ActivitiesWith(ctx context.Context, f *store.Feed, first *int, after *string, want PageWant) (store.Page[*store.Activity], []store.ActivityExtras, error) {
+	if err := s.RequireRead(ctx, f); err != nil {
+		return store.Page[*store.Activity]{}, nil, err
+	}
+	n, pos, err := idAfter(first, after)
+	if err != nil {
+		return store.Page[*store.Activity]{}, nil, err
+	}
+	w, err := want.with(ctx)
+	if err != nil {
+		return store.Page[*store.Activity]{}, nil, err
+	}
+	return s.store.FeedActivitiesWith(ctx, f, pos, n, w)
+}
+
+// ActivityExtras reads what want asks of activities a page read some other
+// way (a ranked page), in one statement; out[i] is acts[i]'s.
+func (s *Service) ActivityExtras(ctx context.Context, acts []*store.Activity, want PageWant) ([]store.ActivityExtras, error) {
+	w, err := want.with(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.ActivityExtras(ctx, acts, w)
 }

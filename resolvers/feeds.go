@@ -190,33 +190,59 @@ func (r *Resolver) feedCounts(ctx context.Context, f *store.Feed) (store.FeedCou
 }
 
 // prefetchActivities primes what a page of activities' children will ask
-// for, one statement per loader, whatever the page size.
-func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activity, path ...string) {
+// for, whatever the page size: the actor, reaction counts and own reactions
+// in one statement, unless the page read them with itself (extras, one per
+// activity, or nil), then one statement per other loader.
+func (r *Resolver) prefetchActivities(ctx context.Context, acts []*store.Activity, extras []store.ActivityExtras, path ...string) {
 	if len(acts) == 0 {
 		return
 	}
 	l := r.loadersFor(ctx)
 	fl := l.feeds()
-	at := func(field string) bool { return selected(ctx, append(path, field)...) }
-	ids := make([]uuid.UUID, len(acts))
-	actors := make([]string, len(acts))
-	for i, a := range acts {
-		ids[i] = a.ID
-		actors[i] = a.ActorID
+	for _, a := range acts {
 		fl.Activities.loader().Prime(ctx, a.ID, a)
 	}
-	if at("actor") {
-		_ = l.Users.Prefetch(ctx, actors)
+	if extras == nil {
+		if want := pageWant(ctx, path...); want != (feeds.PageWant{}) {
+			extras, _ = r.Feeds.ActivityExtras(ctx, acts, want) // on error the loaders try again
+		}
 	}
-	if at("reactionCounts") {
-		_ = fl.ReactionCounts.Prefetch(ctx, ids)
-	}
-	if at("ownReactions") {
-		_ = fl.OwnReactions.Prefetch(ctx, ids)
-	}
+	primeExtras(ctx, l, acts, extras)
 	r.prefetchCommentThreads(ctx, "comments", mapItems(acts, func(a *store.Activity) firstCommentsKey {
 		return firstCommentsKey{activity: a.ID}
 	}), path...)
+}
+
+// pageWant is what the operation selects of the activities at path that a
+// page can read with them.
+func pageWant(ctx context.Context, path ...string) feeds.PageWant {
+	at := func(field string) bool { return selected(ctx, append(path, field)...) }
+	return feeds.PageWant{Actors: at("actor"), Counts: at("reactionCounts"), Own: at("ownReactions")}
+}
+
+// primeExtras hands the loaders what a page read with its activities, so
+// the activities' fields find it without a statement or a wait.
+func primeExtras(ctx context.Context, l *Loaders, acts []*store.Activity, extras []store.ActivityExtras) {
+	if len(extras) != len(acts) {
+		return
+	}
+	fl := l.feeds()
+	for i, a := range acts {
+		x := extras[i]
+		if x.Actor != nil {
+			l.Users.Prime(ctx, a.ActorID, x.Actor)
+		}
+		if x.Counts != nil {
+			counts := make([]*store.ReactionCount, len(x.Counts))
+			for j := range x.Counts {
+				counts[j] = &x.Counts[j]
+			}
+			fl.ReactionCounts.Prime(ctx, a.ID, counts)
+		}
+		if x.Own != nil {
+			fl.OwnReactions.Prime(ctx, a.ID, x.Own)
+		}
+	}
 }
 
 // primeChanged hands the loaders of a feedUpdated event what its node read

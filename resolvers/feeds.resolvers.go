@@ -60,7 +60,7 @@ func (r *activityGroupResolver) Activities(ctx context.Context, obj *store.Activ
 	if err != nil {
 		return nil, err
 	}
-	r.prefetchActivities(ctx, out)
+	r.prefetchActivities(ctx, out, nil)
 	return out, nil
 }
 
@@ -74,14 +74,14 @@ func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *i
 		if err != nil {
 			return nil, err
 		}
-		r.prefetchActivities(ctx, mapItems(page.Items, func(a feeds.RankedActivity) *store.Activity { return a.Activity }), "edges", "node")
+		r.prefetchActivities(ctx, mapItems(page.Items, func(a feeds.RankedActivity) *store.Activity { return a.Activity }), nil, "edges", "node")
 		return rankedEdges(page), nil
 	}
-	page, err := r.Feeds.Activities(ctx, obj, first, after)
+	page, extras, err := r.Feeds.ActivitiesWith(ctx, obj, first, after, pageWant(ctx, "edges", "node"))
 	if err != nil {
 		return nil, err
 	}
-	r.prefetchActivities(ctx, page.Items, "edges", "node")
+	r.prefetchActivities(ctx, page.Items, extras, "edges", "node")
 	return activityEdges(page), nil
 }
 

@@ -31,7 +31,7 @@ func (r *queryResolver) SearchActivities(ctx context.Context, query string, feed
 	if err != nil {
 		return nil, err
 	}
-	r.prefetchActivities(ctx, page.Items, "edges", "node")
+	r.prefetchActivities(ctx, page.Items, nil, "edges", "node")
 	return activityEdges(page), nil
 }
 
@@ -44,6 +44,6 @@ func (r *userResolver) Bookmarks(ctx context.Context, obj *store.User, folder *s
 	for i, b := range page.Items {
 		acts[i] = b.Activity
 	}
-	r.prefetchActivities(ctx, acts, "edges", "node", "activity")
+	r.prefetchActivities(ctx, acts, nil, "edges", "node", "activity")
 	return bookmarkEdges(page), nil
 }
