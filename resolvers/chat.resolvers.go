@@ -206,6 +206,9 @@ func (r *messageResolver) ReactionCounts(ctx context.Context, obj *store.Message
 }
 
 func (r *messageResolver) OwnReactions(ctx context.Context, obj *store.Message) ([]*store.MessageReaction, error) {
+	if obj.Own != nil {
+		return obj.Own, nil
+	}
 	if obj.Reactions != nil && len(obj.Reactions) == 0 {
 		return []*store.MessageReaction{}, nil
 	}

@@ -53,6 +53,9 @@ type Message struct {
 	// carried in an event (a new message has none: empty, not nil, which
 	// the JSON keeps apart as [] and null).
 	Reactions []ReactionCount `json:"reactions"`
+	// Own, when not nil, are the reader's own reactions, fetched with a
+	// page of messages; never in an event, which every subscriber shares.
+	Own []*MessageReaction `json:"-"`
 
 	// Sent is set on a message SendMessage has just sent, with
 	// SentRemovals, the channel's MemberRemovals then (what its
