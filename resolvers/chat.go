@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -132,7 +133,7 @@ func (r *Resolver) prefetchMessages(ctx context.Context, msgs []*store.Message) 
 		return
 	}
 	l := r.loadersFor(ctx)
-	if selected(ctx, "edges", "node", "user") {
+	if selected(ctx, "edges", "node", "user") && slices.ContainsFunc(msgs, func(m *store.Message) bool { return m.Sender == nil }) {
 		if users, err := l.Users.Fetch(ctx, mapItems(msgs, func(m *store.Message) string { return m.UserID })); err == nil {
 			for i, m := range msgs {
 				// A user not found stays nil: the field's loader says so.
@@ -147,7 +148,7 @@ func (r *Resolver) prefetchMessages(ctx context.Context, msgs []*store.Message) 
 		return
 	}
 	ids := mapItems(msgs, func(m *store.Message) uuid.UUID { return m.ID })
-	if counts {
+	if counts && slices.ContainsFunc(msgs, func(m *store.Message) bool { return m.Reactions == nil }) {
 		if all, err := l.chat().ReactionCounts.Fetch(ctx, ids); err == nil {
 			for i, m := range msgs {
 				if m.Reactions == nil {
