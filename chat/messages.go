@@ -237,6 +237,9 @@ type HistoryWindow struct {
 	Before *string
 	After  *string
 	Around *string
+	// With is what the newest window (or one before a cursor) reads in
+	// its messages' statement.
+	With store.HistoryExtras
 }
 
 // History is a window of a channel's history (top-level messages and
@@ -289,7 +292,7 @@ func (s *Service) History(ctx context.Context, ch *store.Channel, w HistoryWindo
 			return store.Page[*store.Message]{}, err
 		}
 	}
-	return s.store.ChannelHistory(ctx, ch.ID, me.UserID, n, pos)
+	return s.store.ChannelHistoryWith(ctx, ch.ID, me.UserID, n, pos, w.With)
 }
 
 // historyPos is where a message is in its channel's history: its own

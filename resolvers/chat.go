@@ -2,6 +2,7 @@ package resolvers
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -123,28 +124,50 @@ func (r *Resolver) messageConnection(ctx context.Context, page store.Page[*store
 }
 
 // prefetchMessages loads, one statement each, what the selected fields of
-// a list of messages need.
+// a list of messages need, and keeps it on the messages themselves (Sender,
+// Reactions, Own): their fields then read a plain value instead of asking a
+// loader, as an event's message does. The loaders are primed too, for the
+// other fields that look the same keys up.
 func (r *Resolver) prefetchMessages(ctx context.Context, msgs []*store.Message) {
 	if len(msgs) == 0 {
 		return
 	}
 	l := r.loadersFor(ctx)
-	if selected(ctx, "edges", "node", "user") {
-		ids := make([]string, len(msgs))
-		for i, m := range msgs {
-			ids[i] = m.UserID
+	if selected(ctx, "edges", "node", "user") && slices.ContainsFunc(msgs, func(m *store.Message) bool { return m.Sender == nil }) {
+		if users, err := l.Users.Fetch(ctx, mapItems(msgs, func(m *store.Message) string { return m.UserID })); err == nil {
+			for i, m := range msgs {
+				// A user not found stays nil: the field's loader says so.
+				if u := users[i]; u != nil && m.Sender == nil {
+					m.Sender = u
+				}
+			}
 		}
-		_ = l.Users.Prefetch(ctx, ids)
 	}
-	ids := make([]uuid.UUID, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
+	counts, own := selected(ctx, "edges", "node", "reactionCounts"), selected(ctx, "edges", "node", "ownReactions")
+	if !counts && !own {
+		return
 	}
-	if selected(ctx, "edges", "node", "reactionCounts") {
-		_ = l.chat().ReactionCounts.Prefetch(ctx, ids)
+	ids := mapItems(msgs, func(m *store.Message) uuid.UUID { return m.ID })
+	if counts && slices.ContainsFunc(msgs, func(m *store.Message) bool { return m.Reactions == nil }) {
+		if all, err := l.chat().ReactionCounts.Fetch(ctx, ids); err == nil {
+			for i, m := range msgs {
+				if m.Reactions == nil {
+					m.Reactions = all[i]
+				}
+			}
+		}
 	}
-	if selected(ctx, "edges", "node", "ownReactions") {
-		_ = l.chat().OwnReactions.Prefetch(ctx, ids)
+	if own {
+		if all, err := l.chat().OwnReactions.Fetch(ctx, ids); err == nil {
+			for i, m := range msgs {
+				if m.Own == nil {
+					m.Own = all[i]
+					if m.Own == nil {
+						m.Own = []*store.MessageReaction{}
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -61,7 +61,8 @@ func (r *channelResolver) Membership(ctx context.Context, obj *store.Channel) (*
 }
 
 func (r *channelResolver) Messages(ctx context.Context, obj *store.Channel, last *int, before *string, after *string, around *string) (*model.MessageConnection, error) {
-	page, err := r.Chat.History(ctx, obj, chat.HistoryWindow{Last: last, Before: before, After: after, Around: around})
+	with := store.HistoryExtras{Senders: selected(ctx, "edges", "node", "user"), Reactions: selected(ctx, "edges", "node", "reactionCounts")}
+	page, err := r.Chat.History(ctx, obj, chat.HistoryWindow{Last: last, Before: before, After: after, Around: around, With: with})
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +207,9 @@ func (r *messageResolver) ReactionCounts(ctx context.Context, obj *store.Message
 }
 
 func (r *messageResolver) OwnReactions(ctx context.Context, obj *store.Message) ([]*store.MessageReaction, error) {
+	if obj.Own != nil {
+		return obj.Own, nil
+	}
 	if obj.Reactions != nil && len(obj.Reactions) == 0 {
 		return []*store.MessageReaction{}, nil
 	}
