@@ -38,7 +38,7 @@ func waits(typeName, field string) bool {
 }
 
 // itemsSelection is the selection under Query.items of a validated query.
-func itemsSelection(t *testing.T, query string) ast.SelectionSet {
+func itemsSelection(t testing.TB, query string) ast.SelectionSet {
 	t.Helper()
 	s := gqlparser.MustLoadSchema(&ast.Source{Input: schema})
 	doc, errs := gqlparser.LoadQuery(s, query)
