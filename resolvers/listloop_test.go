@@ -3,6 +3,8 @@ package resolvers_test
 import (
 	"context"
 	"fmt"
+	"runtime/metrics"
+	"syscall"
 	"testing"
 
 	"github.com/brookhq/brook/internal/brooktest"
@@ -73,4 +75,64 @@ func TestListElementsThatWaitStillBatch(t *testing.T) {
 	if got != quoted {
 		t.Fatalf("%d messages have their quoted message, want %d", got, quoted)
 	}
+}
+
+// BenchmarkHistoryPage reads a page of 50 messages through a node's
+// GraphQL endpoint, in process, and reports the goroutines the process
+// started and the CPU it used per page (server and client together): the
+// bench page (authors, reaction counts), and the same page of plain fields
+// only, whose edges no resolver waits on.
+func BenchmarkHistoryPage(b *testing.B) {
+	n := env.StartNode(b, brooktest.NodeOptions{Workers: -1})
+	tag := brooktest.Tag()
+	users := []string{"llb-a-" + tag, "llb-b-" + tag, "llb-c-" + tag, "llb-d-" + tag}
+	env.AddUsers(b, n, users...)
+	ch := "llb" + tag
+	n.Must(b, env.Token(b, users[0]), `mutation($id: ID!, $m: [ID!]) { createChannel(input: {type: "messaging", id: $id, members: $m}) { id } }`,
+		brooktest.Vars{"id": ch, "m": users[1:]}, nil)
+	cid := "messaging:" + ch
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		m, _, err := n.Store.SendMessage(ctx, cid, users[i%4], store.SendAs{Member: true}, store.MessageInput{Text: fmt.Sprintf("history message %d", i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < i%4; j++ {
+			if _, err := n.Store.AddMessageReaction(ctx, m.ID, users[j], []string{"like", "love", "haha"}[j%3]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	c := n.Client(env.Token(b, users[1]))
+	for _, page := range []struct{ name, node string }{
+		{"bench", `id text createdAt user { name } reactionCounts { kind count }`},
+		{"plain", `id text createdAt type replyCount`},
+	} {
+		b.Run(page.name, func(b *testing.B) {
+			q := fmt.Sprintf(`{ channel(id: %q) { messages(last: 50) { edges { node { %s } } } } }`, cid, page.node)
+			if err := c.Run(ctx, q, nil, nil); err != nil {
+				b.Fatal(err)
+			}
+			g0, cpu0 := goroutinesCreated(), processCPU()
+			for b.Loop() {
+				if err := c.Run(ctx, q, nil, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(goroutinesCreated()-g0)/float64(b.N), "goroutines/op")
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
+		})
+	}
+}
+
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+func processCPU() int64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
