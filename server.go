@@ -14,7 +14,7 @@
 // Redis servers under BROOK_DATA_DIR (./.data).
 package main
 
-//go:generate go tool gqlgen generate
+//go:generate go run ./internal/listloop/gen
 
 import (
 	"context"

@@ -451,7 +451,7 @@ func (ec *executionContext) marshalNAttachment2githubᚗcomᚋbrookhqᚋbrookᚋ
 }
 
 func (ec *executionContext) marshalNAttachment2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐAttachmentᚄ(ctx context.Context, sel ast.SelectionSet, v []store.Attachment) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAttachment2githubᚗcomᚋbrookhqᚋbrookᚋstoreᚐAttachment(ctx, sel, v[i])

@@ -270,7 +270,7 @@ func (ec *executionContext) unmarshalNCallPermission2ᚕgithubᚗcomᚋbrookhq�
 }
 
 func (ec *executionContext) marshalNCallPermission2ᚕgithubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermissionᚄ(ctx context.Context, sel ast.SelectionSet, v []calls.CallPermission) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermission(ctx, sel, v[i])
@@ -313,7 +313,7 @@ func (ec *executionContext) marshalOCallPermission2ᚕgithubᚗcomᚋbrookhqᚋb
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallPermission2githubᚗcomᚋbrookhqᚋbrookᚋcallsᚐCallPermission(ctx, sel, v[i])

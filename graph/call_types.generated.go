@@ -908,7 +908,7 @@ func (ec *executionContext) marshalNCallConnection2ᚖgithubᚗcomᚋbrookhqᚋb
 }
 
 func (ec *executionContext) marshalNCallEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CallEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐCallEdge(ctx, sel, v[i])
@@ -942,7 +942,7 @@ func (ec *executionContext) marshalNCallSortField2githubᚗcomᚋbrookhqᚋbrook
 }
 
 func (ec *executionContext) marshalNCallType2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.CallType) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallType2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallType(ctx, sel, v[i])

@@ -2235,7 +2235,7 @@ func (ec *executionContext) marshalNCallJoin2ᚖgithubᚗcomᚋbrookhqᚋbrook�
 }
 
 func (ec *executionContext) marshalNCallMember2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallMemberᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.CallMember) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallMember2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallMember(ctx, sel, v[i])
@@ -2264,7 +2264,7 @@ func (ec *executionContext) unmarshalNCallMemberInput2ᚖgithubᚗcomᚋbrookhq�
 }
 
 func (ec *executionContext) marshalNCallParticipant2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipantᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.CallParticipant) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallParticipant2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipant(ctx, sel, v[i])
@@ -2288,7 +2288,7 @@ func (ec *executionContext) marshalNCallParticipant2ᚖgithubᚗcomᚋbrookhqᚋ
 }
 
 func (ec *executionContext) marshalNCallSession2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.CallSession) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallSession2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallSession(ctx, sel, v[i])
@@ -2312,7 +2312,7 @@ func (ec *executionContext) marshalNCallSession2ᚖgithubᚗcomᚋbrookhqᚋbroo
 }
 
 func (ec *executionContext) marshalNSFUNode2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSFUNodeᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.SFUNode) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNSFUNode2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐSFUNode(ctx, sel, v[i])
@@ -2381,7 +2381,7 @@ func (ec *executionContext) marshalOCallParticipant2ᚕᚖgithubᚗcomᚋbrookhq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallParticipant2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallParticipant(ctx, sel, v[i])

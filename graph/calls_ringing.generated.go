@@ -517,7 +517,7 @@ func (ec *executionContext) _CallRingEvent(ctx context.Context, sel ast.Selectio
 // region    ***************************** type.gotpl *****************************
 
 func (ec *executionContext) marshalNCallRing2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallRingᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.CallRing) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNCallRing2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐCallRing(ctx, sel, v[i])

@@ -4425,7 +4425,7 @@ func (ec *executionContext) marshalNChannelConnection2ᚖgithubᚗcomᚋbrookhq�
 }
 
 func (ec *executionContext) marshalNChannelEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐChannelEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ChannelEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNChannelEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐChannelEdge(ctx, sel, v[i])
@@ -4477,7 +4477,7 @@ func (ec *executionContext) marshalNChannelSortField2githubᚗcomᚋbrookhqᚋbr
 }
 
 func (ec *executionContext) marshalNChannelUnread2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelUnreadᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.ChannelUnread) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNChannelUnread2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐChannelUnread(ctx, sel, v[i])
@@ -4527,7 +4527,7 @@ func (ec *executionContext) marshalNMemberConnection2ᚖgithubᚗcomᚋbrookhq�
 }
 
 func (ec *executionContext) marshalNMemberEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐMemberEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MemberEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMemberEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐMemberEdge(ctx, sel, v[i])
@@ -4577,7 +4577,7 @@ func (ec *executionContext) marshalNMessageConnection2ᚖgithubᚗcomᚋbrookhq�
 }
 
 func (ec *executionContext) marshalNMessageEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐMessageEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.MessageEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMessageEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐMessageEdge(ctx, sel, v[i])
@@ -4606,7 +4606,7 @@ func (ec *executionContext) unmarshalNMessageInput2githubᚗcomᚋbrookhqᚋbroo
 }
 
 func (ec *executionContext) marshalNMessageReaction2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMessageReactionᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.MessageReaction) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMessageReaction2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMessageReaction(ctx, sel, v[i])
@@ -4630,7 +4630,7 @@ func (ec *executionContext) marshalNMessageReaction2ᚖgithubᚗcomᚋbrookhqᚋ
 }
 
 func (ec *executionContext) marshalNMute2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMuteᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Mute) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNMute2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐMute(ctx, sel, v[i])
@@ -4670,7 +4670,7 @@ func (ec *executionContext) marshalNThreadConnection2ᚖgithubᚗcomᚋbrookhq�
 }
 
 func (ec *executionContext) marshalNThreadEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐThreadEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ThreadEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNThreadEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐThreadEdge(ctx, sel, v[i])

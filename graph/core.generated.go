@@ -9651,7 +9651,7 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋbrookhqᚋbrook�
 }
 
 func (ec *executionContext) marshalNReactionCount2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐReactionCountᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.ReactionCount) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNReactionCount2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐReactionCount(ctx, sel, v[i])
@@ -9689,7 +9689,7 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 }
 
 func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUser(ctx context.Context, sel ast.SelectionSet, v []*store.User) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOUser2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUser(ctx, sel, v[i])
@@ -9699,7 +9699,7 @@ func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋ
 }
 
 func (ec *executionContext) marshalNUser2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUserᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.User) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUser2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐUser(ctx, sel, v[i])
@@ -9731,7 +9731,7 @@ func (ec *executionContext) marshalNUserConnection2ᚖgithubᚗcomᚋbrookhqᚋb
 }
 
 func (ec *executionContext) marshalNUserEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.UserEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐUserEdge(ctx, sel, v[i])

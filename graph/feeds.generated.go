@@ -3276,7 +3276,7 @@ func (ec *executionContext) _Reaction(ctx context.Context, sel ast.SelectionSet,
 // region    ***************************** type.gotpl *****************************
 
 func (ec *executionContext) marshalNActivity2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐActivityᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Activity) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNActivity2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐActivity(ctx, sel, v[i])
@@ -3308,7 +3308,7 @@ func (ec *executionContext) marshalNActivityConnection2ᚖgithubᚗcomᚋbrookhq
 }
 
 func (ec *executionContext) marshalNActivityEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐActivityEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ActivityEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNActivityEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐActivityEdge(ctx, sel, v[i])
@@ -3348,7 +3348,7 @@ func (ec *executionContext) marshalNActivityGroupConnection2ᚖgithubᚗcomᚋbr
 }
 
 func (ec *executionContext) marshalNActivityGroupEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐActivityGroupEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ActivityGroupEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNActivityGroupEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐActivityGroupEdge(ctx, sel, v[i])
@@ -3377,7 +3377,7 @@ func (ec *executionContext) unmarshalNActivityInput2githubᚗcomᚋbrookhqᚋbro
 }
 
 func (ec *executionContext) marshalNFeed2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐFeedᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Feed) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNFeed2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐFeed(ctx, sel, v[i])
@@ -3409,7 +3409,7 @@ func (ec *executionContext) marshalNFeedConnection2ᚖgithubᚗcomᚋbrookhqᚋb
 }
 
 func (ec *executionContext) marshalNFeedEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐFeedEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FeedEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNFeedEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐFeedEdge(ctx, sel, v[i])
@@ -3464,7 +3464,7 @@ func (ec *executionContext) marshalNFollow2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋs
 }
 
 func (ec *executionContext) marshalNReaction2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐReactionᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Reaction) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNReaction2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐReaction(ctx, sel, v[i])

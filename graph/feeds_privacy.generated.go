@@ -260,7 +260,7 @@ func (ec *executionContext) marshalNFollowStatus2githubᚗcomᚋbrookhqᚋbrook�
 }
 
 func (ec *executionContext) marshalNFollowSuggestion2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐFollowSuggestionᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.FollowSuggestion) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNFollowSuggestion2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐFollowSuggestion(ctx, sel, v[i])

@@ -374,7 +374,7 @@ func (ec *executionContext) marshalNBookmarkConnection2ᚖgithubᚗcomᚋbrookhq
 }
 
 func (ec *executionContext) marshalNBookmarkEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐBookmarkEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.BookmarkEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNBookmarkEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐBookmarkEdge(ctx, sel, v[i])

@@ -783,7 +783,7 @@ func (ec *executionContext) marshalNFlagConnection2ᚖgithubᚗcomᚋbrookhqᚋb
 }
 
 func (ec *executionContext) marshalNFlagEdge2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐFlagEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.FlagEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNFlagEdge2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋgraphᚋmodelᚐFlagEdge(ctx, sel, v[i])

@@ -238,7 +238,7 @@ func (ec *executionContext) _PushDevice(ctx context.Context, sel ast.SelectionSe
 // region    ***************************** type.gotpl *****************************
 
 func (ec *executionContext) marshalNPushDevice2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐPushDeviceᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.PushDevice) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNPushDevice2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐPushDevice(ctx, sel, v[i])

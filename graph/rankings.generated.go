@@ -181,7 +181,7 @@ func (ec *executionContext) _Ranking(ctx context.Context, sel ast.SelectionSet, 
 // region    ***************************** type.gotpl *****************************
 
 func (ec *executionContext) marshalNRanking2ᚕᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐRankingᚄ(ctx context.Context, sel ast.SelectionSet, v []*store.Ranking) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := marshalListLoop(ctx, sel, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRanking2ᚖgithubᚗcomᚋbrookhqᚋbrookᚋstoreᚐRanking(ctx, sel, v[i])
