@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// A channel's history, read by pages of positions, and threads' replies.
+
+// ChannelHistory returns up to last messages of a channel's history
+// (top-level messages and replies shown in the channel) sent before
+// position before (0: the newest), oldest first. HasNext says older
+// messages exist; HasPrev that newer ones do (always, after a before).
+func (s *Store) ChannelHistory(ctx context.Context, channelID, viewer string, last int, before int64) (Page[*Message], error) {
+	return s.ChannelHistoryWith(ctx, channelID, viewer, last, before, HistoryExtras{})
+}
+
+// HistoryExtras says what a history page reads in its messages' statement:
+// the authors (Message.Sender) and the reaction counts (Message.Reactions),
+// which a page's common selections ask for.
+type HistoryExtras struct {
+	Senders   bool
+	Reactions bool
+}
+
+// ChannelHistoryWith is ChannelHistory with extras read in the same
+// statement: one round trip where the page took three.
+func (s *Store) ChannelHistoryWith(ctx context.Context, channelID, viewer string, last int, before int64, with HistoryExtras) (Page[*Message], error) {
+	hasPrev := before > 0
+	if before <= 0 {
+		before = 1 << 62
+	}
+	page := `SELECT ` + messageColumns + ` FROM messages
+		WHERE channel_id = $1 AND pos < $2 AND ` + inChannel + ` AND ` + visibleTo(4) + `
+		ORDER BY pos DESC LIMIT $3`
+	var found []*Message
+	var err error
+	if !with.Senders && !with.Reactions {
+		found, err = collectMessages(s.db.Query(ctx, page, channelID, before, last+1, viewer))
+	} else {
+		found, err = s.historyWith(ctx, page, with, channelID, before, last+1, viewer)
+	}
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
+	}
+	p := PageOf(found, last)
+	p.HasPrev = hasPrev
+	slices.Reverse(p.Items) // oldest first
+	return p, nil
+}
+
+// historyWith runs page (a statement of messageColumns ordered by pos
+// descending) joined with what with asks for, in that order.
+func (s *Store) historyWith(ctx context.Context, page string, with HistoryExtras, args ...any) ([]*Message, error) {
+	q := `SELECT m.*`
+	from := ` FROM (` + page + `) m`
+	if with.Senders {
+		// Every message has its author (messages.user_id references users).
+		q += `, u.id, u.name, u.image, u.data, u.role, u.last_active, u.created_at, u.updated_at`
+		from += ` JOIN users u ON u.id = m.user_id`
+	}
+	if with.Reactions {
+		// As MessageReactionCounts: most first, then by kind.
+		q += `, rc.kinds, rc.counts`
+		from += ` LEFT JOIN LATERAL (SELECT array_agg(kind ORDER BY n DESC, kind) AS kinds, array_agg(n ORDER BY n DESC, kind) AS counts
+			FROM (SELECT kind, count(*) AS n FROM message_reactions WHERE message_id = m.id GROUP BY kind) k) rc ON true`
+	}
+	rows, err := s.db.Query(ctx, q+from+` ORDER BY m.pos DESC`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Message, error) {
+		var m Message
+		dest := m.dest()
+		var u User
+		if with.Senders {
+			dest = append(dest, &u.ID, &u.Name, &u.Image, &u.Data, &u.Role, &u.LastActive, &u.CreatedAt, &u.UpdatedAt)
+		}
+		var kinds []string
+		var counts []int64
+		if with.Reactions {
+			dest = append(dest, &kinds, &counts)
+		}
+		if err := r.Scan(dest...); err != nil {
+			return nil, err
+		}
+		if with.Senders {
+			m.Sender = &u
+		}
+		if with.Reactions {
+			// Empty, not nil: the message has none.
+			m.Reactions = make([]ReactionCount, len(kinds))
+			for i := range kinds {
+				m.Reactions[i] = ReactionCount{Kind: kinds[i], Count: int(counts[i])}
+			}
+		}
+		return &m, nil
+	})
+}
+
+// ChannelHistoryAfter returns up to last messages of a channel's history
+// sent after position after, oldest first. HasPrev says newer messages
+// exist; HasNext that older ones do.
+func (s *Store) ChannelHistoryAfter(ctx context.Context, channelID, viewer string, last int, after int64) (Page[*Message], error) {
+	found, err := collectMessages(s.db.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages
+		WHERE channel_id = $1 AND pos > $2 AND `+inChannel+` AND `+visibleTo(4)+`
+		ORDER BY pos LIMIT $3`, channelID, after, last+1, viewer))
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
+	}
+	newer := PageOf(found, last)
+	var older bool
+	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE channel_id = $1 AND pos <= $2 AND `+inChannel+` AND `+visibleTo(3)+`)`,
+		channelID, after, viewer).Scan(&older); err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
+	}
+	return Page[*Message]{Items: newer.Items, HasNext: older, HasPrev: newer.HasNext}, nil
+}
+
+// ChannelHistoryAround returns a window of last messages of a channel's
+// history holding the message at position at: up to last/2 older ones
+// before it, newer ones after, oldest first.
+func (s *Store) ChannelHistoryAround(ctx context.Context, channelID, viewer string, last int, at int64) (Page[*Message], error) {
+	older, err := s.ChannelHistory(ctx, channelID, viewer, last/2+1, at+1) // the message and older ones
+	if err != nil {
+		return Page[*Message]{}, err
+	}
+	newer, err := s.ChannelHistoryAfter(ctx, channelID, viewer, last-len(older.Items), at)
+	if err != nil {
+		return Page[*Message]{}, err
+	}
+	return Page[*Message]{Items: append(older.Items, newer.Items...), HasNext: older.HasNext, HasPrev: newer.HasPrev}, nil
+}
+
+// Replies returns first+1 replies of a thread after position after, as
+// viewer sees them.
+func (s *Store) Replies(ctx context.Context, parent uuid.UUID, viewer string, first int, after int64) (Page[*Message], error) {
+	found, err := collectMessages(s.db.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages WHERE parent_id = $1 AND pos > $2 AND `+visibleTo(4)+`
+		ORDER BY pos LIMIT $3`, parent, after, first+1, viewer))
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: replies: %w", err)
+	}
+	return PageOf(found, first), nil
+}
+
+// MessagesAfter returns up to limit messages of a channel (replies
+// included) with positions in (after, upTo], in order.
+func (s *Store) MessagesAfter(ctx context.Context, channelID string, after, upTo int64, limit int) ([]*Message, error) {
+	found, err := collectMessages(s.db.Query(ctx, `
+		SELECT `+messageColumns+` FROM messages WHERE channel_id = $1 AND pos > $2 AND pos <= $3
+		ORDER BY pos LIMIT $4`, channelID, after, upTo, limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: messages after: %w", err)
+	}
+	return found, nil
+}
+
+// PosCursor is the cursor of a message's position.
+func PosCursor(m *Message) string { return strconv.FormatInt(m.Pos, 10) }
+
+// ParsePos decodes a position cursor.
+func ParsePos(field, cursor string) (int64, error) {
+	s, err := DecodeCursor(field, cursor)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, Invalid(field, "is not a valid cursor; pass an endCursor from a previous page")
+	}
+	return n, nil
+}
