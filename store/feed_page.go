@@ -59,17 +59,7 @@ func withExtras(sql string, n int) string {
 // feedPageSQL is feedActivitiesSQL with the page's extras in the same
 // statement.
 var feedPageSQL = withExtras(feedSources+`,
-	page AS (
-		SELECT `+activityColumnsA+` FROM (
-			SELECT DISTINCT e.activity_id FROM src
-			CROSS JOIN LATERAL (
-				SELECT fe.activity_id FROM feed_entries fe
-				WHERE fe.feed_id = src.feed AND fe.activity_id < $3 AND fe.activity_id >= src.since
-				  AND EXISTS (SELECT 1 FROM activities x WHERE x.id = fe.activity_id)
-				ORDER BY fe.activity_id DESC LIMIT $4
-			) e
-		) ids JOIN activities a ON a.id = ids.activity_id
-		ORDER BY a.id DESC LIMIT $4)
+	page AS (`+feedMergeSQL+`)
 	SELECT `+strings.ReplaceAll(activityColumnsA, "a.", "p.")+`, `+extrasColumns+`
 	FROM page p`+extrasJoins+`
 	ORDER BY p.id DESC`, 5)

@@ -179,7 +179,10 @@ const feedSources = `
 // activities before its limit (their entries go in a job that may not
 // have run yet): counted in the limit and dropped by the join after it,
 // they ended a page early and hid what followed.
-const feedActivitiesSQL = feedSources + `
+const feedActivitiesSQL = feedSources + feedMergeSQL
+
+// feedMergeSQL is the merge of feedActivitiesSQL, after its sources.
+const feedMergeSQL = `
 		SELECT ` + activityColumnsA + ` FROM (
 			SELECT DISTINCT e.activity_id FROM src
 			CROSS JOIN LATERAL (
