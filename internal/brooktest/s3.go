@@ -47,11 +47,26 @@ func (s *S3) NewBucket(t testing.TB) *blob.S3 {
 	var lastErr error
 	for ctx.Err() == nil {
 		if lastErr = st.Client().MakeBucket(ctx, name, minio.MakeBucketOptions{}); lastErr == nil {
-			return st
+			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("brooktest: create bucket %s: %v", name, lastErr)
+	if lastErr != nil {
+		t.Fatalf("brooktest: create bucket %s: %v", name, lastErr)
+	}
+	// A bucket can exist before a volume takes its objects (a PUT then
+	// answers 500 InternalError, seen on a fresh machine): the bucket is
+	// ready when a probe object is stored.
+	for ctx.Err() == nil {
+		if _, lastErr = st.Client().PutObject(ctx, name, "brooktest-probe", strings.NewReader("ok"), 2,
+			minio.PutObjectOptions{ContentType: "text/plain"}); lastErr == nil {
+			if lastErr = st.Client().RemoveObject(ctx, name, "brooktest-probe", minio.RemoveObjectOptions{}); lastErr == nil {
+				return st
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("brooktest: bucket %s takes no object: %v", name, lastErr)
 	return nil
 }
 
