@@ -107,10 +107,21 @@ export function Composer({ onSend, onTyping, onUpload, quoting, onCancelQuote })
         <input type="file" ref={picker} onChange={pick} hidden data-testid="attach-input"
           accept="image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,application/zip" />
         <button type="button" className="ghost attach" aria-label="attach a file" title="attach a file"
-          disabled={!onUpload || busy} onClick={() => picker.current?.click()}>📎</button>
+          disabled={!onUpload || busy} onClick={() => picker.current?.click()}><Paperclip /></button>
         <input placeholder={quoting ? 'Reply to the quote' : 'Write a message'} value={text} onChange={change} aria-label="message" ref={box} />
         <button type="submit" disabled={busy || !(text.trim() || ready)}>Send</button>
       </form>
     </div>
+  );
+}
+
+// Paperclip is the attach button's icon, drawn rather than an emoji, which
+// not every system has a font for.
+function Paperclip() {
+  return (
+    <svg width="16" height="16" viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth="2"
+      strokeLinecap="round" strokeLinejoin="round" aria-hidden="true">
+      <path d="M21.44 11.05l-9.19 9.19a6 6 0 0 1-8.49-8.49l9.19-9.19a4 4 0 0 1 5.66 5.66l-9.2 9.19a2 2 0 0 1-2.83-2.83l8.49-8.48" />
+    </svg>
   );
 }
