@@ -83,9 +83,6 @@ func ExternalAttachment(field string, in AttachmentInput) (Attachment, error) {
 	if in.URL == nil {
 		return Attachment{}, Invalid(field, "needs an uploadId or a url")
 	}
-	if in.UploadID != nil {
-		return Attachment{}, Invalid(field, "takes an uploadId or a url, not both")
-	}
 	if len(*in.URL) > maxAttachmentURL {
 		return Attachment{}, Invalid(field+".url", "must be at most %d characters", maxAttachmentURL)
 	}
@@ -107,23 +104,6 @@ func ExternalAttachment(field string, in AttachmentInput) (Attachment, error) {
 		a.Title = in.Title
 	}
 	return a, nil
-}
-
-// ExternalAttachments checks a client's attachments when none names an
-// upload, and returns them as stored (nil for none).
-func ExternalAttachments(field string, in []AttachmentInput) ([]Attachment, error) {
-	if len(in) > MaxAttachments {
-		return nil, Invalid(field, "must be at most %d attachments", MaxAttachments)
-	}
-	var out []Attachment
-	for i, a := range in {
-		at, err := ExternalAttachment(field+"."+strconv.Itoa(i), a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, at)
-	}
-	return out, nil
 }
 
 // CheckAttachments checks a client's attachments and returns them as
