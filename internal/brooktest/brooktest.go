@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -38,6 +39,11 @@ const Secret = "brooktest-secret-brooktest-secret-0123456789"
 type Env struct {
 	*local.Env
 	Keys *auth.Keys
+	// FilesDir is the local file store every node of the binary shares:
+	// nodes share the database, so a job one node queued (deleting a
+	// message's files, say) may run on another, as in a deployment where
+	// nodes share a volume or a bucket. Empty means one per node.
+	FilesDir string
 }
 
 // Main is a TestMain for packages that run Brook nodes: it starts the
@@ -46,7 +52,12 @@ type Env struct {
 //	var env *brooktest.Env
 //	func TestMain(m *testing.M) { brooktest.Main(m, &env) }
 func Main(m *testing.M, env **Env) {
-	os.Exit(local.TestMain(m, func(e *local.Env) error {
+	files, err := os.MkdirTemp("", "brook-files-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test files directory:", err)
+		os.Exit(1)
+	}
+	code := local.TestMain(m, func(e *local.Env) error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := migrations.Apply(ctx, e.DatabaseURL); err != nil {
@@ -56,9 +67,11 @@ func Main(m *testing.M, env **Env) {
 		if err != nil {
 			return err
 		}
-		*env = &Env{Env: e, Keys: keys}
+		*env = &Env{Env: e, Keys: keys, FilesDir: files}
 		return nil
-	}))
+	})
+	os.RemoveAll(files)
+	os.Exit(code)
 }
 
 // Token returns a token for user, valid for an hour.
@@ -140,7 +153,11 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 	// with the node's address.
 	n.server = httptest.NewUnstartedServer(nil)
 	n.URL = "http://" + n.server.Listener.Addr().String()
-	files, err := blob.NewLocal(t.TempDir(), uploads.DeriveSecret([]byte(Secret)), n.URL)
+	dir := e.FilesDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	files, err := blob.NewLocal(dir, uploads.DeriveSecret([]byte(Secret)), n.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
