@@ -1,7 +1,7 @@
 # Brook: the two commands are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run web test test-e2e fuzz deps weed generate check-generate vet ci
+.PHONY: run web test test-cluster test-e2e fuzz deps weed generate check-generate vet ci
 
 ## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data);
 ## builds the demo app at /app/ when npm is present (skip with SKIP_WEB=1)
@@ -22,6 +22,13 @@ web:
 test: deps weed
 	BROOK_S3_TESTS=required $(GO) test -count=1 -timeout 15m ./...
 	scripts/fuzz 20000x
+
+## test-cluster: the scale-out tests, which start clusters (a three-master Redis
+## Cluster, PostgreSQL replicas, PgBouncer, HAProxy): the product suites run
+## against each, and the failover tests kill their masters and primaries
+test-cluster: deps
+	@scripts/deps cluster
+	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 20m -run 'Cluster|Failover' ./internal/local/
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
 ## Apollo Client, graphql-js) and the browser tests (Chromium) against a real server;

@@ -25,6 +25,8 @@ type Redis struct {
 
 	account runAs
 	bin     string
+	// args are extra server arguments (cluster mode, for one).
+	args []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -33,6 +35,10 @@ type Redis struct {
 
 // StartRedis starts a Redis server whose log lives in dir.
 func StartRedis(ctx context.Context, dir string) (*Redis, error) {
+	return startRedis(ctx, dir)
+}
+
+func startRedis(ctx context.Context, dir string, args ...string) (*Redis, error) {
 	bin, err := findBinary("redis-server")
 	if err != nil {
 		return nil, err
@@ -48,12 +54,15 @@ func StartRedis(ctx context.Context, dir string) (*Redis, error) {
 	if err := account.prepareDir(dir); err != nil {
 		return nil, err
 	}
-	r := &Redis{Dir: dir, account: account, bin: bin}
+	r := &Redis{Dir: dir, account: account, bin: bin, args: args}
 	if err := r.Start(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
+
+// Addr is the server's host:port.
+func (r *Redis) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
 
 // URL returns the server's connection URL.
 func (r *Redis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port) }
@@ -84,7 +93,7 @@ func (r *Redis) Start(ctx context.Context) error {
 
 func (r *Redis) startOnce(ctx context.Context) error {
 	logPath := filepath.Join(r.Dir, "redis.log")
-	cmd := r.account.command(syscall.SIGTERM, r.bin,
+	args := append([]string{
 		"--port", strconv.Itoa(r.Port),
 		"--bind", "127.0.0.1",
 		"--dir", r.Dir,
@@ -93,7 +102,8 @@ func (r *Redis) startOnce(ctx context.Context) error {
 		"--protected-mode", "no",
 		"--maxclients", "20000",
 		"--logfile", logPath,
-	)
+	}, r.args...)
+	cmd := r.account.command(syscall.SIGTERM, r.bin, args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("local: start redis: %w", err)
 	}
@@ -103,7 +113,7 @@ func (r *Redis) startOnce(ctx context.Context) error {
 		close(done)
 	}()
 	err := waitReady(ctx, done, func(ctx context.Context) error {
-		c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.Port), MaxRetries: -1})
+		c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1})
 		defer c.Close()
 		return c.Ping(ctx).Err()
 	})
@@ -114,6 +124,13 @@ func (r *Redis) startOnce(ctx context.Context) error {
 	}
 	r.cmd, r.done = cmd, done
 	return nil
+}
+
+// Running reports whether the server process is up.
+func (r *Redis) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cmd != nil
 }
 
 // Stop shuts the server down cleanly.
