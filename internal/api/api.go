@@ -29,6 +29,7 @@ import (
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/blob"
 	"github.com/brookhq/brook/internal/ephemeral"
+	"github.com/brookhq/brook/internal/fastpath"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 )
@@ -58,6 +59,9 @@ type Options struct {
 	// Introspection and Playground turn on schema introspection and GraphiQL.
 	Introspection bool
 	Playground    bool
+	// NoFastPath leaves every operation to gqlgen's execution, for the
+	// differential test (see package fastpath).
+	NoFastPath bool
 	// WebDir holds the built web app (web/dist): the demo app served at
 	// /app/ and a self-hosted GraphiQL (graphiql.html) served at /. Without
 	// it, / serves GraphiQL from a CDN.
@@ -257,6 +261,10 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 		s.metrics.observeResponse(ctx, resp, s.log)
 		return resp
 	})
+	if !s.opts.NoFastPath {
+		// Inside the loaders' interceptor: the resolvers it calls use them.
+		srv.AroundResponses(fastpath.New(s.opts.Resolver, schema.Schema(), s.opts.Registry).AroundResponses)
+	}
 	srv.AroundFields(markResolverErrors)
 	return srv
 }
