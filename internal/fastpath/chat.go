@@ -9,18 +9,16 @@ import (
 	"github.com/brookhq/brook/store"
 )
 
-// queryFields are the root fields the fast path answers.
-func (s *Server) queryFields() map[string]field {
-	return map[string]field{
-		"channel": objectField("Channel", true, func(ctx context.Context, f graphql.CollectedField, _ any) (*store.Channel, error) {
-			args := f.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
-			id, err := graphql.UnmarshalID(args["id"])
-			if err != nil {
-				return nil, err
-			}
-			return s.root.Query().Channel(resolverContext(ctx, "Query", f, map[string]any{"id": id}), id)
-		}),
-	}
+// channelRoot is Query.channel.
+func (s *Server) channelRoot() field {
+	return objectField("Channel", true, func(ctx context.Context, f graphql.CollectedField, _ any) (*store.Channel, error) {
+		args := f.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
+		id, err := graphql.UnmarshalID(args["id"])
+		if err != nil {
+			return nil, err
+		}
+		return s.root.Query().Channel(resolverContext(ctx, "Query", f, map[string]any{"id": id}), id)
+	})
 }
 
 // chatTypes are the chat types of a history page: the channel, its
@@ -75,15 +73,10 @@ func (s *Server) chatTypes() map[string]map[string]field {
 				return e.Node, nil
 			}),
 		},
-		"PageInfo": {
-			"hasNextPage":     scalar(func(p *model.PageInfo) graphql.Marshaler { return graphql.MarshalBoolean(p.HasNextPage) }),
-			"endCursor":       scalar(func(p *model.PageInfo) graphql.Marshaler { return optString(p.EndCursor) }),
-			"hasPreviousPage": scalar(func(p *model.PageInfo) graphql.Marshaler { return graphql.MarshalBoolean(p.HasPreviousPage) }),
-			"startCursor":     scalar(func(p *model.PageInfo) graphql.Marshaler { return optString(p.StartCursor) }),
-		},
 		"Message":       s.messageFields(),
 		"User":          userFields(),
 		"ReactionCount": reactionCountFields(),
+		"PageInfo":      pageInfoFields(),
 		"MessageReaction": {
 			"kind":      scalar(func(r *store.MessageReaction) graphql.Marshaler { return graphql.MarshalString(r.Kind) }),
 			"createdAt": required(func(r *store.MessageReaction) graphql.Marshaler { return graphql.MarshalTime(r.CreatedAt) }),
@@ -139,6 +132,15 @@ func (s *Server) messageFields() map[string]field {
 			}
 			return m.OwnReactions(ctx, msg)
 		}),
+	}
+}
+
+func pageInfoFields() map[string]field {
+	return map[string]field{
+		"hasNextPage":     scalar(func(p *model.PageInfo) graphql.Marshaler { return graphql.MarshalBoolean(p.HasNextPage) }),
+		"endCursor":       scalar(func(p *model.PageInfo) graphql.Marshaler { return optString(p.EndCursor) }),
+		"hasPreviousPage": scalar(func(p *model.PageInfo) graphql.Marshaler { return graphql.MarshalBoolean(p.HasPreviousPage) }),
+		"startCursor":     scalar(func(p *model.PageInfo) graphql.Marshaler { return optString(p.StartCursor) }),
 	}
 }
 

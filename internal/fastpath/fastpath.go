@@ -81,8 +81,13 @@ func New(root graph.ResolverRoot, schema *ast.Schema, reg prometheus.Registerer)
 // AroundResponses is a gqlgen response interceptor: register it after the
 // one that installs the dataloaders, so that resolvers it calls find them.
 func (s *Server) AroundResponses(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	// gqlgen answers a request it could not decode through the response
+	// interceptors too, with no operation: GetOperationContext panics then.
+	if !graphql.HasOperationContext(ctx) {
+		return next(ctx)
+	}
 	oc := graphql.GetOperationContext(ctx)
-	if oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query {
+	if oc.Operation == nil || oc.Operation.Operation != ast.Query {
 		return next(ctx)
 	}
 	p := s.plan(oc.Operation)

@@ -45,8 +45,11 @@ func (s *Server) objectTypes() map[string]*objectType {
 		}
 		ts[name] = t
 	}
-	add("Query", s.queryFields())
+	add("Query", map[string]field{"channel": s.channelRoot(), "feed": s.feedRoot()})
 	for name, fields := range s.chatTypes() {
+		add(name, fields)
+	}
+	for name, fields := range s.feedTypes() {
 		add(name, fields)
 	}
 	return ts
@@ -113,9 +116,10 @@ func objectField[T, C any](child string, nullable bool, get func(ctx context.Con
 func listField[T, C any](child string, get func(ctx context.Context, f graphql.CollectedField, obj T) ([]*C, error)) field {
 	return field{child: child, write: func(ctx context.Context, w *writer, f graphql.CollectedField, obj any) error {
 		vs, err := get(ctx, f, obj.(T))
-		if err != nil || vs == nil {
+		if err != nil {
 			return errFallback
 		}
+		// A nil slice is an empty list to gqlgen too.
 		t := w.s.types[child]
 		w.buf.WriteByte('[')
 		for i, v := range vs {
