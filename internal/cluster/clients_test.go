@@ -22,7 +22,15 @@ type follower struct {
 	connected  bool
 	sessions   int       // subscriptions started (the first and each resume)
 	lastDialed time.Time // when the last subscription started
-	ends       []string  // why each subscription ended
+	ends       []ending  // why each subscription ended
+}
+
+// ending is why and when a subscription ended: refused by the node with
+// a GraphQL error (graphql), or its connection dropped.
+type ending struct {
+	at      time.Time
+	graphql bool
+	why     string
 }
 
 func (f *follower) run(ctx context.Context, wg *sync.WaitGroup) {
@@ -44,18 +52,21 @@ func (f *follower) run(ctx context.Context, wg *sync.WaitGroup) {
 			f.sessions++
 			f.mu.Unlock()
 		}
+		graphql := false
 		for err == nil {
 			var r *client.Response
 			if r, err = sub.Next(ctx); err == nil {
 				if err = r.Err(); err == nil {
 					f.onNext(r)
+				} else {
+					graphql = true
 				}
 			}
 		}
 		f.mu.Lock()
 		f.connected = false
 		if ctx.Err() == nil {
-			f.ends = append(f.ends, time.Now().Format("15:04:05.000")+" "+err.Error())
+			f.ends = append(f.ends, ending{at: time.Now(), graphql: graphql, why: err.Error()})
 		}
 		f.mu.Unlock()
 		_ = conn.Close()
@@ -71,8 +82,8 @@ func (f *follower) state() (connected bool, sessions int) {
 }
 
 // endings returns why each subscription ended, oldest first.
-func (f *follower) endings() []string {
+func (f *follower) endings() []ending {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.ends...)
+	return append([]ending(nil), f.ends...)
 }

@@ -42,6 +42,12 @@ frontend brook
     # Brook judges /dev/token and its own per-address caps by the TCP peer,
     # which is this balancer; the header is for logs downstream.
     option forwardfor
+    # Every node failing /healthz at once is a shared fault (PostgreSQL or
+    # Redis down), not the nodes': keep sending to the nodes that are
+    # there, which answer what they can (from PostgreSQL while Redis is
+    # down) and UNAVAILABLE with retryAfter for the rest, rather than
+    # HAProxy's bare 503 for everything.
+    use_backend nodes-all-failing if { nbsrv(nodes) eq 0 }
     default_backend nodes
 
 backend nodes
@@ -52,6 +58,14 @@ backend nodes
     option httpchk GET /healthz
     http-check expect status 200
     default-server inter {{.Inter}} fastinter {{.Inter}} downinter 1s fall 2 rise 2
+{{- range .Servers}}
+    server {{.Name}} {{.Addr}} check
+{{- end}}
+
+backend nodes-all-failing
+    # The same nodes, checked only for a process accepting connections.
+    balance leastconn
+    default-server inter {{.Inter}} fall 2 rise 2
 {{- range .Servers}}
     server {{.Name}} {{.Addr}} check
 {{- end}}
