@@ -237,10 +237,17 @@ func TestNodeFailoverBehindHAProxy(t *testing.T) {
 			victim = n
 		}
 	}
-	sessionsBefore := servers[victim.Name].Sessions
 	claimed := catchHoldingJobs(t, db, victim)
-	victim.Kill()
+	// Its connections now, frozen as it is killed (subscribers that a node
+	// refused move between nodes meanwhile).
+	sessionsBefore := -1
+	if s, err := c.Servers(ctx); err == nil {
+		sessionsBefore = s[victim.Name].Sessions
+	}
+	// The clock starts as the signal goes: Kill returns once the process
+	// is reaped, which its clients may notice before.
 	killedAt := time.Now()
+	victim.Kill()
 	atKill := ackedCount()
 
 	// HAProxy's view: the node marked down.
