@@ -38,6 +38,10 @@ func run(bin, dir string, nodes, port, statsPort int, redisCluster, replica bool
 	if err != nil {
 		return err
 	}
+	// The nodes write fresh dev tokens once they serve; an older file's
+	// may have expired.
+	tokens := filepath.Join(dir, "files", "tokens.env")
+	_ = os.Remove(tokens)
 	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	c, err := cluster.Start(startCtx, cluster.Options{Dir: dir, Binary: abs, Nodes: nodes, Port: port, StatsPort: statsPort,
@@ -49,13 +53,14 @@ func run(bin, dir string, nodes, port, statsPort int, redisCluster, replica bool
 		return err
 	}
 	defer c.Stop()
+	waitForFile(ctx, tokens, 10*time.Second)
 	fmt.Printf(`
   Brook cluster is running: %d nodes behind HAProxy.
 
     URL        %s/   (GraphiQL; API %s/query, WebSocket on the same path)
     HAProxy    %s   (stats: which node is up, connections per node)
     Tokens     %s
-`, len(c.Nodes), c.URL, c.URL, c.StatsURL, filepath.Join(dir, "files", "tokens.env"))
+`, len(c.Nodes), c.URL, c.URL, c.StatsURL, tokens)
 	for _, n := range c.Nodes {
 		fmt.Printf("    %-10s %s   (pid %d, its own /healthz and /metrics; log %s)\n", n.Name, n.URL, n.Pid(), filepath.Join(dir, n.Name+".log"))
 	}
@@ -63,4 +68,16 @@ func run(bin, dir string, nodes, port, statsPort int, redisCluster, replica bool
 	<-ctx.Done()
 	fmt.Println("stopping: HAProxy, the nodes (draining), then PostgreSQL and Redis")
 	return nil
+}
+
+// waitForFile waits until path exists, for at most d: the first node to
+// serve writes the dev tokens a moment after its /healthz answers.
+func waitForFile(ctx context.Context, path string, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
