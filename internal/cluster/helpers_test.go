@@ -39,8 +39,9 @@ func seed(t *testing.T, db *pgxpool.Pool) {
 
 // claimedJobs are the jobs a node held claimed when it was killed.
 type claimedJobs struct {
-	ids   []string
-	kinds map[string]int
+	ids    []string
+	runAts []time.Time
+	kinds  map[string]int
 }
 
 // catchHoldingJobs freezes n (SIGSTOP) at a moment it holds claimed jobs
@@ -56,7 +57,7 @@ func catchHoldingJobs(t *testing.T, db *pgxpool.Pool, n *Node) claimedJobs {
 		if err := n.Freeze(); err != nil {
 			t.Fatal(err)
 		}
-		rows, err := db.Query(ctx, `SELECT j.id::text, j.kind FROM pgrowlocks('jobs') l
+		rows, err := db.Query(ctx, `SELECT j.id::text, j.kind, j.run_at FROM pgrowlocks('jobs') l
 			JOIN jobs j ON j.ctid = l.locked_row
 			WHERE EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = ANY(l.pids) AND a.application_name = $1)`,
 			"brook-"+n.Name)
@@ -67,8 +68,9 @@ func catchHoldingJobs(t *testing.T, db *pgxpool.Pool, n *Node) claimedJobs {
 		c := claimedJobs{kinds: map[string]int{}}
 		for rows.Next() {
 			var id, kind string
-			_ = rows.Scan(&id, &kind)
-			c.ids = append(c.ids, id)
+			var runAt time.Time
+			_ = rows.Scan(&id, &kind, &runAt)
+			c.ids, c.runAts = append(c.ids, id), append(c.runAts, runAt)
 			c.kinds[kind]++
 		}
 		rows.Close()
