@@ -1,7 +1,7 @@
 # Brook: the two commands are `make run` and `make test`.
 GO ?= go
 
-.PHONY: run web test test-cluster test-e2e fuzz deps weed generate check-generate vet ci
+.PHONY: run cluster web test test-cluster test-e2e fuzz deps weed generate check-generate vet ci
 
 ## run: start Brook with zero configuration (private PostgreSQL and Redis under ./.data);
 ## builds the demo app at /app/ when npm is present (skip with SKIP_WEB=1)
@@ -10,6 +10,14 @@ GO ?= go
 # is the recipe, and its clean shutdown is the recipe's status.
 run: deps web
 	$(GO) build -o .data/brook . && BROOK_DEV=true exec .data/brook
+
+## cluster: three Brook nodes behind HAProxy (health-checked, WebSocket-aware), sharing one
+## PostgreSQL and one Redis, all under .data/cluster; prints the one URL (CLUSTER_PORT, 8080)
+CLUSTER_PORT ?= 8080
+cluster: deps web
+	@scripts/deps cluster
+	$(GO) build -o .data/brook . && $(GO) build -o .data/brook-cluster ./internal/cluster/run && \
+		exec .data/brook-cluster -bin .data/brook -dir .data/cluster -port $(CLUSTER_PORT)
 
 ## web: build the demo app and the self-hosted GraphiQL into web/dist
 web:
@@ -29,6 +37,7 @@ test: deps weed
 test-cluster: deps
 	@scripts/deps cluster
 	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 20m -run 'Cluster|Failover' ./internal/local/
+	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 10m -run Failover ./internal/cluster/
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
 ## Apollo Client, graphql-js) and the browser tests (Chromium) against a real server;
