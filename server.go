@@ -222,8 +222,15 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	if err != nil {
 		return err
 	}
+	traces, err := openTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	// Deferred before the node's Close, so it runs after it: the spans of
+	// the last jobs are flushed too.
+	defer shutdownTracing(traces, log)
 	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
-		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
+		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg, Tracing: traces,
 		FeedPullThreshold: cfg.FeedPullThreshold, FeedCommentDepth: cfg.FeedCommentDepth, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,
 		Workers: workers.Options{Concurrency: cfg.Workers},
@@ -254,7 +261,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 		Resolver: n.Resolver, State: n.State, Store: n.Store, Keys: keys, Logger: log, Registry: reg, Dev: cfg.Dev, Addr: cfg.Addr,
 		AllowedOrigins: cfg.AllowedOrigins, Introspection: cfg.Introspection, Playground: cfg.Playground, WebDir: cfg.WebDir,
 		ComplexityLimit: cfg.ComplexityLimit, DepthLimit: cfg.DepthLimit, TokenLimit: cfg.TokenLimit,
-		Limits: cfg.Limits, Files: n.Uploads.Handler(),
+		Limits: cfg.Limits, Files: n.Uploads.Handler(), Tracing: traces,
 	})
 	if err != nil {
 		return err

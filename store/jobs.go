@@ -20,6 +20,10 @@ type Job struct {
 	Attempts  int
 	RunAt     time.Time
 	CreatedAt time.Time
+	// TraceParent and TraceState are the W3C trace context of the request
+	// or job that enqueued this one ("" when it was not traced): its
+	// worker's span continues that trace.
+	TraceParent, TraceState string
 }
 
 // Decode unmarshals the job's payload into v.
@@ -47,8 +51,10 @@ func (s *Store) EnqueueJobAt(ctx context.Context, kind string, payload any, at t
 	if !at.IsZero() {
 		runAt = at
 	}
-	_, err = s.db.Exec(ctx, `INSERT INTO jobs (id, kind, payload, run_at) VALUES ($1, $2, $3, coalesce($4, now()))`,
-		id, kind, data, runAt)
+	parent, state := traceColumns(ctx)
+	_, err = s.db.Exec(ctx, `INSERT INTO jobs (id, kind, payload, run_at, trace_parent, trace_state)
+		VALUES ($1, $2, $3, coalesce($4, now()), $5, $6)`,
+		id, kind, data, runAt, parent, state)
 	if err != nil {
 		return uuid.Nil, fmt.Errorf("store: enqueue %s job: %w", kind, err)
 	}
@@ -82,7 +88,7 @@ func (s *Store) RescheduleJob(ctx context.Context, id uuid.UUID, at time.Time) e
 // number of nodes share the queue without running a job twice at once.
 func (s *Store) ClaimJobs(ctx context.Context, kinds []string, limit int) ([]Job, error) {
 	rows, err := s.db.Query(ctx, `
-		SELECT id, kind, payload, attempts, run_at, created_at FROM jobs
+		SELECT id, kind, payload, attempts, run_at, created_at, coalesce(trace_parent, ''), coalesce(trace_state, '') FROM jobs
 		WHERE parked_at IS NULL AND run_at <= now() AND kind = ANY($1)
 		ORDER BY run_at
 		LIMIT $2
@@ -92,7 +98,7 @@ func (s *Store) ClaimJobs(ctx context.Context, kinds []string, limit int) ([]Job
 	}
 	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Job, error) {
 		var j Job
-		err := row.Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &j.RunAt, &j.CreatedAt)
+		err := row.Scan(&j.ID, &j.Kind, &j.Payload, &j.Attempts, &j.RunAt, &j.CreatedAt, &j.TraceParent, &j.TraceState)
 		return j, err
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -25,6 +26,8 @@ type Options struct {
 	MaxConns int32
 	// Logger receives storage warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// Tracer, if set, also traces every statement (tracing.Provider.PGX).
+	Tracer pgx.QueryTracer
 }
 
 // Store runs Brook's SQL. A Store is bound to the pool, or, inside InTx, to
@@ -60,6 +63,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	statements := new(atomic.Int64)
 	cfg.ConnConfig.Tracer = statementCounter{n: statements}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = multitracer.New(cfg.ConnConfig.Tracer, opts.Tracer)
+	}
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerUUID(c.TypeMap())
 		return nil

@@ -18,9 +18,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/redisguard"
+	"github.com/brookhq/brook/internal/tracing"
 	"github.com/brookhq/brook/store"
 )
 
@@ -54,6 +56,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the queue metrics; nil means none.
 	Registerer prometheus.Registerer
+	// Tracer, if set, makes a span of every job run, in the trace of the
+	// request or job that enqueued it (tracing.Provider.TracerProvider).
+	Tracer trace.TracerProvider
 }
 
 // Runner claims and runs jobs.
@@ -63,6 +68,7 @@ type Runner struct {
 	opts  Options
 	log   *slog.Logger
 
+	tracer    trace.Tracer
 	handlers  map[string]Handler
 	alone     map[string]bool
 	schedules map[string]time.Duration
@@ -103,6 +109,9 @@ func New(s *store.Store, b *bus.Bus, opts Options) *Runner {
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(r.ready, r.lag, r.parked, r.runs)
+	}
+	if opts.Tracer != nil {
+		r.tracer = opts.Tracer.Tracer(tracing.Name)
 	}
 	return r
 }
@@ -288,6 +297,11 @@ func (r *Runner) run(ctx context.Context, tx *store.Store, job store.Job) (func(
 	h := r.handlers[job.Kind]
 	start := time.Now()
 	var after func(context.Context)
+	var span trace.Span
+	if r.tracer != nil {
+		ctx, span = r.startSpan(ctx, job)
+		defer span.End()
+	}
 	err := tx.InTx(ctx, func(sp *store.Store) error {
 		var err error
 		after, err = safely(ctx, h, sp, job)
@@ -299,6 +313,10 @@ func (r *Runner) run(ctx context.Context, tx *store.Store, job store.Job) (func(
 		}
 		return sp.CompleteJob(ctx, job.ID)
 	})
+	if span != nil {
+		endSpan(span, err)
+		after = traceAfter(ctx, after)
+	}
 	if err == nil {
 		r.runs.WithLabelValues(job.Kind, "done").Inc()
 		r.log.Debug("job done", "kind", job.Kind, "id", job.ID, "ms", time.Since(start).Milliseconds())

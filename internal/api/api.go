@@ -30,6 +30,7 @@ import (
 	"github.com/brookhq/brook/internal/blob"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/fastpath"
+	"github.com/brookhq/brook/internal/tracing"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
 )
@@ -69,6 +70,9 @@ type Options struct {
 	// Files, if set, serves the local file store's signed URLs at
 	// blob.FilesPath (uploads and downloads).
 	Files http.Handler
+	// Tracing makes a span of every HTTP request, WebSocket connection
+	// and GraphQL operation (nil: off).
+	Tracing *tracing.Provider
 
 	ComplexityLimit int
 	DepthLimit      int
@@ -250,6 +254,9 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.Use(depthLimit{max: s.opts.DepthLimit})
 	srv.Use(aliasLimit{max: s.opts.AliasLimit})
 
+	if ext := s.opts.Tracing.GraphQL(); ext != nil {
+		srv.Use(ext)
+	}
 	srv.AroundOperations(s.aroundOperation)
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		return next(withLookupStops(ctx))
@@ -293,7 +300,7 @@ func (s *Server) RefuseAtCapacity() http.Handler {
 
 // Handler returns the HTTP handler: GraphiQL at /, the API at /query,
 // /healthz and /metrics.
-func (s *Server) Handler() http.Handler { return logRequests(s.log, s.mux) }
+func (s *Server) Handler() http.Handler { return s.opts.Tracing.HTTP(logRequests(s.log, s.mux)) }
 
 // serveGraphQL routes /query: WebSocket upgrades authenticate in their
 // connection_init message, every other request needs a token up front

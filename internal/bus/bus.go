@@ -20,6 +20,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/brookhq/brook/internal/tracing"
 )
 
 // Errors a subscription can end with.
@@ -57,6 +60,10 @@ type Options struct {
 	// Health says whether Redis answers (a *redisguard.Guard); nil means
 	// always assume it does.
 	Health Health
+	// Tracer, if set, makes events carry the trace of the span that
+	// published them and their delivery a span in it
+	// (tracing.Provider.TracerProvider).
+	Tracer trace.TracerProvider
 }
 
 // Health is what the bus asks of the guard on its Redis client. While
@@ -82,6 +89,7 @@ type Bus struct {
 	buffer int
 	log    *slog.Logger
 	health Health
+	tracer trace.Tracer
 
 	mu     sync.Mutex
 	ps     *redis.PubSub
@@ -132,6 +140,9 @@ func New(rdb *redis.Client, opts Options) *Bus {
 			Name: "brook_bus_slow_subscribers_dropped_total", Help: "Subscribers dropped because their buffer was full."}),
 		gaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "brook_bus_reconnects_total", Help: "Times the Redis subscription connection was re-established."}),
+	}
+	if opts.Tracer != nil {
+		b.tracer = opts.Tracer.Tracer(tracing.Name)
 	}
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(b.subscribers, b.topicsOpen, b.delivered, b.dropped, b.gaps)

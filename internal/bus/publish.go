@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/internal/tracing"
 )
 
 // Publish sends v, encoded as JSON, to every subscriber of topic on every node.
@@ -23,7 +25,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, v any) error {
 
 // PublishRaw sends data as is to every subscriber of topic on every node.
 func (b *Bus) PublishRaw(ctx context.Context, topic string, data []byte) error {
-	if err := b.rdb.Publish(ctx, b.prefix+topic, data).Err(); err != nil {
+	if err := b.rdb.Publish(ctx, b.prefix+topic, b.stamp(ctx, data)).Err(); err != nil {
 		return fmt.Errorf("bus: publish to %s: %w", topic, err)
 	}
 	return nil
@@ -45,7 +47,7 @@ return 1`)
 // each make sure an event goes out (the request that made it, and a
 // durable job in case that request's node died first) publish it once.
 func (b *Bus) PublishOnce(ctx context.Context, topic, key string, ttl time.Duration, data []byte) (bool, error) {
-	n, err := publishOnce.Run(ctx, b.rdb, []string{b.prefix + "once:" + key}, b.prefix+topic, data, ttl.Milliseconds()).Int()
+	n, err := publishOnce.Run(ctx, b.rdb, []string{b.prefix + "once:" + key}, b.prefix+topic, b.stamp(ctx, data), ttl.Milliseconds()).Int()
 	if err != nil {
 		return false, fmt.Errorf("bus: publish to %s: %w", topic, err)
 	}
@@ -72,7 +74,7 @@ return n`)
 // that may not have subscribed yet (a WebRTC offer to a participant whose
 // stream is starting), and costs one round trip, as PublishRaw does.
 func (b *Bus) PublishOrHold(ctx context.Context, topic string, data []byte, ttl time.Duration, max int) error {
-	err := publishOrHold.Run(ctx, b.rdb, []string{b.heldKey(topic)}, b.prefix+topic, data, ttl.Milliseconds(), max).Err()
+	err := publishOrHold.Run(ctx, b.rdb, []string{b.heldKey(topic)}, b.prefix+topic, b.stamp(ctx, data), ttl.Milliseconds(), max).Err()
 	if err != nil {
 		return fmt.Errorf("bus: publish to %s: %w", topic, err)
 	}
@@ -95,7 +97,7 @@ func (b *Bus) TakeHeld(ctx context.Context, topic string) ([][]byte, error) {
 	}
 	out := make([][]byte, len(held.Val()))
 	for i, m := range held.Val() {
-		out[i] = []byte(m)
+		_, _, out[i] = tracing.Unstamp([]byte(m))
 	}
 	return out, nil
 }
@@ -111,6 +113,7 @@ const publishChunk = 1000
 // pipelined: a fan-out to 100,000 feeds of which a few are watched costs a
 // few round trips, not 100,000 messages.
 func (b *Bus) PublishMany(ctx context.Context, topics []string, data []byte) error {
+	data = b.stamp(ctx, data)
 	channels := make([]string, 0, publishChunk)
 	for len(topics) > 0 {
 		n := min(len(topics), publishChunk)
@@ -160,7 +163,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 	}
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range msgs {
-			p.Publish(ctx, b.prefix+m.Topic, m.Data)
+			p.Publish(ctx, b.prefix+m.Topic, b.stamp(ctx, m.Data))
 		}
 		return nil
 	})

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/brookhq/brook/internal/tracing"
 )
 
 // Health-check timing of the subscription connection.
@@ -141,10 +143,14 @@ func (b *Bus) dispatch(m *redis.Message) {
 	if len(m.Channel) < len(b.prefix) {
 		return
 	}
-	ev := &Event{Topic: m.Channel[len(b.prefix):], Data: []byte(m.Payload)}
+	parent, state, data := tracing.Unstamp([]byte(m.Payload))
+	ev := &Event{Topic: m.Channel[len(b.prefix):], Data: data}
 	b.delivered.Inc()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if parent != "" && b.tracer != nil {
+		defer b.traceDelivery(parent, state, ev.Topic, len(b.topics[ev.Topic]))()
+	}
 	for s := range b.topics[ev.Topic] {
 		select {
 		case s.c <- ev:

@@ -22,6 +22,7 @@ import (
 	"github.com/brookhq/brook/internal/linkpreview"
 	"github.com/brookhq/brook/internal/product"
 	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/internal/tracing"
 	"github.com/brookhq/brook/push"
 	"github.com/brookhq/brook/resolvers"
 	"github.com/brookhq/brook/store"
@@ -45,6 +46,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Registerer receives every part's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Tracing traces SQL, Redis, jobs and events (nil: off); the caller
+	// owns it and shuts it down after Close.
+	Tracing *tracing.Provider
 
 	// FeedPullThreshold is FEED_PULL_THRESHOLD (0: the default).
 	FeedPullThreshold int
@@ -132,9 +136,14 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log})
+	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log, Tracer: opts.Tracing.PGX()})
 	if err != nil {
 		state.Close()
+		return nil, err
+	}
+	if err := opts.Tracing.InstrumentRedis(state.Redis()); err != nil {
+		state.Close()
+		st.Close()
 		return nil, err
 	}
 	if opts.Registerer != nil {
@@ -145,7 +154,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 			return nil, fmt.Errorf("node: metrics: %w", err)
 		}
 	}
-	b := bus.New(state.Redis(), bus.Options{Prefix: opts.RedisPrefix + "bus:", Logger: log, Registerer: opts.Registerer, Health: state.Guard()})
+	b := bus.New(state.Redis(), bus.Options{Prefix: opts.RedisPrefix + "bus:", Logger: log, Registerer: opts.Registerer, Health: state.Guard(),
+		Tracer: opts.Tracing.TracerProvider()})
 	n := &Node{Store: st, State: state, Bus: b, log: log}
 	wo := opts.Webhooks
 	wo.Store, wo.Bus, wo.Logger = st, b, log
@@ -186,6 +196,9 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		}
 		if wo.Registerer == nil {
 			wo.Registerer = opts.Registerer
+		}
+		if wo.Tracer == nil {
+			wo.Tracer = opts.Tracing.TracerProvider()
 		}
 		n.Runner = workers.New(st, b, wo)
 		n.Feeds.RegisterJobs(n.Runner)
