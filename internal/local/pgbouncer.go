@@ -126,7 +126,6 @@ max_db_connections = 0
 server_login_retry = 1
 query_wait_timeout = 60
 server_reset_query =
-ignore_startup_parameters = extra_float_digits
 logfile = %s
 log_connections = 0
 log_disconnections = 0
@@ -208,9 +207,10 @@ const testPoolSize = 10
 
 // routeTestPostgres applies BROOK_TEST_PG to a test environment whose
 // database is ready: with "pgbouncer" it starts PgBouncer in front of the
-// database's server and points e.DatabaseURL through it. Creating and
-// dropping databases (NewDatabase, Close) goes through it too, which a
-// transaction pooler allows (one statement, no transaction).
+// database's server and points e.DatabaseURL through it. NewDatabase then
+// creates its databases through it too, which a transaction pooler passes
+// (one statement outside a transaction), and its wildcard entry reaches
+// them by name.
 func routeTestPostgres(ctx context.Context, e *Env, dir string) error {
 	switch mode := os.Getenv(pgTestEnv); mode {
 	case "", "direct":

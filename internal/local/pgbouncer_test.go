@@ -132,4 +132,19 @@ func TestClusterPgBouncerTransactionPooling(t *testing.T) {
 	if err != nil || n != 3 {
 		t.Fatalf("COPY into a temporary table of a transaction: %d rows (%v), want 3", n, err)
 	}
+	// A database created through the pooler (as Env.NewDatabase does) is
+	// reachable through it by name at once: the wildcard entry.
+	if err := createDatabase(ctx, b.URL("brook"), "another"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, b.URL("another"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db string
+	if err := conn.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil || db != "another" {
+		t.Fatalf("connected to %q (%v), want another", db, err)
+	}
+	conn.Close(ctx)
+	dropDatabase(b.URL("brook"), "another")
 }
