@@ -39,7 +39,6 @@ type PgBouncer struct {
 
 	account runAs
 	bin     string
-	server  string // host:port of the PostgreSQL server
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -71,7 +70,7 @@ func StartPgBouncer(ctx context.Context, dir, serverAddr, user string, poolSize 
 	if err != nil {
 		return nil, fmt.Errorf("local: pgbouncer server address %q: %w", serverAddr, err)
 	}
-	b := &PgBouncer{Dir: dir, PoolSize: poolSize, account: account, bin: bin, server: serverAddr}
+	b := &PgBouncer{Dir: dir, PoolSize: poolSize, account: account, bin: bin}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		// A free port can be taken between asking for it and PgBouncer
@@ -199,11 +198,13 @@ func (b *PgBouncer) Stop() error {
 const pgTestEnv = "BROOK_TEST_PG"
 
 // testPoolSize is the number of server connections PgBouncer keeps for a
-// test binary's database: fewer than a node's pgx pool (20), so clients do
-// queue for server connections as they would in production, and enough
-// that a transaction waiting on a second connection (the migration lock
-// does) cannot starve.
-const testPoolSize = 10
+// test binary's database: as many as one node's pgx pool (20), while a
+// test binary runs several nodes, so clients do queue for server
+// connections as they would in production. Tests that stage a race hold
+// a transaction (and so a server connection) open while others wait on
+// its locks; with 10, one feeds run of three had a subscription's answer
+// wait past its test's 10 s (TestCommentAdded), at a load average of 30.
+const testPoolSize = 20
 
 // routeTestPostgres applies BROOK_TEST_PG to a test environment whose
 // database is ready: with "pgbouncer" it starts PgBouncer in front of the
