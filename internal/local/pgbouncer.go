@@ -200,10 +200,9 @@ const pgTestEnv = "BROOK_TEST_PG"
 // testPoolSize is the number of server connections PgBouncer keeps for a
 // test binary's database: as many as one node's pgx pool (20), while a
 // test binary runs several nodes, so clients do queue for server
-// connections as they would in production. Tests that stage a race hold
-// a transaction (and so a server connection) open while others wait on
-// its locks; with 10, one feeds run of three had a subscription's answer
-// wait past its test's 10 s (TestCommentAdded), at a load average of 30.
+// connections as they would in production, and tests that hold a
+// transaction open to stage a race (pinning its server connection) leave
+// room for the requests they wait on.
 const testPoolSize = 20
 
 // routeTestPostgres applies BROOK_TEST_PG to a test environment whose
