@@ -136,7 +136,8 @@ func TestCallMemberRemovedDuringJoin(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM call_sessions WHERE id = $1 FOR UPDATE`, aj.Session.ID); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() int { return brooktest.LockWaiters(t, n.Store.DB(), tx.Conn().PgConn().PID()) }
+	holder := brooktest.BackendPID(t, tx)
+	waiting := func() int { return brooktest.LockWaiters(t, n.Store.DB(), holder) }
 	joined := make(chan error, 1)
 	var bj callJoinResult
 	go func() { joined <- n.Client(env.Token(t, bob)).Run(ctx, joinCallQuery, brooktest.Vars{"id": cid}, &bj) }()

@@ -249,13 +249,14 @@ func TestChatMemberAddedDuringASend(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, carol); err != nil {
 		t.Fatal(err)
 	}
+	holder := brooktest.BackendPID(t, tx)
 	added := make(chan error, 1)
 	go func() {
 		added <- n.Client(env.Token(t, alice)).Run(ctx, `mutation($c: ID!, $u: [ID!]!) { addMembers(channel: $c, userIds: $u) { id } }`,
 			brooktest.Vars{"c": cid, "u": []string{carol}}, nil)
 	}()
 	brooktest.Eventually(t, "the add waits on carol's row", func() bool {
-		return brooktest.LockWaiters(t, n.Store.DB(), tx.Conn().PgConn().PID()) == 1
+		return brooktest.LockWaiters(t, n.Store.DB(), holder) == 1
 	})
 	sendMsg(t, n, bob, cid, "just before")
 	if err := tx.Commit(ctx); err != nil {

@@ -520,11 +520,14 @@ func TestCommentAdded(t *testing.T) {
 	}
 	sub.Complete()
 
-	// The notification alice got is hers (and bob's, its actor) to read:
-	// carol may not watch its comments.
+	// The notification alice got of bob's comment is hers (and bob's, its
+	// actor) to read: carol may not watch its comments. (Not just any of
+	// her notifications: the one of carol's reply is carol's to read, and
+	// which one a bare LIMIT 1 returns depends on which job ran first.)
 	a.WaitForJobs(t)
 	var note string
-	if err := a.Store.DB().QueryRow(t.Context(), `SELECT id::text FROM activities WHERE feed_id = $1 LIMIT 1`, "notification:"+u["alice"]).Scan(&note); err != nil {
+	if err := a.Store.DB().QueryRow(t.Context(), `SELECT id::text FROM activities WHERE feed_id = $1 AND actor_id = $2 LIMIT 1`,
+		"notification:"+u["alice"], u["bob"]).Scan(&note); err != nil {
 		t.Fatal(err)
 	}
 	other := b.MustDial(t, env.Token(t, u["carol"])).Subscribe(`subscription($a: ID!) { commentAdded(activity: $a) { id } }`, brooktest.Vars{"a": note})

@@ -59,4 +59,10 @@ func TestConcurrentApply(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_name IN ('users', 'jobs')`).Scan(&tables); err != nil || tables != 2 {
 		t.Fatalf("core tables: %d %v", tables, err)
 	}
+	// No lock outlives Apply: behind a transaction pooler a session lock
+	// would stay with whichever server connection took it.
+	var held int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'`).Scan(&held); err != nil || held != 0 {
+		t.Fatalf("%d advisory locks held after Apply (%v)", held, err)
+	}
 }

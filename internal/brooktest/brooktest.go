@@ -260,6 +260,19 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// BackendPID returns the server process of tx, for LockWaiters. It asks
+// the server rather than taking the pid pgx got at connect: behind a
+// transaction pooler (PgBouncer) that one is the pooler's, not the
+// PostgreSQL backend's that holds the transaction's locks.
+func BackendPID(t testing.TB, tx Querier) uint32 {
+	t.Helper()
+	var pid int32
+	if err := tx.QueryRow(context.Background(), `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatalf("brooktest: backend pid: %v", err)
+	}
+	return uint32(pid)
+}
+
 // LockWaiters counts the sessions waiting for a lock held by the session
 // whose backend pid is holder, directly or queued behind another such
 // waiter. Tests that stage a race by holding a row lock count their own

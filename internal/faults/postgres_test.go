@@ -74,7 +74,12 @@ func (l *mutationLoad) waitFor(t *testing.T, n int64) {
 // within seconds of PostgreSQL being back, and every mutation that returned
 // success is in PostgreSQL afterwards.
 func TestPostgresRestartedUnderLoad(t *testing.T) {
-	c := newCluster(t, true)
+	postgresRestartedUnderLoad(t, newCluster(t, true), "fault 3")
+}
+
+// postgresRestartedUnderLoad is fault 3 on c, whose Brook may reach
+// PostgreSQL directly or through a pooler; name heads its figures.
+func postgresRestartedUnderLoad(t *testing.T, c *cluster, name string) {
 	p := c.startBrook(t, nil, map[string]string{"BROOK_WORKERS": "2"})
 	pid := p.Pid()
 	ctx := context.Background()
@@ -209,7 +214,7 @@ func TestPostgresRestartedUnderLoad(t *testing.T) {
 	for _, n := range errs {
 		failed += int64(n)
 	}
-	t.Logf("fault 3: PostgreSQL SIGKILLed and restarted under 6 writers: %d mutations acknowledged (%d before the crash), %d failed with a code %v, "+
+	t.Logf("%s: PostgreSQL SIGKILLed and restarted under 6 writers: %d mutations acknowledged (%d before the crash), %d failed with a code %v, "+
 		"0 hangs, 0 dropped connections, the Brook process kept running (pid %d); first success %s after PostgreSQL was back; lost %d",
-		l.total.Load(), ackedBefore, failed, errs, pid, resumed.Round(time.Millisecond), lost)
+		name, l.total.Load(), ackedBefore, failed, errs, pid, resumed.Round(time.Millisecond), lost)
 }

@@ -31,6 +31,8 @@ type Env struct {
 	Postgres *Postgres
 	// Redis is the private server, or nil when REDIS_URL was given.
 	Redis *Redis
+	// PgBouncer is the pooler DatabaseURL goes through (BROOK_TEST_PG=pgbouncer), or nil.
+	PgBouncer *PgBouncer
 
 	cleanup []func()
 }
@@ -116,6 +118,10 @@ func Test(ctx context.Context) (*Env, error) {
 			return nil, err
 		}
 		e.Postgres, e.DatabaseURL = pg, pg.URL("brook")
+	}
+	if err := routeTestPostgres(ctx, e, dir); err != nil {
+		e.Close()
+		return nil, err
 	}
 	if given := os.Getenv("REDIS_URL"); given != "" {
 		e.RedisURL, e.RedisPrefix = given, "test:"+tag+":"
