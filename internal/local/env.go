@@ -31,6 +31,9 @@ type Env struct {
 	Postgres *Postgres
 	// Redis is the private server, or nil when REDIS_URL was given.
 	Redis *Redis
+	// RedisCluster is the private cluster BROOK_TEST_REDIS=cluster starts
+	// in place of Redis (testcluster.go).
+	RedisCluster *RedisCluster
 
 	cleanup []func()
 }
@@ -117,7 +120,12 @@ func Test(ctx context.Context) (*Env, error) {
 		}
 		e.Postgres, e.DatabaseURL = pg, pg.URL("brook")
 	}
-	if given := os.Getenv("REDIS_URL"); given != "" {
+	if cluster, err := testRedisCluster(ctx, e, dir); err != nil || cluster {
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+	} else if given := os.Getenv("REDIS_URL"); given != "" {
 		e.RedisURL, e.RedisPrefix = given, "test:"+tag+":"
 	} else {
 		r, err := StartRedis(ctx, filepath.Join(dir, "redis"))
