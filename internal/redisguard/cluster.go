@@ -7,7 +7,7 @@ package redisguard
 // announcements run then as after any outage.
 //
 // go-redis reloads its slot map on MOVED, or every ClusterStateReloadInterval
-// (10 s), but not when a master refuses connections: until then every
+// (60 s by default), but not when a master refuses connections: until then every
 // command for the dead master's slots fails. So the guard reloads it
 // itself, at most every reloadEvery, after a failure for want of an
 // answer, and at every probe while the circuit is open.
