@@ -29,7 +29,7 @@ test: deps weed
 test-cluster: deps
 	@scripts/deps cluster
 	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 20m -run 'Cluster|Failover' ./internal/local/
-	BROOK_TEST_REDIS=cluster $(GO) test -count=1 ./chat ./feeds ./calls ./internal/bus
+	BROOK_TEST_REDIS=cluster $(GO) test -count=1 -timeout 20m ./chat ./feeds ./calls ./internal/bus
 	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 10m -run 'RedisCluster.*Failover|ClusterFailover' ./internal/bus ./internal/faults
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/brookhq/brook/internal/bus"
 	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/local"
@@ -22,10 +24,13 @@ func TestClusterFailoverResubscribesOnThePromotedReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Kill)
-	node := func() *bus.Bus {
-		st, err := ephemeral.Open(ctx, ephemeral.Options{RedisURL: c.URL()})
+	node := func(url string) *bus.Bus {
+		st, err := ephemeral.Open(ctx, ephemeral.Options{RedisURL: url})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if _, ok := st.Redis().(*redis.ClusterClient); !ok {
+			t.Fatalf("REDIS_URL %s: got a %T, want a cluster client", url, st.Redis())
 		}
 		b := bus.New(st.Redis(), bus.Options{Prefix: "bus:", Buffer: 16, Health: st.Guard()})
 		t.Cleanup(func() {
@@ -34,7 +39,9 @@ func TestClusterFailoverResubscribesOnThePromotedReplica(t *testing.T) {
 		})
 		return b
 	}
-	a, b := node(), node()
+	// One node names every seed; the other one seed, which says it is a
+	// cluster node.
+	a, b := node(c.URL()), node("redis://"+c.Nodes[1].Addr())
 	// A topic on each master: the killed one's and the others'.
 	topics := []string{"hot", "cold", "warm", "busy", "idle"}
 	subs := map[string]*bus.Subscription{}
