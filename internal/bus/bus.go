@@ -2,8 +2,9 @@
 //
 // Events are published to Redis pub/sub, so a client on node A receives what
 // a mutation on node B published. Each node holds at most one Redis
-// subscription per topic, on a single connection, and fans each event out in
-// process to all its local subscribers. A slow subscriber never blocks the
+// subscription per topic, on a single connection (with a Redis Cluster, one
+// connection per master, using sharded pub/sub: shard.go), and fans each
+// event out in process to all its local subscribers. A slow subscriber never blocks the
 // publisher or the others: its buffer fills, and then it alone is dropped.
 package bus
 
@@ -84,22 +85,32 @@ type Health interface {
 
 // Bus publishes events and fans them out to local subscribers.
 type Bus struct {
-	rdb    *redis.Client
-	prefix string
-	buffer int
-	log    *slog.Logger
-	health Health
-	tracer trace.Tracer
+	rdb redis.UniversalClient
+	// cluster is rdb when it is a cluster client: events then use sharded
+	// pub/sub (shard.go).
+	cluster *redis.ClusterClient
+	prefix  string
+	buffer  int
+	log     *slog.Logger
+	health  Health
+	tracer  trace.Tracer
 
-	mu     sync.Mutex
-	ps     *redis.PubSub
+	mu sync.Mutex
+	// single is the one subscription connection with a single Redis (nil
+	// in a cluster); conns are every connection, route each topic's.
+	single *conn
+	conns  map[*conn]struct{}
+	route  map[string]*conn
 	topics map[string]map[*Subscription]struct{}
-	pings  map[string]chan struct{}
+	// pings are what to run when the answer to a PING token arrives.
+	pings  map[string]func()
 	closed bool
 
 	pingSeq atomic.Uint64
+	// ctx ends when the bus closes; the receive loops run until then.
+	ctx     context.Context
 	stop    context.CancelFunc
-	done    chan struct{}
+	running sync.WaitGroup
 
 	subscribers prometheus.Gauge
 	topicsOpen  prometheus.Gauge
@@ -108,8 +119,9 @@ type Bus struct {
 	gaps        prometheus.Counter
 }
 
-// New starts a bus on rdb. Close it to end every subscription.
-func New(rdb *redis.Client, opts Options) *Bus {
+// New starts a bus on rdb, a *redis.Client or a *redis.ClusterClient.
+// Close it to end every subscription.
+func New(rdb redis.UniversalClient, opts Options) *Bus {
 	buffer := opts.Buffer
 	if buffer <= 0 {
 		buffer = 64
@@ -125,11 +137,12 @@ func New(rdb *redis.Client, opts Options) *Bus {
 		buffer: buffer,
 		log:    logger,
 		health: opts.Health,
-		ps:     rdb.Subscribe(ctx),
+		conns:  map[*conn]struct{}{},
+		route:  map[string]*conn{},
 		topics: map[string]map[*Subscription]struct{}{},
-		pings:  map[string]chan struct{}{},
+		pings:  map[string]func(){},
+		ctx:    ctx,
 		stop:   cancel,
-		done:   make(chan struct{}),
 		subscribers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "brook_bus_subscribers", Help: "Local subscribers of the event bus."}),
 		topicsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -155,7 +168,13 @@ func New(rdb *redis.Client, opts Options) *Bus {
 		// made a gap every 50 ms).
 		b.health.AfterRecover(b.signalGap)
 	}
-	go b.receive(ctx)
+	b.cluster, _ = rdb.(*redis.ClusterClient)
+	b.mu.Lock()
+	if b.cluster == nil {
+		b.single = &conn{ps: rdb.Subscribe(ctx), topics: map[string]struct{}{}}
+		b.startLocked(b.single)
+	}
+	b.mu.Unlock()
 	return b
 }
 
@@ -172,10 +191,16 @@ func (b *Bus) Close() error {
 			b.removeLocked(s, ErrClosed)
 		}
 	}
-	err := b.ps.Close()
+	var err error
+	for c := range b.conns {
+		if cerr := c.ps.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		c.retired = true
+	}
 	b.mu.Unlock()
 	b.stop()
-	<-b.done
+	b.running.Wait()
 	return err
 }
 

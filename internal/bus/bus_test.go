@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/brookhq/brook/internal/bus"
+	"github.com/brookhq/brook/internal/ephemeral"
 	"github.com/brookhq/brook/internal/local"
 )
 
@@ -25,13 +26,12 @@ func TestMain(m *testing.M) {
 }
 
 // newNode returns a bus with its own Redis client, as a separate Brook node has.
-func newNode(t *testing.T) (*bus.Bus, *redis.Client) {
+func newNode(t *testing.T) (*bus.Bus, redis.UniversalClient) {
 	t.Helper()
-	opts, err := redis.ParseURL(env.RedisURL)
+	rdb, err := ephemeral.NewClient(context.Background(), env.RedisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(opts)
 	b := bus.New(rdb, bus.Options{Prefix: env.RedisPrefix + t.Name() + ":", Buffer: 16})
 	t.Cleanup(func() {
 		_ = b.Close()
@@ -112,8 +112,7 @@ func TestOneRedisSubscriptionPerTopicPerNode(t *testing.T) {
 			subs = append(subs, s)
 		}
 	}
-	channel := env.RedisPrefix + t.Name() + ":crowd"
-	if n := rdb.PubSubNumSub(ctx, channel).Val()[channel]; n != 2 {
+	if n := numSub(t, rdb, "crowd"); n != 2 {
 		t.Fatalf("redis subscriptions for the topic: got %d, want 2 (one per node)", n)
 	}
 	if err := a.Publish(ctx, "crowd", 1); err != nil {
@@ -130,7 +129,7 @@ func TestOneRedisSubscriptionPerTopicPerNode(t *testing.T) {
 			t.Fatalf("ended with %v, want nil", s.Err())
 		}
 	}
-	waitFor(t, func() bool { return rdb.PubSubNumSub(context.Background(), channel).Val()[channel] == 0 })
+	waitFor(t, func() bool { return numSub(t, rdb, "crowd") == 0 })
 }
 
 // Close ends one subscription as the end of its context would: its C is
@@ -167,12 +166,11 @@ func TestCloseEndsOneSubscription(t *testing.T) {
 	if ev := receive(t, second); string(ev.Data) != "1" {
 		t.Fatalf("the other subscription got %+v", ev)
 	}
-	channel := env.RedisPrefix + t.Name() + ":room"
-	if n := rdb.PubSubNumSub(ctx, channel).Val()[channel]; n != 1 {
+	if n := numSub(t, rdb, "room"); n != 1 {
 		t.Fatalf("redis subscriptions with one left: %d, want 1", n)
 	}
 	second.Close()
-	waitFor(t, func() bool { return rdb.PubSubNumSub(ctx, channel).Val()[channel] == 0 })
+	waitFor(t, func() bool { return numSub(t, rdb, "room") == 0 })
 }
 
 func TestSlowSubscriberIsDroppedAlone(t *testing.T) {
@@ -293,6 +291,36 @@ func TestGapAfterRedisRestart(t *testing.T) {
 	}
 }
 
+// numSub is how many Redis subscriptions topic of newNode's buses has:
+// its channel's PUBSUB NUMSUB, or SHARDNUMSUB on a cluster.
+func numSub(t *testing.T, rdb redis.UniversalClient, topic string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	prefix := env.RedisPrefix + t.Name() + ":"
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		// Asked of the master that owns the channel: go-redis would send
+		// PUBSUB SHARDNUMSUB to any node.
+		channel := prefix + "{" + topic + "}"
+		m, err := cc.MasterForKey(ctx, channel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.PubSubShardNumSub(ctx, channel).Val()[channel]
+	}
+	return rdb.PubSubNumSub(ctx, prefix+topic).Val()[prefix+topic]
+}
+
+// killPubSub has Redis drop every subscription connection: on every
+// master of a cluster.
+func killPubSub(ctx context.Context, rdb redis.UniversalClient) error {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			return m.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err()
+		})
+	}
+	return rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err()
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -314,7 +342,7 @@ func TestGapAfterTheConnectionIsKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := rdb.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+	if err := killPubSub(ctx, rdb); err != nil {
 		t.Fatal(err)
 	}
 	ev := receive(t, s)

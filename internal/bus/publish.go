@@ -25,7 +25,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, v any) error {
 
 // PublishRaw sends data as is to every subscriber of topic on every node.
 func (b *Bus) PublishRaw(ctx context.Context, topic string, data []byte) error {
-	if err := b.rdb.Publish(ctx, b.prefix+topic, b.stamp(ctx, data)).Err(); err != nil {
+	if err := b.publish(ctx, b.rdb, topic, b.stamp(ctx, data)).Err(); err != nil {
 		return fmt.Errorf("bus: publish to %s: %w", topic, err)
 	}
 	return nil
@@ -33,11 +33,12 @@ func (b *Bus) PublishRaw(ctx context.Context, topic string, data []byte) error {
 
 // publishOnce publishes ARGV[2] on channel ARGV[1] unless the key KEYS[1]
 // exists, and sets it (for ARGV[3] ms): one script, so of the calls that
-// share a key exactly one publishes. The key is set after the PUBLISH, so
+// share a key exactly one publishes. ARGV[4] is PUBLISH, or SPUBLISH in a
+// cluster (where the key shares the channel's slot: Bus.key). The key is set after the PUBLISH, so
 // a PUBLISH that fails (scripts do not roll back) leaves it unset.
 var publishOnce = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('PUBLISH', ARGV[1], ARGV[2])
+redis.call(ARGV[4], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])
 return 1`)
 
@@ -47,7 +48,7 @@ return 1`)
 // each make sure an event goes out (the request that made it, and a
 // durable job in case that request's node died first) publish it once.
 func (b *Bus) PublishOnce(ctx context.Context, topic, key string, ttl time.Duration, data []byte) (bool, error) {
-	n, err := publishOnce.Run(ctx, b.rdb, []string{b.prefix + "once:" + key}, b.prefix+topic, b.stamp(ctx, data), ttl.Milliseconds()).Int()
+	n, err := publishOnce.Run(ctx, b.rdb, []string{b.onceKey(topic, key)}, b.channel(topic), b.stamp(ctx, data), ttl.Milliseconds(), b.publishCommand()).Int()
 	if err != nil {
 		return false, fmt.Errorf("bus: publish to %s: %w", topic, err)
 	}
@@ -58,8 +59,10 @@ func (b *Bus) PublishOnce(ctx context.Context, topic, key string, ttl time.Durat
 // listens, it keeps it in the list KEYS[1] (the newest ARGV[4] of them, for
 // ARGV[3] ms) for TakeHeld. One script, so a subscription confirmed after
 // it runs finds the message held, and one confirmed before receives it.
+// ARGV[5] is PUBLISH, or SPUBLISH in a cluster (SPUBLISH counts the
+// subscribers of the shard, which are all a sharded channel has).
 var publishOrHold = redis.NewScript(`
-local n = redis.call('PUBLISH', ARGV[1], ARGV[2])
+local n = redis.call(ARGV[5], ARGV[1], ARGV[2])
 if n == 0 then
   redis.call('RPUSH', KEYS[1], ARGV[2])
   redis.call('LTRIM', KEYS[1], -tonumber(ARGV[4]), -1)
@@ -74,7 +77,7 @@ return n`)
 // that may not have subscribed yet (a WebRTC offer to a participant whose
 // stream is starting), and costs one round trip, as PublishRaw does.
 func (b *Bus) PublishOrHold(ctx context.Context, topic string, data []byte, ttl time.Duration, max int) error {
-	err := publishOrHold.Run(ctx, b.rdb, []string{b.heldKey(topic)}, b.prefix+topic, b.stamp(ctx, data), ttl.Milliseconds(), max).Err()
+	err := publishOrHold.Run(ctx, b.rdb, []string{b.heldKey(topic)}, b.channel(topic), b.stamp(ctx, data), ttl.Milliseconds(), max, b.publishCommand()).Err()
 	if err != nil {
 		return fmt.Errorf("bus: publish to %s: %w", topic, err)
 	}
@@ -102,7 +105,33 @@ func (b *Bus) TakeHeld(ctx context.Context, topic string) ([][]byte, error) {
 	return out, nil
 }
 
-func (b *Bus) heldKey(topic string) string { return b.prefix + "held:" + topic }
+func (b *Bus) heldKey(topic string) string { return b.key("held", topic, "") }
+
+// onceKey is PublishOnce's key; in a cluster it names the topic too, to
+// share the channel's slot.
+func (b *Bus) onceKey(topic, key string) string {
+	if b.cluster != nil {
+		return b.key("once", topic, ":"+key)
+	}
+	return b.prefix + "once:" + key
+}
+
+// publishCommand is the command that publishes in the scripts.
+func (b *Bus) publishCommand() string {
+	if b.cluster != nil {
+		return "SPUBLISH"
+	}
+	return "PUBLISH"
+}
+
+// publish publishes data on topic's channel through c (the client, or a
+// pipeline): SPUBLISH in a cluster.
+func (b *Bus) publish(ctx context.Context, c redis.Cmdable, topic string, data []byte) *redis.IntCmd {
+	if b.cluster != nil {
+		return c.SPublish(ctx, b.channel(topic), data)
+	}
+	return c.Publish(ctx, b.channel(topic), data)
+}
 
 // publishChunk bounds how many publishes go to Redis in one pipeline.
 const publishChunk = 1000
@@ -114,12 +143,15 @@ const publishChunk = 1000
 // few round trips, not 100,000 messages.
 func (b *Bus) PublishMany(ctx context.Context, topics []string, data []byte) error {
 	data = b.stamp(ctx, data)
+	if b.cluster != nil {
+		return b.publishManySharded(ctx, topics, data)
+	}
 	channels := make([]string, 0, publishChunk)
 	for len(topics) > 0 {
 		n := min(len(topics), publishChunk)
 		channels = channels[:0]
 		for _, t := range topics[:n] {
-			channels = append(channels, b.prefix+t)
+			channels = append(channels, b.channel(t))
 		}
 		counts, err := b.rdb.PubSubNumSub(ctx, channels...).Result()
 		if err != nil {
@@ -150,6 +182,27 @@ func (b *Bus) PublishMany(ctx context.Context, topics []string, data []byte) err
 	return nil
 }
 
+// publishManySharded is PublishMany in a cluster. PUBSUB SHARDNUMSUB of
+// many channels is refused across slots, and asking per channel costs as
+// much as publishing: each topic gets its SPUBLISH, pipelined (go-redis
+// splits a pipeline by master), one round trip per master and chunk.
+func (b *Bus) publishManySharded(ctx context.Context, topics []string, data []byte) error {
+	for len(topics) > 0 {
+		n := min(len(topics), publishChunk)
+		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, t := range topics[:n] {
+				b.publish(ctx, p, t, data)
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("bus: publish to %d topics: %w", n, err)
+		}
+		topics = topics[n:]
+	}
+	return nil
+}
+
 // Message is one event of a PublishBatch.
 type Message struct {
 	Topic string
@@ -163,7 +216,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Message) error {
 	}
 	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, m := range msgs {
-			p.Publish(ctx, b.prefix+m.Topic, b.stamp(ctx, m.Data))
+			b.publish(ctx, p, m.Topic, b.stamp(ctx, m.Data))
 		}
 		return nil
 	})

@@ -114,7 +114,19 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error
 		b.topicsOpen.Inc()
 		// Issued under b.mu, so SUBSCRIBE and UNSUBSCRIBE for a topic reach
 		// Redis in the order the topic's state changed here.
-		if err := b.ps.Subscribe(ctx, b.prefix+topic); err != nil {
+		c, err := b.connForLocked(ctx, topic)
+		if err == nil {
+			b.route[topic] = c
+			err = b.subscribeOn(ctx, c, topic)
+		}
+		if err != nil {
+			if c != nil {
+				delete(c.topics, topic)
+				if b.cluster != nil && len(c.topics) == 0 {
+					b.retireLocked(c)
+				}
+			}
+			delete(b.route, topic)
 			delete(b.topics, topic)
 			b.topicsOpen.Dec()
 			b.mu.Unlock()
@@ -127,7 +139,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error
 	// PING sent now proves the topic's SUBSCRIBE (sent by this or an earlier
 	// subscriber) has taken effect.
 	token, ready := b.newPing()
-	pingErr := b.ps.Ping(ctx, token)
+	pingErr := b.route[topic].ps.Ping(ctx, token)
 	b.mu.Unlock()
 
 	if pingErr == nil {
@@ -181,7 +193,7 @@ func (b *Bus) awaitConfirmation(ctx context.Context, ready, down <-chan struct{}
 func (b *Bus) newPing() (string, chan struct{}) {
 	token := "brook-bus-" + strconv.FormatUint(b.pingSeq.Add(1), 10)
 	ready := make(chan struct{})
-	b.pings[token] = ready
+	b.pings[token] = func() { close(ready) }
 	return token, ready
 }
 
@@ -215,8 +227,14 @@ func (b *Bus) removeLocked(s *Subscription, err error) {
 	if len(subs) == 0 {
 		delete(b.topics, s.topic)
 		b.topicsOpen.Dec()
-		if !b.closed {
-			if uerr := b.ps.Unsubscribe(context.Background(), b.prefix+s.topic); uerr != nil {
+		c := b.route[s.topic]
+		delete(b.route, s.topic)
+		if !b.closed && c != nil {
+			uerr := b.unsubscribeOn(context.Background(), c, s.topic)
+			if b.cluster != nil && len(c.topics) == 0 {
+				// A master's connection lives as long as topics need it.
+				b.retireLocked(c)
+			} else if uerr != nil {
 				// The connection is broken; the receive loop replaces it and
 				// subscribes afresh to the topics still wanted.
 				b.log.Warn("bus: unsubscribe failed", "topic", s.topic, "err", uerr)

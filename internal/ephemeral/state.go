@@ -22,7 +22,8 @@ import (
 
 // Options say where Redis is.
 type Options struct {
-	// RedisURL is a Redis connection URL.
+	// RedisURL is a Redis connection URL: one server, or a cluster (see
+	// newClient).
 	RedisURL string
 	// Prefix is prepended to every Redis key Brook uses.
 	Prefix string
@@ -37,7 +38,7 @@ type Options struct {
 
 // State is the handle on Redis.
 type State struct {
-	rdb    *redis.Client
+	rdb    redis.UniversalClient
 	prefix string
 	log    *slog.Logger
 	guard  *redisguard.Guard
@@ -48,31 +49,12 @@ type State struct {
 
 // Open connects to Redis and checks that it answers.
 func Open(ctx context.Context, opts Options) (*State, error) {
-	ropts, err := redis.ParseURL(opts.RedisURL)
+	// The first contact may be slow (a server just started): not a
+	// request's deadline.
+	rdb, err := NewClient(redisguard.Background(ctx), opts.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("ephemeral: parse redis URL: %w", err)
+		return nil, err
 	}
-	// Fail fast while Redis is down: callers fall back to PostgreSQL.
-	ropts.MaxRetries = 1
-	// One dial per attempt: go-redis otherwise retries a refused dial 5
-	// times, 100 ms apart, which made every Redis call of a request take
-	// about a second while Redis was down (fault test 2).
-	ropts.DialerRetries = 1
-	ropts.DialTimeout = 2 * time.Second
-	ropts.ReadTimeout = 2 * time.Second
-	ropts.WriteTimeout = 2 * time.Second
-	ropts.PoolSize = 50
-	// Brook's commands and replies are small (the largest, a user's unread
-	// counts in 1,000 channels, is about 20 KB and is read in a few fills);
-	// go-redis's 32 KiB buffers each way held 10 MB on a node whose pool
-	// and subscriptions had grown while 10,000 clients connected. Pipelines
-	// keep their pool's larger buffers.
-	ropts.ReadBufferSize = 8 << 10
-	ropts.WriteBufferSize = 8 << 10
-	// Commands take their deadline from the context, which the guard sets
-	// short on the request path.
-	ropts.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(ropts)
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -103,8 +85,9 @@ func (s *State) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Redis returns the client, for the event bus.
-func (s *State) Redis() *redis.Client { return s.rdb }
+// Redis returns the client, for the event bus: a *redis.ClusterClient
+// when REDIS_URL names a cluster, a *redis.Client otherwise.
+func (s *State) Redis() redis.UniversalClient { return s.rdb }
 
 // Guard returns the guard on the client: whether Redis answers, and what
 // to run when it answers again.

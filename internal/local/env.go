@@ -33,6 +33,9 @@ type Env struct {
 	Redis *Redis
 	// PgBouncer is the pooler DatabaseURL goes through (BROOK_TEST_PG=pgbouncer), or nil.
 	PgBouncer *PgBouncer
+	// RedisCluster is the private cluster BROOK_TEST_REDIS=cluster starts
+	// in place of Redis (testcluster.go).
+	RedisCluster *RedisCluster
 
 	cleanup []func()
 }
@@ -123,7 +126,12 @@ func Test(ctx context.Context) (*Env, error) {
 		e.Close()
 		return nil, err
 	}
-	if given := os.Getenv("REDIS_URL"); given != "" {
+	if cluster, err := testRedisCluster(ctx, e, dir); err != nil || cluster {
+		if err != nil {
+			e.Close()
+			return nil, err
+		}
+	} else if given := os.Getenv("REDIS_URL"); given != "" {
 		e.RedisURL, e.RedisPrefix = given, "test:"+tag+":"
 	} else {
 		r, err := StartRedis(ctx, filepath.Join(dir, "redis"))

@@ -82,10 +82,13 @@ type Options struct {
 type Guard struct {
 	opts Options
 	log  *slog.Logger
-	rdb  *redis.Client
+	rdb  redis.UniversalClient
 	// pinger has a connection of its own, so that the check measures
 	// Redis, not the wait for a connection of the busy pool.
 	pinger *redis.Client
+	// cluster is set when rdb is a cluster client (cluster.go); pinger is
+	// nil then.
+	cluster *clusterState
 
 	failures atomic.Int32
 	open     atomic.Bool
@@ -154,16 +157,21 @@ func New(opts Options) *Guard {
 	return g
 }
 
-// Attach installs the guard on rdb; the probe pings through it.
-func (g *Guard) Attach(rdb *redis.Client) {
+// Attach installs the guard on rdb, a *redis.Client or a
+// *redis.ClusterClient; the probe pings through it.
+func (g *Guard) Attach(rdb redis.UniversalClient) {
 	g.rdb = rdb
-	opts := *rdb.Options()
-	opts.PoolSize, opts.MinIdleConns, opts.MaxIdleConns, opts.MaxRetries = 1, 0, 1, -1
-	opts.ContextTimeoutEnabled = true
-	// The options' maintenance-notification state belongs to rdb; the
-	// pinger needs none.
-	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	g.pinger = redis.NewClient(&opts)
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		g.cluster = &clusterState{client: cc, pinger: newClusterPinger(cc)}
+	} else {
+		opts := *rdb.(*redis.Client).Options()
+		opts.PoolSize, opts.MinIdleConns, opts.MaxIdleConns, opts.MaxRetries = 1, 0, 1, -1
+		opts.ContextTimeoutEnabled = true
+		// The options' maintenance-notification state belongs to rdb; the
+		// pinger needs none.
+		opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		g.pinger = redis.NewClient(&opts)
+	}
 	rdb.AddHook(g)
 	g.mu.Lock()
 	if !g.closed {
@@ -241,6 +249,9 @@ func (g *Guard) Close() {
 	if g.pinger != nil {
 		_ = g.pinger.Close()
 	}
+	if g.cluster != nil {
+		_ = g.cluster.pinger.Close()
+	}
 }
 
 type backgroundKey struct{}
@@ -256,6 +267,15 @@ type probeKey struct{}
 // DialHook is go-redis's dial hook; dials are bounded by the command's
 // deadline already.
 func (g *Guard) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+// ping sends the guard's PING: to the one server, or to every master of
+// a cluster.
+func (g *Guard) ping(ctx context.Context) error {
+	if g.cluster != nil {
+		return g.cluster.ping(ctx)
+	}
+	return g.pinger.Ping(ctx).Err()
+}
 
 // ProcessHook bounds one command and counts its failure.
 func (g *Guard) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
@@ -318,14 +338,18 @@ func (g *Guard) begin(ctx context.Context) (context.Context, context.CancelFunc,
 // count. When the caller gave up first (its request ended, its own
 // deadline passed), nothing is known about Redis.
 func (g *Guard) end(parent context.Context, err error) error {
-	if err == nil || errors.Is(err, redis.Nil) || isReply(err) {
+	clusterDown := g.cluster != nil && isClusterDown(err)
+	if err == nil || errors.Is(err, redis.Nil) || (isReply(err) && !clusterDown) {
 		g.failures.Store(0)
 		return err
 	}
-	if callerGaveUp(parent) || !isTransport(err) {
+	if callerGaveUp(parent) || !(isTransport(err) || clusterDown) {
 		return err
 	}
 	g.failed.Inc()
+	if g.cluster != nil {
+		g.cluster.failed()
+	}
 	if int(g.failures.Add(1)) >= g.opts.Failures {
 		g.suspect(err)
 	}

@@ -67,7 +67,7 @@ func (g *Guard) run() {
 // ProbeInterval until it answers; then the circuit closes (closeCircuit).
 func (g *Guard) check(cause error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.VerifyTimeout)
-	err := g.pinger.Ping(ctx).Err()
+	err := g.ping(ctx)
 	cancel()
 	if err == nil {
 		g.failures.Store(0)
@@ -105,7 +105,7 @@ func (g *Guard) check(cause error) {
 func (g *Guard) answers() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), g.stepTimeout())
 	defer cancel()
-	return g.pinger.Ping(ctx).Err() == nil
+	return g.ping(ctx) == nil
 }
 
 // stepTimeout bounds a probe, and each recovery step.
