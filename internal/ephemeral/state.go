@@ -37,7 +37,8 @@ type Options struct {
 
 // State is the handle on Redis.
 type State struct {
-	rdb    *redis.Client
+	// rdb is a *redis.Client, or a *redis.ClusterClient (see Cluster).
+	rdb    redis.UniversalClient
 	prefix string
 	log    *slog.Logger
 	guard  *redisguard.Guard
@@ -103,8 +104,11 @@ func (s *State) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Redis returns the client, for the event bus.
-func (s *State) Redis() *redis.Client { return s.rdb }
+// Redis returns the client, for the event bus (nil on a cluster).
+func (s *State) Redis() *redis.Client {
+	c, _ := s.rdb.(*redis.Client)
+	return c
+}
 
 // Guard returns the guard on the client: whether Redis answers, and what
 // to run when it answers again.
