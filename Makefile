@@ -29,6 +29,7 @@ test: deps weed
 test-cluster: deps
 	@scripts/deps cluster
 	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 20m -run 'Cluster|Failover' ./internal/local/
+	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -run Cluster ./internal/ephemeral/
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
 ## Apollo Client, graphql-js) and the browser tests (Chromium) against a real server;

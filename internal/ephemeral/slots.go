@@ -222,3 +222,13 @@ func (s *State) runScripts(ctx context.Context, calls []scriptCall, extra func(r
 	}
 	return out, err
 }
+
+// checkPrefix refuses a key prefix with a brace: Redis Cluster would take
+// the hash tag from the prefix instead of the key's own, and split keys
+// that must share a slot.
+func checkPrefix(prefix string) error {
+	if strings.ContainsAny(prefix, "{}") {
+		return fmt.Errorf("ephemeral: the Redis key prefix %q has a brace; Brook's keys carry their own hash tags", prefix)
+	}
+	return nil
+}

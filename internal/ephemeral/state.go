@@ -49,6 +49,9 @@ type State struct {
 
 // Open connects to Redis and checks that it answers.
 func Open(ctx context.Context, opts Options) (*State, error) {
+	if err := checkPrefix(opts.Prefix); err != nil {
+		return nil, err
+	}
 	ropts, err := redis.ParseURL(opts.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral: parse redis URL: %w", err)
