@@ -199,7 +199,7 @@ func TestChatUnreadCountsProperty(t *testing.T) {
 	resync()
 	check("after the concurrent rounds")
 	// Drift is found and fixed by the repair pass.
-	h := n.State.Key("chat", "u", users[1])
+	h := n.State.Key("chat", "u", "{u:"+users[1]+"}")
 	if err := n.State.Redis().HSet(context.Background(), h, "s:"+channels[0], 999999).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestChatRepairCoversReceivers(t *testing.T) {
 	if err != nil || !slices.Contains(recent, carol) {
 		t.Fatalf("users the repair pass checks: carol missing (%v)", err)
 	}
-	if err := n.State.Redis().HSet(ctx, n.State.Key("chat", "u", carol), "s:"+cid, 999999).Err(); err != nil {
+	if err := n.State.Redis().HSet(ctx, n.State.Key("chat", "u", "{u:"+carol+"}"), "s:"+cid, 999999).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if fixed, err := n.Chat.RepairUnread(ctx, []string{carol}); err != nil || fixed != 1 {
@@ -93,7 +93,7 @@ func TestChatUnreadSurvivesALostBigHash(t *testing.T) {
 	if got := unreadOf(t, n, bob); fmt.Sprint(got) != want {
 		t.Fatalf("before: %v, want %v", got, want)
 	}
-	if err := n.State.Redis().Del(context.Background(), n.State.Key("chat", "ub", bob)).Err(); err != nil {
+	if err := n.State.Redis().Del(context.Background(), n.State.Key("chat", "ub", "{u:"+bob+"}")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got := unreadOf(t, n, bob); fmt.Sprint(got) != want {
@@ -120,7 +120,7 @@ func TestChatUnreadLeavesOutAChannelNoLongerRead(t *testing.T) {
 	}
 	// The stale counter: 3 unread in the channel carol left.
 	ctx := context.Background()
-	h := n.State.Key("chat", "u", carol)
+	h := n.State.Key("chat", "u", "{u:"+carol+"}")
 	if err := n.State.Redis().HSet(ctx, h, "s:"+gone, 3, "r:"+gone, 0).Err(); err != nil {
 		t.Fatal(err)
 	}

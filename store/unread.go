@@ -14,7 +14,7 @@ import (
 // channel_members.last_read_seq); Redis holds one hash per user so that
 // reading a user's counts across 1,000 channels is one round trip.
 //
-// The hash (chat:u:<user>) keeps, per channel, the highest sequence number
+// The hash (chat:u:{u:<user>}) keeps, per channel, the highest sequence number
 // counted (s:<channel>) and the read sequence number (r:<channel>): the
 // channel's unread count is max(0, s - r). Both only ever grow, set with
 // max(), so applying an update twice or out of order changes nothing: a
@@ -24,8 +24,8 @@ import (
 // flush, an eviction, a restart, or an invalidation) is rebuilt exactly
 // from PostgreSQL by the next read.
 //
-// Channels above the push limit are not written per member: chat:seq:<id>
-// holds their last_seq, and the user's chat:ub:<user> hash their read
+// Channels above the push limit are not written per member: chat:seq:{c:<id>}
+// holds their last_seq, and the user's chat:ub:{u:<user>} hash their read
 // sequence numbers; reads compute those counts on the spot.
 
 // UnreadCounts are a user's unread messages.

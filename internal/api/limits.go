@@ -378,7 +378,7 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 		budgets = append(budgets, charge.address)
 	}
 	if id, ok := auth.FromContext(ctx); ok {
-		budgets = append(budgets, ephemeral.Budget{Key: "user:" + id.UserID, Rate: s.opts.RatePerUser, What: "requests from your user"})
+		budgets = append(budgets, ephemeral.Budget{Key: "user:" + id.UserID, Rate: s.opts.RatePerUser, What: "requests from your user", Owner: "u:" + id.UserID})
 		var err error
 		if budgets, err = s.sendBudgets(ctx, id.UserID, budgets); err != nil {
 			if charge != nil {
@@ -437,7 +437,7 @@ func (s *Server) sendBudgets(ctx context.Context, user string, budgets []ephemer
 			if burst := max(rate.Burst, 1); calls[f.Name] > burst {
 				return nil, &limitExceeded{fmt.Sprintf("this operation calls %s more than %d times, the most one operation may (the burst of its rate limit); split it", f.Name, burst)}
 			}
-			budgets = append(budgets, ephemeral.Budget{Key: "send:" + f.Name + ":" + user, Rate: rate, What: f.Name + " calls from your user"})
+			budgets = append(budgets, ephemeral.Budget{Key: "send:" + f.Name + ":" + user, Rate: rate, What: f.Name + " calls from your user", Owner: "u:" + user})
 		}
 	}
 	return budgets, nil

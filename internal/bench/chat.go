@@ -41,7 +41,7 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 	idle := fs.Int("idle", 10000, "idle WebSocket subscriptions for the memory figure")
 	seconds := fs.Float64("seconds", 10, "seconds of sending at 10 messages/s per node count")
 	nodeCounts := fs.String("nodes", "1,2", "node counts of the latency measurement")
-	only := fs.String("only", "", "run only these parts, comma-separated: latency,memory,unread,history,bignode (default all)")
+	only := fs.String("only", "", "run only these parts, comma-separated: latency,memory,unread,slots,history,bignode (default all)")
 	postgraphile := fs.Bool("postgraphile", true, "history part: PostGraphile 4 rows too (installed from npm once; skipped without node and npm)")
 	bigSubs := fs.Int("bignode", 50000, "big node: channelEvents subscriptions on one node")
 	bigMembers := fs.Int("bignode-members", 1000, "big node: members of the channel the messages go to")
@@ -76,6 +76,13 @@ func benchChat(ctx context.Context, h *harness, args []string) error {
 		settle()
 		fmt.Fprintf(os.Stderr, "bench: chat unread counts\n")
 		if err := chatUnread(ctx, h, unread); err != nil {
+			return err
+		}
+	}
+	if want("slots") {
+		settle()
+		fmt.Fprintf(os.Stderr, "bench: chat bookkeeping on one Redis and a Redis Cluster\n")
+		if err := chatBookkeepingSlots(ctx, h, unread); err != nil {
 			return err
 		}
 	}

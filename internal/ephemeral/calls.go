@@ -88,9 +88,10 @@ func (s *State) RememberCallParticipant(ctx context.Context, p *store.CallPartic
 }
 
 // CallFacts returns the facts Redis holds of participants, in order, in
-// one round trip: nil where it holds none.
+// one round trip (MGET, or a GET per participant in a cluster, where each
+// participant's key is in its own slot): nil where it holds none.
 func (s *State) CallFacts(ctx context.Context, ids []uuid.UUID) ([]*store.CallParticipant, error) {
-	vals, err := s.rdb.MGet(ctx, s.callFactsKeys(ids)...).Result()
+	vals, err := s.mget(ctx, s.callFactsKeys(ids))
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral: call participant facts: %w", err)
 	}
@@ -115,7 +116,14 @@ func (s *State) SetCallFacts(ctx context.Context, p *store.CallParticipant) erro
 
 // DropCallFacts deletes participants' facts.
 func (s *State) DropCallFacts(ctx context.Context, ids []uuid.UUID) error {
-	if err := s.rdb.Del(ctx, s.callFactsKeys(ids)...).Err(); err != nil {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		s.del(ctx, p, s.callFactsKeys(ids))
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("ephemeral: drop call participant facts: %w", err)
 	}
 	return nil
@@ -192,7 +200,7 @@ func (s *State) ForgetCallParticipants(ctx context.Context, ids []uuid.UUID) err
 	}
 	_, err := s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		pl.ZRem(ctx, s.callLiveKey(), members...)
-		pl.Del(ctx, s.callFactsKeys(ids)...)
+		s.del(ctx, pl, s.callFactsKeys(ids))
 		return nil
 	})
 	if err != nil {

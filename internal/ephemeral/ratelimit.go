@@ -59,11 +59,23 @@ func RetryAfterSeconds(d time.Duration) int {
 
 // Budget is one budget an event spends: Cost events (at least one) of the
 // budget Key under Rate. What names it in the error when it is spent.
+// Owner, when set, is the hash tag of its Redis key (like "u:<user id>"):
+// budgets of one owner lie in one hash slot of a Redis Cluster, so that
+// one script charges them together; without it the key is its own tag.
 type Budget struct {
-	Key  string
-	Rate Rate
-	What string
-	Cost int
+	Key   string
+	Rate  Rate
+	What  string
+	Cost  int
+	Owner string
+}
+
+// rateKey is a budget's Redis key: rate:{owner}:key, or rate:{key}.
+func (s *State) rateKey(b Budget) string {
+	if b.Owner == "" {
+		return s.Key("rate", "{"+b.Key+"}")
+	}
+	return s.Key("rate", "{"+b.Owner+"}", b.Key)
 }
 
 // AllowAll spends an event from every budget at once, in one Redis round
@@ -74,6 +86,13 @@ type Budget struct {
 // are charged as one with their costs added. When Redis cannot be reached
 // the event is allowed: losing Redis costs protection for a moment, never
 // service.
+//
+// In a Redis Cluster one script charges the budgets of each hash slot
+// (those of one Owner), all in one pipeline; when one slot's refuses
+// while others' paid, a second round trip refunds those, exactly (GCRA's
+// charge is an addition to a time), so a refused event still costs
+// nothing. Between the two, a concurrent event may see the refunded
+// budgets fuller than they are, and be refused once too often.
 func (s *State) AllowAll(ctx context.Context, budgets ...Budget) error {
 	keys := make([]string, 0, len(budgets))
 	args := make([]any, 0, 4*len(budgets))
@@ -83,7 +102,7 @@ func (s *State) AllowAll(ctx context.Context, budgets ...Budget) error {
 			continue
 		}
 		cost := max(b.Cost, 1)
-		key := s.Key("rate", b.Key)
+		key := s.rateKey(b)
 		if i := slices.Index(keys, key); i >= 0 {
 			args[4*i+3] = args[4*i+3].(int) + cost
 			continue
@@ -95,21 +114,73 @@ func (s *State) AllowAll(ctx context.Context, budgets ...Budget) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	res, err := gcra.Run(ctx, s.rdb, keys, args...).Slice()
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("unexpected reply %v", res)
+	groups := s.bySlot(len(keys), func(i int) string { return keys[i] })
+	calls := make([]scriptCall, len(groups))
+	for g, idx := range groups {
+		c := scriptCall{script: gcra, keys: make([]string, 0, len(idx)), args: make([]any, 0, 4*len(idx))}
+		for _, i := range idx {
+			c.keys = append(c.keys, keys[i])
+			c.args = append(c.args, args[4*i:4*i+4]...)
+		}
+		calls[g] = c
+	}
+	res, err := s.runScripts(ctx, calls, nil)
+	spent, wait := -1, 0.0
+	var paid []scriptCall
+	for g, idx := range groups {
+		if err != nil {
+			break
+		}
+		var r []any
+		if r, err = res[g].Slice(); err == nil && len(r) != 2 {
+			err = fmt.Errorf("unexpected reply %v", r)
+		}
+		if err != nil {
+			break
+		}
+		i, _ := r[0].(int64)
+		if i == 0 {
+			paid = append(paid, scriptCall{script: gcraRefund, keys: calls[g].keys, args: calls[g].args})
+			continue
+		}
+		if first := idx[i-1]; spent < 0 || first < spent {
+			spent = first
+		}
+		w, _ := strconv.ParseFloat(fmt.Sprint(r[1]), 64)
+		wait = max(wait, w)
 	}
 	if err != nil {
 		s.log.Log(ctx, redisguard.LogLevel(err), "rate limit check failed; allowing", "keys", keys, "err", err)
 		return nil
 	}
-	spent, _ := res[0].(int64)
-	if spent == 0 {
+	if spent < 0 {
 		return nil
 	}
-	wait, _ := strconv.ParseFloat(fmt.Sprint(res[1]), 64)
-	return &RateLimitedError{What: named[spent-1].What, Key: named[spent-1].Key, RetryAfter: max(time.Duration(wait*float64(time.Second)), time.Millisecond)}
+	if len(paid) > 0 {
+		if _, err := s.runScripts(ctx, paid, nil); err != nil {
+			s.log.Log(ctx, redisguard.LogLevel(err), "rate limit refund failed", "err", err)
+		}
+	}
+	return &RateLimitedError{What: named[spent].What, Key: named[spent].Key, RetryAfter: max(time.Duration(wait*float64(time.Second)), time.Millisecond)}
 }
+
+// gcraRefund takes back what gcra charged (same KEYS and ARGV), when
+// budgets in another slot refused the event.
+var gcraRefund = redis.NewScript(`
+redis.replicate_commands()
+local t = redis.call("TIME")
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call("GET", key) or "0")
+  local new_tat = tat - tonumber(ARGV[4*i-1]) / tonumber(ARGV[4*i-2]) * tonumber(ARGV[4*i])
+  if new_tat <= now then
+    redis.call("DEL", key)
+  else
+    redis.call("SET", key, new_tat, "KEEPTTL")
+  end
+end
+return 1
+`)
 
 // gcra is the generic cell rate algorithm (the one go-redis/redis_rate
 // runs) over several budgets in one script, so that one round trip checks

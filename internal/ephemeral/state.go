@@ -38,6 +38,7 @@ type Options struct {
 
 // State is the handle on Redis.
 type State struct {
+	// rdb is a *redis.Client, or a *redis.ClusterClient (see Cluster).
 	rdb    redis.UniversalClient
 	prefix string
 	log    *slog.Logger
@@ -49,6 +50,9 @@ type State struct {
 
 // Open connects to Redis and checks that it answers.
 func Open(ctx context.Context, opts Options) (*State, error) {
+	if err := checkPrefix(opts.Prefix); err != nil {
+		return nil, err
+	}
 	// The first contact may be slow (a server just started): not a
 	// request's deadline.
 	rdb, err := NewClient(redisguard.Background(ctx), opts.RedisURL)
