@@ -31,6 +31,9 @@ type Env struct {
 	Postgres *Postgres
 	// Redis is the private server, or nil when REDIS_URL was given.
 	Redis *Redis
+	// Replica is the private PostgreSQL's streaming replica, started when
+	// BROOK_TEST_PG=replica (nil otherwise); see ReplicaURLsFor.
+	Replica *Replica
 
 	cleanup []func()
 }
@@ -116,6 +119,10 @@ func Test(ctx context.Context) (*Env, error) {
 			return nil, err
 		}
 		e.Postgres, e.DatabaseURL = pg, pg.URL("brook")
+	}
+	if err := e.testReplica(ctx, dir); err != nil {
+		e.Close()
+		return nil, err
 	}
 	if given := os.Getenv("REDIS_URL"); given != "" {
 		e.RedisURL, e.RedisPrefix = given, "test:"+tag+":"
