@@ -222,7 +222,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	if err != nil {
 		return err
 	}
-	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
+	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, ReplicaURLs: cfg.ReplicaURLs, ReplicaMaxLag: cfg.ReplicaMaxLag, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
 		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg,
 		FeedPullThreshold: cfg.FeedPullThreshold, FeedCommentDepth: cfg.FeedCommentDepth, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,
