@@ -29,6 +29,8 @@ test: deps weed
 test-cluster: deps
 	@scripts/deps cluster
 	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 20m -run 'Cluster|Failover' ./internal/local/
+	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 10m ./internal/pgha/
+	BROOK_TEST_PG=replica $(GO) test -count=1 -timeout 15m ./chat ./feeds ./resolvers
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
 ## Apollo Client, graphql-js) and the browser tests (Chromium) against a real server;
