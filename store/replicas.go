@@ -209,13 +209,14 @@ func (rs *replicaSet) pick() *replica {
 // lag against the samples: the time since the primary first had WAL the
 // replica has not replayed yet (exact to one interval). Comparing
 // positions rather than replay timestamps keeps an idle primary from
-// looking like a lagging replica.
+// looking like a lagging replica. The insert position counts commits
+// still in the primary's WAL buffers (synchronous_commit off).
 func (rs *replicaSet) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithValue(ctx, uncountedKey{}, true), max(rs.interval, time.Second))
 	defer cancel()
 	now := time.Now()
 	var lsn int64
-	if err := rs.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint`).Scan(&lsn); err == nil {
+	if err := rs.primary.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint`).Scan(&lsn); err == nil {
 		if len(rs.samples) == 0 || rs.samples[len(rs.samples)-1].lsn != lsn {
 			rs.samples = append(rs.samples, walSample{at: now, lsn: lsn})
 		}

@@ -127,7 +127,9 @@ func (r *Replica) Promote(ctx context.Context) error {
 }
 
 // WaitCaughtUp waits until the replica has replayed all the WAL the
-// primary had written when it was called.
+// primary had inserted when it was called: its insert position, since a
+// test server (synchronous_commit off) may hold commits in its WAL buffers
+// for a moment before writing them.
 func (r *Replica) WaitCaughtUp(ctx context.Context) error {
 	p, err := pgx.Connect(ctx, r.Primary.URL("postgres"))
 	if err != nil {
@@ -135,7 +137,7 @@ func (r *Replica) WaitCaughtUp(ctx context.Context) error {
 	}
 	defer p.Close(ctx)
 	var target string
-	if err := p.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text").Scan(&target); err != nil {
+	if err := p.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&target); err != nil {
 		return fmt.Errorf("local: primary WAL position: %w", err)
 	}
 	c, err := pgx.Connect(ctx, r.URL("postgres"))
