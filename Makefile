@@ -43,6 +43,8 @@ test-cluster: deps
 	BROOK_TEST_REDIS=cluster $(GO) test -count=1 -timeout 20m ./chat ./feeds ./calls ./internal/bus
 	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 10m -run 'RedisCluster.*Failover|ClusterFailover' ./internal/bus ./internal/faults
 	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -run Cluster ./internal/ephemeral/
+	BROOK_CLUSTER_TESTS=required $(GO) test -count=1 -timeout 10m ./internal/pgha/
+	BROOK_TEST_PG=replica $(GO) test -count=1 -timeout 15m ./chat ./feeds ./resolvers
 
 ## test-e2e: the client interoperability suite (graphql-ws, subscriptions-transport-ws,
 ## Apollo Client, graphql-js) and the browser tests (Chromium) against a real server;

@@ -15,6 +15,7 @@ import (
 	"github.com/brookhq/brook/internal/linkpreview"
 	"github.com/brookhq/brook/internal/pushsend"
 	"github.com/brookhq/brook/internal/sfu"
+	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 )
 
@@ -76,6 +77,10 @@ type Config struct {
 	FeedCommentDepth int
 	// ChatPushMemberLimit is CHAT_PUSH_MEMBER_LIMIT.
 	ChatPushMemberLimit int
+	// ReplicaURLs is DATABASE_REPLICA_URLS (comma-separated): read replicas
+	// for reads that may lag. ReplicaMaxLag is BROOK_REPLICA_MAX_LAG.
+	ReplicaURLs   []string
+	ReplicaMaxLag time.Duration
 	// RedisTimeout is REDIS_TIMEOUT: how long a request waits for one Redis
 	// command before it goes on without Redis (see internal/redisguard).
 	RedisTimeout time.Duration
@@ -313,6 +318,8 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Uploads = uploadsFromEnv(getenv, c.DataDir, &errs)
+	c.ReplicaURLs = replicaURLs(getenv("DATABASE_REPLICA_URLS"))
+	c.ReplicaMaxLag = parseDuration("BROOK_REPLICA_MAX_LAG", store.DefaultReplicaMaxLag, 10*time.Millisecond, time.Hour)
 	c.RedisTimeout = parseDuration("REDIS_TIMEOUT", 50*time.Millisecond, time.Millisecond, 10*time.Second)
 	c.HTTP = HTTPLimits{
 		ReadTimeout:              parseDuration("BROOK_READ_TIMEOUT", 20*time.Second, 100*time.Millisecond, time.Hour),

@@ -229,7 +229,7 @@ func run(ctx context.Context, cfg Config, out io.Writer, ready func(addr string)
 	// Deferred before the node's Close, so it runs after it: the spans of
 	// the last jobs are flushed too.
 	defer shutdownTracing(traces, log)
-	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
+	n, err := node.Open(ctx, node.Options{DatabaseURL: env.DatabaseURL, ReplicaURLs: cfg.ReplicaURLs, ReplicaMaxLag: cfg.ReplicaMaxLag, RedisURL: env.RedisURL, RedisPrefix: cfg.RedisPrefix,
 		RedisTimeout: cfg.RedisTimeout, Logger: log, Registerer: reg, Tracing: traces,
 		FeedPullThreshold: cfg.FeedPullThreshold, FeedCommentDepth: cfg.FeedCommentDepth, ChatPushMemberLimit: cfg.ChatPushMemberLimit,
 		SFUNodes: cfg.SFUNodes, CallParticipantTimeout: cfg.CallParticipantTimeout, CallRingTimeout: cfg.CallRingTimeout, CallSFUTokenTTL: cfg.CallSFUTokenTTL, CallEventRate: cfg.CallEventRate,

@@ -161,6 +161,7 @@ func TestChatShadowBan(t *testing.T) {
 				}
 			}
 		}
+		env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 		n.Must(t, env.Token(t, user), `query($c: ID!) { channel(id: $c) { messages { edges { node { text } } } } }`, brooktest.Vars{"c": cid}, &got)
 		var out []string
 		for _, e := range got.Channel.Messages.Edges {

@@ -397,6 +397,7 @@ func TestChatChannelQueryProfileOnly(t *testing.T) {
 			}
 		}
 	}
+	env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 	n.Must(t, env.Token(t, v), `query($f: ChannelFilter) { channels(filter: $f) { edges { node { id name memberCount joinPolicy lastMessageAt membership { status } } } } }`, f, &profile)
 	if len(profile.Channels.Edges) != 3 {
 		t.Fatalf("profiles: %+v", profile)

@@ -80,6 +80,7 @@ func TestChatInviteAndAccept(t *testing.T) {
 			}
 		}
 	}
+	env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 	n.Must(t, env.Token(t, bob), `query($c: ID!) { channel(id: $c) { membership { status invitedBy { id } } messages { edges { node { text } } }
 		members(status: INVITED) { edges { node { user { id } } } } } }`, brooktest.Vars{"c": cid}, &view)
 	if v := view.Channel; v.Membership.Status != "INVITED" || v.Membership.InvitedBy.ID != alice || len(v.Messages.Edges) != 1 ||

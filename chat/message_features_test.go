@@ -93,6 +93,7 @@ func TestChatRepliesShownInChannel(t *testing.T) {
 			}
 		}
 	}
+	env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 	n.Must(t, env.Token(t, bob), `query($c: ID!) { channel(id: $c) { lastMessage { id } messages { edges { node { text showInChannel parent { id } } } } } }`,
 		brooktest.Vars{"c": cid}, &view)
 	e := view.Channel.Messages.Edges

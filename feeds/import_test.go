@@ -74,6 +74,7 @@ func TestImportFollowsIdempotent(t *testing.T) {
 		t.Fatalf("first import = %+v, want 3 inserted, 1 skipped", got)
 	}
 	check := func() {
+		env.CaughtUp(t) // the import's writes, read by its users (BROOK_TEST_PG=replica)
 		t.Helper()
 		if got := feedObjects(t, n, env.Token(t, u["ann"]), "timeline:"+u["ann"], 10); strings.Join(got, ",") != u["ben"]+":b2,"+u["ben"]+":b1" {
 			t.Fatalf("ann's timeline = %v, want ben's two newest (copy limit 2)", got)
@@ -285,6 +286,7 @@ func TestImportFollowsAcrossPullThreshold(t *testing.T) {
 	}
 	post(t, n, u["star"], "big")
 	n.WaitForJobs(t)
+	env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 	if got := feedObjects(t, n, env.Token(t, u["r2"]), "timeline:"+u["r2"], 5); strings.Join(got, ",") != u["star"]+":big" {
 		t.Fatalf("r2's timeline = %v, want star's post", got)
 	}
@@ -294,6 +296,7 @@ func TestImportFollowsAcrossPullThreshold(t *testing.T) {
 	// A fourth follower imported later merges it from the start.
 	u4 := feedUsers(t, n, brooktest.Tag(), "r4")["r4"]
 	importFollows(t, n, [][2]string{{"timeline:" + u4, "user:" + u["star"]}}, 100)
+	env.CaughtUp(t) // the admin's import (BROOK_TEST_PG=replica)
 	if got := feedObjects(t, n, env.Token(t, u4), "timeline:"+u4, 5); strings.Join(got, ",") != u["star"]+":big" {
 		t.Fatalf("r4's timeline = %v, want star's post", got)
 	}

@@ -267,6 +267,7 @@ func TestFeedPrivate(t *testing.T) {
 			if got := feedObjects(t, n, env.Token(t, u["bob"]), "user:"+u["bob"], 25); len(got) != 2 {
 				t.Fatalf("bob reads %d of his activities, want 2", len(got))
 			}
+			env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 			if got := feedObjects(t, n, env.AdminToken(t, "root-"+u["bob"]), "user:"+u["bob"], 25); len(got) != 2 {
 				t.Fatalf("an admin reads %d of bob's activities, want 2", len(got))
 			}

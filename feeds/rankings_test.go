@@ -265,6 +265,7 @@ func TestFeedRankingErrors(t *testing.T) {
 	}
 	// A plain list's cursor is not a ranked one, nor the other way round,
 	// nor one ranking's another's.
+	env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 	plain := rankedRead(t, n, carol, feed, "", 1, nil)
 	ranked := rankedRead(t, n, carol, feed, "popular", 1, nil)
 	upsertRanking(t, n, "other-"+tag, "ageHours")

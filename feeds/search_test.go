@@ -71,6 +71,7 @@ func TestSearchActivities(t *testing.T) {
 	importActivities(t, n, "user:"+u["jon"], []map[string]any{{"verb": "post", "object": "old", "foreignId": "old-1",
 		"time": "2024-06-01T12:00:00Z", "data": map[string]any{"text": "an old " + word}}})
 
+	env.CaughtUp(t) // another user's writes (BROOK_TEST_PG=replica)
 	all := []string{"video:9", "photo:2", "photo:" + word, "old"}
 	for _, c := range []struct {
 		name  string

@@ -63,7 +63,7 @@ func (s *Store) SearchActivities(ctx context.Context, q ActivitySearch, before u
 	if before == uuid.Nil {
 		before = maxID
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+activityColumns+` FROM activities
+	rows, err := s.reader(ctx).Query(ctx, `SELECT `+activityColumns+` FROM activities
 		WHERE `+ActivitySearchDoc+` @@ websearch_to_tsquery('simple', $1)
 			AND ($2::text IS NULL OR feed_id = $2) AND ($3::text IS NULL OR verb = $3)
 			AND ($4::text IS NULL OR actor_id = $4)

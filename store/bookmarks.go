@@ -67,7 +67,7 @@ func (s *Store) Bookmarks(ctx context.Context, userID string, folder *string, be
 	if before == uuid.Nil {
 		before = maxID
 	}
-	rows, err := s.db.Query(ctx, `SELECT b.id, b.folder, b.created_at, `+activityColumnsA+`
+	rows, err := s.reader(ctx).Query(ctx, `SELECT b.id, b.folder, b.created_at, `+activityColumnsA+`
 		FROM bookmarks b JOIN activities a ON a.id = b.activity_id
 		WHERE b.user_id = $1 AND ($2::text IS NULL OR b.folder = $2) AND b.id < $3
 		ORDER BY b.id DESC LIMIT $4`, userID, folder, before, limit)

@@ -140,7 +140,7 @@ func (s *Store) ListCalls(ctx context.Context, p CallListParams) (Page[*ListedCa
 	}
 	q := `SELECT ` + prefixed("c.", callColumns) + `, ` + key + ` FROM calls c WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY ` + key + ` ` + dir + `, c.id ` + dir + ` LIMIT ` + args.add(p.First+1)
-	rows, err := s.db.Query(ctx, q, args...)
+	rows, err := s.reader(ctx).Query(ctx, q, args...)
 	if err != nil {
 		return Page[*ListedCall]{}, fmt.Errorf("store: list calls: %w", err)
 	}

@@ -489,7 +489,7 @@ func (s *Store) UserChannels(ctx context.Context, userID string, f ChannelFilter
 		return Page[*ListedChannel]{Items: []*ListedChannel{}}, nil
 	}
 	keys := q.keys
-	rows, err := s.db.Query(ctx, q.sql, q.args...)
+	rows, err := s.reader(ctx).Query(ctx, q.sql, q.args...)
 	if err != nil {
 		return Page[*ListedChannel]{}, fmt.Errorf("store: user channels: %w", err)
 	}

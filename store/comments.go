@@ -334,7 +334,7 @@ func (s *Store) Comments(ctx context.Context, activityID uuid.UUID, parent *uuid
 		}
 		order = `id DESC`
 	}
-	rows, err := s.db.Query(ctx, `SELECT `+commentColumns+` FROM comments WHERE `+where+
+	rows, err := s.reader(ctx).Query(ctx, `SELECT `+commentColumns+` FROM comments WHERE `+where+
 		` ORDER BY `+order+` LIMIT `+arg(p.First+1), args...)
 	if err != nil {
 		return Page[*Comment]{}, fmt.Errorf("store: comments: %w", err)

@@ -92,9 +92,14 @@ func IsUnavailable(err error) bool {
 	if errors.As(err, &pgErr) {
 		// Class 08: connection exception; 57P01-57P03: the server is
 		// shutting down, crashed or starting up.
-		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+		// 25006 (read-only transaction): a write reached a server that is a
+		// standby, as during a failover before the promotion.
+		return strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03" ||
+			pgErr.Code == "25006"
 	}
 	var netErr *net.OpError
-	return errors.As(err, &netErr) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	// ErrConnClosed: a statement on a pooled connection the driver had
+	// already closed, as the server died (seen in the failover test).
+	return errors.As(err, &netErr) || errors.Is(err, net.ErrClosed) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, io.EOF) || pgconn.Timeout(err)
 }

@@ -119,7 +119,7 @@ func (s *Store) FeedActivitiesWith(ctx context.Context, f *Feed, after uuid.UUID
 	if after == uuid.Nil {
 		after = maxID
 	}
-	rows, err := s.db.Query(ctx, feedPageSQL, contentFeed(f), pullsFor(f), after, first+1, with.Actors, with.Counts, with.Viewer)
+	rows, err := s.reader(ctx).Query(ctx, feedPageSQL, contentFeed(f), pullsFor(f), after, first+1, with.Actors, with.Counts, with.Viewer)
 	if err != nil {
 		return Page[*Activity]{}, nil, fmt.Errorf("store: feed page: %w", err)
 	}

@@ -179,7 +179,7 @@ func (s *Store) Following(ctx context.Context, feedID, after string, first int) 
 }
 
 func (s *Store) feedLinks(ctx context.Context, sql, feedID, after string, first int) (Page[FeedLink], error) {
-	rows, err := s.db.Query(ctx, sql, feedID, after, first+1)
+	rows, err := s.reader(ctx).Query(ctx, sql, feedID, after, first+1)
 	if err != nil {
 		return Page[FeedLink]{}, fmt.Errorf("store: follows: %w", err)
 	}

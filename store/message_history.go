@@ -41,7 +41,7 @@ func (s *Store) ChannelHistoryWith(ctx context.Context, channelID, viewer string
 	var found []*Message
 	var err error
 	if !with.Senders && !with.Reactions {
-		found, err = collectMessages(s.db.Query(ctx, page, channelID, before, last+1, viewer))
+		found, err = collectMessages(s.reader(ctx).Query(ctx, page, channelID, before, last+1, viewer))
 	} else {
 		found, err = s.historyWith(ctx, page, with, channelID, before, last+1, viewer)
 	}
@@ -70,7 +70,7 @@ func (s *Store) historyWith(ctx context.Context, page string, with HistoryExtras
 		from += ` LEFT JOIN LATERAL (SELECT array_agg(kind ORDER BY n DESC, kind) AS kinds, array_agg(n ORDER BY n DESC, kind) AS counts
 			FROM (SELECT kind, count(*) AS n FROM message_reactions WHERE message_id = m.id GROUP BY kind) k) rc ON true`
 	}
-	rows, err := s.db.Query(ctx, q+from+` ORDER BY m.pos DESC`, args...)
+	rows, err := s.reader(ctx).Query(ctx, q+from+` ORDER BY m.pos DESC`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (s *Store) historyWith(ctx context.Context, page string, with HistoryExtras
 // sent after position after, oldest first. HasPrev says newer messages
 // exist; HasNext that older ones do.
 func (s *Store) ChannelHistoryAfter(ctx context.Context, channelID, viewer string, last int, after int64) (Page[*Message], error) {
-	found, err := collectMessages(s.db.Query(ctx, `
+	found, err := collectMessages(s.reader(ctx).Query(ctx, `
 		SELECT `+messageColumns+` FROM messages
 		WHERE channel_id = $1 AND pos > $2 AND `+inChannel+` AND `+visibleTo(4)+`
 		ORDER BY pos LIMIT $3`, channelID, after, last+1, viewer))
@@ -116,7 +116,7 @@ func (s *Store) ChannelHistoryAfter(ctx context.Context, channelID, viewer strin
 	}
 	newer := PageOf(found, last)
 	var older bool
-	if err := s.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE channel_id = $1 AND pos <= $2 AND `+inChannel+` AND `+visibleTo(3)+`)`,
+	if err := s.reader(ctx).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE channel_id = $1 AND pos <= $2 AND `+inChannel+` AND `+visibleTo(3)+`)`,
 		channelID, after, viewer).Scan(&older); err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
 	}
@@ -141,7 +141,7 @@ func (s *Store) ChannelHistoryAround(ctx context.Context, channelID, viewer stri
 // Replies returns first+1 replies of a thread after position after, as
 // viewer sees them.
 func (s *Store) Replies(ctx context.Context, parent uuid.UUID, viewer string, first int, after int64) (Page[*Message], error) {
-	found, err := collectMessages(s.db.Query(ctx, `
+	found, err := collectMessages(s.reader(ctx).Query(ctx, `
 		SELECT `+messageColumns+` FROM messages WHERE parent_id = $1 AND pos > $2 AND `+visibleTo(4)+`
 		ORDER BY pos LIMIT $3`, parent, after, first+1, viewer))
 	if err != nil {

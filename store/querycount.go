@@ -12,12 +12,18 @@ import (
 // operation costs a constant number of statements whatever its page size.
 func (s *Store) Statements() int64 { return s.statements.Load() }
 
+// uncountedKey marks the statements of Brook's own upkeep (the replica
+// checker), which are no operation's cost.
+type uncountedKey struct{}
+
 // statementCounter is the pgx tracer behind Statements. Each statement of
 // a batch counts; a COPY counts as one.
 type statementCounter struct{ n *atomic.Int64 }
 
 func (c statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
+	if ctx.Value(uncountedKey{}) == nil {
+		c.n.Add(1)
+	}
 	return ctx
 }
 

@@ -28,6 +28,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Tracer, if set, also traces every statement (tracing.Provider.PGX).
 	Tracer pgx.QueryTracer
+	// ReplicaURLs are read replicas (DATABASE_REPLICA_URLS) for reads
+	// that may lag; see replicas.go.
+	ReplicaURLs []string
+	// ReplicaMaxLag takes a replica out of rotation (BROOK_REPLICA_MAX_LAG;
+	// 0: DefaultReplicaMaxLag).
+	ReplicaMaxLag time.Duration
 }
 
 // Store runs Brook's SQL. A Store is bound to the pool, or, inside InTx, to
@@ -38,6 +44,7 @@ type Store struct {
 	db         Querier
 	log        *slog.Logger
 	statements *atomic.Int64
+	replicas   *replicaSet
 }
 
 // Querier runs SQL: a pool or a transaction.
@@ -83,11 +90,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.openReplicas(ctx, cfg, opts); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
 // Close releases all connections.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.replicas.close()
+	s.pool.Close()
+}
 
 // Ping checks that PostgreSQL answers.
 func (s *Store) Ping(ctx context.Context) error {

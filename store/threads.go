@@ -145,7 +145,7 @@ func (s *Store) UserThreads(ctx context.Context, userID string, first int, after
 		}
 		afterAt, afterID = time.UnixMicro(micros), parsed
 	}
-	rows, err := s.db.Query(ctx, `
+	rows, err := s.reader(ctx).Query(ctx, `
 		SELECT `+prefixed("p.", messageColumns)+`, `+threadColumns+`
 		FROM thread_participants tp
 		JOIN messages p ON p.id = tp.parent_id

@@ -28,7 +28,7 @@ func (s *Store) SearchUsers(ctx context.Context, prefix string, first int, after
 	}
 	// U+10FFFF is the largest character: every string with the prefix
 	// sorts below prefix+U+10FFFF in the C collation.
-	rows, err := s.db.Query(ctx, `
+	rows, err := s.reader(ctx).Query(ctx, `
 		SELECT `+userColumns+` FROM users
 		WHERE `+userSearchKey+` >= lower($1) COLLATE "C" AND `+userSearchKey+` < (lower($1) || $2) COLLATE "C"
 		  AND ($3 = '' OR (`+userSearchKey+`, id) > (SELECT `+userSearchKey+`, id FROM users WHERE id = $3))

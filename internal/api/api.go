@@ -261,6 +261,7 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 		return next(withLookupStops(ctx))
 	})
+	srv.AroundOperations(s.readYourWrites)
 	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 		// Fresh dataloaders for every response: per query or mutation, and per
 		// subscription event, never one cache for a connection's whole life.

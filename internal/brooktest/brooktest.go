@@ -172,6 +172,10 @@ func (e *Env) StartNode(t testing.TB, opts NodeOptions) *Node {
 	if opts.Node != nil {
 		opts.Node(&no)
 	}
+	if no.ReplicaURLs == nil {
+		// BROOK_TEST_PG=replica: the replica of whichever database the node uses.
+		no.ReplicaURLs = e.ReplicaURLsFor(no.DatabaseURL)
+	}
 	if n.Node, err = node.Open(context.Background(), no); err != nil {
 		n.server.Close()
 		t.Fatal(err)

@@ -36,6 +36,9 @@ type Env struct {
 	// RedisCluster is the private cluster BROOK_TEST_REDIS=cluster starts
 	// in place of Redis (testcluster.go).
 	RedisCluster *RedisCluster
+	// Replica is the private PostgreSQL's streaming replica, started when
+	// BROOK_TEST_PG=replica (nil otherwise); see ReplicaURLsFor.
+	Replica *Replica
 
 	cleanup []func()
 }
@@ -123,6 +126,10 @@ func Test(ctx context.Context) (*Env, error) {
 		e.Postgres, e.DatabaseURL = pg, pg.URL("brook")
 	}
 	if err := routeTestPostgres(ctx, e, dir); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if err := e.testReplica(ctx, dir); err != nil {
 		e.Close()
 		return nil, err
 	}

@@ -96,6 +96,11 @@ type Options struct {
 	// ChatRepairInterval is how often the chat unread repair pass runs
 	// (0: every minute).
 	ChatRepairInterval time.Duration
+
+	// ReplicaURLs (DATABASE_REPLICA_URLS) and ReplicaMaxLag
+	// (BROOK_REPLICA_MAX_LAG) are the read replicas; see store.Options.
+	ReplicaURLs   []string
+	ReplicaMaxLag time.Duration
 }
 
 // Node is one Brook node's parts.
@@ -136,7 +141,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log, Tracer: opts.Tracing.PGX()})
+	st, err := store.Open(ctx, store.Options{DatabaseURL: opts.DatabaseURL, MaxConns: opts.MaxConns, Logger: log, Tracer: opts.Tracing.PGX(),
+		ReplicaURLs: opts.ReplicaURLs, ReplicaMaxLag: opts.ReplicaMaxLag})
 	if err != nil {
 		state.Close()
 		return nil, err
@@ -153,6 +159,11 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 			st.Close()
 			return nil, fmt.Errorf("node: metrics: %w", err)
 		}
+	}
+	if err := registerReplicaMetrics(opts.Registerer, st); err != nil {
+		state.Close()
+		st.Close()
+		return nil, err
 	}
 	b := bus.New(state.Redis(), bus.Options{Prefix: opts.RedisPrefix + "bus:", Logger: log, Registerer: opts.Registerer, Health: state.Guard(),
 		Tracer: opts.Tracing.TracerProvider()})
