@@ -47,6 +47,7 @@ func TestChannelDiscoveryByRole(t *testing.T) {
 	}
 	q := `query($f: ChannelFilter) { channels(filter: $f, sort: [{field: NAME}], first: 10) {
 		edges { node { id lastMessage { text } messages(last: 5) { edges { node { text } } } } } } }`
+	env.CaughtUp(t) // the owner made the channels; others list them
 	for _, joined := range []any{false, nil} {
 		for _, r := range roles {
 			vars := brooktest.Vars{"f": map[string]any{"joined": joined, "data": tag}}

@@ -49,6 +49,7 @@ func TestListElementsThatWaitStillBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	env.CaughtUp(t) // written straight to the primary; read as another user
 	page := func(node string) (ran int64, resp map[string]any) {
 		q := fmt.Sprintf(`{ channel(id: %q) { messages(last: %d) { edges { node { %s } } } } }`, cid, 2*quoted, node)
 		n.Must(t, env.Token(t, other), q, nil, nil) // warm: the caller's rate limits, caches

@@ -133,7 +133,7 @@ func (s *Server) understands(t *objectType, sel ast.SelectionSet) bool {
 				continue
 			}
 			f, ok := t.fields[x.Name]
-			if !ok || len(x.Directives) > 0 && !onlySkipInclude(x.Directives) {
+			if !ok || len(x.Directives) > 0 && !onlySkipInclude(x.Directives) || f.accepts != nil && !f.accepts(x) {
 				return false
 			}
 			if f.child != "" && !s.understands(s.types[f.child], x.SelectionSet) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/google/uuid"
+	"github.com/vektah/gqlparser/v2/ast"
 )
 
 // objectType is a GraphQL object type the fast path writes: the fields it
@@ -16,6 +17,12 @@ type objectType struct {
 	// type conditions (gqlgen's "implementors").
 	implements []string
 	fields     map[string]field
+}
+
+// accepting returns f taking only the fields accepts accepts.
+func (f field) accepting(accepts func(*ast.Field) bool) field {
+	f.accepts = accepts
+	return f
 }
 
 func (t *objectType) satisfies(name string) bool {
@@ -33,6 +40,10 @@ type field struct {
 	// elements), empty for a scalar.
 	child string
 	write func(ctx context.Context, w *writer, f graphql.CollectedField, obj any) error
+	// accepts, if set, says from the document alone whether the fast path
+	// takes the field: a fallback after its resolver ran would run it
+	// twice (a statement more than the page costs).
+	accepts func(*ast.Field) bool
 }
 
 // objectTypes builds the tables of the types the fast path knows.

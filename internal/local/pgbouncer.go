@@ -213,11 +213,11 @@ const testPoolSize = 20
 // them by name.
 func routeTestPostgres(ctx context.Context, e *Env, dir string) error {
 	switch mode := os.Getenv(pgTestEnv); mode {
-	case "", "direct":
+	case "", "direct", "replica": // a replica is pgreplica.go's
 		return nil
 	case "pgbouncer":
 	default:
-		return fmt.Errorf("local: %s=%q: use pgbouncer or leave it unset", pgTestEnv, mode)
+		return fmt.Errorf("local: %s=%q: use pgbouncer, replica or leave it unset", pgTestEnv, mode)
 	}
 	u, err := url.Parse(e.DatabaseURL)
 	if err != nil {
