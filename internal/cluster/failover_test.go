@@ -44,7 +44,8 @@ func TestNodeFailoverBehindHAProxy(t *testing.T) {
 		t.Fatalf("build brook: %v\n%s", err, out)
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	c, err := Start(startCtx, Options{Dir: t.TempDir(), Binary: bin, Nodes: 3, JWTSecret: testSecret, Env: map[string]string{
+	// As make cluster runs it: a Redis Cluster and a PostgreSQL replica.
+	c, err := Start(startCtx, Options{Dir: t.TempDir(), Binary: bin, Nodes: 3, JWTSecret: testSecret, RedisCluster: true, PostgresReplica: true, Env: map[string]string{
 		"BROOK_RATE_IP": "10000000/s", "BROOK_RATE_USER": "10000000/s", "BROOK_RATE_ADD_ACTIVITY": "10000000/s",
 		"BROOK_RATE_SEND_MESSAGE": "10000000/s", "BROOK_MAX_CONNECTIONS_PER_USER": "0",
 		"BROOK_SHUTDOWN_TIMEOUT_SECONDS": "5", "FEED_PULL_THRESHOLD": "1000000", "BROOK_LOG_LEVEL": "warn",

@@ -2,16 +2,16 @@ package cluster
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os"
 	"strings"
 
 	"github.com/brookhq/brook/internal/local"
 )
 
-// The two places where this package meets work of other branches of
-// issue 23: the Redis Cluster client (which URL form REDIS_URL takes for
-// a cluster) and PostgreSQL replicas (how a streaming replica is made).
-// Each is one function, so the switch-over is one edit here.
+// Where this package meets the Redis Cluster client (the URL form REDIS_URL
+// takes for a cluster) and PostgreSQL replicas (how a streaming replica is
+// made).
 
 // redisClusterURL is REDIS_URL naming a cluster by its seed addresses, in
 // go-redis' ParseClusterURL form (redis://first?addr=second&addr=third).
@@ -31,12 +31,16 @@ func redisClusterURL(addrs []string) string {
 	return b.String()
 }
 
-// errNoReplicas says that replicas need the PostgreSQL replica support.
-var errNoReplicas = errors.New("cluster: PostgreSQL replicas (DATABASE_REPLICA_URLS) are not in this build yet: run without -replica")
-
-// startReplica starts a streaming replica of primary under dir and returns
-// its URLs (for DATABASE_REPLICA_URLS) and how to stop it.
+// startReplica starts a streaming replica of primary under dir, copied
+// afresh each time (a replica holds nothing the primary does not), and
+// returns its URLs (for DATABASE_REPLICA_URLS) and how to stop it.
 func startReplica(ctx context.Context, primary *local.Postgres, dir string) ([]string, func(), error) {
-	_, _, _ = ctx, primary, dir
-	return nil, nil, errNoReplicas
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, nil, fmt.Errorf("cluster: remove the old replica: %w", err)
+	}
+	r, err := local.StartReplica(ctx, primary, dir, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []string{r.URL("brook")}, func() { _ = r.Stop() }, nil
 }

@@ -22,8 +22,8 @@ func main() {
 	nodes := flag.Int("nodes", 3, "how many Brook nodes")
 	port := flag.Int("port", 8080, "HAProxy's port: the one URL clients use")
 	statsPort := flag.Int("stats-port", 8404, "HAProxy's stats page")
-	redisCluster := flag.Bool("redis-cluster", false, "a three-master Redis Cluster instead of one Redis (needs the Redis Cluster client)")
-	replica := flag.Bool("replica", false, "a streaming PostgreSQL replica for reads (needs DATABASE_REPLICA_URLS support)")
+	redisCluster := flag.Bool("redis-cluster", true, "a three-master Redis Cluster with a replica each (false: one Redis)")
+	replica := flag.Bool("replica", true, "a streaming PostgreSQL replica for reads (DATABASE_REPLICA_URLS; false: none)")
 	flag.Parse()
 	if err := run(*bin, *dir, *nodes, *port, *statsPort, *redisCluster, *replica); err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
