@@ -86,6 +86,7 @@ func TestChatLinkPreview(t *testing.T) {
 	cid := createChannel(t, n, alice, "messaging", "lp-"+tag, bob)
 	events := n.MustDial(t, env.Token(t, bob)).Subscribe(`subscription($c: ID!) { channelEvents(channel: $c) { type user { id } message { `+previewFields+` } } }`,
 		brooktest.Vars{"c": cid})
+	waitSubscribed(t, n)
 
 	url := site.URL + "/articles/1"
 	m := sendMsg(t, n, alice, cid, "have you read "+url+"?")

@@ -206,3 +206,32 @@ func (b *Bus) resubscribeLocked(ctx context.Context, c *conn) {
 		_ = target.ps.Ping(ctx, token)
 	}
 }
+
+// Topics returns the topics this node's bus has local subscribers for.
+func (b *Bus) Topics() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.topics))
+	for t := range b.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// RedisSubscribers returns how many Redis subscriptions topic's channel
+// has, from every node: asked of the master that owns it on a cluster
+// (SHARDNUMSUB), of the server otherwise (NUMSUB). Tests wait on it for a
+// subscription to be live before they publish.
+func (b *Bus) RedisSubscribers(ctx context.Context, topic string) (int64, error) {
+	channel := b.channel(topic)
+	if b.cluster != nil {
+		m, err := b.cluster.MasterForKey(ctx, channel)
+		if err != nil {
+			return 0, fmt.Errorf("bus: master of %s: %w", channel, err)
+		}
+		n, err := m.PubSubShardNumSub(ctx, channel).Result()
+		return n[channel], err
+	}
+	n, err := b.rdb.PubSubNumSub(ctx, channel).Result()
+	return n[channel], err
+}

@@ -93,6 +93,23 @@ func serverAccount() (runAs, error) {
 	return runAs{}, errors.New("local: running as root and no unprivileged account (postgres or nobody) exists to run PostgreSQL")
 }
 
+// serverDir returns the server account and dir made absolute, created and
+// handed to that account: what every private server needs before it starts.
+func serverDir(dir string) (runAs, string, error) {
+	account, err := serverAccount()
+	if err != nil {
+		return runAs{}, "", err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return runAs{}, "", fmt.Errorf("local: %w", err)
+	}
+	if err := account.prepareDir(dir); err != nil {
+		return runAs{}, "", err
+	}
+	return account, dir, nil
+}
+
 // prepareDir creates dir (and its parents) and hands it to the server account.
 // Parents are made traversable so an unprivileged server can reach dir.
 func (a runAs) prepareDir(dir string) error {

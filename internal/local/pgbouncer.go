@@ -55,15 +55,8 @@ func StartPgBouncer(ctx context.Context, dir, serverAddr, user string, poolSize 
 	if err != nil {
 		return nil, err
 	}
-	account, err := serverAccount()
+	account, dir, err := serverDir(dir)
 	if err != nil {
-		return nil, err
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("local: %w", err)
-	}
-	if err := account.prepareDir(dir); err != nil {
 		return nil, err
 	}
 	host, port, err := net.SplitHostPort(serverAddr)

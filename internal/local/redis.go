@@ -43,15 +43,8 @@ func startRedis(ctx context.Context, dir string, args ...string) (*Redis, error)
 	if err != nil {
 		return nil, err
 	}
-	account, err := serverAccount()
+	account, dir, err := serverDir(dir)
 	if err != nil {
-		return nil, err
-	}
-	dir, err = filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("local: %w", err)
-	}
-	if err := account.prepareDir(dir); err != nil {
 		return nil, err
 	}
 	r := &Redis{Dir: dir, account: account, bin: bin, args: args}
