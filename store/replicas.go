@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -276,7 +277,7 @@ type replicaQuerier struct {
 }
 
 func (q replicaQuerier) failed(err error) bool {
-	if !IsUnavailable(err) {
+	if !IsUnavailable(err) && !schemaBehind(err) {
 		return false
 	}
 	q.set.setHealthy(q.r, false, "a read failed: "+err.Error())
@@ -310,6 +311,22 @@ func (q replicaQuerier) CopyFrom(ctx context.Context, table pgx.Identifier, colu
 }
 
 func (q replicaQuerier) Begin(ctx context.Context) (pgx.Tx, error) { return q.primary.Begin(ctx) }
+
+// schemaBehind reports an error of a replica that has not yet replayed a
+// migration the primary has: a column, table or function the statement
+// names is not there yet. The read runs on the primary instead, and the
+// replica sits out until the next check finds it caught up.
+func schemaBehind(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "42703", "42P01", "42883", "42704": // undefined column, table, function, object
+		return true
+	}
+	return false
+}
 
 // replicaRow runs its statement when scanned, so that a replica that
 // fails can be replaced by the primary.
