@@ -71,7 +71,7 @@ type Cluster struct {
 	JWTSecret string
 
 	opts    Options
-	haproxy *process
+	haproxy *Process
 	cleanup []func()
 }
 

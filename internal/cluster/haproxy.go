@@ -127,7 +127,7 @@ func (c *Cluster) startHAProxy(ctx context.Context) error {
 	if out, err := exec.CommandContext(ctx, bin, "-c", "-f", cfg).CombinedOutput(); err != nil {
 		return fmt.Errorf("cluster: haproxy rejects %s: %w: %s", cfg, err, out)
 	}
-	p, err := startProcess(bin, []string{"-db", "-f", cfg}, nil, filepath.Join(c.opts.Dir, "haproxy.log"))
+	p, err := StartProcess(bin, []string{"-db", "-f", cfg}, nil, filepath.Join(c.opts.Dir, "haproxy.log"))
 	if err != nil {
 		return err
 	}

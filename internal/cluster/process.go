@@ -12,16 +12,17 @@ import (
 	"time"
 )
 
-// process is one child process with its output in a log file.
-type process struct {
+// Process is one child process with its output in a log file: a Brook
+// node or HAProxy here, and the Brook processes of the fault tests.
+type Process struct {
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
 }
 
-// startProcess starts bin with args and env (added to ours), its output
+// StartProcess starts bin with args and env (added to ours), its output
 // appended to logPath.
-func startProcess(bin string, args []string, env []string, logPath string) (*process, error) {
+func StartProcess(bin string, args []string, env []string, logPath string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -37,7 +38,7 @@ func startProcess(bin string, args []string, env []string, logPath string) (*pro
 		logFile.Close()
 		return nil, fmt.Errorf("cluster: start %s: %w", filepath.Base(bin), err)
 	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &Process{cmd: cmd, log: logPath, done: make(chan struct{})}
 	// The waiter is owned by the process: it ends when the process does.
 	go func() {
 		_ = cmd.Wait()
@@ -48,10 +49,10 @@ func startProcess(bin string, args []string, env []string, logPath string) (*pro
 }
 
 // Pid is the process id.
-func (p *process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Alive reports whether the process still runs.
-func (p *process) Alive() bool {
+func (p *Process) Alive() bool {
 	select {
 	case <-p.done:
 		return false
@@ -62,39 +63,45 @@ func (p *process) Alive() bool {
 
 // Kill ends the process with SIGKILL, as a crash or an OOM kill would,
 // and waits until it is gone.
-func (p *process) Kill() {
+func (p *Process) Kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 }
 
 // Freeze stops the process (SIGSTOP) without ending it; Thaw resumes it.
-func (p *process) Freeze() error { return p.cmd.Process.Signal(syscall.SIGSTOP) }
+func (p *Process) Freeze() error { return p.cmd.Process.Signal(syscall.SIGSTOP) }
 
 // Thaw resumes a frozen process.
-func (p *process) Thaw() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
+func (p *Process) Thaw() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Stop ends the process with SIGTERM, and SIGKILL after 20 s.
-func (p *process) Stop() {
+func (p *Process) Stop() { p.StopWithin(20 * time.Second) }
+
+// StopWithin ends the process with SIGTERM, and SIGKILL after d.
+func (p *Process) StopWithin(d time.Duration) {
 	if !p.Alive() {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(d):
 		p.Kill()
 	}
 }
 
+// Done is closed when the process has ended.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
 // Log returns what the process has written so far.
-func (p *process) Log() string {
+func (p *Process) Log() string {
 	b, _ := os.ReadFile(p.log)
 	return string(b)
 }
 
 // Node is one Brook node of the cluster.
 type Node struct {
-	*process
+	*Process
 	// Name is the node's name in HAProxy (node1, node2, ...).
 	Name string
 	// Addr is the node's own host:port; URL its base URL, for its
@@ -130,11 +137,11 @@ func (c *Cluster) startNode(ctx context.Context, name string) (*Node, error) {
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
-	p, err := startProcess(c.opts.Binary, nil, env, filepath.Join(c.opts.Dir, name+".log"))
+	p, err := StartProcess(c.opts.Binary, nil, env, filepath.Join(c.opts.Dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{process: p, Name: name, Addr: addr, URL: "http://" + addr}
+	n := &Node{Process: p, Name: name, Addr: addr, URL: "http://" + addr}
 	if err := n.waitHealthy(ctx); err != nil {
 		n.Kill()
 		return nil, err

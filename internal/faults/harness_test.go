@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/brookhq/brook/internal/auth"
 	"github.com/brookhq/brook/internal/client"
+	nodes "github.com/brookhq/brook/internal/cluster"
 	"github.com/brookhq/brook/internal/local"
 	"github.com/brookhq/brook/migrations"
 )
@@ -136,11 +136,9 @@ func (c *cluster) token(t testing.TB, user string, admin bool) string {
 
 // proc is a Brook process (`brook serve` or `brook worker`).
 type proc struct {
+	*nodes.Process
 	// URL is the base URL of a serving process.
-	URL  string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
+	URL string
 }
 
 // startBrook starts the Brook binary with args (nil: serve) on the
@@ -172,33 +170,20 @@ func (c *cluster) startBrook(t *testing.T, args []string, env map[string]string)
 	for k, v := range env {
 		vars[k] = v
 	}
-	logPath := filepath.Join(dir, "brook.log")
-	logFile, err := os.Create(logPath)
+	environ := make([]string, 0, len(vars))
+	for k, v := range vars {
+		environ = append(environ, k+"="+v)
+	}
+	started, err := nodes.StartProcess(bin, args, environ, filepath.Join(dir, "brook.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = os.Environ()
-	for k, v := range vars {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// The process dies with the test binary, whatever happens to it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{URL: "http://" + addr, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(p.done)
-	}()
+	p := &proc{Process: started, URL: "http://" + addr}
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
 			t.Logf("log of brook %v (pid %d), request lines left out:\n%s\nits last lines:\n%s",
-				args, cmd.Process.Pid, tailString(withoutRequests(p.Log()), 8000), tailString(p.Log(), 2000))
+				args, p.Pid(), tailString(withoutRequests(p.Log()), 8000), tailString(p.Log(), 2000))
 		}
 	})
 	worker := len(args) > 0 && args[0] == "worker"
@@ -215,7 +200,7 @@ func (c *cluster) startBrook(t *testing.T, args []string, env map[string]string)
 			}
 		}
 		select {
-		case <-p.done:
+		case <-p.Done():
 			t.Fatalf("brook %v exited: %s", args, tailString(p.Log(), 4000))
 		default:
 		}
@@ -226,44 +211,8 @@ func (c *cluster) startBrook(t *testing.T, args []string, env map[string]string)
 	}
 }
 
-// Pid is the process id.
-func (p *proc) Pid() int { return p.cmd.Process.Pid }
-
-// Alive reports whether the process is still running.
-func (p *proc) Alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// Kill ends the process with SIGKILL, as a crash or an OOM kill would, and
-// waits for it to be gone.
-func (p *proc) Kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
 // Stop ends the process with SIGTERM (SIGKILL after 15 s).
-func (p *proc) Stop() {
-	if !p.Alive() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.Kill()
-	}
-}
-
-// Log returns what the process has logged so far.
-func (p *proc) Log() string {
-	b, _ := os.ReadFile(p.log)
-	return string(b)
-}
+func (p *proc) Stop() { p.StopWithin(15 * time.Second) }
 
 // Client is an HTTP GraphQL client for the process acting with token.
 func (p *proc) Client(token string) *client.Client { return client.New(p.URL, token) }
