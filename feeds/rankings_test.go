@@ -109,6 +109,7 @@ func TestFeedRankedByFormula(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	env.CaughtUp(t) // bob posted, the followers liked; carol reads
 	got := rankedObjects(t, n, env.Token(t, u["carol"]), "user:"+u["bob"], ranking, 3)
 	if want := "[p1=8 p2=5 p3=3 p4=0]"; fmt.Sprint(got) != want {
 		t.Fatalf("ranked feed %v, want %s", got, want)
