@@ -174,7 +174,8 @@ func TestSignedRetriedInOrder(t *testing.T) {
 			t.Fatalf("body %s", h.body)
 		}
 	}
-	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'DELIVERED' AND attempts = 2`, "signed-"+tag); c != 4 {
+	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND order_key = $2 AND status = 'DELIVERED' AND attempts = 2`,
+		"signed-"+tag, "channel:"+cid); c != 4 {
 		t.Fatalf("%d deliveries DELIVERED after 2 attempts, want 4", c)
 	}
 }
