@@ -343,3 +343,45 @@ func TestBadInput(t *testing.T) {
 	}
 	_ = store.WebhookDeliveryStatus("")
 }
+
+// Retries back off: with a receiver that always answers 500, the waits
+// between attempts double from RetryBase (less at most 20% jitter), and
+// the delivery is parked after MaxAttempts.
+func TestRetriesBackOff(t *testing.T) {
+	const base = 200 * time.Millisecond
+	n := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) {
+		fastHooks(o)
+		o.Webhooks.RetryBase, o.Webhooks.RetryMax, o.Webhooks.MaxAttempts = base, 10*base, 4
+	}})
+	tag := brooktest.Tag()
+	alice := "alice-" + tag
+	env.AddUsers(t, n, alice)
+	cid := channel(t, n, alice, "backoff-"+tag)
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	hook := "backoff-" + tag
+	upsert(t, n, hook, srv.URL, "message.new")
+	send(t, n, alice, cid, "again and again")
+	waitFor(t, "the delivery parked", func() bool {
+		return n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'PARKED' AND attempts = 4`, hook) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 4 {
+		t.Fatalf("%d attempts, want 4", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		// Lower bounds only: a loaded machine may be later, never earlier.
+		want := time.Duration(float64(base<<(i-1)) * 0.8)
+		if gap := at[i].Sub(at[i-1]); gap < want {
+			t.Errorf("attempt %d came %s after attempt %d, want at least %s", i+1, gap, i, want)
+		}
+	}
+}
