@@ -384,3 +384,21 @@ func TestPushOffQueuesNothing(t *testing.T) {
 		t.Fatalf("bob has %d devices, want the one he registered", c)
 	}
 }
+
+// A member who comes online while a push waits for its batch (the app
+// opened just after the message) gets no push: presence is looked at
+// again just before sending.
+func TestComingOnlineBeforeTheSendCancelsThePush(t *testing.T) {
+	w := newWorld(t, "alice", "bob")
+	bob := w.device(t, "bob", "bob-phone-"+w.tag)
+	w.send(t, "alice", "are you there?")
+	brooktest.Eventually(t, "bob's push queued", func() bool {
+		return w.n.Count(t, `SELECT count(*) FROM push_pending WHERE user_id = $1`, w.user("bob")) == 1
+	})
+	closeBob := w.online(t, "bob")
+	defer closeBob()
+	w.settle(t)
+	if got := w.fcm.sent(bob); len(got) != 0 {
+		t.Fatalf("bob, online before the send, got %d pushes: %+v", len(got), got)
+	}
+}
