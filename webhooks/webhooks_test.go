@@ -246,8 +246,9 @@ func TestParkedAndRedelivered(t *testing.T) {
 	}
 }
 
-// A receiver that hangs holds its own deliveries only: another webhook
-// gets every event, and other channels' events go out, while it hangs.
+// A receiver that hangs, or answers 500, holds its own deliveries only:
+// another webhook gets every event, and other channels' events go out,
+// while it hangs or fails.
 func TestHangingReceiverDelaysNothingElse(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) {
 		fastHooks(o)
@@ -271,8 +272,14 @@ func TestHangingReceiverDelaysNothingElse(t *testing.T) {
 	ok := &receiver{}
 	okSrv := httptest.NewServer(ok)
 	defer okSrv.Close()
+	// And one that fails every attempt with a 500: retried, it too holds
+	// only its own deliveries.
+	failing := &receiver{answer: func(hit, int) int { return http.StatusInternalServerError }}
+	failSrv := httptest.NewServer(failing)
+	defer failSrv.Close()
 	upsert(t, n, "hang-"+tag, hangSrv.URL, "message.new")
 	upsert(t, n, "ok-"+tag, okSrv.URL, "message.new")
+	upsert(t, n, "fail-"+tag, failSrv.URL, "message.new")
 
 	var cids []string
 	for i := range 3 {
@@ -291,6 +298,16 @@ func TestHangingReceiverDelaysNothingElse(t *testing.T) {
 	hang.mu.Lock()
 	held := len(hang.hits)
 	hang.mu.Unlock()
+	refused := 0
+	waitFor(t, "the failing receiver's attempts", func() bool {
+		failing.mu.Lock()
+		defer failing.mu.Unlock()
+		refused = len(failing.hits)
+		return refused > 0
+	})
+	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'DELIVERED'`, "fail-"+tag); c != 0 || refused == 0 {
+		t.Fatalf("failing receiver: %d delivered, %d attempts; want 0 delivered and some attempts", c, refused)
+	}
 	// The hanging receiver holds what it was sent, unanswered.
 	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'DELIVERED'`, "hang-"+tag); c != 0 || held == 0 {
 		t.Fatalf("hanging receiver: %d delivered, %d held; want 0 delivered while it hangs", c, held)
