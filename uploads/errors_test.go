@@ -214,3 +214,26 @@ func TestUploadLimitsPerKind(t *testing.T) {
 		t.Errorf("an activity with 10 attachments: %v", res.Err())
 	}
 }
+
+// A stored file of another size than declared (a storage that did not
+// hold the PUT to its signed length) is refused at completeUpload and
+// deleted with its upload.
+func TestCompleteRefusesAnotherSize(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	user := "ups-" + brooktest.Tag()
+	env.AddUsers(t, n, user)
+	tok := env.Token(t, user)
+	tk := createUpload(t, n, tok, "a.txt", "text/plain", 10)
+	body := []byte("eleven byte")
+	if err := n.Uploads.Blob().Put(context.Background(), "u/"+tk.Upload.ID, bytes.NewReader(body), int64(len(body)), "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, n.Query(t, tok, completeQ, brooktest.Vars{"id": tk.Upload.ID}), "BAD_USER_INPUT", "not the 10 declared")
+	if c := n.Count(t, `SELECT count(*) FROM uploads WHERE id = $1`, tk.Upload.ID); c != 0 {
+		t.Fatal("the refused upload's row is left")
+	}
+	if _, err := n.Uploads.Blob().Stat(context.Background(), "u/"+tk.Upload.ID); !errors.Is(err, blob.ErrNotExist) {
+		t.Fatalf("the refused upload's file is left: %v", err)
+	}
+}
