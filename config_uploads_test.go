@@ -3,6 +3,7 @@ package main
 import (
 	"net"
 	"testing"
+	"time"
 )
 
 // Uploads need no configuration (local disk under the data directory);
@@ -11,7 +12,8 @@ import (
 func TestUploadsConfig(t *testing.T) {
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
 	c, err := configFromEnv(env(map[string]string{"BROOK_DATA_DIR": "/var/brook"}))
-	if err != nil || c.Uploads.Dir != "/var/brook/uploads" || c.Uploads.S3.Bucket != "" || c.Uploads.Limits.Image != 10<<20 || c.Uploads.Limits.MaxPending != 50 {
+	if err != nil || c.Uploads.Dir != "/var/brook/uploads" || c.Uploads.S3.Bucket != "" || c.Uploads.Limits.Image != 10<<20 || c.Uploads.Limits.MaxPending != 50 ||
+		c.Uploads.OrphanAge != 24*time.Hour {
 		t.Fatalf("defaults: %+v %v", c.Uploads, err)
 	}
 	c, err = configFromEnv(env(map[string]string{"BROOK_S3_BUCKET": "b", "BROOK_S3_ENDPOINT": "s3.amazonaws.com", "BROOK_S3_ACCESS_KEY": "k",

@@ -140,6 +140,9 @@ func TestAPNsAndWebPushDevices(t *testing.T) {
 	add(bob, "APNS", bobPhone)
 	add(bob, "APNS", bobOld)
 	add(bob, "WEBPUSH", subscription(t, web, "/push/bob-browser"))
+	oldBrowser := subscription(t, web, "/push/bob-old-browser")
+	add(bob, "WEBPUSH", oldBrowser)
+	web.gone["/push/bob-old-browser"] = true // the browser unsubscribed: its push service answers 410
 	add(carol, "APNS", carolPhone)
 	apns.gone["/3/device/"+bobOld] = true
 	ws := n.MustDial(t, env.Token(t, carol)) // carol is online
@@ -165,6 +168,12 @@ func TestAPNsAndWebPushDevices(t *testing.T) {
 	}
 	if c := n.Count(t, `SELECT count(*) FROM push_devices WHERE token = $1`, bobOld); c != 0 {
 		t.Errorf("the token APNs answered 410 for is still a device")
+	}
+	if h := web.hits("/push/bob-old-browser"); len(h) != 1 {
+		t.Errorf("bob's old browser was tried %d times, want 1", len(h))
+	}
+	if c := n.Count(t, `SELECT count(*) FROM push_devices WHERE user_id = $1 AND provider = 'WEBPUSH'`, bob); c != 1 {
+		t.Errorf("bob has %d Web Push devices, want 1: the subscription its service answered 410 for is removed", c)
 	}
 	if c := n.Count(t, `SELECT count(*) FROM push_devices WHERE user_id = $1`, bob); c != 2 {
 		t.Errorf("bob has %d devices, want 2", c)

@@ -164,6 +164,28 @@ func TestMessagesWithinTheDelayMakeOnePush(t *testing.T) {
 	}
 }
 
+// Messages in two channels within the delay make one push too, counted
+// across the channels; a mention among them makes it a mention push.
+func TestMessagesInTwoChannelsMakeOnePush(t *testing.T) {
+	w := newWorld(t, "alice", "bob")
+	bob := w.device(t, "bob", "bob-phone-"+w.tag)
+	var other struct{ CreateChannel struct{ ID string } }
+	w.n.Must(t, env.Token(t, w.user("alice")), `mutation($m: [ID!]) { createChannel(input: {type: "messaging", name: "other", members: $m}) { id } }`,
+		brooktest.Vars{"m": []string{w.user("bob")}}, &other)
+	w.send(t, "alice", "one")
+	w.send(t, "alice", "two", "bob")
+	w.n.Must(t, env.Token(t, w.user("alice")), `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "three"}) { id } }`,
+		brooktest.Vars{"c": other.CreateChannel.ID}, nil)
+	w.settle(t)
+	got := w.fcm.sent(bob)
+	if len(got) != 1 {
+		t.Fatalf("bob got %d pushes, want 1: %+v", len(got), got)
+	}
+	if got[0].Body != "3 new messages in 2 channels" || got[0].Data["count"] != "3" || got[0].Data["kind"] != "mention" {
+		t.Errorf("push %+v, want one mention push counting 3 messages in 2 channels", got[0])
+	}
+}
+
 func TestMentionIsAMentionPush(t *testing.T) {
 	w := newWorld(t, "alice", "bob", "carol")
 	bob := w.device(t, "bob", "bob-phone-"+w.tag)
@@ -329,5 +351,54 @@ func TestDevicesMoveAndAreCapped(t *testing.T) {
 	}
 	if n := w.n.Count(t, `SELECT count(*) FROM push_devices WHERE token = $1`, "many-"+w.tag+"-"); n != 0 {
 		t.Error("the oldest device was kept past the limit")
+	}
+}
+
+// With no provider configured (make run's zero configuration) push is
+// off: devices are registered, and a message to their offline owner
+// queues nothing.
+func TestPushOffQueuesNothing(t *testing.T) {
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := brooktest.Tag()
+	alice, bob := "off-alice-"+tag, "off-bob-"+tag
+	env.AddUsers(t, n, alice, bob)
+	n.Must(t, env.Token(t, bob), `mutation($t: String!) { addDevice(provider: FCM, token: $t) { id } }`,
+		brooktest.Vars{"t": "off-bob-phone-" + tag}, nil)
+	var ch struct{ CreateChannel struct{ ID string } }
+	n.Must(t, env.Token(t, alice), `mutation($m: [ID!]) { createChannel(input: {type: "messaging", members: $m}) { id } }`,
+		brooktest.Vars{"m": []string{bob}}, &ch)
+	n.Must(t, env.Token(t, alice), `mutation($c: ID!) { sendMessage(channel: $c, input: {text: "hi", mentionedUserIds: ["`+bob+`"]}) { id } }`,
+		brooktest.Vars{"c": ch.CreateChannel.ID}, nil)
+	// The message's job (enqueued with the message, deleted when done)
+	// is the one that queues pushes when push is on.
+	brooktest.Eventually(t, "the message's job done", func() bool {
+		return n.Count(t, `SELECT count(*) FROM jobs WHERE kind = $1`, store.ChatMessageKind) == 0
+	})
+	if c := n.Count(t, `SELECT count(*) FROM push_pending WHERE user_id = $1`, bob); c != 0 {
+		t.Fatalf("%d pushes queued for bob with push off", c)
+	}
+	if c := n.Count(t, `SELECT count(*) FROM jobs WHERE kind = $1`, push.SendKind); c != 0 {
+		t.Fatalf("%d push jobs with push off", c)
+	}
+	if c := n.Count(t, `SELECT count(*) FROM push_devices WHERE user_id = $1`, bob); c != 1 {
+		t.Fatalf("bob has %d devices, want the one he registered", c)
+	}
+}
+
+// A member who comes online while a push waits for its batch (the app
+// opened just after the message) gets no push: presence is looked at
+// again just before sending.
+func TestComingOnlineBeforeTheSendCancelsThePush(t *testing.T) {
+	w := newWorld(t, "alice", "bob")
+	bob := w.device(t, "bob", "bob-phone-"+w.tag)
+	w.send(t, "alice", "are you there?")
+	brooktest.Eventually(t, "bob's push queued", func() bool {
+		return w.n.Count(t, `SELECT count(*) FROM push_pending WHERE user_id = $1`, w.user("bob")) == 1
+	})
+	closeBob := w.online(t, "bob")
+	defer closeBob()
+	w.settle(t)
+	if got := w.fcm.sent(bob); len(got) != 0 {
+		t.Fatalf("bob, online before the send, got %d pushes: %+v", len(got), got)
 	}
 }

@@ -393,3 +393,28 @@ func TestOrphanSweepRunsPeriodically(t *testing.T) {
 		return f.n.Count(t, `SELECT count(*) FROM uploads WHERE id = $1`, u.ID) == 0 && errors.Is(err, blob.ErrNotExist)
 	})
 }
+
+// With the default age (a day), the periodic sweep deletes an upload
+// never attached for 25 hours and keeps one of 23 hours.
+func TestOrphanSweepDefaultIsADay(t *testing.T) {
+	f := setup(t, func(o *uploadjobs.Options) { o.SweepEvery = 50 * time.Millisecond })
+	img := pngOf(t, 10, 10)
+	young, old := f.readyImage(t, img), f.readyImage(t, img)
+	f.n.Count(t, `UPDATE uploads SET created_at = now() - interval '23 hours' WHERE id = $1 RETURNING 1`, young.ID)
+	f.n.Count(t, `UPDATE uploads SET created_at = now() - interval '25 hours' WHERE id = $1 RETURNING 1`, old.ID)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.runner.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	brooktest.Eventually(t, "the day-old upload and its object deleted", func() bool {
+		_, err := f.blob.Stat(context.Background(), old.Key)
+		return f.n.Count(t, `SELECT count(*) FROM uploads WHERE id = $1`, old.ID) == 0 && errors.Is(err, blob.ErrNotExist)
+	})
+	time.Sleep(200 * time.Millisecond) // a few more sweeps
+	if c := f.n.Count(t, `SELECT count(*) FROM uploads WHERE id = $1`, young.ID); c != 1 {
+		t.Fatal("an upload 23 hours old was deleted")
+	}
+	if _, err := f.blob.Stat(context.Background(), young.Key); err != nil {
+		t.Fatalf("the 23-hour-old upload's object: %v", err)
+	}
+}

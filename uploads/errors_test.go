@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -173,4 +175,65 @@ func TestPendingUploadCap(t *testing.T) {
 		createUpload(t, n, tok, "a.txt", "text/plain", 5)
 	}
 	wantError(t, n.Query(t, tok, createQ, brooktest.Vars{"f": "a.txt", "c": "text/plain", "s": 5}), "RATE_LIMITED", "pending uploads")
+}
+
+// Each kind has its own largest size (the defaults: images 10 MB, video
+// 100 MB, audio 20 MB, other files 25 MB), and a message or an activity
+// carries at most 10 attachments.
+func TestUploadLimitsPerKind(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	user := "upk-" + brooktest.Tag()
+	env.AddUsers(t, n, user)
+	tok := env.Token(t, user)
+	const mb = 1 << 20
+	for _, c := range []struct {
+		typ   string
+		limit int
+	}{{"image/png", 10 * mb}, {"video/mp4", 100 * mb}, {"audio/mpeg", 20 * mb}, {"application/pdf", 25 * mb}} {
+		if res := n.Query(t, tok, createQ, brooktest.Vars{"f": "f", "c": c.typ, "s": c.limit}); res.Code() != "" {
+			t.Errorf("%s of %d bytes, its limit: %v", c.typ, c.limit, res.Err())
+		}
+		wantError(t, n.Query(t, tok, createQ, brooktest.Vars{"f": "f", "c": c.typ, "s": c.limit + 1}), "BAD_USER_INPUT",
+			fmt.Sprintf("1 to %d bytes", c.limit))
+	}
+	// 11 MB is too much for an image, not for a video.
+	wantError(t, n.Query(t, tok, createQ, brooktest.Vars{"f": "f", "c": "image/jpeg", "s": 11 * mb}), "BAD_USER_INPUT", "10 MB")
+	if res := n.Query(t, tok, createQ, brooktest.Vars{"f": "f", "c": "video/webm", "s": 11 * mb}); res.Code() != "" {
+		t.Errorf("an 11 MB video: %v", res.Err())
+	}
+
+	many := make([]map[string]any, 11)
+	for i := range many {
+		many[i] = map[string]any{"url": "https://example.com/" + strconv.Itoa(i)}
+	}
+	wantError(t, n.Query(t, tok, `mutation($f: ID!, $in: ActivityInput!) { addActivity(feed: $f, input: $in) { id } }`,
+		brooktest.Vars{"f": "user:" + user, "in": map[string]any{"verb": "post", "object": "x", "attachments": many}}), "BAD_USER_INPUT", "at most 10")
+	if res := n.Query(t, tok, `mutation($f: ID!, $in: ActivityInput!) { addActivity(feed: $f, input: $in) { id } }`,
+		brooktest.Vars{"f": "user:" + user, "in": map[string]any{"verb": "post", "object": "x", "attachments": many[:10]}}); res.Code() != "" {
+		t.Errorf("an activity with 10 attachments: %v", res.Err())
+	}
+}
+
+// A stored file of another size than declared (a storage that did not
+// hold the PUT to its signed length) is refused at completeUpload and
+// deleted with its upload.
+func TestCompleteRefusesAnotherSize(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	user := "ups-" + brooktest.Tag()
+	env.AddUsers(t, n, user)
+	tok := env.Token(t, user)
+	tk := createUpload(t, n, tok, "a.txt", "text/plain", 10)
+	body := []byte("eleven byte")
+	if err := n.Uploads.Blob().Put(context.Background(), "u/"+tk.Upload.ID, bytes.NewReader(body), int64(len(body)), "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, n.Query(t, tok, completeQ, brooktest.Vars{"id": tk.Upload.ID}), "BAD_USER_INPUT", "not the 10 declared")
+	if c := n.Count(t, `SELECT count(*) FROM uploads WHERE id = $1`, tk.Upload.ID); c != 0 {
+		t.Fatal("the refused upload's row is left")
+	}
+	if _, err := n.Uploads.Blob().Stat(context.Background(), "u/"+tk.Upload.ID); !errors.Is(err, blob.ErrNotExist) {
+		t.Fatalf("the refused upload's file is left: %v", err)
+	}
 }

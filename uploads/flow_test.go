@@ -222,3 +222,63 @@ func TestUploadRoundTripLocal(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{})
 	roundTrip(t, n)
 }
+
+// The permission to read an activity's file follows the activity: while
+// its feed is PRIVATE only its owner gets the file's URL (a follower and
+// a stranger get FORBIDDEN and no URL); once the feed is PUBLIC again,
+// anyone signed in gets a URL that downloads the bytes.
+func TestActivityAttachmentReadFollowsTheFeed(t *testing.T) {
+	t.Parallel()
+	n := env.StartNode(t, brooktest.NodeOptions{})
+	tag := brooktest.Tag()
+	bob, carol, dave := "upf-bob-"+tag, "upf-carol-"+tag, "upf-dave-"+tag
+	env.AddUsers(t, n, bob, carol, dave)
+	tb, tc, td := env.Token(t, bob), env.Token(t, carol), env.Token(t, dave)
+	n.Must(t, td, `mutation($s: ID!, $t: ID!) { follow(source: $s, target: $t) { status } }`,
+		brooktest.Vars{"s": "timeline:" + dave, "t": "user:" + bob}, nil)
+	visibility := func(v string) {
+		t.Helper()
+		n.Must(t, tb, `mutation($f: ID!, $v: FeedVisibility!) { setFeedVisibility(feed: $f, visibility: $v) { visibility } }`,
+			brooktest.Vars{"f": "user:" + bob, "v": v}, nil)
+	}
+	visibility("PRIVATE")
+
+	img := pngOf(t, 4, 4)
+	pic := uploadFile(t, n, tb, "secret.png", "image/png", img)
+	var act struct{ AddActivity struct{ ID string } }
+	n.Must(t, tb, `mutation($f: ID!, $in: ActivityInput!) { addActivity(feed: $f, input: $in) { id } }`,
+		brooktest.Vars{"f": "user:" + bob, "in": map[string]any{"verb": "post", "object": "photo", "attachments": []map[string]any{{"uploadId": pic.ID}}}}, &act)
+	readQ := `query($a: ID!) { activity(id: $a) { ` + attachmentFields + ` } }`
+	vars := brooktest.Vars{"a": act.AddActivity.ID}
+
+	var own struct {
+		Activity struct{ Attachments []attachment }
+	}
+	n.Must(t, tb, readQ, vars, &own)
+	if len(own.Activity.Attachments) != 1 {
+		t.Fatalf("the owner's read: %+v", own.Activity.Attachments)
+	}
+	if code, _, body := get(t, own.Activity.Attachments[0].URL); code != 200 || !bytes.Equal(body, img) {
+		t.Fatalf("the owner's download: %d, %d bytes", code, len(body))
+	}
+	for who, tok := range map[string]string{"a follower": td, "a stranger": tc} {
+		res := n.Query(t, tok, readQ, vars)
+		brooktest.WantCode(t, res, "FORBIDDEN")
+		if strings.Contains(string(res.Data), "http") {
+			t.Fatalf("%s read the private activity's file: %s", who, res.Data)
+		}
+	}
+
+	visibility("PUBLIC")
+	env.CaughtUp(t) // bob's change, read by another user (BROOK_TEST_PG=replica)
+	var other struct {
+		Activity struct{ Attachments []attachment }
+	}
+	n.Must(t, tc, readQ, vars, &other)
+	if a := other.Activity.Attachments; len(a) != 1 || a[0].UploadID == nil || *a[0].UploadID != pic.ID {
+		t.Fatalf("a stranger's read of the public activity: %+v", a)
+	}
+	if code, _, body := get(t, other.Activity.Attachments[0].URL); code != 200 || !bytes.Equal(body, img) {
+		t.Fatalf("a stranger's download once public: %d, %d bytes", code, len(body))
+	}
+}

@@ -59,6 +59,29 @@ func s3Blob(t *testing.T, st *blob.S3) {
 	if _, err := st.Stat(ctx, "u/test/a.txt"); !errors.Is(err, blob.ErrNotExist) {
 		t.Fatalf("stat after refused PUTs: %v", err)
 	}
+	// An expired URL is refused by the S3 server itself (presigned with
+	// the shortest lifetime S3 has, 1 s, and sent 2 s later).
+	short, err := st.SignPut(ctx, "u/test/a.txt", int64(len(body)), "text/plain", time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if r, err := http.NewRequest(short.Method, short.URL, bytes.NewReader(body)); err != nil {
+		t.Fatal(err)
+	} else {
+		r.Header.Set("Content-Type", "text/plain")
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("PUT to an expired URL: %d", resp.StatusCode)
+		}
+	}
+	if _, err := st.Stat(ctx, "u/test/a.txt"); !errors.Is(err, blob.ErrNotExist) {
+		t.Fatalf("stat after a PUT to an expired URL: %v", err)
+	}
 	if code := send("text/plain", body); code != http.StatusOK {
 		t.Fatalf("PUT: %d", code)
 	}

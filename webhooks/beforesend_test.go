@@ -20,7 +20,8 @@ import (
 // when it fails open and refuses it (UNAVAILABLE, nothing written) when it
 // fails closed.
 func TestBeforeSendHook(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its messages would be deliveries of the webhooks other
+	// tests register (webhooks see every channel), miscounting theirs.
 	var mu sync.Mutex
 	var seen []webhooks.BeforeSendRequest
 	var signatures []string
@@ -42,7 +43,7 @@ func TestBeforeSendHook(t *testing.T) {
 		case "darn it":
 			_, _ = w.Write([]byte(`{"action": "rewrite", "text": "d*** it"}`))
 		case "slow":
-			time.Sleep(time.Second)
+			time.Sleep(3 * time.Second)
 			_, _ = w.Write([]byte(`{"action": "allow"}`))
 		case "broken":
 			w.WriteHeader(http.StatusInternalServerError)
@@ -75,7 +76,13 @@ func TestBeforeSendHook(t *testing.T) {
 		}
 		brooktest.WantCode(t, n.Query(t, tok, sendQ, brooktest.Vars{"c": cid, "t": "buy cheap pills"}), "FORBIDDEN")
 		for _, text := range []string{"slow", "broken"} {
+			start := time.Now()
 			r := n.Query(t, tok, sendQ, brooktest.Vars{"c": cid, "t": text})
+			// The hook answers "slow" after 3 s; the 200 ms timeout cuts
+			// it short, open or closed (2 s leaves room for a loaded machine).
+			if took := time.Since(start); text == "slow" && took > 2*time.Second {
+				t.Fatalf("fail closed %v: the slow hook held the send %s, past its timeout", closed, took)
+			}
 			if closed {
 				brooktest.WantCode(t, r, "UNAVAILABLE")
 			} else if len(r.Errors) > 0 {

@@ -174,7 +174,8 @@ func TestSignedRetriedInOrder(t *testing.T) {
 			t.Fatalf("body %s", h.body)
 		}
 	}
-	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'DELIVERED' AND attempts = 2`, "signed-"+tag); c != 4 {
+	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND order_key = $2 AND status = 'DELIVERED' AND attempts = 2`,
+		"signed-"+tag, "channel:"+cid); c != 4 {
 		t.Fatalf("%d deliveries DELIVERED after 2 attempts, want 4", c)
 	}
 }
@@ -207,18 +208,29 @@ func TestParkedAndRedelivered(t *testing.T) {
 		WebhookDeliveries struct {
 			Edges []struct {
 				Node struct {
-					ID, EventType, Status, LastError string
-					Attempts                         int
+					ID, Key, EventType, Status, LastError string
+					Attempts                              int
 				}
 			}
 		}
 	}
+	// The channel's own (the hook takes "*": another test's leftover
+	// events may be parked beside it).
+	mine := -1
 	waitFor(t, "a parked delivery", func() bool {
-		n.Must(t, admin, `query($w: ID!) { webhookDeliveries(webhook: $w, status: PARKED) { edges { node { id eventType status attempts lastError } } } }`,
+		n.Must(t, admin, `query($w: ID!) { webhookDeliveries(webhook: $w, status: PARKED) { edges { node { id key eventType status attempts lastError } } } }`,
 			brooktest.Vars{"w": hook}, &list)
-		return len(list.WebhookDeliveries.Edges) == 1
+		mine = slices.IndexFunc(list.WebhookDeliveries.Edges, func(e struct {
+			Node struct {
+				ID, Key, EventType, Status, LastError string
+				Attempts                              int
+			}
+		}) bool {
+			return e.Node.Key == "channel:"+cid
+		})
+		return mine >= 0
 	})
-	d := list.WebhookDeliveries.Edges[0].Node
+	d := list.WebhookDeliveries.Edges[mine].Node
 	if d.Attempts != 3 || d.EventType != "message.new" || d.LastError == "" {
 		t.Fatalf("parked delivery %+v, want 3 attempts of message.new with an error", d)
 	}
@@ -240,13 +252,16 @@ func TestParkedAndRedelivered(t *testing.T) {
 	})
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
-	if rcv.hits[0].delivery != d.ID {
-		t.Fatalf("delivery header %q, want %s", rcv.hits[0].delivery, d.ID)
+	for _, h := range rcv.hits {
+		if h.channel == cid && h.delivery != d.ID {
+			t.Fatalf("delivery header %q, want %s", h.delivery, d.ID)
+		}
 	}
 }
 
-// A receiver that hangs holds its own deliveries only: another webhook
-// gets every event, and other channels' events go out, while it hangs.
+// A receiver that hangs, or answers 500, holds its own deliveries only:
+// another webhook gets every event, and other channels' events go out,
+// while it hangs or fails.
 func TestHangingReceiverDelaysNothingElse(t *testing.T) {
 	n := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) {
 		fastHooks(o)
@@ -270,8 +285,14 @@ func TestHangingReceiverDelaysNothingElse(t *testing.T) {
 	ok := &receiver{}
 	okSrv := httptest.NewServer(ok)
 	defer okSrv.Close()
+	// And one that fails every attempt with a 500: retried, it too holds
+	// only its own deliveries.
+	failing := &receiver{answer: func(hit, int) int { return http.StatusInternalServerError }}
+	failSrv := httptest.NewServer(failing)
+	defer failSrv.Close()
 	upsert(t, n, "hang-"+tag, hangSrv.URL, "message.new")
 	upsert(t, n, "ok-"+tag, okSrv.URL, "message.new")
+	upsert(t, n, "fail-"+tag, failSrv.URL, "message.new")
 
 	var cids []string
 	for i := range 3 {
@@ -290,6 +311,16 @@ func TestHangingReceiverDelaysNothingElse(t *testing.T) {
 	hang.mu.Lock()
 	held := len(hang.hits)
 	hang.mu.Unlock()
+	refused := 0
+	waitFor(t, "the failing receiver's attempts", func() bool {
+		failing.mu.Lock()
+		defer failing.mu.Unlock()
+		refused = len(failing.hits)
+		return refused > 0
+	})
+	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'DELIVERED'`, "fail-"+tag); c != 0 || refused == 0 {
+		t.Fatalf("failing receiver: %d delivered, %d attempts; want 0 delivered and some attempts", c, refused)
+	}
 	// The hanging receiver holds what it was sent, unanswered.
 	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND status = 'DELIVERED'`, "hang-"+tag); c != 0 || held == 0 {
 		t.Fatalf("hanging receiver: %d delivered, %d held; want 0 delivered while it hangs", c, held)
@@ -341,4 +372,54 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("%d webhooks written by bad input", c)
 	}
 	_ = store.WebhookDeliveryStatus("")
+}
+
+// Retries back off: with a receiver that always answers 500, the waits
+// between attempts double from RetryBase (less at most 20% jitter), and
+// the delivery is parked after MaxAttempts.
+func TestRetriesBackOff(t *testing.T) {
+	const base = 200 * time.Millisecond
+	n := env.StartNode(t, brooktest.NodeOptions{Node: func(o *node.Options) {
+		fastHooks(o)
+		o.Webhooks.RetryBase, o.Webhooks.RetryMax, o.Webhooks.MaxAttempts = base, 10*base, 4
+	}})
+	tag := brooktest.Tag()
+	alice := "alice-" + tag
+	env.AddUsers(t, n, alice)
+	cid := channel(t, n, alice, "backoff-"+tag)
+	var mu sync.Mutex
+	var at []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ Channel string }
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &ev)
+		// Only this channel's: other tests' messages (a Workers: -1 node
+		// leaves its message jobs to later nodes) reach every webhook.
+		if ev.Channel == cid {
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+		}
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	hook := "backoff-" + tag
+	upsert(t, n, hook, srv.URL, "message.new")
+	send(t, n, alice, cid, "again and again")
+	waitFor(t, "the delivery parked", func() bool {
+		return n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND order_key = $2 AND status = 'PARKED' AND attempts = 4`,
+			hook, "channel:"+cid) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 4 {
+		t.Fatalf("%d attempts, want 4", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		// Lower bounds only: a loaded machine may be later, never earlier.
+		want := time.Duration(float64(base<<(i-1)) * 0.8)
+		if gap := at[i].Sub(at[i-1]); gap < want {
+			t.Errorf("attempt %d came %s after attempt %d, want at least %s", i+1, gap, i, want)
+		}
+	}
 }
