@@ -96,7 +96,7 @@ func (s *Service) UpdateComment(ctx context.Context, id string, text *string, da
 			return nil, err
 		}
 		return &webhooks.Event{Type: "comment.updated", Key: "feed:" + a.FeedID, At: out.UpdatedAt,
-			Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": out, "user": me.UserID}}, nil
+			Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": commentHookOf(out), "user": me.UserID}}, nil
 	})
 	return out, err
 }
@@ -121,7 +121,7 @@ func (s *Service) DeleteComment(ctx context.Context, id string, lookup Lookup) (
 			return nil, err
 		}
 		return &webhooks.Event{Type: "comment.deleted", Key: "feed:" + a.FeedID, At: time.Now(),
-			Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": c, "user": me.UserID, "deleted": n}}, nil
+			Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": commentHookOf(c), "user": me.UserID, "deleted": n}}, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil

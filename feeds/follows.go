@@ -109,7 +109,7 @@ func (s *Service) startFollow(ctx context.Context, tx *store.Store, src, dst *st
 		return nil, err
 	}
 	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "follow.created", Key: "feed:" + dst.ID, At: time.Now(),
-		Payload: map[string]any{"follow": f}}); err != nil {
+		Payload: map[string]any{"follow": followHookOf(f)}}); err != nil {
 		return nil, err
 	}
 	if limit == 0 {

@@ -50,7 +50,7 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 	}
 	a := acts[0]
 	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "activity.added", Key: "feed:" + a.FeedID, At: a.CreatedAt,
-		Payload: map[string]any{"feed": a.FeedID, "activity": a}}); err != nil {
+		Payload: map[string]any{"feed": a.FeedID, "activity": activityHookOf(a)}}); err != nil {
 		return nil, err
 	}
 	feeds := append([]string{a.FeedID}, a.To...)

@@ -74,7 +74,7 @@ func (s *Service) commentJob(ctx context.Context, tx *store.Store, j store.Comme
 	}
 	a := acts[0]
 	if err := s.hooks.Emit(ctx, tx, webhooks.Event{Type: "comment.new", Key: "feed:" + a.FeedID, At: c.CreatedAt,
-		Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": c}}); err != nil {
+		Payload: map[string]any{"feed": a.FeedID, "activity": a.ID, "comment": commentHookOf(c)}}); err != nil {
 		return nil, err
 	}
 	data, err := json.Marshal(map[string]string{"text": snippet(c.Text, 200), "comment": c.ID.String(), "activity": a.ID.String()})

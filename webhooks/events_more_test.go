@@ -132,7 +132,10 @@ func TestFeedActivityAndFollowEvents(t *testing.T) {
 		if body["type"] != "activity.added" || act == nil {
 			t.Fatalf("delivery %s", h.body)
 		}
-		id, _ := act["ID"].(string) // store.Activity, as the comment events carry store.Comment
+		id, _ := act["id"].(string)
+		if act["origin"] != feed || act["verb"] != "post" || act["actor"] == nil || act["createdAt"] == nil {
+			t.Fatalf("activity.added's activity is not named as in GraphQL: %s", h.body)
+		}
 		if len(tried) == 0 || tried[len(tried)-1] != id {
 			tried = append(tried, id)
 		}
@@ -172,8 +175,9 @@ func TestFeedActivityAndFollowEvents(t *testing.T) {
 		}
 		switch typ {
 		case "follow.created":
-			if s := string(h.body); !strings.Contains(s, `"timeline:`+bob+`"`) || !strings.Contains(s, `"`+feed+`"`) {
-				t.Errorf("follow.created %s names not both feeds", s)
+			f, _ := body["follow"].(map[string]any)
+			if f["source"] != "timeline:"+bob || f["target"] != feed || f["status"] != "ACCEPTED" || f["createdAt"] == nil {
+				t.Errorf("follow.created %s: want follow {source, target, status, createdAt}", h.body)
 			}
 		case "follow.deleted":
 			if body["source"] != "timeline:"+bob || body["target"] != feed {

@@ -194,7 +194,7 @@ func TestFeedsEvents(t *testing.T) {
 	wantFields(t, evs[1], map[string]any{"feed": feed, "activity": aid, "reaction": reaction})
 	for i, text := range map[int]string{2: "first", 3: "edited", 4: "edited"} {
 		wantFields(t, evs[i], map[string]any{"feed": feed, "activity": aid})
-		if cm := sub(t, evs[i], "comment"); cm["ID"] != c.AddComment.ID || cm["Text"] != text || cm["UserID"] != alice {
+		if cm := sub(t, evs[i], "comment"); cm["id"] != c.AddComment.ID || cm["text"] != text || cm["user"] != alice || cm["activity"] != aid {
 			t.Fatalf("%s comment %v, want %s saying %q", evs[i]["type"], cm, c.AddComment.ID, text)
 		}
 	}
