@@ -58,8 +58,7 @@ func withExtras(sql string, n int) string {
 
 // feedPageSQL is feedActivitiesSQL with the page's extras in the same
 // statement.
-var feedPageSQL = withExtras(feedSources+`,
-	page AS (`+feedMergeSQL+`)
+var feedPageSQL = withExtras(feedSources+feedMergeSQL+`
 	SELECT `+strings.ReplaceAll(activityColumnsA, "a.", "p.")+`, `+extrasColumns+`
 	FROM page p`+extrasJoins+`
 	ORDER BY p.id DESC`, 5)

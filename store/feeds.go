@@ -165,24 +165,50 @@ var maxID = uuid.UUID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
 // ($1, from the beginning) and, for a timeline ($2), the entries of every
 // followed feed that is pulled at read time, from the follow's boundary,
 // unless its owner made it PRIVATE (then it is its owner's alone).
-// The page is a k-way merge by id of one range scan per source.
+// The page is a k-way merge by id of one range scan per source. The
+// privacy check is a lookup by key per pulled follow: as an anti-join the
+// prepared statement's generic plan scanned the whole feeds table once per
+// pulled follow.
 const feedSources = `
 	WITH src AS (
 		SELECT $1::text AS feed, '00000000-0000-0000-0000-000000000000'::uuid AS since
 		UNION ALL
 		SELECT target, pull_from FROM follows WHERE source = $2 AND pulled
-			AND NOT EXISTS (SELECT 1 FROM feeds p WHERE p.id = follows.target AND p.visibility = 'PRIVATE')
+			AND (SELECT p.visibility FROM feeds p WHERE p.id = follows.target) IS DISTINCT FROM 'PRIVATE'
 	)`
 
 // feedActivitiesSQL reads a page of a feed: a k-way merge by id of one
-// range scan per source feed. Each scan skips entries of removed
-// activities before its limit (their entries go in a job that may not
-// have run yet): counted in the limit and dropped by the join after it,
-// they ended a page early and hid what followed.
-const feedActivitiesSQL = feedSources + feedMergeSQL
+// range scan per source feed, newest first.
+const feedActivitiesSQL = feedSources + feedMergeSQL + `
+	SELECT * FROM page ORDER BY id DESC`
 
-// feedMergeSQL is the merge of feedActivitiesSQL, after its sources.
-const feedMergeSQL = `
+// feedMergeSQL is the merge of feedActivitiesSQL, after its sources: CTEs
+// ending in "page", the page's activities (activityColumns) in no order.
+//
+// Each scan must skip entries of removed activities before its limit
+// (their entries go in a job that may not have run yet): counted in the
+// limit and dropped by the join after it, they ended a page early and hid
+// what followed. Checking every candidate costs a lookup per entry scanned
+// (the sources' limits add up to many times the page), so the merge first
+// takes the top ids without the check ("ids") and reads their activities
+// ("fast"). When every id has its activity, no entry in the top was
+// removed, so the top of the existing entries is the same page; only when
+// one is missing does the checked merge run (its one-time filter is false
+// otherwise, so PostgreSQL never starts it).
+const feedMergeSQL = `,
+	ids AS (
+		SELECT DISTINCT e.activity_id FROM src
+		CROSS JOIN LATERAL (
+			SELECT fe.activity_id FROM feed_entries fe
+			WHERE fe.feed_id = src.feed AND fe.activity_id < $3 AND fe.activity_id >= src.since
+			ORDER BY fe.activity_id DESC LIMIT $4
+		) e
+		ORDER BY e.activity_id DESC LIMIT $4),
+	fast AS (
+		SELECT ` + activityColumnsA + ` FROM ids JOIN activities a ON a.id = ids.activity_id),
+	page AS (
+		SELECT * FROM fast WHERE (SELECT count(*) FROM fast) = (SELECT count(*) FROM ids)
+		UNION ALL (
 		SELECT ` + activityColumnsA + ` FROM (
 			SELECT DISTINCT e.activity_id FROM src
 			CROSS JOIN LATERAL (
@@ -191,8 +217,9 @@ const feedMergeSQL = `
 				  AND EXISTS (SELECT 1 FROM activities x WHERE x.id = fe.activity_id)
 				ORDER BY fe.activity_id DESC LIMIT $4
 			) e
-		) ids JOIN activities a ON a.id = ids.activity_id
-		ORDER BY a.id DESC LIMIT $4`
+		) checked JOIN activities a ON a.id = checked.activity_id
+		WHERE (SELECT count(*) FROM fast) <> (SELECT count(*) FROM ids)
+		ORDER BY a.id DESC LIMIT $4))`
 
 // sourceEntries is the SQL of the distinct activity ids of the page's
 // sources (feedSources) whose entries satisfy cond, a condition on
