@@ -3,10 +3,12 @@ package feeds
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
@@ -59,6 +61,23 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 		if err != nil {
 			return nil, err
 		}
+		first, err := s.fanoutWatched(ctx, tx, j)
+		if err != nil {
+			return nil, err
+		}
+		if len(first) > 0 {
+			// The watched timelines have their rows: the job commits now,
+			// and publishes to them, and every page, the first too, is a
+			// job for any worker, leaving out what is written.
+			store.SkipWritten(pages, first)
+			for _, p := range pages {
+				if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
+					return nil, err
+				}
+			}
+			feeds = append(feeds, first...)
+			return s.queuePreview(ctx, tx, a, s.announce(feeds, FeedUpdate{Added: acts}, true))
+		}
 		for _, p := range pages[1:] {
 			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
 				return nil, err
@@ -74,6 +93,45 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 		}
 	}
 	return s.queuePreview(ctx, tx, a, s.announce(feeds, FeedUpdate{Added: acts}, false))
+}
+
+// onlineFirstMin is the follower count from which a fan-out writes its
+// watched followers' rows first: below it the whole fan-out is one page
+// written about as fast as the lookup.
+const onlineFirstMin = 1000
+
+// maxOnlineFirst bounds the watched feeds a fan-out looks for among its
+// followers (one index probe each); with more watched feeds on the bus the
+// pages run as before.
+const maxOnlineFirst = 20_000
+
+// fanoutWatched writes the activity first to the followers of its origin
+// whose timelines are watched now, when the origin has enough followers for
+// that to pay, and returns them (none: the fan-out runs as before). A
+// follower that starts watching afterwards is in a page, which publishes
+// to what is watched when it commits, as every page does. With the bus
+// unreachable it returns none: the pages still write and announce all.
+func (s *Service) fanoutWatched(ctx context.Context, tx *store.Store, j store.ActivityJob) ([]string, error) {
+	if s.bus == nil {
+		return nil, nil
+	}
+	followers, err := tx.FollowerCount(ctx, j.Origin)
+	if err != nil || followers < onlineFirstMin {
+		return nil, err
+	}
+	topics, err := s.bus.WatchedTopics(ctx, FeedTopic(""))
+	if err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "feeds: watched timelines; fanning out without them", "err", err)
+		return nil, nil
+	}
+	if len(topics) == 0 || len(topics) > maxOnlineFirst {
+		return nil, nil
+	}
+	ids := make([]string, len(topics))
+	for i, t := range topics {
+		ids[i] = strings.TrimPrefix(t, FeedTopic(""))
+	}
+	return tx.FanoutWatched(ctx, j, ids)
 }
 
 // fanoutJob writes one page of a fan-out.
