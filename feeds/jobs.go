@@ -44,7 +44,9 @@ func handler[P any](fn func(ctx context.Context, tx *store.Store, payload P) (fu
 
 // activityJob announces a new activity in its origin and To feeds and,
 // for an actor below the pull threshold, fans it out to the followers: the
-// first page inline, the others as jobs any worker may take.
+// first page inline, the others as jobs any worker may take. With
+// onlineFirstMin followers or more, it writes inline only the followers
+// whose timelines are watched now, and one job plans the pages.
 func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.ActivityJob) (func(context.Context), error) {
 	acts, err := s.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
 	if err != nil || acts[0] == nil {
@@ -57,26 +59,24 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 	}
 	feeds := append([]string{a.FeedID}, a.To...)
 	if j.Push {
-		pages, err := tx.PlanFanout(ctx, j)
-		if err != nil {
-			return nil, err
-		}
 		first, err := s.fanoutWatched(ctx, tx, j)
 		if err != nil {
 			return nil, err
 		}
 		if len(first) > 0 {
-			// The watched timelines have their rows: the job commits now,
-			// and publishes to them, and every page, the first too, is a
-			// job for any worker, leaving out what is written.
-			store.SkipWritten(pages, first)
-			for _, p := range pages {
-				if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
-					return nil, err
-				}
+			// The watched timelines have their rows: the job commits now
+			// and publishes to them; one job plans and writes the pages,
+			// leaving them out.
+			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, store.FanoutJob{
+				Activity: j.Activity, Origin: j.Origin, Skip: first, Plan: true}); err != nil {
+				return nil, err
 			}
 			feeds = append(feeds, first...)
 			return s.queuePreview(ctx, tx, a, s.announce(feeds, FeedUpdate{Added: acts}, true))
+		}
+		pages, err := tx.PlanFanout(ctx, j)
+		if err != nil {
+			return nil, err
 		}
 		for _, p := range pages[1:] {
 			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
@@ -115,9 +115,8 @@ func (s *Service) fanoutWatched(ctx context.Context, tx *store.Store, j store.Ac
 	if s.bus == nil {
 		return nil, nil
 	}
-	followers, err := tx.FollowerCount(ctx, j.Origin)
-	if err != nil || followers < onlineFirstMin {
-		return nil, err
+	if j.Followers < onlineFirstMin {
+		return nil, nil
 	}
 	topics, err := s.bus.WatchedTopics(ctx, FeedTopic(""))
 	if err != nil {
@@ -134,17 +133,36 @@ func (s *Service) fanoutWatched(ctx context.Context, tx *store.Store, j store.Ac
 	return tx.FanoutWatched(ctx, j, ids)
 }
 
-// fanoutJob writes one page of a fan-out.
+// fanoutJob writes one page of a fan-out; a Plan job plans the pages of a
+// fan-out whose watched followers are written, queues all but the first
+// and writes that.
 func (s *Service) fanoutJob(ctx context.Context, tx *store.Store, j store.FanoutJob) (func(context.Context), error) {
+	more := false
+	if j.Plan {
+		pages, err := tx.PlanFanout(ctx, store.ActivityJob{Activity: j.Activity, Origin: j.Origin})
+		if err != nil {
+			return nil, err
+		}
+		store.SkipWritten(pages, j.Skip)
+		for _, p := range pages[1:] {
+			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
+				return nil, err
+			}
+		}
+		j, more = pages[0], len(pages) > 1
+	}
 	feeds, err := tx.FanoutPage(ctx, j)
-	if err != nil || len(feeds) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	if len(feeds) == 0 {
+		return s.announce(nil, FeedUpdate{}, more), nil
 	}
 	acts, err := s.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
 	if err != nil || acts[0] == nil {
 		return nil, err
 	}
-	return s.announce(feeds, FeedUpdate{Added: acts}, false), nil
+	return s.announce(feeds, FeedUpdate{Added: acts}, more), nil
 }
 
 // backfillJob copies a followed feed's recent activities into the follower.

@@ -157,16 +157,6 @@ func (s *Store) LockFollowerCount(ctx context.Context, feedID string) (int, erro
 	return followers, nil
 }
 
-// FollowerCount returns how many follow feedID (0 for a feed unknown).
-func (s *Store) FollowerCount(ctx context.Context, feedID string) (int, error) {
-	var followers int
-	err := s.db.QueryRow(ctx, `SELECT follower_count FROM feeds WHERE id = $1`, feedID).Scan(&followers)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("store: follower count: %w", err)
-	}
-	return followers, nil
-}
-
 // AddActivity writes an activity by actor to origin, with the id and input
 // CheckActivityInput returned, and its entries in the origin and To feeds.
 // Posting the same (origin, ForeignID, Time) again returns the existing
@@ -249,6 +239,10 @@ type ActivityJob struct {
 	Activity uuid.UUID `json:"activity"`
 	Origin   string    `json:"origin"`
 	Push     bool      `json:"push"`
+	// Followers is the origin's follower count when the post was made
+	// (0 in jobs of older nodes): a large fan-out writes its watched
+	// followers first.
+	Followers int `json:"followers,omitempty"`
 }
 
 // ActivitiesByID returns activities in the order of ids (nil where none).

@@ -20,6 +20,11 @@ type FanoutJob struct {
 	// Skip lists the page's followers FanoutWatched wrote first: the page
 	// leaves them out, so its plain INSERT does not collide with them.
 	Skip []string `json:"skip,omitempty"`
+	// Plan marks the job of a fan-out whose watched followers were
+	// written first: it plans the pages (PlanFanout, a scan of every
+	// follower that the first events need not wait for), writes the first
+	// and queues the others, handing each its part of Skip.
+	Plan bool `json:"plan,omitempty"`
 }
 
 // FanoutWatched writes the activity to those of feeds that follow its
