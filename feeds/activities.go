@@ -58,6 +58,7 @@ func (s *Service) AddActivity(ctx context.Context, feed string, input store.Acti
 		_, err = tx.EnqueueJob(ctx, store.JobFeedActivity, store.ActivityJob{
 			// A PRIVATE feed's posts reach no follower.
 			Activity: a.ID, Origin: origin.ID, Push: !s.pulled(followers) && visibility != store.VisibilityPrivate,
+			Followers: followers,
 		})
 		return err
 	})

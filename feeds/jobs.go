@@ -3,10 +3,12 @@ package feeds
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/brookhq/brook/internal/redisguard"
 	"github.com/brookhq/brook/store"
 	"github.com/brookhq/brook/webhooks"
 	"github.com/brookhq/brook/workers"
@@ -42,7 +44,9 @@ func handler[P any](fn func(ctx context.Context, tx *store.Store, payload P) (fu
 
 // activityJob announces a new activity in its origin and To feeds and,
 // for an actor below the pull threshold, fans it out to the followers: the
-// first page inline, the others as jobs any worker may take.
+// first page inline, the others as jobs any worker may take. With
+// onlineFirstMin followers or more, it writes inline only the followers
+// whose timelines are watched now, and one job plans the pages.
 func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.ActivityJob) (func(context.Context), error) {
 	acts, err := s.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
 	if err != nil || acts[0] == nil {
@@ -55,6 +59,21 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 	}
 	feeds := append([]string{a.FeedID}, a.To...)
 	if j.Push {
+		first, err := s.fanoutWatched(ctx, tx, j)
+		if err != nil {
+			return nil, err
+		}
+		if len(first) > 0 {
+			// The watched timelines have their rows: the job commits now
+			// and publishes to them; one job plans and writes the pages,
+			// leaving them out.
+			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, store.FanoutJob{
+				Activity: j.Activity, Origin: j.Origin, Skip: first, Plan: true}); err != nil {
+				return nil, err
+			}
+			feeds = append(feeds, first...)
+			return s.queuePreview(ctx, tx, a, s.announce(feeds, FeedUpdate{Added: acts}, true))
+		}
 		pages, err := tx.PlanFanout(ctx, j)
 		if err != nil {
 			return nil, err
@@ -76,17 +95,74 @@ func (s *Service) activityJob(ctx context.Context, tx *store.Store, j store.Acti
 	return s.queuePreview(ctx, tx, a, s.announce(feeds, FeedUpdate{Added: acts}, false))
 }
 
-// fanoutJob writes one page of a fan-out.
+// onlineFirstMin is the follower count from which a fan-out writes its
+// watched followers' rows first: below it the whole fan-out is one page
+// written about as fast as the lookup.
+const onlineFirstMin = 1000
+
+// maxOnlineFirst bounds the watched feeds a fan-out looks for among its
+// followers (one index probe each); with more watched feeds on the bus the
+// pages run as before.
+const maxOnlineFirst = 20_000
+
+// fanoutWatched writes the activity first to the followers of its origin
+// whose timelines are watched now, when the origin has enough followers for
+// that to pay, and returns them (none: the fan-out runs as before). A
+// follower that starts watching afterwards is in a page, which publishes
+// to what is watched when it commits, as every page does. With the bus
+// unreachable it returns none: the pages still write and announce all.
+func (s *Service) fanoutWatched(ctx context.Context, tx *store.Store, j store.ActivityJob) ([]string, error) {
+	if s.bus == nil {
+		return nil, nil
+	}
+	if j.Followers < onlineFirstMin {
+		return nil, nil
+	}
+	topics, err := s.bus.WatchedTopics(ctx, FeedTopic(""))
+	if err != nil {
+		s.log.Log(ctx, redisguard.LogLevel(err), "feeds: watched timelines; fanning out without them", "err", err)
+		return nil, nil
+	}
+	if len(topics) == 0 || len(topics) > maxOnlineFirst {
+		return nil, nil
+	}
+	ids := make([]string, len(topics))
+	for i, t := range topics {
+		ids[i] = strings.TrimPrefix(t, FeedTopic(""))
+	}
+	return tx.FanoutWatched(ctx, j, ids)
+}
+
+// fanoutJob writes one page of a fan-out; a Plan job plans the pages of a
+// fan-out whose watched followers are written, queues all but the first
+// and writes that.
 func (s *Service) fanoutJob(ctx context.Context, tx *store.Store, j store.FanoutJob) (func(context.Context), error) {
+	more := false
+	if j.Plan {
+		pages, err := tx.PlanFanout(ctx, store.ActivityJob{Activity: j.Activity, Origin: j.Origin})
+		if err != nil {
+			return nil, err
+		}
+		store.SkipWritten(pages, j.Skip)
+		for _, p := range pages[1:] {
+			if _, err := tx.EnqueueJob(ctx, store.JobFeedFanout, p); err != nil {
+				return nil, err
+			}
+		}
+		j, more = pages[0], len(pages) > 1
+	}
 	feeds, err := tx.FanoutPage(ctx, j)
-	if err != nil || len(feeds) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	if len(feeds) == 0 {
+		return s.announce(nil, FeedUpdate{}, more), nil
 	}
 	acts, err := s.store.ActivitiesByID(ctx, []uuid.UUID{j.Activity})
 	if err != nil || acts[0] == nil {
 		return nil, err
 	}
-	return s.announce(feeds, FeedUpdate{Added: acts}, false), nil
+	return s.announce(feeds, FeedUpdate{Added: acts}, more), nil
 }
 
 // backfillJob copies a followed feed's recent activities into the follower.

@@ -239,6 +239,10 @@ type ActivityJob struct {
 	Activity uuid.UUID `json:"activity"`
 	Origin   string    `json:"origin"`
 	Push     bool      `json:"push"`
+	// Followers is the origin's follower count when the post was made
+	// (0 in jobs of older nodes): a large fan-out writes its watched
+	// followers first.
+	Followers int `json:"followers,omitempty"`
 }
 
 // ActivitiesByID returns activities in the order of ids (nil where none).

@@ -17,6 +17,47 @@ type FanoutJob struct {
 	Origin   string    `json:"origin"`
 	After    string    `json:"after"`
 	Upto     string    `json:"upto"`
+	// Skip lists the page's followers FanoutWatched wrote first: the page
+	// leaves them out, so its plain INSERT does not collide with them.
+	Skip []string `json:"skip,omitempty"`
+	// Plan marks the job of a fan-out whose watched followers were
+	// written first: it plans the pages (PlanFanout, a scan of every
+	// follower that the first events need not wait for), writes the first
+	// and queues the others, handing each its part of Skip.
+	Plan bool `json:"plan,omitempty"`
+}
+
+// FanoutWatched writes the activity to those of feeds that follow its
+// origin (with the boundary FanoutPage applies), ahead of the pages, and
+// returns the feeds it wrote: the fan-out's watched timelines, which then
+// get their rows and events without waiting for pages of thousands. It is
+// idempotent (ON CONFLICT: a backfill or an earlier run may have written
+// some) and, like a page, holds the activity's row until it commits.
+func (s *Store) FanoutWatched(ctx context.Context, a ActivityJob, feeds []string) ([]string, error) {
+	written, err := collectFeeds(s.db.Query(ctx, `
+		INSERT INTO feed_entries (feed_id, activity_id, origin)
+		SELECT f.source, $1, $2 FROM follows f
+		WHERE f.source = ANY($3) AND f.target = $2 AND f.pull_from <= $1
+			AND EXISTS (SELECT 1 FROM activities WHERE id = $1 FOR SHARE)
+		ON CONFLICT DO NOTHING RETURNING feed_id`, a.Activity, a.Origin, feeds))
+	if err != nil {
+		return nil, fmt.Errorf("store: fan out to watched feeds: %w", err)
+	}
+	return written, nil
+}
+
+// SkipWritten gives each page the feeds of written that fall within it, so
+// that it leaves them out.
+func SkipWritten(pages []FanoutJob, written []string) {
+	for _, f := range written {
+		for i := range pages {
+			p := &pages[i]
+			if f > p.After && (p.Upto == "" || f <= p.Upto) {
+				p.Skip = append(p.Skip, f)
+				break
+			}
+		}
+	}
 }
 
 // PlanFanout splits the fan-out of an activity into pages of at most
@@ -62,12 +103,19 @@ func (s *Store) FanoutPage(ctx context.Context, j FanoutJob) ([]string, error) {
 		SELECT f.source, $1, $2 FROM follows f
 		WHERE f.target = $2 AND f.source > $3 AND ($4 = '' OR f.source <= $4)
 			AND f.pull_from <= $1
+			AND f.source NOT IN (SELECT unnest($5::text[]))
 			AND EXISTS (SELECT 1 FROM activities WHERE id = $1 FOR SHARE)`
+	// NOT IN over a subquery: a hashed subplan, whatever the plan's
+	// parameters, where <> ALL($5) would compare every row with every skip.
+	skip := j.Skip
+	if skip == nil {
+		skip = []string{}
+	}
 	sp, err := s.db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("store: fan out: %w", err)
 	}
-	feeds, err := collectFeeds(sp.Query(ctx, page+` RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto))
+	feeds, err := collectFeeds(sp.Query(ctx, page+` RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto, skip))
 	if err == nil {
 		if err := sp.Commit(ctx); err != nil {
 			return nil, fmt.Errorf("store: fan out: %w", err)
@@ -78,7 +126,7 @@ func (s *Store) FanoutPage(ctx context.Context, j FanoutJob) ([]string, error) {
 	if !isUniqueViolation(err) {
 		return nil, fmt.Errorf("store: fan out: %w", err)
 	}
-	feeds, err = collectFeeds(s.db.Query(ctx, page+` ON CONFLICT DO NOTHING RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto))
+	feeds, err = collectFeeds(s.db.Query(ctx, page+` ON CONFLICT DO NOTHING RETURNING feed_id`, j.Activity, j.Origin, j.After, j.Upto, skip))
 	if err != nil {
 		return nil, fmt.Errorf("store: fan out: %w", err)
 	}
