@@ -129,27 +129,30 @@ func asMarshalled(data []byte) bool {
 	if len(data) == 0 {
 		return false
 	}
-	inString, escaped := false, false
-	for _, c := range data {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			case c == '<' || c == '>' || c == '&' || c == 0xE2:
-				return false
-			}
-			continue
+	inString := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if !notable[c] {
+			continue // most bytes: letters, digits and punctuation
 		}
-		switch c {
-		case '"':
-			inString = true
-		case ' ', '\t', '\n', '\r', '<', '>', '&', 0xE2:
+		switch {
+		case c == '<' || c == '>' || c == '&' || c == 0xE2:
+			return false
+		case c == '"':
+			inString = !inString
+		case c == '\\':
+			i++ // only inside a string: skip the escaped byte
+		case !inString: // whitespace outside a string
 			return false
 		}
 	}
 	return !inString
 }
+
+// notable marks the bytes asMarshalled must look at.
+var notable = func() (t [256]bool) {
+	for _, c := range []byte("<>&\xE2\"\\ \t\n\r") {
+		t[c] = true
+	}
+	return t
+}()
