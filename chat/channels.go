@@ -261,6 +261,11 @@ func (s *Service) profiles(ctx context.Context, ids []string) map[string]*store.
 // when there is none.
 func (s *Service) Channel(ctx context.Context, id string) (*store.Channel, error) {
 	a, me, err := s.access(ctx, "id", id)
+	return s.channelFrom(ctx, a, me, err)
+}
+
+// channelFrom is Channel's answer from the caller's access as read.
+func (s *Service) channelFrom(ctx context.Context, a *store.ChannelAccess, me auth.Identity, err error) (*store.Channel, error) {
 	found, err := readableOrNone(a, me, err)
 	if errors.Is(err, auth.ErrForbidden) {
 		ok, ierr := s.invited(ctx, a, me)

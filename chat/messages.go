@@ -365,3 +365,56 @@ func (s *Service) SearchMessages(ctx context.Context, query string, channel *str
 	}
 	return s.store.SearchMessages(ctx, me.UserID, query, channel, n, pos)
 }
+
+// ChannelWithHistory is Channel(id) and then History of it with w, in one
+// round trip where the store can: the page is read alongside the channel
+// and returned only when Channel returns the channel, so it is the page
+// History would return then. page is nil where it was not read that way
+// (a window other than the newest or one before a cursor, a read a replica
+// may serve, a failed page statement): call History then, as before.
+func (s *Service) ChannelWithHistory(ctx context.Context, id string, w HistoryWindow) (_ *store.Channel, page *store.Page[*store.Message], _ error) {
+	n, pos, ok := newestWindow(w)
+	if !ok {
+		ch, err := s.Channel(ctx, id)
+		return ch, nil, err
+	}
+	me, err := auth.Caller(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := store.ParseChannelID("id", id); err != nil {
+		return nil, nil, err
+	}
+	a, p, ok, err := s.store.ChannelForUserWithHistory(ctx, id, me.UserID, n, pos, w.With)
+	if !ok {
+		ch, err := s.Channel(ctx, id)
+		return ch, nil, err
+	}
+	ch, err := s.channelFrom(ctx, a, me, err)
+	if err != nil || ch == nil || ContentHidden(ch) {
+		return ch, nil, err
+	}
+	return ch, p, nil
+}
+
+// newestWindow is History's page size and position for w when it asks for
+// the newest messages or those before a cursor, and valid; not ok for any
+// other window, left to History (and its errors).
+func newestWindow(w HistoryWindow) (n int, pos int64, ok bool) {
+	if w.After != nil && *w.After != "" || w.Around != nil && *w.Around != "" {
+		return 0, 0, false
+	}
+	n = 50
+	var err error
+	if w.Last != nil {
+		if n, err = store.PageSize("last", *w.Last); err != nil {
+			return 0, 0, false
+		}
+	}
+	if w.Before != nil && *w.Before != "" {
+		if pos, err = store.ParsePos("before", *w.Before); err != nil {
+			return 0, 0, false
+		}
+	}
+	return n, pos, true
+}

@@ -62,9 +62,13 @@ func (r *channelResolver) Membership(ctx context.Context, obj *store.Channel) (*
 
 func (r *channelResolver) Messages(ctx context.Context, obj *store.Channel, last *int, before *string, after *string, around *string) (*model.MessageConnection, error) {
 	with := store.HistoryExtras{Senders: selected(ctx, "edges", "node", "user"), Reactions: selected(ctx, "edges", "node", "reactionCounts")}
-	page, err := r.Chat.History(ctx, obj, chat.HistoryWindow{Last: last, Before: before, After: after, Around: around, With: with})
-	if err != nil {
-		return nil, err
+	w := chat.HistoryWindow{Last: last, Before: before, After: after, Around: around, With: with}
+	page, ok := r.loadersFor(ctx).history.take(newHistoryKey(obj.ID, w))
+	if !ok {
+		var err error
+		if page, err = r.Chat.History(ctx, obj, w); err != nil {
+			return nil, err
+		}
 	}
 	conn := r.messageConnection(ctx, page, store.PosCursor)
 	// Both ways: the end is the oldest message, the start the newest.
@@ -375,7 +379,7 @@ func (r *muteResolver) User(ctx context.Context, obj *store.Mute) (*store.User, 
 }
 
 func (r *queryResolver) Channel(ctx context.Context, id string) (*store.Channel, error) {
-	return r.Chat.Channel(ctx, id)
+	return r.channelWithHistory(ctx, id)
 }
 
 func (r *queryResolver) Message(ctx context.Context, id string) (*store.Message, error) {

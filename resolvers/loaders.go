@@ -7,6 +7,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/graph-gophers/dataloader/v7"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/brookhq/brook/store"
 )
@@ -29,6 +30,9 @@ type Loaders struct {
 	feedLoaders
 	chatLoaders
 	callLoaders
+
+	// history holds the history pages read with their channel.
+	history historyPrefetch
 }
 
 // NewLoaders returns a set of loaders over the products.
@@ -154,7 +158,11 @@ func selected(ctx context.Context, path ...string) bool {
 	if fc == nil || oc == nil {
 		return false
 	}
-	set := fc.Field.Selections
+	return selectedIn(oc, fc.Field.Selections, path...)
+}
+
+// selectedIn is selected below the selection set set.
+func selectedIn(oc *graphql.OperationContext, set ast.SelectionSet, path ...string) bool {
 	for _, name := range path {
 		found := false
 		for _, f := range graphql.CollectFields(oc, set, nil) {

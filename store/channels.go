@@ -308,12 +308,20 @@ type ChannelAccess struct {
 
 // ChannelForUser returns a channel and the user's role in it, or NotFound.
 func (s *Store) ChannelForUser(ctx context.Context, channelID, userID string) (*ChannelAccess, error) {
+	return scanChannelAccess(s.db.QueryRow(ctx, channelForUserSQL, channelID, userID), channelID)
+}
+
+// channelForUserSQL reads a channel ($1) and a user's ($2) membership and ban.
+var channelForUserSQL = `
+		SELECT ` + prefixed("c.", channelColumns) + `, m.role, ` + banOf("c.id", "$2") + ` FROM channels c
+		LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+		WHERE c.id = $1 AND c.deleted_at IS NULL`
+
+// scanChannelAccess reads the row of channelForUserSQL.
+func scanChannelAccess(row pgx.Row, channelID string) (*ChannelAccess, error) {
 	var role *string
 	var ban *bool
-	c, err := scanChannel(s.db.QueryRow(ctx, `
-		SELECT `+prefixed("c.", channelColumns)+`, m.role, `+banOf("c.id", "$2")+` FROM channels c
-		LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-		WHERE c.id = $1 AND c.deleted_at IS NULL`, channelID, userID), &role, &ban)
+	c, err := scanChannel(row, &role, &ban)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, NotFound("channel", channelID)
 	}

@@ -31,6 +31,51 @@ type HistoryExtras struct {
 // ChannelHistoryWith is ChannelHistory with extras read in the same
 // statement: one round trip where the page took three.
 func (s *Store) ChannelHistoryWith(ctx context.Context, channelID, viewer string, last int, before int64, with HistoryExtras) (Page[*Message], error) {
+	sql, args, hasPrev := historyStatement(channelID, viewer, last, before, with)
+	rows, err := s.reader(ctx).Query(ctx, sql, args...)
+	found, err := collectHistory(rows, err, with)
+	if err != nil {
+		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
+	}
+	return historyPage(found, last, hasPrev), nil
+}
+
+// ChannelForUserWithHistory is ChannelForUser and then ChannelHistoryWith
+// of the same channel for the same user, in one round trip: both
+// statements in one batch. The page is read before the access is known:
+// it is the caller's to drop unless the access lets the user read. ok is
+// false, and nothing was read, where the page would not be read from the
+// primary (a read that may go to a replica): call the two apart then.
+// err is the access's; page is nil where its statement failed.
+func (s *Store) ChannelForUserWithHistory(ctx context.Context, channelID, userID string, last int, before int64, with HistoryExtras) (_ *ChannelAccess, page *Page[*Message], ok bool, err error) {
+	if !s.readsPrimary(ctx) {
+		return nil, nil, false, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(channelForUserSQL, channelID, userID)
+	sql, args, hasPrev := historyStatement(channelID, userID, last, before, with)
+	b.Queue(sql, args...)
+	br := s.db.SendBatch(ctx, b)
+	defer br.Close()
+	a, err := scanChannelAccess(br.QueryRow(), channelID)
+	if err != nil {
+		return nil, nil, true, err
+	}
+	rows, err := br.Query()
+	found, err := collectHistory(rows, err, with)
+	if err == nil {
+		err = br.Close()
+	}
+	if err != nil {
+		return a, nil, true, nil
+	}
+	p := historyPage(found, last, hasPrev)
+	return a, &p, true, nil
+}
+
+// historyStatement is the statement of ChannelHistoryWith and its
+// arguments, and whether newer messages exist (after a before).
+func historyStatement(channelID, viewer string, last int, before int64, with HistoryExtras) (string, []any, bool) {
 	hasPrev := before > 0
 	if before <= 0 {
 		before = 1 << 62
@@ -38,25 +83,25 @@ func (s *Store) ChannelHistoryWith(ctx context.Context, channelID, viewer string
 	page := `SELECT ` + messageColumns + ` FROM messages
 		WHERE channel_id = $1 AND pos < $2 AND ` + inChannel + ` AND ` + visibleTo(4) + `
 		ORDER BY pos DESC LIMIT $3`
-	var found []*Message
-	var err error
+	args := []any{channelID, before, last + 1, viewer}
 	if !with.Senders && !with.Reactions {
-		found, err = collectMessages(s.reader(ctx).Query(ctx, page, channelID, before, last+1, viewer))
-	} else {
-		found, err = s.historyWith(ctx, page, with, channelID, before, last+1, viewer)
+		return page, args, hasPrev
 	}
-	if err != nil {
-		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
-	}
+	return historyWith(page, with), args, hasPrev
+}
+
+// historyPage makes found (newest first, one more than last if there are
+// older ones) a page, oldest first.
+func historyPage(found []*Message, last int, hasPrev bool) Page[*Message] {
 	p := PageOf(found, last)
 	p.HasPrev = hasPrev
 	slices.Reverse(p.Items) // oldest first
-	return p, nil
+	return p
 }
 
-// historyWith runs page (a statement of messageColumns ordered by pos
+// historyWith is page (a statement of messageColumns ordered by pos
 // descending) joined with what with asks for, in that order.
-func (s *Store) historyWith(ctx context.Context, page string, with HistoryExtras, args ...any) ([]*Message, error) {
+func historyWith(page string, with HistoryExtras) string {
 	q := `SELECT m.*`
 	from := ` FROM (` + page + `) m`
 	if with.Senders {
@@ -70,9 +115,16 @@ func (s *Store) historyWith(ctx context.Context, page string, with HistoryExtras
 		from += ` LEFT JOIN LATERAL (SELECT array_agg(kind ORDER BY n DESC, kind) AS kinds, array_agg(n ORDER BY n DESC, kind) AS counts
 			FROM (SELECT kind, count(*) AS n FROM message_reactions WHERE message_id = m.id GROUP BY kind) k) rc ON true`
 	}
-	rows, err := s.reader(ctx).Query(ctx, q+from+` ORDER BY m.pos DESC`, args...)
+	return q + from + ` ORDER BY m.pos DESC`
+}
+
+// collectHistory reads the rows of historyStatement's statement made with with.
+func collectHistory(rows pgx.Rows, err error, with HistoryExtras) ([]*Message, error) {
 	if err != nil {
 		return nil, err
+	}
+	if !with.Senders && !with.Reactions {
+		return collectMessages(rows, nil)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Message, error) {
 		var m Message

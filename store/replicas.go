@@ -35,11 +35,17 @@ type mayLagKey struct{}
 // ReadYourWritesWindow). Without it every read goes to the primary.
 func MayLag(ctx context.Context) context.Context { return context.WithValue(ctx, mayLagKey{}, true) }
 
+// readsPrimary reports whether reader(ctx) is s.db without asking the
+// replicas: no replicas, a transaction, or a read that may not lag.
+func (s *Store) readsPrimary(ctx context.Context) bool {
+	return s.replicas == nil || s.db != Querier(s.pool) || ctx.Value(mayLagKey{}) == nil
+}
+
 // reader returns what a read that may lag runs on: a healthy replica when
 // ctx allows it and s is bound to the pool, the primary otherwise.
 func (s *Store) reader(ctx context.Context) Querier {
 	rs := s.replicas
-	if rs == nil || s.db != Querier(s.pool) || ctx.Value(mayLagKey{}) == nil {
+	if s.readsPrimary(ctx) {
 		return s.db
 	}
 	if r := rs.pick(); r != nil {

@@ -236,7 +236,7 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.AddTransport(wsTransport{s})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	srv.AddTransport(postTransport{}) // transport.POST's, writing data-only responses as they are
 
 	srv.SetQueryCache(gqllru.New[*ast.QueryDocument](1000))
 	srv.SetErrorPresenter(s.present)

@@ -569,7 +569,7 @@ func chatHistory(ctx context.Context, h *harness, t *table, postgraphile bool) e
 		}
 	}
 	t.note("200 messages with reactions in the channel; each page is the newest 50 with the author's name and reaction counts. "+
-		"Brook runs 2 statements per page (channel and membership; the messages with their authors and reaction counts) plus auth and rate limiting; "+
+		"Brook runs 2 statements per page in one round trip (channel and membership; the messages with their authors and reaction counts) plus auth and rate limiting; "+
 		"the load generator shares the %d cores. Brook's server used %s of CPU per page.", runtime.NumCPU(), ms(perPage))
 	return nil
 }
