@@ -20,7 +20,8 @@ type Subscription struct {
 	// its context is done, when it falls behind, or when the bus closes.
 	// Every local subscriber of a topic receives the same *Event: treat it
 	// as read-only. (Pointers keep an idle subscriber's buffer small: 8
-	// bytes a slot rather than a whole Event.)
+	// bytes a slot rather than a whole Event.) Nil for a subscription made
+	// by SubscribeParked: read Events instead.
 	C <-chan *Event
 
 	c     chan *Event
@@ -35,6 +36,44 @@ type Subscription struct {
 	wakeMu sync.Mutex
 	wake   func()
 	ended  bool
+}
+
+// closedEvents is the channel of a parked subscription that ended before
+// its first event: closed, as C would be.
+var closedEvents = func() chan *Event {
+	c := make(chan *Event)
+	close(c)
+	return c
+}()
+
+// Events returns the channel of the subscription's events: C, or for a
+// subscription made by SubscribeParked, the channel made at its first
+// event (nil before it, which blocks; after Park reported false it is
+// never nil).
+func (s *Subscription) Events() <-chan *Event {
+	if s.C != nil {
+		return s.C
+	}
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	return s.c
+}
+
+// offer puts ev in the subscription's buffer, made now if the
+// subscription has none yet; false: the buffer is full. The caller holds
+// b.mu, under which s.c changes (and wakeMu too, for Park and Events).
+func (s *Subscription) offer(ev *Event) bool {
+	if s.c == nil {
+		s.wakeMu.Lock()
+		s.c = make(chan *Event, s.bus.buffer)
+		s.wakeMu.Unlock()
+	}
+	select {
+	case s.c <- ev:
+		return true
+	default:
+		return false
+	}
 }
 
 // Park arranges for wake to run, on a goroutine of its own, when the next
@@ -92,6 +131,19 @@ const subscribeTimeout = 5 * time.Second
 // subscription is live in Redis, so every event published after it returns
 // is delivered. The subscription ends when ctx is done.
 func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error) {
+	return b.subscribe(ctx, topic, false)
+}
+
+// SubscribeParked is Subscribe for a subscriber that reads its events
+// through Park and Events (stream.Follow): the subscription's buffer is
+// made at its first event, so one that never gets any (an idle
+// subscriber, most of a big node's) holds none; a 64-event buffer was
+// two thirds of an idle subscription's bus memory. C is nil.
+func (b *Bus) SubscribeParked(ctx context.Context, topic string) (*Subscription, error) {
+	return b.subscribe(ctx, topic, true)
+}
+
+func (b *Bus) subscribe(ctx context.Context, topic string, parked bool) (*Subscription, error) {
 	var down <-chan struct{}
 	if b.health != nil {
 		if err := b.health.Err(); err != nil {
@@ -99,8 +151,11 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error
 		}
 		down = b.health.Opened()
 	}
-	c := make(chan *Event, b.buffer)
-	s := &Subscription{C: c, c: c, bus: b, topic: topic}
+	s := &Subscription{bus: b, topic: topic}
+	if !parked {
+		c := make(chan *Event, b.buffer)
+		s.C, s.c = c, c
+	}
 
 	b.mu.Lock()
 	if b.closed {
@@ -219,7 +274,13 @@ func (b *Bus) removeLocked(s *Subscription, err error) {
 	delete(subs, s)
 	b.subscribers.Dec()
 	s.err = err
-	close(s.c)
+	if s.c == nil {
+		s.wakeMu.Lock()
+		s.c = closedEvents
+		s.wakeMu.Unlock()
+	} else {
+		close(s.c)
+	}
 	s.woken(true)
 	if s.stop != nil {
 		s.stop()
