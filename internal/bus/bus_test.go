@@ -42,6 +42,10 @@ func newNode(t *testing.T) (*bus.Bus, redis.UniversalClient) {
 
 func receive(t *testing.T, s *bus.Subscription) *bus.Event {
 	t.Helper()
+	// A parked subscription's channel is nil until an event comes.
+	for end := time.Now().Add(5 * time.Second); s.Events() == nil && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 	select {
 	case ev, ok := <-s.Events():
 		if !ok {
@@ -574,6 +578,22 @@ func TestSubscribeParked(t *testing.T) {
 		t.Fatalf("ended with %v, want nil", idle.Err())
 	}
 
+	// A parked reader gives the buffer back once it has read it empty.
+	back, err := b.SubscribeParked(context.Background(), "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PublishRaw(context.Background(), "room", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := receive(t, back); string(ev.Data) != "x" {
+		t.Fatalf("got %q", ev.Data)
+	}
+	if !back.Park(func() {}) || back.Events() != nil {
+		t.Fatal("a drained parked subscription kept its buffer")
+	}
+	back.Close()
+
 	slow, err := b.SubscribeParked(context.Background(), "room")
 	if err != nil {
 		t.Fatal(err)
@@ -585,6 +605,9 @@ func TestSubscribeParked(t *testing.T) {
 	}
 	drained := 0
 	deadline := time.After(5 * time.Second)
+	for slow.Events() == nil {
+		time.Sleep(time.Millisecond)
+	}
 	for done := false; !done; {
 		select {
 		case ev, ok := <-slow.Events():

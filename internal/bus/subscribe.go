@@ -47,9 +47,9 @@ var closedEvents = func() chan *Event {
 }()
 
 // Events returns the channel of the subscription's events: C, or for a
-// subscription made by SubscribeParked, the channel made at its first
-// event (nil before it, which blocks; after Park reported false it is
-// never nil).
+// subscription made by SubscribeParked, the channel made at its next
+// event (nil while it has none, which blocks; after Park reported false it
+// is never nil, and the same until the reader parks again).
 func (s *Subscription) Events() <-chan *Event {
 	if s.C != nil {
 		return s.C
@@ -60,13 +60,14 @@ func (s *Subscription) Events() <-chan *Event {
 }
 
 // offer puts ev in the subscription's buffer, made now if the
-// subscription has none yet; false: the buffer is full. The caller holds
-// b.mu, under which s.c changes (and wakeMu too, for Park and Events).
+// subscription has none (SubscribeParked; Park gives it back drained);
+// false: the buffer is full. The caller holds b.mu; s.c changes under
+// wakeMu.
 func (s *Subscription) offer(ev *Event) bool {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
 	if s.c == nil {
-		s.wakeMu.Lock()
 		s.c = make(chan *Event, s.bus.buffer)
-		s.wakeMu.Unlock()
 	}
 	select {
 	case s.c <- ev:
@@ -91,6 +92,12 @@ func (s *Subscription) Park(wake func()) bool {
 	// took it first, the event is seen here; if after, it finds wake.
 	if len(s.c) > 0 || s.ended {
 		return false
+	}
+	if s.C == nil {
+		// A parked subscription gives its drained buffer back: a gap
+		// after a reconnect wakes every subscriber of the node, and each
+		// would otherwise keep a buffer made for one event for hours.
+		s.c = nil
 	}
 	s.wake = wake
 	return true
@@ -274,13 +281,14 @@ func (b *Bus) removeLocked(s *Subscription, err error) {
 	delete(subs, s)
 	b.subscribers.Dec()
 	s.err = err
+	s.wakeMu.Lock()
 	if s.c == nil {
-		s.wakeMu.Lock()
 		s.c = closedEvents
-		s.wakeMu.Unlock()
 	} else {
 		close(s.c)
 	}
+	s.ended = true // with the close: Park must not give the channel back now
+	s.wakeMu.Unlock()
 	s.woken(true)
 	if s.stop != nil {
 		s.stop()
