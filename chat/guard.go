@@ -139,7 +139,7 @@ func (s *Service) ChannelEvents(ctx context.Context, channel string) (<-chan *Ch
 	if err := requireRead(a, me); err != nil {
 		return nil, err
 	}
-	sub, err := s.bus.Subscribe(ctx, ChannelTopic(channel))
+	sub, err := s.bus.SubscribeParked(ctx, ChannelTopic(channel))
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (s *Service) MyEvents(ctx context.Context) (<-chan *UserEvent, error) {
 	if err != nil {
 		return nil, err
 	}
-	sub, err := s.bus.Subscribe(ctx, UserChatTopic(me.UserID))
+	sub, err := s.bus.SubscribeParked(ctx, UserChatTopic(me.UserID))
 	if err != nil {
 		return nil, err
 	}

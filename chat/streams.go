@@ -175,7 +175,7 @@ func (s *messageStream) Next() bool {
 		if !s.fill() {
 			return false
 		}
-	case ev, ok := <-s.sub.C:
+	case ev, ok := <-s.sub.Events():
 		if !ok {
 			stream.End(s.ctx, s.sub.Err())
 			return false
@@ -332,7 +332,7 @@ func (s *Service) MessageAdded(ctx context.Context, channel string, after *strin
 		afterID = &id
 	}
 	// Subscribe first, then read where to start: nothing sent in between is missed.
-	sub, err := s.bus.Subscribe(ctx, ChannelTopic(channel))
+	sub, err := s.bus.SubscribeParked(ctx, ChannelTopic(channel))
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/brookhq/brook/internal/stream"
 )
 
 // metrics are the Prometheus series of the GraphQL layer. Operations are
@@ -85,7 +87,11 @@ func (m *metrics) observeOperation(ctx context.Context, next graphql.OperationHa
 		}
 	}
 	if release != nil {
-		context.AfterFunc(ctx, release)
+		// A WebSocket operation runs it as it ends: watching the context
+		// cost every idle subscription a context and a map entry more.
+		if op, ok := stream.TransportFrom(ctx).(*wsOperation); !ok || !op.onEnd(release) {
+			context.AfterFunc(ctx, release)
+		}
 	}
 	return next(ctx)
 }

@@ -304,7 +304,7 @@ func (c *wsConn) next(m wsMessage, start time.Time, err error) bool {
 		c.mu.Unlock()
 		if op != nil {
 			op.completed.Store(true)
-			op.cancel()
+			op.end()
 		}
 	case m.Type == "ping" && !c.legacy:
 		c.send("", "pong", m.Payload)
@@ -361,7 +361,7 @@ func (c *wsConn) close(code int, reason string) {
 	c.ops = nil
 	c.mu.Unlock()
 	for _, op := range ops {
-		op.cancel()
+		op.end()
 	}
 	if code == websocket.CloseNormalClosure {
 		switch {

@@ -51,6 +51,35 @@ type wsOperation struct {
 	mu sync.Mutex
 	// errs end the operation with an error message rather than complete.
 	errs gqlerror.List
+	// release runs when the operation ends (onEnd); ended: it has.
+	release func()
+	ended   bool
+}
+
+// onEnd arranges for f to run when the operation ends, and reports true;
+// false when it has already ended.
+func (op *wsOperation) onEnd(f func()) bool {
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.ended || op.release != nil {
+		return false
+	}
+	op.release = f
+	return true
+}
+
+// end cancels the operation's context and runs what onEnd arranged, once.
+// Every operation ends through it: completed by the client, finished, or
+// with its connection.
+func (op *wsOperation) end() {
+	op.cancel()
+	op.mu.Lock()
+	f := op.release
+	op.release, op.ended = nil, true
+	op.mu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // Delivery returns how the subscription's stream hands events over (see
@@ -324,7 +353,7 @@ func (c *wsConn) finish(op *wsOperation) {
 	c.removeOp(op.id, op)
 	closed := c.closed
 	c.mu.Unlock()
-	op.cancel()
+	op.end()
 	if closed || op.completed.Load() || c.ctx.Err() != nil {
 		return
 	}

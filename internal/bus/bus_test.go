@@ -42,8 +42,12 @@ func newNode(t *testing.T) (*bus.Bus, redis.UniversalClient) {
 
 func receive(t *testing.T, s *bus.Subscription) *bus.Event {
 	t.Helper()
+	// A parked subscription's channel is nil until an event comes.
+	for end := time.Now().Add(5 * time.Second); s.Events() == nil && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
 	select {
-	case ev, ok := <-s.C:
+	case ev, ok := <-s.Events():
 		if !ok {
 			t.Fatalf("subscription closed: %v", s.Err())
 		}
@@ -405,11 +409,27 @@ func TestPublishOrHold(t *testing.T) {
 
 // A parked subscriber is woken once for the next event and once for its
 // end, and is not parked while an event waits in C.
+// subscribeKinds are the two ways to subscribe that Park serves: with a
+// buffer made at once, and with one made at the first event.
+var subscribeKinds = []struct {
+	name      string
+	subscribe func(*bus.Bus, context.Context, string) (*bus.Subscription, error)
+}{
+	{"Subscribe", (*bus.Bus).Subscribe},
+	{"SubscribeParked", (*bus.Bus).SubscribeParked},
+}
+
 func TestParkWakesAtTheNextEventAndAtTheEnd(t *testing.T) {
+	for _, k := range subscribeKinds {
+		t.Run(k.name, func(t *testing.T) { testParkWakes(t, k.subscribe) })
+	}
+}
+
+func testParkWakes(t *testing.T, subscribe func(*bus.Bus, context.Context, string) (*bus.Subscription, error)) {
 	b, _ := newNode(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s, err := b.Subscribe(ctx, "room")
+	s, err := subscribe(b, ctx, "room")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +467,7 @@ func TestParkWakesAtTheNextEventAndAtTheEnd(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not woken by the end")
 	}
-	if _, ok := <-s.C; ok {
+	if _, ok := <-s.Events(); ok {
 		t.Fatal("C not closed at the end")
 	}
 	if s.Park(func() { woken <- "after end" }) {
@@ -463,9 +483,15 @@ func TestParkWakesAtTheNextEventAndAtTheEnd(t *testing.T) {
 // A reader that parks whenever C is empty gets every event, in order, and
 // never runs twice at once, however events and parking interleave.
 func TestParkingReaderGetsEveryEventOnce(t *testing.T) {
+	for _, k := range subscribeKinds {
+		t.Run(k.name, func(t *testing.T) { testParkingReader(t, k.subscribe) })
+	}
+}
+
+func testParkingReader(t *testing.T, subscribe func(*bus.Bus, context.Context, string) (*bus.Subscription, error)) {
 	b, _ := newNode(t)
 	ctx := context.Background()
-	s, err := b.Subscribe(ctx, "room")
+	s, err := subscribe(b, ctx, "room")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +515,7 @@ func TestParkingReaderGetsEveryEventOnce(t *testing.T) {
 				return
 			}
 			running.Add(1)
-			ev, ok := <-s.C
+			ev, ok := <-s.Events()
 			if !ok {
 				running.Add(-1)
 				return
@@ -523,6 +549,82 @@ func TestParkingReaderGetsEveryEventOnce(t *testing.T) {
 	case <-twice:
 		t.Fatal("two readers ran at once")
 	default:
+	}
+}
+
+// A parked subscription holds no buffer until its first event, ends closed
+// without one, and is dropped like any other when its buffer fills.
+func TestSubscribeParked(t *testing.T) {
+	b, _ := newNode(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	idle, err := b.SubscribeParked(ctx, "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle.C != nil || idle.Events() != nil {
+		t.Fatal("a parked subscription has a buffer before its first event")
+	}
+	cancel()
+	// Events is nil until the end (a parked reader is woken instead).
+	for end := time.Now().Add(5 * time.Second); idle.Events() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("Events not closed at the end")
+		}
+	}
+	if _, ok := <-idle.Events(); ok {
+		t.Fatal("an event on an ended subscription")
+	}
+	if idle.Err() != nil {
+		t.Fatalf("ended with %v, want nil", idle.Err())
+	}
+
+	// A parked reader gives the buffer back once it has read it empty.
+	back, err := b.SubscribeParked(context.Background(), "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PublishRaw(context.Background(), "room", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if ev := receive(t, back); string(ev.Data) != "x" {
+		t.Fatalf("got %q", ev.Data)
+	}
+	if !back.Park(func() {}) || back.Events() != nil {
+		t.Fatal("a drained parked subscription kept its buffer")
+	}
+	back.Close()
+
+	slow, err := b.SubscribeParked(context.Background(), "room")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 40; i++ { // more than the buffer of 16
+		if err := b.PublishRaw(context.Background(), "room", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drained := 0
+	deadline := time.After(5 * time.Second)
+	for slow.Events() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	for done := false; !done; {
+		select {
+		case ev, ok := <-slow.Events():
+			if !ok {
+				done = true
+				break
+			}
+			if string(ev.Data) != strconv.Itoa(drained) {
+				t.Fatalf("event %d is %q", drained, ev.Data)
+			}
+			drained++
+		case <-deadline:
+			t.Fatalf("not dropped: %d events read", drained)
+		}
+	}
+	if !errors.Is(slow.Err(), bus.ErrSlowSubscriber) || drained != 16 {
+		t.Fatalf("ended with %v after %d events, want ErrSlowSubscriber after 16", slow.Err(), drained)
 	}
 }
 

@@ -181,10 +181,9 @@ func (b *Bus) signalGapLocked(topics []string) {
 	for _, topic := range topics {
 		gap := &Event{Topic: topic, Gap: true}
 		for s := range b.topics[topic] {
-			select {
-			case s.c <- gap:
+			if s.offer(gap) {
 				s.woken(false)
-			default:
+			} else {
 				b.dropped.Inc()
 				b.removeLocked(s, ErrSlowSubscriber)
 			}
@@ -216,10 +215,9 @@ func (b *Bus) dispatch(m *redis.Message) {
 		defer b.traceDelivery(parent, state, ev.Topic, len(b.topics[ev.Topic]))()
 	}
 	for s := range b.topics[ev.Topic] {
-		select {
-		case s.c <- ev:
+		if s.offer(ev) {
 			s.woken(false)
-		default:
+		} else {
 			b.dropped.Inc()
 			b.removeLocked(s, ErrSlowSubscriber)
 		}

@@ -20,7 +20,8 @@ type Subscription struct {
 	// its context is done, when it falls behind, or when the bus closes.
 	// Every local subscriber of a topic receives the same *Event: treat it
 	// as read-only. (Pointers keep an idle subscriber's buffer small: 8
-	// bytes a slot rather than a whole Event.)
+	// bytes a slot rather than a whole Event.) Nil for a subscription made
+	// by SubscribeParked: read Events instead.
 	C <-chan *Event
 
 	c     chan *Event
@@ -35,6 +36,45 @@ type Subscription struct {
 	wakeMu sync.Mutex
 	wake   func()
 	ended  bool
+}
+
+// closedEvents is the channel of a parked subscription that ended before
+// its first event: closed, as C would be.
+var closedEvents = func() chan *Event {
+	c := make(chan *Event)
+	close(c)
+	return c
+}()
+
+// Events returns the channel of the subscription's events: C, or for a
+// subscription made by SubscribeParked, the channel made at its next
+// event (nil while it has none, which blocks; after Park reported false it
+// is never nil, and the same until the reader parks again).
+func (s *Subscription) Events() <-chan *Event {
+	if s.C != nil {
+		return s.C
+	}
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	return s.c
+}
+
+// offer puts ev in the subscription's buffer, made now if the
+// subscription has none (SubscribeParked; Park gives it back drained);
+// false: the buffer is full. The caller holds b.mu; s.c changes under
+// wakeMu.
+func (s *Subscription) offer(ev *Event) bool {
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	if s.c == nil {
+		s.c = make(chan *Event, s.bus.buffer)
+	}
+	select {
+	case s.c <- ev:
+		return true
+	default:
+		return false
+	}
 }
 
 // Park arranges for wake to run, on a goroutine of its own, when the next
@@ -52,6 +92,12 @@ func (s *Subscription) Park(wake func()) bool {
 	// took it first, the event is seen here; if after, it finds wake.
 	if len(s.c) > 0 || s.ended {
 		return false
+	}
+	if s.C == nil {
+		// A parked subscription gives its drained buffer back: a gap
+		// after a reconnect wakes every subscriber of the node, and each
+		// would otherwise keep a buffer made for one event for hours.
+		s.c = nil
 	}
 	s.wake = wake
 	return true
@@ -92,6 +138,19 @@ const subscribeTimeout = 5 * time.Second
 // subscription is live in Redis, so every event published after it returns
 // is delivered. The subscription ends when ctx is done.
 func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error) {
+	return b.subscribe(ctx, topic, false)
+}
+
+// SubscribeParked is Subscribe for a subscriber that reads its events
+// through Park and Events (stream.Follow): the subscription's buffer is
+// made at its first event, so one that never gets any (an idle
+// subscriber, most of a big node's) holds none; a 64-event buffer was
+// two thirds of an idle subscription's bus memory. C is nil.
+func (b *Bus) SubscribeParked(ctx context.Context, topic string) (*Subscription, error) {
+	return b.subscribe(ctx, topic, true)
+}
+
+func (b *Bus) subscribe(ctx context.Context, topic string, parked bool) (*Subscription, error) {
 	var down <-chan struct{}
 	if b.health != nil {
 		if err := b.health.Err(); err != nil {
@@ -99,8 +158,11 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) (*Subscription, error
 		}
 		down = b.health.Opened()
 	}
-	c := make(chan *Event, b.buffer)
-	s := &Subscription{C: c, c: c, bus: b, topic: topic}
+	s := &Subscription{bus: b, topic: topic}
+	if !parked {
+		c := make(chan *Event, b.buffer)
+		s.C, s.c = c, c
+	}
 
 	b.mu.Lock()
 	if b.closed {
@@ -219,7 +281,14 @@ func (b *Bus) removeLocked(s *Subscription, err error) {
 	delete(subs, s)
 	b.subscribers.Dec()
 	s.err = err
-	close(s.c)
+	s.wakeMu.Lock()
+	if s.c == nil {
+		s.c = closedEvents
+	} else {
+		close(s.c)
+	}
+	s.ended = true // with the close: Park must not give the channel back now
+	s.wakeMu.Unlock()
 	s.woken(true)
 	if s.stop != nil {
 		s.stop()

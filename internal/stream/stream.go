@@ -47,6 +47,10 @@ func WithTransport(ctx context.Context, t Transport) context.Context {
 	return context.WithValue(ctx, transportKey{}, t)
 }
 
+// TransportFrom returns the transport serving the subscription of ctx,
+// or nil.
+func TransportFrom(ctx context.Context) Transport { return transportFrom(ctx) }
+
 func transportFrom(ctx context.Context) Transport {
 	t, _ := ctx.Value(transportKey{}).(Transport)
 	return t
@@ -166,7 +170,7 @@ func (s *relay[T]) Next() bool {
 	select {
 	case <-s.ctx.Done():
 		return false
-	case ev, ok := <-s.sub.C:
+	case ev, ok := <-s.sub.Events():
 		if !ok {
 			End(s.ctx, s.sub.Err())
 			return false
