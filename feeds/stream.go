@@ -3,6 +3,7 @@ package feeds
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -33,7 +34,7 @@ func (s *Service) FeedUpdated(ctx context.Context, feed string) (<-chan *FeedUpd
 // any gap in the bus.
 func (s *Service) streamFeed(ctx context.Context, f *store.Feed, me auth.Identity) (<-chan *FeedUpdate, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	fs := &feedStream{s: s, ctx: ctx, cancel: cancel, feed: f.ID, me: me, events: make(chan feedEvent), own: map[string]bool{}, pulled: map[string]context.CancelFunc{},
+	fs := &feedStream{s: s, ctx: ctx, cancel: cancel, feed: f.ID, f: f, me: me, events: make(chan feedEvent), own: map[string]bool{}, pulled: map[string]context.CancelFunc{},
 		// Only a user feed is read by others, who may lose the right.
 		guarded: f.Group == store.GroupUser && f.OwnerID != me.UserID && !me.IsAdmin(),
 		changes: map[uuid.UUID]activityState{}, poke: make(chan struct{}, 1), coalesce: newCoalescer(s.updateWindow)}
@@ -77,6 +78,9 @@ func (s *Service) streamFeed(ctx context.Context, f *store.Feed, me auth.Identit
 	if err := fs.watch(ids); err != nil {
 		return fail(err)
 	}
+	// The client reads this page itself: a catch-up after a bus gap must
+	// not send it again.
+	fs.recent = append(fs.recent, ids...)
 	out := stream.New[FeedUpdate](ctx)
 	go fs.run(f.ID, out)
 	return out.C, nil
@@ -86,10 +90,12 @@ func (s *Service) streamFeed(ctx context.Context, f *store.Feed, me auth.Identit
 // it listens to, the activities it delivered last and those it watches
 // for changes.
 type feedStream struct {
-	s        *Service
-	ctx      context.Context
-	cancel   context.CancelFunc
-	feed     string
+	s      *Service
+	ctx    context.Context
+	cancel context.CancelFunc
+	feed   string
+	// f is the feed as resolved at the start, read again after a gap.
+	f        *store.Feed
 	me       auth.Identity
 	timeline string
 	events   chan feedEvent
@@ -104,9 +110,10 @@ type feedStream struct {
 	// them once streaming.
 	own    map[string]bool
 	pulled map[string]context.CancelFunc
-	// recent are the last activities delivered as added, oldest first: an
-	// activity of a feed that moves from read-time merge back to fan-out
-	// can arrive both ways while the stream catches up.
+	// recent are the last activities delivered as added, starting with
+	// the start page's: an activity of a feed that moves from read-time
+	// merge back to fan-out can arrive both ways while the stream catches
+	// up, and a re-read after a bus gap returns those the client has.
 	recent []uuid.UUID
 
 	// watched are the activities whose changes the stream delivers,
@@ -179,8 +186,28 @@ func (fs *feedStream) run(feedID string, out *stream.Out[FeedUpdate]) {
 				return
 			}
 		}
+		if ev.gap && fs.own[ev.topic] {
+			// The events published while the connection was down are lost,
+			// not the activities: read the feed again and deliver what the
+			// stream has not.
+			u, err := fs.catchUp()
+			if err != nil {
+				if fs.ctx.Err() == nil {
+					stream.End(fs.ctx, err)
+				}
+				return
+			}
+			if u == nil {
+				continue
+			}
+			u.FeedID = feedID
+			if !fs.deliver(out, u) {
+				return
+			}
+			continue
+		}
 		if ev.gap || (!fs.own[ev.topic] && fs.pulled[ev.topic] == nil) {
-			continue // a gap, or from a feed no longer merged
+			continue // a pulled feed's gap (the feed's own catches up), or from a feed no longer merged
 		}
 		var e feedBusEvent
 		if err := json.Unmarshal(ev.data, &e); err != nil {
@@ -197,31 +224,55 @@ func (fs *feedStream) run(feedID string, out *stream.Out[FeedUpdate]) {
 			continue
 		}
 		u := e.FeedUpdate
-		if !fs.fresh(&u) {
-			continue
-		}
-		if len(u.Removed) > 0 {
-			fs.unwatch(u.Removed)
-		}
-		if len(u.Added) > 0 {
-			// Watched before delivered: a client that sees an activity
-			// added gets its changes from then on.
-			ids := make([]uuid.UUID, len(u.Added))
-			for i, a := range u.Added {
-				ids[len(ids)-1-i] = a.ID // oldest first
-			}
-			if err := fs.watch(ids); err != nil {
-				if fs.ctx.Err() == nil {
-					stream.End(fs.ctx, err)
-				}
-				return
-			}
-		}
 		u.FeedID = feedID
-		if !out.Send(fs.ctx, &u) {
+		if !fs.deliver(out, &u) {
 			return
 		}
 	}
+}
+
+// deliver sends u, less what the stream delivered already, after watching
+// the activities it adds. It reports false when the stream ends.
+func (fs *feedStream) deliver(out *stream.Out[FeedUpdate], u *FeedUpdate) bool {
+	if !fs.fresh(u) {
+		return true
+	}
+	if len(u.Removed) > 0 {
+		fs.unwatch(u.Removed)
+	}
+	if len(u.Added) > 0 {
+		// Watched before delivered: a client that sees an activity
+		// added gets its changes from then on.
+		ids := make([]uuid.UUID, len(u.Added))
+		for i, a := range u.Added {
+			ids[len(ids)-1-i] = a.ID // oldest first
+		}
+		if err := fs.watch(ids); err != nil {
+			if fs.ctx.Err() == nil {
+				stream.End(fs.ctx, err)
+			}
+			return false
+		}
+	}
+	return out.Send(fs.ctx, u)
+}
+
+// catchUp reads the feed's newest activities again after a bus gap, the
+// read the stream's start does (pulled feeds merged), and returns them as
+// one update for deliver, which drops those already delivered; nil when
+// the feed shows none. It goes by the ids delivered, not by the newest
+// one: fan-out pages commit out of id order, so an activity older than
+// the last delivered may still be new to the stream.
+func (fs *feedStream) catchUp() (*FeedUpdate, error) {
+	page, err := fs.s.store.FeedActivities(fs.ctx, fs.f, uuid.Nil, feedWatchLimit)
+	if err != nil {
+		return nil, fmt.Errorf("feeds: catching up after a bus gap: %w", err)
+	}
+	if len(page.Items) == 0 {
+		return nil, nil
+	}
+	// Newest first, as every added update of the bus is.
+	return &FeedUpdate{Added: page.Items}, nil
 }
 
 // checkAccess asks PostgreSQL whether the subscriber may still read the
