@@ -3,7 +3,6 @@ package chat_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/brookhq/brook/internal/brooktest"
 	"github.com/brookhq/brook/store"
@@ -56,27 +55,10 @@ func unreadOf(t *testing.T, n *brooktest.Node, user string) map[string]int {
 	return got
 }
 
-// waitSubscribed waits for just-started subscriptions to go live: a
-// moment for the server to take them, then until every topic the node's
-// bus holds has its Redis subscription (on a cluster's shard, a new
-// connection may take longer than the moment).
+// waitSubscribed waits for just-started subscriptions to go live.
 func waitSubscribed(t *testing.T, n *brooktest.Node) {
 	t.Helper()
-	time.Sleep(150 * time.Millisecond)
-	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for _, topic := range n.Bus.Topics() {
-		for {
-			c, err := n.Bus.RedisSubscribers(ctx, topic)
-			if err == nil && c > 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("topic %s not subscribed in Redis after 10 s: %d, %v", topic, c, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	n.WaitSubscribed(t)
 }
 
 // channelWithoutWorkers starts a node whose jobs only the test runs, and

@@ -44,6 +44,7 @@ func TestFeedLinkPreview(t *testing.T) {
 	feed := "user:" + u["writer"]
 	sub := n.MustDial(t, env.Token(t, u["writer"])).Subscribe(`subscription($f: ID!) { feedUpdated(feed: $f) {
 		added { id } updated { id createdAt updatedAt attachments { type url title imageUrl } } } }`, brooktest.Vars{"f": feed})
+	n.WaitSubscribed(t) // the first post's event would race the subscription
 	type att struct {
 		Type, URL, Title string
 		ImageURL         *string

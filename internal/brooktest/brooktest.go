@@ -216,6 +216,31 @@ func (n *Node) Stop() {
 	})
 }
 
+// WaitSubscribed waits for just-started subscriptions to go live: a
+// moment for the server to take them, then until every topic the node's
+// bus holds has its Redis subscription (on a cluster's shard, a new
+// connection may take longer than the moment). An event published before
+// that is not lost to a stream with replay, but a test counting events
+// must not race it.
+func (n *Node) WaitSubscribed(t testing.TB) {
+	t.Helper()
+	time.Sleep(150 * time.Millisecond)
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, topic := range n.Bus.Topics() {
+		for {
+			c, err := n.Bus.RedisSubscribers(ctx, topic)
+			if err == nil && c > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("topic %s not subscribed in Redis after 10 s: %d, %v", topic, c, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
 // WaitForJobs waits until the outbox holds no ready job, or fails the test.
 func (n *Node) WaitForJobs(t testing.TB) {
 	t.Helper()
