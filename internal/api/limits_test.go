@@ -247,14 +247,18 @@ func ownBudgets(o *node.Options) { o.RedisPrefix += fmt.Sprint("own", time.Now()
 // when they end: the one that finds it spent has already been answered, and
 // from then on the node refuses the address up front without asking Redis.
 func TestRateLimitPerIPCountsFailedRequests(t *testing.T) {
+	logger, logged := captureLogs()
 	n := env.StartNode(t, brooktest.NodeOptions{Workers: -1, API: func(o *api.Options) {
 		o.RatePerIP = ephemeral.Rate{Rate: 2, Period: time.Minute, Burst: 2}
-	}, Node: ownBudgets})
+	}, Node: ownBudgets, Logger: logger})
 	tok := env.Token(t, "failing")
 	for i, req := range []struct{ token, query string }{{"not-a-token", `{ me { id } }`}, {tok, `{ me { id }`}, {tok, `{ nope }`}} {
 		if r := n.Query(t, req.token, req.query, nil); r.Status == 429 || r.Code() == "" {
 			t.Fatalf("request %d: %d %+v", i+1, r.Status, r.Errors)
 		}
+		// A request that ran no operation is charged after its answer
+		// is sent; its log line comes once that is done.
+		brooktest.Eventually(t, "the request charged", func() bool { return strings.Count(logged(), "msg=request ") == i+1 })
 	}
 	if r := n.Query(t, tok, `{ me { id } }`, nil); r.Status != 429 || r.Code() != "RATE_LIMITED" {
 		t.Fatalf("fourth request: %d %+v", r.Status, r.Errors)
