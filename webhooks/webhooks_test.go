@@ -174,8 +174,14 @@ func TestSignedRetriedInOrder(t *testing.T) {
 			t.Fatalf("body %s", h.body)
 		}
 	}
-	if c := n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND order_key = $2 AND status = 'DELIVERED' AND attempts = 2`,
-		"signed-"+tag, "channel:"+cid); c != 4 {
+	// The receiver has the last attempt before the worker, which writes
+	// the outcome once the answer is in, commits it.
+	delivered := func() int {
+		return n.Count(t, `SELECT count(*) FROM webhook_deliveries WHERE webhook_id = $1 AND order_key = $2 AND status = 'DELIVERED' AND attempts = 2`,
+			"signed-"+tag, "channel:"+cid)
+	}
+	waitFor(t, "four deliveries DELIVERED after 2 attempts", func() bool { return delivered() == 4 })
+	if c := delivered(); c != 4 {
 		t.Fatalf("%d deliveries DELIVERED after 2 attempts, want 4", c)
 	}
 }
