@@ -24,6 +24,7 @@ func TestFeedUpdatedAcrossNodes(t *testing.T) {
 	sub := ws.Subscribe(`subscription($f: ID!) { feedUpdated(feed: $f) { feed { id } added { id object actor { id } } removed } }`,
 		brooktest.Vars{"f": "timeline:" + u["alice"]})
 	brooktest.Eventually(t, "subscribed", func() bool { _, s := b.Bus.Stats(); return s > 0 })
+	b.WaitSubscribed(t) // in Redis too: the post is published from node a
 	id := post(t, a, u["bob"], "hello")
 	type update struct {
 		FeedUpdated struct {
