@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -432,7 +433,22 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 	if err != nil {
 		return err
 	}
-	gql := measureConcurrent(ctx, 32, dur, func() error {
+	meter, err := newCPUMeter(ctx, h, srv)
+	if err != nil {
+		return err
+	}
+	var cpuLines []string
+	// measured is measureConcurrent at concurrency 32 with each process's
+	// CPU per page noted.
+	measured := func(what string, op func() error) concurrentResult {
+		s0 := meter.sample()
+		r := measureConcurrent(ctx, 32, dur, op)
+		line := meter.perPage(s0, r.n)
+		fmt.Fprintf(os.Stderr, "bench: %s: %.0f pages/s, CPU per page: %s\n", what, r.rate, line)
+		cpuLines = append(cpuLines, what+": "+line)
+		return r
+	}
+	gql := measured("newest first, GraphQL", func() error {
 		r, err := c.Do(ctx, timelineQuery, nil)
 		if err == nil {
 			err = r.Err()
@@ -447,7 +463,7 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 		at           time.Time
 		counts, own  []byte
 	)
-	raw := measureConcurrent(ctx, 32, dur, func() error {
+	raw := measured("newest first, hand-written", func() error {
 		return readPage(ctx, db, rawTimeline, 25, &id, &verb, &object, &at, &name, &counts, &own)
 	})
 	floor := measureConcurrent(ctx, 32, dur, func() error {
@@ -457,14 +473,14 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 		return err
 	}
 	var score float64
-	rankedGQL := measureConcurrent(ctx, 32, dur, func() error {
+	rankedGQL := measured("ranked, GraphQL", func() error {
 		r, err := c.Do(ctx, rankedTimelineQuery, nil)
 		if err == nil {
 			err = r.Err()
 		}
 		return err
 	})
-	rankedRaw := measureConcurrent(ctx, 32, dur, func() error {
+	rankedRaw := measured("ranked, hand-written", func() error {
 		return readPage(ctx, db, rawRankedTimeline, 25, &id, &verb, &object, &at, &name, &score, &counts, &own)
 	})
 	for _, m := range []struct {
@@ -484,6 +500,7 @@ func timelineFigures(ctx context.Context, h *harness, st *store.Store, dur time.
 		100*gql.rate/raw.rate, ms(floor.p99))
 	t.note("Ranked rows: the first page of activities(ranking: \"popular\"), which scores the timeline's newest 1,000 activities (pulled actors merged) in SQL; the hand-written query types the same formula by hand and returns the same page (checked). GraphQL reaches %.0f%% of its throughput; the ranked page's two extra statements read the ranking and its activities' actors, counts and own reactions (a newest-first page reads them with the page).",
 		100*rankedGQL.rate/rankedRaw.rate)
+	t.note("CPU per page by process (the postmaster and its backends, Redis, Brook's server, the load generator), from /proc around each part: %s.", strings.Join(cpuLines, "; "))
 	return nil
 }
 
