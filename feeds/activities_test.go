@@ -194,9 +194,11 @@ func TestFeedTimelineStatements(t *testing.T) {
 	reader := env.StartNode(t, brooktest.NodeOptions{Workers: -1})
 	q := `query($f: ID!, $n: Int, $r: ID) { feed(id: $f) { activities(first: $n, ranking: $r) { edges { node { id verb actor { name } reactionCounts { kind count } ownReactions { kind } commentCount } } } } }`
 	var ranking any // nil: newest first
+	var trips int64
 	count := func(size int) int64 {
 		reader.Must(t, env.Token(t, u["reader"]), `{ me { id } }`, nil, nil) // warms the sign-in
-		before := reader.Store.Statements()
+		before, tripsBefore := reader.Store.Statements(), reader.Store.RoundTrips()
+		defer func() { trips = reader.Store.RoundTrips() - tripsBefore }()
 		var out struct {
 			Feed struct{ Activities struct{ Edges []struct{} } }
 		}
@@ -207,13 +209,17 @@ func TestFeedTimelineStatements(t *testing.T) {
 		return reader.Store.Statements() - before
 	}
 	small, large := count(5), count(25)
-	t.Logf("timeline page: %d statements for 5 activities, %d for 25", small, large)
+	t.Logf("timeline page: %d statements for 5 activities, %d for 25, in %d round trip(s)", small, large, trips)
 	if small != large {
 		t.Fatalf("statements grow with the page: %d for 5, %d for 25", small, large)
 	}
 	// The feed, then the page with its actors, counts and own reactions.
 	if small > 2 {
 		t.Fatalf("timeline page costs %d statements, want at most 2", small)
+	}
+	// ... in one round trip, unless the page may be read from a replica.
+	if env.Replica == nil && trips != 1 {
+		t.Fatalf("timeline page costs %d round trips to PostgreSQL, want 1", trips)
 	}
 	// A ranked page costs two statements more (reading the ranking, and the
 	// extras of the activities it ranked), also whatever its size.

@@ -12,6 +12,23 @@ import (
 // Feed returns a feed the caller may read, with its counts: nil for a feed
 // of a user that does not exist.
 func (s *Service) Feed(ctx context.Context, id string, lookup Lookup) (*store.Feed, error) {
+	return s.feed(ctx, id, s.fetchFeed(ctx, lookup))
+}
+
+// fetchFeed reads one feed through lookup.
+func (s *Service) fetchFeed(ctx context.Context, lookup Lookup) func(*store.Feed) (*store.Feed, error) {
+	return func(f *store.Feed) (*store.Feed, error) {
+		// A root field has no siblings to batch with: fetch at once.
+		feeds, err := s.lookup(lookup).FetchFeeds(ctx, []string{f.ID})
+		if err != nil {
+			return nil, err
+		}
+		return feeds[0], nil
+	}
+}
+
+// feed is Feed with the feed read by fetch (nil when it does not exist).
+func (s *Service) feed(ctx context.Context, id string, fetch func(*store.Feed) (*store.Feed, error)) (*store.Feed, error) {
 	f, me, err := callerFeed(ctx, "id", id)
 	if err != nil {
 		return nil, err
@@ -23,15 +40,47 @@ func (s *Service) Feed(ctx context.Context, id string, lookup Lookup) (*store.Fe
 			return nil, err
 		}
 	}
-	// A root field has no siblings to batch with: fetch at once.
-	feeds, err := s.lookup(lookup).FetchFeeds(ctx, []string{f.ID})
-	if err != nil || feeds[0] == nil {
+	read, err := fetch(f)
+	if err != nil || read == nil {
 		return nil, err
 	}
-	if err := s.checkFeedRead(ctx, me, feeds[0]); err != nil {
+	if err := s.checkFeedRead(ctx, me, read); err != nil {
 		return nil, err
 	}
-	return feeds[0], nil
+	return read, nil
+}
+
+// FeedWithActivities is Feed that also reads the page ActivitiesWith(feed,
+// first, after, want) returns, in the same round trip (issue 22: the
+// timeline page, feed(id) { activities }, is the hottest feed read). page
+// is nil when it was not read so (a window ActivitiesWith refuses, a read
+// that may go to a replica): the page then goes the usual way, with its
+// errors. The page is read alongside the feed but kept only once the
+// feed's read rules pass, the rules ActivitiesWith checks.
+func (s *Service) FeedWithActivities(ctx context.Context, id string, lookup Lookup, first *int, after *string, want PageWant) (_ *store.Feed, page *store.Page[*store.Activity], extras []store.ActivityExtras, _ error) {
+	n, pos, err := idAfter(first, after)
+	if err != nil {
+		f, err := s.Feed(ctx, id, lookup)
+		return f, nil, nil, err
+	}
+	w, err := want.with(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var read store.Page[*store.Activity]
+	batched := false
+	f, err := s.feed(ctx, id, func(f *store.Feed) (*store.Feed, error) {
+		feed, p, x, ok, err := s.store.FeedWithActivities(ctx, f, pos, n, w)
+		if !ok {
+			return s.fetchFeed(ctx, lookup)(f)
+		}
+		read, extras, batched = p, x, true
+		return feed, err
+	})
+	if err != nil || f == nil || !batched {
+		return f, nil, nil, err
+	}
+	return f, &read, extras, nil
 }
 
 // Activities returns a page of a feed's activities, newest first, merged

@@ -77,9 +77,14 @@ func (r *feedResolver) Activities(ctx context.Context, obj *store.Feed, first *i
 		r.prefetchActivities(ctx, mapItems(page.Items, func(a feeds.RankedActivity) *store.Activity { return a.Activity }), nil, "edges", "node")
 		return rankedEdges(page), nil
 	}
-	page, extras, err := r.Feeds.ActivitiesWith(ctx, obj, first, after, pageWant(ctx, "edges", "node"))
-	if err != nil {
-		return nil, err
+	want := pageWant(ctx, "edges", "node")
+	read, ok := r.loadersFor(ctx).feedPages.take(newFeedPageKey(obj.ID, first, after, want))
+	page, extras := read.page, read.extras
+	if !ok {
+		var err error
+		if page, extras, err = r.Feeds.ActivitiesWith(ctx, obj, first, after, want); err != nil {
+			return nil, err
+		}
 	}
 	r.prefetchActivities(ctx, page.Items, extras, "edges", "node")
 	return activityEdges(page), nil
@@ -173,7 +178,7 @@ func (r *mutationResolver) MarkFeedRead(ctx context.Context, feed string, groups
 }
 
 func (r *queryResolver) Feed(ctx context.Context, id string) (*store.Feed, error) {
-	return r.Feeds.Feed(ctx, id, r.feedLookup(ctx))
+	return r.feedWithActivities(ctx, id)
 }
 
 func (r *queryResolver) Activity(ctx context.Context, id string) (*store.Activity, error) {

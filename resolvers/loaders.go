@@ -33,6 +33,8 @@ type Loaders struct {
 
 	// history holds the history pages read with their channel.
 	history historyPrefetch
+	// feedPages are the timeline pages Query.feed read (feed_prefetch.go).
+	feedPages feedPrefetch
 }
 
 // NewLoaders returns a set of loaders over the products.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 )
 
 // PageWith says what a page of activities reads with each activity, for
@@ -115,10 +116,20 @@ func (e *extrasRow) extras(id uuid.UUID, with PageWith) ActivityExtras {
 // FeedActivitiesWith is FeedActivities that also reads, in the same
 // statement, what with asks of each activity; extras[i] is Items[i]'s.
 func (s *Store) FeedActivitiesWith(ctx context.Context, f *Feed, after uuid.UUID, first int, with PageWith) (Page[*Activity], []ActivityExtras, error) {
+	rows, err := s.reader(ctx).Query(ctx, feedPageSQL, feedPageArgs(f, after, first, with)...)
+	return collectFeedPage(rows, err, first, with)
+}
+
+// feedPageArgs are feedPageSQL's arguments.
+func feedPageArgs(f *Feed, after uuid.UUID, first int, with PageWith) []any {
 	if after == uuid.Nil {
 		after = maxID
 	}
-	rows, err := s.reader(ctx).Query(ctx, feedPageSQL, contentFeed(f), pullsFor(f), after, first+1, with.Actors, with.Counts, with.Viewer)
+	return []any{contentFeed(f), pullsFor(f), after, first + 1, with.Actors, with.Counts, with.Viewer}
+}
+
+// collectFeedPage reads the rows of feedPageSQL (err is the query's).
+func collectFeedPage(rows pgx.Rows, err error, first int, with PageWith) (Page[*Activity], []ActivityExtras, error) {
 	if err != nil {
 		return Page[*Activity]{}, nil, fmt.Errorf("store: feed page: %w", err)
 	}
@@ -139,6 +150,39 @@ func (s *Store) FeedActivitiesWith(ctx context.Context, f *Feed, after uuid.UUID
 	}
 	page := PageOf(acts, first)
 	return page, extras[:len(page.Items)], nil
+}
+
+// FeedWithActivities reads f as FeedsByID does and a page of its
+// activities as FeedActivitiesWith does, in one round trip: feed(id) {
+// activities }, the hottest feed read, waits on PostgreSQL once instead of
+// twice. feed is nil when FeedsByID's would be. The page is read before
+// the caller checks its read rules on feed: use it only once they pass.
+// Not ok, with nothing read, when ctx lets the page go to a replica: it
+// then goes the usual way.
+func (s *Store) FeedWithActivities(ctx context.Context, f *Feed, after uuid.UUID, first int, with PageWith) (feed *Feed, page Page[*Activity], extras []ActivityExtras, ok bool, err error) {
+	if !s.readsPrimary(ctx) {
+		return nil, Page[*Activity]{}, nil, false, nil
+	}
+	b := &pgx.Batch{}
+	ids := []string{f.ID}
+	b.Queue(feedsByIDSQL, ids)
+	b.Queue(feedPageSQL, feedPageArgs(f, after, first, with)...)
+	br := s.db.SendBatch(ctx, b)
+	defer br.Close()
+	rows, err := br.Query()
+	feeds, err := collectFeedsByID(rows, err, ids)
+	if err != nil {
+		return nil, Page[*Activity]{}, nil, true, err
+	}
+	rows, err = br.Query()
+	page, extras, err = collectFeedPage(rows, err, first, with)
+	if err == nil {
+		err = br.Close()
+	}
+	if err != nil {
+		return nil, Page[*Activity]{}, nil, true, err
+	}
+	return feeds[0], page, extras, true, nil
 }
 
 // ActivityExtras reads what with asks of activities read some other way,

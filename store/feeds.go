@@ -90,20 +90,30 @@ func pullsFor(f *Feed) string {
 	return ""
 }
 
+// feedsByIDSQL reads the follow counts and visibility of the feeds $1
+// whose owner exists. A timeline_aggregated feed has its timeline's
+// follows, so its counts.
+const feedsByIDSQL = `
+	SELECT ids.id, coalesce(f.follower_count, 0), coalesce(f.following_count, 0), coalesce(f.visibility, 'PUBLIC')
+	FROM unnest($1::text[]) AS ids(id)
+	JOIN users u ON u.id = split_part(ids.id, ':', 2)
+	LEFT JOIN feeds f ON f.id = CASE WHEN split_part(ids.id, ':', 1) = 'timeline_aggregated'
+		THEN 'timeline:' || split_part(ids.id, ':', 2) ELSE ids.id END`
+
 // FeedsByID returns feeds with their follow counts, in the order of ids:
 // nil for ids that are not feed ids or whose owner does not exist (every
 // user has every feed; a user that does not exist has none).
 func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
-	// A timeline_aggregated feed has its timeline's follows, so its counts.
-	rows, err := s.db.Query(ctx, `
-		SELECT ids.id, coalesce(f.follower_count, 0), coalesce(f.following_count, 0), coalesce(f.visibility, 'PUBLIC')
-		FROM unnest($1::text[]) AS ids(id)
-		JOIN users u ON u.id = split_part(ids.id, ':', 2)
-		LEFT JOIN feeds f ON f.id = CASE WHEN split_part(ids.id, ':', 1) = 'timeline_aggregated'
-			THEN 'timeline:' || split_part(ids.id, ':', 2) ELSE ids.id END`, ids)
+	rows, err := s.db.Query(ctx, feedsByIDSQL, ids)
+	return collectFeedsByID(rows, err, ids)
+}
+
+// collectFeedsByID reads the rows of feedsByIDSQL for ids (err is the query's).
+func collectFeedsByID(rows pgx.Rows, err error, ids []string) ([]*Feed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: feeds by id: %w", err)
 	}
+	defer rows.Close()
 	type feedRow struct {
 		followers, following int
 		visibility           FeedVisibility
@@ -113,7 +123,6 @@ func (s *Store) FeedsByID(ctx context.Context, ids []string) ([]*Feed, error) {
 		var id string
 		var c feedRow
 		if err := rows.Scan(&id, &c.followers, &c.following, &c.visibility); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("store: feeds by id: %w", err)
 		}
 		counts[id] = c

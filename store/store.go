@@ -44,6 +44,7 @@ type Store struct {
 	db         Querier
 	log        *slog.Logger
 	statements *atomic.Int64
+	roundTrips *atomic.Int64
 	replicas   *replicaSet
 }
 
@@ -68,8 +69,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	} else if cfg.MaxConns < 20 {
 		cfg.MaxConns = 20
 	}
-	statements := new(atomic.Int64)
-	cfg.ConnConfig.Tracer = statementCounter{n: statements}
+	statements, roundTrips := new(atomic.Int64), new(atomic.Int64)
+	cfg.ConnConfig.Tracer = statementCounter{n: statements, trips: roundTrips}
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = multitracer.New(cfg.ConnConfig.Tracer, opts.Tracer)
 	}
@@ -85,7 +86,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Store{pool: pool, db: pool, log: logger, statements: statements}
+	s := &Store{pool: pool, db: pool, log: logger, statements: statements, roundTrips: roundTrips}
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
