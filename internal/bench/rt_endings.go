@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// The round trip's subscriptions can end before the bench closes them: an
+// error frame (the server ended the subscription, UNAVAILABLE say), a
+// complete frame, or the connection dropping. An event a subscriber never
+// got is then not a lost event but a subscriber that was gone, and the
+// table must say which; rtEndings counts them.
+
+var (
+	rtErrCode    = regexp.MustCompile(`"code":"([A-Z_]+)"`)
+	rtErrMessage = regexp.MustCompile(`"message":"((?:[^"\\]|\\.)*)"`)
+)
+
+// rtSubscriber is one round trip subscriber's outcome: the measured events
+// it got, and how and when it ended, if it did before the bench closed it.
+type rtSubscriber struct {
+	user string
+	got  atomic.Int64
+	// ended is set once, by the subscriber's reader goroutine, when its
+	// subscription ended; endedBefore is the post that was next then
+	// (0: at start-up, before the warm-up post).
+	ended       atomic.Bool
+	endedBefore atomic.Int64
+}
+
+// rtEndings counts the ways subscriptions ended, each kind with the
+// number of subscribers and the first message seen.
+type rtEndings struct {
+	// next is the post about to be sent, for endedBefore.
+	next atomic.Int64
+	// closing is set before the bench closes the connections itself.
+	closing atomic.Bool
+
+	mu    sync.Mutex
+	kinds map[string]*rtEnding
+}
+
+// rtEnding is one kind of ending.
+type rtEnding struct {
+	subscribers, atStartup int
+	first, firstUser       string
+}
+
+// frame classifies a frame that is not an event: it records s as ended
+// when the frame ends its subscription (error, complete), and reports
+// whether it did.
+func (e *rtEndings) frame(s *rtSubscriber, data []byte) bool {
+	switch {
+	case bytes.Contains(data, []byte(`"type":"error"`)):
+		kind := "error frame"
+		if m := rtErrCode.FindSubmatch(data); m != nil {
+			kind += " " + string(m[1])
+		}
+		msg := string(data)
+		if m := rtErrMessage.FindSubmatch(data); m != nil {
+			msg = string(m[1])
+		}
+		e.end(s, kind, msg)
+		return true
+	case bytes.Contains(data, []byte(`"type":"complete"`)):
+		e.end(s, "complete frame", string(data))
+		return true
+	}
+	return false
+}
+
+// closed records a connection that ended while the bench still used it.
+func (e *rtEndings) closed(s *rtSubscriber, err error) {
+	if e.closing.Load() {
+		return
+	}
+	e.end(s, "connection dropped", err.Error())
+}
+
+// end counts s under kind; a subscriber counts once, under the first way
+// it ended (a drop after an error frame is the same subscriber).
+func (e *rtEndings) end(s *rtSubscriber, kind, msg string) {
+	if s.ended.Swap(true) {
+		return
+	}
+	next := e.next.Load()
+	s.endedBefore.Store(next)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.kinds == nil {
+		e.kinds = map[string]*rtEnding{}
+	}
+	k := e.kinds[kind]
+	if k == nil {
+		if len(msg) > 300 {
+			msg = msg[:300] + "…"
+		}
+		k = &rtEnding{first: msg, firstUser: s.user}
+		e.kinds[kind] = k
+	}
+	k.subscribers++
+	if next == 0 {
+		k.atStartup++
+	}
+}
+
+// summary says how many subscribers ended, of which kinds, with each
+// kind's first message: "" when none did.
+func (e *rtEndings) summary() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.kinds) == 0 {
+		return ""
+	}
+	names := make([]string, 0, len(e.kinds))
+	for n := range e.kinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, n := range names {
+		k := e.kinds[n]
+		parts = append(parts, fmt.Sprintf("%s: %d subscribers (%d at start-up, before the warm-up post); first, %s: %q",
+			n, k.subscribers, k.atStartup, k.firstUser, k.first))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// rtTally splits the events a size's subscribers missed between those
+// that ended early and those that stayed.
+type rtTally struct {
+	received, expected          int64
+	endedSubs, endedAtStartup   int
+	missedByEnded, missedByLive int64
+}
+
+// tally counts subs' events against posts measured posts each.
+func tally(subs []*rtSubscriber, posts int) rtTally {
+	var t rtTally
+	for _, s := range subs {
+		got := s.got.Load()
+		t.received += got
+		t.expected += int64(posts)
+		missed := int64(posts) - got
+		if s.ended.Load() {
+			t.endedSubs++
+			if s.endedBefore.Load() == 0 {
+				t.endedAtStartup++
+			}
+			t.missedByEnded += missed
+		} else {
+			t.missedByLive += missed
+		}
+	}
+	return t
+}
+
+// cell is the table's "events received / expected" cell.
+func (t rtTally) cell() string {
+	s := fmt.Sprintf("%d / %d", t.received, t.expected)
+	if t.endedSubs > 0 || t.missedByLive > 0 {
+		s += fmt.Sprintf(" (never came to live subscribers: %d; missed by %d subscribers that ended early, %d of them at start-up: %d)",
+			t.missedByLive, t.endedSubs, t.endedAtStartup, t.missedByEnded)
+	}
+	return s
+}
