@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -169,7 +168,7 @@ func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o round
 	}
 	t.note("The events column counts per subscriber: an event that never came is one a subscriber whose subscription was live " +
 		"throughout did not get; a subscriber whose subscription ended before the bench closed it (an error frame, a complete frame, " +
-		"its connection dropped) is counted apart, with the events it missed, and a note names each way they ended with its first message.")
+		"a next frame with errors, its connection dropped) is counted apart, with the events it missed, and a note names each way they ended with its first message.")
 	t.note("Started %s UTC, load average %s before the first size.", started.Format("15:04"), load)
 	return nil
 }
@@ -210,19 +209,20 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	endings := &rtEndings{}
 	subscribers := make([]*rtSubscriber, subs)
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %d subscribers of %s on %d nodes\n", subs, actor, len(nodes))
-	var (
-		mu    sync.Mutex
-		conns []io.Closer
-	)
+	conns := make([]io.Closer, subs)
 	defer func() {
 		endings.closing.Store(true)
 		for _, c := range conns {
-			_ = c.Close()
+			if c != nil {
+				_ = c.Close()
+			}
 		}
 	}()
 	var g errgroup.Group
 	g.SetLimit(32)
-	for i := 0; i < subs; i++ {
+	// subscribe starts subscriber i's subscription, a new one each time:
+	// a retry's callbacks never touch the outcome of the attempt before.
+	subscribe := func(i int) {
 		user := fmt.Sprintf("u%d", 1+i*size/subs)
 		sub := &rtSubscriber{user: user}
 		subscribers[i] = sub
@@ -233,7 +233,7 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 			conn, err := bareSubscribeUntil(dctx, nodes[i%len(nodes)].WebsocketURL(), client.AuthPayload(h.token(user, false)),
 				`subscription($f: ID!) { feedUpdated(feed: $f) { added { id object } } }`, client.Vars{"f": "timeline:" + user},
 				func(data []byte, at time.Time) {
-					if !bytes.Contains(data, []byte(`"type":"next"`)) {
+					if !bytes.Contains(data, []byte(`"type":"next"`)) || bytes.Contains(data, []byte(`"errors":`)) {
 						if !endings.frame(sub, data) && !bytes.Contains(data, []byte(`"type":"pong"`)) {
 							fmt.Fprintf(os.Stderr, "bench: %s: %s\n", user, data)
 						}
@@ -263,16 +263,48 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 			if err != nil {
 				return fmt.Errorf("subscribe %s: %w", user, err)
 			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
+			conns[i] = conn
 			return nil
 		})
+	}
+	for i := 0; i < subs; i++ {
+		subscribe(i)
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
 	time.Sleep(2 * time.Second) // every subscription started on its node
+	// A subscription the node ended at start-up with UNAVAILABLE (its
+	// Redis guard tripped: the machine's load, or the burst of
+	// subscriptions) or whose connection dropped is started again, as a
+	// client does after the error's retryAfter (1 s): the posts measure
+	// delivery to live subscribers, and the notes say how many it took.
+	resubscribed, rounds := 0, 0
+	for ; rounds < 5; rounds++ {
+		var again []int
+		for i, s := range subscribers {
+			if s.ended.Load() && s.retryable() {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: %d subscriptions ended at start-up (%s); subscribing them again in 1 s\n",
+			actor, len(again), endings.summary())
+		time.Sleep(time.Second)
+		for _, i := range again {
+			_ = conns[i].Close()
+			subscribe(i)
+		}
+		resubscribed += len(again)
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		time.Sleep(2 * time.Second)
+	}
+	guard0 := guardCounts(nodes)
+	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: Redis guard after start-up: %s\n", actor, guard0)
 	author := nodes[0].Client(h.token(actor, false))
 	var committed, requests, firsts latencies
 	cpu0, self0 := serversCPU(nodes), selfCPU()
@@ -337,10 +369,19 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 		(serversCPU(nodes) - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond))
 	// Counted before the deferred close, which ends every connection.
 	tl := tally(subscribers, o.posts)
+	guard1 := guardCounts(nodes)
+	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: Redis guard after the posts: %s\n", actor, guard1)
+	if resubscribed > 0 {
+		t.note("%s: %d subscriptions were started again at start-up, in %d rounds, after ending with UNAVAILABLE or a dropped connection; "+
+			"the nodes' Redis guards after start-up: %s.", label, resubscribed, rounds, guard0)
+	}
+	if guard1 != guard0 {
+		t.note("%s: the nodes' Redis guards during the posts: %s at the start, %s at the end.", label, guard0, guard1)
+	}
 	ended := endings.summary()
 	if ended != "" {
 		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: subscriptions that ended before the bench closed them: %s\n", actor, ended)
-		t.note("%s: subscriptions that ended before the bench closed them (each subscriber counted once, under the first way it ended): %s.", label, ended)
+		t.note("%s: subscriptions that ended before the bench closed them (each subscription counted once, under the first way it ended; those started again at start-up included): %s.", label, ended)
 	}
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: events %s\n", actor, tl.cell())
 	p50, p99, mx, _ := lats.summary()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -31,6 +32,14 @@ type rtSubscriber struct {
 	// (0: at start-up, before the warm-up post).
 	ended       atomic.Bool
 	endedBefore atomic.Int64
+	kind        atomic.Value // string: how it ended
+}
+
+// retryable reports whether s ended in a way a client retries: an
+// UNAVAILABLE error (which carries retryAfter) or a dropped connection.
+func (s *rtSubscriber) retryable() bool {
+	k, _ := s.kind.Load().(string)
+	return k == "error frame UNAVAILABLE" || k == "next frame with errors UNAVAILABLE" || k == "connection dropped"
 }
 
 // rtEndings counts the ways subscriptions ended, each kind with the
@@ -52,12 +61,18 @@ type rtEnding struct {
 }
 
 // frame classifies a frame that is not an event: it records s as ended
-// when the frame ends its subscription (error, complete), and reports
-// whether it did.
+// when the frame ends its subscription (an error frame; a next frame with
+// errors, which is how gqlgen ends a subscription whose resolver failed,
+// before its complete; a complete), and reports whether it did.
 func (e *rtEndings) frame(s *rtSubscriber, data []byte) bool {
+	kind := ""
 	switch {
 	case bytes.Contains(data, []byte(`"type":"error"`)):
-		kind := "error frame"
+		kind = "error frame"
+	case bytes.Contains(data, []byte(`"type":"next"`)) && bytes.Contains(data, []byte(`"errors":`)):
+		kind = "next frame with errors"
+	}
+	if kind != "" {
 		if m := rtErrCode.FindSubmatch(data); m != nil {
 			kind += " " + string(m[1])
 		}
@@ -67,6 +82,8 @@ func (e *rtEndings) frame(s *rtSubscriber, data []byte) bool {
 		}
 		e.end(s, kind, msg)
 		return true
+	}
+	switch {
 	case bytes.Contains(data, []byte(`"type":"complete"`)):
 		e.end(s, "complete frame", string(data))
 		return true
@@ -90,6 +107,7 @@ func (e *rtEndings) end(s *rtSubscriber, kind, msg string) {
 	}
 	next := e.next.Load()
 	s.endedBefore.Store(next)
+	s.kind.Store(kind)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.kinds == nil {
@@ -168,4 +186,20 @@ func (t rtTally) cell() string {
 			t.missedByLive, t.endedSubs, t.endedAtStartup, t.missedByEnded)
 	}
 	return s
+}
+
+// guardCounts reads each node's Redis guard counters: how often its
+// circuit opened and how many commands failed for want of an answer.
+func guardCounts(nodes []*server) string {
+	var parts []string
+	for i, n := range nodes {
+		opened, err1 := metric(n, "brook_redis_circuit_opened_total")
+		failed, err2 := metric(n, "brook_redis_command_failures_total")
+		if err := errors.Join(err1, err2); err != nil {
+			parts = append(parts, fmt.Sprintf("node %d: %v", i+1, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("node %d: circuit opened %.0f times, %.0f commands failed", i+1, opened, failed))
+	}
+	return strings.Join(parts, "; ")
 }
