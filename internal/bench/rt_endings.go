@@ -2,13 +2,15 @@ package main
 
 import (
 	"bytes"
-	"errors"
+	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The round trip's subscriptions can end before the bench closes them: an
@@ -188,18 +190,63 @@ func (t rtTally) cell() string {
 	return s
 }
 
-// guardCounts reads each node's Redis guard counters: how often its
-// circuit opened and how many commands failed for want of an answer.
-func guardCounts(nodes []*server) string {
-	var parts []string
+// guardCounts are each node's Redis guard counters: how often its circuit
+// opened and how many commands failed for want of an answer.
+type guardCounts [][2]float64
+
+// readGuards reads the nodes' guard counters; a node whose /metrics
+// cannot be read counts zero (the figures are for the notes).
+func readGuards(nodes []*server) guardCounts {
+	out := make(guardCounts, len(nodes))
 	for i, n := range nodes {
-		opened, err1 := metric(n, "brook_redis_circuit_opened_total")
-		failed, err2 := metric(n, "brook_redis_command_failures_total")
-		if err := errors.Join(err1, err2); err != nil {
-			parts = append(parts, fmt.Sprintf("node %d: %v", i+1, err))
-			continue
-		}
+		out[i][0], _ = metric(n, "brook_redis_circuit_opened_total")
+		out[i][1], _ = metric(n, "brook_redis_command_failures_total")
+	}
+	return out
+}
+
+// since says what changed from before to g, node by node: "" when nothing.
+func (g guardCounts) since(before guardCounts) string {
+	var parts []string
+	changed := false
+	for i := range g {
+		opened, failed := g[i][0]-before[i][0], g[i][1]-before[i][1]
+		changed = changed || opened != 0 || failed != 0
 		parts = append(parts, fmt.Sprintf("node %d: circuit opened %.0f times, %.0f commands failed", i+1, opened, failed))
 	}
+	if !changed {
+		return ""
+	}
 	return strings.Join(parts, "; ")
+}
+
+// openConns is the connections the nodes hold open, in all.
+func openConns(nodes []*server) float64 {
+	n := 0.0
+	for _, s := range nodes {
+		v, _ := metric(s, "brook_connections_open")
+		n += v
+	}
+	return n
+}
+
+// quiesce waits, at most 30 s, until the nodes hold no more connections
+// than before (give or take the bench's own keep-alive HTTP connections:
+// the author's, the metrics reads') and their Redis guards have counted no
+// failure for a second.
+func quiesce(ctx context.Context, nodes []*server, before float64) {
+	deadline := time.Now().Add(30 * time.Second)
+	last, calm := readGuards(nodes), time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		g := readGuards(nodes)
+		if g.since(last) != "" {
+			last, calm = g, time.Now()
+		}
+		if openConns(nodes) <= before+8 && time.Since(calm) >= time.Second {
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: the nodes did not settle within 30 s of closing the subscribers: %.0f connections open (%.0f before)\n",
+		openConns(nodes), before)
 }
