@@ -111,3 +111,23 @@ func feedGroups(t *testing.T, n *brooktest.Node, token, feed string) (groups []g
 	}
 	return groups, out.Feed.UnseenCount, out.Feed.UnreadCount
 }
+
+// feedUpdate is a feedUpdated event as the stream tests read it.
+type feedUpdate struct {
+	FeedUpdated struct {
+		Feed    struct{ ID string }
+		Added   []activityNode
+		Removed []string
+	}
+}
+
+// expectAdded reads sub's next event and fails unless it adds exactly id
+// and removes nothing.
+func expectAdded(t *testing.T, sub *brooktest.Sub, id string) {
+	t.Helper()
+	var got feedUpdate
+	sub.NextData(&got)
+	if len(got.FeedUpdated.Added) != 1 || got.FeedUpdated.Added[0].ID != id || len(got.FeedUpdated.Removed) != 0 {
+		t.Fatalf("expected only %s added, got %+v", id, got.FeedUpdated)
+	}
+}

@@ -1,6 +1,7 @@
 package feeds
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -113,8 +114,14 @@ type feedStream struct {
 	// recent are the last activities delivered as added, starting with
 	// the start page's: an activity of a feed that moves from read-time
 	// merge back to fan-out can arrive both ways while the stream catches
-	// up, and a re-read after a bus gap returns those the client has.
+	// up, and a re-read after a bus gap returns those the client has, and
+	// tells which of them went meanwhile.
 	recent []uuid.UUID
+	// gone are the activities a catch-up announced as removed, until the
+	// live removal of one arrives (it was committed between the
+	// reconnect and the re-read) or it is added again: nil unless a gap
+	// removed something, at most feedRecent.
+	gone []uuid.UUID
 
 	// watched are the activities whose changes the stream delivers,
 	// oldest first, at most feedWatchLimit; only its goroutine changes
@@ -204,6 +211,7 @@ func (fs *feedStream) run(feedID string, out *stream.Out[FeedUpdate]) {
 			if !fs.deliver(out, u) {
 				return
 			}
+			fs.announced(u.Removed)
 			continue
 		}
 		if ev.gap || (!fs.own[ev.topic] && fs.pulled[ev.topic] == nil) {
@@ -258,21 +266,78 @@ func (fs *feedStream) deliver(out *stream.Out[FeedUpdate], u *FeedUpdate) bool {
 }
 
 // catchUp reads the feed's newest activities again after a bus gap, the
-// read the stream's start does (pulled feeds merged), and returns them as
-// one update for deliver, which drops those already delivered; nil when
-// the feed shows none. It goes by the ids delivered, not by the newest
-// one: fan-out pages commit out of id order, so an activity older than
-// the last delivered may still be new to the stream.
+// read the stream's start does (pulled feeds merged), and returns one
+// update for deliver: the newest feedWatchLimit as added (deliver drops
+// those already delivered), and as removed the activities the stream
+// delivered (or showed at its start) that the feed no longer has; nil when
+// there is neither. It goes by the ids delivered, not by the newest one:
+// fan-out pages commit out of id order, so an activity older than the last
+// delivered may still be new to the stream.
 func (fs *feedStream) catchUp() (*FeedUpdate, error) {
-	page, err := fs.s.store.FeedActivities(fs.ctx, fs.f, uuid.Nil, feedWatchLimit)
+	// As many as the stream remembers, so that each one it remembers is
+	// either on the page or older than all of it.
+	limit := max(feedWatchLimit, len(fs.recent))
+	page, err := fs.s.store.FeedActivities(fs.ctx, fs.f, uuid.Nil, limit)
 	if err != nil {
 		return nil, fmt.Errorf("feeds: catching up after a bus gap: %w", err)
 	}
-	if len(page.Items) == 0 {
+	removed, err := fs.missing(page)
+	if err != nil {
+		return nil, fmt.Errorf("feeds: catching up after a bus gap: %w", err)
+	}
+	added := page.Items[:min(len(page.Items), feedWatchLimit)]
+	if len(added) == 0 && len(removed) == 0 {
 		return nil, nil
 	}
 	// Newest first, as every added update of the bus is.
-	return &FeedUpdate{Added: page.Items}, nil
+	return &FeedUpdate{Added: added, Removed: removed}, nil
+}
+
+// missing returns the activities of recent that the feed no longer has,
+// by page, the feed's newest: one newer than the page's oldest that is not
+// on it is gone. One older than all of a full page may only have been
+// pushed out of it (more came meanwhile than the stream remembers): it is
+// gone when the activity itself is, an unfollow's removal of it is not
+// seen.
+func (fs *feedStream) missing(page store.Page[*store.Activity]) ([]uuid.UUID, error) {
+	on := make(map[uuid.UUID]bool, len(page.Items))
+	for _, a := range page.Items {
+		on[a.ID] = true
+	}
+	var gone, older []uuid.UUID
+	for _, id := range fs.recent {
+		switch {
+		case on[id]:
+		case page.HasNext && bytes.Compare(id[:], page.Items[len(page.Items)-1].ID[:]) < 0:
+			older = append(older, id)
+		default:
+			gone = append(gone, id)
+		}
+	}
+	if len(older) > 0 {
+		acts, err := fs.s.store.ActivitiesByID(fs.ctx, older)
+		if err != nil {
+			return nil, err
+		}
+		for i, a := range acts {
+			if a == nil {
+				gone = append(gone, older[i])
+			}
+		}
+	}
+	return gone, nil
+}
+
+// announced remembers the activities a catch-up announced as removed, so
+// that a live removal of one, in flight while the stream re-read the
+// feed, is not sent again.
+func (fs *feedStream) announced(ids []uuid.UUID) {
+	for _, id := range ids {
+		if len(fs.gone) == feedRecent {
+			fs.gone = append(fs.gone[:0], fs.gone[1:]...)
+		}
+		fs.gone = append(fs.gone, id)
+	}
 }
 
 // checkAccess asks PostgreSQL whether the subscriber may still read the
@@ -342,19 +407,30 @@ func (fs *feedStream) follow() error {
 	return nil
 }
 
-// fresh drops from u the activities the stream delivered already and
-// reports whether anything is left to deliver. A removed activity is
-// forgotten: it may come back (a follow, an unfollow, a follow again).
+// fresh drops from u the activities the stream delivered already, and
+// the removals a catch-up announced already, and reports whether anything
+// is left to deliver. A removed activity is forgotten: it may come back (a
+// follow, an unfollow, a follow again).
 func (fs *feedStream) fresh(u *FeedUpdate) bool {
+	removed := u.Removed[:0]
 	for _, id := range u.Removed {
+		if i := slices.Index(fs.gone, id); i >= 0 {
+			fs.gone = slices.Delete(fs.gone, i, i+1)
+			continue
+		}
+		removed = append(removed, id)
 		if i := slices.Index(fs.recent, id); i >= 0 {
 			fs.recent = slices.Delete(fs.recent, i, i+1)
 		}
 	}
+	u.Removed = removed
 	added := u.Added[:0]
 	for _, a := range u.Added {
 		if slices.Contains(fs.recent, a.ID) {
 			continue
+		}
+		if i := slices.Index(fs.gone, a.ID); i >= 0 {
+			fs.gone = slices.Delete(fs.gone, i, i+1) // back: its next removal is news
 		}
 		added = append(added, a)
 		if len(fs.recent) == feedRecent {

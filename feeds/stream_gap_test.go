@@ -3,6 +3,7 @@ package feeds_test
 import (
 	"context"
 	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -15,7 +16,9 @@ import (
 // feedUpdated stream of it is open, and posts meanwhile: the event of
 // that post never reaches the node, so once its bus reconnects and
 // signals the gap the stream must read the timeline again and deliver
-// the missed activity, once, without sending the start page again.
+// the missed activity, once, without sending the start page again, and
+// announce as removed the activities removed meanwhile that it had shown
+// (one of its start page, one it delivered).
 func TestFeedUpdatedCatchesUpAfterAGap(t *testing.T) {
 	if env.Redis == nil {
 		t.Skip("needs the test binary's own Redis server: it adds an ACL user to cut one node off")
@@ -57,42 +60,44 @@ func TestFeedUpdatedCatchesUpAfterAGap(t *testing.T) {
 	b := env.StartNode(t, brooktest.NodeOptions{Workers: -1, Node: func(o *node.Options) { o.RedisURL = bURL.String() }})
 	u := feedUsers(t, a, brooktest.Tag(), "alice", "bob")
 	follow(t, a, u["alice"], u["bob"], 100)
-	old := post(t, a, u["bob"], "old") // on the start page
+	post(t, a, u["bob"], "old")            // on the start page, stays
+	shown := post(t, a, u["bob"], "shown") // on the start page, removed in the gap
 	a.WaitForJobs(t)
 
 	ws := b.MustDial(t, env.Token(t, u["alice"]))
 	sub := ws.Subscribe(`subscription($f: ID!) { feedUpdated(feed: $f) { added { id object } removed } }`,
 		brooktest.Vars{"f": "timeline:" + u["alice"]})
 	brooktest.Eventually(t, "subscribed", func() bool { _, s := b.Bus.Stats(); return s > 0 })
-	type update struct {
-		FeedUpdated struct {
-			Added   []activityNode
-			Removed []string
-		}
-	}
-	expectAdded := func(id string) {
-		t.Helper()
-		var got update
-		sub.NextData(&got)
-		if len(got.FeedUpdated.Added) != 1 || got.FeedUpdated.Added[0].ID != id || len(got.FeedUpdated.Removed) != 0 {
-			t.Fatalf("expected only %s added (start page had %s), got %+v", id, old, got.FeedUpdated)
-		}
-	}
+	b.WaitSubscribed(t)                  // in Redis too: the next post is published from node a
+	live := post(t, a, u["bob"], "live") // delivered, then removed in the gap
+	expectAdded(t, sub, live)
 
 	// Cut b off: its subscription connection dies and cannot come back,
-	// so the fan-out's event for the post is published to no one on b.
+	// so the fan-out's events for the post and the removals are published
+	// to no one on b.
 	acl("off")
 	if err := admin.Do(ctx, "CLIENT", "KILL", "USER", user).Err(); err != nil {
 		t.Fatal(err)
 	}
 	missed := post(t, a, u["bob"], "missed")
+	for _, id := range []string{shown, live} {
+		a.Must(t, env.Token(t, u["bob"]), `mutation($id: ID!) { removeActivity(id: $id) }`, brooktest.Vars{"id": id}, nil)
+	}
 	a.WaitForJobs(t)
 	acl("on")
 
-	// The gap brings the missed activity, once; the next update is the
-	// next post's: anything re-sent (the start page, the missed activity
-	// twice) would come before it.
-	expectAdded(missed)
+	// The gap brings the missed activity and the two removals, once; the
+	// next update is the next post's: anything re-sent (the start page,
+	// the missed activity or a removal twice) would come before it.
+	var got feedUpdate
+	sub.NextData(&got)
+	removed := slices.Clone(got.FeedUpdated.Removed)
+	slices.Sort(removed)
+	want := []string{shown, live}
+	slices.Sort(want)
+	if len(got.FeedUpdated.Added) != 1 || got.FeedUpdated.Added[0].ID != missed || !slices.Equal(removed, want) {
+		t.Fatalf("after the gap: got %+v, want %s added and %v removed", got.FeedUpdated, missed, want)
+	}
 	after := post(t, a, u["bob"], "after")
-	expectAdded(after)
+	expectAdded(t, sub, after)
 }

@@ -26,14 +26,7 @@ func TestFeedUpdatedAcrossNodes(t *testing.T) {
 	brooktest.Eventually(t, "subscribed", func() bool { _, s := b.Bus.Stats(); return s > 0 })
 	b.WaitSubscribed(t) // in Redis too: the post is published from node a
 	id := post(t, a, u["bob"], "hello")
-	type update struct {
-		FeedUpdated struct {
-			Feed    struct{ ID string }
-			Added   []activityNode
-			Removed []string
-		}
-	}
-	var got update
+	var got feedUpdate
 	sub.NextData(&got)
 	if got.FeedUpdated.Feed.ID != "timeline:"+u["alice"] || len(got.FeedUpdated.Added) != 1 || got.FeedUpdated.Added[0].ID != id ||
 		got.FeedUpdated.Added[0].Actor.ID != u["bob"] {
@@ -71,23 +64,9 @@ func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
 	sub := ws.Subscribe(`subscription($f: ID!) { feedUpdated(feed: $f) { added { id object } removed } }`,
 		brooktest.Vars{"f": "timeline:" + u["reader"]})
 	brooktest.Eventually(t, "subscribed", func() bool { _, s := n.Bus.Stats(); return s >= 2 })
-	type update struct {
-		FeedUpdated struct {
-			Added   []activityNode
-			Removed []string
-		}
-	}
-	expectAdded := func(id string) {
-		t.Helper()
-		var got update
-		sub.NextData(&got)
-		if len(got.FeedUpdated.Added) != 1 || got.FeedUpdated.Added[0].ID != id {
-			t.Fatalf("expected %s added, got %+v", id, got.FeedUpdated)
-		}
-	}
 
 	pushed := post(t, n, u["star"], "pushed")
-	expectAdded(pushed)
+	expectAdded(t, sub, pushed)
 
 	// fan2's follow takes star above the threshold: star is merged at read
 	// time from now on, and never written into the reader's timeline.
@@ -101,7 +80,7 @@ func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
 	listening := func() bool { return feedSubs() == base+1 }
 	brooktest.Eventually(t, "the stream listens to star's feed", listening)
 	merged := post(t, n, u["star"], "merged")
-	expectAdded(merged)
+	expectAdded(t, sub, merged)
 	sub.None(300 * time.Millisecond)
 
 	// fan2 leaves: star falls back to fan-out on write, and the stream
@@ -109,7 +88,7 @@ func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
 	unfollow(t, n, u["fan2"], u["star"], false)
 	n.WaitForJobs(t)
 	again := post(t, n, u["star"], "pushed again")
-	expectAdded(again)
+	expectAdded(t, sub, again)
 	sub.None(300 * time.Millisecond)
 	brooktest.Eventually(t, "the stream no longer listens to star's feed", func() bool { return feedSubs() == base })
 
@@ -118,10 +97,10 @@ func TestFeedUpdatedFollowsTheMergedSet(t *testing.T) {
 	follow(t, n, u["fan2"], u["star"], 0)
 	brooktest.Eventually(t, "the stream listens to star's feed again", listening)
 	last := post(t, n, u["star"], "merged again")
-	expectAdded(last)
+	expectAdded(t, sub, last)
 	unfollow(t, n, u["reader"], u["star"], false)
 	n.WaitForJobs(t)
-	var got update
+	var got feedUpdate
 	sub.NextData(&got)
 	for _, id := range []string{pushed, merged, again, last} {
 		if !slices.Contains(got.FeedUpdated.Removed, id) {

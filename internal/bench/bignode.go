@@ -256,7 +256,7 @@ func subscribeFrom(ctx context.Context, from *net.TCPAddr, url string, initPaylo
 	for i, c := range channels {
 		payloads[i] = map[string]any{"query": query, "variables": map[string]any{"c": c}}
 	}
-	return subscribeWS(ctx, d, url, initPayload, payloads, on)
+	return subscribeWS(ctx, d, url, initPayload, payloads, on, nil)
 }
 
 // bigNodeRows runs the big-node row as asked; if the file limit makes its

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -167,6 +166,9 @@ func roundtripFigures(ctx context.Context, h *harness, db *pgxpool.Pool, o round
 			"its followers' timelines merge it at read time, so a post writes no timeline rows (checked: none) and its one publish on the actor's topic " +
 			"reaches every follower's stream, which listens to the feeds its timeline pulls.")
 	}
+	t.note("The events column counts per subscriber: an event that never came is one a subscriber whose subscription was live " +
+		"throughout did not get; a subscriber whose subscription ended before the bench closed it (an error frame, a complete frame, " +
+		"a next frame with errors, its connection dropped) is counted apart, with the events it missed, and a note names each way they ended with its first message.")
 	t.note("Started %s UTC, load average %s before the first size.", started.Format("15:04"), load)
 	return nil
 }
@@ -204,29 +206,41 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	spans := make([]span, total) // each post's earliest and latest event
 	var dupes atomic.Int64
 	lats := &latencies{}
+	endings := &rtEndings{}
+	subscribers := make([]*rtSubscriber, subs)
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %d subscribers of %s on %d nodes\n", subs, actor, len(nodes))
-	var (
-		mu    sync.Mutex
-		conns []io.Closer
-	)
+	conns := make([]io.Closer, subs)
+	connsBefore := openConns(nodes)
 	defer func() {
+		endings.closing.Store(true)
 		for _, c := range conns {
-			_ = c.Close()
+			if c != nil {
+				_ = c.Close()
+			}
 		}
+		// A thousand disconnects at once are a burst of presence writes
+		// to Redis (hundreds time out on a loaded machine, each counted
+		// by the nodes' Redis guards): the next size's start-up must not
+		// overlap it.
+		quiesce(ctx, nodes, connsBefore)
 	}()
 	var g errgroup.Group
 	g.SetLimit(32)
-	for i := 0; i < subs; i++ {
+	// subscribe starts subscriber i's subscription, a new one each time:
+	// a retry's callbacks never touch the outcome of the attempt before.
+	subscribe := func(i int) {
 		user := fmt.Sprintf("u%d", 1+i*size/subs)
+		sub := &rtSubscriber{user: user}
+		subscribers[i] = sub
 		g.Go(func() error {
 			seen := make([]bool, total) // this subscriber's posts; its reader is one goroutine
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			conn, err := bareSubscribe(dctx, nodes[i%len(nodes)].WebsocketURL(), client.AuthPayload(h.token(user, false)),
+			conn, err := bareSubscribeUntil(dctx, nodes[i%len(nodes)].WebsocketURL(), client.AuthPayload(h.token(user, false)),
 				`subscription($f: ID!) { feedUpdated(feed: $f) { added { id object } } }`, client.Vars{"f": "timeline:" + user},
 				func(data []byte, at time.Time) {
-					if !bytes.Contains(data, []byte(`"type":"next"`)) {
-						if !bytes.Contains(data, []byte(`"type":"pong"`)) {
+					if !bytes.Contains(data, []byte(`"type":"next"`)) || bytes.Contains(data, []byte(`"errors":`)) {
+						if !endings.frame(sub, data) && !bytes.Contains(data, []byte(`"type":"pong"`)) {
 							fmt.Fprintf(os.Stderr, "bench: %s: %s\n", user, data)
 						}
 						return
@@ -249,21 +263,58 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 					spans[k].observe(d)
 					if k > 0 {
 						lats.add(d)
+						sub.got.Add(1)
 					}
-				})
+				}, func(err error) { endings.closed(sub, err) })
 			if err != nil {
 				return fmt.Errorf("subscribe %s: %w", user, err)
 			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
+			conns[i] = conn
 			return nil
 		})
+	}
+	guardStart := readGuards(nodes)
+	for i := 0; i < subs; i++ {
+		subscribe(i)
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
 	time.Sleep(2 * time.Second) // every subscription started on its node
+	// A subscription the node ended at start-up with UNAVAILABLE (its
+	// Redis guard tripped: the machine's load, or the burst of
+	// subscriptions) or whose connection dropped is started again, as a
+	// client does after the error's retryAfter (1 s): the posts measure
+	// delivery to live subscribers, and the notes say how many it took.
+	resubscribed, rounds := 0, 0
+	for ; rounds < 5; rounds++ {
+		var again []int
+		for i, s := range subscribers {
+			if s.ended.Load() && s.retryable() {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: %d subscriptions ended at start-up (%s); subscribing them again in 1 s\n",
+			actor, len(again), endings.summary())
+		time.Sleep(time.Second)
+		for _, i := range again {
+			_ = conns[i].Close()
+			subscribe(i)
+		}
+		resubscribed += len(again)
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		time.Sleep(2 * time.Second)
+	}
+	guardPosts := readGuards(nodes)
+	startup := guardPosts.since(guardStart)
+	if startup != "" {
+		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: Redis guards during start-up: %s\n", actor, startup)
+	}
 	author := nodes[0].Client(h.token(actor, false))
 	var committed, requests, firsts latencies
 	cpu0, self0 := serversCPU(nodes), selfCPU()
@@ -272,6 +323,7 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 		var out struct{ AddActivity struct{ ID string } }
 		start := time.Now()
 		sentAt[k].Store(start.UnixNano())
+		endings.next.Store(int64(k + 1))
 		if err := author.Run(ctx, `mutation($f: ID!, $o: String!) { addActivity(feed: $f, input: {verb: "post", object: $o}) { id } }`,
 			client.Vars{"f": "user:" + actor, "o": fmt.Sprintf("rt-%d-%d", size, k)}, &out); err != nil {
 			return err
@@ -300,8 +352,18 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 		if rows != want {
 			return fmt.Errorf("post %d: %d timeline rows, want %d", k, rows, want)
 		}
+		// Every subscriber still live: one that ended gets nothing more.
+		live := func() int64 {
+			n := int64(0)
+			for _, s := range subscribers {
+				if !s.ended.Load() {
+					n++
+				}
+			}
+			return n
+		}
 		deadline := time.Now().Add(10 * time.Second)
-		for got[k].Load() < int64(subs) && time.Now().Before(deadline) {
+		for got[k].Load() < live() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if k > 0 {
@@ -315,15 +377,28 @@ func roundtripSize(ctx context.Context, h *harness, db *pgxpool.Pool, nodes []*s
 	}
 	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: CPU during the posts: nodes %v, load generator %v\n",
 		(serversCPU(nodes) - cpu0).Round(time.Millisecond), (selfCPU() - self0).Round(time.Millisecond))
-	var received int64
-	for k := 1; k < total; k++ {
-		received += got[k].Load()
+	// Counted before the deferred close, which ends every connection.
+	tl := tally(subscribers, o.posts)
+	posts := readGuards(nodes).since(guardPosts)
+	if posts != "" {
+		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: Redis guards during the posts: %s\n", actor, posts)
+		t.note("%s: the nodes' Redis guards during the posts: %s.", label, posts)
 	}
+	if resubscribed > 0 {
+		t.note("%s: %d subscriptions were started again at start-up, in %d rounds, after ending with UNAVAILABLE or a dropped connection; "+
+			"the nodes' Redis guards during start-up: %s.", label, resubscribed, rounds, startup)
+	}
+	ended := endings.summary()
+	if ended != "" {
+		fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: subscriptions that ended before the bench closed them: %s\n", actor, ended)
+		t.note("%s: subscriptions that ended before the bench closed them (each subscription counted once, under the first way it ended; those started again at start-up included): %s.", label, ended)
+	}
+	fmt.Fprintf(os.Stderr, "bench: feeds: round trip: %s: events %s\n", actor, tl.cell())
 	p50, p99, mx, _ := lats.summary()
 	c50, _, cmax, _ := committed.summary()
 	r50, _, rmax, _ := requests.summary()
 	f50, _, _, _ := firsts.summary()
-	lost := fmt.Sprintf("%d / %d", received, o.posts*subs)
+	lost := tl.cell()
 	if d := dupes.Load(); d > 0 {
 		lost += fmt.Sprintf(" (%d duplicates)", d)
 	}

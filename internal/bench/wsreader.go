@@ -23,15 +23,24 @@ import (
 // runs on are load the figure should not carry.
 func bareSubscribe(ctx context.Context, url string, initPayload any, query string, vars map[string]any,
 	on func(data []byte, at time.Time)) (io.Closer, error) {
+	return bareSubscribeUntil(ctx, url, initPayload, query, vars, on, nil)
+}
+
+// bareSubscribeUntil is bareSubscribe that also calls closed, from the
+// reader goroutine, with the error that ended the connection (the
+// server's close, a reset, or the caller's own Close).
+func bareSubscribeUntil(ctx context.Context, url string, initPayload any, query string, vars map[string]any,
+	on func(data []byte, at time.Time), closed func(error)) (io.Closer, error) {
 	d := websocket.Dialer{Subprotocols: []string{client.TransportWS}, HandshakeTimeout: 10 * time.Second}
-	return subscribeWS(ctx, d, url, initPayload, []map[string]any{{"query": query, "variables": vars}}, on)
+	return subscribeWS(ctx, d, url, initPayload, []map[string]any{{"query": query, "variables": vars}}, on, closed)
 }
 
 // subscribeWS opens a graphql-transport-ws connection with d, starts one
 // subscription per payload (ids 1, 2, ...), and hands every message it
-// reads to on, from one goroutine, until the connection closes.
+// reads to on, from one goroutine, until the connection closes; then it
+// calls closed (when not nil) with the read's error.
 func subscribeWS(ctx context.Context, d websocket.Dialer, url string, initPayload any, payloads []map[string]any,
-	on func(data []byte, at time.Time)) (io.Closer, error) {
+	on func(data []byte, at time.Time), closed func(error)) (io.Closer, error) {
 	ws, _, err := d.DialContext(ctx, url, nil)
 	if err != nil {
 		return nil, err
@@ -63,6 +72,9 @@ func subscribeWS(ctx context.Context, d websocket.Dialer, url string, initPayloa
 		for {
 			_, data, err := ws.ReadMessage()
 			if err != nil {
+				if closed != nil {
+					closed(err)
+				}
 				return
 			}
 			at := time.Now()
