@@ -33,7 +33,7 @@ type HistoryExtras struct {
 func (s *Store) ChannelHistoryWith(ctx context.Context, channelID, viewer string, last int, before int64, with HistoryExtras) (Page[*Message], error) {
 	sql, args, hasPrev := historyStatement(channelID, viewer, last, before, with)
 	rows, err := s.reader(ctx).Query(ctx, sql, args...)
-	found, err := collectHistory(rows, err, with)
+	found, err := collectHistory(rows, err, with, last+1)
 	if err != nil {
 		return Page[*Message]{}, fmt.Errorf("store: channel history: %w", err)
 	}
@@ -62,7 +62,7 @@ func (s *Store) ChannelForUserWithHistory(ctx context.Context, channelID, userID
 		return nil, nil, true, err
 	}
 	rows, err := br.Query()
-	found, err := collectHistory(rows, err, with)
+	found, err := collectHistory(rows, err, with, last+1)
 	if err == nil {
 		err = br.Close()
 	}
@@ -118,31 +118,47 @@ func historyWith(page string, with HistoryExtras) string {
 	return q + from + ` ORDER BY m.pos DESC`
 }
 
-// collectHistory reads the rows of historyStatement's statement made with with.
-func collectHistory(rows pgx.Rows, err error, with HistoryExtras) ([]*Message, error) {
+// collectHistory reads the rows of historyStatement's statement made with
+// with; n is its limit. A page's messages and authors are allocated in one
+// slice each, and the scan's destinations once: the page is the hottest
+// read, and a value per column and row showed in its profile.
+func collectHistory(rows pgx.Rows, err error, with HistoryExtras, n int) ([]*Message, error) {
 	if err != nil {
 		return nil, err
 	}
 	if !with.Senders && !with.Reactions {
 		return collectMessages(rows, nil)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Message, error) {
-		var m Message
-		dest := m.dest()
-		var u User
+	defer rows.Close()
+	msgs := make([]Message, n)
+	var users []User
+	if with.Senders {
+		users = make([]User, n)
+	}
+	found := make([]*Message, 0, n)
+	dest := make([]any, 0, 31)
+	var kinds []string
+	var counts []int64
+	for rows.Next() {
+		i := len(found)
+		if i == n {
+			return nil, fmt.Errorf("store: history: more than %d rows", n)
+		}
+		m := &msgs[i]
+		dest = m.appendDest(dest[:0])
 		if with.Senders {
+			u := &users[i]
 			dest = append(dest, &u.ID, &u.Name, &u.Image, &u.Data, &u.Role, &u.LastActive, &u.CreatedAt, &u.UpdatedAt)
 		}
-		var kinds []string
-		var counts []int64
 		if with.Reactions {
+			kinds, counts = nil, nil
 			dest = append(dest, &kinds, &counts)
 		}
-		if err := r.Scan(dest...); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		if with.Senders {
-			m.Sender = &u
+			m.Sender = &users[i]
 		}
 		if with.Reactions {
 			// Empty, not nil: the message has none.
@@ -151,8 +167,12 @@ func collectHistory(rows pgx.Rows, err error, with HistoryExtras) ([]*Message, e
 				m.Reactions[i] = ReactionCount{Kind: kinds[i], Count: int(counts[i])}
 			}
 		}
-		return &m, nil
-	})
+		found = append(found, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return found, nil
 }
 
 // ChannelHistoryAfter returns up to last messages of a channel's history

@@ -135,10 +135,13 @@ func scanMessage(row pgx.Row) (*Message, error) {
 }
 
 // dest is where a row of messageColumns scans into.
-func (m *Message) dest() []any {
-	return []any{&m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
+func (m *Message) dest() []any { return m.appendDest(make([]any, 0, 21)) }
+
+// appendDest appends dest's pointers to d, for a caller that reuses d.
+func (m *Message) appendDest(d []any) []any {
+	return append(d, &m.ID, &m.ChannelID, &m.Pos, &m.Seq, &m.UserID, &m.Text, &m.Type, &m.ParentID, &m.ReplyCount,
 		&m.MentionedUserIDs, &m.Data, &m.CreatedAt, &m.UpdatedAt, &m.DeletedAt,
-		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt, &m.Shadowed, &m.Attachments}
+		&m.QuotedID, &m.ShowInChannel, &m.PinnedAt, &m.PinnedByID, &m.PinExpiresAt, &m.Shadowed, &m.Attachments)
 }
 
 func collectMessages(rows pgx.Rows, err error) ([]*Message, error) {

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"fmt"
+
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 )
@@ -10,9 +12,45 @@ import (
 // 36-character string and parses it back, element by element in every
 // array of ids. registerUUID teaches a connection's type map that a
 // uuid.UUID is its 16 bytes, which pgx's uuid codec reads and writes as is.
+//
+// Scanning needs the codec itself: pgx asks a target that is a sql.Scanner
+// to scan before it tries the wrappers, so tryWrapUUIDScan alone never ran
+// for a *uuid.UUID (a profile of the history page had every message id
+// formatted and parsed). uuidCodec reads a binary uuid into a *uuid.UUID
+// directly; uuid[] gets an array codec of it, so its elements do too.
 func registerUUID(m *pgtype.Map) {
 	m.TryWrapEncodePlanFuncs = append([]pgtype.TryWrapEncodePlanFunc{tryWrapUUIDEncode}, m.TryWrapEncodePlanFuncs...)
 	m.TryWrapScanPlanFuncs = append([]pgtype.TryWrapScanPlanFunc{tryWrapUUIDScan}, m.TryWrapScanPlanFuncs...)
+	t := &pgtype.Type{Name: "uuid", OID: pgtype.UUIDOID, Codec: uuidCodec{}}
+	m.RegisterType(t)
+	m.RegisterType(&pgtype.Type{Name: "_uuid", OID: pgtype.UUIDArrayOID, Codec: &pgtype.ArrayCodec{ElementType: t}})
+}
+
+// uuidCodec is pgx's uuid codec but for scanning a binary uuid into a
+// *uuid.UUID, which it does without the text round trip of sql.Scanner.
+type uuidCodec struct{ pgtype.UUIDCodec }
+
+// PlanScan is UUIDCodec's, but for a binary value into a *uuid.UUID.
+func (c uuidCodec) PlanScan(m *pgtype.Map, oid uint32, format int16, target any) pgtype.ScanPlan {
+	if _, ok := target.(*uuid.UUID); ok && format == pgtype.BinaryFormatCode {
+		return uuidBinaryScan{}
+	}
+	return c.UUIDCodec.PlanScan(m, oid, format, target)
+}
+
+// uuidBinaryScan reads a binary uuid into a *uuid.UUID.
+type uuidBinaryScan struct{}
+
+func (uuidBinaryScan) Scan(src []byte, dst any) error {
+	if src == nil {
+		// As uuid.UUID's Scan, which read it before: NULL leaves it as it was.
+		return nil
+	}
+	if len(src) != 16 {
+		return fmt.Errorf("store: invalid length for a uuid: %d", len(src))
+	}
+	*dst.(*uuid.UUID) = uuid.UUID(src)
+	return nil
 }
 
 func tryWrapUUIDEncode(value any) (pgtype.WrappedEncodePlanNextSetter, any, bool) {

@@ -2,8 +2,10 @@ package fastpath
 
 import (
 	"context"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
 
 	"github.com/brookhq/brook/graph/model"
 	"github.com/brookhq/brook/store"
@@ -33,9 +35,9 @@ func (s *Server) chatTypes() map[string]map[string]field {
 			"cooldownSeconds": scalar(func(c *store.Channel) graphql.Marshaler { return graphql.MarshalInt(c.CooldownSeconds) }),
 			"name":            scalar(func(c *store.Channel) graphql.Marshaler { return optString(c.Name) }),
 			"image":           scalar(func(c *store.Channel) graphql.Marshaler { return optString(c.Image) }),
-			"createdAt":       required(func(c *store.Channel) graphql.Marshaler { return graphql.MarshalTime(c.CreatedAt) }),
-			"updatedAt":       required(func(c *store.Channel) graphql.Marshaler { return graphql.MarshalTime(c.UpdatedAt) }),
-			"lastMessageAt":   scalar(func(c *store.Channel) graphql.Marshaler { return optTime(c.LastMessageAt) }),
+			"createdAt":       requiredTime(func(c *store.Channel) time.Time { return c.CreatedAt }),
+			"updatedAt":       requiredTime(func(c *store.Channel) time.Time { return c.UpdatedAt }),
+			"lastMessageAt":   optionalTime(func(c *store.Channel) *time.Time { return c.LastMessageAt }),
 			"memberCount":     scalar(func(c *store.Channel) graphql.Marshaler { return graphql.MarshalInt(c.MemberCount) }),
 			"messages": objectField("MessageConnection", false, func(ctx context.Context, f graphql.CollectedField, c *store.Channel) (*model.MessageConnection, error) {
 				args := f.ArgumentMap(graphql.GetOperationContext(ctx).Variables)
@@ -79,7 +81,7 @@ func (s *Server) chatTypes() map[string]map[string]field {
 		"PageInfo":      pageInfoFields(),
 		"MessageReaction": {
 			"kind":      scalar(func(r *store.MessageReaction) graphql.Marshaler { return graphql.MarshalString(r.Kind) }),
-			"createdAt": required(func(r *store.MessageReaction) graphql.Marshaler { return graphql.MarshalTime(r.CreatedAt) }),
+			"createdAt": requiredTime(func(r *store.MessageReaction) time.Time { return r.CreatedAt }),
 		},
 	}
 }
@@ -90,14 +92,14 @@ func (s *Server) chatTypes() map[string]map[string]field {
 func (s *Server) messageFields() map[string]field {
 	m := s.root.Message()
 	return map[string]field{
-		"id":            required(func(m *store.Message) graphql.Marshaler { return uuidValue(m.ID) }),
+		"id":            requiredUUID(func(m *store.Message) uuid.UUID { return m.ID }),
 		"text":          scalar(func(m *store.Message) graphql.Marshaler { return graphql.MarshalString(m.Text) }),
 		"type":          scalar(func(m *store.Message) graphql.Marshaler { return graphql.MarshalString(m.Type) }),
 		"showInChannel": scalar(func(m *store.Message) graphql.Marshaler { return graphql.MarshalBoolean(m.ShowInChannel) }),
 		"replyCount":    scalar(func(m *store.Message) graphql.Marshaler { return graphql.MarshalInt(m.ReplyCount) }),
-		"createdAt":     required(func(m *store.Message) graphql.Marshaler { return graphql.MarshalTime(m.CreatedAt) }),
-		"updatedAt":     required(func(m *store.Message) graphql.Marshaler { return graphql.MarshalTime(m.UpdatedAt) }),
-		"deletedAt":     scalar(func(m *store.Message) graphql.Marshaler { return optTime(m.DeletedAt) }),
+		"createdAt":     requiredTime(func(m *store.Message) time.Time { return m.CreatedAt }),
+		"updatedAt":     requiredTime(func(m *store.Message) time.Time { return m.UpdatedAt }),
+		"deletedAt":     optionalTime(func(m *store.Message) *time.Time { return m.DeletedAt }),
 		"pinnedAt": {write: func(ctx context.Context, w *writer, _ graphql.CollectedField, obj any) error {
 			t, err := m.PinnedAt(ctx, obj.(*store.Message))
 			if err != nil {
@@ -150,9 +152,9 @@ func userFields() map[string]field {
 		"name":       scalar(func(u *store.User) graphql.Marshaler { return optString(u.Name) }),
 		"image":      scalar(func(u *store.User) graphql.Marshaler { return optString(u.Image) }),
 		"role":       scalar(func(u *store.User) graphql.Marshaler { return graphql.MarshalString(u.Role) }),
-		"lastActive": scalar(func(u *store.User) graphql.Marshaler { return optTime(u.LastActive) }),
-		"createdAt":  required(func(u *store.User) graphql.Marshaler { return graphql.MarshalTime(u.CreatedAt) }),
-		"updatedAt":  required(func(u *store.User) graphql.Marshaler { return graphql.MarshalTime(u.UpdatedAt) }),
+		"lastActive": optionalTime(func(u *store.User) *time.Time { return u.LastActive }),
+		"createdAt":  requiredTime(func(u *store.User) time.Time { return u.CreatedAt }),
+		"updatedAt":  requiredTime(func(u *store.User) time.Time { return u.UpdatedAt }),
 	}
 }
 

@@ -185,22 +185,63 @@ type writer struct {
 	s   *Server
 	oc  *graphql.OperationContext
 	buf bytes.Buffer
+	// selections are the fields collected for each selection set and
+	// type, with their keys as written: a page writes the same selection
+	// for each of its 50 messages, authors and counts.
+	selections map[selectionKey]*selection
+}
+
+type selectionKey struct {
+	sel *ast.Selection
+	n   int
+	t   *objectType
+}
+
+// selection is the fields sel selects on a type, and before each field
+// its key as the response writes it (a comma first but for the first).
+type selection struct {
+	fields []graphql.CollectedField
+	keys   [][]byte
+}
+
+// collect is graphql.CollectFields of sel on t, once per response: the
+// variables, which @skip and @include may read, are the response's.
+func (w *writer) collect(t *objectType, sel ast.SelectionSet) *selection {
+	var k selectionKey
+	if len(sel) > 0 {
+		k = selectionKey{sel: &sel[0], n: len(sel), t: t}
+		if c := w.selections[k]; c != nil {
+			return c
+		}
+	}
+	c := &selection{fields: graphql.CollectFields(w.oc, sel, t.implements)}
+	var b bytes.Buffer
+	for i, f := range c.fields {
+		b.Reset()
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		graphql.MarshalString(f.Alias).MarshalGQL(&b)
+		b.WriteByte(':')
+		c.keys = append(c.keys, bytes.Clone(b.Bytes()))
+	}
+	if len(sel) > 0 {
+		if w.selections == nil {
+			w.selections = map[selectionKey]*selection{}
+		}
+		w.selections[k] = c
+	}
+	return c
 }
 
 // object writes obj, of type t, with the fields sel selects on it, as
 // gqlgen's generated object marshallers do: collected fields in order,
 // each under its alias.
 func (w *writer) object(ctx context.Context, t *objectType, sel ast.SelectionSet, obj any) error {
-	fields := graphql.CollectFields(w.oc, sel, t.implements)
+	c := w.collect(t, sel)
 	w.buf.WriteByte('{')
-	written := 0
-	for _, f := range fields {
-		if written > 0 {
-			w.buf.WriteByte(',')
-		}
-		written++
-		graphql.MarshalString(f.Alias).MarshalGQL(&w.buf)
-		w.buf.WriteByte(':')
+	for i, f := range c.fields {
+		w.buf.Write(c.keys[i])
 		if f.Name == "__typename" {
 			graphql.MarshalString(t.name).MarshalGQL(&w.buf)
 			continue
