@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -110,6 +111,12 @@ func writeResponse(w io.Writer, resp *graphql.Response) {
 		b = append(b, `{"data":`...)
 		b = append(b, resp.Data...)
 		b = append(b, '}')
+		// With its length, net/http sends the body as it is instead of
+		// in chunks (a page of 50 messages is past its 2 KB buffer), one
+		// write fewer per response.
+		if h, ok := w.(http.ResponseWriter); ok {
+			h.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		}
 		_, _ = w.Write(b)
 		return
 	}

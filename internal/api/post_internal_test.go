@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -94,5 +96,21 @@ func writeRandom(r *rand.Rand, b *bytes.Buffer, alphabet []string, depth int) {
 			writeRandom(r, b, alphabet, depth-1)
 		}
 		b.WriteByte('}')
+	}
+}
+
+// TestWriteResponseLength: a data-only response says its length, so
+// net/http does not chunk it; any other leaves the length to net/http
+// (an error response may be rewritten on its way out).
+func TestWriteResponseLength(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writeResponse(rec, &graphql.Response{Data: json.RawMessage(`{"a":[1,2,3]}`)})
+	if got, want := rec.Header().Get("Content-Length"), strconv.Itoa(rec.Body.Len()); got != want {
+		t.Fatalf("Content-Length %q for a body of %s bytes", got, want)
+	}
+	rec = httptest.NewRecorder()
+	writeResponse(rec, &graphql.Response{Errors: gqlerror.List{gqlerror.Errorf("no")}})
+	if got := rec.Header().Get("Content-Length"); got != "" {
+		t.Fatalf("Content-Length %q on an error response", got)
 	}
 }
