@@ -2,8 +2,10 @@ package fastpath
 
 import (
 	"context"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/google/uuid"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/brookhq/brook/graph/model"
@@ -67,9 +69,9 @@ func (s *Server) feedTypes() map[string]map[string]field {
 		},
 		"Activity": s.activityFields(),
 		"Reaction": {
-			"id":        required(func(r *store.Reaction) graphql.Marshaler { return uuidValue(r.ID) }),
+			"id":        requiredUUID(func(r *store.Reaction) uuid.UUID { return r.ID }),
 			"kind":      scalar(func(r *store.Reaction) graphql.Marshaler { return graphql.MarshalString(r.Kind) }),
-			"createdAt": required(func(r *store.Reaction) graphql.Marshaler { return graphql.MarshalTime(r.CreatedAt) }),
+			"createdAt": requiredTime(func(r *store.Reaction) time.Time { return r.CreatedAt }),
 		},
 	}
 }
@@ -79,14 +81,14 @@ func (s *Server) feedTypes() map[string]map[string]field {
 func (s *Server) activityFields() map[string]field {
 	a := s.root.Activity()
 	return map[string]field{
-		"id":           required(func(a *store.Activity) graphql.Marshaler { return uuidValue(a.ID) }),
+		"id":           requiredUUID(func(a *store.Activity) uuid.UUID { return a.ID }),
 		"verb":         scalar(func(a *store.Activity) graphql.Marshaler { return graphql.MarshalString(a.Verb) }),
 		"object":       scalar(func(a *store.Activity) graphql.Marshaler { return graphql.MarshalString(a.Object) }),
 		"target":       scalar(func(a *store.Activity) graphql.Marshaler { return optString(a.Target) }),
 		"foreignId":    scalar(func(a *store.Activity) graphql.Marshaler { return optString(a.ForeignID) }),
-		"time":         required(func(a *store.Activity) graphql.Marshaler { return graphql.MarshalTime(a.Time) }),
-		"createdAt":    required(func(a *store.Activity) graphql.Marshaler { return graphql.MarshalTime(a.CreatedAt) }),
-		"updatedAt":    required(func(a *store.Activity) graphql.Marshaler { return graphql.MarshalTime(a.UpdatedAt) }),
+		"time":         requiredTime(func(a *store.Activity) time.Time { return a.Time }),
+		"createdAt":    requiredTime(func(a *store.Activity) time.Time { return a.CreatedAt }),
+		"updatedAt":    requiredTime(func(a *store.Activity) time.Time { return a.UpdatedAt }),
 		"commentCount": scalar(func(a *store.Activity) graphql.Marshaler { return graphql.MarshalInt(a.CommentCount) }),
 		"actor": objectField("User", false, func(ctx context.Context, _ graphql.CollectedField, act *store.Activity) (*store.User, error) {
 			return a.Actor(ctx, act)

@@ -76,17 +76,6 @@ func scalar[T any](get func(T) graphql.Marshaler) field {
 	}}
 }
 
-func required[T any](get func(T) graphql.Marshaler) field {
-	return field{write: func(_ context.Context, w *writer, _ graphql.CollectedField, obj any) error {
-		m := get(obj.(T))
-		if m == graphql.Null {
-			return errFallback
-		}
-		w.value(m)
-		return nil
-	}}
-}
-
 func optString(v *string) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -100,8 +89,6 @@ func optTime(v *time.Time) graphql.Marshaler {
 	}
 	return graphql.MarshalTime(*v)
 }
-
-func uuidValue(v uuid.UUID) graphql.Marshaler { return graphql.MarshalUUID(v) }
 
 // objectField writes a non-null object that get returns (nil is gqlgen's
 // error to report), or a nullable one when nullable.
