@@ -2,7 +2,6 @@ package resolvers
 
 import (
 	"context"
-	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -41,30 +40,6 @@ func newFeedPageKey(feed string, first *int, after *string, want feeds.PageWant)
 type feedPage struct {
 	page   store.Page[*store.Activity]
 	extras []store.ActivityExtras
-}
-
-// feedPrefetch holds the pages Query.feed read for one response.
-type feedPrefetch struct {
-	mu    sync.Mutex
-	pages map[feedPageKey]feedPage
-}
-
-func (p *feedPrefetch) put(k feedPageKey, v feedPage) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.pages == nil {
-		p.pages = map[feedPageKey]feedPage{}
-	}
-	p.pages[k] = v
-}
-
-// take returns the page read for k, once.
-func (p *feedPrefetch) take(k feedPageKey) (feedPage, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v, ok := p.pages[k]
-	delete(p.pages, k)
-	return v, ok
 }
 
 // feedWithActivities is Query.feed: with the page its one newest-first

@@ -46,28 +46,29 @@ func deref(s *string) (string, bool) {
 	return *s, true
 }
 
-// historyPrefetch holds the pages Query.channel read for one response.
-type historyPrefetch struct {
+// prefetched holds what a root field read for one of its child fields in
+// one response (history and timeline pages), for the child to take once.
+type prefetched[K comparable, V any] struct {
 	mu    sync.Mutex
-	pages map[historyKey]store.Page[*store.Message]
+	items map[K]V
 }
 
-func (h *historyPrefetch) put(k historyKey, p store.Page[*store.Message]) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.pages == nil {
-		h.pages = map[historyKey]store.Page[*store.Message]{}
+func (p *prefetched[K, V]) put(k K, v V) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.items == nil {
+		p.items = map[K]V{}
 	}
-	h.pages[k] = p
+	p.items[k] = v
 }
 
-// take returns the page read for k, once.
-func (h *historyPrefetch) take(k historyKey) (store.Page[*store.Message], bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	p, ok := h.pages[k]
-	delete(h.pages, k)
-	return p, ok
+// take returns what was read for k, once.
+func (p *prefetched[K, V]) take(k K) (V, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.items[k]
+	delete(p.items, k)
+	return v, ok
 }
 
 // channelWithHistory is Query.channel: with the page its one messages

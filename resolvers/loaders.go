@@ -32,9 +32,9 @@ type Loaders struct {
 	callLoaders
 
 	// history holds the history pages read with their channel.
-	history historyPrefetch
+	history prefetched[historyKey, store.Page[*store.Message]]
 	// feedPages are the timeline pages Query.feed read (feed_prefetch.go).
-	feedPages feedPrefetch
+	feedPages prefetched[feedPageKey, feedPage]
 }
 
 // NewLoaders returns a set of loaders over the products.
