@@ -255,6 +255,9 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.Use(aliasLimit{max: s.opts.AliasLimit})
 
 	if ext := s.opts.Tracing.GraphQL(); ext != nil {
+		if op, ok := ext.(graphql.OperationInterceptor); ok {
+			ext = untracedEvents{HandlerExtension: ext, op: op}
+		}
 		srv.Use(ext)
 	}
 	srv.AroundOperations(s.aroundOperation)
@@ -273,6 +276,9 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 		// Inside the loaders' interceptor: the resolvers it calls use them.
 		srv.AroundResponses(fastpath.New(s.opts.Resolver, schema.Schema(), s.opts.Registry).AroundResponses)
 	}
+	// Outermost: an event executed from a subscription's plan skips the
+	// resolver (ws_replay.go).
+	srv.AroundFields(subscriptionSource)
 	srv.AroundFields(markResolverErrors)
 	return srv
 }
