@@ -136,6 +136,7 @@ type Server struct {
 	pinger   *pinger
 	upgrader *websocket.Upgrader
 	shared   sharedResponses
+	plans    plans
 	apqLocal *lru.Cache[string, string]
 	origins  *originPolicy
 	blocks   addressBlocks

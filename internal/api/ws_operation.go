@@ -47,11 +47,12 @@ type wsOperation struct {
 	// executed under it.
 	base context.Context
 	// plan is the validated operation a pushed subscription executes each
-	// event from, in place of responses (see replay): an idle
+	// event from, in place of responses (see replay), shared with the
+	// operations of the same document and variables: an idle
 	// subscription holds it, its stream's channel (src, as its resolver
 	// returned it) and its root field (root, set under mu), not gqlgen's
 	// state of a running operation.
-	plan *graphql.OperationContext
+	plan *plan
 	src  any
 	root graphql.CollectedField
 	// shareKey and shareDoc say with which operations its responses may
@@ -67,6 +68,8 @@ type wsOperation struct {
 	// release runs when the operation ends (onEnd); ended: it has.
 	release func()
 	ended   bool
+	// listed is the plan this operation gives back as it ends.
+	listed *plan
 }
 
 // onEnd arranges for f to run when the operation ends, and reports true;
@@ -87,9 +90,10 @@ func (op *wsOperation) onEnd(f func()) bool {
 func (op *wsOperation) end() {
 	op.cancel()
 	op.mu.Lock()
-	f := op.release
-	op.release, op.ended = nil, true
+	f, p := op.release, op.listed
+	op.release, op.listed, op.ended = nil, nil, true
 	op.mu.Unlock()
+	op.conn.s.plans.release(p)
 	if f != nil {
 		f()
 	}
@@ -300,8 +304,17 @@ func (c *wsConn) run(ctx context.Context, op *wsOperation, payload json.RawMessa
 		if op.src != nil {
 			// Each event is executed from the plan (replay): the start's
 			// execution, and all it holds, is dropped here.
-			op.plan = planOf(op.rc)
-			op.rc, op.ctx = op.plan, op.base
+			op.plan = c.s.plans.get(op.rc)
+			op.rc, op.ctx = op.plan.rc, op.base
+			op.mu.Lock()
+			ended := op.ended
+			if !ended {
+				op.listed = op.plan
+			}
+			op.mu.Unlock()
+			if ended {
+				c.s.plans.release(op.plan)
+			}
 		} else {
 			op.ctx, op.responses = ctx, responses
 		}

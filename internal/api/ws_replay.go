@@ -17,8 +17,11 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/brookhq/brook/internal/stream"
 )
@@ -40,14 +43,15 @@ func replaying(ctx context.Context) bool {
 // stream). Called with dmu held.
 func (op *wsOperation) replay() *graphql.Response {
 	ctx := context.WithValue(op.base, replayKey{}, op)
-	responses, ctx := op.conn.exec.DispatchOperation(ctx, planOf(op.plan))
+	responses, ctx := op.conn.exec.DispatchOperation(ctx, planOf(op.plan.rc))
 	return responses(ctx)
 }
 
 // planOf returns a fresh OperationContext of the validated operation rc,
 // sharing its document and variables: what an execution fills in (the
 // collected fields) is that execution's. Listed field by field, as the
-// struct holds a lock.
+// struct holds a lock. The start's timings (Stats) are the first
+// subscriber's once plans are shared: nothing reads them after the start.
 func planOf(rc *graphql.OperationContext) *graphql.OperationContext {
 	return &graphql.OperationContext{
 		RawQuery: rc.RawQuery, Variables: rc.Variables, OperationName: rc.OperationName, Doc: rc.Doc,
@@ -55,6 +59,65 @@ func planOf(rc *graphql.OperationContext) *graphql.OperationContext {
 		DisableIntrospection: rc.DisableIntrospection, RecoverFunc: rc.RecoverFunc,
 		ResolverMiddleware: rc.ResolverMiddleware, RootResolverMiddleware: rc.RootResolverMiddleware,
 		Stats: rc.Stats,
+	}
+}
+
+// plan is a validated subscription operation that the subscriptions of
+// the same document, operation and variables execute their events from.
+type plan struct {
+	rc   *graphql.OperationContext
+	key  planKey
+	refs int // under plans.mu
+}
+
+// planKey is a document (its address: gqlgen's query cache gives every
+// subscription of the same query the same one), an operation name and
+// the variables, encoded.
+type planKey struct {
+	doc  *ast.QueryDocument
+	vars string
+}
+
+// plans are the plans in use, shared by (document, operation, variables):
+// what an event's execution reads of the operation depends on nothing
+// else (the caller is in the execution's context), so 10,000 subscribers
+// of one channel hold one plan.
+type plans struct {
+	mu sync.Mutex
+	m  map[planKey]*plan
+}
+
+// get returns the plan of the validated operation rc, made from rc when
+// no operation of the same key has one; release it when done.
+func (ps *plans) get(rc *graphql.OperationContext) *plan {
+	vars, err := json.Marshal(rc.Variables)
+	if err != nil {
+		return &plan{rc: planOf(rc)} // not shared: never listed
+	}
+	k := planKey{doc: rc.Doc, vars: rc.OperationName + "\x00" + string(vars)}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p := ps.m[k]; p != nil {
+		p.refs++
+		return p
+	}
+	if ps.m == nil {
+		ps.m = map[planKey]*plan{}
+	}
+	p := &plan{rc: planOf(rc), key: k, refs: 1}
+	ps.m[k] = p
+	return p
+}
+
+// release gives p back (nil: none).
+func (ps *plans) release(p *plan) {
+	if p == nil || p.key.doc == nil {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p.refs--; p.refs == 0 {
+		delete(ps.m, p.key)
 	}
 }
 
