@@ -21,7 +21,7 @@ func (s *Service) MyCallEvents(ctx context.Context) (<-chan *CallRingEvent, erro
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(stream.Context(ctx)) // kept by the stream for its life
 	sub, err := s.bus.Subscribe(ctx, UserTopic(me.UserID))
 	if err != nil {
 		cancel()

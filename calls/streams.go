@@ -27,7 +27,7 @@ func (s *Service) CallEvents(ctx context.Context, participant string) (<-chan *C
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(stream.Context(ctx)) // kept by the stream for its life
 	session, err := s.bus.Subscribe(ctx, SessionTopic(p.SessionID))
 	if err != nil {
 		cancel()

@@ -139,6 +139,7 @@ func (s *Service) ChannelEvents(ctx context.Context, channel string) (<-chan *Ch
 	if err := requireRead(a, me); err != nil {
 		return nil, err
 	}
+	ctx = stream.Context(ctx) // kept by the stream for its life
 	sub, err := s.bus.SubscribeParked(ctx, ChannelTopic(channel))
 	if err != nil {
 		return nil, err
@@ -166,6 +167,7 @@ func (s *Service) MyEvents(ctx context.Context) (<-chan *UserEvent, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx = stream.Context(ctx) // kept by the stream for its life
 	sub, err := s.bus.SubscribeParked(ctx, UserChatTopic(me.UserID))
 	if err != nil {
 		return nil, err

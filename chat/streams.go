@@ -331,6 +331,8 @@ func (s *Service) MessageAdded(ctx context.Context, channel string, after *strin
 		}
 		afterID = &id
 	}
+	// The stream keeps its context for its life (stream.Context).
+	ctx = stream.Context(ctx)
 	// Subscribe first, then read where to start: nothing sent in between is missed.
 	sub, err := s.bus.SubscribeParked(ctx, ChannelTopic(channel))
 	if err != nil {

@@ -224,6 +224,7 @@ func (s *Service) CommentAdded(ctx context.Context, activity string, lookup Look
 	if err != nil {
 		return nil, err
 	}
+	ctx = stream.Context(ctx) // kept by the stream for its life
 	sub, err := s.bus.Subscribe(ctx, CommentsTopic(a.ID))
 	if err != nil {
 		return nil, fmt.Errorf("feeds: comment stream: %w", err)

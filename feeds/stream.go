@@ -34,7 +34,7 @@ func (s *Service) FeedUpdated(ctx context.Context, feed string) (<-chan *FeedUpd
 // that set again whenever its follows topic says it changed, and after
 // any gap in the bus.
 func (s *Service) streamFeed(ctx context.Context, f *store.Feed, me auth.Identity) (<-chan *FeedUpdate, error) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(stream.Context(ctx)) // kept by the stream for its life
 	fs := &feedStream{s: s, ctx: ctx, cancel: cancel, feed: f.ID, f: f, me: me, events: make(chan feedEvent), own: map[string]bool{}, pulled: map[string]context.CancelFunc{},
 		// Only a user feed is read by others, who may lose the right.
 		guarded: f.Group == store.GroupUser && f.OwnerID != me.UserID && !me.IsAdmin(),

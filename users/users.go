@@ -151,6 +151,7 @@ func (s *Service) Updated(ctx context.Context, id string) (<-chan *store.User, e
 	if err := store.CheckUserID("id", id); err != nil {
 		return nil, err
 	}
+	ctx = stream.Context(ctx) // kept by the stream for its life
 	sub, err := s.bus.Subscribe(ctx, topic(id))
 	if err != nil {
 		return nil, err

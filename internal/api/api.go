@@ -136,6 +136,7 @@ type Server struct {
 	pinger   *pinger
 	upgrader *websocket.Upgrader
 	shared   sharedResponses
+	plans    plans
 	apqLocal *lru.Cache[string, string]
 	origins  *originPolicy
 	blocks   addressBlocks
@@ -255,6 +256,9 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 	srv.Use(aliasLimit{max: s.opts.AliasLimit})
 
 	if ext := s.opts.Tracing.GraphQL(); ext != nil {
+		if op, ok := ext.(graphql.OperationInterceptor); ok {
+			ext = untracedEvents{HandlerExtension: ext, op: op}
+		}
 		srv.Use(ext)
 	}
 	srv.AroundOperations(s.aroundOperation)
@@ -273,6 +277,9 @@ func (s *Server) newGraphQLHandler(schema graphql.ExecutableSchema) *handler.Ser
 		// Inside the loaders' interceptor: the resolvers it calls use them.
 		srv.AroundResponses(fastpath.New(s.opts.Resolver, schema.Schema(), s.opts.Registry).AroundResponses)
 	}
+	// Outermost: an event executed from a subscription's plan skips the
+	// resolver (ws_replay.go).
+	srv.AroundFields(subscriptionSource)
 	srv.AroundFields(markResolverErrors)
 	return srv
 }

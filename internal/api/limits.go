@@ -367,10 +367,17 @@ func (s *Server) aroundOperation(ctx context.Context, next graphql.OperationHand
 		}
 		return graphql.OneShot(&graphql.Response{Errors: gqlerror.List{presented}})
 	}
-	if oc := graphql.GetOperationContext(ctx); oc.Operation != nil && oc.Operation.Operation == ast.Subscription && wsStateFrom(ctx) == nil {
-		// Over HTTP a subscription would hold the request until its first
-		// event, outside every WebSocket limit.
-		return refuse(store.Invalid("", "subscriptions run over a WebSocket (graphql-transport-ws or graphql-ws), not over HTTP"))
+	if oc := graphql.GetOperationContext(ctx); oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+		if replaying(ctx) {
+			// An event of a subscription whose start was charged and
+			// counted (ws_replay.go).
+			return next(ctx)
+		}
+		if wsStateFrom(ctx) == nil {
+			// Over HTTP a subscription would hold the request until its
+			// first event, outside every WebSocket limit.
+			return refuse(store.Invalid("", "subscriptions run over a WebSocket (graphql-transport-ws or graphql-ws), not over HTTP"))
+		}
 	}
 	budgets := make([]ephemeral.Budget, 0, 4)
 	charge := chargeFrom(ctx)

@@ -28,8 +28,10 @@ import (
 // keep-alive pings come from one goroutine for all connections; a
 // subscription's events are executed and written from its resolver's
 // stream goroutine (resolvers.Delivery), and shared between subscribers
-// where they can be (shared.go); and each response is written once,
-// straight into the frame.
+// where they can be (shared.go); between events a subscription holds a
+// plan shared by its document and variables, not gqlgen's running
+// operation (ws_replay.go); and each response is written once, straight
+// into the frame.
 
 // wsReadBuffer is a connection's read buffer, held for the connection's
 // life: gorilla's smallest (a control frame's payload must fit). Clients

@@ -33,14 +33,28 @@ type wsOperation struct {
 	// pushed: the subscription's stream calls Ready after each event (see
 	// SubscriptionDelivery). Set while the operation starts.
 	pushed bool
-	// dmu serializes deliveries. Until responses is set, Ready only
-	// counts (pending) what the start then delivers.
+	// dmu serializes deliveries. Until responses or plan is set, Ready
+	// only counts (pending) what the start then delivers.
 	dmu       sync.Mutex
 	conn      *wsConn
 	ctx       context.Context
 	responses graphql.ResponseHandler
 	pending   int
 	done      bool
+	// base is the operation's own context: its cancellation, the
+	// connection's values and the transport, none of the executor's
+	// state. Its stream keeps it (stream.Context), and each event is
+	// executed under it.
+	base context.Context
+	// plan is the validated operation a pushed subscription executes each
+	// event from, in place of responses (see replay), shared with the
+	// operations of the same document and variables: an idle
+	// subscription holds it, its stream's channel (src, as its resolver
+	// returned it) and its root field (root, set under mu), not gqlgen's
+	// state of a running operation.
+	plan *plan
+	src  any
+	root graphql.CollectedField
 	// shareKey and shareDoc say with which operations its responses may
 	// be shared.
 	shareKey string
@@ -54,6 +68,8 @@ type wsOperation struct {
 	// release runs when the operation ends (onEnd); ended: it has.
 	release func()
 	ended   bool
+	// listed is the plan this operation gives back as it ends.
+	listed *plan
 }
 
 // onEnd arranges for f to run when the operation ends, and reports true;
@@ -74,9 +90,10 @@ func (op *wsOperation) onEnd(f func()) bool {
 func (op *wsOperation) end() {
 	op.cancel()
 	op.mu.Lock()
-	f := op.release
-	op.release, op.ended = nil, true
+	f, p := op.release, op.listed
+	op.release, op.listed, op.ended = nil, nil, true
 	op.mu.Unlock()
+	op.conn.s.plans.release(p)
 	if f != nil {
 		f()
 	}
@@ -95,8 +112,26 @@ func (op *wsOperation) Delivery() stream.Delivery {
 // an error message in place of complete. An error Brook does not
 // recognize is INTERNAL and logged, never shown as the client's mistake.
 func (op *wsOperation) Fail(ctx context.Context, err error) {
+	if graphql.GetFieldContext(ctx) == nil {
+		// A stream keeps the operation's context (Context), not its
+		// field's: the error has the field's path, as the resolver's
+		// context would have given it.
+		op.mu.Lock()
+		root := op.root
+		op.mu.Unlock()
+		if root.Field != nil {
+			ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Subscription", Field: root})
+		}
+	}
 	op.fail(op.conn.s.presentResolverError(ctx, err))
 }
+
+// Context returns the operation's own context (see base).
+func (op *wsOperation) Context() context.Context { return op.base }
+
+// started reports whether the start has handed over how events are
+// delivered; call it with dmu held.
+func (op *wsOperation) started() bool { return op.responses != nil || op.plan != nil }
 
 var _ stream.Transport = (*wsOperation)(nil)
 
@@ -105,7 +140,7 @@ var _ stream.Transport = (*wsOperation)(nil)
 func (op *wsOperation) Ready() {
 	op.dmu.Lock()
 	defer op.dmu.Unlock()
-	if op.responses == nil {
+	if !op.started() {
 		op.pending++
 		return
 	}
@@ -122,7 +157,7 @@ func (op *wsOperation) Take(ev any) bool {
 	}
 	op.dmu.Lock()
 	defer op.dmu.Unlock()
-	if op.responses == nil || op.shareKey == "" || op.done || op.completed.Load() || op.ctx.Err() != nil {
+	if !op.started() || op.shareKey == "" || op.done || op.completed.Load() || op.ctx.Err() != nil {
 		return false
 	}
 	e, mine := op.conn.s.shared.get(sharedKey{event: ev, doc: op.shareDoc, key: op.shareKey}, op.ctx.Done())
@@ -201,8 +236,9 @@ func (op *wsOperation) deliverOne() {
 	}
 }
 
-// next runs the operation's response handler: ok is false at the end of
-// the stream, or after a panic (the operation's error).
+// next runs the operation's response handler, or executes its plan for
+// the event: ok is false at the end of the stream, or after a panic (the
+// operation's error).
 func (op *wsOperation) next() (resp *graphql.Response, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -210,7 +246,11 @@ func (op *wsOperation) next() (resp *graphql.Response, ok bool) {
 			op.fail(op.recovered(r))
 		}
 	}()
-	resp = op.responses(op.ctx)
+	if op.plan != nil {
+		resp = op.replay()
+	} else {
+		resp = op.responses(op.ctx)
+	}
 	return resp, resp != nil
 }
 
@@ -238,6 +278,7 @@ func (c *wsConn) start(m wsMessage, start time.Time) bool {
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	op := &wsOperation{id: m.ID, cancel: cancel, conn: c, ctx: ctx}
+	op.base = stream.WithTransport(ctx, op)
 	c.ops = append(c.ops, op)
 	c.mu.Unlock()
 	if c.preparing == nil {
@@ -260,7 +301,23 @@ func (c *wsConn) run(ctx context.Context, op *wsOperation, payload json.RawMessa
 		// Its stream delivers each event (Ready); what it sent while the
 		// operation started is delivered now.
 		op.dmu.Lock()
-		op.ctx, op.responses = ctx, responses
+		if op.src != nil {
+			// Each event is executed from the plan (replay): the start's
+			// execution, and all it holds, is dropped here.
+			op.plan = c.s.plans.get(op.rc)
+			op.rc, op.ctx = op.plan.rc, op.base
+			op.mu.Lock()
+			ended := op.ended
+			if !ended {
+				op.listed = op.plan
+			}
+			op.mu.Unlock()
+			if ended {
+				c.s.plans.release(op.plan)
+			}
+		} else {
+			op.ctx, op.responses = ctx, responses
+		}
 		for ; op.pending > 0 && !op.done; op.pending-- {
 			op.deliverOne()
 		}

@@ -38,6 +38,9 @@ type Transport interface {
 	// Fail makes err the reason the subscription ends: its client gets it
 	// in place of a normal end.
 	Fail(ctx context.Context, err error)
+	// Context is the subscription's context without the state of its
+	// execution (see Context); nil: the stream keeps the resolver's.
+	Context() context.Context
 }
 
 type transportKey struct{}
@@ -54,6 +57,23 @@ func TransportFrom(ctx context.Context) Transport { return transportFrom(ctx) }
 func transportFrom(ctx context.Context) Transport {
 	t, _ := ctx.Value(transportKey{}).(Transport)
 	return t
+}
+
+// Context returns the context a subscription's stream keeps for its life
+// (its bus subscription, its goroutine, its checks): the transport's, when
+// it offers one, which ends with the subscription and carries the caller
+// but none of the executor's per-operation state. The resolver's context
+// holds that state (the operation, its collected fields, the field's
+// arguments and result) through its values, and an idle stream holding it
+// kept all of it alive for hours. Use ctx itself for the work before the
+// stream starts.
+func Context(ctx context.Context) context.Context {
+	if t := transportFrom(ctx); t != nil {
+		if c := t.Context(); c != nil {
+			return c
+		}
+	}
+	return ctx
 }
 
 // End reports why a subscription stopped early to its client.
