@@ -165,7 +165,7 @@ func (s *Store) FeedWithActivities(ctx context.Context, f *Feed, after uuid.UUID
 	}
 	b := &pgx.Batch{}
 	ids := []string{f.ID}
-	b.Queue(feedsByIDSQL, ids)
+	b.Queue(feedByIDSQL, f.ID)
 	b.Queue(feedPageSQL, feedPageArgs(f, after, first, with)...)
 	br := s.db.SendBatch(ctx, b)
 	defer br.Close()
