@@ -39,10 +39,9 @@ func TestFeedUpdatedCatchesUpAfterAGap(t *testing.T) {
 	// enough for b's Redis guard to open its circuit, which ends the
 	// stream with UNAVAILABLE by design, before the gap was seen.)
 	user, pass := "gap-"+brooktest.Tag(), "secret"
-	acl := func(rules ...string) {
+	acl := func(rules ...any) {
 		t.Helper()
-		args := append([]any{"ACL", "SETUSER", user}, anySlice(rules)...)
-		if err := admin.Do(ctx, args...).Err(); err != nil {
+		if err := admin.Do(ctx, append([]any{"ACL", "SETUSER", user}, rules...)...).Err(); err != nil {
 			t.Fatalf("ACL SETUSER %v: %v", rules, err)
 		}
 	}
@@ -98,12 +97,4 @@ func TestFeedUpdatedCatchesUpAfterAGap(t *testing.T) {
 	}
 	after := post(t, a, u["bob"], "after")
 	expectAdded(t, sub, after)
-}
-
-func anySlice(s []string) []any {
-	out := make([]any, len(s))
-	for i, v := range s {
-		out[i] = v
-	}
-	return out
 }
